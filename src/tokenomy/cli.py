@@ -1,0 +1,73 @@
+"""The ``tokenomy`` command line: ``serve``, ``config check`` and ``version``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from tokenomy import __version__
+from tokenomy.config import ConfigError, load_config
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Tokenomy: an LLM gateway that makes every call cheaper and faster, and proves it."""
+
+
+@main.command()
+def version() -> None:
+    """Print the version."""
+    click.echo(f"tokenomy {__version__}")
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              envvar="TOKENOMY_CONFIG", help="YAML config file (default: the embedded local models).")
+@click.option("--host", default=None, help="Address to bind (default: server.host in the config).")
+@click.option("--port", type=int, default=None, help="Port to bind (default: server.port in the config).")
+def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
+    """Run the gateway."""
+    from tokenomy.server.run import run
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    run(config, host=host, port=port)
+
+
+@main.group("config")
+def config_group() -> None:
+    """Work with configuration files."""
+
+
+@config_group.command("check")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def config_check(path: Path) -> None:
+    """Validate PATH and print every error with its location."""
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    missing = sorted(
+        {
+            dep.api_key.env
+            for model in config.models
+            for dep in model.deployments
+            if dep.api_key is not None and dep.api_key.resolve() is None
+        }
+    )
+    deployments = sum(len(m.deployments) for m in config.models)
+    click.echo(f"{path}: OK ({len(config.models)} models, {deployments} deployments)")
+    for env in missing:
+        click.echo(f"  warning: environment variable {env} is not set (its deployments will fail)", err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    logging.basicConfig(level=logging.INFO)
+    main()

@@ -1,0 +1,203 @@
+"""Typed, frozen configuration models.
+
+Unknown keys are rejected, secrets are only references to environment variables, and each
+model validates the combinations that make no sense (a local deployment with a URL, say).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tokenomy.providers.base import provider_kinds
+
+_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}$")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(_Frozen):
+    """A secret named by an environment variable (``${NAME}`` or ``${NAME:-default}``)."""
+
+    env: str
+    default: str | None = None
+
+    def resolve(self) -> str | None:
+        """The secret's value now, or ``None`` when the variable is unset and has no default."""
+        return os.environ.get(self.env, self.default)
+
+
+def parse_secret(value: object) -> object:
+    """Turn ``"${NAME}"`` into a :class:`SecretRef`; reject secrets written in clear."""
+    if value is None or isinstance(value, SecretRef | dict):
+        return value
+    if isinstance(value, str):
+        match = _ENV_REF.match(value.strip())
+        if not match:
+            raise ValueError(
+                "secrets are only accepted as environment references such as '${OPENAI_API_KEY}'; "
+                "do not write keys into the config file"
+            )
+        return {"env": match.group(1), "default": match.group(2)}
+    raise ValueError("expected an environment reference such as '${OPENAI_API_KEY}'")
+
+
+class Pricing(_Frozen):
+    """Per-token prices in USD per million tokens (override the price database)."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+    cached_input_per_mtok: float | None = Field(default=None, ge=0)
+
+
+ProviderKind = str  # validated against the provider registry when the gateway starts
+
+
+class Deployment(_Frozen):
+    """One place a logical model can be served: a provider, an endpoint and an upstream model id."""
+
+    provider: ProviderKind
+    model: str = Field(min_length=1, description="the upstream's model id (for local: the embedded model)")
+    base_url: str | None = None
+    api_key: SecretRef | None = None
+    name: str | None = Field(default=None, description="label in metrics and logs; defaults to provider/model")
+    pricing: Pricing | None = None
+    rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
+    timeout_s: float = Field(default=600.0, gt=0, description="total time allowed for one upstream call")
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    headers: dict[str, str] = Field(default_factory=dict, description="extra headers sent upstream")
+    anthropic_version: str = "2023-06-01"
+
+    _check_secret = field_validator("api_key", mode="before")(parse_secret)
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        kinds = provider_kinds()
+        if value not in kinds:
+            close = difflib.get_close_matches(value, kinds, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"unknown provider {value!r} (known: {', '.join(kinds)}){hint}")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("base_url must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _combination(self) -> Deployment:
+        if self.provider == "local":
+            if self.base_url is not None or self.api_key is not None:
+                raise ValueError("a local deployment runs in process: it takes no base_url or api_key")
+        elif self.provider in ("openai", "anthropic") and self.base_url is None:
+            raise ValueError(f"a {self.provider} deployment needs a base_url")
+        return self
+
+    @property
+    def label(self) -> str:
+        """A stable name for metrics and logs."""
+        return self.name or f"{self.provider}/{self.model}"
+
+
+class LogicalModel(_Frozen):
+    """A model name clients ask for, served by one or more deployments."""
+
+    name: str = Field(min_length=1)
+    deployments: tuple[Deployment, ...] = Field(min_length=1)
+    aliases: tuple[str, ...] = ()
+
+
+class VirtualKey(_Frozen):
+    """A client API key accepted by the gateway, stored as a SHA-256 hash or an env reference."""
+
+    name: str = Field(min_length=1)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    key: SecretRef | None = None
+    tenant: str | None = None
+    models: tuple[str, ...] = Field(default=(), description="models this key may use; empty means all")
+
+    _check_secret = field_validator("key", mode="before")(parse_secret)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> VirtualKey:
+        if (self.sha256 is None) == (self.key is None):
+            raise ValueError("give exactly one of sha256 (hex digest of the key) or key (an env reference)")
+        return self
+
+
+class AuthConfig(_Frozen):
+    """Client authentication; with no keys the gateway is open (the local default)."""
+
+    keys: tuple[VirtualKey, ...] = ()
+
+
+class ServerConfig(_Frozen):
+    """The HTTP edge."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    max_in_flight: int = Field(
+        default=2048, gt=0, description="requests in progress beyond which the gateway answers 503 at once"
+    )
+    upstream_connections: int = Field(default=1024, gt=0, description="pooled connections per upstream host")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class LocalGenerationConfig(_Frozen):
+    """The embedded llama.cpp backend."""
+
+    model_path: str | None = Field(default=None, description="a GGUF file; default: SmolLM2-135M-Instruct")
+    n_ctx: int = Field(default=2048, gt=0)
+    n_threads: int | None = Field(default=None, gt=0)
+    max_queue: int = Field(default=64, ge=0, description="waiting generation requests before 503")
+    max_tokens_default: int = Field(default=256, gt=0)
+
+
+class LocalEmbeddingConfig(_Frozen):
+    """The embedded ONNX embedding model and its micro-batcher."""
+
+    max_batch_size: int = Field(default=32, gt=0)
+    max_wait_ms: float = Field(default=2.0, ge=0)
+    max_queue: int = Field(default=4096, gt=0)
+    n_threads: int | None = Field(default=None, gt=0)
+
+
+class LocalConfig(_Frozen):
+    """Settings of the embedded backend (used by ``provider: local`` deployments)."""
+
+    generation: LocalGenerationConfig = LocalGenerationConfig()
+    embeddings: LocalEmbeddingConfig = LocalEmbeddingConfig()
+
+
+class GatewayConfig(_Frozen):
+    """The whole configuration file."""
+
+    server: ServerConfig = ServerConfig()
+    auth: AuthConfig = AuthConfig()
+    local: LocalConfig = LocalConfig()
+    models: tuple[LogicalModel, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> GatewayConfig:
+        seen: set[str] = set()
+        for model in self.models:
+            for name in (model.name, *model.aliases):
+                if name in seen:
+                    raise ValueError(f"model name {name!r} is declared twice")
+                seen.add(name)
+        return self
+
+    def model_names(self) -> list[str]:
+        """Every name a client may ask for."""
+        return [name for model in self.models for name in (model.name, *model.aliases)]

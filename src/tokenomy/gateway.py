@@ -1,0 +1,79 @@
+"""Assembling a gateway from its configuration: providers, the model table and the stage chain."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from tokenomy.config.models import GatewayConfig
+from tokenomy.errors import overloaded
+from tokenomy.pipeline.chain import Handler, Stage, build_chain
+from tokenomy.pipeline.context import CallContext, Response
+from tokenomy.pipeline.dispatch import Dispatcher
+from tokenomy.pipeline.guard import GuardStage
+from tokenomy.pipeline.record import RecordStage
+from tokenomy.pipeline.route import ModelTable, RouteStage
+from tokenomy.providers.base import Provider, provider_factory
+
+log = logging.getLogger("tokenomy.gateway")
+
+
+class Gateway:
+    """The request path of one gateway process and the providers it owns."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.table = ModelTable(config)
+        kinds = sorted({dep.provider for model in config.models for dep in model.deployments})
+        self.providers: dict[str, Provider] = {kind: provider_factory(kind)(config) for kind in kinds}
+        self.stages: list[Stage] = [
+            RecordStage(),
+            GuardStage(config.auth),
+            # cache and optimize stages slot in here (see docs/architecture.md)
+            RouteStage(self.table),
+        ]
+        self.handle: Handler = build_chain(self.stages, _ReadyCheck(self.providers, Dispatcher(self.providers)))
+        self._starting: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Start every provider in the background; ``ready()`` turns true once all are up."""
+        for kind, provider in self.providers.items():
+            task = asyncio.create_task(provider.start(), name=f"start:{kind}")
+            task.add_done_callback(_log_start_failure)
+            self._starting.append(task)
+        # HTTP providers start instantly; wait for them so the first request finds pools open.
+        await asyncio.sleep(0)
+
+    async def close(self) -> None:
+        """Stop providers (pools closed, models released)."""
+        for task in self._starting:
+            if not task.done():
+                task.cancel()
+        for provider in self.providers.values():
+            try:
+                await provider.close()
+            except Exception:  # pragma: no cover - shutdown must go on
+                log.exception("closing a provider failed")
+
+    def readiness(self) -> dict[str, bool]:
+        """Each provider kind and whether it is ready."""
+        return {kind: provider.ready() for kind, provider in self.providers.items()}
+
+
+class _ReadyCheck:
+    """Answer 503 with ``Retry-After`` while the chosen provider is still loading."""
+
+    def __init__(self, providers: dict[str, Provider], dispatch: Handler) -> None:
+        self._providers = providers
+        self._dispatch = dispatch
+
+    async def __call__(self, ctx: CallContext) -> Response:
+        deployment = ctx.deployment
+        if deployment is not None and not self._providers[deployment.provider].ready():
+            raise overloaded(f"The model {ctx.model!r} is still loading; retry shortly.", 1)
+        return await self._dispatch(ctx)
+
+
+def _log_start_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("provider %s failed to start: %s", task.get_name(), task.exception())

@@ -1,0 +1,114 @@
+"""The call context: everything one request carries through the stage chain.
+
+Stages read and annotate the context; nothing else about a request is global. Responses flow
+back as either a whole :class:`Completion` or a :class:`Stream` of OpenAI-shaped chunks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tokenomy.config.models import Deployment, LogicalModel
+
+
+class Endpoint(StrEnum):
+    """The internal operations; every wire format maps onto one of these."""
+
+    CHAT = "chat"
+    COMPLETIONS = "completions"
+    EMBEDDINGS = "embeddings"
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts of one response, as the provider reported them."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @classmethod
+    def from_openai(cls, usage: Any) -> Usage | None:
+        """Read an OpenAI ``usage`` object; ``None`` when absent or malformed."""
+        if not isinstance(usage, dict):
+            return None
+        prompt_details = usage.get("prompt_tokens_details") or {}
+        completion_details = usage.get("completion_tokens_details") or {}
+        try:
+            return cls(
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+                cached_tokens=int(prompt_details.get("cached_tokens") or 0)
+                if isinstance(prompt_details, dict)
+                else 0,
+                reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0)
+                if isinstance(completion_details, dict)
+                else 0,
+            )
+        except (TypeError, ValueError):
+            return None
+
+
+@dataclass(slots=True)
+class Completion:
+    """A whole (non-streaming) response body in the OpenAI shape of its endpoint."""
+
+    body: dict[str, Any]
+    usage: Usage | None = None
+
+
+@dataclass(slots=True)
+class Stream:
+    """A streaming response: OpenAI-shaped chunks, produced lazily.
+
+    ``chunks`` is consumed exactly once by the HTTP edge. ``aclose`` releases the upstream
+    (it is called when the client goes away, so nobody pays for tokens nobody reads).
+    """
+
+    chunks: AsyncIterator[dict[str, Any]]
+    aclose: Callable[[], Any] | None = None
+
+
+Response = Completion | Stream
+
+
+@dataclass(slots=True)
+class CallContext:
+    """One request's state, created by the HTTP edge and annotated by each stage."""
+
+    request_id: str
+    endpoint: Endpoint
+    body: dict[str, Any]
+    model: str
+    stream: bool = False
+    include_usage: bool = False  # the client asked for a usage chunk on its stream
+    headers: dict[str, str] = field(default_factory=dict)
+    wire: str = "openai"  # the inbound wire format: "openai" or "anthropic"
+    tenant: str = "default"
+    api_key_name: str | None = None
+    task: str = "untagged"
+    started: float = field(default_factory=time.perf_counter)
+    first_token_at: float | None = None
+    logical_model: LogicalModel | None = None
+    deployment: Deployment | None = None
+    served_model: str | None = None
+    usage: Usage | None = None
+    status: int = 200
+    error_type: str | None = None
+    decisions: dict[str, Any] = field(default_factory=dict)
+
+    def mark_first_token(self) -> None:
+        """Record the time to first token once."""
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+
+    @property
+    def ttft(self) -> float | None:
+        """Seconds from arrival to the first streamed token, if it streamed."""
+        return None if self.first_token_at is None else self.first_token_at - self.started

@@ -1,0 +1,1 @@
+"""Providers: one adapter per wire protocol, plus the embedded local backend."""

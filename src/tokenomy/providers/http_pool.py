@@ -1,0 +1,70 @@
+"""The pooled upstream HTTP client shared by the HTTP providers (aiohttp, one session)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import aiohttp
+
+from tokenomy.config.models import Deployment, GatewayConfig
+from tokenomy.errors import GatewayError
+from tokenomy.providers import upstream_errors
+
+HeaderFactory = Callable[[Deployment], dict[str, str]]
+
+
+class HttpPool:
+    """One aiohttp session with per-deployment headers and timeouts computed once."""
+
+    def __init__(self, config: GatewayConfig, header_factory: HeaderFactory) -> None:
+        self._limit = config.server.upstream_connections
+        self._header_factory = header_factory
+        self._session: aiohttp.ClientSession | None = None
+        self._headers: dict[int, dict[str, str]] = {}
+        self._timeouts: dict[int, aiohttp.ClientTimeout] = {}
+
+    async def start(self) -> None:
+        """Open the session (idempotent)."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._limit, limit_per_host=self._limit, ttl_dns_cache=300, keepalive_timeout=30
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
+            )
+
+    async def close(self) -> None:
+        """Close the session and its connections."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def post(self, url: str, data: bytes, deployment: Deployment) -> aiohttp.ClientResponse:
+        """POST ``data``; upstream HTTP errors and transport failures become ``GatewayError``."""
+        if self._session is None:
+            await self.start()
+        assert self._session is not None
+        key = id(deployment)
+        headers = self._headers.get(key)
+        if headers is None:
+            headers = {"content-type": "application/json", **self._header_factory(deployment), **deployment.headers}
+            self._headers[key] = headers
+            self._timeouts[key] = aiohttp.ClientTimeout(
+                total=deployment.timeout_s, sock_connect=deployment.connect_timeout_s
+            )
+        try:
+            resp = await self._session.post(url, data=data, headers=headers, timeout=self._timeouts[key])
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise upstream_errors.from_exception(exc, deployment.label) from None
+        if resp.status >= 400:
+            try:
+                body = await resp.read()
+            except (TimeoutError, aiohttp.ClientError):
+                body = b""
+            finally:
+                resp.release()
+            raise upstream_errors.from_status(resp.status, body, resp.headers, deployment.label)
+        return resp
+
+
+__all__ = ["GatewayError", "HttpPool"]

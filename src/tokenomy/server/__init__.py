@@ -1,0 +1,1 @@
+"""The HTTP edge: routes, wire formats, SSE and errors."""

@@ -1,0 +1,126 @@
+"""The ASGI application: routing, load shedding, error rendering and the lifespan.
+
+Read top to bottom, a request goes: route lookup -> shed if full -> handler (which reads the
+body, validates it, builds the call context and runs the stage chain) -> response. Any error is
+rendered in the wire format of the endpoint that was called; nothing internal reaches a client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from tokenomy.errors import GatewayError, internal_error, not_found, overloaded
+from tokenomy.gateway import Gateway
+from tokenomy.server import anthropic_routes, openai_routes, ops_routes
+from tokenomy.server.asgi import Receive, Request, Scope, Send, encode_headers, send_json
+from tokenomy.server.context import assign_request_id
+from tokenomy.telemetry import metrics
+
+log = logging.getLogger("tokenomy.server")
+
+RouteHandler = Callable[[Gateway, Request], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One endpoint: its handler, the methods it takes, its error format, and whether it is shed."""
+
+    handler: RouteHandler
+    methods: frozenset[str]
+    wire: str = "openai"
+    sheddable: bool = True
+
+
+ROUTES: dict[str, Route] = {
+    "/v1/chat/completions": Route(openai_routes.chat_completions, frozenset({"POST"})),
+    "/v1/completions": Route(openai_routes.completions, frozenset({"POST"})),
+    "/v1/embeddings": Route(openai_routes.embeddings, frozenset({"POST"})),
+    "/v1/messages": Route(anthropic_routes.messages, frozenset({"POST"}), wire="anthropic"),
+    "/v1/models": Route(openai_routes.list_models, frozenset({"GET"}), sheddable=False),
+    "/healthz": Route(ops_routes.healthz, frozenset({"GET"}), sheddable=False),
+    "/readyz": Route(ops_routes.readyz, frozenset({"GET"}), sheddable=False),
+    "/metrics": Route(ops_routes.metrics, frozenset({"GET"}), sheddable=False),
+    "/openapi.json": Route(ops_routes.openapi, frozenset({"GET"}), sheddable=False),
+}
+
+
+class TokenomyApp:
+    """The gateway as an ASGI 3 application."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self._max_in_flight = gateway.config.server.max_in_flight
+        self._in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(Request(scope, receive, send))
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, req: Request) -> None:
+        assign_request_id(req)
+        route = ROUTES.get(req.path)
+        if route is None:
+            await self._error(req, "openai", not_found(f"Unknown path {req.path!r}.", code="unknown_url"))
+            return
+        if req.method not in route.methods:
+            allowed = ", ".join(sorted(route.methods))
+            exc = GatewayError(405, f"Method {req.method} is not allowed here; use {allowed}.",
+                               code="method_not_allowed", headers={"allow": allowed})
+            await self._error(req, route.wire, exc)
+            return
+        if route.sheddable and self._in_flight >= self._max_in_flight:
+            metrics.SHED.inc()
+            await self._error(req, route.wire, overloaded("The gateway is at capacity; retry shortly.", 1))
+            return
+        self._in_flight += 1
+        metrics.IN_FLIGHT.inc()
+        try:
+            await route.handler(self.gateway, req)
+        except GatewayError as exc:
+            await self._error(req, route.wire, exc)
+        except asyncio.CancelledError:
+            if not req.disconnected:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # the client left; nothing to answer
+        except Exception:
+            log.exception("unhandled error on %s (request %s)", req.path, req.request_id)
+            await self._error(req, route.wire, internal_error())
+        finally:
+            req.stop_watching()
+            self._in_flight -= 1
+            metrics.IN_FLIGHT.dec()
+
+    async def _error(self, req: Request, wire: str, exc: GatewayError) -> None:
+        if req.responded or req.disconnected:
+            return
+        req.responded = True
+        body = exc.anthropic_body() if wire == "anthropic" else exc.openai_body()
+        headers = encode_headers({"x-request-id": req.request_id, **exc.headers})
+        status = 529 if wire == "anthropic" and exc.status == 503 else exc.status
+        await send_json(req.send, status, body, headers)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    started = time.perf_counter()
+                    await self.gateway.start()
+                    log.info("gateway started in %.3f s", time.perf_counter() - started)
+                except Exception as exc:  # pragma: no cover - reported to the server
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.gateway.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return

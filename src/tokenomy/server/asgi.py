@@ -1,0 +1,159 @@
+"""Thin ASGI primitives for the HTTP edge: the request, body reading, JSON and SSE responses.
+
+The edge is a raw ASGI app rather than a framework: on the request path every microsecond
+is overhead the user pays on each call (see docs/architecture.md for the measurements).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from tokenomy.errors import GatewayError
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+JSON = b"application/json"
+SSE_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class Request:
+    """One HTTP request: the ASGI triple plus lower-cased headers and the query string."""
+
+    __slots__ = ("_headers", "_watcher", "disconnected", "path", "receive", "request_id", "responded", "scope", "send")
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.path: str = scope["path"]
+        self._headers: dict[str, str] | None = None
+        self.disconnected = False
+        self.responded = False
+        self.request_id = ""
+        self._watcher: asyncio.Task[None] | None = None
+
+    @property
+    def method(self) -> str:
+        """The HTTP method."""
+        return str(self.scope["method"])
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Request headers, names lower-cased (the last value wins)."""
+        if self._headers is None:
+            self._headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in self.scope["headers"]}
+        return self._headers
+
+    @property
+    def query(self) -> str:
+        """The raw query string."""
+        return bytes(self.scope.get("query_string", b"")).decode("latin-1")
+
+    def watch_disconnect(self) -> None:
+        """Cancel the current task if the client goes away before the response is complete.
+
+        Call once the body has been read. Cancelling propagates into the upstream call, so an
+        abandoned request stops consuming (and paying for) upstream tokens.
+        """
+        task = asyncio.current_task()
+        if task is not None and self._watcher is None:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch(task))
+
+    async def _watch(self, task: asyncio.Task[Any]) -> None:
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                break
+        if not self.responded:
+            self.disconnected = True
+            task.cancel()
+
+    def stop_watching(self) -> None:
+        """Drop the disconnect watcher (the response is complete)."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
+
+    async def body(self, limit: int) -> bytes:
+        """The whole body; 413 as soon as it grows past ``limit`` bytes."""
+        length = self.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise too_large(limit)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                self.disconnected = True
+                raise asyncio.CancelledError
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise too_large(limit)
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def too_large(limit: int) -> GatewayError:
+    """413 for a body over the configured limit."""
+    return GatewayError(
+        413, f"Request body is larger than the limit of {limit} bytes.", "invalid_request_error",
+        code="request_too_large",
+    )
+
+
+def encode_headers(extra: dict[str, str] | None) -> list[tuple[bytes, bytes]]:
+    """ASGI header pairs from a dict."""
+    if not extra:
+        return []
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
+
+
+async def send_bytes(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes = JSON,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """A whole response."""
+    raw = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if headers:
+        raw.extend(headers)
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_json(send: Send, status: int, data: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """A whole JSON response."""
+    await send_bytes(send, status, orjson.dumps(data), JSON, headers)
+
+
+async def start_sse(send: Send, headers: list[tuple[bytes, bytes]]) -> None:
+    """Begin a ``text/event-stream`` response."""
+    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
+
+
+async def send_event(send: Send, data: bytes, event: bytes | None = None) -> None:
+    """One SSE event (``data`` is already-serialized JSON or a sentinel)."""
+    frame = b"event: " + event + b"\ndata: " + data + b"\n\n" if event else b"data: " + data + b"\n\n"
+    await send({"type": "http.response.body", "body": frame, "more_body": True})
+
+
+async def end_stream(send: Send) -> None:
+    """Close a streaming response."""
+    await send({"type": "http.response.body", "body": b"", "more_body": False})

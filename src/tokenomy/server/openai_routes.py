@@ -1,0 +1,107 @@
+"""The OpenAI-compatible endpoints: chat completions, completions, embeddings and models."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+
+from tokenomy.errors import GatewayError, internal_error
+from tokenomy.gateway import Gateway
+from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Response
+from tokenomy.server import schemas
+from tokenomy.server.asgi import Request, encode_headers, end_stream, send_event, send_json, start_sse
+from tokenomy.server.context import new_context, response_headers
+
+log = logging.getLogger("tokenomy.server")
+
+_DONE = b"[DONE]"
+
+
+async def chat_completions(gw: Gateway, req: Request) -> None:
+    """``POST /v1/chat/completions``."""
+    data = schemas.parse_json(await req.body(gw.config.server.max_body_bytes))
+    schemas.validate(data, schemas.ChatCompletionRequest)
+    await _serve(gw, req, new_context(req, Endpoint.CHAT, data))
+
+
+async def completions(gw: Gateway, req: Request) -> None:
+    """``POST /v1/completions``."""
+    data = schemas.parse_json(await req.body(gw.config.server.max_body_bytes))
+    request = schemas.validate(data, schemas.CompletionRequest)
+    schemas.check_prompt(request.prompt)
+    await _serve(gw, req, new_context(req, Endpoint.COMPLETIONS, data))
+
+
+async def embeddings(gw: Gateway, req: Request) -> None:
+    """``POST /v1/embeddings``."""
+    data = schemas.parse_json(await req.body(gw.config.server.max_body_bytes))
+    request = schemas.validate(data, schemas.EmbeddingRequest)
+    schemas.check_embedding_input(request.input)
+    if data.get("stream"):
+        raise GatewayError(400, "Embeddings cannot be streamed.", param="stream")
+    await _serve(gw, req, new_context(req, Endpoint.EMBEDDINGS, data))
+
+
+async def list_models(gw: Gateway, req: Request) -> None:
+    """``GET /v1/models``: every name a client may ask for."""
+    created = int(gw.started_at) if hasattr(gw, "started_at") else int(time.time())
+    data = [
+        {"id": name, "object": "model", "created": created, "owned_by": "tokenomy"}
+        for name in gw.table.names
+    ]
+    await send_json(req.send, 200, {"object": "list", "data": data})
+
+
+async def _serve(gw: Gateway, req: Request, ctx: CallContext) -> None:
+    req.watch_disconnect()
+    response = await gw.handle(ctx)
+    await send_openai(req, ctx, response)
+
+
+async def send_openai(req: Request, ctx: CallContext, response: Response) -> None:
+    """Write a pipeline response in the OpenAI wire format (JSON, or SSE ending in ``[DONE]``)."""
+    headers = encode_headers(response_headers(ctx))
+    if isinstance(response, Completion):
+        req.responded = True
+        await send_json(req.send, 200, response.body, headers)
+        return
+    keep_usage = ctx.include_usage
+    send = req.send
+    started = False
+    try:
+        async for chunk in response.chunks:
+            if not keep_usage and "usage" in chunk:
+                if not chunk.get("choices"):
+                    continue
+                chunk = {k: v for k, v in chunk.items() if k != "usage"}
+            if not started:
+                await start_sse(send, headers)
+                started = True
+            await send_event(send, orjson.dumps(chunk))
+    except Exception as exc:
+        if not started:
+            raise
+        if not isinstance(exc, GatewayError):
+            log.exception("stream failed (request %s)", ctx.request_id)
+            exc = internal_error()
+        # Mid-stream failures end the stream with an error event (the SDKs raise on it).
+        req.responded = True
+        await send_event(send, orjson.dumps(exc.openai_body()))
+        await end_stream(send)
+        return
+    finally:
+        if response.aclose is not None and req.disconnected:
+            await _maybe_await(response.aclose())
+    if not started:
+        await start_sse(send, headers)
+    req.responded = True
+    await send_event(send, _DONE)
+    await end_stream(send)
+
+
+async def _maybe_await(value: Any) -> None:
+    if hasattr(value, "__await__"):
+        await value

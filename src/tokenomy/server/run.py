@@ -1,0 +1,46 @@
+"""Running the gateway under uvicorn (uvloop event loop, httptools parser, no access log)."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from tokenomy.config.models import GatewayConfig
+from tokenomy.gateway import Gateway
+from tokenomy.server.app import TokenomyApp
+
+log = logging.getLogger("tokenomy")
+
+
+def create_app(config: GatewayConfig) -> TokenomyApp:
+    """The ASGI app for ``config`` (providers start in the app's lifespan)."""
+    return TokenomyApp(Gateway(config))
+
+
+def run(config: GatewayConfig, host: str | None = None, port: int | None = None) -> None:
+    """Serve until interrupted."""
+    host = host or config.server.host
+    port = config.server.port if port is None else port
+    logging.basicConfig(level=config.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    model = config.models[0].name
+    base = f"http://{host}:{port}"
+    log.info("Tokenomy gateway on %s  (models: %s)", base, ", ".join(m.name for m in config.models))
+    log.info(
+        "try: curl %s/v1/chat/completions -H 'content-type: application/json' "
+        "-d '{\"model\": \"%s\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello!\"}]}'",
+        base,
+        model,
+    )
+    uvicorn.run(
+        create_app(config),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level=config.server.log_level,
+        backlog=4096,
+        timeout_keep_alive=30,
+    )

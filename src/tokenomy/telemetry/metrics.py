@@ -1,0 +1,78 @@
+"""Prometheus metrics of the gateway.
+
+One registry per process, exposed at ``GET /metrics``. Label values are bounded: models and
+deployments come from the config, statuses from a fixed set.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+REQUESTS = Counter(
+    "tokenomy_requests",
+    "Requests answered, by endpoint, requested model, serving provider and status class.",
+    ["endpoint", "model", "provider", "status"],
+    registry=REGISTRY,
+)
+LATENCY = Histogram(
+    "tokenomy_request_duration_seconds",
+    "Time from request arrival to the last byte of the response.",
+    ["endpoint", "model"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+TTFT = Histogram(
+    "tokenomy_time_to_first_token_seconds",
+    "Time from request arrival to the first streamed token.",
+    ["endpoint", "model"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+TOKENS = Counter(
+    "tokenomy_tokens",
+    "Tokens processed, by model and direction (input or output).",
+    ["model", "direction"],
+    registry=REGISTRY,
+)
+UPSTREAM_ERRORS = Counter(
+    "tokenomy_upstream_errors",
+    "Failed upstream calls, by deployment and error type.",
+    ["deployment", "type"],
+    registry=REGISTRY,
+)
+IN_FLIGHT = Gauge("tokenomy_in_flight_requests", "Requests in progress at the gateway.", registry=REGISTRY)
+SHED = Counter("tokenomy_shed_requests", "Requests refused with 503 because the gateway was full.", registry=REGISTRY)
+MODEL_LOAD = Gauge(
+    "tokenomy_model_load_seconds",
+    "Cold-start time of an embedded model (load plus warm-up).",
+    ["model"],
+    registry=REGISTRY,
+)
+QUEUE_DEPTH = Gauge(
+    "tokenomy_local_queue_depth",
+    "Requests waiting for an embedded model.",
+    ["model"],
+    registry=REGISTRY,
+)
+BATCH_SIZE = Histogram(
+    "tokenomy_local_batch_size",
+    "Inputs per batch run by the embedding micro-batcher.",
+    ["model"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+    registry=REGISTRY,
+)
+
+
+def record_model_load(model: str, seconds: float) -> None:
+    """Expose an embedded model's cold-start time."""
+    MODEL_LOAD.labels(model).set(seconds)
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text and its content type."""
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
