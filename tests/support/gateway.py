@@ -1,0 +1,54 @@
+"""Run a real gateway (uvicorn, real sockets) on a free loopback port inside the test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import uvicorn
+
+from tokenomy.config import GatewayConfig, parse_config
+from tokenomy.server.app import TokenomyApp
+from tokenomy.server.run import create_app
+
+
+@dataclass
+class RunningGateway:
+    """A gateway serving on ``url`` (``http://127.0.0.1:PORT``)."""
+
+    url: str
+    app: TokenomyApp
+
+    @property
+    def v1(self) -> str:
+        """The OpenAI SDK ``base_url``."""
+        return f"{self.url}/v1"
+
+
+@asynccontextmanager
+async def running_gateway(config: GatewayConfig | str, wait_ready: bool = True) -> AsyncIterator[RunningGateway]:
+    """Start a gateway for ``config`` (a model or YAML text); stop it on exit."""
+    if isinstance(config, str):
+        config = parse_config(config)
+    app = create_app(config)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning", access_log=False)
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    if wait_ready:
+        for _ in range(3000):
+            if all(app.gateway.readiness().values()):
+                break
+            await asyncio.sleep(0.01)
+    try:
+        yield RunningGateway(f"http://127.0.0.1:{port}", app)
+    finally:
+        server.should_exit = True
+        await task
