@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import json
 import re
 from typing import Any, NamedTuple, Self
@@ -233,7 +234,7 @@ class FakeServer:
 
 def abort(request: web.Request) -> None:
     """Drop the TCP connection without finishing the response."""
-    request[CUT_KEY] = True
+    _flags.get(set()).add("cut")
     if request.transport is not None:
         request.transport.abort()
 
@@ -261,7 +262,7 @@ class SSE:
         ``cut_stream`` drops the connection after ``fault_at`` events; ``malformed_stream`` sends ``{not json``
         in place of event ``fault_at`` and ends the response there; ``slow_stream`` paces events.
         """
-        self.request[STREAMING_KEY] = True
+        _flags.get(set()).add("streaming")
         await self.response.prepare(self.request)
         for i, (event, data) in enumerate(events):
             if mode == "slow_stream" and i:
@@ -278,8 +279,8 @@ class SSE:
 
 
 FAKE_KEY = web.AppKey("tokenomy_fake", FakeServer)
-STREAMING_KEY = "tokenomy_fake.streaming"
-CUT_KEY = "tokenomy_fake.cut"
+#: Per-request flags ("streaming", "cut") that handlers set for the middleware (same task, same context).
+_flags: contextvars.ContextVar[set[str]] = contextvars.ContextVar("tokenomy_fake_flags")
 
 
 def _headers(request: web.Request) -> Headers:
@@ -289,12 +290,14 @@ def _headers(request: web.Request) -> Headers:
 @web.middleware
 async def _middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     fake = request.app[FAKE_KEY]
+    flags: set[str] = set()
+    _flags.set(flags)
     try:
         response: web.StreamResponse = await handler(request)
         return response
     except Reply as reply:
         return reply.response
     except (asyncio.CancelledError, ConnectionError):
-        if not request.get(CUT_KEY):
-            fake.note_disconnect(bool(request.get(STREAMING_KEY)))
+        if "cut" not in flags:
+            fake.note_disconnect("streaming" in flags)
         raise

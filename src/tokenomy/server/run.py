@@ -43,4 +43,7 @@ def run(config: GatewayConfig, host: str | None = None, port: int | None = None)
         log_level=config.server.log_level,
         backlog=4096,
         timeout_keep_alive=30,
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
     )

@@ -39,12 +39,15 @@ def parse_request(body: dict[str, Any], vocab_size: int) -> EmbeddingRequest:
             f"This model has a fixed output size of {EMBEDDING_DIM}; 'dimensions' is not supported.",
             param="dimensions",
         )
-    fmt = body.get("encoding_format")
-    if fmt is None:
+    given = body.get("encoding_format")
+    fmt: EncodingFormat
+    if given is None or given == "float":
         fmt = "float"
-    if fmt not in ("float", "base64"):
+    elif given == "base64":
+        fmt = "base64"
+    else:
         raise invalid_request(
-            f"Invalid value for 'encoding_format': {fmt!r}; expected 'float' or 'base64'.", param="encoding_format"
+            f"Invalid value for 'encoding_format': {given!r}; expected 'float' or 'base64'.", param="encoding_format"
         )
     if "input" not in body:
         raise invalid_request("Missing required parameter: 'input'.", param="input")

@@ -164,6 +164,7 @@ class LlamaEngine:
         self._outstanding = 0  # jobs submitted and not yet finished (running + waiting)
         self._lock = threading.Lock()
         self._job_seconds = 1.0
+        self._current: GenerationHandle | None = None
         self._depth = QUEUE_DEPTH.labels(name)
 
     @property
@@ -230,6 +231,9 @@ class LlamaEngine:
     def close(self) -> None:
         """Stop the worker thread (after its current token) and free the model."""
         if self._thread is not None:
+            current = self._current
+            if current is not None:
+                current.cancel()
             self._jobs.put(None)
             self._thread.join(timeout=30)
             self._thread = None
@@ -263,6 +267,7 @@ class LlamaEngine:
             if job is None:
                 return
             started = time.perf_counter()
+            self._current = job
             try:
                 if job.cancelled.is_set():
                     job.post(Failed(asyncio.CancelledError()))
@@ -272,6 +277,7 @@ class LlamaEngine:
                 log.exception("local generation failed")
                 job.post(Failed(exc))
             finally:
+                self._current = None
                 with self._lock:
                     self._outstanding -= 1
                     self._depth.set(max(0, self._outstanding - 1))
@@ -326,7 +332,9 @@ class LlamaEngine:
 
     def _generate(self, job: GenerationHandle, tokens: list[int], template_stop: tuple[str, ...]) -> tuple[str, int]:
         """The token loop: sample, check the cancel flag, decode, post deltas."""
-        from llama_cpp import LlamaGrammar, LogitsProcessorList, llama_vocab_is_eog
+        from llama_cpp.llama import LogitsProcessorList
+        from llama_cpp.llama_cpp import llama_vocab_is_eog
+        from llama_cpp.llama_grammar import LlamaGrammar
 
         llm = self._llm
         p = job.params

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from tokenomy.config.models import Deployment, GatewayConfig
@@ -24,7 +24,7 @@ from tokenomy.providers.local.batcher import MicroBatcher
 from tokenomy.providers.local.catalog import CATALOG, EMBEDDING_MODEL, GENERATION_MODEL, lookup
 from tokenomy.providers.local.embeddings import Embedded, EmbedItem, MiniLMEmbedder
 from tokenomy.providers.local.generation import Delta, Finished, GenerationHandle, LlamaEngine, TokenLogprob
-from tokenomy.providers.local.params import parse_chat, parse_completion
+from tokenomy.providers.local.params import ChatPrompt, TextPrompt, parse_chat, parse_completion
 from tokenomy.providers.local.responses import ResponseBuilder
 from tokenomy.telemetry.metrics import record_model_load
 
@@ -145,12 +145,13 @@ class LocalProvider:
             raise GatewayError(503, f"The model {ctx.model!r} is not loaded.", "server_overloaded", code="overloaded")
         default = self._config.local.generation.max_tokens_default
         chat = ctx.endpoint is Endpoint.CHAT
+        prompt: ChatPrompt | TextPrompt
         if chat:
             if not engine.supports_chat:
                 raise invalid_request(f"model {ctx.model} does not support chat", param="model")
             prompt, params = parse_chat(ctx.body, default, engine.n_vocab)
         else:
-            prompt, params = parse_completion(ctx.body, default, engine.n_vocab)  # type: ignore[assignment]
+            prompt, params = parse_completion(ctx.body, default, engine.n_vocab)
         handle = engine.submit(prompt, params)
         try:
             started = await handle.first()
@@ -170,7 +171,9 @@ class LocalProvider:
         return await _whole(handle, builder, ctx, started.prompt_tokens)
 
 
-async def _whole(handle: GenerationHandle, builder: ResponseBuilder, ctx: CallContext, prompt_tokens: int) -> Completion:
+async def _whole(
+    handle: GenerationHandle, builder: ResponseBuilder, ctx: CallContext, prompt_tokens: int
+) -> Completion:
     """Collect a whole answer; stop the worker if the caller goes away first."""
     parts: list[str] = []
     entries: list[TokenLogprob] = []
@@ -191,7 +194,9 @@ async def _whole(handle: GenerationHandle, builder: ResponseBuilder, ctx: CallCo
     return Completion(body, ctx.usage)
 
 
-async def _stream(handle: GenerationHandle, builder: ResponseBuilder, ctx: CallContext) -> AsyncIterator[dict[str, Any]]:
+async def _stream(
+    handle: GenerationHandle, builder: ResponseBuilder, ctx: CallContext
+) -> AsyncGenerator[dict[str, Any], None]:
     """OpenAI chunks as tokens arrive; closing the iterator stops generation at the next token."""
     try:
         first = builder.first_chunk()
@@ -201,6 +206,8 @@ async def _stream(handle: GenerationHandle, builder: ResponseBuilder, ctx: CallC
             if isinstance(event, Delta):
                 yield builder.delta_chunk(event.text, event.logprobs)
             elif isinstance(event, Finished):
+                if event.finish_reason == "cancelled":
+                    raise GatewayError(503, "The local model stopped.", "server_overloaded", code="overloaded")
                 ctx.usage = Usage(prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens)
                 yield builder.final_chunk(event.finish_reason)
                 yield builder.usage_chunk(event.prompt_tokens, event.completion_tokens)
