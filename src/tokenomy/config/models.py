@@ -150,6 +150,9 @@ class ServerConfig(_Frozen):
     max_in_flight: int = Field(
         default=2048, gt=0, description="requests in progress beyond which the gateway answers 503 at once"
     )
+    shed_loop_lag_ms: float = Field(
+        default=50.0, ge=0, description="event-loop lag beyond which new requests get 503 at once (0: off)"
+    )
     upstream_connections: int = Field(default=1024, gt=0, description="pooled connections per upstream host")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -18,6 +18,7 @@ from tokenomy.gateway import Gateway
 from tokenomy.server import anthropic_routes, openai_routes, ops_routes
 from tokenomy.server.asgi import Receive, Request, Scope, Send, encode_headers, send_json
 from tokenomy.server.context import assign_request_id
+from tokenomy.server.overload import LoopLagMonitor
 from tokenomy.telemetry import metrics
 
 log = logging.getLogger("tokenomy.server")
@@ -55,6 +56,7 @@ class TokenomyApp:
         self.gateway = gateway
         self._max_in_flight = gateway.config.server.max_in_flight
         self._in_flight = 0
+        self._lag = LoopLagMonitor(gateway.config.server.shed_loop_lag_ms / 1000)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -75,7 +77,7 @@ class TokenomyApp:
                                code="method_not_allowed", headers={"allow": allowed})
             await self._error(req, route.wire, exc)
             return
-        if route.sheddable and self._in_flight >= self._max_in_flight:
+        if route.sheddable and (self._in_flight >= self._max_in_flight or self._lag.overloaded):
             metrics.SHED.inc()
             await self._error(req, route.wire, overloaded("The gateway is at capacity; retry shortly.", 1))
             return
@@ -115,12 +117,14 @@ class TokenomyApp:
                 try:
                     started = time.perf_counter()
                     await self.gateway.start()
+                    self._lag.start()
                     log.info("gateway started in %.3f s", time.perf_counter() - started)
                 except Exception as exc:  # pragma: no cover - reported to the server
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await self._lag.stop()
                 await self.gateway.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

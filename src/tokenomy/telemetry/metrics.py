@@ -47,6 +47,9 @@ UPSTREAM_ERRORS = Counter(
 )
 IN_FLIGHT = Gauge("tokenomy_in_flight_requests", "Requests in progress at the gateway.", registry=REGISTRY)
 SHED = Counter("tokenomy_shed_requests", "Requests refused with 503 because the gateway was full.", registry=REGISTRY)
+LOOP_LAG = Gauge(
+    "tokenomy_event_loop_lag_seconds", "Smoothed lateness of the event loop (load shedding signal).", registry=REGISTRY
+)
 MODEL_LOAD = Gauge(
     "tokenomy_model_load_seconds",
     "Cold-start time of an embedded model (load plus warm-up).",

@@ -1,0 +1,40 @@
+"""Helpers shared by the local-backend tests: configs and call contexts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tokenomy.config.models import Deployment, GatewayConfig
+from tokenomy.pipeline.context import CallContext, Endpoint
+
+CHAT_MODEL = "smollm2-135m-instruct"
+EMBED_MODEL = "all-minilm-l6-v2"
+
+
+def local_config(*models: str, **local: Any) -> GatewayConfig:
+    """A config whose logical models are the given embedded models, each on ``provider: local``."""
+    return GatewayConfig.model_validate(
+        {
+            "models": [{"name": m, "deployments": [{"provider": "local", "model": m}]} for m in models],
+            "local": local,
+        }
+    )
+
+
+def deployment(model: str) -> Deployment:
+    """A ``provider: local`` deployment of ``model``."""
+    return Deployment(provider="local", model=model)
+
+
+def context(endpoint: Endpoint, body: dict[str, Any], model: str = CHAT_MODEL) -> CallContext:
+    """A call context as the HTTP edge would build it."""
+    stream = bool(body.get("stream"))
+    options = body.get("stream_options")
+    return CallContext(
+        request_id="req_test",
+        endpoint=endpoint,
+        body={"model": model, **body},
+        model=model,
+        stream=stream,
+        include_usage=stream and isinstance(options, dict) and bool(options.get("include_usage")),
+    )
