@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-
 from tests.fakes.anthropic_upstream import AnthropicFake, start_anthropic_fake
 from tests.fakes.openai_upstream import OpenAIFake, start_openai_fake
 from tests.support.gateway import RunningGateway, running_gateway

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import openai
 import pytest
-
 from tests.support.gateway import RunningGateway, running_gateway
+
 from tokenomy.pipeline.guard import hash_key
 
 

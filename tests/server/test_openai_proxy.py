@@ -9,7 +9,6 @@ import struct
 
 import openai
 import pytest
-
 from tests.fakes.openai_upstream import OpenAIFake
 from tests.support.gateway import RunningGateway
 

@@ -6,11 +6,11 @@ import asyncio
 import time
 
 import aiohttp
-
 from tests.conftest import proxy_config
 from tests.fakes.anthropic_upstream import AnthropicFake
 from tests.fakes.openai_upstream import OpenAIFake
 from tests.support.gateway import running_gateway
+
 from tokenomy.server.overload import LoopLagMonitor
 
 BODY = b'{"model": "fast", "messages": [{"role": "user", "content": "hi"}]}'

@@ -28,10 +28,19 @@ class RunningGateway:
 
 
 @asynccontextmanager
-async def running_gateway(config: GatewayConfig | str, wait_ready: bool = True) -> AsyncIterator[RunningGateway]:
-    """Start a gateway for ``config`` (a model or YAML text); stop it on exit."""
+async def running_gateway(
+    config: GatewayConfig | str, wait_ready: bool = True, shed_on_lag: bool = False
+) -> AsyncIterator[RunningGateway]:
+    """Start a gateway for ``config`` (a model or YAML text); stop it on exit.
+
+    The event-loop-lag shedding is off unless asked for: the tests share the gateway's loop and
+    a busy CI machine, so lag there says nothing about the gateway.
+    """
     if isinstance(config, str):
         config = parse_config(config)
+    if not shed_on_lag:
+        server = config.server.model_copy(update={"shed_loop_lag_ms": 0.0})
+        config = config.model_copy(update={"server": server})
     app = create_app(config)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning", access_log=False)
