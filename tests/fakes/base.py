@@ -51,7 +51,7 @@ class Headers(dict[str, str]):
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and super().__contains__(key.lower())
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         return super().get(key.lower(), default)
 
 
@@ -126,7 +126,8 @@ class FakeServer:
     async def start(self) -> Self:
         """Bind a free loopback port and start serving."""
         app = web.Application(middlewares=[_middleware], client_max_size=64 * 1024 * 1024)
-        app[FAKE_KEY] = self
+        server: FakeServer = self
+        app[FAKE_KEY] = server
         self.add_routes(app)
         runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5, access_log=None)
         await runner.setup()
@@ -278,7 +279,7 @@ class SSE:
         return self.response
 
 
-FAKE_KEY = web.AppKey("tokenomy_fake", FakeServer)
+FAKE_KEY: web.AppKey[FakeServer] = web.AppKey("tokenomy_fake", FakeServer)
 #: Per-request flags ("streaming", "cut") that handlers set for the middleware (same task, same context).
 _flags: contextvars.ContextVar[set[str]] = contextvars.ContextVar("tokenomy_fake_flags")
 

@@ -17,7 +17,7 @@ from tests.fakes import AnthropicFake, OpenAIFake, embedding_vector, start_anthr
 
 pytestmark = pytest.mark.asyncio
 
-USER = [{"role": "user", "content": "hello world"}]
+USER: Any = [{"role": "user", "content": "hello world"}]
 OAI_TOOLS: Any = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
 ANT_TOOLS: Any = [{"name": "lookup", "input_schema": {"type": "object"}}]
 
@@ -69,7 +69,7 @@ def _events(text: str) -> list[tuple[str | None, str]]:
 
 # -- OpenAI -----------------------------------------------------------------------------------------------
 async def test_chat_completion(oai: OpenAIFake, oc: openai.AsyncOpenAI) -> None:
-    r = await oc.chat.completions.create(model="gpt-4o-mini", messages=USER)  # type: ignore[arg-type]
+    r = await oc.chat.completions.create(model="gpt-4o-mini", messages=USER)
     assert r.object == "chat.completion" and r.model == "gpt-4o-mini"
     assert r.choices[0].message.content == "echo: hello world" and r.choices[0].finish_reason == "stop"
     assert r.usage is not None and (r.usage.prompt_tokens, r.usage.completion_tokens, r.usage.total_tokens) == (2, 3, 5)
@@ -83,20 +83,20 @@ async def test_chat_n_logprobs_json_and_length(oc: openai.AsyncOpenAI) -> None:
         messages=USER,
         n=2,
         logprobs=True,
-        top_logprobs=2,  # type: ignore[arg-type]
+        top_logprobs=2,
     )
     assert [c.index for c in r.choices] == [0, 1] and r.usage is not None and r.usage.completion_tokens == 6
     lp = r.choices[1].logprobs
     assert lp is not None and lp.content is not None
     assert "".join(t.token for t in lp.content) == "echo: hello world" and len(lp.content[0].top_logprobs) == 2
-    r = await oc.chat.completions.create(model="m", messages=USER, response_format={"type": "json_object"})  # type: ignore[arg-type]
+    r = await oc.chat.completions.create(model="m", messages=USER, response_format={"type": "json_object"})
     assert json.loads(r.choices[0].message.content or "") == {"echo": "hello world"}
-    r = await oc.chat.completions.create(model="m", messages=USER, max_tokens=1)  # type: ignore[arg-type]
+    r = await oc.chat.completions.create(model="m", messages=USER, max_tokens=1)
     assert r.choices[0].message.content == "echo:" and r.choices[0].finish_reason == "length"
 
 
 async def test_chat_tools_round_trip(oc: openai.AsyncOpenAI) -> None:
-    r = await oc.chat.completions.create(model="m", messages=USER, tools=OAI_TOOLS)  # type: ignore[arg-type]
+    r = await oc.chat.completions.create(model="m", messages=USER, tools=OAI_TOOLS)
     choice = r.choices[0]
     assert choice.finish_reason == "tool_calls" and choice.message.content is None
     call = (choice.message.tool_calls or [])[0]
@@ -116,7 +116,7 @@ async def test_chat_stream(oc: openai.AsyncOpenAI, include_usage: bool) -> None:
         model="m",
         messages=USER,
         stream=True,
-        stream_options={"include_usage": include_usage},  # type: ignore[arg-type]
+        stream_options={"include_usage": include_usage},
     )
     chunks = [c async for c in stream]
     assert chunks[0].choices[0].delta.role == "assistant"
@@ -132,13 +132,13 @@ async def test_chat_stream(oc: openai.AsyncOpenAI, include_usage: bool) -> None:
 
 
 async def test_chat_stream_tool_calls(oc: openai.AsyncOpenAI) -> None:
-    stream = await oc.chat.completions.create(model="m", messages=USER, tools=OAI_TOOLS, stream=True)  # type: ignore[arg-type]
+    stream = await oc.chat.completions.create(model="m", messages=USER, tools=OAI_TOOLS, stream=True)
     calls = [c.choices[0].delta.tool_calls for c in [c async for c in stream] if c.choices[0].delta.tool_calls]
     first = calls[0][0]
     assert first.id and first.function and first.function.name == "lookup" and first.function.arguments == ""
     assert len(calls) > 2 and all(c[0].id is None for c in calls[1:])
     assert "".join((c[0].function.arguments or "") for c in calls if c[0].function) == '{"arg": "x"}'
-    async with oc.chat.completions.stream(model="m", messages=USER, tools=OAI_TOOLS) as s:  # type: ignore[arg-type]
+    async with oc.chat.completions.stream(model="m", messages=USER, tools=OAI_TOOLS) as s:
         final = await s.get_final_completion()
     assert final.choices[0].message.tool_calls[0].function.arguments == '{"arg": "x"}'  # type: ignore[index]
 
@@ -212,7 +212,7 @@ async def test_openai_error_modes(
                 model="m",
                 messages=USER,
                 stream=stream,
-                extra_headers={"x-fake-mode": mode},  # type: ignore[arg-type]
+                extra_headers={"x-fake-mode": mode},
             )
         assert info.value.status_code == int(mode[-3:]) and info.value.type == etype
     if mode == "error_429":
@@ -225,18 +225,18 @@ async def test_openai_auth_validation_and_mode_precedence() -> None:
     async with await start_openai_fake(api_key="secret", mode="error_429") as fake:
         bad = openai.AsyncOpenAI(base_url=fake.base_url, api_key="wrong", max_retries=0)
         with pytest.raises(openai.AuthenticationError) as info:
-            await bad.chat.completions.create(model="m", messages=USER)  # type: ignore[arg-type]
+            await bad.chat.completions.create(model="m", messages=USER)
         assert info.value.code == "invalid_api_key"
         good = openai.AsyncOpenAI(base_url=fake.base_url, api_key="secret", max_retries=0)
         with pytest.raises(openai.RateLimitError):  # the server-wide mode
-            await good.chat.completions.create(model="m", messages=USER)  # type: ignore[arg-type]
-        ok = await good.chat.completions.create(model="m", messages=USER, extra_headers={"x-fake-mode": "ok"})  # type: ignore[arg-type]
+            await good.chat.completions.create(model="m", messages=USER)
+        ok = await good.chat.completions.create(model="m", messages=USER, extra_headers={"x-fake-mode": "ok"})
         assert ok.choices[0].message.content == "echo: hello world"
         fake.mode = "ok"
         fake.queue_modes("error_500")
         with pytest.raises(openai.InternalServerError):
-            await good.chat.completions.create(model="m", messages=USER)  # type: ignore[arg-type]
-        await good.chat.completions.create(model="m", messages=USER)  # type: ignore[arg-type]
+            await good.chat.completions.create(model="m", messages=USER)
+        await good.chat.completions.create(model="m", messages=USER)
         with pytest.raises(openai.BadRequestError) as bad_req:
             await good.chat.completions.create(model="m", messages=[])
         assert bad_req.value.param == "messages"
@@ -246,13 +246,13 @@ async def test_openai_auth_validation_and_mode_precedence() -> None:
 
 async def test_openai_faults(oai: OpenAIFake, oc: openai.AsyncOpenAI) -> None:
     with pytest.raises(json.JSONDecodeError):
-        await oc.chat.completions.create(model="m", messages=USER, extra_headers={"x-fake-mode": "bad_json"})  # type: ignore[arg-type]
+        await oc.chat.completions.create(model="m", messages=USER, extra_headers={"x-fake-mode": "bad_json"})
     for mode, exc in (("malformed_stream", json.JSONDecodeError), ("cut_stream", openai.APIConnectionError)):
         stream = await oc.chat.completions.create(
             model="m",
             messages=USER,
             stream=True,
-            extra_headers={"x-fake-mode": mode},  # type: ignore[arg-type]
+            extra_headers={"x-fake-mode": mode},
         )
         seen = []
         with pytest.raises(exc):
@@ -263,7 +263,7 @@ async def test_openai_faults(oai: OpenAIFake, oc: openai.AsyncOpenAI) -> None:
         model="m",
         messages=USER,
         stream=True,
-        stream_options={"include_usage": True},  # type: ignore[arg-type]
+        stream_options={"include_usage": True},
         extra_headers={"x-fake-mode": "no_usage_stream"},
     )
     assert [c async for c in stream if c.usage is not None] == []
@@ -272,7 +272,7 @@ async def test_openai_faults(oai: OpenAIFake, oc: openai.AsyncOpenAI) -> None:
             model="m",
             messages=USER,
             timeout=0.2,
-            extra_headers={"x-fake-mode": "slow", "x-fake-delay": "3"},  # type: ignore[arg-type]
+            extra_headers={"x-fake-mode": "slow", "x-fake-delay": "3"},
         )
     assert await oai.wait_disconnects(1, streams=False) and oai.cancelled_streams == 0
 
@@ -282,7 +282,7 @@ async def test_openai_slow_stream_disconnect_is_observed(oai: OpenAIFake, oc: op
         model="m",
         messages=USER,
         stream=True,
-        extra_headers={"x-fake-mode": "slow_stream"},  # type: ignore[arg-type]
+        extra_headers={"x-fake-mode": "slow_stream"},
     )
     got = []
     async for chunk in stream:
@@ -295,12 +295,12 @@ async def test_openai_slow_stream_disconnect_is_observed(oai: OpenAIFake, oc: op
 
 # -- Anthropic --------------------------------------------------------------------------------------------
 async def test_anthropic_message(ant: AnthropicFake, ac: anthropic.AsyncAnthropic) -> None:
-    m = await ac.messages.create(model="claude-x", max_tokens=64, messages=USER, system="be brief")  # type: ignore[arg-type]
+    m = await ac.messages.create(model="claude-x", max_tokens=64, messages=USER, system="be brief")
     assert m.type == "message" and m.role == "assistant" and m.stop_reason == "end_turn"
     assert m.content[0].type == "text" and m.content[0].text == "echo: hello world"
     assert (m.usage.input_tokens, m.usage.output_tokens) == (4, 3)
     assert ant.last.path == "/v1/messages" and "anthropic-version" in ant.last.headers
-    m = await ac.messages.create(model="c", max_tokens=1, messages=USER)  # type: ignore[arg-type]
+    m = await ac.messages.create(model="c", max_tokens=1, messages=USER)
     assert m.stop_reason == "max_tokens" and m.content[0].text == "echo:"  # type: ignore[union-attr]
 
 
@@ -326,7 +326,7 @@ async def test_anthropic_headers_and_validation(ant: AnthropicFake) -> None:
 
 
 async def test_anthropic_tools_round_trip(ac: anthropic.AsyncAnthropic) -> None:
-    m = await ac.messages.create(model="c", max_tokens=64, messages=USER, tools=ANT_TOOLS)  # type: ignore[arg-type]
+    m = await ac.messages.create(model="c", max_tokens=64, messages=USER, tools=ANT_TOOLS)
     block = m.content[0]
     assert m.stop_reason == "tool_use" and block.type == "tool_use" and block.name == "lookup"
     assert block.input == {"arg": "x"}
@@ -340,11 +340,11 @@ async def test_anthropic_tools_round_trip(ac: anthropic.AsyncAnthropic) -> None:
 
 
 async def test_anthropic_stream(ac: anthropic.AsyncAnthropic) -> None:
-    async with ac.messages.stream(model="c", max_tokens=64, messages=USER) as s:  # type: ignore[arg-type]
+    async with ac.messages.stream(model="c", max_tokens=64, messages=USER) as s:
         text = "".join([t async for t in s.text_stream])
         final = await s.get_final_message()
     assert text == "echo: hello world" and final.usage.output_tokens == 3 and final.stop_reason == "end_turn"
-    async with ac.messages.stream(model="c", max_tokens=64, messages=USER, tools=ANT_TOOLS) as s:  # type: ignore[arg-type]
+    async with ac.messages.stream(model="c", max_tokens=64, messages=USER, tools=ANT_TOOLS) as s:
         final = await s.get_final_message()
     assert final.stop_reason == "tool_use" and final.content[0].input == {"arg": "x"}  # type: ignore[union-attr]
 
@@ -396,7 +396,7 @@ async def test_anthropic_error_modes(
                 max_tokens=9,
                 messages=USER,
                 stream=stream,
-                extra_headers={"x-fake-mode": mode},  # type: ignore[arg-type]
+                extra_headers={"x-fake-mode": mode},
             )
         assert info.value.status_code == int(mode[-3:])
         assert isinstance(info.value.body, dict) and info.value.body["error"]["type"] == etype
@@ -410,7 +410,7 @@ async def test_anthropic_faults(ant: AnthropicFake, ac: anthropic.AsyncAnthropic
             model="c",
             max_tokens=9,
             messages=USER,
-            stream=stream,  # type: ignore[call-overload]
+            stream=stream,
             extra_headers={"x-fake-mode": mode},
             **kw,
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from tokenomy.config.models import Deployment, GatewayConfig
@@ -38,3 +40,12 @@ def context(endpoint: Endpoint, body: dict[str, Any], model: str = CHAT_MODEL) -
         stream=stream,
         include_usage=stream and isinstance(options, dict) and bool(options.get("include_usage")),
     )
+
+
+async def eventually(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Poll ``condition`` until it holds (AssertionError after ``seconds``)."""
+    for _ in range(int(seconds / 0.002)):
+        if condition():
+            return
+        await asyncio.sleep(0.002)
+    raise AssertionError("condition not reached in time")

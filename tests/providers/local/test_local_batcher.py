@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from tests.providers.local.local_support import eventually
 
 from tokenomy.errors import GatewayError
 from tokenomy.providers.local.batcher import MicroBatcher
@@ -111,8 +112,7 @@ async def test_full_queue_answers_503_with_retry_after() -> None:
     model.gate = threading.Event()
     batcher = make(model, max_batch_size=2, max_wait_ms=0, max_queue=4)
     running = asyncio.ensure_future(batcher.submit([0, 1]))  # occupies the worker
-    while not model.calls:
-        await asyncio.sleep(0.001)
+    await eventually(lambda: bool(model.calls))
     waiting = asyncio.ensure_future(batcher.submit([2, 3, 4, 5]))  # fills the queue
     await asyncio.sleep(0)
     assert batcher.queue_depth == 4
@@ -138,8 +138,7 @@ async def test_cancelled_submitter_does_not_break_the_others() -> None:
     model.gate = threading.Event()
     batcher = make(model, max_batch_size=2, max_wait_ms=0)
     first = asyncio.ensure_future(batcher.submit([1, 2]))  # runs, blocked on the gate
-    while not model.calls:
-        await asyncio.sleep(0.001)
+    await eventually(lambda: bool(model.calls))
     doomed = asyncio.ensure_future(batcher.submit([10, 11, 12]))
     survivor = asyncio.ensure_future(batcher.submit([20]))
     await asyncio.sleep(0.01)
@@ -177,8 +176,7 @@ async def test_close_fails_waiting_submitters_and_refuses_new_ones() -> None:
     model.gate = threading.Event()
     batcher = make(model, max_batch_size=1, max_wait_ms=0)
     running = asyncio.ensure_future(batcher.submit([1]))
-    while not model.calls:
-        await asyncio.sleep(0.001)
+    await eventually(lambda: bool(model.calls))
     waiting = asyncio.ensure_future(batcher.submit([2]))
     await asyncio.sleep(0)
     close = asyncio.ensure_future(batcher.close())

@@ -13,7 +13,7 @@ from tokenomy.pipeline.context import Endpoint
 from tokenomy.providers.local import embedding_api
 from tokenomy.providers.local.catalog import CATALOG, catalog, lookup
 from tokenomy.providers.local.embeddings import _length_groups
-from tokenomy.providers.local.generation import TokenLogprob
+from tokenomy.providers.local.logits import TokenLogprob
 from tokenomy.providers.local.params import parse_chat, parse_completion
 from tokenomy.providers.local.responses import ResponseBuilder
 from tokenomy.providers.local.textstream import TextAssembler

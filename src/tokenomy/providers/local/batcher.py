@@ -4,7 +4,8 @@ Concurrent :meth:`MicroBatcher.submit` calls are gathered into one batch until `
 items are waiting or ``max_wait_ms`` have passed since the oldest waiting item arrived. The batch
 runs as ONE call of ``run_batch`` in a dedicated worker thread (never on the event loop), and its
 results are split back, in order, to each submitter. One batch runs at a time: while it runs, the
-next one fills up, so the batch size adapts to the load by itself.
+next one fills up, so the batch size adapts to the load by itself. ``max_wait_ms`` is an upper
+bound: a lone item right after a single-item batch (no concurrency in sight) is run at once.
 
 - A submission with more items than ``max_batch_size`` is split across consecutive batches.
 - At most ``max_queue`` items wait; beyond that ``submit`` raises ``overloaded()`` (503). A
@@ -82,6 +83,7 @@ class MicroBatcher(Generic[T, R]):
         self._closed = False
         self._batch_seconds = 0.01  # running mean of one batch's duration, for Retry-After
         self.batches_run = 0
+        self._last_batch = 0
         self._depth = QUEUE_DEPTH.labels(name)
         self._sizes = BATCH_SIZE.labels(name)
 
@@ -178,8 +180,15 @@ class MicroBatcher(Generic[T, R]):
             raise
 
     async def _fill(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Wait until a batch is full or the oldest item has waited ``max_wait``."""
+        """Wait until a batch is full or the oldest item has waited ``max_wait``.
+
+        When the previous batch held a single item there is no concurrency to wait for, so a lone
+        caller is not taxed ``max_wait`` on every request; as soon as items pile up behind a
+        running batch, batches grow and the wait applies again.
+        """
         assert self._full is not None
+        if self._last_batch <= 1 and len(self._pending) == 1:
+            return
         deadline = self._pending[0].arrived + self.max_wait
         while len(self._pending) < self.max_batch_size:
             remaining = deadline - loop.time()
@@ -205,6 +214,7 @@ class MicroBatcher(Generic[T, R]):
         """Run one batch in the worker thread and deliver its results or its error."""
         assert self._executor is not None
         self._sizes.observe(len(batch))
+        self._last_batch = len(batch)
         items = [entry.item for entry in batch]
         started = loop.time()
         try:

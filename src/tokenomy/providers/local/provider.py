@@ -23,7 +23,8 @@ from tokenomy.providers.local import embedding_api
 from tokenomy.providers.local.batcher import MicroBatcher
 from tokenomy.providers.local.catalog import CATALOG, EMBEDDING_MODEL, GENERATION_MODEL, lookup
 from tokenomy.providers.local.embeddings import Embedded, EmbedItem, MiniLMEmbedder
-from tokenomy.providers.local.generation import Delta, Finished, GenerationHandle, LlamaEngine, TokenLogprob
+from tokenomy.providers.local.generation import Delta, Finished, GenerationHandle, LlamaEngine
+from tokenomy.providers.local.logits import TokenLogprob
 from tokenomy.providers.local.params import ChatPrompt, TextPrompt, parse_chat, parse_completion
 from tokenomy.providers.local.responses import ResponseBuilder
 from tokenomy.telemetry.metrics import record_model_load

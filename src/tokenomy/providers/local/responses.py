@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from tokenomy.providers.local.generation import TokenLogprob
+from tokenomy.providers.local.logits import TokenLogprob
 
 
 def usage_body(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:

@@ -1,0 +1,84 @@
+"""The embedded models end to end: a real gateway on loopback, called with the official openai client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+import openai
+import pytest
+from tests.providers.local.local_support import CHAT_MODEL, EMBED_MODEL, local_config
+from tests.support.gateway import RunningGateway, running_gateway
+
+QUESTION: Any = [{"role": "user", "content": "Say hello."}]
+
+
+@pytest.fixture(scope="module")
+async def gateway() -> AsyncIterator[RunningGateway]:
+    config = local_config(
+        CHAT_MODEL, EMBED_MODEL, generation={"n_threads": 2, "max_tokens_default": 32}, embeddings={"n_threads": 2}
+    )
+    async with running_gateway(config) as running:
+        yield running
+
+
+@pytest.fixture
+async def client(gateway: RunningGateway) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with openai.AsyncOpenAI(base_url=gateway.v1, api_key="unused", max_retries=0) as c:
+        yield c
+
+
+async def test_chat(client: openai.AsyncOpenAI) -> None:
+    answer = await client.chat.completions.create(model=CHAT_MODEL, messages=QUESTION, max_tokens=16)
+    assert answer.choices[0].message.content
+    assert answer.model == CHAT_MODEL
+    assert answer.usage is not None and answer.usage.completion_tokens > 0
+
+
+async def test_chat_stream_with_usage(client: openai.AsyncOpenAI) -> None:
+    stream = await client.chat.completions.create(
+        model=CHAT_MODEL,
+        messages=QUESTION,
+        max_tokens=16,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = [chunk async for chunk in stream]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens > 0
+
+
+async def test_stream_without_usage_has_no_usage_chunk(client: openai.AsyncOpenAI) -> None:
+    stream = await client.chat.completions.create(
+        model=CHAT_MODEL, messages=QUESTION, max_tokens=8, stream=True
+    )
+    chunks = [chunk async for chunk in stream]
+    assert all(c.choices for c in chunks)
+
+
+async def test_text_completion(client: openai.AsyncOpenAI) -> None:
+    answer = await client.completions.create(model=CHAT_MODEL, prompt="Once upon a time", max_tokens=8)
+    assert answer.choices[0].text and answer.usage is not None
+
+
+async def test_embeddings_float_and_base64(client: openai.AsyncOpenAI) -> None:
+    floats = await client.embeddings.create(model=EMBED_MODEL, input=["hello", "world"], encoding_format="float")
+    b64 = await client.embeddings.create(model=EMBED_MODEL, input=["hello", "world"])  # the SDK asks for base64
+    assert len(floats.data) == 2 and len(floats.data[0].embedding) == 384
+    for f, b in zip(floats.data, b64.data, strict=True):
+        assert np.allclose(f.embedding, b.embedding, atol=1e-7)
+    assert floats.usage.prompt_tokens == 6
+
+
+async def test_unsupported_parameter_is_a_400_with_param(client: openai.AsyncOpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        await client.chat.completions.create(model=CHAT_MODEL, messages=QUESTION, n=2)
+    assert info.value.param == "n"
+
+
+async def test_chat_on_the_embedding_model_is_a_400(client: openai.AsyncOpenAI) -> None:
+    with pytest.raises(openai.BadRequestError, match="does not support chat"):
+        await client.chat.completions.create(model=EMBED_MODEL, messages=QUESTION)
