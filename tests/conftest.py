@@ -28,7 +28,7 @@ async def anthropic_fake() -> AsyncIterator[AnthropicFake]:
 
 
 def proxy_config(openai_url: str, anthropic_url: str, extra_server: str = "") -> str:
-    """Hosted models on the fakes: ``fast`` (OpenAI), ``embed`` (OpenAI), ``claude`` (Anthropic), ``tight`` (short timeout)."""
+    """Models on the fakes: ``fast`` and ``embed`` (OpenAI), ``claude`` (Anthropic), ``tight`` (short timeout)."""
     return f"""
 server: {{max_body_bytes: 1048576 {extra_server}}}
 models:

@@ -13,7 +13,8 @@ from tests.fakes.openai_upstream import OpenAIFake
 from tests.support.gateway import RunningGateway
 
 MSG = [{"role": "user", "content": "hello there"}]
-OPENAI_TOOLS = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}]
+SCHEMA = {"type": "object", "properties": {}}
+OPENAI_TOOLS = [{"type": "function", "function": {"name": "lookup", "parameters": SCHEMA}}]
 ANTHROPIC_TOOLS = [{"name": "lookup", "description": "look up", "input_schema": {"type": "object", "properties": {}}}]
 
 

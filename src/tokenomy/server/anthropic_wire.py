@@ -1,7 +1,24 @@
 """Pure translation for the inbound Messages API (``POST /v1/messages``), no I/O.
 
-An Anthropic SDK request becomes the internal OpenAI chat shape; the OpenAI-shaped answer (whole
-or streamed) becomes an Anthropic message or the exact event sequence the real API emits.
+An Anthropic SDK request becomes the internal OpenAI chat shape
+(:func:`messages_request_to_openai`); the OpenAI-shaped answer becomes an Anthropic message
+(:func:`openai_response_to_messages`) or, streamed, the event sequence the real API emits
+(:class:`MessagesStreamEncoder`).
+
+What does not map one to one, and what happens instead:
+
+- ``top_k``, ``thinking``, ``cache_control``, ``service_tier``, ``container``,
+  ``output_config.effort`` and the other fields in :data:`DROPPED_FIELDS` are accepted and dropped
+  (OpenAI has no counterpart); ``output_config.format`` (JSON schema) becomes ``response_format``.
+- Thinking blocks in assistant turns are dropped; ``tool_result`` blocks become ``tool``
+  messages placed before the rest of their user turn, ``is_error`` results are prefixed with
+  ``Error:``, and images inside a tool result move to a user message right after the tool
+  messages (OpenAI tool messages hold text only).
+- Documents: base64 PDFs become ``file`` parts, plain-text documents become text; URL sources
+  are refused. Server tools (``web_search_...`` and the like) are refused.
+- Answers: tool-call arguments that are not a JSON object become ``{"_raw": "<arguments>"}``;
+  ``stop_sequence`` is never reported (OpenAI does not say which stop sequence matched);
+  reasoning text is dropped.
 """
 
 from __future__ import annotations
@@ -9,285 +26,380 @@ from __future__ import annotations
 import json
 from typing import Any
 
-_STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
-         "content_filter": "refusal"}
+from tokenomy.server.anthropic_wire_stream import (
+    Event,
+    MessagesStreamEncoder,
+    anthropic_usage,
+    error_event,
+    stop_reason,
+)
+
+__all__ = [
+    "DROPPED_FIELDS",
+    "Event",
+    "InvalidMessagesRequest",
+    "MessagesStreamEncoder",
+    "error_event",
+    "messages_request_to_openai",
+    "openai_response_to_messages",
+]
+
+#: Request fields accepted but not forwarded: OpenAI has nothing they could become.
+DROPPED_FIELDS = frozenset(
+    {"top_k", "thinking", "service_tier", "container", "mcp_servers", "context_management", "inference_geo", "speed"}
+)
 
 
 class InvalidMessagesRequest(ValueError):
-    """A malformed Messages API request; ``param`` is the path of the offending field."""
+    """A malformed Messages API request; ``param`` is the dotted path of the offending field."""
 
     def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message)
         self.param = param
 
 
-def _require(ok: bool, message: str, param: str) -> None:
-    if not ok:
-        raise InvalidMessagesRequest(message, param)
+def _fail(param: str, problem: str) -> InvalidMessagesRequest:
+    return InvalidMessagesRequest(f"{param}: {problem}", param)
+
+
+def _str(obj: dict[str, Any], key: str, where: str, *, required: bool = True) -> str:
+    value = obj.get(key)
+    if isinstance(value, str) and (value or not required):
+        return value
+    if value is None and not required:
+        return ""
+    raise _fail(f"{where}.{key}" if where else key, "Field required (a non-empty string)." if required else
+                "Input should be a string.")
+
+
+def _number(body: dict[str, Any], key: str, low: float, high: float) -> float | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value <= high:
+        raise _fail(key, f"Input should be a number between {low:g} and {high:g}.")
+    return value
+
+
+# -- request ------------------------------------------------------------------------------------
 
 
 def messages_request_to_openai(body: dict[str, Any]) -> dict[str, Any]:
-    """A Messages API request as an OpenAI chat request."""
-    model = body.get("model")
-    _require(isinstance(model, str) and bool(model), "model: Field required (a model name).", "model")
+    """A Messages API request as an OpenAI chat request; :class:`InvalidMessagesRequest` if malformed."""
+    if not isinstance(body, dict):
+        raise InvalidMessagesRequest("The request body must be a JSON object.")
+    model = _str(body, "model", "")
     max_tokens = body.get("max_tokens")
-    _require(isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens >= 1,
-             "max_tokens: Field required (a positive integer).", "max_tokens")
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+        raise _fail("max_tokens", "Field required (an integer of at least 1).")
     messages = body.get("messages")
-    _require(isinstance(messages, list) and bool(messages), "messages: at least one message is required.", "messages")
-    out: list[dict[str, Any]] = []
-    system = body.get("system")
+    if not isinstance(messages, list) or not messages:
+        raise _fail("messages", "Field required (a list of at least one message).")
+    out_messages: list[dict[str, Any]] = []
+    system = _system(body.get("system"))
     if system:
-        out.append({"role": "system", "content": _system_text(system)})
-    for i, msg in enumerate(messages):  # type: ignore[arg-type]
-        _require(isinstance(msg, dict), f"messages.{i}: must be an object.", f"messages.{i}")
-        role = msg.get("role")
-        _require(role in ("user", "assistant"), f"messages.{i}.role: must be 'user' or 'assistant'.",
-                 f"messages.{i}.role")
-        content = msg.get("content")
-        _require(isinstance(content, str | list), f"messages.{i}.content: must be a string or a list of blocks.",
-                 f"messages.{i}.content")
-        out.extend(_user(content, i) if role == "user" else [_assistant(content, i)])
-    request: dict[str, Any] = {"model": model, "messages": out, "max_tokens": max_tokens}
-    for key in ("temperature", "top_p"):
-        if body.get(key) is not None:
-            request[key] = body[key]
-    if body.get("stop_sequences"):
-        request["stop"] = body["stop_sequences"]
-    user = (body.get("metadata") or {}).get("user_id") if isinstance(body.get("metadata"), dict) else None
-    if user:
-        request["user"] = user
-    if body.get("stream"):
+        out_messages.append({"role": "system", "content": system})
+    for i, message in enumerate(messages):
+        where = f"messages.{i}"
+        if not isinstance(message, dict):
+            raise _fail(where, "Input should be an object with 'role' and 'content'.")
+        role = message.get("role")
+        if role not in ("user", "assistant"):
+            raise _fail(f"{where}.role", f"Input should be 'user' or 'assistant', not {role!r}.")
+        content = message.get("content")
+        if not isinstance(content, str | list):
+            raise _fail(f"{where}.content", "Input should be a string or a list of content blocks.")
+        if role == "user":
+            out_messages.extend(_user_turn(content, f"{where}.content"))
+        else:
+            out_messages.extend(_assistant_turn(content, f"{where}.content"))
+    request: dict[str, Any] = {"model": model, "messages": out_messages, "max_tokens": max_tokens}
+    _sampling(body, request)
+    tools = _tools(body.get("tools"))
+    if tools:
+        request["tools"] = tools
+    if body.get("tool_choice") is not None:
+        choice, parallel = _tool_choice(body["tool_choice"])
+        if tools:  # OpenAI refuses tool_choice and parallel_tool_calls without tools
+            request["tool_choice"] = choice
+            if parallel is False:
+                request["parallel_tool_calls"] = False
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise _fail("stream", "Input should be a boolean.")
+    if stream:
         request["stream"] = True
         request["stream_options"] = {"include_usage": True}
-    if body.get("tools"):
-        request["tools"] = [_tool(t, i) for i, t in enumerate(body["tools"])]
-    choice = body.get("tool_choice")
-    if isinstance(choice, dict):
-        request.update(_tool_choice(choice))
+    response_format = _output_format(body.get("output_config"))
+    if response_format is not None:
+        request["response_format"] = response_format
     return request
 
 
-def _system_text(system: Any) -> str:
-    if isinstance(system, str):
-        return system
-    _require(isinstance(system, list), "system: must be a string or a list of text blocks.", "system")
-    return "\n".join(b.get("text", "") for b in system if isinstance(b, dict) and b.get("type") == "text")
+def _sampling(body: dict[str, Any], request: dict[str, Any]) -> None:
+    for key in ("temperature", "top_p"):
+        value = _number(body, key, 0, 1)
+        if value is not None:
+            request[key] = value
+    top_k = body.get("top_k")
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0):
+        raise _fail("top_k", "Input should be a non-negative integer.")  # valid, but dropped
+    stops = body.get("stop_sequences")
+    if stops is not None:
+        if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+            raise _fail("stop_sequences", "Input should be a list of strings.")
+        if stops:
+            request["stop"] = stops
+    metadata = body.get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise _fail("metadata", "Input should be an object.")
+        user = _str(metadata, "user_id", "metadata", required=False)
+        if user:
+            request["user"] = user
 
 
-def _blocks(content: str | list[Any], i: int) -> list[dict[str, Any]]:
+def _system(system: Any) -> str:
+    if system is None or isinstance(system, str):
+        return system or ""
+    if not isinstance(system, list):
+        raise _fail("system", "Input should be a string or a list of text blocks.")
+    texts = []
+    for i, block in enumerate(system):
+        if not isinstance(block, dict) or block.get("type") != "text":
+            raise _fail(f"system.{i}", "Input should be a text block ({'type': 'text', 'text': ...}).")
+        texts.append(_str(block, "text", f"system.{i}", required=False))
+    return "\n\n".join(t for t in texts if t)
+
+
+def _blocks(content: str | list[Any], where: str) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
     for j, block in enumerate(content):
-        _require(isinstance(block, dict) and isinstance(block.get("type"), str),
-                 f"messages.{i}.content.{j}: must be a content block with a 'type'.", f"messages.{i}.content.{j}")
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            raise _fail(f"{where}.{j}", "Input should be a content block with a 'type'.")
     return content
 
 
-def _user(content: str | list[Any], i: int) -> list[dict[str, Any]]:
-    """One user turn: tool results become ``tool`` messages (first), the rest one user message."""
+def _user_turn(content: str | list[Any], where: str) -> list[dict[str, Any]]:
+    """One user turn: tool results as ``tool`` messages first, then one user message with the rest."""
+    if isinstance(content, str):
+        return [{"role": "user", "content": content}]
     results: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
-    for j, block in enumerate(_blocks(content, i)):
+    late_images: list[dict[str, Any]] = []
+    for j, block in enumerate(_blocks(content, where)):
+        at = f"{where}.{j}"
         kind = block["type"]
         if kind == "text":
-            parts.append({"type": "text", "text": str(block.get("text", ""))})
+            parts.append({"type": "text", "text": _str(block, "text", at, required=False)})
         elif kind == "image":
-            parts.append({"type": "image_url", "image_url": {"url": _image_url(block, f"messages.{i}.content.{j}")}})
+            parts.append(_image(block, at))
+        elif kind == "document":
+            parts.append(_document(block, at))
         elif kind == "tool_result":
-            results.append({"role": "tool", "tool_call_id": str(block.get("tool_use_id", "")),
-                            "content": _result_text(block.get("content"))})
+            message, images = _tool_result(block, at)
+            results.append(message)
+            late_images.extend(images)
         else:
-            raise InvalidMessagesRequest(f"messages.{i}.content.{j}: blocks of type {kind!r} are not supported.",
-                                         f"messages.{i}.content.{j}.type")
+            hint = " (it belongs in an assistant turn)" if kind in ("tool_use", "thinking") else ""
+            raise _fail(f"{at}.type", f"Blocks of type {kind!r} are not supported in user turns{hint}.")
+    parts = late_images + parts
     if parts:
-        only_text = all(p["type"] == "text" for p in parts)
-        results.append({"role": "user", "content": "".join(p["text"] for p in parts) if only_text else parts})
+        single = len(parts) == 1 and parts[0]["type"] == "text"
+        results.append({"role": "user", "content": parts[0]["text"] if single else parts})
     return results
 
 
-def _image_url(block: dict[str, Any], param: str) -> str:
-    source = block.get("source") or {}
-    if source.get("type") == "base64":
-        return f"data:{source.get('media_type', 'image/png')};base64,{source.get('data', '')}"
-    if source.get("type") == "url":
-        return str(source.get("url", ""))
-    raise InvalidMessagesRequest(f"{param}.source: must be a base64 or url image source.", f"{param}.source")
+def _image(block: dict[str, Any], where: str) -> dict[str, Any]:
+    source = block.get("source")
+    kind = source.get("type") if isinstance(source, dict) else None
+    if kind == "url" and isinstance(source, dict):
+        url = _str(source, "url", f"{where}.source")
+    elif kind == "base64" and isinstance(source, dict):
+        media = _str(source, "media_type", f"{where}.source")
+        url = f"data:{media};base64,{_str(source, 'data', f'{where}.source')}"
+    else:
+        raise _fail(f"{where}.source", "Input should be a 'base64' or 'url' image source.")
+    return {"type": "image_url", "image_url": {"url": url}}
 
 
-def _result_text(content: Any) -> str:
-    if isinstance(content, list):
-        return "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
-    return "" if content is None else str(content)
+def _document(block: dict[str, Any], where: str) -> dict[str, Any]:
+    source = block.get("source")
+    kind = source.get("type") if isinstance(source, dict) else None
+    title = block.get("title")
+    if kind == "base64" and isinstance(source, dict) and source.get("media_type") == "application/pdf":
+        name = f"{title}.pdf" if isinstance(title, str) and title else "document.pdf"
+        data = _str(source, "data", f"{where}.source")
+        return {"type": "file", "file": {"filename": name, "file_data": f"data:application/pdf;base64,{data}"}}
+    if kind == "text" and isinstance(source, dict):
+        text = _str(source, "data", f"{where}.source", required=False)
+        return {"type": "text", "text": f"{title}\n\n{text}" if isinstance(title, str) and title else text}
+    raise _fail(f"{where}.source", "Only base64 PDF and plain-text document sources are supported.")
 
 
-def _assistant(content: str | list[Any], i: int) -> dict[str, Any]:
+def _tool_result(block: dict[str, Any], where: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    call_id = _str(block, "tool_use_id", where)
+    content = block.get("content")
+    texts: list[str] = []
+    images: list[dict[str, Any]] = []
+    if isinstance(content, str):
+        texts.append(content)
+    elif isinstance(content, list):
+        for k, item in enumerate(_blocks(content, f"{where}.content")):
+            if item["type"] == "text":
+                texts.append(_str(item, "text", f"{where}.content.{k}", required=False))
+            elif item["type"] == "image":
+                images.append(_image(item, f"{where}.content.{k}"))
+            elif item["type"] == "document":
+                images.append(_document(item, f"{where}.content.{k}"))
+            else:
+                raise _fail(f"{where}.content.{k}.type", f"Blocks of type {item['type']!r} are not supported here.")
+    elif content is not None:
+        raise _fail(f"{where}.content", "Input should be a string or a list of content blocks.")
+    text = "\n".join(texts)
+    if block.get("is_error") is True:
+        text = f"Error: {text}" if text else "Error"
+    return {"role": "tool", "tool_call_id": call_id, "content": text}, images
+
+
+def _assistant_turn(content: str | list[Any], where: str) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"role": "assistant", "content": content}] if content else []
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
-    for block in _blocks(content, i):
-        if block["type"] == "text":
-            texts.append(str(block.get("text", "")))
-        elif block["type"] == "tool_use":
-            calls.append({"id": str(block.get("id", "")), "type": "function",
-                          "function": {"name": str(block.get("name", "")),
-                                       "arguments": json.dumps(block.get("input") or {})}})
-        # thinking blocks carry no meaning for other models: dropped
-    msg: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
+    for j, block in enumerate(_blocks(content, where)):
+        at = f"{where}.{j}"
+        kind = block["type"]
+        if kind == "text":
+            texts.append(_str(block, "text", at, required=False))
+        elif kind == "tool_use":
+            tool_input = block.get("input", {})
+            if not isinstance(tool_input, dict):
+                raise _fail(f"{at}.input", "Input should be an object.")
+            arguments = json.dumps(tool_input, ensure_ascii=False)
+            calls.append({"id": _str(block, "id", at), "type": "function",
+                          "function": {"name": _str(block, "name", at), "arguments": arguments}})
+        elif kind not in ("thinking", "redacted_thinking"):  # thinking means nothing to other models
+            raise _fail(f"{at}.type", f"Blocks of type {kind!r} are not supported in assistant turns.")
+    text = "".join(texts)
+    if not text and not calls:
+        return []  # nothing left to say (e.g. only thinking)
+    message: dict[str, Any] = {"role": "assistant", "content": text or None}
     if calls:
-        msg["tool_calls"] = calls
-    return msg
+        message["tool_calls"] = calls
+    return [message]
 
 
-def _tool(tool: Any, i: int) -> dict[str, Any]:
-    _require(isinstance(tool, dict) and isinstance(tool.get("name"), str),
-             f"tools.{i}: must be an object with a 'name'.", f"tools.{i}")
-    _require(tool.get("type") in (None, "custom"), f"tools.{i}: server tools ({tool.get('type')}) are not supported.",
-             f"tools.{i}.type")
-    function: dict[str, Any] = {"name": tool["name"],
-                                "parameters": tool.get("input_schema") or {"type": "object", "properties": {}}}
-    if tool.get("description"):
-        function["description"] = tool["description"]
-    return {"type": "function", "function": function}
+def _tools(tools: Any) -> list[dict[str, Any]]:
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise _fail("tools", "Input should be a list of tools.")
+    out = []
+    for i, tool in enumerate(tools):
+        where = f"tools.{i}"
+        if not isinstance(tool, dict):
+            raise _fail(where, "Input should be an object.")
+        if tool.get("type") not in (None, "custom"):
+            raise _fail(f"{where}.type", f"Server tools ({tool.get('type')!r}) are not supported by this gateway.")
+        schema = tool.get("input_schema")
+        if not isinstance(schema, dict):
+            raise _fail(f"{where}.input_schema", "Field required (a JSON schema object).")
+        function: dict[str, Any] = {"name": _str(tool, "name", where), "parameters": schema}
+        description = _str(tool, "description", where, required=False)
+        if description:
+            function["description"] = description
+        out.append({"type": "function", "function": function})
+    return out
 
 
-def _tool_choice(choice: dict[str, Any]) -> dict[str, Any]:
+def _tool_choice(choice: Any) -> tuple[Any, bool | None]:
+    """``(OpenAI tool_choice, parallel_tool_calls or None)``."""
+    if not isinstance(choice, dict):
+        raise _fail("tool_choice", "Input should be an object with a 'type'.")
     kind = choice.get("type")
-    mapped: dict[str, Any] = {
-        "auto": {"tool_choice": "auto"},
-        "any": {"tool_choice": "required"},
-        "none": {"tool_choice": "none"},
-        "tool": {"tool_choice": {"type": "function", "function": {"name": choice.get("name", "")}}},
-    }.get(str(kind), {})
-    _require(bool(mapped), f"tool_choice.type: unknown value {kind!r}.", "tool_choice.type")
-    if choice.get("disable_parallel_tool_use"):
-        mapped["parallel_tool_calls"] = False
-    return mapped
+    mapped: Any
+    if kind == "auto":
+        mapped = "auto"
+    elif kind == "any":
+        mapped = "required"
+    elif kind == "none":
+        mapped = "none"
+    elif kind == "tool":
+        mapped = {"type": "function", "function": {"name": _str(choice, "name", "tool_choice")}}
+    else:
+        raise _fail("tool_choice.type", f"Input should be 'auto', 'any', 'tool' or 'none', not {kind!r}.")
+    return mapped, (False if choice.get("disable_parallel_tool_use") is True else None)
 
 
-def _usage(usage: Any) -> dict[str, int]:
-    if not isinstance(usage, dict):
-        return {"input_tokens": 0, "output_tokens": 0}
-    cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
-    return {"input_tokens": int(usage.get("prompt_tokens") or 0) - cached,
-            "output_tokens": int(usage.get("completion_tokens") or 0), "cache_read_input_tokens": cached}
+def _output_format(config: Any) -> dict[str, Any] | None:
+    if config is None:
+        return None
+    if not isinstance(config, dict):
+        raise _fail("output_config", "Input should be an object.")
+    fmt = config.get("format")
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
+        raise _fail("output_config.format", "Input should be {'type': 'json_schema', 'schema': {...}}.")
+    return {"type": "json_schema", "json_schema": {"name": "output", "schema": fmt["schema"]}}
 
 
-def _tool_input(arguments: Any) -> dict[str, Any]:
-    try:
-        value = json.loads(arguments or "{}")
-    except (TypeError, json.JSONDecodeError):
-        return {"_raw": arguments}
-    return value if isinstance(value, dict) else {"value": value}
+# -- response -----------------------------------------------------------------------------------
 
 
 def openai_response_to_messages(resp: dict[str, Any], model_name: str) -> dict[str, Any]:
-    """An OpenAI ``chat.completion`` as an Anthropic message."""
-    choices = resp.get("choices") or [{}]
-    choice = choices[0] if isinstance(choices[0], dict) else {}
-    message = choice.get("message") or {}
+    """An OpenAI ``chat.completion`` as an Anthropic message (lenient: missing parts become empty)."""
+    choices = resp.get("choices") if isinstance(resp, dict) else None
+    choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+    message = choice.get("message")
+    message = message if isinstance(message, dict) else {}
     content: list[dict[str, Any]] = []
-    if message.get("content"):
-        content.append({"type": "text", "text": str(message["content"])})
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") or {}
-        content.append({"type": "tool_use", "id": call.get("id") or "toolu_0", "name": function.get("name", ""),
-                        "input": _tool_input(function.get("arguments"))})
-    rid = str(resp.get("id") or "0")
+    text = _message_text(message.get("content")) or _message_text(message.get("refusal"))
+    if text:
+        content.append({"type": "text", "text": text})
+    calls = message.get("tool_calls")
+    for k, call in enumerate(calls if isinstance(calls, list) else []):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            continue
+        call_id = call.get("id") if isinstance(call, dict) else None
+        content.append({
+            "type": "tool_use",
+            "id": call_id if isinstance(call_id, str) and call_id else f"toolu_{k}",
+            "name": str(function.get("name") or ""),
+            "input": _tool_input(function.get("arguments")),
+        })
+    has_calls = any(block["type"] == "tool_use" for block in content)
+    raw_id = str(resp.get("id") or "0") if isinstance(resp, dict) else "0"
     return {
-        "id": rid if rid.startswith("msg_") else f"msg_{rid}",
+        "id": raw_id if raw_id.startswith("msg_") else f"msg_{raw_id.removeprefix('chatcmpl-')}",
         "type": "message",
         "role": "assistant",
         "model": model_name,
         "content": content,
-        "stop_reason": _STOP.get(choice.get("finish_reason") or "stop", "end_turn"),
+        "stop_reason": stop_reason(choice.get("finish_reason"), has_calls),
         "stop_sequence": None,
-        "usage": _usage(resp.get("usage")),
+        "usage": anthropic_usage(resp.get("usage") if isinstance(resp, dict) else None),
     }
 
 
-Event = tuple[str, dict[str, Any]]
+def _message_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # some servers answer with content parts
+        return "".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
 
 
-class MessagesStreamEncoder:
-    """OpenAI chunks in, Anthropic stream events out, in the order the real API emits them."""
-
-    def __init__(self, model_name: str, message_id: str) -> None:
-        self._model = model_name
-        self._id = message_id
-        self._started = False
-        self._done = False
-        self._block: tuple[str, int] | None = None  # (kind, tool_calls index or -1)
-        self._next_index = 0
-        self._stop_reason = "end_turn"
-        self._usage: dict[str, int] = {"input_tokens": 0, "output_tokens": 0}
-
-    def _start(self, out: list[Event]) -> None:
-        if not self._started:
-            self._started = True
-            message = {"id": self._id, "type": "message", "role": "assistant", "model": self._model, "content": [],
-                       "stop_reason": None, "stop_sequence": None,
-                       "usage": {"input_tokens": self._usage["input_tokens"], "output_tokens": 0}}
-            out.append(("message_start", {"type": "message_start", "message": message}))
-
-    def _close_block(self, out: list[Event]) -> None:
-        if self._block is not None:
-            out.append(("content_block_stop", {"type": "content_block_stop", "index": self._next_index - 1}))
-            self._block = None
-
-    def _open(self, out: list[Event], kind: str, block: dict[str, Any], tool_index: int = -1) -> None:
-        self._close_block(out)
-        out.append(("content_block_start", {"type": "content_block_start", "index": self._next_index,
-                                            "content_block": block}))
-        self._block = (kind, tool_index)
-        self._next_index += 1
-
-    def _delta(self, out: list[Event], delta: dict[str, Any]) -> None:
-        out.append(("content_block_delta", {"type": "content_block_delta", "index": self._next_index - 1,
-                                            "delta": delta}))
-
-    def feed(self, chunk: dict[str, Any]) -> list[Event]:
-        """The events for one OpenAI chunk."""
-        out: list[Event] = []
-        if isinstance(chunk.get("usage"), dict):
-            self._usage = _usage(chunk["usage"])
-        self._start(out)
-        for choice in chunk.get("choices") or []:
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") or {}
-            text = delta.get("content")
-            if text:
-                if self._block is None or self._block[0] != "text":
-                    self._open(out, "text", {"type": "text", "text": ""})
-                self._delta(out, {"type": "text_delta", "text": text})
-            for call in delta.get("tool_calls") or []:
-                index = int(call.get("index", 0))
-                function = call.get("function") or {}
-                if self._block != ("tool", index):
-                    block = {"type": "tool_use", "id": call.get("id") or f"toolu_{index}",
-                             "name": function.get("name", ""), "input": {}}
-                    self._open(out, "tool", block, index)
-                if function.get("arguments"):
-                    self._delta(out, {"type": "input_json_delta", "partial_json": function["arguments"]})
-            if choice.get("finish_reason"):
-                self._stop_reason = _STOP.get(choice["finish_reason"], "end_turn")
-        return out
-
-    def finish(self) -> list[Event]:
-        """Close the open block and end the message (after the last chunk)."""
-        out: list[Event] = []
-        if self._done:
-            return out
-        self._done = True
-        self._start(out)
-        self._close_block(out)
-        out.append(("message_delta", {"type": "message_delta",
-                                      "delta": {"stop_reason": self._stop_reason, "stop_sequence": None},
-                                      "usage": {"output_tokens": self._usage["output_tokens"]}}))
-        out.append(("message_stop", {"type": "message_stop"}))
-        return out
-
-
-def error_event(type_: str, message: str) -> Event:
-    """An ``error`` event for a stream that fails mid-way."""
-    return "error", {"type": "error", "error": {"type": type_, "message": message}}
+def _tool_input(arguments: Any) -> dict[str, Any]:
+    if isinstance(arguments, dict):
+        return arguments
+    if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
+        return {}
+    try:
+        value = json.loads(arguments)
+    except (TypeError, ValueError):
+        return {"_raw": str(arguments)}
+    return value if isinstance(value, dict) else {"_raw": str(arguments)}
