@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from tokenomy.config.models import GatewayConfig
 from tokenomy.errors import overloaded
@@ -23,6 +24,7 @@ class Gateway:
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
+        self.started_at = time.time()
         self.table = ModelTable(config)
         kinds = sorted({dep.provider for model in config.models for dep in model.deployments})
         self.providers: dict[str, Provider] = {kind: provider_factory(kind)(config) for kind in kinds}

@@ -7,7 +7,6 @@ from collections.abc import Callable
 import aiohttp
 
 from tokenomy.config.models import Deployment, GatewayConfig
-from tokenomy.errors import GatewayError
 from tokenomy.providers import upstream_errors
 
 HeaderFactory = Callable[[Deployment], dict[str, str]]
@@ -66,5 +65,3 @@ class HttpPool:
             raise upstream_errors.from_status(resp.status, body, resp.headers, deployment.label)
         return resp
 
-
-__all__ = ["GatewayError", "HttpPool"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import orjson
@@ -47,7 +46,7 @@ async def embeddings(gw: Gateway, req: Request) -> None:
 
 async def list_models(gw: Gateway, req: Request) -> None:
     """``GET /v1/models``: every name a client may ask for."""
-    created = int(gw.started_at) if hasattr(gw, "started_at") else int(time.time())
+    created = int(gw.started_at)
     data = [
         {"id": name, "object": "model", "created": created, "owned_by": "tokenomy"}
         for name in gw.table.names
