@@ -41,7 +41,7 @@ class Request:
         self.disconnected = False
         self.responded = False
         self.request_id = ""
-        self._watcher: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | asyncio.TimerHandle | None = None
 
     @property
     def method(self) -> str:
@@ -60,14 +60,20 @@ class Request:
         """The raw query string."""
         return bytes(self.scope.get("query_string", b"")).decode("latin-1")
 
-    def watch_disconnect(self) -> None:
+    def watch_disconnect(self, after_s: float = 0.05) -> None:
         """Cancel the current task if the client goes away before the response is complete.
 
         Call once the body has been read. Cancelling propagates into the upstream call, so an
-        abandoned request stops consuming (and paying for) upstream tokens.
+        abandoned request stops consuming (and paying for) upstream tokens. The watcher task is
+        only created once the request has run for ``after_s``: most requests finish sooner, and
+        a timer costs far less than a task on the hot path.
         """
         task = asyncio.current_task()
         if task is not None and self._watcher is None:
+            self._watcher = asyncio.get_running_loop().call_later(after_s, self._start_watch, task)
+
+    def _start_watch(self, task: asyncio.Task[Any]) -> None:
+        if not self.responded and not task.done():
             self._watcher = asyncio.get_running_loop().create_task(self._watch(task))
 
     async def _watch(self, task: asyncio.Task[Any]) -> None:
