@@ -28,8 +28,10 @@ class HttpPool:
             connector = aiohttp.TCPConnector(
                 limit=self._limit, limit_per_host=self._limit, ttl_dns_cache=300, keepalive_timeout=30
             )
+            # No Accept-Encoding, so upstreams answer uncompressed and decompression is skipped:
+            # measured ~5% of a request's CPU, for bodies that are small JSON or SSE anyway.
             self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
+                connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent", "Accept-Encoding")
             )
 
     async def close(self) -> None:
