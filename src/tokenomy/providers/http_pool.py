@@ -67,3 +67,37 @@ class HttpPool:
             raise upstream_errors.from_status(resp.status, body, resp.headers, deployment.label)
         return resp
 
+
+
+class HttpProvider:
+    """Base of the providers that talk HTTP to an upstream: pool lifecycle and body reading."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self._pool = HttpPool(config, self.auth_headers)
+
+    @staticmethod
+    def auth_headers(deployment: Deployment) -> dict[str, str]:
+        """The credentials headers of ``deployment`` (each wire protocol has its own)."""
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        """Open the connection pool."""
+        await self._pool.start()
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self._pool.close()
+
+    def ready(self) -> bool:
+        """Always ready: upstream health is the routing stage's business."""
+        return True
+
+
+async def read_body(resp: aiohttp.ClientResponse, deployment: Deployment) -> bytes:
+    """The whole body of ``resp``, releasing the connection; transport failures become ``GatewayError``."""
+    try:
+        return await resp.read()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise upstream_errors.from_read_exception(exc, deployment.label) from None
+    finally:
+        resp.release()

@@ -84,6 +84,13 @@ def from_exception(exc: BaseException, deployment: str) -> GatewayError:
     )
 
 
+def from_read_exception(exc: BaseException, deployment: str) -> GatewayError:
+    """A failure while reading an upstream body or stream (a cut connection is a broken stream)."""
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+        return stream_error("Upstream closed the stream mid-way.", deployment)
+    return from_exception(exc, deployment)
+
+
 def stream_error(message: str, deployment: str) -> GatewayError:
     """A broken or unexpected upstream SSE stream."""
     metrics.UPSTREAM_ERRORS.labels(deployment, "bad_stream").inc()

@@ -9,32 +9,26 @@ from typing import Any
 import aiohttp
 import orjson
 
-from tokenomy.config.models import Deployment, GatewayConfig
-from tokenomy.errors import GatewayError, invalid_request
+from tokenomy.config.models import Deployment
+from tokenomy.errors import invalid_request
 from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Response, Stream, Usage
 from tokenomy.providers import upstream_errors
 from tokenomy.providers.anthropic import translate
-from tokenomy.providers.http_pool import HttpPool
+from tokenomy.providers.http_pool import HttpProvider, read_body
 from tokenomy.providers.sse import iter_sse
 
 
-class AnthropicProvider:
+class AnthropicProvider(HttpProvider):
     """Forward chat requests to an Anthropic Messages API endpoint."""
 
-    def __init__(self, config: GatewayConfig) -> None:
-        self._pool = HttpPool(config, auth_headers)
-
-    async def start(self) -> None:
-        """Open the connection pool."""
-        await self._pool.start()
-
-    async def close(self) -> None:
-        """Close the connection pool."""
-        await self._pool.close()
-
-    def ready(self) -> bool:
-        """Always ready."""
-        return True
+    @staticmethod
+    def auth_headers(deployment: Deployment) -> dict[str, str]:
+        """``x-api-key`` and ``anthropic-version``."""
+        headers = {"anthropic-version": deployment.anthropic_version}
+        key = deployment.api_key.resolve() if deployment.api_key is not None else None
+        if key:
+            headers["x-api-key"] = key
+        return headers
 
     async def send(self, ctx: CallContext, deployment: Deployment) -> Response:
         """Translate, POST to ``/v1/messages``, translate back."""
@@ -54,12 +48,7 @@ class AnthropicProvider:
         if ctx.stream:
             translator = translate.AnthropicStreamTranslator(ctx.model, ctx.request_id, created, include_usage=True)
             return Stream(_chunks(resp, translator, deployment.label), resp.close)
-        try:
-            raw = await resp.read()
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise upstream_errors.from_exception(exc, deployment.label) from None
-        finally:
-            resp.release()
+        raw = await read_body(resp, deployment)
         try:
             message = orjson.loads(raw)
             result = translate.from_anthropic_response(message, ctx.model, ctx.request_id, created)
@@ -68,15 +57,6 @@ class AnthropicProvider:
                 "Upstream returned a body that is not an Anthropic message.", deployment.label
             ) from None
         return Completion(result, Usage.from_openai(result.get("usage")))
-
-
-def auth_headers(deployment: Deployment) -> dict[str, str]:
-    """``x-api-key`` and ``anthropic-version``."""
-    headers = {"anthropic-version": deployment.anthropic_version}
-    key = deployment.api_key.resolve() if deployment.api_key is not None else None
-    if key:
-        headers["x-api-key"] = key
-    return headers
 
 
 async def _chunks(
@@ -100,10 +80,6 @@ async def _chunks(
     except translate.UpstreamStreamError as exc:
         raise upstream_errors.stream_error(f"Upstream stream failed: {exc}", label) from None
     except (TimeoutError, aiohttp.ClientError) as exc:
-        if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
-            raise upstream_errors.stream_error("Upstream closed the stream mid-way.", label) from None
-        raise upstream_errors.from_exception(exc, label) from None
-    except GatewayError:
-        raise
+        raise upstream_errors.from_read_exception(exc, label) from None
     finally:
         resp.close()

@@ -8,34 +8,24 @@ from typing import Any
 
 import aiohttp
 
-from tokenomy.config.models import Deployment, GatewayConfig
-from tokenomy.errors import GatewayError
+from tokenomy.config.models import Deployment
 from tokenomy.pipeline.context import CallContext, Completion, Response, Stream, Usage
 from tokenomy.providers import upstream_errors
-from tokenomy.providers.http_pool import HttpPool
+from tokenomy.providers.http_pool import HttpProvider, read_body
 from tokenomy.providers.openai import translate
 from tokenomy.providers.sse import iter_sse
 
 log = logging.getLogger("tokenomy.providers.openai")
 
 
-class OpenAIProvider:
+class OpenAIProvider(HttpProvider):
     """Forward requests to any OpenAI-compatible server."""
 
-    def __init__(self, config: GatewayConfig) -> None:
-        self._pool = HttpPool(config, auth_headers)
-
-    async def start(self) -> None:
-        """Open the connection pool."""
-        await self._pool.start()
-
-    async def close(self) -> None:
-        """Close the connection pool."""
-        await self._pool.close()
-
-    def ready(self) -> bool:
-        """Always ready: upstream health is the routing stage's business."""
-        return True
+    @staticmethod
+    def auth_headers(deployment: Deployment) -> dict[str, str]:
+        """``Authorization: Bearer`` when the deployment has a key."""
+        key = deployment.api_key.resolve() if deployment.api_key is not None else None
+        return {"authorization": f"Bearer {key}"} if key else {}
 
     async def send(self, ctx: CallContext, deployment: Deployment) -> Response:
         """POST the request upstream; a stream for ``stream: true``, else a whole completion."""
@@ -50,23 +40,12 @@ class OpenAIProvider:
                     deployment.label,
                 )
             return Stream(_chunks(resp, deployment.label), resp.close)
-        try:
-            raw = await resp.read()
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise upstream_errors.from_exception(exc, deployment.label) from None
-        finally:
-            resp.release()
+        raw = await read_body(resp, deployment)
         try:
             body = translate.parse_response(raw)
         except translate.MalformedUpstream as exc:
             raise upstream_errors.stream_error(str(exc), deployment.label) from None
         return Completion(body, Usage.from_openai(body.get("usage")))
-
-
-def auth_headers(deployment: Deployment) -> dict[str, str]:
-    """``Authorization: Bearer`` when the deployment has a key."""
-    key = deployment.api_key.resolve() if deployment.api_key is not None else None
-    return {"authorization": f"Bearer {key}"} if key else {}
 
 
 async def _chunks(resp: aiohttp.ClientResponse, label: str) -> AsyncIterator[dict[str, Any]]:
@@ -83,10 +62,6 @@ async def _chunks(resp: aiohttp.ClientResponse, label: str) -> AsyncIterator[dic
     except translate.MalformedUpstream as exc:
         raise upstream_errors.stream_error(str(exc), label) from None
     except (TimeoutError, aiohttp.ClientError) as exc:
-        if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
-            raise upstream_errors.stream_error("Upstream closed the stream mid-way.", label) from None
-        raise upstream_errors.from_exception(exc, label) from None
-    except GatewayError:
-        raise
+        raise upstream_errors.from_read_exception(exc, label) from None
     finally:
         resp.close()
