@@ -57,10 +57,16 @@ class Usage:
 
 @dataclass(slots=True)
 class Completion:
-    """A whole (non-streaming) response body in the OpenAI shape of its endpoint."""
+    """A whole (non-streaming) response body in the OpenAI shape of its endpoint.
+
+    ``raw`` is the upstream's own bytes for ``body`` when they can be sent as they are (an
+    OpenAI-compatible upstream): the edge then skips re-serializing. A stage that changes
+    ``body`` must return a new ``Completion`` without ``raw``.
+    """
 
     body: dict[str, Any]
     usage: Usage | None = None
+    raw: bytes | None = None
 
 
 @dataclass(slots=True)

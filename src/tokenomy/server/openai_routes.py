@@ -11,7 +11,7 @@ from tokenomy.errors import GatewayError, internal_error
 from tokenomy.gateway import Gateway
 from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Response
 from tokenomy.server import schemas
-from tokenomy.server.asgi import Request, encode_headers, end_stream, send_event, send_json, start_sse
+from tokenomy.server.asgi import JSON, Request, encode_headers, end_stream, send_bytes, send_event, send_json, start_sse
 from tokenomy.server.context import new_context, response_headers
 
 log = logging.getLogger("tokenomy.server")
@@ -65,7 +65,10 @@ async def send_openai(req: Request, ctx: CallContext, response: Response) -> Non
     headers = encode_headers(response_headers(ctx))
     if isinstance(response, Completion):
         req.responded = True
-        await send_json(req.send, 200, response.body, headers)
+        if response.raw is not None:
+            await send_bytes(req.send, 200, response.raw, JSON, headers)
+        else:
+            await send_json(req.send, 200, response.body, headers)
         return
     keep_usage = ctx.include_usage
     send = req.send

@@ -45,7 +45,7 @@ class OpenAIProvider(HttpProvider):
             body = translate.parse_response(raw)
         except translate.MalformedUpstream as exc:
             raise upstream_errors.stream_error(str(exc), deployment.label) from None
-        return Completion(body, Usage.from_openai(body.get("usage")))
+        return Completion(body, Usage.from_openai(body.get("usage")), raw)
 
 
 async def _chunks(resp: aiohttp.ClientResponse, label: str) -> AsyncIterator[dict[str, Any]]:
