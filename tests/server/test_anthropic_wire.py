@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from openai.types.chat.completion_create_params import (
     CompletionCreateParamsStreaming,
 )
 from pydantic import TypeAdapter
+from tests.support.sdk_types import materialise
 
 from tokenomy.providers.anthropic import translate
 from tokenomy.server import anthropic_wire as w
@@ -24,19 +24,10 @@ STREAM_REQUEST = TypeAdapter(CompletionCreateParamsStreaming)
 HI = [{"role": "user", "content": "hi"}]
 
 
-def _deep(value: Any) -> Any:
-    """Materialise pydantic's lazy iterators so that every nested item is validated."""
-    if isinstance(value, dict):
-        return {k: _deep(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | Iterator):
-        return [_deep(v) for v in value]
-    return value
-
-
 def to_openai(body: dict[str, Any]) -> dict[str, Any]:
     """Translate; check the result with the openai SDK's request types and the gateway's own schema."""
     out = w.messages_request_to_openai(body)
-    _deep((STREAM_REQUEST if out.get("stream") else REQUEST).validate_python(out))
+    materialise((STREAM_REQUEST if out.get("stream") else REQUEST).validate_python(out))
     schemas.validate(out, schemas.ChatCompletionRequest)
     return out
 

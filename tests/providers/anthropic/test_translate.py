@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,6 +10,7 @@ from anthropic.types.message_create_params import MessageCreateParamsNonStreamin
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic import TypeAdapter
+from tests.support.sdk_types import materialise
 
 from tokenomy.providers.anthropic import translate as t
 
@@ -19,19 +19,10 @@ STREAM_REQUEST = TypeAdapter(MessageCreateParamsStreaming)
 HI = [{"role": "user", "content": "hi"}]
 
 
-def _deep(value: Any) -> Any:
-    """Materialise pydantic's lazy iterators so that every nested item is validated."""
-    if isinstance(value, dict):
-        return {k: _deep(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | Iterator):
-        return [_deep(v) for v in value]
-    return value
-
-
 def anthropic_request(body: dict[str, Any]) -> dict[str, Any]:
     """Translate, and check the result against the Anthropic SDK's request types."""
     out = t.to_anthropic_request(body, "claude-x")
-    _deep((STREAM_REQUEST if out.get("stream") else REQUEST).validate_python(out))
+    materialise((STREAM_REQUEST if out.get("stream") else REQUEST).validate_python(out))
     return out
 
 
