@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# Servers the test suite starts on loopback, from Debian packages (installed only when missing).
+# Servers the test suite starts on loopback, from Debian packages (installed only when missing):
+# PostgreSQL (ledger store), Redis (cache and limits), promtool (checks /metrics).
 set -euo pipefail
 need=()
-# nothing yet: PostgreSQL, Redis and promtool join with the ledger and cache issues
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+[ -n "$(pg_bin)" ] && [ -x "$(pg_bin)/initdb" ] || need+=(postgresql)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v promtool >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+  echo "installing test servers: ${need[*]}"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # the packages start system services; the tests run their own on loopback instead
+  for svc in postgresql redis-server prometheus; do $SUDO service "$svc" stop >/dev/null 2>&1 || true; done
 fi

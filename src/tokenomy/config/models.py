@@ -7,53 +7,41 @@ model validates the combinations that make no sense (a local deployment with a U
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from tokenomy.config.base import SecretRef, _Frozen, parse_secret
+from tokenomy.config.observability import LedgerConfig, TelemetryConfig
 from tokenomy.providers.base import provider_kinds
 
-_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}$")
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SecretRef(_Frozen):
-    """A secret named by an environment variable (``${NAME}`` or ``${NAME:-default}``)."""
-
-    env: str
-    default: str | None = None
-
-    def resolve(self) -> str | None:
-        """The secret's value now, or ``None`` when the variable is unset and has no default."""
-        return os.environ.get(self.env, self.default)
-
-
-def parse_secret(value: object) -> object:
-    """Turn ``"${NAME}"`` into a :class:`SecretRef`; reject secrets written in clear."""
-    if value is None or isinstance(value, SecretRef | dict):
-        return value
-    if isinstance(value, str):
-        match = _ENV_REF.match(value.strip())
-        if not match:
-            raise ValueError(
-                "secrets are only accepted as environment references such as '${OPENAI_API_KEY}'; "
-                "do not write keys into the config file"
-            )
-        return {"env": match.group(1), "default": match.group(2)}
-    raise ValueError("expected an environment reference such as '${OPENAI_API_KEY}'")
-
+__all__ = ["SecretRef", "parse_secret"]
 
 class Pricing(_Frozen):
-    """Per-token prices in USD per million tokens (override the price database)."""
+    """Prices overriding the price database: per million tokens, or a self-hosted cost per hour."""
 
-    input_per_mtok: float = Field(ge=0)
-    output_per_mtok: float = Field(ge=0)
+    input_per_mtok: float | None = Field(default=None, ge=0)
+    output_per_mtok: float | None = Field(default=None, ge=0)
     cached_input_per_mtok: float | None = Field(default=None, ge=0)
+    cost_per_hour: float | None = Field(
+        default=None, ge=0, description="self-hosted: what the machine costs per hour (priced by throughput)"
+    )
+    throughput_tokens_per_s: float | None = Field(
+        default=None, gt=0, description="self-hosted: fixed tokens/s instead of the measured throughput"
+    )
+    price_model: str | None = Field(default=None, description="the model's name in the price database")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Pricing:
+        per_token = self.input_per_mtok is not None or self.output_per_mtok is not None
+        if per_token and self.cost_per_hour is not None:
+            raise ValueError("give per-token prices or cost_per_hour, not both")
+        if per_token and (self.input_per_mtok is None or self.output_per_mtok is None):
+            raise ValueError("per-token pricing needs both input_per_mtok and output_per_mtok")
+        if self.throughput_tokens_per_s is not None and self.cost_per_hour is None:
+            raise ValueError("throughput_tokens_per_s only applies with cost_per_hour")
+        return self
 
 
 ProviderKind = str  # validated against the provider registry when the gateway starts
@@ -189,6 +177,8 @@ class GatewayConfig(_Frozen):
     server: ServerConfig = ServerConfig()
     auth: AuthConfig = AuthConfig()
     local: LocalConfig = LocalConfig()
+    ledger: LedgerConfig = LedgerConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
     models: tuple[LogicalModel, ...] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -1,0 +1,79 @@
+"""The ledger's SQL schema and its migrations, for SQLite and PostgreSQL.
+
+Migrations are an ordered list per dialect; ``schema_version`` holds the last one applied.
+Each store applies the missing ones in a transaction when it opens. Add a migration by
+appending to both lists (never edit an applied one).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Dialect = Literal["sqlite", "postgres"]
+
+_TYPES: dict[Dialect, dict[str, str]] = {
+    "sqlite": {"text": "TEXT", "int": "INTEGER", "real": "REAL", "bool": "INTEGER", "big": "INTEGER"},
+    "postgres": {"text": "TEXT", "int": "INTEGER", "real": "DOUBLE PRECISION", "bool": "BOOLEAN", "big": "BIGINT"},
+}
+
+# (column, type kind, constraint) in LedgerRecord field order
+_COLUMNS_V1: tuple[tuple[str, str, str], ...] = (
+    ("request_id", "text", "PRIMARY KEY"),
+    ("ts", "real", "NOT NULL"),
+    ("api_key", "text", ""),
+    ("tenant", "text", "NOT NULL"),
+    ("end_user", "text", ""),
+    ("task", "text", "NOT NULL"),
+    ("endpoint", "text", "NOT NULL"),
+    ("wire", "text", "NOT NULL"),
+    ("requested_model", "text", "NOT NULL"),
+    ("served_model", "text", ""),
+    ("deployment", "text", ""),
+    ("provider", "text", ""),
+    ("stream", "bool", "NOT NULL"),
+    ("status", "int", "NOT NULL"),
+    ("error_type", "text", ""),
+    ("prompt_tokens", "big", "NOT NULL"),
+    ("completion_tokens", "big", "NOT NULL"),
+    ("cached_tokens", "big", "NOT NULL"),
+    ("reasoning_tokens", "big", "NOT NULL"),
+    ("token_source", "text", "NOT NULL"),
+    ("language", "text", ""),
+    ("latency_ms", "real", "NOT NULL"),
+    ("ttft_ms", "real", ""),
+    ("cache", "text", "NOT NULL"),
+    ("route", "text", ""),
+    ("price_source", "text", "NOT NULL"),
+    ("cost_usd", "real", "NOT NULL"),
+    ("baseline_cost_usd", "real", "NOT NULL"),
+    ("saved_cache_usd", "real", "NOT NULL"),
+    ("saved_routing_usd", "real", "NOT NULL"),
+    ("saved_compression_usd", "real", "NOT NULL"),
+    ("saved_batching_usd", "real", "NOT NULL"),
+    ("prompt_hash", "text", ""),
+    ("prompt", "text", ""),
+)
+
+
+def _create_requests(dialect: Dialect) -> str:
+    types = _TYPES[dialect]
+    cols = ",\n  ".join(f"{name} {types[kind]} {extra}".rstrip() for name, kind, extra in _COLUMNS_V1)
+    return f"CREATE TABLE IF NOT EXISTS requests (\n  {cols}\n)"
+
+
+def migrations(dialect: Dialect) -> list[list[str]]:
+    """Statements of each migration, in order (migration N is ``migrations(d)[N - 1]``)."""
+    v1 = [
+        _create_requests(dialect),
+        # the report queries filter on time and group by task, model, key, language
+        "CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts)",
+        "CREATE INDEX IF NOT EXISTS requests_task_ts ON requests (task, ts)",
+        "CREATE INDEX IF NOT EXISTS requests_model_ts ON requests (served_model, ts)",
+    ]
+    return [v1]
+
+
+SCHEMA_VERSION = len(migrations("sqlite"))
+"""The version a freshly migrated ledger has."""
+
+VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
