@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import AsyncIterator
 
 import pytest
@@ -11,6 +13,9 @@ from tests.support.gateway import RunningGateway, running_gateway
 
 OPENAI_KEY = "sk-fake-openai"
 ANTHROPIC_KEY = "sk-ant-fake"
+
+# Every gateway a test starts keeps its files (ledger, spool) in a throwaway directory.
+os.environ["TOKENOMY_HOME"] = tempfile.mkdtemp(prefix="tokenomy-test-home-")
 
 
 @pytest.fixture(scope="session")

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from tokenomy.config.base import SecretRef, _Frozen, parse_secret
 
-DEFAULT_LEDGER_PATH = "~/.local/share/tokenomy/ledger.db"
+
+
+def data_dir() -> Path:
+    """Where Tokenomy keeps its files unless told otherwise: ``$TOKENOMY_HOME`` or ~/.local/share/tokenomy."""
+    return Path(os.environ.get("TOKENOMY_HOME") or "~/.local/share/tokenomy").expanduser()
 
 
 class LedgerConfig(_Frozen):
     """Where usage records go and how they are written (see docs/ledger.md)."""
 
     store: Literal["sqlite", "postgres", "none"] = "sqlite"
-    path: str = Field(default=DEFAULT_LEDGER_PATH, description="the SQLite file (store: sqlite)")
+    path: str | None = Field(default=None, description="the SQLite file (store: sqlite); default: data dir/ledger.db")
     dsn: SecretRef | None = Field(default=None, description="PostgreSQL connection string (store: postgres)")
     spool_path: str | None = Field(
         default=None, description="append-only file for records the store cannot take now; default: beside path"
@@ -35,9 +41,14 @@ class LedgerConfig(_Frozen):
         return self
 
     @property
-    def spool(self) -> str:
+    def sqlite_path(self) -> Path:
+        """The SQLite file's path."""
+        return Path(self.path).expanduser() if self.path else data_dir() / "ledger.db"
+
+    @property
+    def spool(self) -> Path:
         """The spool file's path."""
-        return self.spool_path or f"{self.path}.spool"
+        return Path(self.spool_path).expanduser() if self.spool_path else Path(f"{self.sqlite_path}.spool")
 
 
 class TracingConfig(_Frozen):

@@ -15,30 +15,74 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 
 REQUESTS = Counter(
     "tokenomy_requests",
-    "Requests answered, by endpoint, requested model, serving provider and status class.",
-    ["endpoint", "model", "provider", "status"],
+    "Requests answered, by endpoint, requested model, serving provider, task and status class.",
+    ["endpoint", "model", "provider", "task", "status"],
     registry=REGISTRY,
 )
 LATENCY = Histogram(
     "tokenomy_request_duration_seconds",
     "Time from request arrival to the last byte of the response.",
-    ["endpoint", "model"],
+    ["endpoint", "model", "task"],
     buckets=_LATENCY_BUCKETS,
     registry=REGISTRY,
 )
 TTFT = Histogram(
     "tokenomy_time_to_first_token_seconds",
     "Time from request arrival to the first streamed token.",
-    ["endpoint", "model"],
+    ["endpoint", "model", "task"],
     buckets=_LATENCY_BUCKETS,
     registry=REGISTRY,
 )
 TOKENS = Counter(
     "tokenomy_tokens",
-    "Tokens processed, by model and direction (input or output).",
-    ["model", "direction"],
+    "Tokens processed by direction: input, output, and the subsets cached_input and reasoning.",
+    ["model", "provider", "task", "direction"],
     registry=REGISTRY,
 )
+COST = Counter(
+    "tokenomy_cost_usd",
+    "What requests cost, in USD, by served model, provider and task.",
+    ["model", "provider", "task"],
+    registry=REGISTRY,
+)
+BASELINE_COST = Counter(
+    "tokenomy_baseline_cost_usd",
+    "What requests would have cost with no lever applied (requested model, original prompt, no cache).",
+    ["model", "task"],
+    registry=REGISTRY,
+)
+SAVED = Counter(
+    "tokenomy_saved_usd",
+    "Baseline minus cost, split by the lever that saved it.",
+    ["lever", "task"],
+    registry=REGISTRY,
+)
+CACHE_OUTCOMES = Counter(
+    "tokenomy_cache_outcomes",
+    "Requests by cache outcome (hit-exact, hit-semantic, miss, coalesced, bypass, none).",
+    ["outcome", "task"],
+    registry=REGISTRY,
+)
+LEDGER_QUEUE = Gauge("tokenomy_ledger_queue_depth", "Ledger records waiting in memory.", registry=REGISTRY)
+LEDGER_LAG = Gauge(
+    "tokenomy_ledger_lag_seconds", "Age of the oldest record in the last batch written to the store.", registry=REGISTRY
+)
+LEDGER_WRITTEN = Counter("tokenomy_ledger_records_written", "Records written to the ledger store.", registry=REGISTRY)
+LEDGER_SPILLED = Counter(
+    "tokenomy_ledger_records_spilled",
+    "Records written to the local spool file (queue full or store down); replayed later.",
+    ["reason"],
+    registry=REGISTRY,
+)
+LEDGER_REPLAYED = Counter(
+    "tokenomy_ledger_records_replayed", "Spooled records written to the store after all.", registry=REGISTRY
+)
+LEDGER_LOST = Counter(
+    "tokenomy_ledger_records_lost",
+    "Records that could be neither stored nor spooled (should stay 0; see logs).",
+    registry=REGISTRY,
+)
+LEDGER_STORE_UP = Gauge("tokenomy_ledger_store_up", "1 when the ledger store accepts writes.", registry=REGISTRY)
 UPSTREAM_ERRORS = Counter(
     "tokenomy_upstream_errors",
     "Failed upstream calls, by deployment and error type.",

@@ -22,4 +22,4 @@ def store_for(config: LedgerConfig) -> LedgerStore:
         return PostgresStore(dsn)
     from tokenomy.ledger.stores.sqlite import SqliteStore
 
-    return SqliteStore(config.path)
+    return SqliteStore(config.sqlite_path)
