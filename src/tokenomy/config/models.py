@@ -18,6 +18,7 @@ from tokenomy.providers.base import provider_kinds
 
 __all__ = ["SecretRef", "parse_secret"]
 
+
 class Pricing(_Frozen):
     """Prices overriding the price database: per million tokens, or a self-hosted cost per hour."""
 

@@ -11,7 +11,6 @@ from pydantic import Field, field_validator, model_validator
 from tokenomy.config.base import SecretRef, _Frozen, parse_secret
 
 
-
 def data_dir() -> Path:
     """Where Tokenomy keeps its files unless told otherwise: ``$TOKENOMY_HOME`` or ~/.local/share/tokenomy."""
     return Path(os.environ.get("TOKENOMY_HOME") or "~/.local/share/tokenomy").expanduser()
