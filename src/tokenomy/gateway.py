@@ -8,6 +8,9 @@ import time
 
 from tokenomy.config.models import GatewayConfig
 from tokenomy.errors import overloaded
+from tokenomy.ledger.enrich import Enricher
+from tokenomy.ledger.stores import store_for
+from tokenomy.ledger.writer import LedgerWriter, RecordHook
 from tokenomy.pipeline.chain import Handler, Stage, build_chain
 from tokenomy.pipeline.context import CallContext, Response
 from tokenomy.pipeline.dispatch import Dispatcher
@@ -15,6 +18,8 @@ from tokenomy.pipeline.guard import GuardStage
 from tokenomy.pipeline.record import RecordStage
 from tokenomy.pipeline.route import ModelTable, RouteStage
 from tokenomy.providers.base import Provider, provider_factory
+from tokenomy.telemetry.labels import TaskLabels
+from tokenomy.telemetry.usage_metrics import UsageMetrics
 
 log = logging.getLogger("tokenomy.gateway")
 
@@ -28,8 +33,11 @@ class Gateway:
         self.table = ModelTable(config)
         kinds = sorted({dep.provider for model in config.models for dep in model.deployments})
         self.providers: dict[str, Provider] = {kind: provider_factory(kind)(config) for kind in kinds}
+        tasks = TaskLabels(config.telemetry.max_task_labels)
+        hooks: list[RecordHook] = [UsageMetrics(tasks)]
+        self.ledger = LedgerWriter(store_for(config.ledger), Enricher(config), config.ledger, hooks)
         self.stages: list[Stage] = [
-            RecordStage(),
+            RecordStage(self.ledger, tasks),
             GuardStage(config.auth),
             # cache and optimize stages slot in here (see docs/architecture.md)
             RouteStage(self.table),
@@ -38,7 +46,8 @@ class Gateway:
         self._starting: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        """Start every provider in the background; ``ready()`` turns true once all are up."""
+        """Start the ledger writer, and every provider in the background (``ready()`` follows)."""
+        self.ledger.start()
         for kind, provider in self.providers.items():
             task = asyncio.create_task(provider.start(), name=f"start:{kind}")
             task.add_done_callback(_log_start_failure)
@@ -47,7 +56,7 @@ class Gateway:
         await asyncio.sleep(0)
 
     async def close(self) -> None:
-        """Stop providers (pools closed, models released)."""
+        """Stop providers (pools closed, models released), then flush the ledger."""
         for task in self._starting:
             if not task.done():
                 task.cancel()
@@ -56,6 +65,7 @@ class Gateway:
                 await provider.close()
             except Exception:  # pragma: no cover - shutdown must go on
                 log.exception("closing a provider failed")
+        await asyncio.to_thread(self.ledger.close)  # drains the queue into the store (or the spool)
 
     def readiness(self) -> dict[str, bool]:
         """Each provider kind and whether it is ready."""

@@ -169,7 +169,9 @@ async def test_metrics_count_tokens_and_ttft(proxy: RunningGateway) -> None:
     [c async for c in stream]
     import aiohttp
 
+    await proxy.flush_ledger()  # token and cost counters are fed by the ledger writer
     async with aiohttp.ClientSession() as http, http.get(f"{proxy.url}/metrics") as resp:
         text = await resp.text()
-    assert 'tokenomy_tokens_total{direction="input",model="fast"}' in text
-    assert 'tokenomy_time_to_first_token_seconds_count{endpoint="chat",model="fast"}' in text
+    assert 'tokenomy_tokens_total{direction="input",model="fast",provider="openai",task="untagged"}' in text
+    assert 'tokenomy_cost_usd_total{model="fast",provider="openai",task="untagged"}' in text
+    assert 'tokenomy_time_to_first_token_seconds_count{endpoint="chat",model="fast",task="untagged"}' in text

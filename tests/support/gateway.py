@@ -26,6 +26,10 @@ class RunningGateway:
         """The OpenAI SDK ``base_url``."""
         return f"{self.url}/v1"
 
+    async def flush_ledger(self) -> None:
+        """Wait until every finished request is in the ledger store (or its spool)."""
+        assert await asyncio.to_thread(self.app.gateway.ledger.flush), "the ledger did not flush in time"
+
 
 @asynccontextmanager
 async def running_gateway(

@@ -44,9 +44,7 @@ class Usage:
             return cls(
                 prompt_tokens=int(usage.get("prompt_tokens") or 0),
                 completion_tokens=int(usage.get("completion_tokens") or 0),
-                cached_tokens=int(prompt_details.get("cached_tokens") or 0)
-                if isinstance(prompt_details, dict)
-                else 0,
+                cached_tokens=int(prompt_details.get("cached_tokens") or 0) if isinstance(prompt_details, dict) else 0,
                 reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0)
                 if isinstance(completion_details, dict)
                 else 0,
@@ -108,6 +106,16 @@ class CallContext:
     status: int = 200
     error_type: str | None = None
     decisions: dict[str, Any] = field(default_factory=dict)
+    # what the ledger needs beyond the above (set by the stages that decide them)
+    arrived: float = field(default_factory=time.time)  # wall clock, for the ledger's timestamp
+    finished: float | None = None  # perf_counter when the response was complete
+    cache: str = "none"  # hit-exact | hit-semantic | miss | coalesced | bypass | none
+    route: str | None = None  # how the deployment was chosen
+    baseline_deployment: Deployment | None = None  # what the client's request would have used
+    original_prompt_tokens: int | None = None  # before compression
+    extra_cost_usd: float = 0.0  # cost not in the served call's usage (e.g. a semantic lookup's embedding)
+    savings: dict[str, float] = field(default_factory=dict)  # savings stages measured themselves, by lever
+    streamed_text: list[str] | None = None  # streamed completion text, to count tokens when usage is missing
 
     def mark_first_token(self) -> None:
         """Record the time to first token once."""

@@ -1,7 +1,9 @@
-"""The ``record`` stage (outermost): metrics for every request, errors included.
+"""The ``record`` stage (outermost): every request, errors included, is measured and handed to
+the usage ledger.
 
-The usage ledger, costs and savings join this stage in a later issue; the observations it
-needs (status, usage, latency, time to first token, served model) are gathered here already.
+On the request path this stage only observes (status, usage, first token, streamed text) and
+counts the request and its latency; costs, token counting and storage happen on the ledger
+writer's thread (see ``tokenomy.ledger.writer``).
 """
 
 from __future__ import annotations
@@ -9,12 +11,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 from tokenomy.errors import GatewayError
 from tokenomy.pipeline.chain import Handler
 from tokenomy.pipeline.context import CallContext, Completion, Response, Stream, Usage
 from tokenomy.telemetry import metrics
+from tokenomy.telemetry.labels import TaskLabels
+
+
+class Sink(Protocol):
+    """Where finished requests go (the ledger writer)."""
+
+    def submit(self, ctx: CallContext) -> None:
+        """Take a finished request; must not block."""
 
 
 class RecordStage:
@@ -22,76 +32,90 @@ class RecordStage:
 
     name = "record"
 
+    def __init__(self, sink: Sink, tasks: TaskLabels) -> None:
+        self._sink = sink
+        self._tasks = tasks
+
     async def __call__(self, ctx: CallContext, call_next: Handler) -> Response:
         try:
             response = await call_next(ctx)
         except GatewayError as exc:
             ctx.status, ctx.error_type = exc.status, exc.type
-            finish(ctx)
+            self.finish(ctx)
             raise
         except asyncio.CancelledError:
             ctx.status, ctx.error_type = 499, "client_disconnected"
-            finish(ctx)
+            self.finish(ctx)
             raise
         if isinstance(response, Completion):
             ctx.usage = response.usage or Usage.from_openai(response.body.get("usage"))
-            finish(ctx)
+            if ctx.usage is None:
+                ctx.streamed_text = _completion_text(response.body)  # counted by the ledger
+            self.finish(ctx)
             return response
-        return Stream(_observe(ctx, response.chunks), response.aclose)
+        return Stream(self._observe(ctx, response.chunks), response.aclose)
+
+    async def _observe(self, ctx: CallContext, chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+        """Pass chunks through, noting the first token, the text and the usage; finish at the end."""
+        text: list[str] = []
+        ctx.streamed_text = text
+        try:
+            async for chunk in chunks:
+                choices = chunk.get("choices")
+                if choices:
+                    if ctx.first_token_at is None:
+                        ctx.mark_first_token()
+                    _collect(choices, text)
+                usage = chunk.get("usage")
+                if usage:
+                    ctx.usage = Usage.from_openai(usage) or ctx.usage
+                yield chunk
+        except GatewayError as exc:
+            ctx.status, ctx.error_type = exc.status, exc.type
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            ctx.status, ctx.error_type = 499, "client_disconnected"
+            raise
+        finally:
+            self.finish(ctx)
+
+    def finish(self, ctx: CallContext) -> None:
+        """Count the request and hand it to the ledger (exactly once per request)."""
+        if ctx.finished is not None:
+            return
+        ctx.finished = time.perf_counter()
+        endpoint = ctx.endpoint.value
+        model = ctx.served_model or ctx.model if ctx.logical_model is not None else "unknown"
+        provider = ctx.deployment.provider if ctx.deployment is not None else "none"
+        task = self._tasks(ctx.task)
+        child = metrics.child
+        child(metrics.REQUESTS, endpoint, model, provider, task, _status_class(ctx.status)).inc()
+        child(metrics.LATENCY, endpoint, model, task).observe(ctx.finished - ctx.started)
+        ttft = ctx.ttft
+        if ttft is not None:
+            child(metrics.TTFT, endpoint, model, task).observe(ttft)
+        self._sink.submit(ctx)
 
 
-async def _observe(ctx: CallContext, chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
-    """Pass chunks through, noting the first token and the usage chunk, and finish at the end."""
-    try:
-        async for chunk in chunks:
-            if ctx.first_token_at is None and chunk.get("choices"):
-                ctx.mark_first_token()
-            usage = chunk.get("usage")
-            if usage:
-                ctx.usage = Usage.from_openai(usage) or ctx.usage
-            yield chunk
-    except GatewayError as exc:
-        ctx.status, ctx.error_type = exc.status, exc.type
-        raise
-    except (asyncio.CancelledError, GeneratorExit):
-        ctx.status, ctx.error_type = 499, "client_disconnected"
-        raise
-    finally:
-        finish(ctx)
+def _collect(choices: Any, text: list[str]) -> None:
+    for choice in choices:
+        if not isinstance(choice, dict):
+            continue
+        delta = choice.get("delta")
+        piece = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+        if isinstance(piece, str):
+            text.append(piece)
 
 
-_children: dict[tuple[str, ...], Any] = {}
-
-
-def _child(metric: Any, *labels: str) -> Any:
-    """Cached ``metric.labels(*labels)``: the lookup is the costly part of an observation."""
-    key = (metric._name, *labels)
-    child = _children.get(key)
-    if child is None:
-        child = _children[key] = metric.labels(*labels)
-    return child
-
-
-def finish(ctx: CallContext) -> None:
-    """Record the request's metrics (called exactly once per request)."""
-    if ctx.decisions.get("_recorded"):
-        return
-    ctx.decisions["_recorded"] = True
-    endpoint = ctx.endpoint.value
-    model = ctx.served_model or ctx.model if ctx.logical_model is not None else "unknown"
-    provider = ctx.deployment.provider if ctx.deployment is not None else "none"
-    status = _status_class(ctx.status)
-    _child(metrics.REQUESTS, endpoint, model, provider, status).inc()
-    _child(metrics.LATENCY, endpoint, model).observe(time.perf_counter() - ctx.started)
-    ttft = ctx.ttft
-    if ttft is not None:
-        _child(metrics.TTFT, endpoint, model).observe(ttft)
-    usage = ctx.usage
-    if usage is not None:
-        if usage.prompt_tokens:
-            _child(metrics.TOKENS, model, "input").inc(usage.prompt_tokens)
-        if usage.completion_tokens:
-            _child(metrics.TOKENS, model, "output").inc(usage.completion_tokens)
+def _completion_text(body: dict[str, Any]) -> list[str]:
+    text: list[str] = []
+    for choice in body.get("choices") or ():
+        if isinstance(choice, dict):
+            message = choice.get("message")
+            piece = message.get("content") if isinstance(message, dict) else choice.get("text")
+            if isinstance(piece, str):
+                text.append(piece)
+    return text
 
 
 def _status_class(status: int) -> str:

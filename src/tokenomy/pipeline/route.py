@@ -51,6 +51,7 @@ class RouteStage:
         ctx.logical_model = model
         ctx.served_model = model.name
         ctx.deployment = self._next_deployment(model)
+        ctx.route = "single" if len(model.deployments) == 1 else "round-robin"
         return await call_next(ctx)
 
     def _next_deployment(self, model: LogicalModel) -> Deployment:

@@ -68,7 +68,6 @@ class HttpPool:
         return resp
 
 
-
 class HttpProvider:
     """Base of the providers that talk HTTP to an upstream: pool lifecycle and body reading."""
 

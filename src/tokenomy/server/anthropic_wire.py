@@ -68,8 +68,10 @@ def _str(obj: dict[str, Any], key: str, where: str, *, required: bool = True) ->
         return value
     if value is None and not required:
         return ""
-    raise _fail(f"{where}.{key}" if where else key, "Field required (a non-empty string)." if required else
-                "Input should be a string.")
+    raise _fail(
+        f"{where}.{key}" if where else key,
+        "Field required (a non-empty string)." if required else "Input should be a string.",
+    )
 
 
 def _number(body: dict[str, Any], key: str, low: float, high: float) -> float | None:
@@ -278,8 +280,13 @@ def _assistant_turn(content: str | list[Any], where: str) -> list[dict[str, Any]
             if not isinstance(tool_input, dict):
                 raise _fail(f"{at}.input", "Input should be an object.")
             arguments = json.dumps(tool_input, ensure_ascii=False)
-            calls.append({"id": _str(block, "id", at), "type": "function",
-                          "function": {"name": _str(block, "name", at), "arguments": arguments}})
+            calls.append(
+                {
+                    "id": _str(block, "id", at),
+                    "type": "function",
+                    "function": {"name": _str(block, "name", at), "arguments": arguments},
+                }
+            )
         elif kind not in ("thinking", "redacted_thinking"):  # thinking means nothing to other models
             raise _fail(f"{at}.type", f"Blocks of type {kind!r} are not supported in assistant turns.")
     text = "".join(texts)
@@ -365,12 +372,14 @@ def openai_response_to_messages(resp: dict[str, Any], model_name: str) -> dict[s
         if not isinstance(function, dict):
             continue
         call_id = call.get("id") if isinstance(call, dict) else None
-        content.append({
-            "type": "tool_use",
-            "id": call_id if isinstance(call_id, str) and call_id else f"toolu_{k}",
-            "name": str(function.get("name") or ""),
-            "input": _tool_input(function.get("arguments")),
-        })
+        content.append(
+            {
+                "type": "tool_use",
+                "id": call_id if isinstance(call_id, str) and call_id else f"toolu_{k}",
+                "name": str(function.get("name") or ""),
+                "input": _tool_input(function.get("arguments")),
+            }
+        )
     has_calls = any(block["type"] == "tool_use" for block in content)
     raw_id = str(resp.get("id") or "0") if isinstance(resp, dict) else "0"
     return {

@@ -206,14 +206,16 @@ class MessagesStreamEncoder:
         self._close(out)
         usage = self._usage or {"input_tokens": 0, "output_tokens": 0}
         # message_delta usage is cumulative; the SDKs take input and cache counts from it too
-        out.append((
-            "message_delta",
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": self._stop, "stop_sequence": None},
-                "usage": usage,
-            },
-        ))
+        out.append(
+            (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": self._stop, "stop_sequence": None},
+                    "usage": usage,
+                },
+            )
+        )
         out.append(("message_stop", {"type": "message_stop"}))
         self._ended = True
 

@@ -73,8 +73,12 @@ class TokenomyApp:
             return
         if req.method not in route.methods:
             allowed = ", ".join(sorted(route.methods))
-            exc = GatewayError(405, f"Method {req.method} is not allowed here; use {allowed}.",
-                               code="method_not_allowed", headers={"allow": allowed})
+            exc = GatewayError(
+                405,
+                f"Method {req.method} is not allowed here; use {allowed}.",
+                code="method_not_allowed",
+                headers={"allow": allowed},
+            )
             await self._error(req, route.wire, exc)
             return
         if route.sheddable and (self._in_flight >= self._max_in_flight or self._lag.overloaded):

@@ -117,7 +117,9 @@ class Request:
 def too_large(limit: int) -> GatewayError:
     """413 for a body over the configured limit."""
     return GatewayError(
-        413, f"Request body is larger than the limit of {limit} bytes.", "invalid_request_error",
+        413,
+        f"Request body is larger than the limit of {limit} bytes.",
+        "invalid_request_error",
         code="request_too_large",
     )
 

@@ -47,10 +47,7 @@ async def embeddings(gw: Gateway, req: Request) -> None:
 async def list_models(gw: Gateway, req: Request) -> None:
     """``GET /v1/models``: every name a client may ask for."""
     created = int(gw.started_at)
-    data = [
-        {"id": name, "object": "model", "created": created, "owned_by": "tokenomy"}
-        for name in gw.table.names
-    ]
+    data = [{"id": name, "object": "model", "created": created, "owned_by": "tokenomy"} for name in gw.table.names]
     await send_json(req.send, 200, {"object": "list", "data": data})
 
 

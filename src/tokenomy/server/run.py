@@ -28,7 +28,7 @@ def run(config: GatewayConfig, host: str | None = None, port: int | None = None)
     log.info("Tokenomy gateway on %s  (models: %s)", base, ", ".join(m.name for m in config.models))
     log.info(
         "try: curl %s/v1/chat/completions -H 'content-type: application/json' "
-        "-d '{\"model\": \"%s\", \"messages\": [{\"role\": \"user\", \"content\": \"Hello!\"}]}'",
+        '-d \'{"model": "%s", "messages": [{"role": "user", "content": "Hello!"}]}\'',
         base,
         model,
     )

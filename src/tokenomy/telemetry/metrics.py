@@ -6,6 +6,8 @@ deployments come from the config, statuses from a fixed set.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -123,3 +125,15 @@ def record_model_load(model: str, seconds: float) -> None:
 def render() -> tuple[bytes, str]:
     """The exposition text and its content type."""
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+_children: dict[tuple[str, ...], Any] = {}
+
+
+def child(metric: Any, *labels: str) -> Any:
+    """Cached ``metric.labels(*labels)``: the lookup is the costly part of an observation."""
+    key = (metric._name, *labels)
+    found = _children.get(key)
+    if found is None:
+        found = _children.setdefault(key, metric.labels(*labels))
+    return found

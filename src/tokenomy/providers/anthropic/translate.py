@@ -410,14 +410,16 @@ def from_anthropic_response(resp: dict[str, Any], model_name: str, request_id: s
             reasoning.append(_answer_text(block, "thinking"))
         elif kind == "tool_use":
             tool_input = block.get("input")
-            calls.append({
-                "id": _answer_text(block, "id"),
-                "type": "function",
-                "function": {
-                    "name": _answer_text(block, "name"),
-                    "arguments": json_text(tool_input if tool_input is not None else {}),
-                },
-            })
+            calls.append(
+                {
+                    "id": _answer_text(block, "id"),
+                    "type": "function",
+                    "function": {
+                        "name": _answer_text(block, "name"),
+                        "arguments": json_text(tool_input if tool_input is not None else {}),
+                    },
+                }
+            )
     message: dict[str, Any] = {
         "role": "assistant",
         "content": "".join(texts) if texts or not calls else None,

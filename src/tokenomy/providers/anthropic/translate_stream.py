@@ -145,8 +145,12 @@ class AnthropicStreamTranslator:
             name = _field(block, "name", str, "content_block_start")
             initial = block.get("input")
             arguments = json_text(initial) if isinstance(initial, dict) and initial else ""
-            call = {"index": tool_index, "id": call_id, "type": "function",
-                    "function": {"name": name, "arguments": arguments}}
+            call = {
+                "index": tool_index,
+                "id": call_id,
+                "type": "function",
+                "function": {"name": name, "arguments": arguments},
+            }
             out.append(self._chunk({"tool_calls": [call]}))
         elif kind == "thinking":
             self._blocks[index] = ("thinking", -1)

@@ -66,6 +66,4 @@ def lookup(name: str) -> EmbeddedModel:
     try:
         return CATALOG[name]
     except KeyError:
-        raise ValueError(
-            f"unknown local model {name!r}; the embedded models are: {', '.join(CATALOG)}"
-        ) from None
+        raise ValueError(f"unknown local model {name!r}; the embedded models are: {', '.join(CATALOG)}") from None

@@ -60,8 +60,7 @@ def parse_input(value: Any, vocab_size: int) -> list[EmbedItem]:
         return [_text(value, "input")]
     if not isinstance(value, list) or not value:
         raise invalid_request(
-            "'input' must be a non-empty string, a list of strings, a list of token ids, "
-            "or a list of token-id lists.",
+            "'input' must be a non-empty string, a list of strings, a list of token ids, or a list of token-id lists.",
             param="input",
         )
     if len(value) > MAX_INPUTS:

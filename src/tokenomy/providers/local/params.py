@@ -94,9 +94,7 @@ def parse_completion(
         raise invalid_request("The local model supports only best_of=1.", param="best_of")
     logprobs = body.get("logprobs")
     if logprobs is not None and (not _is_int(logprobs) or not 0 <= logprobs <= MAX_LOGPROBS_COMPLETIONS):
-        raise invalid_request(
-            f"'logprobs' must be an integer from 0 to {MAX_LOGPROBS_COMPLETIONS}.", param="logprobs"
-        )
+        raise invalid_request(f"'logprobs' must be an integer from 0 to {MAX_LOGPROBS_COMPLETIONS}.", param="logprobs")
     max_tokens = _max_tokens(body, ("max_tokens",), max_tokens_default, minimum=0)
     params = _params(body, max_tokens, default_temperature=0.8, top_logprobs=logprobs, n_vocab=n_vocab)
     return _prompt(body.get("prompt"), n_vocab), params
@@ -218,8 +216,9 @@ def _grammar(value: Any) -> str | None:
         spec = value.get("json_schema")
         schema = spec.get("schema") if isinstance(spec, dict) else None
         if not isinstance(schema, dict):
-            raise invalid_request("'response_format.json_schema.schema' must be a JSON schema object.",
-                                  param="response_format")
+            raise invalid_request(
+                "'response_format.json_schema.schema' must be a JSON schema object.", param="response_format"
+            )
         try:
             return str(llama_grammar.json_schema_to_gbnf(json.dumps(schema)))
         except Exception as exc:

@@ -102,8 +102,9 @@ class ResponseBuilder:
         """Chat streams open with the assistant role (completions have no such chunk)."""
         if not self.chat:
             return None
-        return self._chunk({"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
-                            "finish_reason": None})
+        return self._chunk(
+            {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}
+        )
 
     def delta_chunk(self, text: str, entries: list[TokenLogprob]) -> dict[str, Any]:
         """A chunk carrying new text."""

@@ -32,9 +32,9 @@ def request_body(body: dict[str, Any], upstream_model: str, stream: bool) -> byt
     out = {**body, "model": upstream_model}
     if stream:
         options = body.get("stream_options")
-        out["stream_options"] = {**options, "include_usage": True} if isinstance(options, dict) else {
-            "include_usage": True
-        }
+        out["stream_options"] = (
+            {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
+        )
     return orjson.dumps(out)
 
 

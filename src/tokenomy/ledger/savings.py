@@ -1,0 +1,61 @@
+"""Cost, baseline and savings by lever for one request.
+
+The baseline is what the request would have cost with no lever applied: the deployment the
+client's request would have used, the original (uncompressed) prompt, and no cache. The saving
+``baseline - cost`` is split by lever:
+
+- ``cache``: a cache hit made no call; the whole saving is the cache's.
+- ``compression``: the removed prompt tokens at the baseline deployment's input price.
+- ``routing``: the same call priced on the baseline deployment minus on the one that served it.
+- ``batching`` and other stage-measured savings: as the stage reported them.
+
+A failed request with no usage costs nothing and saved nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tokenomy.ledger.record import LEVERS
+from tokenomy.pricing.prices import TokenPrice
+
+
+@dataclass(frozen=True, slots=True)
+class CallCosts:
+    """The priced outcome of one request."""
+
+    cost: float
+    baseline: float
+    saved: dict[str, float] = field(default_factory=dict)
+
+
+def attribute(
+    *,
+    served: TokenPrice,
+    baseline: TokenPrice,
+    prompt_tokens: int,
+    completion_tokens: int,
+    cached_tokens: int,
+    original_prompt_tokens: int | None,
+    cache_hit: bool,
+    extra_cost: float = 0.0,
+    reported: dict[str, float] | None = None,
+) -> CallCosts:
+    """Price a request and attribute its saving to levers (every lever present, zero if unused)."""
+    saved = dict.fromkeys(LEVERS, 0.0)
+    original = max(prompt_tokens, original_prompt_tokens or prompt_tokens)
+    baseline_cost = baseline.cost(original, completion_tokens, cached_tokens)
+    if cache_hit:
+        cost = extra_cost
+        saved["cache"] = baseline_cost - cost
+        return CallCosts(cost, baseline_cost, saved)
+    cost = served.cost(prompt_tokens, completion_tokens, cached_tokens) + extra_cost
+    saved["compression"] = (original - prompt_tokens) * baseline.input
+    saved["routing"] = baseline.cost(prompt_tokens, completion_tokens, cached_tokens) - served.cost(
+        prompt_tokens, completion_tokens, cached_tokens
+    )
+    for lever, amount in (reported or {}).items():
+        if lever in saved and lever not in ("cache", "compression", "routing"):
+            saved[lever] += amount
+            baseline_cost += amount  # a stage-measured saving is money the baseline would have spent
+    return CallCosts(cost, baseline_cost, saved)

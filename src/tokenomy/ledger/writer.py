@@ -1,0 +1,190 @@
+"""The ledger writer: a background thread that enriches, counts and stores finished requests.
+
+The request path only appends the finished call context to an in-memory queue (no disk, no
+lock). The writer thread drains it in batches: builds each record (tokens, language, cost,
+baseline, savings), updates the cost and token metrics, exports a trace span if tracing is on,
+and writes the batch to the store. When the store is down, batches go to the spool file and
+are replayed once it is back; when the queue is full, the request path spools directly. No
+record is dropped silently: the one way to lose one (spool file unwritable) is counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+
+from tokenomy.config.observability import LedgerConfig
+from tokenomy.ledger.enrich import Enricher
+from tokenomy.ledger.record import LedgerRecord
+from tokenomy.ledger.spool import Spool
+from tokenomy.ledger.stores.base import LedgerStore, StoreUnavailable
+from tokenomy.pipeline.context import CallContext
+from tokenomy.telemetry import metrics
+
+log = logging.getLogger("tokenomy.ledger")
+
+RecordHook = Callable[[LedgerRecord, CallContext], None]
+_MAX_RETRY_S = 30.0
+
+
+class LedgerWriter:
+    """Owns the queue, the writer thread, the store and the spool."""
+
+    def __init__(
+        self, store: LedgerStore, enricher: Enricher, config: LedgerConfig, hooks: Sequence[RecordHook] = ()
+    ) -> None:
+        self.store = store
+        self.enricher = enricher
+        self.spool = Spool(config.spool)
+        self._config = config
+        self._hooks = tuple(hooks)
+        self._queue: deque[CallContext] = deque()
+        self._wake = threading.Event()
+        self._idle = threading.Condition()
+        self._submitted = 0
+        self._handled = 0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._store_up = False
+        self._retry_at = 0.0
+        self._retry_wait = config.retry_interval_s
+
+    # -- the request path ------------------------------------------------------------------
+
+    def submit(self, ctx: CallContext) -> None:
+        """Queue a finished request (never blocks on I/O unless the queue is full)."""
+        self._submitted += 1
+        if len(self._queue) >= self._config.max_queue or self._thread is None:
+            self._spill([ctx], "queue_full" if self._thread is not None else "stopped")
+            return
+        self._queue.append(ctx)
+        if len(self._queue) >= self._config.batch_size:
+            self._wake.set()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the writer thread (it opens the store and replays any spool)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="tokenomy-ledger", daemon=True)
+            self._thread.start()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Block until everything submitted so far is stored or spooled; False on timeout."""
+        target = self._submitted
+        self._wake.set()
+        with self._idle:
+            return self._idle.wait_for(lambda: self._handled >= target, timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Drain the queue, stop the thread and close the store (used on graceful shutdown)."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stopping = True
+            self._wake.set()
+            thread.join(timeout)
+        if self._queue:  # the thread did not finish in time: keep the rest in the spool
+            self._spill(list(self._queue), "shutdown")
+            self._queue.clear()
+        self.store.close()
+
+    @property
+    def store_up(self) -> bool:
+        """Whether the last write to the store succeeded."""
+        return self._store_up
+
+    # -- the writer thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        self._connect()
+        interval = self._config.flush_interval_ms / 1000.0
+        while True:
+            self._wake.wait(interval)
+            self._wake.clear()
+            if not self._queue:
+                if self._stopping:
+                    return
+                if not self._store_up and time.monotonic() >= self._retry_at:
+                    self._connect()  # backfill the spool as soon as the store is back
+                continue
+            while self._queue:
+                batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._config.batch_size))]
+                self._handle(batch)
+
+    def _handle(self, batch: list[CallContext]) -> None:
+        metrics.LEDGER_QUEUE.set(len(self._queue))
+        records = [self._record(ctx) for ctx in batch]
+        self._store(records)
+        metrics.LEDGER_LAG.set(max(0.0, time.time() - min(r.ts for r in records)))
+        with self._idle:
+            self._handled += len(batch)
+            self._idle.notify_all()
+
+    def _record(self, ctx: CallContext) -> LedgerRecord:
+        try:
+            record = self.enricher.record(ctx)
+        except Exception:  # never lose the request over a bug in enrichment
+            log.exception("ledger: enriching %s failed; recording it without costs", ctx.request_id)
+            record = LedgerRecord(request_id=ctx.request_id, ts=ctx.arrived, requested_model=ctx.model)
+            record.status, record.error_type, record.task = ctx.status, ctx.error_type, ctx.task
+        for hook in self._hooks:
+            try:
+                hook(record, ctx)
+            except Exception:
+                log.exception("ledger hook %r failed", hook)
+        return record
+
+    def _store(self, records: list[LedgerRecord]) -> None:
+        if not self._store_up and time.monotonic() >= self._retry_at:
+            self._connect()
+        if self._store_up:
+            try:
+                self.store.write(records)
+                metrics.LEDGER_WRITTEN.inc(len(records))
+                return
+            except StoreUnavailable as exc:
+                self._down(exc)
+        self._append_spool(records, "store_down")
+
+    def _connect(self) -> None:
+        """(Re)open the store and replay the spool; on failure schedule the next try."""
+        try:
+            self.store.open()
+            if self.spool.pending():
+                replayed, _broken = self.spool.replay(self.store.write, self._config.batch_size)
+                metrics.LEDGER_REPLAYED.inc(replayed)
+                if replayed:
+                    log.info("ledger: %d spooled record(s) written to %s", replayed, self.store.description)
+        except StoreUnavailable as exc:
+            self._down(exc)
+            return
+        if not self._store_up:
+            metrics.LEDGER_STORE_UP.set(1)
+        self._store_up = True
+        self._retry_wait = self._config.retry_interval_s
+
+    def _down(self, exc: Exception) -> None:
+        if self._store_up or self._retry_at == 0.0:
+            log.error("ledger store unavailable (%s); spooling to %s until it is back", exc, self.spool.path)
+        self._store_up = False
+        metrics.LEDGER_STORE_UP.set(0)
+        self._retry_at = time.monotonic() + self._retry_wait
+        self._retry_wait = min(self._retry_wait * 2, _MAX_RETRY_S)
+
+    def _spill(self, contexts: list[CallContext], reason: str) -> None:
+        """Enrich and spool on the caller's thread (queue full, or the writer is stopped)."""
+        self._append_spool([self._record(ctx) for ctx in contexts], reason)
+        with self._idle:
+            self._handled += len(contexts)
+            self._idle.notify_all()
+
+    def _append_spool(self, records: list[LedgerRecord], reason: str) -> None:
+        try:
+            self.spool.append(records)
+            metrics.LEDGER_SPILLED.labels(reason).inc(len(records))
+        except OSError:
+            metrics.LEDGER_LOST.inc(len(records))
+            log.exception("ledger: %d record(s) could not be spooled to %s", len(records), self.spool.path)
