@@ -49,7 +49,11 @@ class TokenCounter:
 
     def counter_for(self, model: str, provider: str | None, gguf_path: str | None = None) -> tuple[Encode, str]:
         """A text-to-count function for the model and whether it is exact (``counted``) or ``approx``."""
-        if provider == "local" and gguf_path:
+        if provider == "local":
+            if gguf_path is None:
+                from tokenomy.providers.local.generation import default_model_path
+
+                gguf_path = str(default_model_path())
             encode = self._gguf_encoder(gguf_path)
             if encode is not None:
                 return encode, "counted"

@@ -1,0 +1,97 @@
+"""Cost, baseline and the split of savings by lever."""
+
+from __future__ import annotations
+
+import pytest
+
+from tokenomy.ledger.savings import attribute
+from tokenomy.pricing.prices import TokenPrice
+
+CHEAP = TokenPrice(1e-7, 4e-7, 5e-8, "config")
+DEAR = TokenPrice(1e-5, 3e-5, 5e-6, "config")
+
+
+def test_no_lever_means_baseline_equals_cost() -> None:
+    c = attribute(
+        served=DEAR,
+        baseline=DEAR,
+        prompt_tokens=100,
+        completion_tokens=50,
+        cached_tokens=0,
+        original_prompt_tokens=None,
+        cache_hit=False,
+    )
+    assert c.cost == c.baseline == pytest.approx(100 * 1e-5 + 50 * 3e-5)
+    assert set(c.saved) == {"cache", "routing", "compression", "batching"} and not any(c.saved.values())
+
+
+def test_routing_saving_is_the_price_difference() -> None:
+    c = attribute(
+        served=CHEAP,
+        baseline=DEAR,
+        prompt_tokens=100,
+        completion_tokens=50,
+        cached_tokens=0,
+        original_prompt_tokens=None,
+        cache_hit=False,
+    )
+    assert c.saved["routing"] == pytest.approx(DEAR.cost(100, 50) - CHEAP.cost(100, 50))
+    assert c.baseline - c.cost == pytest.approx(sum(c.saved.values()))
+
+
+def test_compression_and_routing_add_up() -> None:
+    c = attribute(
+        served=CHEAP,
+        baseline=DEAR,
+        prompt_tokens=60,
+        completion_tokens=50,
+        cached_tokens=0,
+        original_prompt_tokens=100,
+        cache_hit=False,
+    )
+    assert c.saved["compression"] == pytest.approx(40 * DEAR.input)
+    assert c.baseline == pytest.approx(DEAR.cost(100, 50))
+    assert c.baseline - c.cost == pytest.approx(sum(c.saved.values()))
+
+
+def test_cache_hit_saves_everything_but_the_lookup() -> None:
+    c = attribute(
+        served=DEAR,
+        baseline=DEAR,
+        prompt_tokens=100,
+        completion_tokens=50,
+        cached_tokens=0,
+        original_prompt_tokens=None,
+        cache_hit=True,
+        extra_cost=1e-6,
+    )
+    assert c.cost == pytest.approx(1e-6)
+    assert c.saved["cache"] == pytest.approx(DEAR.cost(100, 50) - 1e-6)
+    assert c.saved["routing"] == 0
+
+
+def test_provider_cached_tokens_are_priced_cheaper_in_both() -> None:
+    c = attribute(
+        served=DEAR,
+        baseline=DEAR,
+        prompt_tokens=100,
+        completion_tokens=0,
+        cached_tokens=80,
+        original_prompt_tokens=None,
+        cache_hit=False,
+    )
+    assert c.cost == pytest.approx(20 * 1e-5 + 80 * 5e-6) == c.baseline
+
+
+def test_stage_reported_batching_saving_raises_the_baseline() -> None:
+    c = attribute(
+        served=DEAR,
+        baseline=DEAR,
+        prompt_tokens=10,
+        completion_tokens=0,
+        cached_tokens=0,
+        original_prompt_tokens=None,
+        cache_hit=False,
+        reported={"batching": 0.5},
+    )
+    assert c.saved["batching"] == 0.5 and c.baseline == pytest.approx(c.cost + 0.5)

@@ -1,0 +1,98 @@
+"""SIGTERM during load: every request the gateway answered is in the ledger afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sqlite3
+import sys
+from pathlib import Path
+
+import aiohttp
+from tests.conftest import OPENAI_KEY
+from tests.fakes.openai_upstream import OpenAIFake
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_sigterm_under_load_loses_no_record(openai_fake: OpenAIFake, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.db"
+    config = tmp_path / "gw.yaml"
+    config.write_text(
+        f"""
+ledger: {{path: "{ledger}", flush_interval_ms: 500}}
+models:
+  - name: fast
+    deployments:
+      - {{provider: openai, base_url: "{openai_fake.base_url}", api_key: "${{T_KEY:-{OPENAI_KEY}}}",
+          model: gpt-4o-mini}}
+"""
+    )
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from tokenomy.cli import main; main()", "serve", "--config", str(config),
+        "--port", str(port), env={**os.environ, "TOKENOMY_HOME": str(tmp_path)},
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    answered: list[str] = []
+    stop = asyncio.Event()
+
+    async with aiohttp.ClientSession() as http:
+        for _ in range(300):
+            try:
+                async with http.get(f"{url}/healthz") as resp:
+                    if resp.status == 200:
+                        break
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.05)
+
+        async def worker(w: int) -> None:
+            i = 0
+            while not stop.is_set():
+                rid = f"w{w}-{i}"
+                i += 1
+                body = {"model": "fast", "messages": [{"role": "user", "content": f"hi {rid}"}], "stream": w % 2 == 0}
+                headers = {"x-request-id": rid}
+                try:
+                    async with http.post(f"{url}/v1/chat/completions", json=body, headers=headers) as resp:
+                        await resp.read()
+                        answered.append(resp.headers["x-request-id"])
+                except (aiohttp.ClientError, KeyError):
+                    await asyncio.sleep(0.01)
+                    if proc.returncode is not None:
+                        return
+
+        async def slow_stream() -> bytes:
+            body = {"model": "fast", "messages": [{"role": "user", "content": "slow"}], "stream": True}
+            async with http.post(f"{url}/v1/chat/completions", json=body, headers={"x-request-id": "slow-1"}) as resp:
+                data = await resp.read()
+                answered.append(resp.headers["x-request-id"])
+                return data
+
+        workers = [asyncio.create_task(worker(w)) for w in range(8)]
+        await asyncio.sleep(0.8)
+        openai_fake.queue_modes("slow_stream")
+        slow = asyncio.create_task(slow_stream())
+        await asyncio.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)  # mid-load, with a 2.5 s stream in flight
+        _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+        stop.set()
+        await asyncio.gather(*workers)
+
+    # uvicorn re-raises the signal once its graceful shutdown is complete
+    assert proc.returncode in (0, -signal.SIGTERM), stderr.decode()[-2000:]
+    assert "Application shutdown complete" in stderr.decode()
+    assert len(answered) > 20
+    assert b"data: [DONE]" in await slow, "the stream in flight at SIGTERM should have been completed"
+    conn = sqlite3.connect(ledger)
+    stored = {row[0] for row in conn.execute("SELECT request_id FROM requests")}
+    conn.close()
+    missing = set(answered) - stored
+    assert not missing, f"{len(missing)} answered requests missing from the ledger, e.g. {sorted(missing)[:5]}"
