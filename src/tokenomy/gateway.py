@@ -10,7 +10,7 @@ from tokenomy.config.models import GatewayConfig
 from tokenomy.errors import overloaded
 from tokenomy.ledger.enrich import Enricher
 from tokenomy.ledger.stores import store_for
-from tokenomy.ledger.writer import LedgerWriter, RecordHook
+from tokenomy.ledger.writer import LedgerWriter, NoLedger, RecordHook
 from tokenomy.pipeline.chain import Handler, Stage, build_chain
 from tokenomy.pipeline.context import CallContext, Response
 from tokenomy.pipeline.dispatch import Dispatcher
@@ -35,7 +35,11 @@ class Gateway:
         self.providers: dict[str, Provider] = {kind: provider_factory(kind)(config) for kind in kinds}
         tasks = TaskLabels(config.telemetry.max_task_labels)
         hooks: list[RecordHook] = [UsageMetrics(tasks)]
-        self.ledger = LedgerWriter(store_for(config.ledger), Enricher(config), config.ledger, hooks)
+        self.ledger: LedgerWriter | NoLedger = (
+            LedgerWriter(store_for(config.ledger), Enricher(config), config.ledger, hooks)
+            if config.ledger.enabled
+            else NoLedger()
+        )
         self.stages: list[Stage] = [
             RecordStage(self.ledger, tasks),
             GuardStage(config.auth),

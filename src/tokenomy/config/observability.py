@@ -19,6 +19,7 @@ def data_dir() -> Path:
 class LedgerConfig(_Frozen):
     """Where usage records go and how they are written (see docs/ledger.md)."""
 
+    enabled: bool = Field(default=True, description="off: no records, and no token/cost metrics either")
     store: Literal["sqlite", "postgres", "none"] = "sqlite"
     path: str | None = Field(default=None, description="the SQLite file (store: sqlite); default: data dir/ledger.db")
     dsn: SecretRef | None = Field(default=None, description="PostgreSQL connection string (store: postgres)")

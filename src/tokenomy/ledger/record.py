@@ -65,7 +65,7 @@ COLUMNS: tuple[str, ...] = tuple(LedgerRecord.__struct_fields__)
 
 def as_row(record: LedgerRecord) -> tuple[object, ...]:
     """The record's values in :data:`COLUMNS` order."""
-    return tuple(getattr(record, name) for name in COLUMNS)
+    return msgspec.structs.astuple(record)
 
 
 _encoder = msgspec.json.Encoder()

@@ -117,6 +117,7 @@ class LedgerWriter:
     def _handle(self, batch: list[CallContext]) -> None:
         metrics.LEDGER_QUEUE.set(len(self._queue))
         records = [self._record(ctx) for ctx in batch]
+        self._flush_hooks()
         self._store(records)
         metrics.LEDGER_LAG.set(max(0.0, time.time() - min(r.ts for r in records)))
         with self._idle:
@@ -136,6 +137,12 @@ class LedgerWriter:
             except Exception:
                 log.exception("ledger hook %r failed", hook)
         return record
+
+    def _flush_hooks(self) -> None:
+        for hook in self._hooks:
+            flush = getattr(hook, "flush", None)
+            if flush is not None:
+                flush()
 
     def _store(self, records: list[LedgerRecord]) -> None:
         if not self._store_up and time.monotonic() >= self._retry_at:
@@ -177,6 +184,7 @@ class LedgerWriter:
     def _spill(self, contexts: list[CallContext], reason: str) -> None:
         """Enrich and spool on the caller's thread (queue full, or the writer is stopped)."""
         self._append_spool([self._record(ctx) for ctx in contexts], reason)
+        self._flush_hooks()
         with self._idle:
             self._handled += len(contexts)
             self._idle.notify_all()
@@ -188,3 +196,20 @@ class LedgerWriter:
         except OSError:
             metrics.LEDGER_LOST.inc(len(records))
             log.exception("ledger: %d record(s) could not be spooled to %s", len(records), self.spool.path)
+
+
+class NoLedger:
+    """``ledger.enabled: false``: finished requests are only counted in the request metrics."""
+
+    def submit(self, ctx: CallContext) -> None:
+        """Forget the request."""
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Nothing is ever pending."""
+        return True
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Nothing to close."""

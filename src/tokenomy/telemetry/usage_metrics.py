@@ -1,11 +1,25 @@
-"""Token, cost, baseline, savings and cache-outcome metrics, fed from ledger records."""
+"""Token, cost, baseline, savings and cache-outcome metrics, fed from ledger records.
+
+Amounts are summed per label set over a writer batch and added to the counters once per batch:
+a counter increment costs far more than a dictionary update.
+"""
 
 from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
 
 from tokenomy.ledger.record import LEVERS, LedgerRecord
 from tokenomy.pipeline.context import CallContext
 from tokenomy.telemetry import metrics
 from tokenomy.telemetry.labels import TaskLabels
+
+_DIRECTIONS = (
+    ("input", "prompt_tokens"),
+    ("output", "completion_tokens"),
+    ("cached_input", "cached_tokens"),
+    ("reasoning", "reasoning_tokens"),
+)
 
 
 class UsageMetrics:
@@ -13,28 +27,33 @@ class UsageMetrics:
 
     def __init__(self, tasks: TaskLabels) -> None:
         self._tasks = tasks
+        self._pending: defaultdict[tuple[Any, ...], float] = defaultdict(float)
 
     def __call__(self, record: LedgerRecord, ctx: CallContext) -> None:
-        """Add one record to the counters."""
+        """Add one record to the pending sums."""
+        pending = self._pending
         task = self._tasks(record.task)
         model = record.served_model or "unknown"
         provider = record.provider or "none"
-        child = metrics.child
-        for direction, count in (
-            ("input", record.prompt_tokens),
-            ("output", record.completion_tokens),
-            ("cached_input", record.cached_tokens),
-            ("reasoning", record.reasoning_tokens),
-        ):
+        for direction, field in _DIRECTIONS:
+            count = getattr(record, field)
             if count:
-                child(metrics.TOKENS, model, provider, task, direction).inc(count)
+                pending[(metrics.TOKENS, model, provider, task, direction)] += count
         if record.cost_usd:
-            child(metrics.COST, model, provider, task).inc(record.cost_usd)
+            pending[(metrics.COST, model, provider, task)] += record.cost_usd
         if record.baseline_cost_usd:
-            base_model = ctx.baseline_deployment.model if ctx.baseline_deployment is not None else model
-            child(metrics.BASELINE_COST, base_model, task).inc(record.baseline_cost_usd)
+            base = ctx.baseline_deployment
+            pending[(metrics.BASELINE_COST, base.model if base is not None else model, task)] += (
+                record.baseline_cost_usd
+            )
         for lever in LEVERS:
             saved = getattr(record, f"saved_{lever}_usd")
             if saved > 0:
-                child(metrics.SAVED, lever, task).inc(saved)
-        child(metrics.CACHE_OUTCOMES, record.cache, task).inc()
+                pending[(metrics.SAVED, lever, task)] += saved
+        pending[(metrics.CACHE_OUTCOMES, record.cache, task)] += 1
+
+    def flush(self) -> None:
+        """Add the pending sums to the counters (once per writer batch)."""
+        pending, self._pending = self._pending, defaultdict(float)
+        for (metric, *labels), amount in pending.items():
+            metrics.child(metric, *labels).inc(amount)

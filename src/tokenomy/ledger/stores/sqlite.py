@@ -6,7 +6,9 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from tokenomy.ledger.record import COLUMNS, LedgerRecord, as_row
+import msgspec
+
+from tokenomy.ledger.record import COLUMNS, LedgerRecord
 from tokenomy.ledger.schema import VERSION_TABLE, Dialect, migrations
 from tokenomy.ledger.stores.base import StoreUnavailable
 
@@ -43,7 +45,7 @@ class SqliteStore:
         assert conn is not None
         try:
             conn.execute("BEGIN")
-            conn.executemany(_INSERT, [as_row(record) for record in records])
+            conn.executemany(_INSERT, map(msgspec.structs.astuple, records))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
