@@ -7,9 +7,11 @@ request ids), so a crash mid-replay at worst replays some records twice, never l
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import msgspec
@@ -25,17 +27,28 @@ class Spool:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._replaying = path.with_name(path.name + ".replaying")
+        self._lockfile = path.with_name(path.name + ".lock")
         self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Exclusive across threads and processes (several gateways may share a spool path)."""
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._lockfile.open("a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
 
     def append(self, records: Iterable[LedgerRecord]) -> int:
         """Append records (thread-safe); returns how many were written."""
         data = b"".join(encode_line(record) for record in records)
         if not data:
             return 0
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("ab") as fh:
-                fh.write(data)
+        with self._locked(), self.path.open("ab") as fh:
+            fh.write(data)
         return data.count(b"\n")
 
     def pending(self) -> bool:
@@ -47,7 +60,7 @@ class Spool:
 
         If ``write`` raises, the records not yet written stay spooled and the exception propagates.
         """
-        with self._lock:
+        with self._locked():
             if not self._replaying.exists():
                 if not self.path.exists():
                     return 0, 0
@@ -68,7 +81,7 @@ class Spool:
         if batch:
             write(batch)
             replayed += len(batch)
-        self._replaying.unlink()
+        self._replaying.unlink(missing_ok=True)  # another gateway sharing the spool may have finished it
         if broken:
             log.error("ledger spool: %d unreadable line(s) in %s skipped", broken, self._replaying)
         return replayed, broken
