@@ -1,4 +1,4 @@
-"""The ``tokenomy`` command line: ``serve``, ``config check`` and ``version``."""
+"""The ``tokenomy`` command line: ``serve``, ``report``, ``config check`` and ``version``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ import click
 
 from tokenomy import __version__
 from tokenomy.config import ConfigError, load_config
+from tokenomy.reports.model import FORMATS, GROUP_BYS, Format, GroupBy
+from tokenomy.reports.timeparse import HELP as WHEN_HELP
+from tokenomy.reports.timeparse import WhenType
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,8 +27,14 @@ def version() -> None:
 
 
 @main.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              envvar="TOKENOMY_CONFIG", help="YAML config file (default: the embedded local models).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="TOKENOMY_CONFIG",
+    help="YAML config file (default: the embedded local models).",
+)
 @click.option("--host", default=None, help="Address to bind (default: server.host in the config).")
 @click.option("--port", type=int, default=None, help="Port to bind (default: server.port in the config).")
 def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
@@ -38,6 +47,50 @@ def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
         click.echo(str(exc), err=True)
         sys.exit(2)
     run(config, host=host, port=port)
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="TOKENOMY_CONFIG",
+    help="YAML config file whose ledger to read (as for serve).",
+)
+@click.option("--since", type=WhenType(), default=None, help=f"Start of the window: {WHEN_HELP}.")
+@click.option(
+    "--until",
+    type=WhenType(end_of_day=True),
+    default=None,
+    help="End of the window (exclusive; a date alone includes that day).",
+)
+@click.option("--by", type=click.Choice(GROUP_BYS), default="task", show_default=True, help="Group records by.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Write to FILE instead of stdout.",
+)
+@click.option("--show-prompts", is_flag=True, help="Show stored prompt text, not only its hash.")
+@click.option("--top", type=click.IntRange(0), default=10, show_default=True, help="Most expensive prompts to list.")
+def report(
+    config_path: Path | None,
+    since: float | None,
+    until: float | None,
+    by: GroupBy,
+    fmt: Format,
+    out: Path | None,
+    show_prompts: bool,
+    top: int,
+) -> None:
+    """Spend, baseline, savings by lever, token economy and latency from the usage ledger."""
+    from tokenomy.reports.command import report as run_report
+
+    run_report(
+        config_path=config_path, since=since, until=until, by=by, fmt=fmt, out=out, show_prompts=show_prompts, top=top
+    )
 
 
 @main.group("config")

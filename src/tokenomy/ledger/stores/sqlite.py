@@ -53,7 +53,7 @@ class SqliteStore:
             raise StoreUnavailable(f"writing to {self.description} failed: {exc}") from exc
 
     def connect(self) -> sqlite3.Connection:
-        """A read connection (migrating first, so an empty ledger reads as empty, not as an error)."""
+        """A new read connection (the file must exist: the gateway creates it)."""
         if not self.path.exists():
             raise StoreUnavailable(f"no ledger at {self.path} (the gateway creates it on its first request)")
         conn = sqlite3.connect(self.path, timeout=30)

@@ -1,0 +1,159 @@
+"""The HTML report: one self-contained file (inline CSS, charts as base64 PNG data URIs, no links out)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Sequence
+from html import escape
+
+from tokenomy.ledger.record import LEVERS
+from tokenomy.reports import plots
+from tokenomy.reports.model import Group, Report
+from tokenomy.reports.render_table import money, ms, percent, window_text
+from tokenomy.reports.timeparse import format_time
+
+_CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1100px;
+       color: #222; padding: 0 1rem; }
+h1 { margin-bottom: 0.2rem; } .meta { color: #666; margin-top: 0; }
+h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; }
+table { border-collapse: collapse; margin: 0.6rem 0; }
+th, td { padding: 0.25rem 0.7rem; border-bottom: 1px solid #eee; text-align: right; }
+th { background: #f6f6f6; } td:first-child, th:first-child { text-align: left; }
+tr.total td { font-weight: bold; border-top: 2px solid #ccc; }
+td.prompt { text-align: left; font-family: ui-monospace, monospace; white-space: pre-wrap; max-width: 40rem; }
+code { font-family: ui-monospace, monospace; }
+img { max-width: 100%; display: block; margin: 0.8rem 0; }
+.cards { display: flex; flex-wrap: wrap; gap: 0.8rem; }
+.card { border: 1px solid #ddd; border-radius: 6px; padding: 0.6rem 1rem; min-width: 9rem; }
+.card b { display: block; font-size: 1.3rem; }
+"""
+
+
+def data_uri(png: bytes) -> str:
+    """A ``data:image/png;base64,...`` URI."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img src="{data_uri(png)}" alt="{escape(alt)}">'
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], total: Sequence[str] | None = None) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    if total is not None:
+        body += '<tr class="total">' + "".join(f"<td>{escape(c)}</td>" for c in total) + "</tr>"
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cards(report: Report) -> str:
+    sums, lat = report.total.sums, report.total.latency
+    cards = [
+        ("requests", f"{sums.requests:,}"),
+        ("spend", money(sums.cost_usd)),
+        ("baseline", money(sums.baseline_cost_usd)),
+        ("saved", f"{money(sums.saved_total_usd)} ({percent(sums.saved_total_usd, sums.baseline_cost_usd)})"),
+        ("error rate", percent(sums.errors, sums.requests)),
+        ("tokens / request", f"{sums.tokens_per_request:,.1f}"),
+        ("cost / 1,000 requests", money(sums.cost_per_1k_requests_usd)),
+        ("latency p50 / p95 / p99", f"{ms(lat.p50)} / {ms(lat.p95)} / {ms(lat.p99)} ms"),
+    ]
+    items = "".join(f'<div class="card">{escape(name)}<b>{escape(value)}</b></div>' for name, value in cards)
+    return f'<div class="cards">{items}</div>'
+
+
+def _group_row(group: Group) -> list[str]:
+    sums, lat = group.sums, group.latency
+    return [
+        group.name,
+        f"{sums.requests:,}",
+        f"{sums.errors:,}",
+        percent(sums.errors, sums.requests),
+        f"{sums.tokens_per_request:,.1f}",
+        money(sums.cost_usd),
+        money(sums.cost_per_1k_requests_usd),
+        money(sums.baseline_cost_usd),
+        *(money(sums.saved_usd.get(lever, 0.0)) for lever in LEVERS),
+        money(sums.saved_total_usd),
+        ms(lat.p50),
+        ms(lat.p95),
+        ms(lat.p99),
+    ]
+
+
+def _groups(report: Report) -> str:
+    header = [report.query.by, "requests", "errors", "error rate", "tokens/req", "spend", "$/1k req", "baseline",
+              *(f"saved: {lever}" for lever in LEVERS), "saved", "p50 ms", "p95 ms", "p99 ms"]
+    return _table(header, [_group_row(g) for g in report.groups], _group_row(report.total))
+
+
+def _economy(groups: list[Group], dimension: str) -> str:
+    rows = []
+    for group in groups:
+        sums = group.sums
+        n = sums.requests or 1
+        rows.append([group.name, f"{sums.requests:,}", f"{sums.prompt_tokens / n:,.1f}",
+                     f"{sums.completion_tokens / n:,.1f}", f"{sums.tokens_per_request:,.1f}",
+                     money(sums.cost_per_1k_requests_usd), money(sums.cost_usd), percent(sums.errors, sums.requests)])
+    header = [dimension, "requests", "prompt/req", "completion/req", "tokens/req", "$/1k req", "spend", "error rate"]
+    return _table(header, rows)
+
+
+def _prompts(report: Report) -> str:
+    show = report.query.sections.show_prompts
+    header = ["prompt hash", "requests", "tokens", "spend", *(["prompt"] if show else [])]
+    if not report.top_prompts:
+        return "<p>No prompt hashes in this window.</p>"
+    rows_html = []
+    for row in report.top_prompts:
+        cells = [f"<td><code>{escape(row.prompt_hash)}</code></td>", f"<td>{row.requests:,}</td>",
+                 f"<td>{row.tokens:,}</td>", f"<td>{escape(money(row.cost_usd))}</td>"]
+        if show:
+            text = row.prompt if row.prompt is not None else "(not stored: ledger.store_prompts is off)"
+            cells.append(f'<td class="prompt">{escape(text)}</td>')
+        rows_html.append("<tr>" + "".join(cells) + "</tr>")
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    note = "" if show else "<p class=meta>Prompts are shown by hash; <code>--show-prompts</code> shows stored text.</p>"
+    return f"{note}<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows_html)}</tbody></table>"
+
+
+def render(report: Report, on_chart: Callable[[str], None] | None = None) -> str:
+    """The whole report as one HTML document; ``on_chart`` is told as each chart is drawn."""
+    draws: list[tuple[str, Callable[[], bytes]]] = [
+        ("cost over time", lambda: plots.cost_over_time(report)),
+        ("savings by lever", lambda: plots.savings_by_lever(report)),
+        ("token economy by task", lambda: plots.token_economy(report.by_task, "task")),
+        ("token economy by language", lambda: plots.token_economy(report.by_language, "language")),
+    ]
+    charts = []
+    for name, draw in draws:
+        charts.append(_img(draw(), name))
+        if on_chart is not None:
+            on_chart(name)
+    cost_chart, levers_chart, task_chart, language_chart = charts
+    meta = (f"{escape(report.source)} &middot; {escape(window_text(report))} &middot; "
+            f"generated {escape(format_time(report.generated_at))}")
+    sections = [
+        f"<h1>Tokenomy report</h1><p class=meta>{meta}</p>",
+        _cards(report),
+        "<h2>Cost over time</h2>",
+        cost_chart,
+        "<h2>Savings by lever</h2>",
+        levers_chart,
+        f"<h2>By {escape(report.query.by)}</h2>",
+        _groups(report),
+        "<h2>Token economy</h2>",
+        task_chart,
+        _economy(report.by_task, "task"),
+        language_chart,
+        _economy(report.by_language, "language"),
+        "<h2>Most expensive prompts</h2>",
+        _prompts(report),
+    ]
+    body = "\n".join(sections)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Tokenomy report</title><style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
+    )

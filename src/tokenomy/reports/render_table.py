@@ -1,0 +1,150 @@
+"""The terminal report: rich tables for the summary, the groups, savings by lever, token economy, prompts."""
+
+from __future__ import annotations
+
+from rich.console import Group as RichGroup
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from tokenomy.ledger.record import LEVERS
+from tokenomy.reports.model import Group, Report
+from tokenomy.reports.timeparse import format_time
+
+PROMPT_WIDTH = 80
+"""Characters of prompt text shown in the terminal table."""
+
+
+def money(value: float) -> str:
+    """``$1,234.56``; amounts under a dollar keep four decimals (``$0.0042``)."""
+    return f"${value:,.2f}" if abs(value) >= 1 else f"${value:,.4f}"
+
+
+def ms(value: float | None) -> str:
+    """Milliseconds, or a dash."""
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def percent(part: float, whole: float) -> str:
+    """``12.3%``, or a dash when ``whole`` is zero."""
+    return f"{part / whole * 100:.1f}%" if whole else "-"
+
+
+def window_text(report: Report) -> str:
+    """The time range in words."""
+    window = report.query.window
+    since = format_time(window.since) if window.since is not None else "the first record"
+    until = format_time(window.until) if window.until is not None else "now"
+    return f"{since} to {until}"
+
+
+def summary(report: Report) -> Table:
+    """Totals over the window."""
+    total = report.total
+    sums = total.sums
+    table = Table(title="Summary", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("requests", f"{sums.requests:,}")
+    table.add_row("errors (status >= 400)", f"{sums.errors:,} ({percent(sums.errors, sums.requests)})")
+    table.add_row("spend", money(sums.cost_usd))
+    table.add_row("baseline (no levers)", money(sums.baseline_cost_usd))
+    table.add_row("saved", f"{money(sums.saved_total_usd)} ({percent(sums.saved_total_usd, sums.baseline_cost_usd)})")
+    for lever in LEVERS:
+        table.add_row(f"  by {lever}", money(sums.saved_usd.get(lever, 0.0)))
+    table.add_row("tokens per request", f"{sums.tokens_per_request:,.1f}")
+    table.add_row("cost per 1,000 requests", money(sums.cost_per_1k_requests_usd))
+    lat = total.latency
+    table.add_row("latency p50 / p95 / p99 (ms)", f"{ms(lat.p50)} / {ms(lat.p95)} / {ms(lat.p99)}")
+    return table
+
+
+def groups_table(report: Report) -> Table:
+    """Spend, baseline, savings, errors and latency per ``--by`` group."""
+    table = Table(title=f"By {report.query.by}", title_justify="left")
+    table.add_column(report.query.by, overflow="fold")
+    for name in ("requests", "errors", "tokens/req", "spend", "$/1k req", "baseline", "saved", "p50 ms", "p95 ms"):
+        table.add_column(name, justify="right")
+    for group in [*report.groups, report.total]:
+        sums = group.sums
+        table.add_row(
+            group.name,
+            f"{sums.requests:,}",
+            f"{sums.errors:,} ({percent(sums.errors, sums.requests)})",
+            f"{sums.tokens_per_request:,.1f}",
+            money(sums.cost_usd),
+            money(sums.cost_per_1k_requests_usd),
+            money(sums.baseline_cost_usd),
+            f"{money(sums.saved_total_usd)} ({percent(sums.saved_total_usd, sums.baseline_cost_usd)})",
+            ms(group.latency.p50),
+            ms(group.latency.p95),
+            style="bold" if group is report.total else None,
+        )
+    return table
+
+
+def levers_table(report: Report) -> Table:
+    """Savings by lever per ``--by`` group, with the total row."""
+    table = Table(title=f"Savings by lever, by {report.query.by}", title_justify="left")
+    table.add_column(report.query.by, overflow="fold")
+    for lever in LEVERS:
+        table.add_column(lever, justify="right")
+    table.add_column("total", justify="right")
+    for group in [*report.groups, report.total]:
+        saved = group.sums.saved_usd
+        style = "bold" if group is report.total else None
+        cells = [money(saved.get(lever, 0.0)) for lever in LEVERS]
+        table.add_row(group.name, *cells, money(group.sums.saved_total_usd), style=style)
+    return table
+
+
+def economy_table(title: str, column: str, groups: list[Group]) -> Table:
+    """Token economy: tokens per request and cost per 1,000 requests per group."""
+    table = Table(title=title, title_justify="left")
+    table.add_column(column, overflow="fold")
+    for name in ("requests", "prompt/req", "completion/req", "tokens/req", "$/1k req", "spend"):
+        table.add_column(name, justify="right")
+    for group in groups:
+        sums = group.sums
+        n = sums.requests or 1
+        table.add_row(
+            group.name,
+            f"{sums.requests:,}",
+            f"{sums.prompt_tokens / n:,.1f}",
+            f"{sums.completion_tokens / n:,.1f}",
+            f"{sums.tokens_per_request:,.1f}",
+            money(sums.cost_per_1k_requests_usd),
+            money(sums.cost_usd),
+        )
+    return table
+
+
+def prompts_table(report: Report) -> Table:
+    """The most expensive prompts, by hash (text only when asked for and stored)."""
+    show = report.query.sections.show_prompts
+    table = Table(title="Most expensive prompts", title_justify="left")
+    table.add_column("prompt hash", no_wrap=True)
+    for name in ("requests", "tokens", "spend"):
+        table.add_column(name, justify="right")
+    if show:
+        table.add_column("prompt", overflow="ellipsis", no_wrap=True, max_width=PROMPT_WIDTH)
+    for row in report.top_prompts:
+        cells: list[RenderableType] = [row.prompt_hash, f"{row.requests:,}", f"{row.tokens:,}", money(row.cost_usd)]
+        if show:
+            cells.append(Text(row.prompt if row.prompt is not None else "(not stored)"))
+        table.add_row(*cells)
+    return table
+
+
+def render(report: Report) -> RenderableType:
+    """Every section of the terminal report."""
+    header = Text.assemble(
+        ("Tokenomy report", "bold"), f"  {report.source}\n", f"{window_text(report)}, by {report.query.by}"
+    )
+    parts: list[RenderableType] = [header, summary(report), groups_table(report), levers_table(report)]
+    if report.by_task or report.by_language:
+        parts.append(economy_table("Token economy by task", "task", report.by_task))
+        parts.append(economy_table("Token economy by language", "language", report.by_language))
+    if report.query.sections.top_prompts > 0:
+        parts.append(prompts_table(report))
+    return RichGroup(*parts)
