@@ -6,11 +6,15 @@ import asyncio
 import logging
 import time
 
+from tokenomy.cache.service import CacheService
+from tokenomy.cache.stores import cache_store_for
+from tokenomy.cache.stores.base import CacheStore
 from tokenomy.config.models import GatewayConfig
 from tokenomy.errors import overloaded
 from tokenomy.ledger.enrich import Enricher
 from tokenomy.ledger.stores import store_for
 from tokenomy.ledger.writer import LedgerWriter, NoLedger, RecordHook
+from tokenomy.pipeline.cache import CacheStage
 from tokenomy.pipeline.chain import Handler, Stage, build_chain
 from tokenomy.pipeline.context import CallContext, Response
 from tokenomy.pipeline.dispatch import Dispatcher
@@ -40,10 +44,13 @@ class Gateway:
             if config.ledger.enabled
             else NoLedger()
         )
+        self.cache_store: CacheStore | None = cache_store_for(config.cache.exact)  # also the KV API's store
+        self.cache = CacheService(config.cache.exact.memory_bytes, self.cache_store)
         self.stages: list[Stage] = [
             RecordStage(self.ledger, tasks),
             GuardStage(config.auth),
-            # cache and optimize stages slot in here (see docs/architecture.md)
+            CacheStage(config.cache, self.cache, self.table),
+            # the optimize stage slots in here (see docs/architecture.md)
             RouteStage(self.table),
         ]
         self.handle: Handler = build_chain(self.stages, _ReadyCheck(self.providers, Dispatcher(self.providers)))
@@ -69,6 +76,10 @@ class Gateway:
                 await provider.close()
             except Exception:  # pragma: no cover - shutdown must go on
                 log.exception("closing a provider failed")
+        try:
+            await self.cache.close()
+        except Exception:  # pragma: no cover - shutdown must go on
+            log.exception("closing the cache failed")
         await asyncio.to_thread(self.ledger.close)  # drains the queue into the store (or the spool)
 
     def readiness(self) -> dict[str, bool]:

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from tokenomy.config.base import SecretRef, _Frozen, parse_secret
+from tokenomy.config.cache import CacheConfig
 from tokenomy.config.observability import LedgerConfig, TelemetryConfig
 from tokenomy.providers.base import provider_kinds
 
@@ -128,6 +129,11 @@ class AuthConfig(_Frozen):
     """Client authentication; with no keys the gateway is open (the local default)."""
 
     keys: tuple[VirtualKey, ...] = ()
+    admin_key: SecretRef | None = Field(
+        default=None, description="master key for admin endpoints, e.g. ${TOKENOMY_ADMIN_KEY}"
+    )
+
+    _check_secret = field_validator("admin_key", mode="before")(parse_secret)
 
 
 class ServerConfig(_Frozen):
@@ -178,6 +184,7 @@ class GatewayConfig(_Frozen):
     server: ServerConfig = ServerConfig()
     auth: AuthConfig = AuthConfig()
     local: LocalConfig = LocalConfig()
+    cache: CacheConfig = CacheConfig()
     ledger: LedgerConfig = LedgerConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     models: tuple[LogicalModel, ...] = Field(min_length=1)

@@ -81,15 +81,15 @@ class Enricher:
             prompt_hash=hashlib.sha256(prompt_bytes).hexdigest()[:32] if prompt_bytes else None,
             prompt=prompt_bytes.decode() if self._store_prompts and prompt_bytes else None,
         )
-        if dep is not None:
+        if dep is not None or ctx.baseline_deployment is not None:
             self._price(ctx, record)
         return record
 
     def _price(self, ctx: CallContext, record: LedgerRecord) -> None:
-        dep = ctx.deployment
+        dep = ctx.deployment or ctx.baseline_deployment  # a cache hit called nobody: price as the baseline
         assert dep is not None
         tokens = record.prompt_tokens + record.completion_tokens
-        if ctx.cache == "none" or not ctx.cache.startswith("hit"):
+        if ctx.deployment is not None:
             self.prices.observe(dep, tokens, record.ts, record.ts + record.latency_ms / 1000.0)
         served = self.prices.price(dep)
         base_dep = ctx.baseline_deployment or dep
@@ -101,9 +101,10 @@ class Enricher:
             completion_tokens=record.completion_tokens,
             cached_tokens=record.cached_tokens,
             original_prompt_tokens=ctx.original_prompt_tokens,
-            cache_hit=ctx.cache.startswith("hit"),
+            cache_hit=ctx.cache.startswith("hit") or ctx.cache == "coalesced",
             extra_cost=ctx.extra_cost_usd,
             reported=ctx.savings,
+            cached_item_tokens=ctx.cached_item_tokens,
         )
         record.price_source = served.source if served is not UNPRICED else "unknown"
         record.cost_usd = costs.cost

@@ -4,7 +4,8 @@ The baseline is what the request would have cost with no lever applied: the depl
 client's request would have used, the original (uncompressed) prompt, and no cache. The saving
 ``baseline - cost`` is split by lever:
 
-- ``cache``: a cache hit made no call; the whole saving is the cache's.
+- ``cache``: a cache hit made no call; the whole saving is the cache's. For embeddings, inputs
+  answered from the cache save their tokens at the baseline's input price.
 - ``compression``: the removed prompt tokens at the baseline deployment's input price.
 - ``routing``: the same call priced on the baseline deployment minus on the one that served it.
 - ``batching`` and other stage-measured savings: as the stage reported them.
@@ -40,6 +41,7 @@ def attribute(
     cache_hit: bool,
     extra_cost: float = 0.0,
     reported: dict[str, float] | None = None,
+    cached_item_tokens: int = 0,
 ) -> CallCosts:
     """Price a request and attribute its saving to levers (every lever present, zero if unused)."""
     saved = dict.fromkeys(LEVERS, 0.0)
@@ -54,6 +56,10 @@ def attribute(
     saved["routing"] = baseline.cost(prompt_tokens, completion_tokens, cached_tokens) - served.cost(
         prompt_tokens, completion_tokens, cached_tokens
     )
+    if cached_item_tokens:  # embeddings inputs answered from the cache, the rest sent upstream
+        item_saving = cached_item_tokens * baseline.input
+        saved["cache"] += item_saving
+        baseline_cost += item_saving
     for lever, amount in (reported or {}).items():
         if lever in saved and lever not in ("cache", "compression", "routing"):
             saved[lever] += amount

@@ -113,7 +113,8 @@ class CallContext:
     route: str | None = None  # how the deployment was chosen
     baseline_deployment: Deployment | None = None  # what the client's request would have used
     original_prompt_tokens: int | None = None  # before compression
-    extra_cost_usd: float = 0.0  # cost not in the served call's usage (e.g. a semantic lookup's embedding)
+    extra_cost_usd: float = 0.0
+    cached_item_tokens: int = 0  # embeddings: prompt tokens of the inputs answered from the cache
     savings: dict[str, float] = field(default_factory=dict)  # savings stages measured themselves, by lever
     streamed_text: list[str] | None = None  # streamed completion text, to count tokens when usage is missing
 

@@ -54,4 +54,12 @@ def response_headers(ctx: CallContext) -> dict[str, str]:
         out["x-tokenomy-model"] = ctx.served_model
     if ctx.deployment is not None:
         out["x-tokenomy-deployment"] = ctx.deployment.label
+    if ctx.cache != "none":
+        out["x-tokenomy-cache"] = ctx.cache
+        similarity = ctx.decisions.get("cache_similarity")
+        if similarity is not None:
+            out["x-tokenomy-cache-similarity"] = str(similarity)
+        items = ctx.decisions.get("cache_items")
+        if items is not None:
+            out["x-tokenomy-cache-items"] = str(items)
     return out

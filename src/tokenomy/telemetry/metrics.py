@@ -65,6 +65,33 @@ CACHE_OUTCOMES = Counter(
     ["outcome", "task"],
     registry=REGISTRY,
 )
+CACHE_LOOKUPS = Counter(
+    "tokenomy_cache_lookups",
+    "Cache lookups by tier (memory, store, semantic) and outcome (hit, miss, corrupt, error).",
+    ["tier", "outcome"],
+    registry=REGISTRY,
+)
+CACHE_LOOKUP_SECONDS = Histogram(
+    "tokenomy_cache_lookup_seconds",
+    "Time to look a request up in the cache, by the tier that answered (or miss).",
+    ["tier"],
+    buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
+    registry=REGISTRY,
+)
+CACHE_STORE_ERRORS = Counter(
+    "tokenomy_cache_store_errors",
+    "Level-2 cache store operations that failed (store down); the cache carries on without it.",
+    ["store", "op"],
+    registry=REGISTRY,
+)
+CACHE_STORE_UP = Gauge("tokenomy_cache_store_up", "1 when the level-2 cache store answers.", registry=REGISTRY)
+CACHE_MEMORY_BYTES = Gauge("tokenomy_cache_memory_bytes", "Bytes held by the in-process cache.", registry=REGISTRY)
+CACHE_SKIPPED = Counter(
+    "tokenomy_cache_not_stored",
+    "Answers not stored, by reason (too_large, no_store, incomplete, error).",
+    ["reason"],
+    registry=REGISTRY,
+)
 LEDGER_QUEUE = Gauge("tokenomy_ledger_queue_depth", "Ledger records waiting in memory.", registry=REGISTRY)
 LEDGER_LAG = Gauge(
     "tokenomy_ledger_lag_seconds", "Age of the oldest record in the last batch written to the store.", registry=REGISTRY

@@ -1,0 +1,44 @@
+"""The request's cache directives: ``Cache-Control`` and ``x-tokenomy-cache-namespace``."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass
+
+NAMESPACE_HEADER = "x-tokenomy-cache-namespace"
+_NAMESPACE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Directives:
+    """What the client asked of the cache for this request."""
+
+    lookup: bool = True  # False with no-cache: skip the lookup, still store the answer
+    store: bool = True  # False with no-store
+    max_age: float | None = None  # accept only entries younger than this (seconds)
+    namespace: str = ""  # the client's sub-namespace ("" when none)
+
+
+def parse(headers: dict[str, str]) -> Directives:
+    """Read the directives; malformed parts are ignored (as HTTP caches do), never an error."""
+    lookup = store = True
+    max_age: float | None = None
+    for part in headers.get("cache-control", "").split(","):
+        name, _, value = part.strip().lower().partition("=")
+        if name == "no-cache":
+            lookup = False
+        elif name == "no-store":
+            store = False
+        elif name == "max-age":
+            with contextlib.suppress(ValueError):
+                max_age = max(0.0, float(value.strip().strip('"')))
+    namespace = headers.get(NAMESPACE_HEADER, "")
+    if namespace and not _NAMESPACE.match(namespace):
+        namespace = ""  # the edge rejects bad values before this; stay safe regardless
+    return Directives(lookup, store, max_age, namespace)
+
+
+def valid_namespace(value: str) -> bool:
+    """Whether a namespace header value is acceptable."""
+    return bool(_NAMESPACE.match(value))

@@ -1,0 +1,125 @@
+"""The cache's tiers behind one interface: level 1 in memory, level 2 in a shared store.
+
+Reads go through level 1, then level 2 (promoting what they find). Writes go to level 1 at
+once and to level 2 in the background. A level-2 store that is down is skipped (logged once,
+counted) until it answers again; a corrupted entry reads as a miss and is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from tokenomy.cache.entry import CacheEntry, CorruptEntry, pack, unpack
+from tokenomy.cache.memory import MemoryTier
+from tokenomy.cache.stores.base import CacheStore, CacheUnavailable, EntryMeta
+from tokenomy.telemetry import metrics
+
+log = logging.getLogger("tokenomy.cache")
+_RETRY_S = 1.0
+
+
+class CacheService:
+    """Level 1 + level 2, with outage handling."""
+
+    def __init__(self, memory_bytes: int, store: CacheStore | None) -> None:
+        self.memory = MemoryTier(memory_bytes)
+        self.store = store
+        self._down_until = 0.0
+        self._down_logged = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        metrics.CACHE_STORE_UP.set(1 if store is not None else 0)
+
+    async def get(self, key: str, max_age: float | None = None) -> tuple[CacheEntry | None, str]:
+        """The fresh entry for ``key`` and the tier that had it (``memory``, ``store`` or ``miss``)."""
+        now = time.time()
+        entry = self.memory.get(key, now, max_age)
+        if entry is not None:
+            metrics.child(metrics.CACHE_LOOKUPS, "memory", "hit").inc()
+            return entry, "memory"
+        if self.store is None or now < self._down_until:
+            return None, "miss"
+        try:
+            data = await self.store.get(key)
+        except CacheUnavailable as exc:
+            self._down("get", exc)
+            return None, "miss"
+        self._up()
+        if data is None:
+            metrics.child(metrics.CACHE_LOOKUPS, "store", "miss").inc()
+            return None, "miss"
+        try:
+            entry = unpack(data)
+        except CorruptEntry as exc:
+            log.warning("cache entry %s is corrupt (%s); deleted", key, exc)
+            metrics.child(metrics.CACHE_LOOKUPS, "store", "corrupt").inc()
+            self._background(self.store.delete(key))
+            return None, "miss"
+        if not entry.fresh(now, max_age):
+            metrics.child(metrics.CACHE_LOOKUPS, "store", "miss").inc()
+            return None, "miss"
+        self.memory.put(key, entry)
+        metrics.child(metrics.CACHE_LOOKUPS, "store", "hit").inc()
+        return entry, "store"
+
+    def put(self, key: str, entry: CacheEntry) -> None:
+        """Keep an entry: level 1 now, level 2 in the background."""
+        self.memory.put(key, entry)
+        metrics.CACHE_MEMORY_BYTES.set(self.memory.bytes_used)
+        if self.store is not None and time.time() >= self._down_until:
+            meta = EntryMeta(entry.namespace, entry.model, entry.task, entry.expires)
+            self._background(self._store_set(key, pack(entry), meta))
+
+    async def invalidate(self, *, namespace: str | None, model: str | None, task: str | None) -> int:
+        """Remove matching entries from level 2 and clear level 1; returns level 2's count."""
+        self.memory.clear()
+        if self.store is None:
+            return 0
+        try:
+            return await self.store.invalidate(namespace=namespace, model=model, task=task)
+        except CacheUnavailable as exc:
+            self._down("invalidate", exc)
+            raise
+
+    async def drain(self) -> None:
+        """Wait for background writes (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Finish background writes and close the store."""
+        await self.drain()
+        if self.store is not None:
+            await self.store.close()
+
+    async def _store_set(self, key: str, value: bytes, meta: EntryMeta) -> None:
+        assert self.store is not None
+        try:
+            await self.store.set(key, value, meta)
+            self._up()
+        except CacheUnavailable as exc:
+            self._down("set", exc)
+
+    def _background(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _down(self, op: str, exc: Exception) -> None:
+        assert self.store is not None
+        metrics.child(metrics.CACHE_STORE_ERRORS, self.store.name, op).inc()
+        metrics.child(metrics.CACHE_LOOKUPS, "store", "error").inc()
+        metrics.CACHE_STORE_UP.set(0)
+        self._down_until = time.time() + _RETRY_S
+        if not self._down_logged:
+            log.error("cache store %s unavailable (%s); serving from memory and upstream", self.store.name, exc)
+            self._down_logged = True
+
+    def _up(self) -> None:
+        if self._down_logged:
+            log.info("cache store %s is back", self.store.name if self.store else "?")
+            self._down_logged = False
+            metrics.CACHE_STORE_UP.set(1)

@@ -1,0 +1,96 @@
+"""Configuration of the cache stage: exact and semantic tiers, their stores and per-task rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from tokenomy.config.base import SecretRef, _Frozen, parse_secret
+from tokenomy.config.observability import data_dir
+
+# Calibrated on public paraphrase pairs (docs/caching.md); the entity check guards the rest.
+DEFAULT_SEMANTIC_THRESHOLD = 0.90
+
+
+class ExactCacheConfig(_Frozen):
+    """Exact tier: in-process LRU (level 1), then a shared store (level 2)."""
+
+    enabled: bool = True
+    memory_bytes: int = Field(default=256 * 1024 * 1024, ge=0, description="level-1 LRU budget in bytes")
+    ttl_s: float = Field(default=86_400.0, gt=0, description="how long an answer stays valid")
+    max_entry_bytes: int = Field(default=1024 * 1024, gt=0, description="larger answers are not stored")
+    store: Literal["sqlite", "redis", "none"] = "sqlite"
+    path: str | None = Field(default=None, description="SQLite file; default: data dir/cache.db")
+    redis_url: SecretRef | None = Field(default=None, description="e.g. ${TOKENOMY_REDIS_URL} (store: redis)")
+
+    _check_secret = field_validator("redis_url", mode="before")(parse_secret)
+
+    @model_validator(mode="after")
+    def _url_for_redis(self) -> ExactCacheConfig:
+        if self.store == "redis" and self.redis_url is None:
+            raise ValueError("a redis cache store needs redis_url, e.g. redis_url: ${TOKENOMY_REDIS_URL}")
+        return self
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The level-2 SQLite file."""
+        return Path(self.path).expanduser() if self.path else data_dir() / "cache.db"
+
+
+class SemanticCacheConfig(_Frozen):
+    """Semantic tier: nearest earlier question in the same conversation context (chat only)."""
+
+    enabled: bool = False
+    threshold: float = Field(default=DEFAULT_SEMANTIC_THRESHOLD, gt=0, le=1, description="cosine similarity")
+    verify: Literal["entities", "none"] = Field(
+        default="entities", description="second check: numbers and named entities must match"
+    )
+    index_path: str | None = Field(default=None, description="vector index file; default: data dir/semantic.usearch")
+    max_entries: int = Field(default=1_000_000, gt=0)
+
+    @property
+    def index_file(self) -> Path:
+        """The persisted vector index."""
+        return Path(self.index_path).expanduser() if self.index_path else data_dir() / "semantic.usearch"
+
+
+class CacheRule(_Frozen):
+    """Overrides for requests of one model and/or task (the first matching rule applies)."""
+
+    model: str | None = None
+    task: str | None = None
+    enabled: bool | None = Field(default=None, description="false: never cache these")
+    nondeterministic: bool | None = Field(default=None, description="true: cache even with temperature > 0")
+    ttl_s: float | None = Field(default=None, gt=0)
+    semantic: bool | None = None
+    semantic_threshold: float | None = Field(default=None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _selects(self) -> CacheRule:
+        if self.model is None and self.task is None:
+            raise ValueError("a cache rule needs a model, a task or both")
+        return self
+
+
+class CacheConfig(_Frozen):
+    """The cache stage."""
+
+    exact: ExactCacheConfig = ExactCacheConfig()
+    semantic: SemanticCacheConfig = SemanticCacheConfig()
+    nondeterministic: bool = Field(
+        default=False, description="cache requests with temperature > 0 and no seed (normally each is new)"
+    )
+    single_flight: bool = Field(default=True, description="identical concurrent requests share one upstream call")
+    shared_namespaces: tuple[str, ...] = Field(
+        default=(), description="x-tokenomy-cache-namespace values shared by all tenants"
+    )
+    rules: tuple[CacheRule, ...] = ()
+
+    def rule_for(self, model: str, task: str) -> CacheRule | None:
+        """The first rule matching the model and task."""
+        for rule in self.rules:
+            if (rule.model is None or rule.model == model) and (rule.task is None or rule.task == task):
+                return rule
+        return None

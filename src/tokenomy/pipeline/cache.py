@@ -1,0 +1,262 @@
+"""The ``cache`` stage: answer from an earlier response whenever one is valid for this request.
+
+Order of business for chat and completions: decide whether the request may use the cache (a
+deterministic request, or a rule that widens that; the client's ``Cache-Control``), look it up
+(exact tier, then the semantic tier for chat), then join an identical request already in flight
+(single-flight), and only then call the next stage, storing its answer on the way back.
+Embeddings are cached per input item (``cache/embeddings.py``). Answers never cross namespaces:
+the namespace is the tenant, unless the client names a namespace the config declares shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import orjson
+
+from tokenomy.cache import control
+from tokenomy.cache.embeddings import EmbeddingsCache
+from tokenomy.cache.entry import CacheEntry
+from tokenomy.cache.key import deterministic, exact_key
+from tokenomy.cache.replay import Assembler, replay
+from tokenomy.cache.service import CacheService
+from tokenomy.cache.single_flight import Flight, Flights, LeaderGone
+from tokenomy.config.cache import CacheConfig
+from tokenomy.pipeline.chain import Handler
+from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Response, Stream, Usage
+from tokenomy.pipeline.route import ModelTable
+from tokenomy.telemetry import metrics
+
+
+class SemanticTier(Protocol):
+    """The semantic cache as this stage uses it (``cache/semantic``)."""
+
+    async def lookup(self, context: str, text: str, threshold: float) -> Any:
+        """A hit with ``key``, ``similarity`` and ``vector``, or ``None``."""
+
+    async def add(self, context: str, text: str, key: str, vector: Any = None) -> None:
+        """Index an answer stored under ``key``."""
+
+
+ContextFn = Any  # (namespace, model, body) -> (context fingerprint, last user text) | None
+
+
+class CacheStage:
+    """Exact and semantic lookups, single-flight, and storing answers."""
+
+    name = "cache"
+
+    def __init__(
+        self,
+        config: CacheConfig,
+        service: CacheService,
+        table: ModelTable,
+        semantic: SemanticTier | None = None,
+        context_fn: ContextFn | None = None,
+    ) -> None:
+        self._config = config
+        self._service = service
+        self._table = table
+        self._semantic = semantic
+        self._context_fn = context_fn
+        self._flights = Flights()
+        self._ttl = config.exact.ttl_s
+        self._max_bytes = config.exact.max_entry_bytes
+        self._shared = frozenset(config.shared_namespaces)
+        self.embeddings = EmbeddingsCache(service, self._ttl, self._max_bytes)
+
+    async def __call__(self, ctx: CallContext, call_next: Handler) -> Response:
+        model = self._table.resolve(ctx.model)  # unknown models fail here, as they would in route
+        rule = self._config.rule_for(model.name, ctx.task)
+        endpoint = ctx.endpoint.value
+        wanted = self._config.exact.enabled if rule is None or rule.enabled is None else rule.enabled
+        loose = (
+            self._config.nondeterministic if rule is None or rule.nondeterministic is None else rule.nondeterministic
+        )
+        if not wanted or not (loose or deterministic(endpoint, ctx.body)) or ctx.body.get("n", 1) not in (1, None):
+            ctx.cache = "bypass"
+            return await call_next(ctx)
+        directives = control.parse(ctx.headers)
+        namespace = self._namespace(ctx, directives)
+        ttl = rule.ttl_s if rule is not None and rule.ttl_s is not None else self._ttl
+        if ctx.endpoint is Endpoint.EMBEDDINGS:
+            return await self.embeddings.handle(ctx, call_next, namespace, model, directives, ttl)
+        key = exact_key(namespace, endpoint, model.name, ctx.body)
+        semantic = None
+        flight = Flight()  # private unless shared below
+        if directives.lookup:  # no-cache skips the lookup and coalescing, and still stores the answer
+            started = time.perf_counter()
+            entry, tier = await self._service.get(key, directives.max_age)
+            if entry is not None:
+                metrics.child(metrics.CACHE_LOOKUP_SECONDS, tier).observe(time.perf_counter() - started)
+                return self._hit(ctx, entry, "hit-exact", model)
+            semantic = await self._semantic_lookup(ctx, namespace, model.name, rule, directives)
+            if semantic is not None and semantic[0] is not None:
+                metrics.child(metrics.CACHE_LOOKUP_SECONDS, "semantic").observe(time.perf_counter() - started)
+                return self._hit(ctx, semantic[0], "hit-semantic", model)
+            metrics.child(metrics.CACHE_LOOKUP_SECONDS, "miss").observe(time.perf_counter() - started)
+            if self._config.single_flight:
+                flight, leader = self._flights.join(key)
+                if not leader:
+                    try:
+                        return await self._follow(ctx, flight, model)
+                    except LeaderGone:
+                        flight = Flight()  # the leader's client went away: try once on our own
+        ctx.cache = "miss"
+        store = _Store(self, key, namespace, model.name, ctx, ttl, directives.store, semantic)
+        try:
+            response = await call_next(ctx)
+        except BaseException as exc:
+            flight.fail(exc)
+            self._flights.land(key, flight)
+            raise
+        if isinstance(response, Completion):
+            flight.resolve(response)
+            self._flights.land(key, flight)
+            store.completion(response)
+            return response
+        flight.start_stream()
+        return Stream(self._lead_stream(key, flight, response, store), response.aclose)
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def _namespace(self, ctx: CallContext, directives: control.Directives) -> str:
+        if directives.namespace and directives.namespace in self._shared:
+            return f"shared/{directives.namespace}"
+        return f"t/{ctx.tenant}/{directives.namespace}"
+
+    async def _semantic_lookup(
+        self, ctx: CallContext, namespace: str, model: str, rule: Any, directives: control.Directives
+    ) -> tuple[CacheEntry | None, Any, str, str] | None:
+        enabled = self._config.semantic.enabled if rule is None or rule.semantic is None else rule.semantic
+        if self._semantic is None or self._context_fn is None or not enabled or ctx.endpoint is not Endpoint.CHAT:
+            return None
+        found = self._context_fn(namespace, model, ctx.body)
+        if found is None:
+            return None
+        context, text = found
+        threshold = (
+            rule.semantic_threshold
+            if rule is not None and rule.semantic_threshold is not None
+            else self._config.semantic.threshold
+        )
+        hit = await self._semantic.lookup(context, text, threshold)
+        if hit is None:
+            metrics.child(metrics.CACHE_LOOKUPS, "semantic", "miss").inc()
+            return None, None, context, text
+        entry, _tier = await self._service.get(hit.key, directives.max_age)
+        if entry is None:
+            metrics.child(metrics.CACHE_LOOKUPS, "semantic", "miss").inc()
+            return None, hit, context, text
+        metrics.child(metrics.CACHE_LOOKUPS, "semantic", "hit").inc()
+        ctx.decisions["cache_similarity"] = round(float(hit.similarity), 4)
+        return entry, hit, context, text
+
+    def _hit(self, ctx: CallContext, entry: CacheEntry, outcome: str, model: Any) -> Response:
+        ctx.cache = outcome
+        ctx.logical_model = model
+        ctx.served_model = model.name
+        ctx.baseline_deployment = model.deployments[0]  # what answering it again would have used
+        ctx.route = "cache"
+        ctx.usage = Usage(entry.prompt_tokens, entry.completion_tokens, entry.cached_tokens, entry.reasoning_tokens)
+        body = orjson.loads(entry.body)
+        if ctx.stream:
+            return Stream(replay(body, ctx.endpoint.value))
+        return Completion(body, ctx.usage, entry.body)
+
+    async def _follow(self, ctx: CallContext, flight: Flight, model: Any) -> Response:
+        await flight.wait()
+        ctx.cache = "coalesced"
+        ctx.logical_model = model
+        ctx.served_model = model.name
+        ctx.baseline_deployment = model.deployments[0]
+        ctx.route = "coalesced"
+        if flight.completion is not None:
+            completion = flight.completion
+            ctx.usage = completion.usage or Usage.from_openai(completion.body.get("usage"))
+            if ctx.stream:
+                return Stream(replay(completion.body, ctx.endpoint.value))
+            return Completion(completion.body, ctx.usage, completion.raw)
+        if ctx.stream:
+            return Stream(flight.follow())
+        assembler = Assembler(ctx.endpoint.value)
+        async for chunk in flight.follow():
+            assembler.add(chunk)
+        body = assembler.body()
+        ctx.usage = Usage.from_openai(body.get("usage"))
+        return Completion(body, ctx.usage)
+
+    async def _lead_stream(
+        self, key: str, flight: Flight, response: Stream, store: _Store
+    ) -> AsyncIterator[dict[str, Any]]:
+        assembler = Assembler(store.ctx.endpoint.value)
+        error: BaseException | None = None
+        try:
+            async for chunk in response.chunks:
+                assembler.add(chunk)
+                await flight.push(chunk)
+                yield chunk
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._flights.land(key, flight)
+            await flight.end(error if error is not None else (None if assembler.complete else LeaderGone("cut")))
+            if error is None and assembler.complete:
+                store.body(assembler.body())
+            else:
+                metrics.child(metrics.CACHE_SKIPPED, "incomplete").inc()
+
+
+class _Store:
+    """Store an answer on the way back (when allowed, complete, successful and small enough)."""
+
+    def __init__(
+        self,
+        stage: CacheStage,
+        key: str,
+        namespace: str,
+        model: str,
+        ctx: CallContext,
+        ttl: float,
+        allowed: bool,
+        semantic: Any,
+    ) -> None:
+        self.stage, self.key, self.namespace, self.model = stage, key, namespace, model
+        self.ctx, self.ttl, self.allowed, self.semantic = ctx, ttl, allowed, semantic
+
+    def completion(self, response: Completion) -> None:
+        if self.allowed:
+            self._put(response.raw or orjson.dumps(response.body), response.usage, response.body)
+
+    def body(self, body: dict[str, Any]) -> None:
+        if self.allowed:
+            self._put(orjson.dumps(body), Usage.from_openai(body.get("usage")), body)
+
+    def _put(self, raw: bytes, usage: Usage | None, body: dict[str, Any]) -> None:
+        if not self.allowed:
+            metrics.child(metrics.CACHE_SKIPPED, "no_store").inc()
+            return
+        if len(raw) > self.stage._max_bytes:
+            metrics.child(metrics.CACHE_SKIPPED, "too_large").inc()
+            return
+        if any(isinstance(c, dict) and c.get("finish_reason") in (None, "error") for c in body.get("choices") or ()):
+            metrics.child(metrics.CACHE_SKIPPED, "incomplete").inc()
+            return
+        now = time.time()
+        usage = usage or Usage()
+        entry = CacheEntry(
+            raw, now, now + self.ttl, self.model, self.ctx.task, self.namespace,
+            usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, usage.reasoning_tokens,
+        )  # fmt: skip
+        self.stage._service.put(self.key, entry)
+        semantic = self.semantic
+        if semantic is not None and self.stage._semantic is not None:
+            _entry, hit, context, text = semantic
+            vector = getattr(hit, "vector", None)
+            task = asyncio.ensure_future(self.stage._semantic.add(context, text, self.key, vector))
+            self.stage._service._tasks.add(task)
+            task.add_done_callback(self.stage._service._tasks.discard)
