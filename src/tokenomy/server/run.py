@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 
 import uvicorn
 
@@ -11,6 +13,9 @@ from tokenomy.gateway import Gateway
 from tokenomy.server.app import TokenomyApp
 
 log = logging.getLogger("tokenomy")
+
+
+SWITCH_INTERVAL_S = float(os.environ.get("TOKENOMY_SWITCH_INTERVAL_S", "0.0002"))
 
 
 def create_app(config: GatewayConfig) -> TokenomyApp:
@@ -32,6 +37,9 @@ def run(config: GatewayConfig, host: str | None = None, port: int | None = None)
         base,
         model,
     )
+    # Background threads (the ledger writer) share the GIL with the event loop; a short switch
+    # interval bounds how long a request can wait for it (default 5 ms: a p99 spike).
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     uvicorn.run(
         create_app(config),
         host=host,
