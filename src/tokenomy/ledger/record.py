@@ -16,8 +16,12 @@ TOKEN_SOURCES = ("provider", "counted", "approx", "none")
 """Where token counts came from: the provider's usage, an exact local tokenizer, an estimate."""
 
 
-class LedgerRecord(msgspec.Struct, kw_only=True):
-    """A row of the usage ledger (also the line format of the spool file)."""
+class LedgerRecord(msgspec.Struct, kw_only=True, gc=False):
+    """A row of the usage ledger (also the line format of the spool file).
+
+    ``gc=False``: records hold only scalars, so the garbage collector need not track the
+    thousands waiting in the writer's queue.
+    """
 
     request_id: str
     ts: float  # arrival time, seconds since the epoch (UTC)

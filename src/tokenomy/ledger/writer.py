@@ -1,9 +1,12 @@
 """The ledger writer: a background thread that enriches, counts and stores finished requests.
 
-The request path only appends the finished call context to an in-memory queue (no disk, no
-lock). The writer thread drains it in batches: builds each record (tokens, language, cost,
-baseline, savings), updates the cost and token metrics, exports a trace span if tracing is on,
-and writes the batch to the store. When the store is down, batches go to the spool file and
+The request path builds the record (prices, language, prompt hash: ~10 µs) and appends it to an
+in-memory queue (no disk, no lock); only records that need their tokens counted locally (the
+provider reported no usage) are built later, on the writer thread. Building inline is cheaper
+than on the thread: the thread would contend for the GIL with the event loop and keep whole call
+contexts alive, while a record is a small struct the garbage collector does not track. The
+writer thread drains the queue in batches: updates the cost and token metrics, exports a trace
+span if tracing is on, and writes the batch to the store. When the store is down, batches go to the spool file and
 are replayed once it is back; when the queue is full, the request path spools directly. No
 record is dropped silently: the one way to lose one (spool file unwritable) is counted.
 """
@@ -26,11 +29,12 @@ from tokenomy.telemetry import metrics
 
 log = logging.getLogger("tokenomy.ledger")
 
-RecordHook = Callable[[LedgerRecord, CallContext], None]
+RecordHook = Callable[[LedgerRecord, "str | None"], None]
+"""Called on the writer thread for each record, with the request's W3C ``traceparent`` header."""
+Item = tuple["LedgerRecord | CallContext", "str | None"]
 _MAX_RETRY_S = 30.0
 # The writer shares the GIL with the event loop: it works in slices of about half a millisecond
 # and yields between them, so requests never wait behind a whole batch (p99 latency).
-_SLICE = 16
 _WRITE_SLICE = 64
 
 
@@ -45,7 +49,7 @@ class LedgerWriter:
         self.spool = Spool(config.spool)
         self._config = config
         self._hooks = tuple(hooks)
-        self._queue: deque[CallContext] = deque()
+        self._queue: deque[Item] = deque()
         self._wake = threading.Event()
         self._idle = threading.Condition()
         self._submitted = 0
@@ -59,12 +63,18 @@ class LedgerWriter:
     # -- the request path ------------------------------------------------------------------
 
     def submit(self, ctx: CallContext) -> None:
-        """Queue a finished request (never blocks on I/O unless the queue is full)."""
+        """Record a finished request (never blocks on I/O unless the queue is full)."""
         self._submitted += 1
+        usage = ctx.usage
+        item: Item = (
+            (self._build(ctx), ctx.headers.get("traceparent"))
+            if usage is not None and (usage.prompt_tokens or usage.completion_tokens)
+            else (ctx, ctx.headers.get("traceparent"))  # tokens to count: on the writer thread
+        )
         if len(self._queue) >= self._config.max_queue or self._thread is None:
-            self._spill([ctx], "queue_full" if self._thread is not None else "stopped")
+            self._spill([item], "queue_full" if self._thread is not None else "stopped")
             return
-        self._queue.append(ctx)
+        self._queue.append(item)
         if len(self._queue) >= self._config.batch_size:
             self._wake.set()
 
@@ -118,14 +128,9 @@ class LedgerWriter:
                 batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._config.batch_size))]
                 self._handle(batch)
 
-    def _handle(self, batch: list[CallContext]) -> None:
+    def _handle(self, batch: list[Item]) -> None:
         metrics.LEDGER_QUEUE.set(len(self._queue))
-        records = []
-        for i, ctx in enumerate(batch):
-            records.append(self._record(ctx))
-            if i % _SLICE == _SLICE - 1:
-                time.sleep(0)  # hand the GIL to the event loop: a batch must not stall requests
-        self._flush_hooks()
+        records = self._finish_items(batch)
         for start in range(0, len(records), _WRITE_SLICE):
             self._store(records[start : start + _WRITE_SLICE])
             time.sleep(0)
@@ -134,25 +139,28 @@ class LedgerWriter:
             self._handled += len(batch)
             self._idle.notify_all()
 
-    def _record(self, ctx: CallContext) -> LedgerRecord:
+    def _build(self, ctx: CallContext) -> LedgerRecord:
         try:
-            record = self.enricher.record(ctx)
+            return self.enricher.record(ctx)
         except Exception:  # never lose the request over a bug in enrichment
             log.exception("ledger: enriching %s failed; recording it without costs", ctx.request_id)
             record = LedgerRecord(request_id=ctx.request_id, ts=ctx.arrived, requested_model=ctx.model)
             record.status, record.error_type, record.task = ctx.status, ctx.error_type, ctx.task
+            return record
+
+    def _finish_items(self, items: list[Item]) -> list[LedgerRecord]:
+        """Build what is still a call context, then run the hooks (metrics, tracing) per record."""
+        records = [item if isinstance(item, LedgerRecord) else self._build(item) for item, _tp in items]
         for hook in self._hooks:
             try:
-                hook(record, ctx)
+                for record, (_item, traceparent) in zip(records, items, strict=True):
+                    hook(record, traceparent)
+                flush = getattr(hook, "flush", None)
+                if flush is not None:
+                    flush()
             except Exception:
                 log.exception("ledger hook %r failed", hook)
-        return record
-
-    def _flush_hooks(self) -> None:
-        for hook in self._hooks:
-            flush = getattr(hook, "flush", None)
-            if flush is not None:
-                flush()
+        return records
 
     def _store(self, records: list[LedgerRecord]) -> None:
         if not self._store_up and time.monotonic() >= self._retry_at:
@@ -191,12 +199,11 @@ class LedgerWriter:
         self._retry_at = time.monotonic() + self._retry_wait
         self._retry_wait = min(self._retry_wait * 2, _MAX_RETRY_S)
 
-    def _spill(self, contexts: list[CallContext], reason: str) -> None:
-        """Enrich and spool on the caller's thread (queue full, or the writer is stopped)."""
-        self._append_spool([self._record(ctx) for ctx in contexts], reason)
-        self._flush_hooks()
+    def _spill(self, items: list[Item], reason: str) -> None:
+        """Spool on the caller's thread (queue full, or the writer is stopped)."""
+        self._append_spool(self._finish_items(items), reason)
         with self._idle:
-            self._handled += len(contexts)
+            self._handled += len(items)
             self._idle.notify_all()
 
     def _append_spool(self, records: list[LedgerRecord], reason: str) -> None:

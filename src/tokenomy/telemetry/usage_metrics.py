@@ -10,7 +10,6 @@ from collections import defaultdict
 from typing import Any
 
 from tokenomy.ledger.record import LEVERS, LedgerRecord
-from tokenomy.pipeline.context import CallContext
 from tokenomy.telemetry import metrics
 from tokenomy.telemetry.labels import TaskLabels
 
@@ -29,7 +28,7 @@ class UsageMetrics:
         self._tasks = tasks
         self._pending: defaultdict[tuple[Any, ...], float] = defaultdict(float)
 
-    def __call__(self, record: LedgerRecord, ctx: CallContext) -> None:
+    def __call__(self, record: LedgerRecord, traceparent: str | None = None) -> None:
         """Add one record to the pending sums."""
         pending = self._pending
         task = self._tasks(record.task)
@@ -41,11 +40,8 @@ class UsageMetrics:
                 pending[(metrics.TOKENS, model, provider, task, direction)] += count
         if record.cost_usd:
             pending[(metrics.COST, model, provider, task)] += record.cost_usd
-        if record.baseline_cost_usd:
-            base = ctx.baseline_deployment
-            pending[(metrics.BASELINE_COST, base.model if base is not None else model, task)] += (
-                record.baseline_cost_usd
-            )
+        if record.baseline_cost_usd:  # labelled by the model the client asked for
+            pending[(metrics.BASELINE_COST, record.requested_model, task)] += record.baseline_cost_usd
         for lever in LEVERS:
             saved = getattr(record, f"saved_{lever}_usd")
             if saved > 0:
