@@ -10,19 +10,20 @@ from tokenomy.cache.service import CacheService
 from tokenomy.cache.stores import cache_store_for
 from tokenomy.cache.stores.base import CacheStore
 from tokenomy.config.models import GatewayConfig
-from tokenomy.errors import overloaded
+from tokenomy.errors import GatewayError, overloaded
 from tokenomy.ledger.enrich import Enricher
 from tokenomy.ledger.stores import store_for
 from tokenomy.ledger.writer import LedgerWriter, NoLedger, RecordHook
 from tokenomy.pipeline.cache import CacheStage
 from tokenomy.pipeline.chain import Handler, Stage, build_chain
-from tokenomy.pipeline.context import CallContext, Response
+from tokenomy.pipeline.context import CallContext, Endpoint, Response
 from tokenomy.pipeline.dispatch import Dispatcher
 from tokenomy.pipeline.guard import GuardStage
 from tokenomy.pipeline.record import RecordStage
 from tokenomy.pipeline.route import ModelTable, RouteStage
 from tokenomy.providers.base import Provider, provider_factory
 from tokenomy.telemetry.labels import TaskLabels
+from tokenomy.telemetry.tracing import build_tracer
 from tokenomy.telemetry.usage_metrics import UsageMetrics
 
 log = logging.getLogger("tokenomy.gateway")
@@ -39,6 +40,9 @@ class Gateway:
         self.providers: dict[str, Provider] = {kind: provider_factory(kind)(config) for kind in kinds}
         tasks = TaskLabels(config.telemetry.max_task_labels)
         hooks: list[RecordHook] = [UsageMetrics(tasks)]
+        self.tracer = build_tracer(config.telemetry.tracing)  # None unless tracing is on
+        if self.tracer is not None:
+            hooks.append(self.tracer.record)
         self.ledger: LedgerWriter | NoLedger = (
             LedgerWriter(store_for(config.ledger), Enricher(config), config.ledger, hooks)
             if config.ledger.enabled
@@ -46,8 +50,9 @@ class Gateway:
         )
         self.cache_store: CacheStore | None = cache_store_for(config.cache.exact)  # also the KV API's store
         self.cache = CacheService(config.cache.exact.memory_bytes, self.cache_store)
+        self.recorder = RecordStage(self.ledger, tasks)
         self.stages: list[Stage] = [
-            RecordStage(self.ledger, tasks),
+            self.recorder,
             GuardStage(config.auth),
             CacheStage(config.cache, self.cache, self.table),
             # the optimize stage slots in here (see docs/architecture.md)
@@ -81,6 +86,16 @@ class Gateway:
         except Exception:  # pragma: no cover - shutdown must go on
             log.exception("closing the cache failed")
         await asyncio.to_thread(self.ledger.close)  # drains the queue into the store (or the spool)
+        if self.tracer is not None:
+            await asyncio.to_thread(self.tracer.shutdown)  # exports the last spans
+
+    def record_rejected(
+        self, request_id: str, endpoint: Endpoint, wire: str, headers: dict[str, str], exc: GatewayError
+    ) -> None:
+        """Account for a request refused at the edge (malformed body, too large) before the pipeline."""
+        ctx = CallContext(request_id=request_id, endpoint=endpoint, body={}, model="", headers=headers, wire=wire)
+        ctx.status, ctx.error_type = exc.status, exc.type
+        self.recorder.finish(ctx)
 
     def readiness(self) -> dict[str, bool]:
         """Each provider kind and whether it is ready."""

@@ -177,3 +177,20 @@ async def test_concurrent_requests_each_land_once(ledger_gw: tuple[RunningGatewa
     found = conn.execute("SELECT count(*) FROM requests WHERE request_id LIKE 'burst-%'").fetchone()[0]
     conn.close()
     assert found == len(ids)
+
+
+async def test_requests_rejected_at_the_edge_are_recorded(ledger_gw: tuple[RunningGateway, Path]) -> None:
+    gw, path = ledger_gw
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        for rid, body in (("bad-json-1", b"{not json"), ("bad-field-1", b'{"model": "fast", "messages": 3}')):
+            async with http.post(
+                f"{gw.v1}/chat/completions",
+                data=body,
+                headers={"x-request-id": rid, "content-type": "application/json"},
+            ) as resp:
+                assert resp.status == 400
+    for rid in ("bad-json-1", "bad-field-1"):
+        row = await one(gw, path, rid)
+        assert (row["status"], row["error_type"], row["cost_usd"]) == (400, "invalid_request_error", 0)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from tokenomy.errors import GatewayError, internal_error, not_found, overloaded
 from tokenomy.gateway import Gateway
-from tokenomy.server import anthropic_routes, openai_routes, ops_routes
+from tokenomy.pipeline.context import Endpoint
+from tokenomy.server import anthropic_routes, cache_routes, openai_routes, ops_routes
 from tokenomy.server.asgi import Receive, Request, Scope, Send, encode_headers, send_json
 from tokenomy.server.context import assign_request_id
 from tokenomy.server.overload import LoopLagMonitor
@@ -35,19 +36,23 @@ class Route:
     methods: frozenset[str]
     wire: str = "openai"
     sheddable: bool = True
+    endpoint: Endpoint | None = None  # model calls: a request rejected before the pipeline is still recorded
 
 
 ROUTES: dict[str, Route] = {
-    "/v1/chat/completions": Route(openai_routes.chat_completions, frozenset({"POST"})),
-    "/v1/completions": Route(openai_routes.completions, frozenset({"POST"})),
-    "/v1/embeddings": Route(openai_routes.embeddings, frozenset({"POST"})),
-    "/v1/messages": Route(anthropic_routes.messages, frozenset({"POST"}), wire="anthropic"),
+    "/v1/chat/completions": Route(openai_routes.chat_completions, frozenset({"POST"}), endpoint=Endpoint.CHAT),
+    "/v1/completions": Route(openai_routes.completions, frozenset({"POST"}), endpoint=Endpoint.COMPLETIONS),
+    "/v1/embeddings": Route(openai_routes.embeddings, frozenset({"POST"}), endpoint=Endpoint.EMBEDDINGS),
+    "/v1/messages": Route(anthropic_routes.messages, frozenset({"POST"}), wire="anthropic", endpoint=Endpoint.CHAT),
     "/v1/models": Route(openai_routes.list_models, frozenset({"GET"}), sheddable=False),
     "/healthz": Route(ops_routes.healthz, frozenset({"GET"}), sheddable=False),
     "/readyz": Route(ops_routes.readyz, frozenset({"GET"}), sheddable=False),
     "/metrics": Route(ops_routes.metrics, frozenset({"GET"}), sheddable=False),
     "/openapi.json": Route(ops_routes.openapi, frozenset({"GET"}), sheddable=False),
+    "/v1/cache": Route(cache_routes.invalidate, frozenset({"DELETE"}), sheddable=False),
 }
+CACHE_KV_ROUTE = Route(cache_routes.kv, frozenset({"GET", "PUT", "DELETE"}))
+"""``/v1/cache/{namespace}/{key}``: the one prefix route, tried only when no exact path matches."""
 
 
 class TokenomyApp:
@@ -69,6 +74,8 @@ class TokenomyApp:
     async def _http(self, req: Request) -> None:
         assign_request_id(req)
         route = ROUTES.get(req.path)
+        if route is None and req.path.startswith(cache_routes.PREFIX):
+            route = CACHE_KV_ROUTE
         if route is None:
             await self._error(req, "openai", not_found(f"Unknown path {req.path!r}.", code="unknown_url"))
             return
@@ -91,6 +98,8 @@ class TokenomyApp:
         try:
             await route.handler(self.gateway, req)
         except GatewayError as exc:
+            if route.endpoint is not None and not req.in_pipeline:  # rejected at the edge (bad input)
+                self.gateway.record_rejected(req.request_id, route.endpoint, route.wire, req.headers, exc)
             await self._error(req, route.wire, exc)
         except asyncio.CancelledError:
             if not req.disconnected:

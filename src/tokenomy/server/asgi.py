@@ -30,7 +30,10 @@ SSE_HEADERS: list[tuple[bytes, bytes]] = [
 class Request:
     """One HTTP request: the ASGI triple plus lower-cased headers and the query string."""
 
-    __slots__ = ("_headers", "_watcher", "disconnected", "path", "receive", "request_id", "responded", "scope", "send")
+    __slots__ = (
+        "_headers", "_watcher", "disconnected", "in_pipeline", "path", "receive", "request_id", "responded", "scope",
+        "send",
+    )  # fmt: skip
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
@@ -40,6 +43,7 @@ class Request:
         self._headers: dict[str, str] | None = None
         self.disconnected = False
         self.responded = False
+        self.in_pipeline = False  # a call context exists: the record stage accounts for the request
         self.request_id = ""
         self._watcher: asyncio.Task[None] | asyncio.TimerHandle | None = None
 

@@ -39,6 +39,7 @@ def new_context(req: Request, endpoint: Endpoint, body: dict[str, Any], wire: st
     stream = bool(body.get("stream"))
     options = body.get("stream_options")
     headers = req.headers
+    req.in_pipeline = True
     return CallContext(
         request_id=req.request_id or assign_request_id(req),
         endpoint=endpoint,
