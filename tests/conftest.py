@@ -11,6 +11,7 @@ from tests.fakes.anthropic_upstream import AnthropicFake, start_anthropic_fake
 from tests.fakes.openai_upstream import OpenAIFake, start_openai_fake
 from tests.support.gateway import RunningGateway, running_gateway
 from tests.support.postgres import postgres_server  # noqa: F401
+from tests.support.redis import redis_server  # noqa: F401
 
 OPENAI_KEY = "sk-fake-openai"
 ANTHROPIC_KEY = "sk-ant-fake"
