@@ -141,7 +141,8 @@ async def test_gateway_down_runs_the_function_and_warns_once() -> None:
 
     with pytest.warns(CacheWarning, match="unreachable") as record:
         assert [await step(1), await step(1), await step(2)] == [2, 2, 3]
-    assert calls == 3 and len(record) == 1
+    cache_warnings = [w for w in record if issubclass(w.category, CacheWarning)]  # ignore unrelated warnings
+    assert calls == 3 and len(cache_warnings) == 1, [str(w.message) for w in record]
 
     @cached(ns(), base_url=f"http://127.0.0.1:{free_port()}")
     def sync_step(x: int) -> int:
