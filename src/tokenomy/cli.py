@@ -10,9 +10,11 @@ import click
 
 from tokenomy import __version__
 from tokenomy.config import ConfigError, load_config
+from tokenomy.keys.cli import keys
 from tokenomy.reports.model import FORMATS, GROUP_BYS, Format, GroupBy
 from tokenomy.reports.timeparse import HELP as WHEN_HELP
 from tokenomy.reports.timeparse import WhenType
+from tokenomy.routing.cli import router
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -119,6 +121,10 @@ def config_check(path: Path) -> None:
     click.echo(f"{path}: OK ({len(config.models)} models, {deployments} deployments)")
     for env in missing:
         click.echo(f"  warning: environment variable {env} is not set (its deployments will fail)", err=True)
+
+
+main.add_command(keys)
+main.add_command(router)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 
+from tokenomy.budgets.wiring import Access
 from tokenomy.cache.service import CacheService
 from tokenomy.cache.stores import cache_store_for
 from tokenomy.cache.stores.base import CacheStore
@@ -19,6 +20,7 @@ from tokenomy.pipeline.chain import Handler, Stage, build_chain
 from tokenomy.pipeline.context import CallContext, Endpoint, Response
 from tokenomy.pipeline.dispatch import Dispatcher
 from tokenomy.pipeline.guard import GuardStage
+from tokenomy.pipeline.policy import PolicyStage
 from tokenomy.pipeline.record import RecordStage
 from tokenomy.pipeline.route import ModelTable, RouteStage
 from tokenomy.providers.base import Provider, provider_factory
@@ -50,10 +52,12 @@ class Gateway:
         )
         self.cache_store: CacheStore | None = cache_store_for(config.cache.exact)  # also the KV API's store
         self.cache = CacheService(config.cache.exact.memory_bytes, self.cache_store)
-        self.recorder = RecordStage(self.ledger, tasks)
+        self.access = Access(config, self.table, self.ledger)  # keys, per-key limits, budgets
+        self.recorder = RecordStage(self.access.sink(self.ledger), tasks)
         self.stages: list[Stage] = [
             self.recorder,
-            GuardStage(config.auth),
+            GuardStage(config.auth, self.access.keys, self.access.budgets),
+            PolicyStage(config),  # router models; before cache, which resolves the model name
             CacheStage(config.cache, self.cache, self.table),
             # the optimize stage slots in here (see docs/architecture.md)
             RouteStage(self.table),
@@ -64,6 +68,7 @@ class Gateway:
     async def start(self) -> None:
         """Start the ledger writer, and every provider in the background (``ready()`` follows)."""
         self.ledger.start()
+        await self.access.open()
         for kind, provider in self.providers.items():
             task = asyncio.create_task(provider.start(), name=f"start:{kind}")
             task.add_done_callback(_log_start_failure)
@@ -85,6 +90,10 @@ class Gateway:
             await self.cache.close()
         except Exception:  # pragma: no cover - shutdown must go on
             log.exception("closing the cache failed")
+        try:
+            await self.access.close()
+        except Exception:  # pragma: no cover - shutdown must go on
+            log.exception("closing the key or budget store failed")
         await asyncio.to_thread(self.ledger.close)  # drains the queue into the store (or the spool)
         if self.tracer is not None:
             await asyncio.to_thread(self.tracer.shutdown)  # exports the last spans

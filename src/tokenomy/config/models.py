@@ -13,8 +13,11 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from tokenomy.config.base import SecretRef, _Frozen, parse_secret
+from tokenomy.config.budgets import BudgetsConfig, KeyBudget, KeyStoreConfig, check_downgrades
 from tokenomy.config.cache import CacheConfig
 from tokenomy.config.observability import LedgerConfig, TelemetryConfig
+from tokenomy.config.policy import RouterConfig, check_routers
+from tokenomy.config.routing import ContextWindowFallback, RetryConfig, RoutingConfig, Strategy, check_model_references
 from tokenomy.providers.base import provider_kinds
 
 __all__ = ["SecretRef", "parse_secret"]
@@ -60,6 +63,7 @@ class Deployment(_Frozen):
     pricing: Pricing | None = None
     rpm: int | None = Field(default=None, gt=0)
     tpm: int | None = Field(default=None, gt=0)
+    weight: float = Field(default=1.0, gt=0, description="share of traffic under the weighted strategy")
     timeout_s: float = Field(default=600.0, gt=0, description="total time allowed for one upstream call")
     connect_timeout_s: float = Field(default=5.0, gt=0)
     headers: dict[str, str] = Field(default_factory=dict, description="extra headers sent upstream")
@@ -105,6 +109,10 @@ class LogicalModel(_Frozen):
     name: str = Field(min_length=1)
     deployments: tuple[Deployment, ...] = Field(min_length=1)
     aliases: tuple[str, ...] = ()
+    strategy: Strategy = Field(default="round-robin", description="how a deployment is chosen (docs/routing.md)")
+    fallbacks: tuple[str, ...] = Field(default=(), description="models tried in order when this one fails")
+    context_window_fallback: ContextWindowFallback | None = None
+    retries: RetryConfig | None = Field(default=None, description="overrides routing.retries for this model")
 
 
 class VirtualKey(_Frozen):
@@ -115,6 +123,9 @@ class VirtualKey(_Frozen):
     key: SecretRef | None = None
     tenant: str | None = None
     models: tuple[str, ...] = Field(default=(), description="models this key may use; empty means all")
+    rpm: int | None = Field(default=None, gt=0, description="requests per minute allowed to this key")
+    tpm: int | None = Field(default=None, gt=0, description="tokens per minute allowed to this key")
+    budget: KeyBudget | None = None
 
     _check_secret = field_validator("key", mode="before")(parse_secret)
 
@@ -132,6 +143,7 @@ class AuthConfig(_Frozen):
     admin_key: SecretRef | None = Field(
         default=None, description="master key for admin endpoints, e.g. ${TOKENOMY_ADMIN_KEY}"
     )
+    key_store: KeyStoreConfig = KeyStoreConfig()
 
     _check_secret = field_validator("admin_key", mode="before")(parse_secret)
 
@@ -187,6 +199,9 @@ class GatewayConfig(_Frozen):
     cache: CacheConfig = CacheConfig()
     ledger: LedgerConfig = LedgerConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
+    budgets: BudgetsConfig = BudgetsConfig()
+    routing: RoutingConfig = RoutingConfig()
+    routers: tuple[RouterConfig, ...] = Field(default=(), description="router models (docs/routing.md)")
     models: tuple[LogicalModel, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -197,6 +212,14 @@ class GatewayConfig(_Frozen):
                 if name in seen:
                     raise ValueError(f"model name {name!r} is declared twice")
                 seen.add(name)
+        keyed = [(f"auth.keys[{i}].budget", k.budget) for i, k in enumerate(self.auth.keys) if k.budget is not None]
+        check_downgrades(self.budgets, keyed, self.model_names())
+        return self
+
+    @model_validator(mode="after")
+    def _routing_references(self) -> GatewayConfig:
+        check_model_references(self.models)
+        check_routers(self.routers, self.model_names())
         return self
 
     def model_names(self) -> list[str]:

@@ -1,22 +1,21 @@
-"""The ``guard`` stage: virtual API keys, compared by SHA-256 hash, mapped to a tenant.
+"""The ``guard`` stage: virtual API keys, compared by SHA-256 hash, mapped to a tenant (team);
+then the key's RPM/TPM limits and every budget that applies (``tokenomy.budgets``).
 
-With no keys configured the gateway is open (the embedded local default). Budgets and per-key
-rate limits join this stage later.
+With no keys configured (and no admin key) the gateway is open (the embedded local default).
+With no budget and no limited key, the stage does nothing beyond the key lookup.
 """
 
 from __future__ import annotations
 
-import hashlib
-
-from tokenomy.config.models import AuthConfig, VirtualKey
-from tokenomy.errors import GatewayError, authentication_error
+from tokenomy.budgets.service import BudgetService
+from tokenomy.config.models import AuthConfig
+from tokenomy.errors import GatewayError
+from tokenomy.keys.record import KeyRecord, hash_key
+from tokenomy.keys.service import KeyService
 from tokenomy.pipeline.chain import Handler
 from tokenomy.pipeline.context import CallContext, Response
 
-
-def hash_key(key: str) -> str:
-    """The hex SHA-256 of a client key, as stored in the config."""
-    return hashlib.sha256(key.encode()).hexdigest()
+__all__ = ["GuardStage", "hash_key", "presented_key"]
 
 
 def presented_key(headers: dict[str, str]) -> str | None:
@@ -30,44 +29,43 @@ def presented_key(headers: dict[str, str]) -> str | None:
 
 
 class GuardStage:
-    """Authenticate the caller and set the tenant."""
+    """Authenticate the caller, set the tenant, apply its limits and budgets."""
 
     name = "guard"
 
-    def __init__(self, auth: AuthConfig) -> None:
-        self._by_hash: dict[str, VirtualKey] = {}
-        for vkey in auth.keys:
-            digest = vkey.sha256
-            if digest is None and vkey.key is not None:
-                secret = vkey.key.resolve()
-                digest = hash_key(secret) if secret else None
-            if digest is not None:
-                self._by_hash[digest] = vkey
-        self.enabled = bool(auth.keys)
+    def __init__(self, auth: AuthConfig, keys: KeyService | None = None, budgets: BudgetService | None = None) -> None:
+        self._keys = keys or KeyService(auth, [], None)
+        self._budgets = budgets
+        self.enabled = self._keys.enabled
+
+    async def authenticate(self, headers: dict[str, str]) -> KeyRecord:
+        """The caller's key (401 when missing, unknown or revoked); for endpoints outside the chain."""
+        return await self._keys.authenticate(presented_key(headers))
+
+    def _authenticate(self, headers: dict[str, str]) -> KeyRecord:
+        """Deprecated sync form of :meth:`authenticate` (config and SQLite-stored keys only)."""
+        return self._keys.authenticate_cached(presented_key(headers))
 
     async def __call__(self, ctx: CallContext, call_next: Handler) -> Response:
+        key = None
         if self.enabled:
-            vkey = self._authenticate(ctx.headers)
-            ctx.api_key_name = vkey.name
-            ctx.tenant = vkey.tenant or vkey.name
-            if vkey.models and ctx.model not in vkey.models:
+            key = await self._keys.authenticate(presented_key(ctx.headers))
+            ctx.api_key_name = key.name
+            ctx.tenant = key.tenant
+            if key.models and ctx.model not in key.models:
                 raise GatewayError(
                     403,
-                    f"key {vkey.name!r} may not use model {ctx.model!r}; allowed: {', '.join(vkey.models)}",
+                    f"key {key.name!r} may not use model {ctx.model!r}; allowed: {', '.join(key.models)}",
                     "permission_error",
                     param="model",
                     code="model_not_allowed",
                 )
-        return await call_next(ctx)
-
-    def _authenticate(self, headers: dict[str, str]) -> VirtualKey:
-        key = presented_key(headers)
-        if key is None:
-            raise authentication_error(
-                "Missing API key: send it as 'Authorization: Bearer <key>' (or 'x-api-key' for Anthropic clients)."
-            )
-        # Looked up by hash: timing can reveal nothing about the key itself.
-        vkey = self._by_hash.get(hash_key(key))
-        if vkey is None:
-            raise authentication_error("Incorrect API key provided.")
-        return vkey
+        if self._budgets is None:
+            return await call_next(ctx)
+        original = await self._budgets.admit(ctx, key)
+        if original is None:
+            return await call_next(ctx)
+        try:
+            return await call_next(ctx)
+        finally:
+            self._budgets.note_downgrade(ctx, original)

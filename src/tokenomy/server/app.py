@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from tokenomy.errors import GatewayError, internal_error, not_found, overloaded
 from tokenomy.gateway import Gateway
 from tokenomy.pipeline.context import Endpoint
-from tokenomy.server import anthropic_routes, cache_routes, openai_routes, ops_routes
+from tokenomy.server import admin_routes, anthropic_routes, cache_routes, openai_routes, ops_routes
 from tokenomy.server.asgi import Receive, Request, Scope, Send, encode_headers, send_json
 from tokenomy.server.context import assign_request_id
 from tokenomy.server.overload import LoopLagMonitor
@@ -50,7 +50,11 @@ ROUTES: dict[str, Route] = {
     "/metrics": Route(ops_routes.metrics, frozenset({"GET"}), sheddable=False),
     "/openapi.json": Route(ops_routes.openapi, frozenset({"GET"}), sheddable=False),
     "/v1/cache": Route(cache_routes.invalidate, frozenset({"DELETE"}), sheddable=False),
+    "/admin/keys": Route(admin_routes.keys, frozenset({"GET", "POST"}), sheddable=False),
+    "/admin/budgets": Route(admin_routes.budgets, frozenset({"GET"}), sheddable=False),
 }
+ADMIN_KEY_ROUTE = Route(admin_routes.key_by_id, frozenset({"DELETE"}), sheddable=False)
+"""``/admin/keys/{id}``: a prefix route, tried only when no exact path matches."""
 CACHE_KV_ROUTE = Route(cache_routes.kv, frozenset({"GET", "PUT", "DELETE"}))
 """``/v1/cache/{namespace}/{key}``: the one prefix route, tried only when no exact path matches."""
 
@@ -76,6 +80,8 @@ class TokenomyApp:
         route = ROUTES.get(req.path)
         if route is None and req.path.startswith(cache_routes.PREFIX):
             route = CACHE_KV_ROUTE
+        elif route is None and req.path.startswith(admin_routes.KEY_PREFIX):
+            route = ADMIN_KEY_ROUTE
         if route is None:
             await self._error(req, "openai", not_found(f"Unknown path {req.path!r}.", code="unknown_url"))
             return

@@ -6,10 +6,14 @@ deployments come from the config, statuses from a fixed set.
 
 from __future__ import annotations
 
-from typing import Any
+import weakref
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -164,3 +168,68 @@ def child(metric: Any, *labels: str) -> Any:
     if found is None:
         found = _children.setdefault(key, metric.labels(*labels))
     return found
+
+
+# -- routing: balancing, health, limits, retries and fallbacks (docs/routing.md) ---------------------------
+class AttemptSource(Protocol):
+    """Something holding attempt counts as plain integers (the routing pools)."""
+
+    def attempt_counts(self) -> Iterable[tuple[str, str, int]]:
+        """``(deployment, outcome, count)`` triples."""
+
+
+class SampledCounter(Collector):
+    """A counter kept as plain ints on the request path and summed at scrape time (no lock per increment)."""
+
+    _labelnames = ("deployment", "outcome")
+
+    def __init__(self, name: str, documentation: str) -> None:
+        self._name, self._doc = name, documentation
+        self._sources: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def attach(self, source: AttemptSource) -> None:
+        """Include ``source``'s counts while it lives."""
+        self._sources.add(source)
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        totals: dict[tuple[str, str], int] = {}
+        for source in list(self._sources):
+            for deployment, outcome, count in source.attempt_counts():
+                totals[deployment, outcome] = totals.get((deployment, outcome), 0) + count
+        family = CounterMetricFamily(self._name, self._doc, labels=list(self._labelnames))
+        for (deployment, outcome), count in sorted(totals.items()):
+            family.add_metric([deployment, outcome], count)
+        yield family
+
+
+ROUTE_ATTEMPTS = SampledCounter(
+    "tokenomy_route_attempts",
+    "Upstream attempts by deployment and outcome (ok, or the error code: upstream_error, upstream_timeout...).",
+)
+REGISTRY.register(ROUTE_ATTEMPTS)
+CIRCUIT_STATE = Gauge(
+    "tokenomy_circuit_state",
+    "Circuit breaker of each deployment: 0 closed, 1 open, 2 half-open.",
+    ["deployment"],
+    registry=REGISTRY,
+)
+RATE_LIMIT_WAITS = Counter(
+    "tokenomy_rate_limit_waits",
+    "Requests that queued briefly because every deployment of a model was at its RPM/TPM limit or cooling.",
+    ["model"],
+    registry=REGISTRY,
+)
+
+# -- keys and budgets (docs/keys-and-budgets.md) -------------------------------------------------------------
+BUDGET_DOWNGRADES = Counter(
+    "tokenomy_budget_downgrades",
+    "Requests switched to a cheaper model because a soft budget was reached, by requested and served model.",
+    ["model", "downgraded_to"],
+    registry=REGISTRY,
+)
+BUDGET_REJECTIONS = Counter(
+    "tokenomy_budget_rejections",
+    "Requests refused with 429 budget_exceeded, by budget scope (key, team, task) and period (day, month).",
+    ["scope", "period"],
+    registry=REGISTRY,
+)

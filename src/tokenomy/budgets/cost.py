@@ -1,0 +1,86 @@
+"""What a request may cost before it runs (the reservation) and what it did cost (the settlement).
+
+The estimate is an upper bound whenever the request bounds its output: the prompt's tokens
+counted locally plus ``max_tokens`` (or ``max_completion_tokens``; ``budgets.default_max_tokens``
+when absent) times ``n``, priced at the most expensive deployment of the requested model and of
+its fallback models, with no cache discount. A deployment with no known price estimates (and
+costs) $0. The actual cost uses the ledger's own arithmetic (``tokenomy.ledger.enrich``): the
+provider's usage, else tokens counted locally; $0 for a cache hit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tokenomy.config.models import Deployment
+from tokenomy.pipeline.context import CallContext
+from tokenomy.pipeline.route import ModelTable
+from tokenomy.pricing.prices import PriceBook
+from tokenomy.tokens.count import Encode, TokenCounter, count_prompt
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """The reservation of one request: USD and the prompt's tokens (charged to a TPM limit up front)."""
+
+    usd: float
+    prompt_tokens: int
+
+
+class CostModel:
+    """Estimates and actual costs, with the ledger's prices."""
+
+    def __init__(self, table: ModelTable, prices: PriceBook, default_max_tokens: int, gguf: str | None) -> None:
+        self.table = table
+        self.prices = prices
+        self.counter = TokenCounter()
+        self._default_max = default_max_tokens
+        self._gguf = gguf
+        self._encoders: dict[str, Encode] = {}
+
+    def encoder(self, dep: Deployment) -> Encode:
+        """The token counter for a deployment (cached)."""
+        found = self._encoders.get(dep.label)
+        if found is None:
+            found = self._encoders[dep.label] = self.counter.counter_for(dep.model, dep.provider, self._gguf)[0]
+        return found
+
+    def completion_allowance(self, ctx: CallContext) -> int:
+        """The most completion tokens the request can produce: ``max_tokens`` (or the default) times ``n``."""
+        if ctx.endpoint.value == "embeddings":
+            return 0
+        body = ctx.body
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
+            limit = self._default_max
+        n = body.get("n")
+        return limit * (n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1)
+
+    def estimate(self, ctx: CallContext, model: str) -> Estimate:
+        """The reservation for serving ``ctx`` with ``model`` (404 for an unknown model)."""
+        logical = self.table.resolve(model)
+        prompt = count_prompt(self.encoder(logical.deployments[0]), ctx.endpoint.value, ctx.body)
+        completion = self.completion_allowance(ctx)
+        deployments = [*logical.deployments]
+        for name in logical.fallbacks:  # a failed call may be served by a fallback model
+            deployments.extend(self.table.resolve(name).deployments)
+        usd = max(self.prices.price(dep).cost(prompt, completion) for dep in deployments)
+        return Estimate(usd, prompt)
+
+    def actual(self, ctx: CallContext) -> tuple[float, int]:
+        """``(USD, tokens)`` the finished request cost, as the ledger will record it."""
+        dep = ctx.deployment
+        usage = ctx.usage
+        prompt = completion = cached = 0
+        if usage is not None and (usage.prompt_tokens or usage.completion_tokens):
+            prompt, completion, cached = usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens
+        elif dep is not None and (ctx.streamed_text or ctx.status < 400):
+            encode = self.encoder(dep)
+            prompt = count_prompt(encode, ctx.endpoint.value, ctx.body)
+            completion = encode("".join(ctx.streamed_text or ()))
+        priced = dep or ctx.baseline_deployment
+        if priced is None:
+            return 0.0, prompt + completion
+        if ctx.cache.startswith("hit") or ctx.cache == "coalesced":
+            return ctx.extra_cost_usd, 0
+        return self.prices.price(priced).cost(prompt, completion, cached) + ctx.extra_cost_usd, prompt + completion

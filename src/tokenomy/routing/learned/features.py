@@ -1,0 +1,122 @@
+"""The router's inputs: the prompt's MiniLM embedding plus cheap text features.
+
+The embedding is all-MiniLM-L6-v2's unit vector of the prompt text (the one the semantic cache
+computes, so the two share it at serving time). The cheap features take tens of microseconds
+(substring counts and one byte scan, on the first 20k characters): lengths (characters, words
+approximated by spaces and newlines, lines), digit / upper-case / non-ASCII / code-punctuation
+shares, question marks, lines starting like multiple-choice options (``A)``, ``B.``, …),
+few-shot ``Answer:`` markers and code markers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from tokenomy.providers.local.embeddings import EMBEDDING_DIM, MiniLMEmbedder
+
+FloatArray = npt.NDArray[np.float32]
+Embed = Callable[[list[str]], FloatArray]
+"""Texts to a ``(len(texts), dim)`` float32 array of unit vectors."""
+
+CHEAP_FEATURES = (
+    "log_chars",
+    "log_words",
+    "log_lines",
+    "digit_share",
+    "upper_share",
+    "non_ascii_share",
+    "code_punct_share",
+    "log_question_marks",
+    "log_option_lines",
+    "log_answer_markers",
+    "code_markers",
+)
+_SCAN_CHARS = 20_000  # the shares are measured on the first 20k characters
+_CODE = ("```", "def ", "return ", "function ", "#include", "class ", ";\n", "=>", "():")
+# byte classes: 1 digit, 2 upper-case letter, 3 non-ASCII, 4 code punctuation
+_CLASS = np.zeros(256, dtype=np.intp)
+_CLASS[48:58] = 1
+_CLASS[65:91] = 2
+_CLASS[128:] = 3
+_CLASS[list(b"{}()[];=<>_")] = 4
+_OPTION_LETTER = np.zeros(256, dtype=bool)
+_OPTION_LETTER[list(b"ABCD")] = True
+_OPTION_MARK = np.zeros(256, dtype=bool)
+_OPTION_MARK[list(b").:")] = True
+
+
+def cheap_features(text: str) -> FloatArray:
+    """The :data:`CHEAP_FEATURES` of one prompt."""
+    head = text[:_SCAN_CHARS]
+    raw = np.frombuffer(head.encode("utf-8", "replace"), dtype=np.uint8)
+    n = max(len(raw), 1)
+    classes = np.bincount(_CLASS[raw], minlength=5)
+    starts = np.flatnonzero(raw[:-2] == 10) + 1  # first byte of each line but the first
+    options = np.count_nonzero(_OPTION_LETTER[raw[starts]] & _OPTION_MARK[raw[starts + 1]])
+    return np.array(
+        [
+            math.log1p(len(text)),
+            math.log1p(head.count(" ") + len(starts)),
+            math.log1p(len(starts)),
+            classes[1] / n,
+            classes[2] / n,
+            classes[3] / n,
+            classes[4] / n,
+            math.log1p(head.count("?")),
+            math.log1p(options),
+            math.log1p(head.count("Answer:")),
+            1.0 if any(marker in head for marker in _CODE) else 0.0,
+        ],
+        dtype=np.float32,
+    )
+
+
+def feature_matrix(embeddings: FloatArray, texts: Sequence[str]) -> FloatArray:
+    """``[embedding | cheap features]`` rows for a batch."""
+    cheap = np.stack([cheap_features(t) for t in texts]) if texts else np.zeros((0, len(CHEAP_FEATURES)))
+    return np.hstack([np.asarray(embeddings, dtype=np.float32), cheap.astype(np.float32)])
+
+
+def minilm_embed(batch_size: int = 32) -> Embed:
+    """An :data:`Embed` over the embedded all-MiniLM-L6-v2 (loaded on first use)."""
+    embedder = MiniLMEmbedder()
+
+    def embed(texts: list[str]) -> FloatArray:
+        if not embedder.loaded:
+            embedder.load()
+        out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            chunk = embedder.embed(list(texts[start : start + batch_size]))
+            for row, item in enumerate(chunk):
+                out[start + row] = item.vector
+        return out
+
+    return embed
+
+
+def cached_embed(embed: Embed, path: str | Path) -> Embed:
+    """Wrap ``embed`` with an ``.npz`` file of vectors keyed by the SHA-1 of each text (bench re-runs)."""
+    path = Path(path)
+
+    def run(texts: list[str]) -> FloatArray:
+        keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts]
+        known: dict[str, FloatArray] = {}
+        if path.is_file():
+            with np.load(path, allow_pickle=False) as data:
+                known = dict(zip(data["keys"].tolist(), data["vectors"], strict=True))
+        todo = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in known}.items())
+        if todo:
+            fresh = embed([t for _, t in todo])
+            known.update({k: fresh[i] for i, (k, _) in enumerate(todo)})
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("wb") as out:
+                np.savez(out, keys=np.array(list(known)), vectors=np.stack(list(known.values())))
+        return np.stack([known[k] for k in keys]).astype(np.float32)
+
+    return run

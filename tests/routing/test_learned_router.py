@@ -1,0 +1,110 @@
+"""Serving: the decision rules, the cost-success frontier, candidates, errors and decision latency."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+from tests.routing.learned_helpers import FAST, ROUTERBENCH, fake_embed
+
+from tokenomy.routing.learned import LearnedRouter, load_outcomes, train_router
+from tokenomy.routing.learned.features import CHEAP_FEATURES, cheap_features
+from tokenomy.routing.learned.router import frontier, select
+
+# name: (fixed predicted success, cost per query)
+FIXED = {"cheap": (0.6, 1.0), "mid": (0.8, 2.0), "beaten": (0.82, 5.5), "pricey": (0.9, 10.0)}
+
+
+def fixed_router(rule: str = "margin", threshold: float = 0.9) -> LearnedRouter:
+    """A router whose predictions ignore the prompt: ``FIXED`` success and cost per model."""
+    models = list(FIXED)
+    p = np.array([FIXED[m][0] for m in models])
+    return LearnedRouter(
+        models=models,
+        weights=np.zeros((384 + len(CHEAP_FEATURES), len(models))),
+        bias=np.log(p / (1 - p)),
+        scale=np.ones(len(models)),
+        shift=np.zeros(len(models)),
+        cost_base=np.array([FIXED[m][1] for m in models]),
+        cost_per_char=np.zeros(len(models)),
+        threshold=threshold,
+        rule="absolute" if rule == "absolute" else "margin",
+    )
+
+
+EMB = np.zeros(384, dtype=np.float32)
+
+
+def test_frontier_drops_models_a_mix_beats() -> None:
+    success = np.array([[0.6, 0.8, 0.82, 0.9], [0.6, 0.5, 0.82, 0.9]])
+    cost = np.array([[1.0, 2.0, 5.5, 10.0]] * 2)
+    # "beaten" lies under the mid-pricey line; in row 2 "mid" is dominated by "cheap"
+    assert frontier(success, cost).tolist() == [[True, True, False, True], [True, False, True, True]]
+
+
+@pytest.mark.parametrize(
+    ("threshold", "expected"), [(1.0, "pricey"), (0.95, "pricey"), (0.92, "pricey"), (0.9, "mid"), (0.5, "cheap")]
+)
+def test_margin_rule_picks_the_cheapest_frontier_model_near_the_best(threshold: float, expected: str) -> None:
+    choice = fixed_router().choose(EMB, "What is 2+2?", threshold=threshold)
+    assert choice.model == expected
+    assert choice.success.keys() == FIXED.keys()
+    assert math.isclose(choice.success["mid"], 0.8)
+    assert expected in choice.reason
+
+
+@pytest.mark.parametrize(("threshold", "expected"), [(0.95, "pricey"), (0.85, "pricey"), (0.7, "mid"), (0.5, "cheap")])
+def test_absolute_rule_falls_back_to_the_best_predicted(threshold: float, expected: str) -> None:
+    assert fixed_router("absolute").choose(EMB, "hi", threshold=threshold).model == expected
+
+
+def test_default_threshold_and_candidates() -> None:
+    router = fixed_router(threshold=0.9)
+    assert router.choose(EMB, "hi").model == "mid"
+    choice = router.choose(EMB, "hi", candidates=["pricey", "cheap"])
+    assert choice.model == "pricey" and list(choice.success) == ["pricey", "cheap"]
+    assert router.choose(EMB, "hi", candidates=["cheap"]).model == "cheap"
+    with pytest.raises(ValueError, match=r"unknown model\(s\) \['gpt-9'\] for this router; it knows: cheap, mid"):
+        router.choose(EMB, "hi", candidates=["mid", "gpt-9"])
+    with pytest.raises(ValueError, match="no candidate models"):
+        router.choose(EMB, "hi", candidates=[])
+
+
+def test_select_is_monotone_in_estimated_cost() -> None:
+    rng = np.random.default_rng(1)
+    success = rng.uniform(size=(300, 6))
+    cost = np.sort(rng.uniform(size=(300, 6)), axis=1)
+    eligible = frontier(success, cost)
+    for rule in ("margin", "absolute"):
+        spent = [cost[np.arange(300), select(success, cost, t / 20, rule, eligible)].sum() for t in range(21)]
+        assert spent == sorted(spent)
+    top = select(success, cost, 1.0, "margin", eligible)
+    assert (success[np.arange(300), top] == success.max(axis=1)).all()
+    assert (select(success, cost, 0.0, "margin", eligible) == 0).all()
+
+
+def test_cheap_features_are_cheap_and_sensible() -> None:
+    code = cheap_features("def f(x):\n    return x[0] + 1;\n")
+    mcq = cheap_features("Which is right?\nA) one\nB) two\nAnswer:")
+    names = list(CHEAP_FEATURES)
+    assert code[names.index("code_markers")] == 1 and mcq[names.index("code_markers")] == 0
+    assert mcq[names.index("log_option_lines")] == pytest.approx(math.log(3))
+    assert mcq[names.index("log_question_marks")] == pytest.approx(math.log(2))
+    assert np.isfinite(cheap_features("")).all()
+
+
+def test_choose_takes_well_under_a_millisecond() -> None:
+    router = train_router(load_outcomes(ROUTERBENCH), fake_embed, FAST)
+    prompt = "Please answer with the letter of the correct answer.\n" * 40
+    embedding = fake_embed([prompt])[0]
+    for _ in range(200):
+        router.choose(embedding, prompt)
+    times = []
+    for _ in range(1000):
+        start = time.perf_counter()
+        router.choose(embedding, prompt)
+        times.append(time.perf_counter() - start)
+    p50 = float(np.percentile(times, 50))
+    assert p50 < 1e-3, f"choose p50 {p50 * 1e6:.0f} us"
