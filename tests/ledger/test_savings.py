@@ -95,3 +95,18 @@ def test_stage_reported_batching_saving_raises_the_baseline() -> None:
         reported={"batching": 0.5},
     )
     assert c.saved["batching"] == 0.5 and c.baseline == pytest.approx(c.cost + 0.5)
+
+
+def test_cascade_rejected_attempts_come_off_the_routing_saving() -> None:
+    c = attribute(
+        served=CHEAP,
+        baseline=DEAR,
+        prompt_tokens=100,
+        completion_tokens=50,
+        cached_tokens=0,
+        original_prompt_tokens=None,
+        cache_hit=False,
+        extra_cost=1e-4,
+        routing_overhead=True,
+    )
+    assert c.baseline - c.cost == pytest.approx(sum(c.saved.values()))

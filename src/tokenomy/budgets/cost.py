@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tokenomy.config.models import Deployment
+from tokenomy.config.policy import router_names
 from tokenomy.pipeline.context import CallContext
 from tokenomy.pipeline.route import ModelTable
 from tokenomy.pricing.prices import PriceBook
@@ -37,6 +38,7 @@ class CostModel:
         self._default_max = default_max_tokens
         self._gguf = gguf
         self._encoders: dict[str, Encode] = {}
+        self._routers = frozenset(router_names(table.config.routers))
 
     def encoder(self, dep: Deployment) -> Encode:
         """The token counter for a deployment (cached)."""
@@ -58,9 +60,14 @@ class CostModel:
 
     def estimate(self, ctx: CallContext, model: str) -> Estimate:
         """The reservation for serving ``ctx`` with ``model`` (404 for an unknown model)."""
+        completion = self.completion_allowance(ctx)
+        if model in self._routers:  # a router may pick any model: bound by the dearest of all
+            deployments = [dep for logical_model in self.table.config.models for dep in logical_model.deployments]
+            prompt = count_prompt(self.encoder(deployments[0]), ctx.endpoint.value, ctx.body)
+            usd = max(self.prices.price(dep).cost(prompt, completion) for dep in deployments)
+            return Estimate(usd, prompt)
         logical = self.table.resolve(model)
         prompt = count_prompt(self.encoder(logical.deployments[0]), ctx.endpoint.value, ctx.body)
-        completion = self.completion_allowance(ctx)
         deployments = [*logical.deployments]
         for name in logical.fallbacks:  # a failed call may be served by a fallback model
             deployments.extend(self.table.resolve(name).deployments)

@@ -105,6 +105,7 @@ class Enricher:
             extra_cost=ctx.extra_cost_usd,
             reported=ctx.savings,
             cached_item_tokens=ctx.cached_item_tokens,
+            routing_overhead=(ctx.route or "").startswith("cascade:"),
         )
         record.price_source = served.source if served is not UNPRICED else "unknown"
         record.cost_usd = costs.cost

@@ -42,6 +42,7 @@ def attribute(
     extra_cost: float = 0.0,
     reported: dict[str, float] | None = None,
     cached_item_tokens: int = 0,
+    routing_overhead: bool = False,
 ) -> CallCosts:
     """Price a request and attribute its saving to levers (every lever present, zero if unused)."""
     saved = dict.fromkeys(LEVERS, 0.0)
@@ -60,6 +61,8 @@ def attribute(
         item_saving = cached_item_tokens * baseline.input
         saved["cache"] += item_saving
         baseline_cost += item_saving
+    if routing_overhead:  # e.g. a cascade's rejected attempts: the routing lever paid for them
+        saved["routing"] -= extra_cost
     for lever, amount in (reported or {}).items():
         if lever in saved and lever not in ("cache", "compression", "routing"):
             saved[lever] += amount

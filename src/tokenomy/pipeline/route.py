@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from tokenomy.config.models import GatewayConfig, LogicalModel
+from tokenomy.config.policy import router_names
 from tokenomy.errors import GatewayError, not_found
 from tokenomy.pipeline.chain import Handler
 from tokenomy.pipeline.context import CallContext, Completion, Response, Stream, Usage
@@ -39,7 +40,7 @@ class ModelTable:
         for model in config.models:
             for name in (model.name, *model.aliases):
                 self._models[name] = model
-        self.names = sorted(self._models)
+        self.names = sorted({*self._models, *router_names(config.routers)})  # routers: see pipeline/policy.py
 
     def resolve(self, name: str) -> LogicalModel:
         """The logical model called ``name``; 404 listing the available ones otherwise."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -84,12 +85,15 @@ def feature_matrix(embeddings: FloatArray, texts: Sequence[str]) -> FloatArray:
 
 
 def minilm_embed(batch_size: int = 32) -> Embed:
-    """An :data:`Embed` over the embedded all-MiniLM-L6-v2 (loaded on first use)."""
+    """An :data:`Embed` over the embedded all-MiniLM-L6-v2 (loaded on first use; callable from threads)."""
     embedder = MiniLMEmbedder()
+    lock = threading.Lock()
 
     def embed(texts: list[str]) -> FloatArray:
         if not embedder.loaded:
-            embedder.load()
+            with lock:  # thread-safe: one load even when the first calls race
+                if not embedder.loaded:
+                    embedder.load()
         out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
             chunk = embedder.embed(list(texts[start : start + batch_size]))
