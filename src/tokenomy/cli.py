@@ -1,4 +1,4 @@
-"""The ``tokenomy`` command line: ``serve``, ``report``, ``config check`` and ``version``."""
+"""The ``tokenomy`` command line: serve, report, cache, router, keys, config check and version."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from tokenomy import __version__
+from tokenomy.cache.cli import cache_group
 from tokenomy.config import ConfigError, load_config
 from tokenomy.keys.cli import keys
 from tokenomy.reports.model import FORMATS, GROUP_BYS, Format, GroupBy
@@ -125,6 +126,7 @@ def config_check(path: Path) -> None:
 
 main.add_command(keys)
 main.add_command(router)
+main.add_command(cache_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 from tokenomy.budgets.wiring import Access
 from tokenomy.cache.service import CacheService
@@ -58,12 +59,29 @@ class Gateway:
             self.recorder,
             GuardStage(config.auth, self.access.keys, self.access.budgets),
             PolicyStage(config),  # router models; before cache, which resolves the model name
-            CacheStage(config.cache, self.cache, self.table),
+            CacheStage(config.cache, self.cache, self.table, *self._semantic_tier(config)),
             # the optimize stage slots in here (see docs/architecture.md)
             RouteStage(self.table),
         ]
         self.handle: Handler = build_chain(self.stages, _ReadyCheck(self.providers, Dispatcher(self.providers)))
         self._starting: list[asyncio.Task[None]] = []
+
+    def _semantic_tier(self, config: GatewayConfig) -> tuple[Any, Any]:
+        """The semantic cache and its context function, when any request may use it."""
+        self.semantic: Any = None
+        if not (config.cache.semantic.enabled or any(rule.semantic for rule in config.cache.rules)):
+            return None, None
+        from tokenomy.cache.semantic.context import conversation_context
+        from tokenomy.cache.semantic.matcher import SemanticCache
+        from tokenomy.routing.learned.features import minilm_embed
+
+        embed_sync = minilm_embed()  # the embedded all-MiniLM-L6-v2, loaded on first use
+
+        async def embed(texts: list[str]) -> Any:
+            return await asyncio.to_thread(embed_sync, texts)
+
+        self.semantic = SemanticCache(config.cache.semantic, embed)
+        return self.semantic, conversation_context
 
     async def start(self) -> None:
         """Start the ledger writer, and every provider in the background (``ready()`` follows)."""
@@ -86,6 +104,8 @@ class Gateway:
                 await provider.close()
             except Exception:  # pragma: no cover - shutdown must go on
                 log.exception("closing a provider failed")
+        if self.semantic is not None:
+            await asyncio.to_thread(self.semantic.close)  # saves the vector index
         try:
             await self.cache.close()
         except Exception:  # pragma: no cover - shutdown must go on

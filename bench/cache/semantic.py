@@ -1,0 +1,263 @@
+"""Benchmark of the semantic cache tier.
+
+One command: ``.venv/bin/python bench/cache/semantic.py`` (``--entries 100000`` for a short run).
+It prints markdown tables and writes them to ``bench/cache/results-semantic.md``:
+
+1. **Index at size**: fills a :class:`VectorIndex` with ``--entries`` synthetic vectors — real
+   MiniLM embeddings of STS-B sentences, each copy perturbed with Gaussian noise (cosine ≈ 0.8 to
+   its sentence) and re-normalised — spread over 64 conversation contexts. Reports build time,
+   save and load time, file sizes and the process's resident-memory growth.
+2. **Lookup latency**: ``SemanticCache.lookup`` (embed with MiniLM on a worker thread + search +
+   context filter + second check) for real query texts (LangCache pairs) in a context that holds
+   ~1/64 of the entries plus the other side of each pair; p50/p99 of the whole lookup, and of
+   the embedding and the search alone.
+3. **Precision/recall at the default threshold** on the LangCache pairs and STS-B (score ≥ 4
+   same, ≤ 2 different; train, dev and test separately), the threshold alone vs threshold + check.
+
+The pair sets are read from ``--data`` (default ``../shared/data`` beside the repository).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from tokenomy.cache.semantic import SemanticCache
+from tokenomy.cache.semantic import calibrate as cal
+from tokenomy.cache.semantic.index import VectorIndex, context_id
+from tokenomy.config.cache import DEFAULT_SEMANTIC_THRESHOLD, SemanticCacheConfig
+from tokenomy.providers.local.embeddings import MiniLMEmbedder
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTEXTS = 64
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def embed_all(model: MiniLMEmbedder, texts: list[str]) -> npt.NDArray[np.float32]:
+    rows = [np.stack([e.vector for e in model.embed(list(texts[i : i + 64]))]) for i in range(0, len(texts), 64)]
+    return np.concatenate(rows).astype(np.float32)
+
+
+def synthetic(base: npt.NDArray[np.float32], n: int, rng: np.random.Generator) -> npt.NDArray[np.float32]:
+    """``n`` perturbed copies of the base vectors, unit length (cosine ≈ 0.8 to their base)."""
+    out = np.empty((n, base.shape[1]), dtype=np.float32)
+    sigma = 0.75 / np.sqrt(base.shape[1])
+    for start in range(0, n, 100_000):
+        stop = min(n, start + 100_000)
+        rows = base[np.arange(start, stop) % len(base)]
+        rows = rows + sigma * rng.standard_normal(rows.shape, dtype=np.float32)
+        out[start:stop] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values) * 1000, q))
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def stsb_sentences(path: Path, limit: int) -> list[str]:
+    seen: dict[str, None] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 7:
+            seen.setdefault(fields[5])
+            seen.setdefault(fields[6])
+        if len(seen) >= limit:
+            break
+    return list(seen)
+
+
+def build(args: argparse.Namespace, model: MiniLMEmbedder, home: Path) -> tuple[list[list[str]], Path]:
+    rng = np.random.default_rng(0)
+    sentences = stsb_sentences(args.data / "stsb" / "sts-train.csv", 8000)
+    base = embed_all(model, sentences)
+    vectors = synthetic(base, args.entries, rng)
+    contexts = np.array([context_id(f"bench context {i}") for i in range(CONTEXTS)], dtype=np.uint64)
+    ctx = contexts[np.arange(args.entries) % CONTEXTS]
+    texts = [f"{sentences[i % len(sentences)]} #{i}" for i in range(args.entries)]
+    keys = [f"{i:040x}" for i in range(args.entries)]
+    gc.collect()
+    before = rss_mb()
+    index = VectorIndex(args.entries + 10_000, vectors.shape[1])
+    started = time.perf_counter()
+    for lo in range(0, args.entries, 50_000):
+        hi = min(args.entries, lo + 50_000)
+        index.add_many(vectors[lo:hi], ctx[lo:hi], keys[lo:hi], texts[lo:hi])
+    build_s = time.perf_counter() - started
+    grown = rss_mb() - before
+    graph_mb = index._graph.memory_usage / 2**20
+    del vectors, texts, keys
+    gc.collect()
+    path = home / "semantic.usearch"
+    started = time.perf_counter()
+    index.save(path)
+    save_s = time.perf_counter() - started
+    del index
+    gc.collect()
+    before = rss_mb()
+    started = time.perf_counter()
+    loaded = VectorIndex.load(path, args.entries + 10_000, 384)
+    load_s = time.perf_counter() - started
+    loaded_mb = rss_mb() - before
+    assert len(loaded) == args.entries
+    del loaded
+    gc.collect()
+    size = path.stat().st_size / 2**20
+    meta = Path(f"{path}.meta.npz").stat().st_size / 2**20
+    rows = [
+        ["entries", f"{args.entries:,}"],
+        ["build (bulk insert, all cores)", f"{build_s:.1f} s ({args.entries / build_s:,.0f} vectors/s)"],
+        ["resident memory growth during build", f"{grown:,.0f} MiB (usearch graph + vectors: {graph_mb:,.0f} MiB)"],
+        ["save (atomic: temp files + rename)", f"{save_s:.2f} s"],
+        ["load", f"{load_s:.2f} s"],
+        ["resident memory growth by load (all of the index)", f"{loaded_mb:,.0f} MiB"],
+        ["files: graph + entries", f"{size:,.0f} MiB + {meta:,.0f} MiB"],
+    ]
+    return rows, path
+
+
+async def latency(args: argparse.Namespace, path: Path) -> list[list[str]]:
+    """Lookups through ``SemanticCache`` with MiniLM on a worker thread, ONNX spinning on (the
+    gateway's setting) and off."""
+    pairs = cal.load_pairs(args.data / "langcache_query_pairs" / "pairs.csv")
+    thread = ThreadPoolExecutor(max_workers=1)
+    embed_times: list[float] = []
+    models = {spin: MiniLMEmbedder(spin=spin) for spin in (True, False)}
+    for model in models.values():
+        model.load()
+    current = [models[True]]
+
+    def embed_sync(texts: list[str]) -> npt.NDArray[np.float32]:
+        started = time.perf_counter()
+        out = np.stack([e.vector for e in current[0].embed(list(texts))])
+        embed_times.append(time.perf_counter() - started)
+        return out
+
+    async def embed(texts: list[str]) -> npt.NDArray[np.float32]:
+        return await asyncio.get_running_loop().run_in_executor(thread, embed_sync, texts)
+
+    started = time.perf_counter()
+    config = SemanticCacheConfig(enabled=True, index_path=str(path), max_entries=args.entries + 10_000)
+    semantic = SemanticCache(config, embed)
+    open_s = time.perf_counter() - started
+    context = "bench context 0"
+    for i, pair in enumerate(pairs):  # the stored side of each pair, in the measured context
+        await semantic.add(context, pair.a, f"{10**12 + i:040x}")
+    queries = [p.b for p in pairs][: args.queries]
+    rows: list[list[str]] = []
+    for spin, model in models.items():
+        current[0] = model
+        for text in queries[:20]:  # warm-up
+            await semantic.lookup(context, text, DEFAULT_SEMANTIC_THRESHOLD)
+        embed_times.clear()
+        totals: list[float] = []
+        searches: list[float] = []
+        hits = 0
+        for text in queries:
+            started = time.perf_counter()
+            hit = await semantic.lookup(context, text, DEFAULT_SEMANTIC_THRESHOLD)
+            totals.append(time.perf_counter() - started)
+            hits += hit is not None
+            vector = np.stack([e.vector for e in model.embed([text])])[0]
+            t0 = time.perf_counter()
+            semantic.index.search(vector, context_id(context), DEFAULT_SEMANTIC_THRESHOLD)
+            searches.append(time.perf_counter() - t0)
+        label = "spinning" if spin else "no spinning"
+        n = str(len(queries))
+        rows += [
+            [
+                f"lookup: embed + search + filter + check (ONNX {label})",
+                f"{pct(totals, 50):.2f}",
+                f"{pct(totals, 99):.2f}",
+                n,
+            ],
+            [f"embedding alone (ONNX {label})", f"{pct(embed_times, 50):.2f}", f"{pct(embed_times, 99):.2f}", n],
+            ["search alone (HNSW top-32 + context filter)", f"{pct(searches, 50):.2f}", f"{pct(searches, 99):.2f}", n],
+        ]
+    rows.append(["SemanticCache open (index load)", f"{open_s * 1000:.0f}", "", f"hits: {hits}/{len(queries)}"])
+    semantic.close()
+    thread.shutdown()
+    return rows
+
+
+def quality(args: argparse.Namespace, model: MiniLMEmbedder) -> list[list[str]]:
+    sets = {
+        "LangCache pairs": args.data / "langcache_query_pairs" / "pairs.csv",
+        "STS-B train (calibration set)": args.data / "stsb" / "sts-train.csv",
+        "STS-B dev": args.data / "stsb" / "sts-dev.csv",
+        "STS-B test": args.data / "stsb" / "sts-test.csv",
+    }
+    t = DEFAULT_SEMANTIC_THRESHOLD
+    rows: list[list[str]] = []
+    for name, path in sets.items():
+        pairs = cal.load_pairs(path)
+        sims = cal.similarities(lambda texts: embed_all(model, texts), pairs)
+        positives = sum(p.label for p in pairs)
+        for label, verify in (("threshold", False), ("threshold + check", True)):
+            p = cal.curve(pairs, sims, verify, [t])[0]
+            precision = "-" if p.precision is None else f"{p.precision:.3f}"
+            rows.append(
+                [
+                    name,
+                    f"{positives}/{len(pairs)}",
+                    label,
+                    precision,
+                    f"{p.recall:.3f}",
+                    f"{p.tp}/{p.accepted}",
+                    str(p.fp),
+                ]
+            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=346)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "cache" / "results-semantic.md")
+    args = parser.parse_args()
+    model = MiniLMEmbedder()
+    model.load()
+    with tempfile.TemporaryDirectory(prefix="tokenomy-semantic-bench-") as tmp:
+        index_rows, path = build(args, model, Path(tmp))
+        latency_rows = asyncio.run(latency(args, path))
+    quality_rows = quality(args, model)
+    report = "\n\n".join(
+        [
+            "# Semantic cache benchmark",
+            f"Machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
+            f"threshold {DEFAULT_SEMANTIC_THRESHOLD}.",
+            "## Index at size\n\n" + table(["", "value"], index_rows),
+            "## Lookup latency (ms)\n\n" + table(["", "p50", "p99", "n"], latency_rows),
+            "## Precision and recall at the default threshold\n\n"
+            + table(["pairs", "same/all", "accept by", "precision", "recall", "tp/accepted", "fp"], quality_rows),
+        ]
+    )
+    print(report)
+    args.out.write_text(report + "\n")
+
+
+if __name__ == "__main__":
+    main()

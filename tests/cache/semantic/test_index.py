@@ -1,0 +1,108 @@
+"""The vector index: context filter, eviction, removal, persistence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tests.cache.semantic.fake_embedder import FakeEmbedder
+
+from tokenomy.cache.semantic.index import VectorIndex, context_id
+
+EMBED = FakeEmbedder()
+A, B = context_id("conversation A"), context_id("conversation B")
+
+
+def key(n: int) -> str:
+    return f"{n:040x}"
+
+
+def vec(text: str) -> np.ndarray:
+    return EMBED.vectors([text])[0]
+
+
+def test_search_filters_by_context_and_threshold() -> None:
+    index = VectorIndex(100, 384)
+    index.add(vec("what is the capital of France"), A, key(1), "what is the capital of France")
+    index.add(vec("what is the capital of France"), B, key(2), "what is the capital of France")
+    found = index.search(vec("what is the capital of France"), A, 0.9)
+    assert [c.key for c in found] == [key(1)]
+    assert found[0].similarity > 0.99
+    assert index.search(vec("what is the capital of France"), context_id("C"), 0.0) == []
+    assert index.search(vec("something else entirely"), A, 0.9) == []
+    assert index.has_context(A) and not index.has_context(context_id("C"))
+
+
+def test_crowded_neighbourhood_widens_the_search() -> None:
+    index = VectorIndex(1000, 384)
+    text = "what is the capital of France"
+    for i in range(200):  # the same question in 200 other conversations
+        index.add(vec(text), context_id(f"other {i}"), key(i + 10), text)
+    index.add(vec(text), A, key(1), text)
+    assert [c.key for c in index.search(vec(text), A, 0.9, k=8)] == [key(1)]
+
+
+def test_oldest_entries_are_evicted() -> None:
+    index = VectorIndex(3, 384)
+    for i in range(4):
+        index.add(vec(f"question {i}"), A, key(i), f"question {i}")
+    assert len(index) == 3
+    assert index.search(vec("question 0"), A, 0.99) == []
+    assert [c.key for c in index.search(vec("question 3"), A, 0.99)] == [key(3)]
+
+
+def test_remove_by_key() -> None:
+    index = VectorIndex(10, 384)
+    index.add(vec("q"), A, key(1), "q")
+    assert index.remove(key(1)) == 1
+    assert index.search(vec("q"), A, 0.5) == [] and not index.has_context(A)
+    assert index.remove(key(1)) == 0
+
+
+def test_persistence_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "semantic.usearch"
+    index = VectorIndex(10, 384)
+    for i in range(5):
+        index.add(vec(f"question number {i}"), A, key(i), f"question number {i}")
+    index.save(path)
+    assert path.exists() and Path(f"{path}.meta.npz").exists() and not index.dirty
+
+    loaded = VectorIndex.load(path, 10, 384)
+    assert len(loaded) == 5 and loaded.has_context(A)
+    found = loaded.search(vec("question number 3"), A, 0.99)
+    assert [(c.key, c.text) for c in found] == [(key(3), "question number 3")]
+    loaded.add(vec("question number 5"), A, key(5), "question number 5")  # labels go on
+
+    smaller = VectorIndex.load(path, 2, 384)  # a smaller capacity keeps the newest entries
+    assert len(smaller) == 2
+    assert smaller.search(vec("question number 0"), A, 0.99) == []
+    assert smaller.search(vec("question number 4"), A, 0.99)[0].key == key(4)
+
+
+def test_mismatched_or_missing_files_start_empty(tmp_path: Path) -> None:
+    path = tmp_path / "semantic.usearch"
+    assert len(VectorIndex.load(path, 10, 384)) == 0
+    index = VectorIndex(10, 384)
+    index.add(vec("q"), A, key(1), "q")
+    index.save(path)
+    other = VectorIndex(10, 384)
+    other.add(vec("q"), A, key(1), "q")
+    other.add(vec("r"), A, key(2), "r")
+    other.save(tmp_path / "other.usearch")
+    Path(f"{tmp_path / 'other.usearch'}.meta.npz").replace(f"{path}.meta.npz")
+    assert len(VectorIndex.load(path, 10, 384)) == 0
+    Path(f"{path}.meta.npz").write_bytes(b"garbage")
+    assert len(VectorIndex.load(path, 10, 384)) == 0
+    assert len(VectorIndex.load(path, 10, 8)) == 0
+
+
+def test_bulk_add_evicts_like_single_adds() -> None:
+    index = VectorIndex(4, 384)
+    texts = [f"bulk question {i}" for i in range(6)]
+    contexts = np.array([A] * 6, dtype=np.uint64)
+    index.add_many(EMBED.vectors(texts), contexts, [key(i) for i in range(6)], texts)
+    assert len(index) == 4
+    assert index.search(vec("bulk question 1"), A, 0.99) == []
+    assert index.search(vec("bulk question 5"), A, 0.99)[0].key == key(5)
+    index.add(vec("single"), A, key(9), "single")  # evicts bulk question 2
+    assert len(index) == 4 and index.search(vec("bulk question 2"), A, 0.99) == []

@@ -1,0 +1,69 @@
+"""The semantic tier through a real gateway: paraphrases hit, other conversations and entities do not."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+import pytest
+from tests.conftest import proxy_config
+from tests.fakes.anthropic_upstream import AnthropicFake
+from tests.fakes.openai_upstream import OpenAIFake
+from tests.support.gateway import RunningGateway, running_gateway
+
+
+@pytest.fixture(scope="module")
+async def gw(
+    openai_fake: OpenAIFake, anthropic_fake: AnthropicFake, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningGateway]:
+    home = tmp_path_factory.mktemp("semantic")
+    config = proxy_config(openai_fake.base_url, anthropic_fake.base_url) + f"""
+cache:
+  exact: {{path: "{home / 'cache.db'}"}}
+  semantic: {{enabled: true, index_path: "{home / 'semantic.usearch'}"}}
+ledger: {{path: "{home / 'ledger.db'}", flush_interval_ms: 20}}
+"""
+    async with running_gateway(config) as running:
+        yield running
+
+
+async def ask(gw: RunningGateway, messages: list[dict[str, str]]) -> tuple[str, dict[str, str]]:
+    client = openai.AsyncOpenAI(base_url=gw.v1, api_key="unused", max_retries=0)
+    raw = await client.chat.completions.with_raw_response.create(model="fast", messages=messages, temperature=0)  # type: ignore[arg-type]
+    reply: Any = raw.parse()
+    await gw.app.gateway.cache.drain()  # the answer is indexed in the background
+    return reply.choices[0].message.content, dict(raw.headers)
+
+
+def user(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+async def test_paraphrase_hits_the_semantic_tier(gw: RunningGateway, openai_fake: OpenAIFake) -> None:
+    first, h1 = await ask(gw, user("What is the capital city of France?"))
+    second, h2 = await ask(gw, user("Tell me the capital city of France"))
+    assert h1["x-tokenomy-cache"] == "miss"
+    assert h2["x-tokenomy-cache"] == "hit-semantic" and float(h2["x-tokenomy-cache-similarity"]) >= 0.9
+    assert second == first and len(openai_fake.requests) == 1
+
+
+async def test_different_entities_do_not_hit(gw: RunningGateway, openai_fake: OpenAIFake) -> None:
+    await ask(gw, user("What is the weather like in Paris today?"))
+    _, h = await ask(gw, user("What is the weather like in London today?"))
+    assert h["x-tokenomy-cache"] == "miss" and len(openai_fake.requests) == 2
+
+
+async def test_follow_up_never_hits_another_conversation(gw: RunningGateway, openai_fake: OpenAIFake) -> None:
+    def convo(city: str) -> list[dict[str, str]]:
+        return [
+            {"role": "user", "content": f"Tell me about {city}."},
+            {"role": "assistant", "content": f"{city} is a large city."},
+            {"role": "user", "content": "And what is its population?"},
+        ]
+
+    await ask(gw, convo("Paris"))
+    _, h = await ask(gw, convo("Rome"))
+    assert h["x-tokenomy-cache"] == "miss" and len(openai_fake.requests) == 2
+    _, again = await ask(gw, convo("Paris"))
+    assert again["x-tokenomy-cache"] == "hit-exact"
