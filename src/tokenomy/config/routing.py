@@ -6,9 +6,9 @@ import difflib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from tokenomy.config.base import _Frozen
+from tokenomy.config.base import SecretRef, _Frozen, parse_secret
 
 if TYPE_CHECKING:
     from tokenomy.config.models import LogicalModel
@@ -53,6 +53,16 @@ class LimitsConfig(_Frozen):
     max_wait_ms: float = Field(
         default=500.0, ge=0, description="longest a request queues for capacity before the gateway answers 429"
     )
+    store: Literal["memory", "redis"] = Field(default="memory", description="redis: shared by every gateway")
+    redis_url: SecretRef | None = Field(default=None, description="e.g. ${TOKENOMY_REDIS_URL} (store: redis)")
+
+    _check_secret = field_validator("redis_url", mode="before")(parse_secret)
+
+    @model_validator(mode="after")
+    def _url_for_redis(self) -> LimitsConfig:
+        if self.store == "redis" and self.redis_url is None:
+            raise ValueError("shared rate limits need redis_url, e.g. redis_url: ${TOKENOMY_REDIS_URL}")
+        return self
 
 
 class RoutingConfig(_Frozen):

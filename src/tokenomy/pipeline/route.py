@@ -68,7 +68,7 @@ class RouteStage:
     ) -> None:
         config = table.config
         self._table = table
-        self._plans = build_plans(config, limiters, clock)
+        self._plans = build_plans(config, limiters or _shared_limiters(config), clock)
         self._by_name = {name: model for model in config.models for name in (model.name, *model.aliases)}
         self._max_wait = config.routing.limits.max_wait_ms / 1000.0
         self._tokens = PromptTokens(config.local.generation.model_path)
@@ -305,3 +305,18 @@ def _unavailable(model: str, wait: float, limited: bool) -> GatewayError:
         code="no_healthy_deployment",
         headers=retry,
     )
+
+
+def _shared_limiters(config: GatewayConfig) -> LimiterFactory | None:
+    """Redis-backed deployment buckets when ``routing.limits.store: redis`` (else in process)."""
+    limits = config.routing.limits
+    if limits.store != "redis" or limits.redis_url is None:
+        return None
+    url = limits.redis_url.resolve()
+    if not url:
+        raise ValueError(f"the rate-limit redis_url variable ${{{limits.redis_url.env}}} is not set")
+    from tokenomy.budgets.redis_client import redis_client
+    from tokenomy.keys.limits import RedisRateLimiter
+    from tokenomy.routing.shared_limits import SharedLimiters
+
+    return SharedLimiters(RedisRateLimiter(redis_client(url)))
