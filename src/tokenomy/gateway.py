@@ -73,14 +73,10 @@ class Gateway:
             return None, None
         from tokenomy.cache.semantic.context import conversation_context
         from tokenomy.cache.semantic.matcher import SemanticCache
-        from tokenomy.routing.learned.features import minilm_embed
+        from tokenomy.providers.local.shared_embed import shared_embedder
 
-        embed_sync = minilm_embed()  # the embedded all-MiniLM-L6-v2, loaded on first use
-
-        async def embed(texts: list[str]) -> Any:
-            return await asyncio.to_thread(embed_sync, texts)
-
-        self.semantic = SemanticCache(config.cache.semantic, embed)
+        # the embedded all-MiniLM-L6-v2, shared with the learned router (a prompt is embedded once)
+        self.semantic = SemanticCache(config.cache.semantic, shared_embedder().aembed)
         return self.semantic, conversation_context
 
     async def start(self) -> None:

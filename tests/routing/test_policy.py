@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tokenomy.config import ConfigError, parse_config
@@ -185,10 +186,15 @@ async def test_learned_router_embeds_off_loop_and_routes(monkeypatch: pytest.Mon
     monkeypatch.setattr(artifact, "load_router", lambda path: FakeLearned())
     config = cfg("routers:\n  - {name: learn, kind: learned, router_file: r.npz}\n")
     stage, rest = PolicyStage(config), Recorder()
-    stage._learned["learn"]._embed = lambda texts: [[0.0] * 4 for _ in texts]
+    from tokenomy.providers.local.shared_embed import SharedEmbedder
+
+    shared = SharedEmbedder(lambda texts: np.zeros((len(texts), 4), dtype=np.float32))
+    stage._learned["learn"]._embed = shared.aembed
     ctx = ctx_for("learn")
     await stage(ctx, rest)
     assert rest.models == ["cheap"] and ctx.route == "learned:learn->cheap/primary"
+    await shared.aembed(["hello"])  # the same prompt again (as the semantic cache would ask): not recomputed
+    assert shared.computed == 1
     assert ctx.baseline_deployment == config.models[2].deployments[0] and "5 chars" in ctx.decisions["learned_router"]
     monkeypatch.setattr(artifact, "load_router", lambda path: type("R", (), {"models": ["cheap", "ghost"]})())
     with pytest.raises(ValueError, match="ghost"):

@@ -253,12 +253,11 @@ class _Learned:
         """``(model, reason)`` for the request's prompt."""
         text = last_user_text(ctx.endpoint.value, ctx.body) or ""
         try:
-            async with self._lock:  # one load of the embedder
-                if self._embed is None:
-                    from tokenomy.routing.learned.features import minilm_embed
+            if self._embed is None:  # shared with the semantic cache: the prompt is embedded once
+                from tokenomy.providers.local.shared_embed import shared_embedder
 
-                    self._embed = minilm_embed()
-            vectors = await asyncio.to_thread(self._embed, [text])
+                self._embed = shared_embedder().aembed
+            vectors = await self._embed([text])
             choice = self.router.choose(vectors[0], text, self.candidates or None, self.config.threshold)
         except Exception:
             log.exception("learned router %s failed", self.config.name)
