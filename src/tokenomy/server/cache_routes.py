@@ -7,7 +7,6 @@ cached model answers and intermediate results. See docs/cache-api.md.
 
 from __future__ import annotations
 
-import hmac
 import math
 import time
 import weakref
@@ -15,9 +14,10 @@ from urllib.parse import parse_qs
 
 from tokenomy.cache.kv import DEFAULT_CONTENT_TYPE, KvService, check_names, check_ttl, too_large, unavailable
 from tokenomy.cache.stores.base import CacheUnavailable
-from tokenomy.errors import GatewayError, authentication_error, invalid_request, not_found
+from tokenomy.errors import GatewayError, invalid_request, not_found
 from tokenomy.gateway import Gateway
-from tokenomy.pipeline.guard import GuardStage, hash_key, presented_key
+from tokenomy.pipeline.guard import GuardStage
+from tokenomy.server.admin_routes import require_admin
 from tokenomy.server.asgi import Request, encode_headers, send_bytes, send_json
 
 PREFIX = "/v1/cache/"
@@ -91,7 +91,7 @@ async def kv(gw: Gateway, req: Request) -> None:
 
 async def invalidate(gw: Gateway, req: Request) -> None:
     """``DELETE /v1/cache?model=&task=&namespace=&tenant=`` (admin): ``{"deleted": N}``."""
-    _require_admin(gw, req)
+    require_admin(gw, req)
     query = {name: values[-1] for name, values in parse_qs(req.query, keep_blank_values=True).items()}
     unknown = sorted(set(query) - _INVALIDATE_PARAMS)
     if unknown:
@@ -145,21 +145,3 @@ def _namespace(gw: Gateway, namespace: str | None, tenant: str | None) -> str | 
     if namespace in gw.config.cache.shared_namespaces:
         return f"shared/{namespace}"
     raise invalid_request(f"Namespace {namespace!r} is not shared: add tenant= to name whose it is.", param="namespace")
-
-
-def _require_admin(gw: Gateway, req: Request) -> None:
-    ref = gw.config.auth.admin_key
-    secret = ref.resolve() if ref is not None else None
-    if not secret:
-        raise GatewayError(
-            403,
-            "Cache invalidation needs an admin key: set auth.admin_key: ${TOKENOMY_ADMIN_KEY} in the config "
-            "and TOKENOMY_ADMIN_KEY in the gateway's environment, then send it as 'Authorization: Bearer <key>'.",
-            "permission_error",
-            code="admin_key_not_configured",
-        )
-    key = presented_key(req.headers)
-    if key is None:
-        raise authentication_error("Missing admin key: send it as 'Authorization: Bearer <admin key>'.")
-    if not hmac.compare_digest(hash_key(key), hash_key(secret)):
-        raise GatewayError(403, "This endpoint needs the admin key.", "permission_error", code="admin_key_required")
