@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from tokenomy.cache.semantic import SemanticCache
 from tokenomy.cache.semantic import calibrate as cal
 from tokenomy.cache.semantic.index import VectorIndex, context_id
+from tokenomy.cache.semantic.matcher import SemanticCache
 from tokenomy.config.cache import DEFAULT_SEMANTIC_THRESHOLD, SemanticCacheConfig
 from tokenomy.providers.local.embeddings import MiniLMEmbedder
 

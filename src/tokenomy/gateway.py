@@ -26,7 +26,6 @@ from tokenomy.pipeline.record import RecordStage
 from tokenomy.pipeline.route import ModelTable, RouteStage
 from tokenomy.providers.base import Provider, provider_factory
 from tokenomy.telemetry.labels import TaskLabels
-from tokenomy.telemetry.tracing import build_tracer
 from tokenomy.telemetry.usage_metrics import UsageMetrics
 
 log = logging.getLogger("tokenomy.gateway")
@@ -43,7 +42,11 @@ class Gateway:
         self.providers: dict[str, Provider] = {kind: provider_factory(kind)(config) for kind in kinds}
         tasks = TaskLabels(config.telemetry.max_task_labels)
         hooks: list[RecordHook] = [UsageMetrics(tasks)]
-        self.tracer = build_tracer(config.telemetry.tracing)  # None unless tracing is on
+        self.tracer: Any = None
+        if config.telemetry.tracing.enabled:  # the OpenTelemetry SDK is only imported when used
+            from tokenomy.telemetry.tracing import build_tracer
+
+            self.tracer = build_tracer(config.telemetry.tracing)
         if self.tracer is not None:
             hooks.append(self.tracer.record)
         self.ledger: LedgerWriter | NoLedger = (

@@ -5,26 +5,19 @@ Each check reads the whole (non-streamed) response body and the client's request
 - ``logprob``: the mean of ``choices[0].logprobs.content[*].logprob`` is at least ``min``; a
   response without logprobs passes (the provider cannot be judged on them);
 - ``json_schema``: the answer parses as JSON, and validates against the request's
-  ``response_format.json_schema.schema`` when there is one (``jsonschema``; without that package
-  only the schema's top-level ``type`` and ``required`` keys are checked);
+  ``response_format.json_schema.schema`` when there is one (``jsonschema``);
 - ``regex``: ``re.search(pattern, answer)``;
 - ``verifier``: another model grades the answer 0-10 (:func:`grading_messages`, :func:`parse_score`).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from tokenomy.config.policy import JsonSchemaCheck, LogprobCheck, RegexCheck
-
-try:  # optional: full JSON Schema validation
-    jsonschema: Any = importlib.import_module("jsonschema")
-except ImportError:  # pragma: no cover - depends on the environment
-    jsonschema = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,26 +92,17 @@ def check_json_schema(_check: JsonSchemaCheck, body: dict[str, Any], request: di
     return Verdict(problem is None, f"json_schema: {problem or 'valid'}")
 
 
-_TYPES: dict[str, type | tuple[type, ...]] = {
-    "object": dict, "array": list, "string": str, "integer": int, "number": (int, float), "boolean": bool,
-}  # fmt: skip
-
-
 def _schema_problem(value: Any, schema: dict[str, Any]) -> str | None:
     """Why ``value`` does not fit ``schema``, or ``None``."""
-    if jsonschema is not None:
-        try:
-            jsonschema.validate(value, schema)
-        except jsonschema.ValidationError as exc:
-            return f"invalid: {exc.message}"
-        except jsonschema.SchemaError as exc:
-            return f"the request's schema is invalid: {exc.message}"
-        return None
-    expected = _TYPES.get(str(schema.get("type")))  # fallback without jsonschema
-    if expected is not None and not isinstance(value, expected):
-        return f"invalid: expected {schema['type']}"
-    missing = [k for k in schema.get("required") or () if not isinstance(value, dict) or k not in value]
-    return f"invalid: missing {', '.join(map(str, missing))}" if missing else None
+    import jsonschema  # type: ignore[import-untyped]  # on first use: most gateways never run a JSON-schema check
+
+    try:
+        jsonschema.validate(value, schema)
+    except jsonschema.ValidationError as exc:
+        return f"invalid: {exc.message}"
+    except jsonschema.SchemaError as exc:
+        return f"the request's schema is invalid: {exc.message}"
+    return None
 
 
 GRADING_PROMPT = (

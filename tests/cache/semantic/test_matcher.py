@@ -7,7 +7,8 @@ from typing import Any
 
 from tests.cache.semantic.fake_embedder import FakeEmbedder
 
-from tokenomy.cache.semantic import SemanticCache, conversation_context
+from tokenomy.cache.semantic.context import conversation_context
+from tokenomy.cache.semantic.matcher import SemanticCache
 from tokenomy.config.cache import SemanticCacheConfig
 
 

@@ -1,10 +1,8 @@
 """The semantic cache tier: nearest earlier question in the same conversation context (chat only).
 
-See docs/semantic-cache.md. The cache stage builds a :class:`SemanticCache` with an embed function
-(the local embedding model's micro-batcher) and calls :func:`conversation_context` per request.
+See docs/semantic-cache.md. The cache stage builds a
+:class:`~tokenomy.cache.semantic.matcher.SemanticCache` with an embed function and calls
+:func:`~tokenomy.cache.semantic.context.conversation_context` per request. Nothing is imported
+here: the index pulls in usearch and onnxruntime, which a gateway without the semantic tier (or
+the ``tokenomy cache calibrate`` command's help) should not load.
 """
-
-from tokenomy.cache.semantic.context import conversation_context
-from tokenomy.cache.semantic.matcher import SemanticCache, SemanticHit
-
-__all__ = ["SemanticCache", "SemanticHit", "conversation_context"]
