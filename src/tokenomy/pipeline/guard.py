@@ -42,10 +42,6 @@ class GuardStage:
         """The caller's key (401 when missing, unknown or revoked); for endpoints outside the chain."""
         return await self._keys.authenticate(presented_key(headers))
 
-    def _authenticate(self, headers: dict[str, str]) -> KeyRecord:
-        """Deprecated sync form of :meth:`authenticate` (config and SQLite-stored keys only)."""
-        return self._keys.authenticate_cached(presented_key(headers))
-
     async def __call__(self, ctx: CallContext, call_next: Handler) -> Response:
         key = None
         if self.enabled:

@@ -56,7 +56,7 @@ async def kv(gw: Gateway, req: Request) -> None:
     if not key or "/" in key:
         raise not_found(f"Unknown path {req.path!r}: use /v1/cache/{{namespace}}/{{key}}.", code="unknown_url")
     parts = _for(gw)
-    tenant = _tenant(parts.guard, req)
+    tenant = await _tenant(parts.guard, req)
     check_names(namespace, key)
     ids = {"x-request-id": req.request_id}
     if req.method == "GET":
@@ -109,11 +109,11 @@ async def invalidate(gw: Gateway, req: Request) -> None:
     await send_json(req.send, 200, {"deleted": deleted}, encode_headers({"x-request-id": req.request_id}))
 
 
-def _tenant(guard: GuardStage, req: Request) -> str:
+async def _tenant(guard: GuardStage, req: Request) -> str:
     """The caller's tenant, authenticated as for model calls (open gateway: ``default``)."""
     if not guard.enabled:
         return "default"
-    vkey = guard._authenticate(req.headers)
+    vkey = await guard.authenticate(req.headers)  # config, SQLite- and Redis-stored keys alike
     return vkey.tenant or vkey.name
 
 
