@@ -130,11 +130,13 @@ class LedgerWriter:
 
     def _handle(self, batch: list[Item]) -> None:
         metrics.LEDGER_QUEUE.set(len(self._queue))
-        records = self._finish_items(batch)
-        for start in range(0, len(records), _WRITE_SLICE):
-            self._store(records[start : start + _WRITE_SLICE])
+        oldest = time.time()
+        for start in range(0, len(batch), _WRITE_SLICE):  # hooks and insert per slice, yielding between
+            records = self._finish_items(batch[start : start + _WRITE_SLICE])
+            self._store(records)
+            oldest = min(oldest, *(r.ts for r in records))
             time.sleep(0)
-        metrics.LEDGER_LAG.set(max(0.0, time.time() - min(r.ts for r in records)))
+        metrics.LEDGER_LAG.set(max(0.0, time.time() - oldest))
         with self._idle:
             self._handled += len(batch)
             self._idle.notify_all()
