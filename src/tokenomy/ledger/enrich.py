@@ -92,7 +92,19 @@ class Enricher:
         if ctx.deployment is not None:
             self.prices.observe(dep, tokens, record.ts, record.ts + record.latency_ms / 1000.0)
         served = self.prices.price(dep)
+        record.price_source = served.source if served is not UNPRICED else "unknown"
         base_dep = ctx.baseline_deployment or dep
+        if (  # the common case, no lever applied: baseline = cost, nothing saved (the fields default to 0)
+            base_dep is dep
+            and ctx.cache in ("none", "miss", "bypass")
+            and ctx.original_prompt_tokens is None
+            and not ctx.extra_cost_usd
+            and not ctx.savings
+            and not ctx.cached_item_tokens
+        ):
+            cost = served.cost(record.prompt_tokens, record.completion_tokens, record.cached_tokens)
+            record.cost_usd = record.baseline_cost_usd = cost
+            return
         baseline = served if base_dep is dep else self.prices.price(base_dep)
         costs = attribute(
             served=served,
@@ -107,7 +119,6 @@ class Enricher:
             cached_item_tokens=ctx.cached_item_tokens,
             routing_overhead=(ctx.route or "").startswith("cascade:"),
         )
-        record.price_source = served.source if served is not UNPRICED else "unknown"
         record.cost_usd = costs.cost
         record.baseline_cost_usd = costs.baseline
         for lever, amount in costs.saved.items():
