@@ -246,3 +246,11 @@ async def test_answers_survive_a_restart_and_corrupt_entries_are_misses(
     values = dict(conn.execute("SELECT key, length(value) FROM cache"))
     conn.close()
     assert values[keys[1]] > 30  # replaced by the fresh answer
+
+
+async def test_malformed_namespace_header_is_a_clear_400(gw: RunningGateway, openai_fake: OpenAIFake) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        await ask(gw, question(), extra_headers={"x-tokenomy-cache-namespace": "no spaces/or slashes"})
+    body: Any = info.value.body
+    assert body["param"] == "x-tokenomy-cache-namespace" and body["code"] == "invalid_cache_namespace"
+    assert not openai_fake.requests

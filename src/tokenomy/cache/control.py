@@ -6,6 +6,8 @@ import contextlib
 import re
 from dataclasses import dataclass
 
+from tokenomy.errors import invalid_request
+
 NAMESPACE_HEADER = "x-tokenomy-cache-namespace"
 _NAMESPACE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -21,7 +23,8 @@ class Directives:
 
 
 def parse(headers: dict[str, str]) -> Directives:
-    """Read the directives; malformed parts are ignored (as HTTP caches do), never an error."""
+    """Read the directives: malformed ``Cache-Control`` parts are ignored (as HTTP caches do); a
+    malformed namespace is a 400 (silently using another namespace would be worse)."""
     lookup = store = True
     max_age: float | None = None
     for part in headers.get("cache-control", "").split(","):
@@ -35,7 +38,11 @@ def parse(headers: dict[str, str]) -> Directives:
                 max_age = max(0.0, float(value.strip().strip('"')))
     namespace = headers.get(NAMESPACE_HEADER, "")
     if namespace and not _NAMESPACE.match(namespace):
-        namespace = ""  # the edge rejects bad values before this; stay safe regardless
+        raise invalid_request(
+            f"Invalid {NAMESPACE_HEADER} header {namespace[:64]!r}: use 1-128 letters, digits, '.', '_', ':' or '-'.",
+            param=NAMESPACE_HEADER,
+            code="invalid_cache_namespace",
+        )
     return Directives(lookup, store, max_age, namespace)
 
 
