@@ -56,7 +56,7 @@ class CacheService:
         except CorruptEntry as exc:
             log.warning("cache entry %s is corrupt (%s); deleted", key, exc)
             metrics.child(metrics.CACHE_LOOKUPS, "store", "corrupt").inc()
-            self._background(self.store.delete(key))
+            self.background(self.store.delete(key))
             return None, "miss"
         if not entry.fresh(now, max_age):
             metrics.child(metrics.CACHE_LOOKUPS, "store", "miss").inc()
@@ -71,7 +71,7 @@ class CacheService:
         metrics.CACHE_MEMORY_BYTES.set(self.memory.bytes_used)
         if self.store is not None and time.time() >= self._down_until:
             meta = EntryMeta(entry.namespace, entry.model, entry.task, entry.expires)
-            self._background(self._store_set(key, pack(entry), meta))
+            self.background(self._store_set(key, pack(entry), meta))
 
     async def invalidate(self, *, namespace: str | None, model: str | None, task: str | None) -> int:
         """Remove matching entries from level 2 and clear level 1; returns level 2's count."""
@@ -103,7 +103,8 @@ class CacheService:
         except CacheUnavailable as exc:
             self._down("set", exc)
 
-    def _background(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def background(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run cache work without making the request wait (``drain`` waits for it)."""
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -10,7 +10,6 @@ the namespace is the tenant, unless the client names a namespace the config decl
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
@@ -257,6 +256,4 @@ class _Store:
         if semantic is not None and self.stage._semantic is not None:
             _entry, hit, context, text = semantic
             vector = getattr(hit, "vector", None)
-            task = asyncio.ensure_future(self.stage._semantic.add(context, text, self.key, vector))
-            self.stage._service._tasks.add(task)
-            task.add_done_callback(self.stage._service._tasks.discard)
+            self.stage._service.background(self.stage._semantic.add(context, text, self.key, vector))
