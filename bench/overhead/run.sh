@@ -56,7 +56,7 @@ system_def() {
       S_CMD="$ANCHORS_HOME/litellm-venv/bin/litellm --config $HERE/configs/litellm-prod.yaml --host 127.0.0.1 --port 4001 --num_workers 1";;
     tokenomy)
       S_LABEL="Tokenomy"; S_URL="http://127.0.0.1:8200/v1/chat/completions"
-      S_ENV=(FAKE_KEY=sk-fake)
+      S_ENV=(FAKE_KEY=sk-fake TOKENOMY_HOME="$BENCH_TMP")
       S_CMD="$TOKENOMY_CMD";;
     *) return 1;;
   esac
