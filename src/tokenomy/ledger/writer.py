@@ -35,7 +35,7 @@ Item = tuple["LedgerRecord | CallContext", "str | None"]
 _MAX_RETRY_S = 30.0
 # The writer shares the GIL with the event loop: it works in slices of about half a millisecond
 # and yields between them, so requests never wait behind a whole batch (p99 latency).
-_WRITE_SLICE = 64
+_WRITE_SLICE = 16
 
 
 class LedgerWriter:
