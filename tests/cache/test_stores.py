@@ -174,3 +174,22 @@ def test_cache_store_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         cache_store_for(config)
     monkeypatch.setenv("T_REDIS_URL_FOR_TEST", "redis://127.0.0.1:1/0")
     assert isinstance(cache_store_for(config), RedisCacheStore)
+
+
+async def test_sqlite_purges_expired_rows_as_it_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    import tokenomy.cache.stores.sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "_PURGE_EVERY", 10)
+    store = SqliteCacheStore(tmp_path / "c.db")
+    gone, live = time.time() - 1, time.time() + 3600
+    for i in range(5):
+        await store.set(f"old{i}", b"x", EntryMeta("ns", "m", "t", gone))
+    for i in range(5):  # the 10th write purges the expired rows
+        await store.set(f"new{i}", b"y", EntryMeta("ns", "m", "t", live))
+    await store.close()
+    conn = sqlite3.connect(tmp_path / "c.db")
+    keys = sorted(row[0] for row in conn.execute("SELECT key FROM cache"))
+    conn.close()
+    assert keys == [f"new{i}" for i in range(5)]

@@ -44,8 +44,3 @@ def parse(headers: dict[str, str]) -> Directives:
             code="invalid_cache_namespace",
         )
     return Directives(lookup, store, max_age, namespace)
-
-
-def valid_namespace(value: str) -> bool:
-    """Whether a namespace header value is acceptable."""
-    return bool(_NAMESPACE.match(value))

@@ -27,11 +27,6 @@ def _model() -> Any:
     return fasttext.load_model(str(path))
 
 
-def warm_up() -> None:
-    """Load the model now rather than on the first record."""
-    _model()
-
-
 def detect(text: str | None) -> str | None:
     """ISO 639 code of the text's language, or ``None`` when there is too little to go on."""
     if not text:

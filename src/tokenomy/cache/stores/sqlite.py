@@ -18,6 +18,7 @@ from typing import TypeVar
 from tokenomy.cache.stores.base import CacheUnavailable, EntryMeta
 
 T = TypeVar("T")
+_PURGE_EVERY = 1000  # writes between deletions of expired rows
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value BLOB NOT NULL, namespace TEXT NOT NULL,"
@@ -36,6 +37,7 @@ class SqliteCacheStore:
         self._reader: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="tokenomy-cache-sqlite")
+        self._writes = 0
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -96,6 +98,9 @@ class SqliteCacheStore:
         return self._writer
 
     def _set(self, key: str, value: bytes, meta: EntryMeta) -> None:
+        self._writes += 1
+        if self._writes % _PURGE_EVERY == 0:
+            self.purge_expired()  # expired rows are never read; this keeps the file from growing with them
         try:
             self._conn().execute(
                 "INSERT OR REPLACE INTO cache (key, value, namespace, model, task, expires) VALUES (?, ?, ?, ?, ?, ?)",
@@ -116,5 +121,5 @@ class SqliteCacheStore:
             self._writer = None
 
     def purge_expired(self) -> int:
-        """Delete expired rows (called from the writer thread now and then)."""
+        """Delete expired rows (on the writer thread, every ``_PURGE_EVERY`` writes)."""
         return self._exec("DELETE FROM cache WHERE expires <= ?", (time.time(),))
