@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokenomy.budgets.wiring import Access
 from tokenomy.cache.service import CacheService
@@ -26,6 +26,9 @@ from tokenomy.pipeline.record import RecordStage
 from tokenomy.pipeline.route import ModelTable, RouteStage
 from tokenomy.providers.base import Provider, provider_factory
 from tokenomy.telemetry.labels import TaskLabels
+
+if TYPE_CHECKING:
+    from tokenomy.server.asgi import Request
 from tokenomy.telemetry.usage_metrics import UsageMetrics
 
 log = logging.getLogger("tokenomy.gateway")
@@ -117,11 +120,17 @@ class Gateway:
         if self.tracer is not None:
             await asyncio.to_thread(self.tracer.shutdown)  # exports the last spans
 
-    def record_rejected(
-        self, request_id: str, endpoint: Endpoint, wire: str, headers: dict[str, str], exc: GatewayError
-    ) -> None:
+    def record_rejected(self, req: Request, endpoint: Endpoint, wire: str, exc: GatewayError) -> None:
         """Account for a request refused at the edge (malformed body, too large) before the pipeline."""
-        ctx = CallContext(request_id=request_id, endpoint=endpoint, body={}, model="", headers=headers, wire=wire)
+        ctx = CallContext(
+            request_id=req.request_id,
+            endpoint=endpoint,
+            body={},
+            model="",
+            headers=req.headers,
+            wire=wire,
+            client_request_id=req.client_request_id,
+        )
         ctx.status, ctx.error_type = exc.status, exc.type
         self.recorder.finish(ctx)
 

@@ -50,7 +50,8 @@ def rows(path: Path, **where: Any) -> list[dict[str, Any]]:
 
 async def one(gw: RunningGateway, path: Path, request_id: str) -> dict[str, Any]:
     await gw.flush_ledger()
-    found = rows(path, request_id=request_id)
+    # a client's own x-request-id is the correlation field; the gateway's id is the primary key
+    found = rows(path, request_id=request_id) or rows(path, client_request_id=request_id)
     assert len(found) == 1, f"{request_id} is in the ledger {len(found)} times"
     return found[0]
 
@@ -137,7 +138,7 @@ async def test_client_disconnect_is_recorded(ledger_gw: tuple[RunningGateway, Pa
     task.cancel()
     for _ in range(100):
         await gw.flush_ledger()
-        if rows(path, request_id="gone-1"):
+        if rows(path, client_request_id="gone-1"):
             break
         await asyncio.sleep(0.05)
     row = await one(gw, path, "gone-1")
@@ -174,7 +175,7 @@ async def test_concurrent_requests_each_land_once(ledger_gw: tuple[RunningGatewa
     )
     await gw.flush_ledger()
     conn = sqlite3.connect(path)
-    found = conn.execute("SELECT count(*) FROM requests WHERE request_id LIKE 'burst-%'").fetchone()[0]
+    found = conn.execute("SELECT count(*) FROM requests WHERE client_request_id LIKE 'burst-%'").fetchone()[0]
     conn.close()
     assert found == len(ids)
 

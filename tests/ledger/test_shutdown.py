@@ -92,7 +92,7 @@ models:
     assert len(answered) > 20
     assert b"data: [DONE]" in await slow, "the stream in flight at SIGTERM should have been completed"
     conn = sqlite3.connect(ledger)
-    stored = {row[0] for row in conn.execute("SELECT request_id FROM requests")}
+    stored = {row[0] for row in conn.execute("SELECT client_request_id FROM requests")}
     conn.close()
     missing = set(answered) - stored
     assert not missing, f"{len(missing)} answered requests missing from the ledger, e.g. {sorted(missing)[:5]}"

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from tests.support.postgres import PostgresServer
 
 from tokenomy.ledger.record import COLUMNS, LedgerRecord, as_row
-from tokenomy.ledger.schema import SCHEMA_VERSION
+from tokenomy.ledger.schema import SCHEMA_VERSION, VERSION_TABLE, migrations
 from tokenomy.ledger.stores.base import LedgerStore, StoreUnavailable
 from tokenomy.ledger.stores.postgres import PostgresStore
 from tokenomy.ledger.stores.sqlite import SqliteStore
@@ -99,6 +101,7 @@ FULL = LedgerRecord(
     saved_batching_usd=-0.0,
     prompt_hash="ab" * 32,
     prompt="héllo \"quoted\" 'single' \\ back\tslash\nnew line, comma; 中文 🙂",
+    client_request_id="client-chosen-1",
 )
 SPARSE = LedgerRecord(request_id="req_sparse", ts=0.0, status=502, error_type="upstream_error")
 
@@ -107,6 +110,39 @@ def test_open_migrates_to_the_current_version(new_store: StoreFactory) -> None:
     store = opened(new_store)
     assert query(store, "SELECT version FROM schema_version") == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
     assert query(store, "SELECT count(*) FROM requests") == [(0,)]
+
+
+def test_a_version_1_ledger_gains_the_correlation_column_and_keeps_its_rows(new_store: StoreFactory) -> None:
+    """Ledgers written before gateway-generated ids: migrated in place, old rows kept."""
+    store = new_store()
+    conn = _raw_connection(store)
+    v1 = migrations(store.dialect)[0]
+    for statement in [VERSION_TABLE, *v1, "INSERT INTO schema_version (version) VALUES (1)"]:
+        conn.execute(statement)
+    old = ("client-id-1", 1.0, "default", "untagged", "chat", "openai", "m", False, 200, 0, 0, 0, 0, "none", 1.0)
+    cols = "request_id, ts, tenant, task, endpoint, wire, requested_model, stream, status, prompt_tokens, "
+    cols += "completion_tokens, cached_tokens, reasoning_tokens, token_source, latency_ms"
+    fill = ", 'none', 'unknown', 0, 0, 0, 0, 0, 0"
+    marks = ", ".join(["?" if store.dialect == "sqlite" else "%s"] * len(old))
+    conn.execute(
+        f"INSERT INTO requests ({cols}, cache, price_source, cost_usd, baseline_cost_usd, saved_cache_usd, "
+        f"saved_routing_usd, saved_compression_usd, saved_batching_usd) VALUES ({marks}{fill})",
+        old,
+    )
+    conn.commit()
+    conn.close()
+    store.open()
+    store.write([rec(2, client_request_id="client-id-1")])
+    rows = query(store, "SELECT request_id, client_request_id FROM requests ORDER BY ts")
+    assert rows == [("client-id-1", None), ("req_00000002", "client-id-1")]
+    assert query(store, "SELECT max(version) FROM schema_version") == [(SCHEMA_VERSION,)]
+
+
+def _raw_connection(store: LedgerStore) -> Any:
+    if isinstance(store, SqliteStore):
+        return sqlite3.connect(store.path, isolation_level=None)
+    assert isinstance(store, PostgresStore)
+    return psycopg.connect(**store._params, autocommit=True)
 
 
 def test_reopening_does_not_migrate_again_or_lose_rows(new_store: StoreFactory) -> None:

@@ -79,7 +79,7 @@ class Rig:
         await self.gw.flush_ledger()
         conn = sqlite3.connect(self.ledger)
         conn.row_factory = sqlite3.Row
-        rows = [dict(r) for r in conn.execute("SELECT * FROM requests WHERE request_id = ?", (request_id,))]
+        rows = [dict(r) for r in conn.execute("SELECT * FROM requests WHERE client_request_id = ?", (request_id,))]
         total = conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
         conn.close()
         assert len(rows) == 1 and total == 1, f"{request_id}: {len(rows)} records of {total}"

@@ -80,6 +80,7 @@ class Enricher:
             route=ctx.route,
             prompt_hash=hashlib.sha256(prompt_bytes).hexdigest()[:32] if prompt_bytes else None,
             prompt=prompt_bytes.decode() if self._store_prompts and prompt_bytes else None,
+            client_request_id=ctx.client_request_id,
         )
         if dep is not None or ctx.baseline_deployment is not None:
             self._price(ctx, record)

@@ -23,7 +23,7 @@ class LedgerRecord(msgspec.Struct, kw_only=True, gc=False):
     thousands waiting in the writer's queue.
     """
 
-    request_id: str
+    request_id: str  # the gateway's random id (primary key); never chosen by the client
     ts: float  # arrival time, seconds since the epoch (UTC)
     api_key: str | None = None  # the virtual key's name, never the key
     tenant: str = "default"
@@ -57,6 +57,7 @@ class LedgerRecord(msgspec.Struct, kw_only=True, gc=False):
     saved_batching_usd: float = 0.0
     prompt_hash: str | None = None
     prompt: str | None = None  # only when ``ledger.store_prompts`` is on
+    client_request_id: str | None = None  # the client's x-request-id: a correlation field, not unique
 
     def saved(self) -> dict[str, float]:
         """Savings by lever."""

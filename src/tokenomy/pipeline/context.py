@@ -86,7 +86,7 @@ Response = Completion | Stream
 class CallContext:
     """One request's state, created by the HTTP edge and annotated by each stage."""
 
-    request_id: str
+    request_id: str  # the gateway's own random id: the ledger's primary key
     endpoint: Endpoint
     body: dict[str, Any]
     model: str
@@ -117,6 +117,7 @@ class CallContext:
     cached_item_tokens: int = 0  # embeddings: prompt tokens of the inputs answered from the cache
     savings: dict[str, float] = field(default_factory=dict)  # savings stages measured themselves, by lever
     streamed_text: list[str] | None = None  # streamed completion text, to count tokens when usage is missing
+    client_request_id: str | None = None  # the client's x-request-id: correlation only, not unique
 
     def mark_first_token(self) -> None:
         """Record the time to first token once."""

@@ -53,7 +53,7 @@ def require_admin(gw: Gateway, req: Request) -> None:
 async def keys(gw: Gateway, req: Request) -> None:
     """``POST /admin/keys`` (create) and ``GET /admin/keys`` (list)."""
     require_admin(gw, req)
-    headers = encode_headers({"x-request-id": req.request_id})
+    headers = encode_headers(req.id_headers())
     if req.method == "POST":
         body = schemas.parse_json(await req.body(_MAX_BODY))
         record, secret = await gw.access.keys.create(body)
@@ -77,9 +77,7 @@ async def key_by_id(gw: Gateway, req: Request) -> None:
     if not key_id or "/" in key_id:
         raise invalid_request("Give one key id: DELETE /admin/keys/{id} (ids are listed by GET /admin/keys).")
     record = await gw.access.keys.revoke(key_id)
-    await send_json(
-        req.send, 200, {**record.public(), "deleted": True}, encode_headers({"x-request-id": req.request_id})
-    )
+    await send_json(req.send, 200, {**record.public(), "deleted": True}, encode_headers(req.id_headers()))
 
 
 async def budgets(gw: Gateway, req: Request) -> None:
@@ -87,4 +85,4 @@ async def budgets(gw: Gateway, req: Request) -> None:
     require_admin(gw, req)
     service = gw.access.budgets
     data = [] if service is None else await service.status(await gw.access.keys.list())
-    await send_json(req.send, 200, {"object": "list", "data": data}, encode_headers({"x-request-id": req.request_id}))
+    await send_json(req.send, 200, {"object": "list", "data": data}, encode_headers(req.id_headers()))

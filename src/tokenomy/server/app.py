@@ -105,7 +105,7 @@ class TokenomyApp:
             await route.handler(self.gateway, req)
         except GatewayError as exc:
             if route.endpoint is not None and not req.in_pipeline:  # rejected at the edge (bad input)
-                self.gateway.record_rejected(req.request_id, route.endpoint, route.wire, req.headers, exc)
+                self.gateway.record_rejected(req, route.endpoint, route.wire, exc)
             await self._error(req, route.wire, exc)
         except asyncio.CancelledError:
             if not req.disconnected:
@@ -126,7 +126,7 @@ class TokenomyApp:
             return
         req.responded = True
         body = exc.anthropic_body() if wire == "anthropic" else exc.openai_body()
-        headers = encode_headers({"x-request-id": req.request_id, **exc.headers})
+        headers = encode_headers({**req.id_headers(), **exc.headers})
         status = 529 if wire == "anthropic" and exc.status == 503 else exc.status
         await send_json(req.send, status, body, headers)
 

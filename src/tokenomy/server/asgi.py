@@ -27,12 +27,21 @@ SSE_HEADERS: list[tuple[bytes, bytes]] = [
 ]
 
 
+ID_HEADER = "x-tokenomy-request-id"
+"""The response header with the gateway's own id of the request (the ledger's primary key)."""
+
+
+def id_headers(request_id: str, client_request_id: str | None) -> dict[str, str]:
+    """``x-request-id`` (the client's own id echoed, else the gateway's) and the gateway's id."""
+    return {"x-request-id": client_request_id or request_id, ID_HEADER: request_id}
+
+
 class Request:
     """One HTTP request: the ASGI triple plus lower-cased headers and the query string."""
 
     __slots__ = (
-        "_headers", "_watcher", "disconnected", "in_pipeline", "path", "receive", "request_id", "responded", "scope",
-        "send",
+        "_headers", "_watcher", "client_request_id", "disconnected", "in_pipeline", "path", "receive", "request_id",
+        "responded", "scope", "send",
     )  # fmt: skip
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -45,6 +54,7 @@ class Request:
         self.responded = False
         self.in_pipeline = False  # a call context exists: the record stage accounts for the request
         self.request_id = ""
+        self.client_request_id: str | None = None  # the client's own x-request-id (a correlation field)
         self._watcher: asyncio.Task[None] | asyncio.TimerHandle | None = None
 
     @property
@@ -63,6 +73,10 @@ class Request:
     def query(self) -> str:
         """The raw query string."""
         return bytes(self.scope.get("query_string", b"")).decode("latin-1")
+
+    def id_headers(self) -> dict[str, str]:
+        """The id headers of every response (see :func:`id_headers`)."""
+        return id_headers(self.request_id, self.client_request_id)
 
     def watch_disconnect(self, after_s: float = 0.05) -> None:
         """Cancel the current task if the client goes away before the response is complete.

@@ -58,7 +58,7 @@ async def kv(gw: Gateway, req: Request) -> None:
     parts = _for(gw)
     tenant = await _tenant(parts.guard, req)
     check_names(namespace, key)
-    ids = {"x-request-id": req.request_id}
+    ids = req.id_headers()
     if req.method == "GET":
         item = await parts.kv.get(tenant, namespace, key)
         if item is None:
@@ -106,7 +106,7 @@ async def invalidate(gw: Gateway, req: Request) -> None:
         deleted = await gw.cache.invalidate(namespace=namespace, model=model, task=task)
     except CacheUnavailable as exc:
         raise unavailable(f"The cache store is unavailable ({exc}); retry shortly.") from exc
-    await send_json(req.send, 200, {"deleted": deleted}, encode_headers({"x-request-id": req.request_id}))
+    await send_json(req.send, 200, {"deleted": deleted}, encode_headers(req.id_headers()))
 
 
 async def _tenant(guard: GuardStage, req: Request) -> str:

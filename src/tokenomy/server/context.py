@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
-import itertools
+import os
 import re
-import secrets
 from typing import Any
 
 from tokenomy.pipeline.context import CallContext, Endpoint
-from tokenomy.server.asgi import Request
+from tokenomy.server.asgi import Request, id_headers
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-# Request ids: a random per-process prefix and a counter. Unique across processes and restarts
-# like a random id, without a system call per request (secrets.token_hex reads os.urandom).
-_ID_PREFIX = "req_" + secrets.token_hex(8)
-_ID_COUNTER = itertools.count(1)
 TASK_HEADER = "x-tokenomy-task"
 
 
+def new_request_id() -> str:
+    """A gateway request id: 128 random bits, so nobody can guess (and pre-claim) another's next id."""
+    return "req_" + os.urandom(16).hex()
+
+
 def assign_request_id(req: Request) -> str:
-    """Set and return the request id: the client's ``x-request-id`` when it is sane, else a new one."""
+    """Give the request a new gateway id, and keep the client's ``x-request-id`` (when sane) apart.
+
+    The gateway id keys the ledger row; the client's id is only a correlation field (stored with
+    the tenant, never unique), so a client cannot overwrite or erase anyone's row by choosing it.
+    """
     given = req.headers.get("x-request-id")
-    req.request_id = given if given and _REQUEST_ID.match(given) else f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
+    req.client_request_id = given if given and _REQUEST_ID.match(given) else None
+    req.request_id = new_request_id()
     return req.request_id
 
 
@@ -42,6 +47,7 @@ def new_context(req: Request, endpoint: Endpoint, body: dict[str, Any], wire: st
     req.in_pipeline = True
     return CallContext(
         request_id=req.request_id or assign_request_id(req),
+        client_request_id=req.client_request_id,
         endpoint=endpoint,
         body=body,
         model=body["model"],
@@ -55,7 +61,7 @@ def new_context(req: Request, endpoint: Endpoint, body: dict[str, Any], wire: st
 
 def response_headers(ctx: CallContext) -> dict[str, str]:
     """``x-request-id`` and ``x-tokenomy-model`` (the model that actually served the request)."""
-    out = {"x-request-id": ctx.request_id}
+    out = id_headers(ctx.request_id, ctx.client_request_id)
     if ctx.served_model:
         out["x-tokenomy-model"] = ctx.served_model
     if ctx.deployment is not None:
