@@ -161,6 +161,12 @@ class ServerConfig(_Frozen):
         default=50.0, ge=0, description="event-loop lag beyond which new requests get 503 at once (0: off)"
     )
     upstream_connections: int = Field(default=1024, gt=0, description="pooled connections per upstream host")
+    max_json_depth: int = Field(
+        default=64, ge=2, le=200, description="deepest JSON nesting a request body may have (400 beyond)"
+    )
+    max_json_nodes: int = Field(
+        default=100_000, gt=0, description="most JSON objects, arrays and members in one request body (400 beyond)"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 

@@ -47,6 +47,10 @@ class RecordStage:
             ctx.status, ctx.error_type = 499, "client_disconnected"
             self.finish(ctx)
             raise
+        except Exception:  # a bug: the client gets a 500; the request still gets its row and settles
+            ctx.status, ctx.error_type = 500, "server_error"
+            self.finish(ctx)
+            raise
         if isinstance(response, Completion):
             ctx.usage = response.usage or Usage.from_openai(response.body.get("usage"))
             if ctx.usage is None:
@@ -75,6 +79,9 @@ class RecordStage:
             raise
         except (asyncio.CancelledError, GeneratorExit):
             ctx.status, ctx.error_type = 499, "client_disconnected"
+            raise
+        except Exception:
+            ctx.status, ctx.error_type = 500, "server_error"
             raise
         finally:
             self.finish(ctx)

@@ -23,7 +23,7 @@ log = logging.getLogger("tokenomy.server")
 
 async def messages(gw: Gateway, req: Request) -> None:
     """Serve one Messages API request."""
-    data = schemas.parse_json(await req.body(gw.config.server.max_body_bytes))
+    data = await schemas.read_json(req, gw.config.server)
     try:
         body = anthropic_wire.messages_request_to_openai(data)
     except anthropic_wire.InvalidMessagesRequest as exc:

@@ -115,7 +115,10 @@ class TokenomyApp:
                 task.uncancel()  # the client left; nothing to answer
         except Exception:
             log.exception("unhandled error on %s (request %s)", req.path, req.request_id)
-            await self._error(req, route.wire, internal_error())
+            failure = internal_error()
+            if route.endpoint is not None and not req.in_pipeline:
+                self.gateway.record_rejected(req, route.endpoint, route.wire, failure)
+            await self._error(req, route.wire, failure)
         finally:
             req.stop_watching()
             self._in_flight -= 1

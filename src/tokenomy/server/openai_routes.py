@@ -21,14 +21,14 @@ _DONE = b"[DONE]"
 
 async def chat_completions(gw: Gateway, req: Request) -> None:
     """``POST /v1/chat/completions``."""
-    data = schemas.parse_json(await req.body(gw.config.server.max_body_bytes))
+    data = await schemas.read_json(req, gw.config.server)
     schemas.validate(data, schemas.ChatCompletionRequest)
     await _serve(gw, req, new_context(req, Endpoint.CHAT, data))
 
 
 async def completions(gw: Gateway, req: Request) -> None:
     """``POST /v1/completions``."""
-    data = schemas.parse_json(await req.body(gw.config.server.max_body_bytes))
+    data = await schemas.read_json(req, gw.config.server)
     request = schemas.validate(data, schemas.CompletionRequest)
     schemas.check_prompt(request.prompt)
     await _serve(gw, req, new_context(req, Endpoint.COMPLETIONS, data))
@@ -36,7 +36,7 @@ async def completions(gw: Gateway, req: Request) -> None:
 
 async def embeddings(gw: Gateway, req: Request) -> None:
     """``POST /v1/embeddings``."""
-    data = schemas.parse_json(await req.body(gw.config.server.max_body_bytes))
+    data = await schemas.read_json(req, gw.config.server)
     request = schemas.validate(data, schemas.EmbeddingRequest)
     schemas.check_embedding_input(request.input)
     if data.get("stream"):

@@ -14,7 +14,9 @@ import msgspec
 import orjson
 from msgspec import Meta, Struct
 
+from tokenomy.config.models import ServerConfig
 from tokenomy.errors import GatewayError, invalid_request
+from tokenomy.server.asgi import Request
 
 T = TypeVar("T")
 
@@ -112,9 +114,21 @@ class EmbeddingRequest(Struct, kw_only=True):
 
 _AT = re.compile(r" - at `\$\.?(.*)`$")
 
+MAX_JSON_DEPTH = 64
+"""Default nesting limit of a request body. It must stay well under what the JSON serializer
+writes (orjson: 254 levels), or a request that parsed would fail when sent upstream."""
+MAX_JSON_NODES = 100_000
+"""Default limit on the objects, arrays and object members of one request body (parse work)."""
+SERIALIZER_DEPTH = 254
+"""orjson's nesting limit when writing: the ceiling for any configured depth (with room for wrapping)."""
 
-def parse_json(raw: bytes) -> dict[str, Any]:
-    """The request body as a JSON object, or a 400 that says what is wrong with it."""
+
+def parse_json(raw: bytes, max_depth: int = MAX_JSON_DEPTH, max_nodes: int = MAX_JSON_NODES) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 that says what is wrong with it.
+
+    Besides syntax, the body's shape is bounded: nesting deeper than ``max_depth`` or more than
+    ``max_nodes`` objects, arrays and members is refused before any other work is done.
+    """
     if not raw:
         raise invalid_request("The request body is empty; expected a JSON object.")
     try:
@@ -123,7 +137,41 @@ def parse_json(raw: bytes) -> dict[str, Any]:
         raise invalid_request(f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
     if not isinstance(data, dict):
         raise invalid_request("The request body must be a JSON object.", code="invalid_json")
+    check_shape(data, max_depth, max_nodes)
     return data
+
+
+async def read_json(req: Request, server: ServerConfig) -> dict[str, Any]:
+    """Read the body (up to ``max_body_bytes``) and parse it within the configured shape limits."""
+    raw = await req.body(server.max_body_bytes)
+    return parse_json(raw, server.max_json_depth, server.max_json_nodes)
+
+
+def check_shape(data: dict[str, Any] | list[Any], max_depth: int, max_nodes: int) -> None:
+    """400 when ``data`` nests deeper than ``max_depth`` or holds more than ``max_nodes`` containers
+    and object members (scalars inside arrays are not counted: token-id arrays stay cheap)."""
+    nodes = 0
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        value, depth = pop()
+        if depth > max_depth:
+            raise invalid_request(f"The request body nests JSON deeper than {max_depth} levels.", code="json_too_deep")
+        if type(value) is dict:
+            nodes += len(value) + 1
+            items: Any = value.values()
+        else:
+            nodes += 1
+            items = value
+        if nodes > max_nodes:
+            raise invalid_request(
+                f"The request body has more than {max_nodes} JSON objects, arrays and members.",
+                code="json_too_complex",
+            )
+        for item in items:
+            kind = type(item)
+            if kind is dict or kind is list:
+                push((item, depth + 1))
 
 
 def validate(data: dict[str, Any], schema: type[T]) -> T:
