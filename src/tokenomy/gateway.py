@@ -25,6 +25,7 @@ from tokenomy.pipeline.policy import PolicyStage
 from tokenomy.pipeline.record import RecordStage
 from tokenomy.pipeline.route import ModelTable, RouteStage
 from tokenomy.providers.base import Provider, provider_factory
+from tokenomy.redaction import install_log_redaction, register_config_secrets
 from tokenomy.telemetry.labels import TaskLabels
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         self.started_at = time.time()
+        register_config_secrets(config)  # error texts and logs never show a configured secret
+        install_log_redaction()
         self.table = ModelTable(config)
         kinds = sorted({dep.provider for model in config.models for dep in model.deployments})
         self.providers: dict[str, Provider] = {kind: provider_factory(kind)(config) for kind in kinds}

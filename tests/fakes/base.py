@@ -23,6 +23,7 @@ COMMON_MODES = (
     "cut_stream",
     "slow_stream",
 )
+_ECHO_MODE = re.compile(r"echo_headers_(\d{3})")
 _ERROR_MODE = re.compile(r"(?:error|overloaded)_(\d{3})")
 _PIECE = re.compile(r"\s*\S+|\s+$")
 
@@ -224,6 +225,10 @@ class FakeServer:
         matched = _ERROR_MODE.fullmatch(mode)
         if matched:
             raise Reply(self.error(int(matched.group(1))))
+        echoed = _ECHO_MODE.fullmatch(mode)
+        if echoed:  # an upstream that quotes what it received (credentials included) in its error
+            received = dict(request.headers)
+            raise Reply(self.error(int(echoed.group(1)), f"Invalid request. Received headers: {received}"))
         streaming = isinstance(body, dict) and body.get("stream") is True
         if mode == "bad_json" or (mode == "malformed_stream" and not streaming):
             raise Reply(web.Response(text='{"id": "broken", "choices": [', content_type="application/json"))

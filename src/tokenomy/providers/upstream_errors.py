@@ -1,7 +1,9 @@
 """Mapping upstream failures onto the gateway's client-facing errors.
 
 429 keeps its ``Retry-After``; the upstream's client errors (400/404/422) pass through with
-their message; credential problems and 5xx become 502; timeouts 504. Nothing internal leaks.
+their message; credential problems and 5xx become 502; timeouts 504. Nothing internal leaks:
+every text taken from an upstream (messages, params, headers) passes through the redactor, so a
+secret an upstream echoes (the gateway's own upstream key, say) never reaches a client or a log.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import aiohttp
 import orjson
 
 from tokenomy.errors import GatewayError
+from tokenomy.redaction import redact
 from tokenomy.telemetry import metrics
 
 
@@ -25,7 +28,7 @@ def upstream_message(body: bytes) -> tuple[str | None, str | None]:
     err = data.get("error") if isinstance(data, dict) else None
     if isinstance(err, dict):
         msg, param = err.get("message"), err.get("param")
-        return (str(msg) if msg else None), (str(param) if param else None)
+        return (redact(str(msg)[:2000]) if msg else None), (redact(str(param)[:200]) if param else None)
     return None, None
 
 
@@ -38,7 +41,7 @@ def from_status(status: int, body: bytes, headers: Any, deployment: str) -> Gate
         extra = {}
         retry = headers.get("retry-after")
         if retry:
-            extra["retry-after"] = retry
+            extra["retry-after"] = redact(str(retry))[:64]
         return GatewayError(
             429, f"Upstream rate limit reached{detail}", "rate_limit_error", code="rate_limit_exceeded", headers=extra
         )
@@ -94,4 +97,4 @@ def from_read_exception(exc: BaseException, deployment: str) -> GatewayError:
 def stream_error(message: str, deployment: str) -> GatewayError:
     """A broken or unexpected upstream SSE stream."""
     metrics.UPSTREAM_ERRORS.labels(deployment, "bad_stream").inc()
-    return GatewayError(502, message, "upstream_error", code="upstream_bad_stream")
+    return GatewayError(502, redact(message[:2000]), "upstream_error", code="upstream_bad_stream")

@@ -32,6 +32,7 @@ from tokenomy.errors import GatewayError, invalid_request, overloaded
 from tokenomy.providers.local.logits import LogprobRecorder, TokenLogprob, bias_processor
 from tokenomy.providers.local.params import ChatPrompt, GenerationParams, TextPrompt
 from tokenomy.providers.local.textstream import TextAssembler
+from tokenomy.redaction import redact
 from tokenomy.telemetry.metrics import QUEUE_DEPTH
 
 log = logging.getLogger("tokenomy.local")
@@ -299,7 +300,7 @@ class LlamaEngine:
             reason, produced = self._generate(job, tokens, stop)
         except Exception as exc:
             log.exception("local generation failed")
-            job.post(Failed(GatewayError(500, f"Local generation failed: {exc}", "server_error")))
+            job.post(Failed(GatewayError(500, redact(f"Local generation failed: {exc}"), "server_error")))
             return
         job.post(Finished(reason, len(tokens), produced))
 

@@ -27,6 +27,7 @@ from tokenomy.providers.local.generation import Delta, Finished, GenerationHandl
 from tokenomy.providers.local.logits import TokenLogprob
 from tokenomy.providers.local.params import ChatPrompt, TextPrompt, parse_chat, parse_completion
 from tokenomy.providers.local.responses import ResponseBuilder
+from tokenomy.redaction import redact
 from tokenomy.telemetry.metrics import record_model_load
 
 log = logging.getLogger("tokenomy.local")
@@ -103,7 +104,7 @@ class LocalProvider:
         try:
             model = lookup(deployment.model)
         except ValueError as exc:
-            raise GatewayError(500, str(exc), "server_error") from None
+            raise GatewayError(500, redact(str(exc)), "server_error") from None
         if not model.supports(ctx.endpoint):
             raise invalid_request(f"model {ctx.model} does not support {ctx.endpoint}", param="model")
         if ctx.endpoint is Endpoint.EMBEDDINGS:

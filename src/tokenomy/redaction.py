@@ -1,0 +1,143 @@
+"""Removing secrets from text that leaves the gateway: error messages, error headers and logs.
+
+Upstream error text is relayed to clients (it usually says what was wrong with the request),
+and an upstream may echo what it received, the gateway's upstream key included. Every such
+text passes through :func:`redact`, which removes every configured secret value (registered
+when a gateway starts, see :func:`register_config_secrets`) and anything shaped like an API key
+or a bearer token. Log records are redacted by a record factory installed once
+(:func:`install_log_redaction`), so every handler sees the redacted text.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Any
+
+from pydantic import BaseModel
+
+from tokenomy.config.base import SecretRef
+
+MASK = "[redacted]"
+MIN_SECRET_LENGTH = 6
+"""Shorter configured values are not masked: they would redact ordinary words."""
+
+_SHAPES = re.compile(
+    "|".join(
+        (
+            r"\bsk-[A-Za-z0-9_\-]{8,}",  # OpenAI / Anthropic (sk-ant-...) and most OpenAI-compatible keys
+            r"(?i:\bbearer\s+)[A-Za-z0-9._~+/=\-]{8,}",
+            r"\bAKIA[0-9A-Z]{16}\b",  # AWS access key id
+            r"\bAIza[0-9A-Za-z_\-]{30,}",  # Google API key
+            r"\bgh[pousr]_[A-Za-z0-9]{30,}",  # GitHub token
+            r"\bxox[abprs]-[A-Za-z0-9\-]{10,}",  # Slack token
+            r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",  # a JWT
+        )
+    )
+)
+# "api_key": "...", x-api-key: ..., password=..., token=...: keep the name, mask the value
+_NAMED = re.compile(
+    r"(?i)((?:x-)?api[-_]?key|authorization|access[-_]?token|secret|password|passwd)"
+    r"([\"']?\s*[:=]\s*[\"']?)([^\s\"',;&}]{4,})"
+)
+_URL_PASSWORD = re.compile(r"(://[^\s:/@]+:)([^\s@/]+)(@)")
+
+
+class Redactor:
+    """Masks known secret values and key-shaped strings in text."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: set[str] = set()
+        self._known: re.Pattern[str] | None = None
+
+    def add(self, *values: str | None) -> None:
+        """Register secret values (empty, missing and very short ones are ignored)."""
+        new = {v for v in values if v and len(v) >= MIN_SECRET_LENGTH} - self._values
+        if not new:
+            return
+        with self._lock:
+            self._values |= new
+            ordered = sorted(self._values, key=len, reverse=True)  # longest first: no partial masks
+            self._known = re.compile("|".join(re.escape(v) for v in ordered))
+
+    def __call__(self, text: str) -> str:
+        """``text`` with every secret masked."""
+        if not text:
+            return text
+        known = self._known
+        if known is not None:
+            text = known.sub(MASK, text)
+        text = _SHAPES.sub(_mask_shape, text)
+        text = _NAMED.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
+        return _URL_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+
+
+def _mask_shape(match: re.Match[str]) -> str:
+    found = match.group(0)
+    if found[:6].lower() == "bearer":
+        return found.split(None, 1)[0] + " " + MASK
+    return MASK
+
+
+REDACTOR = Redactor()
+"""The process's redactor (secrets of every gateway started in this process)."""
+
+
+def redact(text: str) -> str:
+    """``text`` with every configured secret and key-shaped string masked."""
+    return REDACTOR(text)
+
+
+def config_secrets(config: BaseModel) -> list[str]:
+    """The current values of every secret reference in a configuration (walked recursively)."""
+    found: list[str] = []
+    _walk(config, found)
+    return found
+
+
+def _walk(value: Any, found: list[str]) -> None:
+    if isinstance(value, SecretRef):
+        resolved = value.resolve()
+        if resolved:
+            found.append(resolved)
+            found.extend(p for p in _URL_PASSWORD_ONLY.findall(resolved))
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            _walk(getattr(value, name), found)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _walk(item, found)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _walk(item, found)
+
+
+_URL_PASSWORD_ONLY = re.compile(r"://[^\s:/@]+:([^\s@/]+)@")
+
+
+def register_config_secrets(config: BaseModel) -> None:
+    """Mask every secret the configuration references (and a DSN's password on its own)."""
+    REDACTOR.add(*config_secrets(config))
+
+
+class _RedactedRecord(logging.LogRecord):
+    def getMessage(self) -> str:
+        message = redact(super().getMessage())
+        if self.exc_info and not self.exc_text:
+            self.exc_text = redact(logging.Formatter().formatException(self.exc_info))
+        return message
+
+
+_installed = False
+
+
+def install_log_redaction() -> None:
+    """Make every log record redact its message and traceback (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    if logging.getLogRecordFactory() is logging.LogRecord:
+        logging.setLogRecordFactory(_RedactedRecord)
+    _installed = True
