@@ -191,7 +191,9 @@ async def test_budgets_fail_closed_when_redis_is_down(openai_fake: OpenAIFake, t
             await client.chat.completions.create(model="fast", messages=HI, max_tokens=10)
             await asyncio.to_thread(server.stop)
             with pytest.raises(openai.InternalServerError) as info:
-                await client.with_options(max_retries=0).chat.completions.create(model="fast", messages=HI)
+                await client.with_options(max_retries=0).chat.completions.create(
+                    model="fast", messages=HI, max_tokens=10
+                )
             assert info.value.status_code == 503 and info.value.code == "budget_store_down"
             assert "The budget store is unavailable" in info.value.message
     finally:

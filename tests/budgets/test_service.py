@@ -78,18 +78,18 @@ def test_which_budgets_apply_and_merge() -> None:
 
 
 async def test_overspend_is_bounded_by_what_estimates_missed() -> None:
-    """Under-estimates (no max_tokens, a small default): spend <= limit + sum of (actual - estimate)."""
+    """Under-estimates (a provider that bills past max_tokens): spend <= limit + sum of (actual - estimate)."""
     service = _service([{"scope": "team", "name": "team-a", "usd_per_day": 1.0}], default_max_tokens=1)
     admitted: list[CallContext] = []
     for _ in range(100):  # all in flight at once
-        ctx = _ctx(model="fast")
+        ctx = _ctx(model="fast", max_tokens=1)
         try:
             await service.admit(ctx, None)
         except GatewayError as exc:
             assert exc.type == "budget_exceeded"
             continue
         admitted.append(ctx)
-    estimate = service.cost.estimate(_ctx(model="fast"), "fast").usd
+    estimate = service.cost.estimate(_ctx(model="fast", max_tokens=1), "fast").usd
     excess = 0.0
     for ctx in admitted:
         ctx.deployment = service.cost.table.resolve("pricey").deployments[0]  # served by the fallback

@@ -95,6 +95,23 @@ def _text_of(content: Any) -> str:
     return ""
 
 
+IMAGE_TOKENS = 1105  # what gpt-4o bills a 1024x2048 image at high detail (6 tiles of 170, plus 85)
+
+
+def _billed_parts(body: dict[str, Any]) -> int:
+    """What a provider bills beyond message text: tool definitions and schemas (roughly, by their
+    JSON text) and images (``IMAGE_TOKENS`` each)."""
+    tokens = 0
+    for key in ("tools", "response_format"):
+        if body.get(key):
+            tokens += len(json.dumps(body[key])) // 4
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            tokens += IMAGE_TOKENS * sum(1 for p in content if isinstance(p, dict) and p.get("type") == "image_url")
+    return tokens
+
+
 def _require(fake: OpenAIFake, ok: bool, message: str, param: str | None, code: str | None = None) -> None:
     if not ok:
         raise Reply(fake.error(400, message, param=param, code=code))
@@ -154,6 +171,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     _require(fake, isinstance(n, int) and 1 <= n <= 128, "Invalid 'n': must be between 1 and 128.", "n")
 
     prompt_tokens = sum(count_words(_text_of(m.get("content"))) for m in messages if isinstance(m, dict))
+    prompt_tokens += _billed_parts(body)
     last = messages[-1] if isinstance(messages[-1], dict) else {}
     user_text = next(
         (_text_of(m.get("content")) for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"), ""

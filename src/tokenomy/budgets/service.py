@@ -6,7 +6,9 @@ task; day and month) in one atomic step. A hard budget that would be passed answ
 ``budget_exceeded``; a soft one switches the request to its ``downgrade_to`` model. ``settle``
 runs when the request is finished (the record stage's sink) and replaces the reservation by the
 actual cost. Bound: spend never exceeds a hard limit by more than the sum, over the requests
-admitted, of what each cost beyond its own estimate (zero when every request sets max_tokens).
+admitted, of what each cost beyond its own estimate. Estimates bound every billable part
+(``tokenomy.budgets.cost``), and a request with no known bound is refused under a hard budget,
+so that sum is zero unless a provider bills beyond its own published rules.
 """
 
 from __future__ import annotations
@@ -58,6 +60,18 @@ def budget_exceeded(counter: Counter, verdict: Verdict, estimate: float) -> Gate
     retry = max(1, math.ceil(counter.resets_at - time.time()))
     headers = {"retry-after": str(retry), "x-should-retry": "false"}
     return GatewayError(429, message, "budget_exceeded", code="budget_exceeded", headers=headers)
+
+
+def unbounded_under_hard_budget(reason: str) -> GatewayError:
+    """400: a request whose cost has no upper bound cannot be admitted under a hard budget."""
+    return GatewayError(
+        400,
+        f"This request falls under a hard budget and {reason}, so its cost has no upper bound; "
+        "set max_tokens (or max_completion_tokens) so the gateway can reserve what it may cost.",
+        "invalid_request_error",
+        param="max_tokens",
+        code="max_tokens_required",
+    )
 
 
 class BudgetService:
@@ -137,6 +151,8 @@ class BudgetService:
         if not counters and not limited:
             return None
         estimate = self.cost.estimate(ctx, ctx.model)
+        if not estimate.bounded and any(counter.hard_usd is not None for counter in counters):
+            raise unbounded_under_hard_budget(estimate.unbounded_reason)
         if limited:
             assert key is not None
             await self._take_rate(key, estimate.prompt_tokens)
