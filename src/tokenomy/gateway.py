@@ -64,9 +64,10 @@ class Gateway:
         self.cache = CacheService(config.cache.exact.memory_bytes, self.cache_store)
         self.access = Access(config, self.table, self.ledger)  # keys, per-key limits, budgets
         self.recorder = RecordStage(self.access.sink(self.ledger), tasks)
+        self.guard = GuardStage(config.auth, self.access.keys, self.access.budgets)
         self.stages: list[Stage] = [
             self.recorder,
-            GuardStage(config.auth, self.access.keys, self.access.budgets),
+            self.guard,
             PolicyStage(config),  # router models; before cache, which resolves the model name
             CacheStage(config.cache, self.cache, self.table, *self._semantic_tier(config)),
             # the optimize stage slots in here (see docs/architecture.md)
@@ -134,6 +135,8 @@ class Gateway:
             wire=wire,
             client_request_id=req.client_request_id,
         )
+        if req.key is not None:  # authenticated at the edge before the refusal
+            ctx.api_key_name, ctx.tenant = req.key.name, req.key.tenant
         ctx.status, ctx.error_type = exc.status, exc.type
         self.recorder.finish(ctx)
 

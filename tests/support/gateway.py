@@ -11,7 +11,7 @@ import uvicorn
 
 from tokenomy.config import GatewayConfig, parse_config
 from tokenomy.server.app import TokenomyApp
-from tokenomy.server.run import create_app
+from tokenomy.server.run import create_app, http_protocol
 
 
 @dataclass
@@ -47,7 +47,15 @@ async def running_gateway(
         config = config.model_copy(update={"server": server})
     app = create_app(config)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning", access_log=False)
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=0,
+            lifespan="on",
+            log_level="warning",
+            access_log=False,
+            http=http_protocol(config),  # the edge's head deadline and size limits, as in production
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:

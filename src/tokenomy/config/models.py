@@ -7,6 +7,7 @@ model validates the combinations that make no sense (a local deployment with a U
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 from typing import Literal
 
@@ -151,16 +152,55 @@ class AuthConfig(_Frozen):
 class ServerConfig(_Frozen):
     """The HTTP edge."""
 
+    _check_secret = field_validator("metrics_key", mode="before")(parse_secret)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+        return value
+
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     max_in_flight: int = Field(
-        default=2048, gt=0, description="requests in progress beyond which the gateway answers 503 at once"
+        default=2048,
+        gt=0,
+        description="requests in progress (body received) beyond which the gateway answers 503 at once",
     )
     shed_loop_lag_ms: float = Field(
-        default=50.0, ge=0, description="event-loop lag beyond which new requests get 503 at once (0: off)"
+        default=50.0,
+        ge=0,
+        description="queue delay / event-loop lag beyond which new requests get 503 at once, "
+        "when shed_min_in_flight requests are in progress (0: off)",
+    )
+    shed_min_in_flight: int = Field(
+        default=8, ge=1, description="requests in progress needed before lateness counts as the gateway's own overload"
+    )
+    header_timeout_s: float = Field(default=10.0, gt=0, description="time allowed for a whole request head")
+    body_timeout_s: float = Field(default=30.0, gt=0, description="time allowed for a whole request body")
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024, description="largest request head (431 beyond)")
+    max_headers: int = Field(default=100, ge=8, description="most headers in one request (431 beyond)")
+    max_pending_per_client: int = Field(
+        default=64, gt=0, description="requests one key (or, unauthenticated, one address) may have still arriving"
+    )
+    max_in_flight_per_client: int | None = Field(
+        default=None, gt=0, description="requests in progress allowed to one key or address (none: no cap)"
+    )
+    trusted_proxies: tuple[str, ...] = Field(
+        default=(), description="addresses/CIDRs of reverse proxies whose X-Forwarded-For is believed"
+    )
+    edge_rows_per_s: float = Field(
+        default=100.0, ge=0, description="ledger rows per second for requests refused at the edge (all are counted)"
     )
     upstream_connections: int = Field(default=1024, gt=0, description="pooled connections per upstream host")
+    metrics_key: SecretRef | None = Field(
+        default=None, description="when set, GET /metrics needs this key as a bearer token, e.g. ${METRICS_KEY}"
+    )
     max_json_depth: int = Field(
         default=64, ge=2, le=200, description="deepest JSON nesting a request body may have (400 beyond)"
     )

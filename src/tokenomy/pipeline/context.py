@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tokenomy.config.models import Deployment, LogicalModel
+    from tokenomy.keys.record import KeyRecord
 
 
 class Endpoint(StrEnum):
@@ -118,6 +119,7 @@ class CallContext:
     savings: dict[str, float] = field(default_factory=dict)  # savings stages measured themselves, by lever
     streamed_text: list[str] | None = None  # streamed completion text, to count tokens when usage is missing
     client_request_id: str | None = None  # the client's x-request-id: correlation only, not unique
+    key: KeyRecord | None = None  # the caller's key, when the HTTP edge has authenticated it already
 
     def mark_first_token(self) -> None:
         """Record the time to first token once."""

@@ -45,7 +45,8 @@ class GuardStage:
     async def __call__(self, ctx: CallContext, call_next: Handler) -> Response:
         key = None
         if self.enabled:
-            key = await self._keys.authenticate(presented_key(ctx.headers))
+            # the HTTP edge has usually checked the key already, before reading the body
+            key = ctx.key if ctx.key is not None else await self._keys.authenticate(presented_key(ctx.headers))
             ctx.api_key_name = key.name
             ctx.tenant = key.tenant
             if key.models and ctx.model not in key.models:

@@ -1,7 +1,8 @@
 """The ASGI application: routing, load shedding, error rendering and the lifespan.
 
-Read top to bottom, a request goes: route lookup -> shed if full -> handler (which reads the
-body, validates it, builds the call context and runs the stage chain) -> response. Any error is
+Read top to bottom, a request goes: route lookup -> admission (key from the headers, body read
+with a deadline, then an in-flight slot or 503; ``tokenomy.server.admission``) -> handler (which
+validates the body, builds the call context and runs the stage chain) -> response. Any error is
 rendered in the wire format of the endpoint that was called; nothing internal reaches a client.
 """
 
@@ -14,14 +15,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from tokenomy.errors import GatewayError, internal_error, not_found, overloaded
+from tokenomy.errors import GatewayError, internal_error, not_found
 from tokenomy.gateway import Gateway
 from tokenomy.pipeline.context import Endpoint
 from tokenomy.server import admin_routes, anthropic_routes, cache_routes, openai_routes, ops_routes
+from tokenomy.server.admission import Admission, Refused
 from tokenomy.server.asgi import Receive, Request, Scope, Send, encode_headers, send_json
 from tokenomy.server.context import assign_request_id
-from tokenomy.server.overload import LoopLagMonitor
-from tokenomy.telemetry import metrics
 
 log = logging.getLogger("tokenomy.server")
 
@@ -64,9 +64,7 @@ class TokenomyApp:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self._max_in_flight = gateway.config.server.max_in_flight
-        self._in_flight = 0
-        self._lag = LoopLagMonitor(gateway.config.server.shed_loop_lag_ms / 1000)
+        self.admission = Admission(gateway)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -95,12 +93,25 @@ class TokenomyApp:
             )
             await self._error(req, route.wire, exc)
             return
-        if route.sheddable and (self._in_flight >= self._max_in_flight or self._lag.overloaded):
-            metrics.SHED.inc()
-            await self._error(req, route.wire, overloaded("The gateway is at capacity; retry shortly.", 1))
+        if not route.sheddable:  # operations and admin: no admission, never shed
+            await self._run(req, route)
             return
-        self._in_flight += 1
-        metrics.IN_FLIGHT.inc()
+        try:
+            holder = await self.admission.admit(req, authenticate=route.endpoint is not None)
+        except Refused as refused:
+            if route.endpoint is not None and self.admission.rows.take(refused.reason):
+                self.gateway.record_rejected(req, route.endpoint, route.wire, refused.error)
+            await self._error(req, route.wire, refused.error)
+            return
+        except asyncio.CancelledError:
+            self._uncancel_if_gone(req)
+            return
+        try:
+            await self._run(req, route)
+        finally:
+            self.admission.release(holder)
+
+    async def _run(self, req: Request, route: Route) -> None:
         try:
             await route.handler(self.gateway, req)
         except GatewayError as exc:
@@ -108,11 +119,7 @@ class TokenomyApp:
                 self.gateway.record_rejected(req, route.endpoint, route.wire, exc)
             await self._error(req, route.wire, exc)
         except asyncio.CancelledError:
-            if not req.disconnected:
-                raise
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()  # the client left; nothing to answer
+            self._uncancel_if_gone(req)
         except Exception:
             log.exception("unhandled error on %s (request %s)", req.path, req.request_id)
             failure = internal_error()
@@ -121,8 +128,15 @@ class TokenomyApp:
             await self._error(req, route.wire, failure)
         finally:
             req.stop_watching()
-            self._in_flight -= 1
-            metrics.IN_FLIGHT.dec()
+
+    @staticmethod
+    def _uncancel_if_gone(req: Request) -> None:
+        """A cancellation because the client left needs no answer; any other propagates."""
+        if not req.disconnected:
+            raise
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
 
     async def _error(self, req: Request, wire: str, exc: GatewayError) -> None:
         if req.responded or req.disconnected:
@@ -140,7 +154,7 @@ class TokenomyApp:
                 try:
                     started = time.perf_counter()
                     await self.gateway.start()
-                    self._lag.start()
+                    self.admission.lag.start()
                     # Everything allocated so far lives as long as the process: keep it out of the
                     # collector's full passes, which would otherwise rescan it every few seconds.
                     gc.freeze()
@@ -150,7 +164,7 @@ class TokenomyApp:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self._lag.stop()
+                await self.admission.lag.stop()
                 await self.gateway.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -40,8 +40,8 @@ class Request:
     """One HTTP request: the ASGI triple plus lower-cased headers and the query string."""
 
     __slots__ = (
-        "_headers", "_watcher", "client_request_id", "disconnected", "in_pipeline", "path", "receive", "request_id",
-        "responded", "scope", "send",
+        "_body", "_headers", "_watcher", "client", "client_request_id", "disconnected", "in_pipeline", "key", "path",
+        "receive", "request_id", "responded", "scope", "send",
     )  # fmt: skip
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -55,6 +55,9 @@ class Request:
         self.in_pipeline = False  # a call context exists: the record stage accounts for the request
         self.request_id = ""
         self.client_request_id: str | None = None  # the client's own x-request-id (a correlation field)
+        self.client = ""  # the client's address (behind a trusted proxy: the address it forwarded)
+        self.key: Any = None  # the caller's key record once the edge has authenticated it
+        self._body: bytes | None = None
         self._watcher: asyncio.Task[None] | asyncio.TimerHandle | None = None
 
     @property
@@ -109,8 +112,28 @@ class Request:
             self._watcher.cancel()
             self._watcher = None
 
+    async def read_body(self, limit: int, timeout_s: float) -> bytes:
+        """Read the whole body now (413 past ``limit`` bytes, 408 when it takes over ``timeout_s``);
+        later :meth:`body` calls return it."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                self._body = await self.body(limit)
+        except TimeoutError:
+            raise GatewayError(
+                408,
+                f"The request body did not arrive within {timeout_s:g} s.",
+                "invalid_request_error",
+                code="request_timeout",
+                headers={"connection": "close"},
+            ) from None
+        return self._body
+
     async def body(self, limit: int) -> bytes:
         """The whole body; 413 as soon as it grows past ``limit`` bytes."""
+        if self._body is not None:
+            if len(self._body) > limit:
+                raise too_large(limit)
+            return self._body
         length = self.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             raise too_large(limit)
@@ -139,6 +162,7 @@ def too_large(limit: int) -> GatewayError:
         f"Request body is larger than the limit of {limit} bytes.",
         "invalid_request_error",
         code="request_too_large",
+        headers={"connection": "close"},  # the rest of the body is not read
     )
 
 

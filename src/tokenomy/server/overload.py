@@ -1,11 +1,18 @@
-"""Overload detection from event-loop lag.
+"""Overload detection: the gateway's own queueing, not the machine's.
 
-The number of requests in flight says little about load on a gateway: thousands of streams that
-wait on upstream tokens cost almost nothing, while a burst of short requests can saturate the
-core. What does measure saturation is how late the event loop runs a timer. A monitor task
-sleeps a fixed interval and records how late it woke up; while the smoothed lag is over the
-limit, new requests are refused at once with 503 and ``Retry-After`` instead of joining a queue
-that would add seconds of latency to every request behind them.
+The number of requests in flight alone says little about load on a gateway: thousands of streams
+that wait on upstream tokens cost almost nothing, while a burst of short requests can saturate
+the core. What does measure saturation is how long work waits for the event loop: how late a
+timer fires (the *loop lag*) and how long a request waits between its head arriving and the
+gateway starting on it (the *queue delay*, stamped by ``tokenomy.server.protocol``).
+
+Both also grow when *other* processes take the CPU (or a model loads in this process), which is
+not overload: shedding then would refuse a lone request on a busy host. So lateness only counts
+as overload together with evidence of the gateway's own load: at least ``min_in_flight``
+requests in progress. The queue delay is judged CoDel-style, by its smallest value over a short
+window (a standing queue, not a burst). While overloaded, new requests are refused at once with
+503 and ``Retry-After`` instead of joining a queue that would add seconds to every request
+behind them.
 """
 
 from __future__ import annotations
@@ -53,3 +60,40 @@ class LoopLagMonitor:
         self.lag_s += self.smoothing * (lag_s - self.lag_s)
         self.overloaded = self.lag_s > self.limit_s
         metrics.LOOP_LAG.set(self.lag_s)
+
+
+class OverloadDetector:
+    """Decides, per request, whether to shed it: lateness (queue delay, else loop lag) plus own load."""
+
+    def __init__(self, lag: LoopLagMonitor, delay_target_s: float, min_in_flight: int, window_s: float = 0.1) -> None:
+        self.lag = lag
+        self.delay_target_s = delay_target_s
+        self.min_in_flight = min_in_flight
+        self.window_s = window_s
+        self.queue_delay_s = 0.0  # the smallest delay of the last complete window
+        self._window_min = float("inf")
+        self._window_end = 0.0
+        self._measured = False  # the server stamps arrival times (else: loop lag only)
+
+    def observe(self, delay_s: float, now: float) -> None:
+        """Note one request's queue delay (seconds between its head arriving and the app starting)."""
+        self._measured = True
+        if now >= self._window_end + self.window_s:  # a quiet spell: the last window says nothing now
+            self._window_min = float("inf")
+            self.queue_delay_s = 0.0
+        if now >= self._window_end:
+            if self._window_min != float("inf"):
+                self.queue_delay_s = self._window_min
+                metrics.QUEUE_DELAY.set(self.queue_delay_s)
+            self._window_min = delay_s
+            self._window_end = now + self.window_s
+        elif delay_s < self._window_min:
+            self._window_min = delay_s
+
+    def overloaded(self, in_flight: int) -> bool:
+        """Whether a new request should be shed now."""
+        if in_flight < self.min_in_flight or self.delay_target_s <= 0:
+            return False  # no evidence that the lateness is of the gateway's own making
+        if self._measured:
+            return self.queue_delay_s > self.delay_target_s or self._window_min > 4 * self.delay_target_s
+        return self.lag.overloaded

@@ -1,4 +1,5 @@
-"""Running the gateway under uvicorn (uvloop event loop, httptools parser, no access log)."""
+"""Running the gateway under uvicorn (uvloop event loop, httptools parser with the edge's limits,
+no access log)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import uvicorn
 from tokenomy.config.models import GatewayConfig
 from tokenomy.gateway import Gateway
 from tokenomy.server.app import TokenomyApp
+from tokenomy.server.protocol import EdgeLimits, GuardedHttpToolsProtocol
 
 log = logging.getLogger("tokenomy")
 
@@ -21,6 +23,15 @@ SWITCH_INTERVAL_S = float(os.environ.get("TOKENOMY_SWITCH_INTERVAL_S", "0.0002")
 def create_app(config: GatewayConfig) -> TokenomyApp:
     """The ASGI app for ``config`` (providers start in the app's lifespan)."""
     return TokenomyApp(Gateway(config))
+
+
+def http_protocol(config: GatewayConfig) -> type[GuardedHttpToolsProtocol]:
+    """uvicorn's ``http`` protocol with the edge's head deadline and size limits from ``config``."""
+    limits = EdgeLimits()
+    limits.header_timeout_s = config.server.header_timeout_s
+    limits.max_header_bytes = config.server.max_header_bytes
+    limits.max_headers = config.server.max_headers
+    return type("TokenomyHttpProtocol", (GuardedHttpToolsProtocol,), {"limits": limits})
 
 
 def run(config: GatewayConfig, host: str | None = None, port: int | None = None) -> None:
@@ -45,7 +56,7 @@ def run(config: GatewayConfig, host: str | None = None, port: int | None = None)
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=http_protocol(config),
         lifespan="on",
         access_log=False,
         log_level=config.server.log_level,

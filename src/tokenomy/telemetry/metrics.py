@@ -124,6 +124,28 @@ UPSTREAM_ERRORS = Counter(
 )
 IN_FLIGHT = Gauge("tokenomy_in_flight_requests", "Requests in progress at the gateway.", registry=REGISTRY)
 SHED = Counter("tokenomy_shed_requests", "Requests refused with 503 because the gateway was full.", registry=REGISTRY)
+EDGE_REFUSALS = Counter(
+    "tokenomy_edge_refusals",
+    "Requests refused at the edge before the pipeline, by reason (every one is counted).",
+    ["reason"],
+    registry=REGISTRY,
+)
+EDGE_ROWS_SKIPPED = Counter(
+    "tokenomy_edge_rows_skipped",
+    "Refused requests that got no ledger row of their own (over server.edge_rows_per_s), by reason.",
+    ["reason"],
+    registry=REGISTRY,
+)
+PENDING = Gauge(
+    "tokenomy_pending_requests",
+    "Requests whose body is still arriving (they hold no in-flight slot).",
+    registry=REGISTRY,
+)
+QUEUE_DELAY = Gauge(
+    "tokenomy_queue_delay_seconds",
+    "Smallest wait, over the last window, between a request head arriving and the gateway starting on it.",
+    registry=REGISTRY,
+)
 LOOP_LAG = Gauge(
     "tokenomy_event_loop_lag_seconds", "Smoothed lateness of the event loop (load shedding signal).", registry=REGISTRY
 )

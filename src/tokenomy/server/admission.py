@@ -1,0 +1,146 @@
+"""Admission of a request at the edge, before any of its body is parsed.
+
+In order, each step cheap and before the next:
+
+1. the client's address (``tokenomy.server.edge``: trusted proxies only);
+2. for model calls, the API key from the headers alone: without a valid key, 401 at once, the
+   body never read or parsed;
+3. the body, read with a deadline (``server.body_timeout_s``, else 408) while the request counts
+   as *pending* for its key (or address), at most ``server.max_pending_per_client`` at a time;
+4. only then an in-flight slot: 503 when ``server.max_in_flight`` are in progress, or when the
+   gateway's own queue is overloaded (``tokenomy.server.overload``); 429 when the key or address
+   has ``server.max_in_flight_per_client`` in progress.
+
+So a client that opens connections and stalls its headers or bodies holds no in-flight slot and
+cannot starve anyone; the head deadline and size limits are the server protocol's
+(``tokenomy.server.protocol``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tokenomy.errors import GatewayError, overloaded
+from tokenomy.server.asgi import Request
+from tokenomy.server.edge import ClientAddresses, PendingCounter, RowBudget
+from tokenomy.server.overload import LoopLagMonitor, OverloadDetector
+from tokenomy.server.protocol import RECEIVED
+from tokenomy.telemetry import metrics
+
+if TYPE_CHECKING:
+    from tokenomy.gateway import Gateway
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class Refused(Exception):
+    """A request refused at the edge: the error to answer and the reason it is counted under."""
+
+    def __init__(self, error: GatewayError, reason: str) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.reason = reason
+
+
+class Admission:
+    """The edge's admission steps and the gateway's in-flight accounting."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        server = gateway.config.server
+        self.gateway = gateway
+        self.guard = gateway.guard
+        self.clients = ClientAddresses(server.trusted_proxies)
+        self.pending = PendingCounter(server.max_pending_per_client)
+        self.rows = RowBudget(server.edge_rows_per_s)
+        self.lag = LoopLagMonitor(server.shed_loop_lag_ms / 1000)
+        self.overload = OverloadDetector(self.lag, server.shed_loop_lag_ms / 1000, server.shed_min_in_flight)
+        self.max_in_flight = server.max_in_flight
+        self.per_client = server.max_in_flight_per_client
+        self.max_body = server.max_body_bytes
+        self.body_timeout = server.body_timeout_s
+        self.in_flight = 0
+        self._by_client: dict[str, int] = {}
+        self._loop_time: Any = None
+
+    def client_of(self, req: Request) -> str:
+        """Set and return the request's client address."""
+        peer = req.scope.get("client")
+        req.client = self.clients.resolve(peer[0] if peer else None, req.headers.get("x-forwarded-for"))
+        return req.client
+
+    async def admit(self, req: Request, authenticate: bool) -> str:
+        """Run the admission steps; returns the client id holding the in-flight slot (see :meth:`release`).
+
+        Raises :class:`Refused`.
+        """
+        self._note_queue_delay(req)
+        client = self.client_of(req)
+        who = f"ip:{client}"
+        if authenticate and self.guard.enabled:
+            try:
+                req.key = await self.guard.authenticate(req.headers)
+            except GatewayError as exc:
+                exc.headers.setdefault("connection", "close")  # the body is not read: do not reuse
+                raise Refused(exc, "unauthenticated") from None
+            who = f"key:{req.key.name}"
+        if req.method in BODY_METHODS:
+            await self._read_body(req, who)
+        if self.in_flight >= self.max_in_flight or self.overload.overloaded(self.in_flight):
+            metrics.SHED.inc()
+            raise Refused(overloaded("The gateway is at capacity; retry shortly.", 1), "shed")
+        if self.per_client is not None:
+            held = self._by_client.get(who, 0)
+            if held >= self.per_client:
+                error = GatewayError(
+                    429,
+                    f"Too many requests in progress for this client ({self.per_client}); retry shortly.",
+                    "rate_limit_error",
+                    code="too_many_in_flight",
+                    headers={"retry-after": "1"},
+                )
+                raise Refused(error, "in_flight_per_client")
+            self._by_client[who] = held + 1
+        self.in_flight += 1
+        metrics.IN_FLIGHT.inc()
+        return who
+
+    def release(self, who: str) -> None:
+        """The request holding a slot for ``who`` is done."""
+        self.in_flight -= 1
+        metrics.IN_FLIGHT.dec()
+        if self.per_client is not None:
+            held = self._by_client.get(who, 1) - 1
+            if held <= 0:
+                self._by_client.pop(who, None)
+            else:
+                self._by_client[who] = held
+
+    async def _read_body(self, req: Request, who: str) -> None:
+        if not self.pending.try_take(who):
+            error = GatewayError(
+                429,
+                f"This client already has {self.pending.limit} requests whose bodies are still arriving.",
+                "rate_limit_error",
+                code="too_many_pending",
+                headers={"retry-after": "1", "connection": "close"},
+            )
+            raise Refused(error, "pending_cap")
+        metrics.PENDING.inc()
+        try:
+            await req.read_body(self.max_body, self.body_timeout)
+        except GatewayError as exc:
+            raise Refused(exc, "body_timeout" if exc.status == 408 else "too_large") from None
+        finally:
+            self.pending.release(who)
+            metrics.PENDING.dec()
+
+    def _note_queue_delay(self, req: Request) -> None:
+        state = req.scope.get("state")
+        received = state.get(RECEIVED) if state else None
+        if received is not None:
+            if self._loop_time is None:
+                import asyncio
+
+                self._loop_time = asyncio.get_running_loop().time
+            now = self._loop_time()
+            self.overload.observe(now - received, now)

@@ -1,0 +1,139 @@
+"""uvicorn's httptools protocol with the connection-level limits uvicorn lacks.
+
+uvicorn (0.55, httptools) bounds neither how long a client may take to send a request head nor
+how large the head may grow: a client that sends one header byte every few seconds keeps its
+connection (and memory) forever, and a 16 MB header is accepted. This subclass adds, per
+connection:
+
+- a **head deadline**: the request line and every header must arrive within ``header_timeout_s``
+  of the connection opening, or of the previous response on a kept-alive connection; otherwise
+  the connection is closed (408 when a request had begun);
+- **head size and count limits**: more than ``max_header_bytes`` of head or more than
+  ``max_headers`` headers answers 431 and closes the connection, before the app runs;
+- the moment the head was complete, in ``scope["state"]["tokenomy.received"]`` (loop time): the
+  app measures its own queueing delay from it (``tokenomy.server.overload``).
+
+Body deadlines are the app's (``Request.body``), so they hold under any ASGI server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+RECEIVED = "tokenomy.received"
+"""Key in ``scope["state"]``: loop time when the request head was complete."""
+
+
+class EdgeLimits:
+    """The limits a :class:`GuardedHttpToolsProtocol` enforces (set once from the config)."""
+
+    header_timeout_s: float = 10.0
+    max_header_bytes: int = 32 * 1024
+    max_headers: int = 100
+
+
+class _Reject(Exception):
+    """Raised inside a parser callback to stop parsing and answer ``status``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """:class:`HttpToolsProtocol` with a head deadline and head size/count limits."""
+
+    limits = EdgeLimits()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_bytes = 0
+        self._header_count = 0
+        self._in_head = True  # reading a request head (or waiting for one)
+        self._began = False  # a request line has started
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    # -- connection ----------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_bytes += len(data)
+        try:
+            super().data_received(data)
+        except _Reject as reject:
+            self._reject(reject.status, reject.message)
+            return
+        if self._in_head and self._head_bytes > self.limits.max_header_bytes and not self.transport.is_closing():
+            self._reject(431, f"The request head is larger than {self.limits.max_header_bytes} bytes.")
+
+    # -- parser callbacks ----------------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._began = True
+        self._header_count = 0
+        if self._head_timer is None:  # a pipelined request: its own deadline
+            self._arm_head_timer()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if self._header_count > self.limits.max_headers:
+            raise _Reject(431, f"The request has more than {self.limits.max_headers} headers.")
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._cancel_head_timer()
+        self.scope["state"][RECEIVED] = self.loop.time()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head, self._began, self._head_bytes = True, False, 0
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self._in_head:
+            self._arm_head_timer()  # the next request's head must come within the deadline too
+
+    # -- limits ----------------------------------------------------------------------------------------
+    def _arm_head_timer(self) -> None:
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(self.limits.header_timeout_s, self._head_timeout)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timeout(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing() or not self._in_head:
+            return
+        if self._began or self._head_bytes:
+            self._reject(408, "The request head did not arrive in time.")
+        else:
+            self.transport.close()  # an idle connection: nothing to answer
+
+    def _reject(self, status: int, message: str) -> None:
+        """Answer ``status`` with a short text body and close the connection."""
+        self._cancel_head_timer()
+        body = message.encode()
+        self.transport.write(
+            STATUS_LINE[status]
+            + b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\ncontent-length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+        self.transport.close()
