@@ -79,8 +79,7 @@ class Admission:
         if authenticate and self.guard.enabled:
             try:
                 req.key = await self.guard.authenticate(req.headers)
-            except GatewayError as exc:
-                exc.headers.setdefault("connection", "close")  # the body is not read: do not reuse
+            except GatewayError as exc:  # the body is never read (the server drops it, with a deadline)
                 raise Refused(exc, "unauthenticated") from None
             who = f"key:{req.key.name}"
         if req.method in BODY_METHODS:

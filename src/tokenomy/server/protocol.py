@@ -10,6 +10,8 @@ connection:
   the connection is closed (408 when a request had begun);
 - **head size and count limits**: more than ``max_header_bytes`` of head or more than
   ``max_headers`` headers answers 431 and closes the connection, before the app runs;
+- a **deadline for a body left unread** after an early answer (a 401 before the body): the rest
+  must arrive within ``body_timeout_s`` or the connection is closed;
 - the moment the head was complete, in ``scope["state"]["tokenomy.received"]`` (loop time): the
   app measures its own queueing delay from it (``tokenomy.server.overload``).
 
@@ -27,21 +29,21 @@ RECEIVED = "tokenomy.received"
 """Key in ``scope["state"]``: loop time when the request head was complete."""
 
 
+LINGER_S = 1.0
+"""How long a refused connection is drained before it is closed."""
+
+
 class EdgeLimits:
     """The limits a :class:`GuardedHttpToolsProtocol` enforces (set once from the config)."""
 
     header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0  # for a body left unread after an early answer
     max_header_bytes: int = 32 * 1024
     max_headers: int = 100
 
 
-class _Reject(Exception):
-    """Raised inside a parser callback to stop parsing and answer ``status``."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class _Stop(Exception):
+    """Raised inside a parser callback to stop parsing (the refusal is in ``_refusal``)."""
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -56,6 +58,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True  # reading a request head (or waiting for one)
         self._began = False  # a request line has started
         self._head_timer: asyncio.TimerHandle | None = None
+        self._closing_at: asyncio.TimerHandle | None = None
+        self._refusal: tuple[int, str] | None = None
 
     # -- connection ----------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -64,16 +68,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        if self._closing_at is not None:
+            self._closing_at.cancel()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._closing_at is not None:
+            return  # refused: the rest is read and dropped until the connection closes
         if self._in_head:
             self._head_bytes += len(data)
-        try:
-            super().data_received(data)
-        except _Reject as reject:
-            self._reject(reject.status, reject.message)
-            return
+        super().data_received(data)
         if self._in_head and self._head_bytes > self.limits.max_header_bytes and not self.transport.is_closing():
             self._reject(431, f"The request head is larger than {self.limits.max_header_bytes} bytes.")
 
@@ -88,8 +92,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_count += 1
         if self._header_count > self.limits.max_headers:
-            raise _Reject(431, f"The request has more than {self.limits.max_headers} headers.")
+            self._refusal = (431, f"The request has more than {self.limits.max_headers} headers.")
+            raise _Stop  # httptools stops parsing; uvicorn then calls send_400_response
         super().on_header(name, value)
+
+    def send_400_response(self, msg: str) -> None:
+        if self._refusal is not None:
+            self._reject(*self._refusal)
+        else:
+            super().send_400_response(msg)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -103,8 +114,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing() and self._in_head:
+        if self.transport.is_closing():
+            return
+        if self._in_head:
             self._arm_head_timer()  # the next request's head must come within the deadline too
+        else:  # answered before its body was read (a 401, say): the rest must come in time too
+            self._cancel_head_timer()
+            self._head_timer = self.loop.call_later(self.limits.body_timeout_s, self._unread_body_timeout)
 
     # -- limits ----------------------------------------------------------------------------------------
     def _arm_head_timer(self) -> None:
@@ -125,8 +141,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         else:
             self.transport.close()  # an idle connection: nothing to answer
 
+    def _unread_body_timeout(self) -> None:
+        self._head_timer = None
+        if not self._in_head and not self.transport.is_closing():
+            self.transport.close()
+
     def _reject(self, status: int, message: str) -> None:
-        """Answer ``status`` with a short text body and close the connection."""
+        """Answer ``status`` with a short text body and close the connection.
+
+        The close lingers for up to a second, reading and dropping what the client still sends:
+        closing a socket with unread data resets it, and the client would never see the answer.
+        """
         self._cancel_head_timer()
         body = message.encode()
         self.transport.write(
@@ -136,4 +161,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             + b"\r\n\r\n"
             + body
         )
-        self.transport.close()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self._closing_at = self.loop.call_later(LINGER_S, self.transport.close)

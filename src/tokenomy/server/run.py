@@ -29,6 +29,7 @@ def http_protocol(config: GatewayConfig) -> type[GuardedHttpToolsProtocol]:
     """uvicorn's ``http`` protocol with the edge's head deadline and size limits from ``config``."""
     limits = EdgeLimits()
     limits.header_timeout_s = config.server.header_timeout_s
+    limits.body_timeout_s = config.server.body_timeout_s
     limits.max_header_bytes = config.server.max_header_bytes
     limits.max_headers = config.server.max_headers
     return type("TokenomyHttpProtocol", (GuardedHttpToolsProtocol,), {"limits": limits})
