@@ -63,7 +63,8 @@ class LoopLagMonitor:
 
 
 class OverloadDetector:
-    """Decides, per request, whether to shed it: lateness (queue delay, else loop lag) plus own load."""
+    """Decides, per request, whether to shed it: lateness (loop lag, or the queue delay where the
+    server stamps arrivals) together with the gateway's own load (requests in progress)."""
 
     def __init__(self, lag: LoopLagMonitor, delay_target_s: float, min_in_flight: int, window_s: float = 0.1) -> None:
         self.lag = lag
@@ -94,6 +95,8 @@ class OverloadDetector:
         """Whether a new request should be shed now."""
         if in_flight < self.min_in_flight or self.delay_target_s <= 0:
             return False  # no evidence that the lateness is of the gateway's own making
-        if self._measured:
-            return self.queue_delay_s > self.delay_target_s or self._window_min > 4 * self.delay_target_s
-        return self.lag.overloaded
+        if self.lag.overloaded:
+            return True
+        return self._measured and (
+            self.queue_delay_s > self.delay_target_s or self._window_min > 4 * self.delay_target_s
+        )
