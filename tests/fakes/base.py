@@ -266,7 +266,8 @@ class SSE:
         """Send ``events`` (``(event name or None, data)``) honouring ``mode``; return the finished response.
 
         ``cut_stream`` drops the connection after ``fault_at`` events; ``malformed_stream`` sends ``{not json``
-        in place of event ``fault_at`` and ends the response there; ``slow_stream`` paces events.
+        in place of event ``fault_at`` and ends the response there; ``slow_stream`` paces events;
+        ``no_finish_reason`` sends every event (``[DONE]`` included) with no ``finish_reason``.
         """
         _flags.get(set()).add("streaming")
         await self.response.prepare(self.request)
@@ -279,6 +280,8 @@ class SSE:
             if i == fault_at and mode == "malformed_stream":
                 await self.send("{not json", event or None)
                 break
+            if mode == "no_finish_reason" and isinstance(data, dict) and isinstance(data.get("choices"), list):
+                data = {**data, "choices": [{**c, "finish_reason": None} for c in data["choices"]]}
             await self.send(data, event)
         await self.response.write_eof()
         return self.response

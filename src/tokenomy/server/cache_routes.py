@@ -8,6 +8,7 @@ cached model answers and intermediate results. See docs/cache-api.md.
 from __future__ import annotations
 
 import math
+import re
 import time
 import weakref
 from urllib.parse import parse_qs
@@ -22,6 +23,7 @@ from tokenomy.server.asgi import Request, encode_headers, send_bytes, send_json
 
 PREFIX = "/v1/cache/"
 TTL_HEADER = "x-tokenomy-ttl"
+_TENANT = re.compile(r"^[^/\x00-\x1f\x7f]{1,128}$")
 _INVALIDATE_PARAMS = frozenset({"model", "task", "namespace", "tenant", "all"})
 
 
@@ -134,6 +136,12 @@ def _ttl(req: Request) -> float | None:
 def _namespace(gw: Gateway, namespace: str | None, tenant: str | None) -> str | None:
     """The stored namespace an invalidation targets (the cache stage's ``t/...`` or ``shared/...`` form)."""
     if tenant:
+        if not _TENANT.match(tenant):
+            raise invalid_request(
+                f"Invalid tenant {tenant[:64]!r}: 1-128 characters, no '/' and no control characters.",
+                param="tenant",
+                code="invalid_tenant",
+            )
         if namespace:
             check_names(namespace)
         return f"t/{tenant}/{namespace or ''}"

@@ -53,8 +53,8 @@ async def _chunks(resp: aiohttp.ClientResponse, label: str) -> AsyncIterator[dic
     try:
         async for _event, data in iter_sse(resp.content):
             chunk = translate.parse_chunk(data)
-            if chunk is None:
-                return
+            if chunk is None:  # [DONE]: a clean end only if the answer said how it finished
+                break
             finished = finished or translate.is_final(chunk)
             yield chunk
         if not finished:
