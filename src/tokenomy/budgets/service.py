@@ -32,6 +32,7 @@ from tokenomy.keys.limits import Bucket, MemoryRateLimiter, RateLimiter
 from tokenomy.keys.record import KeyRecord
 from tokenomy.pipeline.context import CallContext
 from tokenomy.telemetry import metrics
+from tokenomy.telemetry.labels import TaskLabels
 
 log = logging.getLogger("tokenomy.budgets")
 
@@ -97,6 +98,10 @@ class BudgetService:
         self._prefix = f"{os.getpid():x}-{os.urandom(4).hex()}-"
         self._memory = self.store if isinstance(self.store, MemoryBudgetStore) else None
         self._prune_at = 0.0
+        # a "*" rule gives each subject its own counter: bound them as the metrics bound task labels
+        self._subjects = {
+            rule.scope: TaskLabels(config.max_wildcard_subjects) for rule in self._rules if rule.name == "*"
+        }
 
     # -- which budgets apply -------------------------------------------------------------------------
 
@@ -108,6 +113,8 @@ class BudgetService:
         for rule in self._rules:
             subject = _subject(rule, key, ctx)
             if subject is not None:
+                if rule.name == "*":
+                    subject = self._subjects[rule.scope](subject)  # beyond the limit: "other", shared
                 applied.append((rule.scope, subject, rule))
         if not applied:
             return []

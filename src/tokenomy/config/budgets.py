@@ -57,6 +57,11 @@ class BudgetsConfig(_Frozen):
         default=900.0, gt=0, description="a reservation never settled (gateway died, stream unread) ends after this"
     )
     rules: tuple[BudgetRule, ...] = ()
+    max_wildcard_subjects: int = Field(
+        default=1000,
+        gt=0,
+        description='a "*" rule counts this many keys/teams/tasks apart; later ones share one "other" budget',
+    )
 
     _check_secret = field_validator("redis_url", mode="before")(parse_secret)
 

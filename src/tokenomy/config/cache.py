@@ -22,6 +22,11 @@ class ExactCacheConfig(_Frozen):
     memory_bytes: int = Field(default=256 * 1024 * 1024, ge=0, description="level-1 LRU budget in bytes")
     ttl_s: float = Field(default=86_400.0, gt=0, description="how long an answer stays valid")
     max_entry_bytes: int = Field(default=1024 * 1024, gt=0, description="larger answers are not stored")
+    max_store_bytes: int = Field(
+        default=1024 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="SQLite level 2: size bound; the entries expiring first are evicted beyond it",
+    )
     store: Literal["sqlite", "redis", "none"] = "sqlite"
     path: str | None = Field(default=None, description="SQLite file; default: data dir/cache.db")
     redis_url: SecretRef | None = Field(default=None, description="e.g. ${TOKENOMY_REDIS_URL} (store: redis)")

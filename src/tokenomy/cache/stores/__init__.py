@@ -22,4 +22,4 @@ def cache_store_for(config: ExactCacheConfig) -> CacheStore | None:
         return RedisCacheStore(url)
     from tokenomy.cache.stores.sqlite import SqliteCacheStore
 
-    return SqliteCacheStore(config.sqlite_path)
+    return SqliteCacheStore(config.sqlite_path, config.max_store_bytes)

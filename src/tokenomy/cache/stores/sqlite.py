@@ -32,8 +32,9 @@ class SqliteCacheStore:
 
     name = "sqlite"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_bytes: int | None = None) -> None:
         self.path = path
+        self.max_bytes = max_bytes  # bound on the pages in use; oldest entries are evicted beyond it
         self._reader: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="tokenomy-cache-sqlite")
@@ -101,6 +102,7 @@ class SqliteCacheStore:
         self._writes += 1
         if self._writes % _PURGE_EVERY == 0:
             self.purge_expired()  # expired rows are never read; this keeps the file from growing with them
+            self.evict_to_bound()
         try:
             self._conn().execute(
                 "INSERT OR REPLACE INTO cache (key, value, namespace, model, task, expires) VALUES (?, ?, ?, ?, ?, ?)",
@@ -119,6 +121,29 @@ class SqliteCacheStore:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+    def bytes_used(self) -> int:
+        """Bytes of the file's pages in use (free pages are reused before the file grows)."""
+        conn = self._conn()
+        pages = conn.execute("PRAGMA page_count").fetchone()[0] - conn.execute("PRAGMA freelist_count").fetchone()[0]
+        return int(pages) * int(conn.execute("PRAGMA page_size").fetchone()[0])
+
+    def evict_to_bound(self) -> int:
+        """Over ``max_bytes``: delete the entries that expire first (the oldest, for one TTL) until
+        about 90% of the bound is used; returns how many were deleted."""
+        if self.max_bytes is None:
+            return 0
+        try:
+            used = self.bytes_used()
+            if used <= self.max_bytes:
+                return 0
+            rows = self._conn().execute("SELECT count(*) FROM cache").fetchone()[0]
+            doomed = max(1, int(rows * (used - 0.9 * self.max_bytes) / used))
+            return self._exec(
+                "DELETE FROM cache WHERE key IN (SELECT key FROM cache ORDER BY expires LIMIT ?)", (doomed,)
+            )
+        except sqlite3.Error as exc:
+            raise CacheUnavailable(f"evicting from the cache failed: {exc}") from exc
 
     def purge_expired(self) -> int:
         """Delete expired rows (on the writer thread, every ``_PURGE_EVERY`` writes)."""

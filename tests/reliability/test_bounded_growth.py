@@ -1,0 +1,74 @@
+"""Memory and disk stay bounded (finding 7).
+
+As found: cached answers cost ~1.7x the bytes the level-1 limit counted; the level-2 SQLite
+cache had no size bound (~0.95 KB per distinct answer, kept 24 h); per-task budget counters grew
+with every task tag a client invented.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import orjson
+
+from tokenomy.cache.entry import CacheEntry
+from tokenomy.cache.memory import MemoryTier
+from tokenomy.cache.stores.base import EntryMeta
+from tokenomy.cache.stores.sqlite import SqliteCacheStore
+
+
+def test_level_1_counts_the_real_allocation_of_orjson_bodies() -> None:
+    """orjson's output can sit in a 4 KB allocation: the tier keeps an exact-size copy."""
+    import sys
+
+    tier = MemoryTier(10**9)
+    now = time.time()
+    body = orjson.dumps({"choices": [{"message": {"content": "short answer"}}]})
+    tier.put("k", CacheEntry(body, now, now + 60, "m", "t", "n"))
+    stored = tier.get("k", now, None)
+    assert stored is not None and stored.body == body
+    assert sys.getsizeof(stored.body) <= len(body) + 64
+    assert tier.bytes_used >= len(body) + 400  # key, entry object and LRU bookkeeping are counted
+
+
+async def test_the_sqlite_store_stays_under_its_bound(tmp_path: Path) -> None:
+    bound = 2 * 1024 * 1024
+    store = SqliteCacheStore(tmp_path / "cache.db", max_bytes=bound)
+    value = b"v" * 1000
+    try:
+        for i in range(6000):  # ~6 MB of distinct answers
+            meta = EntryMeta(namespace="t/a/", model="m", task="t", expires=time.time() + 3600 + i)
+            await store.set(f"key-{i}", value, meta)
+        used = await asyncio.get_running_loop().run_in_executor(store._pool, store.bytes_used)
+        assert used <= bound + 1024 * 1024, f"{used} bytes in use against a {bound} bound"
+        assert await store.get("key-5999") is not None, "the newest answers are kept"
+        assert await store.get("key-0") is None, "the oldest were evicted"
+    finally:
+        await store.close()
+    assert (tmp_path / "cache.db").stat().st_size <= bound * 2
+
+
+def test_wildcard_budget_counters_are_bounded() -> None:
+    """Task tags a client invents fold into one shared ``other`` budget past the limit."""
+    from tokenomy.budgets.cost import CostModel
+    from tokenomy.budgets.service import BudgetService
+    from tokenomy.config import parse_config
+    from tokenomy.config.budgets import BudgetsConfig
+    from tokenomy.pipeline.context import CallContext, Endpoint
+    from tokenomy.pipeline.route import ModelTable
+    from tokenomy.pricing.prices import PriceBook
+
+    config = parse_config(
+        "models: [{name: m, deployments: [{provider: openai, base_url: 'http://127.0.0.1:9', model: x}]}]"
+    )
+    rules = {"rules": [{"scope": "task", "name": "*", "usd_per_day": 1.0}], "max_wildcard_subjects": 10}
+    budgets = BudgetsConfig.model_validate(rules)
+    service = BudgetService(budgets, CostModel(ModelTable(config), PriceBook(), 16, None))
+    keys = set()
+    for i in range(5000):
+        ctx = CallContext(request_id="r", endpoint=Endpoint.CHAT, body={}, model="m", task=f"tag-{i}")
+        keys |= {c.key for c in service.counters(None, ctx)}
+    assert len(keys) <= 11, len(keys)
+    assert any(":other:" in k for k in keys)
