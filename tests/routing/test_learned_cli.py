@@ -23,8 +23,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cli") / "rb.npz"
     result = run("train", "--outcomes", ROUTERBENCH, "--out", out, "--folds", "3")
     assert result.exit_code == 0, result.output
-    assert "default threshold" in result.stdout and f"wrote {out}" in result.stdout
-    assert "skipped 1 rows with an empty outcome or cost" in result.stderr
+    assert "default position" in result.stdout and f"wrote {out}" in result.stdout
+    for text in ("router families", "logistic", "knn", "mf", "cost-quality area", "2 shared preamble(s)"):
+        assert text in result.stdout
+    assert "skipped 1 rows with an empty or NaN outcome or cost" in result.stderr
+    assert "1 training prompts (split 'train') also appear in other splits" in result.stderr
     return out
 
 
@@ -32,7 +35,7 @@ def test_evaluate_json_on_the_held_out_split(trained: Path) -> None:
     result = run("evaluate", "--outcomes", ROUTERBENCH, "--router", trained, "--split", "test", "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"baselines", "oracle", "curve"}
+    assert {"baselines", "oracle", "curve", "tasks", "default_knob"} <= set(data)
     _, raw = routerbench_rows()
     rows = [r for r in raw if r["split"] == "test" and r[GPT4] != ""]
     assert data["baselines"][GPT4]["cost_usd"] == pytest.approx(sum(float(r[GPT4 + "|total_cost"]) for r in rows))
@@ -45,6 +48,9 @@ def test_evaluate_table_and_plot(trained: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     for text in ("single models and the oracle", "oracle", GPT4, "router curve", "random mix acc.", "* the router's"):
         assert text in result.stdout
+    for text in ("per task", "arc-challenge", "winogrande", "mbpp", "models chosen"):
+        assert text in result.stdout
+    assert "of the 239 evaluated prompts were among the router's training prompts" in result.stderr
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

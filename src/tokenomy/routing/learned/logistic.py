@@ -133,12 +133,15 @@ def fit_models(
     y: F64,
     views: list[View],
     penalties: tuple[float, ...] = PENALTIES,
-    folds: int = 5,
-    seed: int = 0,
+    ids: npt.NDArray[np.int64] | None = None,
 ) -> Fitted:
-    """Per model: pick the (view, penalty) with the lowest out-of-fold log-loss, calibrate, refit on all rows."""
+    """Per model: pick the (view, penalty) with the lowest out-of-fold log-loss, calibrate, refit on all rows.
+
+    ``ids``: each row's fold (default: 5 seeded folds).
+    """
     n, models = y.shape
-    ids = fold_ids(n, folds, seed)
+    ids = fold_ids(n, 5, 0) if ids is None else ids
+    folds = int(ids.max()) + 1
     order = sorted(penalties, reverse=True)  # strongest first: each warm-starts the next
     best_loss = np.full(models, np.inf)
     best: list[tuple[int, float, F64]] = [(0, order[0], np.zeros(n))] * models
