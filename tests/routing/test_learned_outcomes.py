@@ -181,4 +181,6 @@ def test_task_column_is_read_when_present(tmp_path: Path) -> None:
     header = ["prompt", "subject", "a", "a|total_cost", "b", "b|total_cost"]
     outcomes = load_outcomes(write_csv(tmp_path / "t.csv", header, [["p", "algebra", "1", "1", "0", "2"]]))
     assert outcomes.tasks == ["algebra"] and outcomes.select([True]).tasks == ["algebra"]
-    assert load_outcomes(write_csv(tmp_path / "n.csv", header[:1] + header[2:], [["p", "1", "1", "0", "2"]])).tasks == []
+    assert (
+        load_outcomes(write_csv(tmp_path / "n.csv", header[:1] + header[2:], [["p", "1", "1", "0", "2"]])).tasks == []
+    )
