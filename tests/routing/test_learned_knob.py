@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -35,7 +37,7 @@ def test_mixing_sends_the_share_the_position_calls_for_and_is_stable_per_prompt(
     share = (picks_at(KNOB, 0.25, picks, draws) == 1).mean()
     assert share == pytest.approx(0.5, abs=0.02)
     at = [picks_at(KNOB, p, picks, draws) for p in np.linspace(0, 1, 41)]
-    assert all((b >= a).all() for a, b in zip(at, at[1:], strict=False))  # a prompt only moves up as the knob rises
+    assert all((b >= a).all() for a, b in itertools.pairwise(at))  # a prompt only moves up as the knob rises
 
 
 def test_default_position_reaches_the_target_with_a_margin() -> None:

@@ -8,7 +8,10 @@ from tokenomy.routing.learned import load_outcomes
 from tokenomy.routing.learned.features import LONG_TAIL_CHARS, embedding_texts
 from tokenomy.routing.learned.preamble import Preambles, learn_preambles
 
-FEW_SHOT = "Answer with one letter.\n\nQ: What is 1+1?\nA) 2\nB) 3\nAnswer: A\n\nQ: Is the sky green?\nA) yes\nB) no\nAnswer: B\n\n"
+FEW_SHOT = (
+    "Answer with one letter.\n\nQ: What is 1+1?\nA) 2\nB) 3\nAnswer: A\n\n"
+    "Q: Is the sky green?\nA) yes\nB) no\nAnswer: B\n\n"
+)
 
 
 def test_learns_the_shared_few_shot_opening_and_strips_it_from_new_prompts() -> None:

@@ -4,16 +4,18 @@ Every family returns out-of-fold predictions for the training rows (so that fami
 hyperparameters can be compared on prompts they did not see) and a scorer refitted on all rows:
 
 * ``logistic``: per model, an L2 logistic regression on ``[top principal components of the tail
-  vector | preamble one-hot | cheap features]``, view and penalty by out-of-fold log-loss,
-  Platt-calibrated (:mod:`.logistic`);
+  vector | preamble one-hot | cheap features]``; how many components (0 to 64) by out-of-fold
+  cost-quality area, each model's penalty by out-of-fold log-loss; Platt-calibrated (:mod:`.logistic`);
 * ``knn``: the smoothed success rate of the k most similar training prompts (:class:`KnnScorer`),
   k by out-of-fold cost-quality area;
 * ``mf``: matrix factorisation of prompt x model as in RouteLLM's ``mf`` router (a prompt's
   features projected to ``rank`` dimensions, dotted with a learned vector per model), fitted to
   each model's own outcomes rather than to pairwise wins (per-model outcomes carry more
-  information than who-beat-whom); rank and penalty by out-of-fold log-loss; Platt-calibrated;
+  information than who-beat-whom); rank and penalty by out-of-fold area; Platt-calibrated;
 * ``winprob`` (two models): the probability that the strong model gets right a prompt the weak
-  one gets wrong, RouteLLM's strong/weak win-rate framing, as a logistic regression.
+  one gets wrong, RouteLLM's strong/weak win-rate framing, as a logistic regression (view by area).
+
+"Out-of-fold area" is the cost-quality area of the rows' out-of-fold decisions (see ``train.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tokenomy.routing.learned.logistic import PENALTIES, View, fit_models, log_loss, platt
+from tokenomy.routing.learned.logistic import PENALTIES, Fitted, View, fit_models, platt
 from tokenomy.routing.learned.scorers import F64, Ints, KnnScorer, LinearScorer, Scorer, sigmoid
 
 FAMILIES = ("logistic", "knn", "mf", "winprob")
@@ -93,30 +95,54 @@ def _views(inputs: Inputs, dims: tuple[int, ...]) -> list[View]:
 
 
 def fit_logistic_family(
-    inputs: Inputs, y: F64, ids: npt.NDArray[np.int64], dims: tuple[int, ...] = PCA_DIMS,
-    penalties: tuple[float, ...] = PENALTIES,
+    inputs: Inputs, y: F64, ids: npt.NDArray[np.int64], area: Callable[[F64], float],
+    dims: tuple[int, ...] = PCA_DIMS, penalties: tuple[float, ...] = PENALTIES,
 ) -> FamilyFit:  # fmt: skip
-    fitted = fit_models(inputs.x(), y, _views(inputs, dims), penalties, ids=ids)
+    """The view (how many principal components of the tail vector) by out-of-fold area; per model the
+    penalty by out-of-fold log-loss."""
+    x = inputs.x()
+    best: tuple[float, Fitted, str] | None = None
+    tried = []
+    for view in _views(inputs, dims):
+        fitted = fit_models(x, y, [view], penalties, ids=ids)
+        score = area(fitted.oof)
+        tried.append(f"{view.name}: {score:.4f}")
+        if best is None or score > best[0] + 1e-9:
+            best = (score, fitted, view.name)
+    assert best is not None
+    _, fitted, name = best
     scorer = LinearScorer(fitted.weights, fitted.bias, fitted.scale, fitted.shift, inputs.dim, inputs.groups)
-    return FamilyFit("logistic", fitted.oof, scorer, "; ".join(fitted.chosen), {"per_model": fitted.chosen})
+    penalties_chosen = ", ".join(c.split("penalty ")[-1] for c in fitted.chosen)
+    chosen = f"{name} (out-of-fold area {'; '.join(tried)}); L2 penalty per model {penalties_chosen}"
+    return FamilyFit("logistic", fitted.oof, scorer, chosen, {"view": name, "per_model": fitted.chosen})
 
 
 def fit_winprob(
-    inputs: Inputs, y: F64, ids: npt.NDArray[np.int64], strong: int, dims: tuple[int, ...] = PCA_DIMS,
-    penalties: tuple[float, ...] = PENALTIES,
+    inputs: Inputs, y: F64, ids: npt.NDArray[np.int64], strong: int, area: Callable[[F64], float],
+    dims: tuple[int, ...] = PCA_DIMS, penalties: tuple[float, ...] = PENALTIES,
 ) -> FamilyFit:  # fmt: skip
-    """Two models: P(strong right and weak wrong); the weak model's column is a constant 0."""
+    """Two models: P(strong right and weak wrong); the weak model's column is a constant 0. The view by
+    out-of-fold area."""
     weak = 1 - strong
     win = np.clip(y[:, strong] - y[:, weak], 0.0, 1.0)[:, None]
-    fitted = fit_models(inputs.x(), win, _views(inputs, dims), penalties, ids=ids)
+    x = inputs.x()
+    best: tuple[float, Fitted, F64, str] | None = None
+    for view in _views(inputs, dims):
+        fitted = fit_models(x, win, [view], penalties, ids=ids)
+        oof = np.zeros((len(y), 2))
+        oof[:, strong] = fitted.oof[:, 0]
+        score = area(oof)
+        if best is None or score > best[0] + 1e-9:
+            best = (score, fitted, oof, view.name)
+    assert best is not None
+    score, fitted, oof, name = best
     weights = np.zeros((fitted.weights.shape[0], 2))
     weights[:, strong] = fitted.weights[:, 0]
     bias, scale, shift = np.zeros(2), np.zeros(2), np.full(2, -40.0)
     bias[strong], scale[strong], shift[strong] = fitted.bias[0], fitted.scale[0], fitted.shift[0]
-    oof = np.zeros((len(y), 2))
-    oof[:, strong] = fitted.oof[:, 0]
     scorer = LinearScorer(weights, bias, scale, shift, inputs.dim, inputs.groups)
-    return FamilyFit("winprob", oof, scorer, fitted.chosen[0], {"strong": strong})
+    chosen = f"{fitted.chosen[0]} (out-of-fold area {score:.4f})"
+    return FamilyFit("winprob", oof, scorer, chosen, {"strong": strong, "view": name})
 
 
 # -- k nearest neighbours ------------------------------------------------------------------
@@ -205,7 +231,7 @@ def _mf_fit(x: F64, y: F64, rank: int, penalty: float, seed: int) -> tuple[F64, 
 
 
 def fit_mf(
-    inputs: Inputs, y: F64, ids: npt.NDArray[np.int64], ranks: tuple[int, ...] = MF_RANKS,
+    inputs: Inputs, y: F64, ids: npt.NDArray[np.int64], area: Callable[[F64], float], ranks: tuple[int, ...] = MF_RANKS,
     penalties: tuple[float, ...] = MF_PENALTIES, seed: int = 0,
 ) -> FamilyFit:  # fmt: skip
     raw = inputs.x()
@@ -213,7 +239,8 @@ def fit_mf(
     std[std < 1e-8] = 1.0
     x = (raw - mean) / std
     folds = int(ids.max()) + 1
-    best: tuple[float, int, float, F64] | None = None
+    best: tuple[float, int, float, F64, F64, F64] | None = None
+    tried = []
     for rank in ranks:
         for penalty in penalties:
             logits = np.zeros_like(y)
@@ -221,17 +248,18 @@ def fit_mf(
                 train, held = ids != fold, ids == fold
                 w, u, b = _mf_fit(x[train], y[train], rank, penalty, seed)
                 logits[held] = x[held] @ w @ u + b
-            loss = float(np.mean([log_loss(y[:, j], sigmoid(logits[:, j])) for j in range(y.shape[1])]))
-            if best is None or loss < best[0] - 1e-9:
-                best = (loss, rank, penalty, logits)
+            platts = [platt(logits[:, j], y[:, j]) for j in range(y.shape[1])]
+            scale = np.array([a for a, _ in platts])
+            shift = np.array([c for _, c in platts])
+            score = area(sigmoid(scale * logits + shift))
+            tried.append(f"rank {rank} penalty {penalty:g}: {score:.4f}")
+            if best is None or score > best[0] + 1e-9:
+                best = (score, rank, penalty, logits, scale, shift)
     assert best is not None
-    loss, rank, penalty, logits = best
-    platts = [platt(logits[:, j], y[:, j]) for j in range(y.shape[1])]
-    scale = np.array([a for a, _ in platts])
-    shift = np.array([b for _, b in platts])
+    score, rank, penalty, logits, scale, shift = best
     w, u, b = _mf_fit(x, y, rank, penalty, seed)
     on_x = (w @ u) / std[:, None]
     scorer = LinearScorer(on_x, b - mean @ on_x, scale, shift, inputs.dim, inputs.groups)
     oof = sigmoid(scale * logits + shift)
-    chosen = f"rank {rank}, penalty {penalty:g} (out-of-fold log-loss {loss:.4f})"
+    chosen = f"rank {rank}, penalty {penalty:g} (out-of-fold area {'; '.join(tried)})"
     return FamilyFit("mf", oof, scorer, chosen, {"rank": rank, "penalty": penalty})

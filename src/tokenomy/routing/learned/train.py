@@ -218,11 +218,12 @@ def _fit_family(
     area: Callable[[F64], float],
 ) -> fam.FamilyFit:
     if family == "logistic":
-        return fam.fit_logistic_family(inputs, y, ids, options.pca_dims, options.penalties)
+        return fam.fit_logistic_family(inputs, y, ids, area, options.pca_dims, options.penalties)
     if family == "knn":
         return fam.fit_knn(inputs, y, ids, area, options.knn_ks, options.seed)
     if family == "mf":
-        return fam.fit_mf(inputs, y, ids, options.mf_ranks, options.mf_penalties, options.seed)
+        return fam.fit_mf(inputs, y, ids, area, options.mf_ranks, options.mf_penalties, options.seed)
     if family == "winprob":
-        return fam.fit_winprob(inputs, y, ids, int(np.argmax(y.mean(axis=0))), options.pca_dims, options.penalties)
+        strong = int(np.argmax(y.mean(axis=0)))
+        return fam.fit_winprob(inputs, y, ids, strong, area, options.pca_dims, options.penalties)
     raise ValueError(f"unknown router family {family!r} (known: {', '.join(fam.FAMILIES)})")
