@@ -112,3 +112,16 @@ def test_degenerate_and_leaky_training_rows_get_warnings() -> None:
     assert warnings == [
         "model 'big' has the same outcome (1) on all 240 training rows: its predicted success is a constant"
     ]
+
+
+def test_cross_validation_runs_on_a_sample_of_a_large_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tokenomy.routing.learned.train as train_module
+
+    monkeypatch.setattr(train_module, "CV_MAX_ROWS", 120)
+    outcomes = parse_rows(rows(400), "s")
+    router = train_router(outcomes, fake_embed, dataclasses.replace(FAST, family="knn"))
+    assert 100 <= router.meta["cv"]["rows"] <= 120 and router.meta["rows"] == 320
+    assert len(router.scorer.ref) == 320  # type: ignore[union-attr]  # the final fit uses every training row
+    test = outcomes.split("test")
+    point = evaluate(router, test, router_embeddings(router, fake_embed, test.prompts)).at(router.threshold)
+    assert point.accuracy >= 0.85

@@ -1,7 +1,9 @@
 """Router families, each fitted with k-fold cross-validation on the training rows only.
 
 Every family returns out-of-fold predictions for the training rows (so that families and their
-hyperparameters can be compared on prompts they did not see) and a scorer refitted on all rows:
+hyperparameters can be compared on prompts they did not see) and a scorer refitted on all rows.
+Only rows with a fold (``ids >= 0``) get out-of-fold predictions; rows with -1 join the final fit
+only, which keeps cross-validation on very large files to a sample.
 
 * ``logistic``: per model, an L2 logistic regression on ``[top principal components of the tail
   vector | preamble one-hot | cheap features]``; how many components (0 to 64) by out-of-fold
@@ -177,11 +179,12 @@ def fit_knn(
     z = (inputs.emb - mean) @ proj
     z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
     folds = int(ids.max()) + 1
-    kmax = min(max(ks), int(min((ids != f).sum() for f in range(folds))))
+    cv = ids >= 0
+    kmax = min(max(ks), int(min((cv & (ids != f)).sum() for f in range(folds))))
     ks = tuple(k for k in ks if k <= kmax) or (kmax,)
     oof = {k: np.zeros_like(y) for k in ks}
     for fold in range(folds):
-        train, held = np.flatnonzero(ids != fold), np.flatnonzero(ids == fold)
+        train, held = np.flatnonzero(cv & (ids != fold)), np.flatnonzero(ids == fold)
         prior = _group_prior(inputs.group[train], y[train], inputs.groups)
         near = _knn_sorted(z[held], inputs.group[held], z[train], inputs.group[train], kmax)
         cum = np.cumsum(y[train][near], axis=1)  # (held, kmax, models)
@@ -239,16 +242,17 @@ def fit_mf(
     std[std < 1e-8] = 1.0
     x = (raw - mean) / std
     folds = int(ids.max()) + 1
+    cv = ids >= 0
     best: tuple[float, int, float, F64, F64, F64] | None = None
     tried = []
     for rank in ranks:
         for penalty in penalties:
             logits = np.zeros_like(y)
             for fold in range(folds):
-                train, held = ids != fold, ids == fold
+                train, held = cv & (ids != fold), ids == fold
                 w, u, b = _mf_fit(x[train], y[train], rank, penalty, seed)
                 logits[held] = x[held] @ w @ u + b
-            platts = [platt(logits[:, j], y[:, j]) for j in range(y.shape[1])]
+            platts = [platt(logits[cv, j], y[cv, j]) for j in range(y.shape[1])]
             scale = np.array([a for a, _ in platts])
             shift = np.array([c for _, c in platts])
             score = area(sigmoid(scale * logits + shift))
@@ -260,6 +264,6 @@ def fit_mf(
     w, u, b = _mf_fit(x, y, rank, penalty, seed)
     on_x = (w @ u) / std[:, None]
     scorer = LinearScorer(on_x, b - mean @ on_x, scale, shift, inputs.dim, inputs.groups)
-    oof = sigmoid(scale * logits + shift)
+    oof = np.where(cv[:, None], sigmoid(scale * logits + shift), 0.0)
     chosen = f"rank {rank}, penalty {penalty:g} (out-of-fold area {'; '.join(tried)})"
     return FamilyFit("mf", oof, scorer, chosen, {"rank": rank, "penalty": penalty})

@@ -34,6 +34,9 @@ from tokenomy.routing.learned.router import F64, IntArray, LearnedRouter, Rule, 
 
 THRESHOLDS: tuple[float, ...] = tuple(round(i / 100, 2) for i in range(101))
 AUTO = "auto"
+CV_MAX_ROWS = 20_000
+"""Cross-validation (family, hyperparameters, knob) runs on at most this many rows, a seeded sample
+of whole prompts; the final fit uses every training row."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,17 @@ def fold_ids(prompts: list[str], folds: int, seed: int) -> np.ndarray:
     return ids
 
 
+def cv_sample(prompts: list[str], limit: int, seed: int) -> np.ndarray:
+    """A mask of the rows cross-validation uses: all of them, or whole prompts drawn until ``limit`` rows."""
+    if len(prompts) <= limit:
+        return np.ones(len(prompts), dtype=bool)
+    _, group = np.unique(np.array(prompts, dtype=object), return_inverse=True)
+    sizes = np.bincount(group)
+    order = np.random.default_rng(seed).permutation(len(sizes))
+    chosen = order[np.cumsum(sizes[order]) <= limit]
+    return np.isin(group, chosen)
+
+
 def prompt_hashes(prompts: list[str]) -> np.ndarray:
     """First 8 bytes of each prompt's SHA-1, as int64 (stored so ``evaluate`` can spot training prompts)."""
     return np.array(
@@ -131,7 +145,9 @@ def train_router(
     for line in warnings:
         (warn or (lambda _: None))(line)
     folds = max(2, min(options.folds, len(set(rows.prompts)) // 5))
-    ids = fold_ids(rows.prompts, folds, options.seed)
+    cv = cv_sample(rows.prompts, CV_MAX_ROWS, options.seed)
+    ids = np.full(len(rows), -1, dtype=np.int64)
+    ids[cv] = fold_ids([p for p, keep in zip(rows.prompts, cv, strict=True) if keep], folds, options.seed)
     preambles = learn_preambles(rows.prompts)
     emb, group, cheap = prompt_features(preambles, embed, rows.prompts)
     inputs = fam.Inputs(emb, group, cheap, preambles.groups)
@@ -140,10 +156,10 @@ def train_router(
     mean_cost = rows.costs.mean(axis=0)
     accuracy = rows.scores.mean(axis=0)
     best = int(np.argmax(accuracy))
-    lo, hi = float(mean_cost.min()), float(mean_cost[best])
+    lo, hi = float(rows.costs[cv].mean(axis=0).min()), float(rows.costs[cv, best].mean())
 
     def points(success: F64) -> OperatingPoints:
-        return operating_points(success, estimated, rows.scores, rows.costs, options.rule)
+        return operating_points(success[cv], estimated[cv], rows.scores[cv], rows.costs[cv], options.rule)
 
     wanted = list(fam.FAMILIES) if options.family == AUTO else [options.family]
     if len(rows.models) != 2 and "winprob" in wanted:
@@ -160,12 +176,13 @@ def train_router(
     chosen = max(fits, key=lambda f: fits[f][2])
     fit, ops, area, _ = fits[chosen]
     knob, picks = ops.knob()
-    draws = mix_draws(rows.prompts)
+    draws = mix_draws([p for p, keep in zip(rows.prompts, cv, strict=True) if keep])
     position, why = default_position(
-        knob, picks, draws, rows.scores, rows.costs, options.target_quality, options.max_cost_share
+        knob, picks, draws, rows.scores[cv], rows.costs[cv], options.target_quality, options.max_cost_share
     )
     knob = Knob(knob.vertices, position)
-    mix_area = hull_area([(float(c), float(a)) for c, a in zip(mean_cost, accuracy, strict=True)], lo, hi)
+    cv_points = zip(rows.costs[cv].mean(axis=0), rows.scores[cv].mean(axis=0), strict=True)
+    mix_area = hull_area([(float(c), float(a)) for c, a in cv_points], lo, hi)
     reason = (
         f"largest out-of-fold cost-quality area ({area:.4f}; random mix of models {mix_area:.4f})"
         if options.family == AUTO
@@ -176,7 +193,7 @@ def train_router(
         "rows": len(rows),
         "split": options.split,
         "holdout_fraction": HOLDOUT_FRACTION,
-        "cv": {"folds": folds, "seed": options.seed, "grouped_by": "prompt text"},
+        "cv": {"folds": folds, "seed": options.seed, "grouped_by": "prompt text", "rows": int(cv.sum())},
         "family": chosen,
         "family_reason": reason,
         "families": {
