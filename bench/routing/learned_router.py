@@ -38,9 +38,9 @@ from tokenomy.routing.learned.outcomes import CostSpec
 from tokenomy.routing.learned.router import vertex_picks
 from tokenomy.routing.learned.train import TrainOptions, fold_ids
 
-DATA = Path("/work/shared/data")
-ROUTERBENCH = DATA / "routerbench_subset" / "routerbench_public.csv.gz"
-MMLU = DATA / "routellm_evals" / "mmlu_responses.csv.gz"
+DATA = Path(__file__).parent / "data"  # copies of the public files, see data/SOURCE.md
+ROUTERBENCH = DATA / "routerbench_public.csv.gz"
+MMLU = DATA / "mmlu_responses.csv.gz"
 GPT4, MIXTRAL = "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"
 MMLU_PRICES = CostSpec(per_token={GPT4: (10.0, 30.0), MIXTRAL: (0.6, 0.6)}, output_tokens=1)
 
