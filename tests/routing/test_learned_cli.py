@@ -98,3 +98,25 @@ def test_real_minilm_embeddings_and_the_embedding_cache(tmp_path: Path) -> None:
     assert first.shape == (2, 384) and np.allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-4)
     again = embed(["def add(a, b): return a + b", "What is the capital of France?"])
     assert calls == [2] and np.allclose(again[::-1], first)
+
+
+def test_family_and_max_cost_share_options(tmp_path: Path) -> None:
+    out = tmp_path / "knn.npz"
+    result = run("train", "--outcomes", ROUTERBENCH, "--out", out, "--folds", "3", "--family", "knn",
+                 "--max-cost-share", "0.3")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "knn *" in result.stdout and "chosen with --family" in result.stdout
+    assert "the most accurate position whose cost stays within 30% of the best model's" in result.stdout
+    result = run("train", "--outcomes", ROUTERBENCH, "--out", out, "--family", "winprob")
+    assert result.exit_code == 1 and "winprob family routes between exactly two models" in result.output
+
+
+def test_training_rows_that_cannot_train_a_router(tmp_path: Path) -> None:
+    one = write_csv(tmp_path / "one.csv", ["prompt", "a", "a|total_cost"], [[f"p{i}", i % 2, 1] for i in range(30)])
+    result = run("train", "--outcomes", one, "--out", tmp_path / "r.npz", "--split", "all")
+    assert result.exit_code == 1 and "the outcomes name one model (a)" in result.output
+    header = ["prompt", "a", "a|total_cost", "b", "b|total_cost"]
+    same = write_csv(tmp_path / "same.csv", header, [[f"p{i}", 1, 1, 1, 2] for i in range(30)])
+    result = run("train", "--outcomes", same, "--out", tmp_path / "r.npz", "--split", "all")
+    assert result.exit_code == 1 and "every outcome in the 30 training rows is 1" in result.output
+    assert not (tmp_path / "r.npz").exists()

@@ -267,11 +267,13 @@ def _print_trained(learned: LearnedRouter, out_path: Path) -> None:
     console.print(families)
     console.print(
         f"* {learned.family}: {meta.get('family_reason')}; "
-        f"{meta.get('preambles', 0)} shared preamble(s) found and stripped before embedding"
+        f"{meta.get('preambles', 0)} shared preamble(s) found and stripped before embedding",
+        soft_wrap=True,
     )
     console.print(
         f"knob: {len(learned.knob.vertices)} operating points on the out-of-fold hull; default position "
-        f"{learned.knob.default:.3f} ({meta.get('default_reason')})"
+        f"{learned.knob.default:.3f} ({meta.get('default_reason')})",
+        soft_wrap=True,
     )
     console.print(f"wrote {out_path}")
 
