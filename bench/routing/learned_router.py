@@ -12,7 +12,8 @@ Per family (and `auto`, the family `router train` picks by out-of-fold area in e
 the cost at 95% and 97% of the best model's accuracy (cheapest knob position reaching it), the
 area (accuracy averaged over cost, from the cheapest model's cost to the best model's; the best
 accuracy reachable at each cost), the lowest margin over the random-mix line, the default
-operating point, and the decision latency of ``choose`` given the embedding. Embeddings are cached
+operating point, and the CPU time of one ``choose`` call given the embedding (thread CPU time, so
+other work on a shared machine does not inflate it). Embeddings are cached
 in ``--embedding-cache`` (the first run embeds ~16k prompts: many minutes on 2 cores).
 
     .venv/bin/python bench/routing/learned_router.py [--quick] [--only routerbench|mmlu]
@@ -75,9 +76,9 @@ def latency(router: LearnedRouter, rows: Outcomes, embed: Embed, n: int = 300) -
     out = []
     for _ in range(3):
         for v, p in zip(vectors, prompts, strict=True):
-            start = time.perf_counter()
+            start = time.thread_time_ns()  # CPU time of this thread: stable on a shared, busy machine
             router.choose(v, p)
-            out.append((time.perf_counter() - start) * 1e6)
+            out.append((time.thread_time_ns() - start) / 1e3)
     return out
 
 
@@ -125,7 +126,7 @@ def report(title: str, held: dict[str, Held], models: list[str]) -> None:
     print(f"\n### {title}\n\n{n} held-out prompts; best single model {best}: accuracy {best_acc:.3f}, "
           f"cost {best_cost:.3f} USD; area of the single models (no mixing) {mix_area:.4f}\n")  # fmt: skip
     print("| family | cost at 95% of best acc. | cost at 97% | area | lowest margin over random mix (pp) "
-          "| default point: % of best acc. / % of best cost | decision p50 / p99 (µs) |")  # fmt: skip
+          "| default point: % of best acc. / % of best cost | decision CPU time p50 / p99 (µs) |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|---:|")
     for family, h in held.items():
         rows = np.arange(n)

@@ -57,3 +57,18 @@ def test_default_position_reaches_the_target_with_a_margin() -> None:
     assert spent <= 0.4 * 10.0 and spent > 0.3 * 10.0 and "within 40%" in why
     position, why = default_position(knob, picks, draws, scores, costs, 1.0, None)
     assert position == 1.0  # only the best model itself reaches all of its accuracy
+
+
+def test_threshold_points_must_beat_the_random_mix_to_join_the_knob() -> None:
+    from tokenomy.routing.learned.train import beats_mix
+
+    rng = np.random.default_rng(2)
+    n = 1000
+    scores = np.stack([rng.uniform(size=n) < 0.5, rng.uniform(size=n) < 0.9], axis=1).astype(float)
+    costs = np.tile([1.0, 3.0], (n, 1))
+    half = np.arange(n) % 2  # half the rows to each model: exactly the random mix at cost 2
+    mixed = scores[np.arange(n), half]
+    assert not beats_mix(mixed, costs[np.arange(n), half], scores, costs)
+    oracle = scores.max(axis=1)  # the better model per row, at the same cost
+    assert beats_mix(oracle, costs[np.arange(n), half], scores, costs)
+    assert not beats_mix(scores[:, 0], np.full(n, 2.0), scores, costs)  # paying more for the cheap model's answers

@@ -14,6 +14,8 @@ prompt text (a duplicated prompt never sits on both sides of a fold):
 from __future__ import annotations
 
 import hashlib
+import itertools
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from tokenomy.routing.learned.router import F64, IntArray, LearnedRouter, Rule, 
 
 THRESHOLDS: tuple[float, ...] = tuple(round(i / 100, 2) for i in range(101))
 AUTO = "auto"
+MIX_MARGIN_Z = 1.645
 CV_MAX_ROWS = 20_000
 """Cross-validation (family, hyperparameters, knob) runs on at most this many rows, a seeded sample
 of whole prompts; the final fit uses every training row."""
@@ -73,17 +76,41 @@ class OperatingPoints:
 
 
 def operating_points(success: F64, estimated: F64, scores: F64, costs: F64, rule: Rule) -> OperatingPoints:
+    """Each threshold's and each model's out-of-fold cost and accuracy; a threshold point that is not
+    above the random mix of models with some confidence (:func:`beats_mix`) is left out, so that
+    where the router cannot show a gain the knob mixes models instead."""
     rows = np.arange(len(scores))
     eligible = frontier(success, estimated)
     vertices, picks = [], []
     for t in THRESHOLDS:
         pick = select(success, estimated, t, rule, eligible)
+        if not beats_mix(scores[rows, pick], costs[rows, pick], scores, costs):
+            continue
         picks.append(pick)
         vertices.append(Vertex("threshold", t, float(costs[rows, pick].mean()), float(scores[rows, pick].mean())))
     for m in range(scores.shape[1]):
         picks.append(np.full(len(rows), m, dtype=np.intp))
         vertices.append(Vertex("model", float(m), float(costs[:, m].mean()), float(scores[:, m].mean())))
     return OperatingPoints(vertices, picks)
+
+
+def beats_mix(score: F64, cost: F64, scores: F64, costs: F64, z: float = MIX_MARGIN_Z) -> bool:
+    """Whether per-row ``score`` beats the random mix of models at the same mean cost by more than
+    ``z`` standard errors of the paired per-row difference."""
+    means = [(float(costs[:, m].mean()), float(scores[:, m].mean())) for m in range(scores.shape[1])]
+    hull = upper_hull(means)
+    spent = float(cost.mean())
+    mix = scores[:, hull[-1]]
+    if spent <= means[hull[0]][0]:
+        mix = scores[:, hull[0]]
+    for a, b in itertools.pairwise(hull):
+        if means[a][0] <= spent <= means[b][0]:
+            q = (spent - means[a][0]) / (means[b][0] - means[a][0]) if means[b][0] > means[a][0] else 1.0
+            mix = (1 - q) * scores[:, a] + q * scores[:, b]
+            break
+    diff = score - mix
+    spread = float(diff.std(ddof=1)) if len(diff) > 1 else 0.0
+    return float(diff.mean()) - z * spread / math.sqrt(max(len(diff), 1)) > 0
 
 
 def fit_costs(texts: list[str], costs: F64) -> tuple[F64, F64]:
