@@ -126,15 +126,19 @@ def embed_tails(embed: Embed, tails: Sequence[str]) -> FloatArray:
 
 
 def minilm_embed(batch_size: int = 32) -> Embed:
-    """An :data:`Embed` over the embedded all-MiniLM-L6-v2 (loaded on first use; callable from threads)."""
-    embedder = MiniLMEmbedder()
+    """An :data:`Embed` over the embedded all-MiniLM-L6-v2 (created and loaded on first use, so a caller
+    whose texts are all in a cache never needs the model; callable from threads)."""
+    holder: list[MiniLMEmbedder] = []
     lock = threading.Lock()
 
     def embed(texts: list[str]) -> FloatArray:
-        if not embedder.loaded:
+        if not holder or not holder[0].loaded:
             with lock:  # thread-safe: one load even when the first calls race
-                if not embedder.loaded:
-                    embedder.load()
+                if not holder:
+                    holder.append(MiniLMEmbedder())
+                if not holder[0].loaded:
+                    holder[0].load()
+        embedder = holder[0]
         out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
             chunk = embedder.embed(list(texts[start : start + batch_size]))
