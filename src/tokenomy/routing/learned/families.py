@@ -39,6 +39,7 @@ KNN_DIMS = 64
 KNN_MAX_REFS = 20_000
 MF_RANKS = (4, 16)
 MF_PENALTIES = (3.0, 30.0, 300.0)
+MF_DIMS = 64
 PCA_DIMS = (0, 16, 32, 64)
 
 
@@ -229,7 +230,7 @@ def _mf_fit(x: F64, y: F64, rank: int, penalty: float, seed: int) -> tuple[F64, 
         gu = h.T @ g + penalty * u
         return value, np.concatenate([gw.ravel(), gu.ravel(), g.sum(axis=0)])
 
-    result = minimize(objective, start, jac=True, method="L-BFGS-B", options={"maxiter": 300})
+    result = minimize(objective, start, jac=True, method="L-BFGS-B", options={"maxiter": 200})
     return unpack(np.asarray(result.x, dtype=np.float64))
 
 
@@ -237,7 +238,10 @@ def fit_mf(
     inputs: Inputs, y: F64, ids: npt.NDArray[np.int64], area: Callable[[F64], float], ranks: tuple[int, ...] = MF_RANKS,
     penalties: tuple[float, ...] = MF_PENALTIES, seed: int = 0,
 ) -> FamilyFit:  # fmt: skip
-    raw = inputs.x()
+    """The prompt side is ``[top 64 principal components of the tail vector | preamble | cheap]``,
+    standardised (RouteLLM projects the raw embedding; the components keep the fit fast)."""
+    view = _views(inputs, (MF_DIMS,))[0]
+    raw = view.apply(inputs.x())
     mean, std = raw.mean(axis=0), raw.std(axis=0)
     std[std < 1e-8] = 1.0
     x = (raw - mean) / std
@@ -262,8 +266,9 @@ def fit_mf(
     assert best is not None
     score, rank, penalty, logits, scale, shift = best
     w, u, b = _mf_fit(x, y, rank, penalty, seed)
-    on_x = (w @ u) / std[:, None]
-    scorer = LinearScorer(on_x, b - mean @ on_x, scale, shift, inputs.dim, inputs.groups)
+    on_view = (w @ u) / std[:, None]  # logit = view(x) @ on_view + intercept
+    bias = b - mean @ on_view + view.offset @ on_view
+    scorer = LinearScorer(view.matrix @ on_view, bias, scale, shift, inputs.dim, inputs.groups)
     oof = np.where(cv[:, None], sigmoid(scale * logits + shift), 0.0)
     chosen = f"rank {rank}, penalty {penalty:g} (out-of-fold area {'; '.join(tried)})"
     return FamilyFit("mf", oof, scorer, chosen, {"rank": rank, "penalty": penalty})
