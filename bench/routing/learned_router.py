@@ -1,136 +1,225 @@
-"""Learned router on RouterBench: train on the `train` split, evaluate on the held-out `test` split.
+"""Learned router families side by side, on prompts none of them was trained or tuned on.
 
-Prints a markdown cost-quality table (each model, the oracle, the router at a few thresholds, as % of
-gpt-4-1106-preview's accuracy and cost), the check against the random-mix line, and the decision
-latency of ``LearnedRouter.choose`` given an embedding. Embedding ~1.9k prompts with MiniLM takes a
-few minutes on 2 cores; ``--embedding-cache`` keeps them for re-runs.
+Three setups, every figure measured on rows held out from training (hyperparameters, family and the
+default knob position are chosen by cross-validation inside the training rows only):
 
-    .venv/bin/python bench/routing/learned_router.py [--data PATH/routerbench_public.csv.gz] [--plot FILE.png]
+* RouterBench, public split: train on `train`, evaluate on `test`;
+* RouterBench, 5-fold cross-validation over all rows (folds grouped by prompt text), pooled;
+* RouteLLM MMLU (gpt-4-1106-preview vs Mixtral-8x7B, list prices): train on the 80% of prompts the
+  outcomes loader assigns to `train` by prompt hash, evaluate on the other 20%.
+
+Per family (and `auto`, the family `router train` picks by out-of-fold area in each training set):
+the cost at 95% and 97% of the best model's accuracy (cheapest knob position reaching it), the
+area (accuracy averaged over cost, from the cheapest model's cost to the best model's; the best
+accuracy reachable at each cost), the lowest margin over the random-mix line, the default
+operating point, and the CPU time of one ``choose`` call given the embedding (thread CPU time, so
+other work on a shared machine does not inflate it). Embeddings are cached
+in ``--embedding-cache`` (the first run embeds ~16k prompts: many minutes on 2 cores).
+
+    .venv/bin/python bench/routing/learned_router.py [--quick] [--only routerbench|mmlu]
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
+import dataclasses
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tokenomy.routing.learned import LearnedRouter, evaluate, load_outcomes, train_router
-from tokenomy.routing.learned.evaluate import Evaluation, Point, mix_accuracy, mix_frontier
-from tokenomy.routing.learned.features import cached_embed, minilm_embed
+from tokenomy.routing.learned import LearnedRouter, Outcomes, load_outcomes, train_router
+from tokenomy.routing.learned.evaluate import POSITIONS, mix_accuracy, mix_frontier, router_embeddings
+from tokenomy.routing.learned.features import Embed, cached_embed, minilm_embed
+from tokenomy.routing.learned.knob import mix_draws, picks_at
+from tokenomy.routing.learned.outcomes import CostSpec
+from tokenomy.routing.learned.router import vertex_picks
+from tokenomy.routing.learned.train import TrainOptions, fold_ids
 
-DEFAULT_DATA = Path("/work/shared/data/routerbench_subset/routerbench_public.csv.gz")
-REFERENCE = "gpt-4-1106-preview"
-TARGET_ACCURACY = 0.97  # of the reference's accuracy ...
-TARGET_COST = 0.40  # ... at no more than this share of its cost
-SHOWN = (0.8, 0.85, 0.9, 0.95, 1.0)
+DATA = Path(__file__).parent / "data"  # copies of the public files, see data/SOURCE.md
+ROUTERBENCH = DATA / "routerbench_public.csv.gz"
+MMLU = DATA / "mmlu_responses.csv.gz"
+GPT4, MIXTRAL = "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"
+MMLU_PRICES = CostSpec(per_token={GPT4: (10.0, 30.0), MIXTRAL: (0.6, 0.6)}, output_tokens=1)
+
+
+@dataclass
+class Held:
+    """One family's held-out decisions: per knob position, the picks for the held rows."""
+
+    scores: list[np.ndarray]
+    costs: list[np.ndarray]
+    picks: list[np.ndarray]  # (positions, rows) per chunk
+    default: list[np.ndarray]
+    latency_us: list[float]
+    trained_s: float = 0.0
+
+
+def held_out(router: LearnedRouter, rows: Outcomes, embed: Embed) -> tuple[np.ndarray, np.ndarray]:
+    emb = router_embeddings(router, embed, rows.prompts)
+    success = router.predict(emb, rows.prompts)
+    cost = router.estimate_cost(rows.prompts)
+    picks = vertex_picks(router.knob, success, cost, router.rule)
+    draws = mix_draws(rows.prompts)
+    grid = np.stack([picks_at(router.knob, p, picks, draws) for p in POSITIONS])
+    return grid, picks_at(router.knob, router.knob.default, picks, draws)
+
+
+def latency(router: LearnedRouter, rows: Outcomes, embed: Embed, n: int = 300) -> list[float]:
+    prompts = rows.prompts[:n]
+    vectors = [embed(router.embedding_texts(p)) for p in prompts]
+    for v, p in zip(vectors, prompts, strict=True):
+        router.choose(v, p)
+    out = []
+    for _ in range(3):
+        for v, p in zip(vectors, prompts, strict=True):
+            start = time.thread_time_ns()  # CPU time of this thread: stable on a shared, busy machine
+            router.choose(v, p)
+            out.append((time.thread_time_ns() - start) / 1e3)
+    return out
+
+
+def run_setup(
+    splits: list[tuple[Outcomes, Outcomes]], embed: Embed, families: list[str], options: TrainOptions
+) -> dict[str, Held]:
+    held = {f: Held([], [], [], [], []) for f in [*families, "auto"]}
+    for number, (train, test) in enumerate(splits, start=1):
+        areas: dict[str, float] = {}
+        results: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        timings: dict[str, list[float]] = {}
+        for family in families:
+            started = time.perf_counter()
+            router = train_router(train, embed, dataclasses.replace(options, family=family, split=None))
+            held[family].trained_s += time.perf_counter() - started
+            areas[family] = router.meta["families"][family]["area"]
+            results[family] = held_out(router, test, embed)
+            timings[family] = latency(router, test, embed)
+            held[family].latency_us += timings[family]
+            print(f"  split {number}/{len(splits)} {family}: trained in {time.perf_counter() - started:.0f} s",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        best = max(areas, key=lambda f: areas[f])
+        for family, (grid, default) in [*results.items(), ("auto", results[best])]:
+            h = held[family]
+            h.scores.append(test.scores)
+            h.costs.append(test.costs)
+            h.picks.append(grid)
+            h.default.append(default)
+        held["auto"].latency_us += timings[best]
+        print(f"  split {number}: auto picks {best} ({', '.join(f'{f} {a:.4f}' for f, a in areas.items())})",
+              file=sys.stderr, flush=True)  # fmt: skip
+    return held
+
+
+def report(title: str, held: dict[str, Held], models: list[str]) -> None:
+    first = next(iter(held.values()))
+    scores, costs = np.vstack(first.scores), np.vstack(first.costs)
+    n = len(scores)
+    single = {m: (float(scores[:, i].mean()), float(costs[:, i].sum())) for i, m in enumerate(models)}
+    best = max(single, key=lambda m: single[m][0])
+    best_acc, best_cost = single[best]
+    lo = min(c for _, c in single.values())
+    hull = mix_frontier({m: _P(a, c) for m, (a, c) in single.items()})
+    mix_area = _area([(c, a) for a, c in single.values()], lo, best_cost)
+    print(f"\n### {title}\n\n{n} held-out prompts; best single model {best}: accuracy {best_acc:.3f}, "
+          f"cost {best_cost:.3f} USD; area of the single models (no mixing) {mix_area:.4f}\n")  # fmt: skip
+    print("| family | cost at 95% of best acc. | cost at 97% | area | lowest margin over random mix (pp) "
+          "| default point: % of best acc. / % of best cost | decision CPU time p50 / p99 (µs) |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for family, h in held.items():
+        rows = np.arange(n)
+        picks = np.hstack(h.picks)  # (positions, n)
+        curve = [(float(costs[rows, p].sum()), float(scores[rows, p].mean())) for p in picks]
+        default = np.concatenate(h.default)
+        d_acc, d_cost = float(scores[rows, default].mean()), float(costs[rows, default].sum())
+        gap = min(a - mix_accuracy(hull, c) for c, a in curve)
+        p50, p99 = np.percentile(h.latency_us, [50, 99]) if h.latency_us else (float("nan"),) * 2
+        at95, at97 = _at(curve, 0.95 * best_acc, best_cost), _at(curve, 0.97 * best_acc, best_cost)
+        area = _area(curve, lo, best_cost)
+        default_point = f"{d_acc / best_acc:.1%} / {d_cost / best_cost:.1%}"
+        lat = f"{p50:.0f} / {p99:.0f}"
+        print(f"| {family} | {at95} | {at97} | {area:.4f} | {gap * 100:+.2f} | {default_point} | {lat} |")
+    oracle_best = scores.max(axis=1)
+    print(f"\nOracle: {oracle_best.mean() / best_acc:.1%} of the best model's accuracy; one prompt = "
+          f"{100 / n:.2f} pp. Training time per family (all splits): "
+          + ", ".join(f"{f} {h.trained_s:.0f} s" for f, h in held.items() if f != "auto"))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _P:
+    accuracy: float
+    cost_usd: float
+
+
+def _at(curve: list[tuple[float, float]], accuracy: float, ref_cost: float) -> str:
+    reaching = [c for c, a in curve if a >= accuracy]
+    return f"{min(reaching) / ref_cost:.1%}" if reaching else "not reached"
+
+
+def _area(curve: list[tuple[float, float]], lo: float, hi: float) -> float:
+    """Best accuracy reachable at cost <= c (a step function), averaged over c in [lo, hi]."""
+    grid = np.linspace(lo, hi, 1001)
+    return float(np.mean([max((a for c, a in curve if c <= x + 1e-12), default=0.0) for x in grid]))
+
+
+def routerbench(embed: Embed, families: list[str], options: TrainOptions, folds: int) -> None:
+    outcomes = load_outcomes(ROUTERBENCH)
+    print(
+        f"RouterBench subset: {len(outcomes)} rows ({outcomes.skipped} skipped for an empty outcome)", file=sys.stderr
+    )
+    held = run_setup([(outcomes.split("train"), outcomes.split("test"))], embed, families, options)
+    report("RouterBench, public split (train 1,319 rows, test 565 rows)", held, outcomes.models)
+    ids = fold_ids(outcomes.prompts, folds, 0)
+    splits = [(outcomes.select(ids != f), outcomes.select(ids == f)) for f in range(folds)]
+    held = run_setup(splits, embed, families, options)
+    report(f"RouterBench, {folds}-fold cross-validation over all {len(outcomes)} rows (pooled)", held, outcomes.models)
+
+
+def mmlu(embed: Embed, families: list[str], options: TrainOptions) -> None:
+    outcomes = load_outcomes(MMLU, MMLU_PRICES)
+    held = run_setup([(outcomes.split("train"), outcomes.split("test"))], embed, [*families, "winprob"], options)
+    report(
+        "RouteLLM MMLU, gpt-4-1106-preview vs Mixtral-8x7B ($10/$30 vs $0.6/$0.6 per 1M tokens), 80/20 by prompt hash",
+        held,
+        outcomes.models,
+    )
+    train = outcomes.split("train")
+    print(f"\n(train {len(train)} rows)")
+    _calls_to_gpt4(held, outcomes.split("test"))
+
+
+def _calls_to_gpt4(held: dict[str, Held], test: Outcomes) -> None:
+    strong = test.models.index(GPT4)
+    acc = float(test.scores[:, strong].mean())
+    print("\nShare of calls sent to gpt-4 at the cheapest knob position reaching 95% of its accuracy:")
+    for family, h in held.items():
+        picks = h.picks[0]
+        reached = [p for p in picks if test.scores[np.arange(len(test)), p].mean() >= 0.95 * acc]
+        share = min(float((p == strong).mean()) for p in reached) if reached else float("nan")
+        print(f"- {family}: {share:.1%}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--embedding-cache", type=Path, default=Path(tempfile.gettempdir()) / "tokenomy-rb-emb.npz")
-    parser.add_argument("--plot", type=Path, default=None, help="also write the cost-quality plot here")
+    parser.add_argument("--embedding-cache", type=Path, default=Path(tempfile.gettempdir()) / "tokenomy-router-emb.npz")
+    parser.add_argument("--only", choices=["routerbench", "mmlu"], default=None)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="smaller hyperparameter grids (a smoke run)")
     args = parser.parse_args()
-    if not args.data.is_file():
-        sys.exit(f"{args.data}: RouterBench outcomes not found (pass --data PATH to routerbench_public.csv.gz)")
-
-    outcomes = load_outcomes(args.data)
+    for path in (ROUTERBENCH, MMLU):
+        if not path.is_file():
+            sys.exit(f"{path}: not found (the public RouterBench subset and RouteLLM MMLU outcomes)")
     embed = cached_embed(minilm_embed(), args.embedding_cache)
-    started = time.perf_counter()
-    embed(outcomes.prompts)
-    embed_s = time.perf_counter() - started
-    started = time.perf_counter()
-    router = train_router(outcomes, embed, source=str(args.data))
-    train_s = time.perf_counter() - started
-    test = outcomes.split("test")
-    embeddings = embed(test.prompts)
-    result = evaluate(router, test, embeddings)
-    if args.plot:
-        from tokenomy.routing.learned.plot import plot_evaluation
-
-        plot_evaluation(result, args.plot, title="Learned router on held-out RouterBench prompts")
-
-    print(
-        f"RouterBench subset: {router.meta['rows']} train rows, {result.rows} held-out test rows "
-        f"({outcomes.skipped} rows skipped for an empty outcome); "
-        f"embedding {embed_s:.0f} s (cached after the first run), training {train_s:.1f} s; "
-        f"{platform.processor() or platform.machine()}\n"
-    )
-    print_table(result, router.threshold)
-    print_mix_check(result)
-    print_latency(router, embeddings, test.prompts)
-
-
-def print_table(result: Evaluation, default: float) -> None:
-    ref = result.baselines[REFERENCE]
-    print("| policy | accuracy | cost (USD) | % of gpt-4 accuracy | % of gpt-4 cost |")
-    print("|---|---:|---:|---:|---:|")
-    for name, point in sorted(result.baselines.items(), key=lambda kv: kv[1].cost_usd):
-        print(_row(name, point, ref))
-    print(_row("**oracle**", result.oracle, ref))
-    meeting = [p for p in result.curve if p.accuracy >= TARGET_ACCURACY * ref.accuracy]
-    cheapest = min(meeting, key=lambda p: p.cost_usd) if meeting else None
-    rows: dict[float, str] = {t: f"router, threshold {t:.2f}" for t in SHOWN}
-    rows[default] = f"**router, default threshold {default:.2f}** (chosen by CV on train)"
-    if cheapest is not None and cheapest.threshold is not None and cheapest.threshold not in rows:
-        rows[cheapest.threshold] = f"router, threshold {cheapest.threshold:.2f} (cheapest point meeting the target)"
-    for t in sorted(rows):
-        print(_row(rows[t], result.at(t), ref))
-    point = result.at(default)
-    met = point.accuracy >= TARGET_ACCURACY * ref.accuracy and point.cost_usd <= TARGET_COST * ref.cost_usd
-    print(
-        f"\nTarget (>= {TARGET_ACCURACY:.0%} of gpt-4's accuracy at <= {TARGET_COST:.0%} of its cost) "
-        f"at the default threshold: {'met' if met else 'NOT met'}"
-        + (
-            f"; cheapest curve point meeting the accuracy bar: threshold {cheapest.threshold:.2f}, "
-            f"{cheapest.cost_usd / ref.cost_usd:.1%} of gpt-4's cost"
-            if cheapest
-            else ""
-        )
-    )
-
-
-def _row(name: str, point: Point, ref: Point) -> str:
-    return (
-        f"| {name} | {point.accuracy:.3f} | {point.cost_usd:.3f} | {point.accuracy / ref.accuracy:.1%} "
-        f"| {point.cost_usd / ref.cost_usd:.1%} |"
-    )
-
-
-def print_mix_check(result: Evaluation) -> None:
-    hull = mix_frontier(result.baselines)
-    gaps = [(p.accuracy - mix_accuracy(hull, p.cost_usd), p) for p in result.curve]
-    worst, where = min(gaps, key=lambda g: g[0])
-    below = [p for gap, p in gaps if gap < -1e-9]
-    one = 1 / result.rows
-    print(
-        f"\nRandom-mix line (upper hull of the single models): the curve is above it at {len(gaps) - len(below)} "
-        f"of {len(gaps)} thresholds; lowest margin {worst * 100:+.2f} pp at threshold {where.threshold:.2f} "
-        f"(cost {where.cost_usd:.4f} USD; one prompt = {one * 100:.2f} pp)"
-        + (f"; below at thresholds {', '.join(f'{p.threshold:.2f}' for p in below)}" if below else "")
-    )
-
-
-def print_latency(router: LearnedRouter, embeddings: np.ndarray, prompts: list[str]) -> None:
-    choose = router.choose
-    for embedding, prompt in zip(embeddings[:200], prompts[:200], strict=False):
-        choose(embedding, prompt)
-    times = []
-    for _ in range(10):
-        for embedding, prompt in zip(embeddings, prompts, strict=True):
-            start = time.perf_counter()
-            choose(embedding, prompt)
-            times.append(time.perf_counter() - start)
-    p50, p99 = np.percentile(times, [50, 99]) * 1e6
-    print(
-        f"\nDecision latency (choose, given the embedding; {len(times)} calls over the test prompts): "
-        f"p50 {p50:.0f} us, p99 {p99:.0f} us"
-    )
+    options = TrainOptions(mf_ranks=(4,), mf_penalties=(30.0,), knn_ks=(10, 40)) if args.quick else TrainOptions()
+    families = ["logistic", "knn", "mf"]
+    print("# Learned router families on held-out prompts\n")
+    print("Cost and accuracy are over held-out prompts only; cost shares are of the best single model's cost.")
+    if args.only in (None, "routerbench"):
+        routerbench(embed, families, options, args.folds)
+    if args.only in (None, "mmlu"):
+        mmlu(embed, families, options)
 
 
 if __name__ == "__main__":

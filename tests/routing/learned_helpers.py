@@ -18,7 +18,9 @@ ROUTERBENCH = DATA / "routerbench_sample.csv.gz"
 MMLU = DATA / "mmlu_sample.csv"
 GPT4 = "gpt-4-1106-preview"
 MIXTRAL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
-FAST = TrainOptions(folds=3, pca_dims=(0, 16), penalties=PENALTIES[1::2])
+FAST = TrainOptions(
+    folds=3, pca_dims=(0, 16), penalties=PENALTIES[1::2], knn_ks=(5, 20), mf_ranks=(4,), mf_penalties=(30.0,)
+)
 """Training options that keep the tests' training runs short."""
 
 

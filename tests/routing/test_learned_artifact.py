@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import zipfile
@@ -24,16 +25,30 @@ from tokenomy.routing.learned import (
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[LearnedRouter, Path]:
-    router = train_router(load_outcomes(ROUTERBENCH), fake_embed, FAST, source=str(ROUTERBENCH))
+    options = dataclasses.replace(FAST, family="logistic")
+    router = train_router(load_outcomes(ROUTERBENCH), fake_embed, options, source=str(ROUTERBENCH))
     path = tmp_path_factory.mktemp("router") / "router.npz"
     save_router(router, path)
     return router, path
 
 
-def test_round_trip(saved: tuple[LearnedRouter, Path]) -> None:
-    router, path = saved
+@pytest.fixture(scope="module")
+def saved_knn(tmp_path_factory: pytest.TempPathFactory) -> tuple[LearnedRouter, Path]:
+    options = dataclasses.replace(FAST, family="knn")
+    router = train_router(load_outcomes(ROUTERBENCH), fake_embed, options, source=str(ROUTERBENCH))
+    path = tmp_path_factory.mktemp("router") / "knn.npz"
+    save_router(router, path)
+    return router, path
+
+
+@pytest.mark.parametrize("which", ["saved", "saved_knn"])
+def test_round_trip(which: str, request: pytest.FixtureRequest) -> None:
+    router, path = request.getfixturevalue(which)
     loaded = load_router(path)
     assert loaded.models == router.models and loaded.rule == router.rule and loaded.threshold == router.threshold
+    assert loaded.family == router.family == ("knn" if which == "saved_knn" else "logistic")
+    assert loaded.preambles.texts == router.preambles.texts and len(router.preambles.texts) == 2
+    assert loaded.knob == router.knob and np.array_equal(loaded.train_hashes, router.train_hashes)
     assert loaded.meta["trained_on"] == ROUTERBENCH.name and loaded.meta["split"] == "train"
     prompts = load_outcomes(ROUTERBENCH).prompts[:20]
     emb = fake_embed(prompts)
@@ -42,7 +57,7 @@ def test_round_trip(saved: tuple[LearnedRouter, Path]) -> None:
         router.choose(e, p).model for e, p in zip(emb, prompts, strict=True)
     ]
     with np.load(path, allow_pickle=False) as data:  # nothing in it needs pickle
-        assert set(data.files) >= {"header", "weights"}
+        assert set(data.files) >= {"header", "cost_base", "weights" if which == "saved" else "knn_ref"}
 
 
 def _rewrite(path: Path, target: Path, change: Callable[[dict[str, np.ndarray]], None]) -> Path:
@@ -82,17 +97,24 @@ def _bias_nan(arrays: dict[str, np.ndarray]) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (_header(version=99), "router file version 99; this tokenomy reads version 1"),
+        (_header(version=99), "router file version 99; this tokenomy reads version 2"),
+        (_header(family="dice"), "unknown router family 'dice'"),
+        (_header(knob={"vertices": [], "default": 0.5}), "corrupt header (knob)"),
+        (
+            _header(knob={"vertices": [{"kind": "model", "value": 99, "cost": 1, "accuracy": 1}], "default": 0.5}),
+            "corrupt header (knob)",
+        ),
+        (_header(preambles="not a list"), "corrupt header (preambles)"),
         (_header(format="something-else"), "not a router file (format 'something-else')"),
         (_header(rule="coin-flip"), "unknown decision rule 'coin-flip'"),
-        (_header(threshold=3), "corrupt header (threshold 3)"),
         (_header(models=[]), "corrupt header (models)"),
         (_header(features={"embedding": "other"}), "trained on other features"),
         (_array("weights", np.zeros((3, 3))), "weights have shape (3, 3)"),
         (_array("scale", np.zeros(2)), "scale has shape (2,)"),
         (_array("bias", None), "missing arrays: 'bias')"),
         (_array("header", np.array([{"evil": 1}], dtype=object)), "corrupt"),
-        (_bias_nan, "bias holds non-finite values"),
+        (_bias_nan, "bias holds non-numeric or non-finite values"),
+        (_array("train_hashes", None), "missing arrays: 'train_hashes'"),
     ],
 )
 def test_bad_contents(
@@ -119,5 +141,25 @@ def test_missing_garbage_and_truncated_files(saved: tuple[LearnedRouter, Path], 
         load_router(tmp_path / "cut.npz")
     with zipfile.ZipFile(tmp_path / "other.npz", "w") as z:
         z.writestr("hello.txt", "hi")
-    with pytest.raises(RouterFileError, match="missing arrays: 'header', 'weights'"):
+    with pytest.raises(RouterFileError, match="missing arrays: 'header'"):
         load_router(tmp_path / "other.npz")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_array("knn_ref_y", np.zeros((3, 3))), "knn arrays have inconsistent shapes"),
+        (_array("knn_ref_group", None), "missing arrays: 'knn_ref_group'"),
+        (_header(knn={"k": "many"}), "corrupt header (knn)"),
+    ],
+)
+def test_bad_knn_contents(
+    saved_knn: tuple[LearnedRouter, Path],
+    tmp_path: Path,
+    change: Callable[[dict[str, np.ndarray]], None],
+    message: str,
+) -> None:
+    bad = _rewrite(saved_knn[1], tmp_path / "bad.npz", change)
+    with pytest.raises(RouterFileError) as info:
+        load_router(bad)
+    assert message in str(info.value) and str(bad) in str(info.value)

@@ -23,8 +23,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cli") / "rb.npz"
     result = run("train", "--outcomes", ROUTERBENCH, "--out", out, "--folds", "3")
     assert result.exit_code == 0, result.output
-    assert "default threshold" in result.stdout and f"wrote {out}" in result.stdout
-    assert "skipped 1 rows with an empty outcome or cost" in result.stderr
+    assert "default position" in result.stdout and f"wrote {out}" in result.stdout
+    for text in ("router families", "logistic", "knn", "mf", "cost-quality area", "2 shared preamble(s)"):
+        assert text in result.stdout
+    assert "skipped 1 rows with an empty or NaN outcome or cost" in result.stderr
+    assert "1 training prompts (split 'train') also appear in other splits" in result.stderr
     return out
 
 
@@ -32,7 +35,7 @@ def test_evaluate_json_on_the_held_out_split(trained: Path) -> None:
     result = run("evaluate", "--outcomes", ROUTERBENCH, "--router", trained, "--split", "test", "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"baselines", "oracle", "curve"}
+    assert {"baselines", "oracle", "curve", "tasks", "default_knob"} <= set(data)
     _, raw = routerbench_rows()
     rows = [r for r in raw if r["split"] == "test" and r[GPT4] != ""]
     assert data["baselines"][GPT4]["cost_usd"] == pytest.approx(sum(float(r[GPT4 + "|total_cost"]) for r in rows))
@@ -45,6 +48,9 @@ def test_evaluate_table_and_plot(trained: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     for text in ("single models and the oracle", "oracle", GPT4, "router curve", "random mix acc.", "* the router's"):
         assert text in result.stdout
+    for text in ("per task", "arc-challenge", "winogrande", "mbpp", "models chosen"):
+        assert text in result.stdout
+    assert "of the 239 evaluated prompts were among the router's training prompts" in result.stderr
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -92,3 +98,25 @@ def test_real_minilm_embeddings_and_the_embedding_cache(tmp_path: Path) -> None:
     assert first.shape == (2, 384) and np.allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-4)
     again = embed(["def add(a, b): return a + b", "What is the capital of France?"])
     assert calls == [2] and np.allclose(again[::-1], first)
+
+
+def test_family_and_max_cost_share_options(tmp_path: Path) -> None:
+    out = tmp_path / "knn.npz"
+    result = run("train", "--outcomes", ROUTERBENCH, "--out", out, "--folds", "3", "--family", "knn",
+                 "--max-cost-share", "0.3")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "knn *" in result.stdout and "chosen with --family" in result.stdout
+    assert "the most accurate position whose cost stays within 30% of the best model's" in result.stdout
+    result = run("train", "--outcomes", ROUTERBENCH, "--out", out, "--family", "winprob")
+    assert result.exit_code == 1 and "winprob family routes between exactly two models" in result.output
+
+
+def test_training_rows_that_cannot_train_a_router(tmp_path: Path) -> None:
+    one = write_csv(tmp_path / "one.csv", ["prompt", "a", "a|total_cost"], [[f"p{i}", i % 2, 1] for i in range(30)])
+    result = run("train", "--outcomes", one, "--out", tmp_path / "r.npz", "--split", "all")
+    assert result.exit_code == 1 and "the outcomes name one model (a)" in result.output
+    header = ["prompt", "a", "a|total_cost", "b", "b|total_cost"]
+    same = write_csv(tmp_path / "same.csv", header, [[f"p{i}", 1, 1, 1, 2] for i in range(30)])
+    result = run("train", "--outcomes", same, "--out", tmp_path / "r.npz", "--split", "all")
+    assert result.exit_code == 1 and "every outcome in the 30 training rows is 1" in result.output
+    assert not (tmp_path / "r.npz").exists()

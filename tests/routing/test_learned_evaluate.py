@@ -7,7 +7,7 @@ import pytest
 from tests.routing.learned_helpers import FAST, ROUTERBENCH, fake_embed, routerbench_rows
 
 from tokenomy.routing.learned import OutcomesError, evaluate, load_outcomes, train_router
-from tokenomy.routing.learned.evaluate import THRESHOLDS, Point, mix_accuracy, mix_frontier
+from tokenomy.routing.learned.evaluate import POSITIONS, Point, mix_accuracy, mix_frontier, router_embeddings
 from tokenomy.routing.learned.outcomes import parse_rows
 
 
@@ -15,11 +15,17 @@ def test_json_shape_baselines_and_oracle_match_an_independent_count() -> None:
     outcomes = load_outcomes(ROUTERBENCH)
     router = train_router(outcomes, fake_embed, FAST)
     test = outcomes.split("test")
-    result = evaluate(router, test, fake_embed(test.prompts)).as_json()
-    assert set(result) == {"baselines", "oracle", "curve"}
+    result = evaluate(router, test, router_embeddings(router, fake_embed, test.prompts)).as_json()
+    assert set(result) == {"rows", "seen_in_training", "baselines", "oracle", "curve", "default_knob", "tasks"}
     assert set(result["oracle"]) == {"accuracy", "cost_usd"}
-    assert all(set(p) == {"threshold", "accuracy", "cost_usd"} for p in result["curve"])
-    assert [p["threshold"] for p in result["curve"]] == list(THRESHOLDS)
+    assert all(set(p) == {"knob", "accuracy", "cost_usd"} for p in result["curve"])
+    assert [p["knob"] for p in result["curve"]] == list(POSITIONS)
+    train_prompts = set(outcomes.split("train").prompts)
+    assert result["seen_in_training"] == sum(p in train_prompts for p in test.prompts) == 1  # the sample has one
+    assert [t["task"] for t in result["tasks"]] == ["arc-challenge", "mbpp", "winogrande"]
+    assert sum(t["rows"] for t in result["tasks"]) == result["rows"]
+    for task in result["tasks"]:
+        assert sum(task["picks"].values()) == pytest.approx(1.0) and 0 <= task["accuracy"] <= 1
 
     header, raw = routerbench_rows()
     models = [c.removesuffix("|total_cost") for c in header if c.endswith("|total_cost")]
@@ -37,7 +43,7 @@ def test_json_shape_baselines_and_oracle_match_an_independent_count() -> None:
     assert result["oracle"]["cost_usd"] == pytest.approx(oracle_cost)
     assert all(result["oracle"]["accuracy"] >= b["accuracy"] for b in result["baselines"].values())
     cheapest = min(result["baselines"].values(), key=lambda b: b["cost_usd"])
-    assert result["curve"][0]["cost_usd"] == pytest.approx(cheapest["cost_usd"])  # threshold 0: cheapest model
+    assert result["curve"][0]["cost_usd"] == pytest.approx(cheapest["cost_usd"])  # knob 0: the cheapest model
 
 
 def synthetic(n: int = 240, seed: int = 3) -> list[tuple[int, dict[str, object]]]:
@@ -59,18 +65,18 @@ def synthetic(n: int = 240, seed: int = 3) -> list[tuple[int, dict[str, object]]
     return rows
 
 
-def test_curve_is_monotone_and_beats_the_random_mix_when_costs_are_known() -> None:
+def test_curve_grows_with_the_knob_and_beats_the_random_mix_when_costs_are_known() -> None:
     outcomes = parse_rows(synthetic(), "synthetic")
     router = train_router(outcomes, fake_embed, FAST)
     test = outcomes.split("test")
-    result = evaluate(router, test, fake_embed(test.prompts))
-    costs = [p.cost_usd for p in result.curve]
-    assert costs == sorted(costs)
+    result = evaluate(router, test, router_embeddings(router, fake_embed, test.prompts))
+    costs = np.array([p.cost_usd for p in result.curve])
+    # mixing picks rows by their hash: on 50 rows the cost grows with the knob up to a few rows' noise
+    assert costs[0] == costs.min() and np.all(np.diff(costs) >= -0.1 * costs.max())
     assert result.curve[0].cost_usd == pytest.approx(result.baselines["small"].cost_usd)
     hull = mix_frontier(result.baselines)
-    middle = [p for p in result.curve if 0.85 <= p.threshold <= 0.95]  # type: ignore[operator]
-    assert any(p.accuracy > mix_accuracy(hull, p.cost_usd) + 0.02 for p in middle)
-    assert 0 <= router.threshold <= 1 and result.at(router.threshold).threshold == router.threshold
+    assert any(p.accuracy > mix_accuracy(hull, p.cost_usd) + 0.02 for p in result.curve)
+    assert 0 <= router.threshold <= 1 and result.at(router.threshold).knob == round(router.threshold, 2)
 
 
 def test_mix_frontier_is_the_upper_hull_from_cheapest_to_best() -> None:
@@ -95,4 +101,4 @@ def test_training_needs_enough_rows_and_known_models() -> None:
     router = train_router(parse_rows(synthetic(), "s"), fake_embed, FAST)
     other = load_outcomes(ROUTERBENCH)
     with pytest.raises(OutcomesError, match=r"the router routes to .*'small'.* which the outcomes file has no columns"):
-        evaluate(router, other, fake_embed(other.prompts))
+        evaluate(router, other, router_embeddings(router, fake_embed, other.prompts))

@@ -110,7 +110,16 @@ def test_hash_split_is_stable_and_about_a_fifth() -> None:
         (["prompt", "a", "a|total_cost"], [["p", "1", "cheap"]], "row 2: column 'a|total_cost': 'cheap' is not a num"),
         (["prompt", "a", "a|total_cost"], [["", "1", "1"]], "row 2: column 'prompt' is empty"),
         (["prompt", "a", "a|total_cost"], [["p", "1", "1", "extra"]], "row 2: more fields than the header"),
-        (["prompt", "a", "a|total_cost"], [["p", "", "1"]], "every row has an empty outcome or cost"),
+        (
+            ["prompt", "a", "a|total_cost"],
+            [["p", "", "1"]],
+            "every row has an empty or NaN outcome or cost (empty or NaN in every row: 'a')",
+        ),
+        (
+            ["prompt", "a", "a|total_cost", "b", "b|total_cost"],
+            [["p", "1", "nan", "0", "1"], ["q", "1", "NaN", "1", "2"]],
+            "empty or NaN in every row: 'a|total_cost'",
+        ),
         (["prompt", "a", "a|total_cost"], [], "no rows"),
     ],
 )
@@ -155,3 +164,23 @@ def test_split_selection_errors_list_the_splits() -> None:
         outcomes.split("dev")
     with pytest.raises(OutcomesError, match="unknown model"):
         outcomes.restrict(["gpt-5"])
+
+
+def test_nan_costs_skip_their_rows_and_are_counted(tmp_path: Path) -> None:
+    header = ["prompt", "a", "a|total_cost", "b", "b|total_cost"]
+    rows = [["p", "1", "nan", "0", "1"], ["q", "1", "0.5", "1", "2"], ["r", "0", "0.5", "NaN", "2"]]
+    outcomes = load_outcomes(write_csv(tmp_path / "nan.csv", header, rows))
+    assert outcomes.prompts == ["q"] and outcomes.skipped == 2
+    assert outcomes.costs.tolist() == [[0.5, 2.0]] and np.isfinite(outcomes.costs).all()
+    rows[1][2] = "inf"
+    with pytest.raises(OutcomesError, match=r"row 3: column 'a\|total_cost': cost inf is negative or not finite"):
+        load_outcomes(write_csv(tmp_path / "inf.csv", header, rows))
+
+
+def test_task_column_is_read_when_present(tmp_path: Path) -> None:
+    header = ["prompt", "subject", "a", "a|total_cost", "b", "b|total_cost"]
+    outcomes = load_outcomes(write_csv(tmp_path / "t.csv", header, [["p", "algebra", "1", "1", "0", "2"]]))
+    assert outcomes.tasks == ["algebra"] and outcomes.select([True]).tasks == ["algebra"]
+    assert (
+        load_outcomes(write_csv(tmp_path / "n.csv", header[:1] + header[2:], [["p", "1", "1", "0", "2"]])).tasks == []
+    )

@@ -11,25 +11,32 @@ from tests.routing.learned_helpers import FAST, ROUTERBENCH, fake_embed
 
 from tokenomy.routing.learned import LearnedRouter, load_outcomes, train_router
 from tokenomy.routing.learned.features import CHEAP_FEATURES, cheap_features
+from tokenomy.routing.learned.knob import Knob, Vertex
+from tokenomy.routing.learned.preamble import Preambles
 from tokenomy.routing.learned.router import frontier, select
+from tokenomy.routing.learned.scorers import LinearScorer
 
 # name: (fixed predicted success, cost per query)
 FIXED = {"cheap": (0.6, 1.0), "mid": (0.8, 2.0), "beaten": (0.82, 5.5), "pricey": (0.9, 10.0)}
 
 
 def fixed_router(rule: str = "margin", threshold: float = 0.9) -> LearnedRouter:
-    """A router whose predictions ignore the prompt: ``FIXED`` success and cost per model."""
+    """A router whose predictions ignore the prompt: ``FIXED`` success and cost per model; its knob
+    has one operating point, the rule at ``threshold``."""
     models = list(FIXED)
     p = np.array([FIXED[m][0] for m in models])
+    n = len(models)
+    scorer = LinearScorer(
+        np.zeros((384 + 1 + len(CHEAP_FEATURES), n)), np.log(p / (1 - p)), np.ones(n), np.zeros(n), 384, 1
+    )
     return LearnedRouter(
         models=models,
-        weights=np.zeros((384 + len(CHEAP_FEATURES), len(models))),
-        bias=np.log(p / (1 - p)),
-        scale=np.ones(len(models)),
-        shift=np.zeros(len(models)),
+        family="logistic",
+        scorer=scorer,
+        preambles=Preambles([]),
+        knob=Knob((Vertex("threshold", threshold, 0.0, 0.0),), 0.0),
         cost_base=np.array([FIXED[m][1] for m in models]),
-        cost_per_char=np.zeros(len(models)),
-        threshold=threshold,
+        cost_per_char=np.zeros(n),
         rule="absolute" if rule == "absolute" else "margin",
     )
 
@@ -48,7 +55,7 @@ def test_frontier_drops_models_a_mix_beats() -> None:
     ("threshold", "expected"), [(1.0, "pricey"), (0.95, "pricey"), (0.92, "pricey"), (0.9, "mid"), (0.5, "cheap")]
 )
 def test_margin_rule_picks_the_cheapest_frontier_model_near_the_best(threshold: float, expected: str) -> None:
-    choice = fixed_router().choose(EMB, "What is 2+2?", threshold=threshold)
+    choice = fixed_router(threshold=threshold).choose(EMB, "What is 2+2?")
     assert choice.model == expected
     assert choice.success.keys() == FIXED.keys()
     assert math.isclose(choice.success["mid"], 0.8)
@@ -57,10 +64,10 @@ def test_margin_rule_picks_the_cheapest_frontier_model_near_the_best(threshold: 
 
 @pytest.mark.parametrize(("threshold", "expected"), [(0.95, "pricey"), (0.85, "pricey"), (0.7, "mid"), (0.5, "cheap")])
 def test_absolute_rule_falls_back_to_the_best_predicted(threshold: float, expected: str) -> None:
-    assert fixed_router("absolute").choose(EMB, "hi", threshold=threshold).model == expected
+    assert fixed_router("absolute", threshold).choose(EMB, "hi").model == expected
 
 
-def test_default_threshold_and_candidates() -> None:
+def test_candidates() -> None:
     router = fixed_router(threshold=0.9)
     assert router.choose(EMB, "hi").model == "mid"
     choice = router.choose(EMB, "hi", candidates=["pricey", "cheap"])
@@ -98,7 +105,7 @@ def test_cheap_features_are_cheap_and_sensible() -> None:
 def test_choose_takes_well_under_a_millisecond() -> None:
     router = train_router(load_outcomes(ROUTERBENCH), fake_embed, FAST)
     prompt = "Please answer with the letter of the correct answer.\n" * 40
-    embedding = fake_embed([prompt])[0]
+    embedding = fake_embed(router.embedding_texts(prompt))
     for _ in range(200):
         router.choose(embedding, prompt)
     times = []

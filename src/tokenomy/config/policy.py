@@ -183,7 +183,9 @@ class LearnedRouterConfig(_Frozen):
     name: str = Field(min_length=1)
     kind: Literal["learned"]
     router_file: str = Field(min_length=1)
-    threshold: float | None = Field(default=None, ge=0.0, le=1.0, description="default: the file's own")
+    threshold: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="knob position, 0 cheapest to 1 most accurate; default: the file's"
+    )
     candidates: tuple[str, ...] = Field(default=(), description="models it may pick; empty: all in the file")
 
 

@@ -257,8 +257,9 @@ class _Learned:
                 from tokenomy.providers.local.shared_embed import shared_embedder
 
                 self._embed = shared_embedder().aembed
-            vectors = await self._embed([text])
-            choice = self.router.choose(vectors[0], text, self.candidates or None, self.config.threshold)
+            # the tail after a known preamble (the whole prompt when none): shared with the cache then
+            vectors = await self._embed(self.router.embedding_texts(text))
+            choice = self.router.choose(vectors, text, self.candidates or None, self.config.threshold)
         except Exception:
             log.exception("learned router %s failed", self.config.name)
             raise internal_error() from None

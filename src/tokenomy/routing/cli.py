@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from tokenomy.routing.learned.router import LearnedRouter
 
 RULES = ("margin", "absolute")
+FAMILIES = ("logistic", "knn", "mf", "winprob")
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
 
@@ -101,7 +102,7 @@ def _load(path: Path, spec: CostSpec) -> Outcomes:
     except OutcomesError as exc:
         raise click.ClickException(str(exc)) from None
     if outcomes.skipped:
-        click.echo(f"note: skipped {outcomes.skipped} rows with an empty outcome or cost", err=True)
+        click.echo(f"note: skipped {outcomes.skipped} rows with an empty or NaN outcome or cost", err=True)
     return outcomes
 
 
@@ -111,6 +112,10 @@ def _embedder(cache: Path | None) -> Embed:
     obj = click.get_current_context().obj
     embed: Embed = obj["embed"] if isinstance(obj, dict) and "embed" in obj else minilm_embed()
     return cached_embed(embed, cache) if cache else embed
+
+
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
 
 
 @click.group("router")
@@ -129,11 +134,26 @@ def router() -> None:
 )
 @click.option("--rule", type=click.Choice(RULES), default="margin", show_default=True, help="Decision rule.")
 @click.option(
+    "--family",
+    type=click.Choice(["auto", *FAMILIES]),
+    default="auto",
+    show_default=True,
+    help="Router family; auto: the largest out-of-fold cost-quality area.",
+)
+@click.option(
+    "--target-quality",
     "--target",
+    "target",
     type=click.FloatRange(0, 1),
     default=0.97,
     show_default=True,
-    help="Default threshold: the lowest reaching this share of the best model's accuracy (in CV).",
+    help="Default operating point: the cheapest reaching this share of the best model's accuracy (CV, with margin).",
+)
+@click.option(
+    "--max-cost-share",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Instead: the most accurate operating point within this share of the best model's cost (CV, with margin).",
 )
 @click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True, help="Cross-validation folds.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fold assignment.")
@@ -146,7 +166,9 @@ def train_command(
     out_path: Path,
     split: str,
     rule: str,
+    family: str,
     target: float,
+    max_cost_share: float | None,
     folds: int,
     seed: int,
 ) -> None:
@@ -159,14 +181,16 @@ def train_command(
     options = TrainOptions(
         split=None if split == "all" else split,
         rule="absolute" if rule == "absolute" else "margin",
-        target=target,
+        family=family,
+        target_quality=target,
+        max_cost_share=max_cost_share,
         folds=folds,
         seed=seed,
     )
     try:
-        learned = train_router(outcomes, _embedder(embedding_cache), options, source=str(outcomes_path))
+        learned = train_router(outcomes, _embedder(embedding_cache), options, source=str(outcomes_path), warn=_warn)
         save_router(learned, out_path)
-    except (OutcomesError, OSError) as exc:
+    except (OutcomesError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     _print_trained(learned, out_path)
 
@@ -190,7 +214,7 @@ def evaluate_command(
 ) -> None:
     """Print the router's cost-quality curve against single models, random mixes and the oracle."""
     from tokenomy.routing.learned.artifact import RouterFileError, load_router
-    from tokenomy.routing.learned.evaluate import evaluate
+    from tokenomy.routing.learned.evaluate import evaluate, router_embeddings
     from tokenomy.routing.learned.outcomes import OutcomesError
 
     try:
@@ -200,10 +224,15 @@ def evaluate_command(
     outcomes = _load(outcomes_path, _cost_spec(costs, prices, output_tokens))
     try:
         rows = outcomes if split is None else outcomes.split(split)
-        embeddings = _embedder(embedding_cache)(rows.prompts)
+        embeddings = router_embeddings(learned, _embedder(embedding_cache), rows.prompts)
         result = evaluate(learned, rows, embeddings)
     except OutcomesError as exc:
         raise click.ClickException(str(exc)) from None
+    if result.seen_in_training:
+        _warn(
+            f"{result.seen_in_training} of the {result.rows} evaluated prompts were among the router's training "
+            "prompts: these figures are not held-out (evaluate another split, e.g. --split test)"
+        )
     if plot_path is not None:
         from tokenomy.routing.learned.plot import plot_evaluation
 
@@ -224,17 +253,27 @@ def _print_trained(learned: LearnedRouter, out_path: Path) -> None:
     meta = learned.meta
     console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 132)
     table = Table(title=f"router trained on {meta.get('rows')} rows (split {meta.get('split') or 'all'})")
-    for column in ("model", "train accuracy", "mean cost/query (USD)", "features, L2 penalty (CV)"):
-        table.add_column(column, justify="left" if column in ("model", "features, L2 penalty (CV)") else "right")
-    chosen = meta.get("cv", {}).get("chosen", {})
+    for column in ("model", "train accuracy", "mean cost/query (USD)"):
+        table.add_column(column, justify="left" if column == "model" else "right")
     for model in learned.models:
-        table.add_row(
-            model, f"{meta['train_accuracy'][model]:.3f}", f"{meta['mean_cost_usd'][model]:.6f}", chosen.get(model, "")
-        )
+        table.add_row(model, f"{meta['train_accuracy'][model]:.3f}", f"{meta['mean_cost_usd'][model]:.6f}")
     console.print(table)
+    families = Table(title="router families (out-of-fold, cross-validation on the training rows)")
+    for column in ("family", "cost-quality area", "hyperparameters chosen by CV", "seconds"):
+        families.add_column(column, justify="right" if column in ("cost-quality area", "seconds") else "left")
+    for name, info in meta.get("families", {}).items():
+        mark = " *" if name == learned.family else ""
+        families.add_row(name + mark, f"{info['area']:.4f}", str(info["chosen"])[:90], f"{info['seconds']:.1f}")
+    console.print(families)
     console.print(
-        f"rule {learned.rule}, default threshold {learned.threshold:.2f} "
-        f"(target {meta.get('target')} of the best model's accuracy, in cross-validation)"
+        f"* {learned.family}: {meta.get('family_reason')}; "
+        f"{meta.get('preambles', 0)} shared preamble(s) found and stripped before embedding",
+        soft_wrap=True,
+    )
+    console.print(
+        f"knob: {len(learned.knob.vertices)} operating points on the out-of-fold hull; default position "
+        f"{learned.knob.default:.3f} ({meta.get('default_reason')})",
+        soft_wrap=True,
     )
     console.print(f"wrote {out_path}")
 
@@ -247,7 +286,7 @@ def _shown(result: Evaluation) -> list[Point]:
         if (
             last is None
             or point is result.curve[-1]
-            or point.threshold == result.default_threshold
+            or point.knob == result.default_knob
             or abs(point.cost_usd - last.cost_usd) > 0.1 * max(last.cost_usd, 1e-12)
             or abs(point.accuracy - last.accuracy) > 0.005
         ):
@@ -272,15 +311,25 @@ def _print_evaluation(result: Evaluation) -> None:
     console.print(models)
     frontier = mix_frontier(result.baselines)
     curve = Table(title=f"router curve (vs the best model, {best_name})")
-    for column in ("threshold", "accuracy", "cost (USD)", "% of best acc.", "% of best cost", "random mix acc."):
+    for column in ("knob", "accuracy", "cost (USD)", "% of best acc.", "% of best cost", "random mix acc."):
         curve.add_column(column, justify="right")
     for point in _shown(result):
-        mark = " *" if point.threshold == result.default_threshold else ""
-        curve.add_row(
-            f"{point.threshold:.2f}{mark}", *_cells(point, best), f"{mix_accuracy(frontier, point.cost_usd):.3f}"
-        )
+        mark = " *" if point.knob == result.default_knob else ""
+        curve.add_row(f"{point.knob:.2f}{mark}", *_cells(point, best), f"{mix_accuracy(frontier, point.cost_usd):.3f}")
     console.print(curve)
-    console.print("* the router's default threshold; random mix acc.: the best mix of two models at the same cost")
+    console.print("* the router's default knob position; random mix acc.: the best mix of two models at the same cost")
+    tasks = Table(title=f"per task, at the default knob position (vs {best_name})")
+    for column in ("task", "rows", "accuracy", "best model acc.", "% of best cost", "models chosen (share)"):
+        tasks.add_column(column, justify="left" if column in ("task", "models chosen (share)") else "right")
+    for task in result.tasks:
+        picks = ", ".join(
+            f"{m.split('/')[-1]} {s:.0%}" for m, s in sorted(task.picks.items(), key=lambda kv: -kv[1])[:3]
+        )
+        tasks.add_row(
+            task.task, str(task.rows), f"{task.accuracy:.3f}", f"{task.best_accuracy:.3f}", f"{task.cost_share:.1%}",
+            picks,
+        )  # fmt: skip
+    console.print(tasks)
 
 
 def _cells(point: Point, best: Point) -> tuple[str, str, str, str]:

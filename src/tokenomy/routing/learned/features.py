@@ -1,7 +1,10 @@
-"""The router's inputs: the prompt's MiniLM embedding plus cheap text features.
+"""The router's inputs: the prompt's tail (the text after a known preamble, :mod:`.preamble`), its
+MiniLM vector, which preamble it had, and cheap text features of the tail.
 
-The embedding is all-MiniLM-L6-v2's unit vector of the prompt text (the one the semantic cache
-computes, so the two share it at serving time). The cheap features take tens of microseconds
+The vector is all-MiniLM-L6-v2's unit vector of the tail (for a prompt without a known preamble,
+the prompt itself, the vector the semantic cache computes, so the two share it at serving time);
+a tail longer than MiniLM's 256 tokens also has its last ~1,000 characters embedded, and the two
+vectors are averaged (:func:`embedding_texts`). The cheap features take tens of microseconds
 (substring counts and one byte scan, on the first 20k characters): lengths (characters, words
 approximated by spaces and newlines, lines), digit / upper-case / non-ASCII / code-punctuation
 shares, question marks, lines starting like multiple-choice options (``A)``, ``B.``, …),
@@ -15,11 +18,13 @@ import math
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from tokenomy.providers.local.embeddings import EMBEDDING_DIM, MiniLMEmbedder
+from tokenomy.routing.learned.preamble import Preambles
 
 FloatArray = npt.NDArray[np.float32]
 Embed = Callable[[list[str]], FloatArray]
@@ -84,16 +89,56 @@ def feature_matrix(embeddings: FloatArray, texts: Sequence[str]) -> FloatArray:
     return np.hstack([np.asarray(embeddings, dtype=np.float32), cheap.astype(np.float32)])
 
 
+LONG_TAIL_CHARS = 1200
+"""A tail longer than this (about MiniLM's 256 tokens) is also embedded by its last window."""
+WINDOW_CHARS = 1000
+
+
+def embedding_texts(tail: str) -> list[str]:
+    """What to embed for a prompt's tail: the tail itself (MiniLM reads its first 256 tokens) and, when
+    it is longer than that, its last ~1,000 characters too (where a question after a long context is)."""
+    if len(tail) <= LONG_TAIL_CHARS:
+        return [tail]
+    window = tail[-WINDOW_CHARS:]
+    space = window.find(" ")
+    return [tail, window[space + 1 :] if 0 <= space < 100 else window]
+
+
+def pool(vectors: npt.NDArray[np.floating[Any]]) -> FloatArray:
+    """Mean of a prompt's window vectors, renormalised to unit length."""
+    mean = np.asarray(vectors, dtype=np.float32).reshape(-1, EMBEDDING_DIM).mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    out: FloatArray = mean / norm if norm > 0 else mean
+    return out
+
+
+def embed_tails(embed: Embed, tails: Sequence[str]) -> FloatArray:
+    """One pooled unit vector per tail (see :func:`embedding_texts`)."""
+    windows = [embedding_texts(t) for t in tails]
+    flat = [w for ws in windows for w in ws]
+    vectors = embed(flat) if flat else np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+    out = np.zeros((len(tails), EMBEDDING_DIM), dtype=np.float32)
+    at = 0
+    for i, ws in enumerate(windows):
+        out[i] = pool(vectors[at : at + len(ws)])
+        at += len(ws)
+    return out
+
+
 def minilm_embed(batch_size: int = 32) -> Embed:
-    """An :data:`Embed` over the embedded all-MiniLM-L6-v2 (loaded on first use; callable from threads)."""
-    embedder = MiniLMEmbedder()
+    """An :data:`Embed` over the embedded all-MiniLM-L6-v2 (created and loaded on first use, so a caller
+    whose texts are all in a cache never needs the model; callable from threads)."""
+    holder: list[MiniLMEmbedder] = []
     lock = threading.Lock()
 
     def embed(texts: list[str]) -> FloatArray:
-        if not embedder.loaded:
+        if not holder or not holder[0].loaded:
             with lock:  # thread-safe: one load even when the first calls race
-                if not embedder.loaded:
-                    embedder.load()
+                if not holder:
+                    holder.append(MiniLMEmbedder())
+                if not holder[0].loaded:
+                    holder[0].load()
+        embedder = holder[0]
         out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
             chunk = embedder.embed(list(texts[start : start + batch_size]))
@@ -124,3 +169,17 @@ def cached_embed(embed: Embed, path: str | Path) -> Embed:
         return np.stack([known[k] for k in keys]).astype(np.float32)
 
     return run
+
+
+def prompt_features(
+    preambles: Preambles, embed: Embed, texts: Sequence[str]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+    """``(pooled tail vectors, preamble groups, cheap features of the tails)`` for a batch of prompts."""
+    split = [preambles.split(t) for t in texts]
+    tails = [tail for _, tail in split]
+    emb = embed_tails(embed, tails).astype(np.float64)
+    group = np.array([g for g, _ in split], dtype=np.intp)
+    cheap = (
+        np.stack([cheap_features(t) for t in tails]).astype(np.float64) if tails else np.zeros((0, len(CHEAP_FEATURES)))
+    )
+    return emb, group, cheap

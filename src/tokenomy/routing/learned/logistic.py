@@ -133,12 +133,17 @@ def fit_models(
     y: F64,
     views: list[View],
     penalties: tuple[float, ...] = PENALTIES,
-    folds: int = 5,
-    seed: int = 0,
+    ids: npt.NDArray[np.int64] | None = None,
 ) -> Fitted:
-    """Per model: pick the (view, penalty) with the lowest out-of-fold log-loss, calibrate, refit on all rows."""
+    """Per model: pick the (view, penalty) with the lowest out-of-fold log-loss, calibrate, refit on all rows.
+
+    ``ids``: each row's fold (default: 5 seeded folds); a row with -1 is in no fold: it only joins
+    the final fit, and its out-of-fold prediction is left at 0.
+    """
     n, models = y.shape
-    ids = fold_ids(n, folds, seed)
+    ids = fold_ids(n, 5, 0) if ids is None else ids
+    folds = int(ids.max()) + 1
+    cv = ids >= 0
     order = sorted(penalties, reverse=True)  # strongest first: each warm-starts the next
     best_loss = np.full(models, np.inf)
     best: list[tuple[int, float, F64]] = [(0, order[0], np.zeros(n))] * models
@@ -152,7 +157,7 @@ def fit_models(
         standardised.append((xs, mean, std))
         oof = np.zeros((len(order), n, models))
         for fold in range(folds):
-            train, held = ids != fold, ids == fold
+            train, held = cv & (ids != fold), ids == fold
             for m in range(models):
                 w: F64 | None = None
                 for k, penalty in enumerate(order):
@@ -160,7 +165,7 @@ def fit_models(
                     oof[k, held, m] = xs[held] @ w[:-1] + w[-1]
         for m in range(models):
             for k, penalty in enumerate(order):
-                loss = log_loss(y[:, m], sigmoid(oof[k, :, m]))
+                loss = log_loss(y[cv, m], sigmoid(oof[k, cv, m]))
                 if loss < best_loss[m] - 1e-9:
                     best_loss[m] = loss
                     best[m] = (v, penalty, oof[k, :, m])
@@ -170,9 +175,9 @@ def fit_models(
     shift = np.zeros(models)
     calibrated = np.zeros((n, models))
     for m, (v, penalty, z) in enumerate(best):
-        a, b = platt(z, y[:, m])
+        a, b = platt(z[cv], y[cv, m])
         scale[m], shift[m] = a, b
-        calibrated[:, m] = sigmoid(a * z + b)
+        calibrated[cv, m] = sigmoid(a * z[cv] + b)
         xs, mean, std = standardised[v]
         w = fit_logistic(xs, y[:, m], penalty)
         on_view = w[:-1] / std  # logit = view(x) @ on_view + intercept

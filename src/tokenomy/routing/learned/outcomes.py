@@ -36,6 +36,7 @@ import numpy.typing as npt
 COST_SUFFIX = "|total_cost"
 PROMPT = "prompt"
 SPLIT = "split"
+TASK_COLUMNS = ("task", "eval_name", "subject")
 HOLDOUT_FRACTION = 0.2
 """Share of the rows without a ``split`` value that :func:`hash_split` puts in ``test``."""
 
@@ -76,6 +77,8 @@ class Outcomes:
     scores: FloatArray
     costs: FloatArray
     skipped: int = 0
+    tasks: list[str] = field(default_factory=list)
+    """Each row's task (column ``task``, else ``eval_name``, else ``subject``); empty when the file has none."""
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -91,6 +94,7 @@ class Outcomes:
             scores=self.scores[keep],
             costs=self.costs[keep],
             skipped=self.skipped,
+            tasks=[self.tasks[i] for i in index] if self.tasks else [],
         )
 
     def split(self, name: str) -> Outcomes:
@@ -107,7 +111,7 @@ class Outcomes:
             raise OutcomesError(f"unknown model(s) {unknown}; the file has: {self.models}")
         cols = [self.models.index(m) for m in models]
         scores, costs = self.scores[:, cols], self.costs[:, cols]
-        return Outcomes(self.prompts, self.splits, list(models), scores, costs, self.skipped)
+        return Outcomes(self.prompts, self.splits, list(models), scores, costs, self.skipped, self.tasks)
 
 
 def hash_split(prompt: str, holdout: float = HOLDOUT_FRACTION) -> str:
@@ -154,6 +158,8 @@ def parse_rows(rows: Sequence[tuple[int, Mapping[str, Any]]], source: str, cost:
     if missing:
         raise OutcomesError(f"{source}: no outcome column for model(s) {missing}")
     counter = _token_counter() if any(m in cost.per_token for m in models) else None
+    task_column = next((c for c in TASK_COLUMNS if c in columns), None)
+    tasks: list[str] = []
     prompts: list[str] = []
     splits: list[str] = []
     scores: list[list[float]] = []
@@ -173,11 +179,23 @@ def parse_rows(rows: Sequence[tuple[int, Mapping[str, Any]]], source: str, cost:
         splits.append(str(split) if split not in (None, "") else hash_split(prompt))
         scores.append(row_scores)
         costs.append(row_costs)
+        if task_column is not None:
+            tasks.append(str(row.get(task_column) or ""))
     if not prompts:
-        raise OutcomesError(f"{source}: every row has an empty outcome or cost")
+        raise OutcomesError(f"{source}: every row has an empty or NaN outcome or cost{_emptiest(rows, models)}")
     return Outcomes(
-        prompts, splits, models, np.asarray(scores, dtype=np.float64), np.asarray(costs, dtype=np.float64), skipped
-    )
+        prompts, splits, models, np.asarray(scores, dtype=np.float64), np.asarray(costs, dtype=np.float64), skipped,
+        tasks,
+    )  # fmt: skip
+
+
+def _emptiest(rows: Sequence[tuple[int, Mapping[str, Any]]], models: list[str]) -> str:
+    """`` (e.g. column 'x' is empty or NaN in every row)`` for the columns that are, else ``""``."""
+    empty = [
+        c for m in models for c in (m, m + COST_SUFFIX)
+        if all(str(row.get(c, "")).strip().lower() in ("", "nan") for _, row in rows)
+    ]  # fmt: skip
+    return f" (empty or NaN in every row: {', '.join(map(repr, empty[:4]))})" if empty else ""
 
 
 def _prompt_text(value: Any) -> str:
@@ -270,6 +288,8 @@ def _cost(
             value = _number(row[column])
         except ValueError:
             raise OutcomesError(f"{source}: row {line}: column {column!r}: {row[column]!r} is not a number") from None
+        if math.isnan(value):
+            return value  # a NaN cost (as pandas writes a missing one): the row is skipped like an empty one
         if not math.isfinite(value) or value < 0:
             raise OutcomesError(f"{source}: row {line}: column {column!r}: cost {value} is negative or not finite")
         return value

@@ -10,7 +10,7 @@ from tokenomy.routing.learned.evaluate import Evaluation, mix_accuracy, mix_fron
 
 
 def plot_evaluation(evaluation: Evaluation, path: str | Path, title: str = "Learned router") -> None:
-    """Router curve, single models, oracle, the random-mix line and the default threshold, to ``path``."""
+    """Router curve, single models, oracle, the random-mix line and the default knob position, to ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -20,8 +20,8 @@ def plot_evaluation(evaluation: Evaluation, path: str | Path, title: str = "Lear
     try:
         costs = [p.cost_usd for p in evaluation.curve]
         accs = [p.accuracy for p in evaluation.curve]
-        ax.plot(costs, accs, "-", color="tab:blue", lw=2, label="router (threshold sweep)", zorder=3)
-        chosen = evaluation.at(evaluation.default_threshold)
+        ax.plot(costs, accs, "-", color="tab:blue", lw=2, label="router (knob sweep)", zorder=3)
+        chosen = evaluation.at(evaluation.default_knob)
         ax.scatter(
             [chosen.cost_usd],
             [chosen.accuracy],
@@ -29,7 +29,7 @@ def plot_evaluation(evaluation: Evaluation, path: str | Path, title: str = "Lear
             color="tab:blue",
             edgecolor="black",
             zorder=4,
-            label=f"router at its default threshold {evaluation.default_threshold:.2f}",
+            label=f"router at its default knob position {evaluation.default_knob:.2f}",
         )
         hull = mix_frontier(evaluation.baselines)
         top = max(costs + [p.cost_usd for p in evaluation.baselines.values()])

@@ -1,17 +1,21 @@
-"""The serving-time learned router: predicted success per model, then the decision rule.
+"""The serving-time learned router: features of the prompt, a family's scores, the knob's decision.
 
-Predicted success of model ``m``: ``sigmoid(scale_m * (x @ w_m + b_m) + shift_m)`` where ``x`` is
-``[embedding | cheap features]``. Estimated cost of ``m`` for a prompt: ``cost_base_m +
-cost_per_char_m * len(prompt)`` (a least-squares fit on the training rows).
+For one prompt: strip the longest known preamble (:mod:`.preamble`), embed what is left (the
+caller embeds :meth:`LearnedRouter.embedding_texts`), score every model with the family's scorer
+(:mod:`.scorers`), then decide at the knob's position (:mod:`.knob`): each hull vertex is either
+one model for every prompt or the decision rule at a threshold, and a position between two
+vertices sends the share of prompts the position calls for (by the prompt's CRC-32) to the pricier.
 
-Only candidates on the prompt's predicted cost-success frontier are eligible (:func:`frontier`:
-a model that some random mix of two others beats on both is never picked). Then, with
-``threshold`` in [0, 1] (higher buys more quality for more money):
+The decision rule at ``threshold`` in [0, 1] (higher buys more quality for more money): only
+models on the prompt's predicted cost-success frontier are eligible (:func:`frontier`); then
 
 * ``margin`` (the default): the cheapest eligible model whose predicted success is at least the
-  best candidate's minus ``1 - threshold`` (1: the model predicted best; 0: the cheapest model);
+  best candidate's minus ``1 - threshold``;
 * ``absolute``: the cheapest eligible model whose predicted success is at least ``threshold``;
   when none is, the one predicted best.
+
+Estimated cost of a model for a prompt: ``cost_base + cost_per_char * len(prompt)`` (least squares
+on the training rows).
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from tokenomy.routing.learned.features import CHEAP_FEATURES, cheap_features
+from tokenomy.routing.learned.features import cheap_features, embedding_texts, pool
+from tokenomy.routing.learned.knob import Knob, Vertex, mix_draw, mix_draws
+from tokenomy.routing.learned.preamble import Preambles
+from tokenomy.routing.learned.scorers import Scorer
 
 Rule = Literal["margin", "absolute"]
 RULES: tuple[Rule, ...] = ("margin", "absolute")
@@ -33,7 +40,8 @@ IntArray = npt.NDArray[np.intp]
 
 @dataclass(frozen=True, slots=True)
 class RouterChoice:
-    """The chosen model, each candidate's predicted success, and why."""
+    """The chosen model, each candidate's predicted success (the ``winprob`` family: the strong
+    model's win probability, 0 for the weak one), and why."""
 
     model: str
     success: dict[str, float]
@@ -49,10 +57,8 @@ def frontier(success: F64, cost: F64) -> npt.NDArray[np.bool_]:
     dp = success[:, None, :] - success[:, :, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         slope = dp / dc  # (p_j - p_m) / (c_j - c_m)
-    cheaper = dc < 0
-    pricier = dc > 0
-    left = np.where(cheaper, slope, np.inf).min(axis=2)  # lam must stay below every slope from a cheaper model
-    right = np.where(pricier, slope, -np.inf).max(axis=2)  # and above every slope to a pricier one
+    left = np.where(dc < 0, slope, np.inf).min(axis=2)  # lam must stay below every slope from a cheaper model
+    right = np.where(dc > 0, slope, -np.inf).max(axis=2)  # and above every slope to a pricier one
     on: npt.NDArray[np.bool_] = left > np.maximum(right, 0.0)
     return on
 
@@ -60,10 +66,7 @@ def frontier(success: F64, cost: F64) -> npt.NDArray[np.bool_]:
 def select(
     success: F64, cost: F64, threshold: float, rule: Rule, eligible: npt.NDArray[np.bool_] | None = None
 ) -> IntArray:
-    """Column index chosen per row of ``success`` (rows, models) given estimated ``cost`` (same shape).
-
-    Only models on the row's :func:`frontier` are eligible (pass ``eligible`` to reuse it across thresholds).
-    """
+    """Column index chosen per row of ``success`` (rows, models) given estimated ``cost`` (same shape)."""
     if eligible is None:
         eligible = frontier(success, cost)
     if rule == "margin":
@@ -77,49 +80,71 @@ def select(
     return picked
 
 
-def _sigmoid(z: F64) -> F64:
-    out: F64 = 0.5 * (1.0 + np.tanh(0.5 * z))
-    return out
+def vertex_pick(
+    vertex: Vertex, success: F64, cost: F64, rule: Rule, cols: list[int], eligible: npt.NDArray[np.bool_] | None = None
+) -> IntArray:
+    """One knob vertex's pick per row (``cols``: the model index of each column, for ``model`` vertices)."""
+    if vertex.kind == "model" and int(vertex.value) in cols:
+        return np.full(len(success), cols.index(int(vertex.value)), dtype=np.intp)
+    return select(success, cost, vertex.value if vertex.kind == "threshold" else 1.0, rule, eligible)
+
+
+def vertex_picks(
+    knob: Knob, success: F64, cost: F64, rule: Rule, columns: Sequence[int] | None = None
+) -> list[IntArray]:
+    """Each knob vertex's pick per row."""
+    eligible = frontier(success, cost)
+    cols = list(range(success.shape[1])) if columns is None else list(columns)
+    return [vertex_pick(v, success, cost, rule, cols, eligible) for v in knob.vertices]
 
 
 @dataclass(slots=True)
 class LearnedRouter:
-    """Per-model success classifiers over ``[embedding | cheap features]`` plus per-model cost estimates."""
+    """A family's scorer over prompt features, cost estimates and the knob."""
 
     models: list[str]
-    weights: F64  # (features, models)
-    bias: F64
-    scale: F64
-    shift: F64
+    family: str
+    scorer: Scorer
+    preambles: Preambles
+    knob: Knob
     cost_base: F64
     cost_per_char: F64
-    threshold: float
     rule: Rule = "margin"
     meta: dict[str, Any] = field(default_factory=dict)
-    _emb_w: npt.NDArray[np.float32] = field(init=False, repr=False)
-    _cheap_w: F64 = field(init=False, repr=False)
-    _index: dict[tuple[str, ...], IntArray] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        dim = self.embedding_dim
-        self._emb_w = np.ascontiguousarray(self.weights[:dim], dtype=np.float32)
-        self._cheap_w = np.ascontiguousarray(self.weights[dim:])
-        self._index = {}
+    train_hashes: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    _index: dict[tuple[str, ...], IntArray] = field(init=False, repr=False, default_factory=dict)
 
     @property
-    def embedding_dim(self) -> int:
-        return int(self.weights.shape[0] - len(CHEAP_FEATURES))
+    def threshold(self) -> float:
+        """The default knob position (kept under its old name for callers)."""
+        return self.knob.default
+
+    def embedding_texts(self, prompt_text: str) -> list[str]:
+        """The texts to embed for ``prompt_text`` (its tail after a known preamble; 1 or 2 windows)."""
+        return embedding_texts(self.preambles.split(prompt_text)[1])
 
     def predict(self, embeddings: npt.NDArray[np.floating[Any]], texts: Sequence[str]) -> F64:
-        """Predicted success, ``(rows, models)``, for a batch."""
-        cheap = np.stack([cheap_features(t) for t in texts]).astype(np.float64)
-        z = np.asarray(embeddings, dtype=np.float32) @ self._emb_w + cheap @ self._cheap_w + self.bias
-        return _sigmoid(self.scale * z + self.shift)
+        """Scores ``(rows, models)`` given the pooled tail vector of each prompt."""
+        split = [self.preambles.split(t) for t in texts]
+        group = np.array([g for g, _ in split], dtype=np.intp)
+        cheap = np.stack([cheap_features(tail) for _, tail in split]).astype(np.float64)
+        return self.scorer.predict(np.asarray(embeddings), group, cheap)
 
     def estimate_cost(self, texts: Sequence[str]) -> F64:
         """Estimated USD per query, ``(rows, models)``."""
         chars = np.array([len(t) for t in texts], dtype=np.float64)[:, None]
         out: F64 = self.cost_base + self.cost_per_char * chars
+        return out
+
+    def decide(self, success: F64, cost: F64, texts: Sequence[str], position: float | None = None) -> IntArray:
+        """Picks per row at knob ``position`` (default: the file's) for a batch (all models are candidates)."""
+        position = self.knob.default if position is None else position
+        lo, hi, q = self.knob.locate(position)
+        cols = list(range(success.shape[1]))
+        eligible = frontier(success, cost)
+        low = vertex_pick(self.knob.vertices[lo], success, cost, self.rule, cols, eligible)
+        high = vertex_pick(self.knob.vertices[hi], success, cost, self.rule, cols, eligible)
+        out: IntArray = np.where(mix_draws(texts) < q, high, low)
         return out
 
     def candidates(self, names: Sequence[str] | None) -> IntArray:
@@ -143,22 +168,28 @@ class LearnedRouter:
         candidates: Sequence[str] | None = None,
         threshold: float | None = None,
     ) -> RouterChoice:
-        """Pick a model for one prompt given its embedding (tens of microseconds)."""
-        t = self.threshold if threshold is None else threshold
+        """Pick a model for one prompt given the vector(s) of :meth:`embedding_texts` (tens of microseconds).
+
+        ``threshold`` is the knob position in [0, 1] (default: the file's).
+        """
+        position = self.knob.default if threshold is None else threshold
         index = self.candidates(candidates)
-        z = np.asarray(embedding, dtype=np.float32) @ self._emb_w + cheap_features(prompt_text) @ self._cheap_w
-        success = _sigmoid(self.scale * (z + self.bias) + self.shift)[index]
-        cost = (self.cost_base + self.cost_per_char * len(prompt_text))[index]
-        pick = int(select(success[None, :], cost[None, :], t, self.rule)[0])
+        success = self.predict(pool(embedding)[None, :], [prompt_text])[:, index]
+        cost = self.estimate_cost([prompt_text])[:, index]
+        lo, hi, q = self.knob.locate(position)
+        v = self.knob.vertices[hi if mix_draw(prompt_text) < q else lo]
+        pick = int(vertex_pick(v, success, cost, self.rule, index.tolist())[0])
         names = [self.models[i] for i in index]
-        best = int(success.argmax())
-        if pick == best:
-            reason = f"{names[pick]} has the highest predicted success ({success[pick]:.2f})"
-        elif self.rule == "margin":
-            reason = (
-                f"{names[pick]} is the cheapest frontier model predicted within {1 - t:.2f} of the best "
-                f"({success[pick]:.2f} vs {names[best]} {success[best]:.2f})"
-            )
-        else:
-            reason = f"{names[pick]} is the cheapest frontier model predicted >= {t:.2f} ({success[pick]:.2f})"
-        return RouterChoice(names[pick], dict(zip(names, success.tolist(), strict=True)), reason)
+        how = (
+            f"knob {position:.2f}: {names[pick]} for every prompt at this point"
+            if v.kind == "model" and int(v.value) in index
+            else f"knob {position:.2f}: {self.rule} rule at threshold {v.value:.2f} ({self.family})"
+        )
+        scores = success[0]
+        best = int(scores.argmax())
+        detail = (
+            f"{names[pick]} has the highest predicted success ({scores[pick]:.2f})"
+            if pick == best
+            else f"{names[pick]} predicted {scores[pick]:.2f} vs {names[best]} {scores[best]:.2f}, and cheaper"
+        )
+        return RouterChoice(names[pick], dict(zip(names, scores.tolist(), strict=True)), f"{how}; {detail}")
