@@ -33,7 +33,7 @@ from tokenomy.telemetry import metrics
 class SemanticTier(Protocol):
     """The semantic cache as this stage uses it (``cache/semantic``)."""
 
-    async def lookup(self, context: str, text: str, threshold: float) -> Any:
+    async def lookup(self, context: str, text: str, threshold: float | None) -> Any:
         """A hit with ``key``, ``similarity`` and ``vector``, or ``None``."""
 
     def add(self, context: str, text: str, key: str, vector: Any = None) -> Coroutine[Any, Any, None]:

@@ -2,9 +2,12 @@
 
 A lookup is accepted only when a stored entry has the *same* context fingerprint
 (:func:`~tokenomy.cache.semantic.context.conversation_context`), a cosine similarity ≥ the
-threshold, and — with ``verify: entities`` — passes :func:`~tokenomy.cache.semantic.verify.same_question`.
-When no entry has the context at all (the common case for a follow-up in a new conversation)
-the lookup returns at once, without embedding.
+threshold, and passes the check that ``verify`` names: ``model`` (the default) — hard gates, a
+cross-encoder and a learned verifier (:mod:`~tokenomy.cache.semantic.verifier`); ``entities`` —
+:func:`~tokenomy.cache.semantic.verify.same_question`; ``none``. When no entry has the context at
+all (the common case for a follow-up in a new conversation) the lookup returns at once, without
+embedding. If the verifier's model cannot be loaded, the semantic tier turns itself off (one
+error line in the log) and the exact tier goes on.
 
 Searches and adds run on one worker thread, never on the event loop (``save``, ``close`` and
 ``remove`` are blocking: call them off the loop). The vectors of
@@ -26,14 +29,16 @@ from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from tokenomy.cache.semantic.index import Candidate, VectorIndex, context_id
+from tokenomy.cache.semantic.verifier import ModelCheck
 from tokenomy.cache.semantic.verify import same_question
-from tokenomy.config.cache import SemanticCacheConfig
+from tokenomy.config.cache import DEFAULT_SEMANTIC_THRESHOLD, SemanticCacheConfig
 
 log = logging.getLogger("tokenomy.cache")
 
@@ -51,11 +56,13 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class SemanticHit:
-    """An accepted match: the exact-tier key of the stored answer, its similarity, the query's vector."""
+    """An accepted match: the exact-tier key of the stored answer, its similarity, the query's vector,
+    and the verifier's decision value (``None`` without ``verify: model``)."""
 
     key: str
     similarity: float
     vector: npt.NDArray[np.float32]
+    decision: float | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -75,6 +82,13 @@ class SemanticCache:
         self._config = config
         self._embed = embed
         self._verify = config.verify == "entities"
+        self.check: ModelCheck | None = None
+        if config.verify == "model":
+            self.check = ModelCheck(
+                Path(config.model_path) if config.model_path else None,
+                Path(config.verifier_path) if config.verifier_path else None,
+                config.accept,
+            )
         self._path = config.index_file
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="semantic-index")
         self._recent: OrderedDict[tuple[tuple[int, int], str], npt.NDArray[np.float32]] = OrderedDict()
@@ -82,14 +96,39 @@ class SemanticCache:
         self._pending_count = 0
         self.index = VectorIndex.load(self._path, config.max_entries, dim)
 
-    async def lookup(self, context: str, text: str, threshold: float) -> SemanticHit | None:
+    @property
+    def off(self) -> bool:
+        """True once the verifier's model failed to load: every lookup misses."""
+        return self.check is not None and self.check.failed is not None
+
+    def _load_check(self) -> bool:
+        """Load the verifier's model once (worker thread); log and turn the tier off if it fails."""
+        assert self.check is not None
+        if self.check.verifier is not None:
+            return True
+        if self.check.failed is None and not self.check.load():
+            log.error("semantic cache off: its verifier model could not be loaded (%s); the exact tier goes on",
+                      self.check.failed)  # fmt: skip
+        return self.check.failed is None
+
+    async def lookup(
+        self, context: str, text: str, threshold: float | None = None, accept: float | None = None
+    ) -> SemanticHit | None:
         """The best acceptable earlier entry for ``text`` in ``context``, or ``None`` (also on errors:
-        an embedding model that is overloaded or down makes a miss, never a failed request)."""
+        an embedding model that is overloaded or down makes a miss, never a failed request).
+
+        ``threshold`` is the cosine a candidate needs (default: per ``verify``); ``accept``
+        overrides the verifier's decision threshold (``verify: model``).
+        """
         ctx = context_id(context)
         pending = self._pending.get(ctx)
-        if not pending and not self.index.has_context(ctx):
+        if self.off or (not pending and not self.index.has_context(ctx)):
             return None
+        if threshold is None:
+            threshold = self.check.cosine_floor if self.check is not None else DEFAULT_SEMANTIC_THRESHOLD
         try:
+            if self.check is not None and not await self._run(self._load_check):
+                return None
             vector = await self._vector(ctx, text)
             candidates = await self._run(self.index.search, vector, ctx, threshold)
             if pending:
@@ -97,6 +136,8 @@ class SemanticCache:
                     [*candidates, *await self._search_pending(list(pending), vector, threshold)],
                     key=lambda c: -c.similarity,
                 )
+            if self.check is not None:
+                return await self._run(self._verified, text, candidates, vector, accept)
         except Exception as exc:  # a cache lookup never fails the request
             log.warning("semantic lookup failed: %s", exc)
             return None
@@ -104,6 +145,20 @@ class SemanticCache:
             if not self._verify or same_question(text, candidate.text):
                 return SemanticHit(candidate.key, candidate.similarity, vector)
         return None
+
+    def _verified(
+        self, text: str, candidates: list[Candidate], vector: npt.NDArray[np.float32], accept: float | None
+    ) -> SemanticHit | None:
+        """The candidate with the best decision value, if it reaches the acceptance threshold."""
+        assert self.check is not None
+        if not candidates:
+            return None
+        decisions = self.check.decisions(text, [(c.text, c.similarity) for c in candidates])
+        best = max(range(len(candidates)), key=lambda i: decisions[i])
+        needed = self.check.accept if accept is None else accept
+        if decisions[best] < needed:
+            return None
+        return SemanticHit(candidates[best].key, candidates[best].similarity, vector, decisions[best])
 
     def add(
         self, context: str, text: str, key: str, vector: npt.NDArray[np.float32] | None = None
@@ -136,6 +191,8 @@ class SemanticCache:
             if entry is not None:
                 entry.ready.set()
             await self._run(self._add, np.asarray(vector, dtype=np.float32), ctx, key, text)
+            if self.check is not None and self.check.verifier is None:
+                await self._run(self._load_check)  # loaded before the first lookup needs it
         except ValueError:
             raise  # a malformed key is the caller's bug
         except Exception as exc:  # the answer is still in the exact tier
