@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -18,12 +19,15 @@ async def gw(
     openai_fake: OpenAIFake, anthropic_fake: AnthropicFake, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RunningGateway]:
     home = tmp_path_factory.mktemp("semantic")
-    config = proxy_config(openai_fake.base_url, anthropic_fake.base_url) + f"""
+    config = (
+        proxy_config(openai_fake.base_url, anthropic_fake.base_url)
+        + f"""
 cache:
-  exact: {{path: "{home / 'cache.db'}"}}
-  semantic: {{enabled: true, index_path: "{home / 'semantic.usearch'}"}}
-ledger: {{path: "{home / 'ledger.db'}", flush_interval_ms: 20}}
+  exact: {{path: "{home / "cache.db"}"}}
+  semantic: {{enabled: true, index_path: "{home / "semantic.usearch"}"}}
+ledger: {{path: "{home / "ledger.db"}", flush_interval_ms: 20}}
 """
+    )
     async with running_gateway(config) as running:
         yield running
 
@@ -67,3 +71,42 @@ async def test_follow_up_never_hits_another_conversation(gw: RunningGateway, ope
     assert h["x-tokenomy-cache"] == "miss" and len(openai_fake.requests) == 2
     _, again = await ask(gw, convo("Paris"))
     assert again["x-tokenomy-cache"] == "hit-exact"
+
+
+async def test_answer_is_findable_by_the_very_next_request(gw: RunningGateway, openai_fake: OpenAIFake) -> None:
+    client = openai.AsyncOpenAI(base_url=gw.v1, api_key="unused", max_retries=0)
+    before = len(openai_fake.requests)
+    system = {"role": "system", "content": "A context no earlier request had."}
+    for question in ("How do I reverse a list in Python?", "how do i reverse a list in python"):
+        raw = await client.chat.completions.with_raw_response.create(
+            model="fast",
+            messages=[system, *user(question)],
+            temperature=0,  # type: ignore[list-item]
+        )
+        outcome = raw.headers["x-tokenomy-cache"]  # no drain: the second is sent as soon as the first returns
+    assert outcome == "hit-semantic" and len(openai_fake.requests) == before + 1
+    await gw.app.gateway.cache.drain()
+
+
+async def test_unloadable_verifier_leaves_the_exact_tier_working(
+    openai_fake: OpenAIFake, anthropic_fake: AnthropicFake, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    config = (
+        proxy_config(openai_fake.base_url, anthropic_fake.base_url)
+        + f"""
+cache:
+  exact: {{path: "{tmp_path / "cache.db"}"}}
+  semantic: {{enabled: true, index_path: "{tmp_path / "s.usearch"}", model_path: "{broken}"}}
+ledger: {{path: "{tmp_path / "ledger.db"}", flush_interval_ms: 20}}
+"""
+    )
+    async with running_gateway(config) as running:
+        before = len(openai_fake.requests)
+        outcomes = [
+            (await ask(running, user(q)))[1]["x-tokenomy-cache"] for q in ("Capital of Peru?", "capital of peru")
+        ]
+        _, again = await ask(running, user("Capital of Peru?"))
+        assert outcomes == ["miss", "miss"] and again["x-tokenomy-cache"] == "hit-exact"
+        assert len(openai_fake.requests) == before + 2 and running.app.gateway.semantic.off

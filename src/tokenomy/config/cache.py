@@ -49,10 +49,20 @@ class SemanticCacheConfig(_Frozen):
     """Semantic tier: nearest earlier question in the same conversation context (chat only)."""
 
     enabled: bool = False
-    threshold: float = Field(default=DEFAULT_SEMANTIC_THRESHOLD, gt=0, le=1, description="cosine similarity")
-    verify: Literal["entities", "none"] = Field(
-        default="entities", description="second check: numbers and named entities must match"
+    verify: Literal["model", "entities", "none"] = Field(
+        default="model",
+        description="model: gates + cross-encoder + learned verifier; entities: cosine + word check; none: cosine",
     )
+    threshold: float | None = Field(
+        default=None, gt=0, le=1,
+        description=f"cosine similarity; default {DEFAULT_SEMANTIC_THRESHOLD} (entities, none) or the verifier's "
+        "floor, 0.6 (model)",
+    )  # fmt: skip
+    accept: float | None = Field(
+        default=None, description="verify: model — the verifier's decision value a hit needs; default: the shipped one"
+    )
+    model_path: str | None = Field(default=None, description="cross-encoder ONNX file; default: the shipped one")
+    verifier_path: str | None = Field(default=None, description="verifier JSON file; default: the shipped one")
     index_path: str | None = Field(default=None, description="vector index file; default: data dir/semantic.usearch")
     max_entries: int = Field(default=1_000_000, gt=0)
 

@@ -11,7 +11,7 @@ the namespace is the tenant, unless the client names a namespace the config decl
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any, Protocol
 
 import orjson
@@ -33,11 +33,11 @@ from tokenomy.telemetry import metrics
 class SemanticTier(Protocol):
     """The semantic cache as this stage uses it (``cache/semantic``)."""
 
-    async def lookup(self, context: str, text: str, threshold: float) -> Any:
+    async def lookup(self, context: str, text: str, threshold: float | None) -> Any:
         """A hit with ``key``, ``similarity`` and ``vector``, or ``None``."""
 
-    async def add(self, context: str, text: str, key: str, vector: Any = None) -> None:
-        """Index an answer stored under ``key``."""
+    def add(self, context: str, text: str, key: str, vector: Any = None) -> Coroutine[Any, Any, None]:
+        """Make an answer stored under ``key`` findable at once; the coroutine indexes it."""
 
 
 ContextFn = Any  # (namespace, model, body) -> (context fingerprint, last user text) | None

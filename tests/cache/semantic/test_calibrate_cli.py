@@ -26,13 +26,31 @@ def test_json_shape(runner: CliRunner) -> None:
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
     assert doc["pairs"] == 29 and doc["positives"] == 12 and doc["negatives"] == 17
-    assert doc["verify"] == "entities" and doc["target_precision"] == 0.99
+    assert doc["verify"] == "model" and doc["setting"] == "accept" and doc["target_precision"] == 0.99
     points = doc["thresholds"]
     assert [p["threshold"] for p in points] == sorted(p["threshold"] for p in points)
     assert set(points[0]) == {"threshold", "accepted", "tp", "fp", "fn", "precision", "recall"}
     assert all(p["tp"] + p["fn"] == 12 and p["accepted"] == p["tp"] + p["fp"] for p in points)
     chosen = doc["recommended"]
     assert chosen is not None and chosen["precision"] >= 0.99
+    # 29 pairs cannot certify 1 % false hits: the bound and the warning say so
+    assert doc["false_hit_rate_upper_95"] > 0.01 and "label more pairs" in doc["warning"]
+
+
+def test_entities_matcher_and_small_sample_warning_on_stderr(runner: CliRunner) -> None:
+    args = ["calibrate", "--pairs", str(DATA / "langcache_sample.csv"), "--verify", "entities"]
+    result = runner.invoke(cache_group, args)
+    assert result.exit_code == 0, result.output
+    assert "recommended threshold:" in result.output and "warning: only" in result.output
+
+
+def test_small_sample_bound() -> None:
+    from tokenomy.cache.semantic.calibrate import small_sample_warning
+    from tokenomy.cache.semantic.stats import needed_for, upper_bound
+
+    assert needed_for(0.01) == 299 and abs(upper_bound(0, 299) - 0.00997) < 1e-4
+    assert small_sample_warning(Point(4.0, 400, 400, 0, 0, 1.0, 1.0), 0.99) is None
+    assert small_sample_warning(Point(4.0, 100, 100, 0, 0, 1.0, 1.0), 0.99) is not None
 
 
 def test_table_and_stsb_input(runner: CliRunner) -> None:

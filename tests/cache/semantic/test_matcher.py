@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -131,4 +132,17 @@ async def test_embedding_failures_are_misses(tmp_path: Path) -> None:
     assert await semantic.lookup(*ctx(chat("capital of France?")), 0.9) is None
     await semantic.add(*ctx(chat("capital of Spain")), KEY2)  # logged, not raised
     assert len(semantic.index) == 1
+    semantic.close()
+
+
+async def test_added_entry_is_found_before_it_is_indexed(tmp_path: Path) -> None:
+    semantic, _ = cache(tmp_path)
+    indexing = asyncio.ensure_future(semantic.add(*ctx(chat("What is the capital of France?")), KEY1))
+    assert len(semantic.index) == 0 and semantic._pending  # findable from here on
+    hit = await semantic.lookup(*ctx(chat("what is the capital of France")), 0.9)
+    assert hit is not None and hit.key == KEY1
+    await indexing
+    assert len(semantic.index) == 1 and not semantic._pending
+    hit = await semantic.lookup(*ctx(chat("what is the capital of France")), 0.9)
+    assert hit is not None and hit.key == KEY1
     semantic.close()

@@ -1,4 +1,4 @@
-"""Calibration of the similarity threshold on labelled question pairs.
+"""Calibration of the semantic tier's acceptance threshold on labelled question pairs.
 
 Input: pairs ``(sentence1, sentence2, label)`` with label 1 = same question, 0 = different — a CSV
 with those header columns, or an STS-B file (tab-separated, no header: genre, file, year, id,
@@ -93,13 +93,39 @@ def similarities(
     return sims
 
 
+def decisions(
+    embed: Callable[[list[str]], npt.NDArray[np.float32]], pairs: Sequence[Pair], check: Any
+) -> npt.NDArray[np.float64]:
+    """The verifier's decision value of each pair, ``sentence2`` asked after ``sentence1`` was stored
+    (-inf where a gate fails or the cosine is below the floor); ``check`` is a loaded ``ModelCheck``."""
+    sims = similarities(embed, pairs)
+    out = np.array([check.decisions(p.b, [(p.a, float(c))])[0] for p, c in zip(pairs, sims, strict=True)])
+    return out.astype(np.float64)
+
+
+def small_sample_warning(chosen: Point | None, target: float) -> str | None:
+    """A warning when the accepted pairs are too few to certify the target precision at 95 %."""
+    from tokenomy.cache.semantic.stats import needed_for, upper_bound
+
+    if chosen is None:
+        return None
+    bound = upper_bound(chosen.fp, chosen.accepted)
+    if bound <= 1.0 - target:
+        return None
+    return (
+        f"only {chosen.accepted} accepted pairs ({chosen.fp} false): the false-hit rate may be up to "
+        f"{bound:.1%} (95 % upper bound); certifying {1.0 - target:.1%} needs at least "
+        f"{needed_for(1.0 - target)} accepted pairs with no false one — label more pairs"
+    )
+
+
 def thresholds(low: float = 0.5, high: float = 0.99, step: float = 0.01) -> list[float]:
     """The grid of thresholds, inclusive."""
     count = round((high - low) / step) + 1
     return [round(low + i * step, 4) for i in range(count)]
 
 
-def curve(pairs: Sequence[Pair], sims: npt.NDArray[np.float32], verify: bool, grid: Sequence[float]) -> list[Point]:
+def curve(pairs: Sequence[Pair], sims: npt.NDArray[Any], verify: bool, grid: Sequence[float]) -> list[Point]:
     """Precision/recall at each threshold of ``grid``."""
     labels = np.array([p.label for p in pairs], dtype=bool)
     checked = np.array([(not verify) or same_question(p.a, p.b) for p in pairs], dtype=bool)
@@ -137,14 +163,19 @@ def report(
 ) -> dict[str, Any]:
     """The JSON document of ``tokenomy cache calibrate --format json``."""
     positives = sum(p.label for p in pairs)
+    from tokenomy.cache.semantic.stats import upper_bound
+
     return {
-        "model": "all-MiniLM-L6-v2",
+        "model": "all-MiniLM-L6-v2" + (" + cross-encoder + verifier" if verify == "model" else ""),
         "verify": verify,
+        "setting": "accept" if verify == "model" else "threshold",
         "pairs": len(pairs),
         "positives": positives,
         "negatives": len(pairs) - positives,
         "target_precision": target,
         "recall_slack": slack,
         "recommended": asdict(chosen) if chosen is not None else None,
+        "false_hit_rate_upper_95": upper_bound(chosen.fp, chosen.accepted) if chosen is not None else None,
+        "warning": small_sample_warning(chosen, target),
         "thresholds": [asdict(p) for p in points],
     }

@@ -2,14 +2,22 @@
 
 A lookup is accepted only when a stored entry has the *same* context fingerprint
 (:func:`~tokenomy.cache.semantic.context.conversation_context`), a cosine similarity ≥ the
-threshold, and — with ``verify: entities`` — passes :func:`~tokenomy.cache.semantic.verify.same_question`.
-When no entry has the context at all (the common case for a follow-up in a new conversation)
-the lookup returns at once, without embedding.
+threshold, and passes the check that ``verify`` names: ``model`` (the default) — hard gates, a
+cross-encoder and a learned verifier (:mod:`~tokenomy.cache.semantic.verifier`); ``entities`` —
+:func:`~tokenomy.cache.semantic.verify.same_question`; ``none``. When no entry has the context at
+all (the common case for a follow-up in a new conversation) the lookup returns at once, without
+embedding. If the verifier's model cannot be loaded, the semantic tier turns itself off (one
+error line in the log) and the exact tier goes on.
 
 Searches and adds run on one worker thread, never on the event loop (``save``, ``close`` and
 ``remove`` are blocking: call them off the loop). The vectors of
 recent lookups are remembered briefly so that :meth:`SemanticCache.add` after a miss reuses the
 lookup's embedding instead of embedding the text again.
+
+**Read-your-writes**: :meth:`SemanticCache.add` registers the entry in a small in-memory *pending*
+set before it returns (the cache stage calls it before the response completes); lookups compare
+against the pending entries of their context exactly, so the very next request finds an answer
+even while its embedding and index insertion are still running in the background.
 """
 
 from __future__ import annotations
@@ -17,18 +25,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from tokenomy.cache.semantic.index import VectorIndex, context_id
+from tokenomy.cache.semantic.index import Candidate, VectorIndex, context_id
+from tokenomy.cache.semantic.verifier import ModelCheck
 from tokenomy.cache.semantic.verify import same_question
-from tokenomy.config.cache import SemanticCacheConfig
+from tokenomy.config.cache import DEFAULT_SEMANTIC_THRESHOLD, SemanticCacheConfig
 
 log = logging.getLogger("tokenomy.cache")
 
@@ -37,16 +47,32 @@ EmbedFn = Callable[[list[str]], Awaitable[npt.NDArray[np.float32]]]
 
 DIM = 384
 _RECENT = 1024
+MAX_PENDING = 4096
+"""Entries waiting for the index; past this many, new ones are indexed without read-your-writes."""
+PENDING_WAIT_S = 2.0
+"""How long a lookup waits for a pending entry's embedding before it skips that entry."""
 T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
 class SemanticHit:
-    """An accepted match: the exact-tier key of the stored answer, its similarity, the query's vector."""
+    """An accepted match: the exact-tier key of the stored answer, its similarity, the query's vector,
+    and the verifier's decision value (``None`` without ``verify: model``)."""
 
     key: str
     similarity: float
     vector: npt.NDArray[np.float32]
+    decision: float | None = None
+
+
+@dataclass(eq=False, slots=True)
+class _Pending:
+    """An entry added but not yet in the index: searchable meanwhile (read-your-writes)."""
+
+    key: str
+    text: str
+    vector: npt.NDArray[np.float32] | None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class SemanticCache:
@@ -56,20 +82,62 @@ class SemanticCache:
         self._config = config
         self._embed = embed
         self._verify = config.verify == "entities"
+        self.check: ModelCheck | None = None
+        if config.verify == "model":
+            self.check = ModelCheck(
+                Path(config.model_path) if config.model_path else None,
+                Path(config.verifier_path) if config.verifier_path else None,
+                config.accept,
+            )
         self._path = config.index_file
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="semantic-index")
         self._recent: OrderedDict[tuple[tuple[int, int], str], npt.NDArray[np.float32]] = OrderedDict()
+        self._pending: dict[tuple[int, int], list[_Pending]] = {}
+        self._pending_count = 0
         self.index = VectorIndex.load(self._path, config.max_entries, dim)
 
-    async def lookup(self, context: str, text: str, threshold: float) -> SemanticHit | None:
+    @property
+    def off(self) -> bool:
+        """True once the verifier's model failed to load: every lookup misses."""
+        return self.check is not None and self.check.failed is not None
+
+    def _load_check(self) -> bool:
+        """Load the verifier's model once (worker thread); log and turn the tier off if it fails."""
+        assert self.check is not None
+        if self.check.verifier is not None:
+            return True
+        if self.check.failed is None and not self.check.load():
+            log.error("semantic cache off: its verifier model could not be loaded (%s); the exact tier goes on",
+                      self.check.failed)  # fmt: skip
+        return self.check.failed is None
+
+    async def lookup(
+        self, context: str, text: str, threshold: float | None = None, accept: float | None = None
+    ) -> SemanticHit | None:
         """The best acceptable earlier entry for ``text`` in ``context``, or ``None`` (also on errors:
-        an embedding model that is overloaded or down makes a miss, never a failed request)."""
+        an embedding model that is overloaded or down makes a miss, never a failed request).
+
+        ``threshold`` is the cosine a candidate needs (default: per ``verify``); ``accept``
+        overrides the verifier's decision threshold (``verify: model``).
+        """
         ctx = context_id(context)
-        if not self.index.has_context(ctx):
+        pending = self._pending.get(ctx)
+        if self.off or (not pending and not self.index.has_context(ctx)):
             return None
+        if threshold is None:
+            threshold = self.check.cosine_floor if self.check is not None else DEFAULT_SEMANTIC_THRESHOLD
         try:
+            if self.check is not None and not await self._run(self._load_check):
+                return None
             vector = await self._vector(ctx, text)
             candidates = await self._run(self.index.search, vector, ctx, threshold)
+            if pending:
+                candidates = sorted(
+                    [*candidates, *await self._search_pending(list(pending), vector, threshold)],
+                    key=lambda c: -c.similarity,
+                )
+            if self.check is not None:
+                return await self._run(self._verified, text, candidates, vector, accept)
         except Exception as exc:  # a cache lookup never fails the request
             log.warning("semantic lookup failed: %s", exc)
             return None
@@ -78,19 +146,87 @@ class SemanticCache:
                 return SemanticHit(candidate.key, candidate.similarity, vector)
         return None
 
-    async def add(self, context: str, text: str, key: str, vector: npt.NDArray[np.float32] | None = None) -> None:
-        """Index the answer stored under the exact-tier ``key`` (embedding ``text`` unless given its vector)."""
+    def _verified(
+        self, text: str, candidates: list[Candidate], vector: npt.NDArray[np.float32], accept: float | None
+    ) -> SemanticHit | None:
+        """The candidate with the best decision value, if it reaches the acceptance threshold."""
+        assert self.check is not None
+        if not candidates:
+            return None
+        decisions = self.check.decisions(text, [(c.text, c.similarity) for c in candidates])
+        best = max(range(len(candidates)), key=lambda i: decisions[i])
+        needed = self.check.accept if accept is None else accept
+        if decisions[best] < needed:
+            return None
+        return SemanticHit(candidates[best].key, candidates[best].similarity, vector, decisions[best])
+
+    def add(
+        self, context: str, text: str, key: str, vector: npt.NDArray[np.float32] | None = None
+    ) -> Coroutine[object, object, None]:
+        """Index the answer stored under the exact-tier ``key`` (embedding ``text`` unless given its vector).
+
+        The entry is searchable as soon as this returns (pending); the returned coroutine embeds
+        and indexes it, and must be awaited or run as a task.
+        """
         ctx = context_id(context)
         if vector is None:
             vector = self._recent.pop((ctx, text), None)
+        entry: _Pending | None = None
+        if self._pending_count < MAX_PENDING:
+            entry = _Pending(key, text, None if vector is None else np.asarray(vector, dtype=np.float32))
+            if entry.vector is not None:
+                entry.ready.set()
+            self._pending.setdefault(ctx, []).append(entry)
+            self._pending_count += 1
+        return self._index_entry(ctx, text, key, vector, entry)
+
+    async def _index_entry(
+        self, ctx: tuple[int, int], text: str, key: str, vector: npt.NDArray[np.float32] | None, entry: _Pending | None
+    ) -> None:
         try:
             if vector is None:
                 vector = await self._vector(ctx, text, remember=False)
+                if entry is not None:
+                    entry.vector = np.asarray(vector, dtype=np.float32)
+            if entry is not None:
+                entry.ready.set()
             await self._run(self._add, np.asarray(vector, dtype=np.float32), ctx, key, text)
+            if self.check is not None and self.check.verifier is None:
+                await self._run(self._load_check)  # loaded before the first lookup needs it
         except ValueError:
             raise  # a malformed key is the caller's bug
         except Exception as exc:  # the answer is still in the exact tier
             log.warning("semantic add failed: %s", exc)
+        finally:
+            if entry is not None:
+                entry.ready.set()
+                self._unpend(ctx, entry)
+
+    def _unpend(self, ctx: tuple[int, int], entry: _Pending) -> None:
+        entries = self._pending.get(ctx)
+        if entries is not None and entry in entries:
+            entries.remove(entry)
+            self._pending_count -= 1
+            if not entries:
+                del self._pending[ctx]
+
+    async def _search_pending(
+        self, entries: list[_Pending], vector: npt.NDArray[np.float32], threshold: float
+    ) -> list[Candidate]:
+        """The pending entries at or above ``threshold`` (waiting briefly for embeddings in flight)."""
+        out: list[Candidate] = []
+        for entry in entries:
+            if entry.vector is None:
+                try:
+                    await asyncio.wait_for(entry.ready.wait(), PENDING_WAIT_S)
+                except TimeoutError:
+                    continue
+            if entry.vector is None:
+                continue
+            similarity = float(entry.vector @ vector)
+            if similarity >= threshold:
+                out.append(Candidate(0, similarity, entry.key, entry.text))
+        return out
 
     def _add(self, vector: npt.NDArray[np.float32], ctx: tuple[int, int], key: str, text: str) -> None:
         """Add unless the same text is already stored under the same key in this context."""

