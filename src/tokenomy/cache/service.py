@@ -32,6 +32,11 @@ class CacheService:
         self._down_logged = False
         self._tasks: set[asyncio.Task[None]] = set()
         metrics.CACHE_STORE_UP.set(1 if store is not None else 0)
+        # a store that queues writes itself (SQLite: batched on its thread) costs no task per put
+        self._put_nowait = getattr(store, "put_nowait", None)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        if self._put_nowait is not None:
+            store.on_error = self._queued_write_failed  # type: ignore[union-attr]
 
     async def get(self, key: str, max_age: float | None = None) -> tuple[CacheEntry | None, str]:
         """The fresh entry for ``key`` and the tier that had it (``memory``, ``store`` or ``miss``)."""
@@ -71,7 +76,12 @@ class CacheService:
         metrics.CACHE_MEMORY_BYTES.set(self.memory.bytes_used)
         if self.store is not None and time.time() >= self._down_until:
             meta = EntryMeta(entry.namespace, entry.model, entry.task, entry.expires)
-            self.background(self._store_set(key, pack(entry), meta))
+            if self._put_nowait is not None:
+                if self._loop is None:
+                    self._loop = asyncio.get_running_loop()
+                self._put_nowait(key, pack(entry), meta)
+            else:
+                self.background(self._store_set(key, pack(entry), meta))
 
     async def invalidate(self, *, namespace: str | None, model: str | None, task: str | None) -> int:
         """Remove matching entries from level 2 and clear level 1; returns level 2's count."""
@@ -88,6 +98,17 @@ class CacheService:
         """Wait for background writes (tests, shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        flush = getattr(self.store, "flush", None)
+        if flush is not None:
+            await flush()
+
+    def _queued_write_failed(self, exc: CacheUnavailable) -> None:
+        """From the store's writer thread: mark the store down on the event loop's thread."""
+        try:
+            assert self._loop is not None  # set by the first put
+            self._loop.call_soon_threadsafe(self._down, "set", exc)
+        except (RuntimeError, AssertionError):  # the loop is closed (shutdown)
+            log.error("cache store write failed during shutdown: %s", exc)
 
     async def close(self) -> None:
         """Finish background writes and close the store."""

@@ -96,6 +96,33 @@ class Flight:
         return LeaderGone(str(self.error) if self.error else "the leader went away")
 
 
+class PrivateFlight(Flight):
+    """A flight nobody follows (no-cache requests, or single-flight off): every leader call is a
+    no-op, so a request that shares nothing allocates no event or condition."""
+
+    def __init__(self) -> None:
+        """Deliberately skips Flight's allocations."""
+
+    def resolve(self, completion: Completion) -> None:
+        """Nothing to share."""
+
+    def start_stream(self) -> None:
+        """Nothing to share."""
+
+    async def push(self, chunk: dict[str, Any]) -> None:
+        """Nothing to share."""
+
+    async def end(self, error: BaseException | None = None) -> None:
+        """Nothing to share."""
+
+    def fail(self, error: BaseException) -> None:
+        """Nothing to share."""
+
+
+PRIVATE = PrivateFlight()
+"""The one private flight (stateless)."""
+
+
 class Flights:
     """The flights in progress, by cache key."""
 

@@ -22,7 +22,7 @@ from tokenomy.cache.entry import CacheEntry
 from tokenomy.cache.key import deterministic, exact_key
 from tokenomy.cache.replay import Assembler, replay
 from tokenomy.cache.service import CacheService
-from tokenomy.cache.single_flight import Flight, Flights, LeaderGone
+from tokenomy.cache.single_flight import PRIVATE, Flight, Flights, LeaderGone
 from tokenomy.config.cache import CacheConfig
 from tokenomy.pipeline.chain import Handler
 from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Response, Stream, Usage
@@ -85,7 +85,7 @@ class CacheStage:
             return await self.embeddings.handle(ctx, call_next, namespace, model, directives, ttl)
         key = exact_key(namespace, endpoint, model.name, ctx.body)
         semantic = None
-        flight = Flight()  # private unless shared below
+        flight: Flight = PRIVATE  # private unless shared below
         if directives.lookup:  # no-cache skips the lookup and coalescing, and still stores the answer
             started = time.perf_counter()
             entry, tier = await self._service.get(key, directives.max_age)
@@ -103,7 +103,7 @@ class CacheStage:
                     try:
                         return await self._follow(ctx, flight, model)
                     except LeaderGone:
-                        flight = Flight()  # the leader's client went away: try once on our own
+                        flight = PRIVATE  # the leader's client went away: try once on our own
         ctx.cache = "miss"
         store = _Store(self, key, namespace, model.name, ctx, ttl, directives.store, semantic)
         try:

@@ -2,14 +2,19 @@
 
 Reads are point lookups by primary key on the event loop's own connection (WAL, page cache: tens
 of microseconds, cheaper than a thread hand-off); writes and invalidations run on one background
-thread with its own connection, so the request path never waits for a commit.
+thread with its own connection, so the request path never waits for a commit. Answers stored by
+the cache stage go through ``put_nowait``: queued in memory and written in batches, one
+transaction per batch (a task, a future and a commit per answer cost the request path ~40 µs
+of CPU; see docs/benchmarks.md, "Where a request's CPU goes").
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,9 +22,15 @@ from typing import TypeVar
 
 from tokenomy.cache.stores.base import CacheUnavailable, EntryMeta
 
+log = logging.getLogger("tokenomy.cache")
 T = TypeVar("T")
+Pending = tuple[str, bytes, str, str, str, float]
 _PURGE_EVERY = 1000  # writes between deletions of expired rows
+# Queued writes wait this long for others to join their batch: one thread wake-up and one commit
+# per batch instead of per answer. Level 1 serves the answer meanwhile.
+_WRITE_DELAY_S = 0.02
 
+_UPSERT = "INSERT OR REPLACE INTO cache (key, value, namespace, model, task, expires) VALUES (?, ?, ?, ?, ?, ?)"
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, value BLOB NOT NULL, namespace TEXT NOT NULL,"
     " model TEXT NOT NULL, task TEXT NOT NULL, expires REAL NOT NULL)",
@@ -39,6 +50,10 @@ class SqliteCacheStore:
         self._writer: sqlite3.Connection | None = None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="tokenomy-cache-sqlite")
         self._writes = 0
+        self._pending: deque[Pending] = deque()
+        self._drain_queued = False
+        self.on_error: Callable[[CacheUnavailable], None] | None = None
+        """Called on the writer thread when a queued write fails (the service marks the store down)."""
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -67,6 +82,41 @@ class SqliteCacheStore:
     async def set(self, key: str, value: bytes, meta: EntryMeta) -> None:
         """Store on the writer thread."""
         await self._run(self._set, key, value, meta)
+
+    def put_nowait(self, key: str, value: bytes, meta: EntryMeta) -> None:
+        """Queue a write; the writer thread stores queued writes in one transaction per batch."""
+        self._pending.append((key, value, meta.namespace, meta.model, meta.task, meta.expires))
+        if not self._drain_queued:  # the first write of a batch: the rest join it for _WRITE_DELAY_S
+            self._drain_queued = True
+            asyncio.get_running_loop().call_later(_WRITE_DELAY_S, self._pool.submit, self._drain)
+
+    async def flush(self) -> None:
+        """Wait until every queued write is stored (or has failed)."""
+        if self._pending:
+            await self._run(self._drain)
+        await self._run(_noop)
+
+    def _drain(self) -> None:
+        self._drain_queued = False  # before taking the batch: later puts queue another drain
+        batch = [self._pending.popleft() for _ in range(len(self._pending))]
+        if not batch:
+            return
+        self._writes += len(batch)
+        if self._writes // _PURGE_EVERY != (self._writes - len(batch)) // _PURGE_EVERY:
+            self.purge_expired()
+        try:
+            conn = self._conn()
+            conn.execute("BEGIN")
+            conn.executemany(_UPSERT, batch)
+            conn.execute("COMMIT")
+        except (sqlite3.Error, CacheUnavailable) as exc:
+            if self._writer is not None and self._writer.in_transaction:
+                self._writer.execute("ROLLBACK")
+            error = exc if isinstance(exc, CacheUnavailable) else CacheUnavailable(f"writing the cache failed: {exc}")
+            if self.on_error is not None:
+                self.on_error(error)
+            else:
+                log.error("cache: %d queued write(s) lost: %s", len(batch), error)
 
     async def delete(self, key: str) -> None:
         """Delete on the writer thread."""
@@ -104,10 +154,7 @@ class SqliteCacheStore:
             self.purge_expired()  # expired rows are never read; this keeps the file from growing with them
             self.evict_to_bound()
         try:
-            self._conn().execute(
-                "INSERT OR REPLACE INTO cache (key, value, namespace, model, task, expires) VALUES (?, ?, ?, ?, ?, ?)",
-                (key, value, meta.namespace, meta.model, meta.task, meta.expires),
-            )
+            self._conn().execute(_UPSERT, (key, value, meta.namespace, meta.model, meta.task, meta.expires))
         except sqlite3.Error as exc:
             raise CacheUnavailable(f"writing the cache failed: {exc}") from exc
 
@@ -148,3 +195,7 @@ class SqliteCacheStore:
     def purge_expired(self) -> int:
         """Delete expired rows (on the writer thread, every ``_PURGE_EVERY`` writes)."""
         return self._exec("DELETE FROM cache WHERE expires <= ?", (time.time(),))
+
+
+def _noop() -> None:
+    return None
