@@ -57,7 +57,8 @@ class Gateway:
         self.cache_store: CacheStore | None = cache_store_for(config.cache.exact)  # also the KV API's store
         self.cache = CacheService(config.cache.exact.memory_bytes, self.cache_store)
         self.access = Access(config, self.table, self.ledger)  # keys, per-key limits, budgets
-        self.recorder = RecordStage(self.access.sink(self.ledger), tasks)
+        self.stopping = False  # the shutdown deadline passed: requests cancelled now are recorded as such
+        self.recorder = RecordStage(self.access.sink(self.ledger), tasks, stopping=lambda: self.stopping)
         self.stages: list[Stage] = [
             self.recorder,
             GuardStage(config.auth, self.access.keys, self.access.budgets),
@@ -116,6 +117,10 @@ class Gateway:
         await asyncio.to_thread(self.ledger.close)  # drains the queue into the store (or the spool)
         if self.tracer is not None:
             await asyncio.to_thread(self.tracer.shutdown)  # exports the last spans
+
+    def shutdown_deadline_passed(self) -> None:
+        """From now on a cancelled request was cut short by the shutdown (see server/shutdown.py)."""
+        self.stopping = True
 
     def record_rejected(
         self, request_id: str, endpoint: Endpoint, wire: str, headers: dict[str, str], exc: GatewayError

@@ -162,6 +162,11 @@ class ServerConfig(_Frozen):
     )
     upstream_connections: int = Field(default=1024, gt=0, description="pooled connections per upstream host")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field(default="text", description="text lines, or one JSON object per line")
+    access_log: bool = Field(default=True, description="one log line per finished request (docs/observability.md)")
+    shutdown_timeout_s: float = Field(
+        default=25.0, ge=0, description="on SIGTERM: how long requests in flight may take before they are cancelled"
+    )
 
 
 class LocalGenerationConfig(_Frozen):

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenomy.errors import GatewayError, invalid_request, overloaded
+from tokenomy.providers.local import llama_quiet
 from tokenomy.providers.local.logits import LogprobRecorder, TokenLogprob, bias_processor
 from tokenomy.providers.local.params import ChatPrompt, GenerationParams, TextPrompt
 from tokenomy.providers.local.textstream import TextAssembler
@@ -195,6 +196,7 @@ class LlamaEngine:
     def _load(self) -> None:
         from llama_cpp import Llama, llama_chat_format
 
+        llama_quiet.install()  # no process-wide stdout/stderr redirection while loading
         llm = Llama(model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False)
         template = llm.metadata.get("tokenizer.chat_template")
         if template:
