@@ -14,7 +14,7 @@ from tokenomy.cache.stores.base import CacheStore
 from tokenomy.config.models import GatewayConfig
 from tokenomy.errors import GatewayError, overloaded
 from tokenomy.ledger.enrich import Enricher
-from tokenomy.ledger.stores import store_for
+from tokenomy.ledger.stores import NullStore, store_for
 from tokenomy.ledger.writer import LedgerWriter, NoLedger, RecordHook
 from tokenomy.pipeline.cache import CacheStage
 from tokenomy.pipeline.chain import Handler, Stage, build_chain
@@ -25,6 +25,7 @@ from tokenomy.pipeline.policy import PolicyStage
 from tokenomy.pipeline.record import RecordStage
 from tokenomy.pipeline.route import ModelTable, RouteStage
 from tokenomy.providers.base import Provider, provider_factory
+from tokenomy.telemetry.access_log import AccessLog
 from tokenomy.telemetry.labels import TaskLabels
 from tokenomy.telemetry.usage_metrics import UsageMetrics
 
@@ -49,9 +50,13 @@ class Gateway:
             self.tracer = build_tracer(config.telemetry.tracing)
         if self.tracer is not None:
             hooks.append(self.tracer.record)
+        access = [AccessLog()] if config.server.access_log else []
         self.ledger: LedgerWriter | NoLedger = (
-            LedgerWriter(store_for(config.ledger), Enricher(config), config.ledger, hooks)
+            LedgerWriter(store_for(config.ledger), Enricher(config), config.ledger, [*hooks, *access])
             if config.ledger.enabled
+            # no ledger: records are still built for the access log, and stored nowhere
+            else LedgerWriter(NullStore(), Enricher(config), config.ledger, access)
+            if access
             else NoLedger()
         )
         self.cache_store: CacheStore | None = cache_store_for(config.cache.exact)  # also the KV API's store

@@ -45,20 +45,35 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class _JsonFormatter(JsonFormatter):
+    """In JSON, an access line's fields are keys of the object: its message is just ``access``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == "tokenomy.access":
+            record = logging.makeLogRecord({**record.__dict__, "msg": "access", "args": ()})
+        return super().format(record)
+
+
 def json_formatter() -> logging.Formatter:
     """One JSON object per line: time, level, logger, message, request_id and any extra fields."""
-    return JsonFormatter(
+    return _JsonFormatter(
         "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
         rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
         json_ensure_ascii=False,
     )
 
 
-def configure(level: str = "info", fmt: LogFormat = "text", stream: IO[str] | None = None) -> logging.Handler:
-    """Send every log line (Tokenomy's, uvicorn's, llama.cpp's) through one handler in ``fmt``."""
+def make_handler(fmt: LogFormat = "text", stream: IO[str] | None = None) -> logging.Handler:
+    """A handler writing ``fmt`` lines (with request ids) to ``stream`` (default: stderr)."""
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(json_formatter() if fmt == "json" else TextFormatter())
+    return handler
+
+
+def configure(level: str = "info", fmt: LogFormat = "text", stream: IO[str] | None = None) -> logging.Handler:
+    """Send every log line (Tokenomy's, uvicorn's, llama.cpp's) through one handler in ``fmt``."""
+    handler = make_handler(fmt, stream)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
