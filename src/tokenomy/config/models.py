@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from tokenomy.config import references
 from tokenomy.config.base import SecretRef, _Frozen, parse_secret
-from tokenomy.config.budgets import BudgetsConfig, KeyBudget, KeyStoreConfig, check_downgrades
+from tokenomy.config.budgets import BudgetsConfig, KeyBudget, KeyStoreConfig
 from tokenomy.config.cache import CacheConfig
 from tokenomy.config.observability import LedgerConfig, TelemetryConfig
-from tokenomy.config.policy import RouterConfig, check_routers
-from tokenomy.config.routing import ContextWindowFallback, RetryConfig, RoutingConfig, Strategy, check_model_references
+from tokenomy.config.policy import RouterConfig
+from tokenomy.config.routing import ContextWindowFallback, RetryConfig, RoutingConfig, Strategy
 from tokenomy.providers.base import provider_kinds
 
 __all__ = ["SecretRef", "parse_secret"]
@@ -196,8 +197,13 @@ class LocalConfig(_Frozen):
 
 
 class GatewayConfig(_Frozen):
-    """The whole configuration file."""
+    """The whole configuration file.
 
+    ``models`` is validated first so that the checks of later sections can see the model names;
+    every cross-reference problem is reported at once, at its own path (config/references.py).
+    """
+
+    models: tuple[LogicalModel, ...] = Field(min_length=1)
     server: ServerConfig = ServerConfig()
     auth: AuthConfig = AuthConfig()
     local: LocalConfig = LocalConfig()
@@ -207,26 +213,70 @@ class GatewayConfig(_Frozen):
     budgets: BudgetsConfig = BudgetsConfig()
     routing: RoutingConfig = RoutingConfig()
     routers: tuple[RouterConfig, ...] = Field(default=(), description="router models (docs/routing.md)")
-    models: tuple[LogicalModel, ...] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> GatewayConfig:
-        seen: set[str] = set()
-        for model in self.models:
-            for name in (model.name, *model.aliases):
-                if name in seen:
-                    raise ValueError(f"model name {name!r} is declared twice")
-                seen.add(name)
-        keyed = [(f"auth.keys[{i}].budget", k.budget) for i, k in enumerate(self.auth.keys) if k.budget is not None]
-        check_downgrades(self.budgets, keyed, self.model_names())
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _note_model_names(cls, data: Any, info: ValidationInfo) -> Any:
+        """Keep the declared names, so later sections are checked even when a model has an error."""
+        if isinstance(info.context, dict) and isinstance(data, dict) and isinstance(data.get("models"), list):
+            names = []
+            for model in data["models"]:
+                if isinstance(model, dict):
+                    aliases = model.get("aliases")
+                    names += [model.get("name"), *(aliases if isinstance(aliases, list) else [])]
+            info.context["model_names"] = [n for n in names if isinstance(n, str)]
+        return data
 
-    @model_validator(mode="after")
-    def _routing_references(self) -> GatewayConfig:
-        check_model_references(self.models)
-        check_routers(self.routers, self.model_names())
-        return self
+    @field_validator("models")
+    @classmethod
+    def _model_references(cls, models: tuple[LogicalModel, ...]) -> tuple[LogicalModel, ...]:
+        renamed, clashes = references.deployment_names(models)
+        references.raise_if(references.model_names(models) + references.fallbacks(models) + clashes)
+        if not renamed:
+            return models
+        return tuple(
+            model.model_copy(
+                update={
+                    "deployments": tuple(
+                        dep.model_copy(update={"name": renamed[("models", i, "deployments", j)]})
+                        if ("models", i, "deployments", j) in renamed
+                        else dep
+                        for j, dep in enumerate(model.deployments)
+                    )
+                }
+            )
+            for i, model in enumerate(models)
+        )
+
+    @field_validator("budgets")
+    @classmethod
+    def _budget_references(cls, budgets: BudgetsConfig, info: ValidationInfo) -> BudgetsConfig:
+        names = _known(info)
+        if names is not None:
+            references.raise_if(references.downgrades(budgets, info.data.get("auth"), names))
+        return budgets
+
+    @field_validator("routers")
+    @classmethod
+    def _router_references(cls, routers: tuple[RouterConfig, ...], info: ValidationInfo) -> tuple[RouterConfig, ...]:
+        names = _known(info)
+        if names is not None:
+            references.raise_if(references.routers(routers, names))
+        return routers
 
     def model_names(self) -> list[str]:
         """Every name a client may ask for."""
-        return [name for model in self.models for name in (model.name, *model.aliases)]
+        return _names(self.models)
+
+
+def _names(models: tuple[LogicalModel, ...]) -> list[str]:
+    return [name for model in models for name in (model.name, *model.aliases)]
+
+
+def _known(info: ValidationInfo) -> list[str] | None:
+    """The model names, from the validated models or, when they have errors, as declared."""
+    models = info.data.get("models")
+    if models is not None:
+        return _names(models)
+    context = info.context
+    return context.get("model_names") if isinstance(context, dict) else None
