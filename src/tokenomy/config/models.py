@@ -192,6 +192,12 @@ class LocalEmbeddingConfig(_Frozen):
 class LocalConfig(_Frozen):
     """Settings of the embedded backend (used by ``provider: local`` deployments)."""
 
+    cost_per_hour: float = Field(
+        default=0.10,
+        ge=0,
+        description="USD per hour of the machine the embedded models run on, priced by their measured "
+        "tokens/s (default: a small 2-vCPU cloud VM; 0: leave them unpriced)",
+    )
     generation: LocalGenerationConfig = LocalGenerationConfig()
     embeddings: LocalEmbeddingConfig = LocalEmbeddingConfig()
 
