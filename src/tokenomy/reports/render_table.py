@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tokenomy.ledger.record import LEVERS
+from tokenomy.pricing.money import usd
 from tokenomy.reports.model import Group, Report
 from tokenomy.reports.timeparse import format_time
 
@@ -16,8 +17,8 @@ PROMPT_WIDTH = 80
 
 
 def money(value: float) -> str:
-    """``$1,234.56``; amounts under a dollar keep four decimals (``$0.0042``)."""
-    return f"${value:,.2f}" if abs(value) >= 1 else f"${value:,.4f}"
+    """``$1,234.56``, ``$0.0042``, ``$0.0000123``: small amounts keep their significant digits."""
+    return usd(value)
 
 
 def ms(value: float | None) -> str:
