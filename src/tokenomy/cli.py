@@ -86,6 +86,12 @@ def serve(config_path: Path | None, host: str | None, port: int | None, log_form
 )
 @click.option("--show-prompts", is_flag=True, help="Show stored prompt text, not only its hash.")
 @click.option("--top", type=click.IntRange(0), default=10, show_default=True, help="Most expensive prompts to list.")
+@click.option(
+    "--compare-with",
+    default="gpt-4o-mini",
+    show_default=True,
+    help="Also price the chat and completion tokens on this hosted model (a comparison, not a saving; '' for none).",
+)
 def report(
     config_path: Path | None,
     since: float | None,
@@ -95,12 +101,21 @@ def report(
     out: Path | None,
     show_prompts: bool,
     top: int,
+    compare_with: str,
 ) -> None:
     """Spend, baseline, savings by lever, token economy and latency from the usage ledger."""
     from tokenomy.reports.command import report as run_report
 
     run_report(
-        config_path=config_path, since=since, until=until, by=by, fmt=fmt, out=out, show_prompts=show_prompts, top=top
+        config_path=config_path,
+        since=since,
+        until=until,
+        by=by,
+        fmt=fmt,
+        out=out,
+        show_prompts=show_prompts,
+        top=top,
+        compare_with=compare_with,
     )
 
 
