@@ -167,3 +167,21 @@ class PriceBook:
             return TokenPrice(0.0, 0.0, 0.0, source)  # nothing measured yet
         per_token = pricing.cost_per_hour / 3600.0 / rate
         return TokenPrice(per_token, per_token, per_token, source)
+
+
+_KINDS: dict[tuple[str, float], str] = {}
+
+
+def configured_kind(deployment: Deployment, local_cost_per_hour: float) -> str:
+    """How ``deployment`` is priced before any traffic: configured, database, default or unknown."""
+    pricing = deployment.pricing
+    if pricing is not None and (pricing.cost_per_hour is not None or pricing.input_per_mtok is not None):
+        return "configured"
+    if deployment.provider == "local" and pricing is None:
+        return "default" if local_cost_per_hour else "unknown"
+    key = (deployment.label, local_cost_per_hour)
+    kind = _KINDS.get(key)
+    if kind is None:
+        name = pricing.price_model if pricing is not None and pricing.price_model else deployment.model
+        kind = _KINDS[key] = "database" if lookup(name, deployment.provider) is not None else "unknown"
+    return kind
