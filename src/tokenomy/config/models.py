@@ -175,7 +175,13 @@ class LocalGenerationConfig(_Frozen):
 
     model_path: str | None = Field(default=None, description="a GGUF file; default: SmolLM2-135M-Instruct")
     n_ctx: int = Field(default=2048, gt=0)
-    n_threads: int | None = Field(default=None, gt=0)
+    n_threads: int | None = Field(
+        default=None, gt=0, description="default: the CPUs this process may use (affinity, cgroup quota)"
+    )
+    repeat_penalty: float = Field(
+        default=1.1, ge=1.0, le=2.0, description="penalty on recently generated tokens (1: off); stops loops"
+    )
+    loop_guard: bool = Field(default=True, description="end an answer whose tail repeats one short pattern")
     max_queue: int = Field(default=64, ge=0, description="waiting generation requests before 503")
     max_tokens_default: int = Field(default=256, gt=0)
 
