@@ -115,3 +115,6 @@ def calibrate(
             f"recommended threshold: {chosen.threshold:.3f} "
             f"(precision {_fmt(chosen.precision)} on {chosen.accepted} accepted, recall {chosen.recall:.3f})"
         )
+    warning = cal.sample_warning(pairs, chosen, target_precision)
+    if warning is not None:
+        click.echo(f"warning: {warning}", err=True)

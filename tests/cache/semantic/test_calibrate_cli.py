@@ -75,3 +75,24 @@ def test_curve_applies_the_check() -> None:
     plain, checked = curve(pairs, sims, False, [0.9]), curve(pairs, sims, True, [0.9])
     assert (plain[0].fp, checked[0].fp, checked[0].tp) == (1, 0, 1)
     assert thresholds(0.5, 0.6, 0.05) == [0.5, 0.55, 0.6]
+
+
+def test_a_recommendation_from_few_pairs_carries_a_sample_size_warning(runner: CliRunner) -> None:
+    result = runner.invoke(
+        cache_group, ["calibrate", "--pairs", str(DATA / "langcache_sample.csv"), "--format", "json"]
+    )
+    doc = json.loads(result.output)
+    accepted = doc["recommended"]["accepted"]
+    assert accepted < 30 and f"rests on {accepted} accepted pair(s) of 29" in doc["warning"]
+    table = runner.invoke(cache_group, ["calibrate", "--pairs", str(DATA / "langcache_sample.csv")])
+    assert "warning: the recommended threshold rests on" in table.output
+
+
+def test_wilson_bound_needs_a_large_sample() -> None:
+    from tokenomy.cache.semantic.calibrate import precision_lower_bound
+
+    few = Point(threshold=0.9, accepted=6, tp=6, fp=0, fn=0, precision=1.0, recall=1.0)
+    many = Point(threshold=0.9, accepted=1000, tp=999, fp=1, fn=0, precision=0.999, recall=1.0)
+    low_few, low_many = precision_lower_bound(few), precision_lower_bound(many)
+    assert low_few is not None and low_few < 0.7
+    assert low_many is not None and low_many > 0.99

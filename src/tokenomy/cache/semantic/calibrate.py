@@ -132,6 +132,30 @@ def recommend(points: Sequence[Point], target: float, recall_slack: float = 0.0)
     return max(raised, key=lambda p: p.threshold)
 
 
+def precision_lower_bound(point: Point, z: float = 1.96) -> float | None:
+    """The 95% Wilson lower bound of ``point``'s precision (how low it may really be, given its sample)."""
+    n = point.accepted
+    if n == 0 or point.precision is None:
+        return None
+    p = point.precision
+    centre = p + z * z / (2 * n)
+    spread = z * ((p * (1 - p) + z * z / (4 * n)) / n) ** 0.5
+    return (centre - spread) / (1 + z * z / n)
+
+
+def sample_warning(pairs: Sequence[Pair], chosen: Point | None, target: float) -> str | None:
+    """A warning when the recommendation rests on too few pairs to hold the target precision."""
+    if chosen is None:
+        return None
+    low = precision_lower_bound(chosen)
+    if low is None or low >= target:
+        return None
+    return (
+        f"the recommended threshold rests on {chosen.accepted} accepted pair(s) of {len(pairs)}: its precision could "
+        f"be as low as {low:.2f} (95% lower bound) against a target of {target}; label more pairs before using it"
+    )
+
+
 def report(
     pairs: Sequence[Pair], points: Sequence[Point], chosen: Point | None, target: float, verify: str, slack: float
 ) -> dict[str, Any]:
@@ -146,5 +170,6 @@ def report(
         "target_precision": target,
         "recall_slack": slack,
         "recommended": asdict(chosen) if chosen is not None else None,
+        "warning": sample_warning(pairs, chosen, target),
         "thresholds": [asdict(p) for p in points],
     }
