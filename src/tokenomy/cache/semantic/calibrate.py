@@ -137,10 +137,10 @@ def precision_lower_bound(point: Point, z: float = 1.96) -> float | None:
     n = point.accepted
     if n == 0 or point.precision is None:
         return None
-    p = point.precision
+    p = float(point.precision)
     centre = p + z * z / (2 * n)
     spread = z * ((p * (1 - p) + z * z / (4 * n)) / n) ** 0.5
-    return (centre - spread) / (1 + z * z / n)
+    return float((centre - spread) / (1 + z * z / n))
 
 
 def sample_warning(pairs: Sequence[Pair], chosen: Point | None, target: float) -> str | None:
