@@ -143,3 +143,13 @@ async def test_serve_json_logs_every_line_as_json_uvicorn_included(openai_fake: 
     access = [o for o in objects if o["logger"] == "tokenomy.access"]
     assert [a["request_id"] for a in access] == ["js-1"]
     assert stdout == b""
+
+
+def test_every_access_log_field_is_documented() -> None:
+    from tokenomy.ledger.record import LedgerRecord
+    from tokenomy.telemetry.access_log import access_fields
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "observability.md").read_text()
+    section = doc[doc.index("### The access log") : doc.index("### Warnings")]
+    for field in access_fields(LedgerRecord(request_id="r", ts=0.0)):
+        assert f"`{field}`" in section, f"access log field {field!r} is not documented"
