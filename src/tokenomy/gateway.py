@@ -14,7 +14,7 @@ from tokenomy.cache.stores.base import CacheStore
 from tokenomy.config.models import GatewayConfig
 from tokenomy.errors import GatewayError, overloaded
 from tokenomy.ledger.enrich import Enricher
-from tokenomy.ledger.stores import store_for
+from tokenomy.ledger.stores import NullStore, store_for
 from tokenomy.ledger.writer import LedgerWriter, NoLedger, RecordHook
 from tokenomy.pipeline.cache import CacheStage
 from tokenomy.pipeline.chain import Handler, Stage, build_chain
@@ -26,6 +26,7 @@ from tokenomy.pipeline.record import RecordStage
 from tokenomy.pipeline.route import ModelTable, RouteStage
 from tokenomy.providers.base import Provider, provider_factory
 from tokenomy.redaction import install_log_redaction, register_config_secrets
+from tokenomy.telemetry.access_log import AccessLog
 from tokenomy.telemetry.labels import TaskLabels
 
 if TYPE_CHECKING:
@@ -55,15 +56,20 @@ class Gateway:
             self.tracer = build_tracer(config.telemetry.tracing)
         if self.tracer is not None:
             hooks.append(self.tracer.record)
+        access = [AccessLog()] if config.server.access_log else []
         self.ledger: LedgerWriter | NoLedger = (
-            LedgerWriter(store_for(config.ledger), Enricher(config), config.ledger, hooks)
+            LedgerWriter(store_for(config.ledger), Enricher(config), config.ledger, [*hooks, *access])
             if config.ledger.enabled
+            # no ledger: records are still built for the access log, and stored nowhere
+            else LedgerWriter(NullStore(), Enricher(config), config.ledger, access)
+            if access
             else NoLedger()
         )
         self.cache_store: CacheStore | None = cache_store_for(config.cache.exact)  # also the KV API's store
         self.cache = CacheService(config.cache.exact.memory_bytes, self.cache_store)
         self.access = Access(config, self.table, self.ledger)  # keys, per-key limits, budgets
-        self.recorder = RecordStage(self.access.sink(self.ledger), tasks)
+        self.stopping = False  # the shutdown deadline passed: requests cancelled now are recorded as such
+        self.recorder = RecordStage(self.access.sink(self.ledger), tasks, stopping=lambda: self.stopping)
         self.guard = GuardStage(config.auth, self.access.keys, self.access.budgets)
         self.stages: list[Stage] = [
             self.recorder,
@@ -123,6 +129,10 @@ class Gateway:
         await asyncio.to_thread(self.ledger.close)  # drains the queue into the store (or the spool)
         if self.tracer is not None:
             await asyncio.to_thread(self.tracer.shutdown)  # exports the last spans
+
+    def shutdown_deadline_passed(self) -> None:
+        """From now on a cancelled request was cut short by the shutdown (see server/shutdown.py)."""
+        self.stopping = True
 
     def record_rejected(self, req: Request, endpoint: Endpoint, wire: str, exc: GatewayError) -> None:
         """Account for a request refused at the edge (malformed body, too large) before the pipeline."""

@@ -54,7 +54,7 @@ async def test_hard_budget_answers_429_budget_exceeded(openai_fake: OpenAIFake, 
         error = info.value
         assert error.code == "budget_exceeded" and error.type == "budget_exceeded"
         message = error.message
-        assert "key 'team-key' has spent $0.0150 of its $0.04 daily budget" in message, message
+        assert "key 'team-key' has spent $0.0150 of its $0.0400 daily budget" in message, message
         assert "this request may cost up to $0.0280" in message and "T00:00:00Z" in message
         assert error.response.headers["x-should-retry"] == "false"
         assert len(openai_fake.requests) == 3  # the SDK did not retry, nothing reached the upstream

@@ -107,7 +107,7 @@ def test_cli_config_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     result = CliRunner().invoke(main, ["config", "check", str(good)])
     assert result.exit_code == 0, result.output
     assert "OK (2 models, 2 deployments)" in result.output
-    assert "ANTHROPIC_API_KEY is not set" in result.output
+    assert "refers to ${ANTHROPIC_API_KEY}, which is not set" in result.output
     bad = tmp_path / "bad.yaml"
     bad.write_text("models: [{name: a, deployments: [{provider: nope, model: m}]}]")
     result = CliRunner().invoke(main, ["config", "check", str(bad)])

@@ -40,6 +40,9 @@ models:
         "--port", str(port), env={**os.environ, "TOKENOMY_HOME": str(tmp_path)},
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
+    assert proc.stderr is not None
+    # read the log as it comes (one access line per request): a full pipe would block the gateway
+    log_read = asyncio.create_task(proc.stderr.read())
     url = f"http://127.0.0.1:{port}"
     answered: list[str] = []
     stop = asyncio.Event()
@@ -82,7 +85,8 @@ models:
         slow = asyncio.create_task(slow_stream())
         await asyncio.sleep(0.3)
         proc.send_signal(signal.SIGTERM)  # mid-load, with a 2.5 s stream in flight
-        _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+        await asyncio.wait_for(proc.wait(), 60)
+        stderr = await log_read
         stop.set()
         await asyncio.gather(*workers)
 

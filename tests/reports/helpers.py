@@ -70,6 +70,8 @@ def records(n: int = 400, seed: int = 3, start: float = BASE, span_s: float = 5 
                 saved_batching_usd=saved["batching"],
                 prompt_hash=None if prompt_id == 5 else hashlib.sha256(bytes([prompt_id])).hexdigest()[:32],
                 prompt=SECRET_PROMPT if prompt_id == 2 else None,
+                tenant=rng.choice(["team-a", "team-b", "default"]),
+                price_source=rng.choice(["config", "genai-prices", "default", "unknown"]),
             )
         )
     return out
@@ -94,6 +96,8 @@ KEYS: dict[str, Callable[[LedgerRecord], str]] = {
     "task": lambda r: r.task,
     "model": lambda r: r.served_model or r.requested_model,
     "key": lambda r: r.api_key or "(none)",
+    "tenant": lambda r: r.tenant,
+    "team": lambda r: r.tenant,
     "language": lambda r: r.language or "unknown",
     "day": lambda r: datetime.fromtimestamp(r.ts, UTC).strftime("%Y-%m-%d"),
 }
@@ -151,8 +155,15 @@ def assert_groups(got: list[dict[str, object]], want: dict[str, dict[str, object
     assert sorted(str(g["group"]) for g in got) == sorted(want)
     for group in got:
         exp = want[str(group["group"])]
-        for key in ("requests", "errors", "prompt_tokens", "completion_tokens", "cost_usd", "baseline_cost_usd",
-                    "saved_usd"):
+        for key in (
+            "requests",
+            "errors",
+            "prompt_tokens",
+            "completion_tokens",
+            "cost_usd",
+            "baseline_cost_usd",
+            "saved_usd",
+        ):
             assert group[key] == exp[key], (group["group"], key, group[key], exp[key])
         for key in ("p50_latency_ms", "p95_latency_ms"):
             assert group[key] == pytest.approx(exp[key], rel=1e-9), (group["group"], key)

@@ -31,8 +31,12 @@ def test_token_economy_series_and_prompts_match_the_records(ledger: Ledger) -> N
 
 @pytest.mark.parametrize(
     ("window", "uses_index"),
-    [(Window(BASE + 86400, BASE + 1.2 * 86400), True), (Window(BASE + 3600, None), False),
-     (Window(None, BASE + 4 * 86400), False), (Window(BASE + 4.5 * 86400, None), True)],
+    [
+        (Window(BASE + 86400, BASE + 1.2 * 86400), True),
+        (Window(BASE + 3600, None), False),
+        (Window(None, BASE + 4 * 86400), False),
+        (Window(BASE + 4.5 * 86400, None), True),
+    ],
     ids=["narrow window", "wide window", "until only", "since only, narrow"],
 )
 def test_index_or_scan_the_results_are_the_same(ledger: Ledger, window: Window, uses_index: bool) -> None:

@@ -40,7 +40,7 @@ REQUIRED_KEYS = {
 }
 
 
-@pytest.mark.parametrize("by", ["task", "model", "key", "language", "day"])
+@pytest.mark.parametrize("by", ["task", "model", "key", "tenant", "team", "language", "day"])
 def test_json_numbers_match_the_records_for_each_grouping(ledger: Ledger, by: str) -> None:
     got = report_json(ledger.config, "--by", by)
     want = expected(ledger.records, by)
@@ -113,8 +113,18 @@ def test_csv_has_a_header_and_one_row_per_group(ledger: Ledger) -> None:
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     header = result.stdout.splitlines()[0].split(",")
     assert header[:3] == ["group", "requests", "errors"]
-    for column in ("cost_usd", "baseline_cost_usd", "saved_cache_usd", "saved_routing_usd", "saved_compression_usd",
-                   "saved_batching_usd", "p50_latency_ms", "p95_latency_ms", "prompt_tokens", "completion_tokens"):
+    for column in (
+        "cost_usd",
+        "baseline_cost_usd",
+        "saved_cache_usd",
+        "saved_routing_usd",
+        "saved_compression_usd",
+        "saved_batching_usd",
+        "p50_latency_ms",
+        "p95_latency_ms",
+        "prompt_tokens",
+        "completion_tokens",
+    ):
         assert column in header
     want = expected(ledger.records, "language")
     assert sorted(r["group"] for r in rows) == sorted(want)
@@ -142,8 +152,14 @@ def test_table_report_shows_every_section_and_hashes_prompts(ledger: Ledger, tmp
     assert result.stdout == ""
     text = out.read_text()
     assert "\x1b[" not in text  # no colour codes in a file
-    for heading in ("Summary", "By model", "Savings by lever", "Token economy by task", "Token economy by language",
-                    "Most expensive prompts"):
+    for heading in (
+        "Summary",
+        "By model",
+        "Savings by lever",
+        "Token economy by task",
+        "Token economy by language",
+        "Most expensive prompts",
+    ):
         assert heading in text
     for name in ("gpt-4o-mini", "gpt-4o", "fast", "summarize", "unknown"):
         assert name in text
@@ -189,8 +205,9 @@ def test_html_report_is_one_self_contained_file_with_plots(ledger: Ledger, tmp_p
 
 def test_html_of_an_empty_window_still_renders(ledger: Ledger, tmp_path: Path) -> None:
     out = tmp_path / "empty.html"
-    result = invoke("report", "--config", str(ledger.config), "--format", "html", "--since", "2030-01-01",
-                    "--out", str(out))
+    result = invoke(
+        "report", "--config", str(ledger.config), "--format", "html", "--since", "2030-01-01", "--out", str(out)
+    )
     assert result.exit_code == 0, result.stderr
     assert out.read_text().count("data:image/png;base64,") == 4
 
@@ -200,3 +217,22 @@ def test_html_goes_to_stdout_when_piped(ledger: Ledger) -> None:
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith("<!DOCTYPE html>")
     assert "2025-03-05" in result.stdout
+
+
+def test_table_says_how_requests_were_priced_and_compares_with_a_hosted_model(ledger: Ledger) -> None:
+    result = invoke("report", "--config", str(ledger.config))
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    for kind, label in [
+        ("config", "configured prices"),
+        ("genai-prices", "price database (genai-prices)"),
+        ("default", "default machine cost (embedded models)"),
+        ("unknown", "unknown price, counted as $0"),
+    ]:
+        count = sum(1 for r in ledger.records if r.price_source == kind)
+        assert re.search(rf"priced: {re.escape(label)}[\s│]+{count:,} requests", text), (label, text)
+    served = [r for r in ledger.records if r.status < 400]
+    prompt, completion = sum(r.prompt_tokens for r in served), sum(r.completion_tokens for r in served)
+    assert "compare with gpt-4o-mini (not a saving)" in text
+    assert f"for the same {prompt:,} + {completion:,} tokens at list price" in text
+    assert "compare with" not in invoke("report", "--config", str(ledger.config), "--compare-with", "").stdout

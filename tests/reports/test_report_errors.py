@@ -32,8 +32,8 @@ def test_an_invalid_until_is_a_usage_error(ledger: Ledger) -> None:
 
 
 def test_an_unknown_grouping_is_a_usage_error(ledger: Ledger) -> None:
-    result = invoke("report", "--config", str(ledger.config), "--by", "tenant")
-    assert_one_line_error(result, 2, "--by", "tenant")
+    result = invoke("report", "--config", str(ledger.config), "--by", "region")
+    assert_one_line_error(result, 2, "--by", "region")
 
 
 def test_an_unknown_format_is_a_usage_error(ledger: Ledger) -> None:
@@ -88,8 +88,13 @@ def test_a_postgres_dsn_variable_that_is_not_set(tmp_path: Path) -> None:
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tokenomy.cli", "report", *args], capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "tokenomy.cli", "report", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_as_a_real_process(ledger: Ledger, tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from tokenomy.errors import GatewayError
 from tokenomy.keys.limits import Bucket, MemoryRateLimiter, RateLimiter
 from tokenomy.keys.record import KeyRecord
 from tokenomy.pipeline.context import CallContext
+from tokenomy.pricing.money import usd
 from tokenomy.telemetry import metrics
 from tokenomy.telemetry.labels import TaskLabels
 
@@ -54,9 +55,9 @@ def budget_exceeded(counter: Counter, verdict: Verdict, estimate: float) -> Gate
     """429 ``budget_exceeded``: which budget, how much is spent, reserved and needed, and when it resets."""
     limit = counter.hard_usd if counter.hard_usd is not None else 0.0
     message = (
-        f"Budget exceeded: {counter.subject} has spent ${verdict.spent:.4f} of its ${limit:.2f} "
-        f"{ADJECTIVE[counter.period]} budget (${verdict.reserved:.4f} more is reserved by requests in progress; "
-        f"this request may cost up to ${estimate:.4f}). The budget resets at {iso(counter.resets_at)}."
+        f"Budget exceeded: {counter.subject} has spent {usd(verdict.spent)} of its {usd(limit)} "
+        f"{ADJECTIVE[counter.period]} budget ({usd(verdict.reserved)} more is reserved by requests in progress; "
+        f"this request may cost up to {usd(estimate)}). The budget resets at {iso(counter.resets_at)}."
     )
     retry = max(1, math.ceil(counter.resets_at - time.time()))
     headers = {"retry-after": str(retry), "x-should-retry": "false"}

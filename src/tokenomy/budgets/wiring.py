@@ -43,7 +43,7 @@ class Access:
         if config.budgets.rules or self.keys.any_limited:
             # the ledger's price book: the same prices (and measured self-hosted throughput) as the ledger
             prices = getattr(getattr(ledger, "enricher", None), "prices", None)
-            self.prices = prices if isinstance(prices, PriceBook) else PriceBook()
+            self.prices = prices if isinstance(prices, PriceBook) else PriceBook(config.local.cost_per_hour)
             cost = CostModel(table, self.prices, config.budgets.default_max_tokens, config.local.generation.model_path)
             self.budgets = _budget_service(config, cost)
 

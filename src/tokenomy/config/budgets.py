@@ -94,15 +94,3 @@ class KeyStoreConfig(_Frozen):
     def sqlite_path(self) -> Path:
         """The SQLite file's path."""
         return Path(self.path).expanduser() if self.path else data_dir() / "keys.db"
-
-
-def check_downgrades(budgets: BudgetsConfig, key_budgets: list[tuple[str, KeyBudget]], models: list[str]) -> None:
-    """Raise ``ValueError`` when a soft budget downgrades to a model the config does not declare."""
-    known = set(models)
-    targets = [(f"budgets.rules[{i}]", rule) for i, rule in enumerate(budgets.rules)] + key_budgets
-    for where, budget in targets:
-        if budget.downgrade_to is not None and budget.downgrade_to not in known:
-            raise ValueError(
-                f"{where}: downgrade_to {budget.downgrade_to!r} is not a model of this gateway "
-                f"(models: {', '.join(models)})"
-            )

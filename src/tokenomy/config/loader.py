@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from tokenomy.config.models import GatewayConfig
+from tokenomy.config.references import ReferenceErrors
 
 Loc = tuple[str | int, ...]
 
@@ -72,18 +73,28 @@ def parse_config(text: str, source: str = "<string>") -> GatewayConfig:
         raise ConfigError(source, [ConfigIssue("", "the file must be a mapping with at least a 'models' list")])
     lines = _line_index(node)
     try:
-        config = GatewayConfig.model_validate(data)
+        config = GatewayConfig.model_validate(data, context={})  # the context carries the declared model names
     except ValidationError as exc:
         errors = exc.errors()
         locs = [tuple(err["loc"]) for err in errors]
         # A list that is "too short" only because its items failed says nothing new: drop it.
         issues = [
-            _issue(err, lines)
+            issue
             for err, loc in zip(errors, locs, strict=True)
             if not (err["type"] == "too_short" and any(o[: len(loc)] == loc and o != loc for o in locs))
+            for issue in _issues(err, lines)
         ]
+        issues.sort(key=lambda i: i.line or 0)
         raise ConfigError(source, issues) from None
     return config
+
+
+def _issues(err: Any, lines: dict[Loc, int]) -> list[ConfigIssue]:
+    """One pydantic error as issues: a bundle of cross-reference problems becomes one issue each."""
+    error = (err.get("ctx") or {}).get("error")
+    if isinstance(error, ReferenceErrors):
+        return [ConfigIssue(_format_loc(loc), message, _line_of(loc, lines)) for loc, message in error.problems]
+    return [_issue(err, lines)]
 
 
 def _issue(err: Any, lines: dict[Loc, int]) -> ConfigIssue:

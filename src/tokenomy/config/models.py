@@ -9,16 +9,17 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from tokenomy.config import references
 from tokenomy.config.base import SecretRef, _Frozen, parse_secret
-from tokenomy.config.budgets import BudgetsConfig, KeyBudget, KeyStoreConfig, check_downgrades
+from tokenomy.config.budgets import BudgetsConfig, KeyBudget, KeyStoreConfig
 from tokenomy.config.cache import CacheConfig
 from tokenomy.config.observability import LedgerConfig, TelemetryConfig
-from tokenomy.config.policy import RouterConfig, check_routers
-from tokenomy.config.routing import ContextWindowFallback, RetryConfig, RoutingConfig, Strategy, check_model_references
+from tokenomy.config.policy import RouterConfig
+from tokenomy.config.routing import ContextWindowFallback, RetryConfig, RoutingConfig, Strategy
 from tokenomy.providers.base import provider_kinds
 
 __all__ = ["SecretRef", "parse_secret"]
@@ -208,6 +209,11 @@ class ServerConfig(_Frozen):
         default=100_000, gt=0, description="most JSON objects, arrays and members in one request body (400 beyond)"
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field(default="text", description="text lines, or one JSON object per line")
+    access_log: bool = Field(default=True, description="one log line per finished request (docs/observability.md)")
+    shutdown_timeout_s: float = Field(
+        default=25.0, ge=0, description="on SIGTERM: how long requests in flight may take before they are cancelled"
+    )
 
 
 class LocalGenerationConfig(_Frozen):
@@ -215,7 +221,13 @@ class LocalGenerationConfig(_Frozen):
 
     model_path: str | None = Field(default=None, description="a GGUF file; default: SmolLM2-135M-Instruct")
     n_ctx: int = Field(default=2048, gt=0)
-    n_threads: int | None = Field(default=None, gt=0)
+    n_threads: int | None = Field(
+        default=None, gt=0, description="default: the CPUs this process may use (affinity, cgroup quota)"
+    )
+    repeat_penalty: float = Field(
+        default=1.1, ge=1.0, le=2.0, description="penalty on recently generated tokens (1: off); stops loops"
+    )
+    loop_guard: bool = Field(default=True, description="end an answer whose tail repeats one short pattern")
     max_queue: int = Field(default=64, ge=0, description="waiting generation requests before 503")
     max_tokens_default: int = Field(default=256, gt=0)
 
@@ -232,13 +244,24 @@ class LocalEmbeddingConfig(_Frozen):
 class LocalConfig(_Frozen):
     """Settings of the embedded backend (used by ``provider: local`` deployments)."""
 
+    cost_per_hour: float = Field(
+        default=0.10,
+        ge=0,
+        description="USD per hour of the machine the embedded models run on, priced by their measured "
+        "tokens/s (default: a small 2-vCPU cloud VM; 0: leave them unpriced)",
+    )
     generation: LocalGenerationConfig = LocalGenerationConfig()
     embeddings: LocalEmbeddingConfig = LocalEmbeddingConfig()
 
 
 class GatewayConfig(_Frozen):
-    """The whole configuration file."""
+    """The whole configuration file.
 
+    ``models`` is validated first so that the checks of later sections can see the model names;
+    every cross-reference problem is reported at once, at its own path (config/references.py).
+    """
+
+    models: tuple[LogicalModel, ...] = Field(min_length=1)
     server: ServerConfig = ServerConfig()
     auth: AuthConfig = AuthConfig()
     local: LocalConfig = LocalConfig()
@@ -248,26 +271,70 @@ class GatewayConfig(_Frozen):
     budgets: BudgetsConfig = BudgetsConfig()
     routing: RoutingConfig = RoutingConfig()
     routers: tuple[RouterConfig, ...] = Field(default=(), description="router models (docs/routing.md)")
-    models: tuple[LogicalModel, ...] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> GatewayConfig:
-        seen: set[str] = set()
-        for model in self.models:
-            for name in (model.name, *model.aliases):
-                if name in seen:
-                    raise ValueError(f"model name {name!r} is declared twice")
-                seen.add(name)
-        keyed = [(f"auth.keys[{i}].budget", k.budget) for i, k in enumerate(self.auth.keys) if k.budget is not None]
-        check_downgrades(self.budgets, keyed, self.model_names())
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _note_model_names(cls, data: Any, info: ValidationInfo) -> Any:
+        """Keep the declared names, so later sections are checked even when a model has an error."""
+        if isinstance(info.context, dict) and isinstance(data, dict) and isinstance(data.get("models"), list):
+            names = []
+            for model in data["models"]:
+                if isinstance(model, dict):
+                    aliases = model.get("aliases")
+                    names += [model.get("name"), *(aliases if isinstance(aliases, list) else [])]
+            info.context["model_names"] = [n for n in names if isinstance(n, str)]
+        return data
 
-    @model_validator(mode="after")
-    def _routing_references(self) -> GatewayConfig:
-        check_model_references(self.models)
-        check_routers(self.routers, self.model_names())
-        return self
+    @field_validator("models")
+    @classmethod
+    def _model_references(cls, models: tuple[LogicalModel, ...]) -> tuple[LogicalModel, ...]:
+        renamed, clashes = references.deployment_names(models)
+        references.raise_if(references.model_names(models) + references.fallbacks(models) + clashes)
+        if not renamed:
+            return models
+        return tuple(
+            model.model_copy(
+                update={
+                    "deployments": tuple(
+                        dep.model_copy(update={"name": renamed[("models", i, "deployments", j)]})
+                        if ("models", i, "deployments", j) in renamed
+                        else dep
+                        for j, dep in enumerate(model.deployments)
+                    )
+                }
+            )
+            for i, model in enumerate(models)
+        )
+
+    @field_validator("budgets")
+    @classmethod
+    def _budget_references(cls, budgets: BudgetsConfig, info: ValidationInfo) -> BudgetsConfig:
+        names = _known(info)
+        if names is not None:
+            references.raise_if(references.downgrades(budgets, info.data.get("auth"), names))
+        return budgets
+
+    @field_validator("routers")
+    @classmethod
+    def _router_references(cls, routers: tuple[RouterConfig, ...], info: ValidationInfo) -> tuple[RouterConfig, ...]:
+        names = _known(info)
+        if names is not None:
+            references.raise_if(references.routers(routers, names))
+        return routers
 
     def model_names(self) -> list[str]:
         """Every name a client may ask for."""
-        return [name for model in self.models for name in (model.name, *model.aliases)]
+        return _names(self.models)
+
+
+def _names(models: tuple[LogicalModel, ...]) -> list[str]:
+    return [name for model in models for name in (model.name, *model.aliases)]
+
+
+def _known(info: ValidationInfo) -> list[str] | None:
+    """The model names, from the validated models or, when they have errors, as declared."""
+    models = info.data.get("models")
+    if models is not None:
+        return _names(models)
+    context = info.context
+    return context.get("model_names") if isinstance(context, dict) else None

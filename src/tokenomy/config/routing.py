@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from tokenomy.config.base import SecretRef, _Frozen, parse_secret
-
-if TYPE_CHECKING:
-    from tokenomy.config.models import LogicalModel
 
 Strategy = Literal["round-robin", "weighted", "least-busy", "lowest-latency", "cheapest"]
 
@@ -78,34 +73,3 @@ class ContextWindowFallback(_Frozen):
 
     model: str = Field(min_length=1)
     max_prompt_tokens: int = Field(gt=0)
-
-
-def check_model_references(models: Sequence[LogicalModel]) -> None:
-    """Fallback names must exist and must not form a cycle; raise ``ValueError`` otherwise."""
-    by_name = {name: model for model in models for name in (model.name, *model.aliases)}
-    for model in models:
-        targets = list(model.fallbacks)
-        if model.context_window_fallback is not None:
-            targets.append(model.context_window_fallback.model)
-        for target in targets:
-            if target not in by_name:
-                close = difflib.get_close_matches(target, list(by_name), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ValueError(f"model {model.name!r} falls back to {target!r}, which is not a model{hint}")
-            if by_name[target] is model:
-                raise ValueError(f"model {model.name!r} falls back to itself")
-    done: set[str] = set()
-    for model in models:
-        _walk(model, by_name, (model.name,), done)
-
-
-def _walk(model: LogicalModel, by_name: dict[str, LogicalModel], path: tuple[str, ...], done: set[str]) -> None:
-    """Depth-first search for a cycle through ``fallbacks``; ``done`` holds models already proven acyclic."""
-    if model.name in done:
-        return
-    for target in model.fallbacks:
-        nxt = by_name[target]
-        if nxt.name in path:
-            raise ValueError(f"fallbacks form a cycle: {' -> '.join((*path, nxt.name))}")
-        _walk(nxt, by_name, (*path, nxt.name), done)
-    done.add(model.name)

@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from tokenomy.pricing.money import usd
+
 _URL_HELP = "The gateway's base URL (default: $TOKENOMY_URL or http://127.0.0.1:8080)."
 
 
@@ -135,6 +137,6 @@ def revoke(key_id: str, url: str) -> None:
 def _budget(budget: dict[str, Any] | None) -> str:
     if not budget:
         return "-"
-    parts = [f"${budget[f]}/{p}" for f, p in (("usd_per_day", "day"), ("usd_per_month", "month")) if f in budget]
+    parts = [f"{usd(budget[f])}/{p}" for f, p in (("usd_per_day", "day"), ("usd_per_month", "month")) if f in budget]
     suffix = f" soft->{budget['downgrade_to']}" if budget.get("action") == "soft" else ""
     return " ".join(parts) + suffix

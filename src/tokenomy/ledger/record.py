@@ -48,7 +48,7 @@ class LedgerRecord(msgspec.Struct, kw_only=True, gc=False):
     ttft_ms: float | None = None
     cache: str = "none"  # hit-exact | hit-semantic | miss | coalesced | bypass | none
     route: str | None = None  # the route decision, e.g. "round-robin:openai/gpt-4o-mini"
-    price_source: str = "unknown"  # config | genai-prices | self-hosted | unknown
+    price_source: str = "unknown"  # config | genai-prices | self-hosted | default | unknown
     cost_usd: float = 0.0
     baseline_cost_usd: float = 0.0
     saved_cache_usd: float = 0.0

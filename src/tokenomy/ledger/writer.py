@@ -26,8 +26,10 @@ from tokenomy.ledger.spool import Spool
 from tokenomy.ledger.stores.base import LedgerStore, StoreUnavailable
 from tokenomy.pipeline.context import CallContext
 from tokenomy.telemetry import metrics
+from tokenomy.telemetry.log_limit import RateLimitedLog
 
 log = logging.getLogger("tokenomy.ledger")
+_spool_log = RateLimitedLog(log, 60.0)  # spooling goes on for as long as the store is down
 
 RecordHook = Callable[[LedgerRecord, "str | None"], None]
 """Called on the writer thread for each record, with the request's W3C ``traceparent`` header."""
@@ -212,6 +214,7 @@ class LedgerWriter:
         try:
             self.spool.append(records)
             metrics.LEDGER_SPILLED.labels(reason).inc(len(records))
+            _spool_log.warning(reason, "ledger: %d record(s) spooled to %s (%s)", len(records), self.spool.path, reason)
         except OSError:
             metrics.LEDGER_LOST.inc(len(records))
             log.exception("ledger: %d record(s) could not be spooled to %s", len(records), self.spool.path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from tokenomy.errors import GatewayError
@@ -32,9 +32,17 @@ class RecordStage:
 
     name = "record"
 
-    def __init__(self, sink: Sink, tasks: TaskLabels) -> None:
+    def __init__(self, sink: Sink, tasks: TaskLabels, stopping: Callable[[], bool] = lambda: False) -> None:
         self._sink = sink
         self._tasks = tasks
+        self._stopping = stopping
+
+    def _cancelled(self, ctx: CallContext) -> None:
+        """A cancelled request: the client went away, or the shutdown deadline cut it short."""
+        if self._stopping():
+            ctx.status, ctx.error_type = 503, "shutdown"
+        else:
+            ctx.status, ctx.error_type = 499, "client_disconnected"
 
     async def __call__(self, ctx: CallContext, call_next: Handler) -> Response:
         try:
@@ -44,7 +52,7 @@ class RecordStage:
             self.finish(ctx)
             raise
         except asyncio.CancelledError:
-            ctx.status, ctx.error_type = 499, "client_disconnected"
+            self._cancelled(ctx)
             self.finish(ctx)
             raise
         except Exception:  # a bug: the client gets a 500; the request still gets its row and settles
@@ -78,7 +86,7 @@ class RecordStage:
             ctx.status, ctx.error_type = exc.status, exc.type
             raise
         except (asyncio.CancelledError, GeneratorExit):
-            ctx.status, ctx.error_type = 499, "client_disconnected"
+            self._cancelled(ctx)
             raise
         except Exception:
             ctx.status, ctx.error_type = 500, "server_error"

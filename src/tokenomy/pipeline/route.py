@@ -11,6 +11,7 @@ returned once its first chunk has arrived, and a failure after that ends it with
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,6 +28,9 @@ from tokenomy.routing.limits import LimiterFactory
 from tokenomy.routing.pool import EXHAUSTED, LIMITED, Plan, Pool, Slot, build_plans
 from tokenomy.routing.retry import Verdict, outcome_label, retry_after_s, verdict
 from tokenomy.telemetry import metrics
+from tokenomy.telemetry.log_limit import RateLimitedLog
+
+_upstream_log = RateLimitedLog(logging.getLogger("tokenomy.upstream"))  # one line per deployment and outcome per 10 s
 
 Attempt = tuple[str, str, float]  # (deployment, "ok" or the error code, milliseconds)
 
@@ -177,6 +181,16 @@ class RouteStage:
         outcome = outcome_label(exc)
         slot.failed[outcome] = slot.failed.get(outcome, 0) + 1
         kind = verdict(exc)
+        if kind is not Verdict.CLIENT:
+            _upstream_log.warning(
+                f"{slot.label}|{outcome}",
+                "upstream %s failed after %.0f ms: %s (HTTP %d, %s)",
+                slot.label,
+                elapsed * 1000.0,
+                exc.message,
+                exc.status,
+                outcome,
+            )
         if kind is Verdict.FAILED:
             slot.health.failure(self._clock())
             slot.stats.penalize(elapsed, stream)

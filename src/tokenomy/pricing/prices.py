@@ -27,7 +27,7 @@ class TokenPrice:
     input: float
     output: float
     cached_input: float
-    source: str  # config | genai-prices | unknown
+    source: str  # config | genai-prices | self-hosted | default | unknown
 
     def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> float:
         """The cost of a call with these token counts (cached tokens are part of the prompt)."""
@@ -80,19 +80,59 @@ def _from_config(pricing: Pricing) -> TokenPrice:
     )
 
 
-class PriceBook:
-    """Per-deployment prices, resolved once; self-hosted ones follow measured throughput."""
+DEFAULT_LOCAL_COST_PER_HOUR = 0.10
+"""USD per hour of machine time assumed for the embedded models when nothing else is configured:
+the price class of a small general-purpose cloud VM (2 vCPUs, 8 GiB). An assumption, not a
+measurement; ``local.cost_per_hour`` (or a deployment's ``pricing``) overrides it."""
 
-    def __init__(self) -> None:
+PRICE_KINDS = {"config": "configured", "self-hosted": "configured", "genai-prices": "database", "default": "default"}
+"""How each ``price_source`` is described to users: configured, from the price database, defaulted, or unknown."""
+
+
+def price_kind(source: str) -> str:
+    """``configured`` | ``database`` | ``default`` | ``unknown`` for a record's ``price_source``."""
+    return PRICE_KINDS.get(source, "unknown")
+
+
+class PriceBook:
+    """Per-deployment prices, resolved once; self-hosted ones follow measured throughput.
+
+    An embedded (``provider: local``) deployment with no pricing of its own is priced as
+    self-hosted at ``local_cost_per_hour`` (source ``default``), so the demo shows real costs.
+    """
+
+    def __init__(self, local_cost_per_hour: float | None = DEFAULT_LOCAL_COST_PER_HOUR) -> None:
         self._lock = threading.Lock()
         self._prices: dict[str, TokenPrice] = {}
         self._meters: dict[str, ThroughputMeter] = {}
+        self._local_default = (
+            Pricing(cost_per_hour=local_cost_per_hour) if local_cost_per_hour else None  # 0 or None: unpriced
+        )
+        self._announced: set[str] = set()
+
+    def _hourly(self, deployment: Deployment) -> tuple[Pricing, str] | None:
+        """The cost-per-hour pricing that applies, and its source, if any."""
+        pricing = deployment.pricing
+        if pricing is not None and pricing.cost_per_hour is not None:
+            return pricing, "self-hosted"
+        if deployment.provider == "local" and pricing is None and self._local_default is not None:
+            if deployment.label not in self._announced:
+                self._announced.add(deployment.label)
+                log.info(
+                    "local deployment %s is priced at the default $%.2f per hour of machine time, divided by "
+                    "its measured tokens/s (set local.cost_per_hour or the deployment's pricing to change it)",
+                    deployment.label,
+                    self._local_default.cost_per_hour,
+                )
+            return self._local_default, "default"
+        return None
 
     def price(self, deployment: Deployment) -> TokenPrice:
         """The deployment's current per-token price."""
         pricing = deployment.pricing
-        if pricing is not None and pricing.cost_per_hour is not None:
-            return self._self_hosted(deployment.label, pricing)
+        hourly = self._hourly(deployment)
+        if hourly is not None:
+            return self._self_hosted(deployment.label, *hourly)
         label = deployment.label
         found = self._prices.get(label)
         if found is None:
@@ -102,28 +142,46 @@ class PriceBook:
                 else:
                     name = pricing.price_model if pricing is not None and pricing.price_model else deployment.model
                     found = lookup(name, deployment.provider) or UNPRICED
-                    if found is UNPRICED and deployment.provider != "local":
+                    if found is UNPRICED:
                         log.warning("no price known for %s; its requests are recorded at $0 (set pricing)", label)
                 self._prices[label] = found
         return found
 
     def observe(self, deployment: Deployment, tokens: int, start: float, end: float) -> None:
         """Feed a finished request to the deployment's throughput meter (self-hosted pricing)."""
-        pricing = deployment.pricing
-        if pricing is None or pricing.cost_per_hour is None or pricing.throughput_tokens_per_s is not None:
+        hourly = self._hourly(deployment)
+        if hourly is None or hourly[0].throughput_tokens_per_s is not None:
             return
         meter = self._meters.get(deployment.label)
         if meter is None:
             meter = self._meters.setdefault(deployment.label, ThroughputMeter())
         meter.observe(tokens, start, end)
 
-    def _self_hosted(self, label: str, pricing: Pricing) -> TokenPrice:
+    def _self_hosted(self, label: str, pricing: Pricing, source: str = "self-hosted") -> TokenPrice:
         assert pricing.cost_per_hour is not None
         rate = pricing.throughput_tokens_per_s
         if rate is None:
             meter = self._meters.get(label)
             rate = meter.tokens_per_s() if meter is not None else None
         if not rate:
-            return TokenPrice(0.0, 0.0, 0.0, "self-hosted")  # nothing measured yet
+            return TokenPrice(0.0, 0.0, 0.0, source)  # nothing measured yet
         per_token = pricing.cost_per_hour / 3600.0 / rate
-        return TokenPrice(per_token, per_token, per_token, "self-hosted")
+        return TokenPrice(per_token, per_token, per_token, source)
+
+
+_KINDS: dict[tuple[str, float], str] = {}
+
+
+def configured_kind(deployment: Deployment, local_cost_per_hour: float) -> str:
+    """How ``deployment`` is priced before any traffic: configured, database, default or unknown."""
+    pricing = deployment.pricing
+    if pricing is not None and (pricing.cost_per_hour is not None or pricing.input_per_mtok is not None):
+        return "configured"
+    if deployment.provider == "local" and pricing is None:
+        return "default" if local_cost_per_hour else "unknown"
+    key = (deployment.label, local_cost_per_hour)
+    kind = _KINDS.get(key)
+    if kind is None:
+        name = pricing.price_model if pricing is not None and pricing.price_model else deployment.model
+        kind = _KINDS[key] = "database" if lookup(name, deployment.provider) is not None else "unknown"
+    return kind

@@ -42,9 +42,7 @@ class StderrProgress:
         self._progress.start()
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self._progress.stop()
 
     def start(self, steps: Sequence[str]) -> None:
@@ -75,6 +73,7 @@ def report(
     out: Path | None,
     show_prompts: bool,
     top: int,
+    compare_with: str | None = None,
 ) -> None:
     """Run the command; every failure is a one-line :class:`click.ClickException`."""
     if since is not None and until is not None and since >= until:
@@ -90,7 +89,7 @@ def report(
     except StoreUnavailable as exc:
         raise click.ClickException(one_line(str(exc))) from None
     sections = sections_for(fmt, top=top, show_prompts=show_prompts)
-    query = ReportQuery(by=by, window=Window(since, until), sections=sections)
+    query = ReportQuery(by=by, window=Window(since, until), sections=sections, compare_with=compare_with or None)
     if fmt == "html":
         # matplotlib takes a third of a second to import: do it while the database works
         threading.Thread(target=importlib.import_module, args=("tokenomy.reports.render_html",), daemon=True).start()

@@ -7,8 +7,8 @@ from typing import Literal
 
 from tokenomy.ledger.record import LEVERS
 
-GroupBy = Literal["task", "model", "key", "language", "day"]
-GROUP_BYS: tuple[GroupBy, ...] = ("task", "model", "key", "language", "day")
+GroupBy = Literal["task", "model", "key", "tenant", "team", "language", "day"]
+GROUP_BYS: tuple[GroupBy, ...] = ("task", "model", "key", "tenant", "team", "language", "day")
 """The ``--by`` dimensions."""
 
 Format = Literal["table", "json", "csv", "html"]
@@ -126,6 +126,26 @@ class ReportQuery:
     by: GroupBy = "task"
     window: Window = Window()
     sections: Sections = Sections()
+    compare_with: str | None = None  # a hosted model to price the same tokens on (a comparison, not a saving)
+
+
+@dataclass(frozen=True, slots=True)
+class PriceRow:
+    """Requests priced one way: ``configured``, ``database``, ``default`` or ``unknown``."""
+
+    kind: str
+    requests: int
+    cost_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """What the window's chat and completion tokens would cost on a hosted model at its list price."""
+
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None  # None: the price database does not know the model
 
 
 @dataclass(slots=True)
@@ -142,3 +162,5 @@ class Report:
     bucket_s: int = 86400
     top_prompts: list[PromptRow] = field(default_factory=list)
     generated_at: float = 0.0
+    prices: list[PriceRow] = field(default_factory=list)  # how the window's requests were priced
+    comparison: Comparison | None = None

@@ -23,6 +23,7 @@ from tokenomy.ledger.stores.base import LedgerStore, StoreUnavailable
 from tokenomy.reports import sql
 from tokenomy.reports.model import Group, Latency, PromptRow, Report, ReportQuery, Sums
 from tokenomy.reports.percentiles import grouped
+from tokenomy.reports.price_summary import price_summary
 from tokenomy.reports.timeparse import utc_day
 
 HOURLY_SPAN_S = 2 * 86400
@@ -140,6 +141,7 @@ def _run(store: LedgerStore, query: ReportQuery, sink: ProgressSink) -> Report:
         "sum records": lambda: _fetch(store, sql.cube(dims, window, dialect, ts_index=plan.ts_index)),
         "latency percentiles": lambda: _latency(store, by_dim, query, plan),
     }
+    jobs["price sources"] = lambda: _fetch(store, sql.price_sources(window, dialect))
     if sections.top_prompts > 0:
         with_text = sections.show_prompts
         statement = sql.top_prompts(sections.top_prompts, window, dialect, ts_index=plan.ts_index, with_text=with_text)
@@ -167,6 +169,7 @@ def _run(store: LedgerStore, query: ReportQuery, sink: ProgressSink) -> Report:
     if sections.series:
         series = [(float(int(key) * plan.bucket_s), sums) for key, sums in rolled["series"].items()]
         report.series = sorted(series, key=lambda item: item[0])
+    report.prices, report.comparison = price_summary(results["price sources"], query.compare_with)
     if "top prompts" in results:
         report.top_prompts = [_prompt(row, sections.show_prompts) for row in results["top prompts"]]
     return report
@@ -197,9 +200,7 @@ def _parallel(jobs: dict[str, Callable[[], Any]], sink: ProgressSink) -> dict[st
     return results
 
 
-def _latency(
-    store: LedgerStore, dim: str, query: ReportQuery, plan: _Plan
-) -> tuple[dict[Hashable, Latency], Latency]:
+def _latency(store: LedgerStore, dim: str, query: ReportQuery, plan: _Plan) -> tuple[dict[Hashable, Latency], Latency]:
     """Percentiles per raw group key, and over the whole window."""
     if store.dialect == "postgres":
         rows = _fetch(store, sql.percentiles(dim, query.window))

@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tokenomy.ledger.record import LEVERS
+from tokenomy.pricing.money import usd
 from tokenomy.reports.model import Group, Report
 from tokenomy.reports.timeparse import format_time
 
@@ -16,8 +17,8 @@ PROMPT_WIDTH = 80
 
 
 def money(value: float) -> str:
-    """``$1,234.56``; amounts under a dollar keep four decimals (``$0.0042``)."""
-    return f"${value:,.2f}" if abs(value) >= 1 else f"${value:,.4f}"
+    """``$1,234.56``, ``$0.0042``, ``$0.0000123``: small amounts keep their significant digits."""
+    return usd(value)
 
 
 def ms(value: float | None) -> str:
@@ -56,7 +57,26 @@ def summary(report: Report) -> Table:
     table.add_row("cost per 1,000 requests", money(sums.cost_per_1k_requests_usd))
     lat = total.latency
     table.add_row("latency p50 / p95 / p99 (ms)", f"{ms(lat.p50)} / {ms(lat.p95)} / {ms(lat.p99)}")
+    for row in report.prices:
+        table.add_row(
+            f"priced: {PRICE_LABELS.get(row.kind, row.kind)}", f"{row.requests:,} requests, {money(row.cost_usd)}"
+        )
+    comparison = report.comparison
+    if comparison is not None and comparison.prompt_tokens + comparison.completion_tokens:
+        cost = "unknown price" if comparison.cost_usd is None else money(comparison.cost_usd)
+        table.add_row(
+            f"compare with {comparison.model} (not a saving)",
+            f"{cost} for the same {comparison.prompt_tokens:,} + {comparison.completion_tokens:,} tokens at list price",
+        )
     return table
+
+
+PRICE_LABELS = {
+    "configured": "configured prices",
+    "database": "price database (genai-prices)",
+    "default": "default machine cost (embedded models)",
+    "unknown": "unknown price, counted as $0",
+}
 
 
 def groups_table(report: Report) -> Table:

@@ -21,6 +21,8 @@ _GROUP_SQL: dict[GroupBy, dict[Dialect, str]] = {
     "task": {"sqlite": "+task", "postgres": "task"},
     "model": {"sqlite": _MODEL, "postgres": _MODEL},
     "key": {"sqlite": _KEY, "postgres": _KEY},
+    "tenant": {"sqlite": "tenant", "postgres": "tenant"},
+    "team": {"sqlite": "tenant", "postgres": "tenant"},  # a key's team is its tenant
     "language": {"sqlite": _LANGUAGE, "postgres": _LANGUAGE},
     "day": {"sqlite": "CAST(ts / 86400 AS INTEGER)", "postgres": "CAST(floor(ts / 86400) AS BIGINT)"},
 }
@@ -124,3 +126,15 @@ def count_up_to(limit: int, window: Window, dialect: Dialect) -> tuple[str, list
     """How many records the window holds, counting no further than ``limit`` (on the ``ts`` index)."""
     clause, params = where(window, dialect)
     return f"SELECT COUNT(*) FROM (SELECT 1 FROM requests{clause} LIMIT {int(limit)}) AS w", params
+
+
+def price_sources(window: Window, dialect: Dialect) -> tuple[str, list[float]]:
+    """Per price source and kind of call (1: embeddings): requests, spend and tokens of served requests."""
+    clause, params = where(window, dialect)
+    embed = "CASE WHEN endpoint = 'embeddings' THEN 1 ELSE 0 END"
+    ok = "CASE WHEN status < 400 THEN {} ELSE 0 END"
+    sql = (
+        f"SELECT price_source, {embed}, COUNT(*), SUM(cost_usd), SUM({ok.format('prompt_tokens')}), "
+        f"SUM({ok.format('completion_tokens')}) FROM requests{clause} GROUP BY 1, 2"
+    )
+    return sql, params

@@ -7,6 +7,7 @@ chain a :class:`Plan`. The request path then only reads attributes and calls the
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +21,8 @@ from tokenomy.routing.limits import Limiter, LimiterFactory, LocalLimiters
 from tokenomy.routing.retry import Backoff
 from tokenomy.routing.stats import DeploymentStats
 from tokenomy.telemetry import metrics
+
+log = logging.getLogger("tokenomy.routing")
 
 
 @dataclass(slots=True, eq=False)
@@ -166,8 +169,13 @@ def _slot(dep: Deployment, config: GatewayConfig, limiters: LimiterFactory, degr
     gauge = metrics.CIRCUIT_STATE.labels(label)
     gauge.set(CircuitState.CLOSED)
 
+    last = [CircuitState.CLOSED]
+
     def on_state(state: CircuitState) -> None:
         gauge.set(state)
+        if state is not last[0]:
+            _log_circuit(label, last[0], state, config.routing.health.cooldown_s)
+            last[0] = state
 
     limiter = None
     if dep.rpm or dep.tpm:
@@ -182,3 +190,15 @@ def _slot(dep: Deployment, config: GatewayConfig, limiters: LimiterFactory, degr
         limiter=limiter,
         tpm=bool(dep.tpm),
     )
+
+
+def _log_circuit(label: str, was: CircuitState, now: CircuitState, cooldown_s: float) -> None:
+    """A WARNING when a deployment's circuit opens, INFO when it probes or closes again."""
+    if now is CircuitState.OPEN:
+        log.warning(
+            "circuit of deployment %s opened (was %s): no requests for %.0f s", label, was.name.lower(), cooldown_s
+        )
+    else:
+        log.info(
+            "circuit of deployment %s is now %s (was %s)", label, now.name.lower().replace("_", "-"), was.name.lower()
+        )

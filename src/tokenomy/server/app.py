@@ -22,6 +22,7 @@ from tokenomy.server import admin_routes, anthropic_routes, cache_routes, openai
 from tokenomy.server.admission import Admission, Refused
 from tokenomy.server.asgi import Receive, Request, Scope, Send, encode_headers, send_json
 from tokenomy.server.context import assign_request_id
+from tokenomy.server.logging_setup import REQUEST_ID
 
 log = logging.getLogger("tokenomy.server")
 
@@ -74,7 +75,7 @@ class TokenomyApp:
             await self._lifespan(receive, send)
 
     async def _http(self, req: Request) -> None:
-        assign_request_id(req)
+        REQUEST_ID.set(assign_request_id(req))  # every log line of this request carries its id
         route = ROUTES.get(req.path)
         if route is None and req.path.startswith(cache_routes.PREFIX):
             route = CACHE_KV_ROUTE

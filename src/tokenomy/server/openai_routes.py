@@ -10,6 +10,8 @@ import orjson
 from tokenomy.errors import GatewayError, internal_error
 from tokenomy.gateway import Gateway
 from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Response
+from tokenomy.pipeline.guard import GuardStage
+from tokenomy.pricing.prices import configured_kind
 from tokenomy.server import schemas
 from tokenomy.server.asgi import JSON, Request, encode_headers, end_stream, send_bytes, send_event, send_json, start_sse
 from tokenomy.server.context import new_context, response_headers
@@ -45,10 +47,32 @@ async def embeddings(gw: Gateway, req: Request) -> None:
 
 
 async def list_models(gw: Gateway, req: Request) -> None:
-    """``GET /v1/models``: every name a client may ask for."""
+    """``GET /v1/models``: the names the caller's key may ask for (every name when keys are off).
+
+    Each entry says how its requests are priced: ``configured``, ``database`` (genai-prices),
+    ``default`` (embedded models at the default machine cost) or ``unknown`` (recorded at $0).
+    """
+    names = gw.table.names
+    guard = next((s for s in gw.stages if isinstance(s, GuardStage)), None)
+    if guard is not None and guard.enabled:
+        key = await guard.authenticate(req.headers)  # 401 without a valid key, as for every model call
+        if key.models:
+            names = [name for name in names if name in key.models]
     created = int(gw.started_at)
-    data = [{"id": name, "object": "model", "created": created, "owned_by": "tokenomy"} for name in gw.table.names]
+    data = [
+        {"id": name, "object": "model", "created": created, "owned_by": "tokenomy", "pricing": _pricing(gw, name)}
+        for name in names
+    ]
     await send_json(req.send, 200, {"object": "list", "data": data})
+
+
+def _pricing(gw: Gateway, name: str) -> str:
+    """The weakest price kind among the model's deployments (routers: ``router``)."""
+    model = next((m for m in gw.config.models if name == m.name or name in m.aliases), None)
+    if model is None:
+        return "router"
+    kinds = {configured_kind(dep, gw.config.local.cost_per_hour) for dep in model.deployments}
+    return next(k for k in ("unknown", "default", "database", "configured") if k in kinds)
 
 
 async def _serve(gw: Gateway, req: Request, ctx: CallContext) -> None:

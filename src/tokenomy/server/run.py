@@ -1,23 +1,33 @@
-"""Running the gateway under uvicorn (uvloop event loop, httptools parser with the edge's limits,
-no access log)."""
+"""Running the gateway under uvicorn (uvloop event loop, httptools parser with the edge's limits).
+
+The port is bound before anything else starts, so a taken port is a one-line error and exit
+status 1; logging is set up once for Tokenomy's, uvicorn's and llama.cpp's lines.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
+from typing import cast
 
 import uvicorn
 
 from tokenomy.config.models import GatewayConfig
+from tokenomy.config.secrets import unset_secrets
 from tokenomy.gateway import Gateway
+from tokenomy.server import logging_setup
 from tokenomy.server.app import TokenomyApp
+from tokenomy.server.listen import CannotListen, bind
 from tokenomy.server.protocol import EdgeLimits, GuardedHttpToolsProtocol
+from tokenomy.server.shutdown import GracefulServer
 
 log = logging.getLogger("tokenomy")
 
 
 SWITCH_INTERVAL_S = float(os.environ.get("TOKENOMY_SWITCH_INTERVAL_S", "0.0002"))
+EXIT_CANNOT_LISTEN = 1
+EXIT_STARTUP_FAILED = 3
 
 
 def create_app(config: GatewayConfig) -> TokenomyApp:
@@ -35,11 +45,25 @@ def http_protocol(config: GatewayConfig) -> type[GuardedHttpToolsProtocol]:
     return type("TokenomyHttpProtocol", (GuardedHttpToolsProtocol,), {"limits": limits})
 
 
-def run(config: GatewayConfig, host: str | None = None, port: int | None = None) -> None:
-    """Serve until interrupted."""
+def warn_unset_secrets(config: GatewayConfig) -> None:
+    """Log a warning for every ``${VAR}`` reference whose variable is unset (and has no default)."""
+    for path, env in unset_secrets(config):
+        log.warning("%s refers to ${%s}, which is not set: what needs it will fail", path, env)
+
+
+def run(config: GatewayConfig, host: str | None = None, port: int | None = None, log_format: str | None = None) -> None:
+    """Serve until interrupted; exit 1 when the address cannot be bound, 3 when startup fails."""
     host = host or config.server.host
     port = config.server.port if port is None else port
-    logging.basicConfig(level=config.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    fmt = log_format or config.server.log_format
+    logging_setup.configure(config.server.log_level, "json" if fmt == "json" else "text")
+    warn_unset_secrets(config)
+    try:
+        sock = bind(host, port)
+    except CannotListen as exc:
+        log.error("%s", exc)
+        sys.exit(EXIT_CANNOT_LISTEN)
+    port = sock.getsockname()[1]
     model = config.models[0].name
     base = f"http://{host}:{port}"
     log.info("Tokenomy gateway on %s  (models: %s)", base, ", ".join(m.name for m in config.models))
@@ -52,18 +76,25 @@ def run(config: GatewayConfig, host: str | None = None, port: int | None = None)
     # Background threads (the ledger writer) share the GIL with the event loop; a short switch
     # interval bounds how long a request can wait for it (default 5 ms: a p99 spike).
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    uvicorn.run(
-        create_app(config),
-        host=host,
-        port=port,
-        loop="uvloop",
-        http=http_protocol(config),
-        lifespan="on",
-        access_log=False,
-        log_level=config.server.log_level,
-        backlog=4096,
-        timeout_keep_alive=30,
-        proxy_headers=False,
-        server_header=False,
-        date_header=False,
+    app = create_app(config)
+    server = GracefulServer(
+        uvicorn.Config(
+            app,
+            loop="uvloop",
+            http=http_protocol(config),
+            lifespan="on",
+            access_log=False,  # Tokenomy writes its own access log (tokenomy.access)
+            log_config=None,  # keep the handler set up above
+            log_level=config.server.log_level,
+            timeout_keep_alive=30,
+            # typed int, but handed to asyncio.timeout, which takes fractions of a second too
+            timeout_graceful_shutdown=cast(int, config.server.shutdown_timeout_s),
+            proxy_headers=False,
+            server_header=False,
+            date_header=False,
+        ),
+        on_deadline=app.gateway.shutdown_deadline_passed,
     )
+    server.run(sockets=[sock])
+    if not server.started:
+        sys.exit(EXIT_STARTUP_FAILED)

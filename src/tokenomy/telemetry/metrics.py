@@ -161,6 +161,13 @@ QUEUE_DEPTH = Gauge(
     ["model"],
     registry=REGISTRY,
 )
+QUEUE_WAIT = Histogram(
+    "tokenomy_local_queue_wait_seconds",
+    "Time a request waited for an embedded model before it started.",
+    ["model"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
 BATCH_SIZE = Histogram(
     "tokenomy_local_batch_size",
     "Inputs per batch run by the embedding micro-batcher.",

@@ -52,9 +52,7 @@ async def test_chat_stream_with_usage(client: openai.AsyncOpenAI) -> None:
 
 
 async def test_stream_without_usage_has_no_usage_chunk(client: openai.AsyncOpenAI) -> None:
-    stream = await client.chat.completions.create(
-        model=CHAT_MODEL, messages=QUESTION, max_tokens=8, stream=True
-    )
+    stream = await client.chat.completions.create(model=CHAT_MODEL, messages=QUESTION, max_tokens=8, stream=True)
     chunks = [chunk async for chunk in stream]
     assert all(c.choices for c in chunks)
 
@@ -82,3 +80,26 @@ async def test_unsupported_parameter_is_a_400_with_param(client: openai.AsyncOpe
 async def test_chat_on_the_embedding_model_is_a_400(client: openai.AsyncOpenAI) -> None:
     with pytest.raises(openai.BadRequestError, match="does not support chat"):
         await client.chat.completions.create(model=EMBED_MODEL, messages=QUESTION)
+
+
+async def test_embedded_models_are_priced_by_default(gateway: RunningGateway, client: openai.AsyncOpenAI) -> None:
+    import sqlite3
+
+    await client.chat.completions.create(
+        model=CHAT_MODEL, messages=QUESTION, max_tokens=8, extra_headers={"x-request-id": "priced-chat"}
+    )
+    await client.embeddings.create(
+        model=EMBED_MODEL, input="a sentence no other test embeds", extra_headers={"x-request-id": "priced-embed"}
+    )
+    await gateway.flush_ledger()
+    conn = sqlite3.connect(gateway.app.gateway.config.ledger.sqlite_path)
+    rows = dict(
+        (rid, (source, cost))
+        for rid, source, cost in conn.execute(
+            "SELECT request_id, price_source, cost_usd FROM requests WHERE request_id LIKE 'priced-%'"
+        )
+    )
+    conn.close()
+    assert set(rows) == {"priced-chat", "priced-embed"}
+    for source, cost in rows.values():
+        assert source == "default" and cost > 0, rows

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import queue
 import random
 import threading
@@ -29,11 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from tokenomy.errors import GatewayError, invalid_request, overloaded
+from tokenomy.providers.local import llama_quiet
+from tokenomy.providers.local.cpus import usable_cpus
 from tokenomy.providers.local.logits import LogprobRecorder, TokenLogprob, bias_processor
+from tokenomy.providers.local.loop_guard import CHECK_EVERY, repeating
 from tokenomy.providers.local.params import ChatPrompt, GenerationParams, TextPrompt
 from tokenomy.providers.local.textstream import TextAssembler
 from tokenomy.redaction import redact
-from tokenomy.telemetry.metrics import QUEUE_DEPTH
+from tokenomy.telemetry.metrics import QUEUE_DEPTH, QUEUE_WAIT
 
 log = logging.getLogger("tokenomy.local")
 
@@ -92,6 +94,7 @@ class GenerationHandle:
         self._loop = loop
         self._events: asyncio.Queue[Event] = asyncio.Queue()
         self.finished: Finished | None = None
+        self.submitted = time.perf_counter()
 
     def post(self, event: Event) -> None:
         """Hand an event to the event loop (called from the worker thread)."""
@@ -138,11 +141,16 @@ class LlamaEngine:
         n_ctx: int = 2048,
         n_threads: int | None = None,
         max_queue: int = 64,
+        repeat_penalty: float = 1.1,
+        loop_guard: bool = True,
     ) -> None:
         self.model_path = Path(model_path) if model_path else default_model_path()
         self.name = name
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or os.cpu_count() or 1
+        self.n_threads = n_threads or usable_cpus()  # affinity and cgroup quota, not the machine's cores
+        self.repeat_penalty = repeat_penalty
+        self.loop_guard = loop_guard
+        self.loops_stopped = 0
         self.max_queue = max_queue
         self.n_vocab = 0
         self.generated_tokens = 0  # every token the worker produced (tests and benchmarks read it)
@@ -155,6 +163,7 @@ class LlamaEngine:
         self._job_seconds = 1.0
         self._current: GenerationHandle | None = None
         self._depth = QUEUE_DEPTH.labels(name)
+        self._wait = QUEUE_WAIT.labels(name)
 
     @property
     def supports_chat(self) -> bool:
@@ -196,6 +205,7 @@ class LlamaEngine:
     def _load(self) -> None:
         from llama_cpp import Llama, llama_chat_format
 
+        llama_quiet.install()  # no process-wide stdout/stderr redirection while loading
         llm = Llama(model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False)
         template = llm.metadata.get("tokenizer.chat_template")
         if template:
@@ -238,9 +248,11 @@ class LlamaEngine:
         with self._lock:
             waiting = max(0, self._outstanding - 1)
             if self._outstanding > 0 and waiting >= self.max_queue:
+                expected = (waiting + 1) * self._job_seconds
                 raise overloaded(
-                    f"The local model {self.name!r} has {waiting} requests waiting; retry shortly.",
-                    (waiting + 1) * self._job_seconds,
+                    f"The local model {self.name!r} has {waiting} requests waiting (about {expected:.0f} s of "
+                    f"work at {self._job_seconds:.1f} s per request); retry shortly.",
+                    expected,
                 )
             self._outstanding += 1
             self._depth.set(max(0, self._outstanding - 1))
@@ -256,6 +268,7 @@ class LlamaEngine:
             if job is None:
                 return
             started = time.perf_counter()
+            self._wait.observe(started - job.submitted)
             self._current = job
             try:
                 if job.cancelled.is_set():
@@ -341,13 +354,15 @@ class LlamaEngine:
         vocab = llm._model.vocab
         produced = 0
         reason = "length"
+        generated: list[int] = []
+        guard = self.loop_guard
         for token in llm.generate(
             tokens,
             top_k=TOP_K,
             top_p=p.top_p,
             min_p=MIN_P,
             temp=p.temperature,
-            repeat_penalty=1.0,
+            repeat_penalty=self.repeat_penalty,  # > 1 stops the small model's degenerate loops
             presence_penalty=p.presence_penalty,
             frequency_penalty=p.frequency_penalty,
             logits_processor=LogitsProcessorList(processors) if processors else None,
@@ -361,6 +376,13 @@ class LlamaEngine:
                 break
             produced += 1
             self.generated_tokens += 1
+            if guard:
+                generated.append(token)
+                if produced % CHECK_EVERY == 0 and repeating(generated):
+                    self.loops_stopped += 1
+                    log.debug("local generation stopped: the answer repeats itself")
+                    reason = "stop"
+                    break
             piece: bytes = llm.detokenize([token])
             entry = recorder.entry(llm, token, piece) if recorder is not None else None
             text, items = assembler.feed(piece, entry)

@@ -52,6 +52,8 @@ class LocalProvider:
                 n_ctx=local.generation.n_ctx,
                 n_threads=local.generation.n_threads,
                 max_queue=local.generation.max_queue,
+                repeat_penalty=local.generation.repeat_penalty,
+                loop_guard=local.generation.loop_guard,
             )
         if EMBEDDING_MODEL in names:
             self.embedder = MiniLMEmbedder(n_threads=local.embeddings.n_threads)

@@ -1,0 +1,86 @@
+"""Log setup for ``tokenomy serve``: one handler, text or JSON, uvicorn's lines included.
+
+Every line carries the request id of the request being handled when there is one (a context
+variable set at the edge), so an operator can follow one request through the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextvars import ContextVar
+from typing import IO, Literal
+
+from pythonjsonlogger.json import JsonFormatter
+
+LogFormat = Literal["text", "json"]
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("tokenomy_request_id", default=None)
+"""The id of the request the current task serves (set by the app for each request)."""
+
+_UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class RequestIdFilter(logging.Filter):
+    """Give every record a ``request_id`` attribute (``None`` outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = REQUEST_ID.get()
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger: message``, with `` request_id=…`` appended inside a request."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        request_id = getattr(record, "request_id", None)
+        if request_id and "request_id=" not in record.getMessage():
+            line = f"{line} request_id={request_id}"
+        return line
+
+
+class _JsonFormatter(JsonFormatter):
+    """In JSON, an access line's fields are keys of the object: its message is just ``access``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == "tokenomy.access":
+            record = logging.makeLogRecord({**record.__dict__, "msg": "access", "args": ()})
+        return super().format(record)
+
+
+def json_formatter() -> logging.Formatter:
+    """One JSON object per line: time, level, logger, message, request_id and any extra fields."""
+    return _JsonFormatter(
+        "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        json_ensure_ascii=False,
+    )
+
+
+def make_handler(fmt: LogFormat = "text", stream: IO[str] | None = None) -> logging.Handler:
+    """A handler writing ``fmt`` lines (with request ids) to ``stream`` (default: stderr)."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(json_formatter() if fmt == "json" else TextFormatter())
+    return handler
+
+
+def configure(level: str = "info", fmt: LogFormat = "text", stream: IO[str] | None = None) -> logging.Handler:
+    """Send every log line (Tokenomy's, uvicorn's, llama.cpp's) through one handler in ``fmt``."""
+    handler = make_handler(fmt, stream)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in _UVICORN:  # uvicorn installs its own handlers unless told otherwise: use ours
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    return handler

@@ -1,0 +1,70 @@
+"""SIGTERM with a request that will not finish: the gateway cancels it at the deadline, records it, exits."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+from tests.conftest import OPENAI_KEY
+from tests.fakes.openai_upstream import OpenAIFake
+from tests.ledger.test_shutdown import free_port
+
+
+async def test_shutdown_cancels_at_the_deadline_and_records_the_request(
+    openai_fake: OpenAIFake, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger.db"
+    config = tmp_path / "gw.yaml"
+    config.write_text(
+        f"""
+server: {{shutdown_timeout_s: 1.0}}
+ledger: {{path: "{ledger}"}}
+models:
+  - name: fast
+    deployments:
+      - {{provider: openai, base_url: "{openai_fake.base_url}", api_key: "${{T_KEY:-{OPENAI_KEY}}}",
+          model: gpt-4o-mini}}
+"""
+    )
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from tokenomy.cli import main; main()", "serve", "--config", str(config),
+        "--port", str(port), env={**os.environ, "TOKENOMY_HOME": str(tmp_path)},
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as http:
+        for _ in range(300):
+            try:
+                async with http.get(f"{url}/healthz") as resp:
+                    if resp.status == 200:
+                        break
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.05)
+        openai_fake.queue_modes("slow")
+        body = {"model": "fast", "messages": [{"role": "user", "content": "take your time"}]}
+        headers = {"x-request-id": "long-1", "x-fake-delay": "60"}
+        pending = asyncio.create_task(http.post(f"{url}/v1/chat/completions", json=body, headers=headers))
+        await asyncio.sleep(0.5)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+        took = time.monotonic() - started
+        try:
+            resp = await pending
+            resp.release()
+        except aiohttp.ClientError:
+            pass  # the connection was closed with the request unanswered
+    log = stderr.decode()
+    assert took < 10, f"shutdown took {took:.1f} s with a 1 s deadline\n{log[-2000:]}"
+    assert "shutdown deadline reached: cancelling 1 request(s)" in log, log[-2000:]
+    conn = sqlite3.connect(ledger)
+    rows = conn.execute("SELECT status, error_type FROM requests WHERE request_id = 'long-1'").fetchall()
+    conn.close()
+    assert rows == [(503, "shutdown")]

@@ -1,0 +1,155 @@
+"""What an operator sees in the log: an access line per request, upstream failures and circuit changes
+as rate-limited warnings with the request id, one JSON format for every line, uvicorn's included."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from openai import AsyncOpenAI, InternalServerError
+from tests.conftest import OPENAI_KEY
+from tests.fakes.openai_upstream import OpenAIFake
+from tests.ledger.test_shutdown import free_port
+from tests.support.gateway import running_gateway
+
+from tokenomy.server.logging_setup import make_handler
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """Tokenomy's log lines as JSON, captured."""
+    stream = io.StringIO()
+    handler = make_handler("json", stream)
+    logger = logging.getLogger("tokenomy")
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield stream
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+
+
+def lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def config(url: str, api_key: str = f"${{T11_KEY:-{OPENAI_KEY}}}", extra: str = "") -> str:
+    return f"""
+{extra}
+models:
+  - name: fast
+    deployments:
+      - {{provider: openai, base_url: "{url}", api_key: "{api_key}", model: gpt-4o-mini}}
+"""
+
+
+async def test_one_access_line_per_request_with_cost(openai_fake: OpenAIFake, json_log: io.StringIO) -> None:
+    async with running_gateway(config(openai_fake.base_url)) as gw:
+        client = AsyncOpenAI(base_url=gw.v1, api_key="unused")
+        await client.chat.completions.create(
+            model="fast",
+            messages=[{"role": "user", "content": "hello there"}],
+            extra_headers={"x-request-id": "acc-1", "x-tokenomy-task": "greet"},
+        )
+        await gw.flush_ledger()
+    access = [line for line in lines(json_log) if line["logger"] == "tokenomy.access"]
+    assert len(access) == 1
+    line = access[0]
+    assert line["message"] == "access" and line["level"] == "INFO"
+    assert line["request_id"] == "acc-1" and line["task"] == "greet" and line["status"] == 200
+    assert line["model"] == "fast" and line["deployment"] == "openai/gpt-4o-mini" and line["cache"] == "bypass"
+    assert line["prompt_tokens"] == 2 and line["completion_tokens"] == 3
+    assert isinstance(line["cost_usd"], float) and line["cost_usd"] > 0 and line["price"] == "genai-prices"
+    assert isinstance(line["latency_ms"], float) and str(line["arrived"]).endswith("Z")
+
+
+async def test_access_log_can_be_turned_off(openai_fake: OpenAIFake, json_log: io.StringIO) -> None:
+    async with running_gateway(config(openai_fake.base_url, extra="server: {access_log: false}")) as gw:
+        client = AsyncOpenAI(base_url=gw.v1, api_key="unused")
+        await client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}])
+        await gw.flush_ledger()
+    assert not [line for line in lines(json_log) if line["logger"] == "tokenomy.access"]
+
+
+async def test_upstream_failures_and_the_circuit_are_warnings(openai_fake: OpenAIFake, json_log: io.StringIO) -> None:
+    extra = "routing: {retries: {max_attempts: 1}, health: {failures_to_open: 3, cooldown_s: 30}}"
+    async with running_gateway(config(openai_fake.base_url, extra=extra)) as gw:
+        client = AsyncOpenAI(base_url=gw.v1, api_key="unused", max_retries=0)
+        openai_fake.queue_modes(*["error_500"] * 5)
+        for i in range(3):
+            with pytest.raises(InternalServerError):
+                await client.chat.completions.create(
+                    model="fast",
+                    messages=[{"role": "user", "content": "hi"}],
+                    extra_headers={"x-request-id": f"up-{i}"},
+                )
+        await gw.flush_ledger()
+    warnings = [line for line in lines(json_log) if line["level"] == "WARNING"]
+    upstream = [w for w in warnings if w["logger"] == "tokenomy.upstream"]
+    assert len(upstream) == 1, "three identical failures within 10 s make one line"
+    assert upstream[0]["request_id"] == "up-0"
+    assert "upstream openai/gpt-4o-mini failed" in str(upstream[0]["message"])
+    assert "HTTP 502" in str(upstream[0]["message"])
+    circuit = [w for w in warnings if w["logger"] == "tokenomy.routing"]
+    assert len(circuit) == 1 and "circuit of deployment openai/gpt-4o-mini opened" in str(circuit[0]["message"])
+
+
+async def test_unset_upstream_key_shows_as_an_upstream_failure(openai_fake: OpenAIFake, json_log: io.StringIO) -> None:
+    async with running_gateway(config(openai_fake.base_url, api_key="${T11_NEVER_SET}")) as gw:
+        client = AsyncOpenAI(base_url=gw.v1, api_key="unused", max_retries=0)
+        with pytest.raises(InternalServerError):
+            await client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}])
+    upstream = [line for line in lines(json_log) if line["logger"] == "tokenomy.upstream"]
+    assert upstream and "HTTP 502" in str(upstream[0]["message"])
+
+
+async def test_serve_json_logs_every_line_as_json_uvicorn_included(openai_fake: OpenAIFake, tmp_path: Path) -> None:
+    path = tmp_path / "gw.yaml"
+    path.write_text(config(openai_fake.base_url, extra=f'ledger: {{path: "{tmp_path / "l.db"}"}}'))
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from tokenomy.cli import main; main()", "serve", "--config", str(path),
+        "--port", str(port), "--log-format", "json", env={**os.environ, "TOKENOMY_HOME": str(tmp_path)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as http:
+        for _ in range(300):
+            try:
+                async with http.get(f"{url}/healthz") as resp:
+                    if resp.status == 200:
+                        break
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.05)
+        body = {"model": "fast", "messages": [{"role": "user", "content": "hi"}]}
+        async with http.post(f"{url}/v1/chat/completions", json=body, headers={"x-request-id": "js-1"}) as resp:
+            assert resp.status == 200
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 30)
+    objects = [json.loads(line) for line in stderr.decode().splitlines()]  # fails on any non-JSON line
+    loggers = {o["logger"] for o in objects}
+    assert {"tokenomy", "uvicorn.error", "tokenomy.access"} <= loggers, loggers
+    access = [o for o in objects if o["logger"] == "tokenomy.access"]
+    assert [a["request_id"] for a in access] == ["js-1"]
+    assert stdout == b""
+
+
+def test_every_access_log_field_is_documented() -> None:
+    from tokenomy.ledger.record import LedgerRecord
+    from tokenomy.telemetry.access_log import access_fields
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "observability.md").read_text()
+    section = doc[doc.index("### The access log") : doc.index("### Warnings")]
+    for field in access_fields(LedgerRecord(request_id="r", ts=0.0)):
+        assert f"`{field}`" in section, f"access log field {field!r} is not documented"
