@@ -25,6 +25,7 @@ from tokenomy.pipeline.policy import PolicyStage
 from tokenomy.pipeline.record import RecordStage
 from tokenomy.pipeline.route import ModelTable, RouteStage
 from tokenomy.providers.base import Provider, provider_factory
+from tokenomy.state.responses import ResponseStore, response_store_for
 from tokenomy.telemetry.labels import TaskLabels
 from tokenomy.telemetry.usage_metrics import UsageMetrics
 
@@ -57,6 +58,7 @@ class Gateway:
         self.cache_store: CacheStore | None = cache_store_for(config.cache.exact)  # also the KV API's store
         self.cache = CacheService(config.cache.exact.memory_bytes, self.cache_store)
         self.access = Access(config, self.table, self.ledger)  # keys, per-key limits, budgets
+        self.responses: ResponseStore = response_store_for(config.responses)  # Responses API state
         self.recorder = RecordStage(self.access.sink(self.ledger), tasks)
         self.stages: list[Stage] = [
             self.recorder,
@@ -113,6 +115,7 @@ class Gateway:
             await self.access.close()
         except Exception:  # pragma: no cover - shutdown must go on
             log.exception("closing the key or budget store failed")
+        self.responses.close()
         await asyncio.to_thread(self.ledger.close)  # drains the queue into the store (or the spool)
         if self.tracer is not None:
             await asyncio.to_thread(self.tracer.shutdown)  # exports the last spans

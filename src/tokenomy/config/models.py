@@ -17,6 +17,7 @@ from tokenomy.config.budgets import BudgetsConfig, KeyBudget, KeyStoreConfig, ch
 from tokenomy.config.cache import CacheConfig
 from tokenomy.config.observability import LedgerConfig, TelemetryConfig
 from tokenomy.config.policy import RouterConfig, check_routers
+from tokenomy.config.responses import ResponsesConfig
 from tokenomy.config.routing import ContextWindowFallback, RetryConfig, RoutingConfig, Strategy, check_model_references
 from tokenomy.providers.base import provider_kinds
 
@@ -68,6 +69,11 @@ class Deployment(_Frozen):
     connect_timeout_s: float = Field(default=5.0, gt=0)
     headers: dict[str, str] = Field(default_factory=dict, description="extra headers sent upstream")
     anthropic_version: str = "2023-06-01"
+    responses_api: Literal["native", "chat"] = Field(
+        default="native",
+        description="openai deployments: Responses API calls go upstream as they are (native), or as chat "
+        "completions (chat: for OpenAI-compatible servers without /responses)",
+    )
 
     _check_secret = field_validator("api_key", mode="before")(parse_secret)
 
@@ -201,6 +207,7 @@ class GatewayConfig(_Frozen):
     telemetry: TelemetryConfig = TelemetryConfig()
     budgets: BudgetsConfig = BudgetsConfig()
     routing: RoutingConfig = RoutingConfig()
+    responses: ResponsesConfig = Field(default=ResponsesConfig(), description="Responses API state")
     routers: tuple[RouterConfig, ...] = Field(default=(), description="router models (docs/routing.md)")
     models: tuple[LogicalModel, ...] = Field(min_length=1)
 

@@ -33,6 +33,17 @@ class Provider(Protocol):
         """Serve one request on ``deployment``; raise ``GatewayError`` on failure."""
 
 
+def speaks_natively(provider: object, wire: str, deployment: Deployment) -> bool:
+    """Whether ``provider`` takes requests of ``wire`` untranslated on ``deployment``.
+
+    Optional provider interface: ``native_wires(deployment) -> frozenset[str]`` and
+    ``async send_native(ctx, deployment)``; the answer is then in that wire's own shape (a
+    Responses API object or events, an Anthropic message or events) instead of the OpenAI one.
+    """
+    wires = getattr(provider, "native_wires", None)
+    return wires is not None and wire in wires(deployment)
+
+
 ProviderFactory = Callable[["GatewayConfig"], Provider]
 
 _REGISTRY: dict[str, ProviderFactory] = {}

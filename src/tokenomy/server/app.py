@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from tokenomy.errors import GatewayError, internal_error, not_found, overloaded
 from tokenomy.gateway import Gateway
 from tokenomy.pipeline.context import Endpoint
-from tokenomy.server import admin_routes, anthropic_routes, cache_routes, openai_routes, ops_routes
+from tokenomy.server import admin_routes, anthropic_routes, cache_routes, openai_routes, ops_routes, responses_routes
 from tokenomy.server.asgi import Receive, Request, Scope, Send, encode_headers, send_json
 from tokenomy.server.context import assign_request_id
 from tokenomy.server.overload import LoopLagMonitor
@@ -43,6 +43,7 @@ ROUTES: dict[str, Route] = {
     "/v1/chat/completions": Route(openai_routes.chat_completions, frozenset({"POST"}), endpoint=Endpoint.CHAT),
     "/v1/completions": Route(openai_routes.completions, frozenset({"POST"}), endpoint=Endpoint.COMPLETIONS),
     "/v1/embeddings": Route(openai_routes.embeddings, frozenset({"POST"}), endpoint=Endpoint.EMBEDDINGS),
+    "/v1/responses": Route(responses_routes.create, frozenset({"POST"}), endpoint=Endpoint.CHAT),
     "/v1/messages": Route(anthropic_routes.messages, frozenset({"POST"}), wire="anthropic", endpoint=Endpoint.CHAT),
     "/v1/models": Route(openai_routes.list_models, frozenset({"GET"}), sheddable=False),
     "/healthz": Route(ops_routes.healthz, frozenset({"GET"}), sheddable=False),
@@ -55,6 +56,8 @@ ROUTES: dict[str, Route] = {
 }
 ADMIN_KEY_ROUTE = Route(admin_routes.key_by_id, frozenset({"DELETE"}), sheddable=False)
 """``/admin/keys/{id}``: a prefix route, tried only when no exact path matches."""
+RESPONSE_ROUTE = Route(responses_routes.by_id, frozenset({"GET", "DELETE"}))
+"""``/v1/responses/{id}`` (and ``/input_items``): a prefix route."""
 CACHE_KV_ROUTE = Route(cache_routes.kv, frozenset({"GET", "PUT", "DELETE"}))
 """``/v1/cache/{namespace}/{key}``: the one prefix route, tried only when no exact path matches."""
 
@@ -82,6 +85,8 @@ class TokenomyApp:
             route = CACHE_KV_ROUTE
         elif route is None and req.path.startswith(admin_routes.KEY_PREFIX):
             route = ADMIN_KEY_ROUTE
+        elif route is None and req.path.startswith(responses_routes.PREFIX):
+            route = RESPONSE_ROUTE
         if route is None:
             await self._error(req, "openai", not_found(f"Unknown path {req.path!r}.", code="unknown_url"))
             return

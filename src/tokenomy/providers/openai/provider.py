@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import orjson
 
 from tokenomy.config.models import Deployment
 from tokenomy.pipeline.context import CallContext, Completion, Response, Stream, Usage
@@ -18,8 +19,36 @@ from tokenomy.providers.sse import iter_sse
 log = logging.getLogger("tokenomy.providers.openai")
 
 
+_RESPONSES = frozenset({"responses"})
+_NOTHING: frozenset[str] = frozenset()
+
+
 class OpenAIProvider(HttpProvider):
     """Forward requests to any OpenAI-compatible server."""
+
+    def native_wires(self, deployment: Deployment) -> frozenset[str]:
+        """The Responses API, unless the deployment says its server only has chat completions."""
+        return _RESPONSES if deployment.responses_api == "native" else _NOTHING
+
+    async def send_native(self, ctx: CallContext, deployment: Deployment) -> Response:
+        """POST the client's Responses API request upstream as it is (only the model id swapped)."""
+        assert ctx.native is not None
+        url = f"{deployment.base_url}/responses"
+        resp = await self._pool.post(url, orjson.dumps({**ctx.native.body, "model": deployment.model}), deployment)
+        if ctx.stream:
+            if not resp.content_type.startswith("text/event-stream"):
+                resp.release()
+                raise upstream_errors.stream_error(
+                    f"Upstream answered a streaming request with {resp.content_type!r}, not an event stream.",
+                    deployment.label,
+                )
+            return Stream(_response_events(resp, ctx, deployment.label), resp.close)
+        raw = await read_body(resp, deployment)
+        try:
+            body = translate.parse_response(raw)
+        except translate.MalformedUpstream as exc:
+            raise upstream_errors.stream_error(str(exc), deployment.label) from None
+        return Completion(body, Usage.from_responses(body.get("usage")), raw)
 
     @staticmethod
     def auth_headers(deployment: Deployment) -> dict[str, str]:
@@ -57,6 +86,33 @@ async def _chunks(resp: aiohttp.ClientResponse, label: str) -> AsyncIterator[dic
                 return
             finished = finished or translate.is_final(chunk)
             yield chunk
+        if not finished:
+            raise upstream_errors.stream_error("Upstream stream ended before the answer was complete.", label)
+    except translate.MalformedUpstream as exc:
+        raise upstream_errors.stream_error(str(exc), label) from None
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise upstream_errors.from_read_exception(exc, label) from None
+    finally:
+        resp.close()
+
+
+async def _response_events(resp: aiohttp.ClientResponse, ctx: CallContext, label: str) -> AsyncIterator[dict[str, Any]]:
+    """Responses API events as they come; notes the first token and the final usage on ``ctx``."""
+    finished = False
+    try:
+        async for _event, data in iter_sse(resp.content):
+            event = translate.parse_event(data)
+            kind = event.get("type")
+            if kind == "response.output_text.delta" or kind == "response.function_call_arguments.delta":
+                ctx.mark_first_token()
+            elif kind in ("response.completed", "response.incomplete"):
+                finished = True
+                ctx.usage = Usage.from_responses((event.get("response") or {}).get("usage")) or ctx.usage
+            elif kind in ("error", "response.failed"):
+                error = event.get("error") or (event.get("response") or {}).get("error") or event
+                message = error.get("message") if isinstance(error, dict) else None
+                raise upstream_errors.stream_error(f"Upstream reported an error mid-stream: {message}", label)
+            yield event
         if not finished:
             raise upstream_errors.stream_error("Upstream stream ended before the answer was complete.", label)
     except translate.MalformedUpstream as exc:
