@@ -229,7 +229,7 @@ async def test_unauthenticated_lookup_is_401(gw: RunningGateway) -> None:
 
 
 @pytest.mark.parametrize("model", ["native", "chatted"])
-async def test_cache_answers_repeats_plain_and_streamed(gw: RunningGateway, openai_fake: OpenAIFake, model: str) -> None:
+async def test_cache_answers_repeats(gw: RunningGateway, openai_fake: OpenAIFake, model: str) -> None:
     ask = {"model": model, "input": f"cache me {model}", "temperature": 0}
     first = await client(gw).responses.with_raw_response.create(**ask)  # type: ignore[call-overload]
     calls = len(openai_fake.requests)
