@@ -45,6 +45,7 @@ ROUTES: dict[str, Route] = {
     "/v1/embeddings": Route(openai_routes.embeddings, frozenset({"POST"}), endpoint=Endpoint.EMBEDDINGS),
     "/v1/responses": Route(responses_routes.create, frozenset({"POST"}), endpoint=Endpoint.CHAT),
     "/v1/messages": Route(anthropic_routes.messages, frozenset({"POST"}), wire="anthropic", endpoint=Endpoint.CHAT),
+    "/v1/messages/count_tokens": Route(anthropic_routes.count_tokens, frozenset({"POST"}), wire="anthropic"),
     "/v1/models": Route(openai_routes.list_models, frozenset({"GET"}), sheddable=False),
     "/healthz": Route(ops_routes.healthz, frozenset({"GET"}), sheddable=False),
     "/readyz": Route(ops_routes.readyz, frozenset({"GET"}), sheddable=False),
@@ -88,7 +89,8 @@ class TokenomyApp:
         elif route is None and req.path.startswith(responses_routes.PREFIX):
             route = RESPONSE_ROUTE
         if route is None:
-            await self._error(req, "openai", not_found(f"Unknown path {req.path!r}.", code="unknown_url"))
+            wire = "anthropic" if req.path.startswith("/v1/messages") else "openai"  # the caller's SDK
+            await self._error(req, wire, not_found(f"Unknown path {req.path!r}.", code="unknown_url"))
             return
         if req.method not in route.methods:
             allowed = ", ".join(sorted(route.methods))
