@@ -30,7 +30,7 @@ class Dispatcher:
             if native.problems:
                 param, message = native.problems[0]
                 raise invalid_request(
-                    f"{message} (the model {ctx.model!r} is served through a translation to chat completions "
+                    f"{param}: {message} (the model {ctx.model!r} is served through a translation to chat completions "
                     f"by {deployment.label!r}).",
                     param=param,
                     code="unsupported_parameter",
