@@ -187,6 +187,10 @@ class LocalEmbeddingConfig(_Frozen):
     max_wait_ms: float = Field(default=2.0, ge=0)
     max_queue: int = Field(default=4096, gt=0)
     n_threads: int | None = Field(default=None, gt=0)
+    token_encoding: Literal["cl100k_base", "o200k_base"] | None = Field(
+        default=None,
+        description="tokenizer of clients' token-array inputs; default: the model name's, else cl100k_base",
+    )
 
 
 class LocalConfig(_Frozen):
