@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from tokenomy.errors import GatewayError, internal_error, not_found, overloaded
 from tokenomy.gateway import Gateway
 from tokenomy.pipeline.context import Endpoint
-from tokenomy.server import admin_routes, anthropic_routes, cache_routes, openai_routes, ops_routes, responses_routes
+from tokenomy.server import (
+    admin_routes,
+    anthropic_routes,
+    cache_routes,
+    models_routes,
+    openai_routes,
+    ops_routes,
+    responses_routes,
+)
 from tokenomy.server.asgi import Receive, Request, Scope, Send, encode_headers, send_json
 from tokenomy.server.context import assign_request_id
 from tokenomy.server.overload import LoopLagMonitor
@@ -57,6 +65,8 @@ ROUTES: dict[str, Route] = {
 }
 ADMIN_KEY_ROUTE = Route(admin_routes.key_by_id, frozenset({"DELETE"}), sheddable=False)
 """``/admin/keys/{id}``: a prefix route, tried only when no exact path matches."""
+MODEL_ROUTE = Route(models_routes.retrieve, frozenset({"GET"}), sheddable=False)
+"""``/v1/models/{id}``: a prefix route."""
 RESPONSE_ROUTE = Route(responses_routes.by_id, frozenset({"GET", "DELETE"}))
 """``/v1/responses/{id}`` (and ``/input_items``): a prefix route."""
 CACHE_KV_ROUTE = Route(cache_routes.kv, frozenset({"GET", "PUT", "DELETE"}))
@@ -88,6 +98,8 @@ class TokenomyApp:
             route = ADMIN_KEY_ROUTE
         elif route is None and req.path.startswith(responses_routes.PREFIX):
             route = RESPONSE_ROUTE
+        elif route is None and req.path.startswith(models_routes.PREFIX):
+            route = MODEL_ROUTE
         if route is None:
             wire = "anthropic" if req.path.startswith("/v1/messages") else "openai"  # the caller's SDK
             await self._error(req, wire, not_found(f"Unknown path {req.path!r}.", code="unknown_url"))
