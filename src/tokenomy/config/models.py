@@ -69,6 +69,10 @@ class Deployment(_Frozen):
     connect_timeout_s: float = Field(default=5.0, gt=0)
     headers: dict[str, str] = Field(default_factory=dict, description="extra headers sent upstream")
     anthropic_version: str = "2023-06-01"
+    api_version: str | None = Field(
+        default=None, description="azure: the api-version of the deployments API; unset: Azure's v1 API"
+    )
+    entra_id: bool = Field(default=False, description="azure: api_key holds a Microsoft Entra ID token (Bearer)")
     responses_api: Literal["native", "chat"] = Field(
         default="native",
         description="openai deployments: Responses API calls go upstream as they are (native), or as chat "
@@ -99,7 +103,7 @@ class Deployment(_Frozen):
         if self.provider == "local":
             if self.base_url is not None or self.api_key is not None:
                 raise ValueError("a local deployment runs in process: it takes no base_url or api_key")
-        elif self.provider in ("openai", "anthropic") and self.base_url is None:
+        elif self.provider in ("openai", "anthropic", "azure") and self.base_url is None:
             raise ValueError(f"a {self.provider} deployment needs a base_url")
         return self
 

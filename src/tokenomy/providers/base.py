@@ -71,6 +71,20 @@ def provider_kinds() -> list[str]:
     return sorted({*_REGISTRY, *_DECLARED})
 
 
+#: The built-in providers, as ``pyproject.toml`` declares them. Used when the installed package's
+#: entry points are older than the source (an editable install made before a provider was added).
+BUILTINS: dict[str, str] = {
+    "openai": "tokenomy.providers.openai.provider:OpenAIProvider",
+    "anthropic": "tokenomy.providers.anthropic.provider:AnthropicProvider",
+    "local": "tokenomy.providers.local.provider:LocalProvider",
+    "azure": "tokenomy.providers.azure.provider:AzureOpenAIProvider",
+    "gemini": "tokenomy.providers.gemini.provider:GeminiProvider",
+    **{kind: f"tokenomy.providers.presets:{kind}" for kind in
+       ("groq", "together", "fireworks", "mistral", "deepseek", "openrouter", "ollama", "vllm", "sglang", "tgi",
+        "lmstudio")},
+}  # fmt: skip
+
+
 def _load_builtins() -> None:
     """Find the providers declared under the ``tokenomy.providers`` entry-point group.
 
@@ -79,6 +93,8 @@ def _load_builtins() -> None:
     """
     if not _DECLARED:
         _DECLARED.update({entry.name: entry for entry in entry_points(group="tokenomy.providers")})
+        for kind, target in BUILTINS.items():
+            _DECLARED.setdefault(kind, EntryPoint(kind, target, "tokenomy.providers"))
 
 
 _DECLARED: dict[str, EntryPoint] = {}

@@ -26,6 +26,10 @@ _NOTHING: frozenset[str] = frozenset()
 class OpenAIProvider(HttpProvider):
     """Forward requests to any OpenAI-compatible server."""
 
+    def url(self, deployment: Deployment, path: str) -> str:
+        """The upstream URL of an endpoint path such as ``/chat/completions``."""
+        return f"{deployment.base_url}{path}"
+
     def native_wires(self, deployment: Deployment) -> frozenset[str]:
         """The Responses API, unless the deployment says its server only has chat completions."""
         return _RESPONSES if deployment.responses_api == "native" else _NOTHING
@@ -33,7 +37,7 @@ class OpenAIProvider(HttpProvider):
     async def send_native(self, ctx: CallContext, deployment: Deployment) -> Response:
         """POST the client's Responses API request upstream as it is (only the model id swapped)."""
         assert ctx.native is not None
-        url = f"{deployment.base_url}/responses"
+        url = self.url(deployment, "/responses")
         resp = await self._pool.post(url, orjson.dumps({**ctx.native.body, "model": deployment.model}), deployment)
         if ctx.stream:
             if not resp.content_type.startswith("text/event-stream"):
@@ -58,7 +62,7 @@ class OpenAIProvider(HttpProvider):
 
     async def send(self, ctx: CallContext, deployment: Deployment) -> Response:
         """POST the request upstream; a stream for ``stream: true``, else a whole completion."""
-        url = f"{deployment.base_url}{translate.PATHS[ctx.endpoint]}"
+        url = self.url(deployment, translate.PATHS[ctx.endpoint])
         data = translate.request_body(ctx.body, deployment.model, ctx.stream)
         resp = await self._pool.post(url, data, deployment)
         if ctx.stream:
