@@ -59,7 +59,8 @@ async def test_v1_api_stream_tools_and_usage(gw: RunningGateway, azure: AzureFak
         model="v1", messages=MSG, tools=TOOLS, stream=True, stream_options={"include_usage": True}  # type: ignore[arg-type]
     )
     chunks = [c async for c in stream]
-    args = "".join(tc.function.arguments or "" for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or [])
+    calls = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or []]
+    args = "".join(tc.function.arguments or "" for tc in calls if tc.function)
     assert json.loads(args) == {"arg": "x"} and chunks[-1].usage is not None
     assert azure.last.path == "/openai/v1/chat/completions" and azure.last.body["model"] == "gpt-4o-mini"
 

@@ -35,7 +35,8 @@ def test_hosted_presets_are_priced_self_hosted_ones_are_not() -> None:
 @pytest.mark.parametrize("kind", ["groq", "vllm"])
 async def test_preset_round_trip(openai_fake: OpenAIFake, kind: str) -> None:
     config = GatewayConfig.model_validate({"models": [{"name": "m", "deployments": [
-        {"provider": kind, "model": "some-model", "base_url": openai_fake.base_url, "api_key": "${T_K:-" + OPENAI_KEY + "}"}
+        {"provider": kind, "model": "some-model", "base_url": openai_fake.base_url,
+         "api_key": "${T_K:-" + OPENAI_KEY + "}"}
     ]}]})  # fmt: skip
     async with running_gateway(config) as gw:
         client = openai.AsyncOpenAI(base_url=gw.v1, api_key="unused", max_retries=0)

@@ -18,7 +18,8 @@ MSG = [{"role": "user", "content": "hello"}]
 
 @pytest.fixture(scope="module")
 async def gw(openai_fake: OpenAIFake) -> AsyncIterator[RunningGateway]:
-    dep = f'{{provider: openai, base_url: "{openai_fake.base_url}", api_key: "${{T_KEY:-{OPENAI_KEY}}}", model: gpt-4o-mini}}'
+    key = f"${{T_KEY:-{OPENAI_KEY}}}"
+    dep = f'{{provider: openai, base_url: "{openai_fake.base_url}", api_key: "{key}", model: gpt-4o-mini}}'
     config = f"""
 auth:
   keys:
