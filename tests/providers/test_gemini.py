@@ -28,15 +28,16 @@ async def gemini() -> AsyncIterator[GeminiFake]:
 
 @pytest.fixture(scope="module")
 async def gw(gemini: GeminiFake) -> AsyncIterator[RunningGateway]:
+    k = f"${{T_G:-{KEY}}}"
     config = f"""
 models:
   - name: gem
-    deployments: [{{provider: gemini, base_url: "{gemini.base_url}", model: gemini-2.0-flash, api_key: "${{T_G:-{KEY}}}"}}]
+    deployments: [{{provider: gemini, base_url: "{gemini.base_url}", model: gemini-2.0-flash, api_key: "{k}"}}]
   - name: vertex
     deployments: [{{provider: gemini, base_url: "{gemini.url}/v1/projects/p1/locations/us-central1",
-                   model: gemini-2.0-flash, api_key: "${{T_G:-{KEY}}}"}}]
+                   model: gemini-2.0-flash, api_key: "{k}"}}]
   - name: gembed
-    deployments: [{{provider: gemini, base_url: "{gemini.base_url}", model: text-embedding-004, api_key: "${{T_G:-{KEY}}}"}}]
+    deployments: [{{provider: gemini, base_url: "{gemini.base_url}", model: text-embedding-004, api_key: "{k}"}}]
   - name: badkey
     deployments: [{{provider: gemini, base_url: "{gemini.base_url}", model: gemini-2.0-flash, api_key: "${{T_B:-no}}"}}]
 """
@@ -90,7 +91,7 @@ async def test_json_schema_and_vertex(gw: RunningGateway, gemini: GeminiFake) ->
     reply = await client(gw).chat.completions.create(model="vertex", messages=MSG, response_format=schema)  # type: ignore[arg-type]
     assert json.loads(reply.choices[0].message.content or "") == {"city": "hello there"}
     sent = gemini.last
-    assert sent.path == "/v1/projects/p1/locations/us-central1/publishers/google/models/gemini-2.0-flash:generateContent"
+    assert sent.path == "/v1/projects/p1/locations/us-central1/publishers/google/models/" + "gemini-2.0-flash:generateContent"
     assert sent.headers["authorization"] == f"Bearer {KEY}"
 
 
