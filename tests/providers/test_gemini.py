@@ -91,7 +91,8 @@ async def test_json_schema_and_vertex(gw: RunningGateway, gemini: GeminiFake) ->
     reply = await client(gw).chat.completions.create(model="vertex", messages=MSG, response_format=schema)  # type: ignore[arg-type]
     assert json.loads(reply.choices[0].message.content or "") == {"city": "hello there"}
     sent = gemini.last
-    assert sent.path == "/v1/projects/p1/locations/us-central1/publishers/google/models/" + "gemini-2.0-flash:generateContent"
+    vertex_path = "/v1/projects/p1/locations/us-central1/publishers/google/models/gemini-2.0-flash:generateContent"
+    assert sent.path == vertex_path
     assert sent.headers["authorization"] == f"Bearer {KEY}"
 
 
