@@ -72,6 +72,7 @@ class Deployment(_Frozen):
     api_version: str | None = Field(
         default=None, description="azure: the api-version of the deployments API; unset: Azure's v1 API"
     )
+    region: str | None = Field(default=None, description="bedrock: the AWS region (us-east-1...)")
     entra_id: bool = Field(default=False, description="azure: api_key holds a Microsoft Entra ID token (Bearer)")
     responses_api: Literal["native", "chat"] = Field(
         default="native",
@@ -105,6 +106,8 @@ class Deployment(_Frozen):
                 raise ValueError("a local deployment runs in process: it takes no base_url or api_key")
         elif self.provider in ("openai", "anthropic", "azure") and self.base_url is None:
             raise ValueError(f"a {self.provider} deployment needs a base_url")
+        elif self.provider == "bedrock" and self.region is None:
+            raise ValueError("a bedrock deployment needs a region (e.g. region: us-east-1)")
         return self
 
     @property

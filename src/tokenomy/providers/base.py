@@ -79,6 +79,7 @@ BUILTINS: dict[str, str] = {
     "local": "tokenomy.providers.local.provider:LocalProvider",
     "azure": "tokenomy.providers.azure.provider:AzureOpenAIProvider",
     "gemini": "tokenomy.providers.gemini.provider:GeminiProvider",
+    "bedrock": "tokenomy.providers.bedrock.provider:BedrockProvider",
     **{kind: f"tokenomy.providers.presets:{kind}" for kind in
        ("groq", "together", "fireworks", "mistral", "deepseek", "openrouter", "ollama", "vllm", "sglang", "tgi",
         "lmstudio")},

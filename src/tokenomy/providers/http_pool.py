@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import aiohttp
+from yarl import URL
 
 from tokenomy.config.models import Deployment, GatewayConfig
 from tokenomy.providers import upstream_errors
@@ -41,7 +42,7 @@ class HttpPool:
             self._session = None
 
     async def post(
-        self, url: str, data: bytes, deployment: Deployment, extra_headers: dict[str, str] | None = None
+        self, url: str | URL, data: bytes, deployment: Deployment, extra_headers: dict[str, str] | None = None
     ) -> aiohttp.ClientResponse:
         """POST ``data``; upstream HTTP errors and transport failures become ``GatewayError``."""
         if self._session is None:
