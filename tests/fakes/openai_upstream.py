@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from aiohttp import web
+from tests.fakes import openai_extras
 from tests.fakes.base import (
     COMMON_MODES,
     FAKE_KEY,
@@ -54,6 +55,7 @@ class OpenAIFake(FakeServer):
         app.router.add_post("/v1/completions", _completions)
         app.router.add_post("/v1/embeddings", _embeddings)
         app.router.add_post("/v1/responses", responses)
+        openai_extras.add_routes(app)
         app.router.add_get("/v1/models", _models)
         app.router.add_get("/v1/models/{model:.+}", _model)
 

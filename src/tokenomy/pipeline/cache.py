@@ -25,7 +25,7 @@ from tokenomy.cache.service import CacheService
 from tokenomy.cache.single_flight import Flight, Flights, LeaderGone
 from tokenomy.config.cache import CacheConfig
 from tokenomy.pipeline.chain import Handler
-from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Response, Stream, Usage
+from tokenomy.pipeline.context import PASSTHROUGH, CallContext, Completion, Endpoint, Response, Stream, Usage
 from tokenomy.pipeline.route import ModelTable
 from tokenomy.telemetry import metrics
 
@@ -69,6 +69,9 @@ class CacheStage:
 
     async def __call__(self, ctx: CallContext, call_next: Handler) -> Response:
         model = self._table.resolve(ctx.model)  # unknown models fail here, as they would in route
+        if ctx.endpoint in PASSTHROUGH:  # images, audio, moderations, rerank: never cached
+            ctx.cache = "bypass"
+            return await call_next(ctx)
         rule = self._config.rule_for(model.name, ctx.task)
         endpoint = ctx.endpoint.value
         wanted = self._config.exact.enabled if rule is None or rule.enabled is None else rule.enabled

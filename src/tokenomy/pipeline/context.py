@@ -22,6 +22,18 @@ class Endpoint(StrEnum):
     CHAT = "chat"
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"
+    # passed through to OpenAI-compatible deployments as they are (server/passthrough_routes.py)
+    IMAGES = "images"
+    TRANSCRIPTIONS = "transcriptions"
+    SPEECH = "speech"
+    MODERATIONS = "moderations"
+    RERANK = "rerank"
+
+
+#: Endpoints whose requests and answers the gateway forwards without reading them.
+PASSTHROUGH = frozenset(
+    {Endpoint.IMAGES, Endpoint.TRANSCRIPTIONS, Endpoint.SPEECH, Endpoint.MODERATIONS, Endpoint.RERANK}
+)
 
 
 @dataclass(slots=True)

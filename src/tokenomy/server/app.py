@@ -24,6 +24,7 @@ from tokenomy.server import (
     models_routes,
     openai_routes,
     ops_routes,
+    passthrough_routes,
     responses_routes,
 )
 from tokenomy.server.asgi import Receive, Request, Scope, Send, encode_headers, send_json
@@ -54,6 +55,21 @@ ROUTES: dict[str, Route] = {
     "/v1/responses": Route(responses_routes.create, frozenset({"POST"}), endpoint=Endpoint.CHAT),
     "/v1/messages": Route(anthropic_routes.messages, frozenset({"POST"}), wire="anthropic", endpoint=Endpoint.CHAT),
     "/v1/messages/count_tokens": Route(anthropic_routes.count_tokens, frozenset({"POST"}), wire="anthropic"),
+    "/v1/images/generations": Route(
+        passthrough_routes.json_endpoint(Endpoint.IMAGES), frozenset({"POST"}), endpoint=Endpoint.IMAGES
+    ),
+    "/v1/audio/speech": Route(
+        passthrough_routes.json_endpoint(Endpoint.SPEECH), frozenset({"POST"}), endpoint=Endpoint.SPEECH
+    ),
+    "/v1/audio/transcriptions": Route(
+        passthrough_routes.transcriptions, frozenset({"POST"}), endpoint=Endpoint.TRANSCRIPTIONS
+    ),
+    "/v1/moderations": Route(
+        passthrough_routes.json_endpoint(Endpoint.MODERATIONS), frozenset({"POST"}), endpoint=Endpoint.MODERATIONS
+    ),
+    "/v1/rerank": Route(
+        passthrough_routes.json_endpoint(Endpoint.RERANK), frozenset({"POST"}), endpoint=Endpoint.RERANK
+    ),
     "/v1/models": Route(openai_routes.list_models, frozenset({"GET"}), sheddable=False),
     "/healthz": Route(ops_routes.healthz, frozenset({"GET"}), sheddable=False),
     "/readyz": Route(ops_routes.readyz, frozenset({"GET"}), sheddable=False),

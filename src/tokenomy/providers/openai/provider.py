@@ -10,10 +10,10 @@ import aiohttp
 import orjson
 
 from tokenomy.config.models import Deployment
-from tokenomy.pipeline.context import CallContext, Completion, Response, Stream, Usage
+from tokenomy.pipeline.context import PASSTHROUGH, CallContext, Completion, Response, Stream, Usage
 from tokenomy.providers import upstream_errors
 from tokenomy.providers.http_pool import HttpProvider, read_body
-from tokenomy.providers.openai import translate
+from tokenomy.providers.openai import passthrough, translate
 from tokenomy.providers.sse import iter_sse
 
 log = logging.getLogger("tokenomy.providers.openai")
@@ -63,6 +63,8 @@ class OpenAIProvider(HttpProvider):
     async def send(self, ctx: CallContext, deployment: Deployment) -> Response:
         """POST the request upstream; a stream for ``stream: true``, else a whole completion."""
         url = self.url(deployment, translate.PATHS[ctx.endpoint])
+        if ctx.endpoint in PASSTHROUGH:
+            return await passthrough.forward(self._pool, url, ctx, deployment)
         data = translate.request_body(ctx.body, deployment.model, ctx.stream)
         resp = await self._pool.post(url, data, deployment)
         if ctx.stream:

@@ -16,6 +16,11 @@ PATHS: dict[Endpoint, str] = {
     Endpoint.CHAT: "/chat/completions",
     Endpoint.COMPLETIONS: "/completions",
     Endpoint.EMBEDDINGS: "/embeddings",
+    Endpoint.IMAGES: "/images/generations",
+    Endpoint.TRANSCRIPTIONS: "/audio/transcriptions",
+    Endpoint.SPEECH: "/audio/speech",
+    Endpoint.MODERATIONS: "/moderations",
+    Endpoint.RERANK: "/rerank",
 }
 
 
