@@ -21,19 +21,20 @@ from tokenomy.keys.record import hash_key
 @pytest.fixture(scope="module")
 async def gw(openai_fake: OpenAIFake, anthropic_fake: AnthropicFake) -> AsyncIterator[RunningGateway]:
     key = f"${{T_K:-{OPENAI_KEY}}}"
+    models = {"img": "gpt-image-1", "tts": "tts-1", "stt": "whisper-1", "mod": "omni-moderation-latest",
+              "rr": "bge-reranker"}  # fmt: skip
+    lines = "".join(
+        f'  - {{name: {name}, deployments: [{{provider: openai, base_url: "{openai_fake.base_url}", '
+        f'api_key: "{key}", model: {upstream}}}]}}\n'
+        for name, upstream in models.items()
+    )
     config = f"""
 auth:
   keys:
     - {{name: a, sha256: "{hash_key("sk-a")}", tenant: team-a}}
     - {{name: narrow, sha256: "{hash_key("sk-narrow")}", models: [img]}}
 models:
-  - {{name: img, deployments: [{{provider: openai, base_url: "{openai_fake.base_url}", api_key: "{key}", model: gpt-image-1}}]}}
-  - {{name: tts, deployments: [{{provider: openai, base_url: "{openai_fake.base_url}", api_key: "{key}", model: tts-1}}]}}
-  - {{name: stt, deployments: [{{provider: openai, base_url: "{openai_fake.base_url}", api_key: "{key}", model: whisper-1}}]}}
-  - {{name: mod, deployments: [{{provider: openai, base_url: "{openai_fake.base_url}", api_key: "{key}",
-                                model: omni-moderation-latest}}]}}
-  - {{name: rr, deployments: [{{provider: openai, base_url: "{openai_fake.base_url}", api_key: "{key}", model: bge-reranker}}]}}
-  - {{name: claude, deployments: [{{provider: anthropic, base_url: "{anthropic_fake.base_url}",
+{lines}  - {{name: claude, deployments: [{{provider: anthropic, base_url: "{anthropic_fake.base_url}",
                                    api_key: "${{T_A:-{ANTHROPIC_KEY}}}", model: claude-3-5-haiku-latest}}]}}
 """
     async with running_gateway(config) as running:
@@ -47,7 +48,8 @@ def client(gw: RunningGateway, key: str = "sk-a") -> openai.AsyncOpenAI:
 async def test_images(gw: RunningGateway, openai_fake: OpenAIFake) -> None:
     result = await client(gw).images.generate(model="img", prompt="a red fox", n=2)
     assert result.data is not None and base64.b64decode(result.data[1].b64_json or "") == b"png:a red fox:1"
-    assert openai_fake.last.body["model"] == "gpt-image-1" and openai_fake.last.headers["authorization"].endswith(OPENAI_KEY)
+    sent = openai_fake.last
+    assert sent.body["model"] == "gpt-image-1" and sent.headers["authorization"].endswith(OPENAI_KEY)
     await gw.flush_ledger()
 
 
@@ -74,8 +76,8 @@ async def test_moderations_and_model_field(gw: RunningGateway) -> None:
 
 async def test_rerank_cohere_shape(gw: RunningGateway, openai_fake: OpenAIFake) -> None:
     async with httpx.AsyncClient() as http:
-        reply = await http.post(f"{gw.v1}/rerank", headers={"authorization": "Bearer sk-a"}, json={
-            "model": "rr", "query": "red fox", "documents": ["a blue whale", "the red fox", "fox"], "top_n": 2})  # fmt: skip
+        ask = {"model": "rr", "query": "red fox", "documents": ["a blue whale", "the red fox", "fox"], "top_n": 2}
+        reply = await http.post(f"{gw.v1}/rerank", headers={"authorization": "Bearer sk-a"}, json=ask)
     assert reply.status_code == 200, reply.text
     assert [r["index"] for r in reply.json()["results"]] == [1, 2]
     assert openai_fake.last.path == "/v1/rerank" and openai_fake.last.body["model"] == "bge-reranker"
