@@ -115,7 +115,10 @@ class Gateway:
             await self.access.close()
         except Exception:  # pragma: no cover - shutdown must go on
             log.exception("closing the key or budget store failed")
-        self.responses.close()
+        try:
+            await self.responses.close()
+        except Exception:  # pragma: no cover - shutdown must go on
+            log.exception("closing the response store failed")
         await asyncio.to_thread(self.ledger.close)  # drains the queue into the store (or the spool)
         if self.tracer is not None:
             await asyncio.to_thread(self.tracer.shutdown)  # exports the last spans

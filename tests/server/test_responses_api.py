@@ -7,6 +7,7 @@ latter get the translation to chat completions and back.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
@@ -244,3 +245,21 @@ async def test_cache_answers_repeats(gw: RunningGateway, openai_fake: OpenAIFake
         model=model, messages=[{"role": "user", "content": f"cache me {model}"}], temperature=0
     )
     assert chat.headers.get("x-tokenomy-cache") != "hit-exact"  # another wire's answers are never served
+
+
+async def test_expired_state_is_a_clear_404(openai_fake: OpenAIFake, tmp_path_factory: pytest.TempPathFactory) -> None:
+    path = tmp_path_factory.mktemp("expiring") / "responses.db"
+    config = f"""
+responses: {{path: "{path}", retention_s: 0.2}}
+models:
+  - name: native
+    deployments: [{{provider: openai, base_url: "{openai_fake.base_url}", api_key: "${{T_KEY:-{OPENAI_KEY}}}",
+                   model: gpt-4o-mini}}]
+"""
+    async with running_gateway(config) as other:
+        first = await client(other).responses.create(model="native", input="remember me")
+        await asyncio.sleep(0.3)
+        with pytest.raises(openai.NotFoundError) as info:
+            await client(other).responses.create(model="native", input="again", previous_response_id=first.id)
+    assert info.value.body["code"] == "response_expired" and "expired" in info.value.message  # type: ignore[index]
+    assert info.value.body["param"] == "previous_response_id"  # type: ignore[index]

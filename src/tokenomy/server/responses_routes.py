@@ -12,7 +12,6 @@ tenant (``tokenomy.state.responses``), so ``previous_response_id`` works on any 
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -27,6 +26,7 @@ from tokenomy.server.asgi import Request, encode_headers, end_stream, send_event
 from tokenomy.server.context import new_context, response_headers, task_tag
 from tokenomy.server.responses_events import Event, ResponsesStreamEncoder, events_from_response, response_from_chat
 from tokenomy.server.responses_wire import InvalidResponsesRequest, check_request, new_id, normalize_items, to_chat
+from tokenomy.state.responses import ResponseStoreUnavailable
 
 log = logging.getLogger("tokenomy.server")
 
@@ -46,7 +46,7 @@ async def create(gw: Gateway, req: Request) -> None:
     native = {k: v for k, v in body.items() if k != "previous_response_id"}
     previous = body.get("previous_response_id")
     if previous:
-        stored = _lookup(gw, await _tenant(gw, req), previous, "previous_response_id")
+        stored = await _lookup(gw, await _tenant(gw, req), previous, "previous_response_id")
         history = [*stored.items, *(i for i in stored.response.get("output") or () if isinstance(i, dict))]
         items = history + items
         native["input"] = [_native_item(item) for item in items]
@@ -68,11 +68,15 @@ async def by_id(gw: Gateway, req: Request) -> None:
     tenant = await _tenant(gw, req)
     headers = encode_headers({"x-request-id": req.request_id})
     if req.method == "DELETE":
-        if not gw.responses.delete(tenant, response_id):
+        try:
+            deleted = await gw.responses.delete(tenant, response_id)
+        except ResponseStoreUnavailable as exc:
+            raise _unavailable(exc) from None
+        if not deleted:
             raise _missing(response_id, "response_id")
         await send_json(req.send, 200, {"id": response_id, "object": "response.deleted", "deleted": True}, headers)
         return
-    stored = _lookup(gw, tenant, response_id, "response_id")
+    stored = await _lookup(gw, tenant, response_id, "response_id")
     if not rest:
         await send_json(req.send, 200, stored.response, headers)
         return
@@ -94,11 +98,16 @@ def _missing(response_id: str, param: str) -> GatewayError:
     return not_found(f"No response found with id {response_id!r}.", param=param, code="response_not_found")
 
 
-def _lookup(gw: Gateway, tenant: str, response_id: str, param: str) -> Any:
+def _unavailable(exc: Exception) -> GatewayError:
+    return GatewayError(503, f"The response store is unavailable ({exc}); retry shortly.", "server_error",
+                        code="store_unavailable", headers={"retry-after": "1"})  # fmt: skip
+
+
+async def _lookup(gw: Gateway, tenant: str, response_id: str, param: str) -> Any:
     try:
-        stored = gw.responses.get(tenant, response_id)
-    except sqlite3.Error as exc:
-        raise GatewayError(503, f"The response store is unavailable ({exc}).", "server_error") from None
+        stored = await gw.responses.get(tenant, response_id)
+    except ResponseStoreUnavailable as exc:
+        raise _unavailable(exc) from None
     if stored is None:
         raise _missing(response_id, param)
     if stored.expired:
@@ -145,12 +154,14 @@ def _native_item(item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-def _remember(gw: Gateway, ctx: CallContext, body: dict[str, Any], items: list[Any], response: dict[str, Any]) -> None:
+async def _remember(
+    gw: Gateway, ctx: CallContext, body: dict[str, Any], items: list[Any], response: dict[str, Any]
+) -> None:
     if body.get("store") is False or response.get("status") not in ("completed", "incomplete"):
         return
     try:
-        gw.responses.put(ctx.tenant, response, items)
-    except (sqlite3.Error, OSError):  # the answer still reaches the client
+        await gw.responses.put(ctx.tenant, response, items)
+    except ResponseStoreUnavailable:  # the answer still reaches the client
         log.exception("storing response %s failed (request %s)", response.get("id"), ctx.request_id)
 
 
@@ -177,7 +188,7 @@ async def _send(
     name = ctx.requested_model
     if isinstance(response, Completion):
         answer = _whole(response.body, body, name)
-        _remember(gw, ctx, body, items, answer)
+        await _remember(gw, ctx, body, items, answer)
         req.responded = True
         await send_json(req.send, 200, answer, headers)
         return
@@ -227,7 +238,7 @@ async def _send(
             tail = [("error", error)]
         final = None
     if final is not None:
-        _remember(gw, ctx, body, items, final)
+        await _remember(gw, ctx, body, items, final)
     if not started:
         await start_sse(send, headers)
     req.responded = True
