@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tokenomy.providers import chat_request
+
 CHAT_FIELDS: dict[str, str] = {
     "messages": "translated", "model": "translated", "max_completion_tokens": "translated",
     "max_tokens": "translated", "temperature": "translated", "top_p": "translated", "stop": "translated",
@@ -38,13 +40,4 @@ _HARMLESS: dict[str, tuple[Any, ...]] = {
 
 def refused_field(body: dict[str, Any]) -> tuple[str, str] | None:
     """The first field Anthropic cannot honour, as ``(param, reason)``; ``None`` when all can be."""
-    for key, value in body.items():
-        if value is None or value in _HARMLESS.get(key, ()):
-            continue
-        fate = CHAT_FIELDS.get(key)
-        if fate == "translated" or (fate == "not needed" and key not in _HARMLESS):
-            continue
-        if fate is None:
-            return key, f"The parameter '{key}' is not known to this gateway and cannot be sent to Anthropic."
-        return key, f"The Anthropic Messages API has no counterpart for '{key}' = {value!r}."
-    return None
+    return chat_request.refused_field(body, CHAT_FIELDS, _HARMLESS, "The Anthropic Messages API")

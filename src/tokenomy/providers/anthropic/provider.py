@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import aiohttp
@@ -15,7 +16,7 @@ from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Respons
 from tokenomy.providers import upstream_errors
 from tokenomy.providers.anthropic import translate
 from tokenomy.providers.http_pool import HttpProvider, read_body
-from tokenomy.providers.sse import iter_sse
+from tokenomy.providers.sse import ended_early, json_events
 
 _MESSAGES = frozenset({"anthropic"})
 #: Client headers an Anthropic upstream gets as they are on native calls.
@@ -110,40 +111,23 @@ async def _chunks(
 ) -> AsyncIterator[dict[str, Any]]:
     stopped = False
     try:
-        async for event, data in iter_sse(resp.content):
-            try:
-                payload = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                raise upstream_errors.stream_error("Upstream sent a malformed event (not JSON).", label) from None
-            if not isinstance(payload, dict):
-                raise upstream_errors.stream_error("Upstream sent a stream event that is not an object.", label)
-            kind = event or str(payload.get("type", ""))
-            stopped = stopped or kind == "message_stop"
-            for chunk in translator.feed(kind, payload):
-                yield chunk
-        if not stopped:
-            raise upstream_errors.stream_error("Upstream stream ended before the answer was complete.", label)
+        async with aclosing(json_events(resp, label)) as events:
+            async for kind, payload in events:
+                stopped = stopped or kind == "message_stop"
+                for chunk in translator.feed(kind, payload):
+                    yield chunk
     except translate.UpstreamStreamError as exc:
         raise upstream_errors.stream_error(f"Upstream stream failed: {exc}", label) from None
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        raise upstream_errors.from_read_exception(exc, label) from None
-    finally:
-        resp.close()
+    if not stopped:
+        raise ended_early(label)
 
 
 async def _native_events(resp: aiohttp.ClientResponse, ctx: CallContext, label: str) -> AsyncIterator[dict[str, Any]]:
     """Messages API events as they come; notes the first token and the usage on ``ctx``."""
     usage: dict[str, Any] = {}
     stopped = False
-    try:
-        async for event, data in iter_sse(resp.content):
-            try:
-                payload = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                raise upstream_errors.stream_error("Upstream sent a malformed event (not JSON).", label) from None
-            if not isinstance(payload, dict):
-                raise upstream_errors.stream_error("Upstream sent a stream event that is not an object.", label)
-            kind = event or str(payload.get("type", ""))
+    async with aclosing(json_events(resp, label)) as events:
+        async for kind, payload in events:
             if kind == "message_start":
                 usage.update((payload.get("message") or {}).get("usage") or {})
             elif kind == "content_block_delta":
@@ -158,9 +142,5 @@ async def _native_events(resp: aiohttp.ClientResponse, ctx: CallContext, label: 
                 message = error.get("message") if isinstance(error, dict) else str(error)
                 raise upstream_errors.stream_error(f"Upstream stream failed: {message}", label)
             yield payload
-        if not stopped:
-            raise upstream_errors.stream_error("Upstream stream ended before the answer was complete.", label)
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        raise upstream_errors.from_read_exception(exc, label) from None
-    finally:
-        resp.close()
+    if not stopped:
+        raise ended_early(label)

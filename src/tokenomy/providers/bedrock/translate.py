@@ -21,6 +21,8 @@ import json
 import time
 from typing import Any
 
+from tokenomy.providers import chat_request
+
 Block = dict[str, Any]
 
 CHAT_FIELDS: dict[str, str] = {
@@ -56,14 +58,9 @@ class UnsupportedParameter(ValueError):
 
 def to_converse(body: dict[str, Any]) -> dict[str, Any]:
     """An OpenAI chat request as a Converse body."""
-    for key, value in body.items():
-        if value is None or value in _HARMLESS.get(key, ()):
-            continue
-        fate = CHAT_FIELDS.get(key)
-        if fate is None:
-            raise UnsupportedParameter(key, f"The parameter '{key}' is not known here and cannot go to Bedrock.")
-        if fate == "refused" or (key in _HARMLESS and fate == "not needed"):
-            raise UnsupportedParameter(key, f"Bedrock Converse has no counterpart for '{key}' = {value!r}.")
+    refused = chat_request.refused_field(body, CHAT_FIELDS, _HARMLESS, "Bedrock Converse")
+    if refused is not None:
+        raise UnsupportedParameter(*refused)
     system, messages = _messages(body.get("messages"))
     out: dict[str, Any] = {"messages": messages}
     if system:
@@ -99,20 +96,21 @@ def _messages(raw: Any) -> tuple[list[str], list[dict[str, Any]]]:
         role = message.get("role") if isinstance(message, dict) else None
         where = f"messages[{i}]"
         if role in ("system", "developer"):
-            system.append(_text(message.get("content")))
+            system.append(chat_request.text_of(message.get("content")))
         elif role == "tool":
-            answer = [{"text": _text(message.get("content"))}]
+            answer = [{"text": chat_request.text_of(message.get("content"))}]
             result = {"toolUseId": str(message.get("tool_call_id")), "content": answer}
             _append(turns, "user", [{"toolResult": result}])
         elif role == "assistant":
             blocks: list[Block] = []
-            text = _text(message.get("content"))
+            text = chat_request.text_of(message.get("content"))
             if text:
                 blocks.append({"text": text})
             for call in message.get("tool_calls") or ():
                 function = call.get("function") or {}
-                blocks.append({"toolUse": {"toolUseId": str(call.get("id")), "name": function.get("name"),
-                                           "input": _input(function.get("arguments"))}})  # fmt: skip
+                arguments = chat_request.arguments_object(function.get("arguments"))
+                use = {"toolUseId": str(call.get("id")), "name": function.get("name"), "input": arguments}
+                blocks.append({"toolUse": use})
             if blocks:
                 _append(turns, "assistant", blocks)
         elif role == "user":
@@ -123,18 +121,7 @@ def _messages(raw: Any) -> tuple[list[str], list[dict[str, Any]]]:
 
 
 def _append(turns: list[dict[str, Any]], role: str, blocks: list[Block]) -> None:
-    if turns and turns[-1]["role"] == role:
-        turns[-1]["content"].extend(blocks)
-    else:
-        turns.append({"role": role, "content": blocks})
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(str(p.get("text") or "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
+    chat_request.append_turn(turns, role, "content", blocks)  # Converse wants turns to alternate
 
 
 def _user_blocks(content: Any, where: str) -> list[Block]:
@@ -158,14 +145,6 @@ def _image(url: Any, where: str) -> Block:
         if media in IMAGE_FORMATS:
             return {"image": {"format": IMAGE_FORMATS[media], "source": {"bytes": data}}}
     raise UnsupportedParameter(where, "Bedrock takes images inline only (data: URLs of png, jpeg, gif or webp).")
-
-
-def _input(arguments: Any) -> dict[str, Any]:
-    try:
-        value = json.loads(arguments or "{}") if isinstance(arguments, str) else arguments
-    except ValueError:
-        return {"_raw": str(arguments)}
-    return value if isinstance(value, dict) else {"_raw": str(arguments)}
 
 
 def _tool(tool: Any, i: int) -> dict[str, Any]:

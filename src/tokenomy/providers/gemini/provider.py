@@ -13,6 +13,7 @@ The translation itself lives in :mod:`.translate`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 from urllib.parse import quote
 
@@ -25,7 +26,7 @@ from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Respons
 from tokenomy.providers import upstream_errors
 from tokenomy.providers.gemini import translate
 from tokenomy.providers.http_pool import HttpProvider, read_body
-from tokenomy.providers.sse import iter_sse
+from tokenomy.providers.sse import ended_early, json_events
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 
@@ -96,25 +97,15 @@ class GeminiProvider(HttpProvider):
 async def _chunks(
     resp: aiohttp.ClientResponse, translator: translate.GeminiStreamTranslator, label: str
 ) -> AsyncIterator[dict[str, Any]]:
-    try:
-        async for _event, data in iter_sse(resp.content):
-            try:
-                payload = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                raise upstream_errors.stream_error("Upstream sent a malformed event (not JSON).", label) from None
-            if not isinstance(payload, dict):
-                raise upstream_errors.stream_error("Upstream sent a stream event that is not an object.", label)
+    async with aclosing(json_events(resp, label)) as events:
+        async for _kind, payload in events:
             if isinstance(payload.get("error"), dict):
                 message = payload["error"].get("message")
                 raise upstream_errors.stream_error(f"Upstream reported an error mid-stream: {message}", label)
             for chunk in translator.feed(payload):
                 yield chunk
-        if not translator.finished:
-            raise upstream_errors.stream_error("Upstream stream ended before the answer was complete.", label)
-        usage = translator.usage_chunk()
-        if usage is not None:
-            yield usage
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        raise upstream_errors.from_read_exception(exc, label) from None
-    finally:
-        resp.close()
+    if not translator.finished:
+        raise ended_early(label)
+    usage = translator.usage_chunk()
+    if usage is not None:
+        yield usage

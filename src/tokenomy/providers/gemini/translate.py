@@ -25,6 +25,8 @@ import struct
 import time
 from typing import Any
 
+from tokenomy.providers import chat_request
+
 Part = dict[str, Any]
 
 CHAT_FIELDS: dict[str, str] = {
@@ -62,14 +64,9 @@ class UnsupportedParameter(ValueError):
 
 def to_gemini_request(body: dict[str, Any]) -> dict[str, Any]:
     """An OpenAI chat request as a ``generateContent`` body."""
-    for key, value in body.items():
-        if value is None or value in _HARMLESS.get(key, ()):
-            continue
-        fate = CHAT_FIELDS.get(key)
-        if fate is None:
-            raise UnsupportedParameter(key, f"The parameter '{key}' is not known here and cannot go to Gemini.")
-        if fate == "refused" or (key in _HARMLESS and fate == "not needed"):
-            raise UnsupportedParameter(key, f"Gemini has no counterpart for '{key}' = {value!r}.")
+    refused = chat_request.refused_field(body, CHAT_FIELDS, _HARMLESS, "Gemini")
+    if refused is not None:
+        raise UnsupportedParameter(*refused)
     system, contents = _contents(body.get("messages"))
     out: dict[str, Any] = {"contents": contents}
     if system:
@@ -127,7 +124,7 @@ def _contents(messages: Any) -> tuple[list[str], list[dict[str, Any]]]:
         role = message.get("role") if isinstance(message, dict) else None
         where = f"messages[{i}]"
         if role in ("system", "developer"):
-            system.append(_text(message.get("content")))
+            system.append(chat_request.text_of(message.get("content")))
             continue
         if role == "tool":
             call_id = str(message.get("tool_call_id") or "")
@@ -135,13 +132,14 @@ def _contents(messages: Any) -> tuple[list[str], list[dict[str, Any]]]:
             _append(contents, "user", [part])
         elif role == "assistant":
             parts: list[Part] = []
-            text = _text(message.get("content"))
+            text = chat_request.text_of(message.get("content"))
             if text:
                 parts.append({"text": text})
             for call in message.get("tool_calls") or ():
                 function = call.get("function") or {}
                 names[str(call.get("id"))] = str(function.get("name"))
-                parts.append({"functionCall": {"name": function.get("name"), "args": _args(function.get("arguments"))}})
+                arguments = chat_request.arguments_object(function.get("arguments"))
+                parts.append({"functionCall": {"name": function.get("name"), "args": arguments}})
             if parts:
                 _append(contents, "model", parts)
         elif role == "user":
@@ -152,18 +150,7 @@ def _contents(messages: Any) -> tuple[list[str], list[dict[str, Any]]]:
 
 
 def _append(contents: list[dict[str, Any]], role: str, parts: list[Part]) -> None:
-    if contents and contents[-1]["role"] == role:
-        contents[-1]["parts"].extend(parts)  # Gemini wants turns to alternate
-    else:
-        contents.append({"role": role, "parts": parts})
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(str(p.get("text") or "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
+    chat_request.append_turn(contents, role, "parts", parts)  # Gemini wants turns to alternate
 
 
 def _user_parts(content: Any, where: str) -> list[Part]:
@@ -190,18 +177,8 @@ def _inline(url: Any, where: str) -> Part:
     raise UnsupportedParameter(where, "Gemini takes images and files inline only (data: URLs with base64).")
 
 
-def _args(arguments: Any) -> dict[str, Any]:
-    if isinstance(arguments, dict):
-        return arguments
-    try:
-        value = json.loads(arguments or "{}")
-    except (TypeError, ValueError):
-        return {"_raw": str(arguments)}
-    return value if isinstance(value, dict) else {"_raw": str(arguments)}
-
-
 def _tool_answer(message: dict[str, Any]) -> dict[str, Any]:
-    text = _text(message.get("content"))
+    text = chat_request.text_of(message.get("content"))
     try:
         value = json.loads(text)
     except ValueError:

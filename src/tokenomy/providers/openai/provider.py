@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import aiohttp
@@ -14,7 +15,7 @@ from tokenomy.pipeline.context import PASSTHROUGH, CallContext, Completion, Resp
 from tokenomy.providers import upstream_errors
 from tokenomy.providers.http_pool import HttpProvider, read_body
 from tokenomy.providers.openai import passthrough, translate
-from tokenomy.providers.sse import iter_sse
+from tokenomy.providers.sse import ended_early, iter_sse, json_events
 
 log = logging.getLogger("tokenomy.providers.openai")
 
@@ -40,12 +41,7 @@ class OpenAIProvider(HttpProvider):
         url = self.url(deployment, "/responses")
         resp = await self._pool.post(url, orjson.dumps({**ctx.native.body, "model": deployment.model}), deployment)
         if ctx.stream:
-            if not resp.content_type.startswith("text/event-stream"):
-                resp.release()
-                raise upstream_errors.stream_error(
-                    f"Upstream answered a streaming request with {resp.content_type!r}, not an event stream.",
-                    deployment.label,
-                )
+            _expect_event_stream(resp, deployment)
             return Stream(_response_events(resp, ctx, deployment.label), resp.close)
         raw = await read_body(resp, deployment)
         try:
@@ -68,12 +64,7 @@ class OpenAIProvider(HttpProvider):
         data = translate.request_body(ctx.body, deployment.model, ctx.stream)
         resp = await self._pool.post(url, data, deployment)
         if ctx.stream:
-            if not resp.content_type.startswith("text/event-stream"):
-                resp.release()
-                raise upstream_errors.stream_error(
-                    f"Upstream answered a streaming request with {resp.content_type!r}, not an event stream.",
-                    deployment.label,
-                )
+            _expect_event_stream(resp, deployment)
             return Stream(_chunks(resp, deployment.label), resp.close)
         raw = await read_body(resp, deployment)
         try:
@@ -81,6 +72,16 @@ class OpenAIProvider(HttpProvider):
         except translate.MalformedUpstream as exc:
             raise upstream_errors.stream_error(str(exc), deployment.label) from None
         return Completion(body, Usage.from_openai(body.get("usage")), raw)
+
+
+def _expect_event_stream(resp: aiohttp.ClientResponse, deployment: Deployment) -> None:
+    """A 502 (and the connection released) when a streaming request got something else back."""
+    if not resp.content_type.startswith("text/event-stream"):
+        resp.release()
+        raise upstream_errors.stream_error(
+            f"Upstream answered a streaming request with {resp.content_type!r}, not an event stream.",
+            deployment.label,
+        )
 
 
 async def _chunks(resp: aiohttp.ClientResponse, label: str) -> AsyncIterator[dict[str, Any]]:
@@ -105,10 +106,8 @@ async def _chunks(resp: aiohttp.ClientResponse, label: str) -> AsyncIterator[dic
 async def _response_events(resp: aiohttp.ClientResponse, ctx: CallContext, label: str) -> AsyncIterator[dict[str, Any]]:
     """Responses API events as they come; notes the first token and the final usage on ``ctx``."""
     finished = False
-    try:
-        async for _event, data in iter_sse(resp.content):
-            event = translate.parse_event(data)
-            kind = event.get("type")
+    async with aclosing(json_events(resp, label)) as events:
+        async for kind, event in events:
             if kind == "response.output_text.delta" or kind == "response.function_call_arguments.delta":
                 ctx.mark_first_token()
             elif kind in ("response.completed", "response.incomplete"):
@@ -119,11 +118,5 @@ async def _response_events(resp: aiohttp.ClientResponse, ctx: CallContext, label
                 message = error.get("message") if isinstance(error, dict) else None
                 raise upstream_errors.stream_error(f"Upstream reported an error mid-stream: {message}", label)
             yield event
-        if not finished:
-            raise upstream_errors.stream_error("Upstream stream ended before the answer was complete.", label)
-    except translate.MalformedUpstream as exc:
-        raise upstream_errors.stream_error(str(exc), label) from None
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        raise upstream_errors.from_read_exception(exc, label) from None
-    finally:
-        resp.close()
+    if not finished:
+        raise ended_early(label)

@@ -78,13 +78,3 @@ def is_final(chunk: dict[str, Any]) -> bool:
         return False
     return any(isinstance(c, dict) and c.get("finish_reason") for c in choices)
 
-
-def parse_event(data: str) -> dict[str, Any]:
-    """One Responses API SSE ``data`` payload (an object with a ``type``)."""
-    try:
-        event = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise MalformedUpstream("Upstream sent a malformed stream event (not JSON).") from None
-    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-        raise MalformedUpstream("Upstream sent a stream event that is not an object with a 'type'.")
-    return event
