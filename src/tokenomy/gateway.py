@@ -26,6 +26,7 @@ from tokenomy.pipeline.record import RecordStage
 from tokenomy.pipeline.route import ModelTable, RouteStage
 from tokenomy.providers.base import Provider, provider_factory
 from tokenomy.redaction import install_log_redaction, register_config_secrets
+from tokenomy.state.responses import ResponseStore, response_store_for
 from tokenomy.telemetry.access_log import AccessLog
 from tokenomy.telemetry.labels import TaskLabels
 
@@ -68,6 +69,7 @@ class Gateway:
         self.cache_store: CacheStore | None = cache_store_for(config.cache.exact)  # also the KV API's store
         self.cache = CacheService(config.cache.exact.memory_bytes, self.cache_store)
         self.access = Access(config, self.table, self.ledger)  # keys, per-key limits, budgets
+        self.responses: ResponseStore = response_store_for(config.responses)  # Responses API state
         self.stopping = False  # the shutdown deadline passed: requests cancelled now are recorded as such
         self.recorder = RecordStage(self.access.sink(self.ledger), tasks, stopping=lambda: self.stopping)
         self.guard = GuardStage(config.auth, self.access.keys, self.access.budgets)
@@ -126,6 +128,10 @@ class Gateway:
             await self.access.close()
         except Exception:  # pragma: no cover - shutdown must go on
             log.exception("closing the key or budget store failed")
+        try:
+            await self.responses.close()
+        except Exception:  # pragma: no cover - shutdown must go on
+            log.exception("closing the response store failed")
         await asyncio.to_thread(self.ledger.close)  # drains the queue into the store (or the spool)
         if self.tracer is not None:
             await asyncio.to_thread(self.tracer.shutdown)  # exports the last spans

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from aiohttp import web
+from tests.fakes import openai_extras
 from tests.fakes.base import (
     COMMON_MODES,
     FAKE_KEY,
@@ -21,6 +22,7 @@ from tests.fakes.base import (
     json_response,
     pieces,
 )
+from tests.fakes.openai_responses import responses
 
 #: Modes this fake understands (plus any ``error_NNN``).
 MODES = (*COMMON_MODES, "no_usage_stream")
@@ -52,6 +54,8 @@ class OpenAIFake(FakeServer):
         app.router.add_post("/v1/chat/completions", _chat)
         app.router.add_post("/v1/completions", _completions)
         app.router.add_post("/v1/embeddings", _embeddings)
+        app.router.add_post("/v1/responses", responses)
+        openai_extras.add_routes(app)
         app.router.add_get("/v1/models", _models)
         app.router.add_get("/v1/models/{model:.+}", _model)
 

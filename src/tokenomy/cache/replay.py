@@ -10,13 +10,22 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from tokenomy.cache.native_assembly import NativeAssembler
+
 
 def _chunk_base(body: dict[str, Any], obj: str) -> dict[str, Any]:
     return {"id": body.get("id", ""), "object": obj, "created": body.get("created", 0), "model": body.get("model", "")}
 
 
 async def replay(body: dict[str, Any], endpoint: str) -> AsyncIterator[dict[str, Any]]:
-    """The chunks of a whole response: content, then finish reasons, then usage."""
+    """The chunks of a whole response: content, then finish reasons, then usage.
+
+    A whole answer in another wire's own shape (a Responses API ``response``, an Anthropic
+    ``message``) is yielded as it is, once: the edge of that wire turns it into its events.
+    """
+    if body.get("object") == "response" or body.get("type") == "message":
+        yield body
+        return
     chat = endpoint == "chat"
     base = _chunk_base(body, "chat.completion.chunk" if chat else "text_completion")
     choices = [c for c in body.get("choices") or () if isinstance(c, dict)]
@@ -55,9 +64,15 @@ class Assembler:
         self._choices: dict[int, dict[str, Any]] = {}
         self._usage: Any = None
         self.complete = False  # every choice reached a finish_reason
+        self._native: NativeAssembler | None = None  # a stream in another wire's own event format
 
     def add(self, chunk: dict[str, Any]) -> None:
         """Fold one chunk in."""
+        if "choices" not in chunk and isinstance(chunk.get("type"), str):
+            self._native = self._native or NativeAssembler()
+            self._native.add(chunk)
+            self.complete = self._native.complete
+            return
         if not self._head:
             self._head = {k: chunk[k] for k in ("id", "created", "model", "system_fingerprint") if k in chunk}
         if chunk.get("usage"):
@@ -85,6 +100,8 @@ class Assembler:
 
     def body(self) -> dict[str, Any]:
         """The whole response."""
+        if self._native is not None and self._native.whole is not None:
+            return self._native.whole
         choices = []
         for index in sorted(self._choices):
             slot = self._choices[index]

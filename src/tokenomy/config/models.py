@@ -19,6 +19,7 @@ from tokenomy.config.budgets import BudgetsConfig, KeyBudget, KeyStoreConfig
 from tokenomy.config.cache import CacheConfig
 from tokenomy.config.observability import LedgerConfig, TelemetryConfig
 from tokenomy.config.policy import RouterConfig
+from tokenomy.config.responses import ResponsesConfig
 from tokenomy.config.routing import ContextWindowFallback, RetryConfig, RoutingConfig, Strategy
 from tokenomy.providers.base import provider_kinds
 
@@ -70,6 +71,16 @@ class Deployment(_Frozen):
     connect_timeout_s: float = Field(default=5.0, gt=0)
     headers: dict[str, str] = Field(default_factory=dict, description="extra headers sent upstream")
     anthropic_version: str = "2023-06-01"
+    api_version: str | None = Field(
+        default=None, description="azure: the api-version of the deployments API; unset: Azure's v1 API"
+    )
+    region: str | None = Field(default=None, description="bedrock: the AWS region (us-east-1...)")
+    entra_id: bool = Field(default=False, description="azure: api_key holds a Microsoft Entra ID token (Bearer)")
+    responses_api: Literal["native", "chat"] = Field(
+        default="native",
+        description="openai deployments: Responses API calls go upstream as they are (native), or as chat "
+        "completions (chat: for OpenAI-compatible servers without /responses)",
+    )
 
     _check_secret = field_validator("api_key", mode="before")(parse_secret)
 
@@ -95,8 +106,10 @@ class Deployment(_Frozen):
         if self.provider == "local":
             if self.base_url is not None or self.api_key is not None:
                 raise ValueError("a local deployment runs in process: it takes no base_url or api_key")
-        elif self.provider in ("openai", "anthropic") and self.base_url is None:
+        elif self.provider in ("openai", "anthropic", "azure") and self.base_url is None:
             raise ValueError(f"a {self.provider} deployment needs a base_url")
+        elif self.provider == "bedrock" and self.region is None:
+            raise ValueError("a bedrock deployment needs a region (e.g. region: us-east-1)")
         return self
 
     @property
@@ -239,6 +252,10 @@ class LocalEmbeddingConfig(_Frozen):
     max_wait_ms: float = Field(default=2.0, ge=0)
     max_queue: int = Field(default=4096, gt=0)
     n_threads: int | None = Field(default=None, gt=0)
+    token_encoding: Literal["cl100k_base", "o200k_base"] | None = Field(
+        default=None,
+        description="tokenizer of clients' token-array inputs; default: the model name's, else cl100k_base",
+    )
 
 
 class LocalConfig(_Frozen):
@@ -270,6 +287,7 @@ class GatewayConfig(_Frozen):
     telemetry: TelemetryConfig = TelemetryConfig()
     budgets: BudgetsConfig = BudgetsConfig()
     routing: RoutingConfig = RoutingConfig()
+    responses: ResponsesConfig = Field(default=ResponsesConfig(), description="Responses API state")
     routers: tuple[RouterConfig, ...] = Field(default=(), description="router models (docs/routing.md)")
 
     @model_validator(mode="before")

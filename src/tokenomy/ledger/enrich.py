@@ -19,7 +19,8 @@ from tokenomy.pipeline.context import CallContext
 from tokenomy.pricing.prices import UNPRICED, PriceBook
 from tokenomy.tokens.count import TokenCounter, count_prompt
 
-_PROMPT_KEYS = {"chat": "messages", "completions": "prompt", "embeddings": "input"}
+_PROMPT_KEYS = {"chat": "messages", "completions": "prompt", "embeddings": "input", "images": "prompt",
+                "speech": "input", "moderations": "input", "rerank": "query"}  # fmt: skip
 
 
 class Enricher:
@@ -50,7 +51,7 @@ class Enricher:
             encode, source = self.counter.counter_for(dep.model, dep.provider, self._gguf)
             prompt_tokens = count_prompt(encode, endpoint, body)
             completion_tokens = encode("".join(ctx.streamed_text or ()))
-        prompt_value = body.get(_PROMPT_KEYS[endpoint])
+        prompt_value = body.get(_PROMPT_KEYS.get(endpoint, "input"))
         prompt_bytes = orjson.dumps(prompt_value) if prompt_value is not None else b""
         record = LedgerRecord(
             request_id=ctx.request_id,

@@ -25,7 +25,7 @@ from tokenomy.cache.service import CacheService
 from tokenomy.cache.single_flight import PRIVATE, Flight, Flights, LeaderGone
 from tokenomy.config.cache import CacheConfig
 from tokenomy.pipeline.chain import Handler
-from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Response, Stream, Usage
+from tokenomy.pipeline.context import PASSTHROUGH, CallContext, Completion, Endpoint, Response, Stream, Usage
 from tokenomy.pipeline.route import ModelTable
 from tokenomy.telemetry import metrics
 
@@ -69,6 +69,9 @@ class CacheStage:
 
     async def __call__(self, ctx: CallContext, call_next: Handler) -> Response:
         model = self._table.resolve(ctx.model)  # unknown models fail here, as they would in route
+        if ctx.endpoint in PASSTHROUGH:  # images, audio, moderations, rerank: never cached
+            ctx.cache = "bypass"
+            return await call_next(ctx)
         rule = self._config.rule_for(model.name, ctx.task)
         endpoint = ctx.endpoint.value
         wanted = self._config.exact.enabled if rule is None or rule.enabled is None else rule.enabled
@@ -83,7 +86,15 @@ class CacheStage:
         ttl = rule.ttl_s if rule is not None and rule.ttl_s is not None else self._ttl
         if ctx.endpoint is Endpoint.EMBEDDINGS:
             return await self.embeddings.handle(ctx, call_next, namespace, model, directives, ttl)
-        key = exact_key(namespace, endpoint, model.name, ctx.body)
+        native = ctx.native
+        # Requests that may be answered natively (Responses, Messages) key on their own body and
+        # wire: their answers may come back in that wire's shape, and fields the chat translation
+        # leaves out (thinking, cache_control...) can change the answer.
+        key = (
+            exact_key(namespace, endpoint, model.name, ctx.body)
+            if native is None
+            else exact_key(namespace, f"{endpoint}@{native.wire}", model.name, native.body)
+        )
         semantic = None
         flight: Flight = PRIVATE  # private unless shared below
         if directives.lookup:  # no-cache skips the lookup and coalescing, and still stores the answer
@@ -133,7 +144,8 @@ class CacheStage:
         enabled = self._config.semantic.enabled if rule is None or rule.semantic is None else rule.semantic
         if self._semantic is None or self._context_fn is None or not enabled or ctx.endpoint is not Endpoint.CHAT:
             return None
-        found = self._context_fn(namespace, model, ctx.body)
+        scope = namespace if ctx.native is None else f"{namespace}@{ctx.native.wire}"  # see the exact key
+        found = self._context_fn(scope, model, ctx.body)
         if found is None:
             return None
         context, text = found

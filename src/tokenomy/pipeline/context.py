@@ -23,6 +23,35 @@ class Endpoint(StrEnum):
     CHAT = "chat"
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"
+    # passed through to OpenAI-compatible deployments as they are (server/passthrough_routes.py)
+    IMAGES = "images"
+    TRANSCRIPTIONS = "transcriptions"
+    SPEECH = "speech"
+    MODERATIONS = "moderations"
+    RERANK = "rerank"
+
+
+#: Endpoints whose requests and answers the gateway forwards without reading them.
+PASSTHROUGH = frozenset(
+    {Endpoint.IMAGES, Endpoint.TRANSCRIPTIONS, Endpoint.SPEECH, Endpoint.MODERATIONS, Endpoint.RERANK}
+)
+
+
+@dataclass(slots=True)
+class NativeRequest:
+    """The inbound request in its own wire format, for a provider that speaks that format natively.
+
+    ``ctx.body`` is always the OpenAI chat translation (what every stage reads); a provider whose
+    ``native_wires`` include ``wire`` sends ``body`` instead, so nothing is lost in translation
+    (Responses API to OpenAI, Messages API to Anthropic). ``problems`` are the fields the
+    translation could not carry, as ``(param, message)``: answered with a 400 only when the chosen
+    deployment needs the translation. A stage that rewrites ``ctx.body`` sets ``ctx.native`` to
+    ``None`` (the native body no longer describes the request).
+    """
+
+    wire: str
+    body: dict[str, Any]
+    problems: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -36,9 +65,14 @@ class Usage:
 
     @classmethod
     def from_openai(cls, usage: Any) -> Usage | None:
-        """Read an OpenAI ``usage`` object; ``None`` when absent or malformed."""
+        """Read an OpenAI ``usage`` object; ``None`` when absent or malformed.
+
+        A Responses API or Anthropic ``usage`` (a native answer stored by the cache) is read too.
+        """
         if not isinstance(usage, dict):
             return None
+        if "prompt_tokens" not in usage and "input_tokens" in usage:
+            return cls.from_responses(usage) if "input_tokens_details" in usage else cls.from_anthropic(usage)
         prompt_details = usage.get("prompt_tokens_details") or {}
         completion_details = usage.get("completion_tokens_details") or {}
         try:
@@ -49,6 +83,39 @@ class Usage:
                 reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0)
                 if isinstance(completion_details, dict)
                 else 0,
+            )
+        except (TypeError, ValueError):
+            return None
+
+    @classmethod
+    def from_anthropic(cls, usage: Any) -> Usage | None:
+        """Read an Anthropic ``usage`` (its ``input_tokens`` leave out cache reads and writes)."""
+        if not isinstance(usage, dict):
+            return None
+        try:
+            cached = int(usage.get("cache_read_input_tokens") or 0)
+            written = int(usage.get("cache_creation_input_tokens") or 0)
+            return cls(
+                prompt_tokens=int(usage.get("input_tokens") or 0) + cached + written,
+                completion_tokens=int(usage.get("output_tokens") or 0),
+                cached_tokens=cached,
+            )
+        except (TypeError, ValueError):
+            return None
+
+    @classmethod
+    def from_responses(cls, usage: Any) -> Usage | None:
+        """Read a Responses API ``usage`` object (``input_tokens``...); ``None`` when absent or malformed."""
+        if not isinstance(usage, dict):
+            return None
+        inputs = usage.get("input_tokens_details") or {}
+        outputs = usage.get("output_tokens_details") or {}
+        try:
+            return cls(
+                prompt_tokens=int(usage.get("input_tokens") or 0),
+                completion_tokens=int(usage.get("output_tokens") or 0),
+                cached_tokens=int(inputs.get("cached_tokens") or 0) if isinstance(inputs, dict) else 0,
+                reasoning_tokens=int(outputs.get("reasoning_tokens") or 0) if isinstance(outputs, dict) else 0,
             )
         except (TypeError, ValueError):
             return None
@@ -94,7 +161,9 @@ class CallContext:
     stream: bool = False
     include_usage: bool = False  # the client asked for a usage chunk on its stream
     headers: dict[str, str] = field(default_factory=dict)
-    wire: str = "openai"  # the inbound wire format: "openai" or "anthropic"
+    wire: str = "openai"  # the inbound wire format: "openai", "anthropic" or "responses"
+    native: NativeRequest | None = None  # the inbound body, for providers that speak its format
+    requested_model: str = ""  # the model name as the client sent it (the response's ``model``)
     tenant: str = "default"
     api_key_name: str | None = None
     task: str = "untagged"

@@ -158,6 +158,7 @@ class PolicyStage:
         if any(isinstance(c, LogprobCheck) for c in step.checks) and ctx.endpoint is Endpoint.CHAT:
             body["logprobs"] = True
         ctx.body, ctx.model, ctx.stream = body, step.model, False
+        ctx.native = None  # the steps are judged on chat answers: every provider translates
         ctx.logical_model = ctx.deployment = ctx.served_model = None
         ctx.usage, ctx.route = None, None
 

@@ -79,7 +79,7 @@ class RecordStage:
                         ctx.mark_first_token()
                     _collect(choices, text)
                 usage = chunk.get("usage")
-                if usage:
+                if usage and "type" not in chunk:  # a chat chunk (for native events the provider sets it)
                     ctx.usage = Usage.from_openai(usage) or ctx.usage
                 yield chunk
         except GatewayError as exc:

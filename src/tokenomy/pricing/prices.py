@@ -17,7 +17,10 @@ from tokenomy.pricing.throughput import ThroughputMeter
 
 log = logging.getLogger("tokenomy.pricing")
 
-_PROVIDER_IDS = {"openai": None, "anthropic": "anthropic"}  # openai-compatible: search every provider
+# Provider kind -> genai-prices provider id; ``None``: search every provider (openai-compatible).
+# Presets of hosted services share their id with genai-prices (groq, mistral...).
+_PROVIDER_IDS = {"openai": None, "anthropic": "anthropic", "azure": "azure", "gemini": "google", "bedrock": "aws"}
+_SELF_HOSTED = frozenset({"ollama", "vllm", "sglang", "tgi", "lmstudio"})  # priced by config or cost_per_hour
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,8 @@ def lookup(model: str, provider: str) -> TokenPrice | None:
     from genai_prices import Usage, calc_price
 
     calc = None
+    if provider in _SELF_HOSTED:
+        return None
     for provider_id in dict.fromkeys((_PROVIDER_IDS.get(provider), provider)):
         try:
             calc = calc_price(Usage(input_tokens=1, output_tokens=1), model_ref=model, provider_id=provider_id)

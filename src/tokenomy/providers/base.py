@@ -33,6 +33,17 @@ class Provider(Protocol):
         """Serve one request on ``deployment``; raise ``GatewayError`` on failure."""
 
 
+def speaks_natively(provider: object, wire: str, deployment: Deployment) -> bool:
+    """Whether ``provider`` takes requests of ``wire`` untranslated on ``deployment``.
+
+    Optional provider interface: ``native_wires(deployment) -> frozenset[str]`` and
+    ``async send_native(ctx, deployment)``; the answer is then in that wire's own shape (a
+    Responses API object or events, an Anthropic message or events) instead of the OpenAI one.
+    """
+    wires = getattr(provider, "native_wires", None)
+    return wires is not None and wire in wires(deployment)
+
+
 ProviderFactory = Callable[["GatewayConfig"], Provider]
 
 _REGISTRY: dict[str, ProviderFactory] = {}
@@ -60,6 +71,21 @@ def provider_kinds() -> list[str]:
     return sorted({*_REGISTRY, *_DECLARED})
 
 
+#: The built-in providers, as ``pyproject.toml`` declares them. Used when the installed package's
+#: entry points are older than the source (an editable install made before a provider was added).
+BUILTINS: dict[str, str] = {
+    "openai": "tokenomy.providers.openai.provider:OpenAIProvider",
+    "anthropic": "tokenomy.providers.anthropic.provider:AnthropicProvider",
+    "local": "tokenomy.providers.local.provider:LocalProvider",
+    "azure": "tokenomy.providers.azure.provider:AzureOpenAIProvider",
+    "gemini": "tokenomy.providers.gemini.provider:GeminiProvider",
+    "bedrock": "tokenomy.providers.bedrock.provider:BedrockProvider",
+    **{kind: f"tokenomy.providers.presets:{kind}" for kind in
+       ("groq", "together", "fireworks", "mistral", "deepseek", "openrouter", "ollama", "vllm", "sglang", "tgi",
+        "lmstudio")},
+}  # fmt: skip
+
+
 def _load_builtins() -> None:
     """Find the providers declared under the ``tokenomy.providers`` entry-point group.
 
@@ -68,6 +94,8 @@ def _load_builtins() -> None:
     """
     if not _DECLARED:
         _DECLARED.update({entry.name: entry for entry in entry_points(group="tokenomy.providers")})
+        for kind, target in BUILTINS.items():
+            _DECLARED.setdefault(kind, EntryPoint(kind, target, "tokenomy.providers"))
 
 
 _DECLARED: dict[str, EntryPoint] = {}

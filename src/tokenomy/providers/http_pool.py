@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import aiohttp
+from yarl import URL
 
 from tokenomy.config.models import Deployment, GatewayConfig
 from tokenomy.providers import upstream_errors
@@ -40,7 +41,9 @@ class HttpPool:
             await self._session.close()
             self._session = None
 
-    async def post(self, url: str, data: bytes, deployment: Deployment) -> aiohttp.ClientResponse:
+    async def post(
+        self, url: str | URL, data: bytes, deployment: Deployment, extra_headers: dict[str, str] | None = None
+    ) -> aiohttp.ClientResponse:
         """POST ``data``; upstream HTTP errors and transport failures become ``GatewayError``."""
         if self._session is None:
             await self.start()
@@ -53,6 +56,8 @@ class HttpPool:
             self._timeouts[key] = aiohttp.ClientTimeout(
                 total=deployment.timeout_s, sock_connect=deployment.connect_timeout_s
             )
+        if extra_headers:
+            headers = {**headers, **extra_headers}
         try:
             resp = await self._session.post(url, data=data, headers=headers, timeout=self._timeouts[key])
         except (TimeoutError, aiohttp.ClientError) as exc:

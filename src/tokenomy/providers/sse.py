@@ -6,9 +6,13 @@ libraries that implement it are tied to other HTTP clients).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
 
 import aiohttp
+import orjson
+
+from tokenomy.providers import upstream_errors
 
 
 async def iter_sse(content: aiohttp.StreamReader) -> AsyncIterator[tuple[str | None, str]]:
@@ -33,3 +37,29 @@ async def iter_sse(content: aiohttp.StreamReader) -> AsyncIterator[tuple[str | N
             event = value.decode("utf-8", "replace")
     if data:
         yield event, "\n".join(data)
+
+
+async def json_events(resp: aiohttp.ClientResponse, label: str) -> AsyncGenerator[tuple[str, dict[str, Any]]]:
+    """``(event name or payload type, payload)`` for each JSON-object event of an upstream stream.
+
+    A payload that is not a JSON object, and a broken connection, end the stream with the
+    gateway's upstream error; the response is closed when the iteration ends, however it ends.
+    """
+    try:
+        async for event, data in iter_sse(resp.content):
+            try:
+                payload = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                raise upstream_errors.stream_error("Upstream sent a malformed event (not JSON).", label) from None
+            if not isinstance(payload, dict):
+                raise upstream_errors.stream_error("Upstream sent a stream event that is not an object.", label)
+            yield event or str(payload.get("type", "")), payload
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise upstream_errors.from_read_exception(exc, label) from None
+    finally:
+        resp.close()
+
+
+def ended_early(label: str) -> Exception:
+    """The error for a stream that stopped before the answer was complete."""
+    return upstream_errors.stream_error("Upstream stream ended before the answer was complete.", label)

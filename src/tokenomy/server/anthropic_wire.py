@@ -7,9 +7,13 @@ An Anthropic SDK request becomes the internal OpenAI chat shape
 
 What does not map one to one, and what happens instead:
 
-- ``top_k``, ``thinking``, ``cache_control``, ``service_tier``, ``container``,
-  ``output_config.effort`` and the other fields in :data:`DROPPED_FIELDS` are accepted and dropped
-  (OpenAI has no counterpart); ``output_config.format`` (JSON schema) becomes ``response_format``.
+- Every top-level field has a fate in :data:`MESSAGES_FIELDS` (translated, not needed, or
+  refused). Refused and unknown fields, server tools, URL documents and block types chat has no
+  place for are *problems* (:func:`untranslated`): answered with a 400 naming the field when the
+  chosen deployment needs the translation, nothing when it speaks the Messages API itself.
+- ``output_config.format`` (JSON schema) becomes ``response_format``; ``thinking`` (enabled or
+  adaptive) and ``output_config.effort`` become ``reasoning_effort``; ``cache_control`` needs
+  nothing (OpenAI-compatible servers cache prompt prefixes automatically).
 - Thinking blocks in assistant turns are dropped; ``tool_result`` blocks become ``tool``
   messages placed before the rest of their user turn, ``is_error`` results are prefixed with
   ``Error:``, and images inside a tool result move to a user message right after the tool
@@ -35,19 +39,43 @@ from tokenomy.server.anthropic_wire_stream import (
 )
 
 __all__ = [
-    "DROPPED_FIELDS",
+    "MESSAGES_FIELDS",
     "Event",
     "InvalidMessagesRequest",
     "MessagesStreamEncoder",
     "error_event",
     "messages_request_to_openai",
     "openai_response_to_messages",
+    "untranslated",
 ]
 
-#: Request fields accepted but not forwarded: OpenAI has nothing they could become.
-DROPPED_FIELDS = frozenset(
-    {"top_k", "thinking", "service_tier", "container", "mcp_servers", "context_management", "inference_geo", "speed"}
-)
+Problem = tuple[str, str]
+
+#: The fate of each Messages API request field when the model is served through chat completions.
+MESSAGES_FIELDS: dict[str, str] = {
+    "model": "translated", "max_tokens": "translated", "messages": "translated", "system": "translated",
+    "stop_sequences": "translated", "stream": "translated", "temperature": "translated", "top_p": "translated",
+    "tools": "translated", "tool_choice": "translated", "metadata": "translated",  # user_id becomes user
+    "output_config": "translated",  # format -> response_format, effort -> reasoning_effort
+    "thinking": "translated",  # enabled/adaptive -> reasoning_effort
+    "cache_control": "not needed",  # prompt prefixes are cached automatically
+    "service_tier": "not needed",  # chat completions run on the standard tier
+    "top_k": "refused", "container": "refused", "diagnostics": "refused", "inference_geo": "refused",
+    "speed": "refused", "user_profile_id": "refused", "workspace_id": "refused", "mcp_servers": "refused",
+    "context_management": "refused",
+}  # fmt: skip
+
+
+def untranslated(body: dict[str, Any]) -> list[Problem]:
+    """Top-level fields the chat translation cannot carry (refused or unknown), as ``(param, message)``."""
+    problems: list[Problem] = []
+    for key, value in body.items():
+        fate = MESSAGES_FIELDS.get(key)
+        if value is None or fate in ("translated", "not needed") or (key == "speed" and value == "standard"):
+            continue
+        what = "is not a Messages API parameter" if fate is None else "has no chat-completions counterpart"
+        problems.append((key, f"The parameter '{key}' {what}"))
+    return problems
 
 
 class InvalidMessagesRequest(ValueError):
@@ -86,8 +114,12 @@ def _number(body: dict[str, Any], key: str, low: float, high: float) -> float | 
 # -- request ------------------------------------------------------------------------------------
 
 
-def messages_request_to_openai(body: dict[str, Any]) -> dict[str, Any]:
-    """A Messages API request as an OpenAI chat request; :class:`InvalidMessagesRequest` if malformed."""
+def messages_request_to_openai(body: dict[str, Any], problems: list[Problem] | None = None) -> dict[str, Any]:
+    """A Messages API request as an OpenAI chat request; :class:`InvalidMessagesRequest` if malformed.
+
+    What is valid but cannot be translated raises too, unless ``problems`` is given: then it is
+    recorded there and left out (a deployment that speaks the Messages API gets it anyway).
+    """
     if not isinstance(body, dict):
         raise InvalidMessagesRequest("The request body must be a JSON object.")
     model = _str(body, "model", "")
@@ -112,12 +144,12 @@ def messages_request_to_openai(body: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(content, str | list):
             raise _fail(f"{where}.content", "Input should be a string or a list of content blocks.")
         if role == "user":
-            out_messages.extend(_user_turn(content, f"{where}.content"))
+            out_messages.extend(_user_turn(content, f"{where}.content", problems))
         else:
-            out_messages.extend(_assistant_turn(content, f"{where}.content"))
+            out_messages.extend(_assistant_turn(content, f"{where}.content", problems))
     request: dict[str, Any] = {"model": model, "messages": out_messages, "max_tokens": max_tokens}
     _sampling(body, request)
-    tools = _tools(body.get("tools"))
+    tools = _tools(body.get("tools"), problems)
     if tools:
         request["tools"] = tools
     if body.get("tool_choice") is not None:
@@ -135,7 +167,30 @@ def messages_request_to_openai(body: dict[str, Any]) -> dict[str, Any]:
     response_format = _output_format(body.get("output_config"))
     if response_format is not None:
         request["response_format"] = response_format
+    effort = _effort(body.get("thinking"), body.get("output_config"))
+    if effort is not None:
+        request["reasoning_effort"] = effort
     return request
+
+
+def _unsupported(problems: list[Problem] | None, param: str, message: str) -> None:
+    """Something valid the chat translation cannot carry: an error, or a problem recorded."""
+    if problems is None:
+        raise _fail(param, message)
+    problems.append((param, message))
+
+
+def _effort(thinking: Any, config: Any) -> str | None:
+    """``reasoning_effort`` for ``thinking`` and ``output_config.effort``."""
+    effort = config.get("effort") if isinstance(config, dict) else None
+    if isinstance(effort, str):
+        return {"max": "high", "xhigh": "high"}.get(effort, effort)
+    if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "adaptive"):
+        return None
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int):
+        return "medium"
+    return "low" if budget < 4096 else "medium" if budget < 16384 else "high"
 
 
 def _sampling(body: dict[str, Any], request: dict[str, Any]) -> None:
@@ -183,7 +238,7 @@ def _blocks(content: str | list[Any], where: str) -> list[dict[str, Any]]:
     return content
 
 
-def _user_turn(content: str | list[Any], where: str) -> list[dict[str, Any]]:
+def _user_turn(content: str | list[Any], where: str, problems: list[Problem] | None) -> list[dict[str, Any]]:
     """One user turn: tool results as ``tool`` messages first, then one user message with the rest."""
     if isinstance(content, str):
         return [{"role": "user", "content": content}]
@@ -198,14 +253,18 @@ def _user_turn(content: str | list[Any], where: str) -> list[dict[str, Any]]:
         elif kind == "image":
             parts.append(_image(block, at))
         elif kind == "document":
-            parts.append(_document(block, at))
+            document = _document(block, at, problems)
+            if document is not None:
+                parts.append(document)
         elif kind == "tool_result":
-            message, images = _tool_result(block, at)
+            message, images = _tool_result(block, at, problems)
             results.append(message)
             late_images.extend(images)
-        else:
-            hint = " (it belongs in an assistant turn)" if kind in ("tool_use", "thinking") else ""
+        elif kind in ("tool_use", "thinking"):
+            hint = " (it belongs in an assistant turn)"
             raise _fail(f"{at}.type", f"Blocks of type {kind!r} are not supported in user turns{hint}.")
+        else:
+            _unsupported(problems, f"{at}.type", f"Blocks of type {kind!r} have no chat-completions counterpart.")
     parts = late_images + parts
     if parts:
         single = len(parts) == 1 and parts[0]["type"] == "text"
@@ -226,10 +285,12 @@ def _image(block: dict[str, Any], where: str) -> dict[str, Any]:
     return {"type": "image_url", "image_url": {"url": url}}
 
 
-def _document(block: dict[str, Any], where: str) -> dict[str, Any]:
+def _document(block: dict[str, Any], where: str, problems: list[Problem] | None) -> dict[str, Any] | None:
     source = block.get("source")
     kind = source.get("type") if isinstance(source, dict) else None
     title = block.get("title")
+    if isinstance(block.get("citations"), dict) and block["citations"].get("enabled"):
+        _unsupported(problems, f"{where}.citations", "Citations have no chat-completions counterpart.")
     if kind == "base64" and isinstance(source, dict) and source.get("media_type") == "application/pdf":
         name = f"{title}.pdf" if isinstance(title, str) and title else "document.pdf"
         data = _str(source, "data", f"{where}.source")
@@ -237,10 +298,13 @@ def _document(block: dict[str, Any], where: str) -> dict[str, Any]:
     if kind == "text" and isinstance(source, dict):
         text = _str(source, "data", f"{where}.source", required=False)
         return {"type": "text", "text": f"{title}\n\n{text}" if isinstance(title, str) and title else text}
-    raise _fail(f"{where}.source", "Only base64 PDF and plain-text document sources are supported.")
+    _unsupported(problems, f"{where}.source", "Only base64 PDF and plain-text document sources can be translated.")
+    return None
 
 
-def _tool_result(block: dict[str, Any], where: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _tool_result(
+    block: dict[str, Any], where: str, problems: list[Problem] | None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     call_id = _str(block, "tool_use_id", where)
     content = block.get("content")
     texts: list[str] = []
@@ -254,9 +318,12 @@ def _tool_result(block: dict[str, Any], where: str) -> tuple[dict[str, Any], lis
             elif item["type"] == "image":
                 images.append(_image(item, f"{where}.content.{k}"))
             elif item["type"] == "document":
-                images.append(_document(item, f"{where}.content.{k}"))
+                document = _document(item, f"{where}.content.{k}", problems)
+                if document is not None:
+                    images.append(document)
             else:
-                raise _fail(f"{where}.content.{k}.type", f"Blocks of type {item['type']!r} are not supported here.")
+                at = f"{where}.content.{k}.type"
+                _unsupported(problems, at, f"Blocks of type {item['type']!r} cannot be translated.")
     elif content is not None:
         raise _fail(f"{where}.content", "Input should be a string or a list of content blocks.")
     text = "\n".join(texts)
@@ -265,7 +332,7 @@ def _tool_result(block: dict[str, Any], where: str) -> tuple[dict[str, Any], lis
     return {"role": "tool", "tool_call_id": call_id, "content": text}, images
 
 
-def _assistant_turn(content: str | list[Any], where: str) -> list[dict[str, Any]]:
+def _assistant_turn(content: str | list[Any], where: str, problems: list[Problem] | None) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"role": "assistant", "content": content}] if content else []
     texts: list[str] = []
@@ -288,7 +355,7 @@ def _assistant_turn(content: str | list[Any], where: str) -> list[dict[str, Any]
                 }
             )
         elif kind not in ("thinking", "redacted_thinking"):  # thinking means nothing to other models
-            raise _fail(f"{at}.type", f"Blocks of type {kind!r} are not supported in assistant turns.")
+            _unsupported(problems, f"{at}.type", f"Blocks of type {kind!r} have no chat-completions counterpart.")
     text = "".join(texts)
     if not text and not calls:
         return []  # nothing left to say (e.g. only thinking)
@@ -298,7 +365,7 @@ def _assistant_turn(content: str | list[Any], where: str) -> list[dict[str, Any]
     return [message]
 
 
-def _tools(tools: Any) -> list[dict[str, Any]]:
+def _tools(tools: Any, problems: list[Problem] | None) -> list[dict[str, Any]]:
     if tools is None:
         return []
     if not isinstance(tools, list):
@@ -309,7 +376,9 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
         if not isinstance(tool, dict):
             raise _fail(where, "Input should be an object.")
         if tool.get("type") not in (None, "custom"):
-            raise _fail(f"{where}.type", f"Server tools ({tool.get('type')!r}) are not supported by this gateway.")
+            why = f"Server tools ({tool.get('type')!r}) have no chat-completions counterpart."
+            _unsupported(problems, f"{where}.type", why)
+            continue
         schema = tool.get("input_schema")
         if not isinstance(schema, dict):
             raise _fail(f"{where}.input_schema", "Field required (a JSON schema object).")

@@ -6,6 +6,7 @@ stream: the finish-reason map and the usage conversion.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 Event = tuple[str, dict[str, Any]]
@@ -222,3 +223,35 @@ class MessagesStreamEncoder:
 
 def _json_delta(piece: str) -> dict[str, Any]:
     return {"type": "input_json_delta", "partial_json": piece}
+
+
+def events_from_message(message: dict[str, Any]) -> list[Event]:
+    """The event sequence of a whole Anthropic ``message`` (a cache hit of a native answer)."""
+    usage: dict[str, Any] = message["usage"] if isinstance(message.get("usage"), dict) else {}
+    opening = {**message, "content": [], "stop_reason": None, "stop_sequence": None,
+               "usage": {**usage, "output_tokens": 0}}  # fmt: skip
+    events: list[Event] = [("message_start", {"type": "message_start", "message": opening})]
+    for index, block in enumerate(message.get("content") or ()):
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        deltas: list[dict[str, Any]] = []
+        start = dict(block)
+        if kind == "text":
+            start["text"] = ""
+            deltas.append({"type": "text_delta", "text": block.get("text", "")})
+        elif kind in ("tool_use", "server_tool_use"):
+            start["input"] = {}
+            deltas.append(_json_delta(json.dumps(block.get("input") or {})))
+        elif kind == "thinking":
+            start["thinking"], start["signature"] = "", ""
+            deltas.append({"type": "thinking_delta", "thinking": block.get("thinking", "")})
+            deltas.append({"type": "signature_delta", "signature": block.get("signature", "")})
+        events.append(("content_block_start", {"type": "content_block_start", "index": index, "content_block": start}))
+        events += [("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d}) for d in deltas]
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+    delta = {"stop_reason": message.get("stop_reason"), "stop_sequence": message.get("stop_sequence")}
+    events.append(("message_delta", {"type": "message_delta", "delta": delta,
+                                     "usage": {"output_tokens": usage.get("output_tokens", 0)}}))  # fmt: skip
+    events.append(("message_stop", {"type": "message_stop"}))
+    return events

@@ -18,7 +18,16 @@ from dataclasses import dataclass
 from tokenomy.errors import GatewayError, internal_error, not_found
 from tokenomy.gateway import Gateway
 from tokenomy.pipeline.context import Endpoint
-from tokenomy.server import admin_routes, anthropic_routes, cache_routes, openai_routes, ops_routes
+from tokenomy.server import (
+    admin_routes,
+    anthropic_routes,
+    cache_routes,
+    models_routes,
+    openai_routes,
+    ops_routes,
+    passthrough_routes,
+    responses_routes,
+)
 from tokenomy.server.admission import Admission, Refused
 from tokenomy.server.asgi import Receive, Request, Scope, Send, encode_headers, send_json
 from tokenomy.server.context import assign_request_id
@@ -44,7 +53,24 @@ ROUTES: dict[str, Route] = {
     "/v1/chat/completions": Route(openai_routes.chat_completions, frozenset({"POST"}), endpoint=Endpoint.CHAT),
     "/v1/completions": Route(openai_routes.completions, frozenset({"POST"}), endpoint=Endpoint.COMPLETIONS),
     "/v1/embeddings": Route(openai_routes.embeddings, frozenset({"POST"}), endpoint=Endpoint.EMBEDDINGS),
+    "/v1/responses": Route(responses_routes.create, frozenset({"POST"}), endpoint=Endpoint.CHAT),
     "/v1/messages": Route(anthropic_routes.messages, frozenset({"POST"}), wire="anthropic", endpoint=Endpoint.CHAT),
+    "/v1/messages/count_tokens": Route(anthropic_routes.count_tokens, frozenset({"POST"}), wire="anthropic"),
+    "/v1/images/generations": Route(
+        passthrough_routes.json_endpoint(Endpoint.IMAGES), frozenset({"POST"}), endpoint=Endpoint.IMAGES
+    ),
+    "/v1/audio/speech": Route(
+        passthrough_routes.json_endpoint(Endpoint.SPEECH), frozenset({"POST"}), endpoint=Endpoint.SPEECH
+    ),
+    "/v1/audio/transcriptions": Route(
+        passthrough_routes.transcriptions, frozenset({"POST"}), endpoint=Endpoint.TRANSCRIPTIONS
+    ),
+    "/v1/moderations": Route(
+        passthrough_routes.json_endpoint(Endpoint.MODERATIONS), frozenset({"POST"}), endpoint=Endpoint.MODERATIONS
+    ),
+    "/v1/rerank": Route(
+        passthrough_routes.json_endpoint(Endpoint.RERANK), frozenset({"POST"}), endpoint=Endpoint.RERANK
+    ),
     "/v1/models": Route(openai_routes.list_models, frozenset({"GET"}), sheddable=False),
     "/healthz": Route(ops_routes.healthz, frozenset({"GET"}), sheddable=False),
     "/readyz": Route(ops_routes.readyz, frozenset({"GET"}), sheddable=False),
@@ -56,6 +82,10 @@ ROUTES: dict[str, Route] = {
 }
 ADMIN_KEY_ROUTE = Route(admin_routes.key_by_id, frozenset({"DELETE"}), sheddable=False)
 """``/admin/keys/{id}``: a prefix route, tried only when no exact path matches."""
+MODEL_ROUTE = Route(models_routes.retrieve, frozenset({"GET"}), sheddable=False)
+"""``/v1/models/{id}``: a prefix route."""
+RESPONSE_ROUTE = Route(responses_routes.by_id, frozenset({"GET", "DELETE"}))
+"""``/v1/responses/{id}`` (and ``/input_items``): a prefix route."""
 CACHE_KV_ROUTE = Route(cache_routes.kv, frozenset({"GET", "PUT", "DELETE"}))
 """``/v1/cache/{namespace}/{key}``: the one prefix route, tried only when no exact path matches."""
 
@@ -81,8 +111,13 @@ class TokenomyApp:
             route = CACHE_KV_ROUTE
         elif route is None and req.path.startswith(admin_routes.KEY_PREFIX):
             route = ADMIN_KEY_ROUTE
+        elif route is None and req.path.startswith(responses_routes.PREFIX):
+            route = RESPONSE_ROUTE
+        elif route is None and req.path.startswith(models_routes.PREFIX):
+            route = MODEL_ROUTE
         if route is None:
-            await self._error(req, "openai", not_found(f"Unknown path {req.path!r}.", code="unknown_url"))
+            wire = "anthropic" if req.path.startswith("/v1/messages") else "openai"  # the caller's SDK
+            await self._error(req, wire, not_found(f"Unknown path {req.path!r}.", code="unknown_url"))
             return
         if req.method not in route.methods:
             allowed = ", ".join(sorted(route.methods))

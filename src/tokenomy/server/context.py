@@ -51,6 +51,7 @@ def new_context(req: Request, endpoint: Endpoint, body: dict[str, Any], wire: st
         endpoint=endpoint,
         body=body,
         model=body["model"],
+        requested_model=body["model"],
         stream=stream,
         include_usage=stream and isinstance(options, dict) and bool(options.get("include_usage")),
         headers=headers,

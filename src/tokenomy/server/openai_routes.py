@@ -84,12 +84,14 @@ async def _serve(gw: Gateway, req: Request, ctx: CallContext) -> None:
 async def send_openai(req: Request, ctx: CallContext, response: Response) -> None:
     """Write a pipeline response in the OpenAI wire format (JSON, or SSE ending in ``[DONE]``)."""
     headers = encode_headers(response_headers(ctx))
+    name = ctx.requested_model  # the response's ``model`` is the name the client asked for (docs/compatibility.md)
     if isinstance(response, Completion):
         req.responded = True
-        if response.raw is not None:
+        body = response.body
+        if response.raw is not None and body.get("model") == name:
             await send_bytes(req.send, 200, response.raw, JSON, headers)
         else:
-            await send_json(req.send, 200, response.body, headers)
+            await send_json(req.send, 200, {**body, "model": name}, headers)
         return
     keep_usage = ctx.include_usage
     send = req.send
@@ -103,6 +105,7 @@ async def send_openai(req: Request, ctx: CallContext, response: Response) -> Non
             if not started:
                 await start_sse(send, headers)
                 started = True
+            chunk["model"] = name  # set and sent at once: a chunk shared with a coalesced request is safe
             await send_event(send, orjson.dumps(chunk))
     except Exception as exc:
         if not started:

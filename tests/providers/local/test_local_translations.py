@@ -17,6 +17,7 @@ from tokenomy.providers.local.logits import TokenLogprob
 from tokenomy.providers.local.params import parse_chat, parse_completion
 from tokenomy.providers.local.responses import ResponseBuilder
 from tokenomy.providers.local.textstream import TextAssembler
+from tokenomy.tokens.decode import decoder
 
 VOCAB = 49152
 USER = [{"role": "user", "content": "hi"}]
@@ -222,13 +223,18 @@ def test_base64_is_little_endian_float32_like_openai() -> None:
     assert embedding_api.encode_vector(vector, "float") == [0.5, -1.25, 3.0]
 
 
+CL100K = decoder("cl100k_base")
+
+
 def test_embedding_inputs() -> None:
     parse = embedding_api.parse_input
-    assert parse("a", 100) == ["a"]
-    assert parse(["a", "b"], 100) == ["a", "b"]
-    assert parse([1, 2, 3], 100) == [(1, 2, 3)]
-    assert parse([[1], [2, 3]], 100) == [(1,), (2, 3)]
-    request = embedding_api.parse_request({"input": "a", "encoding_format": "base64", "dimensions": 384}, 100)
+    hello = [15339, 1917]  # "hello world" in cl100k_base, the client's tokenizer
+    assert parse("a", CL100K) == ["a"]
+    assert parse(["a", "b"], CL100K) == ["a", "b"]
+    assert parse(hello, CL100K) == ["hello world"]
+    assert parse([hello, [15339]], CL100K) == ["hello world", "hello"]
+    assert parse(hello, decoder("o200k_base")) != ["hello world"]  # the same ids in another vocabulary
+    request = embedding_api.parse_request({"input": "a", "encoding_format": "base64", "dimensions": 384}, CL100K)
     assert request.encoding_format == "base64"
 
 
@@ -240,7 +246,7 @@ def test_embedding_inputs() -> None:
         ({"input": []}, "input"),
         ({"input": ["a", ""]}, "input[1]"),
         ({"input": ["a", 1]}, "input"),
-        ({"input": [1, 200]}, "input"),
+        ({"input": [1, 10**7]}, "input"),
         ({"input": [-1]}, "input"),
         ({"input": [[1], []]}, "input[1]"),
         ({"input": [[1], [True]]}, "input[1]"),
@@ -253,7 +259,7 @@ def test_embedding_inputs() -> None:
 )
 def test_bad_embedding_requests_name_the_param(body: dict[str, Any], param: str) -> None:
     with pytest.raises(GatewayError) as info:
-        embedding_api.parse_request(body, 100)
+        embedding_api.parse_request(body, CL100K)
     assert info.value.status == 400 and info.value.param == param
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import aiohttp
@@ -15,11 +16,57 @@ from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Respons
 from tokenomy.providers import upstream_errors
 from tokenomy.providers.anthropic import translate
 from tokenomy.providers.http_pool import HttpProvider, read_body
-from tokenomy.providers.sse import iter_sse
+from tokenomy.providers.sse import ended_early, json_events
+
+_MESSAGES = frozenset({"anthropic"})
+#: Client headers an Anthropic upstream gets as they are on native calls.
+FORWARDED_HEADERS = ("anthropic-beta",)
+
+
+def forwarded_headers(headers: dict[str, str]) -> dict[str, str]:
+    """The client's headers that go upstream unchanged (beta flags)."""
+    return {name: headers[name] for name in FORWARDED_HEADERS if headers.get(name)}
 
 
 class AnthropicProvider(HttpProvider):
     """Forward chat requests to an Anthropic Messages API endpoint."""
+
+    def native_wires(self, deployment: Deployment) -> frozenset[str]:
+        """Messages API requests go upstream as they are."""
+        return _MESSAGES
+
+    async def send_native(self, ctx: CallContext, deployment: Deployment) -> Response:
+        """POST the client's Messages request as it is (model id swapped; beta headers kept)."""
+        assert ctx.native is not None
+        body = orjson.dumps({**ctx.native.body, "model": deployment.model})
+        url = f"{deployment.base_url}/v1/messages"
+        resp = await self._pool.post(url, body, deployment, forwarded_headers(ctx.headers))
+        if ctx.stream:
+            return Stream(_native_events(resp, ctx, deployment.label), resp.close)
+        raw = await read_body(resp, deployment)
+        try:
+            message = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            message = None
+        if not isinstance(message, dict) or message.get("type") != "message":
+            raise upstream_errors.stream_error(
+                "Upstream returned a body that is not an Anthropic message.", deployment.label
+            )
+        return Completion(message, Usage.from_anthropic(message.get("usage")), raw)
+
+    async def count_tokens(self, body: dict[str, Any], headers: dict[str, str], deployment: Deployment) -> int:
+        """``input_tokens`` from the upstream's ``/v1/messages/count_tokens`` (exact)."""
+        url = f"{deployment.base_url}/v1/messages/count_tokens"
+        data = orjson.dumps({**body, "model": deployment.model})
+        resp = await self._pool.post(url, data, deployment, forwarded_headers(headers))
+        raw = await read_body(resp, deployment)
+        try:
+            count = orjson.loads(raw)["input_tokens"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            count = None
+        if not isinstance(count, int):
+            raise upstream_errors.stream_error("Upstream returned no token count.", deployment.label)
+        return count
 
     @staticmethod
     def auth_headers(deployment: Deployment) -> dict[str, str]:
@@ -64,22 +111,36 @@ async def _chunks(
 ) -> AsyncIterator[dict[str, Any]]:
     stopped = False
     try:
-        async for event, data in iter_sse(resp.content):
-            try:
-                payload = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                raise upstream_errors.stream_error("Upstream sent a malformed event (not JSON).", label) from None
-            if not isinstance(payload, dict):
-                raise upstream_errors.stream_error("Upstream sent a stream event that is not an object.", label)
-            kind = event or str(payload.get("type", ""))
-            stopped = stopped or kind == "message_stop"
-            for chunk in translator.feed(kind, payload):
-                yield chunk
-        if not stopped:
-            raise upstream_errors.stream_error("Upstream stream ended before the answer was complete.", label)
+        async with aclosing(json_events(resp, label)) as events:
+            async for kind, payload in events:
+                stopped = stopped or kind == "message_stop"
+                for chunk in translator.feed(kind, payload):
+                    yield chunk
     except translate.UpstreamStreamError as exc:
         raise upstream_errors.stream_error(f"Upstream stream failed: {exc}", label) from None
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        raise upstream_errors.from_read_exception(exc, label) from None
-    finally:
-        resp.close()
+    if not stopped:
+        raise ended_early(label)
+
+
+async def _native_events(resp: aiohttp.ClientResponse, ctx: CallContext, label: str) -> AsyncIterator[dict[str, Any]]:
+    """Messages API events as they come; notes the first token and the usage on ``ctx``."""
+    usage: dict[str, Any] = {}
+    stopped = False
+    async with aclosing(json_events(resp, label)) as events:
+        async for kind, payload in events:
+            if kind == "message_start":
+                usage.update((payload.get("message") or {}).get("usage") or {})
+            elif kind == "content_block_delta":
+                ctx.mark_first_token()
+            elif kind == "message_delta":
+                usage.update(payload.get("usage") or {})
+            elif kind == "message_stop":
+                stopped = True
+                ctx.usage = Usage.from_anthropic(usage) or ctx.usage
+            elif kind == "error":
+                error = payload.get("error")
+                message = error.get("message") if isinstance(error, dict) else str(error)
+                raise upstream_errors.stream_error(f"Upstream stream failed: {message}", label)
+            yield payload
+    if not stopped:
+        raise ended_early(label)

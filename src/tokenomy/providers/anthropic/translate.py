@@ -17,7 +17,10 @@ What does not map one to one, and what happens instead:
   ``system`` (with the schema as JSON); the answer is not checked against the schema. Native
   structured outputs exist only on newer Claude models, so the instruction is the portable choice.
 - ``parallel_tool_calls: false`` becomes ``disable_parallel_tool_use`` on ``tool_choice``;
-  function ``strict``, message ``name``, image ``detail`` and unknown fields are dropped.
+  function ``strict``, message ``name`` and image ``detail`` are dropped.
+- ``reasoning_effort`` becomes ``thinking`` with a budget (low 1,024, medium 4,096, high 16,384
+  tokens). Every other top-level field has its fate in :data:`.chat_fields.CHAT_FIELDS`; unknown
+  ones are refused.
 - Tool-call ``arguments`` that are not a JSON object are sent as ``{"_raw": "<arguments>"}``.
 - Images: ``data:`` URLs (base64, jpeg/png/gif/webp) and http(s) URLs; PDFs as ``file`` parts
   with base64 ``file_data``. ``cache_control`` on content parts is passed through.
@@ -29,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from tokenomy.providers.anthropic.chat_fields import refused_field
 from tokenomy.providers.anthropic.translate_stream import (
     AnthropicStreamTranslator,
     UpstreamStreamError,
@@ -72,8 +76,12 @@ def to_anthropic_request(body: dict[str, Any], upstream_model: str) -> dict[str,
     Raises :class:`UnsupportedParameter` for what Anthropic cannot do (see the module docstring).
     """
     _reject_unsupported(body)
+    refused = refused_field(body)
+    if refused is not None:
+        raise UnsupportedParameter(*refused)
     system, messages = _messages(body.get("messages"))
     out: dict[str, Any] = {"model": upstream_model, "max_tokens": _max_tokens(body), "messages": messages}
+    _thinking(body, out)
     instruction = _format_instruction(body.get("response_format"))
     if instruction:
         system.append({"type": "text", "text": instruction})
@@ -95,10 +103,32 @@ def to_anthropic_request(body: dict[str, Any], upstream_model: str) -> dict[str,
         out["stop_sequences"] = stop
     if body.get("stream") is True:
         out["stream"] = True
-    user = body.get("user")
+    user = body.get("user") or body.get("safety_identifier")
     if isinstance(user, str) and user:
         out["metadata"] = {"user_id": user}
     return out
+
+
+#: ``reasoning_effort`` -> Anthropic thinking budget (tokens); none/minimal: no thinking.
+THINKING_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384}
+
+
+def _thinking(body: dict[str, Any], out: dict[str, Any]) -> None:
+    effort = body.get("reasoning_effort")
+    if effort is None or effort in ("none", "minimal"):
+        return
+    budget = THINKING_BUDGETS.get(effort) if isinstance(effort, str) else None
+    if budget is None:
+        raise UnsupportedParameter("reasoning_effort", f"Unknown reasoning_effort {effort!r}: use low, medium or high.")
+    if body.get("max_completion_tokens") is None and body.get("max_tokens") is None:
+        out["max_tokens"] = budget + DEFAULT_MAX_TOKENS
+    elif out["max_tokens"] <= budget:
+        raise UnsupportedParameter(
+            "max_tokens", f"reasoning_effort {effort!r} thinks for up to {budget} tokens: max_tokens must exceed that."
+        )
+    if body.get("temperature") not in (None, 1):
+        raise UnsupportedParameter("temperature", "Anthropic models take no temperature other than 1 while thinking.")
+    out["thinking"] = {"type": "enabled", "budget_tokens": budget}
 
 
 def _reject_unsupported(body: dict[str, Any]) -> None:

@@ -1,7 +1,9 @@
 """Pure translations for ``/v1/embeddings`` on the embedded model: request checks and response bodies.
 
 Inputs follow OpenAI: a string, a list of strings, one token array, or a list of token arrays.
-Token ids are ids of the embedded model's own WordPiece vocabulary (they are embedded directly).
+Token ids are ids of the *client's* tokenizer (OpenAI's ``cl100k_base`` unless configured or
+known from the model name the client used): they are decoded to text, and the text is embedded.
+The embedded model's own WordPiece ids are never assumed.
 ``encoding_format`` is ``"float"`` (lists of floats) or ``"base64"`` (the little-endian float32
 bytes of each vector, base64-encoded, exactly as OpenAI sends them).
 """
@@ -9,7 +11,7 @@ bytes of each vector, base64-encoded, exactly as OpenAI sends them).
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,6 +23,7 @@ from tokenomy.providers.local.embeddings import EMBEDDING_DIM, EmbedItem, FloatA
 MAX_INPUTS = 2048  # OpenAI's limit on inputs per request
 
 EncodingFormat = Literal["float", "base64"]
+Decode = Callable[[Sequence[int]], str]  # a client's token ids -> text
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +34,7 @@ class EmbeddingRequest:
     encoding_format: EncodingFormat
 
 
-def parse_request(body: dict[str, Any], vocab_size: int) -> EmbeddingRequest:
+def parse_request(body: dict[str, Any], decode: Decode) -> EmbeddingRequest:
     """Check ``body`` and turn its ``input`` into model items; 400 with ``param`` when it is wrong."""
     dimensions = body.get("dimensions")
     if dimensions is not None and dimensions != EMBEDDING_DIM:
@@ -51,11 +54,11 @@ def parse_request(body: dict[str, Any], vocab_size: int) -> EmbeddingRequest:
         )
     if "input" not in body:
         raise invalid_request("Missing required parameter: 'input'.", param="input")
-    return EmbeddingRequest(parse_input(body["input"], vocab_size), fmt)
+    return EmbeddingRequest(parse_input(body["input"], decode), fmt)
 
 
-def parse_input(value: Any, vocab_size: int) -> list[EmbedItem]:
-    """A string, strings, a token array or token arrays, as a list of items."""
+def parse_input(value: Any, decode: Decode) -> list[EmbedItem]:
+    """A string, strings, a token array or token arrays, as a list of texts (token arrays decoded)."""
     if isinstance(value, str):
         return [_text(value, "input")]
     if not isinstance(value, list) or not value:
@@ -68,9 +71,9 @@ def parse_input(value: Any, vocab_size: int) -> list[EmbedItem]:
     if all(isinstance(v, str) for v in value):
         return [_text(v, f"input[{i}]") for i, v in enumerate(value)]
     if all(_is_token(v) for v in value):
-        return [_tokens(value, vocab_size, "input")]
+        return [_tokens(value, decode, "input")]
     if all(isinstance(v, list) for v in value):
-        return [_tokens(v, vocab_size, f"input[{i}]") for i, v in enumerate(value)]
+        return [_tokens(v, decode, f"input[{i}]") for i, v in enumerate(value)]
     raise invalid_request(
         "'input' mixes kinds of items; use all strings, all token ids, or all token-id lists.", param="input"
     )
@@ -86,16 +89,15 @@ def _text(value: str, param: str) -> str:
     return value
 
 
-def _tokens(value: list[Any], vocab_size: int, param: str) -> tuple[int, ...]:
+def _tokens(value: list[Any], decode: Decode, param: str) -> str:
     if not value:
         raise invalid_request(f"'{param}' must not be an empty token list.", param=param)
-    for token in value:
-        if not _is_token(token) or not 0 <= token < vocab_size:
-            raise invalid_request(
-                f"'{param}' holds {token!r}, which is not a token id of this model (0 to {vocab_size - 1}).",
-                param=param,
-            )
-    return tuple(value)
+    if not all(_is_token(token) for token in value):
+        raise invalid_request(f"'{param}' must be a list of integer token ids.", param=param)
+    try:
+        return decode(value)
+    except ValueError as exc:
+        raise invalid_request(f"'{param}' holds {exc}.", param=param) from None
 
 
 def encode_vector(vector: FloatArray, encoding_format: EncodingFormat) -> list[float] | str:

@@ -29,6 +29,7 @@ from tokenomy.providers.local.params import ChatPrompt, TextPrompt, parse_chat, 
 from tokenomy.providers.local.responses import ResponseBuilder
 from tokenomy.redaction import redact
 from tokenomy.telemetry.metrics import record_model_load
+from tokenomy.tokens.decode import client_encoding, decoder
 
 log = logging.getLogger("tokenomy.local")
 
@@ -134,7 +135,8 @@ class LocalProvider:
             raise GatewayError(503, f"The model {ctx.model!r} is not loaded.", "server_overloaded", code="overloaded")
         if ctx.stream:
             raise invalid_request("Embeddings cannot be streamed.", param="stream")
-        request = embedding_api.parse_request(ctx.body, self.embedder.vocab_size)
+        encoding = client_encoding(ctx.requested_model, self._config.local.embeddings.token_encoding)
+        request = embedding_api.parse_request(ctx.body, decoder(encoding))
         results = await self.batcher.submit(request.items)
         tokens = sum(r.tokens for r in results)
         body = embedding_api.response_body(ctx.model, [r.vector for r in results], tokens, request.encoding_format)

@@ -4,22 +4,51 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import aiohttp
+import orjson
 
 from tokenomy.config.models import Deployment
-from tokenomy.pipeline.context import CallContext, Completion, Response, Stream, Usage
+from tokenomy.pipeline.context import PASSTHROUGH, CallContext, Completion, Response, Stream, Usage
 from tokenomy.providers import upstream_errors
 from tokenomy.providers.http_pool import HttpProvider, read_body
-from tokenomy.providers.openai import translate
-from tokenomy.providers.sse import iter_sse
+from tokenomy.providers.openai import passthrough, translate
+from tokenomy.providers.sse import ended_early, iter_sse, json_events
 
 log = logging.getLogger("tokenomy.providers.openai")
 
 
+_RESPONSES = frozenset({"responses"})
+_NOTHING: frozenset[str] = frozenset()
+
+
 class OpenAIProvider(HttpProvider):
     """Forward requests to any OpenAI-compatible server."""
+
+    def url(self, deployment: Deployment, path: str) -> str:
+        """The upstream URL of an endpoint path such as ``/chat/completions``."""
+        return f"{deployment.base_url}{path}"
+
+    def native_wires(self, deployment: Deployment) -> frozenset[str]:
+        """The Responses API, unless the deployment says its server only has chat completions."""
+        return _RESPONSES if deployment.responses_api == "native" else _NOTHING
+
+    async def send_native(self, ctx: CallContext, deployment: Deployment) -> Response:
+        """POST the client's Responses API request upstream as it is (only the model id swapped)."""
+        assert ctx.native is not None
+        url = self.url(deployment, "/responses")
+        resp = await self._pool.post(url, orjson.dumps({**ctx.native.body, "model": deployment.model}), deployment)
+        if ctx.stream:
+            _expect_event_stream(resp, deployment)
+            return Stream(_response_events(resp, ctx, deployment.label), resp.close)
+        raw = await read_body(resp, deployment)
+        try:
+            body = translate.parse_response(raw)
+        except translate.MalformedUpstream as exc:
+            raise upstream_errors.stream_error(str(exc), deployment.label) from None
+        return Completion(body, Usage.from_responses(body.get("usage")), raw)
 
     @staticmethod
     def auth_headers(deployment: Deployment) -> dict[str, str]:
@@ -29,16 +58,13 @@ class OpenAIProvider(HttpProvider):
 
     async def send(self, ctx: CallContext, deployment: Deployment) -> Response:
         """POST the request upstream; a stream for ``stream: true``, else a whole completion."""
-        url = f"{deployment.base_url}{translate.PATHS[ctx.endpoint]}"
+        url = self.url(deployment, translate.PATHS[ctx.endpoint])
+        if ctx.endpoint in PASSTHROUGH:
+            return await passthrough.forward(self._pool, url, ctx, deployment)
         data = translate.request_body(ctx.body, deployment.model, ctx.stream)
         resp = await self._pool.post(url, data, deployment)
         if ctx.stream:
-            if not resp.content_type.startswith("text/event-stream"):
-                resp.release()
-                raise upstream_errors.stream_error(
-                    f"Upstream answered a streaming request with {resp.content_type!r}, not an event stream.",
-                    deployment.label,
-                )
+            _expect_event_stream(resp, deployment)
             return Stream(_chunks(resp, deployment.label), resp.close)
         raw = await read_body(resp, deployment)
         try:
@@ -46,6 +72,16 @@ class OpenAIProvider(HttpProvider):
         except translate.MalformedUpstream as exc:
             raise upstream_errors.stream_error(str(exc), deployment.label) from None
         return Completion(body, Usage.from_openai(body.get("usage")), raw)
+
+
+def _expect_event_stream(resp: aiohttp.ClientResponse, deployment: Deployment) -> None:
+    """A 502 (and the connection released) when a streaming request got something else back."""
+    if not resp.content_type.startswith("text/event-stream"):
+        resp.release()
+        raise upstream_errors.stream_error(
+            f"Upstream answered a streaming request with {resp.content_type!r}, not an event stream.",
+            deployment.label,
+        )
 
 
 async def _chunks(resp: aiohttp.ClientResponse, label: str) -> AsyncIterator[dict[str, Any]]:
@@ -65,3 +101,22 @@ async def _chunks(resp: aiohttp.ClientResponse, label: str) -> AsyncIterator[dic
         raise upstream_errors.from_read_exception(exc, label) from None
     finally:
         resp.close()
+
+
+async def _response_events(resp: aiohttp.ClientResponse, ctx: CallContext, label: str) -> AsyncIterator[dict[str, Any]]:
+    """Responses API events as they come; notes the first token and the final usage on ``ctx``."""
+    finished = False
+    async with aclosing(json_events(resp, label)) as events:
+        async for kind, event in events:
+            if kind == "response.output_text.delta" or kind == "response.function_call_arguments.delta":
+                ctx.mark_first_token()
+            elif kind in ("response.completed", "response.incomplete"):
+                finished = True
+                ctx.usage = Usage.from_responses((event.get("response") or {}).get("usage")) or ctx.usage
+            elif kind in ("error", "response.failed"):
+                error = event.get("error") or (event.get("response") or {}).get("error") or event
+                message = error.get("message") if isinstance(error, dict) else None
+                raise upstream_errors.stream_error(f"Upstream reported an error mid-stream: {message}", label)
+            yield event
+    if not finished:
+        raise ended_early(label)

@@ -16,6 +16,11 @@ PATHS: dict[Endpoint, str] = {
     Endpoint.CHAT: "/chat/completions",
     Endpoint.COMPLETIONS: "/completions",
     Endpoint.EMBEDDINGS: "/embeddings",
+    Endpoint.IMAGES: "/images/generations",
+    Endpoint.TRANSCRIPTIONS: "/audio/transcriptions",
+    Endpoint.SPEECH: "/audio/speech",
+    Endpoint.MODERATIONS: "/moderations",
+    Endpoint.RERANK: "/rerank",
 }
 
 
@@ -72,3 +77,4 @@ def is_final(chunk: dict[str, Any]) -> bool:
     if not isinstance(choices, list):
         return False
     return any(isinstance(c, dict) and c.get("finish_reason") for c in choices)
+

@@ -1,0 +1,1 @@
+"""Azure OpenAI: the OpenAI wire format on Azure's URLs and credentials."""

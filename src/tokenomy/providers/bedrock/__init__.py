@@ -1,0 +1,1 @@
+"""AWS Bedrock through the Converse API."""

@@ -1,0 +1,1 @@
+"""Google Gemini: the Generative Language API and Vertex AI."""

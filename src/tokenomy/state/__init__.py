@@ -1,0 +1,1 @@
+"""Conversation state the gateway keeps for clients (Responses API ``store``)."""
