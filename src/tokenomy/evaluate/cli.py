@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -60,6 +61,7 @@ def eval_command(
     from tokenomy.evaluate.ledger_source import LedgerSourceError, ledger_dataset
     from tokenomy.evaluate.scorers.base import ScorerError, make_scorer
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per call otherwise
     err = Console(stderr=True)
     models = _models(models_text)
     try:

@@ -57,6 +57,7 @@ class LedgerRecord(msgspec.Struct, kw_only=True, gc=False):
     saved_batching_usd: float = 0.0
     prompt_hash: str | None = None
     prompt: str | None = None  # only when ``ledger.store_prompts`` is on
+    response: str | None = None  # the answer's text, only when ``ledger.store_prompts`` is on (replay reads it)
 
     def saved(self) -> dict[str, float]:
         """Savings by lever."""

@@ -69,7 +69,9 @@ def migrations(dialect: Dialect) -> list[list[str]]:
         # indexes would cost every insert (measured: each one adds ~1-2 µs per record)
         "CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts)",
     ]
-    return [v1]
+    # 2: the answer's text next to the stored prompt (``store_prompts``), for replaying logged traffic
+    v2 = [f"ALTER TABLE requests ADD COLUMN {'IF NOT EXISTS ' if dialect == 'postgres' else ''}response TEXT"]
+    return [v1, v2]
 
 
 SCHEMA_VERSION = len(migrations("sqlite"))
