@@ -141,7 +141,7 @@ async def test_scorer_crash_marks_the_item_and_unknown_names_are_listed(tmp_path
             row = doc["results"][0]
             assert (row["n"], row["scorer_errors"], row["quality"]) == (1, 1, 0.0)  # "I cannot answer that."
             assert row["cost_usd"] > 0  # no --config: priced from the price database by the served name
-            with pytest.raises(EvalError, match=r"unknown model\(s\) gpt-5; the gateway serves: mistral-7b"):
+            with pytest.raises(EvalError, match=r"unknown model\(s\) gpt-5; the gateway serves: gpt-35, gpt-4, mistral-7b"):
                 await run_evaluation(load_dataset(path), EvalOptions(models=["gpt-5"], out=tmp_path / "x",
                                                                      gateway_url=gw.url), QUIET)
 
