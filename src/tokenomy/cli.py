@@ -1,4 +1,4 @@
-"""The ``tokenomy`` command line: serve, report, cache, router, keys, eval, config check and version."""
+"""The ``tokenomy`` command line: serve, report, cache, router, keys, eval, replay, config check and version."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import click
 from tokenomy import __version__
 from tokenomy.cache.cli import cache_group
 from tokenomy.config import ConfigError, load_config
-from tokenomy.evaluate.cli import eval_command
+from tokenomy.evaluate.cli import eval_command, replay_command
 from tokenomy.keys.cli import keys
 from tokenomy.reports.model import FORMATS, GROUP_BYS, Format, GroupBy
 from tokenomy.reports.timeparse import HELP as WHEN_HELP
@@ -129,6 +129,7 @@ main.add_command(keys)
 main.add_command(router)
 main.add_command(cache_group)
 main.add_command(eval_command)
+main.add_command(replay_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -86,3 +86,51 @@ def eval_command(
         err.print(f"error: {exc}", markup=False, highlight=False)
         sys.exit(2)
     render(doc, fmt, Console(width=200) if not sys.stdout.isatty() else Console())
+
+
+@click.command("replay")
+@click.option("--task", required=True, help="The task whose logged requests to replay.")
+@click.option("--candidate", required=True, help="The model to replay them on.")
+@click.option("--since", type=WhenType(), default=None, help=f"Start of the window: {WHEN_HELP} (default 7d).")
+@click.option("--sample", type=click.IntRange(1), default=500, show_default=True, help="At most N requests, at random.")
+@click.option("--scorer", default="similarity", show_default=True,
+              help="How the candidate's answer is compared with the logged one: similarity[:T] or judge:MODEL.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              envvar="TOKENOMY_CONFIG", help="The gateway config whose ledger to read (and to serve in process).")
+@click.option("--gateway", "gateway_url", default=None, help="URL of a running gateway to call instead.")
+@click.option("--api-key", envvar="TOKENOMY_API_KEY", default=None, help="Key for the gateway ($TOKENOMY_API_KEY).")
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=16, show_default=True)
+@click.option("--budget-usd", type=click.FloatRange(0, min_open=True), default=None, help="Stop before spending more.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("replay-results"),
+              show_default=True, help="Directory for per-call results and the outcomes file.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out without calling finished requests again.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def replay_command(
+    task: str, candidate: str, since: float | None, sample: int, scorer: str, config_path: Path | None,
+    gateway_url: str | None, api_key: str | None, concurrency: int, budget_usd: float | None, out: Path,
+    resume: bool, fmt: str,
+) -> None:
+    """Re-run a task's logged requests on a cheaper model: agreement, cost on both, projected monthly saving."""
+    import asyncio
+    import json
+
+    from tokenomy.evaluate.command import EvalError, EvalOptions
+    from tokenomy.evaluate.ledger_source import LedgerSourceError
+    from tokenomy.evaluate.replay import render_replay, run_replay
+    from tokenomy.evaluate.scorers.base import ScorerError, make_scorer
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    err = Console(stderr=True)
+    try:
+        make_scorer(scorer)
+        config = load_config(config_path)
+        options = EvalOptions(models=[candidate], scorer=scorer, out=out, config=config, gateway_url=gateway_url,
+                              api_key=api_key, concurrency=concurrency, budget_usd=budget_usd, resume=resume)
+        doc = asyncio.run(run_replay(config, task, options, since=since, sample=sample))
+    except (ConfigError, ScorerError, EvalError, LedgerSourceError) as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print(f"interrupted; finished calls are in {out} (run again with --resume to continue)")
+        sys.exit(130)
+    click.echo(json.dumps(doc, indent=2) if fmt == "json" else render_replay(doc))

@@ -21,6 +21,9 @@ import httpx
 from tokenomy.config.models import Deployment, GatewayConfig
 from tokenomy.pricing.prices import UNPRICED, PriceBook, TokenPrice, lookup
 
+EVAL_USER = "tokenomy-eval"
+"""The ``user`` field of the evaluation's calls: the ledger's ``end_user``, so replays and ``--from-ledger``
+never take an evaluation's own calls for production traffic."""
 _RETRYABLE = frozenset({408, 409, 429, 500, 502, 503, 504})
 NO_CACHE = {"cache-control": "no-cache, no-store"}
 
@@ -135,7 +138,7 @@ class GatewayClient:
                 await asyncio.sleep(max(pause, min(exc.retry_after or 0.0, self.max_backoff_s)))
 
     async def _once(self, model: str, messages: list[dict[str, Any]], extra: dict[str, Any], task: str) -> Answer:
-        body = {**extra, "model": model, "messages": messages, "stream": True, "stream_options": {"include_usage": True}}
+        body = {"user": EVAL_USER, **extra, "model": model, "messages": messages, "stream": True, "stream_options": {"include_usage": True}}
         started = time.perf_counter()
         answer = Answer()
         pieces: list[str] = []

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tokenomy.config.models import GatewayConfig
 from tokenomy.evaluate.client import GatewayClient, Pricer
-from tokenomy.evaluate.dataset import Dataset
+from tokenomy.evaluate.dataset import Dataset, EvalItem
 from tokenomy.evaluate.outcomes_writer import write_outcomes
 from tokenomy.evaluate.pareto import pareto_front
 from tokenomy.evaluate.policy_writer import build_policy, write_policy
@@ -68,12 +68,21 @@ async def _gateway(options: EvalOptions) -> AsyncIterator[str]:
         yield url
 
 
-async def run_evaluation(dataset: Dataset, options: EvalOptions, console: Console | None = None) -> dict[str, Any]:
-    """Run the evaluation and write its files; returns the JSON document (results, pareto, policy)."""
+@dataclass(slots=True)
+class Execution:
+    """What a run did: its state, the deployments without a price, and the transient failures retried."""
+
+    state: RunState
+    unpriced: list[str]
+    retries: int
+    started: float
+
+
+async def execute(items: Sequence[EvalItem], source: str, options: EvalOptions, console: Console | None) -> Execution:
+    """Call every item on every model through the gateway and score it; results go to ``options.out``."""
     scorer = make_scorer(options.scorer)
-    items = dataset.items[: options.limit] if options.limit else dataset.items
     rundir = RunDir(options.out)
-    params = {"dataset": dataset.source, "models": options.models, "scorer": options.scorer,
+    params = {"dataset": source, "models": options.models, "scorer": options.scorer,
               "repeats": options.repeats, "limit": options.limit, **options.params}
     try:
         done = rundir.prepare(params, options.resume)
@@ -99,7 +108,14 @@ async def run_evaluation(dataset: Dataset, options: EvalOptions, console: Consol
                 state = await runner.run(units, done)
         finally:
             await client.aclose()
-    return finish(dataset, items, options, state, started, sorted(client.pricer.unpriced), client.retries)
+    return Execution(state, sorted(client.pricer.unpriced), client.retries, started)
+
+
+async def run_evaluation(dataset: Dataset, options: EvalOptions, console: Console | None = None) -> dict[str, Any]:
+    """Run the evaluation and write its files; returns the JSON document (results, pareto, policy)."""
+    items = dataset.items[: options.limit] if options.limit else dataset.items
+    run = await execute(items, dataset.source, options, console)
+    return finish(dataset, items, options, run.state, run.started, run.unpriced, run.retries)
 
 
 def finish(
@@ -133,11 +149,6 @@ def finish(
     (options.out / "report.html").write_text(html_report(doc, png, f"Evaluation of {dataset.source}"), "utf-8")
     (options.out / "summary.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     return doc
-
-
-@asynccontextmanager
-async def _noop() -> AsyncIterator[None]:
-    yield None
 
 
 class _progress_bar:  # noqa: N801 - used like a function in a with statement

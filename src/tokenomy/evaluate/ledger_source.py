@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tokenomy.config.models import GatewayConfig
+from tokenomy.evaluate.client import EVAL_USER
 from tokenomy.evaluate.dataset import Dataset, EvalItem, stable_id
 from tokenomy.ledger.stores import StoreUnavailable, store_for
 
@@ -22,9 +23,10 @@ _SELECT = (
     "SELECT request_id, ts, prompt, response, requested_model, served_model, cost_usd, "
     "prompt_tokens, completion_tokens, latency_ms FROM requests "
     "WHERE task = {p} AND endpoint = 'chat' AND status = 200 AND prompt IS NOT NULL AND ts >= {p} "
-    "AND cache NOT IN ('hit-exact', 'hit-semantic', 'coalesced') ORDER BY ts"
+    "AND cache NOT IN ('hit-exact', 'hit-semantic', 'coalesced') AND {not_eval} ORDER BY ts"
 )
-_VOLUME = "SELECT count(*), min(ts) FROM requests WHERE task = {p} AND status < 400 AND ts >= {p}"
+_VOLUME = "SELECT count(*), min(ts) FROM requests WHERE task = {p} AND status < 400 AND ts >= {p} AND {not_eval}"
+_NOT_EVAL = f"(end_user IS NULL OR end_user != '{EVAL_USER}')"  # the evaluation's own calls are not traffic
 
 
 class LedgerSourceError(ValueError):
@@ -55,7 +57,7 @@ def _query(config: GatewayConfig, sql: str, params: tuple[Any, ...]) -> list[tup
         raise LedgerSourceError(str(exc)) from None
     try:
         mark = "?" if store.dialect == "sqlite" else "%s"
-        return list(conn.execute(sql.format(p=mark), params).fetchall())
+        return list(conn.execute(sql.format(p=mark, not_eval=_NOT_EVAL), params).fetchall())
     except Exception as exc:  # a ledger without the response column (older schema) or a broken DB
         raise LedgerSourceError(f"reading the ledger {store.description} failed: {exc}") from None
     finally:
