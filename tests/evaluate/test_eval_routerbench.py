@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections import defaultdict
 from pathlib import Path
 
@@ -29,10 +30,16 @@ async def test_choice_scorer_reproduces_recorded_accuracy_and_policy_routes_as_m
         config = parse_config(yaml_text)
         async with running_gateway(config) as gw:
             options = EvalOptions(
-                models=list(MODELS), scorer="choice", out=tmp_path / "run", config=config, gateway_url=gw.url,
-                concurrency=16, write_policy=tmp_path / "policy.yaml", min_quality=MIN_QUALITY,
+                models=list(MODELS),
+                scorer="choice",
+                out=tmp_path / "run",
+                config=config,
+                gateway_url=gw.url,
+                concurrency=16,
+                write_policy=tmp_path / "policy.yaml",
+                min_quality=MIN_QUALITY,
             )
-            doc = await run_evaluation(dataset, options, Console(file=open("/dev/null", "w")))  # noqa: SIM115
+            doc = await run_evaluation(dataset, options, Console(file=io.StringIO()))
 
     # 1. each model's accuracy equals the file's 0/1 labels, per task
     labels: dict[tuple[str, str], list[float]] = defaultdict(list)
@@ -78,8 +85,13 @@ async def test_choice_scorer_reproduces_recorded_accuracy_and_policy_routes_as_m
     outcomes = load_outcomes(tmp_path / "run" / "outcomes.csv")
     assert outcomes.models == list(MODELS) and len(outcomes) == len(items) and outcomes.skipped == 0
     gpt4 = outcomes.models.index("gpt-4")
-    assert abs(outcomes.scores[:, gpt4].mean() - sum(v for (m, _), vs in labels.items() if m == "gpt-4" for v in vs)
-               / len(items)) < 1e-9
+    assert (
+        abs(
+            outcomes.scores[:, gpt4].mean()
+            - sum(v for (m, _), vs in labels.items() if m == "gpt-4" for v in vs) / len(items)
+        )
+        < 1e-9
+    )
     assert (outcomes.costs[:, gpt4] > outcomes.costs[:, 0]).all()
     for name in ("pareto.png", "report.html", "summary.json", "results.jsonl"):
         assert (tmp_path / "run" / name).stat().st_size > 0

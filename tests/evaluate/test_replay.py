@@ -32,8 +32,9 @@ async def test_replay_logged_traffic_on_a_cheaper_model(tmp_path: Path) -> None:
         await fake.start()
         cfg_file = tmp_path / "gw.yaml"
         cfg_file.write_text(
-            gateway_yaml(fake.base_url).replace("ledger: {enabled: false}",
-                                                f"ledger: {{path: '{ledger}', store_prompts: true, flush_interval_ms: 20}}")
+            gateway_yaml(fake.base_url).replace(
+                "ledger: {enabled: false}", f"ledger: {{path: '{ledger}', store_prompts: true, flush_interval_ms: 20}}"
+            )
         )
         config = load_config(cfg_file)
         async with running_gateway(config) as gw:
@@ -42,13 +43,18 @@ async def test_replay_logged_traffic_on_a_cheaper_model(tmp_path: Path) -> None:
                 messages = [{"role": "user", "content": item["prompt"]}]
                 if i % 2:
                     stream = await client.chat.completions.create(
-                        model="gpt-4", messages=messages, stream=True, extra_headers={"x-tokenomy-task": "qa"}  # type: ignore[arg-type]
+                        model="gpt-4",
+                        messages=messages,
+                        stream=True,
+                        extra_headers={"x-tokenomy-task": "qa"},  # type: ignore[arg-type]
                     )
                     async for _ in stream:
                         pass
                 else:
                     await client.chat.completions.create(
-                        model="gpt-4", messages=messages, extra_headers={"x-tokenomy-task": "qa"}  # type: ignore[arg-type]
+                        model="gpt-4",
+                        messages=messages,
+                        extra_headers={"x-tokenomy-task": "qa"},  # type: ignore[arg-type]
                     )
             await client.chat.completions.create(  # another task: not replayed
                 model="gpt-4", messages=[{"role": "user", "content": "hi"}], extra_headers={"x-tokenomy-task": "chat"}
@@ -67,8 +73,9 @@ async def test_replay_logged_traffic_on_a_cheaper_model(tmp_path: Path) -> None:
             with pytest.raises(LedgerSourceError, match="no successful chat requests"):
                 ledger_dataset(config, "nope")
 
-            opts = EvalOptions(models=["mistral-7b"], scorer="choice", out=tmp_path / "replay", config=config,
-                               gateway_url=gw.url)
+            opts = EvalOptions(
+                models=["mistral-7b"], scorer="choice", out=tmp_path / "replay", config=config, gateway_url=gw.url
+            )
             doc = await run_replay(config, "qa", opts)
             await gw.flush_ledger()  # the replay's own calls are in the ledger, marked, and not taken for traffic
             assert len(ledger_dataset(config, "qa").items) == N
@@ -99,26 +106,51 @@ async def test_replay_command_line(tmp_path: Path) -> None:
     async with RecordedFake(items) as fake:
         await fake.start()
         cfg = tmp_path / "gw.yaml"
-        cfg.write_text(gateway_yaml(fake.base_url).replace(
-            "ledger: {enabled: false}", f"ledger: {{path: '{ledger}', store_prompts: true, flush_interval_ms: 20}}"))
-        args = [sys.executable, "-m", "tokenomy.cli", "replay", "--task", "qa", "--candidate", "yi-34b",
-                "--scorer", "choice", "--config", str(cfg), "--out", str(tmp_path / "r"), "--format", "json"]
+        cfg.write_text(
+            gateway_yaml(fake.base_url).replace(
+                "ledger: {enabled: false}", f"ledger: {{path: '{ledger}', store_prompts: true, flush_interval_ms: 20}}"
+            )
+        )
+        args = [
+            sys.executable,
+            "-m",
+            "tokenomy.cli",
+            "replay",
+            "--task",
+            "qa",
+            "--candidate",
+            "yi-34b",
+            "--scorer",
+            "choice",
+            "--config",
+            str(cfg),
+            "--out",
+            str(tmp_path / "r"),
+            "--format",
+            "json",
+        ]
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
         async with running_gateway(load_config(cfg)) as gw:
             client = openai.AsyncOpenAI(base_url=gw.v1, api_key="unused", max_retries=0)
             for item in items:
                 await client.chat.completions.create(
-                    model="gpt-35", messages=[{"role": "user", "content": item["prompt"]}],
+                    model="gpt-35",
+                    messages=[{"role": "user", "content": item["prompt"]}],
                     extra_headers={"x-tokenomy-task": "qa"},
                 )
             await gw.flush_ledger()
-        proc = await asyncio.create_subprocess_exec(*args, env=env, stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.PIPE)
+        proc = await asyncio.create_subprocess_exec(
+            *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
         out, err = await proc.communicate()
         assert proc.returncode == 0, err.decode()[-2000:]
         doc = json.loads(out)
         assert doc["n"] == 4 and doc["logged_models"] == {"gpt-35": 4} and "projected_monthly_saving_usd" in doc
-        bad = await asyncio.create_subprocess_exec(*[a if a != "qa" else "nothing" for a in args], env=env,
-                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        bad = await asyncio.create_subprocess_exec(
+            *[a if a != "qa" else "nothing" for a in args],
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         _, err = await bad.communicate()
         assert bad.returncode == 2 and b"no successful chat requests with stored prompts for task 'nothing'" in err

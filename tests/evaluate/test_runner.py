@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ from tokenomy.config import parse_config
 from tokenomy.evaluate.command import EvalError, EvalOptions, run_evaluation
 from tokenomy.evaluate.dataset import DatasetError, load_dataset
 
-QUIET = Console(file=open(os.devnull, "w"))  # noqa: SIM115
+QUIET = Console(file=io.StringIO())
 ROOT = Path(__file__).parents[2]
 
 
@@ -34,11 +35,28 @@ async def test_resume_after_kill_calls_no_finished_item_again(tmp_path: Path) ->
         await fake.start()
         (tmp_path / "gw.yaml").write_text(gateway_yaml(fake.base_url))
         out = tmp_path / "run"
-        args = [sys.executable, "-m", "tokenomy.cli", "eval", "--dataset", str(data), "--models", "gpt-4",
-                "--scorer", "choice", "--config", str(tmp_path / "gw.yaml"), "--out", str(out), "--concurrency", "2"]
+        args = [
+            sys.executable,
+            "-m",
+            "tokenomy.cli",
+            "eval",
+            "--dataset",
+            str(data),
+            "--models",
+            "gpt-4",
+            "--scorer",
+            "choice",
+            "--config",
+            str(tmp_path / "gw.yaml"),
+            "--out",
+            str(out),
+            "--concurrency",
+            "2",
+        ]
         env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}"}
-        proc = await asyncio.create_subprocess_exec(*args, env=env, stdout=asyncio.subprocess.DEVNULL,
-                                                    stderr=asyncio.subprocess.PIPE)
+        proc = await asyncio.create_subprocess_exec(
+            *args, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
         for _ in range(600):
             if (out / "results.jsonl").exists() and len(results(out)) >= 10:
                 break
@@ -50,8 +68,15 @@ async def test_resume_after_kill_calls_no_finished_item_again(tmp_path: Path) ->
 
         fake.mode = "ok"
         fake.requests.clear()
-        again = await asyncio.create_subprocess_exec(*args, "--resume", "--format", "json", env=env,
-                                                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        again = await asyncio.create_subprocess_exec(
+            *args,
+            "--resume",
+            "--format",
+            "json",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         stdout, stderr = await again.communicate()
         assert again.returncode == 0, stderr.decode()[-2000:]
     asked = {r.body["messages"][-1]["content"] for r in fake.requests}
@@ -67,11 +92,17 @@ async def test_resume_after_kill_calls_no_finished_item_again(tmp_path: Path) ->
 
     # the same directory without --resume is refused; with other models too
     with pytest.raises(EvalError, match="--resume"):
-        await run_evaluation(load_dataset(data), EvalOptions(models=["gpt-4"], scorer="choice", out=out,
-                                                             gateway_url="http://127.0.0.1:9"), QUIET)
+        await run_evaluation(
+            load_dataset(data),
+            EvalOptions(models=["gpt-4"], scorer="choice", out=out, gateway_url="http://127.0.0.1:9"),
+            QUIET,
+        )
     with pytest.raises(EvalError, match="other models"):
-        await run_evaluation(load_dataset(data), EvalOptions(models=["yi-34b"], scorer="choice", out=out,
-                                                             resume=True, gateway_url="http://127.0.0.1:9"), QUIET)
+        await run_evaluation(
+            load_dataset(data),
+            EvalOptions(models=["yi-34b"], scorer="choice", out=out, resume=True, gateway_url="http://127.0.0.1:9"),
+            QUIET,
+        )
 
 
 async def test_budget_stops_before_spending_more_and_resume_continues(tmp_path: Path) -> None:
@@ -81,8 +112,15 @@ async def test_budget_stops_before_spending_more_and_resume_continues(tmp_path: 
         await fake.start()
         config = parse_config(gateway_yaml(fake.base_url))
         async with running_gateway(config) as gw:
-            opts = EvalOptions(models=["mistral-7b", "gpt-4"], scorer="choice", out=tmp_path / "run", config=config,
-                               gateway_url=gw.url, concurrency=8, budget_usd=0.03)
+            opts = EvalOptions(
+                models=["mistral-7b", "gpt-4"],
+                scorer="choice",
+                out=tmp_path / "run",
+                config=config,
+                gateway_url=gw.url,
+                concurrency=8,
+                budget_usd=0.03,
+            )
             doc = await run_evaluation(dataset, opts, QUIET)
             assert doc["stopped"] == "budget"
             assert 0 < doc["spent_usd"] <= 0.03
@@ -93,8 +131,16 @@ async def test_budget_stops_before_spending_more_and_resume_continues(tmp_path: 
             rows = {r["model"]: r for r in doc["results"]}
             assert abs(rows["mistral-7b"]["n"] - rows["gpt-4"]["n"]) <= 8
 
-            more = EvalOptions(models=["mistral-7b", "gpt-4"], scorer="choice", out=tmp_path / "run", config=config,
-                               gateway_url=gw.url, concurrency=8, budget_usd=10.0, resume=True)
+            more = EvalOptions(
+                models=["mistral-7b", "gpt-4"],
+                scorer="choice",
+                out=tmp_path / "run",
+                config=config,
+                gateway_url=gw.url,
+                concurrency=8,
+                budget_usd=10.0,
+                resume=True,
+            )
             doc2 = await run_evaluation(dataset, more, QUIET)
     assert doc2["stopped"] is None
     assert doc2["calls_made"] == 2 * len(items) - made
@@ -109,15 +155,30 @@ async def test_outage_pauses_and_retries_and_errors_are_not_wrong_answers(tmp_pa
         config = parse_config(gateway_yaml(fake.base_url))
         async with running_gateway(config) as gw:
             fake.queue_modes("error_503", "error_500", "error_503")
-            opts = EvalOptions(models=["gpt-4"], scorer="choice", out=tmp_path / "a", config=config,
-                               gateway_url=gw.url, concurrency=1, backoff_s=0.01)
+            opts = EvalOptions(
+                models=["gpt-4"],
+                scorer="choice",
+                out=tmp_path / "a",
+                config=config,
+                gateway_url=gw.url,
+                concurrency=1,
+                backoff_s=0.01,
+            )
             doc = await run_evaluation(dataset, opts, QUIET)
             row = doc["results"][0]
             assert row["n"] == 6 and row["errors"] == 0 and doc["retries"] >= 1
 
             fake.mode = "error_500"  # down for good: errors, counted apart, and no quality
-            down = EvalOptions(models=["gpt-4"], scorer="choice", out=tmp_path / "b", config=config,
-                               gateway_url=gw.url, concurrency=2, backoff_s=0.01, max_retries=1)
+            down = EvalOptions(
+                models=["gpt-4"],
+                scorer="choice",
+                out=tmp_path / "b",
+                config=config,
+                gateway_url=gw.url,
+                concurrency=2,
+                backoff_s=0.01,
+                max_retries=1,
+            )
             doc = await run_evaluation(dataset, down, QUIET)
             row = doc["results"][0]
             assert (row["n"], row["errors"], row["upstream_errors"], row["quality"]) == (0, 6, 6, None)
@@ -128,8 +189,10 @@ async def test_outage_pauses_and_retries_and_errors_are_not_wrong_answers(tmp_pa
 
 
 async def test_scorer_crash_marks_the_item_and_unknown_names_are_listed(tmp_path: Path) -> None:
-    lines = [{"id": "ok", "prompt": "What is 2+2?", "expected": "4"},
-             {"id": "bad", "prompt": "Name a colour", "expected": "blue"}]  # no number: the scorer raises
+    lines = [
+        {"id": "ok", "prompt": "What is 2+2?", "expected": "4"},
+        {"id": "bad", "prompt": "Name a colour", "expected": "blue"},
+    ]  # no number: the scorer raises
     path = tmp_path / "d.jsonl"
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
     async with RecordedFake([]) as fake:
@@ -141,9 +204,12 @@ async def test_scorer_crash_marks_the_item_and_unknown_names_are_listed(tmp_path
             row = doc["results"][0]
             assert (row["n"], row["scorer_errors"], row["quality"]) == (1, 1, 0.0)  # "I cannot answer that."
             assert row["cost_usd"] > 0  # no --config: priced from the price database by the served name
-            with pytest.raises(EvalError, match=r"unknown model\(s\) gpt-5; the gateway serves: gpt-35, gpt-4, mistral-7b"):
-                await run_evaluation(load_dataset(path), EvalOptions(models=["gpt-5"], out=tmp_path / "x",
-                                                                     gateway_url=gw.url), QUIET)
+            with pytest.raises(
+                EvalError, match=r"unknown model\(s\) gpt-5; the gateway serves: gpt-35, gpt-4, mistral-7b"
+            ):
+                await run_evaluation(
+                    load_dataset(path), EvalOptions(models=["gpt-5"], out=tmp_path / "x", gateway_url=gw.url), QUIET
+                )
 
 
 def test_bad_dataset_lines_are_named_or_skipped(tmp_path: Path) -> None:

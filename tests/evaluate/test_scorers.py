@@ -41,8 +41,19 @@ async def test_contains_and_regex() -> None:
 
 @pytest.mark.parametrize(
     "answer",
-    ["B", "B)", "(B)", "B.", "b\n", "The answer is (B).", "Answer: b", "answer: B) wet palms", "**B**",
-     "B) wet palms", "I think A is wrong. The answer is B"],
+    [
+        "B",
+        "B)",
+        "(B)",
+        "B.",
+        "b\n",
+        "The answer is (B).",
+        "Answer: b",
+        "answer: B) wet palms",
+        "**B**",
+        "B) wet palms",
+        "I think A is wrong. The answer is B",
+    ],
 )
 async def test_choice_extracts_the_letter(answer: str) -> None:
     assert await value("choice", answer, "B") == 1.0, answer
@@ -65,9 +76,17 @@ async def test_number() -> None:
         await value("number", "5", "none")
 
 
-SCHEMA = {"type": "json_schema", "json_schema": {"name": "p", "schema": {
-    "type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
-    "required": ["name", "age"]}}}
+SCHEMA = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "p",
+        "schema": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+            "required": ["name", "age"],
+        },
+    },
+}
 
 
 async def test_json() -> None:

@@ -24,36 +24,81 @@ def _models(value: str) -> list[str]:
 
 
 @click.command("eval")
-@click.option("--dataset", "dataset_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="JSON Lines or CSV file of items (see docs/evaluation.md).")
+@click.option(
+    "--dataset",
+    "dataset_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="JSON Lines or CSV file of items (see docs/evaluation.md).",
+)
 @click.option("--from-ledger", is_flag=True, help="Take the items from the ledger's stored prompts instead.")
 @click.option("--since", type=WhenType(), default=None, help=f"With --from-ledger: {WHEN_HELP} (default 7d).")
-@click.option("--sample", type=click.IntRange(1), default=None, help="With --from-ledger: at most N requests, at random.")
+@click.option(
+    "--sample", type=click.IntRange(1), default=None, help="With --from-ledger: at most N requests, at random."
+)
 @click.option("--models", "models_text", required=True, help="Comma-separated model names to evaluate.")
 @click.option("--scorer", default="exact", show_default=True, help="NAME or NAME:ARGS (see docs/evaluation.md).")
-@click.option("--task", default=None, help="Task of items without one (default: 'default'); with --from-ledger, the task.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              envvar="TOKENOMY_CONFIG", help="Gateway config: served in process, or used for prices with --gateway.")
+@click.option(
+    "--task", default=None, help="Task of items without one (default: 'default'); with --from-ledger, the task."
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="TOKENOMY_CONFIG",
+    help="Gateway config: served in process, or used for prices with --gateway.",
+)
 @click.option("--gateway", "gateway_url", default=None, help="URL of a running gateway to call instead.")
 @click.option("--api-key", envvar="TOKENOMY_API_KEY", default=None, help="Key for the gateway ($TOKENOMY_API_KEY).")
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=16, show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N items.")
 @click.option("--repeats", type=click.IntRange(1, 100), default=1, show_default=True, help="Calls per item and model.")
 @click.option("--budget-usd", type=click.FloatRange(0, min_open=True), default=None, help="Stop before spending more.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("eval-results"),
-              show_default=True, help="Directory for per-call results, outcomes, plot and report.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("eval-results"),
+    show_default=True,
+    help="Directory for per-call results, outcomes, plot and report.",
+)
 @click.option("--resume", is_flag=True, help="Continue the run in --out without calling finished items again.")
 @click.option("--skip-bad", is_flag=True, help="Skip (and count) malformed dataset lines instead of stopping.")
-@click.option("--write-policy", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the per-task policy file the policy router loads.")
-@click.option("--min-quality", type=click.FloatRange(0, 1), default=0.9, show_default=True,
-              help="The bar for --write-policy (compared with the lower bound of each model's 95% CI).")
+@click.option(
+    "--write-policy",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the per-task policy file the policy router loads.",
+)
+@click.option(
+    "--min-quality",
+    type=click.FloatRange(0, 1),
+    default=0.9,
+    show_default=True,
+    help="The bar for --write-policy (compared with the lower bound of each model's 95% CI).",
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def eval_command(
-    dataset_path: Path | None, from_ledger: bool, since: float | None, sample: int | None, models_text: str,
-    scorer: str, task: str | None, config_path: Path | None, gateway_url: str | None, api_key: str | None,
-    concurrency: int, limit: int | None, repeats: int, budget_usd: float | None, out: Path, resume: bool,
-    skip_bad: bool, write_policy: Path | None, min_quality: float, fmt: str,
+    dataset_path: Path | None,
+    from_ledger: bool,
+    since: float | None,
+    sample: int | None,
+    models_text: str,
+    scorer: str,
+    task: str | None,
+    config_path: Path | None,
+    gateway_url: str | None,
+    api_key: str | None,
+    concurrency: int,
+    limit: int | None,
+    repeats: int,
+    budget_usd: float | None,
+    out: Path,
+    resume: bool,
+    skip_bad: bool,
+    write_policy: Path | None,
+    min_quality: float,
+    fmt: str,
 ) -> None:
     """Measure candidate models on a dataset: quality with confidence, cost and latency side by side."""
     from tokenomy.evaluate.command import EvalError, EvalOptions, render, run_sync
@@ -77,9 +122,20 @@ def eval_command(
             assert dataset_path is not None
             dataset = load_dataset(dataset_path, task=task, skip_bad=skip_bad)
         options = EvalOptions(
-            models=models, scorer=scorer, out=out, config=config, gateway_url=gateway_url, api_key=api_key,
-            concurrency=concurrency, limit=limit, repeats=repeats, budget_usd=budget_usd, resume=resume,
-            write_policy=write_policy, min_quality=min_quality, progress=True,
+            models=models,
+            scorer=scorer,
+            out=out,
+            config=config,
+            gateway_url=gateway_url,
+            api_key=api_key,
+            concurrency=concurrency,
+            limit=limit,
+            repeats=repeats,
+            budget_usd=budget_usd,
+            resume=resume,
+            write_policy=write_policy,
+            min_quality=min_quality,
+            progress=True,
         )
         doc = run_sync(dataset, options, err)
     except (ConfigError, DatasetError, ScorerError, EvalError, LedgerSourceError) as exc:
@@ -93,22 +149,47 @@ def eval_command(
 @click.option("--candidate", required=True, help="The model to replay them on.")
 @click.option("--since", type=WhenType(), default=None, help=f"Start of the window: {WHEN_HELP} (default 7d).")
 @click.option("--sample", type=click.IntRange(1), default=500, show_default=True, help="At most N requests, at random.")
-@click.option("--scorer", default="similarity", show_default=True,
-              help="How the candidate's answer is compared with the logged one: similarity[:T] or judge:MODEL.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              envvar="TOKENOMY_CONFIG", help="The gateway config whose ledger to read (and to serve in process).")
+@click.option(
+    "--scorer",
+    default="similarity",
+    show_default=True,
+    help="How the candidate's answer is compared with the logged one: similarity[:T] or judge:MODEL.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="TOKENOMY_CONFIG",
+    help="The gateway config whose ledger to read (and to serve in process).",
+)
 @click.option("--gateway", "gateway_url", default=None, help="URL of a running gateway to call instead.")
 @click.option("--api-key", envvar="TOKENOMY_API_KEY", default=None, help="Key for the gateway ($TOKENOMY_API_KEY).")
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=16, show_default=True)
 @click.option("--budget-usd", type=click.FloatRange(0, min_open=True), default=None, help="Stop before spending more.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("replay-results"),
-              show_default=True, help="Directory for per-call results and the outcomes file.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("replay-results"),
+    show_default=True,
+    help="Directory for per-call results and the outcomes file.",
+)
 @click.option("--resume", is_flag=True, help="Continue the run in --out without calling finished requests again.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def replay_command(
-    task: str, candidate: str, since: float | None, sample: int, scorer: str, config_path: Path | None,
-    gateway_url: str | None, api_key: str | None, concurrency: int, budget_usd: float | None, out: Path,
-    resume: bool, fmt: str,
+    task: str,
+    candidate: str,
+    since: float | None,
+    sample: int,
+    scorer: str,
+    config_path: Path | None,
+    gateway_url: str | None,
+    api_key: str | None,
+    concurrency: int,
+    budget_usd: float | None,
+    out: Path,
+    resume: bool,
+    fmt: str,
 ) -> None:
     """Re-run a task's logged requests on a cheaper model: agreement, cost on both, projected monthly saving."""
     import asyncio
@@ -124,8 +205,17 @@ def replay_command(
     try:
         make_scorer(scorer)
         config = load_config(config_path)
-        options = EvalOptions(models=[candidate], scorer=scorer, out=out, config=config, gateway_url=gateway_url,
-                              api_key=api_key, concurrency=concurrency, budget_usd=budget_usd, resume=resume)
+        options = EvalOptions(
+            models=[candidate],
+            scorer=scorer,
+            out=out,
+            config=config,
+            gateway_url=gateway_url,
+            api_key=api_key,
+            concurrency=concurrency,
+            budget_usd=budget_usd,
+            resume=resume,
+        )
         doc = asyncio.run(run_replay(config, task, options, since=since, sample=sample))
     except (ConfigError, ScorerError, EvalError, LedgerSourceError) as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)

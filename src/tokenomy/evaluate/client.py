@@ -102,7 +102,10 @@ class GatewayClient:
         headers = {**NO_CACHE, **({"authorization": f"Bearer {api_key}"} if api_key else {})}
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), headers=headers, timeout=httpx.Timeout(timeout_s, connect=10.0), limits=limits
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s, connect=10.0),
+            limits=limits,
         )
         self.pricer = pricer
         self.max_retries = max_retries
@@ -138,7 +141,14 @@ class GatewayClient:
                 await asyncio.sleep(max(pause, min(exc.retry_after or 0.0, self.max_backoff_s)))
 
     async def _once(self, model: str, messages: list[dict[str, Any]], extra: dict[str, Any], task: str) -> Answer:
-        body = {"user": EVAL_USER, **extra, "model": model, "messages": messages, "stream": True, "stream_options": {"include_usage": True}}
+        body = {
+            "user": EVAL_USER,
+            **extra,
+            "model": model,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         started = time.perf_counter()
         answer = Answer()
         pieces: list[str] = []

@@ -82,17 +82,28 @@ async def execute(items: Sequence[EvalItem], source: str, options: EvalOptions, 
     """Call every item on every model through the gateway and score it; results go to ``options.out``."""
     scorer = make_scorer(options.scorer)
     rundir = RunDir(options.out)
-    params = {"dataset": source, "models": options.models, "scorer": options.scorer,
-              "repeats": options.repeats, "limit": options.limit, **options.params}
+    params = {
+        "dataset": source,
+        "models": options.models,
+        "scorer": options.scorer,
+        "repeats": options.repeats,
+        "limit": options.limit,
+        **options.params,
+    }
     try:
         done = rundir.prepare(params, options.resume)
     except ValueError as exc:
         raise EvalError(str(exc)) from None
     started = time.time()
     async with _gateway(options) as url:
-        client = GatewayClient(url, Pricer(options.config), api_key=options.api_key,
-                               max_retries=options.max_retries, backoff_s=options.backoff_s,
-                               connections=max(16, options.concurrency))
+        client = GatewayClient(
+            url,
+            Pricer(options.config),
+            api_key=options.api_key,
+            max_retries=options.max_retries,
+            backoff_s=options.backoff_s,
+            connections=max(16, options.concurrency),
+        )
         try:
             known = await client.models()
             unknown = [m for m in options.models if m not in known]
@@ -103,8 +114,15 @@ async def execute(items: Sequence[EvalItem], source: str, options: EvalOptions, 
                 raise EvalError(f"unknown model(s) {', '.join(unknown)}; the gateway serves: {', '.join(known)}")
             units = plan(items, options.models, options.repeats)
             with _progress_bar(console if options.progress else None, len(units)) as tick:
-                runner = Runner(client, scorer, rundir, concurrency=options.concurrency,
-                                budget_usd=options.budget_usd, models=known, progress=tick)
+                runner = Runner(
+                    client,
+                    scorer,
+                    rundir,
+                    concurrency=options.concurrency,
+                    budget_usd=options.budget_usd,
+                    models=known,
+                    progress=tick,
+                )
                 state = await runner.run(units, done)
         finally:
             await client.aclose()
@@ -119,8 +137,13 @@ async def run_evaluation(dataset: Dataset, options: EvalOptions, console: Consol
 
 
 def finish(
-    dataset: Dataset, items: Sequence[Any], options: EvalOptions, state: RunState, started: float,
-    unpriced: list[str], retries: int,
+    dataset: Dataset,
+    items: Sequence[Any],
+    options: EvalOptions,
+    state: RunState,
+    started: float,
+    unpriced: list[str],
+    retries: int,
 ) -> dict[str, Any]:
     """Summarize, write the outcomes, plot, report and (when asked) the policy; the JSON document."""
     results = list(state.results.values())
@@ -128,9 +151,14 @@ def finish(
     front = pareto_front(rows)
     chosen: dict[str, str] | None = None
     meta: dict[str, Any] = {
-        "items": len(items), "skipped_lines": dataset.skipped, "calls_made": state.made,
-        "spent_usd": round(state.spent_usd, 6), "retries": retries, "stopped": state.stopped,
-        "seconds": round(time.time() - started, 3), "out": str(options.out),
+        "items": len(items),
+        "skipped_lines": dataset.skipped,
+        "calls_made": state.made,
+        "spent_usd": round(state.spent_usd, 6),
+        "retries": retries,
+        "stopped": state.stopped,
+        "seconds": round(time.time() - started, 3),
+        "out": str(options.out),
     }
     if unpriced:
         meta["unpriced"] = unpriced
@@ -151,15 +179,20 @@ def finish(
     return doc
 
 
-class _progress_bar:  # noqa: N801 - used like a function in a with statement
+class _progress_bar:
     """Items done, running cost and ETA on stderr (only when it is a terminal)."""
 
     def __init__(self, console: Console | None, total: int) -> None:
         self._bar: Progress | None = None
         if console is not None and console.is_terminal:
             self._bar = Progress(
-                TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TextColumn("${task.fields[spent]:.4f}"),
-                TimeRemainingColumn(), console=console, transient=True,
+                TextColumn("eval"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("${task.fields[spent]:.4f}"),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
             )
             self._task = self._bar.add_task("eval", total=total, spent=0.0)
 
@@ -187,8 +220,10 @@ def render(doc: dict[str, Any], fmt: str, console: Console) -> None:
     from tokenomy.evaluate.summary import ModelTaskResult
 
     rows = [ModelTaskResult(**r) for r in doc["results"]]
-    notes = [f"{doc['calls_made']} calls made, ${doc['spent_usd']:.4f} spent in all (judging included); "
-             f"files in {doc['out']}"]
+    notes = [
+        f"{doc['calls_made']} calls made, ${doc['spent_usd']:.4f} spent in all (judging included); "
+        f"files in {doc['out']}"
+    ]
     if doc.get("stopped") == "budget":
         notes.append("stopped early: the next calls would have gone over --budget-usd (--resume continues)")
     if doc.get("skipped_lines"):

@@ -16,6 +16,7 @@ skipped and counted with ``skip_bad``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import hashlib
@@ -132,10 +133,8 @@ def parse_item(row: dict[str, Any], default_task: str | None = None) -> EvalItem
         raise ValueError("'metadata' must be an object")
     expected = row.get("expected")
     if isinstance(expected, str) and expected[:1] in "{[" and expected[-1:] in "}]":
-        try:  # CSV cells hold objects as JSON text
+        with contextlib.suppress(ValueError):  # CSV cells hold objects as JSON text
             expected = json.loads(expected)
-        except ValueError:
-            pass
     task = row.get("task") or default_task or DEFAULT_TASK
     if not isinstance(task, str):
         raise ValueError("'task' must be a string")

@@ -77,12 +77,25 @@ def logged_requests(
             continue
         if not isinstance(messages, list) or not messages:
             continue
-        found.append(LoggedRequest(row[0], float(row[1]), messages, row[3], row[4], row[5], float(row[6] or 0.0),
-                                   int(row[7] or 0), int(row[8] or 0), float(row[9] or 0.0)))
+        found.append(
+            LoggedRequest(
+                row[0],
+                float(row[1]),
+                messages,
+                row[3],
+                row[4],
+                row[5],
+                float(row[6] or 0.0),
+                int(row[7] or 0),
+                int(row[8] or 0),
+                float(row[9] or 0.0),
+            )
+        )
     if not found:
         raise LedgerSourceError(
             f"no successful chat requests with stored prompts for task {task!r} in the ledger since "
-            f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(start))} UTC (prompts are kept with ledger.store_prompts: true)"
+            f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(start))} UTC "
+            "(prompts are kept with ledger.store_prompts: true)"
         )
     if sample is not None and sample < len(found):
         found = sorted(random.Random(seed).sample(found, sample), key=lambda r: r.ts)
@@ -104,8 +117,11 @@ def as_items(requests: list[LoggedRequest], task: str) -> list[EvalItem]:
     for req in requests:
         ident = stable_id(req.messages, None, {})
         if ident not in items:
-            meta = {"request_id": req.request_id, "logged_model": req.served_model or req.requested_model,
-                    "logged_cost_usd": req.cost_usd}
+            meta = {
+                "request_id": req.request_id,
+                "logged_model": req.served_model or req.requested_model,
+                "logged_cost_usd": req.cost_usd,
+            }
             items[ident] = EvalItem(ident, task, req.messages, req.response, {}, meta)
     return list(items.values())
 

@@ -57,8 +57,19 @@ def print_tables(
     for task in dict.fromkeys(r.task for r in rows):
         front = pareto.get(task, [])
         table = Table(title=f"task {task}", title_justify="left")
-        for name in ("model", "items", "errors", "quality [95% CI]", "cost", "per 1k req", "tokens in/out",
-                     "p50 ms", "p95 ms", "ttft p50", "Pareto"):
+        for name in (
+            "model",
+            "items",
+            "errors",
+            "quality [95% CI]",
+            "cost",
+            "per 1k req",
+            "tokens in/out",
+            "p50 ms",
+            "p95 ms",
+            "ttft p50",
+            "Pareto",
+        ):
             table.add_column(name, justify="left" if name in ("model", "quality [95% CI]") else "right")
         members = sorted((r for r in rows if r.task == task), key=lambda r: r.cost_per_1k_requests_usd or 0.0)
         for row in members:
@@ -93,18 +104,24 @@ def pareto_png(rows: Sequence[ModelTaskResult], pareto: dict[str, list[str]]) ->
         for row in members:
             assert row.quality is not None and row.ci_low is not None and row.ci_high is not None
             ax.errorbar(
-                [row.cost_per_1k_requests_usd],
+                [row.cost_per_1k_requests_usd or 0.0],
                 [row.quality],
                 yerr=[[row.quality - row.ci_low], [row.ci_high - row.quality]],
                 fmt="o",
                 capsize=3,
                 color="#1f77b4" if row.model in pareto.get(task, []) else "#7f7f7f",
             )
-            ax.annotate(row.model, (row.cost_per_1k_requests_usd or 0.0, row.quality), textcoords="offset points",
-                        xytext=(4, 4), fontsize=8)
+            ax.annotate(
+                row.model,
+                (row.cost_per_1k_requests_usd or 0.0, row.quality),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=8,
+            )
         front = [r for m in pareto.get(task, []) for r in members if r.model == m]
         if len(front) > 1:
-            ax.plot([r.cost_per_1k_requests_usd for r in front], [r.quality for r in front], "--", color="#1f77b4")
+            xs = [r.cost_per_1k_requests_usd or 0.0 for r in front]
+            ax.plot(xs, [r.quality or 0.0 for r in front], "--", color="#1f77b4")
         if members:
             ax.set_xscale("log")
         ax.set_title(f"task {task}")
@@ -118,8 +135,22 @@ def pareto_png(rows: Sequence[ModelTaskResult], pareto: dict[str, list[str]]) ->
 
 def html_report(doc: dict[str, Any], png: bytes, title: str) -> str:
     """A self-contained HTML page: the plot and the results table."""
-    cols = ["task", "model", "n", "errors", "quality", "ci_low", "ci_high", "cost_usd", "cost_per_1k_requests_usd",
-            "prompt_tokens", "completion_tokens", "p50_latency_ms", "p95_latency_ms", "p50_ttft_ms"]
+    cols = [
+        "task",
+        "model",
+        "n",
+        "errors",
+        "quality",
+        "ci_low",
+        "ci_high",
+        "cost_usd",
+        "cost_per_1k_requests_usd",
+        "prompt_tokens",
+        "completion_tokens",
+        "p50_latency_ms",
+        "p95_latency_ms",
+        "p50_ttft_ms",
+    ]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in cols) + "</tr>" for r in doc["results"]

@@ -41,9 +41,18 @@ async def run_replay(
             f"no logged answers for task {task!r}: the ledger keeps them only with ledger.store_prompts: true"
         )
     items = [
-        EvalItem(r.request_id, task, r.messages, r.response, {},
-                 {"logged_model": r.served_model or r.requested_model, "logged_cost_usd": r.cost_usd,
-                  "logged_latency_ms": r.latency_ms})
+        EvalItem(
+            r.request_id,
+            task,
+            r.messages,
+            r.response,
+            {},
+            {
+                "logged_model": r.served_model or r.requested_model,
+                "logged_cost_usd": r.cost_usd,
+                "logged_latency_ms": r.latency_ms,
+            },
+        )
         for r in logged
     ]
     candidate = options.models[0]
@@ -54,9 +63,14 @@ async def run_replay(
     failed = sum(1 for item in items if item.id in results and results[item.id].score is None)
     monthly = volume / covered * MONTH_S
     doc: dict[str, Any] = {
-        "task": task, "candidate": candidate, "scorer": options.scorer, "n": len(scored), "errors": failed,
+        "task": task,
+        "candidate": candidate,
+        "scorer": options.scorer,
+        "n": len(scored),
+        "errors": failed,
         "logged_models": dict(Counter(str(i.metadata["logged_model"]) for i in items)),
-        "stopped": run.state.stopped, "out": str(options.out),
+        "stopped": run.state.stopped,
+        "out": str(options.out),
     }
     if scored:
         scores = [r.score or 0.0 for _, r in scored]
@@ -64,16 +78,22 @@ async def run_replay(
         logged_cost = sum(float(i.metadata["logged_cost_usd"]) for i, _ in scored)
         candidate_cost = sum(r.cost_usd for _, r in scored)
         per_logged, per_candidate = logged_cost / len(scored), candidate_cost / len(scored)
-        doc.update({
-            "agreement": round(float(np.mean(scores)), 4), "ci_low": round(low, 4), "ci_high": round(high, 4),
-            "sample_cost_logged_usd": round(logged_cost, 6), "sample_cost_candidate_usd": round(candidate_cost, 6),
-            "monthly_requests": round(monthly), "projected_monthly_saving_usd": round((per_logged - per_candidate)
-                                                                                       * monthly, 2),
-            "p50_latency_ms_logged": round(float(np.median([float(i.metadata["logged_latency_ms"])
-                                                            for i, _ in scored])), 1),
-            "p50_latency_ms_candidate": round(float(np.median([r.latency_ms for _, r in scored])), 1),
-            "scorer_cost_usd": round(sum(r.scorer_cost_usd for _, r in scored), 6),
-        })
+        doc.update(
+            {
+                "agreement": round(float(np.mean(scores)), 4),
+                "ci_low": round(low, 4),
+                "ci_high": round(high, 4),
+                "sample_cost_logged_usd": round(logged_cost, 6),
+                "sample_cost_candidate_usd": round(candidate_cost, 6),
+                "monthly_requests": round(monthly),
+                "projected_monthly_saving_usd": round((per_logged - per_candidate) * monthly, 2),
+                "p50_latency_ms_logged": round(
+                    float(np.median([float(i.metadata["logged_latency_ms"]) for i, _ in scored])), 1
+                ),
+                "p50_latency_ms_candidate": round(float(np.median([r.latency_ms for _, r in scored])), 1),
+                "scorer_cost_usd": round(sum(r.scorer_cost_usd for _, r in scored), 6),
+            }
+        )
     write_replay_outcomes(options.out / "outcomes.csv", candidate, scored)
     return doc
 
@@ -84,8 +104,9 @@ def write_replay_outcomes(path: Path, candidate: str, scored: list[tuple[EvalIte
     Requests logged on different models fill different columns; the router's loader skips rows
     with an empty cell (and says how many).
     """
-    logged_models = list(dict.fromkeys(str(i.metadata["logged_model"]) for i, _ in scored if
-                                       i.metadata["logged_model"] != candidate))
+    logged_models = list(
+        dict.fromkeys(str(i.metadata["logged_model"]) for i, _ in scored if i.metadata["logged_model"] != candidate)
+    )
     models = [*logged_models, candidate]
     with path.open("w", encoding="utf-8", newline="") as out:
         writer = csv.writer(out)
@@ -105,8 +126,10 @@ def write_replay_outcomes(path: Path, candidate: str, scored: list[tuple[EvalIte
 def render_replay(doc: dict[str, Any]) -> str:
     """The replay report as text."""
     lines = [f"replay of task {doc['task']!r} on {doc['candidate']} ({doc['scorer']} against the logged answers)"]
-    lines.append(f"  requests replayed: {doc['n']} ({doc['errors']} errors); logged on: "
-                 + ", ".join(f"{m} ({n})" for m, n in doc["logged_models"].items()))
+    lines.append(
+        f"  requests replayed: {doc['n']} ({doc['errors']} errors); logged on: "
+        + ", ".join(f"{m} ({n})" for m, n in doc["logged_models"].items())
+    )
     if "agreement" in doc:
         lines += [
             f"  agreement: {doc['agreement']:.3f} [95% CI {doc['ci_low']:.3f}, {doc['ci_high']:.3f}]",

@@ -30,7 +30,8 @@ def text(cell: str) -> str:
 def main(source: str) -> None:
     from tokenomy.evaluate.scorers.text import Choice
 
-    rows = list(csv.DictReader(gzip.open(source, "rt", encoding="utf-8")))
+    with gzip.open(source, "rt", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
     rng = random.Random(13)
     out = []
     for task, letters in TASKS.items():
@@ -56,12 +57,17 @@ def main(source: str) -> None:
                 if not free:
                     continue
                 expected = free[0]
-            out.append({
-                "id": row["sample_id"], "task": task, "prompt": text(row["prompt"]), "expected": expected,
-                "labels": {m: float(row[m]) for m in MODELS},
-                "responses": responses,
-                "costs": {m: float(row[f"{m}|total_cost"]) for m in MODELS},
-            })
+            out.append(
+                {
+                    "id": row["sample_id"],
+                    "task": task,
+                    "prompt": text(row["prompt"]),
+                    "expected": expected,
+                    "labels": {m: float(row[m]) for m in MODELS},
+                    "responses": responses,
+                    "costs": {m: float(row[f"{m}|total_cost"]) for m in MODELS},
+                }
+            )
             kept += 1
     target = Path(__file__).with_name("routerbench_mc.jsonl.gz")
     with gzip.open(target, "wt", encoding="utf-8") as f:

@@ -15,6 +15,7 @@ for honest mistakes in model-written code, not a security boundary against hosti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import resource
@@ -84,9 +85,16 @@ async def run_sandboxed(program: str, timeout_s: float, memory_mib: int) -> Scor
         (Path(work) / "solution.py").write_text(program, encoding="utf-8")
         (Path(work) / "harness.py").write_text(_HARNESS, encoding="utf-8")
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-I", "harness.py", "solution.py",
-            cwd=work, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE, preexec_fn=limits, start_new_session=True,
+            sys.executable,
+            "-I",
+            "harness.py",
+            "solution.py",
+            cwd=work,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            preexec_fn=limits,
+            start_new_session=True,
             env={"PATH": os.environ.get("PATH", ""), "PYTHONHASHSEED": "0"},
         )
         try:
@@ -107,10 +115,8 @@ async def run_sandboxed(program: str, timeout_s: float, memory_mib: int) -> Scor
 
 
 def _kill(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def code(args: str | None) -> CodeScorer:

@@ -83,10 +83,8 @@ class Judge:
                 raise ValueError(f"the judge gave no verdict: {text[:80]!r}")
             verdict = found.group(1).upper()
             verdicts.append("tie" if verdict == "TIE" else ("win" if verdict == ours else "loss"))
-        if verdicts[0] == verdicts[1] and verdicts[0] != "tie":
-            value = 1.0 if verdicts[0] == "win" else 0.0
-        else:
-            value = 0.5
+        agreed = verdicts[0] == verdicts[1] and verdicts[0] != "tie"
+        value = (1.0 if verdicts[0] == "win" else 0.0) if agreed else 0.5
         return Score(value, "/".join(verdicts), cost)
 
     async def _rubric(self, answer: str, item: EvalItem, ctx: ScoreContext) -> Score:

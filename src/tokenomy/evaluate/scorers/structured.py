@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 
 from tokenomy.evaluate.dataset import EvalItem
 from tokenomy.evaluate.scorers.base import Score, ScoreContext

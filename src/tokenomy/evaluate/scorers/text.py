@@ -161,8 +161,15 @@ class Number:
         got = final_number(answer)
         if got is None:
             return Score(0.0, "no number found")
-        ok = any(math.isclose(got, t, rel_tol=self.tolerance if self.relative else 0.0,
-                              abs_tol=0.0 if self.relative else self.tolerance) for t in targets)
+        ok = any(
+            math.isclose(
+                got,
+                t,
+                rel_tol=self.tolerance if self.relative else 0.0,
+                abs_tol=0.0 if self.relative else self.tolerance,
+            )
+            for t in targets
+        )
         return Score(1.0 if ok else 0.0, f"got {got:g}")
 
 
