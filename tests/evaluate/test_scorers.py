@@ -175,3 +175,23 @@ def test_registry_names_the_known_scorers() -> None:
         make_scorer("exactt")
     with pytest.raises(ScorerError, match="judge:MODEL"):
         make_scorer("judge")
+
+
+def test_a_third_party_scorer_is_found_through_the_entry_point_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.metadata import EntryPoint
+
+    from tokenomy.evaluate.scorers import base
+
+    plugin = EntryPoint("shout", "tests.evaluate.plugin_scorer:make", base.GROUP)
+    real = base.entry_points
+    monkeypatch.setattr(base, "entry_points", lambda group: [*real(group=group), plugin])
+    assert "shout" in scorer_names()
+    scorer = make_scorer("shout:!")
+    assert scorer.name == "shout"
+
+
+async def test_the_plugin_scores() -> None:
+    from tests.evaluate.plugin_scorer import make
+
+    assert (await make("!").score("HI!", item("x"), CTX)).value == 1.0
+    assert (await make("!").score("hi", item("x"), CTX)).value == 0.0
