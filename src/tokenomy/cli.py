@@ -79,6 +79,7 @@ def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
 )
 @click.option("--show-prompts", is_flag=True, help="Show stored prompt text, not only its hash.")
 @click.option("--top", type=click.IntRange(0), default=10, show_default=True, help="Most expensive prompts to list.")
+@click.option("--shadow", is_flag=True, help="Shadow traffic instead: candidate copies against production answers.")
 def report(
     config_path: Path | None,
     since: float | None,
@@ -88,8 +89,14 @@ def report(
     out: Path | None,
     show_prompts: bool,
     top: int,
+    shadow: bool,
 ) -> None:
     """Spend, baseline, savings by lever, token economy and latency from the usage ledger."""
+    if shadow:
+        from tokenomy.evaluate.shadow_report import shadow_command
+
+        shadow_command(config_path, since, until, fmt)
+        return
     from tokenomy.reports.command import report as run_report
 
     run_report(

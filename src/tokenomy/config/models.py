@@ -18,6 +18,7 @@ from tokenomy.config.cache import CacheConfig
 from tokenomy.config.observability import LedgerConfig, TelemetryConfig
 from tokenomy.config.policy import RouterConfig, check_routers
 from tokenomy.config.routing import ContextWindowFallback, RetryConfig, RoutingConfig, Strategy, check_model_references
+from tokenomy.config.shadow import ShadowRule, check_shadow
 from tokenomy.providers.base import provider_kinds
 
 __all__ = ["SecretRef", "parse_secret"]
@@ -203,6 +204,7 @@ class GatewayConfig(_Frozen):
     routing: RoutingConfig = RoutingConfig()
     routers: tuple[RouterConfig, ...] = Field(default=(), description="router models (docs/routing.md)")
     models: tuple[LogicalModel, ...] = Field(min_length=1)
+    shadow: tuple[ShadowRule, ...] = Field(default=(), description="shadow traffic (docs/evaluation.md)")
 
     @model_validator(mode="after")
     def _unique_names(self) -> GatewayConfig:
@@ -220,6 +222,7 @@ class GatewayConfig(_Frozen):
     def _routing_references(self) -> GatewayConfig:
         check_model_references(self.models)
         check_routers(self.routers, self.model_names())
+        check_shadow(self.shadow, [*self.model_names(), *(r.name for r in self.routers)])
         return self
 
     def model_names(self) -> list[str]:

@@ -81,6 +81,7 @@ class Enricher:
             prompt_hash=hashlib.sha256(prompt_bytes).hexdigest()[:32] if prompt_bytes else None,
             prompt=prompt_bytes.decode() if self._store_prompts and prompt_bytes else None,
             response=_answer_text(ctx) if self._store_prompts and ctx.status < 400 else None,
+            shadow_of=ctx.shadow_of,
         )
         if dep is not None or ctx.baseline_deployment is not None:
             self._price(ctx, record)

@@ -69,8 +69,10 @@ def migrations(dialect: Dialect) -> list[list[str]]:
         # indexes would cost every insert (measured: each one adds ~1-2 µs per record)
         "CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts)",
     ]
-    # 2: the answer's text next to the stored prompt (``store_prompts``), for replaying logged traffic
-    v2 = [f"ALTER TABLE requests ADD COLUMN {'IF NOT EXISTS ' if dialect == 'postgres' else ''}response TEXT"]
+    # 2: the answer's text next to the stored prompt (``store_prompts``), for replaying logged traffic;
+    # shadow copies point at the production request they copy
+    add = f"ALTER TABLE requests ADD COLUMN {'IF NOT EXISTS ' if dialect == 'postgres' else ''}"
+    v2 = [add + "response TEXT", add + "shadow_of TEXT"]
     return [v1, v2]
 
 

@@ -116,6 +116,7 @@ class CallContext:
     extra_cost_usd: float = 0.0
     cached_item_tokens: int = 0  # embeddings: prompt tokens of the inputs answered from the cache
     savings: dict[str, float] = field(default_factory=dict)  # savings stages measured themselves, by lever
+    shadow_of: str | None = None  # a shadow copy: the request id of the production request it copies
     response_body: dict[str, Any] | None = None  # a non-streamed answer (the ledger stores its text with store_prompts)
     streamed_text: list[str] | None = None  # streamed completion text, to count tokens when usage is missing
 
