@@ -230,3 +230,19 @@ def test_bad_dataset_lines_are_named_or_skipped(tmp_path: Path) -> None:
     bad.write_text('{"prompt": "a", "request": {"model": "x"}}\n')
     with pytest.raises(DatasetError, match="may not set model"):
         load_dataset(bad)
+
+
+async def test_repeats_report_their_spread(tmp_path: Path) -> None:
+    items = routerbench_items()[:5]
+    dataset = load_dataset(write_dataset(items, tmp_path / "d.jsonl"))
+    async with RecordedFake(items) as fake:
+        await fake.start()
+        config = parse_config(gateway_yaml(fake.base_url))
+        async with running_gateway(config) as gw:
+            opts = EvalOptions(
+                models=["gpt-35"], scorer="choice", out=tmp_path / "run", config=config, gateway_url=gw.url, repeats=3
+            )
+            doc = await run_evaluation(dataset, opts, QUIET)
+    row = doc["results"][0]
+    assert doc["calls_made"] == 15 and row["n"] == 5
+    assert len(row["repeat_quality"]) == 3 and row["repeat_std"] == 0.0  # recorded answers do not vary
