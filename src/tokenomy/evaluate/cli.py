@@ -77,6 +77,13 @@ def _models(value: str) -> list[str]:
     show_default=True,
     help="The bar for --write-policy (compared with the lower bound of each model's 95% CI).",
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    default=None,
+    metavar="ADDRESS",
+    help="Shard the items over a Ray cluster: its address, or 'auto' (the local one, started if needed).",
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def eval_command(
     dataset_path: Path | None,
@@ -98,6 +105,7 @@ def eval_command(
     skip_bad: bool,
     write_policy: Path | None,
     min_quality: float,
+    ray_address: str | None,
     fmt: str,
 ) -> None:
     """Measure candidate models on a dataset: quality with confidence, cost and latency side by side."""
@@ -136,6 +144,7 @@ def eval_command(
             write_policy=write_policy,
             min_quality=min_quality,
             progress=True,
+            ray=ray_address,
         )
         doc = run_sync(dataset, options, err)
     except (ConfigError, DatasetError, ScorerError, EvalError, LedgerSourceError) as exc:

@@ -22,8 +22,9 @@ from tokenomy.evaluate.outcomes_writer import write_outcomes
 from tokenomy.evaluate.pareto import pareto_front
 from tokenomy.evaluate.policy_writer import build_policy, write_policy
 from tokenomy.evaluate.render import document, html_report, pareto_png, print_tables
-from tokenomy.evaluate.results import RunDir
-from tokenomy.evaluate.runner import Runner, RunState, plan
+from tokenomy.evaluate.results import CallResult, RunDir
+from tokenomy.evaluate.runner import Progress as Tick
+from tokenomy.evaluate.runner import Runner, RunState, Unit, plan
 from tokenomy.evaluate.scorers.base import make_scorer
 from tokenomy.evaluate.summary import summarize
 
@@ -52,6 +53,7 @@ class EvalOptions:
     progress: bool = False
     max_retries: int = 6
     backoff_s: float = 1.0
+    ray: str | None = None  # "auto" or a Ray cluster address: shard the items over Ray
     params: dict[str, Any] = field(default_factory=dict)  # recorded in run.json (resume checks them)
 
 
@@ -80,7 +82,7 @@ class Execution:
 
 async def execute(items: Sequence[EvalItem], source: str, options: EvalOptions, console: Console | None) -> Execution:
     """Call every item on every model through the gateway and score it; results go to ``options.out``."""
-    scorer = make_scorer(options.scorer)
+    make_scorer(options.scorer)  # an unknown scorer fails before anything else
     rundir = RunDir(options.out)
     params = {
         "dataset": source,
@@ -95,6 +97,26 @@ async def execute(items: Sequence[EvalItem], source: str, options: EvalOptions, 
     except ValueError as exc:
         raise EvalError(str(exc)) from None
     started = time.time()
+    units = plan(items, options.models, options.repeats)
+    with _progress_bar(console if options.progress else None, len(units)) as tick:
+        if options.ray is not None:
+            from tokenomy.evaluate.ray_runner import run_on_ray
+
+            state, unpriced, retries = await asyncio.to_thread(run_on_ray, options, units, done, rundir, tick)
+        else:
+            state, unpriced, retries = await run_units(options, units, done, rundir, tick)
+    return Execution(state, unpriced, retries, started)
+
+
+async def run_units(
+    options: EvalOptions,
+    units: Sequence[Unit],
+    done: dict[tuple[str, str, int], CallResult],
+    sink: RunDir,
+    tick: Tick | None,
+) -> tuple[RunState, list[str], int]:
+    """Serve or reach the gateway, check the model names, and run ``units`` (a whole run, or one shard)."""
+    scorer = make_scorer(options.scorer)
     async with _gateway(options) as url:
         client = GatewayClient(
             url,
@@ -112,21 +134,19 @@ async def execute(items: Sequence[EvalItem], source: str, options: EvalOptions, 
                 unknown.append(judge)
             if unknown:
                 raise EvalError(f"unknown model(s) {', '.join(unknown)}; the gateway serves: {', '.join(known)}")
-            units = plan(items, options.models, options.repeats)
-            with _progress_bar(console if options.progress else None, len(units)) as tick:
-                runner = Runner(
-                    client,
-                    scorer,
-                    rundir,
-                    concurrency=options.concurrency,
-                    budget_usd=options.budget_usd,
-                    models=known,
-                    progress=tick,
-                )
-                state = await runner.run(units, done)
+            runner = Runner(
+                client,
+                scorer,
+                sink,
+                concurrency=options.concurrency,
+                budget_usd=options.budget_usd,
+                models=known,
+                progress=tick,
+            )
+            state = await runner.run(units, done)
         finally:
             await client.aclose()
-    return Execution(state, sorted(client.pricer.unpriced), client.retries, started)
+    return state, sorted(client.pricer.unpriced), client.retries
 
 
 async def run_evaluation(dataset: Dataset, options: EvalOptions, console: Console | None = None) -> dict[str, Any]:
