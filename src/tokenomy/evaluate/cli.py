@@ -148,7 +148,7 @@ def eval_command(
         )
         doc = run_sync(dataset, options, err)
     except (ConfigError, DatasetError, ScorerError, EvalError, LedgerSourceError) as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
+        click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     render(doc, fmt, Console(width=200) if not sys.stdout.isatty() else Console())
 
@@ -227,7 +227,7 @@ def replay_command(
         )
         doc = asyncio.run(run_replay(config, task, options, since=since, sample=sample))
     except (ConfigError, ScorerError, EvalError, LedgerSourceError) as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
+        click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print(f"interrupted; finished calls are in {out} (run again with --resume to continue)")

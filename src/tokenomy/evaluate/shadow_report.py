@@ -135,12 +135,13 @@ def shadow_command(config_path: Any, since: float | None, until: float | None, f
     """``tokenomy report --shadow`` (table, or JSON with ``--format json``)."""
     import sys
 
+    import click
+
     from tokenomy.config import ConfigError, load_config
 
-    err = Console(stderr=True)
     try:
         rows = shadow_rows(load_config(config_path), since, until)
     except (ConfigError, ShadowReportError) as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
+        click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     render_shadow(rows, "json" if fmt == "json" else "table", Console())
