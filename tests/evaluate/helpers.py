@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from tests.fakes.openai_upstream import OpenAIFake
+from tests.support.gateway import RunningGateway, running_gateway
+
+from tokenomy.config import GatewayConfig, parse_config
 
 DATA = Path(__file__).parent / "data"
 
@@ -55,3 +60,15 @@ def gateway_yaml(base_url: str, extra: str = "", rpm: int | None = None) -> str:
             f"pricing: {{input_per_mtok: {inp}, output_per_mtok: {out}}}{limit}}}]}}"
         )
     return "\n".join(lines) + "\n" + extra
+
+
+@asynccontextmanager
+async def recorded_gateway(
+    items: list[dict[str, Any]],
+) -> AsyncIterator[tuple[RecordedFake, GatewayConfig, RunningGateway]]:
+    """A recorded-answer upstream and a real gateway in front of it (the four models, priced)."""
+    async with RecordedFake(items) as fake:
+        await fake.start()
+        config = parse_config(gateway_yaml(fake.base_url))
+        async with running_gateway(config) as gw:
+            yield fake, config, gw

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from tests.evaluate.helpers import RecordedFake, gateway_yaml, routerbench_items, write_dataset
-from tests.support.gateway import running_gateway
+from tests.evaluate.helpers import recorded_gateway, routerbench_items, write_dataset
 
-from tokenomy.config import parse_config
 from tokenomy.evaluate.command import EvalOptions, run_evaluation
 from tokenomy.evaluate.dataset import load_dataset
 
@@ -24,26 +22,23 @@ async def test_ray_run_matches_a_local_run(tmp_path: Path) -> None:
     dataset = load_dataset(write_dataset(items, tmp_path / "d.jsonl"))
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     try:
-        async with RecordedFake(items) as fake:
-            await fake.start()
-            config = parse_config(gateway_yaml(fake.base_url))
-            async with running_gateway(config) as gw:
-                common = {
-                    "models": ["mistral-7b", "gpt-4"],
-                    "scorer": "choice",
-                    "config": config,
-                    "gateway_url": gw.url,
-                }
-                local = await run_evaluation(dataset, EvalOptions(out=tmp_path / "local", **common), QUIET)  # type: ignore[arg-type]
-                fake.requests.clear()
-                sharded = await run_evaluation(
-                    dataset,
-                    EvalOptions(
-                        out=tmp_path / "ray", ray="auto", write_policy=tmp_path / "p.yaml", min_quality=0.5, **common
-                    ),  # type: ignore[arg-type]
-                    QUIET,
-                )
-                assert len(fake.requests) == 2 * len(items)  # each call made once, by the workers
+        async with recorded_gateway(items) as (fake, config, gw):
+            common = {
+                "models": ["mistral-7b", "gpt-4"],
+                "scorer": "choice",
+                "config": config,
+                "gateway_url": gw.url,
+            }
+            local = await run_evaluation(dataset, EvalOptions(out=tmp_path / "local", **common), QUIET)  # type: ignore[arg-type]
+            fake.requests.clear()
+            sharded = await run_evaluation(
+                dataset,
+                EvalOptions(
+                    out=tmp_path / "ray", ray="auto", write_policy=tmp_path / "p.yaml", min_quality=0.5, **common
+                ),  # type: ignore[arg-type]
+                QUIET,
+            )
+            assert len(fake.requests) == 2 * len(items)  # each call made once, by the workers
     finally:
         ray.shutdown()
     assert [{k: r[k] for k in KEYS} for r in sharded["results"]] == [{k: r[k] for k in KEYS} for r in local["results"]]

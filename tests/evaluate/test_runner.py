@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from tests.evaluate.helpers import RecordedFake, gateway_yaml, routerbench_items, write_dataset
+from tests.evaluate.helpers import RecordedFake, gateway_yaml, recorded_gateway, routerbench_items, write_dataset
 from tests.support.gateway import running_gateway
 
 from tokenomy.config import parse_config
@@ -108,40 +108,37 @@ async def test_resume_after_kill_calls_no_finished_item_again(tmp_path: Path) ->
 async def test_budget_stops_before_spending_more_and_resume_continues(tmp_path: Path) -> None:
     items = routerbench_items()[:40]
     dataset = load_dataset(write_dataset(items, tmp_path / "d.jsonl"))
-    async with RecordedFake(items) as fake:
-        await fake.start()
-        config = parse_config(gateway_yaml(fake.base_url))
-        async with running_gateway(config) as gw:
-            opts = EvalOptions(
-                models=["mistral-7b", "gpt-4"],
-                scorer="choice",
-                out=tmp_path / "run",
-                config=config,
-                gateway_url=gw.url,
-                concurrency=8,
-                budget_usd=0.03,
-            )
-            doc = await run_evaluation(dataset, opts, QUIET)
-            assert doc["stopped"] == "budget"
-            assert 0 < doc["spent_usd"] <= 0.03
-            assert doc["calls_made"] < 2 * len(items)
-            made = len(fake.requests)
-            assert made == doc["calls_made"]
-            # interleaved models: both were measured on the same items
-            rows = {r["model"]: r for r in doc["results"]}
-            assert abs(rows["mistral-7b"]["n"] - rows["gpt-4"]["n"]) <= 8
+    async with recorded_gateway(items) as (fake, config, gw):
+        opts = EvalOptions(
+            models=["mistral-7b", "gpt-4"],
+            scorer="choice",
+            out=tmp_path / "run",
+            config=config,
+            gateway_url=gw.url,
+            concurrency=8,
+            budget_usd=0.03,
+        )
+        doc = await run_evaluation(dataset, opts, QUIET)
+        assert doc["stopped"] == "budget"
+        assert 0 < doc["spent_usd"] <= 0.03
+        assert doc["calls_made"] < 2 * len(items)
+        made = len(fake.requests)
+        assert made == doc["calls_made"]
+        # interleaved models: both were measured on the same items
+        rows = {r["model"]: r for r in doc["results"]}
+        assert abs(rows["mistral-7b"]["n"] - rows["gpt-4"]["n"]) <= 8
 
-            more = EvalOptions(
-                models=["mistral-7b", "gpt-4"],
-                scorer="choice",
-                out=tmp_path / "run",
-                config=config,
-                gateway_url=gw.url,
-                concurrency=8,
-                budget_usd=10.0,
-                resume=True,
-            )
-            doc2 = await run_evaluation(dataset, more, QUIET)
+        more = EvalOptions(
+            models=["mistral-7b", "gpt-4"],
+            scorer="choice",
+            out=tmp_path / "run",
+            config=config,
+            gateway_url=gw.url,
+            concurrency=8,
+            budget_usd=10.0,
+            resume=True,
+        )
+        doc2 = await run_evaluation(dataset, more, QUIET)
     assert doc2["stopped"] is None
     assert doc2["calls_made"] == 2 * len(items) - made
     assert all(r["n"] == len(items) for r in doc2["results"])
@@ -150,42 +147,39 @@ async def test_budget_stops_before_spending_more_and_resume_continues(tmp_path: 
 async def test_outage_pauses_and_retries_and_errors_are_not_wrong_answers(tmp_path: Path) -> None:
     items = routerbench_items()[:6]
     dataset = load_dataset(write_dataset(items, tmp_path / "d.jsonl"))
-    async with RecordedFake(items) as fake:
-        await fake.start()
-        config = parse_config(gateway_yaml(fake.base_url))
-        async with running_gateway(config) as gw:
-            fake.queue_modes("error_503", "error_500", "error_503")
-            opts = EvalOptions(
-                models=["gpt-4"],
-                scorer="choice",
-                out=tmp_path / "a",
-                config=config,
-                gateway_url=gw.url,
-                concurrency=1,
-                backoff_s=0.01,
-            )
-            doc = await run_evaluation(dataset, opts, QUIET)
-            row = doc["results"][0]
-            assert row["n"] == 6 and row["errors"] == 0 and doc["retries"] >= 1
+    async with recorded_gateway(items) as (fake, config, gw):
+        fake.queue_modes("error_503", "error_500", "error_503")
+        opts = EvalOptions(
+            models=["gpt-4"],
+            scorer="choice",
+            out=tmp_path / "a",
+            config=config,
+            gateway_url=gw.url,
+            concurrency=1,
+            backoff_s=0.01,
+        )
+        doc = await run_evaluation(dataset, opts, QUIET)
+        row = doc["results"][0]
+        assert row["n"] == 6 and row["errors"] == 0 and doc["retries"] >= 1
 
-            fake.mode = "error_500"  # down for good: errors, counted apart, and no quality
-            down = EvalOptions(
-                models=["gpt-4"],
-                scorer="choice",
-                out=tmp_path / "b",
-                config=config,
-                gateway_url=gw.url,
-                concurrency=2,
-                backoff_s=0.01,
-                max_retries=1,
-            )
-            doc = await run_evaluation(dataset, down, QUIET)
-            row = doc["results"][0]
-            assert (row["n"], row["errors"], row["upstream_errors"], row["quality"]) == (0, 6, 6, None)
+        fake.mode = "error_500"  # down for good: errors, counted apart, and no quality
+        down = EvalOptions(
+            models=["gpt-4"],
+            scorer="choice",
+            out=tmp_path / "b",
+            config=config,
+            gateway_url=gw.url,
+            concurrency=2,
+            backoff_s=0.01,
+            max_retries=1,
+        )
+        doc = await run_evaluation(dataset, down, QUIET)
+        row = doc["results"][0]
+        assert (row["n"], row["errors"], row["upstream_errors"], row["quality"]) == (0, 6, 6, None)
 
-            fake.mode = "ok"  # resuming calls the failed ones again
-            doc = await run_evaluation(dataset, dataclasses.replace(down, resume=True), QUIET)
-            assert doc["results"][0]["n"] == 6 and doc["calls_made"] == 6
+        fake.mode = "ok"  # resuming calls the failed ones again
+        doc = await run_evaluation(dataset, dataclasses.replace(down, resume=True), QUIET)
+        assert doc["results"][0]["n"] == 6 and doc["calls_made"] == 6
 
 
 async def test_scorer_crash_marks_the_item_and_unknown_names_are_listed(tmp_path: Path) -> None:
@@ -235,14 +229,11 @@ def test_bad_dataset_lines_are_named_or_skipped(tmp_path: Path) -> None:
 async def test_repeats_report_their_spread(tmp_path: Path) -> None:
     items = routerbench_items()[:5]
     dataset = load_dataset(write_dataset(items, tmp_path / "d.jsonl"))
-    async with RecordedFake(items) as fake:
-        await fake.start()
-        config = parse_config(gateway_yaml(fake.base_url))
-        async with running_gateway(config) as gw:
-            opts = EvalOptions(
-                models=["gpt-35"], scorer="choice", out=tmp_path / "run", config=config, gateway_url=gw.url, repeats=3
-            )
-            doc = await run_evaluation(dataset, opts, QUIET)
+    async with recorded_gateway(items) as (_fake, config, gw):
+        opts = EvalOptions(
+            models=["gpt-35"], scorer="choice", out=tmp_path / "run", config=config, gateway_url=gw.url, repeats=3
+        )
+        doc = await run_evaluation(dataset, opts, QUIET)
     row = doc["results"][0]
     assert doc["calls_made"] == 15 and row["n"] == 5
     assert len(row["repeat_quality"]) == 3 and row["repeat_std"] == 0.0  # recorded answers do not vary

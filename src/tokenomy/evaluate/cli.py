@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -12,6 +14,8 @@ from rich.console import Console
 from tokenomy.config import ConfigError, load_config
 from tokenomy.reports.timeparse import HELP as WHEN_HELP
 from tokenomy.reports.timeparse import WhenType
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _models(value: str) -> list[str]:
@@ -21,6 +25,35 @@ def _models(value: str) -> list[str]:
     if len(set(models)) != len(models):
         raise click.BadParameter("a model is named twice")
     return models
+
+
+def _call_options(config_help: str) -> Callable[[F], F]:
+    """The options both commands take: where the gateway is, how many calls at once, the budget."""
+    options = [
+        click.option(
+            "--config",
+            "config_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            envvar="TOKENOMY_CONFIG",
+            help=config_help,
+        ),
+        click.option("--gateway", "gateway_url", default=None, help="URL of a running gateway to call instead."),
+        click.option(
+            "--api-key", envvar="TOKENOMY_API_KEY", default=None, help="Key for the gateway ($TOKENOMY_API_KEY)."
+        ),
+        click.option("--concurrency", type=click.IntRange(1, 1024), default=16, show_default=True),
+        click.option(
+            "--budget-usd", type=click.FloatRange(0, min_open=True), default=None, help="Stop before spending more."
+        ),
+    ]
+
+    def apply(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
 
 
 @click.command("eval")
@@ -41,20 +74,9 @@ def _models(value: str) -> list[str]:
 @click.option(
     "--task", default=None, help="Task of items without one (default: 'default'); with --from-ledger, the task."
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    envvar="TOKENOMY_CONFIG",
-    help="Gateway config: served in process, or used for prices with --gateway.",
-)
-@click.option("--gateway", "gateway_url", default=None, help="URL of a running gateway to call instead.")
-@click.option("--api-key", envvar="TOKENOMY_API_KEY", default=None, help="Key for the gateway ($TOKENOMY_API_KEY).")
-@click.option("--concurrency", type=click.IntRange(1, 1024), default=16, show_default=True)
+@_call_options("Gateway config: served in process, or used for prices with --gateway.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N items.")
 @click.option("--repeats", type=click.IntRange(1, 100), default=1, show_default=True, help="Calls per item and model.")
-@click.option("--budget-usd", type=click.FloatRange(0, min_open=True), default=None, help="Stop before spending more.")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -164,18 +186,7 @@ def eval_command(
     show_default=True,
     help="How the candidate's answer is compared with the logged one: similarity[:T] or judge:MODEL.",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    envvar="TOKENOMY_CONFIG",
-    help="The gateway config whose ledger to read (and to serve in process).",
-)
-@click.option("--gateway", "gateway_url", default=None, help="URL of a running gateway to call instead.")
-@click.option("--api-key", envvar="TOKENOMY_API_KEY", default=None, help="Key for the gateway ($TOKENOMY_API_KEY).")
-@click.option("--concurrency", type=click.IntRange(1, 1024), default=16, show_default=True)
-@click.option("--budget-usd", type=click.FloatRange(0, min_open=True), default=None, help="Stop before spending more.")
+@_call_options("The gateway config whose ledger to read (and to serve in process).")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
