@@ -1,4 +1,4 @@
-"""The ``tokenomy`` command line: serve, report, cache, router, keys, config check and version."""
+"""The ``tokenomy`` command line: serve, report, cache, router, keys, eval, replay, config check and version."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from tokenomy import __version__
 from tokenomy.cache.cli import cache_group
 from tokenomy.config import ConfigError, load_config
 from tokenomy.config.secrets import unset_secrets
+from tokenomy.evaluate.cli import eval_command, replay_command
 from tokenomy.keys.cli import keys
 from tokenomy.reports.model import FORMATS, GROUP_BYS, Format, GroupBy
 from tokenomy.reports.timeparse import HELP as WHEN_HELP
@@ -92,6 +93,7 @@ def serve(config_path: Path | None, host: str | None, port: int | None, log_form
     show_default=True,
     help="Also price the chat and completion tokens on this hosted model (a comparison, not a saving; '' for none).",
 )
+@click.option("--shadow", is_flag=True, help="Shadow traffic instead: candidate copies against production answers.")
 def report(
     config_path: Path | None,
     since: float | None,
@@ -102,8 +104,14 @@ def report(
     show_prompts: bool,
     top: int,
     compare_with: str,
+    shadow: bool,
 ) -> None:
     """Spend, baseline, savings by lever, token economy and latency from the usage ledger."""
+    if shadow:
+        from tokenomy.evaluate.shadow_report import shadow_command
+
+        shadow_command(config_path, since, until, fmt)
+        return
     from tokenomy.reports.command import report as run_report
 
     run_report(
@@ -142,6 +150,8 @@ def config_check(path: Path) -> None:
 main.add_command(keys)
 main.add_command(router)
 main.add_command(cache_group)
+main.add_command(eval_command)
+main.add_command(replay_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

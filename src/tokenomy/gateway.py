@@ -13,6 +13,7 @@ from tokenomy.cache.stores import cache_store_for
 from tokenomy.cache.stores.base import CacheStore
 from tokenomy.config.models import GatewayConfig
 from tokenomy.errors import GatewayError, overloaded
+from tokenomy.evaluate.shadow import ShadowTraffic
 from tokenomy.ledger.enrich import Enricher
 from tokenomy.ledger.stores import NullStore, store_for
 from tokenomy.ledger.writer import LedgerWriter, NoLedger, RecordHook
@@ -73,15 +74,20 @@ class Gateway:
         self.stopping = False  # the shutdown deadline passed: requests cancelled now are recorded as such
         self.recorder = RecordStage(self.access.sink(self.ledger), tasks, stopping=lambda: self.stopping)
         self.guard = GuardStage(config.auth, self.access.keys, self.access.budgets)
+        self.shadow = ShadowTraffic.for_config(config, self.ledger.submit)  # None without shadow rules
         self.stages: list[Stage] = [
             self.recorder,
+            *([self.shadow] if self.shadow is not None else []),  # copies sampled requests after the answer
             self.guard,
             PolicyStage(config),  # router models; before cache, which resolves the model name
             CacheStage(config.cache, self.cache, self.table, *self._semantic_tier(config)),
             # the optimize stage slots in here (see docs/architecture.md)
             RouteStage(self.table),
         ]
-        self.handle: Handler = build_chain(self.stages, _ReadyCheck(self.providers, Dispatcher(self.providers)))
+        terminal = _ReadyCheck(self.providers, Dispatcher(self.providers))
+        self.handle: Handler = build_chain(self.stages, terminal)
+        if self.shadow is not None:  # copies skip auth, budgets and the cache: only routing and dispatch
+            self.shadow.chain = build_chain([s for s in self.stages if s.name in ("policy", "route")], terminal)
         self._starting: list[asyncio.Task[None]] = []
 
     def _semantic_tier(self, config: GatewayConfig) -> tuple[Any, Any]:
@@ -118,6 +124,8 @@ class Gateway:
                 await provider.close()
             except Exception:  # pragma: no cover - shutdown must go on
                 log.exception("closing a provider failed")
+        if self.shadow is not None:
+            await self.shadow.close()
         if self.semantic is not None:
             await asyncio.to_thread(self.semantic.close)  # saves the vector index
         try:

@@ -59,6 +59,10 @@ class OpenAIFake(FakeServer):
         app.router.add_get("/v1/models", _models)
         app.router.add_get("/v1/models/{model:.+}", _model)
 
+    def answer(self, model: str, user_text: str) -> str:
+        """The chat answer's text (subclasses answer from recorded responses)."""
+        return f"echo: {user_text}"
+
     def check_auth(self, request: web.Request) -> web.StreamResponse | None:
         if self.api_key is not None and request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return self.error(401)
@@ -191,7 +195,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     elif isinstance(body.get("response_format"), dict) and body["response_format"].get("type") != "text":
         text = _json_content(body["response_format"], user_text)
     else:
-        text = f"echo: {user_text}"
+        text = fake.answer(body["model"], user_text)
     text, finish = _truncate(text, body.get("max_completion_tokens", body.get("max_tokens")))
     if tool is not None:
         finish, text = "tool_calls", ""

@@ -102,6 +102,7 @@ FULL = LedgerRecord(
     prompt_hash="ab" * 32,
     prompt="héllo \"quoted\" 'single' \\ back\tslash\nnew line, comma; 中文 🙂",
     client_request_id="client-chosen-1",
+    response="the answer, \"quoted\"\n🙂",
 )
 SPARSE = LedgerRecord(request_id="req_sparse", ts=0.0, status=502, error_type="upstream_error")
 
@@ -297,3 +298,24 @@ def test_postgres_default_connect_timeout_is_short(pg_dsn: str) -> None:
         assert conn.info.password and conn.info.password not in store.description
     finally:
         conn.close()
+
+
+def test_a_version_1_sqlite_ledger_gains_the_response_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    from tokenomy.ledger.schema import VERSION_TABLE, migrations
+    from tokenomy.ledger.stores.sqlite import SqliteStore
+
+    path = tmp_path / "v1.db"
+    conn = sqlite3.connect(path)
+    conn.execute(VERSION_TABLE)
+    for statement in migrations("sqlite")[0]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+    conn.commit()
+    conn.close()
+    store = SqliteStore(path)
+    store.open()
+    store.write([FULL])
+    assert query(store, "SELECT response FROM requests") == [(FULL.response,)]
+    store.close()

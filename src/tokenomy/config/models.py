@@ -21,6 +21,7 @@ from tokenomy.config.observability import LedgerConfig, TelemetryConfig
 from tokenomy.config.policy import RouterConfig
 from tokenomy.config.responses import ResponsesConfig
 from tokenomy.config.routing import ContextWindowFallback, RetryConfig, RoutingConfig, Strategy
+from tokenomy.config.shadow import ShadowRule, check_shadow
 from tokenomy.providers.base import provider_kinds
 
 __all__ = ["SecretRef", "parse_secret"]
@@ -289,6 +290,7 @@ class GatewayConfig(_Frozen):
     routing: RoutingConfig = RoutingConfig()
     responses: ResponsesConfig = Field(default=ResponsesConfig(), description="Responses API state")
     routers: tuple[RouterConfig, ...] = Field(default=(), description="router models (docs/routing.md)")
+    shadow: tuple[ShadowRule, ...] = Field(default=(), description="shadow traffic (docs/evaluation.md)")
 
     @model_validator(mode="before")
     @classmethod
@@ -339,6 +341,15 @@ class GatewayConfig(_Frozen):
         if names is not None:
             references.raise_if(references.routers(routers, names))
         return routers
+
+    @field_validator("shadow")
+    @classmethod
+    def _shadow_references(cls, rules: tuple[ShadowRule, ...], info: ValidationInfo) -> tuple[ShadowRule, ...]:
+        names = _known(info)
+        routers = info.data.get("routers") or ()
+        if names is not None:
+            check_shadow(rules, [*names, *(r.name for r in routers)])
+        return rules
 
     def model_names(self) -> list[str]:
         """Every name a client may ask for."""

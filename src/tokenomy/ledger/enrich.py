@@ -82,6 +82,8 @@ class Enricher:
             prompt_hash=hashlib.sha256(prompt_bytes).hexdigest()[:32] if prompt_bytes else None,
             prompt=prompt_bytes.decode() if self._store_prompts and prompt_bytes else None,
             client_request_id=ctx.client_request_id,
+            response=_answer_text(ctx) if self._store_prompts and ctx.status < 400 else None,
+            shadow_of=ctx.shadow_of,
         )
         if dep is not None or ctx.baseline_deployment is not None:
             self._price(ctx, record)
@@ -125,6 +127,18 @@ class Enricher:
         record.baseline_cost_usd = costs.baseline
         for lever, amount in costs.saved.items():
             setattr(record, f"saved_{lever}_usd", amount)
+
+
+def _answer_text(ctx: CallContext) -> str | None:
+    """The answer's text: what was streamed, else the first choice of the completion body."""
+    if ctx.streamed_text is not None:
+        return "".join(ctx.streamed_text)
+    for choice in (ctx.response_body or {}).get("choices") or ():
+        if isinstance(choice, dict):
+            message = choice.get("message")
+            text = message.get("content") if isinstance(message, dict) else choice.get("text")
+            return text if isinstance(text, str) else None
+    return None
 
 
 def _end_user(body: dict[str, object]) -> str | None:

@@ -58,6 +58,8 @@ class LedgerRecord(msgspec.Struct, kw_only=True, gc=False):
     prompt_hash: str | None = None
     prompt: str | None = None  # only when ``ledger.store_prompts`` is on
     client_request_id: str | None = None  # the client's x-request-id: a correlation field, not unique
+    response: str | None = None  # the answer's text, only when ``ledger.store_prompts`` is on (replay reads it)
+    shadow_of: str | None = None  # a shadow copy: the production request it copies (not production spend)
 
     def saved(self) -> dict[str, float]:
         """Savings by lever."""

@@ -76,7 +76,11 @@ def migrations(dialect: Dialect) -> list[list[str]]:
         "CREATE INDEX IF NOT EXISTS requests_client_id ON requests (tenant, client_request_id)"
         " WHERE client_request_id IS NOT NULL",
     ]
-    return [v1, v2]
+    # 3: the answer's text next to the stored prompt (``store_prompts``), for replaying logged traffic;
+    # shadow copies point at the production request they copy
+    add = f"ALTER TABLE requests ADD COLUMN {'IF NOT EXISTS ' if dialect == 'postgres' else ''}"
+    v3 = [add + "response TEXT", add + "shadow_of TEXT"]
+    return [v1, v2, v3]
 
 
 SCHEMA_VERSION = len(migrations("sqlite"))

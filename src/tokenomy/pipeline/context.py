@@ -186,6 +186,8 @@ class CallContext:
     extra_cost_usd: float = 0.0
     cached_item_tokens: int = 0  # embeddings: prompt tokens of the inputs answered from the cache
     savings: dict[str, float] = field(default_factory=dict)  # savings stages measured themselves, by lever
+    shadow_of: str | None = None  # a shadow copy: the request id of the production request it copies
+    response_body: dict[str, Any] | None = None  # a non-streamed answer (the ledger stores its text with store_prompts)
     streamed_text: list[str] | None = None  # streamed completion text, to count tokens when usage is missing
     client_request_id: str | None = None  # the client's x-request-id: correlation only, not unique
     key: KeyRecord | None = None  # the caller's key, when the HTTP edge has authenticated it already

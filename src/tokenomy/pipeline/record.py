@@ -61,6 +61,7 @@ class RecordStage:
             raise
         if isinstance(response, Completion):
             ctx.usage = response.usage or Usage.from_openai(response.body.get("usage"))
+            ctx.response_body = response.body
             if ctx.usage is None:
                 ctx.streamed_text = _completion_text(response.body)  # counted by the ledger
             self.finish(ctx)

@@ -67,7 +67,7 @@ def where(
     """
     column = "ts" if ts_index or dialect != "sqlite" else "+ts"
     mark = placeholder(dialect)
-    conditions = list(extra)
+    conditions = ["shadow_of IS NULL", *extra]  # shadow copies are not production traffic (docs/evaluation.md)
     params: list[float] = []
     if window.since is not None:
         conditions.append(f"{column} >= {mark}")

@@ -29,7 +29,9 @@ class UsageMetrics:
         self._pending: defaultdict[tuple[Any, ...], float] = defaultdict(float)
 
     def __call__(self, record: LedgerRecord, traceparent: str | None = None) -> None:
-        """Add one record to the pending sums."""
+        """Add one record to the pending sums (shadow copies are not production traffic)."""
+        if record.shadow_of is not None:
+            return
         pending = self._pending
         task = self._tasks(record.task)
         model = record.served_model or "unknown"

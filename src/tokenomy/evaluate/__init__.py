@@ -1,0 +1,6 @@
+"""Evaluation-driven model choice: measure candidate models on a team's own tasks and traffic.
+
+``tokenomy eval`` (datasets, scorers, runner, summary, Pareto front, policy and outcomes writers),
+``tokenomy replay`` (logged requests on a cheaper candidate) and shadow traffic in the gateway.
+See docs/evaluation.md.
+"""
