@@ -1,0 +1,91 @@
+"""History trimming: a long conversation is cut to a prompt-token budget.
+
+Kept always: every system (or developer) message and the last ``keep_last`` messages, widened to
+whole turns. A turn is a user message and everything up to the next one (assistant replies, tool
+calls and their results), so a tool call is never separated from its result. The middle turns go,
+oldest first, until the prompt fits. Requests that cannot be trimmed safely pass unchanged with a
+warning: a tool result whose call is not in the conversation, or a budget smaller than what must
+be kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tokenomy.optimize.messages import SYSTEM_ROLES, role
+
+name = "history"
+
+
+@dataclass(frozen=True, slots=True)
+class Trimmed:
+    """The outcome: a new body (``None``: unchanged), messages dropped and a warning, if any."""
+
+    body: dict[str, Any] | None
+    dropped: int = 0
+    warning: str | None = None
+
+
+def apply(
+    body: dict[str, Any], budget: int, keep_last: int, count: Callable[[list[Any]], list[int]]
+) -> Trimmed:
+    """Drop the oldest middle turns until the messages fit ``budget`` tokens (``count`` gives per-message tokens)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or len(messages) <= keep_last:
+        return Trimmed(None)
+    orphan = _orphan_tool_result(messages)
+    if orphan is not None:
+        return Trimmed(None, warning=f"history not trimmed: messages.{orphan} is a tool result without its call")
+    sizes = count(messages)
+    total = sum(sizes)
+    if total <= budget:
+        return Trimmed(None)
+    turns = _turns(messages)
+    tail_start = _tail_start(turns, len(messages) - keep_last)
+    must = sum(s for i, s in enumerate(sizes) if role(messages[i]) in SYSTEM_ROLES or i >= tail_start)
+    if must > budget:
+        return Trimmed(
+            None,
+            warning=f"history not trimmed: the system prompt and the last {keep_last} messages alone take "
+            f"{must} tokens, over the budget of {budget}",
+        )
+    dropped: set[int] = set()
+    for start, end in turns:
+        if start >= tail_start or total <= budget:
+            break
+        removable = [i for i in range(start, end) if role(messages[i]) not in SYSTEM_ROLES]
+        dropped.update(removable)
+        total -= sum(sizes[i] for i in removable)
+    kept = [m for i, m in enumerate(messages) if i not in dropped]
+    return Trimmed({**body, "messages": kept}, len(dropped))
+
+
+def _turns(messages: list[Any]) -> list[tuple[int, int]]:
+    """``(start, end)`` of each turn: from a user message to the next (the first turn may lack one)."""
+    starts = [i for i, m in enumerate(messages) if role(m) == "user"]
+    if not starts or starts[0] != 0:
+        starts.insert(0, 0)
+    return [(s, e) for s, e in zip(starts, [*starts[1:], len(messages)], strict=True)]
+
+
+def _tail_start(turns: list[tuple[int, int]], index: int) -> int:
+    """The start of the turn holding message ``index`` (the tail never begins mid-turn)."""
+    for start, end in turns:
+        if start <= index < end:
+            return start
+    return max(index, 0)
+
+
+def _orphan_tool_result(messages: list[Any]) -> int | None:
+    """The index of the first tool message whose ``tool_call_id`` no earlier assistant message issued."""
+    issued: set[str] = set()
+    for i, message in enumerate(messages):
+        if role(message) == "assistant":
+            for call in message.get("tool_calls") or ():
+                if isinstance(call, dict) and isinstance(call.get("id"), str):
+                    issued.add(call["id"])
+        elif role(message) == "tool" and message.get("tool_call_id") not in issued:
+            return i
+    return None
