@@ -16,6 +16,7 @@ from tokenomy.errors import GatewayError, overloaded
 from tokenomy.ledger.enrich import Enricher
 from tokenomy.ledger.stores import store_for
 from tokenomy.ledger.writer import LedgerWriter, NoLedger, RecordHook
+from tokenomy.optimize.stage import OptimizeStage
 from tokenomy.pipeline.cache import CacheStage
 from tokenomy.pipeline.chain import Handler, Stage, build_chain
 from tokenomy.pipeline.context import CallContext, Endpoint, Response
@@ -63,7 +64,7 @@ class Gateway:
             GuardStage(config.auth, self.access.keys, self.access.budgets),
             PolicyStage(config),  # router models; before cache, which resolves the model name
             CacheStage(config.cache, self.cache, self.table, *self._semantic_tier(config)),
-            # the optimize stage slots in here (see docs/architecture.md)
+            OptimizeStage(config.optimize, self.table, _shared_embed, tasks),  # fewer tokens, same answer
             RouteStage(self.table),
         ]
         self.handle: Handler = build_chain(self.stages, _ReadyCheck(self.providers, Dispatcher(self.providers)))
@@ -142,6 +143,13 @@ class _ReadyCheck:
         if deployment is not None and not self._providers[deployment.provider].ready():
             raise overloaded(f"The model {ctx.model!r} is still loading; retry shortly.", 1)
         return await self._dispatch(ctx)
+
+
+def _shared_embed() -> Any:
+    """The embedded MiniLM's ``aembed`` (imported when few-shot selection first needs it)."""
+    from tokenomy.providers.local.shared_embed import shared_embedder
+
+    return shared_embedder().aembed
 
 
 def _log_start_failure(task: asyncio.Task[None]) -> None:

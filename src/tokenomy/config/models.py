@@ -16,6 +16,7 @@ from tokenomy.config.base import SecretRef, _Frozen, parse_secret
 from tokenomy.config.budgets import BudgetsConfig, KeyBudget, KeyStoreConfig, check_downgrades
 from tokenomy.config.cache import CacheConfig
 from tokenomy.config.observability import LedgerConfig, TelemetryConfig
+from tokenomy.config.optimize import OptimizeConfig
 from tokenomy.config.policy import RouterConfig, check_routers
 from tokenomy.config.routing import ContextWindowFallback, RetryConfig, RoutingConfig, Strategy, check_model_references
 from tokenomy.providers.base import provider_kinds
@@ -29,6 +30,9 @@ class Pricing(_Frozen):
     input_per_mtok: float | None = Field(default=None, ge=0)
     output_per_mtok: float | None = Field(default=None, ge=0)
     cached_input_per_mtok: float | None = Field(default=None, ge=0)
+    cache_write_per_mtok: float | None = Field(
+        default=None, ge=0, description="prompt-cache writes (Anthropic); default: the input price"
+    )
     cost_per_hour: float | None = Field(
         default=None, ge=0, description="self-hosted: what the machine costs per hour (priced by throughput)"
     )
@@ -197,6 +201,7 @@ class GatewayConfig(_Frozen):
     auth: AuthConfig = AuthConfig()
     local: LocalConfig = LocalConfig()
     cache: CacheConfig = CacheConfig()
+    optimize: OptimizeConfig = OptimizeConfig()
     ledger: LedgerConfig = LedgerConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     budgets: BudgetsConfig = BudgetsConfig()

@@ -44,9 +44,7 @@ class OptimizeSettings(_Frozen):
     compress_min_tokens: int | None = Field(
         default=None, ge=0, description="contexts shorter than this are never compressed"
     )
-    max_tokens: int | None = Field(
-        default=None, gt=0, description="output cap applied when the client sets none"
-    )
+    max_tokens: int | None = Field(default=None, gt=0, description="output cap applied when the client sets none")
 
 
 class OptimizeRule(OptimizeSettings):

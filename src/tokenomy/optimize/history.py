@@ -28,9 +28,7 @@ class Trimmed:
     warning: str | None = None
 
 
-def apply(
-    body: dict[str, Any], budget: int, keep_last: int, count: Callable[[list[Any]], list[int]]
-) -> Trimmed:
+def apply(body: dict[str, Any], budget: int, keep_last: int, count: Callable[[list[Any]], list[int]]) -> Trimmed:
     """Drop the oldest middle turns until the messages fit ``budget`` tokens (``count`` gives per-message tokens)."""
     messages = body.get("messages")
     if not isinstance(messages, list) or len(messages) <= keep_last:

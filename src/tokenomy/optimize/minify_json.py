@@ -52,9 +52,9 @@ def apply(body: dict[str, Any]) -> dict[str, Any] | None:
 
 def _minify_call(call: Any) -> Any:
     function = call.get("function") if isinstance(call, dict) else None
-    arguments = function.get("arguments") if isinstance(function, dict) else None
-    if not isinstance(arguments, str):
+    if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
         return call
+    arguments = function["arguments"]
     compact = minify(arguments)
     if compact == arguments:
         return call

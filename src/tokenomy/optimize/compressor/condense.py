@@ -9,9 +9,51 @@ from tokenomy.optimize.compressor.units import WORD
 
 # Spoken fillers, hedges and transcript markers ({disfmarker}, {vocalsound}) that carry no content.
 FILLERS = frozenset(
-    "uh um uhm hmm mm mmm mm-hmm yeah yep okay ok oh ah huh right so well like just actually really gonna "
-    "know think mean sort kind thing things i'm that's it's don't we're there's they're you're "
-    "disfmarker vocalsound nonvocalsound gap pause comment".split()
+    [
+        "uh",
+        "um",
+        "uhm",
+        "hmm",
+        "mm",
+        "mmm",
+        "mm-hmm",
+        "yeah",
+        "yep",
+        "okay",
+        "ok",
+        "oh",
+        "ah",
+        "huh",
+        "right",
+        "so",
+        "well",
+        "like",
+        "just",
+        "actually",
+        "really",
+        "gonna",
+        "know",
+        "think",
+        "mean",
+        "sort",
+        "kind",
+        "thing",
+        "things",
+        "i'm",
+        "that's",
+        "it's",
+        "don't",
+        "we're",
+        "there's",
+        "they're",
+        "you're",
+        "disfmarker",
+        "vocalsound",
+        "nonvocalsound",
+        "gap",
+        "pause",
+        "comment",
+    ]
 )
 
 
