@@ -9,9 +9,8 @@ the same value; anything else (plain text, scalars, NaN, invalid JSON) is left a
 
 from __future__ import annotations
 
+import json
 from typing import Any
-
-import orjson
 
 from tokenomy.optimize.messages import map_texts
 
@@ -23,14 +22,18 @@ def minify(text: str) -> str:
     stripped = text.strip()
     if len(stripped) < 2 or stripped[0] not in "[{" or stripped[-1] not in "]}":
         return text
-    try:
-        value = orjson.loads(stripped)
-        compact = orjson.dumps(value).decode()
-    except (orjson.JSONDecodeError, TypeError):  # invalid JSON, or integers beyond 64 bits
+    try:  # the standard library keeps big integers and float digits exactly (orjson would not)
+        value = json.loads(stripped, parse_constant=_reject)
+        compact = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    except (ValueError, RecursionError):
         return text
-    if len(compact) >= len(text) or orjson.loads(compact) != value:
+    if len(compact) >= len(text) or json.loads(compact) != value:
         return text
     return compact
+
+
+def _reject(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def apply(body: dict[str, Any]) -> dict[str, Any] | None:
