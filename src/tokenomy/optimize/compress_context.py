@@ -8,7 +8,8 @@ Which text is compressed:
   token). When that text is the last user message itself, its last paragraph (after the last blank
   line) is taken as the question and kept word for word.
 
-The question is the last user message (or that last paragraph). The compressor is
+The question is the last user message (its unmarked parts when some are marked; its last
+paragraph in the case above). The compressor is
 :mod:`tokenomy.optimize.compressor`.
 """
 
@@ -57,7 +58,7 @@ def apply(body: dict[str, Any], ratio: float, method: Method, min_tokens: int) -
     if last_user is None:
         return Compression(None)
     marked = any(_marked_parts(m) for m in messages)
-    question = text_of(messages[last_user])
+    question = _question(messages[last_user]) if marked else text_of(messages[last_user])
     out: list[Any] = []
     count = 0
     for index, message in enumerate(messages):
@@ -72,6 +73,20 @@ def apply(body: dict[str, Any], ratio: float, method: Method, min_tokens: int) -
     if not count:
         return Compression(strip_marks(body))
     return Compression({**body, "messages": out}, count)
+
+
+def _question(message: Any) -> str:
+    """The last user message's unmarked text (its whole text when every part is marked)."""
+    content = message.get("content")
+    if isinstance(content, list):
+        rest = [
+            p["text"]
+            for p in content
+            if isinstance(p, dict) and p.get(MARK) is not True and isinstance(p.get("text"), str)
+        ]
+        if rest:
+            return "\n\n".join(rest)
+    return text_of(message)
 
 
 def _marked_parts(message: Any) -> bool:

@@ -69,6 +69,8 @@ def compress(
     else:
         short = abbreviations([u.speaker for u in units]) if transcript else {}
         legend = "Speakers: " + "; ".join(f"{v}={k}" for k, v in short.items()) if short else ""
+        if count_words(legend) > 0.1 * budget:  # too many speakers to explain in a small budget
+            short, legend = {}, ""
         rendered = [_condensed(u, short) for u in units]
         minimum = min_words
         budget -= count_words(legend)

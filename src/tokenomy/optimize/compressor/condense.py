@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import functools
+import re
 
 from tokenomy.optimize.compressor.relevance import stopwords
-from tokenomy.optimize.compressor.units import WORD
 
 # Spoken fillers, hedges and transcript markers ({disfmarker}, {vocalsound}) that carry no content.
 FILLERS = frozenset(
@@ -62,14 +62,19 @@ def _dropped() -> frozenset[str]:
     return stopwords() | FILLERS
 
 
+# A word with its inner punctuation kept, so numbers, codes and addresses survive whole
+# (``3.5``, ``44-871``, ``2024-03-01``, ``a@b.com``); punctuation around words goes.
+_TOKEN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9'._%/@:+,-]*[A-Za-z0-9%])?")
+
+
 def condense_unit(text: str) -> list[str]:
     """The unit's content words in order: no stopwords, fillers, single letters or repeats."""
     dropped = _dropped()
     seen: set[str] = set()
     out: list[str] = []
-    for word in WORD.findall(text):
+    for word in _TOKEN.findall(text):
         lower = word.lower()
-        if lower in dropped or len(lower) < 2 or lower in seen:
+        if lower in dropped or (len(lower) < 2 and not lower.isdigit()) or lower in seen:
             continue
         seen.add(lower)
         out.append(word)

@@ -9,6 +9,7 @@ WORD = re.compile(r"[A-Za-z0-9']+")
 _LABEL = re.compile(r"^([A-Z][\w .'-]{0,40}):\s+(.*)$", re.DOTALL)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 LONG_LINE_WORDS = 60
+MAX_SPEAKERS = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +29,12 @@ def split_units(context: str) -> tuple[list[Unit], bool]:
     """The context's units and whether it reads as a transcript (most lines carry a ``Name:`` label)."""
     lines = [line for line in context.splitlines() if line.strip()]
     labelled = [_LABEL.match(line) for line in lines]
-    transcript = len(lines) >= 4 and sum(m is not None for m in labelled) >= 0.6 * len(lines)
+    speakers = {m.group(1) for m in labelled if m is not None}
+    transcript = (
+        len(lines) >= 4
+        and sum(m is not None for m in labelled) >= 0.6 * len(lines)
+        and len(speakers) <= max(2, min(MAX_SPEAKERS, len(lines) // 4))  # labels that repeat: speakers
+    )
     units: list[Unit] = []
     for line, match in zip(lines, labelled, strict=True):
         speaker, text = (match.group(1), match.group(2)) if transcript and match is not None else ("", line)
