@@ -55,7 +55,7 @@ def test_a_tool_call_is_never_separated_from_its_result() -> None:
 
 
 def test_orphan_tool_result_passes_unchanged_with_a_warning() -> None:
-    messages = chat(6) + [{"role": "tool", "tool_call_id": "nope", "content": "x"}]
+    messages = [*chat(6), {"role": "tool", "tool_call_id": "nope", "content": "x"}]
     out = history.apply({"messages": messages}, budget=50, keep_last=2, count=words)
     assert out.body is None and out.warning is not None and "without its call" in out.warning
 

@@ -76,8 +76,8 @@ async def test_pretty_json_tool_result_reaches_the_upstream_minified(
     result = json.dumps({"rows": [{"id": i, "name": f"item {i}"} for i in range(20)]}, indent=4)
     messages: list[Any] = [
         {"role": "user", "content": "list the items"},
-        {"role": "assistant", "content": None,
-         "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "items", "arguments": '{\n  "all": true\n}'}}]},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "items", "arguments": '{\n  "all": true\n}'}}]},
         {"role": "tool", "tool_call_id": "c1", "content": result},
     ]  # fmt: skip
     raw = await oai(gw).chat.completions.with_raw_response.create(model="fast", messages=messages)
@@ -115,7 +115,8 @@ async def test_compress_header_shrinks_the_context_and_the_ledger_credits_compre
     question = "What is the invoice number for the Zurich office?"
     raw = await oai(gw).chat.completions.with_raw_response.create(
         model="fast",
-        messages=[{"role": "system", "content": "Answer from the notes."}, {"role": "user", "content": f"{context}\n\n{question}"}],
+        messages=[{"role": "system", "content": "Answer from the notes."},
+                  {"role": "user", "content": f"{context}\n\n{question}"}],
         extra_headers={"x-tokenomy-compress": "0.25", "x-tokenomy-task": "plain"},
         stream=stream,
     )  # fmt: skip
