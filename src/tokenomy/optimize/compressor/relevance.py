@@ -8,6 +8,7 @@ neighbours with an exponential decay (``tau`` units) before units are ranked.
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,9 @@ QUESTION_WORDS = (
     "summarize", "summarise", "decide", "decided", "agree", "agreed", "opinion", "what", "how", "why",
     "did", "does", "team", "group", "meeting",
 )  # fmt: skip
+
+
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 
 
 @functools.cache
