@@ -12,11 +12,13 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+from click.testing import CliRunner
 from tests.conftest import proxy_config
 from tests.fakes.anthropic_upstream import AnthropicFake
 from tests.fakes.openai_upstream import OpenAIFake
 from tests.support.gateway import RunningGateway, running_gateway
 
+from tokenomy.cli import main
 from tokenomy.optimize.metrics import TRUNCATED
 from tokenomy.pricing.prices import lookup
 
@@ -176,13 +178,18 @@ async def test_anthropic_prompt_cache_breakpoints_are_placed_and_the_cache_read_
 ) -> None:
     system = ("You are the support bot of Tokenomy. " + "Rule: answer politely and briefly. " * 60).strip()
     ask = [{"role": "system", "content": system}, {"role": "user", "content": "Hello there"}]
-    first = await oai(gw).chat.completions.with_raw_response.create(model="claude", messages=ask)
+    task = {"x-tokenomy-task": "support"}
+    first = await oai(gw).chat.completions.with_raw_response.create(model="claude", messages=ask, extra_headers=task)
     assert "cache_control" not in json.dumps(anthropic_fake.last.body)  # a prefix seen once may never repeat
-    second = await oai(gw).chat.completions.with_raw_response.create(model="claude", messages=ask)
+    second = await oai(gw).chat.completions.with_raw_response.create(model="claude", messages=ask, extra_headers=task)
     assert anthropic_fake.last.body["system"][-1]["cache_control"] == {"type": "ephemeral"}
     client = anthropic.AsyncAnthropic(base_url=gw[0].url, api_key="unused", max_retries=0)
     third = await client.messages.with_raw_response.create(
-        model="claude", max_tokens=50, system=system, messages=[{"role": "user", "content": "Hello there"}]
+        model="claude",
+        max_tokens=50,
+        system=system,
+        messages=[{"role": "user", "content": "Hello there"}],
+        extra_headers=task,
     )
     assert anthropic_fake.last.body["system"][-1]["cache_control"] == {"type": "ephemeral"}
     price = lookup("claude-3-5-haiku-latest", "anthropic")
@@ -198,6 +205,18 @@ async def test_anthropic_prompt_cache_breakpoints_are_placed_and_the_cache_read_
     assert read["cost_usd"] == pytest.approx(expected)
     assert read["saved_compression_usd"] == pytest.approx(prefix * (price.input - price.cached_input))
     assert read["baseline_cost_usd"] == pytest.approx(read["cost_usd"] + read["saved_compression_usd"])
+    # the report shows the cached-input share per task
+    config = gw[1].parent / "report.yaml"
+    config.write_text(
+        "models:\n  - name: m\n    deployments: [{provider: openai, base_url: 'http://127.0.0.1:9', model: m}]\n"
+        f"ledger: {{path: '{gw[1]}'}}\n"
+    )
+    result = CliRunner().invoke(main, ["report", "--config", str(config), "--by", "task", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    support = next(g for g in json.loads(result.output) if g["group"] == "support")
+    total = plain["prompt_tokens"] + written["prompt_tokens"] + read["prompt_tokens"]
+    assert support["cached_tokens"] == prefix
+    assert support["cached_input_share"] == pytest.approx(prefix / total)
 
 
 async def test_history_rule_trims_the_middle_and_keeps_tool_pairs(

@@ -95,8 +95,10 @@ def _economy(groups: list[Group], dimension: str) -> str:
         n = sums.requests or 1
         rows.append([group.name, f"{sums.requests:,}", f"{sums.prompt_tokens / n:,.1f}",
                      f"{sums.completion_tokens / n:,.1f}", f"{sums.tokens_per_request:,.1f}",
-                     money(sums.cost_per_1k_requests_usd), money(sums.cost_usd), percent(sums.errors, sums.requests)])
-    header = [dimension, "requests", "prompt/req", "completion/req", "tokens/req", "$/1k req", "spend", "error rate"]
+                     f"{sums.cached_input_share:.1%}", money(sums.cost_per_1k_requests_usd), money(sums.cost_usd),
+                     percent(sums.errors, sums.requests)])
+    header = [dimension, "requests", "prompt/req", "completion/req", "tokens/req", "cached input", "$/1k req", "spend",
+              "error rate"]  # fmt: skip
     return _table(header, rows)
 
 
