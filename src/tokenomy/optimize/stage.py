@@ -35,18 +35,17 @@ from tokenomy.optimize import (
     output_cap,
     whitespace,
 )
-from tokenomy.optimize.messages import text_of
+from tokenomy.optimize.accounting import MessageTokens
 from tokenomy.optimize.metrics import FAILURES, TRUNCATED
 from tokenomy.optimize.prompt_cache import PrefixMemory, PromptCachePlan
 from tokenomy.optimize.settings import Settings, resolve
 from tokenomy.pipeline.chain import Handler
 from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Response, Stream
 from tokenomy.pipeline.route import ModelTable
-from tokenomy.tokens.count import Encode, TokenCounter, count_prompt
+from tokenomy.tokens.count import Encode, TokenCounter
 
 log = logging.getLogger("tokenomy.optimize")
 Embed = Callable[[list[str]], Awaitable[Any]]
-_PER_MESSAGE = 3
 
 
 class OptimizeStage:
@@ -67,6 +66,7 @@ class OptimizeStage:
         self._tasks = tasks
         self._counter = TokenCounter()
         self._memory = PrefixMemory()
+        self._tokens = MessageTokens()
 
     async def __call__(self, ctx: CallContext, call_next: Handler) -> Response:
         if ctx.endpoint is not Endpoint.CHAT or not isinstance(ctx.body.get("messages"), list):
@@ -98,8 +98,8 @@ class OptimizeStage:
             )
         summary = ",".join(applied) or "none"
         if body is not ctx.body:
-            before = count_prompt(encode, "chat", ctx.body)
-            after = count_prompt(encode, "chat", body)
+            before = self._tokens.prompt(encode, ctx.body["messages"])
+            after = self._tokens.prompt(encode, body["messages"])
             if after < before:
                 ctx.removed_prompt_tokens = before - after
             summary += f"; tokens={before}->{after}" + ("" if source == "counted" else " approx")
@@ -126,7 +126,10 @@ class OptimizeStage:
         if settings.history_budget_tokens is not None:
             try:
                 trimmed = history.apply(
-                    body, settings.history_budget_tokens, settings.history_keep_last, _message_counter(encode)
+                    body,
+                    settings.history_budget_tokens,
+                    settings.history_keep_last,
+                    lambda messages: self._tokens.messages(encode, messages),
                 )
             except Exception as exc:
                 trimmed = history.Trimmed(None, warning=_failed(history.name, exc))
@@ -184,22 +187,6 @@ def _failed(name: str, exc: Exception) -> str:
     FAILURES.labels(name).inc()
     log.warning("optimize transform %s failed; request passed unchanged: %r", name, exc)
     return f"{name} failed; left unchanged"
-
-
-def _message_counter(encode: Encode) -> Callable[[list[Any]], list[int]]:
-    def count(messages: list[Any]) -> list[int]:
-        out = []
-        for message in messages:
-            n = encode(text_of(message)) + _PER_MESSAGE
-            calls = message.get("tool_calls") if isinstance(message, dict) else None
-            for call in calls or ():
-                function = call.get("function") if isinstance(call, dict) else None
-                if isinstance(function, dict):
-                    n += encode(str(function.get("name", "")) + str(function.get("arguments", "")))
-            out.append(n)
-        return out
-
-    return count
 
 
 async def _watch_truncation(chunks: AsyncIterator[dict[str, Any]], task: str) -> AsyncIterator[dict[str, Any]]:
