@@ -137,8 +137,14 @@ def synthetic_chat(rng: random.Random, turns: int, tools: bool) -> dict[str, Any
         if tools and t % 3 == 0:
             rows = [{"sku": f"S{rng.randint(1000, 9999)}", "price": rng.randint(1, 500), "stock": rng.randint(0, 9)}
                     for _ in range(8)]  # fmt: skip
-            messages.append({"role": "assistant", "content": None, "tool_calls": [
-                {"id": f"c{t}", "type": "function", "function": {"name": "search", "arguments": '{\n  "q": "shoes"\n}'}}]})  # fmt: skip
+            call = {"name": "search", "arguments": '{\n  "q": "shoes"\n}'}
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [{"id": f"c{t}", "type": "function", "function": call}],
+                }
+            )
             messages.append({"role": "tool", "tool_call_id": f"c{t}", "content": json.dumps({"rows": rows}, indent=2)})
         messages.append({"role": "assistant", "content": " ".join(rng.choice(VOCAB) for _ in range(60)) + "  \n"})
         if t == turns // 2:
@@ -147,7 +153,34 @@ def synthetic_chat(rng: random.Random, turns: int, tools: bool) -> dict[str, Any
     return {"model": "m", "messages": messages}
 
 
-VOCAB = ["order", "shipping", "return", "refund", "size", "colour", "shoe", "jacket", "price", "discount", "delivery", "address", "payment", "card", "invoice", "warranty", "exchange", "stock", "store", "online", "parcel", "tracking", "days", "week", "customer", "service"]  # fmt: skip
+VOCAB = [
+    "order",
+    "shipping",
+    "return",
+    "refund",
+    "size",
+    "colour",
+    "shoe",
+    "jacket",
+    "price",
+    "discount",
+    "delivery",
+    "address",
+    "payment",
+    "card",
+    "invoice",
+    "warranty",
+    "exchange",
+    "stock",
+    "store",
+    "online",
+    "parcel",
+    "tracking",
+    "days",
+    "week",
+    "customer",
+    "service",
+]
 
 
 def chats() -> None:
@@ -229,7 +262,8 @@ def prompt_caching() -> None:
                 messages.append({"role": "assistant", "content": " ".join(rng.choice(VOCAB) for _ in range(80))})
         emit(f"| {mode} | {label} | {requests} | ${plain:.4f} | ${cached:.4f} | {1 - cached / plain:.0%} |")
     emit()
-    emit("Breakpoints placed by the optimize stage's plan (`auto`: once a prefix repeats, the default); the provider's cache modelled as "
+    emit("Breakpoints placed by the optimize stage's plan (`auto`: once a prefix repeats, the default); the "
+         "provider's cache modelled as "
          "documented: a hit is looked for at each breakpoint and up to 20 blocks before it, the rest up to the "
          "last breakpoint is written (5-minute lifetime not modelled). Output tokens are the same either way "
          "and left out.")  # fmt: skip
@@ -268,7 +302,8 @@ async def stage_cost() -> None:
     emit("## 5. The optimize stage on the request path")
     emit()
     config = parse_config(
-        "models:\n  - name: m\n    deployments:\n      - {provider: openai, base_url: 'http://127.0.0.1:9', model: gpt-4o-mini}\n"
+        "models:\n  - name: m\n    deployments:\n"
+        "      - {provider: openai, base_url: 'http://127.0.0.1:9', model: gpt-4o-mini}\n"
     )
     table = ModelTable(config)
     done = Completion({"choices": []})
@@ -282,8 +317,8 @@ async def stage_cost() -> None:
     emit("|---|---|---|---|---|")
     for label, cfg in (("off", OptimizeConfig(enabled=False)), ("on (defaults: lossless)", OptimizeConfig())):
         stage = OptimizeStage(cfg, table)
-        for name, body in (("4-turn chat with a tool call", typical),
-                           ("one short question", {"model": "m", "messages": [{"role": "user", "content": "Hi?"}]})):  # fmt: skip
+        short = {"model": "m", "messages": [{"role": "user", "content": "Hi?"}]}
+        for name, body in (("4-turn chat with a tool call", typical), ("one short question", short)):
             cpu = []
             for i in range(2000):
                 ctx = CallContext(request_id=f"r{i}", endpoint=Endpoint.CHAT, body=body, model="m")
