@@ -12,7 +12,7 @@ from tokenomy import __version__
 from tokenomy.cache.cli import cache_group
 from tokenomy.config import ConfigError, load_config
 from tokenomy.keys.cli import keys
-from tokenomy.optimize.cli import compress_command
+from tokenomy.optimize.cli import compress_command, optimize_group
 from tokenomy.reports.model import FORMATS, GROUP_BYS, Format, GroupBy
 from tokenomy.reports.timeparse import HELP as WHEN_HELP
 from tokenomy.reports.timeparse import WhenType
@@ -129,6 +129,7 @@ main.add_command(keys)
 main.add_command(router)
 main.add_command(cache_group)
 main.add_command(compress_command)
+main.add_command(optimize_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

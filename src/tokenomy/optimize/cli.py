@@ -1,4 +1,4 @@
-"""``tokenomy compress``: the gateway's context compressor, offline, to try settings on one's own data."""
+"""``tokenomy compress`` (the context compressor, offline) and ``tokenomy optimize caps`` (caps from the ledger)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import orjson
 
 from tokenomy.config.optimize import MAX_COMPRESS_RATIO
 from tokenomy.optimize.compressor import METHODS, Method, compress
+from tokenomy.reports.timeparse import HELP as WHEN_HELP
+from tokenomy.reports.timeparse import WhenType
 
 
 @click.command("compress")
@@ -108,3 +110,57 @@ def _item(line: bytes, number: int, errors: list[str]) -> dict[str, Any] | None:
             errors.append(f"line {number}: {key!r} must be a string")
             return None
     return item
+
+
+@click.group("optimize")
+def optimize_group() -> None:
+    """Tune the optimize stage from the ledger."""
+
+
+@optimize_group.command("caps")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="TOKENOMY_CONFIG",
+    help="YAML config file whose ledger to read (as for serve).",
+)
+@click.option("--since", type=WhenType(), default=None, help=f"Only answers from then on: {WHEN_HELP}.")
+@click.option("--percentile", type=click.FloatRange(50, 100), default=99.0, show_default=True)
+@click.option(
+    "--margin",
+    type=click.FloatRange(1, 10),
+    default=1.5,
+    show_default=True,
+    help="The cap is the percentile times this.",
+)
+@click.option(
+    "--min-requests",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="Tasks with fewer answers get no cap.",
+)
+def caps_command(
+    config_path: Path | None, since: float | None, percentile: float, margin: float, min_requests: int
+) -> None:
+    """Suggest per-task max_tokens caps (printed as optimize rules for the config)."""  # fmt: skip
+    from tokenomy.config import ConfigError, load_config
+    from tokenomy.ledger.stores import StoreUnavailable, store_for
+    from tokenomy.optimize.caps import as_rules_yaml, learn_caps
+
+    try:
+        config = load_config(config_path)
+        store = store_for(config.ledger)
+        caps = learn_caps(store, since=since, percentile=percentile, margin=margin, min_requests=min_requests)
+    except ConfigError as exc:
+        raise click.ClickException(f"{exc.source}: " + "; ".join(str(i) for i in exc.issues)) from None
+    except StoreUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    except Exception as exc:  # a missing or unreadable ledger
+        raise click.ClickException(f"cannot read the ledger: {exc}") from None
+    for cap in caps:
+        if cap.max_tokens is None:
+            click.echo(f"# {cap.task}: {cap.answers} answers, fewer than {min_requests}: no cap", err=True)
+    click.echo(as_rules_yaml(caps, percentile, margin), nl=False)
