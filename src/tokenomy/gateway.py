@@ -64,7 +64,7 @@ class Gateway:
             GuardStage(config.auth, self.access.keys, self.access.budgets),
             PolicyStage(config),  # router models; before cache, which resolves the model name
             CacheStage(config.cache, self.cache, self.table, *self._semantic_tier(config)),
-            OptimizeStage(config.optimize, self.table, _shared_embed, tasks),  # fewer tokens, same answer
+            OptimizeStage(config.optimize, self.table, _shared_embed, tasks, config.local.generation.model_path),
             RouteStage(self.table),
         ]
         self.handle: Handler = build_chain(self.stages, _ReadyCheck(self.providers, Dispatcher(self.providers)))

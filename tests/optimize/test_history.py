@@ -65,3 +65,34 @@ def test_budget_below_what_must_be_kept_passes_unchanged_with_a_warning() -> Non
     messages[0] = {"role": "system", "content": "rule " * 200}
     out = history.apply({"messages": messages}, budget=100, keep_last=2, count=words)
     assert out.body is None and out.warning is not None and "over the budget" in out.warning
+
+
+def test_anthropic_shaped_tool_use_and_result_stay_together() -> None:
+    messages: list[dict[str, Any]] = []
+    for i in range(6):
+        messages += [
+            {"role": "user", "content": f"question {i} " + "w " * 20},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": f"u{i}", "name": "f", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"u{i}", "content": "r " * 20}]},
+            {"role": "assistant", "content": f"answer {i} " + "w " * 20},
+        ]
+    messages.append({"role": "user", "content": "last"})
+
+    def count(ms: list[Any]) -> list[int]:
+        return [len(str(m["content"]).split()) for m in ms]
+
+    for budget in range(40, 300, 9):
+        out = history.apply({"messages": messages}, budget=budget, keep_last=2, count=count)
+        kept = (out.body or {"messages": messages})["messages"]
+        uses = {
+            b["id"] for m in kept if isinstance(m["content"], list) for b in m["content"] if b["type"] == "tool_use"
+        }
+        results = {b["tool_use_id"] for m in kept if isinstance(m["content"], list)
+                   for b in m["content"] if b["type"] == "tool_result"}  # fmt: skip
+        assert uses == results
+
+
+def test_anthropic_orphan_tool_result_is_refused() -> None:
+    messages = [*chat(6), {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "x", "content": "r"}]}]
+    out = history.apply({"messages": messages}, budget=50, keep_last=2, count=words)
+    assert out.body is None and out.warning is not None

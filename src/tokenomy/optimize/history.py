@@ -61,8 +61,12 @@ def apply(body: dict[str, Any], budget: int, keep_last: int, count: Callable[[li
 
 
 def _turns(messages: list[Any]) -> list[tuple[int, int]]:
-    """``(start, end)`` of each turn: from a user message to the next (the first turn may lack one)."""
-    starts = [i for i, m in enumerate(messages) if role(m) == "user"]
+    """``(start, end)`` of each turn: from a user message to the next (the first turn may lack one).
+
+    A user message made only of Anthropic ``tool_result`` blocks continues its turn: it answers
+    the assistant's ``tool_use`` just before it.
+    """
+    starts = [i for i, m in enumerate(messages) if role(m) == "user" and not _results(m)]
     if not starts or starts[0] != 0:
         starts.insert(0, 0)
     return [(s, e) for s, e in zip(starts, [*starts[1:], len(messages)], strict=True)]
@@ -76,14 +80,29 @@ def _tail_start(turns: list[tuple[int, int]], index: int) -> int:
     return max(index, 0)
 
 
+def _blocks(message: Any, kind: str) -> list[dict[str, Any]]:
+    content = message.get("content") if isinstance(message, dict) else None
+    return [b for b in content if isinstance(b, dict) and b.get("type") == kind] if isinstance(content, list) else []
+
+
+def _results(message: Any) -> bool:
+    """Whether a message holds only Anthropic ``tool_result`` blocks."""
+    content = message.get("content") if isinstance(message, dict) else None
+    return isinstance(content, list) and bool(content) and len(_blocks(message, "tool_result")) == len(content)
+
+
 def _orphan_tool_result(messages: list[Any]) -> int | None:
-    """The index of the first tool message whose ``tool_call_id`` no earlier assistant message issued."""
+    """The index of the first tool result (OpenAI ``tool`` message or Anthropic ``tool_result`` block)
+    whose call no earlier assistant message issued."""
     issued: set[str] = set()
     for i, message in enumerate(messages):
         if role(message) == "assistant":
             for call in message.get("tool_calls") or ():
                 if isinstance(call, dict) and isinstance(call.get("id"), str):
                     issued.add(call["id"])
+            issued.update(str(b.get("id")) for b in _blocks(message, "tool_use"))
         elif role(message) == "tool" and message.get("tool_call_id") not in issued:
+            return i
+        elif any(str(b.get("tool_use_id")) not in issued for b in _blocks(message, "tool_result")):
             return i
     return None

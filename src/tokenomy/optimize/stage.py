@@ -25,6 +25,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from tokenomy.config.models import Deployment
 from tokenomy.config.optimize import OptimizeConfig
 from tokenomy.optimize import (
     compress_context,
@@ -59,6 +60,7 @@ class OptimizeStage:
         table: ModelTable,
         embed: Callable[[], Embed] | None = None,
         tasks: Callable[[str], str] = str,
+        gguf_path: str | None = None,
     ) -> None:
         self._config = config
         self._table = table
@@ -67,6 +69,8 @@ class OptimizeStage:
         self._counter = TokenCounter()
         self._memory = PrefixMemory()
         self._tokens = MessageTokens()
+        self._gguf = gguf_path
+        self._encoders: dict[str, tuple[Encode, str]] = {}
 
     async def __call__(self, ctx: CallContext, call_next: Handler) -> Response:
         if ctx.endpoint is not Endpoint.CHAT or not isinstance(ctx.body.get("messages"), list):
@@ -79,8 +83,7 @@ class OptimizeStage:
                 ctx.body = unmarked
             ctx.decisions["optimize"] = "off"
             return await call_next(ctx)
-        dep = model.deployments[0]
-        encode, source = self._counter.counter_for(dep.model, dep.provider)
+        encode, source = await self._encoder(model.deployments[0])
         applied: list[str] = []
         warnings: list[str] = []
         body = await self._transform(ctx.body, settings, encode, applied, warnings)
@@ -116,6 +119,14 @@ class OptimizeStage:
                 TRUNCATED.labels(task).inc()
             return response
         return Stream(_watch_truncation(response.chunks, task), response.aclose)
+
+    async def _encoder(self, dep: Deployment) -> tuple[Encode, str]:
+        """The served model's tokenizer (exact where one is available offline), loaded off the event loop once."""
+        found = self._encoders.get(dep.label)
+        if found is None:
+            found = await asyncio.to_thread(self._counter.counter_for, dep.model, dep.provider, self._gguf)
+            self._encoders[dep.label] = found
+        return found
 
     async def _transform(
         self, body: dict[str, Any], settings: Settings, encode: Encode, applied: list[str], warnings: list[str]
