@@ -101,8 +101,10 @@ def _orphan_tool_result(messages: list[Any]) -> int | None:
                 if isinstance(call, dict) and isinstance(call.get("id"), str):
                     issued.add(call["id"])
             issued.update(str(b.get("id")) for b in _blocks(message, "tool_use"))
-        elif role(message) == "tool" and message.get("tool_call_id") not in issued:
-            return i
-        elif any(str(b.get("tool_use_id")) not in issued for b in _blocks(message, "tool_result")):
-            return i
+        else:
+            pending = [str(b.get("tool_use_id")) for b in _blocks(message, "tool_result")]
+            if role(message) == "tool":
+                pending.append(str(message.get("tool_call_id")))
+            if any(call not in issued for call in pending):
+                return i
     return None
