@@ -278,3 +278,17 @@ async def test_few_shot_rule_keeps_the_most_similar_demonstrations(
     kept = openai_fake.last.body["messages"][0]["content"].split("\n\n")
     assert kept == [demos[0], demos[2]]  # the two about legs, in their original order
     assert "few_shot(2/5)" in raw.headers["x-tokenomy-optimize"]
+
+
+async def test_a_compression_that_would_keep_nothing_passes_the_text_unchanged_with_a_warning(
+    gw: tuple[RunningGateway, Path], openai_fake: OpenAIFake
+) -> None:
+    # one huge line: no unit fits a 50x budget
+    context = " ".join(f"word{i}" for i in range(3000))
+    raw = await oai(gw).chat.completions.with_raw_response.create(
+        model="fast",
+        messages=[{"role": "user", "content": f"{context}\n\nwhich word?"}],
+        extra_headers={"x-tokenomy-compress": "0.02"},
+    )
+    assert openai_fake.last.body["messages"][0]["content"] == f"{context}\n\nwhich word?"
+    assert "compress skipped" in raw.headers["x-tokenomy-optimize-warning"]

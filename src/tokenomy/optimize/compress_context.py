@@ -103,7 +103,7 @@ def _compress_marked(message: Any, question: str, ratio: float, method: Method) 
         if isinstance(part, dict) and part.get(MARK) is True:
             part = {k: v for k, v in part.items() if k != MARK}
             if isinstance(part.get("text"), str):
-                part["text"] = compress(part["text"], question, ratio, method).text
+                part["text"] = _kept(part["text"], question, ratio, method)
                 n += 1
         parts.append(part)
     return {**message, "content": parts}, n
@@ -133,8 +133,19 @@ def _shrink(text: str, is_last_user: bool, question: str, ratio: float, method: 
     if len(text) < 4 * min_tokens:
         return None
     if not is_last_user:
-        return compress(text, question, ratio, method).text
+        return _kept(text, question, ratio, method)
     context, sep, tail = text.rstrip().rpartition("\n\n")
     if not sep or len(context) < 4 * min_tokens:
         return None
-    return compress(context, tail, ratio, method).text + "\n\n" + tail
+    return _kept(context, tail, ratio, method) + "\n\n" + tail
+
+
+class NothingKept(ValueError):
+    """The budget fit no unit of a text: compressing it would send nothing."""
+
+
+def _kept(text: str, question: str, ratio: float, method: Method) -> str:
+    result = compress(text, question, ratio, method)
+    if result.units_kept == 0:
+        raise NothingKept(f"no part of a {result.original_words}-word text fits {ratio:g}x; left unchanged")
+    return result.text

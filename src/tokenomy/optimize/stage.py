@@ -167,6 +167,9 @@ class OptimizeStage:
                     settings.compress_method,
                     settings.compress_min_tokens,
                 )
+            except compress_context.NothingKept as exc:
+                compressed = compress_context.Compression(None)
+                warnings.append(f"compress skipped: {exc}")
             except Exception as exc:
                 compressed = compress_context.Compression(None)
                 warnings.append(_failed(compress_context.name, exc))

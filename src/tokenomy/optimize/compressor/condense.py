@@ -57,9 +57,15 @@ FILLERS = frozenset(
 )
 
 
+# Negations carry meaning ("not approved"); they stay although they are stopwords.
+NEGATIONS = frozenset({"no", "not", "nor", "never", "don't", "doesn't", "didn't", "isn't", "aren't", "wasn't",
+                       "weren't", "won't", "can't", "cannot", "couldn't", "shouldn't", "wouldn't", "haven't",
+                       "hasn't", "hadn't"})  # fmt: skip
+
+
 @functools.cache
 def _dropped() -> frozenset[str]:
-    return stopwords() | FILLERS
+    return (stopwords() | FILLERS) - NEGATIONS
 
 
 # A word with its inner punctuation kept, so numbers, codes and addresses survive whole
