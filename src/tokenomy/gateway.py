@@ -17,6 +17,7 @@ from tokenomy.ledger.enrich import Enricher
 from tokenomy.ledger.stores import store_for
 from tokenomy.ledger.writer import LedgerWriter, NoLedger, RecordHook
 from tokenomy.optimize.stage import OptimizeStage
+from tokenomy.optimize.summary import summarizer
 from tokenomy.pipeline.cache import CacheStage
 from tokenomy.pipeline.chain import Handler, Stage, build_chain
 from tokenomy.pipeline.context import CallContext, Endpoint, Response
@@ -59,15 +60,25 @@ class Gateway:
         self.cache = CacheService(config.cache.exact.memory_bytes, self.cache_store)
         self.access = Access(config, self.table, self.ledger)  # keys, per-key limits, budgets
         self.recorder = RecordStage(self.access.sink(self.ledger), tasks)
+        route = RouteStage(self.table)
+        ready = _ReadyCheck(self.providers, Dispatcher(self.providers))
+        internal = build_chain([self.recorder, route], ready)  # the gateway's own calls (history summaries)
         self.stages: list[Stage] = [
             self.recorder,
             GuardStage(config.auth, self.access.keys, self.access.budgets),
             PolicyStage(config),  # router models; before cache, which resolves the model name
             CacheStage(config.cache, self.cache, self.table, *self._semantic_tier(config)),
-            OptimizeStage(config.optimize, self.table, _shared_embed, tasks, config.local.generation.model_path),
-            RouteStage(self.table),
+            OptimizeStage(
+                config.optimize,
+                self.table,
+                _shared_embed,
+                tasks,
+                config.local.generation.model_path,
+                summarizer(internal),
+            ),
+            route,
         ]
-        self.handle: Handler = build_chain(self.stages, _ReadyCheck(self.providers, Dispatcher(self.providers)))
+        self.handle: Handler = build_chain(self.stages, ready)
         self._starting: list[asyncio.Task[None]] = []
 
     def _semantic_tier(self, config: GatewayConfig) -> tuple[Any, Any]:

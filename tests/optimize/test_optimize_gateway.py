@@ -28,6 +28,7 @@ optimize:
   rules:
     - {task: rag, compress_ratio: 4, compress_min_tokens: 200}
     - {task: chatty, history_budget_tokens: 120, history_keep_last: 2}
+    - {task: recap, history_budget_tokens: 120, history_keep_last: 2, history_summary_model: fast}
     - {task: capped, max_tokens: 3}
     - {task: examples, few_shot_k: 2}
 """
@@ -292,3 +293,36 @@ async def test_a_compression_that_would_keep_nothing_passes_the_text_unchanged_w
     )
     assert openai_fake.last.body["messages"][0]["content"] == f"{context}\n\nwhich word?"
     assert "compress skipped" in raw.headers["x-tokenomy-optimize-warning"]
+
+
+async def test_dropped_turns_are_summarized_by_the_configured_model_and_the_summary_is_recorded(
+    gw: tuple[RunningGateway, Path], openai_fake: OpenAIFake
+) -> None:
+    messages: list[Any] = [{"role": "system", "content": "Be brief."}]
+    for i in range(8):
+        messages += [{"role": "user", "content": f"My order number is A{i}00. " + "w " * 20},
+                     {"role": "assistant", "content": f"Noted A{i}00. " + "w " * 20}]  # fmt: skip
+    messages.append({"role": "user", "content": "Which orders did I mention?"})
+    raw = await oai(gw).chat.completions.with_raw_response.create(
+        model="fast", messages=messages, extra_headers={"x-tokenomy-task": "recap"}
+    )
+    summary_request, main_request = openai_fake.requests[-2].body, openai_fake.requests[-1].body
+    assert summary_request["messages"][0]["content"].startswith("Summarize these earlier turns")
+    assert "user: My order number is A000." in summary_request["messages"][1]["content"]
+    sent = main_request["messages"]
+    assert sent[0] == messages[0] and sent[-1] == messages[-1]
+    assert sent[1]["role"] == "system" and sent[1]["content"].startswith("Summary of ")
+    assert "A000" in sent[1]["content"]  # the fake echoes the transcript back as its "summary"
+    assert len(sent) < len(messages)
+    record = await row(gw, raw.headers["x-request-id"] + ".summary")
+    assert record["task"] == "history-summary" and record["status"] == 200 and record["cost_usd"] > 0
+
+
+def test_an_unknown_summary_model_is_a_config_error() -> None:
+    from tokenomy.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match="history_summary_model"):
+        parse_config(
+            "models:\n  - name: m\n    deployments: [{provider: openai, base_url: 'http://127.0.0.1:9', model: m}]\n"
+            "optimize: {rules: [{task: t, history_summary_model: nope}]}\n"
+        )

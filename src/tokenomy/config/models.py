@@ -225,6 +225,7 @@ class GatewayConfig(_Frozen):
     def _routing_references(self) -> GatewayConfig:
         check_model_references(self.models)
         check_routers(self.routers, self.model_names())
+        self.optimize.check_models(self.model_names())
         return self
 
     def model_names(self) -> list[str]:

@@ -34,6 +34,9 @@ class OptimizeSettings(_Frozen):
         default=None, gt=0, description="trim the middle of long conversations to this many prompt tokens"
     )
     history_keep_last: int | None = Field(default=None, ge=1, description="most recent messages always kept")
+    history_summary_model: str | None = Field(
+        default=None, description="a model of this gateway that summarizes the dropped turns"
+    )
     few_shot_k: int | None = Field(
         default=None, ge=1, description="keep the k demonstrations most similar to the current input"
     )
@@ -71,12 +74,23 @@ class OptimizeConfig(_Frozen):
     )
     history_budget_tokens: int | None = Field(default=None, gt=0)
     history_keep_last: int = Field(default=6, ge=1)
+    history_summary_model: str | None = None
     few_shot_k: int | None = Field(default=None, ge=1)
     compress_ratio: float | None = Field(default=None, gt=1, le=MAX_COMPRESS_RATIO)
     compress_method: CompressMethod = "condensed"
     compress_min_tokens: int = Field(default=1000, ge=0)
     max_tokens: int | None = Field(default=None, gt=0)
     rules: tuple[OptimizeRule, ...] = ()
+
+    def check_models(self, names: list[str]) -> None:
+        """Raise ``ValueError`` when a summary model is not a model of this gateway."""
+        wanted = [("optimize.history_summary_model", self.history_summary_model)]
+        wanted += [
+            (f"optimize.rules[{i}].history_summary_model", r.history_summary_model) for i, r in enumerate(self.rules)
+        ]
+        for where, name in wanted:
+            if name is not None and name not in names:
+                raise ValueError(f"{where}: unknown model {name!r} (known: {', '.join(names)})")
 
     def rule_for(self, model: str, task: str) -> OptimizeRule | None:
         """The first rule matching the model and task."""

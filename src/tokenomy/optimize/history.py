@@ -26,6 +26,8 @@ class Trimmed:
     body: dict[str, Any] | None
     dropped: int = 0
     warning: str | None = None
+    removed: tuple[Any, ...] = ()  # the dropped messages, in order
+    at: int = 0  # where they were in the kept messages (a summary goes there)
 
 
 def apply(body: dict[str, Any], budget: int, keep_last: int, count: Callable[[list[Any]], list[int]]) -> Trimmed:
@@ -57,7 +59,9 @@ def apply(body: dict[str, Any], budget: int, keep_last: int, count: Callable[[li
         dropped.update(removable)
         total -= sum(sizes[i] for i in removable)
     kept = [m for i, m in enumerate(messages) if i not in dropped]
-    return Trimmed({**body, "messages": kept}, len(dropped))
+    removed = tuple(messages[i] for i in sorted(dropped))
+    at = min(dropped) if dropped else 0  # nothing before the first dropped message goes
+    return Trimmed({**body, "messages": kept}, len(dropped), removed=removed, at=at)
 
 
 def _turns(messages: list[Any]) -> list[tuple[int, int]]:

@@ -28,6 +28,7 @@ class Settings:
     prompt_cache: str
     history_budget_tokens: int | None
     history_keep_last: int
+    history_summary_model: str | None
     few_shot_k: int | None
     compress_ratio: float | None
     compress_method: CompressMethod
@@ -48,6 +49,7 @@ def resolve(config: OptimizeConfig, rule: OptimizeRule | None, headers: dict[str
         prompt_cache=str(pick("prompt_cache")),
         history_budget_tokens=cast("int | None", pick("history_budget_tokens")),
         history_keep_last=cast(int, pick("history_keep_last")),
+        history_summary_model=cast("str | None", pick("history_summary_model")),
         few_shot_k=cast("int | None", pick("few_shot_k")),
         compress_ratio=cast("float | None", pick("compress_ratio")),
         compress_method=cast(CompressMethod, pick("compress_method")),

@@ -5,7 +5,8 @@ Transforms run in this fixed order (each its own module; see docs/token-optimiza
 1. ``minify_json`` - lossless: JSON text in contents and tool-call arguments, compacted;
 2. ``dedupe_system`` - lossless: repeated identical system messages dropped;
 3. ``whitespace`` - lossless: trailing spaces and extra blank lines outside code;
-4. ``history`` - the middle of a long conversation trimmed to a token budget (opt-in);
+4. ``history`` - the middle of a long conversation trimmed to a token budget (opt-in), the dropped
+   turns optionally summarized by a configured model;
 5. ``few_shot`` - the k demonstrations most similar to the input kept (opt-in);
 6. ``compress`` - long contexts compressed around the question (opt-in);
 7. ``output_cap`` - ``max_tokens`` set when the client set none (opt-in);
@@ -34,6 +35,7 @@ from tokenomy.optimize import (
     history,
     minify_json,
     output_cap,
+    summary,
     whitespace,
 )
 from tokenomy.optimize.accounting import MessageTokens
@@ -61,6 +63,7 @@ class OptimizeStage:
         embed: Callable[[], Embed] | None = None,
         tasks: Callable[[str], str] = str,
         gguf_path: str | None = None,
+        summarize: summary.Summarize | None = None,
     ) -> None:
         self._config = config
         self._table = table
@@ -70,6 +73,7 @@ class OptimizeStage:
         self._memory = PrefixMemory()
         self._tokens = MessageTokens()
         self._gguf = gguf_path
+        self._summarize = summarize
         self._encoders: dict[str, tuple[Encode, str]] = {}
 
     async def __call__(self, ctx: CallContext, call_next: Handler) -> Response:
@@ -86,7 +90,7 @@ class OptimizeStage:
         encode, source = await self._encoder(model.deployments[0])
         applied: list[str] = []
         warnings: list[str] = []
-        body = await self._transform(ctx.body, settings, encode, applied, warnings)
+        body = await self._transform(ctx, settings, encode, applied, warnings)
         capped = False
         if settings.max_tokens is not None:
             new = output_cap.apply(body, settings.max_tokens)
@@ -120,6 +124,20 @@ class OptimizeStage:
             return response
         return Stream(_watch_truncation(response.chunks, task), response.aclose)
 
+    async def _with_summary(
+        self, ctx: CallContext, body: dict[str, Any], trimmed: history.Trimmed, model: str, warnings: list[str]
+    ) -> dict[str, Any]:
+        """``body`` with a summary of the dropped turns where they were (unchanged if summarizing fails)."""
+        assert self._summarize is not None
+        try:
+            text = await self._summarize(ctx, model, list(trimmed.removed))
+        except Exception as exc:
+            warnings.append(_failed(summary.TASK, exc))
+            return body
+        messages = list(body["messages"])
+        messages.insert(trimmed.at, summary.summary_message(text, trimmed.dropped))
+        return {**body, "messages": messages}
+
     async def _encoder(self, dep: Deployment) -> tuple[Encode, str]:
         """The served model's tokenizer (exact where one is available offline), loaded off the event loop once."""
         found = self._encoders.get(dep.label)
@@ -129,8 +147,9 @@ class OptimizeStage:
         return found
 
     async def _transform(
-        self, body: dict[str, Any], settings: Settings, encode: Encode, applied: list[str], warnings: list[str]
+        self, ctx: CallContext, settings: Settings, encode: Encode, applied: list[str], warnings: list[str]
     ) -> dict[str, Any]:
+        body = ctx.body
         if settings.lossless:
             for module in (minify_json, dedupe_system, whitespace):
                 body = _guarded(module.name, module.apply, body, applied, warnings)
@@ -149,6 +168,8 @@ class OptimizeStage:
             if trimmed.body is not None:
                 body = trimmed.body
                 applied.append(f"history(-{trimmed.dropped} messages)")
+                if settings.history_summary_model is not None and self._summarize is not None:
+                    body = await self._with_summary(ctx, body, trimmed, settings.history_summary_model, warnings)
         if settings.few_shot_k is not None and self._embed is not None:
             try:
                 selected = await few_shot.apply(body, settings.few_shot_k, self._embed())
