@@ -103,15 +103,19 @@ class OptimizeStage:
             ctx.prompt_cache = PromptCachePlan(
                 settings.prompt_cache, self._config.prompt_cache_min_tokens, encode, self._memory
             )
-        summary = ",".join(applied) or "none"
+        said = ",".join(applied) or "none"
         if body is not ctx.body:
-            before = self._tokens.prompt(encode, ctx.body["messages"])
-            after = self._tokens.prompt(encode, body["messages"])
-            if after < before:
-                ctx.removed_prompt_tokens = before - after
-            summary += f"; tokens={before}->{after}" + ("" if source == "counted" else " approx")
+            try:
+                before = self._tokens.prompt(encode, ctx.body["messages"])
+                after = self._tokens.prompt(encode, body["messages"])
+            except Exception as exc:  # counting must never stop the request
+                warnings.append(_failed("count", exc))
+            else:
+                if after < before:
+                    ctx.removed_prompt_tokens = before - after
+                said += f"; tokens={before}->{after}" + ("" if source == "counted" else " approx")
             ctx.body = body
-        ctx.decisions["optimize"] = summary
+        ctx.decisions["optimize"] = said
         if warnings:
             ctx.decisions["optimize_warning"] = " | ".join(warnings)
         response = await call_next(ctx)
