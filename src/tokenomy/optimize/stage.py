@@ -87,10 +87,10 @@ class OptimizeStage:
                 ctx.body = unmarked
             ctx.decisions["optimize"] = "off"
             return await call_next(ctx)
-        encode, source = await self._encoder(model.deployments[0])
+        dep = model.deployments[0]  # the tokenizer is loaded only when something needs counting
         applied: list[str] = []
         warnings: list[str] = []
-        body = await self._transform(ctx, settings, encode, applied, warnings)
+        body = await self._transform(ctx, settings, dep, applied, warnings)
         capped = False
         if settings.max_tokens is not None:
             new = output_cap.apply(body, settings.max_tokens)
@@ -100,11 +100,13 @@ class OptimizeStage:
         if unmarked is not None and body is ctx.body:
             body = unmarked
         if settings.prompt_cache != "off" and any(d.provider == "anthropic" for d in model.deployments):
+            encode, _source = await self._encoder(dep)
             ctx.prompt_cache = PromptCachePlan(
                 settings.prompt_cache, self._config.prompt_cache_min_tokens, encode, self._memory
             )
         said = ",".join(applied) or "none"
         if body is not ctx.body:
+            encode, source = await self._encoder(dep)
             try:
                 before = self._tokens.prompt(encode, ctx.body["messages"])
                 after = self._tokens.prompt(encode, body["messages"])
@@ -151,13 +153,14 @@ class OptimizeStage:
         return found
 
     async def _transform(
-        self, ctx: CallContext, settings: Settings, encode: Encode, applied: list[str], warnings: list[str]
+        self, ctx: CallContext, settings: Settings, dep: Deployment, applied: list[str], warnings: list[str]
     ) -> dict[str, Any]:
         body = ctx.body
         if settings.lossless:
             for module in (minify_json, dedupe_system, whitespace):
                 body = _guarded(module.name, module.apply, body, applied, warnings)
         if settings.history_budget_tokens is not None:
+            encode, _source = await self._encoder(dep)
             try:
                 trimmed = history.apply(
                     body,
