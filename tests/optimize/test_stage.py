@@ -61,3 +61,11 @@ async def test_non_chat_and_untouched_requests_cost_no_count() -> None:
     ctx = await run(stage, {"model": "m", "messages": [{"role": "user", "content": "Hi?"}]})
     assert ctx.decisions["optimize"] == "none" and ctx.removed_prompt_tokens == 0
     assert ctx.prompt_cache is None  # no Anthropic deployment: no breakpoint plan
+
+
+async def test_the_compress_mark_never_goes_upstream_whatever_runs() -> None:
+    stage = OptimizeStage(OptimizeConfig(), ModelTable(CONFIG))
+    part = {"type": "text", "text": "context   \n\n\n\nmore", "compress": True}
+    for headers in ({}, {"x-tokenomy-optimize": "off"}, {"x-tokenomy-compress": "0.5"}):
+        ctx = await run(stage, {"model": "m", "messages": [{"role": "user", "content": [part]}]}, headers)
+        assert "compress" not in ctx.body["messages"][0]["content"][0]

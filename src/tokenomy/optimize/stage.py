@@ -81,10 +81,8 @@ class OptimizeStage:
             return await call_next(ctx)
         model = self._table.resolve(ctx.model)
         settings = resolve(self._config, self._config.rule_for(model.name, ctx.task), ctx.headers)
-        unmarked = compress_context.strip_marks(ctx.body)  # the compression mark never goes upstream
         if not settings.enabled:
-            if unmarked is not None:
-                ctx.body = unmarked
+            ctx.body = compress_context.strip_marks(ctx.body) or ctx.body  # the mark never goes upstream
             ctx.decisions["optimize"] = "off"
             return await call_next(ctx)
         dep = model.deployments[0]  # the tokenizer is loaded only when something needs counting
@@ -97,8 +95,7 @@ class OptimizeStage:
             if new is not None:
                 body, capped = new, True
                 applied.append(output_cap.name)
-        if unmarked is not None and body is ctx.body:
-            body = unmarked
+        body = compress_context.strip_marks(body) or body  # whatever ran, the mark never goes upstream
         if settings.prompt_cache != "off" and any(d.provider == "anthropic" for d in model.deployments):
             encode, _source = await self._encoder(dep)
             ctx.prompt_cache = PromptCachePlan(
