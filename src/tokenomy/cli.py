@@ -1,4 +1,4 @@
-"""The ``tokenomy`` command line: serve, report, cache, router, keys, eval, replay, config check and version."""
+"""The ``tokenomy`` command line: serve, report, cache, router, keys, eval, replay, compress, config check."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from tokenomy.config import ConfigError, load_config
 from tokenomy.config.secrets import unset_secrets
 from tokenomy.evaluate.cli import eval_command, replay_command
 from tokenomy.keys.cli import keys
+from tokenomy.optimize.cli import compress_command, optimize_group
 from tokenomy.reports.model import FORMATS, GROUP_BYS, Format, GroupBy
 from tokenomy.reports.timeparse import HELP as WHEN_HELP
 from tokenomy.reports.timeparse import WhenType
@@ -152,6 +153,8 @@ main.add_command(router)
 main.add_command(cache_group)
 main.add_command(eval_command)
 main.add_command(replay_command)
+main.add_command(compress_command)
+main.add_command(optimize_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,8 @@ from tokenomy.evaluate.shadow import ShadowTraffic
 from tokenomy.ledger.enrich import Enricher
 from tokenomy.ledger.stores import NullStore, store_for
 from tokenomy.ledger.writer import LedgerWriter, NoLedger, RecordHook
+from tokenomy.optimize.stage import OptimizeStage
+from tokenomy.optimize.summary import summarizer
 from tokenomy.pipeline.cache import CacheStage
 from tokenomy.pipeline.chain import Handler, Stage, build_chain
 from tokenomy.pipeline.context import CallContext, Endpoint, Response
@@ -75,19 +77,28 @@ class Gateway:
         self.recorder = RecordStage(self.access.sink(self.ledger), tasks, stopping=lambda: self.stopping)
         self.guard = GuardStage(config.auth, self.access.keys, self.access.budgets)
         self.shadow = ShadowTraffic.for_config(config, self.ledger.submit)  # None without shadow rules
+        route = RouteStage(self.table)
+        ready = _ReadyCheck(self.providers, Dispatcher(self.providers))
+        internal = build_chain([self.recorder, route], ready)  # the gateway's own calls (history summaries)
         self.stages: list[Stage] = [
             self.recorder,
             *([self.shadow] if self.shadow is not None else []),  # copies sampled requests after the answer
             self.guard,
             PolicyStage(config),  # router models; before cache, which resolves the model name
             CacheStage(config.cache, self.cache, self.table, *self._semantic_tier(config)),
-            # the optimize stage slots in here (see docs/architecture.md)
-            RouteStage(self.table),
+            OptimizeStage(
+                config.optimize,
+                self.table,
+                _shared_embed,
+                tasks,
+                config.local.generation.model_path,
+                summarizer(internal),
+            ),
+            route,
         ]
-        terminal = _ReadyCheck(self.providers, Dispatcher(self.providers))
-        self.handle: Handler = build_chain(self.stages, terminal)
+        self.handle: Handler = build_chain(self.stages, ready)
         if self.shadow is not None:  # copies skip auth, budgets and the cache: only routing and dispatch
-            self.shadow.chain = build_chain([s for s in self.stages if s.name in ("policy", "route")], terminal)
+            self.shadow.chain = build_chain([s for s in self.stages if s.name in ("policy", "route")], ready)
         self._starting: list[asyncio.Task[None]] = []
 
     def _semantic_tier(self, config: GatewayConfig) -> tuple[Any, Any]:
@@ -181,6 +192,13 @@ class _ReadyCheck:
         if deployment is not None and not self._providers[deployment.provider].ready():
             raise overloaded(f"The model {ctx.model!r} is still loading; retry shortly.", 1)
         return await self._dispatch(ctx)
+
+
+def _shared_embed() -> Any:
+    """The embedded MiniLM's ``aembed`` (imported when few-shot selection first needs it)."""
+    from tokenomy.providers.local.shared_embed import shared_embedder
+
+    return shared_embedder().aembed
 
 
 def _log_start_failure(task: asyncio.Task[None]) -> None:

@@ -98,6 +98,32 @@ def _input_tokens(body: dict[str, Any]) -> int:
     )
 
 
+def _prompt_cache(fake: AnthropicFake, body: dict[str, Any]) -> tuple[int, int]:
+    """Anthropic's prompt cache: ``(read, written)`` tokens of the prefix up to the last ``cache_control``.
+
+    The prefix (tools, system, messages, in that order, markers ignored) is read when an earlier
+    request wrote it, else written. The cache lives as long as the fake (``reset`` keeps it).
+    """
+    blocks: list[Any] = list(body.get("tools") or [])
+    system = body.get("system")
+    blocks.extend(system if isinstance(system, list) else [system] if system else [])
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        blocks.extend(content if isinstance(content, list) else [content])
+    marked = [i for i, b in enumerate(blocks) if isinstance(b, dict) and "cache_control" in b]
+    if not marked:
+        return 0, 0
+    prefix = [{k: v for k, v in b.items() if k != "cache_control"} if isinstance(b, dict) else b for b in blocks]
+    prefix = prefix[: marked[-1] + 1]
+    key = json.dumps(prefix, sort_keys=True)
+    tokens = sum(count_words(_block_text(b)) for b in prefix)
+    cache: set[str] = fake.__dict__.setdefault("prompt_cache", set())
+    if key in cache:
+        return tokens, 0
+    cache.add(key)
+    return 0, tokens
+
+
 def _validate(fake: AnthropicFake, body: Any, *, need_max_tokens: bool = True) -> dict[str, Any]:
     problem = None
     if not isinstance(body, dict):
@@ -154,11 +180,12 @@ async def _messages(request: web.Request) -> web.StreamResponse:
         if count_words(text) > body["max_tokens"]:
             text, stop_reason = " ".join(text.split()[: body["max_tokens"]]), "max_tokens"
         block, output_tokens = {"type": "text", "text": text}, count_words(text)
+    read, written = _prompt_cache(fake, body)
     usage = {
-        "input_tokens": _input_tokens(body),
+        "input_tokens": _input_tokens(body) - read - written,
         "output_tokens": output_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "cache_creation_input_tokens": written,
+        "cache_read_input_tokens": read,
     }
     message = {
         "id": fake.next_id("msg_"),

@@ -18,6 +18,7 @@ from tokenomy.config.base import SecretRef, _Frozen, parse_secret
 from tokenomy.config.budgets import BudgetsConfig, KeyBudget, KeyStoreConfig
 from tokenomy.config.cache import CacheConfig
 from tokenomy.config.observability import LedgerConfig, TelemetryConfig
+from tokenomy.config.optimize import OptimizeConfig
 from tokenomy.config.policy import RouterConfig
 from tokenomy.config.responses import ResponsesConfig
 from tokenomy.config.routing import ContextWindowFallback, RetryConfig, RoutingConfig, Strategy
@@ -33,6 +34,9 @@ class Pricing(_Frozen):
     input_per_mtok: float | None = Field(default=None, ge=0)
     output_per_mtok: float | None = Field(default=None, ge=0)
     cached_input_per_mtok: float | None = Field(default=None, ge=0)
+    cache_write_per_mtok: float | None = Field(
+        default=None, ge=0, description="prompt-cache writes (Anthropic); default: the input price"
+    )
     cost_per_hour: float | None = Field(
         default=None, ge=0, description="self-hosted: what the machine costs per hour (priced by throughput)"
     )
@@ -284,6 +288,7 @@ class GatewayConfig(_Frozen):
     auth: AuthConfig = AuthConfig()
     local: LocalConfig = LocalConfig()
     cache: CacheConfig = CacheConfig()
+    optimize: OptimizeConfig = OptimizeConfig()
     ledger: LedgerConfig = LedgerConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     budgets: BudgetsConfig = BudgetsConfig()
@@ -350,6 +355,14 @@ class GatewayConfig(_Frozen):
         if names is not None:
             check_shadow(rules, [*names, *(r.name for r in routers)])
         return rules
+    @field_validator("optimize")
+    @classmethod
+    def _optimize_references(cls, optimize: OptimizeConfig, info: ValidationInfo) -> OptimizeConfig:
+        names = _known(info)
+        if names is not None:
+            optimize.check_models(names)
+        return optimize
+
 
     def model_names(self) -> list[str]:
         """Every name a client may ask for."""

@@ -40,11 +40,11 @@ class Enricher:
         finished = ctx.finished if ctx.finished is not None else time.perf_counter()
         latency_ms = (finished - ctx.started) * 1000.0
         usage = ctx.usage
-        prompt_tokens = completion_tokens = cached = reasoning = 0
+        prompt_tokens = completion_tokens = cached = reasoning = written = 0
         source = "none"
         if usage is not None and (usage.prompt_tokens or usage.completion_tokens):
             prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
-            cached, reasoning = usage.cached_tokens, usage.reasoning_tokens
+            cached, reasoning, written = usage.cached_tokens, usage.reasoning_tokens, usage.cache_write_tokens
             source = "provider"
         elif dep is not None and (ctx.streamed_text or ctx.status < 400):
             # the provider said nothing (e.g. a stream without usage): count locally
@@ -86,10 +86,10 @@ class Enricher:
             shadow_of=ctx.shadow_of,
         )
         if dep is not None or ctx.baseline_deployment is not None:
-            self._price(ctx, record)
+            self._price(ctx, record, written)
         return record
 
-    def _price(self, ctx: CallContext, record: LedgerRecord) -> None:
+    def _price(self, ctx: CallContext, record: LedgerRecord, written: int = 0) -> None:
         dep = ctx.deployment or ctx.baseline_deployment  # a cache hit called nobody: price as the baseline
         assert dep is not None
         tokens = record.prompt_tokens + record.completion_tokens
@@ -98,15 +98,20 @@ class Enricher:
         served = self.prices.price(dep)
         record.price_source = served.source if served is not UNPRICED else "unknown"
         base_dep = ctx.baseline_deployment or dep
+        placed = ctx.prompt_cache is not None and getattr(ctx.prompt_cache, "placed", 0) > 0
+        original = ctx.original_prompt_tokens
+        if original is None and ctx.removed_prompt_tokens:  # the optimize stage's count of what it removed
+            original = record.prompt_tokens + ctx.removed_prompt_tokens
         if (  # the common case, no lever applied: baseline = cost, nothing saved (the fields default to 0)
             base_dep is dep
             and ctx.cache in ("none", "miss", "bypass")
-            and ctx.original_prompt_tokens is None
+            and original is None
+            and not placed
             and not ctx.extra_cost_usd
             and not ctx.savings
             and not ctx.cached_item_tokens
         ):
-            cost = served.cost(record.prompt_tokens, record.completion_tokens, record.cached_tokens)
+            cost = served.cost(record.prompt_tokens, record.completion_tokens, record.cached_tokens, written)
             record.cost_usd = record.baseline_cost_usd = cost
             return
         baseline = served if base_dep is dep else self.prices.price(base_dep)
@@ -116,12 +121,14 @@ class Enricher:
             prompt_tokens=record.prompt_tokens,
             completion_tokens=record.completion_tokens,
             cached_tokens=record.cached_tokens,
-            original_prompt_tokens=ctx.original_prompt_tokens,
+            original_prompt_tokens=original,
             cache_hit=ctx.cache.startswith("hit") or ctx.cache == "coalesced",
             extra_cost=ctx.extra_cost_usd,
             reported=ctx.savings,
             cached_item_tokens=ctx.cached_item_tokens,
             routing_overhead=(ctx.route or "").startswith("cascade:"),
+            cache_write_tokens=written,
+            gateway_cache_breakpoints=placed,
         )
         record.cost_usd = costs.cost
         record.baseline_cost_usd = costs.baseline

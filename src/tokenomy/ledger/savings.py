@@ -6,7 +6,9 @@ client's request would have used, the original (uncompressed) prompt, and no cac
 
 - ``cache``: a cache hit made no call; the whole saving is the cache's. For embeddings, inputs
   answered from the cache save their tokens at the baseline's input price.
-- ``compression``: the removed prompt tokens at the baseline deployment's input price.
+- ``compression``: the removed prompt tokens at the baseline deployment's input price, and, when
+  the gateway placed the prompt-cache breakpoints, the cache reads' discount less the writes'
+  premium (the client's request, as sent, would have read and written no cache).
 - ``routing``: the same call priced on the baseline deployment minus on the one that served it.
 - ``batching`` and other stage-measured savings: as the stage reported them.
 
@@ -43,19 +45,32 @@ def attribute(
     reported: dict[str, float] | None = None,
     cached_item_tokens: int = 0,
     routing_overhead: bool = False,
+    cache_write_tokens: int = 0,
+    gateway_cache_breakpoints: bool = False,
 ) -> CallCosts:
     """Price a request and attribute its saving to levers (every lever present, zero if unused)."""
     saved = dict.fromkeys(LEVERS, 0.0)
     original = max(prompt_tokens, original_prompt_tokens or prompt_tokens)
-    baseline_cost = baseline.cost(original, completion_tokens, cached_tokens)
+    written = cache_write_tokens
+    if gateway_cache_breakpoints and not cache_hit:
+        # the request as sent had no breakpoints: its baseline reads and writes no prompt cache
+        baseline_cost = baseline.cost(original, completion_tokens)
+        cost = served.cost(prompt_tokens, completion_tokens, cached_tokens, written) + extra_cost
+        with_cache = baseline.cost(prompt_tokens, completion_tokens, cached_tokens, written)
+        saved["compression"] = baseline_cost - with_cache
+        saved["routing"] = with_cache - served.cost(prompt_tokens, completion_tokens, cached_tokens, written)
+        if routing_overhead:
+            saved["routing"] -= extra_cost
+        return CallCosts(cost, baseline_cost, saved)
+    baseline_cost = baseline.cost(original, completion_tokens, cached_tokens, written)
     if cache_hit:
         cost = extra_cost
         saved["cache"] = baseline_cost - cost
         return CallCosts(cost, baseline_cost, saved)
-    cost = served.cost(prompt_tokens, completion_tokens, cached_tokens) + extra_cost
+    cost = served.cost(prompt_tokens, completion_tokens, cached_tokens, written) + extra_cost
     saved["compression"] = (original - prompt_tokens) * baseline.input
-    saved["routing"] = baseline.cost(prompt_tokens, completion_tokens, cached_tokens) - served.cost(
-        prompt_tokens, completion_tokens, cached_tokens
+    saved["routing"] = baseline.cost(prompt_tokens, completion_tokens, cached_tokens, written) - served.cost(
+        prompt_tokens, completion_tokens, cached_tokens, written
     )
     if cached_item_tokens:  # embeddings inputs answered from the cache, the rest sent upstream
         item_saving = cached_item_tokens * baseline.input

@@ -62,6 +62,7 @@ class Usage:
     completion_tokens: int = 0
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0  # prompt tokens written to a provider's prompt cache (Anthropic)
 
     @classmethod
     def from_openai(cls, usage: Any) -> Usage | None:
@@ -82,6 +83,9 @@ class Usage:
                 cached_tokens=int(prompt_details.get("cached_tokens") or 0) if isinstance(prompt_details, dict) else 0,
                 reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0)
                 if isinstance(completion_details, dict)
+                else 0,
+                cache_write_tokens=int(prompt_details.get("cache_write_tokens") or 0)
+                if isinstance(prompt_details, dict)
                 else 0,
             )
         except (TypeError, ValueError):
@@ -183,6 +187,8 @@ class CallContext:
     route: str | None = None  # how the deployment was chosen
     baseline_deployment: Deployment | None = None  # what the client's request would have used
     original_prompt_tokens: int | None = None  # before compression
+    removed_prompt_tokens: int = 0  # prompt tokens the optimize stage removed (counted locally)
+    prompt_cache: Any = None  # the optimize stage's PromptCachePlan for an Anthropic upstream
     extra_cost_usd: float = 0.0
     cached_item_tokens: int = 0  # embeddings: prompt tokens of the inputs answered from the cache
     savings: dict[str, float] = field(default_factory=dict)  # savings stages measured themselves, by lever

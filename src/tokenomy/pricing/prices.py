@@ -25,17 +25,21 @@ _SELF_HOSTED = frozenset({"ollama", "vllm", "sglang", "tgi", "lmstudio"})  # pri
 
 @dataclass(frozen=True, slots=True)
 class TokenPrice:
-    """USD per token; ``cached_input`` applies to the cached part of the prompt."""
+    """USD per token; ``cached_input`` applies to cache reads, ``cache_write`` to cache writes."""
 
     input: float
     output: float
     cached_input: float
     source: str  # config | genai-prices | self-hosted | default | unknown
+    cache_write: float | None = None  # None: the input price
 
-    def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> float:
-        """The cost of a call with these token counts (cached tokens are part of the prompt)."""
+    def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0, written: int = 0) -> float:
+        """The cost of a call with these token counts (cache reads and writes are part of the prompt)."""
         cached = min(cached_tokens, prompt_tokens)
-        return (prompt_tokens - cached) * self.input + cached * self.cached_input + completion_tokens * self.output
+        written = min(written, prompt_tokens - cached)
+        write = self.input if self.cache_write is None else self.cache_write
+        fresh = prompt_tokens - cached - written
+        return fresh * self.input + cached * self.cached_input + written * write + completion_tokens * self.output
 
 
 UNPRICED = TokenPrice(0.0, 0.0, 0.0, "unknown")
@@ -71,17 +75,21 @@ def lookup(model: str, provider: str) -> TokenPrice | None:
     if inp is None:
         return None
     cached = _per_token(price.cache_read_mtok)
-    return TokenPrice(inp, out or 0.0, inp if cached is None else cached, "genai-prices")  # embeddings: no output
+    written = _per_token(getattr(price, "cache_write_mtok", None))
+    # embeddings have no output price
+    return TokenPrice(inp, out or 0.0, inp if cached is None else cached, "genai-prices", written)
 
 
 def _from_config(pricing: Pricing) -> TokenPrice:
     assert pricing.input_per_mtok is not None and pricing.output_per_mtok is not None
     cached = pricing.cached_input_per_mtok
+    written = pricing.cache_write_per_mtok
     return TokenPrice(
         pricing.input_per_mtok / 1e6,
         pricing.output_per_mtok / 1e6,
         (pricing.input_per_mtok if cached is None else cached) / 1e6,
         "config",
+        None if written is None else written / 1e6,
     )
 
 

@@ -29,6 +29,8 @@ def group_object(group: Group) -> dict[str, Any]:
         "error_rate": sums.error_rate,
         "tokens_per_request": sums.tokens_per_request,
         "cost_per_1k_requests_usd": sums.cost_per_1k_requests_usd,
+        "cached_tokens": sums.cached_tokens,
+        "cached_input_share": sums.cached_input_share,
     }
 
 

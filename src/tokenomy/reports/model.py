@@ -31,6 +31,7 @@ class Sums:
     errors: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens read from a provider's prompt cache
     cost_usd: float = 0.0
     baseline_cost_usd: float = 0.0
     saved_usd: dict[str, float] = field(default_factory=_zero_levers)
@@ -41,6 +42,7 @@ class Sums:
         self.errors += other.errors
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
+        self.cached_tokens += other.cached_tokens
         self.cost_usd += other.cost_usd
         self.baseline_cost_usd += other.baseline_cost_usd
         for lever, amount in other.saved_usd.items():
@@ -50,6 +52,11 @@ class Sums:
     def tokens(self) -> int:
         """Prompt plus completion tokens."""
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def cached_input_share(self) -> float:
+        """Share of prompt tokens read from a provider's prompt cache (0 when there are none)."""
+        return self.cached_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
 
     @property
     def saved_total_usd(self) -> float:

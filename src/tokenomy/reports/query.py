@@ -218,12 +218,13 @@ def _latency(store: LedgerStore, dim: str, query: ReportQuery, plan: _Plan) -> t
 
 def _sums(values: Sequence[Any]) -> Sums:
     """A :class:`Sums` from the :data:`~tokenomy.reports.sql.SUM_COLUMNS` values of a row."""
-    requests, errors, prompt, completion, cost, baseline, *saved = values
+    requests, errors, prompt, completion, cached, cost, baseline, *saved = values
     return Sums(
         requests=int(requests),
         errors=int(errors or 0),
         prompt_tokens=int(prompt or 0),
         completion_tokens=int(completion or 0),
+        cached_tokens=int(cached or 0),
         cost_usd=float(cost or 0.0),
         baseline_cost_usd=float(baseline or 0.0),
         saved_usd={lever: float(v or 0.0) for lever, v in zip(LEVERS, saved, strict=True)},

@@ -106,19 +106,12 @@ def _economy(groups: list[Group], dimension: str) -> str:
     for group in groups:
         sums = group.sums
         n = sums.requests or 1
-        rows.append(
-            [
-                group.name,
-                f"{sums.requests:,}",
-                f"{sums.prompt_tokens / n:,.1f}",
-                f"{sums.completion_tokens / n:,.1f}",
-                f"{sums.tokens_per_request:,.1f}",
-                money(sums.cost_per_1k_requests_usd),
-                money(sums.cost_usd),
-                percent(sums.errors, sums.requests),
-            ]
-        )
-    header = [dimension, "requests", "prompt/req", "completion/req", "tokens/req", "$/1k req", "spend", "error rate"]
+        rows.append([group.name, f"{sums.requests:,}", f"{sums.prompt_tokens / n:,.1f}",
+                     f"{sums.completion_tokens / n:,.1f}", f"{sums.tokens_per_request:,.1f}",
+                     f"{sums.cached_input_share:.1%}", money(sums.cost_per_1k_requests_usd), money(sums.cost_usd),
+                     percent(sums.errors, sums.requests)])
+    header = [dimension, "requests", "prompt/req", "completion/req", "tokens/req", "cached input", "$/1k req", "spend",
+              "error rate"]  # fmt: skip
     return _table(header, rows)
 
 

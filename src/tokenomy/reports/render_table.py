@@ -122,7 +122,7 @@ def economy_table(title: str, column: str, groups: list[Group]) -> Table:
     """Token economy: tokens per request and cost per 1,000 requests per group."""
     table = Table(title=title, title_justify="left")
     table.add_column(column, overflow="fold")
-    for name in ("requests", "prompt/req", "completion/req", "tokens/req", "$/1k req", "spend"):
+    for name in ("requests", "prompt/req", "completion/req", "tokens/req", "cached input", "$/1k req", "spend"):
         table.add_column(name, justify="right")
     for group in groups:
         sums = group.sums
@@ -133,6 +133,7 @@ def economy_table(title: str, column: str, groups: list[Group]) -> Table:
             f"{sums.prompt_tokens / n:,.1f}",
             f"{sums.completion_tokens / n:,.1f}",
             f"{sums.tokens_per_request:,.1f}",
+            f"{sums.cached_input_share:.1%}",
             money(sums.cost_per_1k_requests_usd),
             money(sums.cost_usd),
         )

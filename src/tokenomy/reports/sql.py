@@ -32,6 +32,7 @@ SUM_COLUMNS = (
     "SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END)",
     "SUM(prompt_tokens)",
     "SUM(completion_tokens)",
+    "SUM(cached_tokens)",
     "SUM(cost_usd)",
     "SUM(baseline_cost_usd)",
     *(f"SUM(saved_{lever}_usd)" for lever in LEVERS),

@@ -67,6 +67,12 @@ def response_headers(ctx: CallContext) -> dict[str, str]:
         out["x-tokenomy-model"] = ctx.served_model
     if ctx.deployment is not None:
         out["x-tokenomy-deployment"] = ctx.deployment.label
+    optimized = ctx.decisions.get("optimize")
+    if optimized is not None:
+        out["x-tokenomy-optimize"] = optimized
+        warning = ctx.decisions.get("optimize_warning")
+        if warning is not None:
+            out["x-tokenomy-optimize-warning"] = warning
     if ctx.cache != "none":
         out["x-tokenomy-cache"] = ctx.cache
         similarity = ctx.decisions.get("cache_similarity")

@@ -89,6 +89,8 @@ class AnthropicProvider(HttpProvider):
             body = translate.to_anthropic_request(ctx.body, deployment.model)
         except translate.UnsupportedParameter as exc:
             raise invalid_request(str(exc), param=exc.param, code="unsupported_parameter") from None
+        if ctx.prompt_cache is not None:  # breakpoints the optimize stage planned (tokenomy.optimize.prompt_cache)
+            body = ctx.prompt_cache.apply(body)
         url = f"{deployment.base_url}/v1/messages"
         resp = await self._pool.post(url, orjson.dumps(body), deployment)
         created = int(time.time())
