@@ -67,12 +67,27 @@ models:
     ]
 
 
-def test_same_model_same_host_different_keys_must_be_named() -> None:
-    with pytest.raises(ConfigError, match=r"models\[0\].deployments\[1\].name: deployment name"):
-        parse_config("""
+def test_same_model_same_host_different_keys_get_distinct_default_names() -> None:
+    config = parse_config("""
 models:
   - name: a
     deployments:
       - {provider: openai, base_url: "http://one.example/v1", model: m, api_key: "${K1}"}
       - {provider: openai, base_url: "http://one.example/v1", model: m, api_key: "${K2}"}
+  - name: b
+    deployments:
+      - {provider: openai, base_url: "http://one.example/v2", model: m, api_key: "${K1}"}
+""")
+    labels = [d.label for m in config.models for d in m.deployments]
+    assert labels == ["openai/m@one.example/a#1", "openai/m@one.example/a#2", "openai/m@one.example/b"]
+
+
+def test_explicit_names_that_clash_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"models\[0\].deployments\[1\].name: deployment name 'x'"):
+        parse_config("""
+models:
+  - name: a
+    deployments:
+      - {name: x, provider: openai, base_url: "http://one.example/v1", model: m, api_key: "${K1}"}
+      - {name: x, provider: openai, base_url: "http://one.example/v1", model: m, api_key: "${K2}"}
 """)

@@ -103,30 +103,56 @@ def default_host_label(dep: Deployment) -> str:
 
 
 def deployment_names(models: Sequence[LogicalModel]) -> tuple[dict[Loc, str], list[Problem]]:
-    """Unique deployment names: defaults that would clash get the host added; real clashes are errors.
+    """Unique deployment names: unnamed deployments that would share a name with another upstream
+    get a longer one; two explicit names that clash are errors.
 
-    Returns the new default names (by path of the deployment) and the problems. The same upstream
-    listed under two models may share a name (it is one upstream).
+    An unnamed deployment is ``provider/model``; when another upstream has that name too, the host
+    is added (``provider/model@host``), then the logical model (``provider/model@host/name``), then
+    its position (``...#2``). The same upstream listed under two models may share a name (it is
+    one upstream). Returns the new default names (by path of the deployment) and the problems.
     """
-    deps = [(("models", i, "deployments", j), d) for i, m in enumerate(models) for j, d in enumerate(m.deployments)]
-    plain: dict[str, set[tuple[str, str, str | None, str | None]]] = {}
-    for _loc, dep in deps:
-        if dep.name is None:
-            plain.setdefault(dep.label, set()).add(_identity(dep))
-    renamed: dict[Loc, str] = {}
-    owner: dict[str, tuple[str, str, str | None, str | None]] = {}
+    deps = [
+        (("models", i, "deployments", j), m.name, j, d)
+        for i, m in enumerate(models)
+        for j, d in enumerate(m.deployments)
+    ]
+    explicit: dict[str, tuple[str, str, str | None, str | None]] = {}
     problems: list[Problem] = []
-    for loc, dep in deps:
-        label = dep.label
-        if dep.name is None and len(plain.get(label, ())) > 1:
-            label = default_host_label(dep)
-            renamed[loc] = label
-        first = owner.setdefault(label, _identity(dep))
+    for loc, _model, _j, dep in deps:
+        if dep.name is None:
+            continue
+        first = explicit.setdefault(dep.name, _identity(dep))
         if first != _identity(dep):
-            where = (*loc, "name")
             problems.append(
-                (where, f"deployment name {label!r} is already used by another deployment; give each a distinct name")
+                (
+                    (*loc, "name"),
+                    f"deployment name {dep.name!r} is already used by another deployment; give each a distinct name",
+                )
             )
+    candidates = [
+        lambda dep, model, j: dep.label,
+        lambda dep, model, j: default_host_label(dep),
+        lambda dep, model, j: f"{default_host_label(dep)}/{model}",
+        lambda dep, model, j: f"{default_host_label(dep)}/{model}#{j + 1}",
+    ]
+    unnamed = [(loc, model, j, dep) for loc, model, j, dep in deps if dep.name is None]
+    owners: dict[str, set[tuple[str, str, str | None, str | None]]] = {n: {i} for n, i in explicit.items()}
+    renamed: dict[Loc, str] = {}
+    for level, name_of in enumerate(candidates):
+        clash: dict[str, set[tuple[str, str, str | None, str | None]]] = {}
+        for _loc, model, j, dep in unnamed:
+            clash.setdefault(name_of(dep, model, j), set()).add(_identity(dep))
+        undecided = []
+        for loc, model, j, dep in unnamed:
+            name = name_of(dep, model, j)
+            taken = owners.get(name, set()) - {_identity(dep)}
+            if (len(clash[name]) == 1 and not taken) or level == len(candidates) - 1:
+                owners.setdefault(name, set()).add(_identity(dep))
+                if level:
+                    renamed[loc] = name
+            else:
+                undecided.append((loc, model, j, dep))
+        unnamed = undecided
     return renamed, problems
 
 
