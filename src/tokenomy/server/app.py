@@ -109,11 +109,14 @@ class TokenomyApp:
                 self.gateway.record_rejected(req.request_id, route.endpoint, route.wire, req.headers, exc)
             await self._error(req, route.wire, exc)
         except asyncio.CancelledError:
-            if not req.disconnected:
+            stopping = self.gateway.stopping  # cancelled at the shutdown deadline (server/shutdown.py)
+            if not (req.disconnected or stopping):
                 raise
             task = asyncio.current_task()
             if task is not None:
-                task.uncancel()  # the client left; nothing to answer
+                task.uncancel()  # the client left (nothing to answer), or the shutdown cut the request short
+            if stopping:
+                await self._error(req, route.wire, overloaded("The gateway is shutting down; retry shortly.", 1))
         except Exception:
             log.exception("unhandled error on %s (request %s)", req.path, req.request_id)
             await self._error(req, route.wire, internal_error())
