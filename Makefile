@@ -55,6 +55,7 @@ bench-overhead: setup
 
 bench-local: setup
 	$(PY) bench/local/run.py
+	$(PY) bench/local/shared_host.py
 
 # the ledger: gateway throughput with it off/on, PostgreSQL write rate, report over 1M records
 bench-ledger: setup-test

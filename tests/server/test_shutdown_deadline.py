@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
-import sys
 import time
 from pathlib import Path
 
 import aiohttp
 from tests.conftest import OPENAI_KEY
 from tests.fakes.openai_upstream import OpenAIFake
-from tests.ledger.test_shutdown import free_port
+from tests.support.serve_process import start_serve
 
 
 async def test_shutdown_cancels_at_the_deadline_and_records_the_request(
@@ -32,21 +30,8 @@ models:
           model: gpt-4o-mini}}
 """
     )
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from tokenomy.cli import main; main()", "serve", "--config", str(config),
-        "--port", str(port), env={**os.environ, "TOKENOMY_HOME": str(tmp_path)},
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    proc, url = await start_serve(config, tmp_path)
     async with aiohttp.ClientSession() as http:
-        for _ in range(300):
-            try:
-                async with http.get(f"{url}/healthz") as resp:
-                    if resp.status == 200:
-                        break
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.05)
         openai_fake.queue_modes("slow")
         body = {"model": "fast", "messages": [{"role": "user", "content": "take your time"}]}
         headers = {"x-request-id": "long-1", "x-fake-delay": "60"}
@@ -56,14 +41,14 @@ models:
         proc.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(proc.communicate(), 30)
         took = time.monotonic() - started
-        try:
-            resp = await pending
-            resp.release()
-        except aiohttp.ClientError:
-            pass  # the connection was closed with the request unanswered
+        resp = await pending
+        status = resp.status
+        resp.release()
     log = stderr.decode()
     assert took < 10, f"shutdown took {took:.1f} s with a 1 s deadline\n{log[-2000:]}"
     assert "shutdown deadline reached: cancelling 1 request(s)" in log, log[-2000:]
+    assert status == 503, "the request cut short is answered, not dropped"
+    assert "Traceback" not in log, log[-3000:]
     conn = sqlite3.connect(ledger)
     rows = conn.execute("SELECT status, error_type FROM requests WHERE request_id = 'long-1'").fetchall()
     conn.close()

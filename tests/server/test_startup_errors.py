@@ -65,9 +65,9 @@ def test_every_unset_secret_reference_is_found(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("T11_SET_DSN", "postgresql://x")
     config = parse_config(CONFIG)
     assert unset_secrets(config) == [
+        ("models[0].deployments[0].api_key", "T11_UNSET_OPENAI"),
         ("auth.keys[0].key", "T11_UNSET_CLIENT"),
         ("auth.admin_key", "T11_UNSET_ADMIN"),
-        ("models[0].deployments[0].api_key", "T11_UNSET_OPENAI"),
     ]
 
 
@@ -77,4 +77,4 @@ def test_serve_warns_for_each_unset_secret(monkeypatch: pytest.MonkeyPatch, capl
         warn_unset_secrets(parse_config(CONFIG))
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 3
-    assert "models[0].deployments[0].api_key refers to ${T11_UNSET_OPENAI}, which is not set" in warnings[2]
+    assert "models[0].deployments[0].api_key refers to ${T11_UNSET_OPENAI}, which is not set" in warnings[0]

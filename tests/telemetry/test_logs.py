@@ -7,9 +7,7 @@ import asyncio
 import io
 import json
 import logging
-import os
 import signal
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +16,8 @@ import pytest
 from openai import AsyncOpenAI, InternalServerError
 from tests.conftest import OPENAI_KEY
 from tests.fakes.openai_upstream import OpenAIFake
-from tests.ledger.test_shutdown import free_port
 from tests.support.gateway import running_gateway
+from tests.support.serve_process import start_serve
 
 from tokenomy.server.logging_setup import make_handler
 
@@ -117,21 +115,8 @@ async def test_unset_upstream_key_shows_as_an_upstream_failure(openai_fake: Open
 async def test_serve_json_logs_every_line_as_json_uvicorn_included(openai_fake: OpenAIFake, tmp_path: Path) -> None:
     path = tmp_path / "gw.yaml"
     path.write_text(config(openai_fake.base_url, extra=f'ledger: {{path: "{tmp_path / "l.db"}"}}'))
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from tokenomy.cli import main; main()", "serve", "--config", str(path),
-        "--port", str(port), "--log-format", "json", env={**os.environ, "TOKENOMY_HOME": str(tmp_path)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    proc, url = await start_serve(path, tmp_path, "--log-format", "json")
     async with aiohttp.ClientSession() as http:
-        for _ in range(300):
-            try:
-                async with http.get(f"{url}/healthz") as resp:
-                    if resp.status == 200:
-                        break
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.05)
         body = {"model": "fast", "messages": [{"role": "user", "content": "hi"}]}
         async with http.post(f"{url}/v1/chat/completions", json=body, headers={"x-request-id": "js-1"}) as resp:
             assert resp.status == 200

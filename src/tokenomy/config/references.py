@@ -129,24 +129,18 @@ def deployment_names(models: Sequence[LogicalModel]) -> tuple[dict[Loc, str], li
                     f"deployment name {dep.name!r} is already used by another deployment; give each a distinct name",
                 )
             )
-    candidates = [
-        lambda dep, model, j: dep.label,
-        lambda dep, model, j: default_host_label(dep),
-        lambda dep, model, j: f"{default_host_label(dep)}/{model}",
-        lambda dep, model, j: f"{default_host_label(dep)}/{model}#{j + 1}",
-    ]
     unnamed = [(loc, model, j, dep) for loc, model, j, dep in deps if dep.name is None]
     owners: dict[str, set[tuple[str, str, str | None, str | None]]] = {n: {i} for n, i in explicit.items()}
     renamed: dict[Loc, str] = {}
-    for level, name_of in enumerate(candidates):
+    for level in range(_LEVELS):
         clash: dict[str, set[tuple[str, str, str | None, str | None]]] = {}
         for _loc, model, j, dep in unnamed:
-            clash.setdefault(name_of(dep, model, j), set()).add(_identity(dep))
+            clash.setdefault(_default_name(level, dep, model, j), set()).add(_identity(dep))
         undecided = []
         for loc, model, j, dep in unnamed:
-            name = name_of(dep, model, j)
+            name = _default_name(level, dep, model, j)
             taken = owners.get(name, set()) - {_identity(dep)}
-            if (len(clash[name]) == 1 and not taken) or level == len(candidates) - 1:
+            if (len(clash[name]) == 1 and not taken) or level == _LEVELS - 1:
                 owners.setdefault(name, set()).add(_identity(dep))
                 if level:
                     renamed[loc] = name
@@ -154,6 +148,17 @@ def deployment_names(models: Sequence[LogicalModel]) -> tuple[dict[Loc, str], li
                 undecided.append((loc, model, j, dep))
         unnamed = undecided
     return renamed, problems
+
+
+_LEVELS = 4
+
+
+def _default_name(level: int, dep: Deployment, model: str, position: int) -> str:
+    """The default name of an unnamed deployment at each level of disambiguation."""
+    if level == 0:
+        return dep.label
+    host = default_host_label(dep)
+    return host if level == 1 else f"{host}/{model}" if level == 2 else f"{host}/{model}#{position + 1}"
 
 
 def routers(items: Sequence[AnyRouter], known: Sequence[str]) -> list[Problem]:

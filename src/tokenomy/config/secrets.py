@@ -8,7 +8,7 @@ from tokenomy.config.base import SecretRef
 
 
 def unset_secrets(config: BaseModel) -> list[tuple[str, str]]:
-    """Every ``(path, variable)`` whose ``${VARIABLE}`` is unset and has no default, in file order."""
+    """Every ``(path, variable)`` whose ``${VARIABLE}`` is unset and has no default, section by section."""
     out: list[tuple[str, str]] = []
     _walk(config, "", out)
     return out

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from tokenomy.errors import GatewayError, internal_error, not_found
+from tokenomy.errors import GatewayError, internal_error, not_found, overloaded
 from tokenomy.gateway import Gateway
 from tokenomy.pipeline.context import Endpoint
 from tokenomy.server import (
@@ -155,7 +155,13 @@ class TokenomyApp:
                 self.gateway.record_rejected(req, route.endpoint, route.wire, exc)
             await self._error(req, route.wire, exc)
         except asyncio.CancelledError:
-            self._uncancel_if_gone(req)
+            if self.gateway.stopping:  # cancelled at the shutdown deadline (server/shutdown.py)
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                await self._error(req, route.wire, overloaded("The gateway is shutting down; retry shortly.", 1))
+            else:
+                self._uncancel_if_gone(req)
         except Exception:
             log.exception("unhandled error on %s (request %s)", req.path, req.request_id)
             failure = internal_error()

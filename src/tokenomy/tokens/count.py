@@ -70,6 +70,9 @@ class TokenCounter:
                 try:
                     from llama_cpp import Llama
 
+                    from tokenomy.providers.local import llama_quiet
+
+                    llama_quiet.install()  # loading must not redirect the process's stdout/stderr
                     vocab = Llama(model_path=path, vocab_only=True, verbose=False)
                 except Exception:  # an unreadable model: fall back to the approximation
                     return None

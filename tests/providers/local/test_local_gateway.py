@@ -103,3 +103,29 @@ async def test_embedded_models_are_priced_by_default(gateway: RunningGateway, cl
     assert set(rows) == {"priced-chat", "priced-embed"}
     for source, cost in rows.values():
         assert source == "default" and cost > 0, rows
+
+
+async def test_the_report_of_a_demo_shows_explained_costs(
+    gateway: RunningGateway, client: openai.AsyncOpenAI, tmp_path: Any
+) -> None:
+    from click.testing import CliRunner
+
+    from tokenomy.cli import main
+
+    for question in ("What is 2+2?", "Name a colour."):
+        await client.chat.completions.create(
+            model=CHAT_MODEL, messages=[{"role": "user", "content": question}], max_tokens=8
+        )
+    await gateway.flush_ledger()
+    config = tmp_path / "report.yaml"
+    ledger = gateway.app.gateway.config.ledger.sqlite_path
+    config.write_text(
+        f'ledger: {{path: "{ledger}"}}\n'
+        f"models: [{{name: x, deployments: [{{provider: local, model: {CHAT_MODEL}}}]}}]\n"
+    )
+    result = CliRunner().invoke(main, ["report", "--config", str(config), "--since", "1h"])
+    assert result.exit_code == 0, result.output
+    spend = next(line for line in result.output.splitlines() if "│ spend" in line)
+    assert "$0.0000 " not in spend + " " and "$" in spend, spend
+    assert "priced: default machine cost (embedded models)" in result.output
+    assert "compare with gpt-4o-mini (not a saving)" in result.output

@@ -1,0 +1,39 @@
+"""``tokenomy serve`` in a subprocess on a free loopback port, for tests of the whole process (signals, logs)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from pathlib import Path
+
+import aiohttp
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def start_serve(config: Path, home: Path, *args: str) -> tuple[asyncio.subprocess.Process, str]:
+    """Start ``tokenomy serve --config CONFIG`` (stdout and stderr piped); return it and its URL once healthy."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from tokenomy.cli import main; main()", "serve", "--config", str(config),
+        "--port", str(port), *args, env={**os.environ, "TOKENOMY_HOME": str(home)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as http:
+        for _ in range(600):
+            try:
+                async with http.get(f"{url}/healthz") as resp:
+                    if resp.status == 200:
+                        return proc, url
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.05)
+    proc.kill()
+    raise AssertionError("tokenomy serve did not become healthy")
