@@ -26,6 +26,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import orjson
+
 from tokenomy.config.models import Deployment
 from tokenomy.config.optimize import OptimizeConfig
 from tokenomy.optimize import (
@@ -48,6 +50,7 @@ from tokenomy.pipeline.route import ModelTable
 from tokenomy.tokens.count import Encode, TokenCounter
 
 log = logging.getLogger("tokenomy.optimize")
+_INLINE_COUNT_BYTES = 16_384  # smaller prompts are counted on the event loop (a thread hop costs more)
 Embed = Callable[[list[str]], Awaitable[Any]]
 
 
@@ -105,8 +108,7 @@ class OptimizeStage:
         if body is not ctx.body:
             encode, source = await self._encoder(dep)
             try:
-                before = self._tokens.prompt(encode, ctx.body["messages"])
-                after = self._tokens.prompt(encode, body["messages"])
+                before, after = await self._count(encode, ctx.body["messages"], body["messages"])
             except Exception as exc:  # counting must never stop the request
                 warnings.append(_failed("count", exc))
             else:
@@ -140,6 +142,17 @@ class OptimizeStage:
         messages = list(body["messages"])
         messages.insert(trimmed.at, summary.summary_message(text, trimmed.dropped))
         return {**body, "messages": messages}
+
+    async def _count(self, encode: Encode, before: list[Any], after: list[Any]) -> tuple[int, int]:
+        """Prompt tokens before and after; long prompts are tokenized on a worker thread (the
+        tokenizer releases the GIL), so the event loop keeps serving other requests meanwhile."""
+
+        def both() -> tuple[int, int]:
+            return self._tokens.prompt(encode, before), self._tokens.prompt(encode, after)
+
+        if len(orjson.dumps(before)) < _INLINE_COUNT_BYTES:
+            return both()
+        return await asyncio.to_thread(both)
 
     async def _encoder(self, dep: Deployment) -> tuple[Encode, str]:
         """The served model's tokenizer (exact where one is available offline), loaded off the event loop once."""
