@@ -19,8 +19,8 @@ from tests.fakes.openai_upstream import OpenAIFake
 from tests.support.gateway import RunningGateway, running_gateway
 
 from tokenomy.cli import main
-from tokenomy.optimize.metrics import TRUNCATED
 from tokenomy.pricing.prices import lookup
+from tokenomy.telemetry.metrics import OPTIMIZE_TRUNCATED as TRUNCATED
 
 OPTIMIZE = """
 optimize:

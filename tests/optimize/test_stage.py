@@ -10,10 +10,10 @@ import pytest
 from tokenomy.config import parse_config
 from tokenomy.config.optimize import OptimizeConfig
 from tokenomy.optimize import compress_context, minify_json
-from tokenomy.optimize.metrics import FAILURES
 from tokenomy.optimize.stage import OptimizeStage
 from tokenomy.pipeline.context import CallContext, Completion, Endpoint
 from tokenomy.pipeline.route import ModelTable
+from tokenomy.telemetry.metrics import OPTIMIZE_FAILURES as FAILURES
 
 CONFIG = parse_config(
     "models:\n  - name: m\n    deployments: [{provider: openai, base_url: 'http://127.0.0.1:9', model: gpt-4o-mini}]\n"

@@ -41,12 +41,13 @@ from tokenomy.optimize import (
     whitespace,
 )
 from tokenomy.optimize.accounting import MessageTokens
-from tokenomy.optimize.metrics import FAILURES, TRUNCATED
 from tokenomy.optimize.prompt_cache import PrefixMemory, PromptCachePlan
 from tokenomy.optimize.settings import Settings, resolve
 from tokenomy.pipeline.chain import Handler
 from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Response, Stream
 from tokenomy.pipeline.route import ModelTable
+from tokenomy.telemetry.metrics import OPTIMIZE_FAILURES as FAILURES
+from tokenomy.telemetry.metrics import OPTIMIZE_TRUNCATED as TRUNCATED
 from tokenomy.tokens.count import Encode, TokenCounter
 
 log = logging.getLogger("tokenomy.optimize")
