@@ -69,3 +69,11 @@ async def test_the_compress_mark_never_goes_upstream_whatever_runs() -> None:
     for headers in ({}, {"x-tokenomy-optimize": "off"}, {"x-tokenomy-compress": "0.5"}):
         ctx = await run(stage, {"model": "m", "messages": [{"role": "user", "content": [part]}]}, headers)
         assert "compress" not in ctx.body["messages"][0]["content"][0]
+
+
+async def test_a_long_system_prompt_is_not_compressed_unless_marked() -> None:
+    stage = OptimizeStage(OptimizeConfig(lossless=False), ModelTable(CONFIG))
+    rules = "\n".join(f"Rule {i}: always answer about topic {i} politely." for i in range(400))
+    body = {"model": "m", "messages": [{"role": "system", "content": rules}, {"role": "user", "content": "topic 7?"}]}
+    ctx = await run(stage, body, {"x-tokenomy-compress": "0.25"})
+    assert ctx.body["messages"][0]["content"] == rules and ctx.decisions["optimize"] == "none"
