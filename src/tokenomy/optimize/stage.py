@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -89,6 +90,12 @@ class OptimizeStage:
             ctx.body = compress_context.strip_marks(ctx.body) or ctx.body  # the mark never goes upstream
             ctx.decisions["optimize"] = "off"
             return await call_next(ctx)
+        # A native pass-through (ctx.native, from the protocols work) sends the client's own body to a
+        # provider that speaks its wire format, not ctx.body: rewriting ctx.body losslessly would change
+        # nothing upstream, and an opt-in transform must then send the translation instead.
+        native = getattr(ctx, "native", None) is not None
+        if native:
+            settings = replace(settings, lossless=False)
         dep = model.deployments[0]  # the tokenizer is loaded only when something needs counting
         applied: list[str] = []
         warnings: list[str] = []
@@ -100,6 +107,8 @@ class OptimizeStage:
                 body, capped = new, True
                 applied.append(output_cap.name)
         body = compress_context.strip_marks(body) or body  # whatever ran, the mark never goes upstream
+        if native and body is not ctx.body:
+            setattr(ctx, "native", None)  # noqa: B010 - the field comes with the native pass-through
         if settings.prompt_cache != "off" and any(d.provider == "anthropic" for d in model.deployments):
             encode, _source = await self._encoder(dep)
             ctx.prompt_cache = PromptCachePlan(
