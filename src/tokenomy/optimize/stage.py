@@ -130,6 +130,12 @@ class OptimizeStage:
         if warnings:
             ctx.decisions["optimize_warning"] = " | ".join(warnings)
         response = await call_next(ctx)
+        plan = ctx.prompt_cache
+        if plan is not None and plan.placed:  # the provider placed breakpoints on the request it sent
+            done = f"prompt_cache({plan.placed})"
+            ctx.decisions["optimize"] = (
+                done + said.removeprefix("none") if said.startswith("none") else f"{done},{said}"
+            )
         if not capped:
             return response
         task = self._tasks(ctx.task)
