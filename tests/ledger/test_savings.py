@@ -110,3 +110,44 @@ def test_cascade_rejected_attempts_come_off_the_routing_saving() -> None:
         routing_overhead=True,
     )
     assert c.baseline - c.cost == pytest.approx(sum(c.saved.values()))
+
+
+CLAUDE = TokenPrice(8e-7, 4e-6, 8e-8, "config", 1e-6)  # input, output, cache read, source, cache write
+
+
+def test_cache_writes_are_priced_at_the_write_price() -> None:
+    assert CLAUDE.cost(1000, 10, cached_tokens=0, written=600) == pytest.approx(400 * 8e-7 + 600 * 1e-6 + 10 * 4e-6)
+    assert CHEAP.cost(1000, 0, written=600) == pytest.approx(1000 * 1e-7)  # no write price known: the input price
+
+
+@pytest.mark.parametrize(("cached", "written"), [(600, 0), (0, 600), (300, 200)])
+def test_gateway_breakpoints_credit_compression_against_a_request_without_them(cached: int, written: int) -> None:
+    c = attribute(
+        served=CLAUDE,
+        baseline=CLAUDE,
+        prompt_tokens=1000,
+        completion_tokens=10,
+        cached_tokens=cached,
+        original_prompt_tokens=1100,
+        cache_hit=False,
+        cache_write_tokens=written,
+        gateway_cache_breakpoints=True,
+    )
+    assert c.baseline == pytest.approx(CLAUDE.cost(1100, 10))  # the client's request: no cache at all
+    assert c.cost == pytest.approx(CLAUDE.cost(1000, 10, cached, written))
+    assert c.saved["compression"] == pytest.approx(CLAUDE.cost(1100, 10) - CLAUDE.cost(1000, 10, cached, written))
+    assert c.saved["routing"] == pytest.approx(0)
+    assert c.baseline - c.cost == pytest.approx(sum(c.saved.values()))
+
+
+def test_client_breakpoints_are_not_credited_to_compression() -> None:
+    c = attribute(
+        served=CLAUDE,
+        baseline=CLAUDE,
+        prompt_tokens=1000,
+        completion_tokens=10,
+        cached_tokens=600,
+        original_prompt_tokens=None,
+        cache_hit=False,
+    )
+    assert c.saved["compression"] == 0 and c.baseline == pytest.approx(c.cost)

@@ -76,7 +76,7 @@ def _values(body: dict[str, Any]) -> list[Any]:
     return out
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(requests())
 def test_minified_request_parses_to_the_same_objects(body: dict[str, Any]) -> None:
     minified = minify_json.apply(body) or body

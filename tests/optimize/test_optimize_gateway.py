@@ -19,8 +19,8 @@ from tests.fakes.openai_upstream import OpenAIFake
 from tests.support.gateway import RunningGateway, running_gateway
 
 from tokenomy.cli import main
-from tokenomy.optimize.metrics import TRUNCATED
 from tokenomy.pricing.prices import lookup
+from tokenomy.telemetry.metrics import OPTIMIZE_TRUNCATED as TRUNCATED
 
 OPTIMIZE = """
 optimize:
@@ -182,8 +182,10 @@ async def test_anthropic_prompt_cache_breakpoints_are_placed_and_the_cache_read_
     task = {"x-tokenomy-task": "support"}
     first = await oai(gw).chat.completions.with_raw_response.create(model="claude", messages=ask, extra_headers=task)
     assert "cache_control" not in json.dumps(anthropic_fake.last.body)  # a prefix seen once may never repeat
+    assert first.headers["x-tokenomy-optimize"] == "none"
     second = await oai(gw).chat.completions.with_raw_response.create(model="claude", messages=ask, extra_headers=task)
     assert anthropic_fake.last.body["system"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert second.headers["x-tokenomy-optimize"] == "prompt_cache(1)"
     client = anthropic.AsyncAnthropic(base_url=gw[0].url, api_key="unused", max_retries=0)
     third = await client.messages.with_raw_response.create(
         model="claude",

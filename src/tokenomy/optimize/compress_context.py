@@ -4,13 +4,13 @@ Which text is compressed:
 
 - a text content part marked ``"compress": true`` (the mark is removed before the request goes
   upstream); when any part is marked, only marked parts are compressed;
-- otherwise every system or user text of at least ``min_tokens`` (estimated at four characters a
-  token). When that text is the last user message itself, its last paragraph (after the last blank
-  line) is taken as the question and kept word for word.
+- otherwise every user text of at least ``min_tokens`` (estimated at four characters a token).
+  When that text is the last user message itself, its last paragraph (after the last blank line)
+  is taken as the question and kept word for word. System messages hold instructions and a
+  cacheable prefix, so they are compressed only when marked.
 
 The question is the last user message (its unmarked parts when some are marked; its last
-paragraph in the case above). The compressor is
-:mod:`tokenomy.optimize.compressor`.
+paragraph in the case above). The compressor is :mod:`tokenomy.optimize.compressor`.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def apply(body: dict[str, Any], ratio: float, method: Method, min_tokens: int) -
     for index, message in enumerate(messages):
         if marked:
             new, n = _compress_marked(message, question, ratio, method)
-        elif role(message) in ("system", "developer", "user"):
+        elif role(message) == "user":  # instructions (system) stay whole, and a stable prefix stays cacheable
             new, n = _compress_long(message, index == last_user, question, ratio, method, min_tokens)
         else:
             new, n = message, 0

@@ -24,7 +24,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any
+
+import orjson
 
 from tokenomy.config.models import Deployment
 from tokenomy.config.optimize import OptimizeConfig
@@ -39,15 +42,17 @@ from tokenomy.optimize import (
     whitespace,
 )
 from tokenomy.optimize.accounting import MessageTokens
-from tokenomy.optimize.metrics import FAILURES, TRUNCATED
 from tokenomy.optimize.prompt_cache import PrefixMemory, PromptCachePlan
 from tokenomy.optimize.settings import Settings, resolve
 from tokenomy.pipeline.chain import Handler
 from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Response, Stream
 from tokenomy.pipeline.route import ModelTable
+from tokenomy.telemetry.metrics import OPTIMIZE_FAILURES as FAILURES
+from tokenomy.telemetry.metrics import OPTIMIZE_TRUNCATED as TRUNCATED
 from tokenomy.tokens.count import Encode, TokenCounter
 
 log = logging.getLogger("tokenomy.optimize")
+_INLINE_COUNT_BYTES = 16_384  # smaller prompts are counted on the event loop (a thread hop costs more)
 Embed = Callable[[list[str]], Awaitable[Any]]
 
 
@@ -85,6 +90,12 @@ class OptimizeStage:
             ctx.body = compress_context.strip_marks(ctx.body) or ctx.body  # the mark never goes upstream
             ctx.decisions["optimize"] = "off"
             return await call_next(ctx)
+        # A native pass-through (ctx.native, from the protocols work) sends the client's own body to a
+        # provider that speaks its wire format, not ctx.body: rewriting ctx.body losslessly would change
+        # nothing upstream, and an opt-in transform must then send the translation instead.
+        native = getattr(ctx, "native", None) is not None
+        if native:
+            settings = replace(settings, lossless=False)
         dep = model.deployments[0]  # the tokenizer is loaded only when something needs counting
         applied: list[str] = []
         warnings: list[str] = []
@@ -96,6 +107,8 @@ class OptimizeStage:
                 body, capped = new, True
                 applied.append(output_cap.name)
         body = compress_context.strip_marks(body) or body  # whatever ran, the mark never goes upstream
+        if native and body is not ctx.body:
+            setattr(ctx, "native", None)  # noqa: B010 - the field comes with the native pass-through
         if settings.prompt_cache != "off" and any(d.provider == "anthropic" for d in model.deployments):
             encode, _source = await self._encoder(dep)
             ctx.prompt_cache = PromptCachePlan(
@@ -105,8 +118,7 @@ class OptimizeStage:
         if body is not ctx.body:
             encode, source = await self._encoder(dep)
             try:
-                before = self._tokens.prompt(encode, ctx.body["messages"])
-                after = self._tokens.prompt(encode, body["messages"])
+                before, after = await self._count(encode, ctx.body["messages"], body["messages"])
             except Exception as exc:  # counting must never stop the request
                 warnings.append(_failed("count", exc))
             else:
@@ -118,6 +130,12 @@ class OptimizeStage:
         if warnings:
             ctx.decisions["optimize_warning"] = " | ".join(warnings)
         response = await call_next(ctx)
+        plan = ctx.prompt_cache
+        if plan is not None and plan.placed:  # the provider placed breakpoints on the request it sent
+            done = f"prompt_cache({plan.placed})"
+            ctx.decisions["optimize"] = (
+                done + said.removeprefix("none") if said.startswith("none") else f"{done},{said}"
+            )
         if not capped:
             return response
         task = self._tasks(ctx.task)
@@ -140,6 +158,17 @@ class OptimizeStage:
         messages = list(body["messages"])
         messages.insert(trimmed.at, summary.summary_message(text, trimmed.dropped))
         return {**body, "messages": messages}
+
+    async def _count(self, encode: Encode, before: list[Any], after: list[Any]) -> tuple[int, int]:
+        """Prompt tokens before and after; long prompts are tokenized on a worker thread (the
+        tokenizer releases the GIL), so the event loop keeps serving other requests meanwhile."""
+
+        def both() -> tuple[int, int]:
+            return self._tokens.prompt(encode, before), self._tokens.prompt(encode, after)
+
+        if len(orjson.dumps(before)) < _INLINE_COUNT_BYTES:
+            return both()
+        return await asyncio.to_thread(both)
 
     async def _encoder(self, dep: Deployment) -> tuple[Encode, str]:
         """The served model's tokenizer (exact where one is available offline), loaded off the event loop once."""

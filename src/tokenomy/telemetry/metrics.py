@@ -96,6 +96,18 @@ CACHE_SKIPPED = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+OPTIMIZE_FAILURES = Counter(
+    "tokenomy_optimize_failures",
+    "Optimize transforms that failed; the request went on unchanged by them.",
+    ["transform"],
+    registry=REGISTRY,
+)
+OPTIMIZE_TRUNCATED = Counter(
+    "tokenomy_optimize_truncated",
+    "Answers cut short (finish_reason length) by an output cap the optimize stage set, by task.",
+    ["task"],
+    registry=REGISTRY,
+)
 LEDGER_QUEUE = Gauge("tokenomy_ledger_queue_depth", "Ledger records waiting in memory.", registry=REGISTRY)
 LEDGER_LAG = Gauge(
     "tokenomy_ledger_lag_seconds", "Age of the oldest record in the last batch written to the store.", registry=REGISTRY
