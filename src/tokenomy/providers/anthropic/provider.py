@@ -38,9 +38,11 @@ class AnthropicProvider(HttpProvider):
     async def send_native(self, ctx: CallContext, deployment: Deployment) -> Response:
         """POST the client's Messages request as it is (model id swapped; beta headers kept)."""
         assert ctx.native is not None
-        body = orjson.dumps({**ctx.native.body, "model": deployment.model})
+        native = {**ctx.native.body, "model": deployment.model}
+        if ctx.prompt_cache is not None:  # breakpoints the optimize stage planned (none where the client set its own)
+            native = ctx.prompt_cache.apply(native)
         url = f"{deployment.base_url}/v1/messages"
-        resp = await self._pool.post(url, body, deployment, forwarded_headers(ctx.headers))
+        resp = await self._pool.post(url, orjson.dumps(native), deployment, forwarded_headers(ctx.headers))
         if ctx.stream:
             return Stream(_native_events(resp, ctx, deployment.label), resp.close)
         raw = await read_body(resp, deployment)
