@@ -237,3 +237,15 @@ async def test_repeats_report_their_spread(tmp_path: Path) -> None:
     row = doc["results"][0]
     assert doc["calls_made"] == 15 and row["n"] == 5
     assert len(row["repeat_quality"]) == 3 and row["repeat_std"] == 0.0  # recorded answers do not vary
+
+
+async def test_a_larger_limit_extends_a_resumed_run(tmp_path: Path) -> None:
+    items = routerbench_items()[:4]
+    dataset = load_dataset(write_dataset(items, tmp_path / "d.jsonl"))
+    async with recorded_gateway(items) as (_fake, config, gw):
+        first = EvalOptions(
+            models=["gpt-4"], scorer="choice", out=tmp_path / "run", config=config, gateway_url=gw.url, limit=2
+        )
+        assert (await run_evaluation(dataset, first, QUIET))["calls_made"] == 2
+        more = await run_evaluation(dataset, dataclasses.replace(first, limit=4, resume=True), QUIET)
+    assert more["calls_made"] == 2 and more["results"][0]["n"] == 4
