@@ -79,7 +79,7 @@ class Pricer:
         else:
             name = answer.served_model or ""
             price = self._by_name.get(name) or self._by_name.setdefault(name, lookup(name, "openai") or UNPRICED)
-        if price is UNPRICED:
+        if price is UNPRICED and not (dep is not None and dep.provider == "local"):  # embedded models are free
             self.unpriced.add(answer.deployment or answer.served_model or "?")
         return price.cost(answer.prompt_tokens, answer.completion_tokens, answer.cached_tokens)
 
