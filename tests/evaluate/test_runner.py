@@ -249,3 +249,44 @@ async def test_a_larger_limit_extends_a_resumed_run(tmp_path: Path) -> None:
         assert (await run_evaluation(dataset, first, QUIET))["calls_made"] == 2
         more = await run_evaluation(dataset, dataclasses.replace(first, limit=4, resume=True), QUIET)
     assert more["calls_made"] == 2 and more["results"][0]["n"] == 4
+
+
+async def test_ctrl_c_keeps_what_is_done(tmp_path: Path) -> None:
+    items = routerbench_items()[:40]
+    data = write_dataset(items, tmp_path / "d.jsonl")
+    async with RecordedFake(items, mode="slow", delay=0.05) as fake:
+        await fake.start()
+        (tmp_path / "gw.yaml").write_text(gateway_yaml(fake.base_url))
+        out = tmp_path / "run"
+        args = [
+            sys.executable,
+            "-m",
+            "tokenomy.cli",
+            "eval",
+            "--dataset",
+            str(data),
+            "--models",
+            "gpt-4",
+            "--scorer",
+            "choice",
+            "--config",
+            str(tmp_path / "gw.yaml"),
+            "--out",
+            str(out),
+            "--concurrency",
+            "2",
+        ]
+        env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}"}
+        proc = await asyncio.create_subprocess_exec(
+            *args, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
+        for _ in range(600):
+            if (out / "results.jsonl").exists() and len(results(out)) >= 5:
+                break
+            await asyncio.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 130, err.decode()[-2000:]
+    assert b"--resume" in err
+    kept = results(out)
+    assert 5 <= len(kept) < len(items) and all(r["score"] is not None for r in kept)

@@ -8,12 +8,21 @@ ledger records (their costs are in the evaluation's results).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import uvicorn
 
 from tokenomy.config.models import GatewayConfig
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: Ctrl-C interrupts the evaluation, which then stops the server."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 @asynccontextmanager
@@ -25,7 +34,7 @@ async def serve_in_process(config: GatewayConfig, ready_timeout_s: float = 300.0
     server_cfg = config.server.model_copy(update={"shed_loop_lag_ms": 0.0})  # our own loop is busy scoring
     config = config.model_copy(update={"ledger": ledger, "server": server_cfg})
     app = create_app(config)
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning", access_log=False)
     )
     task = asyncio.create_task(server.serve())
