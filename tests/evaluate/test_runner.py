@@ -290,3 +290,27 @@ async def test_ctrl_c_keeps_what_is_done(tmp_path: Path) -> None:
     assert b"--resume" in err
     kept = results(out)
     assert 5 <= len(kept) < len(items) and all(r["score"] is not None for r in kept)
+
+
+async def test_deployment_rate_limits_pace_the_run_without_errors(tmp_path: Path) -> None:
+    """An RPM limit answers the excess with 429 + Retry-After at the gateway; the run waits and goes on."""
+    items = routerbench_items()[:70]
+    dataset = load_dataset(write_dataset(items, tmp_path / "d.jsonl"))
+    async with RecordedFake(items) as fake:
+        await fake.start()
+        config = parse_config(gateway_yaml(fake.base_url, rpm=60) + "routing: {limits: {max_wait_ms: 0}}\n")
+        async with running_gateway(config) as gw:
+            opts = EvalOptions(
+                models=["mistral-7b"],
+                scorer="choice",
+                out=tmp_path / "run",
+                config=config,
+                gateway_url=gw.url,
+                concurrency=16,
+                backoff_s=0.05,
+            )
+            doc = await run_evaluation(dataset, opts, QUIET)
+    row = doc["results"][0]
+    assert row["n"] == 70 and row["errors"] == 0 and row["upstream_errors"] == 0
+    assert doc["retries"] >= 1  # some calls were told to wait
+    assert len(fake.requests) == 70  # the upstream never saw more than the limit allowed, nor a retry
