@@ -21,11 +21,9 @@ from typing import Any
 import httpx
 
 from tokenomy.config.models import Deployment, GatewayConfig
+from tokenomy.evaluate import EVAL_USER
 from tokenomy.pricing.prices import UNPRICED, PriceBook, TokenPrice, lookup
 
-EVAL_USER = "tokenomy-eval"
-"""The ``user`` field of the evaluation's calls: the ledger's ``end_user``, so replays and ``--from-ledger``
-never take an evaluation's own calls for production traffic."""
 _RETRYABLE = frozenset({408, 409, 429, 500, 502, 503, 504})
 NO_CACHE = {"cache-control": "no-cache, no-store"}
 

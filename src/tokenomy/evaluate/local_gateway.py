@@ -2,7 +2,7 @@
 
 Calls then go through the same pipeline as production (prices, token counts, retries, rate
 limits); its ledger is switched off, so an evaluation's calls are not mixed into the traffic the
-ledger records (their costs are in the evaluation's results).
+ledger records (their costs are in the evaluation's results), and so are its shadow rules.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ async def serve_in_process(config: GatewayConfig, ready_timeout_s: float = 300.0
 
     ledger = config.ledger.model_copy(update={"enabled": False})
     server_cfg = config.server.model_copy(update={"shed_loop_lag_ms": 0.0})  # our own loop is busy scoring
-    config = config.model_copy(update={"ledger": ledger, "server": server_cfg})
+    config = config.model_copy(update={"ledger": ledger, "server": server_cfg, "shadow": ()})  # no copies of our calls
     app = create_app(config)
     server = _Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning", access_log=False)
