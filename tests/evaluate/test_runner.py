@@ -28,39 +28,52 @@ def results(out: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
 
 
+def eval_command(tmp_path: Path, data: Path, base_url: str) -> tuple[list[str], dict[str, str], Path]:
+    """``tokenomy eval`` in its own process on gpt-4 with the gateway in process: args, env, run directory."""
+    (tmp_path / "gw.yaml").write_text(gateway_yaml(base_url))
+    out = tmp_path / "run"
+    args = [
+        sys.executable,
+        "-m",
+        "tokenomy.cli",
+        "eval",
+        "--dataset",
+        str(data),
+        "--models",
+        "gpt-4",
+        "--scorer",
+        "choice",
+        "--config",
+        str(tmp_path / "gw.yaml"),
+        "--out",
+        str(out),
+        "--concurrency",
+        "2",
+    ]
+    return args, {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}"}, out
+
+
+async def started_with_results(
+    args: list[str], env: dict[str, str], out: Path, count: int
+) -> asyncio.subprocess.Process:
+    """Start the command; return once it has written ``count`` results."""
+    proc = await asyncio.create_subprocess_exec(
+        *args, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    for _ in range(600):
+        if (out / "results.jsonl").exists() and len(results(out)) >= count:
+            break
+        await asyncio.sleep(0.05)
+    return proc
+
+
 async def test_resume_after_kill_calls_no_finished_item_again(tmp_path: Path) -> None:
     items = routerbench_items()[:60]
     data = write_dataset(items, tmp_path / "d.jsonl")
     async with RecordedFake(items, mode="slow", delay=0.05) as fake:
         await fake.start()
-        (tmp_path / "gw.yaml").write_text(gateway_yaml(fake.base_url))
-        out = tmp_path / "run"
-        args = [
-            sys.executable,
-            "-m",
-            "tokenomy.cli",
-            "eval",
-            "--dataset",
-            str(data),
-            "--models",
-            "gpt-4",
-            "--scorer",
-            "choice",
-            "--config",
-            str(tmp_path / "gw.yaml"),
-            "--out",
-            str(out),
-            "--concurrency",
-            "2",
-        ]
-        env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}"}
-        proc = await asyncio.create_subprocess_exec(
-            *args, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-        )
-        for _ in range(600):
-            if (out / "results.jsonl").exists() and len(results(out)) >= 10:
-                break
-            await asyncio.sleep(0.05)
+        args, env, out = eval_command(tmp_path, data, fake.base_url)
+        proc = await started_with_results(args, env, out, 10)
         proc.send_signal(signal.SIGKILL)
         await proc.wait()
         before = {r["item"] for r in results(out)}
@@ -256,34 +269,8 @@ async def test_ctrl_c_keeps_what_is_done(tmp_path: Path) -> None:
     data = write_dataset(items, tmp_path / "d.jsonl")
     async with RecordedFake(items, mode="slow", delay=0.05) as fake:
         await fake.start()
-        (tmp_path / "gw.yaml").write_text(gateway_yaml(fake.base_url))
-        out = tmp_path / "run"
-        args = [
-            sys.executable,
-            "-m",
-            "tokenomy.cli",
-            "eval",
-            "--dataset",
-            str(data),
-            "--models",
-            "gpt-4",
-            "--scorer",
-            "choice",
-            "--config",
-            str(tmp_path / "gw.yaml"),
-            "--out",
-            str(out),
-            "--concurrency",
-            "2",
-        ]
-        env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}"}
-        proc = await asyncio.create_subprocess_exec(
-            *args, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-        )
-        for _ in range(600):
-            if (out / "results.jsonl").exists() and len(results(out)) >= 5:
-                break
-            await asyncio.sleep(0.05)
+        args, env, out = eval_command(tmp_path, data, fake.base_url)
+        proc = await started_with_results(args, env, out, 5)
         proc.send_signal(signal.SIGINT)
         _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 130, err.decode()[-2000:]
