@@ -58,7 +58,7 @@ class Gateway:
         self.cache_store: CacheStore | None = cache_store_for(config.cache.exact)  # also the KV API's store
         self.cache = CacheService(config.cache.exact.memory_bytes, self.cache_store)
         self.access = Access(config, self.table, self.ledger)  # keys, per-key limits, budgets
-        self.recorder = RecordStage(self.access.sink(self.ledger), tasks)
+        self.recorder = RecordStage(self.access.sink(self.ledger), tasks, config.ledger.store_prompts)
         self.shadow = ShadowTraffic.for_config(config, self.ledger.submit)  # None without shadow rules
         self.stages: list[Stage] = [
             self.recorder,

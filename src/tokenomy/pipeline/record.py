@@ -32,9 +32,10 @@ class RecordStage:
 
     name = "record"
 
-    def __init__(self, sink: Sink, tasks: TaskLabels) -> None:
+    def __init__(self, sink: Sink, tasks: TaskLabels, keep_answers: bool = False) -> None:
         self._sink = sink
         self._tasks = tasks
+        self._keep_answers = keep_answers  # ledger.store_prompts: the ledger stores the answer's text
 
     async def __call__(self, ctx: CallContext, call_next: Handler) -> Response:
         try:
@@ -49,7 +50,8 @@ class RecordStage:
             raise
         if isinstance(response, Completion):
             ctx.usage = response.usage or Usage.from_openai(response.body.get("usage"))
-            ctx.response_body = response.body
+            if self._keep_answers:
+                ctx.response_body = response.body
             if ctx.usage is None:
                 ctx.streamed_text = _completion_text(response.body)  # counted by the ledger
             self.finish(ctx)
