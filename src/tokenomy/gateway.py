@@ -74,7 +74,9 @@ class Gateway:
         self.access = Access(config, self.table, self.ledger)  # keys, per-key limits, budgets
         self.responses: ResponseStore = response_store_for(config.responses)  # Responses API state
         self.stopping = False  # the shutdown deadline passed: requests cancelled now are recorded as such
-        self.recorder = RecordStage(self.access.sink(self.ledger), tasks, stopping=lambda: self.stopping)
+        self.recorder = RecordStage(
+            self.access.sink(self.ledger), tasks, config.ledger.store_prompts, stopping=lambda: self.stopping
+        )
         self.guard = GuardStage(config.auth, self.access.keys, self.access.budgets)
         self.shadow = ShadowTraffic.for_config(config, self.ledger.submit)  # None without shadow rules
         route = RouteStage(self.table)

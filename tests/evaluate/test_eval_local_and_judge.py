@@ -28,14 +28,13 @@ def dataset(tmp_path: Path, rows: list[dict[str, Any]]) -> Path:
 async def test_embedded_model_in_process(tmp_path: Path) -> None:
     rows = [
         {"prompt": "What is the capital of France? Answer in one word.", "expected": "Paris", "task": "geo"},
-        {"prompt": "What colour is the sky on a clear day? One word.", "expected": "blue", "task": "geo"},
-        {"prompt": "Say hello.", "expected": "hello", "task": "chat", "request": {"max_tokens": 8}},
+        {"prompt": "Say hello.", "expected": "hello", "task": "chat", "request": {"max_tokens": 4}},
     ]
-    config = local_config(CHAT_MODEL, generation={"n_threads": 2, "max_tokens_default": 16})
+    config = local_config(CHAT_MODEL, generation={"n_threads": 2, "max_tokens_default": 8})
     opts = EvalOptions(models=[CHAT_MODEL], scorer="contains", out=tmp_path / "run", config=config, concurrency=2)
     doc = await run_evaluation(load_dataset(dataset(tmp_path, rows)), opts, QUIET)
     by_task = {r["task"]: r for r in doc["results"]}
-    assert by_task["geo"]["n"] == 2 and by_task["chat"]["n"] == 1
+    assert by_task["geo"]["n"] == 1 and by_task["chat"]["n"] == 1
     for row in doc["results"]:
         assert row["errors"] == 0 and row["completion_tokens"] > 0 and row["p50_ttft_ms"] is not None
         assert 0.0 <= row["quality"] <= 1.0

@@ -28,39 +28,52 @@ def results(out: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
 
 
+def eval_command(tmp_path: Path, data: Path, base_url: str) -> tuple[list[str], dict[str, str], Path]:
+    """``tokenomy eval`` in its own process on gpt-4 with the gateway in process: args, env, run directory."""
+    (tmp_path / "gw.yaml").write_text(gateway_yaml(base_url))
+    out = tmp_path / "run"
+    args = [
+        sys.executable,
+        "-m",
+        "tokenomy.cli",
+        "eval",
+        "--dataset",
+        str(data),
+        "--models",
+        "gpt-4",
+        "--scorer",
+        "choice",
+        "--config",
+        str(tmp_path / "gw.yaml"),
+        "--out",
+        str(out),
+        "--concurrency",
+        "2",
+    ]
+    return args, {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}"}, out
+
+
+async def started_with_results(
+    args: list[str], env: dict[str, str], out: Path, count: int
+) -> asyncio.subprocess.Process:
+    """Start the command; return once it has written ``count`` results."""
+    proc = await asyncio.create_subprocess_exec(
+        *args, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    for _ in range(600):
+        if (out / "results.jsonl").exists() and len(results(out)) >= count:
+            break
+        await asyncio.sleep(0.05)
+    return proc
+
+
 async def test_resume_after_kill_calls_no_finished_item_again(tmp_path: Path) -> None:
     items = routerbench_items()[:60]
     data = write_dataset(items, tmp_path / "d.jsonl")
     async with RecordedFake(items, mode="slow", delay=0.05) as fake:
         await fake.start()
-        (tmp_path / "gw.yaml").write_text(gateway_yaml(fake.base_url))
-        out = tmp_path / "run"
-        args = [
-            sys.executable,
-            "-m",
-            "tokenomy.cli",
-            "eval",
-            "--dataset",
-            str(data),
-            "--models",
-            "gpt-4",
-            "--scorer",
-            "choice",
-            "--config",
-            str(tmp_path / "gw.yaml"),
-            "--out",
-            str(out),
-            "--concurrency",
-            "2",
-        ]
-        env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}"}
-        proc = await asyncio.create_subprocess_exec(
-            *args, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-        )
-        for _ in range(600):
-            if (out / "results.jsonl").exists() and len(results(out)) >= 10:
-                break
-            await asyncio.sleep(0.05)
+        args, env, out = eval_command(tmp_path, data, fake.base_url)
+        proc = await started_with_results(args, env, out, 10)
         proc.send_signal(signal.SIGKILL)
         await proc.wait()
         before = {r["item"] for r in results(out)}
@@ -237,3 +250,54 @@ async def test_repeats_report_their_spread(tmp_path: Path) -> None:
     row = doc["results"][0]
     assert doc["calls_made"] == 15 and row["n"] == 5
     assert len(row["repeat_quality"]) == 3 and row["repeat_std"] == 0.0  # recorded answers do not vary
+
+
+async def test_a_larger_limit_extends_a_resumed_run(tmp_path: Path) -> None:
+    items = routerbench_items()[:4]
+    dataset = load_dataset(write_dataset(items, tmp_path / "d.jsonl"))
+    async with recorded_gateway(items) as (_fake, config, gw):
+        first = EvalOptions(
+            models=["gpt-4"], scorer="choice", out=tmp_path / "run", config=config, gateway_url=gw.url, limit=2
+        )
+        assert (await run_evaluation(dataset, first, QUIET))["calls_made"] == 2
+        more = await run_evaluation(dataset, dataclasses.replace(first, limit=4, resume=True), QUIET)
+    assert more["calls_made"] == 2 and more["results"][0]["n"] == 4
+
+
+async def test_ctrl_c_keeps_what_is_done(tmp_path: Path) -> None:
+    items = routerbench_items()[:40]
+    data = write_dataset(items, tmp_path / "d.jsonl")
+    async with RecordedFake(items, mode="slow", delay=0.05) as fake:
+        await fake.start()
+        args, env, out = eval_command(tmp_path, data, fake.base_url)
+        proc = await started_with_results(args, env, out, 5)
+        proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 130, err.decode()[-2000:]
+    assert b"--resume" in err
+    kept = results(out)
+    assert 5 <= len(kept) < len(items) and all(r["score"] is not None for r in kept)
+
+
+async def test_deployment_rate_limits_pace_the_run_without_errors(tmp_path: Path) -> None:
+    """An RPM limit answers the excess with 429 + Retry-After at the gateway; the run waits and goes on."""
+    items = routerbench_items()[:64]
+    dataset = load_dataset(write_dataset(items, tmp_path / "d.jsonl"))
+    async with RecordedFake(items) as fake:
+        await fake.start()
+        config = parse_config(gateway_yaml(fake.base_url, rpm=60) + "routing: {limits: {max_wait_ms: 0}}\n")
+        async with running_gateway(config) as gw:
+            opts = EvalOptions(
+                models=["mistral-7b"],
+                scorer="choice",
+                out=tmp_path / "run",
+                config=config,
+                gateway_url=gw.url,
+                concurrency=16,
+                backoff_s=0.05,
+            )
+            doc = await run_evaluation(dataset, opts, QUIET)
+    row = doc["results"][0]
+    assert row["n"] == 64 and row["errors"] == 0 and row["upstream_errors"] == 0
+    assert doc["retries"] >= 1  # some calls were told to wait
+    assert len(fake.requests) == 64  # the upstream never saw more than the limit allowed, nor a retry

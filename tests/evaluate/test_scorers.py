@@ -163,8 +163,9 @@ async def test_judge_pairwise_asks_both_orders_and_counts_cost() -> None:
     assert biased.value == 0.5  # always "the first": the two orders disagree, a tie
     rubric = await make_scorer("judge:judge,rubric").score("x", item("y"), ctx)
     assert rubric.value == pytest.approx(7 / 9)
-    with pytest.raises(ValueError, match="no verdict"):
+    with pytest.raises(ValueError, match="no verdict") as failed:
         await make_scorer("judge:judge").score("x", item("y"), ScoreContext(ask=FakeJudge("unsure")))
+    assert getattr(failed.value, "cost_usd", None) == pytest.approx(0.01)  # the unreadable reply was paid for
 
 
 def test_registry_names_the_known_scorers() -> None:

@@ -135,3 +135,19 @@ def test_rules_name_known_models() -> None:
         parse_config(base + "shadow: [{task: t, model: a, candidate: zz, sample: 0.1, max_usd_per_day: 1}]\n")
     with pytest.raises(ConfigError, match="sample"):
         parse_config(base + "shadow: [{task: t, model: a, candidate: a, sample: 2, max_usd_per_day: 1}]\n")
+
+
+async def test_evaluation_calls_are_not_copied(tmp_path: Path) -> None:
+    async with OpenAIFake() as fake:
+        await fake.start()
+        async with running_gateway(config_yaml(fake.base_url, tmp_path / "l.db")) as gw, httpx.AsyncClient() as http:
+            body = {"model": "big", "messages": [{"role": "user", "content": "q"}], "user": "tokenomy-eval"}
+            resp = await http.post(f"{gw.url}/v1/chat/completions", json=body, headers={"x-tokenomy-task": "qa"})
+            assert resp.status_code == 200
+            shadow = gw.app.gateway.shadow
+            assert shadow is not None
+            await asyncio.sleep(0.05)
+            assert shadow.counts.sent == 0
+            await ask(http, gw.url, "a production request")
+            await shadow.wait_idle()
+            assert shadow.counts.sent == 1

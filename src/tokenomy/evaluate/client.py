@@ -4,7 +4,9 @@ Every call is a streamed chat completion (so time to first token is measured) wi
 bypassed (``Cache-Control: no-cache, no-store``): each figure is a real call. Transient failures
 (connection errors, timeouts, 408, 429, 5xx, a stream cut short) pause and retry with backoff, up
 to ``max_retries`` times, honouring ``Retry-After``; then the call is an *upstream error*, counted
-apart from wrong answers. Other 4xx answers are *request errors* and are not retried.
+apart from wrong answers. A 429 with ``Retry-After`` (a deployment's RPM/TPM limit) is pacing, not
+failure: it is waited out without counting as a retry, up to ``max_rate_wait_s`` of waiting per
+call. Other 4xx answers are *request errors* and are not retried.
 """
 
 from __future__ import annotations
@@ -19,11 +21,9 @@ from typing import Any
 import httpx
 
 from tokenomy.config.models import Deployment, GatewayConfig
+from tokenomy.evaluate import EVAL_USER
 from tokenomy.pricing.prices import UNPRICED, PriceBook, TokenPrice, lookup
 
-EVAL_USER = "tokenomy-eval"
-"""The ``user`` field of the evaluation's calls: the ledger's ``end_user``, so replays and ``--from-ledger``
-never take an evaluation's own calls for production traffic."""
 _RETRYABLE = frozenset({408, 409, 429, 500, 502, 503, 504})
 NO_CACHE = {"cache-control": "no-cache, no-store"}
 
@@ -50,10 +50,11 @@ class Answer:
 class CallFailed(Exception):
     """A call that did not produce an answer; ``retryable`` says whether trying again may help."""
 
-    def __init__(self, message: str, retryable: bool, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retryable: bool, retry_after: float | None = None, status: int = 0) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+        self.status = status
 
 
 class Pricer:
@@ -79,7 +80,7 @@ class Pricer:
         else:
             name = answer.served_model or ""
             price = self._by_name.get(name) or self._by_name.setdefault(name, lookup(name, "openai") or UNPRICED)
-        if price is UNPRICED:
+        if price is UNPRICED and not (dep is not None and dep.provider == "local"):  # embedded models are free
             self.unpriced.add(answer.deployment or answer.served_model or "?")
         return price.cost(answer.prompt_tokens, answer.completion_tokens, answer.cached_tokens)
 
@@ -96,6 +97,7 @@ class GatewayClient:
         max_retries: int = 6,
         backoff_s: float = 1.0,
         max_backoff_s: float = 30.0,
+        max_rate_wait_s: float = 600.0,
         timeout_s: float = 600.0,
         connections: int = 64,
     ) -> None:
@@ -111,6 +113,7 @@ class GatewayClient:
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
+        self.max_rate_wait_s = max_rate_wait_s
         self.retries = 0  # transient failures retried, over the whole run
 
     async def aclose(self) -> None:
@@ -125,7 +128,8 @@ class GatewayClient:
 
     async def chat(self, model: str, messages: list[dict[str, Any]], extra: dict[str, Any], task: str) -> Answer:
         """One answer, retrying transient failures; failures end up in ``error``/``error_kind``."""
-        attempt = 0
+        attempt = failures = 0
+        rate_waited = 0.0
         while True:
             attempt += 1
             try:
@@ -133,12 +137,21 @@ class GatewayClient:
                 answer.attempts = attempt
                 return answer
             except CallFailed as exc:
-                if not exc.retryable or attempt > self.max_retries:
+                # a 429 with Retry-After is pacing (a deployment's RPM/TPM): wait it out, up to max_rate_wait_s
+                paced = exc.status == 429 and exc.retry_after is not None and rate_waited < self.max_rate_wait_s
+                if not paced:
+                    failures += 1
+                if not exc.retryable or failures > self.max_retries:
                     kind = "upstream" if exc.retryable else "request"
                     return Answer(error=str(exc), error_kind=kind, attempts=attempt)
                 self.retries += 1
-                pause = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-                await asyncio.sleep(max(pause, min(exc.retry_after or 0.0, self.max_backoff_s)))
+                if paced:
+                    pause = min(exc.retry_after or 0.0, self.max_backoff_s) * random.uniform(1.0, 1.5)
+                    rate_waited += pause
+                else:
+                    pause = min(self.max_backoff_s, self.backoff_s * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
+                    pause = max(pause, min(exc.retry_after or 0.0, self.max_backoff_s))
+                await asyncio.sleep(pause)
 
     async def _once(self, model: str, messages: list[dict[str, Any]], extra: dict[str, Any], task: str) -> Answer:
         body = {
@@ -211,4 +224,4 @@ def _failure(status: int, raw: bytes, retry_after: str | None) -> CallFailed:
             after = float(retry_after)
         except ValueError:
             after = None
-    return CallFailed(f"HTTP {status}: {message}", retryable=status in _RETRYABLE, retry_after=after)
+    return CallFailed(f"HTTP {status}: {message}", retryable=status in _RETRYABLE, retry_after=after, status=status)

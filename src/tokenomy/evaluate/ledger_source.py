@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tokenomy.config.models import GatewayConfig
-from tokenomy.evaluate.client import EVAL_USER
+from tokenomy.evaluate import EVAL_USER
 from tokenomy.evaluate.dataset import Dataset, EvalItem, stable_id
 from tokenomy.ledger.stores import StoreUnavailable, store_for
 

@@ -2,18 +2,27 @@
 
 Calls then go through the same pipeline as production (prices, token counts, retries, rate
 limits); its ledger is switched off, so an evaluation's calls are not mixed into the traffic the
-ledger records (their costs are in the evaluation's results).
+ledger records (their costs are in the evaluation's results), and so are its shadow rules.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import uvicorn
 
 from tokenomy.config.models import GatewayConfig
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: Ctrl-C interrupts the evaluation, which then stops the server."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 @asynccontextmanager
@@ -23,9 +32,9 @@ async def serve_in_process(config: GatewayConfig, ready_timeout_s: float = 300.0
 
     ledger = config.ledger.model_copy(update={"enabled": False})
     server_cfg = config.server.model_copy(update={"shed_loop_lag_ms": 0.0})  # our own loop is busy scoring
-    config = config.model_copy(update={"ledger": ledger, "server": server_cfg})
+    config = config.model_copy(update={"ledger": ledger, "server": server_cfg, "shadow": ()})  # no copies of our calls
     app = create_app(config)
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning", access_log=False)
     )
     task = asyncio.create_task(server.serve())

@@ -16,6 +16,8 @@ from typing import Any, TextIO
 
 RESULTS = "results.jsonl"
 RUN = "run.json"
+_MAY_CHANGE = frozenset({"limit"})
+"""Parameters a resumed run may change (a larger ``--limit`` extends the run)."""
 
 
 class RunDirError(ValueError):
@@ -71,7 +73,7 @@ class RunDir:
             if not resume:
                 raise RunDirError(f"{self.path} already holds a run; pass --resume to continue it, or another --out")
             before = json.loads(run_file.read_text(encoding="utf-8"))
-            changed = [k for k in params if k in before and before[k] != params[k]]
+            changed = [k for k in params if k in before and before[k] != params[k] and k not in _MAY_CHANGE]
             if changed:
                 raise RunDirError(f"{self.path} holds a run with other {', '.join(changed)}; use another --out")
         else:

@@ -169,7 +169,7 @@ class Runner:
             score: Score = await self.scorer.score(answer.text, item, self.ctx)
         except Exception as exc:  # a crashing scorer marks the item, never the run
             result.error, result.error_kind = f"{type(exc).__name__}: {exc}", "scorer"
-            cost = getattr(exc, "cost_usd", 0.0)
+            cost = getattr(exc, "cost_usd", 0.0)  # a judge that failed after a paid call says what it cost
             result.scorer_cost_usd = cost if isinstance(cost, float) else 0.0
             return result
         result.score = min(1.0, max(0.0, float(score.value)))

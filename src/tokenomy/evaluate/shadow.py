@@ -25,6 +25,7 @@ from typing import Any
 from tokenomy.config.models import GatewayConfig
 from tokenomy.config.shadow import ShadowRule
 from tokenomy.errors import GatewayError
+from tokenomy.evaluate import EVAL_USER
 from tokenomy.pipeline.chain import Handler
 from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Response, Stream, Usage
 from tokenomy.pricing.prices import PriceBook
@@ -84,8 +85,8 @@ class ShadowTraffic:
     async def __call__(self, ctx: CallContext, call_next: Handler) -> Response:
         response = await call_next(ctx)
         state = self.rules.get((ctx.task, ctx.model))
-        if state is None or ctx.endpoint is not Endpoint.CHAT or ctx.shadow_of is not None:
-            return response
+        if state is None or ctx.endpoint is not Endpoint.CHAT or ctx.body.get("user") == EVAL_USER:
+            return response  # no rule, not chat, or an evaluation's own call
         if self.rng.random() >= state.rule.sample:
             return response
         if isinstance(response, Completion):

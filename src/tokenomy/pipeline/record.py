@@ -32,10 +32,13 @@ class RecordStage:
 
     name = "record"
 
-    def __init__(self, sink: Sink, tasks: TaskLabels, stopping: Callable[[], bool] = lambda: False) -> None:
+    def __init__(
+        self, sink: Sink, tasks: TaskLabels, keep_answers: bool = False, stopping: Callable[[], bool] = lambda: False
+    ) -> None:
         self._sink = sink
         self._tasks = tasks
         self._stopping = stopping
+        self._keep_answers = keep_answers  # ledger.store_prompts: the ledger stores the answer's text
 
     def _cancelled(self, ctx: CallContext) -> None:
         """A cancelled request: the client went away, or the shutdown deadline cut it short."""
@@ -61,7 +64,8 @@ class RecordStage:
             raise
         if isinstance(response, Completion):
             ctx.usage = response.usage or Usage.from_openai(response.body.get("usage"))
-            ctx.response_body = response.body
+            if self._keep_answers:
+                ctx.response_body = response.body
             if ctx.usage is None:
                 ctx.streamed_text = _completion_text(response.body)  # counted by the ledger
             self.finish(ctx)

@@ -51,6 +51,14 @@ _RATING = re.compile(r"\b(10|[1-9])\b")
 _JUDGE_FIELDS: dict[str, Any] = {"temperature": 0, "max_tokens": 16}
 
 
+class JudgeFailed(ValueError):
+    """The judge's reply could not be read, or a call failed; ``cost_usd`` is what its calls cost so far."""
+
+    def __init__(self, message: str, cost_usd: float) -> None:
+        super().__init__(message)
+        self.cost_usd = cost_usd
+
+
 def _question(item: EvalItem) -> str:
     return "\n\n".join(f"{m.get('role')}: {m.get('content')}" for m in item.messages)
 
@@ -76,11 +84,14 @@ class Judge:
         verdicts: list[str] = []
         for first, second, ours in ((answer, reference, "1"), (reference, answer, "2")):
             prompt = _PAIRWISE.format(question=question, first=first, second=second)
-            text, spent = await ctx.ask(self.model, [{"role": "user", "content": prompt}], _JUDGE_FIELDS)
+            try:
+                text, spent = await ctx.ask(self.model, [{"role": "user", "content": prompt}], _JUDGE_FIELDS)
+            except Exception as exc:
+                raise JudgeFailed(str(exc), cost) from exc  # the first order's call was paid for
             cost += spent
             found = _VERDICT.search(text)
             if found is None:
-                raise ValueError(f"the judge gave no verdict: {text[:80]!r}")
+                raise JudgeFailed(f"the judge gave no verdict: {text[:80]!r}", cost)
             verdict = found.group(1).upper()
             verdicts.append("tie" if verdict == "TIE" else ("win" if verdict == ours else "loss"))
         agreed = verdicts[0] == verdicts[1] and verdicts[0] != "tie"
@@ -93,7 +104,7 @@ class Judge:
         text, cost = await ctx.ask(self.model, [{"role": "user", "content": prompt}], _JUDGE_FIELDS)
         found = _RATING.search(text)
         if found is None:
-            raise ValueError(f"the judge gave no rating: {text[:80]!r}")
+            raise JudgeFailed(f"the judge gave no rating: {text[:80]!r}", cost)
         rating = int(found.group(1))
         return Score((rating - 1) / 9, f"rated {rating}", cost)
 
