@@ -25,9 +25,11 @@ def create_app(config: GatewayConfig) -> TokenomyApp:
     return TokenomyApp(Gateway(config))
 
 
-def http_protocol(config: GatewayConfig) -> type[GuardedHttpToolsProtocol]:
-    """uvicorn's ``http`` protocol with the edge's head deadline and size limits from ``config``."""
+def http_protocol(config: GatewayConfig, app: TokenomyApp | None = None) -> type[GuardedHttpToolsProtocol]:
+    """uvicorn's ``http`` protocol with the edge's head deadline and size limits from ``config``,
+    shedding early on ``app``'s overload signals."""
     limits = EdgeLimits()
+    limits.shed = app.admission.shed_early if app is not None else None
     limits.header_timeout_s = config.server.header_timeout_s
     limits.body_timeout_s = config.server.body_timeout_s
     limits.max_header_bytes = config.server.max_header_bytes
@@ -52,12 +54,13 @@ def run(config: GatewayConfig, host: str | None = None, port: int | None = None)
     # Background threads (the ledger writer) share the GIL with the event loop; a short switch
     # interval bounds how long a request can wait for it (default 5 ms: a p99 spike).
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    app = create_app(config)
     uvicorn.run(
-        create_app(config),
+        app,
         host=host,
         port=port,
         loop="uvloop",
-        http=http_protocol(config),
+        http=http_protocol(config, app),
         lifespan="on",
         access_log=False,
         log_level=config.server.log_level,
