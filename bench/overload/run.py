@@ -157,7 +157,9 @@ def _load_run(url: str, rate: float, seconds: float, headers: list[str], in_flig
 def _gateway(upstream: int, keys: bool, home: Path) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
     auth = f'auth: {{keys: [{{name: bench, sha256: "{_sha256(KEY)}"}}]}}\n' if keys else ""
-    proxies = "" if keys else "server: {trusted_proxies: ['127.0.0.1']}\n"
+    server = ["metrics_key: '${BENCH_METRICS_KEY:-m}'", *([] if keys else ["trusted_proxies: ['127.0.0.1']"])]
+    server += [part for part in os.environ.get("SERVER", "").split(";") if part]  # e.g. SERVER="max_in_flight: 256"
+    proxies = "server: {" + ", ".join(server) + "}\n"
     config = home / f"tokenomy-{port}.yaml"
     config.write_text(
         f"{auth}{proxies}cache: {{exact: {{enabled: false}}}}\n"
@@ -183,6 +185,22 @@ def _gateway(upstream: int, keys: bool, home: Path) -> tuple[subprocess.Popen[st
     raise SystemExit("the gateway did not start")
 
 
+def _settle(url: str, auth: list[str]) -> None:
+    """Warm the gateway up (first requests load the ledger's language model and more), then wait
+    until it has drained: nothing in flight, the ledger writer's queue empty (a phase's records
+    would otherwise be enriched during the next one)."""
+    _load_run(url, 200, 2, auth)
+    import urllib.request
+
+    for _ in range(300):
+        request = urllib.request.Request(f"{url}/metrics", headers={"authorization": "Bearer m"})
+        text = urllib.request.urlopen(request, timeout=5).read().decode()
+        values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line[:1] != "#"}
+        if values.get("tokenomy_ledger_queue_depth", 0) < 10 and values.get("tokenomy_in_flight_requests", 0) == 0:
+            return
+        time.sleep(0.1)
+
+
 def _sha256(text: str) -> str:
     import hashlib
 
@@ -199,15 +217,17 @@ def main() -> None:
         gateway, url = _gateway(upstream_port, keys=True, home=home)
         procs.append(gateway)
         auth = [f"authorization: Bearer {KEY}"]
-        _load_run(url, 200, 2, auth)  # warm-up
+        _settle(url, auth)
         sat = _load_run(url, 50_000, DURATION, auth, in_flight=64)
         saturation = float(sat["ok_rps"])  # type: ignore[arg-type]
+        _settle(url, auth)
         quiet = _load_run(url, 20, DURATION, auth)
         print(f"saturation S = {saturation:.0f} rps (64 connections back to back, {DURATION:g} s); "
               f"no-load p50 / p99 = {quiet['p50']:.1f} / {quiet['p99']:.1f} ms (20 rps)\n")  # fmt: skip
         print("| offered | offered rps | goodput rps (% of S) | admitted p50 / p99 ms | p99 over no-load | 503 | other |")  # noqa: E501
         print("|---|---|---|---|---|---|---|")
         for factor in RATES:
+            _settle(url, auth)
             r = _load_run(url, factor * saturation, DURATION, auth)
             codes = dict(r["codes"])  # type: ignore[call-overload]
             other = sum(v for k, v in codes.items() if k not in ("200", "503"))
@@ -224,6 +244,8 @@ def main() -> None:
         for keys, label in ((True, "no key, gateway requires keys"), (False, "open gateway, one address each")):
             gateway, url = _gateway(upstream_port, keys=keys, home=home)
             procs.append(gateway)
+            legit = auth if keys else ["x-forwarded-for: 192.0.2.1"]
+            _settle(url, legit)
             attack = _python(
                 __file__, "attack", url, str(ATTACKERS), str(DURATION + 6), "0" if keys else "1", stdout=subprocess.PIPE
             )
@@ -231,7 +253,7 @@ def main() -> None:
             assert attack.stdout is not None
             held = json.loads(attack.stdout.readline())["held"]
             time.sleep(1.0)
-            r = _load_run(url, 0.5 * saturation, DURATION, auth if keys else ["x-forwarded-for: 192.0.2.1"])
+            r = _load_run(url, 0.5 * saturation, DURATION, legit)
             ok = dict(r["codes"]).get("200", 0)  # type: ignore[call-overload]
             sent = int(r["sent"])  # type: ignore[call-overload]
             print(f"| {label} | {held} | {sent} | {ok} | {100 * ok / max(sent, 1):.2f}% | {r['p99']:.1f} |")
