@@ -224,7 +224,9 @@ def main() -> None:
         quiet = _load_run(url, 20, DURATION, auth)
         print(f"saturation S = {saturation:.0f} rps (64 connections back to back, {DURATION:g} s); "
               f"no-load p50 / p99 = {quiet['p50']:.1f} / {quiet['p99']:.1f} ms (20 rps)\n")  # fmt: skip
-        print("| offered | offered rps | goodput rps (% of S) | admitted p50 / p99 ms | p99 over no-load | 503 | other |")  # noqa: E501
+        print(
+            "| offered | offered rps | goodput rps (% of S) | admitted p50 / p99 ms | p99 over no-load | 503 | other |"
+        )
         print("|---|---|---|---|---|---|---|")
         for factor in RATES:
             _settle(url, auth)

@@ -12,6 +12,7 @@ import uvicorn
 from tokenomy.config.models import GatewayConfig
 from tokenomy.gateway import Gateway
 from tokenomy.server.app import TokenomyApp
+from tokenomy.server.edge import ClientAddresses
 from tokenomy.server.protocol import EdgeLimits, GuardedHttpToolsProtocol
 
 log = logging.getLogger("tokenomy")
@@ -30,6 +31,8 @@ def http_protocol(config: GatewayConfig, app: TokenomyApp | None = None) -> type
     shedding early on ``app``'s overload signals."""
     limits = EdgeLimits()
     limits.shed = app.admission.shed_early if app is not None else None
+    limits.max_waiting_per_address = config.server.max_waiting_connections_per_address
+    limits.trusted = ClientAddresses(config.server.trusted_proxies).is_trusted
     limits.header_timeout_s = config.server.header_timeout_s
     limits.body_timeout_s = config.server.body_timeout_s
     limits.max_header_bytes = config.server.max_header_bytes
