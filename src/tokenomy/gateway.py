@@ -21,7 +21,7 @@ from tokenomy.optimize.stage import OptimizeStage
 from tokenomy.optimize.summary import summarizer
 from tokenomy.pipeline.cache import CacheStage
 from tokenomy.pipeline.chain import Handler, Stage, build_chain
-from tokenomy.pipeline.context import CallContext, Endpoint, Response
+from tokenomy.pipeline.context import CallContext, Endpoint, Response, new_request_id
 from tokenomy.pipeline.dispatch import Dispatcher
 from tokenomy.pipeline.guard import GuardStage
 from tokenomy.pipeline.policy import PolicyStage
@@ -177,9 +177,27 @@ class Gateway:
         ctx.status, ctx.error_type = exc.status, exc.type
         self.recorder.finish(ctx)
 
+    def record_shed(self, path: str) -> None:
+        """Account for a model call shed by the server before it became a request object."""
+        endpoint = _SHED_ENDPOINTS.get(path.split("?", 1)[0])
+        if endpoint is None:
+            return
+        wire = "anthropic" if path.startswith("/v1/messages") else "openai"
+        ctx = CallContext(request_id=new_request_id(), endpoint=endpoint, body={}, model="", wire=wire)
+        ctx.status, ctx.error_type = 503, "server_overloaded"
+        self.recorder.finish(ctx)
+
     def readiness(self) -> dict[str, bool]:
         """Each provider kind and whether it is ready."""
         return {kind: provider.ready() for kind, provider in self.providers.items()}
+
+
+_SHED_ENDPOINTS = {
+    "/v1/chat/completions": Endpoint.CHAT,
+    "/v1/completions": Endpoint.COMPLETIONS,
+    "/v1/embeddings": Endpoint.EMBEDDINGS,
+    "/v1/messages": Endpoint.CHAT,
+}
 
 
 class _ReadyCheck:

@@ -201,3 +201,19 @@ def test_forwarded_addresses_are_believed_only_from_trusted_proxies() -> None:
     assert clients.resolve("10.0.0.2", "6.6.6.6, 198.51.100.7, 10.0.0.9") == "198.51.100.7"
     assert clients.resolve("10.0.0.2", "not-an-ip") == "10.0.0.2"
     assert ClientAddresses([]).resolve("127.0.0.1", "1.2.3.4") == "127.0.0.1"
+
+
+async def test_one_address_cannot_hold_unlimited_silent_connections(openai_fake: OpenAIFake) -> None:
+    config = _config(openai_fake.base_url, keys=False, max_waiting_connections_per_address=20, trusted_proxies=[])
+    async with running_gateway(config) as gw:
+        conns = [await _open(gw) for _ in range(30)]
+        reads = [asyncio.ensure_future(r.read()) for r, _ in conns]
+        await asyncio.sleep(0.3)
+        closed = sum(1 for read in reads if read.done())
+        for _, writer in conns:
+            writer.close()
+        await asyncio.gather(*reads, return_exceptions=True)
+        await asyncio.sleep(0.1)
+        statuses = await _legit(gw, 10)  # the silent ones gone, the address is welcome again
+    assert closed == 10, "connections past 20 that sent nothing are closed at once"
+    assert statuses == [200] * 10

@@ -20,7 +20,7 @@ def _closed_port() -> int:
 
 
 CONFIG = f"""
-server: {{max_body_bytes: 2048}}
+server: {{max_body_bytes: 2048, metrics_key: "${{NO_SUCH_METRICS_KEY:-metrics-secret}}"}}
 auth:
   keys:
     - name: team-a
@@ -122,7 +122,9 @@ async def test_operational_endpoints(gateway: RunningGateway, http: aiohttp.Clie
         doc = await resp.json()
         assert doc["openapi"].startswith("3.1")
         assert "/v1/chat/completions" in doc["paths"] and "ChatCompletionRequest" in doc["components"]["schemas"]
-    async with http.get(f"{gateway.url}/metrics") as resp:
+    async with http.get(f"{gateway.url}/metrics") as resp:  # a client key is not the metrics key
+        assert resp.status == 401
+    async with http.get(f"{gateway.url}/metrics", headers={"authorization": "Bearer metrics-secret"}) as resp:
         text = await resp.text()
         assert "tokenomy_requests_total" in text and "tokenomy_request_duration_seconds_bucket" in text
     async with http.get(f"{gateway.v1}/models") as resp:

@@ -54,7 +54,7 @@ async def running_gateway(
             lifespan="on",
             log_level="warning",
             access_log=False,
-            http=http_protocol(config),  # the edge's head deadline and size limits, as in production
+            http=http_protocol(config, app),  # the edge's deadlines, size limits and early shedding
         )
     )
     task = asyncio.create_task(server.serve())

@@ -204,6 +204,11 @@ class ServerConfig(_Frozen):
     body_timeout_s: float = Field(default=30.0, gt=0, description="time allowed for a whole request body")
     max_header_bytes: int = Field(default=32 * 1024, ge=1024, description="largest request head (431 beyond)")
     max_headers: int = Field(default=100, ge=8, description="most headers in one request (431 beyond)")
+    max_waiting_connections_per_address: int = Field(
+        default=1024,
+        gt=0,
+        description="connections one address may hold before sending a whole request head (trusted proxies exempt)",
+    )
     max_pending_per_client: int = Field(
         default=64, gt=0, description="requests one key (or, unauthenticated, one address) may have still arriving"
     )

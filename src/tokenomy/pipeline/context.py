@@ -6,6 +6,7 @@ back as either a whole :class:`Completion` or a :class:`Stream` of OpenAI-shaped
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tokenomy.config.models import Deployment, LogicalModel
     from tokenomy.keys.record import KeyRecord
+
+
+def new_request_id() -> str:
+    """A gateway request id: 128 random bits, so nobody can guess (and pre-claim) another's next id."""
+    return "req_" + os.urandom(16).hex()
 
 
 class Endpoint(StrEnum):

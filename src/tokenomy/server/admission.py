@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from tokenomy.gateway import Gateway
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+SHEDDABLE = (b"/v1/chat/completions", b"/v1/completions", b"/v1/embeddings", b"/v1/messages", b"/v1/cache/")
 
 
 class Refused(Exception):
@@ -61,6 +62,21 @@ class Admission:
         self.in_flight = 0
         self._by_client: dict[str, int] = {}
         self._loop_time: Any = None
+
+    def shed_early(self, path: bytes) -> bool:
+        """For the server protocol: shed this request before it reaches the app? (Counted when so.)
+
+        Only model calls and the cache API are shed, only on the overload signals (the in-flight
+        cap is checked at admission, where the request's own slot is known).
+        """
+        if not path.startswith(SHEDDABLE) or path.startswith(b"/v1/models"):
+            return False
+        if not self.overload.overloaded(self.in_flight):
+            return False
+        metrics.SHED.inc()
+        if self.rows.take("shed"):
+            self.gateway.record_shed(path.decode("latin-1"))
+        return True
 
     def client_of(self, req: Request) -> str:
         """Set and return the request's client address."""

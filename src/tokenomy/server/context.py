@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
-from tokenomy.pipeline.context import CallContext, Endpoint
+from tokenomy.pipeline.context import CallContext, Endpoint, new_request_id
 from tokenomy.server.asgi import Request, id_headers
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 TASK_HEADER = "x-tokenomy-task"
-
-
-def new_request_id() -> str:
-    """A gateway request id: 128 random bits, so nobody can guess (and pre-claim) another's next id."""
-    return "req_" + os.urandom(16).hex()
 
 
 def assign_request_id(req: Request) -> str:

@@ -30,7 +30,10 @@ class ClientAddresses:
     def __init__(self, trusted: Sequence[str]) -> None:
         self._trusted: list[Network] = [ipaddress.ip_network(t, strict=False) for t in trusted]
 
-    def _is_trusted(self, address: str) -> bool:
+    def is_trusted(self, address: str) -> bool:
+        """Whether ``address`` is one of the trusted reverse proxies."""
+        if not self._trusted:
+            return False
         try:
             ip = ipaddress.ip_address(address.strip())
         except ValueError:
@@ -40,11 +43,11 @@ class ClientAddresses:
     def resolve(self, peer: str | None, forwarded_for: str | None) -> str:
         """The client address: ``peer``, or the forwarded address a trusted ``peer`` vouches for."""
         peer = peer or "unknown"
-        if not self._trusted or not forwarded_for or not self._is_trusted(peer):
+        if not self._trusted or not forwarded_for or not self.is_trusted(peer):
             return peer
         for hop in reversed(forwarded_for.split(",")):
             hop = hop.strip()
-            if hop and not self._is_trusted(hop):
+            if hop and not self.is_trusted(hop):
                 try:
                     return str(ipaddress.ip_address(hop))
                 except ValueError:

@@ -7,9 +7,10 @@ timer fires (the *loop lag*) and how long a request waits between its head arriv
 gateway starting on it (the *queue delay*, stamped by ``tokenomy.server.protocol``).
 
 Both also grow when *other* processes take the CPU (or a model loads in this process), which is
-not overload: shedding then would refuse a lone request on a busy host. So lateness only counts
-as overload together with evidence of the gateway's own load: at least ``min_in_flight``
-requests in progress. The queue delay is judged CoDel-style, by its smallest value over a short
+not overload: shedding then would refuse a lone request on a busy host. So the loop lag leaves
+out the time the loop's thread waited for a CPU held by others (Linux schedstat), and lateness
+only counts as overload together with evidence of the gateway's own load: at least
+``min_in_flight`` requests in progress. The queue delay is judged CoDel-style, by its smallest value over a short
 window (a standing queue, not a burst). While overloaded, new requests are refused at once with
 503 and ``Retry-After`` instead of joining a queue that would add seconds to every request
 behind them.
@@ -19,26 +20,51 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
+from typing import Any
 
 from tokenomy.telemetry import metrics
 
 
 class LoopLagMonitor:
-    """Tracks the event loop's lateness; ``overloaded`` is true while it exceeds ``limit_s``."""
+    """Tracks the event loop's lateness; ``overloaded`` is true while the part of it that is the
+    gateway's own doing exceeds ``limit_s``.
+
+    Where Linux reports it (``/proc/self/task/<tid>/schedstat``), the time the loop's thread spent
+    waiting for a CPU that other processes held is subtracted from each lateness sample: that
+    lateness is the host's, not the gateway's (``own_lag_s``; ``lag_s`` keeps the whole of it).
+    """
 
     def __init__(self, limit_s: float, interval_s: float = 0.01, smoothing: float = 0.3) -> None:
         self.limit_s = limit_s
         self.interval_s = interval_s
         self.smoothing = smoothing
         self.lag_s = 0.0
+        self.own_lag_s = 0.0
         self.overloaded = False
         self._task: asyncio.Task[None] | None = None
+        self._schedstat: Any = None
 
     def start(self) -> None:
         """Begin sampling (idempotent; needs a running loop)."""
         if self._task is None and self.limit_s > 0:
+            try:  # the loop's own thread: its run-queue wait
+                self._schedstat = open(f"/proc/self/task/{threading.get_native_id()}/schedstat", "rb")  # noqa: SIM115
+            except OSError:
+                self._schedstat = None
             self._task = asyncio.get_running_loop().create_task(self._run(), name="loop-lag-monitor")
+
+    def _cpu_wait_s(self) -> float:
+        """Seconds the loop's thread has waited for a CPU (0 where the kernel does not say)."""
+        stat = self._schedstat
+        if stat is None:
+            return 0.0
+        try:
+            stat.seek(0)
+            return int(stat.read().split()[1]) / 1e9
+        except (OSError, ValueError, IndexError):
+            return 0.0
 
     async def stop(self) -> None:
         """Stop sampling."""
@@ -47,18 +73,25 @@ class LoopLagMonitor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._schedstat is not None:
+            self._schedstat.close()
+            self._schedstat = None
 
     async def _run(self) -> None:
         interval = self.interval_s
         while True:
+            waited = self._cpu_wait_s()
             expected = time.perf_counter() + interval
             await asyncio.sleep(interval)
-            self.observe(max(0.0, time.perf_counter() - expected))
+            lag = max(0.0, time.perf_counter() - expected)
+            self.observe(lag, max(0.0, lag - (self._cpu_wait_s() - waited)))
 
-    def observe(self, lag_s: float) -> None:
-        """Fold one lateness sample into the smoothed lag."""
+    def observe(self, lag_s: float, own_s: float | None = None) -> None:
+        """Fold one lateness sample (and the part of it that is the gateway's own) into the averages."""
         self.lag_s += self.smoothing * (lag_s - self.lag_s)
-        self.overloaded = self.lag_s > self.limit_s
+        own = lag_s if own_s is None else own_s
+        self.own_lag_s += self.smoothing * (own - self.own_lag_s)
+        self.overloaded = self.own_lag_s > self.limit_s
         metrics.LOOP_LAG.set(self.lag_s)
 
 

@@ -8,12 +8,17 @@ connection:
 - a **head deadline**: the request line and every header must arrive within ``header_timeout_s``
   of the connection opening, or of the previous response on a kept-alive connection; otherwise
   the connection is closed (408 when a request had begun);
+- a **cap on waiting connections per address**: one client address (reverse proxies in
+  ``server.trusted_proxies`` excepted) may hold ``max_waiting_per_address`` connections that have
+  not yet sent a whole request head; more are closed at once;
 - **head size and count limits**: more than ``max_header_bytes`` of head or more than
   ``max_headers`` headers answers 431 and closes the connection, before the app runs;
 - a **deadline for a body left unread** after an early answer (a 401 before the body): the rest
   must arrive within ``body_timeout_s`` or the connection is closed;
 - the moment the head was complete, in ``scope["state"]["tokenomy.received"]`` (loop time): the
-  app measures its own queueing delay from it (``tokenomy.server.overload``).
+  app measures its own queueing delay from it (``tokenomy.server.overload``);
+- **early shedding**: while the app says it is overloaded (``EdgeLimits.shed``), a model call is
+  answered 503 (Anthropic: 529) from a canned response as soon as its head is parsed.
 
 Body deadlines are the app's (``Request.body``), so they hold under any ASGI server.
 """
@@ -21,9 +26,13 @@ Body deadlines are the app's (``Request.body``), so they hold under any ASGI ser
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from tokenomy.telemetry import metrics
 
 RECEIVED = "tokenomy.received"
 """Key in ``scope["state"]``: loop time when the request head was complete."""
@@ -40,6 +49,12 @@ class EdgeLimits:
     body_timeout_s: float = 30.0  # for a body left unread after an early answer
     max_header_bytes: int = 32 * 1024
     max_headers: int = 100
+    max_waiting_per_address: int = 1024  # connections from one address that have not sent a whole head yet
+    trusted: Callable[[str], bool] | None = None  # reverse proxies: exempt from the per-address cap
+    shed: Callable[[bytes], bool] | None = None  # the app's "shed this path now?" (it counts what it sheds)
+
+    def __init__(self) -> None:
+        self.waiting: dict[str, int] = {}  # address -> connections still waiting for their first head
 
 
 class _Stop(Exception):
@@ -60,13 +75,35 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._closing_at: asyncio.TimerHandle | None = None
         self._refusal: tuple[int, str] | None = None
+        self._waiting_as: str | None = None  # counted in limits.waiting until its first head is complete
 
     # -- connection ----------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        address = self.client[0] if self.client else None
+        limits = self.limits
+        if address is not None and not (limits.trusted is not None and limits.trusted(address)):
+            waiting = limits.waiting.get(address, 0)
+            if waiting >= limits.max_waiting_per_address:
+                metrics.EDGE_REFUSALS.labels("waiting_connections").inc()
+                transport.close()  # this address already has that many connections sending nothing whole
+                return
+            limits.waiting[address] = waiting + 1
+            self._waiting_as = address
         self._arm_head_timer()
 
+    def _stop_waiting(self) -> None:
+        address = self._waiting_as
+        if address is not None:
+            self._waiting_as = None
+            left = self.limits.waiting.get(address, 1) - 1
+            if left <= 0:
+                self.limits.waiting.pop(address, None)
+            else:
+                self.limits.waiting[address] = left
+
     def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_waiting()
         self._cancel_head_timer()
         if self._closing_at is not None:
             self._closing_at.cancel()
@@ -103,9 +140,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             super().send_400_response(msg)
 
     def on_headers_complete(self) -> None:
+        self._stop_waiting()
         self._in_head = False
         self._cancel_head_timer()
         self.scope["state"][RECEIVED] = self.loop.time()
+        shed = self.limits.shed
+        if shed is not None and shed(self.url):
+            # overloaded: answer from a canned response, before any request object, key check
+            # or body read (an eighth of what the app's own refusal costs)
+            app, self.app = self.app, _shed_app(self.url)
+            try:
+                super().on_headers_complete()
+            finally:
+                self.app = app
+            return
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -164,3 +212,30 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self._closing_at = self.loop.call_later(LINGER_S, self.transport.close)
+
+
+def _shed_body(anthropic: bool) -> bytes:
+    if anthropic:
+        error = {"type": "error", "error": {"type": "overloaded_error", "message": SHED_MESSAGE}}
+    else:
+        error = {"error": {"message": SHED_MESSAGE, "type": "server_overloaded", "param": None, "code": "overloaded"}}
+    return orjson.dumps(error)
+
+
+SHED_MESSAGE = "The gateway is at capacity; retry shortly."
+_SHED = {False: (503, _shed_body(False)), True: (529, _shed_body(True))}
+
+
+def _shed_app(url: bytes) -> Callable[..., Awaitable[None]]:
+    status, body = _SHED[url.startswith(b"/v1/messages")]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", b"1"),
+    ]
+
+    async def shed(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return shed

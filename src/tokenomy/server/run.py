@@ -18,6 +18,7 @@ from tokenomy.config.secrets import unset_secrets
 from tokenomy.gateway import Gateway
 from tokenomy.server import logging_setup
 from tokenomy.server.app import TokenomyApp
+from tokenomy.server.edge import ClientAddresses
 from tokenomy.server.listen import CannotListen, bind
 from tokenomy.server.protocol import EdgeLimits, GuardedHttpToolsProtocol
 from tokenomy.server.shutdown import GracefulServer
@@ -35,9 +36,13 @@ def create_app(config: GatewayConfig) -> TokenomyApp:
     return TokenomyApp(Gateway(config))
 
 
-def http_protocol(config: GatewayConfig) -> type[GuardedHttpToolsProtocol]:
-    """uvicorn's ``http`` protocol with the edge's head deadline and size limits from ``config``."""
+def http_protocol(config: GatewayConfig, app: TokenomyApp | None = None) -> type[GuardedHttpToolsProtocol]:
+    """uvicorn's ``http`` protocol with the edge's head deadline and size limits from ``config``,
+    shedding early on ``app``'s overload signals."""
     limits = EdgeLimits()
+    limits.shed = app.admission.shed_early if app is not None else None
+    limits.max_waiting_per_address = config.server.max_waiting_connections_per_address
+    limits.trusted = ClientAddresses(config.server.trusted_proxies).is_trusted
     limits.header_timeout_s = config.server.header_timeout_s
     limits.body_timeout_s = config.server.body_timeout_s
     limits.max_header_bytes = config.server.max_header_bytes
@@ -81,7 +86,7 @@ def run(config: GatewayConfig, host: str | None = None, port: int | None = None,
         uvicorn.Config(
             app,
             loop="uvloop",
-            http=http_protocol(config),
+            http=http_protocol(config, app),
             lifespan="on",
             access_log=False,  # Tokenomy writes its own access log (tokenomy.access)
             log_config=None,  # keep the handler set up above

@@ -1,0 +1,283 @@
+"""Overload and the stalled-connection attack: one command, two tables.
+
+    python bench/overload/run.py            # ~2 minutes; DURATION=5 RATES="0.5 1 2 4" by default
+
+It starts a fixed-answer upstream (a raw asyncio HTTP server, so the gateway is the bottleneck)
+and ``tokenomy serve`` in front of it, each its own process, then:
+
+1. **saturation**: a closed loop of 64 connections for DURATION s gives the throughput S (200s
+   per second);
+2. **no load**: an open loop at 20 rps gives the no-load p99;
+3. **overload**: open loops (requests leave on schedule whatever earlier ones do) at 0.5x, 1x, 2x
+   and 4x S: goodput (200s per second) and the p50/p99 of the admitted (200) requests, with
+   what was shed (503);
+4. **attack**: 2,300 connections (more than ``server.max_in_flight``, 2,048 by default) send a
+   request head with ``Content-Length: 100000`` and one body byte, then stall; meanwhile real
+   requests run at 0.5x S. Twice: against a gateway that requires API keys (the attackers have
+   none), and against an open gateway behind a trusted proxy with every attacker at its own
+   forwarded address (so per-address caps do not help).
+
+Every request is the same small chat completion with ``max_tokens``. The load generator is
+``loadgen.go`` (the overhead benchmark's open-loop ``ratebench`` plus the latency of 200s alone;
+built on first use with Debian's ``golang-go``); the attackers run in their own process. Timings
+depend on the machine: run it on a quiet one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DURATION = float(os.environ.get("DURATION", "5"))
+RATES = [float(r) for r in os.environ.get("RATES", "0.5 1 2 4").split()]
+ATTACKERS = int(os.environ.get("ATTACKERS", "2300"))
+KEY = "sk-bench-overload"
+BODY = json.dumps(
+    {"model": "bench", "max_tokens": 16, "messages": [{"role": "user", "content": "Say hello in one word."}]}
+).encode()
+ANSWER = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "bench",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 1, "total_tokens": 13},
+    }
+).encode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- the fixed-answer upstream (run with: run.py upstream PORT) ----------------------------------------
+class _Upstream(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.t = transport
+        self.buf = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            head_end = self.buf.find(b"\r\n\r\n")
+            if head_end < 0:
+                return
+            head = self.buf[:head_end].lower()
+            at = head.find(b"content-length:")
+            length = int(head[at + 15 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
+            if len(self.buf) < head_end + 4 + length:
+                return
+            self.buf = self.buf[head_end + 4 + length :]
+            self.t.write(  # type: ignore[attr-defined]
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+                % (len(ANSWER), ANSWER)
+            )
+
+
+async def _serve_upstream(port: int) -> None:
+    server = await asyncio.get_running_loop().create_server(_Upstream, "127.0.0.1", port, backlog=4096)
+    await server.serve_forever()
+
+
+# -- the attackers (run with: run.py attack URL COUNT HOLD_SECONDS FORWARDED) ----------------------------
+async def _attack(url: str, count: int, hold: float, forwarded: bool) -> None:
+    host, port = url.removeprefix("http://").split(":")
+    writers = []
+    for i in range(count):
+        try:
+            _, writer = await asyncio.open_connection(host, int(port))
+        except OSError:
+            break
+        fwd = f"x-forwarded-for: 10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}\r\n" if forwarded else ""
+        writer.write(
+            (
+                f"POST /v1/chat/completions HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
+                f"content-length: 100000\r\n{fwd}\r\n{{"
+            ).encode()
+        )
+        writers.append(writer)
+    print(json.dumps({"held": len(writers)}), flush=True)
+    await asyncio.sleep(hold)
+    for writer in writers:
+        writer.close()
+
+
+# -- the driver ---------------------------------------------------------------------------------------------
+def _python(*args: str, **popen: object) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{os.environ.get('PYTHONPATH', '')}"}
+    return subprocess.Popen([sys.executable, *args], env=env, text=True, **popen)  # type: ignore[call-overload]
+
+
+LOADGEN = Path(os.environ.get("LOADGEN", Path.home() / ".cache/gateway-anchors/bin/overload-loadgen"))
+
+
+def _loadgen() -> Path:
+    """The Go open-loop generator (``loadgen.go``), built once; Debian's golang-go is enough."""
+    if not LOADGEN.exists() or LOADGEN.stat().st_mtime < (Path(__file__).parent / "loadgen.go").stat().st_mtime:
+        LOADGEN.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "GO111MODULE": "off", "GOCACHE": str(LOADGEN.parent.parent / "gocache")}
+        here = Path(__file__).parent
+        subprocess.run(["go", "build", "-o", str(LOADGEN), "loadgen.go"], cwd=here, env=env, check=True)
+    return LOADGEN
+
+
+def _load_run(url: str, rate: float, seconds: float, headers: list[str], in_flight: int = 4096) -> dict[str, object]:
+    """One open-loop phase (``in_flight`` caps the generator's concurrent requests: 64 makes it a
+    closed loop of 64 connections when ``rate`` is higher than the gateway can take)."""
+    body = Path(tempfile.mkstemp(suffix=".json")[1])
+    body.write_bytes(BODY)
+    args = [str(_loadgen()), "-url", f"{url}/v1/chat/completions", "-body", str(body), "-rate", f"{rate:.0f}"]
+    args += ["-duration", f"{seconds}s", "-warmup", "1s", "-maxinflight", str(in_flight), "-timeout", "10s"]
+    for header in headers:
+        args += ["-H", header]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    data = json.loads(out.strip().splitlines()[-1])
+    codes = {k: int(v) for k, v in data["codes"].items()}
+    return {
+        "sent": int(data["sent"]),
+        "offered_rps": data["sent"] / seconds,
+        "ok_rps": float(data["achieved_ok_rps"]),
+        "codes": codes,
+        "p50": float(data["ok_lat_ms"]["p50"]),
+        "p99": float(data["ok_lat_ms"]["p99"]),
+    }
+
+
+def _gateway(upstream: int, keys: bool, home: Path) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    auth = f'auth: {{keys: [{{name: bench, sha256: "{_sha256(KEY)}"}}]}}\n' if keys else ""
+    server = ["metrics_key: '${BENCH_METRICS_KEY:-m}'", *([] if keys else ["trusted_proxies: ['127.0.0.1']"])]
+    server += [part for part in os.environ.get("SERVER", "").split(";") if part]  # e.g. SERVER="max_in_flight: 256"
+    proxies = "server: {" + ", ".join(server) + "}\n"
+    config = home / f"tokenomy-{port}.yaml"
+    config.write_text(
+        f"{auth}{proxies}cache: {{exact: {{enabled: false}}}}\n"
+        f"ledger: {{path: '{home / f'ledger-{port}.db'}'}}\n"
+        "models:\n  - name: bench\n    deployments:\n"
+        f"      - {{provider: openai, base_url: 'http://127.0.0.1:{upstream}/v1', model: bench,"
+        " api_key: '${BENCH_KEY:-sk-x}'}\n"
+    )
+    proc = _python(
+        "-m", "tokenomy.cli", "serve", "--config", str(config), "--port", str(port),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2) as s:
+                s.sendall(b"GET /readyz HTTP/1.1\r\nhost: x\r\n\r\n")
+                if b" 200 " in s.recv(200):
+                    return proc, url
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("the gateway did not start")
+
+
+def _settle(url: str, auth: list[str]) -> None:
+    """Warm the gateway up (first requests load the ledger's language model and more), then wait
+    until it has drained: nothing in flight, the ledger writer's queue empty (a phase's records
+    would otherwise be enriched during the next one)."""
+    _load_run(url, 200, 2, auth)
+    import urllib.request
+
+    for _ in range(300):
+        request = urllib.request.Request(f"{url}/metrics", headers={"authorization": "Bearer m"})
+        text = urllib.request.urlopen(request, timeout=5).read().decode()
+        values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line[:1] != "#"}
+        if values.get("tokenomy_ledger_queue_depth", 0) < 10 and values.get("tokenomy_in_flight_requests", 0) == 0:
+            return
+        time.sleep(0.1)
+
+
+def _sha256(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def main() -> None:
+    home = Path(tempfile.mkdtemp(prefix="tokenomy-overload-"))
+    upstream_port = free_port()
+    upstream = _python(__file__, "upstream", str(upstream_port))
+    procs = [upstream]
+    try:
+        time.sleep(0.5)
+        gateway, url = _gateway(upstream_port, keys=True, home=home)
+        procs.append(gateway)
+        auth = [f"authorization: Bearer {KEY}"]
+        _settle(url, auth)
+        sat = _load_run(url, 50_000, DURATION, auth, in_flight=64)
+        saturation = float(sat["ok_rps"])  # type: ignore[arg-type]
+        _settle(url, auth)
+        quiet = _load_run(url, 20, DURATION, auth)
+        print(f"saturation S = {saturation:.0f} rps (64 connections back to back, {DURATION:g} s); "
+              f"no-load p50 / p99 = {quiet['p50']:.1f} / {quiet['p99']:.1f} ms (20 rps)\n")  # fmt: skip
+        print(
+            "| offered | offered rps | goodput rps (% of S) | admitted p50 / p99 ms | p99 over no-load | 503 | other |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for factor in RATES:
+            _settle(url, auth)
+            r = _load_run(url, factor * saturation, DURATION, auth)
+            codes = dict(r["codes"])  # type: ignore[call-overload]
+            other = sum(v for k, v in codes.items() if k not in ("200", "503"))
+            good = float(r["ok_rps"])  # type: ignore[arg-type]
+            print(
+                f"| {factor:g}x S | {float(r['offered_rps']):.0f} | {good:.0f} ({100 * good / saturation:.0f}%) "  # type: ignore[arg-type]
+                f"| {r['p50']:.1f} / {r['p99']:.1f} | +{float(r['p99']) - float(quiet['p99']):.1f} "  # type: ignore[arg-type]
+                f"| {codes.get('503', 0)} | {other} |"
+            )
+        gateway.terminate()
+        gateway.wait()
+        print("\n| attack | stalled connections held | real requests | served 200 | share served | p99 ms |")
+        print("|---|---|---|---|---|---|")
+        for keys, label in ((True, "no key, gateway requires keys"), (False, "open gateway, one address each")):
+            gateway, url = _gateway(upstream_port, keys=keys, home=home)
+            procs.append(gateway)
+            legit = auth if keys else ["x-forwarded-for: 192.0.2.1"]
+            _settle(url, legit)
+            attack = _python(
+                __file__, "attack", url, str(ATTACKERS), str(DURATION + 6), "0" if keys else "1", stdout=subprocess.PIPE
+            )
+            procs.append(attack)
+            assert attack.stdout is not None
+            held = json.loads(attack.stdout.readline())["held"]
+            time.sleep(1.0)
+            r = _load_run(url, 0.5 * saturation, DURATION, legit)
+            ok = dict(r["codes"]).get("200", 0)  # type: ignore[call-overload]
+            sent = int(r["sent"])  # type: ignore[call-overload]
+            print(f"| {label} | {held} | {sent} | {ok} | {100 * ok / max(sent, 1):.2f}% | {r['p99']:.1f} |")
+            attack.kill()
+            gateway.terminate()
+            gateway.wait()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+
+
+if __name__ == "__main__":
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover
+        pass
+    if len(sys.argv) > 1 and sys.argv[1] == "upstream":
+        asyncio.run(_serve_upstream(int(sys.argv[2])))
+    elif len(sys.argv) > 1 and sys.argv[1] == "attack":
+        asyncio.run(_attack(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5] == "1"))
+    else:
+        main()
