@@ -23,22 +23,22 @@ from tokenomy.routing.learned import (
 )
 
 
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[LearnedRouter, Path]:
-    options = dataclasses.replace(FAST, family="logistic")
+def _trained(factory: pytest.TempPathFactory, family: str) -> tuple[LearnedRouter, Path]:
+    options = dataclasses.replace(FAST, family=family)
     router = train_router(load_outcomes(ROUTERBENCH), fake_embed, options, source=str(ROUTERBENCH))
-    path = tmp_path_factory.mktemp("router") / "router.npz"
+    path = factory.mktemp("router") / f"{family}.npz"
     save_router(router, path)
     return router, path
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[LearnedRouter, Path]:
+    return _trained(tmp_path_factory, "logistic")
 
 
 @pytest.fixture(scope="module")
 def saved_knn(tmp_path_factory: pytest.TempPathFactory) -> tuple[LearnedRouter, Path]:
-    options = dataclasses.replace(FAST, family="knn")
-    router = train_router(load_outcomes(ROUTERBENCH), fake_embed, options, source=str(ROUTERBENCH))
-    path = tmp_path_factory.mktemp("router") / "knn.npz"
-    save_router(router, path)
-    return router, path
+    return _trained(tmp_path_factory, "knn")
 
 
 @pytest.mark.parametrize("which", ["saved", "saved_knn"])
