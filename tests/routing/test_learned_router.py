@@ -111,3 +111,11 @@ def test_choose_strips_the_preamble_and_is_deterministic_per_prompt() -> None:
     first = router.choose(fake_embed(texts), prompt)
     assert all(router.choose(fake_embed(texts), prompt) == first for _ in range(20))
     assert first.model in router.models and first.reason.startswith("knob ")
+
+
+def test_a_model_vertex_outside_the_candidates_keeps_its_price_level() -> None:
+    router = fixed_router(threshold=1.0)
+    router.knob = Knob((Vertex("model", 0, 1.0, 0.6), Vertex("threshold", 1.0, 10.0, 0.9)), 0.0)
+    assert router.choose(EMB, "hi").model == "cheap"  # the cheap model alone
+    assert router.choose(EMB, "hi", candidates=["mid", "pricey"]).model == "mid"  # nearest in cost, not the best
+    assert router.choose(EMB, "hi", candidates=["mid", "pricey"], threshold=1.0).model == "pricey"
