@@ -185,20 +185,29 @@ def mmlu(embed: Embed, families: list[str], options: TrainOptions) -> None:
         held,
         outcomes.models,
     )
-    train = outcomes.split("train")
-    print(f"\n(train {len(train)} rows)")
+    print(f"\n(trained on {len(outcomes.split('train'))} rows)")
     _calls_to_gpt4(held, outcomes.split("test"))
 
 
 def _calls_to_gpt4(held: dict[str, Held], test: Outcomes) -> None:
-    strong = test.models.index(GPT4)
-    acc = float(test.scores[:, strong].mean())
-    print("\nShare of calls sent to gpt-4 at the cheapest knob position reaching 95% of its accuracy:")
+    """Share of calls to gpt-4 at 95% of its accuracy, and RouteLLM's CPT(50%) / CPT(80%): the share of
+    calls to the strong model needed to recover 50% / 80% of the accuracy gap between the two models."""
+    strong, weak = test.models.index(GPT4), test.models.index(MIXTRAL)
+    rows = np.arange(len(test))
+    acc_strong, acc_weak = float(test.scores[:, strong].mean()), float(test.scores[:, weak].mean())
+
+    def calls(picks: np.ndarray, accuracy: float) -> str:
+        shares = [float((p == strong).mean()) for p in picks if test.scores[rows, p].mean() >= accuracy - 1e-12]
+        return f"{min(shares):.1%}" if shares else "not reached"
+
+    print("\n| family | calls to gpt-4 at 95% of its accuracy | CPT(50%) | CPT(80%) |")
+    print("|---|---:|---:|---:|")
+    print(f"| random mix | {(0.95 * acc_strong - acc_weak) / (acc_strong - acc_weak):.1%} | 50.0% | 80.0% |")
     for family, h in held.items():
         picks = h.picks[0]
-        reached = [p for p in picks if test.scores[np.arange(len(test)), p].mean() >= 0.95 * acc]
-        share = min(float((p == strong).mean()) for p in reached) if reached else float("nan")
-        print(f"- {family}: {share:.1%}")
+        gap = acc_strong - acc_weak
+        print(f"| {family} | {calls(picks, 0.95 * acc_strong)} | {calls(picks, acc_weak + 0.5 * gap)} "
+              f"| {calls(picks, acc_weak + 0.8 * gap)} |")  # fmt: skip
 
 
 def main() -> None:

@@ -23,22 +23,22 @@ from tokenomy.routing.learned import (
 )
 
 
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[LearnedRouter, Path]:
-    options = dataclasses.replace(FAST, family="logistic")
+def _trained(factory: pytest.TempPathFactory, family: str) -> tuple[LearnedRouter, Path]:
+    options = dataclasses.replace(FAST, family=family)
     router = train_router(load_outcomes(ROUTERBENCH), fake_embed, options, source=str(ROUTERBENCH))
-    path = tmp_path_factory.mktemp("router") / "router.npz"
+    path = factory.mktemp("router") / f"{family}.npz"
     save_router(router, path)
     return router, path
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[LearnedRouter, Path]:
+    return _trained(tmp_path_factory, "logistic")
 
 
 @pytest.fixture(scope="module")
 def saved_knn(tmp_path_factory: pytest.TempPathFactory) -> tuple[LearnedRouter, Path]:
-    options = dataclasses.replace(FAST, family="knn")
-    router = train_router(load_outcomes(ROUTERBENCH), fake_embed, options, source=str(ROUTERBENCH))
-    path = tmp_path_factory.mktemp("router") / "knn.npz"
-    save_router(router, path)
-    return router, path
+    return _trained(tmp_path_factory, "knn")
 
 
 @pytest.mark.parametrize("which", ["saved", "saved_knn"])
@@ -94,36 +94,47 @@ def _bias_nan(arrays: dict[str, np.ndarray]) -> None:
     arrays["bias"][0] = np.nan
 
 
+_KNN_CASES = [
+    (_array("knn_ref_y", np.zeros((3, 3))), "knn arrays have inconsistent shapes"),
+    (_array("knn_ref_group", None), "missing arrays: 'knn_ref_group'"),
+    (_header(knn={"k": "many"}), "corrupt header (knn)"),
+]
+
+
+_LINEAR_CASES = [
+    (_header(version=99), "router file version 99; this tokenomy reads version 2"),
+    (_header(family="dice"), "unknown router family 'dice'"),
+    (_header(knob={"vertices": [], "default": 0.5}), "corrupt header (knob)"),
+    (
+        _header(knob={"vertices": [{"kind": "model", "value": 99, "cost": 1, "accuracy": 1}], "default": 0.5}),
+        "corrupt header (knob)",
+    ),
+    (_header(preambles="not a list"), "corrupt header (preambles)"),
+    (_header(format="something-else"), "not a router file (format 'something-else')"),
+    (_header(rule="coin-flip"), "unknown decision rule 'coin-flip'"),
+    (_header(models=[]), "corrupt header (models)"),
+    (_header(features={"embedding": "other"}), "trained on other features"),
+    (_array("weights", np.zeros((3, 3))), "weights have shape (3, 3)"),
+    (_array("scale", np.zeros(2)), "scale has shape (2,)"),
+    (_array("bias", None), "missing arrays: 'bias')"),
+    (_array("header", np.array([{"evil": 1}], dtype=object)), "corrupt"),
+    (_bias_nan, "bias holds non-numeric or non-finite values"),
+    (_array("train_hashes", None), "missing arrays: 'train_hashes'"),
+]
+
+
 @pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        (_header(version=99), "router file version 99; this tokenomy reads version 2"),
-        (_header(family="dice"), "unknown router family 'dice'"),
-        (_header(knob={"vertices": [], "default": 0.5}), "corrupt header (knob)"),
-        (
-            _header(knob={"vertices": [{"kind": "model", "value": 99, "cost": 1, "accuracy": 1}], "default": 0.5}),
-            "corrupt header (knob)",
-        ),
-        (_header(preambles="not a list"), "corrupt header (preambles)"),
-        (_header(format="something-else"), "not a router file (format 'something-else')"),
-        (_header(rule="coin-flip"), "unknown decision rule 'coin-flip'"),
-        (_header(models=[]), "corrupt header (models)"),
-        (_header(features={"embedding": "other"}), "trained on other features"),
-        (_array("weights", np.zeros((3, 3))), "weights have shape (3, 3)"),
-        (_array("scale", np.zeros(2)), "scale has shape (2,)"),
-        (_array("bias", None), "missing arrays: 'bias')"),
-        (_array("header", np.array([{"evil": 1}], dtype=object)), "corrupt"),
-        (_bias_nan, "bias holds non-numeric or non-finite values"),
-        (_array("train_hashes", None), "missing arrays: 'train_hashes'"),
-    ],
+    ("which", "change", "message"),
+    [("saved", c, m) for c, m in _LINEAR_CASES] + [("saved_knn", c, m) for c, m in _KNN_CASES],
 )
 def test_bad_contents(
-    saved: tuple[LearnedRouter, Path],
+    which: str,
+    request: pytest.FixtureRequest,
     tmp_path: Path,
     change: Callable[[dict[str, np.ndarray]], None],
     message: str,
 ) -> None:
-    bad = _rewrite(saved[1], tmp_path / "bad.npz", change)
+    bad = _rewrite(request.getfixturevalue(which)[1], tmp_path / "bad.npz", change)
     with pytest.raises(RouterFileError) as info:
         load_router(bad)
     assert message in str(info.value) and str(bad) in str(info.value)
@@ -143,23 +154,3 @@ def test_missing_garbage_and_truncated_files(saved: tuple[LearnedRouter, Path], 
         z.writestr("hello.txt", "hi")
     with pytest.raises(RouterFileError, match="missing arrays: 'header'"):
         load_router(tmp_path / "other.npz")
-
-
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        (_array("knn_ref_y", np.zeros((3, 3))), "knn arrays have inconsistent shapes"),
-        (_array("knn_ref_group", None), "missing arrays: 'knn_ref_group'"),
-        (_header(knn={"k": "many"}), "corrupt header (knn)"),
-    ],
-)
-def test_bad_knn_contents(
-    saved_knn: tuple[LearnedRouter, Path],
-    tmp_path: Path,
-    change: Callable[[dict[str, np.ndarray]], None],
-    message: str,
-) -> None:
-    bad = _rewrite(saved_knn[1], tmp_path / "bad.npz", change)
-    with pytest.raises(RouterFileError) as info:
-        load_router(bad)
-    assert message in str(info.value) and str(bad) in str(info.value)

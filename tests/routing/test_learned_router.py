@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -102,16 +101,21 @@ def test_cheap_features_are_cheap_and_sensible() -> None:
     assert np.isfinite(cheap_features("")).all()
 
 
-def test_choose_takes_well_under_a_millisecond() -> None:
-    router = train_router(load_outcomes(ROUTERBENCH), fake_embed, FAST)
-    prompt = "Please answer with the letter of the correct answer.\n" * 40
-    embedding = fake_embed(router.embedding_texts(prompt))
-    for _ in range(200):
-        router.choose(embedding, prompt)
-    times = []
-    for _ in range(1000):
-        start = time.perf_counter()
-        router.choose(embedding, prompt)
-        times.append(time.perf_counter() - start)
-    p50 = float(np.percentile(times, 50))
-    assert p50 < 1e-3, f"choose p50 {p50 * 1e6:.0f} us"
+def test_choose_strips_the_preamble_and_is_deterministic_per_prompt() -> None:
+    """(Decision time is measured by bench/routing/learned_router.py, not asserted here.)"""
+    outcomes = load_outcomes(ROUTERBENCH)
+    router = train_router(outcomes, fake_embed, FAST)
+    prompt = next(p for p in outcomes.prompts if p.startswith(router.preambles.texts[0]))
+    texts = router.embedding_texts(prompt)
+    assert texts == [prompt[len(router.preambles.texts[0]) :]]
+    first = router.choose(fake_embed(texts), prompt)
+    assert all(router.choose(fake_embed(texts), prompt) == first for _ in range(20))
+    assert first.model in router.models and first.reason.startswith("knob ")
+
+
+def test_a_model_vertex_outside_the_candidates_keeps_its_price_level() -> None:
+    router = fixed_router(threshold=1.0)
+    router.knob = Knob((Vertex("model", 0, 1.0, 0.6), Vertex("threshold", 1.0, 10.0, 0.9)), 0.0)
+    assert router.choose(EMB, "hi").model == "cheap"  # the cheap model alone
+    assert router.choose(EMB, "hi", candidates=["mid", "pricey"]).model == "mid"  # nearest in cost, not the best
+    assert router.choose(EMB, "hi", candidates=["mid", "pricey"], threshold=1.0).model == "pricey"

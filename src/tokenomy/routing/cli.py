@@ -259,11 +259,11 @@ def _print_trained(learned: LearnedRouter, out_path: Path) -> None:
         table.add_row(model, f"{meta['train_accuracy'][model]:.3f}", f"{meta['mean_cost_usd'][model]:.6f}")
     console.print(table)
     families = Table(title="router families (out-of-fold, cross-validation on the training rows)")
-    for column in ("family", "cost-quality area", "hyperparameters chosen by CV", "seconds"):
+    for column in ("family", "cost-quality area", "hyperparameters chosen by CV (out-of-fold area)", "seconds"):
         families.add_column(column, justify="right" if column in ("cost-quality area", "seconds") else "left")
     for name, info in meta.get("families", {}).items():
         mark = " *" if name == learned.family else ""
-        families.add_row(name + mark, f"{info['area']:.4f}", str(info["chosen"])[:90], f"{info['seconds']:.1f}")
+        families.add_row(name + mark, f"{info['area']:.4f}", str(info["chosen"]), f"{info['seconds']:.1f}")
     console.print(families)
     console.print(
         f"* {learned.family}: {meta.get('family_reason')}; "

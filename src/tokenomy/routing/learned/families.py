@@ -36,7 +36,7 @@ FAMILIES = ("logistic", "knn", "mf", "winprob")
 KNN_KS = (5, 10, 20, 40, 80, 160, 320)
 KNN_ALPHA = 2.0
 KNN_DIMS = 64
-KNN_MAX_REFS = 20_000
+KNN_MAX_REFS = 10_000
 MF_RANKS = (4, 16)
 MF_PENALTIES = (3.0, 30.0, 300.0)
 MF_DIMS = 64
@@ -109,14 +109,13 @@ def fit_logistic_family(
     for view in _views(inputs, dims):
         fitted = fit_models(x, y, [view], penalties, ids=ids)
         score = area(fitted.oof)
-        tried.append(f"{view.name}: {score:.4f}")
+        tried.append(f"{view.name.replace('no tail vector', 'pca0')} {score:.4f}")
         if best is None or score > best[0] + 1e-9:
             best = (score, fitted, view.name)
     assert best is not None
     _, fitted, name = best
     scorer = LinearScorer(fitted.weights, fitted.bias, fitted.scale, fitted.shift, inputs.dim, inputs.groups)
-    penalties_chosen = ", ".join(c.split("penalty ")[-1] for c in fitted.chosen)
-    chosen = f"{name} (out-of-fold area {'; '.join(tried)}); L2 penalty per model {penalties_chosen}"
+    chosen = f"{name} (area {', '.join(tried)}); L2 penalty per model by log-loss"
     return FamilyFit("logistic", fitted.oof, scorer, chosen, {"view": name, "per_model": fitted.chosen})
 
 
@@ -200,7 +199,7 @@ def fit_knn(
         mean=mean, proj=proj, ref=z[keep].astype(np.float32), ref_group=inputs.group[keep].astype(np.intp),
         ref_y=y[keep], prior=_group_prior(inputs.group, y, inputs.groups), k=best, alpha=KNN_ALPHA,
     )  # fmt: skip
-    chosen = f"k={best} (out-of-fold area " + ", ".join(f"k={k}: {scores[k]:.4f}" for k in ks) + ")"
+    chosen = f"k={best} (area " + ", ".join(f"k={k} {scores[k]:.4f}" for k in ks) + ")"
     return FamilyFit("knn", oof[best], scorer, chosen, {"k": best, "alpha": KNN_ALPHA})
 
 
@@ -260,7 +259,7 @@ def fit_mf(
             scale = np.array([a for a, _ in platts])
             shift = np.array([c for _, c in platts])
             score = area(sigmoid(scale * logits + shift))
-            tried.append(f"rank {rank} penalty {penalty:g}: {score:.4f}")
+            tried.append(f"{rank}/{penalty:g} {score:.4f}")
             if best is None or score > best[0] + 1e-9:
                 best = (score, rank, penalty, logits, scale, shift)
     assert best is not None
@@ -270,5 +269,5 @@ def fit_mf(
     bias = b - mean @ on_view + view.offset @ on_view
     scorer = LinearScorer(view.matrix @ on_view, bias, scale, shift, inputs.dim, inputs.groups)
     oof = np.where(cv[:, None], sigmoid(scale * logits + shift), 0.0)
-    chosen = f"rank {rank}, penalty {penalty:g} (out-of-fold area {'; '.join(tried)})"
+    chosen = f"rank {rank}, penalty {penalty:g} (area by rank/penalty {', '.join(tried)})"
     return FamilyFit("mf", oof, scorer, chosen, {"rank": rank, "penalty": penalty})

@@ -81,11 +81,23 @@ def select(
 
 
 def vertex_pick(
-    vertex: Vertex, success: F64, cost: F64, rule: Rule, cols: list[int], eligible: npt.NDArray[np.bool_] | None = None
+    vertex: Vertex,
+    success: F64,
+    cost: F64,
+    rule: Rule,
+    cols: list[int],
+    eligible: npt.NDArray[np.bool_] | None = None,
+    model_cost: F64 | None = None,
 ) -> IntArray:
-    """One knob vertex's pick per row (``cols``: the model index of each column, for ``model`` vertices)."""
-    if vertex.kind == "model" and int(vertex.value) in cols:
-        return np.full(len(success), cols.index(int(vertex.value)), dtype=np.intp)
+    """One knob vertex's pick per row (``cols``: the model index of each column). A ``model`` vertex
+    whose model is not among the columns picks the column whose estimated cost is nearest that
+    model's (``model_cost``, per row), so the knob keeps its price level with fewer candidates."""
+    if vertex.kind == "model":
+        if int(vertex.value) in cols:
+            return np.full(len(success), cols.index(int(vertex.value)), dtype=np.intp)
+        if model_cost is not None:
+            nearest: IntArray = np.abs(cost - model_cost[:, None]).argmin(axis=1)
+            return nearest
     return select(success, cost, vertex.value if vertex.kind == "threshold" else 1.0, rule, eligible)
 
 
@@ -175,10 +187,12 @@ class LearnedRouter:
         position = self.knob.default if threshold is None else threshold
         index = self.candidates(candidates)
         success = self.predict(pool(embedding)[None, :], [prompt_text])[:, index]
-        cost = self.estimate_cost([prompt_text])[:, index]
+        every_cost = self.estimate_cost([prompt_text])
+        cost = every_cost[:, index]
         lo, hi, q = self.knob.locate(position)
         v = self.knob.vertices[hi if mix_draw(prompt_text) < q else lo]
-        pick = int(vertex_pick(v, success, cost, self.rule, index.tolist())[0])
+        model_cost = every_cost[:, int(v.value)] if v.kind == "model" else None
+        pick = int(vertex_pick(v, success, cost, self.rule, index.tolist(), model_cost=model_cost)[0])
         names = [self.models[i] for i in index]
         how = (
             f"knob {position:.2f}: {names[pick]} for every prompt at this point"
