@@ -50,6 +50,8 @@ async def create(gw: Gateway, req: Request) -> None:
         history = [*stored.items, *(i for i in stored.response.get("output") or () if isinstance(i, dict))]
         items = history + items
         native["input"] = [_native_item(item) for item in items]
+    if not items:
+        raise invalid_request("'input' must hold at least one item.", param="input")
     chat, problems = to_chat(body, items)
     schemas.validate(chat, schemas.ChatCompletionRequest)
     ctx = new_context(req, Endpoint.CHAT, chat, wire="responses")
