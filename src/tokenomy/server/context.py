@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import re
 import secrets
 from typing import Any
 
+from tokenomy.errors import GatewayError, internal_error
 from tokenomy.pipeline.context import CallContext, Endpoint
 from tokenomy.server.asgi import Request
 
@@ -70,3 +72,11 @@ def response_headers(ctx: CallContext) -> dict[str, str]:
         if items is not None:
             out["x-tokenomy-cache-items"] = str(items)
     return out
+
+
+def stream_failure(exc: Exception, ctx: CallContext) -> GatewayError:
+    """The error to end a stream with after it started: ``exc`` itself, or (logged) a generic 500."""
+    if isinstance(exc, GatewayError):
+        return exc
+    logging.getLogger("tokenomy.server").exception("stream failed (request %s)", ctx.request_id)
+    return internal_error()
