@@ -25,7 +25,9 @@ from tests.fakes.base import (
 from tests.fakes.openai_responses import responses
 
 #: Modes this fake understands (plus any ``error_NNN``).
-MODES = (*COMMON_MODES, "no_usage_stream")
+#: ``mistral``: refuses ``stream_options`` (422 ``extra_forbidden``, as Mistral's API does) and puts the usage
+#: on the last chunk of every stream instead.
+MODES = (*COMMON_MODES, "no_usage_stream", "mistral")
 TOOL_ARGUMENTS = '{"arg": "x"}'
 EMBEDDING_DIM = 8
 
@@ -231,6 +233,11 @@ async def _chat(request: web.Request) -> web.StreamResponse:
             headers={"x-request-id": fake.next_id("req_")},
         )
 
+    if mode == "mistral" and "stream_options" in body:
+        msg = "Extra inputs are not permitted"
+        detail = [{"type": "extra_forbidden", "loc": ["body", "stream_options"], "msg": msg}]
+        raise Reply(json_response({"object": "error", "message": {"detail": detail}, "type": "invalid_request_error",
+                                   "param": None, "code": None}, 422))  # fmt: skip
     include_usage = bool((body.get("stream_options") or {}).get("include_usage")) and mode != "no_usage_stream"
     extra = {"usage": None} if include_usage else {}
 
@@ -253,6 +260,8 @@ async def _chat(request: web.Request) -> web.StreamResponse:
                 lp = {"content": [_logprob_entry(k, piece, top)], "refusal": None} if want_logprobs else None
                 events.append(chunk(i, {"content": piece}, lp=lp))
         events.append(chunk(i, {}, finish))
+        if mode == "mistral":
+            events[-1][1]["usage"] = usage
     if include_usage:
         events.append((None, {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}))
     events.append((None, "[DONE]"))

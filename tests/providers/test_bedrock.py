@@ -140,3 +140,21 @@ models:
             await client(other).chat.completions.create(model="br", messages=MSG)  # type: ignore[arg-type]
     assert info.value.status_code == 502
     assert bedrock.last.headers["authorization"].startswith("AWS4-HMAC-SHA256")
+
+
+def test_translated_request_matches_the_aws_service_model() -> None:
+    """The Converse body validates against botocore's own model of the Bedrock runtime API."""
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    operation = botocore.session.get_session().get_service_model("bedrock-runtime").operation_model("Converse")
+    body = translate.to_converse({
+        "model": "m", "max_tokens": 10, "temperature": 0.5, "top_p": 0.9, "stop": ["x"], "tool_choice": "required",
+        "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "hi"},
+                     {"role": "assistant", "content": None, "tool_calls": [
+                         {"id": "t1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}]},
+                     {"role": "tool", "tool_call_id": "t1", "content": "42"}],
+        "tools": [{"type": "function", "function": {"name": "f", "description": "d", "parameters": {}}}],
+    })  # fmt: skip
+    report = ParamValidator().validate({"modelId": MODEL_ID, **body}, operation.input_shape)
+    assert not report.has_errors(), report.generate_report()

@@ -45,3 +45,20 @@ async def test_preset_round_trip(openai_fake: OpenAIFake, kind: str) -> None:
         assert openai_fake.last.headers["authorization"] == f"Bearer {OPENAI_KEY}"
         answer = await client.responses.create(model="m", input="hi")  # no /responses at these hosts
         assert answer.output_text == "echo: hi" and openai_fake.last.path == "/v1/chat/completions"
+
+
+async def test_mistral_gets_no_stream_options_and_usage_still_counts(openai_fake: OpenAIFake) -> None:
+    config = GatewayConfig.model_validate({"models": [{"name": "m", "deployments": [
+        {"provider": "mistral", "model": "mistral-small-latest", "base_url": openai_fake.base_url,
+         "api_key": "${T_K:-" + OPENAI_KEY + "}"}]}]})  # fmt: skip
+    openai_fake.mode = "mistral"  # 422 on stream_options, usage on the last chunk
+    async with running_gateway(config) as gw:
+        client = openai.AsyncOpenAI(base_url=gw.v1, api_key="unused", max_retries=0)
+        stream = await client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi there"}], stream=True,
+            stream_options={"include_usage": True},
+        )  # fmt: skip
+        chunks = [c async for c in stream]
+        assert "stream_options" not in openai_fake.last.body
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo: hi there"
+        assert any(c.usage is not None and c.usage.completion_tokens == 3 for c in chunks)

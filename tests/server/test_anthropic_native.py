@@ -141,3 +141,17 @@ async def test_errors_on_messages_paths_are_anthropic_shaped(proxy: RunningGatew
     with pytest.raises(anthropic.BadRequestError) as bad:
         await client(proxy).messages.count_tokens(model="claude", messages=[])
     assert bad.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+
+
+async def test_native_usage_reaches_the_ledger(proxy: RunningGateway) -> None:
+    ask = {"model": "claude", "max_tokens": 20, "messages": [{"role": "user", "content": "count these words please"}]}
+    plain = await client(proxy).messages.create(**ask, extra_headers={"x-request-id": "an-1"})  # type: ignore[arg-type]
+    async with client(proxy).messages.stream(**ask, extra_headers={"x-request-id": "an-2"}) as stream:  # type: ignore[arg-type]
+        await stream.get_final_message()
+    await proxy.flush_ledger()
+    rows = proxy.app.gateway.ledger.store.connect().execute(  # type: ignore[union-attr]
+        "SELECT wire, prompt_tokens, completion_tokens, token_source FROM requests"
+        " WHERE request_id IN ('an-1', 'an-2') ORDER BY request_id"
+    ).fetchall()
+    usage = plain.usage
+    assert rows == [("anthropic", usage.input_tokens, usage.output_tokens, "provider")] * 2

@@ -374,3 +374,19 @@ def test_error_event() -> None:
     name, data = w.error_event("overloaded_error", "busy")
     assert name == "error" and data == {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
     assert ErrorResponse.model_validate(data).error.type == "overloaded_error"
+
+
+def test_whole_message_replays_as_valid_events() -> None:
+    """A cached native answer sent to a streaming client: the SDK rebuilds the same message."""
+    from tokenomy.server.anthropic_wire_stream import events_from_message
+
+    message = {
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude", "stop_reason": "tool_use",
+        "stop_sequence": None, "usage": {"input_tokens": 9, "output_tokens": 7, "cache_read_input_tokens": 3},
+        "content": [{"type": "thinking", "thinking": "hmm", "signature": "sig"}, {"type": "text", "text": "hi"},
+                    {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"a": [1, 2]}}],
+    }  # fmt: skip
+    rebuilt = _check(events_from_message(message))
+    assert rebuilt.model_dump(exclude_none=True)["content"] == message["content"]
+    assert rebuilt.stop_reason == "tool_use" and rebuilt.usage.output_tokens == 7
+    assert rebuilt.usage.cache_read_input_tokens == 3

@@ -203,7 +203,7 @@ MESSAGES_REQUEST: dict[str, Any] = {
         "system": {"anyOf": [{"type": "string"}, {"type": "array", "items": _TEXT_BLOCK}]},
         "temperature": _UNIT,
         "top_p": _UNIT,
-        "top_k": {"type": "integer", "minimum": 0},
+        # top_k is left out: it is refused (400) on models served through a translation
         "stop_sequences": {"type": "array", "items": {"type": "string"}},
         "stream": {"type": "boolean"},
         "metadata": {"type": "object", "properties": {"user_id": {"type": "string"}}},

@@ -263,3 +263,26 @@ models:
             await client(other).responses.create(model="native", input="again", previous_response_id=first.id)
     assert info.value.body["code"] == "response_expired" and "expired" in info.value.message  # type: ignore[index]
     assert info.value.body["param"] == "previous_response_id"  # type: ignore[index]
+
+
+async def test_ledger_records_native_and_translated_calls(gw: RunningGateway) -> None:
+    rid = {"x-request-id": "rl-1"}
+    native = await client(gw).responses.create(model="native", input="ledger me", extra_headers=rid)
+    stream = await client(gw).responses.create(
+        model="native", input="ledger me streamed", stream=True, extra_headers={"x-request-id": "rl-2"}
+    )
+    _ = [e async for e in stream]
+    await client(gw).responses.create(model="claude", input="ledger me too", extra_headers={"x-request-id": "rl-3"})
+    await gw.flush_ledger()
+    store = gw.app.gateway.ledger.store  # type: ignore[union-attr]
+    rows = store.connect().execute(
+        "SELECT request_id, wire, tenant, provider, prompt_tokens, completion_tokens, token_source FROM requests"
+        " WHERE request_id IN ('rl-1', 'rl-2', 'rl-3') ORDER BY request_id"
+    ).fetchall()
+    assert [(r[0], r[1], r[2], r[3], r[6]) for r in rows] == [
+        ("rl-1", "responses", "team-a", "openai", "provider"),
+        ("rl-2", "responses", "team-a", "openai", "provider"),
+        ("rl-3", "responses", "team-a", "anthropic", "provider"),
+    ]
+    assert native.usage is not None and rows[0][4:6] == (native.usage.input_tokens, native.usage.output_tokens)
+    assert all(r[4] > 0 and r[5] > 0 for r in rows)

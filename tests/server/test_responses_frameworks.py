@@ -1,9 +1,15 @@
-"""Frameworks on the Responses API through the gateway: the OpenAI Agents SDK (with a function tool)
-and LangChain's ``ChatOpenAI(use_responses_api=True)``, on a native and a translated model."""
+"""Frameworks on the Responses API through the gateway: the OpenAI Agents SDK (with a function tool),
+LangChain's ``ChatOpenAI(use_responses_api=True)`` and the Vercel AI SDK's default OpenAI provider
+(``openai(model)``, under Node.js with the packages pinned in tests/js), on a native and a
+translated model."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import openai
 import pytest
@@ -15,6 +21,7 @@ from tests.fakes.openai_upstream import OpenAIFake
 from tests.support.gateway import RunningGateway, running_gateway
 
 set_tracing_disabled(True)  # the SDK would otherwise try to export traces to OpenAI
+JS = Path(__file__).parents[1] / "js"
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +77,20 @@ async def test_langchain_responses_api(gw: RunningGateway, model: str) -> None:
     assert reply.text == "echo: hello there"
     pieces = [chunk.text async for chunk in llm.astream("stream me")]
     assert "".join(pieces) == "echo: stream me"
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
+@pytest.mark.parametrize("model", ["native", "claude"])
+async def test_vercel_ai_sdk_default_provider(gw: RunningGateway, openai_fake: OpenAIFake, model: str) -> None:
+    assert (JS / "node_modules" / "ai").exists(), "run scripts/install-test-servers.sh (npm ci in tests/js)"
+    proc = await asyncio.create_subprocess_exec(
+        "node", str(JS / "responses.mjs"), gw.v1, model,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    got = json.loads(out.decode().strip().splitlines()[-1])
+    assert got["plain"] == "echo: hello there" and got["streamed"] == "echo: stream me"
+    assert got["plainUsage"]["outputTokens"] == 3 and got["streamedUsage"]["outputTokens"] == 3
+    if model == "native":
+        assert openai_fake.last.path == "/v1/responses"  # it did use the Responses API

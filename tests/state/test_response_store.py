@@ -7,21 +7,31 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from tests.support.postgres import PostgresServer
 from tests.support.redis import RedisServer
 
-from tokenomy.state.responses import RedisResponseStore, ResponseStore, ResponseStoreUnavailable, SqliteResponseStore
+from tokenomy.state.responses import (
+    PostgresResponseStore,
+    RedisResponseStore,
+    ResponseStore,
+    ResponseStoreUnavailable,
+    SqliteResponseStore,
+)
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "postgres"])
 async def make(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[object]:
     made: list[ResponseStore] = []
 
     def build(retention_s: float = 60.0) -> ResponseStore:
         if request.param == "sqlite":
             store: ResponseStore = SqliteResponseStore(tmp_path / f"r{len(made)}.db", retention_s)
-        else:
+        elif request.param == "redis":
             server: RedisServer = request.getfixturevalue("redis_server")
             store = RedisResponseStore(server.url, retention_s)
+        else:
+            postgres: PostgresServer = request.getfixturevalue("postgres_server")
+            store = PostgresResponseStore(postgres.create_database(), retention_s)
         made.append(store)
         return store
 
@@ -51,8 +61,13 @@ async def test_expired_is_reported(make: object) -> None:
     assert found is not None and found.expired
 
 
-async def test_redis_down_is_unavailable(redis_server: RedisServer) -> None:
-    store = RedisResponseStore("redis://127.0.0.1:1/0", 60)
+@pytest.mark.parametrize("kind", ["redis", "postgres"])
+async def test_a_store_that_is_down_is_unavailable(kind: str) -> None:
+    store: ResponseStore = (
+        RedisResponseStore("redis://127.0.0.1:1/0", 60)
+        if kind == "redis"
+        else PostgresResponseStore("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2", 60)
+    )
     with pytest.raises(ResponseStoreUnavailable):
         await store.get("t", "resp_x")
     await store.close()

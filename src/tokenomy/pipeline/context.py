@@ -37,6 +37,9 @@ class Endpoint(StrEnum):
     RERANK = "rerank"
 
 
+#: ``Completion.body["object"]`` of a passed-through answer that is not JSON (audio, text): ``raw``
+#: holds it and ``body["content_type"]`` says what it is.
+BINARY = "binary"
 #: Endpoints whose requests and answers the gateway forwards without reading them.
 PASSTHROUGH = frozenset(
     {Endpoint.IMAGES, Endpoint.TRANSCRIPTIONS, Endpoint.SPEECH, Endpoint.MODERATIONS, Endpoint.RERANK}

@@ -1,8 +1,9 @@
 """Presets for OpenAI-compatible hosts: ``provider: groq`` needs no ``base_url``.
 
 Each preset is the OpenAI provider with the host's default base URL (self-hosted servers on
-their usual local port); everything else (``Authorization: Bearer`` with ``api_key`` when one is
-given, streaming with usage, error mapping) is the OpenAI provider's. Responses API calls are
+their usual local port) and its known quirks (Mistral refuses ``stream_options`` and reports
+stream usage on its own); everything else (``Authorization: Bearer`` with ``api_key`` when one
+is given, streaming with usage, error mapping) is the OpenAI provider's. Responses API calls are
 translated to chat completions for these hosts (``/responses`` is OpenAI's own). A ``base_url``
 in the config wins over the preset's.
 """
@@ -22,13 +23,14 @@ class Preset:
 
     base_url: str
     hosted: bool  # a hosted service (an api_key is needed) rather than a server you run
+    stream_options: bool = True  # False: the host refuses ``stream_options`` (and reports usage by itself)
 
 
 PRESETS: dict[str, Preset] = {
     "groq": Preset("https://api.groq.com/openai/v1", True),
     "together": Preset("https://api.together.xyz/v1", True),
     "fireworks": Preset("https://api.fireworks.ai/inference/v1", True),
-    "mistral": Preset("https://api.mistral.ai/v1", True),
+    "mistral": Preset("https://api.mistral.ai/v1", True, stream_options=False),  # 422 extra_forbidden otherwise
     "deepseek": Preset("https://api.deepseek.com/v1", True),
     "openrouter": Preset("https://openrouter.ai/api/v1", True),
     "ollama": Preset("http://127.0.0.1:11434/v1", False),
@@ -47,6 +49,7 @@ class PresetProvider(OpenAIProvider):
     def __init__(self, config: GatewayConfig, preset: Preset) -> None:
         super().__init__(config)
         self.preset = preset
+        self.stream_options = preset.stream_options
 
     def url(self, deployment: Deployment, path: str) -> str:
         """The deployment's ``base_url`` or the preset's, then ``path``."""

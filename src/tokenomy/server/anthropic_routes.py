@@ -15,14 +15,14 @@ from typing import Any
 
 import orjson
 
-from tokenomy.errors import GatewayError, internal_error, invalid_request
+from tokenomy.errors import GatewayError, invalid_request
 from tokenomy.gateway import Gateway
 from tokenomy.pipeline.context import CallContext, Completion, Endpoint, NativeRequest, Response
 from tokenomy.pipeline.guard import GuardStage
 from tokenomy.server import anthropic_wire, schemas
 from tokenomy.server.anthropic_wire_stream import events_from_message
 from tokenomy.server.asgi import Request, encode_headers, end_stream, send_event, send_json, start_sse
-from tokenomy.server.context import new_context, response_headers
+from tokenomy.server.context import new_context, response_headers, stream_failure
 from tokenomy.tokens.count import TokenCounter, count_prompt
 
 log = logging.getLogger("tokenomy.server")
@@ -113,9 +113,7 @@ async def _send(req: Request, ctx: CallContext, response: Response) -> None:
     except Exception as exc:
         if not started:
             raise
-        if not isinstance(exc, GatewayError):
-            log.exception("stream failed (request %s)", ctx.request_id)
-            exc = internal_error()
+        exc = stream_failure(exc, ctx)
         body = exc.anthropic_body()
         events = [anthropic_wire.error_event(body["error"]["type"], body["error"]["message"])]
     if not started:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
+from tokenomy.errors import GatewayError, internal_error
 from tokenomy.pipeline.context import CallContext, Endpoint, new_request_id
 from tokenomy.server.asgi import Request, id_headers
 
@@ -76,3 +78,11 @@ def response_headers(ctx: CallContext) -> dict[str, str]:
         if items is not None:
             out["x-tokenomy-cache-items"] = str(items)
     return out
+
+
+def stream_failure(exc: Exception, ctx: CallContext) -> GatewayError:
+    """The error to end a stream with after it started: ``exc`` itself, or (logged) a generic 500."""
+    if isinstance(exc, GatewayError):
+        return exc
+    logging.getLogger("tokenomy.server").exception("stream failed (request %s)", ctx.request_id)
+    return internal_error()

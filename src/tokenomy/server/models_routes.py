@@ -17,7 +17,11 @@ PREFIX = "/v1/models/"
 
 
 async def visible_models(gw: Gateway, headers: dict[str, str]) -> list[str]:
-    """The model names the caller may use (401 when keys are configured and its key is wrong)."""
+    """The model names the caller may use (401 when keys are configured and its key is wrong).
+
+    The one place this rule lives: ``GET /v1/models`` (the listing, built alongside) is meant to
+    filter with it too, so a name is listed exactly when it can be retrieved.
+    """
     guard = next((s for s in gw.stages if isinstance(s, GuardStage)), None)
     if guard is None or not guard.enabled:
         return list(gw.table.names)

@@ -7,14 +7,14 @@ from typing import Any
 
 import orjson
 
-from tokenomy.errors import GatewayError, internal_error
+from tokenomy.errors import GatewayError
 from tokenomy.gateway import Gateway
 from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Response
 from tokenomy.pipeline.guard import GuardStage
 from tokenomy.pricing.prices import configured_kind
 from tokenomy.server import schemas
 from tokenomy.server.asgi import JSON, Request, encode_headers, end_stream, send_bytes, send_event, send_json, start_sse
-from tokenomy.server.context import new_context, response_headers
+from tokenomy.server.context import new_context, response_headers, stream_failure
 
 log = logging.getLogger("tokenomy.server")
 
@@ -110,9 +110,7 @@ async def send_openai(req: Request, ctx: CallContext, response: Response) -> Non
     except Exception as exc:
         if not started:
             raise
-        if not isinstance(exc, GatewayError):
-            log.exception("stream failed (request %s)", ctx.request_id)
-            exc = internal_error()
+        exc = stream_failure(exc, ctx)
         # Mid-stream failures end the stream with an error event (the SDKs raise on it).
         req.responded = True
         await send_event(send, orjson.dumps(exc.openai_body()))

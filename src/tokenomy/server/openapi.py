@@ -59,6 +59,11 @@ def _get(summary: str, content_type: str = "application/json") -> dict[str, Any]
     }
 
 
+def _delete(summary: str) -> dict[str, Any]:
+    return {"delete": {"summary": summary, "responses": {"200": {"description": "OK", "content": {
+        "application/json": {"schema": _ANY_OBJECT}}}}}}  # fmt: skip
+
+
 @cache
 def openapi_document() -> bytes:
     """The document, serialized once."""
@@ -73,8 +78,18 @@ def openapi_document() -> bytes:
             "/v1/chat/completions": _post("OpenAI chat completions", "ChatCompletionRequest", True),
             "/v1/completions": _post("OpenAI text completions", "CompletionRequest", True),
             "/v1/embeddings": _post("OpenAI embeddings", "EmbeddingRequest", False),
+            "/v1/responses": _post("OpenAI Responses API", None, True),
+            "/v1/responses/{response_id}": {**_get("A stored response"), **_delete("Delete a stored response")},
+            "/v1/responses/{response_id}/input_items": _get("The input items of a stored response"),
             "/v1/messages": _post("Anthropic Messages API", None, True),
+            "/v1/messages/count_tokens": _post("Anthropic token counting", None, False),
+            "/v1/images/generations": _post("OpenAI image generation (passed through)", None, False),
+            "/v1/audio/speech": _post("OpenAI text to speech (passed through; audio back)", None, False),
+            "/v1/audio/transcriptions": _post("OpenAI transcription (passed through; multipart)", None, False),
+            "/v1/moderations": _post("OpenAI moderations (passed through)", None, False),
+            "/v1/rerank": _post("Rerank, Cohere/Jina shape (passed through)", None, False),
             "/v1/models": _get("Models clients may ask for"),
+            "/v1/models/{model}": _get("One model"),
             "/healthz": _get("Liveness"),
             "/readyz": _get("Readiness: models loaded"),
             "/metrics": _get("Prometheus metrics", "text/plain"),

@@ -9,14 +9,11 @@ the upstream judges the rest and its errors come back with its message.
 
 from __future__ import annotations
 
-from email.parser import BytesParser
-from email.policy import HTTP
 from typing import Any
 
 from tokenomy.errors import invalid_request
 from tokenomy.gateway import Gateway
-from tokenomy.pipeline.context import Completion, Endpoint, NativeRequest
-from tokenomy.providers.openai.passthrough import BINARY
+from tokenomy.pipeline.context import BINARY, Completion, Endpoint, NativeRequest
 from tokenomy.server import schemas
 from tokenomy.server.asgi import JSON, Request, encode_headers, send_bytes, send_json
 from tokenomy.server.context import new_context, response_headers
@@ -80,6 +77,9 @@ async def transcriptions(gw: Gateway, req: Request) -> None:
     content_type = req.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise invalid_request("Send the audio as multipart/form-data (the 'file' field).", param="file")
+    from email.parser import BytesParser  # only when a transcription arrives
+    from email.policy import HTTP
+
     raw = await req.body(gw.config.server.max_body_bytes)
     form = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
     fields: dict[str, Any] = {}

@@ -35,7 +35,8 @@ def response_usage(usage: Any) -> dict[str, Any] | None:
     completion = int(usage.get("completion_tokens") or 0)
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": int(prompt_details.get("cached_tokens") or 0)},
+        "input_tokens_details": {"cached_tokens": int(prompt_details.get("cached_tokens") or 0),
+                                 "cache_write_tokens": int(prompt_details.get("cache_write_tokens") or 0)},
         "output_tokens": completion,
         "output_tokens_details": {"reasoning_tokens": int(completion_details.get("reasoning_tokens") or 0)},
         "total_tokens": prompt + completion,
@@ -220,7 +221,8 @@ class ResponsesStreamEncoder:
         events = self.start()
         events.append(self._event("error", code=code, message=message, param=param))
         self.response["status"] = "failed"
-        self.response["error"] = {"code": code or "server_error", "message": message}
+        kind = "rate_limit_exceeded" if code == "rate_limit_exceeded" else "server_error"  # the API's enum
+        self.response["error"] = {"code": kind, "message": message}
         events.append(self._event("response.failed", response=self.response))
         return events
 

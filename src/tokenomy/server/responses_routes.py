@@ -17,13 +17,13 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from tokenomy.errors import GatewayError, internal_error, invalid_request, not_found
+from tokenomy.errors import GatewayError, invalid_request, not_found
 from tokenomy.gateway import Gateway
 from tokenomy.pipeline.context import CallContext, Completion, Endpoint, NativeRequest, Response
 from tokenomy.pipeline.guard import GuardStage
 from tokenomy.server import schemas
 from tokenomy.server.asgi import Request, encode_headers, end_stream, send_event, send_json, start_sse
-from tokenomy.server.context import new_context, response_headers, task_tag
+from tokenomy.server.context import new_context, response_headers, stream_failure, task_tag
 from tokenomy.server.responses_events import Event, ResponsesStreamEncoder, events_from_response, response_from_chat
 from tokenomy.server.responses_wire import InvalidResponsesRequest, check_request, new_id, normalize_items, to_chat
 from tokenomy.state.responses import ResponseStoreUnavailable
@@ -50,6 +50,8 @@ async def create(gw: Gateway, req: Request) -> None:
         history = [*stored.items, *(i for i in stored.response.get("output") or () if isinstance(i, dict))]
         items = history + items
         native["input"] = [_native_item(item) for item in items]
+    if not items:
+        raise invalid_request("'input' must hold at least one item.", param="input")
     chat, problems = to_chat(body, items)
     schemas.validate(chat, schemas.ChatCompletionRequest)
     ctx = new_context(req, Endpoint.CHAT, chat, wire="responses")
@@ -227,9 +229,7 @@ async def _send(
     except Exception as exc:
         if not started:
             raise
-        if not isinstance(exc, GatewayError):
-            log.exception("stream failed (request %s)", ctx.request_id)
-            exc = internal_error()
+        exc = stream_failure(exc, ctx)
         if encoder is not None:
             tail = encoder.error(exc.code or exc.type, exc.message, exc.param)
         else:

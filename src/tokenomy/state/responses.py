@@ -1,11 +1,11 @@
-"""Stored Responses API responses, per tenant, behind a small port (SQLite or Redis).
+"""Stored Responses API responses, per tenant, behind a small port (SQLite, PostgreSQL or Redis).
 
 A stored response keeps the ``response`` object and the input items the model saw (history
 included), so ``previous_response_id`` continues a conversation on any deployment and
 ``GET /v1/responses/{id}/input_items`` can list them. Lookups are by ``(tenant, id)``: another
 tenant's id is simply not found. Expired entries answer "expired" for one more retention period,
 then are deleted. SQLite reads and writes are primary-key operations run inline (WAL: tens of
-microseconds); Redis serves several gateways sharing one conversation state.
+microseconds); PostgreSQL or Redis serve several gateways sharing one conversation state.
 """
 
 from __future__ import annotations
@@ -183,10 +183,75 @@ class RedisResponseStore:
             raise ResponseStoreUnavailable(f"redis: {exc}") from exc
 
 
+class PostgresResponseStore:
+    """Stored responses in a PostgreSQL table, shared by several gateways (one async connection)."""
+
+    _SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS tokenomy_responses (tenant TEXT NOT NULL, id TEXT NOT NULL,"
+        " expires DOUBLE PRECISION NOT NULL, response JSONB NOT NULL, items JSONB NOT NULL, PRIMARY KEY (tenant, id))"
+    )
+
+    def __init__(self, dsn: str, retention_s: float) -> None:
+        self.retention_s = retention_s
+        self._dsn = dsn
+        self._conn: Any = None
+        self._writes = 0
+
+    async def _run(self, query: str, params: tuple[Any, ...]) -> Any:
+        import psycopg
+
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
+                await self._conn.execute(self._SCHEMA)
+            return await self._conn.execute(query, params)
+        except (psycopg.Error, OSError) as exc:
+            self._conn = None  # reconnect next time
+            raise ResponseStoreUnavailable(f"postgres: {exc}") from exc
+
+    async def put(self, tenant: str, response: dict[str, Any], items: list[dict[str, Any]]) -> None:
+        """An upsert; every 500 writes, rows expired one retention period ago are deleted."""
+        now = time.time()
+        await self._run(
+            "INSERT INTO tokenomy_responses VALUES (%s, %s, %s, %s, %s) ON CONFLICT (tenant, id) DO UPDATE"
+            " SET expires = EXCLUDED.expires, response = EXCLUDED.response, items = EXCLUDED.items",
+            (tenant, response["id"], now + self.retention_s, orjson.dumps(response).decode(),
+             orjson.dumps(items).decode()),
+        )  # fmt: skip
+        self._writes += 1
+        if self._writes % _PURGE_EVERY == 0:
+            await self._run("DELETE FROM tokenomy_responses WHERE expires < %s", (now - self.retention_s,))
+
+    async def get(self, tenant: str, response_id: str) -> Stored | None:
+        """A primary-key read."""
+        cursor = await self._run(
+            "SELECT expires, response, items FROM tokenomy_responses WHERE tenant = %s AND id = %s",
+            (tenant, response_id),
+        )
+        row = await cursor.fetchone()
+        if row is None:
+            return None
+        return Stored(row[1], row[2], expired=row[0] <= time.time())
+
+    async def delete(self, tenant: str, response_id: str) -> bool:
+        """Delete the row."""
+        cursor = await self._run("DELETE FROM tokenomy_responses WHERE tenant = %s AND id = %s", (tenant, response_id))
+        return bool(cursor.rowcount)
+
+    async def close(self) -> None:
+        """Close the connection."""
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+
 def response_store_for(config: ResponsesConfig) -> ResponseStore:
     """The configured store (nothing is opened before first use)."""
     if config.store == "none":
         return NoResponseStore()
+    if config.store == "postgres":
+        assert config.dsn is not None
+        return PostgresResponseStore(config.dsn.resolve() or "", config.retention_s)
     if config.store == "redis":
         assert config.redis_url is not None
         return RedisResponseStore(config.redis_url.resolve() or "", config.retention_s)

@@ -13,11 +13,8 @@ from typing import Any
 import orjson
 
 from tokenomy.config.models import Deployment
-from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Usage
+from tokenomy.pipeline.context import BINARY, CallContext, Completion, Endpoint, Usage
 from tokenomy.providers.http_pool import HttpPool, read_body
-
-BINARY = "binary"
-"""``Completion.body["object"]`` of a non-JSON answer (audio, text): ``raw`` holds it, ``content_type`` says what."""
 
 
 def multipart(fields: dict[str, Any], files: list[tuple[str, str, str, bytes]]) -> tuple[bytes, str]:

@@ -27,6 +27,8 @@ _NOTHING: frozenset[str] = frozenset()
 class OpenAIProvider(HttpProvider):
     """Forward requests to any OpenAI-compatible server."""
 
+    stream_options = True  # the host takes ``stream_options`` (a preset may say it does not)
+
     def url(self, deployment: Deployment, path: str) -> str:
         """The upstream URL of an endpoint path such as ``/chat/completions``."""
         return f"{deployment.base_url}{path}"
@@ -61,7 +63,7 @@ class OpenAIProvider(HttpProvider):
         url = self.url(deployment, translate.PATHS[ctx.endpoint])
         if ctx.endpoint in PASSTHROUGH:
             return await passthrough.forward(self._pool, url, ctx, deployment)
-        data = translate.request_body(ctx.body, deployment.model, ctx.stream)
+        data = translate.request_body(ctx.body, deployment.model, ctx.stream, self.stream_options)
         resp = await self._pool.post(url, data, deployment)
         if ctx.stream:
             _expect_event_stream(resp, deployment)

@@ -28,14 +28,17 @@ class MalformedUpstream(ValueError):
     """The upstream answered with something that is not the OpenAI wire format."""
 
 
-def request_body(body: dict[str, Any], upstream_model: str, stream: bool) -> bytes:
+def request_body(body: dict[str, Any], upstream_model: str, stream: bool, ask_usage: bool = True) -> bytes:
     """The upstream request: the client's body with the upstream model id.
 
     Streams always ask for a usage chunk, so tokens are known even when the client did not ask
-    (the HTTP edge drops that chunk again for such clients).
+    (the HTTP edge drops that chunk again for such clients). With ``ask_usage`` false (hosts that
+    refuse ``stream_options`` and report usage on their own), ``stream_options`` is left out.
     """
     out = {**body, "model": upstream_model}
-    if stream:
+    if not ask_usage:
+        out.pop("stream_options", None)
+    elif stream:
         options = body.get("stream_options")
         out["stream_options"] = (
             {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
