@@ -67,6 +67,9 @@ class Gateway:
             RouteStage(self.table),
         ]
         self.handle: Handler = build_chain(self.stages, _ReadyCheck(self.providers, Dispatcher(self.providers)))
+        for stage in self.stages:  # audits of semantic hits run through the whole chain (billed, recorded)
+            if isinstance(stage, CacheStage):
+                stage.audit_handler = self.handle
         self._starting: list[asyncio.Task[None]] = []
 
     def _semantic_tier(self, config: GatewayConfig) -> tuple[Any, Any]:

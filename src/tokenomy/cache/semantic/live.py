@@ -75,9 +75,11 @@ class LivePrecision:
         if false_hit and k / n > self.budget:
             if stats.offset < self.max_tighten and lower_bound(k, n) > self.budget:
                 self._move(stats, self.step)
-        elif not false_hit and n >= self._loosen_after > 0 and n % 16 == 0 and k / n < self.budget:
-            if stats.offset > -self.max_loosen and upper_bound(k, n) <= self.budget:
-                self._move(stats, -self.step)
+        elif (
+            not false_hit and n >= self._loosen_after > 0 and n % 16 == 0 and k / n < self.budget
+            and stats.offset > -self.max_loosen and upper_bound(k, n) <= self.budget
+        ):  # fmt: skip
+            self._move(stats, -self.step)
         if stats.audits >= MAX_WINDOW:
             stats.audits //= 2
             stats.false_hits //= 2
