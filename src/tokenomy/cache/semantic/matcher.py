@@ -157,7 +157,7 @@ class SemanticCache:
         assert self.check is not None
         if not candidates:
             return None
-        decisions = self.check.decisions(text, [(c.text, c.similarity) for c in candidates])
+        decisions = self.check.decide(text, [(c.text, c.similarity) for c in candidates])
         best = max(range(len(candidates)), key=lambda i: decisions[i])
         if decisions[best] < accept:
             return None

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from tokenomy.cache.semantic.features import FEATURES, features, gate
+from tokenomy.cache.semantic.features import FEATURES, features, gate, normalized
 
 COSINE_FLOOR = 0.6
 """Candidates below this cosine are never verified (the cosine retrieves; the verifier decides)."""
@@ -113,3 +113,12 @@ class ModelCheck:
         for i, logit in zip(todo, logits, strict=True):
             out[i] = verifier.decision(query, candidates[i][0], candidates[i][1], logit)
         return out
+
+    def decide(self, query: str, candidates: list[tuple[str, float]]) -> list[float]:
+        """:meth:`decisions`, except that a candidate equal to the query up to case, punctuation and
+        contractions is certain (+inf) without running the models."""
+        same = normalized(query)
+        certain = [i for i, (text, _) in enumerate(candidates) if normalized(text) == same]
+        if certain:
+            return [float("inf") if i in certain else float("-inf") for i in range(len(candidates))]
+        return self.decisions(query, candidates)
