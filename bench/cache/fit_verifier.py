@@ -15,7 +15,8 @@ optimistic by up to √repeats). STS-B dev and test are scored once by the shipp
 used for any choice.
 
 ``--write`` stores the winner (logistic regression over :data:`FEATURES`, fit on all pairs, its
-threshold the mean over repeats of the rule's choice on that repeat's out-of-fold predictions) as ``src/tokenomy/cache/semantic/models/verifier.json``.
+threshold the mean over repeats of the rule's choice on that repeat's out-of-fold predictions)
+as ``src/tokenomy/cache/semantic/models/verifier.json``.
 """
 
 from __future__ import annotations
