@@ -97,6 +97,10 @@ class SemanticCache:
         self._pending: dict[tuple[int, int], list[_Pending]] = {}
         self._pending_count = 0
         self.index = VectorIndex.load(self._path, config.max_entries, dim)
+        try:
+            self.index.open_log(Path(f"{self._path}.log"))  # adds since the last save survive a crash
+        except (OSError, ValueError) as exc:
+            log.warning("semantic index change log not used (%s): entries added after a save are lost on a crash", exc)
 
     @property
     def off(self) -> bool:
@@ -262,6 +266,7 @@ class SemanticCache:
             self.save()
         except OSError as exc:
             log.warning("semantic index not saved to %s: %s", self._path, exc)
+        self.index.close_log()
 
     async def _vector(self, ctx: tuple[int, int], text: str, *, remember: bool = True) -> npt.NDArray[np.float32]:
         rows = await self._embed([text])
