@@ -64,6 +64,13 @@ async def test_accept_threshold_is_respected(tmp_path: Path, minilm: MiniLMEmbed
     strict.close()
 
 
+async def test_other_language_never_matches(tmp_path: Path, minilm: MiniLMEmbedder) -> None:
+    semantic = cache(tmp_path, minilm)
+    await semantic.add(*ctx("What is the capital city of Canada?"), KEY1)
+    assert await semantic.lookup(*ctx("Quelle est la capitale du Canada ?")) is None
+    semantic.close()
+
+
 def test_gates() -> None:
     assert gate("convert 5 miles to km", "convert 5 miles to kilometers")
     assert not gate("convert 5 miles to km", "convert 6 miles to km")  # numbers differ

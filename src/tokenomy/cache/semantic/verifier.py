@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tokenomy.cache.semantic.features import FEATURES, features, gate, normalized
+from tokenomy.ledger.language import detect
 
 COSINE_FLOOR = 0.6
 """Candidates below this cosine are never verified (the cosine retrieves; the verifier decides)."""
@@ -58,6 +59,12 @@ class Verifier:
             return float("-inf")
         x = (features(query, stored, cosine, cross_encoder) - self.mean) / self.scale
         return float(x @ self.coef + self.intercept)
+
+
+def _same_language(language: str | None, text: str) -> bool:
+    """False only when both languages are known and differ (same-language matching only)."""
+    other = detect(text)
+    return language is None or other is None or language == other
 
 
 MAX_VERIFIED = 3
@@ -105,9 +112,10 @@ class ModelCheck:
         assert self.verifier is not None
         verifier = self.verifier
         out = [float("-inf")] * len(candidates)
+        language = detect(query)
         todo = [
             i for i, (text, cosine) in enumerate(candidates)
-            if cosine >= verifier.cosine_floor and gate(query, text)
+            if cosine >= verifier.cosine_floor and gate(query, text) and _same_language(language, text)
         ][:MAX_VERIFIED]  # fmt: skip
         logits = self._encoder.score([(query, candidates[i][0]) for i in todo])
         for i, logit in zip(todo, logits, strict=True):
