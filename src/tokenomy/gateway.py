@@ -101,6 +101,9 @@ class Gateway:
         self.handle: Handler = build_chain(self.stages, ready)
         if self.shadow is not None:  # copies skip auth, budgets and the cache: only routing and dispatch
             self.shadow.chain = build_chain([s for s in self.stages if s.name in ("policy", "route")], ready)
+        for stage in self.stages:  # audits of semantic hits run through the whole chain (billed, recorded)
+            if isinstance(stage, CacheStage):
+                stage.audit_handler = self.handle
         self._starting: list[asyncio.Task[None]] = []
 
     def _semantic_tier(self, config: GatewayConfig) -> tuple[Any, Any]:

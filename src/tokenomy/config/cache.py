@@ -65,6 +65,15 @@ class SemanticCacheConfig(_Frozen):
     verifier_path: str | None = Field(default=None, description="verifier JSON file; default: the shipped one")
     index_path: str | None = Field(default=None, description="vector index file; default: data dir/semantic.usearch")
     max_entries: int = Field(default=1_000_000, gt=0)
+    audit_share: float = Field(
+        default=0.0, ge=0, le=1, description="share of semantic hits also answered upstream in the background"
+    )
+    audit_agreement: float = Field(
+        default=0.8, gt=0, le=1, description="answer cosine at which an audited hit counts as right"
+    )
+    max_false_hit_rate: float = Field(
+        default=0.01, gt=0, lt=1, description="error budget per task: audits move the threshold to keep within it"
+    )
 
     @property
     def index_file(self) -> Path:

@@ -10,6 +10,8 @@ the namespace is the tenant, unless the client names a namespace the config decl
 
 from __future__ import annotations
 
+import logging
+import random
 import time
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, Protocol
@@ -33,12 +35,21 @@ from tokenomy.telemetry import metrics
 class SemanticTier(Protocol):
     """The semantic cache as this stage uses it (``cache/semantic``)."""
 
-    async def lookup(self, context: str, text: str, threshold: float | None) -> Any:
+    async def lookup(self, context: str, text: str, threshold: float | None, *, task: str = "") -> Any:
         """A hit with ``key``, ``similarity`` and ``vector``, or ``None``."""
+
+    async def agree(self, cached: str, fresh: str) -> bool:
+        """Whether an audited hit's cached answer agrees with the fresh one."""
+
+    @property
+    def live(self) -> Any:
+        """The live-precision estimator (``record(task, false_hit)``)."""
 
     def add(self, context: str, text: str, key: str, vector: Any = None) -> Coroutine[Any, Any, None]:
         """Make an answer stored under ``key`` findable at once; the coroutine indexes it."""
 
+
+log = logging.getLogger("tokenomy.cache")
 
 ContextFn = Any  # (namespace, model, body) -> (context fingerprint, last user text) | None
 
@@ -66,6 +77,7 @@ class CacheStage:
         self._max_bytes = config.exact.max_entry_bytes
         self._shared = frozenset(config.shared_namespaces)
         self.embeddings = EmbeddingsCache(service, self._ttl, self._max_bytes)
+        self.audit_handler: Handler | None = None  # the gateway's whole chain, for audits of semantic hits
 
     async def __call__(self, ctx: CallContext, call_next: Handler) -> Response:
         model = self._table.resolve(ctx.model)  # unknown models fail here, as they would in route
@@ -106,6 +118,7 @@ class CacheStage:
             semantic = await self._semantic_lookup(ctx, namespace, model.name, rule, directives)
             if semantic is not None and semantic[0] is not None:
                 metrics.child(metrics.CACHE_LOOKUP_SECONDS, "semantic").observe(time.perf_counter() - started)
+                self._maybe_audit(ctx, semantic[0], call_next)
                 return self._hit(ctx, semantic[0], "hit-semantic", model)
             metrics.child(metrics.CACHE_LOOKUP_SECONDS, "miss").observe(time.perf_counter() - started)
             if self._config.single_flight:
@@ -154,7 +167,7 @@ class CacheStage:
             if rule is not None and rule.semantic_threshold is not None
             else self._config.semantic.threshold
         )
-        hit = await self._semantic.lookup(context, text, threshold)
+        hit = await self._semantic.lookup(context, text, threshold, task=ctx.task)
         if hit is None:
             metrics.child(metrics.CACHE_LOOKUPS, "semantic", "miss").inc()
             return None, None, context, text
@@ -165,6 +178,34 @@ class CacheStage:
         metrics.child(metrics.CACHE_LOOKUPS, "semantic", "hit").inc()
         ctx.decisions["cache_similarity"] = round(float(hit.similarity), 4)
         return entry, hit, context, text
+
+    def _maybe_audit(self, ctx: CallContext, entry: CacheEntry, call_next: Handler) -> None:
+        """Send a share of semantic hits upstream too, in the background (live precision)."""
+        share = self._config.semantic.audit_share
+        if self._semantic is None or share <= 0 or random.random() >= share:
+            return
+        body = {k: v for k, v in ctx.body.items() if k not in ("stream", "stream_options")}
+        audit = CallContext(
+            f"{ctx.request_id}-audit", ctx.endpoint, body, ctx.model,
+            headers={**ctx.headers, "cache-control": "no-cache, no-store"}, wire=ctx.wire, tenant=ctx.tenant,
+            api_key_name=ctx.api_key_name, task=ctx.task,
+        )  # fmt: skip
+        audit.decisions["semantic_audit_of"] = ctx.request_id
+        handler = self.audit_handler or call_next  # the whole chain when set: the audit is billed and recorded
+        self._service.background(self._audit(audit, entry, handler))
+
+    async def _audit(self, audit: CallContext, entry: CacheEntry, handler: Handler) -> None:
+        assert self._semantic is not None
+        try:
+            response = await handler(audit)
+            if not isinstance(response, Completion):
+                return
+            cached, fresh = _answer_text(orjson.loads(entry.body)), _answer_text(response.body)
+            if cached is None or fresh is None:
+                return
+            self._semantic.live.record(audit.task, not await self._semantic.agree(cached, fresh))
+        except Exception as exc:  # an audit never affects a request
+            log.warning("semantic hit audit failed: %s", exc)
 
     def _hit(self, ctx: CallContext, entry: CacheEntry, outcome: str, model: Any) -> Response:
         ctx.cache = outcome
@@ -220,6 +261,16 @@ class CacheStage:
                 store.body(assembler.body())
             else:
                 metrics.child(metrics.CACHE_SKIPPED, "incomplete").inc()
+
+
+def _answer_text(body: dict[str, Any]) -> str | None:
+    """The first choice's text of a chat completion body."""
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    message = choices[0].get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    return content if isinstance(content, str) else None
 
 
 class _Store:

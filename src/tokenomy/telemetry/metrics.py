@@ -108,6 +108,25 @@ OPTIMIZE_TRUNCATED = Counter(
     ["task"],
     registry=REGISTRY,
 )
+# semantic cache live precision (cache/semantic/live.py)
+SEMANTIC_AUDITS = Counter(
+    "tokenomy_semantic_audits",
+    "Semantic hits also answered upstream in the background, by task and outcome (agree, false).",
+    ["task", "outcome"],
+    registry=REGISTRY,
+)
+SEMANTIC_FALSE_HIT_RATE = Gauge(
+    "tokenomy_semantic_false_hit_rate",
+    "Audited false-hit rate at the task's current threshold: estimate and 95 % bounds (low95, high95).",
+    ["task", "bound"],
+    registry=REGISTRY,
+)
+SEMANTIC_THRESHOLD_OFFSET = Gauge(
+    "tokenomy_semantic_threshold_offset",
+    "What the error budget adds to the semantic tier's acceptance threshold, by task.",
+    ["task"],
+    registry=REGISTRY,
+)
 LEDGER_QUEUE = Gauge("tokenomy_ledger_queue_depth", "Ledger records waiting in memory.", registry=REGISTRY)
 LEDGER_LAG = Gauge(
     "tokenomy_ledger_lag_seconds", "Age of the oldest record in the last batch written to the store.", registry=REGISTRY

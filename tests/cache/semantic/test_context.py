@@ -55,6 +55,11 @@ def test_not_applicable() -> None:
     assert conversation_context("t", "m", body(user(image))) is None
     assert conversation_context("t", "m", body(user("   "))) is None
     assert conversation_context("t", "m", body(user("x" * (MAX_TEXT_CHARS + 1)))) is None
+    earlier_image = body(user(image), {"role": "assistant", "content": "a cat"}, user("and its name?"))
+    assert conversation_context("t", "m", earlier_image) is None  # an image anywhere: exact tier only
+    call = {"role": "assistant", "content": None, "tool_calls": [{"id": "1", "type": "function"}]}
+    result = {"role": "tool", "tool_call_id": "1", "content": "42"}
+    assert conversation_context("t", "m", body(user("x"), call, result, user("and then?"))) is None
     parts = [{"type": "text", "text": "capital"}, {"type": "text", "text": "of France"}]
     assert conversation_context("t", "m", body(user(parts))) == (
         conversation_context("t", "m", body(user("capital\nof France")))

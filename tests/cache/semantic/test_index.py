@@ -106,3 +106,33 @@ def test_bulk_add_evicts_like_single_adds() -> None:
     assert index.search(vec("bulk question 5"), A, 0.99)[0].key == key(5)
     index.add(vec("single"), A, key(9), "single")  # evicts bulk question 2
     assert len(index) == 4 and index.search(vec("bulk question 2"), A, 0.99) == []
+
+
+def test_entries_added_since_the_last_save_survive_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "s.usearch"
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((5, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ctx = context_id("c")
+    index = VectorIndex.load(path, 100, 384)
+    index.open_log(Path(f"{path}.log"))
+    index.add(vectors[0], ctx, "a" * 40, "saved")
+    index.save(path)
+    assert Path(f"{path}.log").stat().st_size == 0  # a save empties the log
+    index.add(vectors[1], ctx, "b" * 40, "after the save")
+    index.add(vectors[2], ctx, "c" * 40, "removed after the save")
+    index.remove("c" * 40)
+    with open(f"{path}.log", "ab") as f:  # a torn record, as a crash mid-write leaves
+        f.write(b"A\x05\x00")
+    del index  # a crash: no save, no close
+    again = VectorIndex.load(path, 100, 384)
+    again.open_log(Path(f"{path}.log"))
+    texts = {c.text for v in vectors[:3] for c in again.search(v, ctx, 0.99)}
+    assert texts == {"saved", "after the save"} and len(again) == 2
+    again.add(vectors[3], ctx, "d" * 40, "after the restart")  # labels go on from the replayed ones
+    assert {c.text for c in again.search(vectors[3], ctx, 0.99)} == {"after the restart"}
+    again.close_log()
+    third = VectorIndex.load(path, 100, 384)
+    third.open_log(Path(f"{path}.log"))  # the torn bytes were dropped: the later add replays too
+    assert len(third) == 3
+    third.close_log()

@@ -99,7 +99,7 @@ def decisions(
     """The verifier's decision value of each pair, ``sentence2`` asked after ``sentence1`` was stored
     (-inf where a gate fails or the cosine is below the floor); ``check`` is a loaded ``ModelCheck``."""
     sims = similarities(embed, pairs)
-    out = np.array([check.decisions(p.b, [(p.a, float(c))])[0] for p, c in zip(pairs, sims, strict=True)])
+    out = np.array([check.decide(p.b, [(p.a, float(c))])[0] for p, c in zip(pairs, sims, strict=True)])
     return out.astype(np.float64)
 
 

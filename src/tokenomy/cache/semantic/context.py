@@ -10,10 +10,10 @@ fingerprint is a BLAKE2b hash of:
 - every message before the last one, whole (system prompts, earlier turns, tool results);
 - the last message's fields other than its text (e.g. ``name``).
 
-Not applicable (``None``) when the last message is not a plain user turn (a tool result, an
-assistant prefill), when it holds anything but text (images, audio, files), when its text is
-empty, or longer than :data:`MAX_TEXT_CHARS` (the embedding reads only the first 256 tokens, so
-two long prompts that differ further on would look identical).
+Not applicable (``None``) when the last message is not a plain user turn (an assistant
+prefill), when any message holds anything but text (images, audio, files) or is a tool call or
+tool result, when the last text is empty, or longer than :data:`MAX_TEXT_CHARS` (the embedding
+reads only the first 256 tokens, so two long prompts that differ further on would look identical).
 """
 
 from __future__ import annotations
@@ -51,6 +51,14 @@ def conversation_context(namespace: str, model: str, body: dict[str, Any]) -> tu
     last = messages[-1]
     if not isinstance(last, dict) or last.get("role") != "user":
         return None
+    for message in messages:  # images, audio, files, tool calls and results: exact tier only
+        if not isinstance(message, dict) or message.get("role") in ("tool", "function"):
+            return None
+        if message.get("tool_calls") or message.get("function_call"):
+            return None
+        content = message.get("content")
+        if content is not None and _text(content) is None:
+            return None
     text = _text(last.get("content"))
     if text is None:
         return None

@@ -38,6 +38,18 @@ def _negated(text: str) -> bool:
     return bool(_NEGATION.search(text.replace("\u2019", "'")))
 
 
+_CONTRACTIONS = ((r"n't\b", " not"), (r"'s\b", " is"), (r"'re\b", " are"), (r"'m\b", " am"), (r"'ll\b", " will"),
+                 (r"'ve\b", " have"), (r"'d\b", " would"))  # fmt: skip
+
+
+def normalized(text: str) -> str:
+    """Lower case, contractions spelled out, punctuation dropped, spaces collapsed."""
+    out = text.lower().replace("\u2019", "'")
+    for pattern, replacement in _CONTRACTIONS:
+        out = re.sub(pattern, replacement, out)
+    return " ".join(re.findall(r"\w+", out))
+
+
 def gate(query: str, stored: str) -> bool:
     """False when the pair certainly asks different things: numbers, roles or negation differ."""
     if query == stored:

@@ -9,8 +9,10 @@
   say "certainly no entry" without embedding or searching (most follow-ups in new conversations).
 - **Persistence**: :meth:`save` writes ``<file>`` (usearch) and ``<file>.meta.npz`` (numpy, no
   pickle) to temporary files and renames them into place; :meth:`load` checks that the two belong
-  together and starts empty otherwise. Entries added after the last save are lost on a crash (it
-  is a cache). The graph is loaded into memory: usearch's memory-mapped ``view`` is read-only.
+  together and starts empty otherwise. Between saves every add and removal is appended to
+  ``<file>.log`` (flushed to the OS at once, so a crash of the process loses nothing; fsynced at
+  each save) and replayed by :meth:`load`; a save empties it. A torn last record is ignored. The
+  graph is loaded into memory: usearch's memory-mapped ``view`` is read-only.
 - **Threads**: searches and saves take a shared lock, adds and removals an exclusive one, so any
   number of threads may call in; the matcher runs them on one worker thread, off the event loop.
 
@@ -25,11 +27,13 @@ import hashlib
 import json
 import logging
 import os
+import struct
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +47,8 @@ CONNECTIVITY = 16
 EXPANSION_ADD = 64
 EXPANSION_SEARCH = 128  # 64 finds ~83 %, 128 ~90 %, 256 ~96 % of the hits that exact search finds (bench)
 KEY_BYTES = 20
+_ADD = struct.Struct("<cQQQ20sI")  # b"A", label, context (2 x u64), key, text bytes; then vector f16, text
+_REMOVE = struct.Struct("<c20s")  # b"R", key
 EXACT_SCAN = 4096
 """A crowded context with at most this many entries is searched exactly."""
 
@@ -132,6 +138,7 @@ class VectorIndex:
         self._counts = np.zeros(self._buckets, dtype=np.uint32)
         self._next = 1
         self._lock = _RWLock()
+        self._log: BinaryIO | None = None
         self.dirty = False
 
     def __len__(self) -> int:
@@ -222,6 +229,7 @@ class VectorIndex:
             self._counts[context[0] & (self._buckets - 1)] += 1
             self._next = label + 1
             self.dirty = True
+            self._append(label, context, raw, vector, text)
             return label
 
     def add_many(
@@ -253,6 +261,11 @@ class VectorIndex:
             np.add.at(self._counts, (contexts[:, 0] & np.uint64(self._buckets - 1)).astype(np.int64), 1)
             self._next += n
             self.dirty = True
+            for i in range(n):
+                self._append(int(labels[i]), (int(contexts[i, 0]), int(contexts[i, 1])), raw[i].tobytes(), vectors[i],
+                             texts[i], flush=False)  # fmt: skip
+            if self._log is not None:
+                self._log.flush()
 
     def remove(self, key: str) -> int:
         """Forget every entry stored under ``key``; how many there were."""
@@ -262,7 +275,68 @@ class VectorIndex:
             for slot in slots:
                 self._clear(int(slot))
             self.dirty = self.dirty or bool(len(slots))
+            if len(slots) and self._log is not None:
+                self._log.write(_REMOVE.pack(b"R", raw.tobytes()))
+                self._log.flush()
             return len(slots)
+
+    def _append(
+        self, label: int, context: tuple[int, int], key: bytes, vector: npt.NDArray[np.float32], text: str,
+        *, flush: bool = True,
+    ) -> None:  # fmt: skip
+        """Log one add (caller holds the write lock)."""
+        if self._log is None:
+            return
+        data = text.encode()
+        self._log.write(_ADD.pack(b"A", label, context[0], context[1], key, len(data)))
+        self._log.write(np.asarray(vector, dtype=np.float16).tobytes())
+        self._log.write(data)
+        if flush:
+            self._log.flush()
+
+    def open_log(self, path: Path) -> None:
+        """Replay ``path`` (adds and removals since the last save) and append to it from now on."""
+        replayed, good = 0, 0
+        if path.exists():
+            with open(path, "rb") as f:
+                replayed, good = self._replay(f.read())
+            if replayed:
+                log.info("semantic index: %d logged changes replayed from %s", replayed, path)
+        self._log = open(path, "ab")  # noqa: SIM115  # kept open; closed by close_log
+        self._log.truncate(good)  # drop a torn last record, so that new records follow good ones
+
+    def _replay(self, data: bytes) -> tuple[int, int]:
+        """Apply logged records; (how many, the end of the last whole record)."""
+        width = 2 * self.ndim
+        pos = count = 0
+        while pos < len(data):
+            kind = data[pos : pos + 1]
+            if kind == b"R" and pos + _REMOVE.size <= len(data):
+                _, key = _REMOVE.unpack_from(data, pos)
+                pos += _REMOVE.size
+                self.remove(key.hex())
+            elif kind == b"A" and pos + _ADD.size <= len(data):
+                _, label, c0, c1, key, size = _ADD.unpack_from(data, pos)
+                end = pos + _ADD.size + width + size
+                if end > len(data):
+                    break  # torn last record
+                vector = np.frombuffer(data, dtype=np.float16, count=self.ndim, offset=pos + _ADD.size)
+                text = data[pos + _ADD.size + width : end].decode(errors="replace")
+                pos = end
+                if label < self._next:
+                    continue  # already in the saved index
+                self._next = label
+                self.add(vector.astype(np.float32), (c0, c1), key.hex(), text)
+            else:
+                break
+            count += 1
+        return count, pos
+
+    def close_log(self) -> None:
+        """Stop logging (the log stays for the next :meth:`open_log`)."""
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def _clear(self, slot: int) -> None:
         """Empty a slot (caller holds the write lock)."""
@@ -296,8 +370,12 @@ class VectorIndex:
                 f.flush()
                 os.fsync(f.fileno())
             self.dirty = False
-        os.replace(tmp_graph, path)
-        os.replace(tmp_meta, meta)
+            os.replace(tmp_graph, path)
+            os.replace(tmp_meta, meta)
+            if self._log is not None:  # everything logged so far is in the saved files now
+                self._log.truncate(0)
+                self._log.flush()
+                os.fsync(self._log.fileno())
 
     @classmethod
     def load(cls, path: Path, capacity: int, ndim: int) -> VectorIndex:

@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tokenomy.cache.semantic.index import Candidate, VectorIndex, context_id
+from tokenomy.cache.semantic.live import LivePrecision
 from tokenomy.cache.semantic.verifier import ModelCheck
 from tokenomy.cache.semantic.verify import same_question
 from tokenomy.config.cache import DEFAULT_SEMANTIC_THRESHOLD, SemanticCacheConfig
@@ -82,6 +83,7 @@ class SemanticCache:
         self._config = config
         self._embed = embed
         self._verify = config.verify == "entities"
+        self.live = LivePrecision(config.max_false_hit_rate)
         self.check: ModelCheck | None = None
         if config.verify == "model":
             self.check = ModelCheck(
@@ -95,6 +97,10 @@ class SemanticCache:
         self._pending: dict[tuple[int, int], list[_Pending]] = {}
         self._pending_count = 0
         self.index = VectorIndex.load(self._path, config.max_entries, dim)
+        try:
+            self.index.open_log(Path(f"{self._path}.log"))  # adds since the last save survive a crash
+        except (OSError, ValueError) as exc:
+            log.warning("semantic index change log not used (%s): entries added after a save are lost on a crash", exc)
 
     @property
     def off(self) -> bool:
@@ -112,13 +118,14 @@ class SemanticCache:
         return self.check.failed is None
 
     async def lookup(
-        self, context: str, text: str, threshold: float | None = None, accept: float | None = None
+        self, context: str, text: str, threshold: float | None = None, accept: float | None = None, task: str = ""
     ) -> SemanticHit | None:
         """The best acceptable earlier entry for ``text`` in ``context``, or ``None`` (also on errors:
         an embedding model that is overloaded or down makes a miss, never a failed request).
 
         ``threshold`` is the cosine a candidate needs (default: per ``verify``); ``accept``
-        overrides the verifier's decision threshold (``verify: model``).
+        overrides the verifier's decision threshold (``verify: model``), to which the error budget
+        adds ``task``'s offset (:mod:`~tokenomy.cache.semantic.live`).
         """
         ctx = context_id(context)
         pending = self._pending.get(ctx)
@@ -137,7 +144,8 @@ class SemanticCache:
                     key=lambda c: -c.similarity,
                 )
             if self.check is not None:
-                return await self._run(self._verified, text, candidates, vector, accept)
+                needed = (self.check.accept if accept is None else accept) + self.live.offset(task)
+                return await self._run(self._verified, text, candidates, vector, needed)
         except Exception as exc:  # a cache lookup never fails the request
             log.warning("semantic lookup failed: %s", exc)
             return None
@@ -147,16 +155,15 @@ class SemanticCache:
         return None
 
     def _verified(
-        self, text: str, candidates: list[Candidate], vector: npt.NDArray[np.float32], accept: float | None
+        self, text: str, candidates: list[Candidate], vector: npt.NDArray[np.float32], accept: float
     ) -> SemanticHit | None:
         """The candidate with the best decision value, if it reaches the acceptance threshold."""
         assert self.check is not None
         if not candidates:
             return None
-        decisions = self.check.decisions(text, [(c.text, c.similarity) for c in candidates])
+        decisions = self.check.decide(text, [(c.text, c.similarity) for c in candidates])
         best = max(range(len(candidates)), key=lambda i: decisions[i])
-        needed = self.check.accept if accept is None else accept
-        if decisions[best] < needed:
+        if decisions[best] < accept:
             return None
         return SemanticHit(candidates[best].key, candidates[best].similarity, vector, decisions[best])
 
@@ -235,6 +242,14 @@ class SemanticCache:
                 return
         self.index.add(vector, ctx, key, text)
 
+    async def agree(self, cached: str, fresh: str) -> bool:
+        """Whether an audited hit's cached answer says what the fresh upstream answer says
+        (identical, or MiniLM cosine of the two answers ≥ ``audit_agreement``)."""
+        if cached.strip() == fresh.strip():
+            return True
+        rows = await self._embed([cached, fresh])
+        return float(np.asarray(rows[0]) @ np.asarray(rows[1])) >= self._config.audit_agreement
+
     def remove(self, key: str) -> None:
         """Forget the entries stored under ``key`` (blocking: a scan of the entries, ~ms per million)."""
         self.index.remove(key)
@@ -251,6 +266,7 @@ class SemanticCache:
             self.save()
         except OSError as exc:
             log.warning("semantic index not saved to %s: %s", self._path, exc)
+        self.index.close_log()
 
     async def _vector(self, ctx: tuple[int, int], text: str, *, remember: bool = True) -> npt.NDArray[np.float32]:
         rows = await self._embed([text])

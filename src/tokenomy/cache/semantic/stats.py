@@ -33,7 +33,7 @@ def upper_bound(k: int, n: int, confidence: float = 0.95) -> float:
         return 1.0
     alpha = 1.0 - confidence
     low, high = k / n, 1.0
-    for _ in range(60):
+    for _ in range(40):
         mid = (low + high) / 2
         if _cdf(k, n, mid) > alpha:
             low = mid
@@ -46,7 +46,15 @@ def lower_bound(k: int, n: int, confidence: float = 0.95) -> float:
     """One-sided lower confidence bound on a rate after ``k`` events in ``n`` trials (0.0 when k = 0)."""
     if n <= 0 or k <= 0:
         return 0.0
-    return 1.0 - upper_bound(n - k, n, confidence)
+    alpha = 1.0 - confidence
+    low, high = 0.0, k / n
+    for _ in range(40):  # the p at which P(X >= k) = alpha; P(X >= k) rises with p
+        mid = (low + high) / 2
+        if 1.0 - _cdf(k - 1, n, mid) < alpha:
+            low = mid
+        else:
+            high = mid
+    return low
 
 
 def needed_for(rate: float, confidence: float = 0.95) -> int:

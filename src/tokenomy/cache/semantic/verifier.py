@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from tokenomy.cache.semantic.features import FEATURES, features, gate
+from tokenomy.cache.semantic.features import FEATURES, features, gate, normalized
+from tokenomy.ledger.language import detect
 
 COSINE_FLOOR = 0.6
 """Candidates below this cosine are never verified (the cosine retrieves; the verifier decides)."""
@@ -58,6 +59,12 @@ class Verifier:
             return float("-inf")
         x = (features(query, stored, cosine, cross_encoder) - self.mean) / self.scale
         return float(x @ self.coef + self.intercept)
+
+
+def _same_language(language: str | None, text: str) -> bool:
+    """False only when both languages are known and differ (same-language matching only)."""
+    other = detect(text)
+    return language is None or other is None or language == other
 
 
 MAX_VERIFIED = 3
@@ -105,11 +112,21 @@ class ModelCheck:
         assert self.verifier is not None
         verifier = self.verifier
         out = [float("-inf")] * len(candidates)
+        language = detect(query)
         todo = [
             i for i, (text, cosine) in enumerate(candidates)
-            if cosine >= verifier.cosine_floor and gate(query, text)
+            if cosine >= verifier.cosine_floor and gate(query, text) and _same_language(language, text)
         ][:MAX_VERIFIED]  # fmt: skip
         logits = self._encoder.score([(query, candidates[i][0]) for i in todo])
         for i, logit in zip(todo, logits, strict=True):
             out[i] = verifier.decision(query, candidates[i][0], candidates[i][1], logit)
         return out
+
+    def decide(self, query: str, candidates: list[tuple[str, float]]) -> list[float]:
+        """:meth:`decisions`, except that a candidate equal to the query up to case, punctuation and
+        contractions is certain (+inf) without running the models."""
+        same = normalized(query)
+        certain = [i for i, (text, _) in enumerate(candidates) if normalized(text) == same]
+        if certain:
+            return [float("inf") if i in certain else float("-inf") for i in range(len(candidates))]
+        return self.decisions(query, candidates)

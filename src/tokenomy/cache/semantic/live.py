@@ -1,0 +1,98 @@
+"""Live precision of the semantic tier: audits of real hits, a running false-hit estimate, an error budget.
+
+A share of semantic hits (``audit_share``) is also answered upstream in the background; the
+cache stage compares the cached and the fresh answer and reports each audit here as agreeing
+or not (a disagreement counts as a false hit). Per task this keeps:
+
+- **the estimate**: false hits / audits since the acceptance threshold last changed, with a
+  one-sided 95 % Clopper-Pearson interval (:mod:`~tokenomy.cache.semantic.stats`), in
+  ``/metrics`` as ``tokenomy_semantic_false_hit_rate{task, bound}``;
+- **the error budget** (``max_false_hit_rate``): when the interval's lower bound is above the
+  budget (evidence that it is exceeded) the task's threshold offset rises by ``step`` — fewer,
+  safer hits; when enough audits bound the rate below the budget it falls by ``step`` (down to
+  ``-max_loosen``). Either change starts a new window, so the estimate always describes the
+  threshold in force. This is the per-task form of the idea in vCache (learning the threshold
+  online to keep a user-set error rate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tokenomy.cache.semantic.stats import lower_bound, needed_for, upper_bound
+from tokenomy.telemetry import metrics
+
+MAX_WINDOW = 4096
+"""A window this full is halved (older audits weigh less; bounds stay cheap to compute)."""
+
+
+@dataclass(slots=True)
+class TaskStats:
+    """Audits of one task: in the current window, and in all."""
+
+    audits: int = 0
+    false_hits: int = 0
+    total_audits: int = 0
+    total_false_hits: int = 0
+    offset: float = 0.0
+
+    def estimate(self) -> tuple[float | None, float, float]:
+        """(rate, low, high) of the current window; rate ``None`` before the first audit."""
+        if not self.audits:
+            return None, 0.0, 1.0
+        k, n = self.false_hits, self.audits
+        return k / n, lower_bound(k, n), upper_bound(k, n)
+
+
+class LivePrecision:
+    """Per-task false-hit estimates and threshold offsets (see the module docstring)."""
+
+    def __init__(
+        self, max_false_hit_rate: float, *, step: float = 0.25, max_tighten: float = 4.0, max_loosen: float = 1.0
+    ) -> None:
+        self.budget = max_false_hit_rate
+        self.step = step
+        self.max_tighten = max_tighten
+        self.max_loosen = max_loosen
+        self._loosen_after = needed_for(max_false_hit_rate) if 0 < max_false_hit_rate < 1 else 0
+        self.tasks: dict[str, TaskStats] = {}
+
+    def offset(self, task: str) -> float:
+        """What to add to the acceptance threshold for ``task``."""
+        stats = self.tasks.get(task)
+        return stats.offset if stats is not None else 0.0
+
+    def record(self, task: str, false_hit: bool) -> None:
+        """One audited hit; adjusts the task's offset when the evidence says so."""
+        stats = self.tasks.setdefault(task, TaskStats())
+        stats.audits += 1
+        stats.total_audits += 1
+        stats.false_hits += int(false_hit)
+        stats.total_false_hits += int(false_hit)
+        metrics.child(metrics.SEMANTIC_AUDITS, task, "false" if false_hit else "agree").inc()
+        k, n = stats.false_hits, stats.audits
+        # the lower bound only rises with a false hit, the upper bound only falls without one
+        if false_hit and k / n > self.budget:
+            if stats.offset < self.max_tighten and lower_bound(k, n) > self.budget:
+                self._move(stats, self.step)
+        elif (
+            not false_hit and n >= self._loosen_after > 0 and n % 16 == 0 and k / n < self.budget
+            and stats.offset > -self.max_loosen and upper_bound(k, n) <= self.budget
+        ):  # fmt: skip
+            self._move(stats, -self.step)
+        if stats.audits >= MAX_WINDOW:
+            stats.audits //= 2
+            stats.false_hits //= 2
+        if stats.audits < 100 or stats.total_audits % 10 == 0:
+            self._publish(task, stats)
+
+    def _move(self, stats: TaskStats, delta: float) -> None:
+        stats.offset = max(-self.max_loosen, min(self.max_tighten, stats.offset + delta))
+        stats.audits = stats.false_hits = 0
+
+    def _publish(self, task: str, stats: TaskStats) -> None:
+        rate, low, high = stats.estimate()
+        metrics.child(metrics.SEMANTIC_FALSE_HIT_RATE, task, "estimate").set(rate if rate is not None else float("nan"))
+        metrics.child(metrics.SEMANTIC_FALSE_HIT_RATE, task, "low95").set(low)
+        metrics.child(metrics.SEMANTIC_FALSE_HIT_RATE, task, "high95").set(high)
+        metrics.child(metrics.SEMANTIC_THRESHOLD_OFFSET, task).set(stats.offset)
