@@ -151,7 +151,7 @@ async def test_native_usage_reaches_the_ledger(proxy: RunningGateway) -> None:
     await proxy.flush_ledger()
     rows = proxy.app.gateway.ledger.store.connect().execute(  # type: ignore[union-attr]
         "SELECT wire, prompt_tokens, completion_tokens, token_source FROM requests"
-        " WHERE request_id IN ('an-1', 'an-2') ORDER BY request_id"
+        " WHERE client_request_id IN ('an-1', 'an-2') ORDER BY client_request_id"
     ).fetchall()
     usage = plain.usage
     assert rows == [("anthropic", usage.input_tokens, usage.output_tokens, "provider")] * 2

@@ -276,8 +276,8 @@ async def test_ledger_records_native_and_translated_calls(gw: RunningGateway) ->
     await gw.flush_ledger()
     store = gw.app.gateway.ledger.store  # type: ignore[union-attr]
     rows = store.connect().execute(
-        "SELECT request_id, wire, tenant, provider, prompt_tokens, completion_tokens, token_source FROM requests"
-        " WHERE request_id IN ('rl-1', 'rl-2', 'rl-3') ORDER BY request_id"
+        "SELECT client_request_id, wire, tenant, provider, prompt_tokens, completion_tokens, token_source FROM requests"
+        " WHERE client_request_id IN ('rl-1', 'rl-2', 'rl-3') ORDER BY client_request_id"
     ).fetchall()
     assert [(r[0], r[1], r[2], r[3], r[6]) for r in rows] == [
         ("rl-1", "responses", "team-a", "openai", "provider"),

@@ -50,6 +50,6 @@ models:
     assert status == 503, "the request cut short is answered, not dropped"
     assert "Traceback" not in log, log[-3000:]
     conn = sqlite3.connect(ledger)
-    rows = conn.execute("SELECT status, error_type FROM requests WHERE request_id = 'long-1'").fetchall()
+    rows = conn.execute("SELECT status, error_type FROM requests WHERE client_request_id = 'long-1'").fetchall()
     conn.close()
     assert rows == [(503, "shutdown")]

@@ -96,7 +96,7 @@ async def test_embedded_models_are_priced_by_default(gateway: RunningGateway, cl
     rows = dict(
         (rid, (source, cost))
         for rid, source, cost in conn.execute(
-            "SELECT request_id, price_source, cost_usd FROM requests WHERE request_id LIKE 'priced-%'"
+            "SELECT client_request_id, price_source, cost_usd FROM requests WHERE client_request_id LIKE 'priced-%'"
         )
     )
     conn.close()
