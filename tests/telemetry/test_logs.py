@@ -65,7 +65,12 @@ async def test_one_access_line_per_request_with_cost(openai_fake: OpenAIFake, js
     assert len(access) == 1
     line = access[0]
     assert line["message"] == "access" and line["level"] == "INFO"
-    assert line["request_id"] == "acc-1" and line["task"] == "greet" and line["status"] == 200
+    assert (
+        line["client_request_id"] == "acc-1"
+        and line["request_id"].startswith("req_")
+        and line["task"] == "greet"
+        and line["status"] == 200
+    )
     assert line["model"] == "fast" and line["deployment"] == "openai/gpt-4o-mini" and line["cache"] == "bypass"
     assert line["prompt_tokens"] == 2 and line["completion_tokens"] == 3
     assert isinstance(line["cost_usd"], float) and line["cost_usd"] > 0 and line["price"] == "genai-prices"
@@ -96,7 +101,7 @@ async def test_upstream_failures_and_the_circuit_are_warnings(openai_fake: OpenA
     warnings = [line for line in lines(json_log) if line["level"] == "WARNING"]
     upstream = [w for w in warnings if w["logger"] == "tokenomy.upstream"]
     assert len(upstream) == 1, "three identical failures within 10 s make one line"
-    assert upstream[0]["request_id"] == "up-0"
+    assert upstream[0]["client_request_id"] == "up-0" and upstream[0]["request_id"].startswith("req_")
     assert "upstream openai/gpt-4o-mini failed" in str(upstream[0]["message"])
     assert "HTTP 502" in str(upstream[0]["message"])
     circuit = [w for w in warnings if w["logger"] == "tokenomy.routing"]
@@ -126,7 +131,7 @@ async def test_serve_json_logs_every_line_as_json_uvicorn_included(openai_fake: 
     loggers = {o["logger"] for o in objects}
     assert {"tokenomy", "uvicorn.error", "tokenomy.access"} <= loggers, loggers
     access = [o for o in objects if o["logger"] == "tokenomy.access"]
-    assert [a["request_id"] for a in access] == ["js-1"]
+    assert [a["client_request_id"] for a in access] == ["js-1"]
     assert stdout == b""
 
 

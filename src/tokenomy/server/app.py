@@ -31,7 +31,7 @@ from tokenomy.server import (
 from tokenomy.server.admission import Admission, Refused
 from tokenomy.server.asgi import Receive, Request, Scope, Send, encode_headers, send_json
 from tokenomy.server.context import assign_request_id
-from tokenomy.server.logging_setup import REQUEST_ID
+from tokenomy.server.logging_setup import CLIENT_REQUEST_ID, REQUEST_ID
 
 log = logging.getLogger("tokenomy.server")
 
@@ -106,6 +106,7 @@ class TokenomyApp:
 
     async def _http(self, req: Request) -> None:
         REQUEST_ID.set(assign_request_id(req))  # every log line of this request carries its id
+        CLIENT_REQUEST_ID.set(req.client_request_id)  # and the client's own, when it sent one
         route = ROUTES.get(req.path)
         if route is None and req.path.startswith(cache_routes.PREFIX):
             route = CACHE_KV_ROUTE

@@ -16,7 +16,9 @@ from pythonjsonlogger.json import JsonFormatter
 LogFormat = Literal["text", "json"]
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("tokenomy_request_id", default=None)
-"""The id of the request the current task serves (set by the app for each request)."""
+"""The gateway's id of the request the current task serves (set by the app for each request)."""
+CLIENT_REQUEST_ID: ContextVar[str | None] = ContextVar("tokenomy_client_request_id", default=None)
+"""The client's own ``x-request-id`` for that request, when it sent one."""
 
 _UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -28,6 +30,8 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "request_id", None) is None:
             record.request_id = REQUEST_ID.get()
+        if getattr(record, "client_request_id", None) is None:
+            record.client_request_id = CLIENT_REQUEST_ID.get()
         return True
 
 
@@ -42,6 +46,9 @@ class TextFormatter(logging.Formatter):
         request_id = getattr(record, "request_id", None)
         if request_id and "request_id=" not in record.getMessage():
             line = f"{line} request_id={request_id}"
+            client_id = getattr(record, "client_request_id", None)
+            if client_id:
+                line = f"{line} client_request_id={client_id}"
         return line
 
 
@@ -55,9 +62,9 @@ class _JsonFormatter(JsonFormatter):
 
 
 def json_formatter() -> logging.Formatter:
-    """One JSON object per line: time, level, logger, message, request_id and any extra fields."""
+    """One JSON object per line: time, level, logger, message, request_id, client_request_id and extras."""
     return _JsonFormatter(
-        "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+        "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(client_request_id)s",
         rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
         json_ensure_ascii=False,
     )

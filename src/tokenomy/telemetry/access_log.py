@@ -23,6 +23,7 @@ def access_fields(record: LedgerRecord) -> dict[str, Any]:
     """The access log's fields for one request, in their documented order."""
     return {
         "request_id": record.request_id,
+        "client_request_id": record.client_request_id,
         "arrived": datetime.fromtimestamp(record.ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "key": record.api_key,
         "tenant": record.tenant,
