@@ -173,6 +173,9 @@ class FakeLearned:
 
     models = ["cheap", "smart"]
 
+    def embedding_texts(self, text: str) -> list[str]:
+        return [text]  # no known preamble: the whole prompt, as the semantic cache embeds it
+
     def choose(self, embedding: Any, text: str, candidates: Any = None, threshold: float | None = None) -> Any:
         from tokenomy.routing.learned.router import RouterChoice
 

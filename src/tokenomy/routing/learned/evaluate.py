@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tokenomy.routing.learned.features import Embed, embed_tails
-from tokenomy.routing.learned.knob import mix_draws, picks_at
+from tokenomy.routing.learned.knob import mix_draws, picks_at, upper_hull
 from tokenomy.routing.learned.outcomes import Outcomes, OutcomesError
 from tokenomy.routing.learned.router import LearnedRouter, vertex_picks
 from tokenomy.routing.learned.train import prompt_hashes
@@ -166,19 +166,8 @@ def per_task(router: LearnedRouter, rows: Outcomes, pick: npt.NDArray[np.intp]) 
 
 def mix_frontier(points: dict[str, Point]) -> list[tuple[float, float]]:
     """Vertices ``(cost, accuracy)`` of the random-mix line: the upper hull from the cheapest to the most accurate."""
-    pts = sorted((p.cost_usd, -p.accuracy) for p in points.values())
-    top = max(p.accuracy for p in points.values())
-    pts = [(c, -a) for c, a in pts]
-    hull: list[tuple[float, float]] = []
-    for c, a in pts:
-        if hull and a <= hull[-1][1]:
-            continue  # dominated: costs more, not more accurate
-        while len(hull) >= 2 and _turn(hull[-2], hull[-1], (c, a)) >= 0:
-            hull.pop()
-        hull.append((c, a))
-        if a >= top:
-            break
-    return hull
+    pts = [(p.cost_usd, p.accuracy) for p in points.values()]
+    return [pts[i] for i in upper_hull(pts)]
 
 
 def mix_accuracy(frontier: list[tuple[float, float]], cost: float) -> float:
@@ -186,8 +175,3 @@ def mix_accuracy(frontier: list[tuple[float, float]], cost: float) -> float:
     costs = [c for c, _ in frontier]
     accs = [a for _, a in frontier]
     return float(np.interp(cost, costs, accs))
-
-
-def _turn(a: tuple[float, float], b: tuple[float, float], c: tuple[float, float]) -> float:
-    """Cross product sign: > 0 for a left (counter-clockwise) turn a→b→c."""
-    return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])

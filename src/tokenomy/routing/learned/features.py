@@ -83,12 +83,6 @@ def cheap_features(text: str) -> FloatArray:
     )
 
 
-def feature_matrix(embeddings: FloatArray, texts: Sequence[str]) -> FloatArray:
-    """``[embedding | cheap features]`` rows for a batch."""
-    cheap = np.stack([cheap_features(t) for t in texts]) if texts else np.zeros((0, len(CHEAP_FEATURES)))
-    return np.hstack([np.asarray(embeddings, dtype=np.float32), cheap.astype(np.float32)])
-
-
 LONG_TAIL_CHARS = 1200
 """A tail longer than this (about MiniLM's 256 tokens) is also embedded by its last window."""
 WINDOW_CHARS = 1000
