@@ -72,7 +72,9 @@ async def count_tokens(gw: Gateway, req: Request) -> None:
         upstream = {k: v for k, v in data.items() if k not in ("max_tokens", "stream")}
         tokens, how = await counter(upstream, req.headers, deployment), "exact"
     else:
-        encode, _source = _COUNTER.counter_for(deployment.model, deployment.provider)
+        # tiktoken (the model's own OpenAI encoding, else cl100k_base); never the embedded model's GGUF
+        # vocabulary, which a module-level counter would keep loaded until the interpreter exits
+        encode, _source = _COUNTER.counter_for(deployment.model, None)
         tokens, how = count_prompt(encode, "chat", body), "estimated"
     headers = encode_headers({"x-request-id": req.request_id, COUNT_HEADER: how, "x-tokenomy-model": model.name})
     await send_json(req.send, 200, {"input_tokens": tokens}, headers)
