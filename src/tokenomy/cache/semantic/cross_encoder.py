@@ -15,8 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 MAX_LENGTH = 128
+
+
+def encode_pairs(tokenizer: Any, pairs: list[tuple[str, str]]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Token ids and attention mask of (query, stored) pairs, padded to the longest (training uses it too)."""
+    encodings = tokenizer.encode_batch(pairs)
+    width = max(len(e.ids) for e in encodings)
+    ids = np.zeros((len(encodings), width), dtype=np.int64)
+    mask = np.zeros((len(encodings), width), dtype=np.int64)
+    for i, e in enumerate(encodings):
+        ids[i, : len(e.ids)] = e.ids
+        mask[i, : len(e.ids)] = 1
+    return ids, mask
 
 
 def default_model_path() -> Path:
@@ -58,12 +71,6 @@ class CrossEncoder:
             raise RuntimeError("the cross-encoder is not loaded")
         if not pairs:
             return []
-        encodings = self._tokenizer.encode_batch(pairs)
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(encodings), width), dtype=np.int64)
-        mask = np.zeros((len(encodings), width), dtype=np.int64)
-        for i, e in enumerate(encodings):
-            ids[i, : len(e.ids)] = e.ids
-            mask[i, : len(e.ids)] = 1
+        ids, mask = encode_pairs(self._tokenizer, pairs)
         logits = self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
         return [float(x) for x in np.asarray(logits).reshape(-1)]
