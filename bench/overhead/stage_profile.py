@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import statistics
@@ -173,6 +174,8 @@ async def profile(config_text: str, n: int, warmup: int) -> dict[str, float]:
     for t in timed:
         t.total = 0.0
     terminal.total = 0.0
+    writer_pid = getattr(gw.ledger, "writer_pid", None)
+    w0 = _cpu_seconds(writer_pid)
     p0 = time.process_time()
     if CALLGRIND:
         _callgrind("on")
@@ -186,6 +189,7 @@ async def profile(config_text: str, n: int, warmup: int) -> dict[str, float]:
     if CALLGRIND:
         _callgrind("off")
     process = time.process_time() - p0
+    writer = _cpu_seconds(writer_pid) - w0
     # the timer calls themselves: two thread_time() reads per wrapped stage
     t0 = time.thread_time()
     for _ in range(10_000):
@@ -203,8 +207,19 @@ async def profile(config_text: str, n: int, warmup: int) -> dict[str, float]:
     row["timers"] = per_read * 2 * len(incl) * 1e6
     row["main thread, total"] = main * us
     row["background threads (ledger writer, cache writer)"] = (process - main) * us
-    row["process, total"] = process * us
+    row["gateway process, total"] = process * us
+    row["writer process (ledger and cache writes)"] = writer * us
+    row["both processes"] = (process + writer) * us
     return row
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of a process (0 when there is none)."""
+    if pid is None:
+        return 0.0
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _callgrind(state: str) -> None:
@@ -255,8 +270,11 @@ def instructions(names: list[str], args: argparse.Namespace, home: str) -> None:
         f"{args.requests} sequential requests after {args.warmup} warm-up; instrumentation on only "
         "while they run and the writers finish their work)\n"
     )
-    print("| configuration | instructions per request | vs the first row |")
-    print("|---|---:|---:|")
+    print(
+        "| configuration | gateway process: instructions per request | vs the first row "
+        "| writer process: CPU µs per request |"
+    )
+    print("|---|---:|---:|---:|")
     base = None
     for name in names:
         out = f"{home}/callgrind.{abs(hash(name))}.out"
@@ -266,10 +284,13 @@ def instructions(names: list[str], args: argparse.Namespace, home: str) -> None:
             "--warmup", str(args.warmup), "--port", str(args.port),
         ]  # fmt: skip
         env = {**os.environ, "TOKENOMY_HOME": f"{home}/cg-{abs(hash(name))}", "PYTHONMALLOC": "malloc"}
-        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        done = subprocess.run(cmd, check=True, env=env, capture_output=True, text=True)
+        row = json.loads(done.stdout.split("ROW ", 1)[1])
         per = callgrind_total(out) / args.requests
+        Path(out).unlink()
         base = base or per
-        print(f"| {name} | {per:,.0f} | {per - base:+,.0f} |", flush=True)
+        writer = row["writer process (ledger and cache writes)"]
+        print(f"| {name} | {per:,.0f} | {per - base:+,.0f} | {writer:.1f} |", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -289,7 +310,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.inner_callgrind:  # one configuration, under valgrind, started by --callgrind
         global CALLGRIND
         CALLGRIND = True
-        uvloop.run(profile(CONFIGS[args.inner_callgrind] + model_table(args.port), args.requests, args.warmup))
+        row = uvloop.run(profile(CONFIGS[args.inner_callgrind] + model_table(args.port), args.requests, args.warmup))
+        print("ROW " + json.dumps(row))
         return
     if args.cprofile:
         import cProfile
@@ -316,7 +338,7 @@ def main(argv: list[str] | None = None) -> None:
                 os.environ["TOKENOMY_HOME"] = f"{home}/{rep}-{abs(hash(name))}"
                 config = CONFIGS[name] + model_table(args.port)
                 results[name].append(uvloop.run(profile(config, args.requests, args.warmup)))
-                print(f"  {name}: rep {rep + 1}: {results[name][-1]['process, total']:.1f} µs/request", file=sys.stderr)
+                print(f"  {name}: rep {rep + 1}: {results[name][-1]['both processes']:.1f} µs/request", file=sys.stderr)
                 if CPROFILE is not None:
                     pstats.Stats(CPROFILE).sort_stats("tottime").print_stats(args.cprofile)
                     CPROFILE = cProfile.Profile()

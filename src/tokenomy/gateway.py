@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import Any
 
@@ -14,8 +15,10 @@ from tokenomy.cache.stores.base import CacheStore
 from tokenomy.config.models import GatewayConfig
 from tokenomy.errors import GatewayError, overloaded
 from tokenomy.ledger.enrich import Enricher
+from tokenomy.ledger.process_ledger import ProcessLedger
 from tokenomy.ledger.stores import store_for
 from tokenomy.ledger.writer import LedgerWriter, NoLedger, RecordHook
+from tokenomy.ledger.writer_launcher import SOCKET_ENV, WriterLauncher, new_socket_path, writer_settings
 from tokenomy.pipeline.cache import CacheStage
 from tokenomy.pipeline.chain import Handler, Stage, build_chain
 from tokenomy.pipeline.context import CallContext, Endpoint, Response
@@ -49,13 +52,11 @@ class Gateway:
             self.tracer = build_tracer(config.telemetry.tracing)
         if self.tracer is not None:
             hooks.append(self.tracer.record)
-        self.ledger: LedgerWriter | NoLedger = (
-            LedgerWriter(store_for(config.ledger), Enricher(config), config.ledger, hooks)
-            if config.ledger.enabled
-            else NoLedger()
-        )
+        self.ledger: Ledger = _ledger(config, hooks)
         self.cache_store: CacheStore | None = cache_store_for(config.cache.exact)  # also the KV API's store
         self.cache = CacheService(config.cache.exact.memory_bytes, self.cache_store)
+        if isinstance(self.ledger, ProcessLedger) and config.cache.exact.store == "sqlite":
+            self.cache.send_writes_to(self.ledger.put_cache, self.ledger.flush)  # level-2 writes: writer process
         self.access = Access(config, self.table, self.ledger)  # keys, per-key limits, budgets
         self.recorder = RecordStage(self.access.sink(self.ledger), tasks)
         self.stages: list[Stage] = [
@@ -85,6 +86,8 @@ class Gateway:
     async def start(self) -> None:
         """Start the ledger writer, and every provider in the background (``ready()`` follows)."""
         self.ledger.start()
+        if isinstance(self.ledger, ProcessLedger):
+            await self.ledger.connected()  # the writer process is up before traffic arrives
         await self.access.open()
         for kind, provider in self.providers.items():
             task = asyncio.create_task(provider.start(), name=f"start:{kind}")
@@ -128,6 +131,23 @@ class Gateway:
     def readiness(self) -> dict[str, bool]:
         """Each provider kind and whether it is ready."""
         return {kind: provider.ready() for kind, provider in self.providers.items()}
+
+
+Ledger = LedgerWriter | ProcessLedger | NoLedger
+
+
+def _ledger(config: GatewayConfig, hooks: list[RecordHook]) -> Ledger:
+    """The ledger writer the config asks for: a writer process (default), a thread, or none."""
+    if not config.ledger.enabled:
+        return NoLedger()
+    if config.ledger.writer == "thread":
+        return LedgerWriter(store_for(config.ledger), Enricher(config), config.ledger, hooks)
+    shared = os.environ.get(SOCKET_ENV)  # a worker of `serve --workers`: its supervisor owns the writer
+    if shared:
+        return ProcessLedger(Enricher(config), config.ledger, shared, hooks)
+    path = new_socket_path()
+    launcher = WriterLauncher(writer_settings(config, path))
+    return ProcessLedger(Enricher(config), config.ledger, path, hooks, launcher)
 
 
 class _ReadyCheck:

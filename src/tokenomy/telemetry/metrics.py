@@ -116,6 +116,11 @@ LEDGER_LOST = Counter(
     registry=REGISTRY,
 )
 LEDGER_STORE_UP = Gauge("tokenomy_ledger_store_up", "1 when the ledger store accepts writes.", registry=REGISTRY)
+LEDGER_WRITER_RESTARTS = Counter(
+    "tokenomy_ledger_writer_restarts",
+    "Times the ledger writer process died and was started again (records spool meanwhile).",
+    registry=REGISTRY,
+)
 UPSTREAM_ERRORS = Counter(
     "tokenomy_upstream_errors",
     "Failed upstream calls, by deployment and error type.",
