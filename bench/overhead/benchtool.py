@@ -271,7 +271,9 @@ def reps_table(paths: list[str], reference: str = "bare aiohttp+uvloop proxy", d
             cells.append(_spread(vals, "{:.2f}") if vals else "saturated")
         if top is not None:
             over = [
-                a - b for rep in runs if (a := p99(rep, name, top)) is not None and (b := p99(rep, direct, top)) is not None
+                a - b
+                for rep in runs
+                if (a := p99(rep, name, top)) is not None and (b := p99(rep, direct, top)) is not None
             ]
             cells.append(_spread(over, "{:.2f}") if over and name != direct else "-")
         cpu = [float(c) for rep in runs if (c := gw_cpu_ms(rep[name].get("wrk"))) != "-"]
