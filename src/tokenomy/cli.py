@@ -40,16 +40,23 @@ def version() -> None:
 )
 @click.option("--host", default=None, help="Address to bind (default: server.host in the config).")
 @click.option("--port", type=int, default=None, help="Port to bind (default: server.port in the config).")
-def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    default=None,
+    help="Gateway processes sharing the port (default: the usable cores; 1 with embedded local models).",
+)
+def serve(config_path: Path | None, host: str | None, port: int | None, workers: int | None) -> None:
     """Run the gateway."""
     from tokenomy.server.run import run
+    from tokenomy.server.workers import default_workers
 
     try:
         config = load_config(config_path)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
-    run(config, host=host, port=port)
+    run(config, host=host, port=port, workers=workers or default_workers(config))
 
 
 @main.command()
