@@ -90,7 +90,7 @@ models:
     async def start(self) -> asyncio.subprocess.Process:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-c", "from tokenomy.cli import main; main()", "serve", "--config", str(self.config),
-            "--port", str(self.port), env={**os.environ, "TOKENOMY_HOME": str(self.tmp_path)},
+            "--port", str(self.port), "--workers", "1", env={**os.environ, "TOKENOMY_HOME": str(self.tmp_path)},
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         async with aiohttp.ClientSession() as http:

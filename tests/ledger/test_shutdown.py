@@ -38,7 +38,7 @@ models:
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "from tokenomy.cli import main; main()", "serve", "--config", str(config),
-        "--port", str(port), env={**os.environ, "TOKENOMY_HOME": str(tmp_path)},
+        "--port", str(port), "--workers", "1", env={**os.environ, "TOKENOMY_HOME": str(tmp_path)},
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
