@@ -246,7 +246,7 @@ def table(results: dict[str, list[dict[str, float]]]) -> str:
         "| part | " + " | ".join(f"{n}: median (min-max)" for n in names) + " |",
         "|---|" + "---:|" * len(names),
     ]
-    for key in results[names[0]]:
+    for key in results[names[0]][0]:
         cells = []
         for name in names:
             values = [r[key] for r in results[name]]

@@ -36,6 +36,12 @@ class CachePut(msgspec.Struct, tag="c", array_like=True, gc=False):
     expires: float
 
 
+class Batch(msgspec.Struct, tag="b", array_like=True, gc=False):
+    """Several messages sent as one (cache entries stored on the way back, with the record after them)."""
+
+    items: list[RecordMsg | CachePut]
+
+
 class Flush(msgspec.Struct, tag="f", array_like=True, gc=False):
     """Answer with an :class:`Ack` once everything sent before this is stored (or spooled)."""
 
@@ -51,7 +57,7 @@ class Ack(msgspec.Struct, array_like=True, gc=False):
     replayed: int
 
 
-Message = RecordMsg | CachePut | Flush
+Message = RecordMsg | CachePut | Batch | Flush
 
 encode = msgspec.msgpack.Encoder().encode
 decode_message = msgspec.msgpack.Decoder(Message).decode

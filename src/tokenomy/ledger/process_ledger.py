@@ -28,7 +28,7 @@ from typing import TypeVar
 
 from tokenomy.config.observability import LedgerConfig
 from tokenomy.ledger import channel
-from tokenomy.ledger.channel import CachePut, Flush, RecordMsg
+from tokenomy.ledger.channel import Batch, CachePut, Flush, RecordMsg
 from tokenomy.ledger.enrich import Enricher
 from tokenomy.ledger.record import LedgerRecord
 from tokenomy.ledger.spool import Spool
@@ -62,6 +62,7 @@ class ProcessLedger:
         self._sock: socket | None = None
         self._next_connect = 0.0
         self._ticker: asyncio.TimerHandle | None = None
+        self._puts: list[CachePut] = []
         self._closing = False
         self._slow = ThreadPoolExecutor(1, thread_name_prefix="tokenomy-ledger-count")
         self._flush_lock = threading.Lock()
@@ -82,12 +83,26 @@ class ProcessLedger:
         self._deliver(self._build(ctx), ctx.headers.get("traceparent"))
 
     def put_cache(self, key: str, value: bytes, namespace: str, model: str, task: str, expires: float) -> bool:
-        """Hand a level-2 cache entry to the writer; False when it cannot take it now."""
+        """Hand a level-2 cache entry to the writer; False when it cannot take it now.
+
+        The entry waits for the request's record (stored a moment later, in the same turn of the
+        event loop) and goes with it in one message: one ``send`` per request, not two.
+        """
+        if (self._sock or self._reconnect()) is None or len(value) > channel.MAX_MESSAGE - 1024:
+            return False
+        if not self._puts and self._loop is not None:
+            self._loop.call_soon(self._send_puts)  # in case no record follows (streams end later)
+        self._puts.append(CachePut(key, value, namespace, model, task, expires))
+        return True
+
+    def _send_puts(self) -> None:
+        puts, self._puts = self._puts, []
+        for put in puts:  # rare: no record came in the same turn
+            self._send(channel.encode(put))
+
+    def _send(self, data: bytes) -> bool:
         sock = self._sock or self._reconnect()
         if sock is None:
-            return False
-        data = channel.encode(CachePut(key, value, namespace, model, task, expires))
-        if len(data) > channel.MAX_MESSAGE:
             return False
         try:
             sock.send(data)
@@ -116,7 +131,15 @@ class ProcessLedger:
         sock = self._sock or self._reconnect()
         reason = "writer_down"
         if sock is not None:
-            data = channel.encode(RecordMsg(record))
+            single = RecordMsg(record)
+            message: RecordMsg | Batch = single
+            if self._puts:  # cache entries of this turn travel with the record
+                message = Batch([*self._puts, single])
+                self._puts = []
+            data = channel.encode(message)
+            if len(data) > channel.MAX_MESSAGE and isinstance(message, Batch):
+                self._send_puts_of(message)
+                data = channel.encode(single)
             try:
                 if len(data) <= channel.MAX_MESSAGE:
                     sock.send(data)
@@ -128,6 +151,11 @@ class ProcessLedger:
             except OSError:
                 self._disconnect()
         self._spill(record, reason)
+
+    def _send_puts_of(self, batch: Batch) -> None:
+        for item in batch.items:
+            if isinstance(item, CachePut):
+                self._send(channel.encode(item))
 
     def _submit_slow(self, ctx: CallContext) -> None:
         record = self._build(ctx)

@@ -32,7 +32,7 @@ import msgspec
 
 from tokenomy.config.observability import LedgerConfig
 from tokenomy.ledger import channel, journal
-from tokenomy.ledger.channel import Ack, CachePut, Flush, RecordMsg
+from tokenomy.ledger.channel import Ack, Batch, CachePut, Flush, RecordMsg
 from tokenomy.ledger.keeper import StoreKeeper
 from tokenomy.ledger.record import LedgerRecord
 from tokenomy.ledger.stores import store_for
@@ -201,7 +201,10 @@ class Writer:
     def _take(self, message: Any, conn: socket.socket | None) -> None:
         if not (self.records or self.puts):
             self._oldest = time.monotonic()
-        if isinstance(message, RecordMsg):
+        if isinstance(message, Batch):
+            for item in message.items:
+                self._take(item, conn)
+        elif isinstance(message, RecordMsg):
             self.records.append(message.record)
         elif isinstance(message, CachePut):
             self.puts.append(message)
