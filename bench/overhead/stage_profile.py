@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import statistics
@@ -239,6 +240,10 @@ def start_upstream(port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the fake upstream did not start")
 
 
+def table_note() -> str:
+    return "µs of CPU per request; median (min-max) over the repetitions in the files."
+
+
 def table(results: dict[str, list[dict[str, float]]]) -> str:
     names = list(results)
     lines = [
@@ -288,6 +293,16 @@ def instructions(names: list[str], args: argparse.Namespace, home: str) -> None:
         print(f"| {name} | {per:,.0f} | {per - base:+,.0f} |", flush=True)
 
 
+def merge(paths: list[str]) -> str:
+    """One table from several ``--raw`` files (e.g. runs alternated with another source tree)."""
+    results: dict[str, list[dict[str, float]]] = {}
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            row = json.loads(line)
+            results.setdefault(f"{Path(path).stem}: {row.pop('config')}", []).append(row)
+    return table(results)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=3000)
@@ -298,7 +313,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cprofile", type=int, default=0, help="print the top N functions by own time instead")
     parser.add_argument("--callgrind", action="store_true", help="instructions per request per config instead")
     parser.add_argument("--inner-callgrind", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--raw", default=None, help="also append every repetition's row to this JSON-lines file")
+    parser.add_argument("--merge", nargs="+", default=None, help="print one table from --raw files and exit")
     args = parser.parse_args(argv)
+    if args.merge:
+        print(table_note(), merge(args.merge), sep="\n\n")
+        return
     names = [n for n in CONFIGS if not args.only or args.only in n]
     import uvloop
 
@@ -332,6 +352,9 @@ def main(argv: list[str] | None = None) -> None:
                 os.environ["TOKENOMY_HOME"] = f"{home}/{rep}-{abs(hash(name))}"
                 config = CONFIGS[name] + model_table(args.port)
                 results[name].append(uvloop.run(profile(config, args.requests, args.warmup)))
+                if args.raw:
+                    with open(args.raw, "a") as fh:
+                        fh.write(json.dumps({"config": name, **results[name][-1]}) + "\n")
                 print(f"  {name}: rep {rep + 1}: {results[name][-1]['both processes']:.1f} µs/request", file=sys.stderr)
                 if CPROFILE is not None:
                     pstats.Stats(CPROFILE).sort_stats("tottime").print_stats(args.cprofile)
