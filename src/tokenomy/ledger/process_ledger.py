@@ -29,7 +29,7 @@ from typing import TypeVar
 from tokenomy.config.observability import LedgerConfig
 from tokenomy.ledger import channel
 from tokenomy.ledger.channel import Batch, CachePut, Flush, RecordMsg
-from tokenomy.ledger.enrich import Enricher
+from tokenomy.ledger.enrich import Enricher, build_record
 from tokenomy.ledger.record import LedgerRecord
 from tokenomy.ledger.spool import Spool
 from tokenomy.ledger.writer import RecordHook
@@ -114,13 +114,7 @@ class ProcessLedger:
             return False
 
     def _build(self, ctx: CallContext) -> LedgerRecord:
-        try:
-            return self.enricher.record(ctx)
-        except Exception:  # never lose the request over a bug in enrichment
-            log.exception("ledger: enriching %s failed; recording it without costs", ctx.request_id)
-            record = LedgerRecord(request_id=ctx.request_id, ts=ctx.arrived, requested_model=ctx.model)
-            record.status, record.error_type, record.task = ctx.status, ctx.error_type, ctx.task
-            return record
+        return build_record(self.enricher, ctx)
 
     def _deliver(self, record: LedgerRecord, traceparent: str | None) -> None:
         for hook in self._hooks:

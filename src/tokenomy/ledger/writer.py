@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from tokenomy.config.observability import LedgerConfig
-from tokenomy.ledger.enrich import Enricher
+from tokenomy.ledger.enrich import Enricher, build_record
 from tokenomy.ledger.keeper import StoreKeeper
 from tokenomy.ledger.record import LedgerRecord
 from tokenomy.ledger.stores.base import LedgerStore
@@ -139,13 +139,7 @@ class LedgerWriter:
             self._idle.notify_all()
 
     def _build(self, ctx: CallContext) -> LedgerRecord:
-        try:
-            return self.enricher.record(ctx)
-        except Exception:  # never lose the request over a bug in enrichment
-            log.exception("ledger: enriching %s failed; recording it without costs", ctx.request_id)
-            record = LedgerRecord(request_id=ctx.request_id, ts=ctx.arrived, requested_model=ctx.model)
-            record.status, record.error_type, record.task = ctx.status, ctx.error_type, ctx.task
-            return record
+        return build_record(self.enricher, ctx)
 
     def _finish_items(self, items: list[Item]) -> list[LedgerRecord]:
         """Build what is still a call context, then run the hooks (metrics, tracing) per record."""
