@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import time
 from typing import Any
 
@@ -140,7 +141,7 @@ def _ledger(config: GatewayConfig, hooks: list[RecordHook]) -> Ledger:
     """The ledger writer the config asks for: a writer process (default), a thread, or none."""
     if not config.ledger.enabled:
         return NoLedger()
-    if config.ledger.writer == "thread":
+    if config.ledger.writer == "thread" or not sys.platform.startswith("linux"):  # SOCK_SEQPACKET: Linux
         return LedgerWriter(store_for(config.ledger), Enricher(config), config.ledger, hooks)
     shared = os.environ.get(SOCKET_ENV)  # a worker of `serve --workers`: its supervisor owns the writer
     if shared:
