@@ -78,8 +78,11 @@ class ProcessLedger:
         """Record a finished request (never blocks: at worst one file append)."""
         usage = ctx.usage
         if usage is None or not (usage.prompt_tokens or usage.completion_tokens):
-            self._slow.submit(self._submit_slow, ctx)  # tokens to count: off the event loop
-            return
+            try:
+                self._slow.submit(self._submit_slow, ctx)  # tokens to count: off the event loop
+                return
+            except RuntimeError:  # shutting down: count here
+                pass
         self._deliver(self._build(ctx), ctx.headers.get("traceparent"))
 
     def put_cache(self, key: str, value: bytes, namespace: str, model: str, task: str, expires: float) -> bool:
