@@ -160,7 +160,8 @@ async def test_budget_holds_and_revocation_reaches_every_worker(
     limit = 0.15  # each request reserves ~$0.026 and costs ~$0.011 (see tests/budgets)
     keys = [{"name": name, "sha256": hash_key(KEY), "budget": {"usd_per_day": limit}}]
     budgets = {"store": "redis", "redis_url": f"${{T_NO_SUCH_URL:-{redis_server.url}}}"}
-    config = gateway_config(openai_fake.base_url, tmp_path, keys=keys, budgets=budgets)
+    key_store = {"path": str(tmp_path / "keys.db"), "refresh_s": 0.5}
+    config = gateway_config(openai_fake.base_url, tmp_path, keys=keys, budgets=budgets, key_store=key_store)
     openai_fake.mode, openai_fake.delay = "slow", 0.3  # many requests in flight at once, on both workers
     async with supervisor(config, tmp_path) as (url, _pid):
         statuses = [s for s, _ in await asyncio.gather(*(post(url, KEY, f"n{i}") for i in range(60)))]
@@ -172,11 +173,11 @@ async def test_budget_holds_and_revocation_reaches_every_worker(
                 assert r.status == 201, await r.text()
                 created = await r.json()
             runtime_key, key_id = created["key"], created["id"]
-            await asyncio.sleep(3.0)  # each worker reloads its key snapshot within 2 s: new keys too
+            await asyncio.sleep(1.0)  # each worker reloads its key snapshot within refresh_s (0.5): new keys too
             assert {s for s, _ in await asyncio.gather(*(post(url, runtime_key) for _ in range(20)))} == {200}
             async with http.delete(f"{url}/admin/keys/{key_id}", headers=admin_headers()) as r:
                 assert r.status == 200, await r.text()
-        await asyncio.sleep(3.0)  # each worker reloads its key snapshot within 2 s
+        await asyncio.sleep(1.0)  # each worker reloads its key snapshot within refresh_s
         assert {s for s, _ in await asyncio.gather(*(post(url, runtime_key) for _ in range(30)))} == {401}
     conn = sqlite3.connect(tmp_path / "ledger.db")
     [(spent, admitted)] = conn.execute(
