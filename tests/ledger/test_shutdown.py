@@ -74,6 +74,7 @@ models:
         async def slow_stream() -> bytes:
             body = {"model": "fast", "messages": [{"role": "user", "content": "slow"}], "stream": True}
             async with http.post(f"{url}/v1/chat/completions", json=body, headers={"x-request-id": "slow-1"}) as resp:
+                streaming.set()  # the response has started: the stream is in flight
                 data = await resp.read()
                 answered.append(resp.headers["x-request-id"])
                 return data
@@ -81,8 +82,9 @@ models:
         workers = [asyncio.create_task(worker(w)) for w in range(8)]
         await asyncio.sleep(0.8)
         openai_fake.queue_modes("slow_stream")
+        streaming = asyncio.Event()
         slow = asyncio.create_task(slow_stream())
-        await asyncio.sleep(0.3)
+        await asyncio.wait_for(streaming.wait(), 30)  # on a busy machine a fixed sleep may be too short
         proc.send_signal(signal.SIGTERM)  # mid-load, with a 2.5 s stream in flight
         _, stderr = await asyncio.wait_for(proc.communicate(), 60)
         stop.set()

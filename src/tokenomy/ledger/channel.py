@@ -48,6 +48,10 @@ class Flush(msgspec.Struct, tag="f", array_like=True, gc=False):
     seq: int
 
 
+class Stats(msgspec.Struct, tag="s", array_like=True, gc=False):
+    """Answer at once with an :class:`Ack` (``seq`` 0) carrying the store's state (for the metrics)."""
+
+
 class Ack(msgspec.Struct, array_like=True, gc=False):
     """The writer's answer to a :class:`Flush`, with its store's state for the metrics."""
 
@@ -57,7 +61,7 @@ class Ack(msgspec.Struct, array_like=True, gc=False):
     replayed: int
 
 
-Message = RecordMsg | CachePut | Batch | Flush
+Message = RecordMsg | CachePut | Batch | Flush | Stats
 
 encode = msgspec.msgpack.Encoder().encode
 decode_message = msgspec.msgpack.Decoder(Message).decode

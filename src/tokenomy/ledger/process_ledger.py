@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import select
 import threading
 import time
@@ -26,9 +27,11 @@ from concurrent.futures import ThreadPoolExecutor
 from socket import socket
 from typing import TypeVar
 
+import msgspec
+
 from tokenomy.config.observability import LedgerConfig
 from tokenomy.ledger import channel
-from tokenomy.ledger.channel import Batch, CachePut, Flush, RecordMsg
+from tokenomy.ledger.channel import Ack, Batch, CachePut, Flush, RecordMsg, Stats
 from tokenomy.ledger.enrich import Enricher, build_record
 from tokenomy.ledger.record import LedgerRecord
 from tokenomy.ledger.spool import Spool
@@ -41,6 +44,8 @@ log = logging.getLogger("tokenomy.ledger")
 T = TypeVar("T")
 _RECONNECT_S = 0.05
 _HOOK_FLUSH_S = 0.25
+_STATS = channel.encode(Stats())
+_MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))  # serve --workers: the writer exports its own
 
 
 class ProcessLedger:
@@ -66,6 +71,10 @@ class ProcessLedger:
         self._closing = False
         self._slow = ThreadPoolExecutor(1, thread_name_prefix="tokenomy-ledger-count")
         self._flush_lock = threading.Lock()
+        self._acked_cond = threading.Condition()
+        self._acked = 0
+        self._reading: socket | None = None
+        self._seen = (0, 0)
         self._seq = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.store_up = False
@@ -179,21 +188,67 @@ class ProcessLedger:
             return None
         self._next_connect = now + _RECONNECT_S
         try:
-            self._sock = channel.connect(self.socket_path)
+            sock = self._sock = channel.connect(self.socket_path)
         except OSError:
             return None
-        return self._sock
+        if self._loop is not None and _on_thread_of(self._loop):
+            self._loop.add_reader(sock.fileno(), self._on_acks, sock)  # answers are read on the loop
+            self._reading = sock
+        return sock
 
     def _disconnect(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            if self._reading is sock and self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(sock.fileno())
+            self._reading = None
+            sock.close()
+        with self._acked_cond:
+            self._acked_cond.notify_all()  # a flush waiting on this connection tries again
+
+    def _on_acks(self, sock: socket) -> None:
+        """The writer's answers (flushes and stats), read on the event loop."""
+        while True:
+            try:
+                data = sock.recv(4096)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                if sock is self._sock:
+                    self._disconnect()
+                return
+            try:
+                ack = channel.decode_ack(data)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                continue
+            self._apply(ack)
+            if ack.seq:
+                with self._acked_cond:
+                    self._acked = max(self._acked, ack.seq)
+                    self._acked_cond.notify_all()
+
+    def _apply(self, ack: Ack) -> None:
+        """The writer's store state into this process's metrics (multiprocess mode: the writer's own)."""
+        self.store_up = ack.store_up
+        if _MULTIPROCESS:
+            return
+        metrics.LEDGER_STORE_UP.set(1 if ack.store_up else 0)
+        seen_written, seen_replayed = self._seen
+        if ack.written < seen_written or ack.replayed < seen_replayed:  # a new writer counts from 0
+            seen_written = seen_replayed = 0
+        metrics.LEDGER_WRITTEN.inc(ack.written - seen_written)
+        metrics.LEDGER_REPLAYED.inc(ack.replayed - seen_replayed)
+        self._seen = (ack.written, ack.replayed)
 
     def _tick(self) -> None:
         """Every quarter second on the event loop: add the metric sums to the counters."""
         if self._closing or self._loop is None or self._loop.is_closed():
             return
         self._flush_hooks()
+        if self._reading is not None:
+            self._send(_STATS)
         self._ticker = self._loop.call_later(_HOOK_FLUSH_S, self._tick)
 
     def _flush_hooks(self) -> None:
@@ -253,11 +308,23 @@ class ProcessLedger:
                 try:
                     message = channel.encode(Flush(seq))
                     self._on_loop(lambda s=sock, m=message: s.send(m))  # type: ignore[misc]
-                    if self._await_ack(sock, seq, end):
+                    if self._reading is sock:  # the loop reads the answer
+                        if self._wait_acked(sock, seq, end):
+                            return True
+                    elif self._await_ack(sock, seq, end):
                         return True
                 except OSError:
                     self._on_loop(self._disconnect)
             return False
+
+    def _wait_acked(self, sock: socket, seq: int, end: float) -> bool:
+        with self._acked_cond:
+            while self._acked < seq:
+                left = end - time.monotonic()
+                if left <= 0 or self._sock is not sock:
+                    return False
+                self._acked_cond.wait(min(left, 0.1))
+            return True
 
     def _reconnect_now(self) -> socket | None:
         self._next_connect = 0.0
@@ -275,7 +342,7 @@ class ProcessLedger:
             if not data:
                 raise OSError("the writer closed the connection")
             ack = channel.decode_ack(data)
-            self.store_up = ack.store_up
+            self._apply(ack)
             if ack.seq >= seq:
                 return True
 
@@ -291,7 +358,7 @@ class ProcessLedger:
         self._slow.shutdown(wait=True)
         self._closing = True  # the ticker stops at its next turn
         self._on_loop(self._flush_hooks)
-        self._disconnect()
+        self._on_loop(self._disconnect)
         if self.launcher is not None:
             self.launcher.stop(timeout)
 

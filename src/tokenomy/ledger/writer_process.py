@@ -32,7 +32,7 @@ import msgspec
 
 from tokenomy.config.observability import LedgerConfig
 from tokenomy.ledger import channel, journal
-from tokenomy.ledger.channel import Ack, Batch, CachePut, Flush, RecordMsg
+from tokenomy.ledger.channel import Ack, Batch, CachePut, Flush, RecordMsg, Stats
 from tokenomy.ledger.keeper import StoreKeeper
 from tokenomy.ledger.record import LedgerRecord
 from tokenomy.ledger.stores import store_for
@@ -219,6 +219,9 @@ class Writer:
             self.puts.append(message)
         elif isinstance(message, Flush) and conn is not None:
             self.flushes.append((conn, message.seq))
+        elif isinstance(message, Stats) and conn is not None:
+            with contextlib.suppress(OSError):
+                conn.send(self._ack(0))
 
     def _commit(self) -> None:
         records, self.records = self.records, []
@@ -235,9 +238,11 @@ class Writer:
                 self._replay_spool()  # a flush also waits for what gateways spooled themselves
             flushes, self.flushes = self.flushes, []
             for conn, seq in flushes:
-                ack = channel.encode(Ack(seq, self.keeper.store_up, self.keeper.written, self.keeper.replayed))
                 with contextlib.suppress(OSError):  # that gateway process may be gone
-                    conn.send(ack)
+                    conn.send(self._ack(seq))
+
+    def _ack(self, seq: int) -> bytes:
+        return channel.encode(Ack(seq, self.keeper.store_up, self.keeper.written, self.keeper.replayed))
 
     def _housekeeping(self, now: float) -> None:
         if self.keeper.retry_due():
