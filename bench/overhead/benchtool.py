@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import time
 from typing import Any
@@ -217,6 +218,71 @@ def table(kind: str, path: str) -> str:
     return "\n".join(lines)
 
 
+def _spread(values: list[float], fmt: str = "{:.0f}") -> str:
+    """Median (min-max) of the repetitions' values."""
+    if not values:
+        return "-"
+    med = statistics.median(values)
+    if len(values) == 1:
+        return fmt.format(med)
+    return f"{fmt.format(med)} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
+def reps_table(paths: list[str], reference: str = "bare aiohttp+uvloop proxy", direct: str = "direct (nginx)") -> str:
+    """One row per system over several repetitions (one JSON-lines file each): median (min-max)."""
+    reps = [load(p) for p in paths]
+    systems: list[str] = []
+    for rep in reps:
+        systems += [n for n in sorted(rep, key=lambda n: rep[n]["order"]) if n not in systems]
+    rates = sorted({int(k[5:]) for rep in reps for s in rep.values() for k in s if k.startswith("rate_")})
+    hdr = ["system", "saturation rps", f"% of the {reference.split(' ')[0]} pass-through (same run)"]
+    hdr += [f"p99 ms at {r} rps" for r in rates]
+    top = max(rates) if rates else None
+    if top is not None:
+        hdr.append(f"p99 overhead over direct at {top} rps, ms")
+    hdr += ["errors", "idle RSS MB", "CPU ms/req (sat.)", "runs"]
+    lines = ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
+
+    def sat(rep: dict[str, dict[str, Any]], name: str) -> float | None:
+        w = rep.get(name, {}).get("wrk")
+        return float(w["result"]["rps"]) if w and w.get("result") else None
+
+    def p99(rep: dict[str, dict[str, Any]], name: str, rate: int) -> float | None:
+        r = rep.get(name, {}).get(f"rate_{rate}")
+        if not r or r.get("skipped") or not r.get("result"):
+            return None
+        x = r["result"]
+        if x["dropped_inflight_cap"] > 0 or x["achieved_ok_rps"] < 0.97 * x["target_rps"]:
+            return None
+        return float(x["lat_ms"]["p99"])
+
+    for name in systems:
+        runs = [rep for rep in reps if name in rep and "error" not in rep[name]]
+        if not runs:
+            lines.append(f"| {name} | FAILED |" + " |" * (len(hdr) - 2))
+            continue
+        sats = [v for rep in runs if (v := sat(rep, name)) is not None]
+        ratios = [
+            100 * a / b for rep in runs if (a := sat(rep, name)) is not None and (b := sat(rep, reference))
+        ]
+        cells = [name, _spread(sats), _spread(ratios, "{:.0f}%") if name != reference else "100%"]
+        for rate in rates:
+            vals = [v for rep in runs if (v := p99(rep, name, rate)) is not None]
+            cells.append(_spread(vals, "{:.2f}") if vals else "saturated")
+        if top is not None:
+            over = [
+                a - b
+                for rep in runs
+                if (a := p99(rep, name, top)) is not None and (b := p99(rep, direct, top)) is not None
+            ]
+            cells.append(_spread(over, "{:.2f}") if over and name != direct else "-")
+        cpu = [float(c) for rep in runs if (c := gw_cpu_ms(rep[name].get("wrk"))) != "-"]
+        rss = [float(rep[name]["rss_idle"]["rss_mib"]) for rep in runs if rep[name].get("rss_idle", {}).get("rss_mib")]
+        cells += [str(sum(errors_of(rep[name]) for rep in runs)), _spread(rss), _spread(cpu, "{:.3f}"), str(len(runs))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     cmd = sys.argv[1]
     if cmd == "body":
@@ -229,6 +295,8 @@ def main() -> None:
         print(json.dumps(diff(sys.argv[2], sys.argv[3])))
     elif cmd == "table":
         print(table(sys.argv[2], sys.argv[3]))
+    elif cmd == "reps":
+        print(reps_table(sys.argv[2:]))
     else:
         sys.exit(__doc__)
 

@@ -2,7 +2,7 @@
 # Gateway overhead: Tokenomy against the fake upstream called directly, a bare aiohttp pass-through
 # proxy and the LiteLLM proxy (production settings), measured in one run on this machine.
 #
-#   bench/overhead/run.sh                              (make bench-overhead; ~8 minutes)
+#   bench/overhead/run.sh                              (make bench-overhead; ~25 minutes with REPS=3)
 #   SYSTEMS="direct tokenomy" bench/overhead/run.sh    a subset
 #   DURATION=5 RATE_DURATION=5 bench/overhead/run.sh   shorter phases
 #
@@ -15,7 +15,10 @@
 # last byte) at each of RATES; load generators run on CPU 0. Prints one markdown table and writes it to
 # bench/overhead/results/latest.md (raw JSON lines: results/overhead-<timestamp>.jsonl).
 #
-# Env knobs: SYSTEMS ['direct minimal litellm tokenomy'], RATES ['50 200 1000'], DURATION [10],
+# Systems: direct, minimal (bare aiohttp pass-through), tokenomy (default config, miss path: every request
+# carries Cache-Control: no-cache, so it is stored in the cache and recorded in the ledger), tokenomy-hits
+# (same config and body: exact-cache hits), litellm. Every system runs REPS times, in turn.
+# Env knobs: SYSTEMS ['direct minimal tokenomy tokenomy-hits litellm'], REPS [3], RATES ['50 200 1000'], DURATION [10],
 #   WARMUP [3], RATE_DURATION [10], RATE_WARMUP [2], CONNS [64], SKIP_SATURATED [1: a fixed rate above
 #   the system's saturation rps is not run (its latency is only queueing) and shows as saturated],
 #   START_TIMEOUT [120 s], TOKENOMY_CMD [the tokenomy serve command], ANCHORS_HOME, NO_INSTALL [0],
@@ -24,7 +27,8 @@
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-SYSTEMS="${SYSTEMS:-direct minimal litellm tokenomy}"
+SYSTEMS="${SYSTEMS:-direct minimal tokenomy tokenomy-hits litellm}"
+REPS="${REPS:-3}"
 START_TIMEOUT="${START_TIMEOUT:-120}"
 ANCHORS_HOME="${ANCHORS_HOME:-$HOME/.cache/gateway-anchors}"
 TOKENOMY_BIN="${TOKENOMY_BIN:-$ROOT/.venv/bin/tokenomy}"
@@ -54,23 +58,31 @@ system_def() {
       S_HEADERS="Authorization: Bearer $LITELLM_KEY"
       S_ENV=(LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_LOG=ERROR LITELLM_MODE=PRODUCTION)
       S_CMD="$ANCHORS_HOME/litellm-venv/bin/litellm --config $HERE/configs/litellm-prod.yaml --host 127.0.0.1 --port 4001 --num_workers 1";;
-    tokenomy)
-      S_LABEL="Tokenomy"; S_URL="http://127.0.0.1:8200/v1/chat/completions"
-      S_ENV=(FAKE_KEY=sk-fake TOKENOMY_HOME="$BENCH_TMP")
+    tokenomy)  # default config, every request a cache miss that is stored and recorded
+      S_LABEL="Tokenomy default, miss path"; S_URL="http://127.0.0.1:8200/v1/chat/completions"
+      S_HEADERS="Cache-Control: no-cache"
+      S_ENV=(FAKE_KEY=sk-fake TOKENOMY_HOME="$BENCH_TMP/tokenomy-$REP")
+      S_CMD="$TOKENOMY_CMD";;
+    tokenomy-hits)  # same config and body: after the first request every answer is an exact-cache hit
+      S_LABEL="Tokenomy default, exact-cache hits"; S_URL="http://127.0.0.1:8200/v1/chat/completions"
+      S_ENV=(FAKE_KEY=sk-fake TOKENOMY_HOME="$BENCH_TMP/tokenomy-hits-$REP")
       S_CMD="$TOKENOMY_CMD";;
     *) return 1;;
   esac
 }
 
 mkdir -p "$HERE/results" "$HERE/run"
-TS=$(date +%Y%m%d-%H%M%S); OUT="$HERE/results/overhead-$TS.jsonl"; : > "$OUT"
+TS=$(date +%Y%m%d-%H%M%S); OUTS=()
 SUT_PID=""
 trap 'stop_tree "$SUT_PID"; upstream_stop; rm -rf "$BENCH_TMP"' EXIT
 trap 'exit 130' INT TERM
 upstream_start || exit 1
-echo "systems: $SYSTEMS | wrk c=$CONNS ${DURATION}s (+${WARMUP}s warm-up) | fixed rates: $RATES (${RATE_DURATION}s each)"
+echo "systems: $SYSTEMS | $REPS repetitions | wrk c=$CONNS ${DURATION}s (+${WARMUP}s warm-up) | fixed rates: $RATES (${RATE_DURATION}s each)"
+for REP in $(seq 1 "$REPS"); do
+OUT="$HERE/results/overhead-$TS-rep$REP.jsonl"; : > "$OUT"; OUTS+=("$OUT")
+echo "== repetition $REP of $REPS"
 for name in $SYSTEMS; do
-  system_def "$name" || { echo "unknown system $name (known: direct minimal litellm tokenomy)" >&2; continue; }
+  system_def "$name" || { echo "unknown system $name (known: direct minimal tokenomy tokenomy-hits litellm)" >&2; continue; }
   echo "== $S_LABEL"
   export HEADERS="$S_HEADERS"
   SUT_PID=""
@@ -100,12 +112,19 @@ for name in $SYSTEMS; do
   fi
   sleep 1
 done
+done
 {
   echo "Gateway overhead, $(date -Is), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))."
   echo "System under test pinned to CPU $GW_CPU; nginx fake upstream and load generators on CPU $LG_CPU."
   echo "Saturation: wrk -t1 -c$CONNS ${DURATION}s after ${WARMUP}s warm-up. Latency: ratebench fixed rate, ${RATE_DURATION}s per rate, send to last byte."
+  echo "$REPS repetitions of every system in turn; cells are the median (min-max) over them; the % column compares"
+  echo "each repetition's saturation with the bare pass-through's in the same repetition."
+  echo
+  python3 "$BT" reps "${OUTS[@]}"
+  echo
+  echo "Last repetition in full:"
   echo
   python3 "$BT" table overhead "$OUT"
 } > "$HERE/results/latest.md"
 echo; cat "$HERE/results/latest.md"
-echo; echo "written: bench/overhead/results/latest.md (raw: ${OUT#"$ROOT"/})"
+echo; echo "written: bench/overhead/results/latest.md (raw: bench/overhead/results/overhead-$TS-rep*.jsonl)"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import statistics
@@ -173,6 +174,8 @@ async def profile(config_text: str, n: int, warmup: int) -> dict[str, float]:
     for t in timed:
         t.total = 0.0
     terminal.total = 0.0
+    writer_pid = getattr(gw.ledger, "writer_pid", None)
+    w0 = _cpu_seconds(writer_pid)
     p0 = time.process_time()
     if CALLGRIND:
         _callgrind("on")
@@ -186,6 +189,7 @@ async def profile(config_text: str, n: int, warmup: int) -> dict[str, float]:
     if CALLGRIND:
         _callgrind("off")
     process = time.process_time() - p0
+    writer = _cpu_seconds(writer_pid) - w0
     # the timer calls themselves: two thread_time() reads per wrapped stage
     t0 = time.thread_time()
     for _ in range(10_000):
@@ -203,8 +207,19 @@ async def profile(config_text: str, n: int, warmup: int) -> dict[str, float]:
     row["timers"] = per_read * 2 * len(incl) * 1e6
     row["main thread, total"] = main * us
     row["background threads (ledger writer, cache writer)"] = (process - main) * us
-    row["process, total"] = process * us
+    row["gateway process, total"] = process * us
+    row["writer process (ledger and cache writes)"] = writer * us
+    row["both processes"] = (process + writer) * us
     return row
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of a process (0 when there is none)."""
+    if pid is None:
+        return 0.0
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _callgrind(state: str) -> None:
@@ -225,13 +240,17 @@ def start_upstream(port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the fake upstream did not start")
 
 
+def table_note() -> str:
+    return "µs of CPU per request; median (min-max) over the repetitions in the files."
+
+
 def table(results: dict[str, list[dict[str, float]]]) -> str:
     names = list(results)
     lines = [
         "| part | " + " | ".join(f"{n}: median (min-max)" for n in names) + " |",
         "|---|" + "---:|" * len(names),
     ]
-    for key in results[names[0]]:
+    for key in results[names[0]][0]:
         cells = []
         for name in names:
             values = [r[key] for r in results[name]]
@@ -253,9 +272,10 @@ def instructions(names: list[str], args: argparse.Namespace, home: str) -> None:
     print(
         f"Instructions per request (valgrind --tool=callgrind, all threads of the gateway process, "
         f"{args.requests} sequential requests after {args.warmup} warm-up; instrumentation on only "
-        "while they run and the writers finish their work)\n"
+        "while they run and the writers finish their work; user-space instructions only: system calls "
+        "and the separate writer process are not counted, see bench/ledger/writer_process.py)\n"
     )
-    print("| configuration | instructions per request | vs the first row |")
+    print("| configuration | gateway process: instructions per request | vs the first row |")
     print("|---|---:|---:|")
     base = None
     for name in names:
@@ -266,10 +286,21 @@ def instructions(names: list[str], args: argparse.Namespace, home: str) -> None:
             "--warmup", str(args.warmup), "--port", str(args.port),
         ]  # fmt: skip
         env = {**os.environ, "TOKENOMY_HOME": f"{home}/cg-{abs(hash(name))}", "PYTHONMALLOC": "malloc"}
-        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(cmd, check=True, env=env, capture_output=True, text=True)
         per = callgrind_total(out) / args.requests
+        Path(out).unlink()
         base = base or per
         print(f"| {name} | {per:,.0f} | {per - base:+,.0f} |", flush=True)
+
+
+def merge(paths: list[str]) -> str:
+    """One table from several ``--raw`` files (e.g. runs alternated with another source tree)."""
+    results: dict[str, list[dict[str, float]]] = {}
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            row = json.loads(line)
+            results.setdefault(f"{Path(path).stem}: {row.pop('config')}", []).append(row)
+    return table(results)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -282,7 +313,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cprofile", type=int, default=0, help="print the top N functions by own time instead")
     parser.add_argument("--callgrind", action="store_true", help="instructions per request per config instead")
     parser.add_argument("--inner-callgrind", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--raw", default=None, help="also append every repetition's row to this JSON-lines file")
+    parser.add_argument("--merge", nargs="+", default=None, help="print one table from --raw files and exit")
     args = parser.parse_args(argv)
+    if args.merge:
+        print(table_note(), merge(args.merge), sep="\n\n")
+        return
     names = [n for n in CONFIGS if not args.only or args.only in n]
     import uvloop
 
@@ -316,7 +352,10 @@ def main(argv: list[str] | None = None) -> None:
                 os.environ["TOKENOMY_HOME"] = f"{home}/{rep}-{abs(hash(name))}"
                 config = CONFIGS[name] + model_table(args.port)
                 results[name].append(uvloop.run(profile(config, args.requests, args.warmup)))
-                print(f"  {name}: rep {rep + 1}: {results[name][-1]['process, total']:.1f} µs/request", file=sys.stderr)
+                if args.raw:
+                    with open(args.raw, "a") as fh:
+                        fh.write(json.dumps({"config": name, **results[name][-1]}) + "\n")
+                print(f"  {name}: rep {rep + 1}: {results[name][-1]['both processes']:.1f} µs/request", file=sys.stderr)
                 if CPROFILE is not None:
                     pstats.Stats(CPROFILE).sort_stats("tottime").print_stats(args.cprofile)
                     CPROFILE = cProfile.Profile()

@@ -50,16 +50,25 @@ def version() -> None:
     default=None,
     help="Log lines as text or one JSON object per line (default: server.log_format in the config).",
 )
-def serve(config_path: Path | None, host: str | None, port: int | None, log_format: str | None) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    default=None,
+    help="Gateway processes sharing the port (default: the usable cores; 1 with embedded local models).",
+)
+def serve(
+    config_path: Path | None, host: str | None, port: int | None, log_format: str | None, workers: int | None
+) -> None:
     """Run the gateway."""
     from tokenomy.server.run import run
+    from tokenomy.server.workers import default_workers
 
     try:
         config = load_config(config_path)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
-    run(config, host=host, port=port, log_format=log_format)
+    run(config, host=host, port=port, log_format=log_format, workers=workers or default_workers(config))
 
 
 @main.command()

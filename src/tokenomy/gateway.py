@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +17,10 @@ from tokenomy.config.models import GatewayConfig
 from tokenomy.errors import GatewayError, overloaded
 from tokenomy.evaluate.shadow import ShadowTraffic
 from tokenomy.ledger.enrich import Enricher
+from tokenomy.ledger.process_ledger import ProcessLedger
 from tokenomy.ledger.stores import NullStore, store_for
 from tokenomy.ledger.writer import LedgerWriter, NoLedger, RecordHook
+from tokenomy.ledger.writer_launcher import SOCKET_ENV, WriterLauncher, new_socket_path, writer_settings
 from tokenomy.optimize.stage import OptimizeStage
 from tokenomy.optimize.summary import summarizer
 from tokenomy.pipeline.cache import CacheStage
@@ -60,17 +64,12 @@ class Gateway:
             self.tracer = build_tracer(config.telemetry.tracing)
         if self.tracer is not None:
             hooks.append(self.tracer.record)
-        access = [AccessLog()] if config.server.access_log else []
-        self.ledger: LedgerWriter | NoLedger = (
-            LedgerWriter(store_for(config.ledger), Enricher(config), config.ledger, [*hooks, *access])
-            if config.ledger.enabled
-            # no ledger: records are still built for the access log, and stored nowhere
-            else LedgerWriter(NullStore(), Enricher(config), config.ledger, access)
-            if access
-            else NoLedger()
-        )
+        access: list[RecordHook] = [AccessLog()] if config.server.access_log else []
+        self.ledger: Ledger = _ledger(config, hooks, access)
         self.cache_store: CacheStore | None = cache_store_for(config.cache.exact)  # also the KV API's store
         self.cache = CacheService(config.cache.exact.memory_bytes, self.cache_store)
+        if isinstance(self.ledger, ProcessLedger) and config.cache.exact.store == "sqlite":
+            self.cache.send_writes_to(self.ledger.put_cache, self.ledger.flush)  # level-2 writes: writer process
         self.access = Access(config, self.table, self.ledger)  # keys, per-key limits, budgets
         self.responses: ResponseStore = response_store_for(config.responses)  # Responses API state
         self.stopping = False  # the shutdown deadline passed: requests cancelled now are recorded as such
@@ -122,6 +121,8 @@ class Gateway:
     async def start(self) -> None:
         """Start the ledger writer, and every provider in the background (``ready()`` follows)."""
         self.ledger.start()
+        if isinstance(self.ledger, ProcessLedger):
+            await self.ledger.connected()  # the writer process is up before traffic arrives
         await self.access.open()
         for kind, provider in self.providers.items():
             task = asyncio.create_task(provider.start(), name=f"start:{kind}")
@@ -201,6 +202,24 @@ _SHED_ENDPOINTS = {
     "/v1/embeddings": Endpoint.EMBEDDINGS,
     "/v1/messages": Endpoint.CHAT,
 }
+
+Ledger = LedgerWriter | ProcessLedger | NoLedger
+
+
+def _ledger(config: GatewayConfig, hooks: list[RecordHook], access: list[RecordHook]) -> Ledger:
+    """The ledger writer the config asks for: a writer process (default), a thread, or none."""
+    if not config.ledger.enabled:
+        # no ledger: records are still built for the access log, and stored nowhere
+        return LedgerWriter(NullStore(), Enricher(config), config.ledger, access) if access else NoLedger()
+    hooks = [*hooks, *access]
+    if config.ledger.writer == "thread" or not sys.platform.startswith("linux"):  # SOCK_SEQPACKET: Linux
+        return LedgerWriter(store_for(config.ledger), Enricher(config), config.ledger, hooks)
+    shared = os.environ.get(SOCKET_ENV)  # a worker of `serve --workers`: its supervisor owns the writer
+    if shared:
+        return ProcessLedger(Enricher(config), config.ledger, shared, hooks)
+    path = new_socket_path()
+    launcher = WriterLauncher(writer_settings(config, path))
+    return ProcessLedger(Enricher(config), config.ledger, path, hooks, launcher)
 
 
 class _ReadyCheck:

@@ -18,6 +18,7 @@ from tests.fakes.openai_upstream import OpenAIFake
 from tests.support.gateway import RunningGateway, running_gateway
 from tests.support.postgres import PostgresServer
 
+from tokenomy.ledger.process_ledger import ProcessLedger
 from tokenomy.ledger.writer import LedgerWriter
 
 MSG: list[ChatCompletionMessageParam] = [{"role": "user", "content": "count me"}]
@@ -104,7 +105,7 @@ async def test_postgres_outage_loses_no_record(
     try:
         async with running_gateway(config) as gw:
             writer = gw.app.gateway.ledger
-            assert isinstance(writer, LedgerWriter)
+            assert isinstance(writer, LedgerWriter | ProcessLedger)
             traffic = Traffic(gw)
             traffic.start()
             try:
@@ -116,7 +117,9 @@ async def test_postgres_outage_loses_no_record(
         postgres_server.drop_database(dsn)
 
 
-async def outage(gw: RunningGateway, writer: LedgerWriter, traffic: Traffic, server: PostgresServer, dsn: str) -> None:
+async def outage(
+    gw: RunningGateway, writer: LedgerWriter | ProcessLedger, traffic: Traffic, server: PostgresServer, dsn: str
+) -> None:
     """Traffic before, during and after a PostgreSQL stop; then every id must be stored once."""
     await wait_until(lambda: traffic.sent_at_least(40), 20, "traffic before the outage")
     await gw.flush_ledger()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from tokenomy.cache.entry import CacheEntry, CorruptEntry, pack, unpack
@@ -19,6 +19,8 @@ from tokenomy.cache.stores.base import CacheStore, CacheUnavailable, EntryMeta
 from tokenomy.telemetry import metrics
 
 log = logging.getLogger("tokenomy.cache")
+RemotePut = Callable[[str, bytes, str, str, str, float], bool]
+"""(key, packed entry, namespace, model, task, expires) -> whether the writer process took it."""
 _RETRY_S = 1.0
 
 
@@ -35,6 +37,8 @@ class CacheService:
         # a store that queues writes itself (SQLite: batched on its thread) costs no task per put
         self._put_nowait = getattr(store, "put_nowait", None)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._remote_put: RemotePut | None = None
+        self._remote_flush: Callable[[], bool] | None = None
         if self._put_nowait is not None:
             store.on_error = self._queued_write_failed  # type: ignore[union-attr]
 
@@ -75,13 +79,23 @@ class CacheService:
         self.memory.put(key, entry)
         metrics.CACHE_MEMORY_BYTES.set(self.memory.bytes_used)
         if self.store is not None and time.time() >= self._down_until:
+            packed = pack(entry)
+            remote = self._remote_put
+            if remote is not None and remote(key, packed, entry.namespace, entry.model, entry.task, entry.expires):
+                return  # the writer process stores it
             meta = EntryMeta(entry.namespace, entry.model, entry.task, entry.expires)
             if self._put_nowait is not None:
                 if self._loop is None:
                     self._loop = asyncio.get_running_loop()
-                self._put_nowait(key, pack(entry), meta)
+                self._put_nowait(key, packed, meta)
             else:
-                self.background(self._store_set(key, pack(entry), meta))
+                self.background(self._store_set(key, packed, meta))
+
+    def send_writes_to(self, put: RemotePut, flush: Callable[[], bool]) -> None:
+        """Hand level-2 writes to the writer process (``put`` returns False when it cannot take one;
+        ``flush`` blocks until it has stored what it took)."""
+        self._remote_put = put
+        self._remote_flush = flush
 
     async def invalidate(self, *, namespace: str | None, model: str | None, task: str | None) -> int:
         """Remove matching entries from level 2 and clear level 1; returns level 2's count."""
@@ -101,6 +115,8 @@ class CacheService:
         flush = getattr(self.store, "flush", None)
         if flush is not None:
             await flush()
+        if self._remote_flush is not None:
+            await asyncio.to_thread(self._remote_flush)
 
     def _queued_write_failed(self, exc: CacheUnavailable) -> None:
         """From the store's writer thread: mark the store down on the event loop's thread."""

@@ -31,6 +31,11 @@ class LedgerConfig(_Frozen):
     max_queue: int = Field(default=50_000, gt=0, description="records held in memory before spilling to the spool")
     retry_interval_s: float = Field(default=1.0, gt=0, description="first wait before retrying an unavailable store")
     store_prompts: bool = Field(default=False, description="keep the prompt text (reports show it only when asked)")
+    writer: Literal["process", "thread"] = Field(
+        default="process",
+        description="process: records (and level-2 cache writes) go to a separate writer process; "
+        "thread: a writer thread inside the gateway process",
+    )
 
     _check_secret = field_validator("dsn", mode="before")(parse_secret)
 

@@ -7,6 +7,7 @@ provider reported no usage), language detection, prompt hashing and pricing all 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 
 import orjson
@@ -19,6 +20,7 @@ from tokenomy.pipeline.context import CallContext
 from tokenomy.pricing.prices import UNPRICED, PriceBook
 from tokenomy.tokens.count import TokenCounter, count_prompt
 
+log = logging.getLogger("tokenomy.ledger")
 _PROMPT_KEYS = {"chat": "messages", "completions": "prompt", "embeddings": "input", "images": "prompt",
                 "speech": "input", "moderations": "input", "rerank": "query"}  # fmt: skip
 
@@ -146,6 +148,17 @@ def _answer_text(ctx: CallContext) -> str | None:
             text = message.get("content") if isinstance(message, dict) else choice.get("text")
             return text if isinstance(text, str) else None
     return None
+
+
+def build_record(enricher: Enricher, ctx: CallContext) -> LedgerRecord:
+    """``enricher.record(ctx)``, or a record without costs if enrichment fails (never lose a request)."""
+    try:
+        return enricher.record(ctx)
+    except Exception:
+        log.exception("ledger: enriching %s failed; recording it without costs", ctx.request_id)
+        record = LedgerRecord(request_id=ctx.request_id, ts=ctx.arrived, requested_model=ctx.model)
+        record.status, record.error_type, record.task = ctx.status, ctx.error_type, ctx.task
+        return record
 
 
 def _end_user(body: dict[str, object]) -> str | None:

@@ -20,21 +20,18 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from tokenomy.config.observability import LedgerConfig
-from tokenomy.ledger.enrich import Enricher
+from tokenomy.ledger.enrich import Enricher, build_record
+from tokenomy.ledger.keeper import StoreKeeper
 from tokenomy.ledger.record import LedgerRecord
-from tokenomy.ledger.spool import Spool
-from tokenomy.ledger.stores.base import LedgerStore, StoreUnavailable
+from tokenomy.ledger.stores.base import LedgerStore
 from tokenomy.pipeline.context import CallContext
 from tokenomy.telemetry import metrics
-from tokenomy.telemetry.log_limit import RateLimitedLog
 
 log = logging.getLogger("tokenomy.ledger")
-_spool_log = RateLimitedLog(log, 60.0)  # spooling goes on for as long as the store is down
 
 RecordHook = Callable[[LedgerRecord, "str | None"], None]
 """Called on the writer thread for each record, with the request's W3C ``traceparent`` header."""
 Item = tuple["LedgerRecord | CallContext", "str | None"]
-_MAX_RETRY_S = 30.0
 # The writer shares the GIL with the event loop: it works in slices of about half a millisecond
 # and yields between them, so requests never wait behind a whole batch (p99 latency).
 _WRITE_SLICE = 16
@@ -48,7 +45,8 @@ class LedgerWriter:
     ) -> None:
         self.store = store
         self.enricher = enricher
-        self.spool = Spool(config.spool)
+        self.keeper = StoreKeeper(store, config)
+        self.spool = self.keeper.spool
         self._config = config
         self._hooks = tuple(hooks)
         self._queue: deque[Item] = deque()
@@ -58,9 +56,6 @@ class LedgerWriter:
         self._handled = 0
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self._store_up = False
-        self._retry_at = 0.0
-        self._retry_wait = config.retry_interval_s
 
     # -- the request path ------------------------------------------------------------------
 
@@ -110,12 +105,12 @@ class LedgerWriter:
     @property
     def store_up(self) -> bool:
         """Whether the last write to the store succeeded."""
-        return self._store_up
+        return self.keeper.store_up
 
     # -- the writer thread -------------------------------------------------------------------
 
     def _run(self) -> None:
-        self._connect()
+        self.keeper.connect()
         interval = self._config.flush_interval_ms / 1000.0
         while True:
             self._wake.wait(interval)
@@ -123,8 +118,8 @@ class LedgerWriter:
             if not self._queue:
                 if self._stopping:
                     return
-                if not self._store_up and time.monotonic() >= self._retry_at:
-                    self._connect()  # backfill the spool as soon as the store is back
+                if self.keeper.retry_due():
+                    self.keeper.connect()  # backfill the spool as soon as the store is back
                 continue
             while self._queue:
                 batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._config.batch_size))]
@@ -135,7 +130,7 @@ class LedgerWriter:
         oldest = time.time()
         for start in range(0, len(batch), _WRITE_SLICE):  # hooks and insert per slice, yielding between
             records = self._finish_items(batch[start : start + _WRITE_SLICE])
-            self._store(records)
+            self.keeper.write(records)
             oldest = min(oldest, *(r.ts for r in records))
             time.sleep(0)
         metrics.LEDGER_LAG.set(max(0.0, time.time() - oldest))
@@ -144,13 +139,7 @@ class LedgerWriter:
             self._idle.notify_all()
 
     def _build(self, ctx: CallContext) -> LedgerRecord:
-        try:
-            return self.enricher.record(ctx)
-        except Exception:  # never lose the request over a bug in enrichment
-            log.exception("ledger: enriching %s failed; recording it without costs", ctx.request_id)
-            record = LedgerRecord(request_id=ctx.request_id, ts=ctx.arrived, requested_model=ctx.model)
-            record.status, record.error_type, record.task = ctx.status, ctx.error_type, ctx.task
-            return record
+        return build_record(self.enricher, ctx)
 
     def _finish_items(self, items: list[Item]) -> list[LedgerRecord]:
         """Build what is still a call context, then run the hooks (metrics, tracing) per record."""
@@ -166,43 +155,6 @@ class LedgerWriter:
                 log.exception("ledger hook %r failed", hook)
         return records
 
-    def _store(self, records: list[LedgerRecord]) -> None:
-        if not self._store_up and time.monotonic() >= self._retry_at:
-            self._connect()
-        if self._store_up:
-            try:
-                self.store.write(records)
-                metrics.LEDGER_WRITTEN.inc(len(records))
-                return
-            except StoreUnavailable as exc:
-                self._down(exc)
-        self._append_spool(records, "store_down")
-
-    def _connect(self) -> None:
-        """(Re)open the store and replay the spool; on failure schedule the next try."""
-        try:
-            self.store.open()
-            if self.spool.pending():
-                replayed, _broken = self.spool.replay(self.store.write, self._config.batch_size)
-                metrics.LEDGER_REPLAYED.inc(replayed)
-                if replayed:
-                    log.info("ledger: %d spooled record(s) written to %s", replayed, self.store.description)
-        except StoreUnavailable as exc:
-            self._down(exc)
-            return
-        if not self._store_up:
-            metrics.LEDGER_STORE_UP.set(1)
-        self._store_up = True
-        self._retry_wait = self._config.retry_interval_s
-
-    def _down(self, exc: Exception) -> None:
-        if self._store_up or self._retry_at == 0.0:
-            log.error("ledger store unavailable (%s); spooling to %s until it is back", exc, self.spool.path)
-        self._store_up = False
-        metrics.LEDGER_STORE_UP.set(0)
-        self._retry_at = time.monotonic() + self._retry_wait
-        self._retry_wait = min(self._retry_wait * 2, _MAX_RETRY_S)
-
     def _spill(self, items: list[Item], reason: str) -> None:
         """Spool on the caller's thread (queue full, or the writer is stopped)."""
         self._append_spool(self._finish_items(items), reason)
@@ -211,13 +163,7 @@ class LedgerWriter:
             self._idle.notify_all()
 
     def _append_spool(self, records: list[LedgerRecord], reason: str) -> None:
-        try:
-            self.spool.append(records)
-            metrics.LEDGER_SPILLED.labels(reason).inc(len(records))
-            _spool_log.warning(reason, "ledger: %d record(s) spooled to %s (%s)", len(records), self.spool.path, reason)
-        except OSError:
-            metrics.LEDGER_LOST.inc(len(records))
-            log.exception("ledger: %d record(s) could not be spooled to %s", len(records), self.spool.path)
+        self.keeper.append_spool(records, reason)
 
 
 class NoLedger:

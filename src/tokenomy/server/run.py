@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
-from typing import cast
+from typing import Literal, cast
 
 import uvicorn
 
@@ -56,12 +57,23 @@ def warn_unset_secrets(config: GatewayConfig) -> None:
         log.warning("%s refers to ${%s}, which is not set: what needs it will fail", path, env)
 
 
-def run(config: GatewayConfig, host: str | None = None, port: int | None = None, log_format: str | None = None) -> None:
-    """Serve until interrupted; exit 1 when the address cannot be bound, 3 when startup fails."""
+def run(
+    config: GatewayConfig,
+    host: str | None = None,
+    port: int | None = None,
+    log_format: str | None = None,
+    workers: int = 1,
+) -> None:
+    """Serve until interrupted; exit 1 when the address cannot be bound, 3 when startup fails.
+
+    ``workers`` > 1: several processes on one port (``server/workers.py``).
+    """
     host = host or config.server.host
     port = config.server.port if port is None else port
-    fmt = log_format or config.server.log_format
-    logging_setup.configure(config.server.log_level, "json" if fmt == "json" else "text")
+    fmt: Literal["text", "json"] = "json" if (log_format or config.server.log_format) == "json" else "text"
+    if fmt != config.server.log_format:  # workers read the format from their config
+        config = config.model_copy(update={"server": config.server.model_copy(update={"log_format": fmt})})
+    logging_setup.configure(config.server.log_level, fmt)
     warn_unset_secrets(config)
     try:
         sock = bind(host, port)
@@ -78,6 +90,19 @@ def run(config: GatewayConfig, host: str | None = None, port: int | None = None,
         base,
         model,
     )
+    if workers > 1:
+        from tokenomy.server.workers import run_workers
+
+        sock.close()  # the address is free: each worker binds it with SO_REUSEPORT
+        run_workers(config, host, port, workers)
+        return
+    serve_on(config, [sock], configure_logging=False)
+
+
+def serve_on(config: GatewayConfig, sockets: list[socket.socket], configure_logging: bool = True) -> None:
+    """Serve on already-bound sockets until SIGTERM/SIGINT (also a worker of ``serve --workers``)."""
+    if configure_logging:
+        logging_setup.configure(config.server.log_level, config.server.log_format)
     # Background threads (the ledger writer) share the GIL with the event loop; a short switch
     # interval bounds how long a request can wait for it (default 5 ms: a p99 spike).
     sys.setswitchinterval(SWITCH_INTERVAL_S)
@@ -91,6 +116,7 @@ def run(config: GatewayConfig, host: str | None = None, port: int | None = None,
             access_log=False,  # Tokenomy writes its own access log (tokenomy.access)
             log_config=None,  # keep the handler set up above
             log_level=config.server.log_level,
+            backlog=4096,
             timeout_keep_alive=30,
             # typed int, but handed to asyncio.timeout, which takes fractions of a second too
             timeout_graceful_shutdown=cast(int, config.server.shutdown_timeout_s),
@@ -100,6 +126,6 @@ def run(config: GatewayConfig, host: str | None = None, port: int | None = None,
         ),
         on_deadline=app.gateway.shutdown_deadline_passed,
     )
-    server.run(sockets=[sock])
+    server.run(sockets=sockets)
     if not server.started:
         sys.exit(EXIT_STARTUP_FAILED)

@@ -6,6 +6,7 @@ deployments come from the config, statuses from a fixed set.
 
 from __future__ import annotations
 
+import os
 import weakref
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -147,6 +148,11 @@ LEDGER_LOST = Counter(
     registry=REGISTRY,
 )
 LEDGER_STORE_UP = Gauge("tokenomy_ledger_store_up", "1 when the ledger store accepts writes.", registry=REGISTRY)
+LEDGER_WRITER_RESTARTS = Counter(
+    "tokenomy_ledger_writer_restarts",
+    "Times the ledger writer process died and was started again (records spool meanwhile).",
+    registry=REGISTRY,
+)
 UPSTREAM_ERRORS = Counter(
     "tokenomy_upstream_errors",
     "Failed upstream calls, by deployment and error type.",
@@ -214,7 +220,18 @@ def record_model_load(model: str, seconds: float) -> None:
 
 
 def render() -> tuple[bytes, str]:
-    """The exposition text and its content type."""
+    """The exposition text and its content type.
+
+    Under ``serve --workers`` (``PROMETHEUS_MULTIPROC_DIR`` set) the values of every process are
+    summed from their files, so any worker shows the whole gateway; the route-attempt counters,
+    kept as plain integers, are this worker's own.
+    """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry) + generate_latest(_LOCAL), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
@@ -267,6 +284,8 @@ ROUTE_ATTEMPTS = SampledCounter(
     "Upstream attempts by deployment and outcome (ok, or the error code: upstream_error, upstream_timeout...).",
 )
 REGISTRY.register(ROUTE_ATTEMPTS)
+_LOCAL = CollectorRegistry(auto_describe=True)
+_LOCAL.register(ROUTE_ATTEMPTS)  # what multiprocess mode cannot sum (see render)
 CIRCUIT_STATE = Gauge(
     "tokenomy_circuit_state",
     "Circuit breaker of each deployment: 0 closed, 1 open, 2 half-open.",

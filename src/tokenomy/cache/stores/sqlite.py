@@ -101,22 +101,28 @@ class SqliteCacheStore:
         batch = [self._pending.popleft() for _ in range(len(self._pending))]
         if not batch:
             return
-        self._writes += len(batch)
-        if self._writes // _PURGE_EVERY != (self._writes - len(batch)) // _PURGE_EVERY:
+        try:
+            self.write_rows(batch)
+        except CacheUnavailable as exc:
+            if self.on_error is not None:
+                self.on_error(exc)
+            else:
+                log.error("cache: %d queued write(s) lost: %s", len(batch), exc)
+
+    def write_rows(self, rows: list[Pending]) -> None:
+        """Store rows ``(key, value, namespace, model, task, expires)`` in one transaction (blocking)."""
+        self._writes += len(rows)
+        if self._writes // _PURGE_EVERY != (self._writes - len(rows)) // _PURGE_EVERY:
             self.purge_expired()
         try:
             conn = self._conn()
             conn.execute("BEGIN")
-            conn.executemany(_UPSERT, batch)
+            conn.executemany(_UPSERT, rows)
             conn.execute("COMMIT")
-        except (sqlite3.Error, CacheUnavailable) as exc:
+        except sqlite3.Error as exc:
             if self._writer is not None and self._writer.in_transaction:
                 self._writer.execute("ROLLBACK")
-            error = exc if isinstance(exc, CacheUnavailable) else CacheUnavailable(f"writing the cache failed: {exc}")
-            if self.on_error is not None:
-                self.on_error(error)
-            else:
-                log.error("cache: %d queued write(s) lost: %s", len(batch), error)
+            raise CacheUnavailable(f"writing the cache failed: {exc}") from exc
 
     async def delete(self, key: str) -> None:
         """Delete on the writer thread."""

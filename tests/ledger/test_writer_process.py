@@ -1,0 +1,58 @@
+"""The writer process: replaying a dead writer's journal (torn tail included) and the spool."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from tokenomy.config import parse_config
+from tokenomy.ledger import channel
+from tokenomy.ledger.channel import CachePut, RecordMsg
+from tokenomy.ledger.enrich import Enricher
+from tokenomy.ledger.journal import Journal
+from tokenomy.ledger.process_ledger import ProcessLedger
+from tokenomy.ledger.record import LedgerRecord
+from tokenomy.ledger.spool import Spool
+from tokenomy.ledger.writer_launcher import WriterLauncher, new_socket_path, writer_settings
+
+
+def test_a_new_writer_replays_the_journal_and_the_spool_it_finds(tmp_path: Path) -> None:
+    config = parse_config(
+        f"""
+ledger: {{path: "{tmp_path / 'ledger.db'}", flush_interval_ms: 20}}
+cache: {{exact: {{path: "{tmp_path / 'cache.db'}"}}}}
+models:
+  - name: m
+    deployments: [{{provider: openai, base_url: "http://127.0.0.1:9/v1", api_key: "${{K:-x}}", model: gpt-4o-mini}}]
+"""
+    )
+    spool = Spool(config.ledger.spool)
+    spool.append([LedgerRecord(request_id="spooled", ts=time.time())])
+    dead = Journal(Path(f"{config.ledger.spool}.journal"))  # what a killed writer left behind
+    dead.open()
+    messages = [channel.encode(RecordMsg(LedgerRecord(request_id=f"j{i}", ts=time.time()))) for i in range(3)]
+    messages.append(channel.encode(CachePut("k1", b"value", "t/default/", "m", "untagged", time.time() + 60)))
+    dead.append(messages)
+    assert dead.path is not None
+    with dead.path.open("ab") as fh:
+        fh.write(b"\x40\x00\x00\x00torn")  # a crash in the middle of an append
+    dead.close()  # releases its lock, as a dead process would
+
+    path = new_socket_path()
+    launcher = WriterLauncher(writer_settings(config, path))
+    ledger = ProcessLedger(Enricher(config), config.ledger, path, launcher=launcher)
+    ledger.start()
+    try:
+        assert ledger.flush(30)
+    finally:
+        ledger.close()
+    conn = sqlite3.connect(tmp_path / "ledger.db")
+    ids = sorted(row[0] for row in conn.execute("SELECT request_id FROM requests"))
+    conn.close()
+    assert ids == ["j0", "j1", "j2", "spooled"]
+    conn = sqlite3.connect(tmp_path / "cache.db")
+    assert conn.execute("SELECT value FROM cache WHERE key = 'k1'").fetchone() == (b"value",)
+    conn.close()
+    assert dead.path.stat().st_size == 0
+    assert not spool.pending()

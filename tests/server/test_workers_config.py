@@ -1,0 +1,33 @@
+"""Which configurations ``serve --workers`` accepts, and its default number of workers."""
+
+from __future__ import annotations
+
+import pytest
+
+from tokenomy.config import load_config, parse_config
+from tokenomy.server import workers
+
+REMOTE = """
+models:
+  - name: fast
+    deployments: [{provider: openai, base_url: "http://127.0.0.1:9/v1", api_key: "${K:-x}", model: gpt-4o-mini}]
+"""
+
+
+def test_default_is_the_usable_cores_but_one_with_embedded_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workers.os, "sched_getaffinity", lambda _pid: {0, 1, 2})
+    assert workers.default_workers(parse_config(REMOTE)) == 3
+    assert workers.default_workers(load_config(None)) == 1  # the embedded default: local models
+
+
+def test_state_that_would_be_per_worker_is_refused() -> None:
+    assert workers.shared_state_problems(parse_config(REMOTE)) == []
+    budgets = REMOTE + "budgets: {rules: [{scope: team, name: '*', usd_per_day: 5}]}\n"
+    [problem] = workers.shared_state_problems(parse_config(budgets))
+    assert "budgets.store: redis" in problem
+    redis = budgets.replace("budgets: {", "budgets: {store: redis, redis_url: '${R:-redis://127.0.0.1:1}', ")
+    assert workers.shared_state_problems(parse_config(redis)) == []
+    semantic = REMOTE + "cache: {semantic: {enabled: true}}\n"
+    assert "semantic" in workers.shared_state_problems(parse_config(semantic))[0]
+    thread = REMOTE + "ledger: {writer: thread}\n"
+    assert "writer" in workers.shared_state_problems(parse_config(thread))[0]
