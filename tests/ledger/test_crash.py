@@ -134,7 +134,7 @@ models:
 
     def stored(self) -> Counter[str]:
         conn = sqlite3.connect(self.ledger)
-        rows = Counter(row[0] for row in conn.execute("SELECT request_id FROM requests"))
+        rows = Counter(row[0] for row in conn.execute("SELECT client_request_id FROM requests"))
         conn.close()
         return rows
 

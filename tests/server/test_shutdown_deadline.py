@@ -32,6 +32,7 @@ models:
     )
     proc, url = await start_serve(config, tmp_path)
     async with aiohttp.ClientSession() as http:
+        openai_fake.reset()  # the fake is shared by the session: no modes left over from other tests
         openai_fake.queue_modes("slow")
         body = {"model": "fast", "messages": [{"role": "user", "content": "take your time"}]}
         headers = {"x-request-id": "long-1", "x-fake-delay": "60"}

@@ -110,7 +110,7 @@ async def scrape(url: str) -> str:
 
 def ledger_rows(home: Path) -> list[tuple[str, int, int, float]]:
     conn = sqlite3.connect(home / "ledger.db")
-    rows = conn.execute("SELECT request_id, prompt_tokens, completion_tokens, cost_usd FROM requests").fetchall()
+    rows = conn.execute("SELECT client_request_id, prompt_tokens, completion_tokens, cost_usd FROM requests").fetchall()
     conn.close()
     return rows
 

@@ -21,9 +21,10 @@ def free_port() -> int:
 async def start_serve(config: Path, home: Path, *args: str) -> tuple[asyncio.subprocess.Process, str]:
     """Start ``tokenomy serve --config CONFIG`` (stdout and stderr piped); return it and its URL once healthy."""
     port = free_port()
+    workers = () if "--workers" in args else ("--workers", "1")  # these tests look at one process
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "from tokenomy.cli import main; main()", "serve", "--config", str(config),
-        "--port", str(port), *args, env={**os.environ, "TOKENOMY_HOME": str(home)},
+        "--port", str(port), *args, *workers, env={**os.environ, "TOKENOMY_HOME": str(home)},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
