@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -123,21 +124,38 @@ def register_config_secrets(config: BaseModel) -> None:
 
 
 class _RedactedRecord(logging.LogRecord):
+    _tokenomy_redacts = True
+
     def getMessage(self) -> str:
-        message = redact(super().getMessage())
-        if self.exc_info and not self.exc_text:
-            self.exc_text = redact(logging.Formatter().formatException(self.exc_info))
-        return message
+        return _redacted_message(self, super().getMessage())
 
 
-_installed = False
+def _redacted_message(record: logging.LogRecord, message: str) -> str:
+    if record.exc_info and not record.exc_text:
+        record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+    return redact(message)
+
+
+def _wrapping(factory: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    """A record factory that redacts the records ``factory`` (another library's) makes."""
+
+    def make(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        plain = record.getMessage
+        record.getMessage = lambda: _redacted_message(record, plain())  # type: ignore[method-assign]
+        return record
+
+    make._tokenomy_redacts = True  # type: ignore[attr-defined]
+    return make
 
 
 def install_log_redaction() -> None:
-    """Make every log record redact its message and traceback (idempotent)."""
-    global _installed
-    if _installed:
+    """Make every log record redact its message and traceback (idempotent).
+
+    Checked each time a gateway is built: a library that installs its own record factory later
+    (Ray does) gets it wrapped rather than losing the redaction.
+    """
+    current = logging.getLogRecordFactory()
+    if getattr(current, "_tokenomy_redacts", False):
         return
-    if logging.getLogRecordFactory() is logging.LogRecord:
-        logging.setLogRecordFactory(_RedactedRecord)
-    _installed = True
+    logging.setLogRecordFactory(_RedactedRecord if current is logging.LogRecord else _wrapping(current))
