@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Servers the test suite starts on loopback, from Debian packages (installed only when missing):
-# PostgreSQL (ledger store), Redis (cache and limits), promtool (checks /metrics).
+# PostgreSQL (ledger store), Redis (cache and limits), promtool (checks /metrics), and Chromium (the
+# dashboard's browser tests drive Debian's Chromium through Playwright; no browser is downloaded).
 set -euo pipefail
 need=()
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
 [ -n "$(pg_bin)" ] && [ -x "$(pg_bin)/initdb" ] || need+=(postgresql)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v promtool >/dev/null || need+=(prometheus)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from tokenomy.dashboard import routes as dashboard_routes
 from tokenomy.errors import GatewayError, internal_error, not_found, overloaded
 from tokenomy.gateway import Gateway
 from tokenomy.pipeline.context import Endpoint
@@ -52,11 +53,14 @@ ROUTES: dict[str, Route] = {
     "/v1/cache": Route(cache_routes.invalidate, frozenset({"DELETE"}), sheddable=False),
     "/admin/keys": Route(admin_routes.keys, frozenset({"GET", "POST"}), sheddable=False),
     "/admin/budgets": Route(admin_routes.budgets, frozenset({"GET"}), sheddable=False),
+    "/dashboard": Route(dashboard_routes.page, frozenset({"GET"}), sheddable=False),
 }
 ADMIN_KEY_ROUTE = Route(admin_routes.key_by_id, frozenset({"DELETE"}), sheddable=False)
 """``/admin/keys/{id}``: a prefix route, tried only when no exact path matches."""
 CACHE_KV_ROUTE = Route(cache_routes.kv, frozenset({"GET", "PUT", "DELETE"}))
 """``/v1/cache/{namespace}/{key}``: the one prefix route, tried only when no exact path matches."""
+DASHBOARD_ROUTE = Route(dashboard_routes.under, frozenset({"GET"}), sheddable=False)
+"""``/dashboard/static/...`` and ``/dashboard/api/...`` (a prefix route)."""
 
 
 class TokenomyApp:
@@ -82,6 +86,8 @@ class TokenomyApp:
             route = CACHE_KV_ROUTE
         elif route is None and req.path.startswith(admin_routes.KEY_PREFIX):
             route = ADMIN_KEY_ROUTE
+        elif route is None and req.path.startswith(dashboard_routes.PREFIX):
+            route = DASHBOARD_ROUTE
         if route is None:
             await self._error(req, "openai", not_found(f"Unknown path {req.path!r}.", code="unknown_url"))
             return
