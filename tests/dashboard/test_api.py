@@ -16,11 +16,15 @@ WINDOW = "since=2000-01-01&until=2100-01-01"
 
 
 async def test_every_api_needs_the_right_key(rig: Rig) -> None:
-    for name in ("overview", "advice", "requests", "requests.csv", "choices", "whoami", "record?id=x"):
+    for name in ("overview", "advice", "requests", "requests.csv", "choices", "record?id=x"):
         status, body = await call(rig.gw, f"/dashboard/api/{name}", None)
         assert status == 401 and body["error"]["type"] == "authentication_error", name
         status, body = await call(rig.gw, f"/dashboard/api/{name}", "tk-not-a-real-key")
         assert status == 401, name
+    status, me = await call(rig.gw, "/dashboard/api/whoami", None)  # the page asks whether it needs a key
+    assert (status, me) == (200, {"role": None, "needs_key": True})
+    status, body = await call(rig.gw, "/dashboard/api/whoami", "tk-not-a-real-key")
+    assert status == 401
     status, me = await call(rig.gw, "/dashboard/api/whoami", rig.admin)
     assert status == 200 and me["role"] == "admin"
     status, me = await call(rig.gw, "/dashboard/api/whoami", rig.keys["red"])

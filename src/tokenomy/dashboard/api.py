@@ -27,27 +27,17 @@ def _group(group: Group) -> dict[str, Any]:
 
 def overview(store: LedgerStore, window: Window) -> dict[str, Any]:
     """Totals, savings by lever, per-task and per-model groups, time series, token economy, top prompts."""
-    by_task = run_query(
-        store, ReportQuery("task", window, Sections(economy=True, series=True, top_prompts=10, show_prompts=False))
-    )
+    by_task = run_query(store, ReportQuery("task", window, Sections(economy=True, top_prompts=10)))
     by_model = run_query(store, ReportQuery("model", window))
+    bucket_s, series = explorer.series(store, window)
     return {
         "total": _group(by_task.total),
         "levers": list(LEVERS),
         "by_task": [_group(g) for g in by_task.groups],
         "by_model": [_group(g) for g in by_model.groups],
         "by_language": [_group(g) for g in by_task.by_language],
-        "bucket_s": by_task.bucket_s,
-        "series": [
-            {
-                "t": start,
-                "cost_usd": s.cost_usd,
-                "baseline_cost_usd": s.baseline_cost_usd,
-                "saved_usd": s.saved_usd,
-                "requests": s.requests,
-            }
-            for start, s in by_task.series
-        ],
+        "bucket_s": bucket_s,
+        "series": series,
         "top_prompts": [
             {"prompt_hash": p.prompt_hash, "requests": p.requests, "cost_usd": p.cost_usd, "tokens": p.tokens}
             for p in by_task.top_prompts

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tokenomy.ledger.record import COLUMNS
+from tokenomy.ledger.record import COLUMNS, LEVERS
 from tokenomy.ledger.stores.base import LedgerStore
 from tokenomy.reports.model import Window
-from tokenomy.reports.sql import placeholder, where
+from tokenomy.reports.sql import bucket_sql, placeholder, where
 
 MODEL = "COALESCE(served_model, requested_model)"
 LIST_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -107,3 +107,37 @@ def cache_outcomes(store: LedgerStore, window: Window) -> dict[str, int]:
     """Records per cache outcome (hit-exact, hit-semantic, miss, coalesced, bypass, none)."""
     clause, params = where(window, store.dialect)
     return {str(k): int(n) for k, n in _rows(store, f"SELECT cache, COUNT(*) FROM requests{clause} GROUP BY 1", params)}
+
+
+BUCKETS_S = (1, 5, 15, 60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
+"""Time buckets of the cost chart: the finest giving at most :data:`MAX_BUCKETS` over the data's span."""
+MAX_BUCKETS = 120
+
+
+def series(store: LedgerStore, window: Window) -> tuple[int, list[dict[str, Any]]]:
+    """Cost, baseline and savings by lever per time bucket, at a resolution fitting the data's own span."""
+    clause, params = where(window, store.dialect)
+    found = _rows(store, f"SELECT MIN(ts), MAX(ts) FROM requests{clause}", params)
+    if not found or found[0][0] is None:
+        return 60, []
+    span = float(found[0][1]) - float(found[0][0])
+    bucket = next((b for b in BUCKETS_S if span / b <= MAX_BUCKETS), BUCKETS_S[-1])
+    number = bucket_sql(bucket, store.dialect) if bucket != 1 else _floor("ts", store.dialect)
+    sums = ", ".join(["SUM(cost_usd)", "SUM(baseline_cost_usd)", *(f"SUM(saved_{lever}_usd)" for lever in LEVERS)])
+    rows = _rows(store, f"SELECT {number}, COUNT(*), {sums} FROM requests{clause} GROUP BY 1 ORDER BY 1", params)
+    out = []
+    for key, requests, cost, baseline, *saved in rows:
+        out.append(
+            {
+                "t": float(int(key) * bucket),
+                "requests": int(requests),
+                "cost_usd": float(cost or 0.0),
+                "baseline_cost_usd": float(baseline or 0.0),
+                "saved_usd": {lever: float(v or 0.0) for lever, v in zip(LEVERS, saved, strict=True)},
+            }
+        )
+    return bucket, out
+
+
+def _floor(column: str, dialect: str) -> str:
+    return f"CAST({column} AS INTEGER)" if dialect == "sqlite" else f"CAST(floor({column}) AS BIGINT)"

@@ -23,6 +23,7 @@ from tokenomy.errors import GatewayError, invalid_request, not_found
 from tokenomy.gateway import Gateway
 from tokenomy.ledger.stores import StoreUnavailable, store_for
 from tokenomy.ledger.stores.base import LedgerStore
+from tokenomy.pipeline.guard import presented_key
 from tokenomy.reports.model import Window
 from tokenomy.reports.query import ReportError
 from tokenomy.reports.timeparse import parse_time
@@ -65,15 +66,25 @@ async def under(gw: Gateway, req: Request) -> None:
         name = rest[len("static/") :]
         await send_bytes(req.send, 200, _asset(name), STATIC[name], encode_headers(SECURITY))
         return
+    if rest == "api/whoami" and presented_key(req.headers) is None:
+        # the page asks first whether it needs a key; the answer holds no data
+        try:
+            who = await viewer(gw, req.headers)
+        except GatewayError:
+            await send_bytes(req.send, 200, orjson.dumps({"role": None, "needs_key": True}), headers=_headers(req))
+            return
     if rest.startswith("api/") and rest[len("api/") :] in _API:
         who = await viewer(gw, req.headers)
         handler, allowed = _API[rest[len("api/") :]]
         query = _query(req.query, allowed)
         body, content_type = await handler(gw, who, query)
-        headers = encode_headers({**SECURITY, "x-request-id": req.request_id})
-        await send_bytes(req.send, 200, body, content_type, headers)
+        await send_bytes(req.send, 200, body, content_type, _headers(req))
         return
     raise not_found(f"Unknown dashboard path {req.path!r}.", code="unknown_url")
+
+
+def _headers(req: Request) -> list[tuple[bytes, bytes]]:
+    return encode_headers({**SECURITY, "x-request-id": req.request_id})
 
 
 def _query(raw: str, allowed: set[str]) -> dict[str, str]:

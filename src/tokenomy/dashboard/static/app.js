@@ -241,6 +241,7 @@
   async function start() {
     try {
       const me = await call("/dashboard/api/whoami");
+      if (me.needs_key) { showLogin(""); return; }
       state.role = me.role;
       $("login").hidden = true;
       $("who").textContent = me.role === "tenant" ? "tenant " + me.tenant : me.role;

@@ -82,7 +82,7 @@
       text(svg, L - 4, y(v) + 4, format(v), "end");
     }
     const step = STEPS.find((s) => span / s <= 8) || STEPS[STEPS.length - 1];
-    for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) {
+    for (let t = Math.ceil(t0 / step) * step; t <= t1 && x(t) <= W - R - 24; t += step) {
       el("line", { x1: x(t), x2: x(t), y1: H - B, y2: H - B + 4, class: "axis" }, svg);
       text(svg, x(t), H - 8, timeLabel(t, span), "middle");
     }
