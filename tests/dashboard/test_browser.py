@@ -144,3 +144,16 @@ async def test_a_tenant_sees_only_its_rows(rig: Rig, browser: Any) -> None:
     assert cells == ["summarize"]
     await page.page.screenshot(path=str(SHOTS / "tenant.png"), full_page=True)
     assert page.errors == []
+
+
+async def test_html_report_tables_fit_a_laptop_screen(rig: Rig, browser: Any, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(main, ["report", "--config", str(rig.config), "--format", "html", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    page = await _new(browser)
+    await page.page.set_viewport_size({"width": 1280, "height": 800})
+    await page.page.goto(out.as_uri())
+    widths = await page.page.eval_on_selector_all(".wrap", "ws => ws.map(w => [w.scrollWidth, w.clientWidth])")
+    assert widths and all(scroll <= client for scroll, client in widths[:2]), widths  # groups and levers
+    await page.page.screenshot(path=str(SHOTS / "report.png"), full_page=True)
+    assert page.errors == []
