@@ -47,7 +47,7 @@ def cost_figure(report: Report) -> Figure:
         _empty(fig, title)
         return fig
     width = report.bucket_s / 86400  # matplotlib dates are in days
-    starts = [mdates.date2num(np.datetime64(int(start), "s")) for start, _ in report.series]
+    starts = [start / 86400 for start, _ in report.series]  # matplotlib's dates: days since 1970-01-01
     ax = fig.add_subplot()
     bottom = np.zeros(len(starts))
     layers = [("spend", COST, [s.cost_usd for _, s in report.series])]
@@ -57,9 +57,9 @@ def cost_figure(report: Report) -> Figure:
         ax.bar(starts, values, width=width * 0.9, bottom=bottom, align="edge", color=color, label=name)
         bottom += np.asarray(values)
     ax.set_xlim(starts[0], starts[-1] + width)  # the data's own span, never matplotlib's default years
-    locator = mdates.AutoDateLocator(minticks=2, maxticks=8)
+    locator = mdates.AutoDateLocator(minticks=2, maxticks=8)  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
     ax.yaxis.set_major_formatter(lambda v, _pos: short_money(v))
     ax.set_title(title)
     ax.set_ylim(bottom=0)

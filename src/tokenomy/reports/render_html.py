@@ -125,7 +125,8 @@ def _prompts(report: Report) -> str:
         rows_html.append("<tr>" + "".join(cells) + "</tr>")
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     note = "" if show else "<p class=meta>Prompts are shown by hash; <code>--show-prompts</code> shows stored text.</p>"
-    return f"{note}<div class=wrap><table class=prompts><thead><tr>{head}</tr></thead><tbody>{''.join(rows_html)}</tbody></table></div>"
+    table = f"<table class=prompts><thead><tr>{head}</tr></thead><tbody>{''.join(rows_html)}</tbody></table>"
+    return f"{note}<div class=wrap>{table}</div>"
 
 
 def render(report: Report, on_chart: Callable[[str], None] | None = None) -> str:
