@@ -23,13 +23,13 @@ from typing import Any
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ledger"))
-from report import fill  # noqa: E402  (the report benchmark's synthetic ledger)
+from report import fill
 
-from tokenomy.config import parse_config  # noqa: E402
-from tokenomy.dashboard import api, explorer  # noqa: E402
-from tokenomy.dashboard.explorer import Filters  # noqa: E402
-from tokenomy.ledger.stores.sqlite import SqliteStore  # noqa: E402
-from tokenomy.reports.model import Window  # noqa: E402
+from tokenomy.config import parse_config
+from tokenomy.dashboard import api, explorer
+from tokenomy.dashboard.explorer import Filters
+from tokenomy.ledger.stores.sqlite import SqliteStore
+from tokenomy.reports.model import Window
 
 MODELS = """models:
   - name: gpt-4o-mini

@@ -113,3 +113,15 @@ def test_postgres_ledger_gives_the_same_advice(pg_dsn: str) -> None:
     store.write(_records())
     store.close()
     _check(advise(PostgresStore(pg_dsn), CONFIG))
+
+
+def test_percentile_from_counts_matches_numpy() -> None:
+    import numpy as np
+
+    from tokenomy.advise.detectors import _percentile
+
+    rng = np.random.default_rng(3)
+    raw = rng.integers(0, 50, 501)
+    values, counts = np.unique(raw, return_counts=True)
+    for q in (0, 50, 95, 99, 100):
+        assert _percentile(values.astype(float), counts, q) == pytest.approx(float(np.percentile(raw, q)))

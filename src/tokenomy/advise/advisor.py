@@ -81,7 +81,7 @@ def _advise(
         *detectors.duplicates(reader.duplicates()),
         *detectors.prompt_prefixes(reader, usage, prices),
         *detectors.cheaper_models(usage, prices, evidence),
-        *detectors.batchable(reader, usage, advice.span_s, prices),
+        *detectors.batchable(reader, usage, advice.first_ts, advice.span_s),
         *detectors.runaway_outputs(reader, usage, prices),
     ]
     long_prompts = any(u.prompt_tokens >= detectors.PROMPT_CACHE_MIN_TOKENS * u.requests for u in usage)

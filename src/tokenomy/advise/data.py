@@ -58,14 +58,19 @@ class LedgerReader:
         self._mark = placeholder(store.dialect)
 
     def _rows(
-        self, select: str, extra: tuple[str, ...] = (), tail: str = "", params: tuple[Any, ...] = ()
+        self,
+        select: str,
+        extra: tuple[str, ...] = (),
+        tail: str = "",
+        params: tuple[Any, ...] = (),
+        select_params: tuple[Any, ...] = (),
     ) -> list[Any]:
         clause, window_params = where(self.window, self.store.dialect, extra=("status < 400", *extra))
         conn = self.store.connect()
         try:
             # where() puts the extra conditions (and so their parameters) first
             rows: list[Any] = conn.execute(
-                f"{select} FROM requests{clause} {tail}", [*params, *window_params]
+                f"{select} FROM requests{clause} {tail}", [*select_params, *params, *window_params]
             ).fetchall()
         finally:
             conn.close()
@@ -133,9 +138,24 @@ class LedgerReader:
             )
         ]
 
-    def column(self, name: str, task: str, model: str) -> list[float]:
-        """One numeric column (``ts`` or ``completion_tokens``) of a task and model's records."""
-        assert name in ("ts", "completion_tokens")
+    def arrivals(self, first_ts: float, bucket_s: float) -> dict[tuple[str, str], dict[int, int]]:
+        """Per task and model: requests per time bucket (``bucket_s`` long, counted from ``first_ts``)."""
         mark = self._mark
-        rows = self._rows(f"SELECT {name}", extra=(f"task = {mark}", f"{MODEL} = {mark}"), params=(task, model))
-        return [float(r[0]) for r in rows]
+        number = f"CAST((ts - {mark}) / {mark} AS INTEGER)"
+        if self.store.dialect == "postgres":
+            number = f"CAST(floor((ts - {mark}) / {mark}) AS BIGINT)"
+        rows = self._rows(
+            f"SELECT task, {MODEL}, {number}, COUNT(*)", tail="GROUP BY 1, 2, 3", select_params=(first_ts, bucket_s)
+        )
+        out: dict[tuple[str, str], dict[int, int]] = {}
+        for task, model, bucket, n in rows:
+            out.setdefault((str(task), str(model)), {})[int(bucket)] = int(n)
+        return out
+
+    def output_lengths(self) -> dict[tuple[str, str], dict[int, int]]:
+        """Per task and model: how many answers had each completion token count."""
+        rows = self._rows(f"SELECT task, {MODEL}, completion_tokens, COUNT(*)", tail="GROUP BY 1, 2, 3")
+        out: dict[tuple[str, str], dict[int, int]] = {}
+        for task, model, tokens, n in rows:
+            out.setdefault((str(task), str(model)), {})[int(tokens)] = int(n)
+        return out

@@ -248,28 +248,41 @@ def cheaper_models(
         )
 
 
-def _cover_width(ts: np.ndarray, cover: float) -> float:
-    """The shortest time span holding ``cover`` of the timestamps."""
-    n = len(ts)
-    k = max(1, int(np.ceil(cover * n)))
-    ts = np.sort(ts)
-    return float(np.min(ts[k - 1 :] - ts[: n - k + 1]))
+BURST_BUCKETS = 400
+"""The ledger's span is cut into this many buckets to find bursts (counted in the database)."""
 
 
-def batchable(reader: LedgerReader, usage: list[Usage], span_s: float, prices: Prices) -> Iterator[Found]:
+def _cover_buckets(counts: dict[int, int], cover: float) -> int:
+    """The fewest consecutive buckets holding ``cover`` of the requests."""
+    keys = np.array(sorted(counts))
+    cum = np.concatenate([[0], np.cumsum([counts[k] for k in keys])])
+    need = cover * cum[-1]
+    best = len(keys) and int(keys[-1] - keys[0] + 1)
+    j = 0
+    for i in range(len(keys)):  # two pointers over the non-empty buckets
+        while j < len(keys) and cum[j + 1] - cum[i] < need:
+            j += 1
+        if j == len(keys):
+            break
+        best = min(best, int(keys[j] - keys[i] + 1))
+    return best
+
+
+def batchable(reader: LedgerReader, usage: list[Usage], first_ts: float | None, span_s: float) -> Iterator[Found]:
     """Bursts of one task, none streamed → the provider's batch API at half price."""
-    del prices
+    if first_ts is None or span_s <= 0:
+        return
+    bucket_s = span_s / BURST_BUCKETS
+    arrivals: dict[tuple[str, str], dict[int, int]] | None = None
     for u in usage:
-        if (
-            u.requests < MIN_REQUESTS
-            or u.streamed
-            or u.cost_usd <= 0
-            or span_s <= 0
-            or u.provider not in ("openai", "anthropic")
-        ):
+        if u.requests < MIN_REQUESTS or u.streamed or u.cost_usd <= 0 or u.provider not in ("openai", "anthropic"):
             continue
-        ts = np.asarray(reader.column("ts", u.task, u.model))
-        width = _cover_width(ts, BURST_COVER)
+        if arrivals is None:
+            arrivals = reader.arrivals(first_ts, bucket_s)
+        counts = arrivals.get((u.task, u.model))
+        if not counts:
+            continue
+        width = _cover_buckets(counts, BURST_COVER) * bucket_s
         if width > BURST_SPAN * span_s:
             continue
         saving = BATCH_DISCOUNT * u.cost_usd
@@ -293,23 +306,42 @@ def batchable(reader: LedgerReader, usage: list[Usage], span_s: float, prices: P
         )
 
 
+def _percentile(values: np.ndarray, counts: np.ndarray, q: float) -> float:
+    """``numpy.percentile(..., method="linear")`` of ``values`` repeated ``counts`` times (values sorted)."""
+    cum = np.cumsum(counts)
+    pos = q / 100 * (float(cum[-1]) - 1)
+    lo, hi = int(np.floor(pos)), int(np.ceil(pos))
+    low = float(values[int(np.searchsorted(cum, lo, side="right"))])
+    high = float(values[int(np.searchsorted(cum, hi, side="right"))])
+    return low + (high - low) * (pos - lo)
+
+
 def runaway_outputs(reader: LedgerReader, usage: list[Usage], prices: Prices) -> Iterator[Found]:
     """A long tail of very long answers → an output cap at the task's p95."""
+    lengths: dict[tuple[str, str], dict[int, int]] | None = None
     for u in usage:
         if u.requests < MIN_REQUESTS or u.completion_tokens == 0:
             continue
         price = prices.for_deployment(u.deployment, u.model)
         if price is None or price.output <= 0:
             continue
-        out = np.asarray(reader.column("completion_tokens", u.task, u.model))
-        median, cap = float(np.median(out)), float(np.ceil(np.percentile(out, 95)))
-        if median <= 0 or out.max() < RUNAWAY_TAIL * median:
+        if lengths is None:
+            lengths = reader.output_lengths()
+        found = lengths.get((u.task, u.model))
+        if not found:
             continue
-        excess = np.clip(out - cap, 0, None)
-        saving = float(excess.sum()) * price.output
+        values = np.array(sorted(found), dtype=float)
+        counts = np.array([found[int(v)] for v in values])
+        median, cap = _percentile(values, counts, 50), float(np.ceil(_percentile(values, counts, 95)))
+        longest = float(values[-1])
+        if median <= 0 or longest < RUNAWAY_TAIL * median:
+            continue
+        over = values > cap
+        excess = float(((values[over] - cap) * counts[over]).sum())
+        saving = excess * price.output
         if saving <= 0:
             continue
-        cut = int((out > cap).sum())
+        cut = int(counts[over].sum())
         yield Found(
             kind="output-cap",
             title=f"Cap the output of task {u.task!r} at {cap:,.0f} tokens",
@@ -318,8 +350,8 @@ def runaway_outputs(reader: LedgerReader, usage: list[Usage], prices: Prices) ->
             saving_usd=saving,
             confidence="low",
             evidence=(
-                f"median answer {median:,.0f} tokens, p95 {cap:,.0f}, longest {out.max():,.0f}",
-                f"{cut} answers ran past p95; their extra {excess.sum():,.0f} tokens cost {_money(saving)}",
+                f"median answer {median:,.0f} tokens, p95 {cap:,.0f}, longest {longest:,.0f}",
+                f"{cut} answers ran past p95; their extra {excess:,.0f} tokens cost {_money(saving)}",
             ),
             action=f'send max_tokens: {cap:.0f} with task "{u.task}" requests',
             assumptions=("the longest answers are runaway (repetition, rambling), not answers that need the room",),
