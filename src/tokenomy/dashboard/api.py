@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tokenomy.advise.advisor import advise
@@ -27,9 +28,14 @@ def _group(group: Group) -> dict[str, Any]:
 
 def overview(store: LedgerStore, window: Window) -> dict[str, Any]:
     """Totals, savings by lever, per-task and per-model groups, time series, token economy, top prompts."""
-    by_task = run_query(store, ReportQuery("task", window, Sections(economy=True, top_prompts=10)))
-    by_model = run_query(store, ReportQuery("model", window))
-    bucket_s, series = explorer.series(store, window)
+    # four independent queries on their own connections (the databases release the GIL while they work)
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="tokenomy-dashboard") as pool:
+        task_job = pool.submit(run_query, store, ReportQuery("task", window, Sections(economy=True, top_prompts=10)))
+        model_job = pool.submit(run_query, store, ReportQuery("model", window))
+        series_job = pool.submit(explorer.series, store, window)
+        cache_job = pool.submit(explorer.cache_outcomes, store, window)
+        by_task, by_model = task_job.result(), model_job.result()
+        (bucket_s, series), cache = series_job.result(), cache_job.result()
     return {
         "total": _group(by_task.total),
         "levers": list(LEVERS),
@@ -42,7 +48,7 @@ def overview(store: LedgerStore, window: Window) -> dict[str, Any]:
             {"prompt_hash": p.prompt_hash, "requests": p.requests, "cost_usd": p.cost_usd, "tokens": p.tokens}
             for p in by_task.top_prompts
         ],
-        "cache": explorer.cache_outcomes(store, window),
+        "cache": cache,
     }
 
 
