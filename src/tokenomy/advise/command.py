@@ -16,12 +16,11 @@ from rich.panel import Panel
 from rich.text import Text
 
 from tokenomy.advise.advisor import advise
-from tokenomy.advise.detectors import _money as money
 from tokenomy.advise.model import Advice
-from tokenomy.config import ConfigError, load_config
-from tokenomy.ledger.stores import StoreUnavailable, store_for
+from tokenomy.reports.command import open_ledger
 from tokenomy.reports.model import Window
-from tokenomy.reports.query import ReportError, one_line
+from tokenomy.reports.query import ReportError
+from tokenomy.reports.render_table import short_money as money
 
 
 def run(
@@ -30,14 +29,7 @@ def run(
     """Run the command; every failure is a one-line :class:`click.ClickException`."""
     if since is not None and until is not None and since >= until:
         raise click.UsageError("--since must be earlier than --until")
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        raise click.ClickException(one_line(f"{exc.source}: " + "; ".join(str(i) for i in exc.issues))) from None
-    try:
-        store = store_for(config.ledger)
-    except StoreUnavailable as exc:
-        raise click.ClickException(one_line(str(exc))) from None
+    config, store = open_ledger(config_path)
     try:
         result = advise(store, config, Window(since, until), evidence)
     except ReportError as exc:

@@ -15,6 +15,7 @@ import numpy as np
 from tokenomy.advise.data import Duplicates, LedgerReader, Usage
 from tokenomy.advise.prices import Prices
 from tokenomy.config.policy import Candidate, TaskPolicy
+from tokenomy.reports.render_table import short_money
 
 MIN_REQUESTS = 20
 """Fewer successful requests than this in a task say too little about its traffic pattern."""
@@ -51,15 +52,6 @@ class Found:
     assumptions: tuple[str, ...] = ()
 
 
-def _money(value: float) -> str:
-    """Dollars with enough digits for sub-cent amounts."""
-    if value == 0:
-        return "$0"
-    if abs(value) >= 1:
-        return f"${value:,.2f}"
-    return f"${value:.3g}"
-
-
 def duplicates(dups: list[Duplicates]) -> Iterator[Found]:
     """Identical prompts paid for again → cache the task (at temperature > 0 too, if that is what skipped it)."""
     for d in dups:
@@ -90,7 +82,7 @@ def duplicates(dups: list[Duplicates]) -> Iterator[Found]:
             confidence="high" if repeats >= MIN_REQUESTS else "medium",
             evidence=(
                 f"{d.prompts} distinct prompts were sent {d.requests} times: {repeats} repeats paid in full, "
-                f"costing {_money(d.repeat_cost_usd)}",
+                f"costing {short_money(d.repeat_cost_usd)}",
                 why,
                 f"replayed against this window: with the cache on, {repeats} requests would have hit",
             ),
@@ -208,8 +200,8 @@ def cheaper_models(
                 evidence=(
                     f"{source}: {best.model} scores {best.quality:.2f} on task {task!r}, meeting its bar "
                     f"{policy.min_quality:.2f} ({model}: {quality})",
-                    f"{total.requests} requests cost {_money(total.cost_usd)} on {model}; the same tokens on "
-                    f"{best.model} cost {_money(total.cost_usd - saving)}",
+                    f"{total.requests} requests cost {short_money(total.cost_usd)} on {model}; the same tokens on "
+                    f"{best.model} cost {short_money(total.cost_usd - saving)}",
                 ),
                 action=(
                     f"send task {task!r} to model {best.model!r} (in the client, or with a policy router whose "
@@ -236,8 +228,8 @@ def cheaper_models(
             saving_usd=total.cost_usd - cost,
             confidence="low",
             evidence=(
-                f"{total.requests} requests cost {_money(total.cost_usd)} on {model}; the same tokens cost "
-                f"{_money(cost)} on {name}",
+                f"{total.requests} requests cost {short_money(total.cost_usd)} on {model}; the same tokens cost "
+                f"{short_money(cost)} on {name}",
                 "no evaluation result for this task says whether a cheaper model meets its bar",
             ),
             action=(
@@ -296,7 +288,7 @@ def batchable(reader: LedgerReader, usage: list[Usage], first_ts: float | None, 
             evidence=(
                 f"{u.requests} requests, none streamed; {BURST_COVER:.0%} of them arrived within {width:,.3g} s, "
                 f"{width / span_s:.1%} of the {span_s:,.0f} s the ledger covers",
-                f"they cost {_money(u.cost_usd)}; the batch API bills {1 - BATCH_DISCOUNT:.0%} of that",
+                f"they cost {short_money(u.cost_usd)}; the batch API bills {1 - BATCH_DISCOUNT:.0%} of that",
             ),
             action=(
                 f"submit the requests of task {u.task!r} as one {u.provider} batch job (results within 24 hours) "
@@ -351,7 +343,7 @@ def runaway_outputs(reader: LedgerReader, usage: list[Usage], prices: Prices) ->
             confidence="low",
             evidence=(
                 f"median answer {median:,.0f} tokens, p95 {cap:,.0f}, longest {longest:,.0f}",
-                f"{cut} answers ran past p95; their extra {excess:,.0f} tokens cost {_money(saving)}",
+                f"{cut} answers ran past p95; their extra {excess:,.0f} tokens cost {short_money(saving)}",
             ),
             action=f'send max_tokens: {cap:.0f} with task "{u.task}" requests',
             assumptions=("the longest answers are runaway (repetition, rambling), not answers that need the room",),
