@@ -125,3 +125,23 @@ def test_percentile_from_counts_matches_numpy() -> None:
     values, counts = np.unique(raw, return_counts=True)
     for q in (0, 50, 95, 99, 100):
         assert _percentile(values.astype(float), counts, q) == pytest.approx(float(np.percentile(raw, q)))
+
+
+def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from tests.reports.helpers import sqlite_config
+
+    from tokenomy.cli import main
+
+    config = sqlite_config(tmp_path, tmp_path / "missing.db")
+    result = CliRunner().invoke(main, ["advise", "--config", str(config)])
+    assert result.exit_code == 1 and "no ledger at" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(
+        main, ["advise", "--config", str(config), "--since", "2025-02-01", "--until", "2025-01-01"]
+    )
+    assert result.exit_code == 2 and "--since must be earlier" in result.output
+    bad = tmp_path / "evidence.yaml"
+    bad.write_text("tasks: [1, 2]\n")
+    write_ledger(tmp_path / "missing.db", _records())
+    result = CliRunner().invoke(main, ["advise", "--config", str(config), "--evidence", str(bad)])
+    assert result.exit_code == 1 and "evidence.yaml" in result.output and "Traceback" not in result.output
