@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Servers the test suite starts on loopback, from Debian packages (installed only when missing):
 # PostgreSQL (ledger store), Redis (cache and limits), promtool (checks /metrics), Node.js and the
-# JavaScript clients the tests use as callers (tests/js: the Vercel AI SDK).
+# JavaScript clients the tests use as callers (tests/js: the Vercel AI SDK), and Chromium (the
+# dashboard's browser tests drive Debian's Chromium through Playwright; no browser is downloaded).
 set -euo pipefail
 need=()
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
@@ -9,6 +10,7 @@ pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v npm >/dev/null || need+=(nodejs npm)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive

@@ -137,6 +137,33 @@ def report(
     )
 
 
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="TOKENOMY_CONFIG",
+    help="YAML config file whose ledger to read (as for serve).",
+)
+@click.option("--since", type=WhenType(), default=None, help=f"Start of the window: {WHEN_HELP}.")
+@click.option("--until", type=WhenType(end_of_day=True), default=None, help="End of the window (exclusive).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--evidence",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    multiple=True,
+    help="Policy file with measured quality per task and model (repeatable).",
+)
+def advise(
+    config_path: Path | None, since: float | None, until: float | None, fmt: str, evidence: tuple[Path, ...]
+) -> None:
+    """Rank actions by the money they would save, from the usage ledger."""
+    from tokenomy.advise.command import run as run_advise
+
+    run_advise(config_path=config_path, since=since, until=until, fmt=fmt, evidence=evidence)
+
+
 @main.group("config")
 def config_group() -> None:
     """Work with configuration files."""

@@ -15,8 +15,8 @@ import click
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from tokenomy.config import ConfigError, load_config
-from tokenomy.ledger.stores import StoreUnavailable, store_for
+from tokenomy.config import ConfigError, GatewayConfig, load_config
+from tokenomy.ledger.stores import LedgerStore, StoreUnavailable, store_for
 from tokenomy.reports.model import Format, GroupBy, Report, ReportQuery, Sections, Window
 from tokenomy.reports.query import ReportError, one_line, run_query
 
@@ -65,6 +65,18 @@ def sections_for(fmt: Format, *, top: int, show_prompts: bool) -> Sections:
     return Sections(economy=True, series=fmt == "html", top_prompts=top, show_prompts=show_prompts)
 
 
+def open_ledger(config_path: Path | None) -> tuple[GatewayConfig, LedgerStore]:
+    """The config (loaded as ``serve`` loads it) and its ledger store; failures as one-line click errors."""
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(one_line(f"{exc.source}: " + "; ".join(str(i) for i in exc.issues))) from None
+    try:
+        return config, store_for(config.ledger)
+    except StoreUnavailable as exc:
+        raise click.ClickException(one_line(str(exc))) from None
+
+
 def report(
     *,
     config_path: Path | None,
@@ -82,14 +94,7 @@ def report(
         raise click.UsageError("--since must be earlier than --until")
     if fmt == "html" and out is None and sys.stdout.isatty():
         raise click.UsageError("--format html writes a file: give --out FILE (or redirect stdout)")
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        raise click.ClickException(one_line(f"{exc.source}: " + "; ".join(str(i) for i in exc.issues))) from None
-    try:
-        store = store_for(config.ledger)
-    except StoreUnavailable as exc:
-        raise click.ClickException(one_line(str(exc))) from None
+    _config, store = open_ledger(config_path)
     sections = sections_for(fmt, top=top, show_prompts=show_prompts)
     query = ReportQuery(by=by, window=Window(since, until), sections=sections, compare_with=compare_with or None)
     if fmt == "html":

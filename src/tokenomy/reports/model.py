@@ -110,10 +110,11 @@ class PromptRow:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """The time range ``[since, until)`` in epoch seconds; ``None`` is open."""
+    """The time range ``[since, until)`` in epoch seconds (``None`` is open), optionally of one tenant."""
 
     since: float | None = None
     until: float | None = None
+    tenant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 
+import matplotlib.dates as mdates
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from tokenomy.ledger.record import LEVERS
 from tokenomy.reports.model import Group, Report
+from tokenomy.reports.render_table import short_money
 
 DPI = 100
 COST = "#d62728"
@@ -31,26 +34,38 @@ def _empty(fig: Figure, title: str) -> bytes:
 
 
 def cost_over_time(report: Report) -> bytes:
-    """Spend and the no-lever baseline per time bucket (hourly or daily)."""
+    """Spend plus each lever's saving per time bucket, stacked (the stack's top is the baseline)."""
+    return _png(cost_figure(report))
+
+
+def cost_figure(report: Report) -> Figure:
+    """The cost-over-time figure: one stacked bar per bucket; the x axis spans exactly the data's buckets."""
     unit = "hour" if report.bucket_s == 3600 else "day"
-    title = f"Cost per {unit} (UTC) and baseline without levers"
-    fig = Figure(figsize=(9, 3.6))
+    title = f"Cost per {unit} (UTC), stacked: spend and the saving of each lever"
+    fig = Figure(figsize=(9, 3.8))
     if not report.series:
-        return _empty(fig, title)
-    when = np.array([int(start) for start, _ in report.series], dtype="datetime64[s]")
-    cost = [sums.cost_usd for _, sums in report.series]
-    baseline = [sums.baseline_cost_usd for _, sums in report.series]
+        _empty(fig, title)
+        return fig
+    width = report.bucket_s / 86400  # matplotlib dates are in days
+    starts = [start / 86400 for start, _ in report.series]  # matplotlib's dates: days since 1970-01-01
     ax = fig.add_subplot()
-    ax.plot(when, baseline, color=BASELINE, linestyle="--", marker=".", label="baseline")
-    ax.plot(when, cost, color=COST, marker=".", label="spend")
-    ax.fill_between(when, cost, baseline, color="#2ca02c", alpha=0.15, label="saved")
+    bottom = np.zeros(len(starts))
+    layers = [("spend", COST, [s.cost_usd for _, s in report.series])]
+    layers += [(f"saved: {lever}", color, [s.saved_usd.get(lever, 0.0) for _, s in report.series])
+               for lever, color in zip(LEVERS, LEVER_COLORS, strict=False)]
+    for name, color, values in layers:
+        ax.bar(starts, values, width=width * 0.9, bottom=bottom, align="edge", color=color, label=name)
+        bottom += np.asarray(values)
+    ax.set_xlim(starts[0], starts[-1] + width)  # the data's own span, never matplotlib's default years
+    locator = mdates.AutoDateLocator(minticks=2, maxticks=8)  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
+    ax.yaxis.set_major_formatter(lambda v, _pos: short_money(v))
     ax.set_title(title)
-    ax.set_ylabel("USD")
     ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    fig.autofmt_xdate()
-    return _png(fig)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=len(layers), frameon=False)
+    return fig
 
 
 def savings_by_lever(report: Report) -> bytes:
@@ -63,8 +78,10 @@ def savings_by_lever(report: Report) -> bytes:
     values = [saved.get(lever, 0.0) for lever in LEVERS]
     ax = fig.add_subplot()
     bars = ax.bar(list(LEVERS), values, color=LEVER_COLORS[: len(LEVERS)])
-    ax.bar_label(bars, labels=[f"${v:,.2f}" for v in values], padding=2)
+    ax.bar_label(bars, labels=[short_money(v) for v in values], padding=2)
+    ax.yaxis.set_major_formatter(lambda v, _pos: short_money(v))
     ax.set_title(title)
+    ax.set_ylim(bottom=0)
     ax.set_ylabel("USD")
     ax.margins(y=0.15)
     ax.grid(axis="y", alpha=0.3)
@@ -86,10 +103,12 @@ def token_economy(groups: list[Group], dimension: str, limit: int = 15) -> bytes
     left.barh(names, prompt, color="#1f77b4", label="prompt")
     left.barh(names, completion, left=prompt, color="#ff7f0e", label="completion")
     left.set_xlabel("tokens per request")
-    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=2, frameon=False)
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.28), ncols=2, frameon=False)  # below the axis label
     left.grid(axis="x", alpha=0.3)
     right.barh(names, per_1k, color=COST)
     right.set_xlabel("USD per 1,000 requests")
+    right.xaxis.set_major_formatter(lambda v, _pos: short_money(v))
+    right.xaxis.set_major_locator(MaxNLocator(4))
     right.grid(axis="x", alpha=0.3)
     fig.suptitle(title + (f" (top {limit} by spend)" if len(groups) > limit else ""))
     return _png(fig)

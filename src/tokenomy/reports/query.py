@@ -96,7 +96,7 @@ def _connection(store: LedgerStore) -> Iterator[Any]:
         conn.close()
 
 
-def _fetch(store: LedgerStore, statement: tuple[str, list[float]]) -> list[tuple[Any, ...]]:
+def _fetch(store: LedgerStore, statement: tuple[str, list[object]]) -> list[tuple[Any, ...]]:
     text, params = statement
     with _connection(store) as conn:
         rows: list[tuple[Any, ...]] = conn.execute(text, params).fetchall()

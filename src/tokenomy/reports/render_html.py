@@ -17,9 +17,12 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin:
        color: #222; padding: 0 1rem; }
 h1 { margin-bottom: 0.2rem; } .meta { color: #666; margin-top: 0; }
 h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; }
-table { border-collapse: collapse; margin: 0.6rem 0; }
-th, td { padding: 0.25rem 0.7rem; border-bottom: 1px solid #eee; text-align: right; }
+.wrap { overflow-x: auto; max-width: 100%; }
+table { border-collapse: collapse; margin: 0.6rem 0; font-variant-numeric: tabular-nums; }
+th, td { padding: 0.25rem 0.6rem; border-bottom: 1px solid #eee; text-align: right; white-space: nowrap; }
 th { background: #f6f6f6; } td:first-child, th:first-child { text-align: left; }
+td:first-child { white-space: normal; overflow-wrap: anywhere; max-width: 16rem; }
+.prompts td:first-child { white-space: nowrap; max-width: none; }
 tr.total td { font-weight: bold; border-top: 2px solid #ccc; }
 td.prompt { text-align: left; font-family: ui-monospace, monospace; white-space: pre-wrap; max-width: 40rem; }
 code { font-family: ui-monospace, monospace; }
@@ -44,7 +47,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], total: Sequence
     body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
     if total is not None:
         body += '<tr class="total">' + "".join(f"<td>{escape(c)}</td>" for c in total) + "</tr>"
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _cards(report: Report) -> str:
@@ -68,13 +71,11 @@ def _group_row(group: Group) -> list[str]:
     return [
         group.name,
         f"{sums.requests:,}",
-        f"{sums.errors:,}",
         percent(sums.errors, sums.requests),
         f"{sums.tokens_per_request:,.1f}",
         money(sums.cost_usd),
         money(sums.cost_per_1k_requests_usd),
         money(sums.baseline_cost_usd),
-        *(money(sums.saved_usd.get(lever, 0.0)) for lever in LEVERS),
         money(sums.saved_total_usd),
         ms(lat.p50),
         ms(lat.p95),
@@ -82,10 +83,19 @@ def _group_row(group: Group) -> list[str]:
     ]
 
 
+def _lever_row(group: Group) -> list[str]:
+    sums = group.sums
+    return [group.name, *(money(sums.saved_usd.get(lever, 0.0)) for lever in LEVERS), money(sums.saved_total_usd),
+            percent(sums.saved_total_usd, sums.baseline_cost_usd)]
+
+
 def _groups(report: Report) -> str:
-    header = [report.query.by, "requests", "errors", "error rate", "tokens/req", "spend", "$/1k req", "baseline",
-              *(f"saved: {lever}" for lever in LEVERS), "saved", "p50 ms", "p95 ms", "p99 ms"]
-    return _table(header, [_group_row(g) for g in report.groups], _group_row(report.total))
+    """Two tables of readable width: the groups, then each group's savings by lever."""
+    header = [report.query.by, "requests", "error rate", "tokens/req", "spend", "$/1k req", "baseline", "saved",
+              "p50 ms", "p95 ms", "p99 ms"]
+    levers = [report.query.by, *(f"saved: {lever}" for lever in LEVERS), "saved", "saved %"]
+    return (_table(header, [_group_row(g) for g in report.groups], _group_row(report.total))
+            + _table(levers, [_lever_row(g) for g in report.groups], _lever_row(report.total)))
 
 
 def _economy(groups: list[Group], dimension: str) -> str:
@@ -117,7 +127,8 @@ def _prompts(report: Report) -> str:
         rows_html.append("<tr>" + "".join(cells) + "</tr>")
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     note = "" if show else "<p class=meta>Prompts are shown by hash; <code>--show-prompts</code> shows stored text.</p>"
-    return f"{note}<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows_html)}</tbody></table>"
+    table = f"<table class=prompts><thead><tr>{head}</tr></thead><tbody>{''.join(rows_html)}</tbody></table>"
+    return f"{note}<div class=wrap>{table}</div>"
 
 
 def render(report: Report, on_chart: Callable[[str], None] | None = None) -> str:

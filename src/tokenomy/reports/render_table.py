@@ -21,6 +21,16 @@ def money(value: float) -> str:
     return usd(value)
 
 
+def short_money(value: float) -> str:
+    """Money for chart labels: ``$1,234.56``, ``$0.12``, and two significant digits under a cent
+    (``$0.0033``, never ``$0.00``)."""
+    if value == 0:
+        return "$0"
+    if abs(value) >= 0.01:
+        return f"${value:,.2f}"
+    return f"${value:.2g}" if abs(value) >= 1e-4 else f"${value:.1e}"
+
+
 def ms(value: float | None) -> str:
     """Milliseconds, or a dash."""
     return "-" if value is None else f"{value:,.0f}"

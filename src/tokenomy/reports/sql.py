@@ -61,7 +61,7 @@ def bucket_sql(seconds: int, dialect: Dialect) -> str:
 
 def where(
     window: Window, dialect: Dialect, *, ts_index: bool = True, extra: tuple[str, ...] = ()
-) -> tuple[str, list[float]]:
+) -> tuple[str, list[object]]:
     """`` WHERE ...`` for the window (empty when open) and its parameters.
 
     ``ts_index=False`` keeps SQLite off the ``ts`` index (faster when the window holds most rows).
@@ -69,17 +69,20 @@ def where(
     column = "ts" if ts_index or dialect != "sqlite" else "+ts"
     mark = placeholder(dialect)
     conditions = ["shadow_of IS NULL", *extra]  # shadow copies are not production traffic (docs/evaluation.md)
-    params: list[float] = []
+    params: list[object] = []
     if window.since is not None:
         conditions.append(f"{column} >= {mark}")
         params.append(window.since)
     if window.until is not None:
         conditions.append(f"{column} < {mark}")
         params.append(window.until)
+    if window.tenant is not None:  # the dashboard's tenant keys see only their tenant's records
+        conditions.append(f"tenant = {mark}")
+        params.append(window.tenant)
     return (" WHERE " + " AND ".join(conditions) if conditions else ""), params
 
 
-def cube(dims: list[str], window: Window, dialect: Dialect, *, ts_index: bool) -> tuple[str, list[float]]:
+def cube(dims: list[str], window: Window, dialect: Dialect, *, ts_index: bool) -> tuple[str, list[object]]:
     """Sums grouped by every dimension in ``dims`` at once (rolled up per dimension in Python)."""
     clause, params = where(window, dialect, ts_index=ts_index)
     positions = ", ".join(str(i + 1) for i in range(len(dims)))
@@ -87,13 +90,13 @@ def cube(dims: list[str], window: Window, dialect: Dialect, *, ts_index: bool) -
     return f"SELECT {select} FROM requests{clause} GROUP BY {positions}", params
 
 
-def latencies(dim: str, window: Window, dialect: Dialect, *, ts_index: bool) -> tuple[str, list[float]]:
+def latencies(dim: str, window: Window, dialect: Dialect, *, ts_index: bool) -> tuple[str, list[object]]:
     """Every record's group and latency (SQLite: numpy computes the percentiles)."""
     clause, params = where(window, dialect, ts_index=ts_index)
     return f"SELECT {dim}, latency_ms FROM requests{clause}", params
 
 
-def percentiles(dim: str, window: Window) -> tuple[str, list[float]]:
+def percentiles(dim: str, window: Window) -> tuple[str, list[object]]:
     """PostgreSQL: latency percentiles per group, plus a total row whose group is NULL (``ROLLUP``)."""
     clause, params = where(window, "postgres")
     cols = ", ".join(f"percentile_cont({p / 100}) WITHIN GROUP (ORDER BY latency_ms)" for p in PERCENTILES)
@@ -102,7 +105,7 @@ def percentiles(dim: str, window: Window) -> tuple[str, list[float]]:
 
 def top_prompts(
     limit: int, window: Window, dialect: Dialect, *, ts_index: bool, with_text: bool
-) -> tuple[str, list[float]]:
+) -> tuple[str, list[object]]:
     """The ``limit`` prompts (by hash) with the highest total spend."""
     clause, params = where(window, dialect, ts_index=ts_index, extra=("prompt_hash IS NOT NULL",))
     text = ", MAX(prompt)" if with_text else ""
@@ -113,7 +116,7 @@ def top_prompts(
     return sql, params
 
 
-def first_and_last(window: Window, dialect: Dialect) -> tuple[str, str, list[float]]:
+def first_and_last(window: Window, dialect: Dialect) -> tuple[str, str, list[object]]:
     """Two index lookups: the earliest and the latest ``ts`` in the window."""
     clause, params = where(window, dialect)
     return (
@@ -123,7 +126,7 @@ def first_and_last(window: Window, dialect: Dialect) -> tuple[str, str, list[flo
     )
 
 
-def count_up_to(limit: int, window: Window, dialect: Dialect) -> tuple[str, list[float]]:
+def count_up_to(limit: int, window: Window, dialect: Dialect) -> tuple[str, list[object]]:
     """How many records the window holds, counting no further than ``limit`` (on the ``ts`` index)."""
     clause, params = where(window, dialect)
     return f"SELECT COUNT(*) FROM (SELECT 1 FROM requests{clause} LIMIT {int(limit)}) AS w", params

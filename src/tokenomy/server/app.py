@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from tokenomy.dashboard import routes as dashboard_routes
 from tokenomy.errors import GatewayError, internal_error, not_found, overloaded
 from tokenomy.gateway import Gateway
 from tokenomy.pipeline.context import Endpoint
@@ -79,6 +80,7 @@ ROUTES: dict[str, Route] = {
     "/v1/cache": Route(cache_routes.invalidate, frozenset({"DELETE"}), sheddable=False),
     "/admin/keys": Route(admin_routes.keys, frozenset({"GET", "POST"}), sheddable=False),
     "/admin/budgets": Route(admin_routes.budgets, frozenset({"GET"}), sheddable=False),
+    "/dashboard": Route(dashboard_routes.page, frozenset({"GET"}), sheddable=False),
 }
 ADMIN_KEY_ROUTE = Route(admin_routes.key_by_id, frozenset({"DELETE"}), sheddable=False)
 """``/admin/keys/{id}``: a prefix route, tried only when no exact path matches."""
@@ -88,6 +90,8 @@ RESPONSE_ROUTE = Route(responses_routes.by_id, frozenset({"GET", "DELETE"}))
 """``/v1/responses/{id}`` (and ``/input_items``): a prefix route."""
 CACHE_KV_ROUTE = Route(cache_routes.kv, frozenset({"GET", "PUT", "DELETE"}))
 """``/v1/cache/{namespace}/{key}``: the one prefix route, tried only when no exact path matches."""
+DASHBOARD_ROUTE = Route(dashboard_routes.under, frozenset({"GET"}), sheddable=False)
+"""``/dashboard/static/...`` and ``/dashboard/api/...`` (a prefix route)."""
 
 
 class TokenomyApp:
@@ -116,6 +120,8 @@ class TokenomyApp:
             route = RESPONSE_ROUTE
         elif route is None and req.path.startswith(models_routes.PREFIX):
             route = MODEL_ROUTE
+        elif route is None and req.path.startswith(dashboard_routes.PREFIX):
+            route = DASHBOARD_ROUTE
         if route is None:
             wire = "anthropic" if req.path.startswith("/v1/messages") else "openai"  # the caller's SDK
             await self._error(req, wire, not_found(f"Unknown path {req.path!r}.", code="unknown_url"))

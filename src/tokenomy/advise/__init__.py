@@ -1,0 +1,1 @@
+"""The advisor: reads the usage ledger and ranks concrete actions by estimated monthly saving."""

@@ -1,0 +1,127 @@
+/* Small SVG charts for the dashboard: a stacked time chart and horizontal bars.
+   Every label is set with textContent (never HTML), so ledger values cannot inject markup.
+   The time axis spans the data's own first and last point, with ticks at a step that fits it. */
+"use strict";
+(function () {
+  const NS = "http://www.w3.org/2000/svg";
+  const STEPS = [1, 5, 15, 30, 60, 300, 900, 1800, 3600, 10800, 21600, 43200, 86400, 172800, 604800, 2592000];
+
+  function el(name, attrs, parent) {
+    const node = document.createElementNS(NS, name);
+    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+    if (parent) parent.appendChild(node);
+    return node;
+  }
+  function text(parent, x, y, value, anchor) {
+    const t = el("text", { x: x, y: y, "text-anchor": anchor || "start" }, parent);
+    t.textContent = value;
+    return t;
+  }
+
+  /* Money with enough digits: $1,234.56, $0.12, $0.0033, $0.000012. */
+  function money(v) {
+    if (v === null || v === undefined || isNaN(v)) return "-";
+    if (v === 0) return "$0";
+    const a = Math.abs(v);
+    if (a >= 1) return (v < 0 ? "-$" : "$") + a.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    return (v < 0 ? "-$" : "$") + String(Number(a.toPrecision(2)));
+  }
+
+  function niceMax(v) {
+    if (v <= 0) return 1;
+    const p = Math.pow(10, Math.floor(Math.log10(v)));
+    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+    return 10 * p;
+  }
+
+  function timeLabel(t, span) {
+    const d = new Date(t * 1000);
+    const iso = d.toISOString();
+    if (span <= 300) return iso.slice(11, 19);
+    if (span <= 2 * 86400) return iso.slice(11, 16);
+    return iso.slice(5, 10);
+  }
+
+  function legend(container, items) {
+    const box = document.createElement("div");
+    box.className = "legend";
+    for (const [name, color] of items) {
+      const span = document.createElement("span");
+      const swatch = document.createElement("i");
+      swatch.style.background = color;
+      span.appendChild(swatch);
+      span.appendChild(document.createTextNode(name));
+      box.appendChild(span);
+    }
+    container.appendChild(box);
+  }
+
+  function empty(container, message) {
+    container.replaceChildren();
+    const p = document.createElement("p");
+    p.textContent = message || "no records in this window";
+    container.appendChild(p);
+  }
+
+  /* layers: [{name, color, values:[...]}] stacked bottom-up over times (epoch s); line: optional
+     {name, color, values} drawn on top (the baseline). Bars, one per time bucket of width bucket_s. */
+  function timeStack(container, times, layers, line, bucket, format) {
+    if (!times.length) return empty(container);
+    container.replaceChildren();
+    const W = 640, H = 240, L = 64, R = 10, T = 10, B = 28;
+    const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" }, container);
+    const t0 = times[0], t1 = times[times.length - 1] + bucket;
+    const span = Math.max(t1 - t0, 1);
+    const totals = times.map((_, i) => layers.reduce((s, l) => s + l.values[i], 0));
+    const top = niceMax(Math.max(...totals, ...(line ? line.values : [0])));
+    const x = (t) => L + ((t - t0) / span) * (W - L - R);
+    const y = (v) => H - B - (v / top) * (H - T - B);
+    for (let k = 0; k <= 4; k++) {
+      const v = (top * k) / 4;
+      el("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "axis" }, svg);
+      text(svg, L - 4, y(v) + 4, format(v), "end");
+    }
+    const step = STEPS.find((s) => span / s <= 8) || STEPS[STEPS.length - 1];
+    for (let t = Math.ceil(t0 / step) * step; t <= t1 && x(t) <= W - R - 24; t += step) {
+      el("line", { x1: x(t), x2: x(t), y1: H - B, y2: H - B + 4, class: "axis" }, svg);
+      text(svg, x(t), H - 8, timeLabel(t, span), "middle");
+    }
+    const bw = Math.max(1, x(t0 + bucket) - x(t0) - 1);
+    times.forEach((t, i) => {
+      let base = 0;
+      for (const layer of layers) {
+        const v = layer.values[i];
+        if (v > 0) {
+          const r = el("rect", { x: x(t), y: y(base + v), width: bw, height: Math.max(0.5, y(base) - y(base + v)), fill: layer.color }, svg);
+          const tip = el("title", {}, r);
+          tip.textContent = `${layer.name}: ${format(v)}`;
+        }
+        base += v;
+      }
+    });
+    if (line) {
+      const pts = times.map((t, i) => `${x(t) + bw / 2},${y(line.values[i])}`).join(" ");
+      el("polyline", { points: pts, fill: "none", stroke: line.color, "stroke-width": 2, "stroke-dasharray": "4 3" }, svg);
+    }
+    legend(container, [...layers.map((l) => [l.name, l.color]), ...(line ? [[line.name, line.color]] : [])]);
+  }
+
+  /* Horizontal bars with the value printed at the end of each bar. */
+  function bars(container, labels, values, format, color) {
+    if (!labels.length) return empty(container);
+    container.replaceChildren();
+    const row = 22, L = 150, R = 80, W = 640, H = labels.length * row + 8;
+    const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" }, container);
+    const top = Math.max(...values, 0) || 1;
+    labels.forEach((label, i) => {
+      const y = 4 + i * row;
+      const name = String(label);
+      text(svg, L - 6, y + 14, name.length > 22 ? name.slice(0, 21) + "…" : name, "end");
+      const w = (values[i] / top) * (W - L - R);
+      el("rect", { x: L, y: y + 3, width: Math.max(w, 0.5), height: row - 8, fill: color || "#4493f8" }, svg);
+      text(svg, L + w + 4, y + 14, format(values[i]));
+    });
+  }
+
+  window.TokenomyChart = { money, timeStack, bars, legend, empty };
+})();
