@@ -132,7 +132,7 @@ def count_up_to(limit: int, window: Window, dialect: Dialect) -> tuple[str, list
     return f"SELECT COUNT(*) FROM (SELECT 1 FROM requests{clause} LIMIT {int(limit)}) AS w", params
 
 
-def price_sources(window: Window, dialect: Dialect) -> tuple[str, list[float]]:
+def price_sources(window: Window, dialect: Dialect) -> tuple[str, list[object]]:
     """Per price source and kind of call (1: embeddings): requests, spend and tokens of served requests."""
     clause, params = where(window, dialect)
     embed = "CASE WHEN endpoint = 'embeddings' THEN 1 ELSE 0 END"
