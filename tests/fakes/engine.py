@@ -92,12 +92,13 @@ async def _stats(request: web.Request) -> web.Response:
     engine: Any = request.app[_ENGINE_KEY]
     late = sorted(engine.first_token_lateness_s)
     p50 = late[len(late) // 2] * 1000 if late else None
+    engine.first_token_lateness_s.clear()  # each read covers the requests since the last one
     return web.json_response({"requests": engine.requests, "first_token_lateness_ms_p50": p50})
 
 
 async def _complete(request: web.Request) -> web.StreamResponse:
-    loop = asyncio.get_running_loop()
-    arrived = loop.time()
+    clock = time.perf_counter  # not loop.time(): uvloop's clock has millisecond steps
+    arrived = clock()
     engine: Any = request.app[_ENGINE_KEY]
     engine.requests += 1
     try:
@@ -123,7 +124,7 @@ async def _complete(request: web.Request) -> web.StreamResponse:
     kind = "chat.completion.chunk" if chat else "text_completion"
     for i in range(n):
         deadline = arrived + engine.first_token_s + i * engine.token_interval_s
-        delay = deadline - loop.time()
+        delay = deadline - clock()
         if delay > 0:
             await asyncio.sleep(delay)
         piece = f" t{i}" if i else "t0"
@@ -131,7 +132,7 @@ async def _complete(request: web.Request) -> web.StreamResponse:
         choice.update({"delta": {"content": piece}} if chat else {"text": piece})
         chunk = {"id": "cmpl-fake", "object": kind, "created": int(time.time()), "model": model, "choices": [choice]}
         if i == 0:
-            engine.first_token_lateness_s.append(loop.time() - deadline)
+            engine.first_token_lateness_s.append(clock() - deadline)
         await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
     if (body.get("stream_options") or {}).get("include_usage"):
         tail = {"id": "cmpl-fake", "object": kind, "model": model, "choices": [], "usage": usage}
