@@ -12,7 +12,6 @@ One command: ``PYTHONPATH=src:. python bench/planning/run.py`` prints two tables
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -69,7 +68,8 @@ async def _capacity() -> list[str]:
             s = summarize(f"rate={rate:g}/s", run, {})
             cpu_ms = run.cpu_share * run.duration_s * 1000 / max(1, len(run.results))
             rows.append(
-                f"| {rate:g}/s | {s.succeeded}/{s.requests} | {cpu_ms:.3f} | {1000 / cpu_ms:,.0f} | {s.request_throughput:.0f} "
+                f"| {rate:g}/s | {s.succeeded}/{s.requests} | {cpu_ms:.3f} | {1000 / cpu_ms:,.0f} "
+                f"| {s.request_throughput:.0f} "
                 f"| {s.client_send_lateness_ms_p99 or 0:.1f} | {s.client_loop_lag_ms_p50:.2f} "
                 f"| {s.client_cpu_share:.0%} | {'yes' if s.client_saturated else 'no'} | {s.ttft.p50 or 0:.1f} |"
             )
@@ -81,14 +81,19 @@ async def _capacity() -> list[str]:
 def main() -> None:
     """Print both tables (Markdown)."""
     acc = uvloop.run(_accuracy())
-    print("| offered | requests | TTFT p50 ms | engine first-token lateness p50 ms | generator error ms "
-          "| TPOT p50 ms | TPOT error ms | ITL p50 ms | generator CPU |")
+    print(
+        "| offered | requests | TTFT p50 ms | engine first-token lateness p50 ms | generator error ms "
+        "| TPOT p50 ms | TPOT error ms | ITL p50 ms | generator CPU |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     print("\n".join(acc))
     cap = uvloop.run(_capacity())
     print()
-    print("| offered | ok/sent | generator CPU ms/request | req/s one core could drive | achieved req/s | send lateness p99 ms | loop lag p50 ms | generator CPU "
-          "| saturated | TTFT p50 ms |")
+    print(
+        "| offered | ok/sent | generator CPU ms/request | req/s one core could drive | achieved req/s "
+        "| send lateness p99 ms | loop lag p50 ms | generator CPU "
+        "| saturated | TTFT p50 ms |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(cap))
 

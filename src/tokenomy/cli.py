@@ -13,6 +13,7 @@ from tokenomy.cache.cli import cache_group
 from tokenomy.config import ConfigError, load_config
 from tokenomy.keys.cli import keys
 from tokenomy.planning.bench_cli import bench
+from tokenomy.planning.plan_cli import plan_command
 from tokenomy.reports.model import FORMATS, GROUP_BYS, Format, GroupBy
 from tokenomy.reports.timeparse import HELP as WHEN_HELP
 from tokenomy.reports.timeparse import WhenType
@@ -129,6 +130,7 @@ main.add_command(keys)
 main.add_command(router)
 main.add_command(cache_group)
 main.add_command(bench)
+main.add_command(plan_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -89,7 +89,7 @@ def test_closed_loop_keeps_the_concurrency(engine: FakeEngine) -> None:
         "--concurrency",
         "1,4",
         "--num-requests",
-        "8",
+        "4",
     )
     assert code == 0, out
     assert "concurrency=1" in out and "concurrency=4" in out and "4/4" in out

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from tokenomy.planning import profiles, workload
 from tokenomy.planning.slo import SloError, parse_slo
@@ -149,13 +149,17 @@ async def _sweep(
         for kind, value in levels:
             label = f"rate={value:g}/s" if kind == "rate" else f"concurrency={value:g}"
             task = progress.add_task(label, total=len(requests))
+
+            def tick(_result: loadgen.RequestResult, task: TaskID = task) -> None:
+                progress.advance(task)
+
             run = await loadgen.run(
                 target,
                 requests,
                 rate=value if kind == "rate" else None,
                 concurrency=int(value) if kind == "concurrency" else None,
                 duration_s=duration,
-                on_done=lambda _r, t=task: progress.advance(t),
+                on_done=tick,
             )
             summaries.append(summarize(label, run, slo))
     return summaries

@@ -71,11 +71,15 @@ def plot(summaries: list[Summary], title: str) -> bytes:
     x = list(range(len(summaries)))
     fig = Figure(figsize=(10, 3.8))
     lat, good = fig.subplots(1, 2)
-    for name, pick, color in (("TTFT", lambda s: s.ttft, "#1f77b4"), ("TPOT", lambda s: s.tpot, "#d62728")):
-        lat.plot(x, [pick(s).p50 or float("nan") for s in summaries], marker="o", color=color, label=f"{name} p50")
+    series: tuple[tuple[str, list[Stat], str], ...] = (
+        ("TTFT", [s.ttft for s in summaries], "#1f77b4"),
+        ("TPOT", [s.tpot for s in summaries], "#d62728"),
+    )
+    for name, stats, color in series:
+        lat.plot(x, [st.p50 or float("nan") for st in stats], marker="o", color=color, label=f"{name} p50")
         lat.plot(
             x,
-            [pick(s).p99 or float("nan") for s in summaries],
+            [st.p99 or float("nan") for st in stats],
             marker="x",
             linestyle="--",
             color=color,

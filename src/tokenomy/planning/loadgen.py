@@ -186,7 +186,10 @@ async def run(
     seed: int = 0,
     on_done: Callable[[RequestResult], None] | None = None,
 ) -> LoadResult:
-    """Send ``requests`` open-loop at ``rate`` or closed-loop at ``concurrency`` (``duration_s``: stop sending after)."""
+    """Send ``requests`` open-loop at ``rate`` or closed-loop at ``concurrency``.
+
+    ``duration_s``: stop sending new requests after that many seconds.
+    """
     if (rate is None) == (concurrency is None):
         raise ValueError("give exactly one of rate and concurrency")
     headers = {"Content-Type": "application/json"}

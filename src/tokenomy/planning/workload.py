@@ -82,7 +82,8 @@ def from_jsonl(path: Path, count: int) -> list[BenchRequest]:
 def ledger_lengths(store: LedgerStore, since: float | None, task: str | None) -> list[tuple[int, int]]:
     """(prompt, completion) token counts of successful requests in the window, for one task or all."""
     mark = "%s" if store.dialect == "postgres" else "?"
-    where, params = ["status = 200", "completion_tokens > 0"], []
+    where: list[str] = ["status = 200", "completion_tokens > 0"]
+    params: list[object] = []
     if since is not None:
         where.append(f"ts >= {mark}")
         params.append(since)
