@@ -40,6 +40,7 @@ class FakeEngine:
         self.streams = streams
         self.port = port
         self.requests = 0
+        self.max_tokens_seen: list[int] = []
         self.first_token_lateness_s: list[float] = []  # when each first token was really written, past its deadline
         self.url = ""
         self._runner: web.AppRunner | None = None
@@ -110,6 +111,7 @@ async def _complete(request: web.Request) -> web.StreamResponse:
         return _error(404, f"The model `{model}` does not exist.", "NotFoundError", "model_not_found")
     chat = request.path.endswith("/chat/completions")
     n = int(body.get("max_tokens") or body.get("max_completion_tokens") or 16)
+    engine.max_tokens_seen.append(n)
     prompt = body.get("messages") if chat else body.get("prompt")
     prompt_tokens = len(json.dumps(prompt).split())
     usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
