@@ -146,7 +146,7 @@ async def _complete(request: web.Request) -> web.StreamResponse:
 
 async def _serve(args: argparse.Namespace) -> None:
     engine = await FakeEngine(
-        first_token_s=args.ttft_ms / 1000, token_interval_s=args.itl_ms / 1000, port=args.port
+        first_token_s=args.ttft_ms / 1000, token_interval_s=args.itl_ms / 1000, port=args.port, models=(args.model,)
     ).start()
     print(engine.url, flush=True)
     await asyncio.Event().wait()
@@ -158,6 +158,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--ttft-ms", type=float, default=200.0)
     parser.add_argument("--itl-ms", type=float, default=20.0)
+    parser.add_argument("--model", default="fake-llm", help="the model name it serves")
     args = parser.parse_args()
     try:
         import uvloop

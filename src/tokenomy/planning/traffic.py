@@ -99,6 +99,6 @@ def from_ledger(store: LedgerStore, since: float, until: float, tasks: list[str]
         float(cached) * scale,
         float(out) * scale,
         peak_to_mean,
-        f"ledger, {days:g} days scaled to 30",
+        f"ledger, {days:g} days" + ("" if days == DAYS_PER_MONTH else " scaled to 30"),
         days,
     )
