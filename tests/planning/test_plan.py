@@ -29,6 +29,12 @@ tiny-llm,t4x,testengine,400,,,fixed,unit test row,2026-01-01
 """
 
 
+def _data(files: dict[str, Path], *, tiny: bool = False) -> list[str]:
+    """The test catalog and published table (and the model they cover)."""
+    out = ["--catalog", str(files["catalog"]), "--published", str(files["published"])]
+    return [*out, "--self-host-model", "tiny-llm"] if tiny else out
+
+
 def _plan(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(main, ["plan", *args])
     return result.exit_code, result.output
@@ -84,12 +90,7 @@ def test_api_cost_is_tokens_times_prices(files: dict[str, Path]) -> None:
         "gpt-4o-mini,gpt-4o",
         "--gpus",
         "t4x",
-        "--catalog",
-        str(files["catalog"]),
-        "--published",
-        str(files["published"]),
-        "--self-host-model",
-        "tiny-llm",
+        *_data(files, tiny=True),
     )
     ok = [i for i in range(300) if i % 7]
     inp = sum(1000 + 37 * i for i in ok)
@@ -114,12 +115,7 @@ def test_batch_share_gets_the_batch_discount(files: dict[str, Path]) -> None:
         "100",
         "--gpus",
         "t4x",
-        "--catalog",
-        str(files["catalog"]),
-        "--published",
-        str(files["published"]),
-        "--self-host-model",
-        "tiny-llm",
+        *_data(files, tiny=True),
     )
     full = _json(*args)["options"]
     half = _json(*args, "--batch-share", "0.5")["options"]
@@ -141,12 +137,7 @@ def test_every_self_hosted_number_traces_to_its_inputs(files: dict[str, Path]) -
         "3",
         "--gpus",
         "t4x",
-        "--catalog",
-        str(files["catalog"]),
-        "--published",
-        str(files["published"]),
-        "--self-host-model",
-        "tiny-llm",
+        *_data(files, tiny=True),
         "--headroom",
         "0.25",
     )
@@ -174,12 +165,7 @@ def test_recommendation_flips_at_the_break_even(files: dict[str, Path]) -> None:
         "gpt-4o",
         "--gpus",
         "t4x",
-        "--catalog",
-        str(files["catalog"]),
-        "--published",
-        str(files["published"]),
-        "--self-host-model",
-        "tiny-llm",
+        *_data(files, tiny=True),
     ]
     doc = _json(*args)
     f = doc["break_even_factor"]
@@ -224,12 +210,7 @@ def test_measured_profile_beats_the_published_figure_and_respects_the_slo(
         "300",
         "--gpus",
         "t4x",
-        "--catalog",
-        str(files["catalog"]),
-        "--published",
-        str(files["published"]),
-        "--self-host-model",
-        "tiny-llm",
+        *_data(files, tiny=True),
         "--profiles",
         str(tmp_path),
     ]
@@ -254,12 +235,7 @@ def test_html_report_has_the_plot_and_the_break_even(files: dict[str, Path], tmp
         "200",
         "--gpus",
         "t4x",
-        "--catalog",
-        str(files["catalog"]),
-        "--published",
-        str(files["published"]),
-        "--self-host-model",
-        "tiny-llm",
+        *_data(files, tiny=True),
         "--format",
         "html",
         "--out",
@@ -282,10 +258,7 @@ def test_html_report_has_the_plot_and_the_break_even(files: dict[str, Path], tmp
 )
 def test_bad_input_says_what_to_do(files: dict[str, Path], args: list[str], message: str) -> None:
     code, out = _plan(
-        "--catalog",
-        str(files["catalog"]),
-        "--published",
-        str(files["published"]),
+        *_data(files),
         "--requests-per-day",
         "1000",
         "--input-tokens",
@@ -305,10 +278,7 @@ def test_missing_profile_and_empty_window(files: dict[str, Path]) -> None:
         "10",
         "--output-tokens",
         "10",
-        "--catalog",
-        str(files["catalog"]),
-        "--published",
-        str(files["published"]),
+        *_data(files),
         "--gpus",
         "t4x",
         "--self-host-model",
