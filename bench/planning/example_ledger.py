@@ -31,8 +31,12 @@ def main() -> None:
             prompt = int(rng.lognormvariate(6.5, 0.6))
             records.append(
                 LedgerRecord(
-                    request_id=f"{hour}-{i}", ts=START + hour * 3600 + rng.random() * 3600, task=task,
-                    status=200, prompt_tokens=prompt, cached_tokens=prompt // 2 if task == "chat" else 0,
+                    request_id=f"{hour}-{i}",
+                    ts=START + hour * 3600 + rng.random() * 3600,
+                    task=task,
+                    status=200,
+                    prompt_tokens=prompt,
+                    cached_tokens=prompt // 2 if task == "chat" else 0,
                     completion_tokens=int(rng.lognormvariate(5.0, 0.5)),
                 )
             )
@@ -40,7 +44,10 @@ def main() -> None:
     store.open()
     store.write(records)
     store.close()
-    models = "models:\n  - name: chat\n    deployments: [{provider: openai, base_url: \"https://api.openai.com/v1\", model: gpt-4o-mini}]\n"
+    models = (
+        "models:\n  - name: chat\n"
+        '    deployments: [{provider: openai, base_url: "https://api.openai.com/v1", model: gpt-4o-mini}]\n'
+    )
     (out / "tokenomy.yaml").write_text(f'ledger: {{store: sqlite, path: "{out / "ledger.db"}"}}\n{models}')
     print(f"wrote {len(records):,} records to {out / 'ledger.db'}")
 
