@@ -15,6 +15,8 @@ from tokenomy.config.secrets import unset_secrets
 from tokenomy.evaluate.cli import eval_command, replay_command
 from tokenomy.keys.cli import keys
 from tokenomy.optimize.cli import compress_command, optimize_group
+from tokenomy.planning.bench_cli import bench
+from tokenomy.planning.plan_cli import plan_command
 from tokenomy.reports.model import FORMATS, GROUP_BYS, Format, GroupBy
 from tokenomy.reports.timeparse import HELP as WHEN_HELP
 from tokenomy.reports.timeparse import WhenType
@@ -191,6 +193,8 @@ main.add_command(eval_command)
 main.add_command(replay_command)
 main.add_command(compress_command)
 main.add_command(optimize_group)
+main.add_command(bench)
+main.add_command(plan_command)
 
 
 if __name__ == "__main__":  # pragma: no cover
