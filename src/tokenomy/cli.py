@@ -1,4 +1,4 @@
-"""The ``tokenomy`` command line: serve, report, cache, router, keys, eval, replay, compress, config check."""
+"""The ``tokenomy`` command line: serve, report, advise, eval, replay, compress, bench, plan, router, cache, keys."""
 
 from __future__ import annotations
 
