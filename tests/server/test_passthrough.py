@@ -4,6 +4,7 @@ budgets, routing and a ledger record (official ``openai`` client, or plain HTTP 
 from __future__ import annotations
 
 import base64
+import sqlite3
 from collections.abc import AsyncIterator
 
 import httpx
@@ -99,8 +100,7 @@ async def test_keys_routing_errors_and_ledger(gw: RunningGateway, openai_fake: O
         await client(gw).moderations.create(model="mod", input="x")
     assert "fake error_400" in upstream.value.message
     await gw.flush_ledger()
-    store = gw.app.gateway.ledger.store  # type: ignore[union-attr]
-    rows = store.connect().execute(
+    rows = sqlite3.connect(gw.app.gateway.config.ledger.sqlite_path).execute(
         "SELECT endpoint, served_model, status, prompt_tokens FROM requests WHERE endpoint != 'chat' ORDER BY ts"
     ).fetchall()
     endpoints = {row[0] for row in rows}
