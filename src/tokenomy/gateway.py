@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
+from tokenomy.batches.owner import batch_chain
+from tokenomy.batches.service import BatchService
 from tokenomy.budgets.wiring import Access
 from tokenomy.cache.service import CacheService
 from tokenomy.cache.stores import cache_store_for
@@ -66,7 +69,10 @@ class Gateway:
             # the optimize stage slots in here (see docs/architecture.md)
             RouteStage(self.table),
         ]
-        self.handle: Handler = build_chain(self.stages, _ReadyCheck(self.providers, Dispatcher(self.providers)))
+        self.terminal: Handler = _ReadyCheck(self.providers, Dispatcher(self.providers))
+        self.handle: Handler = build_chain(self.stages, self.terminal)
+        self.batches = BatchService(config.batches) if config.batches.enabled else None  # the Batch API
+        self.live_load: Callable[[], int] = lambda: 0  # live requests in flight (set by the HTTP edge)
         self._starting: list[asyncio.Task[None]] = []
 
     def _semantic_tier(self, config: GatewayConfig) -> tuple[Any, Any]:
@@ -92,12 +98,16 @@ class Gateway:
             self._starting.append(task)
         # HTTP providers start instantly; wait for them so the first request finds pools open.
         await asyncio.sleep(0)
+        if self.batches is not None:  # resumes batches a previous run left unfinished
+            await self.batches.start(batch_chain(self), lambda: self.live_load())
 
     async def close(self) -> None:
         """Stop providers (pools closed, models released), then flush the ledger."""
         for task in self._starting:
             if not task.done():
                 task.cancel()
+        if self.batches is not None:
+            await self.batches.close()  # before the providers: in-flight batch requests may finish
         for provider in self.providers.values():
             try:
                 await provider.close()

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from tokenomy.config.base import SecretRef, _Frozen, parse_secret
+from tokenomy.config.batches import BatchesConfig
 from tokenomy.config.budgets import BudgetsConfig, KeyBudget, KeyStoreConfig, check_downgrades
 from tokenomy.config.cache import CacheConfig
 from tokenomy.config.observability import LedgerConfig, TelemetryConfig
@@ -201,6 +202,7 @@ class GatewayConfig(_Frozen):
     telemetry: TelemetryConfig = TelemetryConfig()
     budgets: BudgetsConfig = BudgetsConfig()
     routing: RoutingConfig = RoutingConfig()
+    batches: BatchesConfig = BatchesConfig()
     routers: tuple[RouterConfig, ...] = Field(default=(), description="router models (docs/routing.md)")
     models: tuple[LogicalModel, ...] = Field(min_length=1)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from tokenomy.errors import GatewayError, internal_error, not_found, overloaded
 from tokenomy.gateway import Gateway
 from tokenomy.pipeline.context import Endpoint
-from tokenomy.server import admin_routes, anthropic_routes, cache_routes, openai_routes, ops_routes
+from tokenomy.server import admin_routes, anthropic_routes, batch_routes, cache_routes, openai_routes, ops_routes
 from tokenomy.server.asgi import Receive, Request, Scope, Send, encode_headers, send_json
 from tokenomy.server.context import assign_request_id
 from tokenomy.server.overload import LoopLagMonitor
@@ -52,7 +52,14 @@ ROUTES: dict[str, Route] = {
     "/v1/cache": Route(cache_routes.invalidate, frozenset({"DELETE"}), sheddable=False),
     "/admin/keys": Route(admin_routes.keys, frozenset({"GET", "POST"}), sheddable=False),
     "/admin/budgets": Route(admin_routes.budgets, frozenset({"GET"}), sheddable=False),
+    "/v1/files": Route(batch_routes.files, frozenset({"GET", "POST"})),
+    "/v1/batches": Route(batch_routes.batches, frozenset({"GET", "POST"})),
 }
+PREFIX_ROUTES: tuple[tuple[str, Route], ...] = (
+    (batch_routes.FILES_PREFIX, Route(batch_routes.file_by_id, frozenset({"GET", "DELETE"}))),
+    (batch_routes.BATCHES_PREFIX, Route(batch_routes.batch_by_id, frozenset({"GET", "POST"}))),
+)
+"""Batch API paths with an id in them, tried only when no exact path matches."""
 ADMIN_KEY_ROUTE = Route(admin_routes.key_by_id, frozenset({"DELETE"}), sheddable=False)
 """``/admin/keys/{id}``: a prefix route, tried only when no exact path matches."""
 CACHE_KV_ROUTE = Route(cache_routes.kv, frozenset({"GET", "PUT", "DELETE"}))
@@ -67,6 +74,7 @@ class TokenomyApp:
         self._max_in_flight = gateway.config.server.max_in_flight
         self._in_flight = 0
         self._lag = LoopLagMonitor(gateway.config.server.shed_loop_lag_ms / 1000)
+        gateway.live_load = lambda: self._in_flight  # batch work yields to live requests
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -82,6 +90,8 @@ class TokenomyApp:
             route = CACHE_KV_ROUTE
         elif route is None and req.path.startswith(admin_routes.KEY_PREFIX):
             route = ADMIN_KEY_ROUTE
+        elif route is None:
+            route = next((r for prefix, r in PREFIX_ROUTES if req.path.startswith(prefix)), None)
         if route is None:
             await self._error(req, "openai", not_found(f"Unknown path {req.path!r}.", code="unknown_url"))
             return

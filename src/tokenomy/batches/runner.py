@@ -1,0 +1,243 @@
+"""Running gateway-run batches: every request through the normal pipeline, at background priority.
+
+One task works through the active batches oldest first. Before each request it waits while live
+traffic is in flight (``yield_to_live``), so batch work fills idle capacity rather than taking it;
+at most ``concurrency`` batch requests are in flight at once, and the route stage still keeps each
+deployment within its RPM/TPM. Items are marked ``running`` (committed) before they are sent and
+their results committed as they finish, so a restart resumes where the batch stopped: finished
+items are never sent again, and only those in flight at the kill run a second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from tokenomy.batches import shapes
+from tokenomy.batches.store import BatchStore, Item
+from tokenomy.config.batches import BatchesConfig
+from tokenomy.errors import GatewayError, internal_error
+from tokenomy.pipeline.chain import Handler
+from tokenomy.pipeline.context import CallContext, Completion, Endpoint
+from tokenomy.server import schemas
+from tokenomy.server.context import task_tag
+
+log = logging.getLogger("tokenomy.batches")
+
+_ENDPOINTS: dict[str, tuple[Endpoint, type[Any]]] = {
+    "/v1/chat/completions": (Endpoint.CHAT, schemas.ChatCompletionRequest),
+    "/v1/completions": (Endpoint.COMPLETIONS, schemas.CompletionRequest),
+    "/v1/embeddings": (Endpoint.EMBEDDINGS, schemas.EmbeddingRequest),
+}
+_CHUNK = 64  # items claimed (marked running) per store write
+_RETRY_STATUSES = (429, 503)
+_MAX_RETRIES = 5
+_MAX_YIELD_S = 1.0  # longest batch work waits for live traffic before taking one slot anyway
+
+
+class BatchRunner:
+    """Executes batches from the store through ``chain``."""
+
+    def __init__(self, store: BatchStore, chain: Handler, config: BatchesConfig) -> None:
+        self.store = store
+        self.chain = chain
+        self.config = config
+        self.live_load: Callable[[], int] = lambda: 0  # live requests in flight (set by the HTTP edge)
+        self._slots = asyncio.Semaphore(config.concurrency)
+        self._wake = asyncio.Event()
+        self._live: dict[str, dict[str, Any]] = {}  # batch id -> the runner's copy of its object
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Resume batches left active by the last run, and start working."""
+        for _tenant, _key, state in await asyncio.to_thread(self.store.active_batches):
+            requeued = await asyncio.to_thread(self.store.requeue_running, state["id"])
+            if requeued:
+                log.info("batch %s: %d requests in flight at the last stop run again", state["id"], requeued)
+        self._task = asyncio.create_task(self._loop(), name="batch-runner")
+
+    async def close(self, grace_s: float = 5.0) -> None:
+        """Stop taking work; in-flight requests get ``grace_s`` to finish (the rest resume next start)."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), grace_s)
+        except TimeoutError:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def wake(self) -> None:
+        """A new batch is waiting."""
+        self._wake.set()
+
+    def live(self, batch_id: str) -> dict[str, Any] | None:
+        """The runner's current copy of a running batch (fresher counts than the store's)."""
+        return self._live.get(batch_id)
+
+    async def cancel(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Mark a batch ``cancelling``; the runner finishes it as ``cancelled``."""
+        target = self._live.get(state["id"], state)
+        if target["status"] != "cancelling":
+            target.update(status="cancelling", cancelling_at=int(time.time()))
+            await asyncio.to_thread(self.store.save_batch, dict(target))
+        self._wake.set()
+        return dict(target)
+
+    # -- the work loop -----------------------------------------------------------------------------
+    async def _loop(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            active = await asyncio.to_thread(self.store.active_batches)
+            for tenant, key_name, state in active:
+                if self._stopping:
+                    return
+                try:
+                    await self._run(tenant, key_name, state)
+                except Exception:  # a broken batch must not stop the others
+                    log.exception("batch %s failed to run", state["id"])
+                    state.update(status="failed", failed_at=int(time.time()))
+                    await asyncio.to_thread(self.store.save_batch, state)
+                finally:
+                    self._live.pop(state["id"], None)
+            if not active:
+                await self._wake.wait()
+
+    async def _run(self, tenant: str, key_name: str | None, state: dict[str, Any]) -> None:
+        batch_id = state["id"]
+        self._live[batch_id] = state
+        if state["status"] == "validating":
+            state.update(status="in_progress", in_progress_at=int(time.time()))
+            await asyncio.to_thread(self.store.save_batch, dict(state))
+        pending: set[asyncio.Task[None]] = set()
+        while state["status"] == "in_progress" and not self._stopping:
+            if time.time() > state["expires_at"]:
+                state.update(status="expired")
+                break
+            items = await asyncio.to_thread(self.store.items, batch_id, "pending", _CHUNK)
+            if not items:
+                break
+            await asyncio.to_thread(self.store.mark_running, batch_id, [item.line for item in items])
+            for item in items:
+                await self._take_slot()
+                if state["status"] != "in_progress" or self._stopping:
+                    self._slots.release()  # the claimed rest stays ``running``: requeued on resume
+                    break
+                task = asyncio.create_task(self._one(tenant, key_name, state, item))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._stopping:
+            return
+        await asyncio.to_thread(self.store.requeue_running, batch_id)  # claimed but never sent (cancel)
+        await self._finish(tenant, state)
+
+    async def _take_slot(self) -> None:
+        """A concurrency slot, once live traffic has left room (or waited long enough)."""
+        limit = self.config.yield_to_live
+        waited = 0.0
+        while limit and self.live_load() >= limit and waited < _MAX_YIELD_S:
+            await asyncio.sleep(0.005)
+            waited += 0.005
+        await self._slots.acquire()
+
+    async def _one(self, tenant: str, key_name: str | None, state: dict[str, Any], item: Item) -> None:
+        try:
+            ok, result = await self._execute(tenant, key_name, state, item)
+        finally:
+            self._slots.release()
+        counts = state["request_counts"]
+        counts["completed" if ok else "failed"] += 1
+        snapshot = orjson.loads(orjson.dumps(state))
+        await asyncio.to_thread(self.store.finish_item, state["id"], item.line, ok, result, snapshot)
+
+    async def _execute(
+        self, tenant: str, key_name: str | None, state: dict[str, Any], item: Item
+    ) -> tuple[bool, dict[str, Any]]:
+        """Send one item through the pipeline; ``(ok, result)`` for the output or error file."""
+        endpoint, schema = _ENDPOINTS[state["endpoint"]]
+        body = item.request or {}
+        request_id = shapes.output_line(state["id"], item.line, item.custom_id, {})["id"]
+        for attempt in range(_MAX_RETRIES + 1):
+            try:
+                schemas.validate(body, schema)
+                if body.get("stream"):
+                    raise GatewayError(400, "Batch requests cannot be streamed.", param="stream")
+                ctx = CallContext(
+                    request_id=request_id if not attempt else f"{request_id}_r{attempt}",
+                    endpoint=endpoint,
+                    body=dict(body),
+                    model=body["model"],
+                    headers={},
+                    tenant=tenant,
+                    api_key_name=key_name,
+                    task=task_tag({}, body),
+                )
+                ctx.decisions["batch"] = state["id"]
+                response = await self.chain(ctx)
+                if not isinstance(response, Completion):  # pragma: no cover - stream was refused above
+                    raise internal_error()
+                return True, _response(200, request_id, response.body)
+            except GatewayError as exc:
+                if exc.status in _RETRY_STATUSES and attempt < _MAX_RETRIES:
+                    await asyncio.sleep(_retry_after(exc, attempt))
+                    continue
+                return False, _response(exc.status, request_id, exc.openai_body())
+            except Exception:
+                log.exception("batch %s line %d failed", state["id"], item.line)
+                return False, _response(500, request_id, internal_error().openai_body())
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _finish(self, tenant: str, state: dict[str, Any]) -> None:
+        """Write the output and error files and settle the final status."""
+        now = int(time.time())
+        final = {"in_progress": "completed", "cancelling": "cancelled", "expired": "expired"}.get(state["status"])
+        if final is None:
+            return
+        state.update(status="finalizing", finalizing_at=now)
+        await asyncio.to_thread(self.store.save_batch, dict(state))
+        output, errors = await asyncio.to_thread(self._write_results, tenant, state, final)
+        state.update(output_file_id=output, error_file_id=errors, status=final)
+        state[f"{final}_at"] = int(time.time())
+        await asyncio.to_thread(self.store.save_batch, dict(state))
+
+    def _write_results(self, tenant: str, state: dict[str, Any], final: str) -> tuple[str | None, str | None]:
+        ok: list[bytes] = []
+        bad: list[bytes] = []
+        for item in self.store.items(state["id"]):
+            result = item.result
+            if result is None:  # never ran: the batch was cancelled or expired first
+                code = "batch_cancelled" if final == "cancelled" else "batch_expired"
+                message = "The batch was cancelled first." if final == "cancelled" else "The batch expired first."
+                result = {"response": None, "error": {"code": code, "message": message}}
+            line = orjson.dumps(shapes.output_line(state["id"], item.line, item.custom_id, result)) + b"\n"
+            (ok if item.status == "done" else bad).append(line)
+        short = state["id"].removeprefix("batch_")
+        output = (
+            self.store.add_file(tenant, "batch_output", f"batch_{short}_output.jsonl", b"".join(ok)) if ok else None
+        )
+        errors = (
+            self.store.add_file(tenant, "batch_output", f"batch_{short}_error.jsonl", b"".join(bad)) if bad else None
+        )
+        return (output.id if output else None), (errors.id if errors else None)
+
+
+def _response(status: int, request_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {"response": {"status_code": status, "request_id": request_id, "body": body}, "error": None}
+
+
+def _retry_after(exc: GatewayError, attempt: int) -> float:
+    try:
+        return min(30.0, float(str(exc.headers.get("retry-after", ""))))
+    except ValueError:
+        return min(30.0, 0.5 * float(2**attempt))

@@ -1,0 +1,23 @@
+"""Configuration of the OpenAI-compatible Batch API (``/v1/files``, ``/v1/batches``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from tokenomy.config.base import _Frozen
+
+
+class BatchesConfig(_Frozen):
+    """Where batch files and state live, the input limits, and how hard batch work may push."""
+
+    enabled: bool = True
+    dir: str | None = Field(
+        default=None, description="folder for batch files and the SQLite state; default: data dir/batches"
+    )
+    max_file_bytes: int = Field(default=200 * 1024 * 1024, gt=0, description="largest upload (OpenAI: 200 MB)")
+    max_lines: int = Field(default=50_000, gt=0, description="most requests in one batch file (OpenAI: 50,000)")
+    concurrency: int = Field(default=8, gt=0, description="batch requests in flight at once, across all batches")
+    yield_to_live: int = Field(
+        default=1, ge=0, description="live requests in flight at or beyond which batch work waits (0: never wait)"
+    )
+    expiry_s: float = Field(default=24 * 3600, gt=0, description="how long a batch may run before it expires")
