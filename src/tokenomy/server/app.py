@@ -74,7 +74,12 @@ class TokenomyApp:
         self._max_in_flight = gateway.config.server.max_in_flight
         self._in_flight = 0
         self._lag = LoopLagMonitor(gateway.config.server.shed_loop_lag_ms / 1000)
-        gateway.live_load = lambda: self._in_flight  # batch work yields to live requests
+        gateway.live_load = self._live_load  # batch work yields to live requests and to a lagging loop
+
+    def _live_load(self) -> int:
+        """Requests in flight; past half the shedding lag, as good as full."""
+        lag = self._lag
+        return self._in_flight + (self._max_in_flight if lag.limit_s and lag.lag_s > lag.limit_s / 2 else 0)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
