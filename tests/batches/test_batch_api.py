@@ -191,3 +191,31 @@ async def test_embeddings_batch(batch_gw: tuple[RunningGateway, Path]) -> None:
     assert sorted(line["custom_id"] for line in out) == ["e0", "e1", "e2"]
     assert all(line["response"]["body"]["data"][0]["embedding"] for line in out)
     assert done.error_file_id is None
+
+
+async def test_cancel_mid_way_keeps_finished_results_and_marks_the_rest(
+    batch_gw: tuple[RunningGateway, Path], openai_fake: OpenAIFake
+) -> None:
+    gw, _ = batch_gw
+    oai = client(gw)
+    openai_fake.mode, openai_fake.delay = "slow", 0.2
+    rows = [chat_line(f"c{i}", f"item {i}") for i in range(40)]
+    uploaded = await oai.files.create(file=("in.jsonl", "\n".join(rows).encode()), purpose="batch")
+    batch = await oai.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
+    async with asyncio.timeout(20):
+        while (current := await oai.batches.retrieve(batch.id)).request_counts.completed < 8:  # type: ignore[union-attr]
+            await asyncio.sleep(0.02)
+    cancelling = await oai.batches.cancel(batch.id)
+    assert cancelling.status in ("cancelling", "cancelled") and cancelling.cancelling_at
+    done = await wait_done(oai, batch.id)
+    assert done.status == "cancelled" and done.cancelled_at
+    assert current.request_counts is not None and done.request_counts is not None
+    out = await lines_of(oai, done.output_file_id)
+    errors = await lines_of(oai, done.error_file_id)
+    assert len(out) == done.request_counts.completed >= 8
+    assert all(line["response"]["status_code"] == 200 for line in out)
+    assert len(out) + len(errors) == 40
+    assert errors and all(line["error"]["code"] == "batch_cancelled" for line in errors)
+    assert {line["custom_id"] for line in out + errors} == {f"c{i}" for i in range(40)}
+    with pytest.raises(openai.ConflictError):
+        await oai.batches.cancel(batch.id)
