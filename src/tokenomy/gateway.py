@@ -99,7 +99,8 @@ class Gateway:
         # HTTP providers start instantly; wait for them so the first request finds pools open.
         await asyncio.sleep(0)
         if self.batches is not None:  # resumes batches a previous run left unfinished
-            await self.batches.start(batch_chain(self), lambda: self.live_load())
+            live = lambda: self.live_load()  # noqa: E731 - the edge sets live_load after the gateway exists
+            await self.batches.start(batch_chain(self), live, self.table.resolve, self.recorder.finish)
 
     async def close(self) -> None:
         """Stop providers (pools closed, models released), then flush the ledger."""

@@ -201,9 +201,14 @@ async def test_cancel_mid_way_keeps_finished_results_and_marks_the_rest(
     openai_fake.mode, openai_fake.delay = "slow", 0.2
     rows = [chat_line(f"c{i}", f"item {i}") for i in range(40)]
     uploaded = await oai.files.create(file=("in.jsonl", "\n".join(rows).encode()), purpose="batch")
-    batch = await oai.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
+    batch = await oai.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
     async with asyncio.timeout(20):
-        while (current := await oai.batches.retrieve(batch.id)).request_counts.completed < 8:  # type: ignore[union-attr]
+        while True:
+            current = await oai.batches.retrieve(batch.id)
+            if current.request_counts is not None and current.request_counts.completed >= 8:
+                break
             await asyncio.sleep(0.02)
     cancelling = await oai.batches.cancel(batch.id)
     assert cancelling.status in ("cancelling", "cancelled") and cancelling.cancelling_at

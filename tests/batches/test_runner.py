@@ -41,7 +41,10 @@ async def test_batch_work_waits_while_live_requests_are_in_flight(tmp_path: Path
     assert sent == []  # a live request is in flight: the batch waits
     live = 0
     async with asyncio.timeout(5):
-        while store.get_batch("t", state["id"])["status"] != "completed":  # type: ignore[index]
+        while True:
+            current = store.get_batch("t", state["id"])
+            if current is not None and current["status"] == "completed":
+                break
             await asyncio.sleep(0.02)
     assert len(sent) == 3
     await runner.close()

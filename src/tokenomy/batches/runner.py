@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from tokenomy.batches import shapes
+from tokenomy.batches.provider_run import ProviderRun
 from tokenomy.batches.store import BatchStore, Item
 from tokenomy.config.batches import BatchesConfig
 from tokenomy.errors import GatewayError, internal_error
@@ -54,6 +55,8 @@ class BatchRunner:
         self._live: dict[str, dict[str, Any]] = {}  # batch id -> the runner's copy of its object
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        # the provider batch API for a batch's model, when it has one (set by the service)
+        self.provider_plan: Callable[[str], ProviderRun | None] = lambda model: None
 
     async def start(self) -> None:
         """Resume batches left active by the last run, and start working."""
@@ -115,9 +118,16 @@ class BatchRunner:
     async def _run(self, tenant: str, key_name: str | None, state: dict[str, Any]) -> None:
         batch_id = state["id"]
         self._live[batch_id] = state
+        provider = await self._provider_run(state)
         if state["status"] == "validating":
             state.update(status="in_progress", in_progress_at=int(time.time()))
             await asyncio.to_thread(self.store.save_batch, dict(state))
+        if provider is not None:
+            final = await provider.run(tenant, key_name, state, lambda: self._stopping)
+            if final == "stopping":
+                return
+            await self._finish(tenant, state, {"completed": "in_progress", "cancelled": "cancelling"}.get(final, final))
+            return
         pending: set[asyncio.Task[None]] = set()
         while state["status"] == "in_progress" and not self._stopping:
             if time.time() > state["expires_at"]:
@@ -141,6 +151,17 @@ class BatchRunner:
             return
         await asyncio.to_thread(self.store.requeue_running, batch_id)  # claimed but never sent (cancel)
         await self._finish(tenant, state)
+
+    async def _provider_run(self, state: dict[str, Any]) -> ProviderRun | None:
+        """The provider batch API run of this batch, when all its requests are for one listed model."""
+        planned = await asyncio.to_thread(self.store.remote, state["id"])
+        if planned is None and state["status"] == "validating":
+            items = await asyncio.to_thread(self.store.items, state["id"], "pending")
+            models = {str(item.request.get("model")) for item in items if item.request is not None}
+            if len(models) == 1 and self.provider_plan(next(iter(models))) is not None:
+                planned = (next(iter(models)), None)
+                await asyncio.to_thread(self.store.set_remote, state["id"], planned[0], None)
+        return self.provider_plan(planned[0]) if planned is not None else None
 
     async def _take_slot(self) -> None:
         """A concurrency slot, once live traffic has left room (or waited long enough)."""
@@ -198,10 +219,12 @@ class BatchRunner:
                 return False, _response(500, request_id, internal_error().openai_body())
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _finish(self, tenant: str, state: dict[str, Any]) -> None:
+    async def _finish(self, tenant: str, state: dict[str, Any], status: str | None = None) -> None:
         """Write the output and error files and settle the final status."""
         now = int(time.time())
-        final = {"in_progress": "completed", "cancelling": "cancelled", "expired": "expired"}.get(state["status"])
+        final = {"in_progress": "completed", "cancelling": "cancelled", "expired": "expired", "failed": "failed"}.get(
+            status or state["status"]
+        )
         if final is None:
             return
         state.update(status="finalizing", finalizing_at=now)
@@ -217,8 +240,8 @@ class BatchRunner:
         for item in self.store.items(state["id"]):
             result = item.result
             if result is None:  # never ran: the batch was cancelled or expired first
-                code = "batch_cancelled" if final == "cancelled" else "batch_expired"
-                message = "The batch was cancelled first." if final == "cancelled" else "The batch expired first."
+                code = {"cancelled": "batch_cancelled", "failed": "batch_failed"}.get(final, "batch_expired")
+                message = f"The request was not run: the batch {final} first."
                 result = {"response": None, "error": {"code": code, "message": message}}
             line = orjson.dumps(shapes.output_line(state["id"], item.line, item.custom_id, result)) + b"\n"
             (ok if item.status == "done" else bad).append(line)

@@ -10,12 +10,16 @@ from typing import Any
 
 from tokenomy.batches import shapes
 from tokenomy.batches.jsonl import ENDPOINTS, check_input
+from tokenomy.batches.provider_run import ProviderRun
+from tokenomy.batches.remote import remote_for
 from tokenomy.batches.runner import BatchRunner
 from tokenomy.batches.store import BatchStore, FileRecord
 from tokenomy.config.batches import BatchesConfig
+from tokenomy.config.models import LogicalModel
 from tokenomy.config.observability import data_dir
 from tokenomy.errors import GatewayError, invalid_request, not_found
 from tokenomy.pipeline.chain import Handler
+from tokenomy.pipeline.context import CallContext
 
 WINDOWS = ("24h",)
 
@@ -29,12 +33,38 @@ class BatchService:
         self.store: BatchStore | None = None
         self.runner: BatchRunner | None = None
 
-    async def start(self, chain: Handler, live_load: Callable[[], int]) -> None:
+    async def start(
+        self,
+        chain: Handler,
+        live_load: Callable[[], int],
+        resolve: Callable[[str], LogicalModel] | None = None,
+        record: Callable[[CallContext], None] | None = None,
+    ) -> None:
         """Open the store and resume every batch that was running."""
         self.store = await asyncio.to_thread(BatchStore, self.dir)
         self.runner = BatchRunner(self.store, chain, self.config)
         self.runner.live_load = live_load
+        if resolve is not None and record is not None:
+            self.runner.provider_plan = lambda name: self._provider_plan(name, resolve, record)
         await self.runner.start()
+
+    def _provider_plan(
+        self, name: str, resolve: Callable[[str], LogicalModel], record: Callable[[CallContext], None]
+    ) -> ProviderRun | None:
+        """A provider batch run for model ``name`` when it is listed in ``provider_models``."""
+        if name not in self.config.provider_models or self.store is None:
+            return None
+        try:
+            model = resolve(name)
+        except GatewayError:
+            return None
+        deployment = model.deployments[0]
+        remote = remote_for(deployment)
+        if remote is None:
+            return None
+        return ProviderRun(
+            self.store, remote, model, deployment, record, self.config.poll_interval_s, self.config.provider_discount
+        )
 
     async def close(self) -> None:
         """Stop the runner (in-flight requests get a moment to finish), then close the store."""

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS items (
   request TEXT, result TEXT, PRIMARY KEY (batch_id, line)
 );
 CREATE INDEX IF NOT EXISTS items_status ON items (batch_id, status);
+CREATE TABLE IF NOT EXISTS remote (batch_id TEXT PRIMARY KEY, model TEXT NOT NULL, remote_id TEXT);
 """
 
 #: batch statuses in which the runner still has work to do
@@ -221,6 +222,17 @@ class BatchStore:
                     "UPDATE items SET status = 'pending' WHERE batch_id = ? AND status = 'running'", (batch_id,)
                 ).rowcount
             )
+
+    def remote(self, batch_id: str) -> tuple[str, str | None] | None:
+        """``(model, provider batch id or None before submission)`` of a provider batch."""
+        with self._lock:
+            row = self._db.execute("SELECT model, remote_id FROM remote WHERE batch_id = ?", (batch_id,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def set_remote(self, batch_id: str, model: str, remote_id: str | None) -> None:
+        """Record that a batch goes to a provider's batch API (and, once sent, its id there)."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO remote VALUES (?, ?, ?)", (batch_id, model, remote_id))
 
     def count(self, batch_id: str, status: str) -> int:
         """How many of the batch's items have ``status``."""

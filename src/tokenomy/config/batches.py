@@ -21,3 +21,11 @@ class BatchesConfig(_Frozen):
         default=1, ge=0, description="live requests in flight at or beyond which batch work waits (0: never wait)"
     )
     expiry_s: float = Field(default=24 * 3600, gt=0, description="how long a batch may run before it expires")
+    provider_models: tuple[str, ...] = Field(
+        default=(),
+        description="logical models whose batches go to the provider's own batch API (OpenAI or Anthropic)",
+    )
+    poll_interval_s: float = Field(default=30.0, gt=0, description="how often a provider batch is polled")
+    provider_discount: float = Field(
+        default=0.5, ge=0, le=1, description="share of the list price a provider batch saves (OpenAI, Anthropic: 0.5)"
+    )

@@ -101,6 +101,7 @@ class Enricher:
             and not ctx.extra_cost_usd
             and not ctx.savings
             and not ctx.cached_item_tokens
+            and "batch_discount" not in ctx.decisions
         ):
             cost = served.cost(record.prompt_tokens, record.completion_tokens, record.cached_tokens)
             record.cost_usd = record.baseline_cost_usd = cost
@@ -118,6 +119,7 @@ class Enricher:
             reported=ctx.savings,
             cached_item_tokens=ctx.cached_item_tokens,
             routing_overhead=(ctx.route or "").startswith("cascade:"),
+            discount=float(ctx.decisions.get("batch_discount", 0.0)),  # provider batch APIs (tokenomy.batches)
         )
         record.cost_usd = costs.cost
         record.baseline_cost_usd = costs.baseline

@@ -8,7 +8,8 @@ client's request would have used, the original (uncompressed) prompt, and no cac
   answered from the cache save their tokens at the baseline's input price.
 - ``compression``: the removed prompt tokens at the baseline deployment's input price.
 - ``routing``: the same call priced on the baseline deployment minus on the one that served it.
-- ``batching`` and other stage-measured savings: as the stage reported them.
+- ``batching``: a provider's batch discount (``discount``, a share of the list price), and any
+  saving a stage measured itself.
 
 A failed request with no usage costs nothing and saved nothing.
 """
@@ -43,6 +44,7 @@ def attribute(
     reported: dict[str, float] | None = None,
     cached_item_tokens: int = 0,
     routing_overhead: bool = False,
+    discount: float = 0.0,
 ) -> CallCosts:
     """Price a request and attribute its saving to levers (every lever present, zero if unused)."""
     saved = dict.fromkeys(LEVERS, 0.0)
@@ -53,6 +55,9 @@ def attribute(
         saved["cache"] = baseline_cost - cost
         return CallCosts(cost, baseline_cost, saved)
     cost = served.cost(prompt_tokens, completion_tokens, cached_tokens) + extra_cost
+    if discount:  # a provider batch: billed at the list price less the discount
+        saved["batching"] = served.cost(prompt_tokens, completion_tokens, cached_tokens) * discount
+        cost -= saved["batching"]
     saved["compression"] = (original - prompt_tokens) * baseline.input
     saved["routing"] = baseline.cost(prompt_tokens, completion_tokens, cached_tokens) - served.cost(
         prompt_tokens, completion_tokens, cached_tokens
