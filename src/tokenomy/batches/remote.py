@@ -170,7 +170,7 @@ def anthropic_status(batch: dict[str, Any]) -> str:
     counts = batch.get("request_counts") or {}
     if counts.get("canceled"):
         return "cancelled"
-    if counts.get("expired") and not counts.get("succeeded"):
+    if counts.get("expired"):
         return "expired"
     return "completed"
 
