@@ -8,6 +8,7 @@ endpoint than the batch's, too many lines) fail the batch with ``errors`` naming
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,24 +37,42 @@ def line_error(code: str, message: str, line: int | None = None, param: str | No
 def check_input(path: Path, endpoint: str, max_lines: int) -> Checked:
     """Read ``path`` (JSONL) into items for a batch on ``endpoint``."""
     out = Checked()
+    number = 0
+    for number, item, error in iter_lines(path, endpoint):
+        if number > max_lines:
+            out.errors = [line_error("too_many_requests", f"The input file has more than {max_lines} requests.")]
+            return out
+        if error is not None and len(out.errors) < _MAX_BATCH_ERRORS:
+            out.errors.append(error)
+        if item is not None:
+            out.items.append(item)
+    if number == 0:
+        out.errors.append(line_error("empty_file", "The input file has no requests."))
+    return out
+
+
+def iter_lines(path: Path, endpoint: str) -> Iterator[tuple[int, Item | None, dict[str, Any] | None]]:
+    """``(line number, item, batch-failing error)`` for each non-blank line, read lazily."""
     seen: dict[str, int] = {}
     with path.open("rb") as handle:
         number = 0
         for raw in handle:
-            if not raw.strip():
+            if raw.strip():
+                number += 1
+                yield number, *_check_line(number, raw, endpoint, seen)
+
+
+def endpoint_of(path: Path) -> str | None:
+    """The ``url`` of the first line that names one."""
+    with path.open("rb") as handle:
+        for raw in handle:
+            try:
+                data = orjson.loads(raw)
+            except orjson.JSONDecodeError:
                 continue
-            number += 1
-            if number > max_lines:
-                out.errors = [line_error("too_many_requests", f"The input file has more than {max_lines} requests.")]
-                return out
-            item, error = _check_line(number, raw, endpoint, seen)
-            if error is not None and len(out.errors) < _MAX_BATCH_ERRORS:
-                out.errors.append(error)
-            if item is not None:
-                out.items.append(item)
-    if number == 0:
-        out.errors.append(line_error("empty_file", "The input file has no requests."))
-    return out
+            if isinstance(data, dict) and isinstance(data.get("url"), str):
+                return str(data["url"])
+    return None
 
 
 def _check_line(

@@ -20,25 +20,15 @@ from typing import Any
 import orjson
 
 from tokenomy.batches import shapes
+from tokenomy.batches.execute import execute
 from tokenomy.batches.provider_run import ProviderRun
 from tokenomy.batches.store import BatchStore, Item
 from tokenomy.config.batches import BatchesConfig
-from tokenomy.errors import GatewayError, internal_error
 from tokenomy.pipeline.chain import Handler
-from tokenomy.pipeline.context import CallContext, Completion, Endpoint
-from tokenomy.server import schemas
-from tokenomy.server.context import task_tag
 
 log = logging.getLogger("tokenomy.batches")
 
-_ENDPOINTS: dict[str, tuple[Endpoint, type[Any]]] = {
-    "/v1/chat/completions": (Endpoint.CHAT, schemas.ChatCompletionRequest),
-    "/v1/completions": (Endpoint.COMPLETIONS, schemas.CompletionRequest),
-    "/v1/embeddings": (Endpoint.EMBEDDINGS, schemas.EmbeddingRequest),
-}
 _CHUNK = 64  # items claimed (marked running) per store write
-_RETRY_STATUSES = (429, 503)
-_MAX_RETRIES = 5
 _MAX_YIELD_S = 1.0  # longest batch work waits for live traffic before taking one slot anyway
 
 
@@ -186,38 +176,7 @@ class BatchRunner:
         self, tenant: str, key_name: str | None, state: dict[str, Any], item: Item
     ) -> tuple[bool, dict[str, Any]]:
         """Send one item through the pipeline; ``(ok, result)`` for the output or error file."""
-        endpoint, schema = _ENDPOINTS[state["endpoint"]]
-        body = item.request or {}
-        request_id = shapes.output_line(state["id"], item.line, item.custom_id, {})["id"]
-        for attempt in range(_MAX_RETRIES + 1):
-            try:
-                schemas.validate(body, schema)
-                if body.get("stream"):
-                    raise GatewayError(400, "Batch requests cannot be streamed.", param="stream")
-                ctx = CallContext(
-                    request_id=request_id if not attempt else f"{request_id}_r{attempt}",
-                    endpoint=endpoint,
-                    body=dict(body),
-                    model=body["model"],
-                    headers={},
-                    tenant=tenant,
-                    api_key_name=key_name,
-                    task=task_tag({}, body),
-                )
-                ctx.decisions["batch"] = state["id"]
-                response = await self.chain(ctx)
-                if not isinstance(response, Completion):  # pragma: no cover - stream was refused above
-                    raise internal_error()
-                return True, _response(200, request_id, response.body)
-            except GatewayError as exc:
-                if exc.status in _RETRY_STATUSES and attempt < _MAX_RETRIES:
-                    await asyncio.sleep(_retry_after(exc, attempt))
-                    continue
-                return False, _response(exc.status, request_id, exc.openai_body())
-            except Exception:
-                log.exception("batch %s line %d failed", state["id"], item.line)
-                return False, _response(500, request_id, internal_error().openai_body())
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await execute(self.chain, state["endpoint"], state["id"], item, tenant, key_name)
 
     async def _finish(self, tenant: str, state: dict[str, Any], status: str | None = None) -> None:
         """Write the output and error files and settle the final status."""
@@ -254,13 +213,3 @@ class BatchRunner:
         )
         return (output.id if output else None), (errors.id if errors else None)
 
-
-def _response(status: int, request_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    return {"response": {"status_code": status, "request_id": request_id, "body": body}, "error": None}
-
-
-def _retry_after(exc: GatewayError, attempt: int) -> float:
-    try:
-        return min(30.0, float(str(exc.headers.get("retry-after", ""))))
-    except ValueError:
-        return min(30.0, 0.5 * float(2**attempt))
