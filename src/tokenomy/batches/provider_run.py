@@ -74,7 +74,8 @@ class ProviderRun:
 
     async def _collect(self, tenant: str, key_name: str | None, state: dict[str, Any], remote_id: str) -> None:
         results = await self.remote.results(remote_id)
-        items = await asyncio.to_thread(self.store.items, state["id"], "running")
+        every = await asyncio.to_thread(self.store.items, state["id"])
+        items = [item for item in every if item.status in ("running", "pending")]  # pending: requeued at a restart
         counts = state["request_counts"]
         for item in items:
             result = results.get(item.custom_id or "")

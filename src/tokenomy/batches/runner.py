@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, TypeVar
 
 import orjson
 
@@ -28,6 +29,7 @@ from tokenomy.pipeline.chain import Handler
 
 log = logging.getLogger("tokenomy.batches")
 
+T = TypeVar("T")
 _CHUNK = 64  # items claimed (marked running) per store write
 _MAX_YIELD_S = 1.0  # longest batch work waits for live traffic before taking one slot anyway
 
@@ -44,6 +46,7 @@ class BatchRunner:
         self._wake = asyncio.Event()
         self._live: dict[str, dict[str, Any]] = {}  # batch id -> the runner's copy of its object
         self._task: asyncio.Task[None] | None = None
+        self._provider_tasks: dict[str, asyncio.Task[Any]] = {}
         self._stopping = False
         # the provider batch API for a batch's model, when it has one (set by the service)
         self.provider_plan: Callable[[str], ProviderRun | None] = lambda model: None
@@ -68,6 +71,10 @@ class BatchRunner:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for task in list(self._provider_tasks.values()):  # they resume by polling the same provider batch
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def wake(self) -> None:
         """A new batch is waiting."""
@@ -94,30 +101,53 @@ class BatchRunner:
             for tenant, key_name, state in active:
                 if self._stopping:
                     return
-                try:
-                    await self._run(tenant, key_name, state)
-                except Exception:  # a broken batch must not stop the others
-                    log.exception("batch %s failed to run", state["id"])
-                    state.update(status="failed", failed_at=int(time.time()))
-                    await asyncio.to_thread(self.store.save_batch, state)
-                finally:
-                    self._live.pop(state["id"], None)
-            if not active:
-                await self._wake.wait()
+                if state["id"] in self._provider_tasks:
+                    continue  # being polled by its own task
+                provider = await self._guarded(state, self._provider_run(state))
+                if provider is not None:  # may take hours: runs beside the gateway-run batches
+                    task = asyncio.create_task(
+                        self._guarded(state, self._run_provider(provider, tenant, key_name, state))
+                    )
+                    self._provider_tasks[state["id"]] = task
+                    task.add_done_callback(partial(self._forget, state["id"]))
+                    continue
+                await self._guarded(state, self._run(tenant, key_name, state))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.5 if active else None)
+
+    def _forget(self, batch_id: str, _task: object) -> None:
+        self._provider_tasks.pop(batch_id, None)
+
+    async def _guarded(self, state: dict[str, Any], work: Awaitable[T]) -> T | None:
+        """Run one batch's work; a broken batch is marked failed and must not stop the others."""
+        try:
+            return await work
+        except Exception:
+            log.exception("batch %s failed to run", state["id"])
+            state.update(status="failed", failed_at=int(time.time()))
+            await asyncio.to_thread(self.store.save_batch, dict(state))
+            return None
+        finally:
+            if state["status"] not in ("validating", "in_progress", "cancelling", "finalizing") or self._stopping:
+                self._live.pop(state["id"], None)
+
+    async def _run_provider(
+        self, provider: ProviderRun, tenant: str, key_name: str | None, state: dict[str, Any]
+    ) -> None:
+        self._live[state["id"]] = state
+        if state["status"] == "validating":
+            state.update(status="in_progress", in_progress_at=int(time.time()))
+            await asyncio.to_thread(self.store.save_batch, dict(state))
+        final = await provider.run(tenant, key_name, state, lambda: self._stopping)
+        if final != "stopping":
+            await self._finish(tenant, state, {"completed": "in_progress", "cancelled": "cancelling"}.get(final, final))
 
     async def _run(self, tenant: str, key_name: str | None, state: dict[str, Any]) -> None:
         batch_id = state["id"]
         self._live[batch_id] = state
-        provider = await self._provider_run(state)
         if state["status"] == "validating":
             state.update(status="in_progress", in_progress_at=int(time.time()))
             await asyncio.to_thread(self.store.save_batch, dict(state))
-        if provider is not None:
-            final = await provider.run(tenant, key_name, state, lambda: self._stopping)
-            if final == "stopping":
-                return
-            await self._finish(tenant, state, {"completed": "in_progress", "cancelled": "cancelling"}.get(final, final))
-            return
         pending: set[asyncio.Task[None]] = set()
         while state["status"] == "in_progress" and not self._stopping:
             if time.time() > state["expires_at"]:
@@ -181,8 +211,12 @@ class BatchRunner:
     async def _finish(self, tenant: str, state: dict[str, Any], status: str | None = None) -> None:
         """Write the output and error files and settle the final status."""
         now = int(time.time())
+        status = status or state["status"]
+        if status == "finalizing":  # a restart during finalization: what it was finishing as
+            expired = time.time() > state["expires_at"]
+            status = "cancelling" if state.get("cancelling_at") else "expired" if expired else "in_progress"
         final = {"in_progress": "completed", "cancelling": "cancelled", "expired": "expired", "failed": "failed"}.get(
-            status or state["status"]
+            status
         )
         if final is None:
             return
@@ -212,4 +246,3 @@ class BatchRunner:
             self.store.add_file(tenant, "batch_output", f"batch_{short}_error.jsonl", b"".join(bad)) if bad else None
         )
         return (output.id if output else None), (errors.id if errors else None)
-
