@@ -155,3 +155,38 @@ async def test_cancel_reaches_the_provider(
     errors = await lines_of(oai, done.error_file_id)
     assert len(out) == 2 and len(errors) == 2
     assert {json.dumps(e["error"]["code"]) for e in errors} == {'"batch_cancelled"'}
+
+
+async def test_a_restart_polls_the_same_provider_batch(
+    fakes: tuple[OpenAIBatchFake, AnthropicBatchFake], tmp_path: Path
+) -> None:
+    oa, an = fakes
+    oa.batch.polls_until_done = 10_000
+    config = f"""
+batches: {{dir: "{tmp_path / "b"}", provider_models: [gpt-batch], poll_interval_s: 0.05}}
+ledger: {{enabled: false}}
+models:
+  - name: gpt-batch
+    deployments:
+      - {{provider: openai, base_url: "{oa.base_url}", api_key: "${{T_OA:-{OPENAI_KEY}}}", model: gpt-4o-mini}}
+"""
+    async with running_gateway(config) as first:
+        oai = openai.AsyncOpenAI(base_url=first.v1, api_key="x", max_retries=0)
+        rows = [chat_line(f"q{i}", f"text {i}", model="gpt-batch") for i in range(3)]
+        uploaded = await oai.files.create(file=("in.jsonl", "\n".join(rows).encode()), purpose="batch")
+        batch = await oai.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        async with asyncio.timeout(10):
+            while True:
+                if sum(r.path == "/v1/batches" for r in oa.requests) == 1:
+                    break
+                await asyncio.sleep(0.02)
+    oa.batch.polls_until_done = 0  # the provider finishes while the gateway is down
+    async with running_gateway(config) as second:
+        oai = openai.AsyncOpenAI(base_url=second.v1, api_key="x", max_retries=0)
+        done = await wait_done(oai, batch.id)
+        assert done.status == "completed"
+        out = await lines_of(oai, done.output_file_id)
+    assert sorted(line["custom_id"] for line in out) == ["q0", "q1", "q2"]
+    assert sum(r.path == "/v1/batches" for r in oa.requests) == 1  # submitted once, across the restart
