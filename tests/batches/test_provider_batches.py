@@ -160,7 +160,7 @@ async def test_cancel_reaches_the_provider(
 async def test_a_restart_polls_the_same_provider_batch(
     fakes: tuple[OpenAIBatchFake, AnthropicBatchFake], tmp_path: Path
 ) -> None:
-    oa, an = fakes
+    oa = fakes[0]
     oa.batch.polls_until_done = 10_000
     config = f"""
 batches: {{dir: "{tmp_path / "b"}", provider_models: [gpt-batch], poll_interval_s: 0.05}}
