@@ -115,6 +115,13 @@ class BatchRunner:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 0.5 if active else None)
 
+    async def _register(self, tenant: str, state: dict[str, Any]) -> None:
+        """Make ``state`` the live copy, with any cancel that reached the store since it was read."""
+        self._live[state["id"]] = state
+        stored = await asyncio.to_thread(self.store.get_batch, tenant, state["id"])
+        if stored is not None and stored["status"] == "cancelling":
+            state.update(status="cancelling", cancelling_at=stored["cancelling_at"])
+
     def _forget(self, batch_id: str, _task: object) -> None:
         self._provider_tasks.pop(batch_id, None)
 
@@ -134,7 +141,7 @@ class BatchRunner:
     async def _run_provider(
         self, provider: ProviderRun, tenant: str, key_name: str | None, state: dict[str, Any]
     ) -> None:
-        self._live[state["id"]] = state
+        await self._register(tenant, state)
         if state["status"] == "validating":
             state.update(status="in_progress", in_progress_at=int(time.time()))
             await asyncio.to_thread(self.store.save_batch, dict(state))
@@ -144,7 +151,7 @@ class BatchRunner:
 
     async def _run(self, tenant: str, key_name: str | None, state: dict[str, Any]) -> None:
         batch_id = state["id"]
-        self._live[batch_id] = state
+        await self._register(tenant, state)
         if state["status"] == "validating":
             state.update(status="in_progress", in_progress_at=int(time.time()))
             await asyncio.to_thread(self.store.save_batch, dict(state))
