@@ -135,10 +135,16 @@ def batch_group() -> None:
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Output JSONL (default: INPUT.output.jsonl); failures go to OUTPUT.errors.jsonl.")  # fmt: skip
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=16, show_default=True)
+@click.option("--ray", "ray_address", default=None, help="Shard over this Ray cluster ('local': Ray on this machine).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               envvar="TOKENOMY_CONFIG", help="YAML config file (default: the embedded local models).")  # fmt: skip
 def batch_run(
-    input_path: Path, model: str | None, output: Path | None, concurrency: int, config_path: Path | None
+    input_path: Path,
+    model: str | None,
+    output: Path | None,
+    concurrency: int,
+    ray_address: str | None,
+    config_path: Path | None,
 ) -> None:
     """Run a batch file in this process; run it again to resume after an interruption."""
     from tokenomy.batches.cli import run_command
@@ -148,7 +154,7 @@ def batch_run(
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
-    sys.exit(run_command(config, input_path, model, output, concurrency))
+    sys.exit(run_command(config, input_path, model, output, concurrency, ray_address, config_path))
 
 
 main.add_command(keys)

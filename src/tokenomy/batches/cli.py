@@ -13,7 +13,13 @@ from tokenomy.config.models import GatewayConfig
 
 
 def run_command(
-    config: GatewayConfig, input_path: Path, model: str | None, output: Path | None, concurrency: int
+    config: GatewayConfig,
+    input_path: Path,
+    model: str | None,
+    output: Path | None,
+    concurrency: int,
+    ray_address: str | None = None,
+    config_path: Path | None = None,
 ) -> int:
     """Run the job with a progress bar on stderr; the exit status (1 when any line failed)."""
     output = output or input_path.with_suffix(".output.jsonl")
@@ -27,7 +33,14 @@ def run_command(
             progress.update(task, completed=summary.skipped + summary.completed + summary.failed)
 
         try:
-            summary = asyncio.run(run_offline(config, input_path, output, model, concurrency, advance))
+            if ray_address:
+                from tokenomy.batches.ray_run import run_on_ray
+
+                summary = run_on_ray(
+                    ray_address, config_path, input_path, output, model, concurrency, on_progress=advance
+                )
+            else:
+                summary = asyncio.run(run_offline(config, input_path, output, model, concurrency, advance))
         except ValueError as exc:
             click.echo(f"error: {exc}", err=True)
             return 2
