@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.batches.test_batch_api import chat_line
 from tests.fakes.openai_upstream import start_openai_fake
 
 from tokenomy.batches.offline import run_offline
@@ -43,11 +44,7 @@ models:
       - {{provider: openai, base_url: "{fake.base_url}", api_key: "${{K:-sk-x}}", model: gpt-4o-mini}}
 """
     )
-    rows = [
-        json.dumps({"custom_id": f"c{i}", "method": "POST", "url": "/v1/chat/completions",
-                    "body": {"model": "fast", "messages": [{"role": "user", "content": f"line {i}"}]}})
-        for i in range(lines)
-    ]  # fmt: skip
+    rows = [chat_line(f"c{i}", f"line {i}") for i in range(lines)]
     rows.insert(7, "{broken")
     (work / "in.jsonl").write_text("\n".join(rows) + "\n")
     started = time.perf_counter()
@@ -67,7 +64,8 @@ models:
         return out
 
     print(json.dumps({
-        "ray": vars(on_ray), "local": vars(local), "ray_s": round(ray_s, 2), "local_s": round(local_s, 2), "upstream_seen_by_ray": seen_by_ray,
+        "ray": vars(on_ray), "local": vars(local), "ray_s": round(ray_s, 2), "local_s": round(local_s, 2),
+        "upstream_seen_by_ray": seen_by_ray,
         "ray_lines": len((work / "ray.jsonl").read_text().splitlines()),
         "same_answers": answers(work / "ray.jsonl") == answers(work / "local.jsonl"),
         "ray_errors": (work / "ray.errors.jsonl").read_text().count("invalid_json_line"),

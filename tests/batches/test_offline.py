@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from tests.batches.test_batch_api import chat_line
 from tests.conftest import OPENAI_KEY
 from tests.fakes.openai_upstream import OpenAIFake
 
@@ -27,11 +28,7 @@ models:
 
 
 def write_input(path: Path, n: int) -> None:
-    rows = [
-        json.dumps({"custom_id": f"c{i}", "method": "POST", "url": "/v1/chat/completions",
-                    "body": {"model": "ignored", "messages": [{"role": "user", "content": f"line {i}"}]}})
-        for i in range(n)
-    ]  # fmt: skip
+    rows = [chat_line(f"c{i}", f"line {i}", model="ignored") for i in range(n)]
     rows.insert(5, "{broken")
     path.write_text("\n".join(rows) + "\n")
 
