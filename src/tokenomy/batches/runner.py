@@ -30,7 +30,8 @@ from tokenomy.pipeline.chain import Handler
 log = logging.getLogger("tokenomy.batches")
 
 T = TypeVar("T")
-_CHUNK = 64  # items claimed (marked running) per store write
+_CHUNK = 64
+_RESULTS_PAGE = 1000  # items claimed (marked running) per store write
 _MAX_YIELD_S = 1.0  # longest batch work waits for live traffic before taking one slot anyway
 
 
@@ -235,21 +236,33 @@ class BatchRunner:
         await asyncio.to_thread(self.store.save_batch, dict(state))
 
     def _write_results(self, tenant: str, state: dict[str, Any], final: str) -> tuple[str | None, str | None]:
-        ok: list[bytes] = []
-        bad: list[bytes] = []
-        for item in self.store.items(state["id"]):
-            result = item.result
-            if result is None:  # never ran: the batch was cancelled or expired first
-                code = {"cancelled": "batch_cancelled", "failed": "batch_failed"}.get(final, "batch_expired")
-                message = f"The request was not run: the batch {final} first."
-                result = {"response": None, "error": {"code": code, "message": message}}
-            line = orjson.dumps(shapes.output_line(state["id"], item.line, item.custom_id, result)) + b"\n"
-            (ok if item.status == "done" else bad).append(line)
-        short = state["id"].removeprefix("batch_")
-        output = (
-            self.store.add_file(tenant, "batch_output", f"batch_{short}_output.jsonl", b"".join(ok)) if ok else None
-        )
-        errors = (
-            self.store.add_file(tenant, "batch_output", f"batch_{short}_error.jsonl", b"".join(bad)) if bad else None
-        )
-        return (output.id if output else None), (errors.id if errors else None)
+        """Stream the results to the output and error files, a page of items at a time."""
+        paths = self.store.scratch(), self.store.scratch()
+        written = [0, 0]
+        try:
+            with paths[0].open("wb") as ok, paths[1].open("wb") as bad:
+                last = 0
+                while page := self.store.items(state["id"], limit=_RESULTS_PAGE, after=last):
+                    for item in page:
+                        line = shapes.output_line(state["id"], item.line, item.custom_id, _result(item, final))
+                        which = 0 if item.status == "done" else 1
+                        (ok, bad)[which].write(orjson.dumps(line) + b"\n")
+                        written[which] += 1
+                    last = page[-1].line
+            short = state["id"].removeprefix("batch_")
+            ids: list[str | None] = []
+            for path, count, kind in zip(paths, written, ("output", "error"), strict=True):
+                name = f"batch_{short}_{kind}.jsonl"
+                ids.append(self.store.add_file(tenant, "batch_output", name, path).id if count else None)
+            return ids[0], ids[1]
+        finally:
+            for path in paths:
+                path.unlink(missing_ok=True)  # already gone when moved into the store
+
+
+def _result(item: Item, final: str) -> dict[str, Any]:
+    """The item's result; one that never ran says why (the batch was cancelled, expired or failed first)."""
+    if item.result is not None:
+        return item.result
+    code = {"cancelled": "batch_cancelled", "failed": "batch_failed"}.get(final, "batch_expired")
+    return {"response": None, "error": {"code": code, "message": f"The request was not run: the batch {final} first."}}

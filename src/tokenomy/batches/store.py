@@ -103,6 +103,10 @@ class BatchStore:
         """Where a file's bytes are (ids are generated here, never taken from a client as a path)."""
         return self.dir / "files" / file_id
 
+    def scratch(self) -> Path:
+        """A new temporary file in the store's folder (moved into place by :meth:`add_file`)."""
+        return self.dir / "files" / new_id("tmp-")
+
     def add_file(self, tenant: str, purpose: str, filename: str, source: Path | bytes) -> FileRecord:
         """Store ``source`` (a finished temporary file, moved in place, or bytes) as a new file."""
         record = FileRecord(new_id("file-"), tenant, purpose, filename, 0, int(time.time()))
@@ -186,9 +190,10 @@ class BatchStore:
         return [row for row in out if row[2]["status"] in ACTIVE]
 
     # -- items -------------------------------------------------------------------------------------
-    def items(self, batch_id: str, status: str | None = None, limit: int = -1) -> list[Item]:
-        """The batch's items in line order, optionally only those with ``status``."""
-        sql, args = "SELECT line, custom_id, status, request, result FROM items WHERE batch_id = ?", [batch_id]
+    def items(self, batch_id: str, status: str | None = None, limit: int = -1, after: int = 0) -> list[Item]:
+        """The batch's items in line order after line ``after``, optionally only those with ``status``."""
+        sql = "SELECT line, custom_id, status, request, result FROM items WHERE batch_id = ? AND line > ?"
+        args: list[Any] = [batch_id, after]
         if status:
             sql, args = sql + " AND status = ?", [*args, status]
         with self._lock:
