@@ -122,6 +122,12 @@ class BatchRunner:
         stored = await asyncio.to_thread(self.store.get_batch, tenant, state["id"])
         if stored is not None and stored["status"] == "cancelling":
             state.update(status="cancelling", cancelling_at=stored["cancelling_at"])
+        await self._recount(state)
+
+    async def _recount(self, state: dict[str, Any]) -> None:
+        """Counts from the items themselves: exact after a restart, whatever order snapshots were saved in."""
+        counts = await asyncio.to_thread(self.store.counts, state["id"])
+        state["request_counts"].update(completed=counts.get("done", 0), failed=counts.get("failed", 0))
 
     def _forget(self, batch_id: str, _task: object) -> None:
         self._provider_tasks.pop(batch_id, None)
@@ -201,14 +207,16 @@ class BatchRunner:
         await self._slots.acquire()
 
     async def _one(self, tenant: str, key_name: str | None, state: dict[str, Any], item: Item) -> None:
+        # The slot is held until the result is committed: at most ``concurrency`` requests are ever
+        # sent but not stored, which bounds what a crash can make run twice.
         try:
             ok, result = await self._execute(tenant, key_name, state, item)
+            counts = state["request_counts"]
+            counts["completed" if ok else "failed"] += 1
+            snapshot = orjson.loads(orjson.dumps(state))
+            await asyncio.to_thread(self.store.finish_item, state["id"], item.line, ok, result, snapshot)
         finally:
             self._slots.release()
-        counts = state["request_counts"]
-        counts["completed" if ok else "failed"] += 1
-        snapshot = orjson.loads(orjson.dumps(state))
-        await asyncio.to_thread(self.store.finish_item, state["id"], item.line, ok, result, snapshot)
 
     async def _execute(
         self, tenant: str, key_name: str | None, state: dict[str, Any], item: Item
@@ -228,6 +236,7 @@ class BatchRunner:
         )
         if final is None:
             return
+        await self._recount(state)
         state.update(status="finalizing", finalizing_at=now)
         await asyncio.to_thread(self.store.save_batch, dict(state))
         output, errors = await asyncio.to_thread(self._write_results, tenant, state, final)

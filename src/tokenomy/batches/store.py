@@ -27,8 +27,10 @@ CREATE TABLE IF NOT EXISTS files (
 );
 CREATE INDEX IF NOT EXISTS files_tenant ON files (tenant, created_at);
 CREATE TABLE IF NOT EXISTS batches (
-  id TEXT PRIMARY KEY, tenant TEXT NOT NULL, key_name TEXT, created_at INTEGER NOT NULL, state TEXT NOT NULL
+  id TEXT PRIMARY KEY, tenant TEXT NOT NULL, key_name TEXT, created_at INTEGER NOT NULL, state TEXT NOT NULL,
+  active INTEGER NOT NULL DEFAULT 1
 );
+CREATE INDEX IF NOT EXISTS batches_active ON batches (active);
 CREATE INDEX IF NOT EXISTS batches_tenant ON batches (tenant, created_at);
 CREATE TABLE IF NOT EXISTS items (
   batch_id TEXT NOT NULL, line INTEGER NOT NULL, custom_id TEXT, status TEXT NOT NULL,
@@ -151,8 +153,8 @@ class BatchStore:
         """Store a new batch and its items in one transaction."""
         with self._tx() as db:
             db.execute(
-                "INSERT INTO batches VALUES (?, ?, ?, ?, ?)",
-                (state["id"], tenant, key_name, state["created_at"], orjson.dumps(state).decode()),
+                "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)",
+                (state["id"], tenant, key_name, state["created_at"], orjson.dumps(state).decode(), _active(state)),
             )
             db.executemany(
                 "INSERT INTO items VALUES (?, ?, ?, ?, ?, ?)",
@@ -180,12 +182,17 @@ class BatchStore:
     def save_batch(self, state: dict[str, Any]) -> None:
         """Write a batch object back (status, timestamps, counts)."""
         with self._tx() as db:
-            db.execute("UPDATE batches SET state = ? WHERE id = ?", (orjson.dumps(state).decode(), state["id"]))
+            db.execute(
+                "UPDATE batches SET state = ?, active = ? WHERE id = ?",
+                (orjson.dumps(state).decode(), _active(state), state["id"]),
+            )
 
     def active_batches(self) -> list[tuple[str, str | None, dict[str, Any]]]:
         """``(tenant, key name, batch)`` of every batch with work left, oldest first."""
         with self._lock:
-            rows = self._db.execute("SELECT tenant, key_name, state FROM batches ORDER BY rowid").fetchall()
+            rows = self._db.execute(
+                "SELECT tenant, key_name, state FROM batches WHERE active = 1 ORDER BY rowid"
+            ).fetchall()
         out = [(tenant, key, orjson.loads(state)) for tenant, key, state in rows]
         return [row for row in out if row[2]["status"] in ACTIVE]
 
@@ -217,7 +224,10 @@ class BatchStore:
                 "UPDATE items SET status = ?, result = ? WHERE batch_id = ? AND line = ?",
                 ("done" if ok else "failed", orjson.dumps(result).decode(), batch_id, line),
             )
-            db.execute("UPDATE batches SET state = ? WHERE id = ?", (orjson.dumps(state).decode(), batch_id))
+            db.execute(
+                "UPDATE batches SET state = ?, active = ? WHERE id = ?",
+                (orjson.dumps(state).decode(), _active(state), batch_id),
+            )
 
     def requeue_running(self, batch_id: str) -> int:
         """After a restart: items that were in flight go back to pending; how many."""
@@ -239,13 +249,13 @@ class BatchStore:
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO remote VALUES (?, ?, ?)", (batch_id, model, remote_id))
 
-    def count(self, batch_id: str, status: str) -> int:
-        """How many of the batch's items have ``status``."""
+    def counts(self, batch_id: str) -> dict[str, int]:
+        """How many of the batch's items have each status."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT count(*) FROM items WHERE batch_id = ? AND status = ?", (batch_id, status)
-            ).fetchone()
-        return int(row[0])
+            rows = self._db.execute(
+                "SELECT status, count(*) FROM items WHERE batch_id = ? GROUP BY status", (batch_id,)
+            ).fetchall()
+        return {status: int(n) for status, n in rows}
 
 
 def _file_row(record: FileRecord) -> tuple[Any, ...]:
@@ -256,3 +266,7 @@ def _item_row(item: Item) -> tuple[Any, ...]:
     request = orjson.dumps(item.request).decode() if item.request is not None else None
     result = orjson.dumps(item.result).decode() if item.result is not None else None
     return (item.line, item.custom_id, item.status, request, result)
+
+
+def _active(state: dict[str, Any]) -> int:
+    return int(state["status"] in ACTIVE)
