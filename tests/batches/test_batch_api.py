@@ -197,8 +197,16 @@ async def test_cancel_mid_way_keeps_finished_results_and_marks_the_rest(
     batch_gw: tuple[RunningGateway, Path], openai_fake: OpenAIFake
 ) -> None:
     gw, _ = batch_gw
+    delay = openai_fake.delay
+    openai_fake.mode, openai_fake.delay = "slow", 0.2  # the session's fake: both restored below
+    try:
+        await _cancel_mid_way(gw)
+    finally:
+        openai_fake.mode, openai_fake.delay = "ok", delay
+
+
+async def _cancel_mid_way(gw: RunningGateway) -> None:
     oai = client(gw)
-    openai_fake.mode, openai_fake.delay = "slow", 0.2
     rows = [chat_line(f"c{i}", f"item {i}") for i in range(40)]
     uploaded = await oai.files.create(file=("in.jsonl", "\n".join(rows).encode()), purpose="batch")
     batch = await oai.batches.create(

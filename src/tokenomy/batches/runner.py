@@ -33,6 +33,7 @@ T = TypeVar("T")
 _CHUNK = 64
 _RESULTS_PAGE = 1000  # items claimed (marked running) per store write
 _MAX_YIELD_S = 1.0  # longest batch work waits for live traffic before taking one slot anyway
+_COOL_S = 1.0  # after live traffic was seen, batch work runs one request at a time this long
 
 
 class BatchRunner:
@@ -48,6 +49,8 @@ class BatchRunner:
         self._live: dict[str, dict[str, Any]] = {}  # batch id -> the runner's copy of its object
         self._task: asyncio.Task[None] | None = None
         self._provider_tasks: dict[str, asyncio.Task[Any]] = {}
+        self._sending = 0  # gateway-run batch requests in flight
+        self._live_seen = 0.0  # monotonic time live traffic was last seen
         self._stopping = False
         # the provider batch API for a batch's model, when it has one (set by the service)
         self.provider_plan: Callable[[str], ProviderRun | None] = lambda model: None
@@ -201,7 +204,12 @@ class BatchRunner:
         """A concurrency slot, once live traffic has left room (or waited long enough)."""
         limit = self.config.yield_to_live
         waited = 0.0
-        while limit and self.live_load() >= limit and waited < _MAX_YIELD_S:
+        while limit and waited < _MAX_YIELD_S:
+            now = time.monotonic()
+            if self.live_load() >= limit:
+                self._live_seen = now
+            elif now - self._live_seen > _COOL_S or self._sending == 0:
+                break  # within a second of live traffic, only one batch request at a time
             await asyncio.sleep(0.005)
             waited += 0.005
         await self._slots.acquire()
@@ -209,6 +217,7 @@ class BatchRunner:
     async def _one(self, tenant: str, key_name: str | None, state: dict[str, Any], item: Item) -> None:
         # The slot is held until the result is committed: at most ``concurrency`` requests are ever
         # sent but not stored, which bounds what a crash can make run twice.
+        self._sending += 1
         try:
             ok, result = await self._execute(tenant, key_name, state, item)
             counts = state["request_counts"]
@@ -216,6 +225,7 @@ class BatchRunner:
             snapshot = orjson.loads(orjson.dumps(state))
             await asyncio.to_thread(self.store.finish_item, state["id"], item.line, ok, result, snapshot)
         finally:
+            self._sending -= 1
             self._slots.release()
 
     async def _execute(

@@ -74,12 +74,16 @@ class TokenomyApp:
         self._max_in_flight = gateway.config.server.max_in_flight
         self._in_flight = 0
         self._lag = LoopLagMonitor(gateway.config.server.shed_loop_lag_ms / 1000)
+        self._arrivals = self._arrivals_seen = 0
         gateway.live_load = self._live_load  # batch work yields to live requests and to a lagging loop
 
     def _live_load(self) -> int:
-        """Requests in flight; past half the shedding lag, as good as full."""
+        """Requests in flight, plus one if any arrived since the last call; past half the shedding lag, full."""
         lag = self._lag
-        return self._in_flight + (self._max_in_flight if lag.limit_s and lag.lag_s > lag.limit_s / 2 else 0)
+        recent = self._arrivals != self._arrivals_seen
+        self._arrivals_seen = self._arrivals
+        busy = self._max_in_flight if lag.limit_s and lag.lag_s > lag.limit_s / 2 else 0
+        return self._in_flight + recent + busy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -115,6 +119,8 @@ class TokenomyApp:
             await self._error(req, route.wire, overloaded("The gateway is at capacity; retry shortly.", 1))
             return
         self._in_flight += 1
+        if route.endpoint is not None:  # model calls: batch work also waits out short gaps between them
+            self._arrivals += 1
         metrics.IN_FLIGHT.inc()
         try:
             await route.handler(self.gateway, req)
