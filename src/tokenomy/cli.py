@@ -186,6 +186,39 @@ def config_check(path: Path) -> None:
         click.echo(f"  warning: {where} refers to ${{{env}}}, which is not set (what needs it will fail)", err=True)
 
 
+@main.group("batch")
+def batch_group() -> None:
+    """Run OpenAI-format batch files (JSONL) through the gateway's pipeline."""
+
+
+@batch_group.command("run")
+@click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--model", default=None, help="Model for every line (default: each line's body.model).")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Output JSONL (default: INPUT.output.jsonl); failures go to OUTPUT.errors.jsonl.")  # fmt: skip
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=16, show_default=True)
+@click.option("--ray", "ray_address", default=None, help="Shard over this Ray cluster ('local': Ray on this machine).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              envvar="TOKENOMY_CONFIG", help="YAML config file (default: the embedded local models).")  # fmt: skip
+def batch_run(
+    input_path: Path,
+    model: str | None,
+    output: Path | None,
+    concurrency: int,
+    ray_address: str | None,
+    config_path: Path | None,
+) -> None:
+    """Run a batch file in this process; run it again to resume after an interruption."""
+    from tokenomy.batches.cli import run_command
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    sys.exit(run_command(config, input_path, model, output, concurrency, ray_address, config_path))
+
+
 main.add_command(keys)
 main.add_command(router)
 main.add_command(cache_group)

@@ -7,8 +7,11 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from tokenomy.batches.owner import batch_chain
+from tokenomy.batches.service import BatchService
 from tokenomy.budgets.wiring import Access
 from tokenomy.cache.service import CacheService
 from tokenomy.cache.stores import cache_store_for
@@ -97,12 +100,15 @@ class Gateway:
             ),
             route,
         ]
+        self.terminal: Handler = ready
         self.handle: Handler = build_chain(self.stages, ready)
         if self.shadow is not None:  # copies skip auth, budgets and the cache: only routing and dispatch
             self.shadow.chain = build_chain([s for s in self.stages if s.name in ("policy", "route")], ready)
         for stage in self.stages:  # audits of semantic hits run through the whole chain (billed, recorded)
             if isinstance(stage, CacheStage):
                 stage.audit_handler = self.handle
+        self.batches = BatchService(config.batches) if config.batches.enabled else None  # the Batch API
+        self.live_load: Callable[[], int] = lambda: 0  # live requests in flight (set by the HTTP edge)
         self._starting: list[asyncio.Task[None]] = []
 
     def _semantic_tier(self, config: GatewayConfig) -> tuple[Any, Any]:
@@ -130,12 +136,17 @@ class Gateway:
             self._starting.append(task)
         # HTTP providers start instantly; wait for them so the first request finds pools open.
         await asyncio.sleep(0)
+        if self.batches is not None:  # resumes batches a previous run left unfinished
+            live = lambda: self.live_load()  # noqa: E731 - the edge sets live_load after the gateway exists
+            await self.batches.start(batch_chain(self), live, self.table.resolve, self.recorder.finish)
 
     async def close(self) -> None:
         """Stop providers (pools closed, models released), then flush the ledger."""
         for task in self._starting:
             if not task.done():
                 task.cancel()
+        if self.batches is not None:
+            await self.batches.close()  # before the providers: in-flight batch requests may finish
         for provider in self.providers.values():
             try:
                 await provider.close()

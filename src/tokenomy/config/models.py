@@ -15,6 +15,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from tokenomy.config import references
 from tokenomy.config.base import SecretRef, _Frozen, parse_secret
+from tokenomy.config.batches import BatchesConfig
 from tokenomy.config.budgets import BudgetsConfig, KeyBudget, KeyStoreConfig
 from tokenomy.config.cache import CacheConfig
 from tokenomy.config.observability import LedgerConfig, TelemetryConfig
@@ -299,6 +300,7 @@ class GatewayConfig(_Frozen):
     budgets: BudgetsConfig = BudgetsConfig()
     routing: RoutingConfig = RoutingConfig()
     responses: ResponsesConfig = Field(default=ResponsesConfig(), description="Responses API state")
+    batches: BatchesConfig = BatchesConfig()
     routers: tuple[RouterConfig, ...] = Field(default=(), description="router models (docs/routing.md)")
     shadow: tuple[ShadowRule, ...] = Field(default=(), description="shadow traffic (docs/evaluation.md)")
 

@@ -112,6 +112,7 @@ class Enricher:
             and not ctx.extra_cost_usd
             and not ctx.savings
             and not ctx.cached_item_tokens
+            and "batch_discount" not in ctx.decisions
         ):
             cost = served.cost(record.prompt_tokens, record.completion_tokens, record.cached_tokens, written)
             record.cost_usd = record.baseline_cost_usd = cost
@@ -131,6 +132,7 @@ class Enricher:
             routing_overhead=(ctx.route or "").startswith("cascade:"),
             cache_write_tokens=written,
             gateway_cache_breakpoints=placed,
+            discount=float(ctx.decisions.get("batch_discount", 0.0)),  # provider batch APIs (tokenomy.batches)
         )
         record.cost_usd = costs.cost
         record.baseline_cost_usd = costs.baseline

@@ -10,7 +10,8 @@ client's request would have used, the original (uncompressed) prompt, and no cac
   the gateway placed the prompt-cache breakpoints, the cache reads' discount less the writes'
   premium (the client's request, as sent, would have read and written no cache).
 - ``routing``: the same call priced on the baseline deployment minus on the one that served it.
-- ``batching`` and other stage-measured savings: as the stage reported them.
+- ``batching``: a provider's batch discount (``discount``, a share of the list price), and any
+  saving a stage measured itself.
 
 A failed request with no usage costs nothing and saved nothing.
 """
@@ -47,6 +48,7 @@ def attribute(
     routing_overhead: bool = False,
     cache_write_tokens: int = 0,
     gateway_cache_breakpoints: bool = False,
+    discount: float = 0.0,
 ) -> CallCosts:
     """Price a request and attribute its saving to levers (every lever present, zero if unused)."""
     saved = dict.fromkeys(LEVERS, 0.0)
@@ -68,6 +70,9 @@ def attribute(
         saved["cache"] = baseline_cost - cost
         return CallCosts(cost, baseline_cost, saved)
     cost = served.cost(prompt_tokens, completion_tokens, cached_tokens, written) + extra_cost
+    if discount:  # a provider batch: billed at the list price less the discount
+        saved["batching"] = served.cost(prompt_tokens, completion_tokens, cached_tokens, written) * discount
+        cost -= saved["batching"]
     saved["compression"] = (original - prompt_tokens) * baseline.input
     saved["routing"] = baseline.cost(prompt_tokens, completion_tokens, cached_tokens, written) - served.cost(
         prompt_tokens, completion_tokens, cached_tokens, written

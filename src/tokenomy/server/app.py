@@ -22,6 +22,7 @@ from tokenomy.pipeline.context import Endpoint
 from tokenomy.server import (
     admin_routes,
     anthropic_routes,
+    batch_routes,
     cache_routes,
     models_routes,
     openai_routes,
@@ -81,7 +82,14 @@ ROUTES: dict[str, Route] = {
     "/admin/keys": Route(admin_routes.keys, frozenset({"GET", "POST"}), sheddable=False),
     "/admin/budgets": Route(admin_routes.budgets, frozenset({"GET"}), sheddable=False),
     "/dashboard": Route(dashboard_routes.page, frozenset({"GET"}), sheddable=False),
+    "/v1/files": Route(batch_routes.files, frozenset({"GET", "POST"})),
+    "/v1/batches": Route(batch_routes.batches, frozenset({"GET", "POST"})),
 }
+PREFIX_ROUTES: tuple[tuple[str, Route], ...] = (
+    (batch_routes.FILES_PREFIX, Route(batch_routes.file_by_id, frozenset({"GET", "DELETE"}))),
+    (batch_routes.BATCHES_PREFIX, Route(batch_routes.batch_by_id, frozenset({"GET", "POST"}))),
+)
+"""Batch API paths with an id in them, tried only when no exact path matches."""
 ADMIN_KEY_ROUTE = Route(admin_routes.key_by_id, frozenset({"DELETE"}), sheddable=False)
 """``/admin/keys/{id}``: a prefix route, tried only when no exact path matches."""
 MODEL_ROUTE = Route(models_routes.retrieve, frozenset({"GET"}), sheddable=False)
@@ -100,6 +108,18 @@ class TokenomyApp:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.admission = Admission(gateway)
+        self._arrivals = self._arrivals_seen = 0
+        gateway.live_load = self._live_load  # batch work yields to live requests and to a lagging loop
+
+    def _live_load(self) -> int:
+        """Requests in flight, plus one if any arrived since the last call; full past half the shedding lag
+        of the gateway's own making."""
+        admission = self.admission
+        lag = admission.lag
+        recent = self._arrivals != self._arrivals_seen
+        self._arrivals_seen = self._arrivals
+        busy = admission.max_in_flight if lag.limit_s and lag.own_lag_s > lag.limit_s / 2 else 0
+        return admission.in_flight + recent + busy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -122,6 +142,8 @@ class TokenomyApp:
             route = MODEL_ROUTE
         elif route is None and req.path.startswith(dashboard_routes.PREFIX):
             route = DASHBOARD_ROUTE
+        elif route is None:
+            route = next((r for prefix, r in PREFIX_ROUTES if req.path.startswith(prefix)), None)
         if route is None:
             wire = "anthropic" if req.path.startswith("/v1/messages") else "openai"  # the caller's SDK
             await self._error(req, wire, not_found(f"Unknown path {req.path!r}.", code="unknown_url"))
@@ -149,6 +171,8 @@ class TokenomyApp:
         except asyncio.CancelledError:
             self._uncancel_if_gone(req)
             return
+        if route.endpoint is not None:  # model calls: batch work also waits out short gaps between them
+            self._arrivals += 1
         try:
             await self._run(req, route)
         finally:

@@ -1,0 +1,173 @@
+"""Benchmark of batch execution: gateway-run throughput, interactive latency beside a batch, offline runs.
+
+One command: ``.venv/bin/python bench/batch/run.py [--lines N] [--probes N]``. It prints a markdown
+table and writes it to ``bench/batch/results.md``. A fake OpenAI upstream (a real HTTP server,
+answering at once) runs in this process; the gateway runs as ``tokenomy serve`` in a subprocess.
+
+1. Gateway-run batch: ``--lines`` chat requests uploaded with the official client, from
+   ``batches.create`` to ``completed``; requests/s, and the gateway's CPU ms per request (from
+   /proc, stable when the machine is shared, unlike the wall-clock rate).
+2. Interactive latency: ``--probes`` sequential chat requests with no batch running, then the
+   same while a batch runs; p50/p99 of each, and how many batch requests finished meanwhile.
+3. ``tokenomy batch run`` in process (``run_offline``): requests/s and CPU ms per request.
+
+Embedding micro-batching at 1, 8, 32 and 64 clients is measured by ``bench/local/run.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
+
+import openai  # noqa: E402
+from tests.fakes.openai_upstream import start_openai_fake  # noqa: E402
+
+from tokenomy.batches.offline import run_offline  # noqa: E402
+from tokenomy.config import parse_config  # noqa: E402
+
+KEY = "sk-bench"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its threads, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def config_text(url: str, batches_dir: Path) -> str:
+    return f"""
+server: {{shed_loop_lag_ms: 0}}
+batches: {{dir: "{batches_dir}", concurrency: 8}}
+models:
+  - name: fast
+    deployments:
+      - {{provider: openai, base_url: "{url}", api_key: "${{B_KEY:-{KEY}}}", model: gpt-4o-mini}}
+"""
+
+
+def batch_file(n: int, tag: str) -> bytes:
+    rows = [
+        json.dumps({"custom_id": f"{tag}{i}", "method": "POST", "url": "/v1/chat/completions",
+                    "body": {"model": "fast", "messages": [{"role": "user", "content": f"summarize item {i}"}]}})
+        for i in range(n)
+    ]  # fmt: skip
+    return ("\n".join(rows) + "\n").encode()
+
+
+async def probes(oai: openai.AsyncOpenAI, n: int, gap_s: float = 0.0) -> list[float]:
+    out = []
+    for i in range(n):
+        await asyncio.sleep(gap_s)
+        started = time.perf_counter()
+        await oai.chat.completions.create(model="fast", messages=[{"role": "user", "content": f"live {i}"}])
+        out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def main(lines: int, probe_count: int) -> str:
+    fake = await start_openai_fake(api_key=KEY)
+    work = Path(tempfile.mkdtemp(prefix="tokenomy-bench-batch-"))
+    (work / "gw.yaml").write_text(config_text(fake.base_url, work / "batches"))
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from tokenomy.cli import main; main()", "serve", "--config", str(work / "gw.yaml"),
+        "--port", str(port), env={**os.environ, "TOKENOMY_HOME": str(work), "PYTHONPATH": str(ROOT / "src")},
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    oai = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=2)
+    rows: list[str] = []
+    try:
+        for _ in range(600):
+            try:
+                await oai.models.list()
+                break
+            except openai.APIConnectionError:
+                await asyncio.sleep(0.05)
+        await probes(oai, 20)  # warm-up
+
+        # 1. gateway-run throughput
+        uploaded = await oai.files.create(file=("a.jsonl", batch_file(lines, "a")), purpose="batch")
+        cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
+        batch = await oai.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
+                                         completion_window="24h")  # fmt: skip
+        while True:
+            if (await oai.batches.retrieve(batch.id)).status == "completed":
+                break
+            await asyncio.sleep(0.05)
+        wall, cpu = time.perf_counter() - t0, cpu_seconds(proc.pid) - cpu0
+        rows.append(f"| gateway-run batch, {lines} chat lines, concurrency 8 | {lines / wall:,.0f} req/s "
+                    f"| {cpu / lines * 1000:.2f} ms/req (gateway process) | {wall:.1f} s wall |")  # fmt: skip
+
+        # 2. interactive latency without and with a batch in progress
+        quiet = await probes(oai, probe_count, 0.002)
+        uploaded = await oai.files.create(file=("b.jsonl", batch_file(lines * 4, "b")), purpose="batch")
+        batch = await oai.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
+                                         completion_window="24h")  # fmt: skip
+        await asyncio.sleep(0.3)
+        before = (await oai.batches.retrieve(batch.id)).request_counts
+        busy = await probes(oai, probe_count, 0.002)
+        after = (await oai.batches.retrieve(batch.id)).request_counts
+        progressed = (after.completed if after else 0) - (before.completed if before else 0)
+        await oai.batches.cancel(batch.id)
+        label = f"interactive chat, no batch running ({probe_count} sequential, 2 ms apart)"
+        rows.append(f"| {label} | p50 {pct(quiet, 0.5):.2f} ms | p99 {pct(quiet, 0.99):.2f} ms | |")
+        rows.append(f"| interactive chat, gateway-run batch in progress | p50 {pct(busy, 0.5):.2f} ms "
+                    f"| p99 {pct(busy, 0.99):.2f} ms | {progressed} batch requests done meanwhile |")  # fmt: skip
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+    # 3. in-process offline run
+    source = work / "offline.jsonl"
+    source.write_bytes(batch_file(lines, "o"))
+    config = parse_config(config_text(fake.base_url, work / "batches2").replace("server: {shed_loop_lag_ms: 0}", ""))
+    config = config.model_copy(update={"ledger": config.ledger.model_copy(update={"enabled": False})})
+    c0, t0 = time.process_time(), time.perf_counter()
+    summary = await run_offline(config, source, work / "offline.out.jsonl", concurrency=16)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    rows.append(
+        f"| `tokenomy batch run` in process, {summary.completed} lines, concurrency 16 | {lines / wall:,.0f} req/s "
+        f"| {cpu / lines * 1000:.2f} ms/req (gateway and fake upstream together) | {wall:.1f} s wall |"
+    )
+    await fake.close()
+    head = (
+        f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python "
+        f"{platform.python_version()}; shared with other work while measured (wall-clock rates vary with it, "
+        "CPU ms per request much less). Fake upstream answers at once, in the benchmark process.\n\n"
+        "| what | rate / p50 | CPU / p99 | note |\n|---|---:|---:|---|\n"
+    )
+    return head + "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=2000)
+    parser.add_argument("--probes", type=int, default=1000)
+    args = parser.parse_args()
+    report = asyncio.run(main(args.lines, args.probes))
+    (HERE / "results.md").write_text(report)
+    print(report)

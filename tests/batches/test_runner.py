@@ -1,0 +1,51 @@
+"""The runner on its own: batch work waits while live requests are in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from tokenomy.batches.jsonl import check_input
+from tokenomy.batches.runner import BatchRunner
+from tokenomy.batches.shapes import new_batch
+from tokenomy.batches.store import BatchStore
+from tokenomy.config.batches import BatchesConfig
+from tokenomy.pipeline.context import CallContext, Completion, Response
+
+
+async def test_batch_work_waits_while_live_requests_are_in_flight(tmp_path: Path) -> None:
+    store = BatchStore(tmp_path)
+    lines = [
+        json.dumps({"custom_id": f"c{i}", "method": "POST", "url": "/v1/embeddings",
+                    "body": {"model": "m", "input": "x"}})
+        for i in range(3)
+    ]  # fmt: skip
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines))
+    checked = check_input(source, "/v1/embeddings", 10)
+    state = new_batch("file-x", "/v1/embeddings", "24h", None, 3600)
+    state["request_counts"]["total"] = 3
+    store.add_batch("t", None, state, checked.items)
+    sent: list[str] = []
+
+    async def chain(ctx: CallContext) -> Response:
+        sent.append(ctx.request_id)
+        return Completion({"object": "list", "data": []})
+
+    live = 1
+    runner = BatchRunner(store, chain, BatchesConfig(yield_to_live=1))
+    runner.live_load = lambda: live
+    await runner.start()
+    await asyncio.sleep(0.3)
+    assert sent == []  # a live request is in flight: the batch waits
+    live = 0
+    async with asyncio.timeout(5):
+        while True:
+            current = store.get_batch("t", state["id"])
+            if current is not None and current["status"] == "completed":
+                break
+            await asyncio.sleep(0.02)
+    assert len(sent) == 3
+    await runner.close()
+    store.close()
