@@ -18,6 +18,9 @@ ANTHROPIC_KEY = "sk-ant-fake"
 
 # Every gateway a test starts keeps its files (ledger, spool) in a throwaway directory.
 os.environ["TOKENOMY_HOME"] = tempfile.mkdtemp(prefix="tokenomy-test-home-")
+# The embedded generator's variants and the verdict of their known-answer check are kept between
+# runs (checking them costs tens of seconds once per machine).
+os.environ.setdefault("TOKENOMY_MODELS_DIR", os.path.expanduser("~/.cache/tokenomy/models"))
 
 
 @pytest.fixture(scope="session")

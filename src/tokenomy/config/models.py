@@ -168,6 +168,10 @@ class LocalGenerationConfig(_Frozen):
     """The embedded llama.cpp backend."""
 
     model_path: str | None = Field(default=None, description="a GGUF file; default: SmolLM2-135M-Instruct")
+    select_variant: bool = Field(
+        default=True,
+        description="with the default model: serve the fastest variant that answers known questions on this CPU",
+    )
     n_ctx: int = Field(default=2048, gt=0)
     n_threads: int | None = Field(default=None, gt=0)
     max_queue: int = Field(default=64, ge=0, description="waiting generation requests before 503")

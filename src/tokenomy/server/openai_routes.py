@@ -48,7 +48,25 @@ async def list_models(gw: Gateway, req: Request) -> None:
     """``GET /v1/models``: every name a client may ask for."""
     created = int(gw.started_at)
     data = [{"id": name, "object": "model", "created": created, "owned_by": "tokenomy"} for name in gw.table.names]
+    local = _local_metadata(gw)
+    for entry in data:
+        if entry["id"] in local:
+            entry["tokenomy"] = local[entry["id"]]
     await send_json(req.send, 200, {"object": "list", "data": data})
+
+
+def _local_metadata(gw: Gateway) -> dict[str, dict[str, Any]]:
+    """Per model name served by an embedded model: that model's entry (variant choice included)."""
+    provider = gw.providers.get("local")
+    if provider is None or not hasattr(provider, "catalog"):
+        return {}
+    entries = {entry["id"]: entry for entry in provider.catalog()}
+    out: dict[str, dict[str, Any]] = {}
+    for model in gw.config.models:
+        for dep in model.deployments:
+            if dep.provider == "local" and dep.model in entries:
+                out.setdefault(model.name, entries[dep.model])
+    return out
 
 
 async def _serve(gw: Gateway, req: Request, ctx: CallContext) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import numpy as np
 import openai
 import pytest
@@ -52,9 +53,7 @@ async def test_chat_stream_with_usage(client: openai.AsyncOpenAI) -> None:
 
 
 async def test_stream_without_usage_has_no_usage_chunk(client: openai.AsyncOpenAI) -> None:
-    stream = await client.chat.completions.create(
-        model=CHAT_MODEL, messages=QUESTION, max_tokens=8, stream=True
-    )
+    stream = await client.chat.completions.create(model=CHAT_MODEL, messages=QUESTION, max_tokens=8, stream=True)
     chunks = [chunk async for chunk in stream]
     assert all(c.choices for c in chunks)
 
@@ -82,3 +81,20 @@ async def test_unsupported_parameter_is_a_400_with_param(client: openai.AsyncOpe
 async def test_chat_on_the_embedding_model_is_a_400(client: openai.AsyncOpenAI) -> None:
     with pytest.raises(openai.BadRequestError, match="does not support chat"):
         await client.chat.completions.create(model=EMBED_MODEL, messages=QUESTION)
+
+
+async def test_readme_question_is_answered_correctly_at_temperature_0(
+    client: openai.AsyncOpenAI, gateway: RunningGateway
+) -> None:
+    """The served variant was chosen on this CPU by its known answers; the README's example holds."""
+    question: Any = [{"role": "user", "content": "What is the capital of France?"}]
+    answer = await client.chat.completions.create(model=CHAT_MODEL, messages=question, temperature=0, max_tokens=24)
+    assert "paris" in (answer.choices[0].message.content or "").lower()
+    async with httpx.AsyncClient() as http:
+        listed = (await http.get(f"{gateway.v1}/models")).json()["data"]
+    entry = next(m for m in listed if m["id"] == CHAT_MODEL)
+    variant = entry["tokenomy"]["variant"]
+    chosen = next(c for c in variant["checks"] if c["variant"] == variant["variant"])
+    assert chosen["correct"] == "4/4" and chosen["tokens_per_s"] > 0
+    assert {c["variant"] for c in variant["checks"]} == {"shipped", "q8_0", "f16"}
+    assert "variant" not in next(m for m in listed if m["id"] == EMBED_MODEL)["tokenomy"]

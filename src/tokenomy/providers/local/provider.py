@@ -51,6 +51,7 @@ class LocalProvider:
                 n_ctx=local.generation.n_ctx,
                 n_threads=local.generation.n_threads,
                 max_queue=local.generation.max_queue,
+                select_variant=local.generation.model_path is None and local.generation.select_variant,
             )
         if EMBEDDING_MODEL in names:
             self.embedder = MiniLMEmbedder(n_threads=local.embeddings.n_threads)
@@ -95,6 +96,8 @@ class LocalProvider:
             entry["loaded"] = (self.generator if name == GENERATION_MODEL else self.embedder) is not None
             if name == GENERATION_MODEL:
                 entry["context_length"] = self._config.local.generation.n_ctx
+                if self.generator is not None and self.generator.variant is not None:
+                    entry["variant"] = self.generator.variant.describe()
             entries.append(entry)
         return entries
 
