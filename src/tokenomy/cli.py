@@ -12,6 +12,7 @@ from tokenomy import __version__
 from tokenomy.cache.cli import cache_group
 from tokenomy.config import ConfigError, load_config
 from tokenomy.keys.cli import keys
+from tokenomy.quantize.cli import quantize_command
 from tokenomy.reports.model import FORMATS, GROUP_BYS, Format, GroupBy
 from tokenomy.reports.timeparse import HELP as WHEN_HELP
 from tokenomy.reports.timeparse import WhenType
@@ -127,6 +128,7 @@ def config_check(path: Path) -> None:
 main.add_command(keys)
 main.add_command(router)
 main.add_command(cache_group)
+main.add_command(quantize_command)
 
 
 if __name__ == "__main__":  # pragma: no cover
