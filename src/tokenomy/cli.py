@@ -11,6 +11,7 @@ import click
 from tokenomy import __version__
 from tokenomy.cache.cli import cache_group
 from tokenomy.config import ConfigError, load_config
+from tokenomy.distill.cli import distill
 from tokenomy.keys.cli import keys
 from tokenomy.quantize.cli import quantize_command
 from tokenomy.reports.model import FORMATS, GROUP_BYS, Format, GroupBy
@@ -43,6 +44,7 @@ def version() -> None:
 @click.option("--port", type=int, default=None, help="Port to bind (default: server.port in the config).")
 def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
     """Run the gateway."""
+    from tokenomy.distill.student import StudentError
     from tokenomy.server.run import run
 
     try:
@@ -50,7 +52,11 @@ def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
-    run(config, host=host, port=port)
+    try:
+        run(config, host=host, port=port)
+    except StudentError as exc:  # a distilled model that cannot be loaded: refuse to start
+        click.echo(f"cannot start: {exc}", err=True)
+        sys.exit(2)
 
 
 @main.command()
@@ -129,6 +135,7 @@ main.add_command(keys)
 main.add_command(router)
 main.add_command(cache_group)
 main.add_command(quantize_command)
+main.add_command(distill)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -60,6 +60,7 @@ class Deployment(_Frozen):
     base_url: str | None = None
     api_key: SecretRef | None = None
     name: str | None = Field(default=None, description="label in metrics and logs; defaults to provider/model")
+    path: str | None = Field(default=None, description="local 'distilled' model: the student directory")
     pricing: Pricing | None = None
     rpm: int | None = Field(default=None, gt=0)
     tpm: int | None = Field(default=None, gt=0)

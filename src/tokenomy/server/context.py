@@ -60,6 +60,9 @@ def response_headers(ctx: CallContext) -> dict[str, str]:
         out["x-tokenomy-model"] = ctx.served_model
     if ctx.deployment is not None:
         out["x-tokenomy-deployment"] = ctx.deployment.label
+    confidence = ctx.decisions.get("confidence")  # a distilled student's answer
+    if confidence is not None:
+        out["x-tokenomy-confidence"] = str(confidence)
     if ctx.cache != "none":
         out["x-tokenomy-cache"] = ctx.cache
         similarity = ctx.decisions.get("cache_similarity")
