@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -9,7 +10,7 @@ import httpx
 import numpy as np
 import openai
 import pytest
-from tests.providers.local.local_support import CHAT_MODEL, EMBED_MODEL, local_config
+from tests.providers.local.local_support import CHAT_MODEL, EMBED_MODEL, choose_embedded_variant, local_config
 from tests.support.gateway import RunningGateway, running_gateway
 
 QUESTION: Any = [{"role": "user", "content": "Say hello."}]
@@ -17,6 +18,7 @@ QUESTION: Any = [{"role": "user", "content": "Say hello."}]
 
 @pytest.fixture(scope="module")
 async def gateway() -> AsyncIterator[RunningGateway]:
+    await asyncio.to_thread(choose_embedded_variant)
     config = local_config(
         CHAT_MODEL, EMBED_MODEL, generation={"n_threads": 2, "max_tokens_default": 32}, embeddings={"n_threads": 2}
     )
