@@ -14,8 +14,9 @@ DATA = Path(__file__).parent / "data"
 
 
 def run(*args: str) -> tuple[int, str]:
+    """Exit code and output (stdout on success, so library warnings on stderr do not mix in)."""
     result = CliRunner().invoke(main, ["distill", *args])
-    return result.exit_code, result.output
+    return result.exit_code, result.stdout if result.exit_code == 0 else result.output
 
 
 def test_evaluate_prints_the_documented_json(student_dir: Path) -> None:
