@@ -73,3 +73,19 @@ def test_an_unknown_type_is_refused_with_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(QuantizeError, match=r"unknown quantization type 'q9_9'.*q8_0"):
         quantize_gguf(default_model_path(), tmp_path / "out.gguf", "q9_9")
     assert not list(tmp_path.iterdir())
+
+
+def test_an_unwritable_models_directory_serves_the_shipped_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tokenomy.providers.local.generation import LlamaEngine
+
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("TOKENOMY_MODELS_DIR", str(blocker))
+    engine = LlamaEngine(select_variant=True, n_threads=1)
+    engine.load(warm_up=False)
+    try:
+        assert engine.variant is None and engine.model_path == default_model_path() and engine.n_vocab > 0
+    finally:
+        engine.close()

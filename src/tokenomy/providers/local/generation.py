@@ -40,6 +40,7 @@ from tokenomy.providers.local.variants import (
     choose_variant,
     log_choice,
 )
+from tokenomy.quantize.gguf import QuantizeError
 from tokenomy.telemetry.metrics import QUEUE_DEPTH
 
 log = logging.getLogger("tokenomy.local")
@@ -242,7 +243,13 @@ class LlamaEngine:
 
     def _choose_variant(self) -> None:
         """Serve the fastest variant that answers the known-answer questions (on this thread)."""
-        choice = choose_variant(self.model_path, self._check_variant)
+        source = self.model_path
+        try:
+            choice = choose_variant(source, self._check_variant)
+        except (OSError, QuantizeError) as exc:  # e.g. a read-only data directory: serve the file as shipped
+            log.warning("could not check the model's variants (%s); serving %s as shipped", exc, source)
+            self.model_path = source
+            return
         log_choice(choice)
         self.variant = choice
         self.model_path = Path(choice.path)
