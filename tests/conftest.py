@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from tests.fakes.anthropic_upstream import AnthropicFake, start_anthropic_fake
@@ -18,6 +19,9 @@ ANTHROPIC_KEY = "sk-ant-fake"
 
 # Every gateway a test starts keeps its files (ledger, spool) in a throwaway directory.
 os.environ["TOKENOMY_HOME"] = tempfile.mkdtemp(prefix="tokenomy-test-home-")
+# The embedded generator's variants and the verdict of their known-answer check are kept between
+# runs (checking them costs tens of seconds once per machine).
+os.environ.setdefault("TOKENOMY_MODELS_DIR", os.path.expanduser("~/.cache/tokenomy/models"))
 
 
 @pytest.fixture(scope="session")
@@ -68,3 +72,17 @@ def _reset_fakes(request: pytest.FixtureRequest) -> None:
     for name in ("openai_fake", "anthropic_fake"):
         if name in request.fixturenames:
             request.getfixturevalue(name).reset()
+
+
+@pytest.fixture(scope="session")
+def student_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A distilled intent student trained once per session on the 12-intent BANKING77 subset."""
+    from click.testing import CliRunner
+
+    from tokenomy.cli import main
+
+    out = tmp_path_factory.mktemp("student") / "intents"
+    data = Path(__file__).parent / "distill" / "data" / "banking77_train.jsonl"
+    result = CliRunner().invoke(main, ["distill", "train", "--data", str(data), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out

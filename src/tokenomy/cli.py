@@ -12,11 +12,13 @@ from tokenomy import __version__
 from tokenomy.cache.cli import cache_group
 from tokenomy.config import ConfigError, load_config
 from tokenomy.config.secrets import unset_secrets
+from tokenomy.distill.cli import distill
 from tokenomy.evaluate.cli import eval_command, replay_command
 from tokenomy.keys.cli import keys
 from tokenomy.optimize.cli import compress_command, optimize_group
 from tokenomy.planning.bench_cli import bench
 from tokenomy.planning.plan_cli import plan_command
+from tokenomy.quantize.cli import quantize_command
 from tokenomy.reports.model import FORMATS, GROUP_BYS, Format, GroupBy
 from tokenomy.reports.timeparse import HELP as WHEN_HELP
 from tokenomy.reports.timeparse import WhenType
@@ -62,6 +64,7 @@ def serve(
     config_path: Path | None, host: str | None, port: int | None, log_format: str | None, workers: int | None
 ) -> None:
     """Run the gateway."""
+    from tokenomy.distill.student import StudentError
     from tokenomy.server.run import run
     from tokenomy.server.workers import default_workers
 
@@ -70,7 +73,11 @@ def serve(
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
-    run(config, host=host, port=port, log_format=log_format, workers=workers or default_workers(config))
+    try:
+        run(config, host=host, port=port, log_format=log_format, workers=workers or default_workers(config))
+    except StudentError as exc:  # a distilled model that cannot be loaded: refuse to start
+        click.echo(f"cannot start: {exc}", err=True)
+        sys.exit(2)
 
 
 @main.command()
@@ -228,6 +235,8 @@ main.add_command(compress_command)
 main.add_command(optimize_group)
 main.add_command(bench)
 main.add_command(plan_command)
+main.add_command(quantize_command)
+main.add_command(distill)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -108,6 +108,7 @@ class FakeServer:
         self.requests: list[Recorded] = []
         self.cancelled_streams = 0
         self.cancelled_requests = 0
+        self.answers: dict[str, str] = {}  # user text -> the exact answer to give (a labelling teacher)
         self.url = ""
         self._queue: collections.deque[str] = collections.deque()
         self._seq = 0

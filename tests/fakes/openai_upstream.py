@@ -196,6 +196,8 @@ async def _chat(request: web.Request) -> web.StreamResponse:
         text = " ".join(f"tick{i}" for i in range(fake.stream_chunks))
     elif isinstance(body.get("response_format"), dict) and body["response_format"].get("type") != "text":
         text = _json_content(body["response_format"], user_text)
+    elif user_text in fake.answers:
+        text = fake.answers[user_text]
     else:
         text = fake.answer(body["model"], user_text)
     text, finish = _truncate(text, body.get("max_completion_tokens", body.get("max_tokens")))

@@ -69,6 +69,7 @@ class Deployment(_Frozen):
     base_url: str | None = None
     api_key: SecretRef | None = None
     name: str | None = Field(default=None, description="label in metrics and logs; defaults to provider/model")
+    path: str | None = Field(default=None, description="local 'distilled' model: the student directory")
     pricing: Pricing | None = None
     rpm: int | None = Field(default=None, gt=0)
     tpm: int | None = Field(default=None, gt=0)
@@ -244,6 +245,10 @@ class LocalGenerationConfig(_Frozen):
     """The embedded llama.cpp backend."""
 
     model_path: str | None = Field(default=None, description="a GGUF file; default: SmolLM2-135M-Instruct")
+    select_variant: bool = Field(
+        default=True,
+        description="with the default model: serve the fastest variant that answers known questions on this CPU",
+    )
     n_ctx: int = Field(default=2048, gt=0)
     n_threads: int | None = Field(
         default=None, gt=0, description="default: the CPUs this process may use (affinity, cgroup quota)"

@@ -150,7 +150,16 @@ class VerifierCheck(_Frozen):
     min_score: float = Field(ge=0.0, le=10.0)
 
 
-Check = Annotated[LogprobCheck | JsonSchemaCheck | RegexCheck | VerifierCheck, Field(discriminator="kind")]
+class ConfidenceCheck(_Frozen):
+    """A distilled student's confidence at least ``min`` and no abstention (no confidence: fails)."""
+
+    kind: Literal["confidence"]
+    min: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+Check = Annotated[
+    LogprobCheck | JsonSchemaCheck | RegexCheck | VerifierCheck | ConfidenceCheck, Field(discriminator="kind")
+]
 
 
 class CascadeStep(_Frozen):

@@ -26,6 +26,7 @@ from tokenomy.config.models import Deployment, GatewayConfig
 from tokenomy.config.policy import (
     CascadeRouterConfig,
     CascadeStep,
+    ConfidenceCheck,
     JsonSchemaCheck,
     LearnedRouterConfig,
     LogprobCheck,
@@ -161,6 +162,7 @@ class PolicyStage:
         ctx.native = None  # the steps are judged on chat answers: every provider translates
         ctx.logical_model = ctx.deployment = ctx.served_model = None
         ctx.usage, ctx.route = None, None
+        ctx.decisions.pop("confidence", None)  # a student's confidence belongs to its own attempt
 
     async def _judge(
         self, ctx: CallContext, call_next: Handler, step: CascadeStep, body: dict[str, Any], request: dict[str, Any]
@@ -175,6 +177,8 @@ class PolicyStage:
                 verdict = checks.check_json_schema(check, body, request)
             elif isinstance(check, RegexCheck):
                 verdict = checks.check_regex(check, body)
+            elif isinstance(check, ConfidenceCheck):
+                verdict = checks.check_confidence(check, body)
             else:
                 verdict, cost = await self._verify(ctx, call_next, check, body, request)
                 spent += cost

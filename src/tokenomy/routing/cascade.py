@@ -7,6 +7,8 @@ Each check reads the whole (non-streamed) response body and the client's request
 - ``json_schema``: the answer parses as JSON, and validates against the request's
   ``response_format.json_schema.schema`` when there is one (``jsonschema``);
 - ``regex``: ``re.search(pattern, answer)``;
+- ``confidence``: a distilled student's ``tokenomy.confidence`` is at least ``min`` and it did not
+  abstain; an answer without a confidence fails (it cannot be trusted on this check);
 - ``verifier``: another model grades the answer 0-10 (:func:`grading_messages`, :func:`parse_score`).
 """
 
@@ -17,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from tokenomy.config.policy import JsonSchemaCheck, LogprobCheck, RegexCheck
+from tokenomy.config.policy import ConfidenceCheck, JsonSchemaCheck, LogprobCheck, RegexCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,17 @@ def check_logprob(check: LogprobCheck, body: dict[str, Any]) -> Verdict:
     if mean is None:
         return Verdict(True, "logprob: none returned")
     return Verdict(mean >= check.min, f"logprob: mean {mean:.3f} vs min {check.min}")
+
+
+def check_confidence(check: ConfidenceCheck, body: dict[str, Any]) -> Verdict:
+    """The student's confidence reaches ``check.min`` and it did not abstain."""
+    extra = body.get("tokenomy")
+    if not isinstance(extra, dict) or not isinstance(extra.get("confidence"), int | float):
+        return Verdict(False, "confidence: none returned")
+    value = float(extra["confidence"])
+    if extra.get("abstained") is True:
+        return Verdict(False, f"confidence: {value:.3f}, abstained")
+    return Verdict(value >= check.min, f"confidence: {value:.3f} vs min {check.min}")
 
 
 def check_regex(check: RegexCheck, body: dict[str, Any]) -> Verdict:

@@ -69,6 +69,9 @@ def response_headers(ctx: CallContext) -> dict[str, str]:
         warning = ctx.decisions.get("optimize_warning")
         if warning is not None:
             out["x-tokenomy-optimize-warning"] = warning
+    confidence = ctx.decisions.get("confidence")  # a distilled student's answer
+    if confidence is not None:
+        out["x-tokenomy-confidence"] = str(confidence)
     if ctx.cache != "none":
         out["x-tokenomy-cache"] = ctx.cache
         similarity = ctx.decisions.get("cache_similarity")

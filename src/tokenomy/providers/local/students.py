@@ -1,0 +1,63 @@
+"""Distilled students served as local models: ``{provider: local, model: distilled, path: DIR}``.
+
+Every student a config names is loaded and checked when the provider is built, so a gateway with
+a missing, truncated or incompatible student refuses to start (the error names the path and the
+reason) instead of serving half a model. A request's user text is embedded with the embedded
+MiniLM (through the shared micro-batcher) and the student's head picks a label; the answer is the
+label, its probability goes to the ``x-tokenomy-confidence`` header and to the body's ``tokenomy``
+field, which a cascade's ``confidence`` check reads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tokenomy.config.models import GatewayConfig
+from tokenomy.distill.data import text_of
+from tokenomy.distill.student import Student, StudentError, load_student
+from tokenomy.errors import invalid_request
+from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Usage
+from tokenomy.providers.local.responses import ResponseBuilder
+
+DISTILLED_MODEL = "distilled"
+
+
+def load_students(config: GatewayConfig) -> dict[str, Student]:
+    """Every student directory the config's local deployments name, loaded and checked."""
+    students: dict[str, Student] = {}
+    for model in config.models:
+        for dep in model.deployments:
+            if dep.provider != "local" or dep.model != DISTILLED_MODEL:
+                continue
+            if not dep.path:
+                raise StudentError(f"model {model.name!r}: a 'distilled' deployment needs 'path' (a student directory)")
+            if dep.path not in students:
+                students[dep.path] = load_student(Path(dep.path).expanduser())
+    return students
+
+
+def request_text(ctx: CallContext) -> str:
+    """The text the student reads: the user messages (chat) or the prompt (completions)."""
+    if ctx.endpoint is Endpoint.COMPLETIONS:
+        prompt = ctx.body.get("prompt")
+        text = prompt if isinstance(prompt, str) else ""
+    else:
+        text = text_of({"messages": ctx.body.get("messages")})
+    if not text.strip():
+        param = "prompt" if ctx.endpoint is Endpoint.COMPLETIONS else "messages"
+        raise invalid_request("A distilled model needs some user text to label.", param=param)
+    return text
+
+
+def answer(ctx: CallContext, student: Student, vector: Any, tokens: int) -> Completion:
+    """The label as the answer, with the confidence in the decisions (header) and the body."""
+    (prediction,) = student.predict(np.asarray(vector, dtype=np.float32)[None, :])
+    ctx.decisions["confidence"] = round(prediction.confidence, 4)
+    ctx.usage = Usage(prompt_tokens=tokens, completion_tokens=1)
+    builder = ResponseBuilder(chat=ctx.endpoint is Endpoint.CHAT, model=ctx.model, logprobs=False)
+    body = builder.whole(prediction.label, [], "stop", tokens, 1)
+    body["tokenomy"] = {"confidence": prediction.confidence, "abstained": prediction.abstained}
+    return Completion(body, ctx.usage)
