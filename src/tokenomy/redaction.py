@@ -141,8 +141,8 @@ def _wrapping(factory: Callable[..., logging.LogRecord]) -> Callable[..., loggin
 
     def make(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = factory(*args, **kwargs)
-        plain = record.getMessage
-        record.getMessage = lambda: _redacted_message(record, plain())  # type: ignore[method-assign]
+        # redacted now, into the record's own fields, so copies of the record stay redacted too
+        record.msg, record.args = _redacted_message(record, record.getMessage()), ()
         return record
 
     make._tokenomy_redacts = True  # type: ignore[attr-defined]
