@@ -119,8 +119,15 @@ class _Refused(Exception):
         self.error = error
 
 
-async def read_upload(req: Request, target_dir: Path, max_bytes: int, max_lines: int) -> Upload:
-    """Parse the request's multipart body; the file part lands in ``target_dir``."""
+async def read_upload(
+    req: Request, target_dir: Path, max_bytes: int, max_lines: int, idle_timeout_s: float
+) -> Upload:
+    """Parse the request's multipart body as it arrives; the file part lands in ``target_dir``.
+
+    The body is streamed (it may be far larger than ``server.max_body_bytes``), so the edge does not
+    read it first; instead each chunk must arrive within ``idle_timeout_s`` (else 408), which keeps a
+    stalled upload from holding its slot.
+    """
     kind, params = parse_options_header(req.headers.get("content-type", ""))
     boundary = params.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
@@ -130,7 +137,17 @@ async def read_upload(req: Request, target_dir: Path, max_bytes: int, max_lines:
     try:
         parser = MultipartParser(boundary, reader.callbacks())  # type: ignore[arg-type]
         while True:
-            message = await req.receive()
+            try:
+                async with asyncio.timeout(idle_timeout_s):
+                    message = await req.receive()
+            except TimeoutError:
+                raise GatewayError(
+                    408,
+                    f"The upload stalled: no data for {idle_timeout_s:g} s.",
+                    "invalid_request_error",
+                    code="request_timeout",
+                    headers={"connection": "close"},
+                ) from None
             if message["type"] == "http.disconnect":
                 req.disconnected = True
                 raise asyncio.CancelledError

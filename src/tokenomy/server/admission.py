@@ -84,8 +84,11 @@ class Admission:
         req.client = self.clients.resolve(peer[0] if peer else None, req.headers.get("x-forwarded-for"))
         return req.client
 
-    async def admit(self, req: Request, authenticate: bool) -> str:
+    async def admit(self, req: Request, authenticate: bool, read_body: bool = True) -> str:
         """Run the admission steps; returns the client id holding the in-flight slot (see :meth:`release`).
+
+        ``read_body=False`` leaves the body to a handler that streams it (a file upload, which may be
+        larger than ``server.max_body_bytes``); that handler applies its own limits and deadline.
 
         Raises :class:`Refused`.
         """
@@ -98,7 +101,7 @@ class Admission:
             except GatewayError as exc:  # the body is never read (the server drops it, with a deadline)
                 raise Refused(exc, "unauthenticated") from None
             who = f"key:{req.key.name}"
-        if req.method in BODY_METHODS:
+        if read_body and req.method in BODY_METHODS:
             await self._read_body(req, who)
         if self.in_flight >= self.max_in_flight or self.overload.overloaded(self.in_flight):
             metrics.SHED.inc()

@@ -49,6 +49,7 @@ class Route:
     wire: str = "openai"
     sheddable: bool = True
     endpoint: Endpoint | None = None  # model calls: a request rejected before the pipeline is still recorded
+    streams_body: bool = False  # the handler reads the body itself, as it arrives (file uploads)
 
 
 ROUTES: dict[str, Route] = {
@@ -82,7 +83,7 @@ ROUTES: dict[str, Route] = {
     "/admin/keys": Route(admin_routes.keys, frozenset({"GET", "POST"}), sheddable=False),
     "/admin/budgets": Route(admin_routes.budgets, frozenset({"GET"}), sheddable=False),
     "/dashboard": Route(dashboard_routes.page, frozenset({"GET"}), sheddable=False),
-    "/v1/files": Route(batch_routes.files, frozenset({"GET", "POST"})),
+    "/v1/files": Route(batch_routes.files, frozenset({"GET", "POST"}), streams_body=True),
     "/v1/batches": Route(batch_routes.batches, frozenset({"GET", "POST"})),
 }
 PREFIX_ROUTES: tuple[tuple[str, Route], ...] = (
@@ -162,7 +163,9 @@ class TokenomyApp:
             await self._run(req, route)
             return
         try:
-            holder = await self.admission.admit(req, authenticate=route.endpoint is not None)
+            holder = await self.admission.admit(
+                req, authenticate=route.endpoint is not None, read_body=not route.streams_body
+            )
         except Refused as refused:
             if route.endpoint is not None and self.admission.rows.take(refused.reason):
                 self.gateway.record_rejected(req, route.endpoint, route.wire, refused.error)

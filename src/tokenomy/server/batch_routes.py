@@ -33,7 +33,8 @@ async def files(gw: Gateway, req: Request) -> None:
         return
     _method(req, "POST")
     config = gw.config.batches
-    upload = await read_upload(req, service.dir, config.max_file_bytes, config.max_lines)
+    idle_s = gw.config.server.body_timeout_s
+    upload = await read_upload(req, service.dir, config.max_file_bytes, config.max_lines, idle_s)
     purpose = upload.fields.get("purpose")
     try:
         if purpose != "batch":
