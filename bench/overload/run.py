@@ -1,6 +1,6 @@
 """Overload and the stalled-connection attack: one command, two tables.
 
-    python bench/overload/run.py            # ~2 minutes; DURATION=5 RATES="0.5 1 2 4" by default
+    python bench/overload/run.py            # ~2 minutes; DURATION=5 RATES="0.5 1 2 4" WORKERS=1 by default
 
 It starts a fixed-answer upstream (a raw asyncio HTTP server, so the gateway is the bottleneck)
 and ``tokenomy serve`` in front of it, each its own process, then:
@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DURATION = float(os.environ.get("DURATION", "5"))
 RATES = [float(r) for r in os.environ.get("RATES", "0.5 1 2 4").split()]
 ATTACKERS = int(os.environ.get("ATTACKERS", "2300"))
+WORKERS = os.environ.get("WORKERS", "1")  # one event loop: the figures are per process
 KEY = "sk-bench-overload"
 BODY = json.dumps(
     {"model": "bench", "max_tokens": 16, "messages": [{"role": "user", "content": "Say hello in one word."}]}
@@ -53,6 +54,10 @@ ANSWER = json.dumps(
         "usage": {"prompt_tokens": 12, "completion_tokens": 1, "total_tokens": 13},
     }
 ).encode()
+
+
+SLOW_MARK = b"stay in progress"
+SLOW_S = 60.0
 
 
 def free_port() -> int:
@@ -78,11 +83,16 @@ class _Upstream(asyncio.Protocol):
             length = int(head[at + 15 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
             if len(self.buf) < head_end + 4 + length:
                 return
+            body = self.buf[head_end + 4 : head_end + 4 + length]
             self.buf = self.buf[head_end + 4 + length :]
-            self.t.write(  # type: ignore[attr-defined]
-                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
-                % (len(ANSWER), ANSWER)
+            answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
+                len(ANSWER),
+                ANSWER,
             )
+            if SLOW_MARK in body:  # a request that should stay in progress (bench/overload/cpu_cost.py)
+                asyncio.get_running_loop().call_later(SLOW_S, self.t.write, answer)  # type: ignore[attr-defined]
+            else:
+                self.t.write(answer)  # type: ignore[attr-defined]
 
 
 async def _serve_upstream(port: int) -> None:
@@ -132,13 +142,15 @@ def _loadgen() -> Path:
     return LOADGEN
 
 
-def _load_run(url: str, rate: float, seconds: float, headers: list[str], in_flight: int = 4096) -> dict[str, object]:
+def _load_run(
+    url: str, rate: float, seconds: float, headers: list[str], in_flight: int = 4096, warmup: float = 1.0
+) -> dict[str, object]:
     """One open-loop phase (``in_flight`` caps the generator's concurrent requests: 64 makes it a
     closed loop of 64 connections when ``rate`` is higher than the gateway can take)."""
     body = Path(tempfile.mkstemp(suffix=".json")[1])
     body.write_bytes(BODY)
     args = [str(_loadgen()), "-url", f"{url}/v1/chat/completions", "-body", str(body), "-rate", f"{rate:.0f}"]
-    args += ["-duration", f"{seconds}s", "-warmup", "1s", "-maxinflight", str(in_flight), "-timeout", "10s"]
+    args += ["-duration", f"{seconds}s", "-warmup", f"{warmup}s", "-maxinflight", str(in_flight), "-timeout", "10s"]
     for header in headers:
         args += ["-H", header]
     out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
@@ -169,7 +181,7 @@ def _gateway(upstream: int, keys: bool, home: Path) -> tuple[subprocess.Popen[st
         " api_key: '${BENCH_KEY:-sk-x}'}\n"
     )
     proc = _python(
-        "-m", "tokenomy.cli", "serve", "--config", str(config), "--port", str(port),
+        "-m", "tokenomy.cli", "serve", "--config", str(config), "--port", str(port), "--workers", WORKERS,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
