@@ -34,8 +34,9 @@ async def test_full_gateway_sheds_quickly(openai_fake: OpenAIFake, anthropic_fak
 
         async def call() -> tuple[int, float, str | None]:
             started = time.perf_counter()
-            async with http.post(f"{gw.v1}/chat/completions", data=BODY,
-                                 headers={"content-type": "application/json"}) as resp:
+            async with http.post(
+                f"{gw.v1}/chat/completions", data=BODY, headers={"content-type": "application/json"}
+            ) as resp:
                 await resp.read()
                 return resp.status, time.perf_counter() - started, resp.headers.get("retry-after")
 
@@ -105,16 +106,22 @@ async def test_shed_at_the_edge_before_the_body_and_the_connection_stays(
     config = proxy_config(openai_fake.base_url, anthropic_fake.base_url, extra_server=", max_in_flight: 2")
     try:
         async with running_gateway(config) as gw, aiohttp.ClientSession() as http:
-            held = [asyncio.create_task(http.post(f"{gw.v1}/chat/completions", data=BODY,
-                                                  headers={"content-type": "application/json"})) for _ in range(2)]
+            held = [
+                asyncio.create_task(
+                    http.post(f"{gw.v1}/chat/completions", data=BODY, headers={"content-type": "application/json"})
+                )
+                for _ in range(2)
+            ]
             for _ in range(500):
                 if gw.app.admission.active >= 2:
                     break
                 await asyncio.sleep(0.01)
             host, port = gw.url.removeprefix("http://").split(":")
             reader, writer = await _raw(host, int(port))
-            head = (b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-                    b"content-length: %d\r\n\r\n" % len(BODY))
+            head = (
+                b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\n\r\n" % len(BODY)
+            )
             writer.write(head + BODY[:10])  # the head and the body's first bytes only
             status, headers, body = await _response(reader)
             assert status == b"HTTP/1.1 503 Service Unavailable"
@@ -156,8 +163,9 @@ async def test_admitted_requests_do_not_queue_behind_a_backlog(
             overload.observe = recording  # type: ignore[method-assign]
 
             async def call() -> int:
-                async with http.post(f"{gw.v1}/chat/completions", data=BODY,
-                                     headers={"content-type": "application/json"}) as resp:
+                async with http.post(
+                    f"{gw.v1}/chat/completions", data=BODY, headers={"content-type": "application/json"}
+                ) as resp:
                     await resp.read()
                     return resp.status
 
