@@ -86,7 +86,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._waiting_as: str | None = None  # counted in limits.waiting until its first head is complete
         self._shedding = False  # answered 503 at the head: the body is read and dropped
         self._counted = False  # a model call the admission counts once its body is complete
-        self._holding = False  # counted in the admission's requests in progress
+        self._holding = 0  # of this connection's requests, how many count as in progress (pipelining: >1)
 
     # -- connection ----------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -114,7 +114,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self.limits.waiting[address] = left
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._release()
+        self._release(every=True)
         self._stop_waiting()
         self._cancel_head_timer()
         if self._closing_at is not None:
@@ -203,14 +203,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._counted:
             self._counted = False
             if not self.cycle.response_complete and self.limits.hold is not None:
-                self._holding = True
+                self._holding += 1
                 self.limits.hold()
 
-    def _release(self) -> None:
-        if self._holding:
-            self._holding = False
-            if self.limits.leave is not None:
-                self.limits.leave()
+    def _release(self, every: bool = False) -> None:
+        """One answer is complete (``every``: the connection is gone): release what it counted."""
+        leave = self.limits.leave
+        while self._holding and leave is not None:
+            self._holding -= 1
+            leave()
+            if not every:
+                return
 
     def on_response_complete(self) -> None:
         self._release()
