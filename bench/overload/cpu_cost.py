@@ -1,12 +1,13 @@
-"""CPU cost of a request the gateway serves and of one it sheds: one command, one table.
+"""CPU cost of a request the gateway serves and of one it sheds, on kept-alive and on new connections.
 
     python bench/overload/cpu_cost.py            # SECONDS=4 CONNS=8 by default
 
 Wall-clock goodput depends on what else runs on the machine; CPU time per request does much less.
 This starts the fixed-answer upstream and ``tokenomy serve`` (keys on, ledger on, cache off) as
-``run.py`` does, drives a closed loop of CONNS kept-alive connections for SECONDS with the Go load
-generator, and divides the CPU time the gateway process used (user + system, all its threads, from
-``/proc/<pid>/stat``; its ledger writer process is shown apart) by the requests answered:
+``run.py`` does, drives a closed loop of CONNS connections (kept alive, then a new one for every
+request) for SECONDS with the Go load generator, and divides the CPU time the gateway process used
+(user + system, all its threads, from ``/proc/<pid>/stat``; its ledger writer process is shown
+apart) by the requests answered:
 
 - **served**: every request answered 200 by way of the upstream;
 - **shed at the edge**: ``server.max_in_flight: 4`` and four requests held in progress at a
@@ -14,7 +15,8 @@ generator, and divides the CPU time the gateway process used (user + system, all
   reached and is answered 503 from the protocol.
 
 On one core, goodput g at offered rate r satisfies g * served + (r - g) * shed <= 1 s: the last
-column is the share of saturation the gateway keeps at 2x saturation if its core does nothing else.
+line is the share of saturation the gateway keeps at 2x saturation on kept-alive connections if
+its core does nothing else.
 """
 
 from __future__ import annotations
@@ -56,9 +58,9 @@ def _descendants_cpu_s(pid: int) -> float:
     return total
 
 
-def _measure(gateway_pid: int, url: str, auth: list[str]) -> tuple[int, dict[str, int], float, float]:
+def _measure(gateway_pid: int, url: str, auth: list[str], new: bool) -> tuple[int, dict[str, int], float, float]:
     before, before_kids = _cpu_s(gateway_pid), _descendants_cpu_s(gateway_pid)
-    r = bench._load_run(url, 200_000, SECONDS, auth, in_flight=CONNS, warmup=0)
+    r = bench._load_run(url, 200_000, SECONDS, auth, in_flight=CONNS, warmup=0, new_connections=new)
     time.sleep(0.5)  # let the ledger writer catch up
     sent = int(r["sent"])  # type: ignore[call-overload]
     codes = dict(r["codes"])  # type: ignore[call-overload]
@@ -96,8 +98,9 @@ def main() -> None:
             procs.append(gateway)
             bench._settle(url, auth)
             held = _hold(url, 4) if server else []
-            sent, codes, cpu, kids = _measure(gateway.pid, url, auth)
-            rows.append((label, sent, codes, cpu, kids))
+            for new in (False, True):
+                sent, codes, cpu, kids = _measure(gateway.pid, url, auth, new)
+                rows.append((label + (", a new connection each" if new else ""), sent, codes, cpu, kids))
             for s in held:
                 s.close()
             gateway.terminate()
@@ -107,8 +110,8 @@ def main() -> None:
             if proc.poll() is None:
                 proc.kill()
     served = rows[0][3] / max(rows[0][1], 1)
-    shed = rows[1][3] / max(rows[1][1], 1)
-    print(f"closed loop, {CONNS} kept-alive connections, {SECONDS:g} s per row; CPU time from /proc/<pid>/stat\n")
+    shed = rows[2][3] / max(rows[2][1], 1)
+    print(f"closed loop, {CONNS} connections, {SECONDS:g} s per row; CPU time from /proc/<pid>/stat\n")
     print(
         "| request | answered | status codes | gateway CPU s | CPU µs per request | ledger writer CPU µs per request |"
     )

@@ -143,7 +143,13 @@ def _loadgen() -> Path:
 
 
 def _load_run(
-    url: str, rate: float, seconds: float, headers: list[str], in_flight: int = 4096, warmup: float = 1.0
+    url: str,
+    rate: float,
+    seconds: float,
+    headers: list[str],
+    in_flight: int = 4096,
+    warmup: float = 1.0,
+    new_connections: bool = False,
 ) -> dict[str, object]:
     """One open-loop phase (``in_flight`` caps the generator's concurrent requests: 64 makes it a
     closed loop of 64 connections when ``rate`` is higher than the gateway can take)."""
@@ -153,6 +159,8 @@ def _load_run(
     args += ["-duration", f"{seconds}s", "-warmup", f"{warmup}s", "-maxinflight", str(in_flight), "-timeout", "10s"]
     for header in headers:
         args += ["-H", header]
+    if new_connections:
+        args.append("-newconn")
     out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
     data = json.loads(out.strip().splitlines()[-1])
     codes = {k: int(v) for k, v in data["codes"].items()}
@@ -234,7 +242,8 @@ def main() -> None:
         saturation = float(sat["ok_rps"])  # type: ignore[arg-type]
         _settle(url, auth)
         quiet = _load_run(url, 20, DURATION, auth)
-        print(f"saturation S = {saturation:.0f} rps (64 connections back to back, {DURATION:g} s); "
+        sat_shed = dict(sat["codes"]).get("503", 0)  # type: ignore[call-overload]
+        print(f"saturation S = {saturation:.0f} rps (64 connections back to back, {DURATION:g} s, {sat_shed} shed); "
               f"no-load p50 / p99 = {quiet['p50']:.1f} / {quiet['p99']:.1f} ms (20 rps)\n")  # fmt: skip
         print(
             "| offered | offered rps | goodput rps (% of S) | admitted p50 / p99 ms | p99 over no-load | 503 | other |"

@@ -136,6 +136,12 @@ async def test_shed_at_the_edge_before_the_body_and_the_connection_stays(
             status, _, _ = await _response(reader)
             assert status == b"HTTP/1.1 200 OK", "what is not a model call is never shed"
             writer.close()
+            reader, writer = await _raw(host, int(port))  # a client that closes after each request
+            writer.write(head.replace(b"host: x", b"host: x\r\nconnection: close") + BODY)
+            status, headers, _ = await _response(reader)
+            assert status == b"HTTP/1.1 503 Service Unavailable" and headers[b"connection"] == b"close"
+            assert await asyncio.wait_for(reader.read(), 5) == b"", "then the gateway closes, nothing else sent"
+            writer.close()
             first = [await (await task).read() for task in held]
             assert all(b"chat.completion" in answer for answer in first)
             assert gw.app.admission.active == 0

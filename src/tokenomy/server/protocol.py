@@ -127,7 +127,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head:
             self._head_bytes += len(data)
         super().data_received(data)
-        if self._shedding and self._head_timer is None:  # shed, and the rest of its body is still to come
+        if self._shedding and self._head_timer is None and self._closing_at is None:  # the rest of a shed body
             self._head_timer = self.loop.call_later(self.limits.body_timeout_s, self._unread_body_timeout)
         if self._in_head and self._head_bytes > self.limits.max_header_bytes and not self.transport.is_closing():
             self._reject(431, f"The request head is larger than {self.limits.max_header_bytes} bytes.")
@@ -183,9 +183,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         parser = self.parser
         keep = parser.should_keep_alive() and parser.get_http_version() != "1.0"
         self.transport.write(_SHED_BYTES[self.url.startswith(b"/v1/messages"), keep])
-        if keep:
-            self._shedding = True
-        else:
+        self._shedding = True  # whatever of the body is in this read is dropped
+        if not keep:
             self._linger()
 
     def on_body(self, body: bytes) -> None:
@@ -196,7 +195,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._shedding:
             self._shedding = False
             self._in_head, self._began, self._head_bytes = True, False, 0
-            self._arm_head_timer()  # the next request's head (or the idle deadline)
+            if self._closing_at is None:
+                self._arm_head_timer()  # the next request's head (or the idle deadline)
             return
         super().on_message_complete()
         self._in_head, self._began, self._head_bytes = True, False, 0
