@@ -106,9 +106,7 @@ def main() -> None:
             gateway.terminate()
             gateway.wait()
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
+        bench.kill_all(procs)
     served = rows[0][3] / max(rows[0][1], 1)
     shed = rows[2][3] / max(rows[2][1], 1)
     print(f"closed loop, {CONNS} connections, {SECONDS:g} s per row; CPU time from /proc/<pid>/stat\n")

@@ -126,7 +126,7 @@ async def _attack(url: str, count: int, hold: float, forwarded: bool) -> None:
 # -- the driver ---------------------------------------------------------------------------------------------
 def _python(*args: str, **popen: object) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{os.environ.get('PYTHONPATH', '')}"}
-    return subprocess.Popen([sys.executable, *args], env=env, text=True, **popen)  # type: ignore[call-overload]
+    return subprocess.Popen([sys.executable, *args], env=env, text=True, **popen)  # type: ignore[call-overload,no-any-return]
 
 
 LOADGEN = Path(os.environ.get("LOADGEN", Path.home() / ".cache/gateway-anchors/bin/overload-loadgen"))
@@ -221,6 +221,13 @@ def _settle(url: str, auth: list[str]) -> None:
         time.sleep(0.1)
 
 
+def kill_all(procs: list[subprocess.Popen[str]]) -> None:
+    """Kill whatever of ``procs`` still runs."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def _sha256(text: str) -> str:
     import hashlib
 
@@ -284,9 +291,7 @@ def main() -> None:
             gateway.terminate()
             gateway.wait()
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
+        kill_all(procs)
 
 
 if __name__ == "__main__":
