@@ -67,12 +67,13 @@ def test_limit_backs_off_on_own_lateness_and_grows_back() -> None:
     assert detector.overloaded(8) and not detector.overloaded(7)
     detector.observe(0.001)
     detector.tick(3.0, active=8)
-    assert detector.limit == 10, "on time and the limit binding: it grows"
-    detector.tick(3.1, active=2)
-    assert detector.limit == 10, "on time but the limit not binding: it stays"
+    assert detector.limit == 10, "on time: it grows"
     for step in range(40):
-        detector.tick(4.0 + step * 0.05, active=detector.limit)
-    assert detector.limit == 1000, "back up to the ceiling (server.max_in_flight)"
+        detector.tick(4.0 + step * 0.05, active=2)
+    assert detector.limit == 1000, "back up to the ceiling (server.max_in_flight) once the overload is over"
+    detector.observe(0.2)
+    detector.tick(6.0, active=50)
+    assert detector.limit == 40, "the next backoff starts from the calls in progress, not from the ceiling"
 
 
 def test_lateness_with_few_requests_of_our_own_moves_nothing() -> None:

@@ -102,14 +102,15 @@ class LoopLagMonitor:
 
 class OverloadDetector:
     """How many model calls may be in progress at once: a limit that follows the gateway's own
-    queueing (additive-increase, multiplicative-decrease, as TCP congestion control).
+    queueing, as a congestion window follows a network's.
 
     Every ``window_s`` the detector asks whether the gateway ran late: its loop's own lag (above)
     over ``delay_target_s``, or -- where the server stamps arrivals -- the smallest queue delay of
     the window's requests over it (CoDel's test: a standing queue, not a burst). Late: the limit
     drops to ``backoff`` x the requests in progress (never below ``min_in_flight``, so a request on a
     busy host, or during a model load, is never refused for lateness that is not the gateway's
-    doing). On time and close to the limit: it grows by ``growth``. A request that finds the limit
+    doing). On time: it grows by ``growth``, back toward ``ceiling`` once the overload is over (a
+    burst of long streams after it is not refused for long). A request that finds the limit
     reached is shed at once, and cheaply, instead of joining a queue that would add seconds to
     every request behind it: the requests already admitted stay fast, and the work the core can do
     goes to requests that will be answered in time.
@@ -157,7 +158,7 @@ class OverloadDetector:
         if self.late():
             if active >= self.min_in_flight:  # lateness with this many of our own in progress: ours
                 self.limit = max(self.min_in_flight, int(min(self.limit, active) * self.backoff))
-        elif active * self.growth >= self.limit:  # on time and the limit is what holds requests back
+        elif self.limit < self.ceiling:  # on time: back toward the ceiling
             self.limit = min(self.ceiling, max(self.limit + 1, int(self.limit * self.growth)))
         metrics.IN_FLIGHT_LIMIT.set(self.limit)
 
