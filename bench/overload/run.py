@@ -1,6 +1,6 @@
 """Overload and the stalled-connection attack: one command, two tables.
 
-    python bench/overload/run.py            # ~2 minutes; DURATION=5 RATES="0.5 1 2 4" by default
+    python bench/overload/run.py            # ~2 minutes; DURATION=5 RATES="0.5 1 2 4" WORKERS=1 by default
 
 It starts a fixed-answer upstream (a raw asyncio HTTP server, so the gateway is the bottleneck)
 and ``tokenomy serve`` in front of it, each its own process, then:
@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DURATION = float(os.environ.get("DURATION", "5"))
 RATES = [float(r) for r in os.environ.get("RATES", "0.5 1 2 4").split()]
 ATTACKERS = int(os.environ.get("ATTACKERS", "2300"))
+WORKERS = os.environ.get("WORKERS", "1")  # one event loop: the figures are per process
 KEY = "sk-bench-overload"
 BODY = json.dumps(
     {"model": "bench", "max_tokens": 16, "messages": [{"role": "user", "content": "Say hello in one word."}]}
@@ -53,6 +54,10 @@ ANSWER = json.dumps(
         "usage": {"prompt_tokens": 12, "completion_tokens": 1, "total_tokens": 13},
     }
 ).encode()
+
+
+SLOW_MARK = b"stay in progress"
+SLOW_S = 60.0
 
 
 def free_port() -> int:
@@ -78,11 +83,16 @@ class _Upstream(asyncio.Protocol):
             length = int(head[at + 15 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
             if len(self.buf) < head_end + 4 + length:
                 return
+            body = self.buf[head_end + 4 : head_end + 4 + length]
             self.buf = self.buf[head_end + 4 + length :]
-            self.t.write(  # type: ignore[attr-defined]
-                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
-                % (len(ANSWER), ANSWER)
+            answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
+                len(ANSWER),
+                ANSWER,
             )
+            if SLOW_MARK in body:  # a request that should stay in progress (bench/overload/cpu_cost.py)
+                asyncio.get_running_loop().call_later(SLOW_S, self.t.write, answer)  # type: ignore[attr-defined]
+            else:
+                self.t.write(answer)  # type: ignore[attr-defined]
 
 
 async def _serve_upstream(port: int) -> None:
@@ -116,7 +126,7 @@ async def _attack(url: str, count: int, hold: float, forwarded: bool) -> None:
 # -- the driver ---------------------------------------------------------------------------------------------
 def _python(*args: str, **popen: object) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{os.environ.get('PYTHONPATH', '')}"}
-    return subprocess.Popen([sys.executable, *args], env=env, text=True, **popen)  # type: ignore[call-overload]
+    return subprocess.Popen([sys.executable, *args], env=env, text=True, **popen)  # type: ignore[call-overload,no-any-return]
 
 
 LOADGEN = Path(os.environ.get("LOADGEN", Path.home() / ".cache/gateway-anchors/bin/overload-loadgen"))
@@ -132,15 +142,25 @@ def _loadgen() -> Path:
     return LOADGEN
 
 
-def _load_run(url: str, rate: float, seconds: float, headers: list[str], in_flight: int = 4096) -> dict[str, object]:
+def _load_run(
+    url: str,
+    rate: float,
+    seconds: float,
+    headers: list[str],
+    in_flight: int = 4096,
+    warmup: float = 1.0,
+    new_connections: bool = False,
+) -> dict[str, object]:
     """One open-loop phase (``in_flight`` caps the generator's concurrent requests: 64 makes it a
     closed loop of 64 connections when ``rate`` is higher than the gateway can take)."""
     body = Path(tempfile.mkstemp(suffix=".json")[1])
     body.write_bytes(BODY)
     args = [str(_loadgen()), "-url", f"{url}/v1/chat/completions", "-body", str(body), "-rate", f"{rate:.0f}"]
-    args += ["-duration", f"{seconds}s", "-warmup", "1s", "-maxinflight", str(in_flight), "-timeout", "10s"]
+    args += ["-duration", f"{seconds}s", "-warmup", f"{warmup}s", "-maxinflight", str(in_flight), "-timeout", "10s"]
     for header in headers:
         args += ["-H", header]
+    if new_connections:
+        args.append("-newconn")
     out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
     data = json.loads(out.strip().splitlines()[-1])
     codes = {k: int(v) for k, v in data["codes"].items()}
@@ -169,7 +189,7 @@ def _gateway(upstream: int, keys: bool, home: Path) -> tuple[subprocess.Popen[st
         " api_key: '${BENCH_KEY:-sk-x}'}\n"
     )
     proc = _python(
-        "-m", "tokenomy.cli", "serve", "--config", str(config), "--port", str(port),
+        "-m", "tokenomy.cli", "serve", "--config", str(config), "--port", str(port), "--workers", WORKERS,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -201,6 +221,13 @@ def _settle(url: str, auth: list[str]) -> None:
         time.sleep(0.1)
 
 
+def kill_all(procs: list[subprocess.Popen[str]]) -> None:
+    """Kill whatever of ``procs`` still runs."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def _sha256(text: str) -> str:
     import hashlib
 
@@ -222,7 +249,8 @@ def main() -> None:
         saturation = float(sat["ok_rps"])  # type: ignore[arg-type]
         _settle(url, auth)
         quiet = _load_run(url, 20, DURATION, auth)
-        print(f"saturation S = {saturation:.0f} rps (64 connections back to back, {DURATION:g} s); "
+        sat_shed = dict(sat["codes"]).get("503", 0)  # type: ignore[call-overload]
+        print(f"saturation S = {saturation:.0f} rps (64 connections back to back, {DURATION:g} s, {sat_shed} shed); "
               f"no-load p50 / p99 = {quiet['p50']:.1f} / {quiet['p99']:.1f} ms (20 rps)\n")  # fmt: skip
         print(
             "| offered | offered rps | goodput rps (% of S) | admitted p50 / p99 ms | p99 over no-load | 503 | other |"
@@ -263,9 +291,7 @@ def main() -> None:
             gateway.terminate()
             gateway.wait()
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
+        kill_all(procs)
 
 
 if __name__ == "__main__":

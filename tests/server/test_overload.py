@@ -11,7 +11,7 @@ from tests.fakes.anthropic_upstream import AnthropicFake
 from tests.fakes.openai_upstream import OpenAIFake
 from tests.support.gateway import running_gateway
 
-from tokenomy.server.overload import LoopLagMonitor
+from tokenomy.server.overload import LoopLagMonitor, OverloadDetector
 
 BODY = b'{"model": "fast", "messages": [{"role": "user", "content": "hi"}]}'
 
@@ -34,8 +34,9 @@ async def test_full_gateway_sheds_quickly(openai_fake: OpenAIFake, anthropic_fak
 
         async def call() -> tuple[int, float, str | None]:
             started = time.perf_counter()
-            async with http.post(f"{gw.v1}/chat/completions", data=BODY,
-                                 headers={"content-type": "application/json"}) as resp:
+            async with http.post(
+                f"{gw.v1}/chat/completions", data=BODY, headers={"content-type": "application/json"}
+            ) as resp:
                 await resp.read()
                 return resp.status, time.perf_counter() - started, resp.headers.get("retry-after")
 
@@ -48,3 +49,136 @@ async def test_full_gateway_sheds_quickly(openai_fake: OpenAIFake, anthropic_fak
         if status == 503:
             assert retry_after == "1"
             assert elapsed < 1.5, "shed requests must not wait for the slow ones"
+
+
+def test_limit_backs_off_on_own_lateness_and_grows_back() -> None:
+    lag = LoopLagMonitor(limit_s=0.02)
+    detector = OverloadDetector(lag, 0.02, min_in_flight=8, ceiling=1000, window_s=0.05)
+    detector.observe(0.2)  # a standing queue: even the quickest request of the window waited 200 ms
+    detector.tick(1.0, active=100)
+    assert detector.limit == 80, "late with 100 in progress: the limit drops to 0.8 x that"
+    detector.observe(0.2)
+    detector.tick(1.01, active=100)
+    assert detector.limit == 80, "one move per window"
+    for step in range(20):
+        detector.observe(0.2)
+        detector.tick(1.1 + step * 0.05, active=100)
+    assert detector.limit == 8, "never below shed_min_in_flight"
+    assert detector.overloaded(8) and not detector.overloaded(7)
+    detector.observe(0.001)
+    detector.tick(3.0, active=8)
+    assert detector.limit == 10, "on time: it grows"
+    for step in range(40):
+        detector.tick(4.0 + step * 0.05, active=2)
+    assert detector.limit == 1000, "back up to the ceiling (server.max_in_flight) once the overload is over"
+    detector.observe(0.2)
+    detector.tick(6.0, active=50)
+    assert detector.limit == 40, "the next backoff starts from the calls in progress, not from the ceiling"
+
+
+def test_lateness_with_few_requests_of_our_own_moves_nothing() -> None:
+    lag = LoopLagMonitor(limit_s=0.02)
+    detector = OverloadDetector(lag, 0.02, min_in_flight=8, ceiling=1000)
+    lag.observe(0.5)  # the loop itself is late (a model loading, say)
+    for step in range(10):
+        detector.tick(1.0 + step, active=3)
+    assert detector.limit == 1000
+
+
+async def _raw(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection(host, port)
+
+
+async def _response(reader: asyncio.StreamReader) -> tuple[bytes, dict[bytes, bytes], bytes]:
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    lines = head.split(b"\r\n")
+    headers = dict(line.lower().split(b": ", 1) for line in lines[1:] if b": " in line)
+    body = await reader.readexactly(int(headers[b"content-length"]))
+    return lines[0], headers, body
+
+
+async def test_shed_at_the_edge_before_the_body_and_the_connection_stays(
+    openai_fake: OpenAIFake, anthropic_fake: AnthropicFake
+) -> None:
+    """With the limit reached, a model call is answered 503 from its head alone (its body has not
+    arrived: the app never saw it), the body is then dropped as it comes, and the same kept-alive
+    connection serves the next request."""
+    openai_fake.mode, openai_fake.delay = "slow", 2.0
+    config = proxy_config(openai_fake.base_url, anthropic_fake.base_url, extra_server=", max_in_flight: 2")
+    try:
+        async with running_gateway(config) as gw, aiohttp.ClientSession() as http:
+            held = [
+                asyncio.create_task(
+                    http.post(f"{gw.v1}/chat/completions", data=BODY, headers={"content-type": "application/json"})
+                )
+                for _ in range(2)
+            ]
+            for _ in range(500):
+                if gw.app.admission.active >= 2:
+                    break
+                await asyncio.sleep(0.01)
+            host, port = gw.url.removeprefix("http://").split(":")
+            reader, writer = await _raw(host, int(port))
+            head = (
+                b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\n\r\n" % len(BODY)
+            )
+            writer.write(head + BODY[:10])  # the head and the body's first bytes only
+            status, headers, body = await _response(reader)
+            assert status == b"HTTP/1.1 503 Service Unavailable"
+            assert headers[b"retry-after"] == b"1" and b"connection" not in headers
+            assert b"server_overloaded" in body
+            writer.write(BODY[10:])  # the rest of the body: read and dropped
+            writer.write(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}")
+            status, headers, body = await _response(reader)
+            assert status.startswith(b"HTTP/1.1 529"), "Anthropic's overloaded status, on the same connection"
+            assert b"overloaded_error" in body
+            writer.write(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            status, _, _ = await _response(reader)
+            assert status == b"HTTP/1.1 200 OK", "what is not a model call is never shed"
+            writer.close()
+            reader, writer = await _raw(host, int(port))  # a client that closes after each request
+            writer.write(head.replace(b"host: x", b"host: x\r\nconnection: close") + BODY)
+            status, headers, _ = await _response(reader)
+            assert status == b"HTTP/1.1 503 Service Unavailable" and headers[b"connection"] == b"close"
+            assert await asyncio.wait_for(reader.read(), 5) == b"", "then the gateway closes, nothing else sent"
+            writer.close()
+            first = [await (await task).read() for task in held]
+            assert all(b"chat.completion" in answer for answer in first)
+            assert gw.app.admission.active == 0
+    finally:
+        openai_fake.delay = 5.0
+
+
+async def test_admitted_requests_do_not_queue_behind_a_backlog(
+    openai_fake: OpenAIFake, anthropic_fake: AnthropicFake
+) -> None:
+    """A burst of 40 against room for 4: exactly 4 are admitted and each starts at once (its queue
+    delay, head to app, is small: nothing waited in front of it); the other 36 are shed."""
+    openai_fake.mode, openai_fake.delay = "slow", 1.0
+    config = proxy_config(openai_fake.base_url, anthropic_fake.base_url, extra_server=", max_in_flight: 4")
+    delays: list[float] = []
+    try:
+        async with running_gateway(config) as gw, aiohttp.ClientSession() as http:
+            overload = gw.app.admission.overload
+            observe = overload.observe
+
+            def recording(delay_s: float) -> None:
+                delays.append(delay_s)
+                observe(delay_s)
+
+            overload.observe = recording  # type: ignore[method-assign]
+
+            async def call() -> int:
+                async with http.post(
+                    f"{gw.v1}/chat/completions", data=BODY, headers={"content-type": "application/json"}
+                ) as resp:
+                    await resp.read()
+                    return resp.status
+
+            statuses = await asyncio.gather(*(call() for _ in range(40)))
+    finally:
+        openai_fake.delay = 5.0
+    assert sorted(statuses) == [200] * 4 + [503] * 36
+    assert len(delays) == 4, "shed requests never reached the app"
+    assert max(delays) < 0.5, "an admitted request started without waiting out another's upstream call"

@@ -196,11 +196,11 @@ class ServerConfig(_Frozen):
     shed_loop_lag_ms: float = Field(
         default=50.0,
         ge=0,
-        description="queue delay / event-loop lag beyond which new requests get 503 at once, "
-        "when shed_min_in_flight requests are in progress (0: off)",
+        description="the gateway's own queue delay / event-loop lag beyond which the limit on model calls "
+        "in progress is lowered (past the limit new ones get 503 at once; 0: off)",
     )
     shed_min_in_flight: int = Field(
-        default=8, ge=1, description="requests in progress needed before lateness counts as the gateway's own overload"
+        default=8, ge=1, description="lowest the in-progress limit goes (fewer requests than this are never overload)"
     )
     header_timeout_s: float = Field(default=10.0, gt=0, description="time allowed for a whole request head")
     body_timeout_s: float = Field(default=30.0, gt=0, description="time allowed for a whole request body")

@@ -7,9 +7,12 @@ In order, each step cheap and before the next:
    body never read or parsed;
 3. the body, read with a deadline (``server.body_timeout_s``, else 408) while the request counts
    as *pending* for its key (or address), at most ``server.max_pending_per_client`` at a time;
-4. only then an in-flight slot: 503 when ``server.max_in_flight`` are in progress, or when the
-   gateway's own queue is overloaded (``tokenomy.server.overload``); 429 when the key or address
-   has ``server.max_in_flight_per_client`` in progress.
+4. only then an in-flight slot: 503 when ``server.max_in_flight`` are in progress; 429 when the
+   key or address has ``server.max_in_flight_per_client`` in progress.
+
+Before all of these, as soon as the head is parsed, the server protocol asks :meth:`Admission.edge_enter`
+whether to shed the request: model calls past the adaptive in-progress limit
+(``tokenomy.server.overload``) get a pre-built 503 there, before any request object exists.
 
 So a client that opens connections and stalls its headers or bodies holds no in-flight slot and
 cannot starve anyone; the head deadline and size limits are the server protocol's
@@ -18,6 +21,7 @@ cannot starve anyone; the head deadline and size limits are the server protocol'
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from tokenomy.errors import GatewayError, overloaded
@@ -30,6 +34,8 @@ from tokenomy.telemetry import metrics
 if TYPE_CHECKING:
     from tokenomy.gateway import Gateway
 
+SHED, PASS, COUNTED = -1, 0, 1
+"""What :meth:`Admission.edge_enter` says of a request."""
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 SHEDDABLE = (b"/v1/chat/completions", b"/v1/completions", b"/v1/embeddings", b"/v1/messages", b"/v1/cache/")
 
@@ -54,7 +60,13 @@ class Admission:
         self.pending = PendingCounter(server.max_pending_per_client)
         self.rows = RowBudget(server.edge_rows_per_s)
         self.lag = LoopLagMonitor(server.shed_loop_lag_ms / 1000)
-        self.overload = OverloadDetector(self.lag, server.shed_loop_lag_ms / 1000, server.shed_min_in_flight)
+        self.overload = OverloadDetector(
+            self.lag, server.shed_loop_lag_ms / 1000, server.shed_min_in_flight, ceiling=server.max_in_flight
+        )
+        self.lag.on_sample = self._tick
+        self.active = 0  # model calls between their body's end and their answer (counted by the protocol)
+        self.edge_counts = False  # the server protocol counts them (else admission alone decides)
+        self._shed_counter = metrics.SHED
         self.max_in_flight = server.max_in_flight
         self.per_client = server.max_in_flight_per_client
         self.max_body = server.max_body_bytes
@@ -63,20 +75,37 @@ class Admission:
         self._by_client: dict[str, int] = {}
         self._loop_time: Any = None
 
-    def shed_early(self, path: bytes) -> bool:
-        """For the server protocol: shed this request before it reaches the app? (Counted when so.)
+    def edge_enter(self, path: bytes) -> int:
+        """For the server protocol, as a request head is parsed: :data:`SHED` (answer 503 now; counted),
+        :data:`COUNTED` (a model call: count it from its body's end, :meth:`edge_hold`) or
+        :data:`PASS` (not a model call: never shed, not counted).
 
-        Only model calls and the cache API are shed, only on the overload signals (the in-flight
-        cap is checked at admission, where the request's own slot is known).
+        Only model calls and the cache API are shed, when :attr:`active` has reached the adaptive
+        limit (``tokenomy.server.overload``); the in-flight cap is checked at admission, where the
+        request's own slot is known.
         """
         if not path.startswith(SHEDDABLE) or path.startswith(b"/v1/models"):
-            return False
-        if not self.overload.overloaded(self.in_flight):
-            return False
-        metrics.SHED.inc()
-        if self.rows.take("shed"):
-            self.gateway.record_shed(path.decode("latin-1"))
-        return True
+            return PASS
+        self.edge_counts = True
+        if self.active >= self.overload.limit:
+            self._shed_counter.inc()
+            if self.rows.take("shed"):
+                self.gateway.record_shed(path.decode("latin-1"))
+            return SHED
+        return COUNTED
+
+    def edge_hold(self) -> None:
+        """A request :meth:`edge_enter` let through has its whole body and no answer yet: it counts in
+        :attr:`active` until :meth:`edge_leave` (a request whose body is still arriving costs no CPU
+        and is not counted, so stalled bodies cannot fill the limit)."""
+        self.active += 1
+
+    def edge_leave(self) -> None:
+        """A request :meth:`edge_hold` counted has its answer (or its connection is gone)."""
+        self.active -= 1
+
+    def _tick(self) -> None:
+        self.overload.tick(time.monotonic(), max(self.active, self.in_flight))
 
     def client_of(self, req: Request) -> str:
         """Set and return the request's client address."""
@@ -103,7 +132,7 @@ class Admission:
             who = f"key:{req.key.name}"
         if read_body and req.method in BODY_METHODS:
             await self._read_body(req, who)
-        if self.in_flight >= self.max_in_flight or self.overload.overloaded(self.in_flight):
+        if self.in_flight >= self.max_in_flight or (not self.edge_counts and self.overload.overloaded(self.in_flight)):
             metrics.SHED.inc()
             raise Refused(overloaded("The gateway is at capacity; retry shortly.", 1), "shed")
         if self.per_client is not None:
@@ -160,5 +189,4 @@ class Admission:
                 import asyncio
 
                 self._loop_time = asyncio.get_running_loop().time
-            now = self._loop_time()
-            self.overload.observe(now - received, now)
+            self.overload.observe(self._loop_time() - received)

@@ -11,9 +11,10 @@ not overload: shedding then would refuse a lone request on a busy host. So the l
 out the time the loop's thread waited for a CPU held by others (Linux schedstat), and lateness
 only counts as overload together with evidence of the gateway's own load: at least
 ``min_in_flight`` requests in progress. The queue delay is judged CoDel-style, by its smallest value over a short
-window (a standing queue, not a burst). While overloaded, new requests are refused at once with
-503 and ``Retry-After`` instead of joining a queue that would add seconds to every request
-behind them.
+window (a standing queue, not a burst). Lateness moves an adaptive limit on the model
+calls in progress (:class:`OverloadDetector`); past it, new requests are refused at once with 503
+and ``Retry-After`` -- at the protocol, from a pre-built response -- instead of joining a queue that
+would add seconds to every request behind them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from tokenomy.telemetry import metrics
@@ -45,6 +47,7 @@ class LoopLagMonitor:
         self.overloaded = False
         self._task: asyncio.Task[None] | None = None
         self._schedstat: Any = None
+        self.on_sample: Callable[[], None] | None = None  # called after each sample (the limit's clock)
 
     def start(self) -> None:
         """Begin sampling (idempotent; needs a running loop)."""
@@ -85,6 +88,8 @@ class LoopLagMonitor:
             await asyncio.sleep(interval)
             lag = max(0.0, time.perf_counter() - expected)
             self.observe(lag, max(0.0, lag - (self._cpu_wait_s() - waited)))
+            if self.on_sample is not None:
+                self.on_sample()
 
     def observe(self, lag_s: float, own_s: float | None = None) -> None:
         """Fold one lateness sample (and the part of it that is the gateway's own) into the averages."""
@@ -96,40 +101,67 @@ class LoopLagMonitor:
 
 
 class OverloadDetector:
-    """Decides, per request, whether to shed it: lateness (loop lag, or the queue delay where the
-    server stamps arrivals) together with the gateway's own load (requests in progress)."""
+    """How many model calls may be in progress at once: a limit that follows the gateway's own
+    queueing, as a congestion window follows a network's.
 
-    def __init__(self, lag: LoopLagMonitor, delay_target_s: float, min_in_flight: int, window_s: float = 0.1) -> None:
+    Every ``window_s`` the detector asks whether the gateway ran late: its loop's own lag (above)
+    over ``delay_target_s``, or -- where the server stamps arrivals -- the smallest queue delay of
+    the window's requests over it (CoDel's test: a standing queue, not a burst). Late: the limit
+    drops to ``backoff`` x the requests in progress (never below ``min_in_flight``, so a request on a
+    busy host, or during a model load, is never refused for lateness that is not the gateway's
+    doing). On time: it grows by ``growth``, back toward ``ceiling`` once the overload is over (a
+    burst of long streams after it is not refused for long). A request that finds the limit
+    reached is shed at once, and cheaply, instead of joining a queue that would add seconds to
+    every request behind it: the requests already admitted stay fast, and the work the core can do
+    goes to requests that will be answered in time.
+    """
+
+    def __init__(
+        self,
+        lag: LoopLagMonitor,
+        delay_target_s: float,
+        min_in_flight: int,
+        ceiling: int = 1 << 30,
+        window_s: float = 0.05,
+        backoff: float = 0.8,
+        growth: float = 1.25,
+    ) -> None:
         self.lag = lag
         self.delay_target_s = delay_target_s
         self.min_in_flight = min_in_flight
+        self.ceiling = ceiling
         self.window_s = window_s
+        self.backoff = backoff
+        self.growth = growth
+        self.limit = ceiling
         self.queue_delay_s = 0.0  # the smallest delay of the last complete window
         self._window_min = float("inf")
-        self._window_end = 0.0
-        self._measured = False  # the server stamps arrival times (else: loop lag only)
+        self._next = 0.0
 
-    def observe(self, delay_s: float, now: float) -> None:
+    def observe(self, delay_s: float) -> None:
         """Note one request's queue delay (seconds between its head arriving and the app starting)."""
-        self._measured = True
-        if now >= self._window_end + self.window_s:  # a quiet spell: the last window says nothing now
-            self._window_min = float("inf")
-            self.queue_delay_s = 0.0
-        if now >= self._window_end:
-            if self._window_min != float("inf"):
-                self.queue_delay_s = self._window_min
-                metrics.QUEUE_DELAY.set(self.queue_delay_s)
+        if delay_s < self._window_min:
             self._window_min = delay_s
-            self._window_end = now + self.window_s
-        elif delay_s < self._window_min:
-            self._window_min = delay_s
+
+    def late(self) -> bool:
+        """Whether the gateway's own queueing is over the target now (loop lag, or the last window's delay)."""
+        return self.lag.overloaded or self.queue_delay_s > self.delay_target_s
+
+    def tick(self, now: float, active: int) -> None:
+        """Move the limit once per window (``active``: model calls in progress, counted where they arrive)."""
+        if now < self._next or self.delay_target_s <= 0:
+            return
+        self._next = now + self.window_s
+        self.queue_delay_s = 0.0 if self._window_min == float("inf") else self._window_min
+        self._window_min = float("inf")
+        metrics.QUEUE_DELAY.set(self.queue_delay_s)
+        if self.late():
+            if active >= self.min_in_flight:  # lateness with this many of our own in progress: ours
+                self.limit = max(self.min_in_flight, int(min(self.limit, active) * self.backoff))
+        elif self.limit < self.ceiling:  # on time: back toward the ceiling
+            self.limit = min(self.ceiling, max(self.limit + 1, int(self.limit * self.growth)))
+        metrics.IN_FLIGHT_LIMIT.set(self.limit)
 
     def overloaded(self, in_flight: int) -> bool:
-        """Whether a new request should be shed now."""
-        if in_flight < self.min_in_flight or self.delay_target_s <= 0:
-            return False  # no evidence that the lateness is of the gateway's own making
-        if self.lag.overloaded:
-            return True
-        return self._measured and (
-            self.queue_delay_s > self.delay_target_s or self._window_min > 4 * self.delay_target_s
-        )
+        """Whether a new request, with ``in_flight`` in progress, should be shed now."""
+        return in_flight >= self.limit

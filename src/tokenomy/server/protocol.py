@@ -17,8 +17,12 @@ connection:
   must arrive within ``body_timeout_s`` or the connection is closed;
 - the moment the head was complete, in ``scope["state"]["tokenomy.received"]`` (loop time): the
   app measures its own queueing delay from it (``tokenomy.server.overload``);
-- **early shedding**: while the app says it is overloaded (``EdgeLimits.shed``), a model call is
-  answered 503 (Anthropic: 529) from a canned response as soon as its head is parsed.
+- **early shedding**: when the app's admission says so (``EdgeLimits.enter``: the adaptive limit on
+  model calls in progress is reached), a model call is answered 503 (Anthropic: 529) from
+  pre-built bytes as soon as its head is parsed -- no request object, no task, no body parsed; on
+  a kept-alive connection the body is dropped as it arrives and the connection stays open;
+- the **count of model calls in progress** for that limit (``EdgeLimits.hold``/``leave``): from the
+  end of a request's body (a body still arriving costs nothing and is not counted) to its answer.
 
 Body deadlines are the app's (``Request.body``), so they hold under any ASGI server.
 """
@@ -51,7 +55,11 @@ class EdgeLimits:
     max_headers: int = 100
     max_waiting_per_address: int = 1024  # connections from one address that have not sent a whole head yet
     trusted: Callable[[str], bool] | None = None  # reverse proxies: exempt from the per-address cap
-    shed: Callable[[bytes], bool] | None = None  # the app's "shed this path now?" (it counts what it sheds)
+    # the app's admission (``Admission.edge_enter/edge_hold/edge_leave``): shed this path now? (it
+    # counts what it sheds) and the model calls in progress, from their body's end to their answer
+    enter: Callable[[bytes], int] | None = None
+    hold: Callable[[], None] | None = None
+    leave: Callable[[], None] | None = None
 
     def __init__(self) -> None:
         self.waiting: dict[str, int] = {}  # address -> connections still waiting for their first head
@@ -76,6 +84,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._closing_at: asyncio.TimerHandle | None = None
         self._refusal: tuple[int, str] | None = None
         self._waiting_as: str | None = None  # counted in limits.waiting until its first head is complete
+        self._shedding = False  # answered 503 at the head: the body is read and dropped
+        self._counted = False  # a model call the admission counts once its body is complete
+        self._holding = 0  # of this connection's requests, how many count as in progress (pipelining: >1)
 
     # -- connection ----------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -103,6 +114,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self.limits.waiting[address] = left
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._release(every=True)
         self._stop_waiting()
         self._cancel_head_timer()
         if self._closing_at is not None:
@@ -115,6 +127,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head:
             self._head_bytes += len(data)
         super().data_received(data)
+        if self._shedding and self._head_timer is None and self._closing_at is None:  # the rest of a shed body
+            self._head_timer = self.loop.call_later(self.limits.body_timeout_s, self._unread_body_timeout)
         if self._in_head and self._head_bytes > self.limits.max_header_bytes and not self.transport.is_closing():
             self._reject(431, f"The request head is larger than {self.limits.max_header_bytes} bytes.")
 
@@ -143,24 +157,66 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._stop_waiting()
         self._in_head = False
         self._cancel_head_timer()
+        enter = self.limits.enter
+        if enter is not None:
+            verdict = enter(self.url)
+            if verdict < 0:
+                if self.cycle is None or self.cycle.response_complete:
+                    self._shed()
+                else:  # a pipelined request: its answer must wait its turn behind the one in progress
+                    app, self.app = self.app, _shed_app(self.url)
+                    try:
+                        super().on_headers_complete()
+                    finally:
+                        self.app = app
+                return
+            self._counted = verdict > 0
         self.scope["state"][RECEIVED] = self.loop.time()
-        shed = self.limits.shed
-        if shed is not None and shed(self.url):
-            # overloaded: answer from a canned response, before any request object, key check
-            # or body read (an eighth of what the app's own refusal costs)
-            app, self.app = self.app, _shed_app(self.url)
-            try:
-                super().on_headers_complete()
-            finally:
-                self.app = app
-            return
         super().on_headers_complete()
 
+    def _shed(self) -> None:
+        """Answer 503 (Anthropic: 529) from pre-built bytes: no request object, no task, no body read.
+
+        On a kept-alive connection the body is dropped as it arrives (with the body deadline) and
+        the connection serves the next request: a shed costs the client no new handshake.
+        """
+        parser = self.parser
+        keep = parser.should_keep_alive() and parser.get_http_version() != "1.0"
+        self.transport.write(_SHED_BYTES[self.url.startswith(b"/v1/messages"), keep])
+        self._shedding = True  # whatever of the body is in this read is dropped
+        if not keep:
+            self._linger()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._shedding:
+            super().on_body(body)
+
     def on_message_complete(self) -> None:
+        if self._shedding:
+            self._shedding = False
+            self._in_head, self._began, self._head_bytes = True, False, 0
+            if self._closing_at is None:
+                self._arm_head_timer()  # the next request's head (or the idle deadline)
+            return
         super().on_message_complete()
         self._in_head, self._began, self._head_bytes = True, False, 0
+        if self._counted:
+            self._counted = False
+            if not self.cycle.response_complete and self.limits.hold is not None:
+                self._holding += 1
+                self.limits.hold()
+
+    def _release(self, every: bool = False) -> None:
+        """One answer is complete (``every``: the connection is gone): release what it counted."""
+        leave = self.limits.leave
+        while self._holding and leave is not None:
+            self._holding -= 1
+            leave()
+            if not every:
+                return
 
     def on_response_complete(self) -> None:
+        self._release()
         super().on_response_complete()
         if self.transport.is_closing():
             return
@@ -209,6 +265,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             + b"\r\n\r\n"
             + body
         )
+        self._linger()
+
+    def _linger(self) -> None:
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self._closing_at = self.loop.call_later(LINGER_S, self.transport.close)
@@ -224,6 +283,17 @@ def _shed_body(anthropic: bool) -> bytes:
 
 SHED_MESSAGE = "The gateway is at capacity; retry shortly."
 _SHED = {False: (503, _shed_body(False)), True: (529, _shed_body(True))}
+
+
+def _shed_bytes(anthropic: bool, keep_alive: bool) -> bytes:
+    status, body = _SHED[anthropic]
+    head = STATUS_LINE[status] + b"content-type: application/json\r\nretry-after: 1\r\n"
+    head += b"content-length: %d\r\n" % len(body)
+    return head + (b"" if keep_alive else b"connection: close\r\n") + b"\r\n" + body
+
+
+_SHED_BYTES = {(a, k): _shed_bytes(a, k) for a in (False, True) for k in (False, True)}
+"""The whole shed response by (Anthropic path?, keep-alive?)."""
 
 
 def _shed_app(url: bytes) -> Callable[..., Awaitable[None]]:

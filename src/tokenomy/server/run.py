@@ -41,7 +41,9 @@ def http_protocol(config: GatewayConfig, app: TokenomyApp | None = None) -> type
     """uvicorn's ``http`` protocol with the edge's head deadline and size limits from ``config``,
     shedding early on ``app``'s overload signals."""
     limits = EdgeLimits()
-    limits.shed = app.admission.shed_early if app is not None else None
+    if app is not None:
+        admission = app.admission
+        limits.enter, limits.hold, limits.leave = admission.edge_enter, admission.edge_hold, admission.edge_leave
     limits.max_waiting_per_address = config.server.max_waiting_connections_per_address
     limits.trusted = ClientAddresses(config.server.trusted_proxies).is_trusted
     limits.header_timeout_s = config.server.header_timeout_s

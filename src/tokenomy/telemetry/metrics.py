@@ -183,6 +183,11 @@ QUEUE_DELAY = Gauge(
     "Smallest wait, over the last window, between a request head arriving and the gateway starting on it.",
     registry=REGISTRY,
 )
+IN_FLIGHT_LIMIT = Gauge(
+    "tokenomy_in_flight_limit",
+    "Model calls allowed in progress now (adaptive: lowered while the gateway's own queueing is late).",
+    registry=REGISTRY,
+)
 LOOP_LAG = Gauge(
     "tokenomy_event_loop_lag_seconds", "Smoothed lateness of the event loop (load shedding signal).", registry=REGISTRY
 )

@@ -1,0 +1,132 @@
+"""CPU cost of a request the gateway serves and of one it sheds, on kept-alive and on new connections.
+
+    python bench/overload/cpu_cost.py            # SECONDS=4 CONNS=8 by default
+
+Wall-clock goodput depends on what else runs on the machine; CPU time per request does much less.
+This starts the fixed-answer upstream and ``tokenomy serve`` (keys on, ledger on, cache off) as
+``run.py`` does, drives a closed loop of CONNS connections (kept alive, then a new one for every
+request) for SECONDS with the Go load generator, and divides the CPU time the gateway process used
+(user + system, all its threads, from ``/proc/<pid>/stat``; its ledger writer process is shown
+apart) by the requests answered:
+
+- **served**: every request answered 200 by way of the upstream;
+- **shed at the edge**: ``server.max_in_flight: 4`` and four requests held in progress at a
+  deliberately slow upstream answer, so every further model call finds the in-progress limit
+  reached and is answered 503 from the protocol.
+
+On one core, goodput g at offered rate r satisfies g * served + (r - g) * shed <= 1 s: the last
+line is the share of saturation the gateway keeps at 2x saturation on kept-alive connections if
+its core does nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import run as bench  # the overload benchmark's upstream, gateway and load generator
+
+SECONDS = float(os.environ.get("SECONDS", "4"))
+CONNS = int(os.environ.get("CONNS", "8"))
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime of all the process's threads
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        out += [int(c) for c in text]
+    return out
+
+
+def _descendants_cpu_s(pid: int) -> float:
+    total = 0.0
+    for child in _children(pid):
+        with contextlib.suppress(OSError):
+            total += _cpu_s(child) + _descendants_cpu_s(child)
+    return total
+
+
+def _measure(gateway_pid: int, url: str, auth: list[str], new: bool) -> tuple[int, dict[str, int], float, float]:
+    before, before_kids = _cpu_s(gateway_pid), _descendants_cpu_s(gateway_pid)
+    r = bench._load_run(url, 200_000, SECONDS, auth, in_flight=CONNS, warmup=0, new_connections=new)
+    time.sleep(0.5)  # let the ledger writer catch up
+    sent = int(r["sent"])  # type: ignore[call-overload]
+    codes = dict(r["codes"])  # type: ignore[call-overload]
+    return sent, codes, _cpu_s(gateway_pid) - before, _descendants_cpu_s(gateway_pid) - before_kids
+
+
+def _hold(url: str, count: int) -> list[socket.socket]:
+    """``count`` model calls that stay in progress (the upstream answers them after a minute)."""
+    host, port = url.removeprefix("http://").split(":")
+    body = bench.BODY.replace(b"Say hello in one word.", bench.SLOW_MARK)
+    held = []
+    for _ in range(count):
+        s = socket.create_connection((host, int(port)))
+        s.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"authorization: Bearer %s\r\ncontent-length: %d\r\n\r\n%s" % (bench.KEY.encode(), len(body), body)
+        )
+        held.append(s)
+    time.sleep(1.0)
+    return held
+
+
+def main() -> None:
+    home = Path(tempfile.mkdtemp(prefix="tokenomy-cpu-cost-"))
+    upstream_port = bench.free_port()
+    upstream = bench._python(str(Path(__file__).parent / "run.py"), "upstream", str(upstream_port))
+    procs = [upstream]
+    auth = [f"authorization: Bearer {bench.KEY}"]
+    rows = []
+    try:
+        time.sleep(0.5)
+        for label, server in (("served (200)", ""), ("shed at the edge (503)", "max_in_flight: 4")):
+            os.environ["SERVER"] = server
+            gateway, url = bench._gateway(upstream_port, keys=True, home=home)
+            procs.append(gateway)
+            bench._settle(url, auth)
+            held = _hold(url, 4) if server else []
+            for new in (False, True):
+                sent, codes, cpu, kids = _measure(gateway.pid, url, auth, new)
+                rows.append((label + (", a new connection each" if new else ""), sent, codes, cpu, kids))
+            for s in held:
+                s.close()
+            gateway.terminate()
+            gateway.wait()
+    finally:
+        bench.kill_all(procs)
+    served = rows[0][3] / max(rows[0][1], 1)
+    shed = rows[2][3] / max(rows[2][1], 1)
+    print(f"closed loop, {CONNS} connections, {SECONDS:g} s per row; CPU time from /proc/<pid>/stat\n")
+    print(
+        "| request | answered | status codes | gateway CPU s | CPU µs per request | ledger writer CPU µs per request |"
+    )
+    print("|---|---|---|---|---|---|")
+    for label, sent, codes, cpu, kids in rows:
+        print(
+            f"| {label} | {sent} | {codes} | {cpu:.2f} | {1e6 * cpu / max(sent, 1):.1f} "
+            f"| {1e6 * kids / max(sent, 1):.1f} |"
+        )
+    # one core, offered 2 S with S = 1 / served: g * served + (2 S - g) * shed = 1
+    s_rate = 1 / served
+    g = (1 - 2 * s_rate * shed) / (served - shed)
+    print(
+        f"\none core at 2x saturation: goodput <= {100 * g / s_rate:.0f}% of saturation "
+        f"(shed / served {shed / served:.3f})"
+    )
+
+
+if __name__ == "__main__":
+    main()
