@@ -140,14 +140,13 @@ async def drive(app: Any, body: bytes, headers: list[tuple[bytes, bytes]], n: in
 async def profile(config_text: str, n: int, warmup: int) -> dict[str, float]:
     from tokenomy.config import parse_config
     from tokenomy.pipeline.chain import build_chain
+    from tokenomy.server import logging_setup
     from tokenomy.server.app import TokenomyApp
     from tokenomy.server.run import create_app
 
-    from tokenomy.server import logging_setup
-
     config = parse_config(config_text)
     # logging as `tokenomy serve` sets it up (INFO, text, the access log on), into a file
-    log_file = open(Path(os.environ["TOKENOMY_HOME"]).parent / "gateway.log", "a")  # noqa: SIM115
+    log_file = open(Path(os.environ["TOKENOMY_HOME"]).parent / "gateway.log", "a")  # noqa: SIM115, ASYNC230
     logging_setup.configure(config.server.log_level, config.server.log_format, log_file)
     server = config.server.model_copy(update={"shed_loop_lag_ms": 0.0})
     app: TokenomyApp = create_app(config.model_copy(update={"server": server}))
