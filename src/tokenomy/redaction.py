@@ -64,6 +64,8 @@ class Redactor:
         self._values: set[str] = set()
         self._known: re.Pattern[str] | None = None
         self._ordered: tuple[str, ...] = ()
+        self.generation = 0
+        """Counts registrations: results remembered under an older generation are stale."""
 
     def add(self, *values: str | None) -> None:
         """Register secret values (empty, missing and very short ones are ignored)."""
@@ -75,6 +77,7 @@ class Redactor:
             ordered = sorted(self._values, key=len, reverse=True)  # longest first: no partial masks
             self._known = re.compile("|".join(re.escape(v) for v in ordered))
             self._ordered = tuple(ordered)
+            self.generation += 1
 
     def __call__(self, text: str) -> str:
         """``text`` with every secret masked."""
@@ -125,6 +128,33 @@ def redact(text: str) -> str:
     return REDACTOR(text)
 
 
+class Redacted(str):
+    """Text already redacted (e.g. an access-log line built from redacted values): the log record
+    factory passes it through as it is instead of scanning it again."""
+
+    __slots__ = ()
+
+
+_MEMO: dict[str, str] = {}
+_MEMO_MAX = 4096
+_memo_generation = 0
+
+
+def redact_value(value: str) -> str:
+    """``redact(value)`` for a short value that repeats (a model name, a tenant), remembered."""
+    global _memo_generation
+    if _memo_generation != REDACTOR.generation:  # a secret registered since: forget everything
+        _MEMO.clear()
+        _memo_generation = REDACTOR.generation
+    found = _MEMO.get(value)
+    if found is None:
+        found = redact(value)
+        if len(_MEMO) >= _MEMO_MAX:
+            _MEMO.clear()
+        _MEMO[value] = found
+    return found
+
+
 def config_secrets(config: BaseModel) -> list[str]:
     """The current values of every secret reference in a configuration (walked recursively)."""
     found: list[str] = []
@@ -167,6 +197,8 @@ class _RedactedRecord(logging.LogRecord):
 def _redacted_message(record: logging.LogRecord, message: str) -> str:
     if record.exc_info and not record.exc_text:
         record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+    if type(record.msg) is Redacted and not record.args:
+        return message
     return redact(message)
 
 
