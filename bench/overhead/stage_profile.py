@@ -58,6 +58,7 @@ CPROFILE: Any = None  # --cprofile: a cProfile.Profile around the measured reque
 
 CONFIGS: dict[str, str] = {
     "default": "",  # ledger on (SQLite), exact cache on (storing every miss: no-cache), metrics
+    "default, access log off": "server: {access_log: false}\n",
     "ledger on, cache off": "cache: {exact: {enabled: false}}\n",
     "ledger off, cache off": "ledger: {enabled: false}\ncache: {exact: {enabled: false}}\n",
 }
