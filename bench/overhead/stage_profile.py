@@ -12,7 +12,8 @@ lookup and stores every answer, and the ledger records every request: the path e
 takes. Each stage is wrapped in a timer that reads the main thread's CPU clock before and after
 it; a stage's own cost is its inclusive time minus the inclusive time of the stage it calls.
 "background threads" is the process's CPU time minus the main thread's (ledger writer, cache
-writer). The timers themselves cost ~0.3 µs each (the "timers" row).
+writer). Logging is set up as ``tokenomy serve`` sets it up (INFO, text lines, the access log on),
+writing to a file. The timers themselves cost ~0.3 µs each (the "timers" row).
 
 Prints one markdown table per configuration: median µs per request over ``--reps`` repetitions,
 with min-max.
@@ -57,6 +58,7 @@ CPROFILE: Any = None  # --cprofile: a cProfile.Profile around the measured reque
 
 CONFIGS: dict[str, str] = {
     "default": "",  # ledger on (SQLite), exact cache on (storing every miss: no-cache), metrics
+    "default, access log off": "server: {access_log: false}\n",
     "ledger on, cache off": "cache: {exact: {enabled: false}}\n",
     "ledger off, cache off": "ledger: {enabled: false}\ncache: {exact: {enabled: false}}\n",
 }
@@ -139,10 +141,14 @@ async def drive(app: Any, body: bytes, headers: list[tuple[bytes, bytes]], n: in
 async def profile(config_text: str, n: int, warmup: int) -> dict[str, float]:
     from tokenomy.config import parse_config
     from tokenomy.pipeline.chain import build_chain
+    from tokenomy.server import logging_setup
     from tokenomy.server.app import TokenomyApp
     from tokenomy.server.run import create_app
 
     config = parse_config(config_text)
+    # logging as `tokenomy serve` sets it up (INFO, text, the access log on), into a file
+    log_file = open(Path(os.environ["TOKENOMY_HOME"]).parent / "gateway.log", "a")  # noqa: SIM115, ASYNC230
+    logging_setup.configure(config.server.log_level, config.server.log_format, log_file)
     server = config.server.model_copy(update={"shed_loop_lag_ms": 0.0})
     app: TokenomyApp = create_app(config.model_copy(update={"server": server}))
     gw = app.gateway
@@ -196,6 +202,7 @@ async def profile(config_text: str, n: int, warmup: int) -> dict[str, float]:
         time.thread_time()
     per_read = (time.thread_time() - t0) / 10_000
     await gw.close()
+    log_file.close()
     us = 1e6 / n
     row: dict[str, float] = {}
     incl = [t.total for t in timed] + [terminal.total]

@@ -98,6 +98,27 @@ def test_the_redactor_masks_configured_values_and_key_shapes() -> None:
     assert "short stays" in out and "postgresql://user:" in out
 
 
+def test_the_redactors_shortcut_masks_exactly_what_the_patterns_mask() -> None:
+    """Texts are only scanned when they contain a pattern's fixed part; the result is the same."""
+    from tokenomy.redaction import _patterns
+
+    redact = Redactor()
+    redact.add("my-configured-value-123")
+    pieces = [
+        "access request_id=req_1 key=- tenant=default prompt_tokens=19 status=200", "Bearer abcdefgh123",
+        "bearer  Zyx.987654321", "sk-proj-abcdefghijk", "x-api-key: qwerty123", "API_KEY='hunter22'",
+        "Access-Token=abcdef", "passwd: letmein1", "Secret = s3cr3t!!", "https://u:pw12@host/x", "AKIAABCDEFGHIJKLMNOP",
+        "AIza" + "a" * 32, "ghp_" + "b" * 32, "xoxb-1234567890ab", "eyJabcdefgh.ijklmnopq.rstuvwxyz",
+        "my-configured-value-123", "high thoughts", "authorization", "api\u212aey=abcdef1", "pa\u017fsword=abcdef",
+        "Kelvin apiKey=1234",
+        "",
+    ]  # fmt: skip
+    for a in pieces:
+        for b in pieces:
+            text = f"{a} {b}"
+            assert redact(text) == _patterns(text.replace("my-configured-value-123", MASK)), text
+
+
 def test_the_shared_fakes_keys_are_not_what_this_test_relies_on() -> None:
     assert OPENAI_KEY not in SECRETS and ANTHROPIC_KEY not in SECRETS
 

@@ -143,3 +143,30 @@ def test_every_access_log_field_is_documented() -> None:
     section = doc[doc.index("### The access log") : doc.index("### Warnings")]
     for field in access_fields(LedgerRecord(request_id="r", ts=0.0)):
         assert f"`{field}`" in section, f"access log field {field!r} is not documented"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_access_line_values_are_redacted_in_both_formats(fmt: str) -> None:
+    """A key-shaped value a client chose (task, client id, model) never reaches the log, text or JSON."""
+    from tokenomy.ledger.record import LedgerRecord
+    from tokenomy.redaction import MASK, install_log_redaction
+    from tokenomy.telemetry.access_log import AccessLog
+
+    install_log_redaction()
+    stream = io.StringIO()
+    handler = make_handler(fmt, stream)  # type: ignore[arg-type]
+    logger = logging.getLogger("tokenomy.access")
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    secret = "sk-proj-Q7w8E9r0T1y2U3i4"
+    try:
+        for _ in range(2):  # the second line comes from the remembered redactions
+            record = LedgerRecord(request_id="req_1", ts=0.0, task=f"t {secret}", requested_model=secret)
+            record.client_request_id, record.tenant = secret, "acme"
+            AccessLog()(record)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    out = stream.getvalue()
+    assert secret not in out and out.count(MASK) >= 6 and out.count("acme") == 2, out

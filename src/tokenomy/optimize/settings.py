@@ -36,8 +36,8 @@ class Settings:
     max_tokens: int | None
 
 
-def resolve(config: OptimizeConfig, rule: OptimizeRule | None, headers: dict[str, str]) -> Settings:
-    """Merge config, rule and headers (raises a 400 for a bad header value)."""
+def base_settings(config: OptimizeConfig, rule: OptimizeRule | None) -> Settings:
+    """Config defaults overridden by the rule (the same for every request the rule matches)."""
 
     def pick(name: str) -> object:
         value = getattr(rule, name) if rule is not None else None
@@ -56,6 +56,15 @@ def resolve(config: OptimizeConfig, rule: OptimizeRule | None, headers: dict[str
         compress_min_tokens=cast(int, pick("compress_min_tokens")),
         max_tokens=cast("int | None", pick("max_tokens")),
     )
+    return settings
+
+
+def resolve(
+    config: OptimizeConfig, rule: OptimizeRule | None, headers: dict[str, str], base: Settings | None = None
+) -> Settings:
+    """Merge config, rule and headers (raises a 400 for a bad header value); ``base``: what
+    :func:`base_settings` gave for this config and rule, when the caller keeps it."""
+    settings = base if base is not None else base_settings(config, rule)
     mode = headers.get(OPTIMIZE_HEADER)
     if mode is not None:
         mode = mode.strip().lower()

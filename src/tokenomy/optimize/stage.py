@@ -43,7 +43,7 @@ from tokenomy.optimize import (
 )
 from tokenomy.optimize.accounting import MessageTokens
 from tokenomy.optimize.prompt_cache import PrefixMemory, PromptCachePlan
-from tokenomy.optimize.settings import Settings, resolve
+from tokenomy.optimize.settings import Settings, base_settings, resolve
 from tokenomy.pipeline.chain import Handler
 from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Response, Stream
 from tokenomy.pipeline.route import ModelTable
@@ -80,12 +80,17 @@ class OptimizeStage:
         self._gguf = gguf_path
         self._summarize = summarize
         self._encoders: dict[str, tuple[Encode, str]] = {}
+        self._base: dict[int, Settings] = {}  # per rule (or none): its settings before headers
 
     async def __call__(self, ctx: CallContext, call_next: Handler) -> Response:
         if ctx.endpoint is not Endpoint.CHAT or not isinstance(ctx.body.get("messages"), list):
             return await call_next(ctx)
         model = self._table.resolve(ctx.model)
-        settings = resolve(self._config, self._config.rule_for(model.name, ctx.task), ctx.headers)
+        rule = self._config.rule_for(model.name, ctx.task)
+        base = self._base.get(id(rule))  # rules live as long as the config: their ids are stable
+        if base is None:
+            base = self._base[id(rule)] = base_settings(self._config, rule)
+        settings = resolve(self._config, rule, ctx.headers, base)
         if not settings.enabled:
             ctx.body = compress_context.strip_marks(ctx.body) or ctx.body  # the mark never goes upstream
             ctx.decisions["optimize"] = "off"

@@ -44,7 +44,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         request_id = getattr(record, "request_id", None)
-        if request_id and "request_id=" not in record.getMessage():
+        if request_id and "request_id=" not in record.message:  # set by the format above
             line = f"{line} request_id={request_id}"
             client_id = getattr(record, "client_request_id", None)
             if client_id:
