@@ -60,9 +60,8 @@ class BatchRunner:
         self._sending = 0  # gateway-run batch requests in flight
         self._live_seen = 0.0  # monotonic time live traffic was last seen
         self._stopping = False
-        # who holds a lease: unique per process where gateways share the store; one name for the
-        # embedded store (one gateway per folder), so a restart takes its batches back at once
-        self.owner = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}" if store.shared else "local"
+        # who holds a lease: one name per process (``serve --workers N`` runs N runners on one store)
+        self.owner = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         self._held: dict[str, float] = {}  # batch id -> monotonic time its lease was last taken or renewed
         self._renewer: asyncio.Task[None] | None = None
         # the provider batch API for a batch's model, when it has one (set by the service)
@@ -301,7 +300,11 @@ class BatchRunner:
             counts = state["request_counts"]
             counts["completed" if ok else "failed"] += 1
             snapshot = orjson.loads(orjson.dumps(state))
-            await asyncio.to_thread(self.store.finish_item, state["id"], item.line, ok, result, snapshot)
+            try:
+                await asyncio.to_thread(self.store.finish_item, state["id"], item.line, ok, result, snapshot)
+            except Exception:  # the item stays ``running``: it runs again when the batch is next taken
+                counts["completed" if ok else "failed"] -= 1
+                log.warning("batch %s line %d: its result could not be stored", state["id"], item.line, exc_info=True)
         finally:
             self._sending -= 1
             self._slots.release()

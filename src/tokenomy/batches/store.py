@@ -86,8 +86,6 @@ class SqlBatchStore:
     """
 
     files_dir: Path
-    shared = False
-    """Whether several gateways may use this store at once (each then needs its own lease owner)."""
 
     def close(self) -> None:
         """Release the database."""

@@ -36,8 +36,6 @@ def _postgres_schema() -> list[str]:
 class PostgresBatchStore(SqlBatchStore):
     """Batch state in PostgreSQL (``dsn``), files in ``files_dir``."""
 
-    shared = True
-
     def __init__(self, dsn: str, files_dir: Path) -> None:
         self.files_dir = files_dir
         files_dir.mkdir(parents=True, exist_ok=True)
@@ -46,6 +44,8 @@ class PostgresBatchStore(SqlBatchStore):
         self._conn: psycopg.Connection[Any] | None = None
         with self._lock:
             conn = self._connection()
+            if conn.execute(f"SELECT to_regclass('{SCHEMA_NAME}.leases')").fetchone() != (None,):
+                return  # made already: its DDL would lock the tables other gateways are writing
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext('tokenomy_batches_schema'))")
                 for sql in _postgres_schema():
