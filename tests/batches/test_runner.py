@@ -49,3 +49,46 @@ async def test_batch_work_waits_while_live_requests_are_in_flight(tmp_path: Path
     assert len(sent) == 3
     await runner.close()
     store.close()
+
+
+async def test_steady_live_traffic_leaves_batch_work_one_request_a_second(tmp_path: Path) -> None:
+    store = BatchStore(tmp_path)
+    lines = [
+        json.dumps({"custom_id": f"c{i}", "method": "POST", "url": "/v1/embeddings",
+                    "body": {"model": "m", "input": "x"}})
+        for i in range(20)
+    ]  # fmt: skip
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines))
+    state = new_batch("file-x", "/v1/embeddings", "24h", None, 3600)
+    state["request_counts"]["total"] = 20
+    store.add_batch("t", None, state, check_input(source, "/v1/embeddings", 30).items)
+    sent: list[float] = []
+
+    async def chain(ctx: CallContext) -> Response:
+        sent.append(asyncio.get_running_loop().time())
+        return Completion({"object": "list", "data": []})
+
+    polls = 0
+    steady = True
+
+    def live_load() -> int:  # nothing in flight, but a live request arrived every other poll (~10 ms)
+        nonlocal polls
+        polls += 1
+        return int(steady and polls % 2 == 0)
+
+    runner = BatchRunner(store, chain, BatchesConfig(yield_to_live=1))
+    runner.live_load = live_load
+    await runner.start()
+    await asyncio.sleep(2.5)
+    assert 1 <= len(sent) <= 3  # the gaps between live requests are too short: only the once-a-second slot
+    steady = False
+    async with asyncio.timeout(10):
+        while True:
+            current = store.get_batch("t", state["id"])
+            if current is not None and current["status"] == "completed":
+                break
+            await asyncio.sleep(0.02)
+    assert len(sent) == 20
+    await runner.close()
+    store.close()

@@ -278,17 +278,27 @@ class BatchRunner:
         return self.provider_plan(planned[0]) if planned is not None else None
 
     async def _take_slot(self) -> None:
-        """A concurrency slot, once live traffic has left room (or waited long enough)."""
+        """A concurrency slot, once live traffic has left room (or waited long enough).
+
+        Batch work starts only after ``live_quiet_ms`` without a live request arriving or in
+        flight; within ``_COOL_S`` of live traffic it runs one request at a time. Under steady live
+        traffic it therefore runs one request per ``_MAX_YIELD_S`` (taken at a moment with nothing
+        live in flight), so it never starves and never takes a noticeable share of the loop.
+        """
         limit = self.config.yield_to_live
-        waited = 0.0
-        while limit and waited < _MAX_YIELD_S:
+        quiet_s = self.config.live_quiet_ms / 1000
+        started = time.monotonic()
+        while limit:
             now = time.monotonic()
             if self.live_load() >= limit:
                 self._live_seen = now
-            elif now - self._live_seen > _COOL_S or self._sending == 0:
+            elif now - self._live_seen > _COOL_S:
+                break
+            elif now - self._live_seen > quiet_s and self._sending == 0:
                 break  # within a second of live traffic, only one batch request at a time
+            elif now - started > _MAX_YIELD_S:
+                break  # waited long enough: one request, at a moment with nothing live in flight
             await asyncio.sleep(0.005)
-            waited += 0.005
         await self._slots.acquire()
 
     async def _one(self, tenant: str, key_name: str | None, state: dict[str, Any], item: Item) -> None:

@@ -33,6 +33,9 @@ class BatchesConfig(_Frozen):
     yield_to_live: int = Field(
         default=1, ge=0, description="live requests in flight at or beyond which batch work waits (0: never wait)"
     )
+    live_quiet_ms: float = Field(
+        default=50.0, ge=0, description="batch work starts only after this long without live traffic"
+    )
     expiry_s: float = Field(default=24 * 3600, gt=0, description="how long a batch may run before it expires")
     provider_models: tuple[str, ...] = Field(
         default=(),
