@@ -131,6 +131,7 @@ async def interactive(oai: openai.AsyncOpenAI, rounds: int, probe_count: int, li
     q99, b99 = [pct(x, 0.99) for x in quiet], [pct(x, 0.99) for x in busy]
     q50, b50 = [pct(x, 0.5) for x in quiet], [pct(x, 0.5) for x in busy]
     ratios = [b / q for q, b in zip(q99, b99, strict=True)]
+    allq, allb = [x for phase in quiet for x in phase], [x for phase in busy for x in phase]
 
     def spread(values: list[float], unit: str = " ms") -> str:
         return f"{median(values):.2f}{unit} ({min(values):.2f}-{max(values):.2f})"
@@ -141,6 +142,9 @@ async def interactive(oai: openai.AsyncOpenAI, rounds: int, probe_count: int, li
         f"| {head}, gateway-run batch in progress | p50 {spread(b50)} | p99 {spread(b99)} "
         f"| batch requests done per phase: {spread([float(n) for n in progressed], '')} |",
         f"| busy p99 / quiet p99, per round | | {spread(ratios, 'x')} | target: at most 1.10x |",
+        f"| all rounds pooled ({rounds * probe_count} probes each): quiet / busy | p50 {pct(allq, 0.5):.2f}"
+        f" / {pct(allb, 0.5):.2f} ms | p99 {pct(allq, 0.99):.2f} / {pct(allb, 0.99):.2f} ms"
+        f" | p95 {pct(allq, 0.95):.2f} / {pct(allb, 0.95):.2f} ms |",
     ]
 
 
