@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 from tokenomy.batches.jsonl import check_input
 from tokenomy.batches.runner import BatchRunner
@@ -14,19 +15,24 @@ from tokenomy.config.batches import BatchesConfig
 from tokenomy.pipeline.context import CallContext, Completion, Response
 
 
-async def test_batch_work_waits_while_live_requests_are_in_flight(tmp_path: Path) -> None:
+def embeddings_batch(tmp_path: Path, n: int) -> tuple[BatchStore, dict[str, Any]]:
+    """A store holding one embeddings batch of ``n`` requests."""
     store = BatchStore(tmp_path)
     lines = [
         json.dumps({"custom_id": f"c{i}", "method": "POST", "url": "/v1/embeddings",
                     "body": {"model": "m", "input": "x"}})
-        for i in range(3)
+        for i in range(n)
     ]  # fmt: skip
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(lines))
-    checked = check_input(source, "/v1/embeddings", 10)
     state = new_batch("file-x", "/v1/embeddings", "24h", None, 3600)
-    state["request_counts"]["total"] = 3
-    store.add_batch("t", None, state, checked.items)
+    state["request_counts"]["total"] = n
+    store.add_batch("t", None, state, check_input(source, "/v1/embeddings", n + 1).items)
+    return store, state
+
+
+async def test_batch_work_waits_while_live_requests_are_in_flight(tmp_path: Path) -> None:
+    store, state = embeddings_batch(tmp_path, 3)
     sent: list[str] = []
 
     async def chain(ctx: CallContext) -> Response:
@@ -52,17 +58,7 @@ async def test_batch_work_waits_while_live_requests_are_in_flight(tmp_path: Path
 
 
 async def test_steady_live_traffic_leaves_batch_work_one_request_a_second(tmp_path: Path) -> None:
-    store = BatchStore(tmp_path)
-    lines = [
-        json.dumps({"custom_id": f"c{i}", "method": "POST", "url": "/v1/embeddings",
-                    "body": {"model": "m", "input": "x"}})
-        for i in range(20)
-    ]  # fmt: skip
-    source = tmp_path / "in.jsonl"
-    source.write_text("\n".join(lines))
-    state = new_batch("file-x", "/v1/embeddings", "24h", None, 3600)
-    state["request_counts"]["total"] = 20
-    store.add_batch("t", None, state, check_input(source, "/v1/embeddings", 30).items)
+    store, state = embeddings_batch(tmp_path, 20)
     sent: list[float] = []
 
     async def chain(ctx: CallContext) -> Response:
