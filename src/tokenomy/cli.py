@@ -205,6 +205,8 @@ def batch_group() -> None:
               help="Output JSONL (default: INPUT.output.jsonl); failures go to OUTPUT.errors.jsonl.")  # fmt: skip
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=16, show_default=True)
 @click.option("--ray", "ray_address", default=None, help="Shard over this Ray cluster ('local': Ray on this machine).")
+@click.option("--rpm", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="At most this many requests a minute for the whole job (across every Ray worker).")  # fmt: skip
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               envvar="TOKENOMY_CONFIG", help="YAML config file (default: the embedded local models).")  # fmt: skip
 def batch_run(
@@ -213,6 +215,7 @@ def batch_run(
     output: Path | None,
     concurrency: int,
     ray_address: str | None,
+    rpm: float | None,
     config_path: Path | None,
 ) -> None:
     """Run a batch file in this process; run it again to resume after an interruption."""
@@ -223,7 +226,7 @@ def batch_run(
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
-    sys.exit(run_command(config, input_path, model, output, concurrency, ray_address, config_path))
+    sys.exit(run_command(config, input_path, model, output, concurrency, ray_address, config_path, rpm))
 
 
 main.add_command(keys)

@@ -48,7 +48,9 @@ models:
     rows.insert(7, "{broken")
     (work / "in.jsonl").write_text("\n".join(rows) + "\n")
     started = time.perf_counter()
-    on_ray = run_on_ray("local", work / "gw.yaml", work / "in.jsonl", work / "ray.jsonl", shard_lines=100)
+    # a job-wide rate limit (one bucket actor) that every shard task reserves from; high enough
+    # not to slow the test: what is checked is that every request went through it
+    on_ray = run_on_ray("local", work / "gw.yaml", work / "in.jsonl", work / "ray.jsonl", shard_lines=100, rpm=600_000)
     ray_s = time.perf_counter() - started  # includes starting the local Ray (about 10 s here)
     seen_by_ray = len(fake.requests)
     config = load_config(work / "gw.yaml")

@@ -1,13 +1,16 @@
 """Kill the gateway (SIGKILL) in the middle of a gateway-run batch and start it again.
 
 The batch completes with every ``custom_id`` exactly once in the output, and the upstream saw
-each request once, or twice for the few that were in flight at the kill.
+each request once, or twice for the few that were in flight at the kill. The whole process group
+is killed (``serve`` runs a supervisor, workers and a writer); the new gateway takes the batch
+back once the dead workers' leases expire (``lease_s``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import os
 import signal
@@ -27,9 +30,16 @@ async def start(config: Path, port: int, home: Path) -> asyncio.subprocess.Proce
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "from tokenomy.cli import main; main()", "serve", "--config", str(config),
         "--port", str(port), env={**os.environ, "TOKENOMY_HOME": str(home)},
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     return proc
+
+
+async def kill_all(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL the gateway's whole process group (supervisor, workers, writer), as a machine crash would."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    await proc.wait()
 
 
 async def wait_up(oai: openai.AsyncOpenAI) -> None:
@@ -50,7 +60,7 @@ async def test_sigkill_mid_batch_loses_nothing_and_repeats_only_in_flight_reques
     config.write_text(
         f"""
 server: {{shed_loop_lag_ms: 0}}  # the machine's load is not the gateway's (as in tests/support/gateway.py)
-batches: {{dir: "{tmp_path / "batches"}", concurrency: {CONCURRENCY}, yield_to_live: 0}}
+batches: {{dir: "{tmp_path / "batches"}", concurrency: {CONCURRENCY}, yield_to_live: 0, lease_s: 2}}
 ledger: {{path: "{tmp_path / "ledger.db"}"}}
 models:
   - name: fast
@@ -80,8 +90,7 @@ models:
                 if current.request_counts.completed >= LINES // 4:
                     break
                 await asyncio.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        await proc.wait()
+        await kill_all(proc)
         sent_before = len(openai_fake.requests)
         assert sent_before < LINES, "the batch finished before the kill; the test proves nothing"
 

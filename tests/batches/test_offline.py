@@ -58,11 +58,12 @@ async def test_the_command_line(openai_fake: OpenAIFake, tmp_path: Path) -> None
     write_input(source, 3)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "from tokenomy.cli import main; main()", "batch", "run", "--input", str(source),
-        "--model", "fast", "--config", str(tmp_path / "gw.yaml"),
+        "--model", "fast", "--config", str(tmp_path / "gw.yaml"), "--rpm", "60000",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "TOKENOMY_HOME": str(tmp_path)},
     )  # fmt: skip
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 1, stderr  # the broken line failed
     assert "4 lines: 3 completed, 1 failed" in stdout.decode()
+    assert "3 requests paced to 60000 a minute" in stdout.decode()  # the job-wide limit, in process
     assert len((tmp_path / "in.output.jsonl").read_text().splitlines()) == 3

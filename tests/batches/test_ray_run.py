@@ -49,4 +49,5 @@ async def test_ray_and_in_process_give_the_same_output(tmp_path: Path) -> None:
     assert result["ray"]["failed"] == result["local"]["failed"] == 1
     assert result["ray_lines"] == 250 and result["ray_errors"] == 1
     assert result["upstream_seen_by_ray"] == 250  # each request once
+    assert result["ray"]["paced"] == 250  # each paced by the job-wide bucket actor, across the shard tasks
     assert result["same_answers"]

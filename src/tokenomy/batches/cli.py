@@ -9,6 +9,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from tokenomy.batches.offline import Summary, errors_path, run_offline
+from tokenomy.batches.rate_limit import TokenBucket, local_pace
 from tokenomy.config.models import GatewayConfig
 
 
@@ -20,6 +21,7 @@ def run_command(
     concurrency: int,
     ray_address: str | None = None,
     config_path: Path | None = None,
+    rpm: float | None = None,
 ) -> int:
     """Run the job with a progress bar on stderr; the exit status (1 when any line failed)."""
     output = output or input_path.with_suffix(".output.jsonl")
@@ -37,15 +39,17 @@ def run_command(
                 from tokenomy.batches.ray_run import run_on_ray
 
                 summary = run_on_ray(
-                    ray_address, config_path, input_path, output, model, concurrency, on_progress=advance
+                    ray_address, config_path, input_path, output, model, concurrency, on_progress=advance, rpm=rpm
                 )
             else:
-                summary = asyncio.run(run_offline(config, input_path, output, model, concurrency, advance))
+                pace = local_pace(TokenBucket(rpm / 60)) if rpm else None
+                summary = asyncio.run(run_offline(config, input_path, output, model, concurrency, advance, pace))
         except ValueError as exc:
             click.echo(f"error: {exc}", err=True)
             return 2
     click.echo(
         f"{summary.total} lines: {summary.completed} completed, {summary.failed} failed, "
         f"{summary.skipped} already done; output {output}, errors {errors_path(output)}"
+        + (f"; {summary.paced} requests paced to {rpm:g} a minute" if rpm else "")
     )
     return 1 if summary.failed else 0

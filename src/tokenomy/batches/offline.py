@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -34,6 +34,7 @@ class Summary:
     skipped: int = 0
     completed: int = 0
     failed: int = 0
+    paced: int = 0  # requests that reserved from a job-wide rate limit (``--rpm``)
 
 
 def errors_path(output: Path) -> Path:
@@ -66,8 +67,12 @@ async def run_offline(
     model: str | None = None,
     concurrency: int = 16,
     on_progress: Callable[[Summary], None] | None = None,
+    pace: Callable[[], Awaitable[None]] | None = None,
 ) -> Summary:
-    """Run every line of ``input_path`` not already in ``output``; returns the counts."""
+    """Run every line of ``input_path`` not already in ``output``; returns the counts.
+
+    ``pace``, when given, is awaited before each request is sent (a job-wide rate limit).
+    """
     endpoint = endpoint_of(input_path)
     if endpoint not in ENDPOINTS:
         raise ValueError(f"the input's url is {endpoint!r}; use one of {', '.join(ENDPOINTS)}")
@@ -121,6 +126,9 @@ async def run_offline(
                 if model:
                     item.request["model"] = model
                 await slots.acquire()
+                if pace is not None:
+                    await pace()
+                    summary.paced += 1
                 task = asyncio.create_task(one(item))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from tokenomy.batches.remote import TERMINAL, RemoteBatches, RemoteError
-from tokenomy.batches.store import BatchStore
+from tokenomy.batches.store import SqlBatchStore
 from tokenomy.config.models import Deployment, LogicalModel
 from tokenomy.pipeline.context import CallContext, Endpoint, Usage
 from tokenomy.server.context import task_tag
@@ -32,7 +32,7 @@ class ProviderRun:
 
     def __init__(
         self,
-        store: BatchStore,
+        store: SqlBatchStore,
         remote: RemoteBatches,
         model: LogicalModel,
         deployment: Deployment,
@@ -56,6 +56,10 @@ class ProviderRun:
         cancel_sent = False
         while not stopping():
             try:
+                if state["status"] != "cancelling" and (
+                    at := await asyncio.to_thread(self.store.cancel_requested, batch_id)
+                ):
+                    state.update(status="cancelling", cancelling_at=at)  # cancelled through another gateway
                 if state["status"] == "cancelling" and not cancel_sent:
                     await self.remote.cancel(remote_id)
                     cancel_sent = True

@@ -5,7 +5,8 @@ Ray task that runs :func:`run_offline` on it (the whole pipeline, in the worker)
 output files, which are its checkpoint. A task that fails is retried by Ray; running the command
 again re-runs only what no shard output holds yet. The shard outputs are merged into the output
 at the end. Workers load the same config file, so on a cluster it must exist at the same path on
-every node. Ray is imported only here, only when asked for.
+every node. Ray is imported only here, only when asked for. With ``rpm``, one token-bucket actor
+paces every task, so the whole cluster sends at most ``rpm`` requests a minute.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenomy.batches.offline import Summary, errors_path, run_offline
+from tokenomy.batches.rate_limit import TokenBucket, actor_pace
 
 
 def split(input_path: Path, shards_dir: Path, shard_lines: int) -> list[Path]:
@@ -46,14 +48,18 @@ def split(input_path: Path, shards_dir: Path, shard_lines: int) -> list[Path]:
     return paths
 
 
-def _shard(config_path: str | None, shard: str, model: str | None, concurrency: int) -> dict[str, int]:
-    """One shard, run in a Ray worker."""
+def _shard(
+    config_path: str | None, shard: str, model: str | None, concurrency: int, limiter: Any = None
+) -> dict[str, int]:
+    """One shard, run in a Ray worker (paced by the job's bucket actor, when there is one)."""
     from tokenomy.config import load_config
 
     config = load_config(Path(config_path) if config_path else None)
     out = Path(shard).with_suffix(".out.jsonl")
-    summary = asyncio.run(run_offline(config, Path(shard), out, model, concurrency))
-    return dict(total=summary.total, skipped=summary.skipped, completed=summary.completed, failed=summary.failed)
+    pace = actor_pace(limiter) if limiter is not None else None
+    summary = asyncio.run(run_offline(config, Path(shard), out, model, concurrency, pace=pace))
+    return dict(total=summary.total, skipped=summary.skipped, completed=summary.completed, failed=summary.failed,
+                paced=summary.paced)  # fmt: skip
 
 
 def run_on_ray(
@@ -65,8 +71,12 @@ def run_on_ray(
     concurrency: int = 16,
     shard_lines: int = 1000,
     on_progress: Callable[[Summary], None] | None = None,
+    rpm: float | None = None,
 ) -> Summary:
-    """Run the job on the Ray cluster at ``address`` (``local``: a private Ray on this machine)."""
+    """Run the job on the Ray cluster at ``address`` (``local``: a private Ray on this machine).
+
+    ``rpm``: at most this many requests a minute across all workers (one bucket actor).
+    """
     import ray
 
     src = str(Path(__file__).resolve().parents[2])
@@ -79,7 +89,8 @@ def run_on_ray(
         shards = split(input_path, output.with_suffix(".shards"), shard_lines)
         task = ray.remote(max_retries=3, retry_exceptions=True)(_shard)
         config = str(config_path.resolve()) if config_path else None
-        pending = [task.remote(config, str(shard), model, concurrency) for shard in shards]
+        limiter = ray.remote(TokenBucket).options(num_cpus=0).remote(rpm / 60) if rpm else None
+        pending = [task.remote(config, str(shard), model, concurrency, limiter) for shard in shards]
         summary = Summary()
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
@@ -88,6 +99,7 @@ def run_on_ray(
                 summary.skipped += part["skipped"]
                 summary.completed += part["completed"]
                 summary.failed += part["failed"]
+                summary.paced += part["paced"]
             if on_progress is not None:
                 on_progress(summary)
     finally:

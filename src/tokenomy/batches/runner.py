@@ -6,6 +6,10 @@ at most ``concurrency`` batch requests are in flight at once, and the route stag
 deployment within its RPM/TPM. Items are marked ``running`` (committed) before they are sent and
 their results committed as they finish, so a restart resumes where the batch stopped: finished
 items are never sent again, and only those in flight at the kill run a second time.
+
+A gateway runs a batch only while it holds the batch's lease in the store, renewed every third of
+``lease_s``. Several gateways sharing a PostgreSQL store therefore run each batch once; when the
+holder dies, its lease expires and the next gateway to take it requeues what was in flight there.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -23,7 +30,7 @@ import orjson
 from tokenomy.batches import shapes
 from tokenomy.batches.execute import execute
 from tokenomy.batches.provider_run import ProviderRun
-from tokenomy.batches.store import BatchStore, Item
+from tokenomy.batches.store import Item, SqlBatchStore
 from tokenomy.config.batches import BatchesConfig
 from tokenomy.pipeline.chain import Handler
 
@@ -34,6 +41,7 @@ _CHUNK = 64
 _RESULTS_PAGE = 1000  # items claimed (marked running) per store write
 _MAX_YIELD_S = 1.0  # longest batch work waits for live traffic before taking one slot anyway
 _COOL_S = 1.0  # after live traffic was seen, batch work runs one request at a time this long
+_CANCEL_CHECK_S = 0.5  # how often a running batch looks for a cancel made through another gateway
 
 
 _IDLE_POLL_S = 2.0  # batches created through another worker process are found by polling
@@ -42,7 +50,7 @@ _IDLE_POLL_S = 2.0  # batches created through another worker process are found b
 class BatchRunner:
     """Executes batches from the store through ``chain``."""
 
-    def __init__(self, store: BatchStore, chain: Handler, config: BatchesConfig) -> None:
+    def __init__(self, store: SqlBatchStore, chain: Handler, config: BatchesConfig) -> None:
         self.store = store
         self.chain = chain
         self.config = config
@@ -55,16 +63,17 @@ class BatchRunner:
         self._sending = 0  # gateway-run batch requests in flight
         self._live_seen = 0.0  # monotonic time live traffic was last seen
         self._stopping = False
+        # who holds a lease: one name per process (``serve --workers N`` runs N runners on one store)
+        self.owner = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+        self._held: dict[str, float] = {}  # batch id -> monotonic time its lease was last taken or renewed
+        self._renewer: asyncio.Task[None] | None = None
         # the provider batch API for a batch's model, when it has one (set by the service)
         self.provider_plan: Callable[[str], ProviderRun | None] = lambda model: None
 
     async def start(self) -> None:
-        """Resume batches left active by the last run, and start working."""
-        for _tenant, _key, state in await asyncio.to_thread(self.store.active_batches):
-            requeued = await asyncio.to_thread(self.store.requeue_running, state["id"])
-            if requeued:
-                log.info("batch %s: %d requests in flight at the last stop run again", state["id"], requeued)
+        """Start working: on new batches, and on those left active by the last run (once their lease is free)."""
         self._task = asyncio.create_task(self._loop(), name="batch-runner")
+        self._renewer = asyncio.create_task(self._renew(), name="batch-leases")
 
     async def close(self, grace_s: float = 5.0) -> None:
         """Stop taking work; in-flight requests get ``grace_s`` to finish (the rest resume next start)."""
@@ -82,6 +91,12 @@ class BatchRunner:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+        for batch_id in list(self._held):  # another gateway (or the next start) may take them at once
+            await self._release(batch_id)
 
     def wake(self) -> None:
         """A new batch is waiting."""
@@ -92,33 +107,82 @@ class BatchRunner:
         return self._live.get(batch_id)
 
     async def cancel(self, state: dict[str, Any]) -> dict[str, Any]:
-        """Mark a batch ``cancelling``; the runner finishes it as ``cancelled``."""
+        """Mark a batch ``cancelling``; the gateway running it finishes it as ``cancelled``."""
         target = self._live.get(state["id"], state)
         if target["status"] != "cancelling":
             target.update(status="cancelling", cancelling_at=int(time.time()))
-            await asyncio.to_thread(self.store.save_batch, dict(target))
+            await asyncio.to_thread(self.store.request_cancel, state["id"], target["cancelling_at"])
         self._wake.set()
         return dict(target)
+
+    # -- leases ------------------------------------------------------------------------------------
+    async def _claim(self, batch_id: str) -> bool:
+        """Take (or renew) the batch's lease; on taking it, requeue what a previous holder left in flight."""
+        if not await asyncio.to_thread(self.store.take_lease, batch_id, self.owner, self.config.lease_s):
+            return False
+        if batch_id not in self._held:
+            requeued = await asyncio.to_thread(self.store.requeue_running, batch_id)
+            if requeued:
+                log.info("batch %s: %d requests in flight at its last holder's stop run again", batch_id, requeued)
+        self._held[batch_id] = time.monotonic()
+        return True
+
+    def _holds(self, batch_id: str) -> bool:
+        """Whether this gateway still holds the batch (renewed recently enough that no other can take it)."""
+        taken = self._held.get(batch_id)
+        return taken is not None and time.monotonic() - taken < self.config.lease_s * 0.9
+
+    async def _release(self, batch_id: str) -> None:
+        if self._held.pop(batch_id, None) is not None:
+            try:
+                await asyncio.to_thread(self.store.release_lease, batch_id, self.owner)
+            except Exception:  # it expires on its own
+                log.warning("batch %s: could not release its lease", batch_id, exc_info=True)
+
+    async def _renew(self) -> None:
+        """Renew every held lease each third of ``lease_s``; a lease another gateway took is dropped."""
+        while True:
+            await asyncio.sleep(self.config.lease_s / 3)
+            for batch_id in list(self._held):
+                try:
+                    if not await asyncio.to_thread(self.store.take_lease, batch_id, self.owner, self.config.lease_s):
+                        log.warning("batch %s: another gateway took it over", batch_id)
+                        self._held.pop(batch_id, None)
+                    elif batch_id in self._held:
+                        self._held[batch_id] = time.monotonic()
+                except Exception:  # the store is unreachable: _holds() lapses before the lease does
+                    log.warning("batch %s: could not renew its lease", batch_id, exc_info=True)
+
+    async def _check_cancel(self, state: dict[str, Any]) -> None:
+        """Pick up a cancel made through another gateway."""
+        at = await asyncio.to_thread(self.store.cancel_requested, state["id"])
+        if at is not None and state["status"] in ("validating", "in_progress"):
+            state.update(status="cancelling", cancelling_at=at)
 
     # -- the work loop -----------------------------------------------------------------------------
     async def _loop(self) -> None:
         while not self._stopping:
             self._wake.clear()
-            active = await asyncio.to_thread(self.store.active_batches)
-            for tenant, key_name, state in active:
-                if self._stopping:
-                    return
-                if state["id"] in self._provider_tasks:
-                    continue  # being polled by its own task
-                provider = await self._guarded(state, self._provider_run(state))
-                if provider is not None:  # may take hours: runs beside the gateway-run batches
-                    task = asyncio.create_task(
-                        self._guarded(state, self._run_provider(provider, tenant, key_name, state))
-                    )
-                    self._provider_tasks[state["id"]] = task
-                    task.add_done_callback(partial(self._forget, state["id"]))
-                    continue
-                await self._guarded(state, self._run(tenant, key_name, state))
+            try:
+                active = await asyncio.to_thread(self.store.active_batches)
+                for tenant, key_name, state in active:
+                    if self._stopping:
+                        return
+                    if state["id"] in self._provider_tasks or not await self._claim(state["id"]):
+                        continue  # being polled by its own task, or run by another gateway
+                    provider = await self._guarded(state, self._provider_run(state))
+                    if provider is not None:  # may take hours: runs beside the gateway-run batches
+                        task = asyncio.create_task(
+                            self._held_while(state, self._run_provider(provider, tenant, key_name, state))
+                        )
+                        self._provider_tasks[state["id"]] = task
+                        task.add_done_callback(partial(self._forget, state["id"]))
+                        continue
+                    await self._held_while(state, self._run(tenant, key_name, state))
+            except Exception:  # the store is unreachable: try again shortly
+                log.warning("batch runner: the store failed; retrying", exc_info=True)
+                active = []
+                await asyncio.sleep(1.0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 0.5 if active else _IDLE_POLL_S)
 
@@ -138,6 +202,14 @@ class BatchRunner:
     def _forget(self, batch_id: str, _task: object) -> None:
         self._provider_tasks.pop(batch_id, None)
 
+    async def _held_while(self, state: dict[str, Any], work: Awaitable[None]) -> None:
+        """Run one batch's work, then give its lease up."""
+        try:
+            await self._guarded(state, work)
+        finally:
+            if not self._stopping:  # on a stop, close() releases the leases after the grace period
+                await self._release(state["id"])
+
     async def _guarded(self, state: dict[str, Any], work: Awaitable[T]) -> T | None:
         """Run one batch's work; a broken batch is marked failed and must not stop the others."""
         try:
@@ -148,7 +220,8 @@ class BatchRunner:
             await asyncio.to_thread(self.store.save_batch, dict(state))
             return None
         finally:
-            if state["status"] not in ("validating", "in_progress", "cancelling", "finalizing") or self._stopping:
+            ended = state["status"] not in ("validating", "in_progress", "cancelling", "finalizing")
+            if ended or self._stopping or not self._holds(state["id"]):
                 self._live.pop(state["id"], None)
 
     async def _run_provider(
@@ -158,7 +231,7 @@ class BatchRunner:
         if state["status"] == "validating":
             state.update(status="in_progress", in_progress_at=int(time.time()))
             await asyncio.to_thread(self.store.save_batch, dict(state))
-        final = await provider.run(tenant, key_name, state, lambda: self._stopping)
+        final = await provider.run(tenant, key_name, state, lambda: self._stopping or not self._holds(state["id"]))
         if final != "stopping":
             await self._finish(tenant, state, {"completed": "in_progress", "cancelled": "cancelling"}.get(final, final))
 
@@ -169,7 +242,8 @@ class BatchRunner:
             state.update(status="in_progress", in_progress_at=int(time.time()))
             await asyncio.to_thread(self.store.save_batch, dict(state))
         pending: set[asyncio.Task[None]] = set()
-        while state["status"] == "in_progress" and not self._stopping:
+        checked = time.monotonic()
+        while state["status"] == "in_progress" and not self._stopping and self._holds(batch_id):
             if time.time() > state["expires_at"]:
                 state.update(status="expired")
                 break
@@ -179,7 +253,10 @@ class BatchRunner:
             await asyncio.to_thread(self.store.mark_running, batch_id, [item.line for item in items])
             for item in items:
                 await self._take_slot()
-                if state["status"] != "in_progress" or self._stopping:
+                if time.monotonic() - checked > _CANCEL_CHECK_S:
+                    checked = time.monotonic()
+                    await self._check_cancel(state)
+                if state["status"] != "in_progress" or self._stopping or not self._holds(batch_id):
                     self._slots.release()  # the claimed rest stays ``running``: requeued on resume
                     break
                 task = asyncio.create_task(self._one(tenant, key_name, state, item))
@@ -187,8 +264,8 @@ class BatchRunner:
                 task.add_done_callback(pending.discard)
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
-        if self._stopping:
-            return
+        if self._stopping or not self._holds(batch_id):
+            return  # resumed by the next start, or by the gateway that took the batch over
         await asyncio.to_thread(self.store.requeue_running, batch_id)  # claimed but never sent (cancel)
         await self._finish(tenant, state)
 
@@ -204,17 +281,27 @@ class BatchRunner:
         return self.provider_plan(planned[0]) if planned is not None else None
 
     async def _take_slot(self) -> None:
-        """A concurrency slot, once live traffic has left room (or waited long enough)."""
+        """A concurrency slot, once live traffic has left room (or waited long enough).
+
+        Batch work starts only after ``live_quiet_ms`` without a live request arriving or in
+        flight; within ``_COOL_S`` of live traffic it runs one request at a time. Under steady live
+        traffic it therefore runs one request per ``_MAX_YIELD_S`` (taken at a moment with nothing
+        live in flight), so it never starves and never takes a noticeable share of the loop.
+        """
         limit = self.config.yield_to_live
-        waited = 0.0
-        while limit and waited < _MAX_YIELD_S:
+        quiet_s = self.config.live_quiet_ms / 1000
+        started = time.monotonic()
+        while limit:
             now = time.monotonic()
             if self.live_load() >= limit:
                 self._live_seen = now
-            elif now - self._live_seen > _COOL_S or self._sending == 0:
+            elif now - self._live_seen > _COOL_S:
+                break
+            elif now - self._live_seen > quiet_s and self._sending == 0:
                 break  # within a second of live traffic, only one batch request at a time
+            elif now - started > _MAX_YIELD_S:
+                break  # waited long enough: one request, at a moment with nothing live in flight
             await asyncio.sleep(0.005)
-            waited += 0.005
         await self._slots.acquire()
 
     async def _one(self, tenant: str, key_name: str | None, state: dict[str, Any], item: Item) -> None:
@@ -226,7 +313,11 @@ class BatchRunner:
             counts = state["request_counts"]
             counts["completed" if ok else "failed"] += 1
             snapshot = orjson.loads(orjson.dumps(state))
-            await asyncio.to_thread(self.store.finish_item, state["id"], item.line, ok, result, snapshot)
+            try:
+                await asyncio.to_thread(self.store.finish_item, state["id"], item.line, ok, result, snapshot)
+            except Exception:  # the item stays ``running``: it runs again when the batch is next taken
+                counts["completed" if ok else "failed"] -= 1
+                log.warning("batch %s line %d: its result could not be stored", state["id"], item.line, exc_info=True)
         finally:
             self._sending -= 1
             self._slots.release()

@@ -13,14 +13,13 @@ from tokenomy.batches.jsonl import ENDPOINTS, check_input
 from tokenomy.batches.provider_run import ProviderRun
 from tokenomy.batches.remote import remote_for
 from tokenomy.batches.runner import BatchRunner
-from tokenomy.batches.store import BatchStore, FileRecord
+from tokenomy.batches.store import BatchStore, FileRecord, SqlBatchStore
 from tokenomy.config.batches import BatchesConfig
 from tokenomy.config.models import LogicalModel
 from tokenomy.config.observability import data_dir
 from tokenomy.errors import GatewayError, invalid_request, not_found
 from tokenomy.pipeline.chain import Handler
 from tokenomy.pipeline.context import CallContext
-from tokenomy.worker_slot import runs_singletons
 
 WINDOWS = ("24h",)
 
@@ -31,7 +30,8 @@ class BatchService:
     def __init__(self, config: BatchesConfig) -> None:
         self.config = config
         self.dir = Path(config.dir).expanduser() if config.dir else data_dir() / "batches"
-        self.store: BatchStore | None = None
+        self.files_dir = Path(config.files_dir).expanduser() if config.files_dir else self.dir / "files"
+        self.store: SqlBatchStore | None = None
         self.runner: BatchRunner | None = None
 
     async def start(
@@ -42,13 +42,25 @@ class BatchService:
         record: Callable[[CallContext], None] | None = None,
     ) -> None:
         """Open the store and resume every batch that was running."""
-        self.store = await asyncio.to_thread(BatchStore, self.dir)
+        self.store = await asyncio.to_thread(self._open_store)
         self.runner = BatchRunner(self.store, chain, self.config)
         self.runner.live_load = live_load
         if resolve is not None and record is not None:
             self.runner.provider_plan = lambda name: self._provider_plan(name, resolve, record)
-        if runs_singletons():  # with several workers, one runs batches; the others only store them
-            await self.runner.start()
+        await self.runner.start()
+
+    def _open_store(self) -> SqlBatchStore:
+        """The configured store: SQLite in ``dir``, or PostgreSQL (several gateways) with files in ``files_dir``."""
+        if self.config.store == "postgres":
+            from tokenomy.batches.store_postgres import PostgresBatchStore
+
+            ref = self.config.dsn
+            assert ref is not None  # the config validates this
+            dsn = ref.resolve()
+            if not dsn:
+                raise RuntimeError(f"batches.dsn: the variable ${{{ref.env}}} is not set")
+            return PostgresBatchStore(dsn, self.files_dir)
+        return BatchStore(self.dir, self.files_dir)
 
     def _provider_plan(
         self, name: str, resolve: Callable[[str], LogicalModel], record: Callable[[CallContext], None]
@@ -75,7 +87,7 @@ class BatchService:
         if self.store is not None:
             self.store.close()
 
-    def _store(self) -> BatchStore:
+    def _store(self) -> SqlBatchStore:
         if self.store is None:
             raise GatewayError(503, "The batch store is starting; retry shortly.", "server_error")
         return self.store
