@@ -35,8 +35,9 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from tokenomy.cache.semantic.index import Candidate, VectorIndex, context_id
+from tokenomy.cache.semantic.index import Candidate, context_id
 from tokenomy.cache.semantic.live import LivePrecision
+from tokenomy.cache.semantic.store import SemanticStore, open_store
 from tokenomy.cache.semantic.verifier import ModelCheck
 from tokenomy.cache.semantic.verify import same_question
 from tokenomy.config.cache import DEFAULT_SEMANTIC_THRESHOLD, SemanticCacheConfig
@@ -96,11 +97,7 @@ class SemanticCache:
         self._recent: OrderedDict[tuple[tuple[int, int], str], npt.NDArray[np.float32]] = OrderedDict()
         self._pending: dict[tuple[int, int], list[_Pending]] = {}
         self._pending_count = 0
-        self.index = VectorIndex.load(self._path, config.max_entries, dim)
-        try:
-            self.index.open_log(Path(f"{self._path}.log"))  # adds since the last save survive a crash
-        except (OSError, ValueError) as exc:
-            log.warning("semantic index change log not used (%s): entries added after a save are lost on a crash", exc)
+        self.index: SemanticStore = open_store(config, dim)
 
     @property
     def off(self) -> bool:
@@ -129,11 +126,13 @@ class SemanticCache:
         """
         ctx = context_id(context)
         pending = self._pending.get(ctx)
-        if self.off or (not pending and not self.index.has_context(ctx)):
+        if self.off or (not pending and not self.index.remote and not self.index.has_context(ctx)):
             return None
         if threshold is None:
             threshold = self.check.cosine_floor if self.check is not None else DEFAULT_SEMANTIC_THRESHOLD
         try:
+            if not pending and self.index.remote and not await self._run(self.index.has_context, ctx):
+                return None
             if self.check is not None and not await self._run(self._load_check):
                 return None
             vector = await self._vector(ctx, text)
