@@ -149,6 +149,20 @@ class PgVectorStore:
         )
         return int(rows[0][0])
 
+    def add_many(
+        self, vectors: npt.NDArray[np.float32], contexts: npt.NDArray[np.uint64], keys: list[str], texts: list[str]
+    ) -> None:
+        """Bulk :meth:`add` in one ``COPY`` (``contexts`` is ``(n, 2)``, as ``context_id``)."""
+        raw = [key_bytes(k) for k in keys]
+        with self._lock:
+            conn = self._connect()
+            with conn.cursor().copy(f"COPY {TABLE} (ctx0, ctx1, key, text, embedding) FROM STDIN WITH (FORMAT BINARY)") as cp:
+                cp.set_types(["int8", "int8", "bytea", "text", "vector"])
+                for i in range(len(raw)):
+                    cp.write_row((_signed(int(contexts[i, 0])), _signed(int(contexts[i, 1])), raw[i], texts[i],
+                                  np.asarray(vectors[i], dtype=np.float32)))  # fmt: skip
+            conn.execute(f"DELETE FROM {TABLE} WHERE label <= (SELECT max(label) FROM {TABLE}) - %s", (self.capacity,))
+
     def remove(self, key: str) -> int:
         """Forget every entry stored under ``key``; how many there were."""
         rows = self._execute(f"WITH gone AS (DELETE FROM {TABLE} WHERE key = %s RETURNING 1) SELECT count(*) FROM gone",
