@@ -94,6 +94,11 @@ class SemanticCacheConfig(_Frozen):
         """The persisted vector index."""
         return Path(self.index_path).expanduser() if self.index_path else data_dir() / "semantic.usearch"
 
+    @property
+    def audit_file(self) -> Path:
+        """Where live-precision audit counts are kept for ``tokenomy report`` (beside the index file)."""
+        return self.index_file.with_name("semantic-audits.json")
+
 
 class CacheRule(_Frozen):
     """Overrides for requests of one model and/or task (the first matching rule applies)."""

@@ -84,7 +84,7 @@ class SemanticCache:
         self._config = config
         self._embed = embed
         self._verify = config.verify == "entities"
-        self.live = LivePrecision(config.max_false_hit_rate)
+        self.live = LivePrecision(config.max_false_hit_rate, path=config.audit_file)
         self.check: ModelCheck | None = None
         if config.verify == "model":
             self.check = ModelCheck(
@@ -261,6 +261,7 @@ class SemanticCache:
     def close(self) -> None:
         """Save and stop the worker thread."""
         self._executor.shutdown(wait=True)
+        self.live.save()
         try:
             self.save()
         except OSError as exc:
