@@ -109,20 +109,33 @@ C_GRID = (0.02, 0.05, 0.1, 0.2, 0.5)
 """Regularisation strengths the verifier chooses from by inner cross-validation."""
 
 
-def lr_fitter(columns: list[str], c: float | None = 0.5) -> Fitter:
+def degree2(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Columns plus the cross-encoder logit times each column and the cosine squared (x: all FEATURES)."""
+    ce, cos = x[:, 1:2], x[:, 0:1]
+    return np.hstack([x, ce * x, cos**2])
+
+
+def lr_fitter(
+    columns: list[str], c: float | None = 0.5, *, poly: bool = False, langcache_weight: float = 1.0
+) -> Fitter:
     """Logistic regression over ``columns``; ``c=None`` chooses its strength from :data:`C_GRID` by
-    leave-one-fold-out on the training folds only (the most recall at the calibration rule's threshold)."""
+    leave-one-fold-out on the training folds only (the most recall at the calibration rule's threshold).
+    ``poly`` adds :func:`degree2` terms (all features); ``langcache_weight`` weighs LangCache pairs in the fit."""
     idx = [FEATURES.index(col) for col in columns]
+
+    def design(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return degree2(x) if poly else x[:, idx]
 
     def fit(train: Rows) -> Scorer:
         strength = c if c is not None else choose_c(train, columns)
         keep = train.gated & (train.x[:, 0] >= COSINE_FLOOR)
-        x, y = train.x[keep][:, idx], train.y[keep]
+        x, y = design(train.x[keep]), train.y[keep]
+        weight = np.where(train.source[keep] == "langcache", langcache_weight, 1.0)
         mean, scale = x.mean(0), x.std(0) + 1e-9
-        model = LogisticRegression(C=strength, max_iter=2000).fit((x - mean) / scale, y)
+        model = LogisticRegression(C=strength, max_iter=4000).fit((x - mean) / scale, y, sample_weight=weight)
 
         def score(rows: Rows) -> npt.NDArray[np.float64]:
-            s = model.decision_function((rows.x[:, idx] - mean) / scale)
+            s = model.decision_function((design(rows.x) - mean) / scale)
             return np.where(rows.gated & (rows.x[:, 0] >= COSINE_FLOOR), s, -np.inf)
 
         score.params = (columns, mean, scale, model, strength)  # type: ignore[attr-defined]
@@ -228,6 +241,8 @@ CANDIDATES: dict[str, tuple[Fitter, str | None, float | None]] = {
                                                       None),
     "gates + LR(cosine, cross-encoder, lexical)": (lr_fitter(list(FEATURES)), None, None),
     "gates + LR(cosine, cross-encoder, lexical), C by inner CV": (lr_fitter(list(FEATURES), None), None, None),
+    "gates + LR with degree-2 cross-encoder terms": (lr_fitter(list(FEATURES), poly=True), None, None),
+    "gates + LR, LangCache pairs weighted 3x": (lr_fitter(list(FEATURES), langcache_weight=3.0), None, None),
 }  # fmt: skip
 WINNER = "gates + LR(cosine, cross-encoder, lexical)"  # C by inner CV lost recall (docs/semantic-cache.md)
 

@@ -64,7 +64,8 @@ class SemanticCacheConfig(_Frozen):
     model_path: str | None = Field(default=None, description="cross-encoder ONNX file; default: the shipped one")
     verifier_path: str | None = Field(default=None, description="verifier JSON file; default: the shipped one")
     store: Literal["usearch", "pgvector"] = Field(
-        default="usearch", description="usearch: an index file of this gateway; pgvector: PostgreSQL, shared by gateways"
+        default="usearch",
+        description="usearch: an index file of this gateway; pgvector: PostgreSQL, shared by gateways",
     )
     postgres_url: SecretRef | None = Field(
         default=None, description="store: pgvector — e.g. ${TOKENOMY_SEMANTIC_POSTGRES_URL}"

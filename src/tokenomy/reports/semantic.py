@@ -67,6 +67,6 @@ def table(rows: list[SemanticAudit], budget: float | None) -> Table:
         out.add_column(name, justify="right")
     for row in rows:
         rate = "-" if row.rate is None else f"{row.rate:.2%}"
-        out.add_row(row.task, f"{row.audits:,}", f"{row.false_hits:,}", rate, f"{row.low95:.2%}–{row.high95:.2%}",
+        out.add_row(row.task, f"{row.audits:,}", f"{row.false_hits:,}", rate, f"{row.low95:.2%} to {row.high95:.2%}",
                     f"{row.threshold_offset:+.2f}", f"{row.total_false_hits:,}/{row.total_audits:,}")  # fmt: skip
     return out

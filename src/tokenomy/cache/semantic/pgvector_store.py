@@ -101,7 +101,7 @@ class PgVectorStore:
         with self._lock:
             conn = self._connect()
             try:
-                cur = conn.execute(sql, params)  # type: ignore[arg-type]  # built from constants only
+                cur = conn.execute(sql, params)
                 return cur.fetchall() if cur.description is not None else []
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 conn.close()
@@ -156,7 +156,8 @@ class PgVectorStore:
         raw = [key_bytes(k) for k in keys]
         with self._lock:
             conn = self._connect()
-            with conn.cursor().copy(f"COPY {TABLE} (ctx0, ctx1, key, text, embedding) FROM STDIN WITH (FORMAT BINARY)") as cp:
+            copy = f"COPY {TABLE} (ctx0, ctx1, key, text, embedding) FROM STDIN WITH (FORMAT BINARY)"
+            with conn.cursor().copy(copy) as cp:
                 cp.set_types(["int8", "int8", "bytea", "text", "vector"])
                 for i in range(len(raw)):
                     cp.write_row((_signed(int(contexts[i, 0])), _signed(int(contexts[i, 1])), raw[i], texts[i],
