@@ -60,7 +60,7 @@ def data(n: int, contexts: int, rng: np.random.Generator) -> tuple[npt.NDArray[n
 def run(name: str, store: SemanticStore, vectors: npt.NDArray[np.float32], contexts: npt.NDArray[np.uint64],
         keys: list[str], queries: list[int], rng: np.random.Generator) -> list[str]:  # fmt: skip
     started = time.perf_counter()
-    store.add_many(vectors, contexts, keys, [f"entry {i}" for i in range(len(keys))])  # type: ignore[attr-defined]
+    store.add_many(vectors, contexts, keys, [f"entry {i}" for i in range(len(keys))])
     load_s = time.perf_counter() - started
     walls, cpus, same_top, found, wanted = [], [], 0, 0, 0
     for i in queries:

@@ -125,3 +125,14 @@ def test_pgvector_outage_fails_fast_and_recovers(pgvector_server: PostgresServer
         store._down_until = 0.0  # skip the retry pause instead of sleeping through it
         assert [c.key for c in store.search(vec("capital of France"), A, 0.9)] == [key(7)]
         store.close_log()
+
+
+def test_bulk_add_is_searchable_and_bounded(make: Factory) -> None:
+    store = make(3)
+    texts = [f"bulk question {i}" for i in range(5)]
+    contexts = np.array([A, A, B, A, HIGH], dtype=np.uint64)
+    store.add_many(EMBED.vectors(texts), contexts, [key(i) for i in range(5)], texts)
+    assert len(store) == 3  # only the newest three are kept
+    assert store.search(vec(texts[0]), A, 0.99) == []
+    assert [c.key for c in store.search(vec(texts[3]), A, 0.99)] == [key(3)]
+    assert [c.key for c in store.search(vec(texts[4]), HIGH, 0.99)] == [key(4)]

@@ -156,6 +156,7 @@ class PgVectorStore:
         raw = [key_bytes(k) for k in keys]
         with self._lock:
             conn = self._connect()
+            conn.execute("SET statement_timeout = 0")  # a bulk load may take long; reset below
             copy = f"COPY {TABLE} (ctx0, ctx1, key, text, embedding) FROM STDIN WITH (FORMAT BINARY)"
             with conn.cursor().copy(copy) as cp:
                 cp.set_types(["int8", "int8", "bytea", "text", "vector"])
@@ -163,6 +164,8 @@ class PgVectorStore:
                     cp.write_row((_signed(int(contexts[i, 0])), _signed(int(contexts[i, 1])), raw[i], texts[i],
                                   np.asarray(vectors[i], dtype=np.float32)))  # fmt: skip
             conn.execute(f"DELETE FROM {TABLE} WHERE label <= (SELECT max(label) FROM {TABLE}) - %s", (self.capacity,))
+            conn.execute(f"ANALYZE {TABLE}")
+            conn.execute(f"SET statement_timeout = {TIMEOUT_S * 1000}")
 
     def remove(self, key: str) -> int:
         """Forget every entry stored under ``key``; how many there were."""
