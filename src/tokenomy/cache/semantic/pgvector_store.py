@@ -129,10 +129,10 @@ class PgVectorStore:
         """Up to ``k`` entries of ``context`` with similarity ≥ ``threshold``, best first (exact)."""
         del max_k  # the search is exact within the context: nothing is crowded out
         query = np.asarray(vector, dtype=np.float32)
-        rows = self._execute(
-            f"SELECT label, -(embedding <#> %s) AS sim, key, text FROM {TABLE} "
-            "WHERE ctx0 = %s AND ctx1 = %s AND (embedding <#> %s) <= %s ORDER BY embedding <#> %s LIMIT %s",
-            (query, _signed(context[0]), _signed(context[1]), query, -float(threshold), query, int(k)),
+        rows = self._execute(  # the vector goes once, in binary (%b)
+            f"SELECT label, sim, key, text FROM (SELECT label, key, text, -(embedding <#> %b) AS sim FROM {TABLE} "
+            "WHERE ctx0 = %s AND ctx1 = %s) AS mine WHERE sim >= %s ORDER BY sim DESC LIMIT %s",
+            (query, _signed(context[0]), _signed(context[1]), float(threshold), int(k)),
         )
         return [Candidate(int(label), float(sim), bytes(key).hex(), str(text)) for label, sim, key, text in rows]
 
@@ -142,7 +142,7 @@ class PgVectorStore:
         """Store an entry (deleting those ``capacity`` or more labels older); its label."""
         raw = key_bytes(key)
         rows = self._execute(
-            f"WITH added AS (INSERT INTO {TABLE} (ctx0, ctx1, key, text, embedding) VALUES (%s, %s, %s, %s, %s) "
+            f"WITH added AS (INSERT INTO {TABLE} (ctx0, ctx1, key, text, embedding) VALUES (%s, %s, %s, %s, %b) "
             f"RETURNING label), gone AS (DELETE FROM {TABLE} WHERE label <= (SELECT label FROM added) - %s) "
             "SELECT label FROM added",
             (_signed(context[0]), _signed(context[1]), raw, text, np.asarray(vector, dtype=np.float32), self.capacity),
