@@ -42,3 +42,27 @@ ledger: {{path: "{tmp_path / name}", flush_interval_ms: 20}}
                 pgvector_server.start()
             assert h3["x-tokenomy-cache"] == "miss" and h4["x-tokenomy-cache"] == "miss"
             assert len(openai_fake.requests) == before + 3  # both answered upstream
+
+
+async def test_unset_store_url_turns_only_the_semantic_tier_off(
+    openai_fake: OpenAIFake, anthropic_fake: AnthropicFake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    monkeypatch.delenv("TOKENOMY_TEST_UNSET_PG", raising=False)
+    config = proxy_config(openai_fake.base_url, anthropic_fake.base_url) + f"""
+cache:
+  exact: {{path: "{tmp_path / "cache.db"}"}}
+  semantic: {{enabled: true, store: pgvector, postgres_url: "${{TOKENOMY_TEST_UNSET_PG}}"}}
+ledger: {{path: "{tmp_path / "ledger.db"}", flush_interval_ms: 20}}
+"""
+    async with running_gateway(config) as running:
+        before = len(openai_fake.requests)
+        _, first = await ask(running, user("Capital of Chile?"))
+        _, again = await ask(running, user("Capital of Chile?"))
+        _, para = await ask(running, user("capital of chile"))
+        assert [first["x-tokenomy-cache"], again["x-tokenomy-cache"], para["x-tokenomy-cache"]] == [
+            "miss", "hit-exact", "miss"
+        ]  # fmt: skip
+        assert len(openai_fake.requests) == before + 2 and running.app.gateway.semantic.off
+    assert any("semantic cache off" in r.getMessage() and "TOKENOMY_TEST_UNSET_PG" in r.getMessage()
+               for r in caplog.records)  # fmt: skip

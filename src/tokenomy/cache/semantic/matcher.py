@@ -35,7 +35,7 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from tokenomy.cache.semantic.index import Candidate, context_id
+from tokenomy.cache.semantic.index import Candidate, VectorIndex, context_id
 from tokenomy.cache.semantic.live import LivePrecision
 from tokenomy.cache.semantic.store import SemanticStore, open_store
 from tokenomy.cache.semantic.verifier import ModelCheck
@@ -77,6 +77,10 @@ class _Pending:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+async def _nothing() -> None:
+    """What :meth:`SemanticCache.add` returns while the tier is off."""
+
+
 class SemanticCache:
     """Nearest earlier question in the same conversation context (see the module docstring)."""
 
@@ -97,12 +101,18 @@ class SemanticCache:
         self._recent: OrderedDict[tuple[tuple[int, int], str], npt.NDArray[np.float32]] = OrderedDict()
         self._pending: dict[tuple[int, int], list[_Pending]] = {}
         self._pending_count = 0
-        self.index: SemanticStore = open_store(config, dim)
+        self._broken: str | None = None
+        try:
+            self.index: SemanticStore = open_store(config, dim)
+        except ValueError as exc:  # e.g. the store's URL variable is unset: the semantic tier is off, not the gateway
+            log.error("semantic cache off: %s; the exact tier goes on", exc)
+            self._broken = str(exc)
+            self.index = VectorIndex(1, dim)  # never searched nor written while off
 
     @property
     def off(self) -> bool:
-        """True once the verifier's model failed to load: every lookup misses."""
-        return self.check is not None and self.check.failed is not None
+        """True when the store could not be opened or the verifier's model failed to load: every lookup misses."""
+        return self._broken is not None or (self.check is not None and self.check.failed is not None)
 
     def _load_check(self) -> bool:
         """Load the verifier's model once (worker thread); log and turn the tier off if it fails."""
@@ -175,6 +185,8 @@ class SemanticCache:
         and indexes it, and must be awaited or run as a task.
         """
         ctx = context_id(context)
+        if self._broken is not None:
+            return _nothing()
         if vector is None:
             vector = self._recent.pop((ctx, text), None)
         entry: _Pending | None = None
