@@ -143,3 +143,5 @@ ledger: {{path: "{tmp_path / "ledger.db"}", flush_interval_ms: 20}}
             "tokenomy_semantic_false_hit_rate", {"task": "untagged", "bound": "high95"}
         )
         assert estimate is not None and 0 < estimate <= 1
+    saved = (tmp_path / "semantic-audits.json").read_text()  # for tokenomy report, written by the first audit
+    assert '"total_false_hits": 1' in saved

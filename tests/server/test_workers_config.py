@@ -29,5 +29,9 @@ def test_state_that_would_be_per_worker_is_refused() -> None:
     assert workers.shared_state_problems(parse_config(redis)) == []
     semantic = REMOTE + "cache: {semantic: {enabled: true}}\n"
     assert "semantic" in workers.shared_state_problems(parse_config(semantic))[0]
+    shared = REMOTE + "cache: {semantic: {enabled: true, store: pgvector, postgres_url: '${P:-postgresql://x}'}}\n"
+    assert workers.shared_state_problems(parse_config(shared)) == []  # one tier in PostgreSQL for all workers
+    audited = shared.replace("store: pgvector", "store: pgvector, audit_share: 0.1")
+    assert "audit" in workers.shared_state_problems(parse_config(audited))[0]
     thread = REMOTE + "ledger: {writer: thread}\n"
     assert "writer" in workers.shared_state_problems(parse_config(thread))[0]

@@ -67,8 +67,8 @@ class PostgresServer:
     ``settings`` are server ``-c`` options; the default, :data:`FAST`, turns durability off.
     """
 
-    def __init__(self, settings: dict[str, str] | None = None) -> None:
-        self.bin = pg_bin()
+    def __init__(self, settings: dict[str, str] | None = None, bin_dir: Path | None = None) -> None:
+        self.bin = bin_dir or pg_bin()
         self.port = free_port()
         self.password = secrets.token_hex(8)
         self.settings = dict(FAST if settings is None else settings)
@@ -200,6 +200,22 @@ class PostgresServer:
 def postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL server for the session; tests get their own database via ``create_database``."""
     server = PostgresServer()
+    server.start()
+    yield server
+    server.destroy()
+
+
+def pgvector_bin() -> Path:
+    """The bin directory of the PostgreSQL that the ``pgserver`` package ships with pgvector."""
+    import pgserver  # type: ignore[import-untyped]  # test dependency: PostgreSQL 16 + pgvector in a wheel
+
+    return Path(pgserver.__file__).parent / "pginstall" / "bin"
+
+
+@pytest.fixture(scope="session")
+def pgvector_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server with the pgvector extension (from ``pgserver``), on a loopback port."""
+    server = PostgresServer(bin_dir=pgvector_bin())
     server.start()
     yield server
     server.destroy()

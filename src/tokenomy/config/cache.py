@@ -63,6 +63,13 @@ class SemanticCacheConfig(_Frozen):
     )
     model_path: str | None = Field(default=None, description="cross-encoder ONNX file; default: the shipped one")
     verifier_path: str | None = Field(default=None, description="verifier JSON file; default: the shipped one")
+    store: Literal["usearch", "pgvector"] = Field(
+        default="usearch",
+        description="usearch: an index file of this gateway; pgvector: PostgreSQL, shared by gateways",
+    )
+    postgres_url: SecretRef | None = Field(
+        default=None, description="store: pgvector — e.g. ${TOKENOMY_SEMANTIC_POSTGRES_URL}"
+    )
     index_path: str | None = Field(default=None, description="vector index file; default: data dir/semantic.usearch")
     max_entries: int = Field(default=1_000_000, gt=0)
     audit_share: float = Field(
@@ -75,10 +82,23 @@ class SemanticCacheConfig(_Frozen):
         default=0.01, gt=0, lt=1, description="error budget per task: audits move the threshold to keep within it"
     )
 
+    _check_secret = field_validator("postgres_url", mode="before")(parse_secret)
+
+    @model_validator(mode="after")
+    def _url_for_pgvector(self) -> SemanticCacheConfig:
+        if self.store == "pgvector" and self.postgres_url is None:
+            raise ValueError("a pgvector semantic store needs postgres_url, e.g. ${TOKENOMY_SEMANTIC_POSTGRES_URL}")
+        return self
+
     @property
     def index_file(self) -> Path:
         """The persisted vector index."""
         return Path(self.index_path).expanduser() if self.index_path else data_dir() / "semantic.usearch"
+
+    @property
+    def audit_file(self) -> Path:
+        """Where live-precision audit counts are kept for ``tokenomy report`` (beside the index file)."""
+        return self.index_file.with_name("semantic-audits.json")
 
 
 class CacheRule(_Frozen):

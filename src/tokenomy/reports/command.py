@@ -106,6 +106,9 @@ def report(
             result = run_query(store, query, progress)
         except ReportError as exc:
             raise click.ClickException(str(exc)) from None
+        from tokenomy.reports import semantic
+
+        result.semantic_budget, result.semantic = semantic.load(_config.cache.semantic.audit_file)
         text = render(result, fmt, to_terminal=out is None and sys.stdout.isatty(), progress=progress)
     if out is None:
         click.echo(text, nl=False)

@@ -35,8 +35,14 @@ def group_object(group: Group) -> dict[str, Any]:
 
 
 def to_json(report: Report) -> str:
-    """A JSON list with one object per group."""
-    return json.dumps([group_object(group) for group in report.groups], indent=2) + "\n"
+    """A JSON list with one object per group; by task, each also carries its ``semantic_audits``
+    (live precision of the semantic cache, ``null`` without audits)."""
+    objects = [group_object(group) for group in report.groups]
+    if report.query.by == "task" and report.semantic:
+        audits = {row.task: row.as_json() for row in report.semantic}
+        for obj in objects:
+            obj["semantic_audits"] = audits.get(obj["group"])
+    return json.dumps(objects, indent=2) + "\n"
 
 
 CSV_COLUMNS: tuple[str, ...] = (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from tokenomy.ledger.record import LEVERS
 
@@ -172,3 +172,6 @@ class Report:
     generated_at: float = 0.0
     prices: list[PriceRow] = field(default_factory=list)  # how the window's requests were priced
     comparison: Comparison | None = None
+    # live precision of the semantic cache (tokenomy.reports.semantic); empty without audits
+    semantic: list[Any] = field(default_factory=list)
+    semantic_budget: float | None = None

@@ -178,4 +178,8 @@ def render(report: Report) -> RenderableType:
         parts.append(economy_table("Token economy by language", "language", report.by_language))
     if report.query.sections.top_prompts > 0:
         parts.append(prompts_table(report))
+    if report.semantic:
+        from tokenomy.reports.semantic import table as semantic_table
+
+        parts.append(semantic_table(report.semantic, report.semantic_budget))
     return RichGroup(*parts)

@@ -65,8 +65,15 @@ def shared_state_problems(config: GatewayConfig) -> list[str]:
             "budgets and per-key rate limits are counted per process with budgets.store: memory; "
             "with several workers use budgets.store: redis (or --workers 1)"
         )
-    if config.cache.semantic.enabled or any(rule.semantic for rule in config.cache.rules):
-        problems.append("the semantic cache's index belongs to one process; use --workers 1 with it")
+    semantic = config.cache.semantic
+    if semantic.enabled or any(rule.semantic for rule in config.cache.rules):
+        if semantic.store == "usearch":
+            problems.append(
+                "the semantic cache's index belongs to one process; use --workers 1 with it "
+                "(or cache.semantic.store: pgvector)"
+            )
+        elif semantic.audit_share > 0:  # the error budget and the audit file are per process
+            problems.append("semantic hit audits (audit_share > 0) are counted per process; use --workers 1 with them")
     if config.ledger.enabled and config.ledger.writer == "thread":
         problems.append("ledger.writer: thread writes from every worker; use the default writer: process")
     return problems

@@ -104,7 +104,8 @@ def context_id(context: str) -> tuple[int, int]:
     return int.from_bytes(digest[:8], "little"), int.from_bytes(digest[8:], "little")
 
 
-def _key_bytes(key: str) -> bytes:
+def key_bytes(key: str) -> bytes:
+    """The 20 bytes of an exact-tier key given as 40 hex digits (``ValueError`` otherwise)."""
     try:
         raw = bytes.fromhex(key)
     except ValueError:
@@ -123,6 +124,9 @@ def _new_graph(ndim: int) -> Index:
 
 class VectorIndex:
     """Vectors and their entries; see the module docstring. All methods are blocking."""
+
+    remote = False
+    """In this process's memory (:meth:`has_context` is cheap enough for the event loop)."""
 
     def __init__(self, capacity: int, ndim: int) -> None:
         if capacity < 1:
@@ -216,7 +220,7 @@ class VectorIndex:
 
     def add(self, vector: npt.NDArray[np.float32], context: tuple[int, int], key: str, text: str) -> int:
         """Store an entry (evicting the oldest when full); its label."""
-        raw = _key_bytes(key)
+        raw = key_bytes(key)
         with self._lock.write():
             label = self._next
             slot = (label - 1) % self.capacity
@@ -246,7 +250,7 @@ class VectorIndex:
             )
             self._next += n - self.capacity
             n = self.capacity
-        raw = np.frombuffer(b"".join(_key_bytes(k) for k in keys), dtype=np.uint8).reshape(n, KEY_BYTES)
+        raw = np.frombuffer(b"".join(key_bytes(k) for k in keys), dtype=np.uint8).reshape(n, KEY_BYTES)
         with self._lock.write():
             labels = np.arange(self._next, self._next + n, dtype=np.uint64)
             slots = ((labels - np.uint64(1)) % np.uint64(self.capacity)).astype(np.int64)
@@ -269,7 +273,7 @@ class VectorIndex:
 
     def remove(self, key: str) -> int:
         """Forget every entry stored under ``key``; how many there were."""
-        raw = np.frombuffer(_key_bytes(key), dtype=np.uint8)
+        raw = np.frombuffer(key_bytes(key), dtype=np.uint8)
         with self._lock.write():
             slots = np.flatnonzero((self._keys == raw).all(axis=1) & (self._labels != 0))
             for slot in slots:

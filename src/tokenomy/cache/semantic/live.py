@@ -13,15 +13,28 @@ or not (a disagreement counts as a false hit). Per task this keeps:
   ``-max_loosen``). Either change starts a new window, so the estimate always describes the
   threshold in force. This is the per-task form of the idea in vCache (learning the threshold
   online to keep a user-set error rate).
+
+With a ``path``, the per-task counts are also written there as JSON (at most every
+:data:`WRITE_EVERY_S` seconds, and by :meth:`LivePrecision.save`), which ``tokenomy report``
+reads for its live-precision section (:func:`read_audits`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from tokenomy.cache.semantic.stats import lower_bound, needed_for, upper_bound
 from tokenomy.telemetry import metrics
 
+log = logging.getLogger("tokenomy.cache")
+
+WRITE_EVERY_S = 5.0
+"""Counts are written to the audit file at most this often (and at shutdown)."""
 MAX_WINDOW = 4096
 """A window this full is halved (older audits weigh less; bounds stay cheap to compute)."""
 
@@ -48,8 +61,11 @@ class LivePrecision:
     """Per-task false-hit estimates and threshold offsets (see the module docstring)."""
 
     def __init__(
-        self, max_false_hit_rate: float, *, step: float = 0.25, max_tighten: float = 4.0, max_loosen: float = 1.0
-    ) -> None:
+        self, max_false_hit_rate: float, *, step: float = 0.25, max_tighten: float = 4.0, max_loosen: float = 1.0,
+        path: Path | None = None,
+    ) -> None:  # fmt: skip
+        self.path = path
+        self._written = 0.0
         self.budget = max_false_hit_rate
         self.step = step
         self.max_tighten = max_tighten
@@ -85,6 +101,23 @@ class LivePrecision:
             stats.false_hits //= 2
         if stats.audits < 100 or stats.total_audits % 10 == 0:
             self._publish(task, stats)
+        if self.path is not None and time.monotonic() - self._written >= WRITE_EVERY_S:
+            self.save()
+
+    def save(self) -> None:
+        """Write the per-task counts to :attr:`path` (atomically; a failure is logged, never raised)."""
+        if self.path is None or not self.tasks:
+            return
+        self._written = time.monotonic()
+        doc = {"budget": self.budget, "written_at": time.time(),
+               "tasks": {task: asdict(stats) for task, stats in self.tasks.items()}}  # fmt: skip
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(doc))
+            tmp.replace(self.path)
+        except OSError as exc:
+            log.warning("semantic audit counts not written to %s: %s", self.path, exc)
 
     def _move(self, stats: TaskStats, delta: float) -> None:
         stats.offset = max(-self.max_loosen, min(self.max_tighten, stats.offset + delta))
@@ -96,3 +129,14 @@ class LivePrecision:
         metrics.child(metrics.SEMANTIC_FALSE_HIT_RATE, task, "low95").set(low)
         metrics.child(metrics.SEMANTIC_FALSE_HIT_RATE, task, "high95").set(high)
         metrics.child(metrics.SEMANTIC_THRESHOLD_OFFSET, task).set(stats.offset)
+
+
+def read_audits(path: Path) -> tuple[float, dict[str, TaskStats]] | None:
+    """The budget and per-task counts an audit file holds; ``None`` when there is none (or it is unreadable)."""
+    try:
+        doc = json.loads(path.read_text())
+        tasks = {str(task): TaskStats(**{k: type(v)(row[k]) for k, v in asdict(TaskStats()).items()})
+                 for task, row in doc["tasks"].items()}  # fmt: skip
+        return float(doc["budget"]), tasks
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -37,6 +37,7 @@ import numpy.typing as npt
 
 from tokenomy.cache.semantic.index import Candidate, VectorIndex, context_id
 from tokenomy.cache.semantic.live import LivePrecision
+from tokenomy.cache.semantic.store import SemanticStore, open_store
 from tokenomy.cache.semantic.verifier import ModelCheck
 from tokenomy.cache.semantic.verify import same_question
 from tokenomy.config.cache import DEFAULT_SEMANTIC_THRESHOLD, SemanticCacheConfig
@@ -76,6 +77,10 @@ class _Pending:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+async def _nothing() -> None:
+    """What :meth:`SemanticCache.add` returns while the tier is off."""
+
+
 class SemanticCache:
     """Nearest earlier question in the same conversation context (see the module docstring)."""
 
@@ -83,7 +88,7 @@ class SemanticCache:
         self._config = config
         self._embed = embed
         self._verify = config.verify == "entities"
-        self.live = LivePrecision(config.max_false_hit_rate)
+        self.live = LivePrecision(config.max_false_hit_rate, path=config.audit_file)
         self.check: ModelCheck | None = None
         if config.verify == "model":
             self.check = ModelCheck(
@@ -96,16 +101,18 @@ class SemanticCache:
         self._recent: OrderedDict[tuple[tuple[int, int], str], npt.NDArray[np.float32]] = OrderedDict()
         self._pending: dict[tuple[int, int], list[_Pending]] = {}
         self._pending_count = 0
-        self.index = VectorIndex.load(self._path, config.max_entries, dim)
+        self._broken: str | None = None
         try:
-            self.index.open_log(Path(f"{self._path}.log"))  # adds since the last save survive a crash
-        except (OSError, ValueError) as exc:
-            log.warning("semantic index change log not used (%s): entries added after a save are lost on a crash", exc)
+            self.index: SemanticStore = open_store(config, dim)
+        except ValueError as exc:  # e.g. the store's URL variable is unset: the semantic tier is off, not the gateway
+            log.error("semantic cache off: %s; the exact tier goes on", exc)
+            self._broken = str(exc)
+            self.index = VectorIndex(1, dim)  # never searched nor written while off
 
     @property
     def off(self) -> bool:
-        """True once the verifier's model failed to load: every lookup misses."""
-        return self.check is not None and self.check.failed is not None
+        """True when the store could not be opened or the verifier's model failed to load: every lookup misses."""
+        return self._broken is not None or (self.check is not None and self.check.failed is not None)
 
     def _load_check(self) -> bool:
         """Load the verifier's model once (worker thread); log and turn the tier off if it fails."""
@@ -129,11 +136,13 @@ class SemanticCache:
         """
         ctx = context_id(context)
         pending = self._pending.get(ctx)
-        if self.off or (not pending and not self.index.has_context(ctx)):
+        if self.off or (not pending and not self.index.remote and not self.index.has_context(ctx)):
             return None
         if threshold is None:
             threshold = self.check.cosine_floor if self.check is not None else DEFAULT_SEMANTIC_THRESHOLD
         try:
+            if not pending and self.index.remote and not await self._run(self.index.has_context, ctx):
+                return None
             if self.check is not None and not await self._run(self._load_check):
                 return None
             vector = await self._vector(ctx, text)
@@ -176,6 +185,8 @@ class SemanticCache:
         and indexes it, and must be awaited or run as a task.
         """
         ctx = context_id(context)
+        if self._broken is not None:
+            return _nothing()
         if vector is None:
             vector = self._recent.pop((ctx, text), None)
         entry: _Pending | None = None
@@ -262,6 +273,7 @@ class SemanticCache:
     def close(self) -> None:
         """Save and stop the worker thread."""
         self._executor.shutdown(wait=True)
+        self.live.save()
         try:
             self.save()
         except OSError as exc:

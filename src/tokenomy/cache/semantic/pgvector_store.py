@@ -1,0 +1,184 @@
+"""The semantic tier's entries in PostgreSQL with pgvector, so several gateways share one tier.
+
+One table holds every entry: a sequence number (the label), the 16-byte context fingerprint as
+two integers, the 20-byte exact-tier key, the question's text and its unit vector
+(``vector(384)``). A lookup reads only its own context's rows — a B-tree index on the context
+finds them, and their inner products are computed exactly — so the store finds every entry an
+exact search finds; one context with very many entries (a single shared namespace with no
+earlier turns) costs a scan of that context. ``max_entries`` bounds the table: each add deletes
+the entries more than ``max_entries`` labels older than itself.
+
+**Outages.** Every call runs on the semantic worker thread with a 2 s connect and statement
+timeout. When the server cannot be reached the call raises :class:`StoreDown`, which the cache
+turns into a miss (lookups) or a warning (adds); for :data:`RETRY_S` after a failure calls fail
+at once instead of waiting on the network again, then one call tries to reconnect.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+from pgvector.psycopg import register_vector
+
+from tokenomy.cache.semantic.index import Candidate, key_bytes
+
+log = logging.getLogger("tokenomy.cache")
+
+TABLE = "tokenomy_semantic"
+TIMEOUT_S = 2
+RETRY_S = 5.0
+"""After a failure, calls fail at once for this long before one tries to reconnect."""
+
+_SIGN = 1 << 63
+
+
+def _signed(value: int) -> int:
+    """An unsigned 64-bit context half as PostgreSQL's signed ``bigint``."""
+    return value - (1 << 64) if value >= _SIGN else value
+
+
+class StoreDown(RuntimeError):
+    """The PostgreSQL server cannot be reached (the lookup misses, the request goes on)."""
+
+
+class PgVectorStore:
+    """The semantic tier's store in PostgreSQL (see the module docstring); all methods are blocking."""
+
+    remote = True
+    dirty = False
+
+    def __init__(self, dsn: str, capacity: int, ndim: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.capacity = capacity
+        self.ndim = ndim
+        self._dsn = dsn
+        self._conn: psycopg.Connection[Any] | None = None
+        self._lock = threading.Lock()
+        self._down_until = 0.0
+        self._ready = False
+
+    # -- connection ----------------------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        """The open connection, reconnecting (and creating the table) when needed; caller holds the lock."""
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        if time.monotonic() < self._down_until:
+            raise StoreDown("the semantic store's PostgreSQL server was unreachable moments ago")
+        try:
+            conn = psycopg.connect(
+                self._dsn, autocommit=True, connect_timeout=TIMEOUT_S,
+                options=f"-c statement_timeout={TIMEOUT_S * 1000}",
+            )  # fmt: skip
+            if not self._ready:
+                self._create(conn)
+            register_vector(conn)
+        except psycopg.OperationalError as exc:
+            self._down_until = time.monotonic() + RETRY_S
+            raise StoreDown(f"the semantic store's PostgreSQL server cannot be reached: {exc}") from exc
+        self._conn = conn
+        return conn
+
+    def _create(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {TABLE} (label bigserial PRIMARY KEY, ctx0 bigint NOT NULL, "
+            f"ctx1 bigint NOT NULL, key bytea NOT NULL, text text NOT NULL, embedding vector({self.ndim}) NOT NULL)"
+        )
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_context ON {TABLE} (ctx0, ctx1)")
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_key ON {TABLE} (key)")
+        self._ready = True
+
+    def _execute(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        """Run one statement; a connection failure becomes :class:`StoreDown`."""
+        with self._lock:
+            conn = self._connect()
+            try:
+                cur = conn.execute(sql, params)
+                return cur.fetchall() if cur.description is not None else []
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                conn.close()
+                self._conn = None
+                self._down_until = time.monotonic() + RETRY_S
+                raise StoreDown(f"the semantic store's PostgreSQL server failed: {exc}") from exc
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return int(self._execute(f"SELECT count(*) FROM {TABLE}", ())[0][0])
+
+    def has_context(self, context: tuple[int, int]) -> bool:
+        """Whether any entry has this context (a query: call it off the event loop)."""
+        rows = self._execute(
+            f"SELECT EXISTS (SELECT 1 FROM {TABLE} WHERE ctx0 = %s AND ctx1 = %s)",
+            (_signed(context[0]), _signed(context[1])),
+        )
+        return bool(rows[0][0])
+
+    def search(
+        self, vector: npt.NDArray[np.float32], context: tuple[int, int], threshold: float, k: int = 32,
+        max_k: int = 2048,
+    ) -> list[Candidate]:  # fmt: skip
+        """Up to ``k`` entries of ``context`` with similarity ≥ ``threshold``, best first (exact)."""
+        del max_k  # the search is exact within the context: nothing is crowded out
+        query = np.asarray(vector, dtype=np.float32)
+        rows = self._execute(  # the vector goes once, in binary (%b)
+            f"SELECT label, sim, key, text FROM (SELECT label, key, text, -(embedding <#> %b) AS sim FROM {TABLE} "
+            "WHERE ctx0 = %s AND ctx1 = %s) AS mine WHERE sim >= %s ORDER BY sim DESC LIMIT %s",
+            (query, _signed(context[0]), _signed(context[1]), float(threshold), int(k)),
+        )
+        return [Candidate(int(label), float(sim), bytes(key).hex(), str(text)) for label, sim, key, text in rows]
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def add(self, vector: npt.NDArray[np.float32], context: tuple[int, int], key: str, text: str) -> int:
+        """Store an entry (deleting those ``capacity`` or more labels older); its label."""
+        raw = key_bytes(key)
+        rows = self._execute(
+            f"WITH added AS (INSERT INTO {TABLE} (ctx0, ctx1, key, text, embedding) VALUES (%s, %s, %s, %s, %b) "
+            f"RETURNING label), gone AS (DELETE FROM {TABLE} WHERE label <= (SELECT label FROM added) - %s) "
+            "SELECT label FROM added",
+            (_signed(context[0]), _signed(context[1]), raw, text, np.asarray(vector, dtype=np.float32), self.capacity),
+        )
+        return int(rows[0][0])
+
+    def add_many(
+        self, vectors: npt.NDArray[np.float32], contexts: npt.NDArray[np.uint64], keys: list[str], texts: list[str]
+    ) -> None:
+        """Bulk :meth:`add` in one ``COPY`` (``contexts`` is ``(n, 2)``, as ``context_id``)."""
+        raw = [key_bytes(k) for k in keys]
+        with self._lock:
+            conn = self._connect()
+            conn.execute("SET statement_timeout = 0")  # a bulk load may take long; reset below
+            copy = f"COPY {TABLE} (ctx0, ctx1, key, text, embedding) FROM STDIN WITH (FORMAT BINARY)"
+            with conn.cursor().copy(copy) as cp:
+                cp.set_types(["int8", "int8", "bytea", "text", "vector"])
+                for i in range(len(raw)):
+                    cp.write_row((_signed(int(contexts[i, 0])), _signed(int(contexts[i, 1])), raw[i], texts[i],
+                                  np.asarray(vectors[i], dtype=np.float32)))  # fmt: skip
+            conn.execute(f"DELETE FROM {TABLE} WHERE label <= (SELECT max(label) FROM {TABLE}) - %s", (self.capacity,))
+            conn.execute(f"ANALYZE {TABLE}")
+            conn.execute(f"SET statement_timeout = {TIMEOUT_S * 1000}")
+
+    def remove(self, key: str) -> int:
+        """Forget every entry stored under ``key``; how many there were."""
+        rows = self._execute(f"WITH gone AS (DELETE FROM {TABLE} WHERE key = %s RETURNING 1) SELECT count(*) FROM gone",
+                             (key_bytes(key),))  # fmt: skip
+        return int(rows[0][0])
+
+    def save(self, path: object = None) -> None:
+        """Nothing to do: every add is committed at once."""
+
+    def close_log(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

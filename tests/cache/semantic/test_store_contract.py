@@ -1,0 +1,138 @@
+"""The contract every semantic store keeps, run on the usearch index and on PostgreSQL with pgvector."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+from tests.cache.semantic.fake_embedder import FakeEmbedder
+from tests.support.postgres import PostgresServer
+
+from tokenomy.cache.semantic.index import VectorIndex, context_id
+from tokenomy.cache.semantic.pgvector_store import PgVectorStore, StoreDown
+from tokenomy.cache.semantic.store import SemanticStore
+
+EMBED = FakeEmbedder()
+A, B = context_id("conversation A"), context_id("conversation B")
+HIGH = context_id("a context whose fingerprint halves are at or above 2**63")
+Factory = Callable[[int], SemanticStore]
+
+
+def key(n: int) -> str:
+    return f"{n:040x}"
+
+
+def vec(text: str) -> np.ndarray:
+    return EMBED.vectors([text])[0]
+
+
+@pytest.fixture(params=["usearch", "pgvector"])
+def make(request: pytest.FixtureRequest) -> Iterator[Factory]:
+    """Stores of a given capacity, of the parametrised kind (pgvector: one fresh database per test)."""
+    if request.param == "usearch":
+        yield lambda capacity: VectorIndex(capacity, 384)
+        return
+    server: PostgresServer = request.getfixturevalue("pgvector_server")
+    with server.database() as dsn:
+        opened: list[PgVectorStore] = []
+
+        def factory(capacity: int) -> SemanticStore:
+            opened.append(PgVectorStore(dsn, capacity, 384))
+            return opened[-1]
+
+        yield factory
+        for store in opened:
+            store.close_log()
+
+
+def test_search_filters_by_context_and_threshold(make: Factory) -> None:
+    store = make(100)
+    text = "what is the capital of France"
+    store.add(vec(text), A, key(1), text)
+    store.add(vec(text), B, key(2), text)
+    found = store.search(vec(text), A, 0.9)
+    assert [(c.key, c.text) for c in found] == [(key(1), text)]
+    assert found[0].similarity > 0.99
+    assert store.search(vec(text), context_id("C"), 0.0) == []
+    assert store.search(vec("something else entirely"), A, 0.9) == []
+    assert store.has_context(A) and not store.has_context(context_id("C"))
+    assert len(store) == 2
+
+
+def test_results_are_best_first_and_above_the_threshold(make: Factory) -> None:
+    store = make(100)
+    texts = ["how do I sort a list", "how do I sort a list in python", "what time is it", "sort a list"]
+    for i, text in enumerate(texts):
+        store.add(vec(text), HIGH, key(i), text)
+    query = vec("how do I sort a list")
+    found = store.search(query, HIGH, 0.3)
+    sims = [c.similarity for c in found]
+    assert found[0].key == key(0) and sims == sorted(sims, reverse=True) and min(sims) >= 0.3
+    exact = sorted((float(vec(t) @ query) for t in texts if float(vec(t) @ query) >= 0.3), reverse=True)
+    assert np.allclose(sims, exact, atol=2e-3)  # the store finds what exact search finds (f16 rounding)
+
+
+def test_oldest_entries_are_evicted(make: Factory) -> None:
+    store = make(3)
+    for i in range(4):
+        store.add(vec(f"question {i}"), A, key(i), f"question {i}")
+    assert len(store) == 3
+    assert store.search(vec("question 0"), A, 0.99) == []
+    assert [c.key for c in store.search(vec("question 3"), A, 0.99)] == [key(3)]
+
+
+def test_remove_by_key(make: Factory) -> None:
+    store = make(10)
+    store.add(vec("q"), A, key(1), "q")
+    store.add(vec("q"), B, key(1), "q")
+    assert store.remove(key(1)) == 2
+    assert store.search(vec("q"), A, 0.5) == [] and not store.has_context(A)
+    assert store.remove(key(1)) == 0
+
+
+def test_malformed_key_is_refused(make: Factory) -> None:
+    store = make(10)
+    with pytest.raises(ValueError, match="hex digits"):
+        store.add(vec("q"), A, "not-a-key", "q")
+    assert len(store) == 0
+
+
+def test_two_gateways_share_one_pgvector_tier(pgvector_server: PostgresServer) -> None:
+    with pgvector_server.database() as dsn:
+        one, two = PgVectorStore(dsn, 100, 384), PgVectorStore(dsn, 100, 384)
+        one.add(vec("capital of France"), A, key(7), "capital of France")
+        assert [c.key for c in two.search(vec("capital of France"), A, 0.9)] == [key(7)]
+        one.close_log()
+        two.close_log()
+
+
+def test_pgvector_outage_fails_fast_and_recovers(pgvector_server: PostgresServer) -> None:
+    with pgvector_server.database() as dsn:
+        store = PgVectorStore(dsn, 100, 384)
+        store.add(vec("capital of France"), A, key(7), "capital of France")
+        pgvector_server.stop()
+        try:
+            with pytest.raises(StoreDown):
+                store.search(vec("capital of France"), A, 0.9)
+            started = time.monotonic()
+            with pytest.raises(StoreDown):  # within the retry pause: no new connection attempt
+                store.has_context(A)
+            assert time.monotonic() - started < 0.5
+        finally:
+            pgvector_server.start()
+        store._down_until = 0.0  # skip the retry pause instead of sleeping through it
+        assert [c.key for c in store.search(vec("capital of France"), A, 0.9)] == [key(7)]
+        store.close_log()
+
+
+def test_bulk_add_is_searchable_and_bounded(make: Factory) -> None:
+    store = make(3)
+    texts = [f"bulk question {i}" for i in range(5)]
+    contexts = np.array([A, A, B, A, HIGH], dtype=np.uint64)
+    store.add_many(EMBED.vectors(texts), contexts, [key(i) for i in range(5)], texts)
+    assert len(store) == 3  # only the newest three are kept
+    assert store.search(vec(texts[0]), A, 0.99) == []
+    assert [c.key for c in store.search(vec(texts[3]), A, 0.99)] == [key(3)]
+    assert [c.key for c in store.search(vec(texts[4]), HIGH, 0.99)] == [key(4)]
