@@ -54,7 +54,7 @@ class Held:
     scores: list[np.ndarray]
     costs: list[np.ndarray]
     picks: list[np.ndarray]  # (positions, rows) per chunk
-    expected: list[np.ndarray]  # (positions, 2) per chunk: cost and correct answers summed, in expectation
+    expected: list[np.ndarray]  # (vertices, 2) per chunk: each knob vertex's cost and correct answers summed
     default: list[np.ndarray]
     latency_us: list[float]
     draws: list[np.ndarray]  # the held-out prompts' mixing draws, per chunk
@@ -62,21 +62,19 @@ class Held:
 
 
 def held_out(router: LearnedRouter, rows: Outcomes, embed: Embed) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Picks at each knob position (mixing by the prompts' draws), the same positions in expectation
-    over the mixing draw (cost and correct answers summed), and the default position's picks."""
+    """Picks at each knob position (mixing by the prompts' draws), each knob vertex's cost and correct
+    answers summed over the prompts, and the default position's picks."""
     emb = router_embeddings(router, embed, rows.prompts)
     success = router.predict(emb, rows.prompts)
     cost = router.estimate_cost(rows.prompts)
     picks = vertex_picks(router.knob, success, cost, router.rule)
     draws = mix_draws(rows.prompts)
     grid = np.stack([picks_at(router.knob, p, picks, draws) for p in POSITIONS])
+    # between two vertices a share q of prompts takes the upper one's decision, so the expected cost
+    # and accuracy are linear in q: the vertices, measured on these prompts, define the expected curve
     index = np.arange(len(rows))
-    at_vertex = [(rows.costs[index, p].sum(), rows.scores[index, p].sum()) for p in picks]
-    expected = []
-    for position in POSITIONS:  # a share q of prompts takes the upper vertex: the mean is linear in q
-        lo, hi, q = router.knob.locate(position)
-        expected.append([(1 - q) * at_vertex[lo][k] + q * at_vertex[hi][k] for k in (0, 1)])
-    return grid, np.array(expected), picks_at(router.knob, router.knob.default, picks, draws)
+    at_vertex = np.array([(rows.costs[index, p].sum(), rows.scores[index, p].sum()) for p in picks])
+    return grid, at_vertex, picks_at(router.knob, router.knob.default, picks, draws)
 
 
 def latency(router: LearnedRouter, rows: Outcomes, embed: Embed, n: int = 300) -> list[float]:
