@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import sys
 import tempfile
 import time
@@ -53,19 +54,27 @@ class Held:
     scores: list[np.ndarray]
     costs: list[np.ndarray]
     picks: list[np.ndarray]  # (positions, rows) per chunk
+    expected: list[np.ndarray]  # (vertices, 2) per chunk: each knob vertex's cost and correct answers summed
     default: list[np.ndarray]
     latency_us: list[float]
+    draws: list[np.ndarray]  # the held-out prompts' mixing draws, per chunk
     trained_s: float = 0.0
 
 
-def held_out(router: LearnedRouter, rows: Outcomes, embed: Embed) -> tuple[np.ndarray, np.ndarray]:
+def held_out(router: LearnedRouter, rows: Outcomes, embed: Embed) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Picks at each knob position (mixing by the prompts' draws), each knob vertex's cost and correct
+    answers summed over the prompts, and the default position's picks."""
     emb = router_embeddings(router, embed, rows.prompts)
     success = router.predict(emb, rows.prompts)
     cost = router.estimate_cost(rows.prompts)
     picks = vertex_picks(router.knob, success, cost, router.rule)
     draws = mix_draws(rows.prompts)
     grid = np.stack([picks_at(router.knob, p, picks, draws) for p in POSITIONS])
-    return grid, picks_at(router.knob, router.knob.default, picks, draws)
+    # between two vertices a share q of prompts takes the upper one's decision, so the expected cost
+    # and accuracy are linear in q: the vertices, measured on these prompts, define the expected curve
+    index = np.arange(len(rows))
+    at_vertex = np.array([(rows.costs[index, p].sum(), rows.scores[index, p].sum()) for p in picks])
+    return grid, at_vertex, picks_at(router.knob, router.knob.default, picks, draws)
 
 
 def latency(router: LearnedRouter, rows: Outcomes, embed: Embed, n: int = 300) -> list[float]:
@@ -85,10 +94,10 @@ def latency(router: LearnedRouter, rows: Outcomes, embed: Embed, n: int = 300) -
 def run_setup(
     splits: list[tuple[Outcomes, Outcomes]], embed: Embed, families: list[str], options: TrainOptions
 ) -> dict[str, Held]:
-    held = {f: Held([], [], [], [], []) for f in [*families, "auto"]}
+    held = {f: Held([], [], [], [], [], [], []) for f in [*families, "auto"]}
     for number, (train, test) in enumerate(splits, start=1):
         areas: dict[str, float] = {}
-        results: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        results: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         timings: dict[str, list[float]] = {}
         for family in families:
             started = time.perf_counter()
@@ -101,11 +110,13 @@ def run_setup(
             print(f"  split {number}/{len(splits)} {family}: trained in {time.perf_counter() - started:.0f} s",
                   file=sys.stderr, flush=True)  # fmt: skip
         best = max(areas, key=lambda f: areas[f])
-        for family, (grid, default) in [*results.items(), ("auto", results[best])]:
+        for family, (grid, expected, default) in [*results.items(), ("auto", results[best])]:
             h = held[family]
             h.scores.append(test.scores)
             h.costs.append(test.costs)
             h.picks.append(grid)
+            h.expected.append(expected)
+            h.draws.append(mix_draws(test.prompts))
             h.default.append(default)
         held["auto"].latency_us += timings[best]
         print(f"  split {number}: auto picks {best} ({', '.join(f'{f} {a:.4f}' for f, a in areas.items())})",
@@ -126,8 +137,9 @@ def report(title: str, held: dict[str, Held], models: list[str]) -> None:
     print(f"\n### {title}\n\n{n} held-out prompts; best single model {best}: accuracy {best_acc:.3f}, "
           f"cost {best_cost:.3f} USD; area of the single models (no mixing) {mix_area:.4f}\n")  # fmt: skip
     print("| family | cost at 95% of best acc. | cost at 97% | area | lowest margin over random mix (pp) "
+          "| expected over the mixing draw: cost at 95% / 97% / lowest margin (pp) "
           "| default point: % of best acc. / % of best cost | decision CPU time p50 / p99 (µs) |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for family, h in held.items():
         rows = np.arange(n)
         picks = np.hstack(h.picks)  # (positions, n)
@@ -140,11 +152,59 @@ def report(title: str, held: dict[str, Held], models: list[str]) -> None:
         area = _area(curve, lo, best_cost)
         default_point = f"{d_acc / best_acc:.1%} / {d_cost / best_cost:.1%}"
         lat = f"{p50:.0f} / {p99:.0f}"
-        print(f"| {family} | {at95} | {at97} | {area:.4f} | {gap * 100:+.2f} | {default_point} | {lat} |")
+        e_at = _expected(h, models.index(best))
+        print(f"| {family} | {at95} | {at97} | {area:.4f} | {gap * 100:+.2f} | {e_at} | {default_point} | {lat} |")
+    print(f"\nThe random mix itself, realised with the same per-prompt draws: lowest margin under its expected "
+          f"line {_mix_noise(scores, costs, hull, models, first.draws) * 100:+.2f} pp (sampling noise of mixing on "
+          f"{n} prompts).")  # fmt: skip
     oracle_best = scores.max(axis=1)
     print(f"\nOracle: {oracle_best.mean() / best_acc:.1%} of the best model's accuracy; one prompt = "
           f"{100 / n:.2f} pp. Training time per family (all splits): "
           + ", ".join(f"{f} {h.trained_s:.0f} s" for f, h in held.items() if f != "auto"))  # fmt: skip
+
+
+def _expected(h: Held, best: int) -> str:
+    """Cost at 95% / 97% of the best model's accuracy and the lowest margin over the random mix, in
+    expectation over the mixing draw. Each split's curve and random-mix line are put on its own cost
+    share of the best model, then averaged over splits at equal cost share (weighted by rows):
+    averaging splits at equal knob *position* would mix different costs and dip under a concave line."""
+    shares = np.linspace(0.0, 1.0, 2001)
+    curve, mix, best_acc, total = np.zeros_like(shares), np.zeros_like(shares), 0.0, 0
+    for scores, costs, expected in zip(h.scores, h.costs, h.expected, strict=True):
+        n, ref = len(scores), float(costs[:, best].sum())
+        x, y = expected[:, 0] / ref, expected[:, 1] / n
+        order = np.argsort(x, kind="stable")
+        x, y = x[order], np.maximum.accumulate(y[order])  # the best accuracy reachable at that cost share
+        curve += n * np.interp(shares, x, y)
+        single = {str(m): _P(float(scores[:, m].mean()), float(costs[:, m].sum()) / ref) for m in range(costs.shape[1])}
+        frontier = mix_frontier(single)  # type: ignore[arg-type]
+        mix += n * np.array([mix_accuracy(frontier, float(c)) for c in shares])
+        best_acc += float(scores[:, best].sum())
+        total += n
+    curve, mix, best_acc = curve / total, mix / total, best_acc / total
+
+    def at(target: float) -> str:
+        reached = np.nonzero(curve >= target - 1e-12)[0]
+        return f"{shares[reached[0]]:.1%}" if len(reached) else "not reached"
+
+    return f"{at(0.95 * best_acc)} / {at(0.97 * best_acc)} / {float((curve - mix).min()) * 100:+.2f}"
+
+
+def _mix_noise(
+    scores: np.ndarray, costs: np.ndarray, hull: list[tuple[float, float]], models: list[str], draws: list[np.ndarray]
+) -> float:
+    """Lowest (realised - expected) accuracy of the random mix of models along its line, on these prompts."""
+    d = np.concatenate(draws)
+    rows = np.arange(len(d))
+    totals = [(float(costs[:, i].sum()), float(scores[:, i].mean())) for i in range(len(models))]
+    columns = [next(i for i, t in enumerate(totals) if t == vertex) for vertex in hull]
+    worst = 0.0
+    for a, b in itertools.pairwise(columns):
+        for q in np.linspace(0, 1, 101):
+            pick = np.where(d < q, b, a)
+            cost = float(costs[rows, pick].sum())
+            worst = min(worst, float(scores[rows, pick].mean()) - mix_accuracy(hull, cost))
+    return worst
 
 
 @dataclass(frozen=True)

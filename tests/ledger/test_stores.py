@@ -103,6 +103,7 @@ FULL = LedgerRecord(
     prompt="héllo \"quoted\" 'single' \\ back\tslash\nnew line, comma; 中文 🙂",
     client_request_id="client-chosen-1",
     response="the answer, \"quoted\"\n🙂",
+    finish_reason="length",
 )
 SPARSE = LedgerRecord(request_id="req_sparse", ts=0.0, status=502, error_type="upstream_error")
 
@@ -137,6 +138,29 @@ def test_a_version_1_ledger_gains_the_correlation_column_and_keeps_its_rows(new_
     rows = query(store, "SELECT request_id, client_request_id FROM requests ORDER BY ts")
     assert rows == [("client-id-1", None), ("req_00000002", "client-id-1")]
     assert query(store, "SELECT max(version) FROM schema_version") == [(SCHEMA_VERSION,)]
+
+
+def test_a_version_3_ledger_gains_the_finish_reason_column_and_keeps_its_rows(new_store: StoreFactory) -> None:
+    """Rows written before finish reasons were recorded keep ``NULL`` (unknown); new rows carry theirs."""
+    store = new_store()
+    conn = _raw_connection(store)
+    conn.execute(VERSION_TABLE)
+    for version, steps in enumerate(migrations(store.dialect)[:3], start=1):
+        for statement in steps:
+            conn.execute(statement)
+        conn.execute(f"INSERT INTO schema_version (version) VALUES ({version})")
+    old = as_row(rec(1))[: COLUMNS.index("finish_reason")]  # a row an older gateway wrote
+    marks = ", ".join(["?" if store.dialect == "sqlite" else "%s"] * len(old))
+    conn.execute(f"INSERT INTO requests ({', '.join(COLUMNS[: len(old)])}) VALUES ({marks})", old)
+    conn.close()
+    store.open()
+    store.write([rec(2, finish_reason="length")])
+    assert query(store, "SELECT request_id, finish_reason FROM requests ORDER BY ts") == [
+        ("req_00000001", None),
+        ("req_00000002", "length"),
+    ]
+    assert query(store, "SELECT max(version) FROM schema_version") == [(SCHEMA_VERSION,)]
+    assert SCHEMA_VERSION >= 5
 
 
 def _raw_connection(store: LedgerStore) -> Any:

@@ -72,9 +72,13 @@ def records(n: int = 400, seed: int = 3, start: float = BASE, span_s: float = 5 
                 prompt=SECRET_PROMPT if prompt_id == 2 else None,
                 tenant=rng.choice(["team-a", "team-b", "default"]),
                 price_source=rng.choice(["config", "genai-prices", "default", "unknown"]),
+                finish_reason=FINISH_REASONS[i % len(FINISH_REASONS)],  # None: written before it was recorded
             )
         )
     return out
+
+
+FINISH_REASONS = (None, "stop", "stop", "length", "tool_calls", "stop", "length")
 
 
 def write_ledger(path: Path, items: Iterable[LedgerRecord]) -> None:
@@ -123,8 +127,16 @@ def expected(items: Iterable[LedgerRecord], by: str) -> dict[str, dict[str, Any]
             "saved_usd": {lever: sum(getattr(r, f"saved_{lever}_usd") for r in rows) for lever in LEVERS},
             "p50_latency_ms": cuts[49],
             "p95_latency_ms": cuts[94],
+            **_length_stops(rows),
         }
     return out
+
+
+def _length_stops(rows: list[LedgerRecord]) -> dict[str, Any]:
+    finished = sum(1 for r in rows if r.finish_reason is not None)
+    stops = sum(1 for r in rows if r.finish_reason == "length")
+    rate = stops / finished if finished else None
+    return {"finished_answers": finished, "length_stops": stops, "length_stop_rate": rate}
 
 
 def invoke(*args: str) -> Result:
@@ -163,6 +175,9 @@ def assert_groups(got: list[dict[str, object]], want: dict[str, dict[str, object
             "cost_usd",
             "baseline_cost_usd",
             "saved_usd",
+            "finished_answers",
+            "length_stops",
+            "length_stop_rate",
         ):
             assert group[key] == exp[key], (group["group"], key, group[key], exp[key])
         for key in ("p50_latency_ms", "p95_latency_ms"):
@@ -194,6 +209,11 @@ def check_full_report(report: Report, items: list[LedgerRecord]) -> None:
     """Token economy by task and language, daily series, totals and prompts all match the records."""
     assert as_tuples(report.by_task) == sums_by(items, "task")
     assert as_tuples(report.by_language) == sums_by(items, "language")
+    for group in report.by_task:
+        rows = [r for r in items if r.task == group.name]
+        want = _length_stops(rows)
+        assert (group.sums.finished, group.sums.length_stops) == (want["finished_answers"], want["length_stops"])
+        assert group.sums.length_stop_rate == want["length_stop_rate"]
     assert report.total.sums.requests == len(items)
     assert report.total.sums.cost_usd == sum(r.cost_usd for r in items)
     lat = sorted(r.latency_ms for r in items)

@@ -236,3 +236,17 @@ def test_table_says_how_requests_were_priced_and_compares_with_a_hosted_model(le
     assert "compare with gpt-4o-mini (not a saving)" in text
     assert f"for the same {prompt:,} + {completion:,} tokens at list price" in text
     assert "compare with" not in invoke("report", "--config", str(ledger.config), "--compare-with", "").stdout
+
+
+def test_token_economy_shows_each_tasks_share_of_answers_cut_at_the_limit(ledger: Ledger, tmp_path: Path) -> None:
+    """An output cap that truncates answers is visible per task: ``share (cut/answers with a reason)``."""
+    out = tmp_path / "report.txt"
+    assert invoke("report", "--config", str(ledger.config), "--out", str(out)).exit_code == 0
+    economy = out.read_text().split("Token economy by task")[1].split("Token economy by language")[0]
+    assert "cut at limit" in economy
+    for task in {r.task for r in ledger.records}:
+        rows = [r for r in ledger.records if r.task == task]
+        answered = sum(1 for r in rows if r.finish_reason is not None)
+        cut = sum(1 for r in rows if r.finish_reason == "length")
+        line = next(line for line in economy.splitlines() if f" {task} " in line)
+        assert line.rstrip(" │┃").endswith(f"{cut / answered * 100:.1f}% ({cut}/{answered})"), line

@@ -72,3 +72,21 @@ def test_threshold_points_must_beat_the_random_mix_to_join_the_knob() -> None:
     oracle = scores.max(axis=1)  # the better model per row, at the same cost
     assert beats_mix(oracle, costs[np.arange(n), half], scores, costs)
     assert not beats_mix(scores[:, 0], np.full(n, 2.0), scores, costs)  # paying more for the cheap model's answers
+
+
+def test_a_threshold_point_must_beat_the_random_mix_in_every_fold() -> None:
+    """A gain that holds pooled but vanishes in one fold (it rests on a few prompts) keeps the point off the knob."""
+    from tokenomy.routing.learned.train import beats_mix
+
+    rng = np.random.default_rng(3)
+    n = 2000
+    scores = np.stack([rng.uniform(size=n) < 0.5, rng.uniform(size=n) < 0.9], axis=1).astype(float)
+    costs = np.tile([1.0, 3.0], (n, 1))
+    half = np.arange(n) % 2
+    rows = np.arange(n)
+    folds = rows % 5
+    better = scores.max(axis=1)  # the better model per row: a gain in every fold
+    assert beats_mix(better, costs[rows, half], scores, costs, folds=folds)
+    uneven = np.where(folds == 4, scores[:, 0], better)  # fold 4: the cheap model's answers at the mix's price
+    assert beats_mix(uneven, costs[rows, half], scores, costs)  # pooled, the gain is still clear
+    assert not beats_mix(uneven, costs[rows, half], scores, costs, folds=folds)

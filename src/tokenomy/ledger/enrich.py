@@ -86,6 +86,7 @@ class Enricher:
             client_request_id=ctx.client_request_id,
             response=_answer_text(ctx) if self._store_prompts and ctx.status < 400 else None,
             shadow_of=ctx.shadow_of,
+            finish_reason=ctx.finish_reason if ctx.status < 400 else None,
         )
         if dep is not None or ctx.baseline_deployment is not None:
             self._price(ctx, record, written)

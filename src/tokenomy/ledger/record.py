@@ -60,6 +60,7 @@ class LedgerRecord(msgspec.Struct, kw_only=True, gc=False):
     client_request_id: str | None = None  # the client's x-request-id: a correlation field, not unique
     response: str | None = None  # the answer's text, only when ``ledger.store_prompts`` is on (replay reads it)
     shadow_of: str | None = None  # a shadow copy: the production request it copies (not production spend)
+    finish_reason: str | None = None  # why the answer stopped, in OpenAI's words (``length``: cut at the limit)
 
     def saved(self) -> dict[str, float]:
         """Savings by lever."""

@@ -80,7 +80,23 @@ def migrations(dialect: Dialect) -> list[list[str]]:
     # shadow copies point at the production request they copy
     add = f"ALTER TABLE requests ADD COLUMN {'IF NOT EXISTS ' if dialect == 'postgres' else ''}"
     v3 = [add + "response TEXT", add + "shadow_of TEXT"]
-    return [v1, v2, v3]
+    return [v1, v2, v3, _V4_RESERVED, finish_reason_step(dialect)]
+
+
+# Version 4 is the dashboard's rollup tables, built on another branch at the same time; this empty
+# placeholder keeps the finish-reason column at version 5 until both are merged (then the rollup
+# statements replace it; a ledger migrated with the placeholder must not exist outside development).
+_V4_RESERVED: list[str] = []
+
+
+def finish_reason_step(dialect: Dialect) -> list[str]:
+    """Version 5: why each answer stopped (OpenAI ``finish_reason`` words: ``stop``, ``length``...).
+
+    ``tokenomy report`` shows the share of answers per task cut short at the output limit; rows
+    written before this version have none (they count as unknown, not as complete).
+    """
+    if_new = "IF NOT EXISTS " if dialect == "postgres" else ""
+    return [f"ALTER TABLE requests ADD COLUMN {if_new}finish_reason TEXT"]
 
 
 SCHEMA_VERSION = len(migrations("sqlite"))

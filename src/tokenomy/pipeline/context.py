@@ -204,6 +204,7 @@ class CallContext:
     shadow_of: str | None = None  # a shadow copy: the request id of the production request it copies
     response_body: dict[str, Any] | None = None  # a non-streamed answer (the ledger stores its text with store_prompts)
     streamed_text: list[str] | None = None  # streamed completion text, to count tokens when usage is missing
+    finish_reason: str | None = None  # why the answer stopped, in OpenAI's words (set by the record stage)
     client_request_id: str | None = None  # the client's x-request-id: correlation only, not unique
     key: KeyRecord | None = None  # the caller's key, when the HTTP edge has authenticated it already
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from tokenomy.errors import GatewayError
+from tokenomy.pipeline import finish_reason
 from tokenomy.pipeline.chain import Handler
 from tokenomy.pipeline.context import CallContext, Completion, Response, Stream, Usage
 from tokenomy.telemetry import metrics
@@ -64,6 +65,7 @@ class RecordStage:
             raise
         if isinstance(response, Completion):
             ctx.usage = response.usage or Usage.from_openai(response.body.get("usage"))
+            ctx.finish_reason = finish_reason.of_body(response.body)
             if self._keep_answers:
                 ctx.response_body = response.body
             if ctx.usage is None:
@@ -82,7 +84,11 @@ class RecordStage:
                 if choices:
                     if ctx.first_token_at is None:
                         ctx.mark_first_token()
-                    _collect(choices, text)
+                    reason = _collect(choices, text)
+                    if reason is not None:
+                        ctx.finish_reason = finish_reason.merge(ctx.finish_reason, reason)
+                elif "type" in chunk:  # a native Messages or Responses API event
+                    ctx.finish_reason = finish_reason.merge(ctx.finish_reason, finish_reason.of_event(chunk))
                 usage = chunk.get("usage")
                 if usage and "type" not in chunk:  # a chat chunk (for native events the provider sets it)
                     ctx.usage = Usage.from_openai(usage) or ctx.usage
@@ -117,7 +123,9 @@ class RecordStage:
         self._sink.submit(ctx)
 
 
-def _collect(choices: Any, text: list[str]) -> None:
+def _collect(choices: Any, text: list[str]) -> str | None:
+    """Append the chunk's text to ``text``; returns the chunk's finish reason, if it carries one."""
+    reason: str | None = None
     for choice in choices:
         if not isinstance(choice, dict):
             continue
@@ -125,6 +133,9 @@ def _collect(choices: Any, text: list[str]) -> None:
         piece = delta.get("content") if isinstance(delta, dict) else choice.get("text")
         if isinstance(piece, str):
             text.append(piece)
+        if choice.get("finish_reason"):
+            reason = finish_reason.merge(reason, finish_reason.of_choices([choice]))
+    return reason
 
 
 def _completion_text(body: dict[str, Any]) -> list[str]:

@@ -31,6 +31,9 @@ def group_object(group: Group) -> dict[str, Any]:
         "cost_per_1k_requests_usd": sums.cost_per_1k_requests_usd,
         "cached_tokens": sums.cached_tokens,
         "cached_input_share": sums.cached_input_share,
+        "finished_answers": sums.finished,
+        "length_stops": sums.length_stops,
+        "length_stop_rate": sums.length_stop_rate,
     }
 
 
@@ -61,6 +64,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "p50_latency_ms",
     "p95_latency_ms",
     "p99_latency_ms",
+    "length_stop_rate",
 )
 """The CSV header (``saved_usd`` is the total over levers)."""
 

@@ -35,6 +35,8 @@ class Sums:
     cost_usd: float = 0.0
     baseline_cost_usd: float = 0.0
     saved_usd: dict[str, float] = field(default_factory=_zero_levers)
+    finished: int = 0  # answers whose finish reason the ledger recorded
+    length_stops: int = 0  # of those, answers cut short at the output limit (``finish_reason: length``)
 
     def add(self, other: Sums) -> None:
         """Add ``other`` into these sums."""
@@ -47,6 +49,13 @@ class Sums:
         self.baseline_cost_usd += other.baseline_cost_usd
         for lever, amount in other.saved_usd.items():
             self.saved_usd[lever] = self.saved_usd.get(lever, 0.0) + amount
+        self.finished += other.finished
+        self.length_stops += other.length_stops
+
+    @property
+    def length_stop_rate(self) -> float | None:
+        """Share of answers cut short at the output limit (``None``: no finish reason recorded)."""
+        return self.length_stops / self.finished if self.finished else None
 
     @property
     def tokens(self) -> int:

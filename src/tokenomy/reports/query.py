@@ -219,8 +219,10 @@ def _latency(
 
 
 def _sums(values: Sequence[Any]) -> Sums:
-    """A :class:`Sums` from the :data:`~tokenomy.reports.sql.SUM_COLUMNS` values of a row."""
-    requests, errors, prompt, completion, cached, cost, baseline, *saved = values
+    """A :class:`Sums` from the :data:`~tokenomy.reports.sql.SUM_COLUMNS` (then ``FINISH_COLUMNS``) values of a row."""
+    requests, errors, prompt, completion, cached, cost, baseline, *rest = values
+    saved, finish = rest[: len(LEVERS)], rest[len(LEVERS) :]
+    finished, length_stops = finish if finish else (0, 0)
     return Sums(
         requests=int(requests),
         errors=int(errors or 0),
@@ -230,6 +232,8 @@ def _sums(values: Sequence[Any]) -> Sums:
         cost_usd=float(cost or 0.0),
         baseline_cost_usd=float(baseline or 0.0),
         saved_usd={lever: float(v or 0.0) for lever, v in zip(LEVERS, saved, strict=True)},
+        finished=int(finished or 0),
+        length_stops=int(length_stops or 0),
     )
 
 

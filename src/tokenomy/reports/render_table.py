@@ -134,6 +134,7 @@ def economy_table(title: str, column: str, groups: list[Group]) -> Table:
     table.add_column(column, overflow="fold")
     for name in ("requests", "prompt/req", "completion/req", "tokens/req", "cached input", "$/1k req", "spend"):
         table.add_column(name, justify="right")
+    table.add_column("cut at limit", justify="right")  # finish_reason length: an output cap too tight?
     for group in groups:
         sums = group.sums
         n = sums.requests or 1
@@ -146,8 +147,14 @@ def economy_table(title: str, column: str, groups: list[Group]) -> Table:
             f"{sums.cached_input_share:.1%}",
             money(sums.cost_per_1k_requests_usd),
             money(sums.cost_usd),
+            length_stops(sums.length_stops, sums.finished),
         )
     return table
+
+
+def length_stops(stops: int, finished: int) -> str:
+    """``2.5% (4/160)``: answers cut short at the output limit, of those with a recorded finish reason."""
+    return f"{percent(stops, finished)} ({stops:,}/{finished:,})" if finished else "-"
 
 
 def prompts_table(report: Report) -> Table:

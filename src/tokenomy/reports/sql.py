@@ -39,6 +39,12 @@ SUM_COLUMNS = (
 )
 """The additive measures, in :class:`~tokenomy.reports.model.Sums` field order (levers last)."""
 
+FINISH_COLUMNS = (
+    "SUM(CASE WHEN finish_reason IS NOT NULL THEN 1 ELSE 0 END)",
+    "SUM(CASE WHEN finish_reason = 'length' THEN 1 ELSE 0 END)",
+)
+"""Answers with a recorded finish reason, and those cut short at the output limit (after the levers)."""
+
 
 def placeholder(dialect: Dialect) -> str:
     """The DB-API parameter marker: ``?`` (sqlite3) or ``%s`` (psycopg)."""
@@ -86,7 +92,7 @@ def cube(dims: list[str], window: Window, dialect: Dialect, *, ts_index: bool) -
     """Sums grouped by every dimension in ``dims`` at once (rolled up per dimension in Python)."""
     clause, params = where(window, dialect, ts_index=ts_index)
     positions = ", ".join(str(i + 1) for i in range(len(dims)))
-    select = ", ".join([*dims, *SUM_COLUMNS])
+    select = ", ".join([*dims, *SUM_COLUMNS, *FINISH_COLUMNS])
     return f"SELECT {select} FROM requests{clause} GROUP BY {positions}", params
 
 

@@ -75,16 +75,18 @@ class OperatingPoints:
         return Knob(tuple(self.vertices[i] for i in idx), default), [self.picks[i] for i in idx]
 
 
-def operating_points(success: F64, estimated: F64, scores: F64, costs: F64, rule: Rule) -> OperatingPoints:
+def operating_points(
+    success: F64, estimated: F64, scores: F64, costs: F64, rule: Rule, folds: np.ndarray | None = None
+) -> OperatingPoints:
     """Each threshold's and each model's out-of-fold cost and accuracy; a threshold point that is not
-    above the random mix of models with some confidence (:func:`beats_mix`) is left out, so that
-    where the router cannot show a gain the knob mixes models instead."""
+    above the random mix of models with some confidence (:func:`beats_mix`), or not in every fold
+    of ``folds``, is left out, so that where the router cannot show a gain the knob mixes models instead."""
     rows = np.arange(len(scores))
     eligible = frontier(success, estimated)
     vertices, picks = [], []
     for t in THRESHOLDS:
         pick = select(success, estimated, t, rule, eligible)
-        if not beats_mix(scores[rows, pick], costs[rows, pick], scores, costs):
+        if not beats_mix(scores[rows, pick], costs[rows, pick], scores, costs, folds=folds):
             continue
         picks.append(pick)
         vertices.append(Vertex("threshold", t, float(costs[rows, pick].mean()), float(scores[rows, pick].mean())))
@@ -94,9 +96,12 @@ def operating_points(success: F64, estimated: F64, scores: F64, costs: F64, rule
     return OperatingPoints(vertices, picks)
 
 
-def beats_mix(score: F64, cost: F64, scores: F64, costs: F64, z: float = MIX_MARGIN_Z) -> bool:
+def beats_mix(
+    score: F64, cost: F64, scores: F64, costs: F64, z: float = MIX_MARGIN_Z, folds: np.ndarray | None = None
+) -> bool:
     """Whether per-row ``score`` beats the random mix of models at the same mean cost by more than
-    ``z`` standard errors of the paired per-row difference."""
+    ``z`` standard errors of the paired per-row difference, and (given each row's fold) on the rows
+    of every fold alone."""
     means = [(float(costs[:, m].mean()), float(scores[:, m].mean())) for m in range(scores.shape[1])]
     hull = upper_hull(means)
     spent = float(cost.mean())
@@ -110,7 +115,12 @@ def beats_mix(score: F64, cost: F64, scores: F64, costs: F64, z: float = MIX_MAR
             break
     diff = score - mix
     spread = float(diff.std(ddof=1)) if len(diff) > 1 else 0.0
-    return float(diff.mean()) - z * spread / math.sqrt(max(len(diff), 1)) > 0
+    if float(diff.mean()) - z * spread / math.sqrt(max(len(diff), 1)) <= 0:
+        return False
+    if folds is None:
+        return True
+    gains = np.bincount(folds, weights=diff) / np.maximum(np.bincount(folds), 1)
+    return bool((gains[np.bincount(folds) > 0] > 0).all())
 
 
 def fit_costs(texts: list[str], costs: F64) -> tuple[F64, F64]:
@@ -185,8 +195,10 @@ def train_router(
     best = int(np.argmax(accuracy))
     lo, hi = float(rows.costs[cv].mean(axis=0).min()), float(rows.costs[cv, best].mean())
 
-    def points(success: F64) -> OperatingPoints:
-        return operating_points(success[cv], estimated[cv], rows.scores[cv], rows.costs[cv], options.rule)
+    folds_cv = ids[cv]
+
+    def points(success: F64, folds: np.ndarray | None = None) -> OperatingPoints:
+        return operating_points(success[cv], estimated[cv], rows.scores[cv], rows.costs[cv], options.rule, folds)
 
     wanted = list(fam.FAMILIES) if options.family == AUTO else [options.family]
     if len(rows.models) != 2 and "winprob" in wanted:
@@ -198,7 +210,9 @@ def train_router(
         for family in wanted:
             started = time.perf_counter()
             fit = _fit_family(family, inputs, rows.scores, ids, options, lambda s: points(s).area(lo, hi))
-            ops = points(fit.oof)
+            # the knob's threshold vertices must beat the random mix in every fold, not only pooled
+            # (hyperparameters are ranked on the pooled test alone, families by the knob they would deploy)
+            ops = points(fit.oof, folds_cv)
             fits[family] = (fit, ops, ops.area(lo, hi), time.perf_counter() - started)
     chosen = max(fits, key=lambda f: fits[f][2])
     fit, ops, area, _ = fits[chosen]
