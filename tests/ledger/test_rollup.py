@@ -131,9 +131,7 @@ def test_the_overview_equals_the_report_on_any_window(new_store: StoreFactory, w
         assert total[field] == getattr(report.total.sums, field), field
     assert total["cost_usd"] == pytest.approx(report.total.sums.cost_usd, abs=1e-12)
     assert total["saved_usd"] == pytest.approx(report.total.sums.saved_usd, abs=1e-12)
-    assert {g["group"]: g["requests"] for g in overview["by_task"]} == {
-        g.name: g.sums.requests for g in report.groups
-    }
+    assert {g["group"]: g["requests"] for g in overview["by_task"]} == {g.name: g.sums.requests for g in report.groups}
     assert {g["group"]: g["cost_usd"] for g in overview["by_language"]} == pytest.approx(
         {g.name: g.sums.cost_usd for g in report.by_language}, abs=1e-12
     )

@@ -15,8 +15,9 @@ from typing import Any
 
 from tokenomy.ledger import rollup
 from tokenomy.ledger.record import LEVERS
-from tokenomy.ledger.stores.base import LedgerStore
+from tokenomy.ledger.stores.base import LedgerStore, StoreUnavailable
 from tokenomy.reports.model import Latency, Sums, Window
+from tokenomy.reports.query import ReportError, db_errors, one_line
 from tokenomy.reports.sql import placeholder
 
 BUCKETS_S = (1, 5, 15, 60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
@@ -105,7 +106,19 @@ def split(window: Window) -> _Split:
 
 
 def read(store: LedgerStore, window: Window) -> Rolled:
-    """Every cell of the window, and the per-bucket series at a resolution fitting the data's span."""
+    """Every cell of the window, and the per-bucket series at a resolution fitting the data's span.
+
+    Raises :class:`~tokenomy.reports.query.ReportError` when the ledger cannot be read.
+    """
+    try:
+        return _read(store, window)
+    except StoreUnavailable as exc:
+        raise ReportError(one_line(str(exc))) from None
+    except db_errors(store.dialect) as exc:
+        raise ReportError(one_line(f"cannot read the ledger {store.description}: {exc}")) from None
+
+
+def _read(store: LedgerStore, window: Window) -> Rolled:
     parts = split(window)
     out = Rolled()
     conn = store.connect()

@@ -18,6 +18,7 @@ import orjson
 
 from tokenomy.dashboard import api, explorer
 from tokenomy.dashboard.access import Viewer, viewer
+from tokenomy.dashboard.budgets import budget_use
 from tokenomy.dashboard.explorer import Filters
 from tokenomy.errors import GatewayError, invalid_request, not_found
 from tokenomy.gateway import Gateway
@@ -191,6 +192,11 @@ async def _record(gw: Gateway, who: Viewer, query: dict[str, str]) -> tuple[byte
     return _json(found)
 
 
+async def _budgets(gw: Gateway, who: Viewer, query: dict[str, str]) -> tuple[bytes, bytes]:
+    del query
+    return _json(await budget_use(gw, who))
+
+
 async def _choices(gw: Gateway, who: Viewer, query: dict[str, str]) -> tuple[bytes, bytes]:
     store, window = _store(gw), _window(query, who)
     empty: dict[str, list[str]] = {"task": [], "model": [], "key": []}
@@ -205,4 +211,5 @@ _API: dict[str, tuple[Callable[[Gateway, Viewer, dict[str, str]], Any], set[str]
     "requests.csv": (_csv, _WINDOW | _FILTERS),
     "record": (_record, {"id"}),
     "choices": (_choices, _WINDOW),
+    "budgets": (_budgets, set()),
 }

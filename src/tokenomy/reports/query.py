@@ -69,7 +69,7 @@ def one_line(text: str) -> str:
 def run_query(store: LedgerStore, query: ReportQuery, progress: ProgressSink | None = None) -> Report:
     """Query ``store`` and assemble the report; raises :class:`ReportError`."""
     sink = progress or _Silent()
-    errors = _db_errors(store.dialect)
+    errors = db_errors(store.dialect)
     try:
         return _run(store, query, sink)
     except StoreUnavailable as exc:
@@ -79,7 +79,8 @@ def run_query(store: LedgerStore, query: ReportQuery, progress: ProgressSink | N
         raise ReportError(one_line(f"cannot read the ledger {store.description}: {exc}{hint}")) from None
 
 
-def _db_errors(dialect: Dialect) -> tuple[type[Exception], ...]:
+def db_errors(dialect: Dialect) -> tuple[type[Exception], ...]:
+    """The exception types a query on a ``dialect`` store raises."""
     if dialect == "postgres":
         import psycopg
 

@@ -106,6 +106,54 @@
     legend(container, [...layers.map((l) => [l.name, l.color]), ...(line ? [[line.name, line.color]] : [])]);
   }
 
+  /* Lines over time (epoch s), one point per bucket; a null value leaves a gap. series: [{name, color,
+     values, dash?}]. Same time axis as timeStack; the value axis starts at 0. */
+  function lines(container, times, series, bucket, format) {
+    const all = series.flatMap((s) => s.values).filter((v) => v !== null && v !== undefined);
+    if (!times.length || !all.length) return empty(container);
+    container.replaceChildren();
+    const W = 640, H = 240, L = 64, R = 10, T = 10, B = 28;
+    const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" }, container);
+    const t0 = times[0], t1 = times[times.length - 1] + bucket;
+    const span = Math.max(t1 - t0, 1);
+    const top = niceMax(Math.max(...all));
+    const x = (t) => L + ((t + bucket / 2 - t0) / span) * (W - L - R);
+    const y = (v) => H - B - (v / top) * (H - T - B);
+    for (let k = 0; k <= 4; k++) {
+      const v = (top * k) / 4;
+      el("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "axis" }, svg);
+      text(svg, L - 4, y(v) + 4, format(v), "end");
+    }
+    const step = STEPS.find((s) => span / s <= 8) || STEPS[STEPS.length - 1];
+    const xa = (t) => L + ((t - t0) / span) * (W - L - R);
+    for (let t = Math.ceil(t0 / step) * step; t <= t1 && xa(t) <= W - R - 24; t += step) {
+      el("line", { x1: xa(t), x2: xa(t), y1: H - B, y2: H - B + 4, class: "axis" }, svg);
+      text(svg, xa(t), H - 8, timeLabel(t, span), "middle");
+    }
+    for (const s of series) {
+      let run = [];
+      const flush = () => {
+        if (run.length > 1) {
+          const attrs = { points: run.join(" "), fill: "none", stroke: s.color, "stroke-width": 2 };
+          if (s.dash) attrs["stroke-dasharray"] = "5 3";
+          el("polyline", attrs, svg);
+        } else if (run.length === 1) {
+          const [cx, cy] = run[0].split(",");
+          el("circle", { cx: cx, cy: cy, r: 2.5, fill: s.color }, svg);
+        }
+        run = [];
+      };
+      times.forEach((t, i) => {
+        const v = s.values[i];
+        if (v === null || v === undefined) flush();
+        else run.push(`${x(t)},${y(v)}`);
+      });
+      flush();
+    }
+    const shown = series.filter((s) => s.values.some((v) => v !== null && v !== undefined));
+    legend(container, shown.map((s) => [s.name + (s.dash ? " (dashed)" : ""), s.color]));
+  }
+
   /* Horizontal bars with the value printed at the end of each bar. */
   function bars(container, labels, values, format, color) {
     if (!labels.length) return empty(container);
@@ -123,5 +171,5 @@
     });
   }
 
-  window.TokenomyChart = { money, timeStack, bars, legend, empty };
+  window.TokenomyChart = { money, timeStack, lines, bars, legend, empty };
 })();
