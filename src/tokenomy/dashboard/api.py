@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tokenomy.advise.advisor import advise
@@ -32,12 +31,10 @@ def overview(store: LedgerStore, window: Window) -> dict[str, Any]:
     """Totals, savings by lever, per-task and per-model groups, time series, token economy, top prompts.
 
     Whole hours come from the hourly rollup, the partial hours at the edges from raw records (see
-    :mod:`tokenomy.dashboard.rollup_query`); the top prompts are one ``GROUP BY`` over the raw records.
+    :mod:`tokenomy.dashboard.rollup_query`). The most expensive prompts are a document of their own
+    (:func:`top_prompts`): they need a pass over the raw records.
     """
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="tokenomy-dashboard") as pool:
-        rolled_job = pool.submit(rollup_query.read, store, window)
-        prompts_job = pool.submit(_top_prompts, store, window)
-        rolled, prompts = rolled_job.result(), prompts_job.result()
+    rolled = rollup_query.read(store, window)
     by_task, by_model, by_language, cache = _cells(rolled)
     total = Cell()
     for cell in by_task.values():
@@ -50,7 +47,6 @@ def overview(store: LedgerStore, window: Window) -> dict[str, Any]:
         "by_language": _ranked(by_language, latency=False),
         "bucket_s": rolled.bucket_s,
         "series": [_point(rolled.bucket_s, number, cell) for number, cell in sorted(rolled.series.items())],
-        "top_prompts": prompts,
         "cache": cache,
     }
 
@@ -104,7 +100,12 @@ def _point(bucket_s: int, number: int, cell: Cell) -> dict[str, Any]:
     }
 
 
-def _top_prompts(store: LedgerStore, window: Window, limit: int = 10) -> list[dict[str, Any]]:
+def top_prompts(store: LedgerStore, window: Window, limit: int = 10) -> dict[str, Any]:
+    """``{"data": [...]}``: the prompts (by hash) with the highest spend in the window (one raw ``GROUP BY``)."""
+    return {"data": _top_prompts(store, window, limit)}
+
+
+def _top_prompts(store: LedgerStore, window: Window, limit: int) -> list[dict[str, Any]]:
     statement, params = sql.top_prompts(limit, window, store.dialect, ts_index=True, with_text=False)
     try:
         conn = store.connect()
@@ -133,7 +134,6 @@ def empty_overview() -> dict[str, Any]:
         "by_language": [],
         "bucket_s": 3600,
         "series": [],
-        "top_prompts": [],
         "cache": {},
     }
 

@@ -233,10 +233,17 @@ def _from_raw(conn: Any, store: LedgerStore, window: Window, out: Rolled, *, ser
 
 
 def _raw_series(conn: Any, store: LedgerStore, window: Window, out: Rolled) -> None:
+    """Sums per bucket, then latency and TTFT histograms as (bucket, histogram bucket, count) rows."""
     clause, params = _raw_where(store, window)
-    statement = rollup.aggregate("tm", "requests", clause, store.dialect, seconds=out.bucket_s)
-    for number, _tenant, _a, _b, *values in conn.execute(statement, params).fetchall():
-        out.bucket(int(number)).add_row(tuple(values))
+    number = rollup.hour_sql(store.dialect, out.bucket_s)
+    sums = ", ".join(expr for _, expr in rollup.SUMS)
+    for key, *values in conn.execute(f"SELECT {number}, {sums} FROM requests WHERE {clause} GROUP BY 1", params):
+        out.bucket(int(key)).add_row(tuple(values))
+    for column, attr in (("latency_ms", "latency"), ("ttft_ms", "ttft")):
+        inner = f"SELECT {number} AS n, {rollup.bucket_sql(column, store.dialect)} AS h FROM requests WHERE {clause}"
+        statement = f"SELECT n, h, COUNT(*) FROM ({inner}) AS r WHERE h IS NOT NULL GROUP BY 1, 2"
+        for key, index, count in conn.execute(statement, params).fetchall():
+            getattr(out.bucket(int(key)), attr)[int(index)] += int(count)
 
 
 def _sums(values: tuple[Any, ...]) -> Sums:

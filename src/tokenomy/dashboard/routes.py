@@ -163,6 +163,11 @@ async def _overview(gw: Gateway, who: Viewer, query: dict[str, str]) -> tuple[by
     return _json(await _blocking(lambda: api.overview(store, window), api.empty_overview()))
 
 
+async def _prompts(gw: Gateway, who: Viewer, query: dict[str, str]) -> tuple[bytes, bytes]:
+    store, window = _store(gw), _window(query, who)
+    return _json(await _blocking(lambda: api.top_prompts(store, window), {"data": []}))
+
+
 async def _advice(gw: Gateway, who: Viewer, query: dict[str, str]) -> tuple[bytes, bytes]:
     store, window = _store(gw), _window(query, who)
     empty = {"recommendations": [], "notes": ["no records yet"], "records": 0, "spend_usd": 0.0}
@@ -207,6 +212,7 @@ _API: dict[str, tuple[Callable[[Gateway, Viewer, dict[str, str]], Any], set[str]
     "whoami": (_whoami, set()),
     "overview": (_overview, _WINDOW),
     "advice": (_advice, _WINDOW),
+    "prompts": (_prompts, _WINDOW),
     "requests": (_requests, _WINDOW | _FILTERS | {"limit", "offset"}),
     "requests.csv": (_csv, _WINDOW | _FILTERS),
     "record": (_record, {"id"}),

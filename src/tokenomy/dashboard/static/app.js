@@ -85,9 +85,11 @@
 
   async function loadOverview() {
     const q = windowQuery();
-    const [data, advice, budgets] = await Promise.all([
-      call("/dashboard/api/overview?" + q), call("/dashboard/api/advice?" + q), call("/dashboard/api/budgets"),
-    ]);
+    // the advice and the prompts read raw records (slower on a long window): asked for at once, drawn last
+    const advising = call("/dashboard/api/advice?" + q), pending = call("/dashboard/api/prompts?" + q);
+    advising.catch(() => {});
+    pending.catch(() => {});
+    const [data, budgets] = await Promise.all([call("/dashboard/api/overview?" + q), call("/dashboard/api/budgets")]);
     const t = data.total;
     const saved = t.saved_total_usd;
     const cards = $("cards");
@@ -117,10 +119,11 @@
     C.bars($("cache-chart"), outcomes.map((o) => o[0]), outcomes.map((o) => o[1]), (v) => num(v), COLORS.cache);
     table($("task-table"), GROUP_COLUMNS, data.by_task);
     table($("model-table"), GROUP_COLUMNS, data.by_model);
-    table($("prompt-table"), [["prompt hash", (p) => p.prompt_hash], ["requests", (p) => num(p.requests)],
-      ["spend", (p) => money(p.cost_usd)], ["tokens", (p) => num(p.tokens)]], data.top_prompts);
-    renderAdvice(advice);
     renderBudgets(budgets);
+    renderAdvice(await advising);
+    const prompts = await pending;
+    table($("prompt-table"), [["prompt hash", (p) => p.prompt_hash], ["requests", (p) => num(p.requests)],
+      ["spend", (p) => money(p.cost_usd)], ["tokens", (p) => num(p.tokens)]], prompts.data);
   }
 
   function renderBudgets(budgets) {
