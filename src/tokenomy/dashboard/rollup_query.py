@@ -198,11 +198,11 @@ def _from_rollup(
     clause, params = _rollup_where(store, window, hours)
     sums = ", ".join(f"SUM({name})" for name, _ in rollup.SUMS)
     hist = ", ".join(f"SUM({c})" for c in (*rollup.LATENCY, *rollup.TTFT))
-    rows = conn.execute(
-        f"SELECT dim, a, b, {sums}, {hist} FROM {rollup.TABLE} WHERE {clause} GROUP BY dim, a, b", params
-    ).fetchall()
-    for dim, a, b, *values in rows:
-        out.cell((str(dim), str(a), str(b))).add_row(tuple(values) if dim == "tm" else tuple(values[:_N_SUMS]))
+    # histograms are kept on task-and-model rows only: the other kinds are summed without them
+    for kinds, measures in (("= 'tm'", f"{sums}, {hist}"), ("<> 'tm'", sums)):
+        statement = f"SELECT dim, a, b, {measures} FROM {rollup.TABLE} WHERE {clause} AND dim {kinds} GROUP BY 1, 2, 3"
+        for dim, a, b, *values in conn.execute(statement, params).fetchall():
+            out.cell((str(dim), str(a), str(b))).add_row(tuple(values))
     if not series:
         return
     per = out.bucket_s // rollup.HOUR_S
