@@ -107,6 +107,7 @@ def _table(store: LedgerStore, name: str, opts: argparse.Namespace) -> None:
     for label, window in (("24 h", Window(now - 86400, None)), ("30 days", Window())):
         cases: dict[str, Callable[[], Any]] = {
             "overview": lambda w=window: api.overview(store, w),
+            "prompts (top 10)": lambda w=window: api.top_prompts(store, w),
             "advice": lambda w=window: api.advice(store, config, w),
             "requests (page of 50)": lambda w=window: api.requests(store, w, Filters(), 50, 0),
             "requests task=rag status=error": lambda w=window: api.requests(
