@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokenomy.ledger import rollup
-from tokenomy.ledger.record import LEVERS
 from tokenomy.ledger.stores.base import LedgerStore, StoreUnavailable
 from tokenomy.reports.model import Latency, Sums, Window
-from tokenomy.reports.query import ReportError, db_errors, one_line
+from tokenomy.reports.query import ReportError, db_errors, one_line, sums_of
 from tokenomy.reports.sql import placeholder
 
 BUCKETS_S = (1, 5, 15, 60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
@@ -36,7 +35,7 @@ class Cell:
 
     def add_row(self, values: tuple[Any, ...]) -> None:
         """Add a row of :data:`rollup.SUMS` values, optionally followed by both histograms."""
-        self.sums.add(_sums(values[:_N_SUMS]))
+        self.sums.add(sums_of(values[:_N_SUMS]))
         hist = values[_N_SUMS:]
         if hist:
             for i in range(rollup.BUCKETS):
@@ -244,17 +243,3 @@ def _raw_series(conn: Any, store: LedgerStore, window: Window, out: Rolled) -> N
         statement = f"SELECT n, h, COUNT(*) FROM ({inner}) AS r WHERE h IS NOT NULL GROUP BY 1, 2"
         for key, index, count in conn.execute(statement, params).fetchall():
             getattr(out.bucket(int(key)), attr)[int(index)] += int(count)
-
-
-def _sums(values: tuple[Any, ...]) -> Sums:
-    requests, errors, prompt, completion, cached, cost, baseline, *saved = values
-    return Sums(
-        requests=int(requests or 0),
-        errors=int(errors or 0),
-        prompt_tokens=int(prompt or 0),
-        completion_tokens=int(completion or 0),
-        cached_tokens=int(cached or 0),
-        cost_usd=float(cost or 0.0),
-        baseline_cost_usd=float(baseline or 0.0),
-        saved_usd={lever: float(v or 0.0) for lever, v in zip(LEVERS, saved, strict=True)},
-    )

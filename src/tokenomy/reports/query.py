@@ -219,7 +219,7 @@ def _latency(
     return grouped(_fetch(store, sql.latencies(dim, query.window, "sqlite", ts_index=plan.ts_index)))
 
 
-def _sums(values: Sequence[Any]) -> Sums:
+def sums_of(values: Sequence[Any]) -> Sums:
     """A :class:`Sums` from the :data:`~tokenomy.reports.sql.SUM_COLUMNS` values of a row."""
     requests, errors, prompt, completion, cached, cost, baseline, *saved = values
     return Sums(
@@ -238,7 +238,7 @@ def _roll_up(rows: list[tuple[Any, ...]], n_dims: int, roles: dict[str, int]) ->
     """Per role, the sums of the cube's rows by that role's dimension (keys as the database returned them)."""
     out: dict[str, dict[Any, Sums]] = {role: {} for role in roles}
     for row in rows:
-        sums = _sums(row[n_dims:])
+        sums = sums_of(row[n_dims:])
         for role, i in roles.items():
             acc = out[role].get(row[i])
             if acc is None:

@@ -13,7 +13,7 @@
     return Number(v).toLocaleString("en-US", { maximumFractionDigits: digits === undefined ? 0 : digits });
   }
   function pct(v) { return (100 * v).toFixed(1) + "%"; }
-  function ms(v) { return v === null || v === undefined ? "-" : num(v, 0) + " ms"; }
+  function ms(v) { return v === null || v === undefined ? "-" : num(v, Math.abs(v) < 10 ? 1 : 0) + " ms"; }
 
   async function call(path, options) {
     const headers = Object.assign({}, (options && options.headers) || {});

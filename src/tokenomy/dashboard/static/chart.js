@@ -63,17 +63,14 @@
     container.appendChild(p);
   }
 
-  /* layers: [{name, color, values:[...]}] stacked bottom-up over times (epoch s); line: optional
-     {name, color, values} drawn on top (the baseline). Bars, one per time bucket of width bucket_s. */
-  function timeStack(container, times, layers, line, bucket, format) {
-    if (!times.length) return empty(container);
+  /* The SVG, scales, value grid and time axis shared by the time charts: x(t) maps epoch s over the data's
+     own span [first time, last time + bucket], y(v) maps [0, top]. */
+  function timeFrame(container, times, bucket, top, format) {
     container.replaceChildren();
     const W = 640, H = 240, L = 64, R = 10, T = 10, B = 28;
     const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" }, container);
     const t0 = times[0], t1 = times[times.length - 1] + bucket;
     const span = Math.max(t1 - t0, 1);
-    const totals = times.map((_, i) => layers.reduce((s, l) => s + l.values[i], 0));
-    const top = niceMax(Math.max(...totals, ...(line ? line.values : [0])));
     const x = (t) => L + ((t - t0) / span) * (W - L - R);
     const y = (v) => H - B - (v / top) * (H - T - B);
     for (let k = 0; k <= 4; k++) {
@@ -86,6 +83,16 @@
       el("line", { x1: x(t), x2: x(t), y1: H - B, y2: H - B + 4, class: "axis" }, svg);
       text(svg, x(t), H - 8, timeLabel(t, span), "middle");
     }
+    return { svg, x, y, t0 };
+  }
+
+  /* layers: [{name, color, values:[...]}] stacked bottom-up over times (epoch s); line: optional
+     {name, color, values} drawn on top (the baseline). Bars, one per time bucket of width bucket_s. */
+  function timeStack(container, times, layers, line, bucket, format) {
+    if (!times.length) return empty(container);
+    const totals = times.map((_, i) => layers.reduce((s, l) => s + l.values[i], 0));
+    const top = niceMax(Math.max(...totals, ...(line ? line.values : [0])));
+    const { svg, x, y, t0 } = timeFrame(container, times, bucket, top, format);
     const bw = Math.max(1, x(t0 + bucket) - x(t0) - 1);
     times.forEach((t, i) => {
       let base = 0;
@@ -111,25 +118,9 @@
   function lines(container, times, series, bucket, format) {
     const all = series.flatMap((s) => s.values).filter((v) => v !== null && v !== undefined);
     if (!times.length || !all.length) return empty(container);
-    container.replaceChildren();
-    const W = 640, H = 240, L = 64, R = 10, T = 10, B = 28;
-    const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" }, container);
-    const t0 = times[0], t1 = times[times.length - 1] + bucket;
-    const span = Math.max(t1 - t0, 1);
-    const top = niceMax(Math.max(...all));
-    const x = (t) => L + ((t + bucket / 2 - t0) / span) * (W - L - R);
-    const y = (v) => H - B - (v / top) * (H - T - B);
-    for (let k = 0; k <= 4; k++) {
-      const v = (top * k) / 4;
-      el("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "axis" }, svg);
-      text(svg, L - 4, y(v) + 4, format(v), "end");
-    }
-    const step = STEPS.find((s) => span / s <= 8) || STEPS[STEPS.length - 1];
-    const xa = (t) => L + ((t - t0) / span) * (W - L - R);
-    for (let t = Math.ceil(t0 / step) * step; t <= t1 && xa(t) <= W - R - 24; t += step) {
-      el("line", { x1: xa(t), x2: xa(t), y1: H - B, y2: H - B + 4, class: "axis" }, svg);
-      text(svg, xa(t), H - 8, timeLabel(t, span), "middle");
-    }
+    const frame = timeFrame(container, times, bucket, niceMax(Math.max(...all)), format);
+    const svg = frame.svg, y = frame.y;
+    const x = (t) => frame.x(t + bucket / 2);  // a point in the middle of its bucket
     for (const s of series) {
       let run = [];
       const flush = () => {
