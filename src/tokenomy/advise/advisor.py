@@ -92,7 +92,7 @@ def _advise(
         # the plan's traffic spans the window (or the records' own span when it is open)
         since = window.since if window.since is not None else advice.first_ts
         until = window.until if window.until is not None else advice.last_ts + 1.0
-        found += self_hosting(store, since, until, advice.spend_usd, advice.month_factor, advice.notes)
+        found += self_hosting(store, window, usage, (since, until), advice.month_factor, advice.notes)
     long_prompts = any(u.prompt_tokens >= detectors.PROMPT_CACHE_MIN_TOKENS * u.requests for u in usage)
     if not config.ledger.store_prompts:
         advice.notes.append(

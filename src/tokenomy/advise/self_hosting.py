@@ -15,11 +15,15 @@ from datetime import UTC, datetime
 
 import click
 
+from tokenomy.advise.data import Usage
 from tokenomy.advise.detectors import Found
+from tokenomy.ledger import rollup
 from tokenomy.ledger.stores.base import LedgerStore
 from tokenomy.planning import plan, traffic
 from tokenomy.planning.plan_cli import build_planner
+from tokenomy.reports.model import Window
 from tokenomy.reports.render_table import short_money
+from tokenomy.reports.sql import placeholder
 
 API_MODELS = "gpt-4o-mini"
 SELF_HOST_MODEL = "llama-3.1-8b"
@@ -28,16 +32,34 @@ GPUS = "l4,a10g,l40s,a100,h100"
 
 
 def self_hosting(
-    store: LedgerStore, since: float, until: float, spend_usd: float, month_factor: float, notes: list[str]
+    store: LedgerStore,
+    window: Window,
+    usage: list[Usage],
+    span: tuple[float, float],
+    month_factor: float,
+    notes: list[str],
 ) -> Iterator[Found]:
-    """The plan's cheapest option for the traffic of ``[since, until)`` (which cost ``spend_usd``); a
-    recommendation when it is self-hosted and cheaper than the spend scaled to a month as the plan scales.
+    """The plan's cheapest option for the window's traffic; a recommendation when it is self-hosted and cheaper
+    than the window's spend scaled to a month as the plan scales it.
 
-    ``month_factor`` is the advice's own scale: the window saving returned is the monthly one divided by it.
+    The traffic is ``usage`` (the window's successful requests, already summed) and the busiest hour's output
+    tokens from the hourly rollup (of the viewer's tenant only), over ``span`` (the window, or the records'
+    own span when it is open). ``month_factor`` is the advice's own scale: the window saving returned is the
+    monthly one divided by it.
     """
+    since, until = span
+    spend_usd = sum(u.cost_usd for u in usage)
     monthly_spend_usd = spend_usd * traffic.DAYS_PER_MONTH * 86400 / max(until - since, 1.0)
     try:
-        t = traffic.from_ledger(store, since, until, [])
+        t = traffic.from_totals(
+            sum(u.requests for u in usage),
+            float(sum(u.prompt_tokens for u in usage)),
+            float(sum(u.cached_tokens for u in usage)),
+            float(sum(u.completion_tokens for u in usage)),
+            _peak_hour_output(store, window, since, until),
+            since,
+            until,
+        )
         a = plan.Assumptions()
         planner, problems = build_planner(API_MODELS, SELF_HOST_MODEL, GPUS, None, None, None, a)
         decision = plan.decide(t, planner.options, a, problems)
@@ -83,3 +105,20 @@ def self_hosting(
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _peak_hour_output(store: LedgerStore, window: Window, since: float, until: float) -> float:
+    """Output tokens of the busiest UTC hour touching ``[since, until)`` (whole hours, from the rollup)."""
+    mark = placeholder(store.dialect)
+    sql = f"SELECT hour, SUM(completion_tokens) FROM {rollup.TABLE} WHERE dim = 'tm' AND hour >= {mark}"
+    sql += f" AND hour < {mark}"
+    params: list[object] = [int(since // rollup.HOUR_S), int(-(-until // rollup.HOUR_S))]
+    if window.tenant is not None:
+        sql += f" AND tenant = {mark}"
+        params.append(window.tenant)
+    conn = store.connect()
+    try:
+        rows = conn.execute(f"{sql} GROUP BY hour ORDER BY 2 DESC LIMIT 1", params).fetchall()
+    finally:
+        conn.close()
+    return float(rows[0][1] or 0) if rows else 0.0
