@@ -45,6 +45,7 @@ async def wait_up(oai: openai.AsyncOpenAI) -> None:
 async def test_sigkill_mid_batch_loses_nothing_and_repeats_only_in_flight_requests(
     openai_fake: OpenAIFake, tmp_path: Path
 ) -> None:
+    openai_fake.reset()  # the fake is shared by the session: count only this test's requests
     config = tmp_path / "gw.yaml"
     config.write_text(
         f"""

@@ -36,6 +36,9 @@ _MAX_YIELD_S = 1.0  # longest batch work waits for live traffic before taking on
 _COOL_S = 1.0  # after live traffic was seen, batch work runs one request at a time this long
 
 
+_IDLE_POLL_S = 2.0  # batches created through another worker process are found by polling
+
+
 class BatchRunner:
     """Executes batches from the store through ``chain``."""
 
@@ -117,7 +120,7 @@ class BatchRunner:
                     continue
                 await self._guarded(state, self._run(tenant, key_name, state))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 0.5 if active else None)
+                await asyncio.wait_for(self._wake.wait(), 0.5 if active else _IDLE_POLL_S)
 
     async def _register(self, tenant: str, state: dict[str, Any]) -> None:
         """Make ``state`` the live copy, with any cancel that reached the store since it was read."""

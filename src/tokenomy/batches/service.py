@@ -20,6 +20,7 @@ from tokenomy.config.observability import data_dir
 from tokenomy.errors import GatewayError, invalid_request, not_found
 from tokenomy.pipeline.chain import Handler
 from tokenomy.pipeline.context import CallContext
+from tokenomy.worker_slot import runs_singletons
 
 WINDOWS = ("24h",)
 
@@ -46,7 +47,8 @@ class BatchService:
         self.runner.live_load = live_load
         if resolve is not None and record is not None:
             self.runner.provider_plan = lambda name: self._provider_plan(name, resolve, record)
-        await self.runner.start()
+        if runs_singletons():  # with several workers, one runs batches; the others only store them
+            await self.runner.start()
 
     def _provider_plan(
         self, name: str, resolve: Callable[[str], LogicalModel], record: Callable[[CallContext], None]

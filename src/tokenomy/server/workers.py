@@ -32,6 +32,7 @@ import time
 from typing import Any
 
 from tokenomy.config.models import GatewayConfig
+from tokenomy.worker_slot import WORKER_SLOT_ENV
 
 log = logging.getLogger("tokenomy.workers")
 _CHECK_S = 0.2
@@ -101,7 +102,7 @@ class Supervisor:
         self._start_writer()
         try:
             for slot in range(self.count):
-                self.workers[slot] = self._spawn()
+                self.workers[slot] = self._spawn(slot)
             log.info("Tokenomy gateway on http://%s:%d with %d workers", self.host, self.port, self.count)
             while not self.stopping:
                 time.sleep(_CHECK_S)
@@ -119,8 +120,9 @@ class Supervisor:
         self.launcher.start()
         os.environ[SOCKET_ENV] = path
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen([sys.executable, "-m", "tokenomy.server.workers"], stdin=subprocess.PIPE)
+    def _spawn(self, slot: int) -> subprocess.Popen[bytes]:
+        env = {**os.environ, WORKER_SLOT_ENV: str(slot)}
+        proc = subprocess.Popen([sys.executable, "-m", "tokenomy.server.workers"], stdin=subprocess.PIPE, env=env)
         assert proc.stdin is not None
         proc.stdin.write(pickle.dumps((self.config, self.host, self.port)))
         proc.stdin.close()
@@ -134,7 +136,7 @@ class Supervisor:
                 self.replaced += 1
                 if proc.returncode not in (0, -signal.SIGKILL, -signal.SIGTERM):
                     time.sleep(_RESTART_BACKOFF_S)  # a crash loop must not spin
-                self.workers[slot] = self._spawn()
+                self.workers[slot] = self._spawn(slot)
 
     def _stop(self, _signum: int, _frame: Any) -> None:
         self.stopping = True
