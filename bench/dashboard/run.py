@@ -1,16 +1,19 @@
-"""Benchmark the dashboard's API on a synthetic SQLite ledger (default 1,000,000 records).
+"""Benchmark the dashboard's API on a synthetic ledger (default 1,000,000 records), SQLite and PostgreSQL.
 
-    PYTHONPATH=src .venv/bin/python bench/dashboard/run.py [--records 1000000] [--keep DIR]
+    PYTHONPATH=src .venv/bin/python bench/dashboard/run.py [--records 1000000] [--keep DIR] [--store sqlite]
 
 Fills the ledger with the report benchmark's records (8 tasks, 5 models, 21 keys, 30 days), then times
 each API document as the gateway builds it (the query and JSON assembly, in process, no HTTP), as the
 admin (every tenant) and over the last 24 hours and the whole 30 days. Prints a markdown table with the
-best and the median of ``--repeat`` runs, wall and CPU seconds.
+best and the median of ``--repeat`` runs, wall and CPU seconds (CPU of this process: PostgreSQL's own
+work runs in its server processes and shows in the wall time only). PostgreSQL is a throwaway server on
+loopback (the test suite's, durability off) holding the same records.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import statistics
 import sys
@@ -22,14 +25,18 @@ from typing import Any
 
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ledger"))
-from report import fill
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "bench" / "ledger"), str(ROOT)]
+from report import BATCH, fill, synthetic  # noqa: E402
+from tests.support.postgres import FAST, PostgresServer  # noqa: E402
 
-from tokenomy.config import parse_config
-from tokenomy.dashboard import api, explorer
-from tokenomy.dashboard.explorer import Filters
-from tokenomy.ledger.stores.sqlite import SqliteStore
-from tokenomy.reports.model import Window
+from tokenomy.config import parse_config  # noqa: E402
+from tokenomy.dashboard import api, explorer  # noqa: E402
+from tokenomy.dashboard.explorer import Filters  # noqa: E402
+from tokenomy.ledger.stores.base import LedgerStore  # noqa: E402
+from tokenomy.ledger.stores.postgres import PostgresStore  # noqa: E402
+from tokenomy.ledger.stores.sqlite import SqliteStore  # noqa: E402
+from tokenomy.reports.model import Window  # noqa: E402
 
 MODELS = """models:
   - name: gpt-4o-mini
@@ -50,39 +57,67 @@ def _time(fn: Callable[[], Any], repeat: int) -> tuple[float, float, float, int]
 
 
 def main() -> None:
-    """Fill the ledger, time each API document, print the table."""
+    """Fill the ledgers, time each API document, print the tables."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--keep", type=Path, default=None, help="reuse or keep the ledger in this directory")
+    parser.add_argument("--keep", type=Path, default=None, help="reuse or keep the SQLite ledger in this directory")
+    parser.add_argument("--store", choices=("sqlite", "postgres", "both"), default="both")
     opts = parser.parse_args()
     work = opts.keep or Path(tempfile.mkdtemp(prefix="tokenomy-dashboard-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        ledger = work / "ledger.db"
-        if not ledger.exists():
-            print(f"filling {ledger} with {opts.records:,} records ...", file=sys.stderr)
-            print(f"filled in {fill(ledger, opts.records):.1f} s", file=sys.stderr)
-        store, config = SqliteStore(ledger), parse_config(MODELS)
-        now = time.time()
-        print(f"| document ({opts.records:,} records, SQLite) | window | best s | median s | CPU s | bytes |")
-        print("|---|---|---:|---:|---:|---:|")
-        for label, window in (("24 h", Window(now - 86400, None)), ("30 days", Window())):
-            cases: dict[str, Callable[[], Any]] = {
-                "overview": lambda w=window: api.overview(store, w),
-                "advice": lambda w=window: api.advice(store, config, w),
-                "requests (page of 50)": lambda w=window: api.requests(store, w, Filters(), 50, 0),
-                "requests task=rag status=error": lambda w=window: api.requests(
-                    store, w, Filters(task="rag", status="error"), 50, 0
-                ),
-                "choices": lambda w=window: explorer.choices(store, w),
-            }
-            for name, fn in cases.items():
-                best, median, cpu, size = _time(fn, opts.repeat)
-                print(f"| {name} | {label} | {best:.3f} | {median:.3f} | {cpu:.3f} | {size:,} |", flush=True)
+        if opts.store in ("sqlite", "both"):
+            ledger = work / "ledger.db"
+            if not ledger.exists():
+                print(f"filling {ledger} with {opts.records:,} records ...", file=sys.stderr)
+                print(f"filled in {fill(ledger, opts.records):.1f} s", file=sys.stderr)
+            _table(SqliteStore(ledger), "SQLite", opts)
+        if opts.store in ("postgres", "both"):
+            server = PostgresServer(settings=FAST)
+            server.start()
+            try:
+                with server.database() as dsn:
+                    store = PostgresStore(dsn)
+                    started = time.perf_counter()
+                    batch = []
+                    for record in synthetic(opts.records):
+                        batch.append(record)
+                        if len(batch) == BATCH:
+                            store.write(batch)
+                            batch.clear()
+                    store.write(batch)
+                    store.close()
+                    print(f"filled PostgreSQL in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+                    with contextlib.closing(store.connect()) as conn:
+                        conn.execute("ANALYZE")
+                    _table(store, "PostgreSQL", opts)
+            finally:
+                server.destroy()
     finally:
         if opts.keep is None:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _table(store: LedgerStore, name: str, opts: argparse.Namespace) -> None:
+    config = parse_config(MODELS)
+    now = time.time()
+    print(f"\n| document ({opts.records:,} records, {name}) | window | best s | median s | CPU s | bytes |")
+    print("|---|---|---:|---:|---:|---:|")
+    for label, window in (("24 h", Window(now - 86400, None)), ("30 days", Window())):
+        cases: dict[str, Callable[[], Any]] = {
+            "overview": lambda w=window: api.overview(store, w),
+            "prompts (top 10)": lambda w=window: api.top_prompts(store, w),
+            "advice": lambda w=window: api.advice(store, config, w),
+            "requests (page of 50)": lambda w=window: api.requests(store, w, Filters(), 50, 0),
+            "requests task=rag status=error": lambda w=window: api.requests(
+                store, w, Filters(task="rag", status="error"), 50, 0
+            ),
+            "choices": lambda w=window: explorer.choices(store, w),
+        }
+        for case, fn in cases.items():
+            best, median, cpu, size = _time(fn, opts.repeat)
+            print(f"| {case} | {label} | {best:.3f} | {median:.3f} | {cpu:.3f} | {size:,} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from tokenomy.advise import detectors
 from tokenomy.advise.data import LedgerReader
 from tokenomy.advise.model import Advice, Confidence, Recommendation
 from tokenomy.advise.prices import Prices
+from tokenomy.advise.self_hosting import self_hosting
+from tokenomy.advise.semantic import semantic_cache
 from tokenomy.config.models import GatewayConfig
 from tokenomy.config.policy import PolicyRouterConfig, PolicySet, TaskPolicy
 from tokenomy.ledger.stores.base import LedgerStore, StoreUnavailable
@@ -84,7 +86,18 @@ def _advise(
         *detectors.batchable(reader, usage, advice.first_ts, advice.span_s),
         *detectors.runaway_outputs(reader, usage, prices),
     ]
+    if config.ledger.store_prompts:
+        found += semantic_cache(reader, usage)
+    if advice.first_ts is not None and advice.last_ts is not None:
+        # the plan's traffic spans the window (or the records' own span when it is open)
+        since = window.since if window.since is not None else advice.first_ts
+        until = window.until if window.until is not None else advice.last_ts + 1.0
+        found += self_hosting(store, window, usage, (since, until), advice.month_factor, advice.notes)
     long_prompts = any(u.prompt_tokens >= detectors.PROMPT_CACHE_MIN_TOKENS * u.requests for u in usage)
+    if not config.ledger.store_prompts:
+        advice.notes.append(
+            "prompts are not stored (ledger.store_prompts: false): reworded repeats (semantic cache) were not measured"
+        )
     if long_prompts and not config.ledger.store_prompts:
         advice.notes.append(
             "prompts are not stored (ledger.store_prompts: false): shared prompt prefixes were not measured"

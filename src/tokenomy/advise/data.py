@@ -138,6 +138,23 @@ class LedgerReader:
             )
         ]
 
+    def paid_prompts(self, task: str, model: str, limit: int) -> list[tuple[str, str, float]]:
+        """The ``limit`` most recent stored prompts of a task and model that were paid for (not served from
+        the cache), oldest first: (prompt hash, prompt text, cost)."""
+        mark = self._mark
+        rows = self._rows(
+            "SELECT prompt_hash, prompt, cost_usd, ts",
+            extra=(
+                "prompt IS NOT NULL",
+                "cache IN ('none', 'miss', 'bypass')",
+                f"task = {mark}",
+                f"{MODEL} = {mark}",
+            ),
+            tail=f"ORDER BY ts DESC LIMIT {int(limit)}",
+            params=(task, model),
+        )
+        return [(str(h), str(p), float(c or 0.0)) for h, p, c, _ts in reversed(rows)]
+
     def arrivals(self, first_ts: float, bucket_s: float) -> dict[tuple[str, str], dict[int, int]]:
         """Per task and model: requests per time bucket (``bucket_s`` long, counted from ``first_ts``)."""
         mark = self._mark

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import csv
 import io
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tokenomy.advise.advisor import advise
 from tokenomy.config.models import GatewayConfig
-from tokenomy.dashboard import explorer
+from tokenomy.dashboard import explorer, rollup_query
 from tokenomy.dashboard.explorer import Filters
+from tokenomy.dashboard.rollup_query import Cell
 from tokenomy.ledger.record import LEVERS
-from tokenomy.ledger.stores.base import LedgerStore
+from tokenomy.ledger.stores.base import LedgerStore, StoreUnavailable
+from tokenomy.reports import sql
 from tokenomy.reports.formats import group_object
-from tokenomy.reports.model import Group, Report, ReportQuery, Sections, Sums, Window
-from tokenomy.reports.query import run_query
+from tokenomy.reports.model import Group, Latency, Report, ReportQuery, Sums, Window
+from tokenomy.reports.query import ReportError, db_errors, one_line
 
 CSV_LIMIT = 100_000
 """Rows a CSV export holds at most (the newest first)."""
@@ -27,29 +28,99 @@ def _group(group: Group) -> dict[str, Any]:
 
 
 def overview(store: LedgerStore, window: Window) -> dict[str, Any]:
-    """Totals, savings by lever, per-task and per-model groups, time series, token economy, top prompts."""
-    # four independent queries on their own connections (the databases release the GIL while they work)
-    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="tokenomy-dashboard") as pool:
-        task_job = pool.submit(run_query, store, ReportQuery("task", window, Sections(economy=True, top_prompts=10)))
-        model_job = pool.submit(run_query, store, ReportQuery("model", window))
-        series_job = pool.submit(explorer.series, store, window)
-        cache_job = pool.submit(explorer.cache_outcomes, store, window)
-        by_task, by_model = task_job.result(), model_job.result()
-        (bucket_s, series), cache = series_job.result(), cache_job.result()
+    """Totals, savings by lever, per-task and per-model groups, time series, token economy, top prompts.
+
+    Whole hours come from the hourly rollup, the partial hours at the edges from raw records (see
+    :mod:`tokenomy.dashboard.rollup_query`). The most expensive prompts are a document of their own
+    (:func:`top_prompts`): they need a pass over the raw records.
+    """
+    rolled = rollup_query.read(store, window)
+    by_task, by_model, by_language, cache = _cells(rolled)
+    total = Cell()
+    for cell in by_task.values():
+        total.add(cell)
     return {
-        "total": _group(by_task.total),
+        "total": _cell_object("total", total),
         "levers": list(LEVERS),
-        "by_task": [_group(g) for g in by_task.groups],
-        "by_model": [_group(g) for g in by_model.groups],
-        "by_language": [_group(g) for g in by_task.by_language],
-        "bucket_s": bucket_s,
-        "series": series,
-        "top_prompts": [
-            {"prompt_hash": p.prompt_hash, "requests": p.requests, "cost_usd": p.cost_usd, "tokens": p.tokens}
-            for p in by_task.top_prompts
-        ],
+        "by_task": _ranked(by_task),
+        "by_model": _ranked(by_model),
+        "by_language": _ranked(by_language, latency=False),
+        "bucket_s": rolled.bucket_s,
+        "series": [_point(rolled.bucket_s, number, cell) for number, cell in sorted(rolled.series.items())],
         "cache": cache,
     }
+
+
+def _cells(rolled: rollup_query.Rolled) -> tuple[dict[str, Cell], dict[str, Cell], dict[str, Cell], dict[str, int]]:
+    """Rolled cells per task, model and language, and records per cache outcome."""
+    by_task: dict[str, Cell] = {}
+    by_model: dict[str, Cell] = {}
+    by_language: dict[str, Cell] = {}
+    cache: dict[str, int] = {}
+    for (dim, a, b), cell in rolled.cells.items():
+        if dim == "tm":
+            by_task.setdefault(a, Cell()).add(cell)
+            by_model.setdefault(b, Cell()).add(cell)
+        elif dim == "lang":
+            by_language.setdefault(a, Cell()).add(cell)
+        else:
+            cache[b] = cache.get(b, 0) + cell.sums.requests
+    return by_task, by_model, by_language, cache
+
+
+def _cell_object(name: str, cell: Cell, *, latency: bool = True) -> dict[str, Any]:
+    group = Group(name, cell.sums, cell.percentiles() if latency else Latency())
+    out = _group(group)
+    if latency:
+        ttft = cell.ttft_percentiles()
+        out.update({"p50_ttft_ms": ttft.p50, "p95_ttft_ms": ttft.p95})
+    return out
+
+
+def _ranked(cells: dict[str, Cell], *, latency: bool = True) -> list[dict[str, Any]]:
+    """Groups by spend, highest first (ties by name), as the report orders them."""
+    ordered = sorted(cells.items(), key=lambda item: (-item[1].sums.cost_usd, item[0]))
+    return [_cell_object(name, cell, latency=latency) for name, cell in ordered]
+
+
+def _point(bucket_s: int, number: int, cell: Cell) -> dict[str, Any]:
+    """One time bucket of the charts: spend and savings, and latency and TTFT percentiles."""
+    latency, ttft = cell.percentiles(), cell.ttft_percentiles()
+    return {
+        "t": float(number * bucket_s),
+        "requests": cell.sums.requests,
+        "errors": cell.sums.errors,
+        "cost_usd": cell.sums.cost_usd,
+        "baseline_cost_usd": cell.sums.baseline_cost_usd,
+        "saved_usd": dict(cell.sums.saved_usd),
+        "p50_latency_ms": latency.p50,
+        "p95_latency_ms": latency.p95,
+        "p50_ttft_ms": ttft.p50,
+        "p95_ttft_ms": ttft.p95,
+    }
+
+
+def top_prompts(store: LedgerStore, window: Window, limit: int = 10) -> dict[str, Any]:
+    """``{"data": [...]}``: the prompts (by hash) with the highest spend in the window (one raw ``GROUP BY``)."""
+    return {"data": _top_prompts(store, window, limit)}
+
+
+def _top_prompts(store: LedgerStore, window: Window, limit: int) -> list[dict[str, Any]]:
+    statement, params = sql.top_prompts(limit, window, store.dialect, ts_index=True, with_text=False)
+    try:
+        conn = store.connect()
+        try:
+            rows = conn.execute(statement, params).fetchall()
+        finally:
+            conn.close()
+    except StoreUnavailable as exc:
+        raise ReportError(one_line(str(exc))) from None
+    except db_errors(store.dialect) as exc:
+        raise ReportError(one_line(f"cannot read the ledger {store.description}: {exc}")) from None
+    return [
+        {"prompt_hash": str(h), "requests": int(n), "cost_usd": float(cost or 0.0), "tokens": int(tokens or 0)}
+        for h, n, cost, tokens in rows
+    ]
 
 
 def empty_overview() -> dict[str, Any]:
@@ -63,7 +134,6 @@ def empty_overview() -> dict[str, Any]:
         "by_language": [],
         "bucket_s": 3600,
         "series": [],
-        "top_prompts": [],
         "cache": {},
     }
 

@@ -18,6 +18,7 @@ import orjson
 
 from tokenomy.dashboard import api, explorer
 from tokenomy.dashboard.access import Viewer, viewer
+from tokenomy.dashboard.budgets import budget_use
 from tokenomy.dashboard.explorer import Filters
 from tokenomy.errors import GatewayError, invalid_request, not_found
 from tokenomy.gateway import Gateway
@@ -162,6 +163,11 @@ async def _overview(gw: Gateway, who: Viewer, query: dict[str, str]) -> tuple[by
     return _json(await _blocking(lambda: api.overview(store, window), api.empty_overview()))
 
 
+async def _prompts(gw: Gateway, who: Viewer, query: dict[str, str]) -> tuple[bytes, bytes]:
+    store, window = _store(gw), _window(query, who)
+    return _json(await _blocking(lambda: api.top_prompts(store, window), {"data": []}))
+
+
 async def _advice(gw: Gateway, who: Viewer, query: dict[str, str]) -> tuple[bytes, bytes]:
     store, window = _store(gw), _window(query, who)
     empty = {"recommendations": [], "notes": ["no records yet"], "records": 0, "spend_usd": 0.0}
@@ -191,6 +197,11 @@ async def _record(gw: Gateway, who: Viewer, query: dict[str, str]) -> tuple[byte
     return _json(found)
 
 
+async def _budgets(gw: Gateway, who: Viewer, query: dict[str, str]) -> tuple[bytes, bytes]:
+    del query
+    return _json(await budget_use(gw, who))
+
+
 async def _choices(gw: Gateway, who: Viewer, query: dict[str, str]) -> tuple[bytes, bytes]:
     store, window = _store(gw), _window(query, who)
     empty: dict[str, list[str]] = {"task": [], "model": [], "key": []}
@@ -201,8 +212,10 @@ _API: dict[str, tuple[Callable[[Gateway, Viewer, dict[str, str]], Any], set[str]
     "whoami": (_whoami, set()),
     "overview": (_overview, _WINDOW),
     "advice": (_advice, _WINDOW),
+    "prompts": (_prompts, _WINDOW),
     "requests": (_requests, _WINDOW | _FILTERS | {"limit", "offset"}),
     "requests.csv": (_csv, _WINDOW | _FILTERS),
     "record": (_record, {"id"}),
     "choices": (_choices, _WINDOW),
+    "budgets": (_budgets, set()),
 }

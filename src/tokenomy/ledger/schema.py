@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from tokenomy.ledger import rollup
+
 Dialect = Literal["sqlite", "postgres"]
 
 _TYPES: dict[Dialect, dict[str, str]] = {
@@ -80,13 +82,10 @@ def migrations(dialect: Dialect) -> list[list[str]]:
     # shadow copies point at the production request they copy
     add = f"ALTER TABLE requests ADD COLUMN {'IF NOT EXISTS ' if dialect == 'postgres' else ''}"
     v3 = [add + "response TEXT", add + "shadow_of TEXT"]
-    return [v1, v2, v3, _V4_RESERVED, finish_reason_step(dialect)]
-
-
-# Version 4 is the dashboard's rollup tables, built on another branch at the same time; this empty
-# placeholder keeps the finish-reason column at version 5 until both are merged (then the rollup
-# statements replace it; a ledger migrated with the placeholder must not exist outside development).
-_V4_RESERVED: list[str] = []
+    # 4: hourly rollups kept in step by the stores, built here from the records already there
+    # (the dashboard reads whole hours from them; see tokenomy.ledger.rollup)
+    v4 = [*rollup.create_table(dialect), *rollup.rebuild(dialect)]
+    return [v1, v2, v3, v4, finish_reason_step(dialect)]
 
 
 def finish_reason_step(dialect: Dialect) -> list[str]:

@@ -300,3 +300,7 @@ def _planner(
     if not caps and a.slo and not prices:
         raise click.ClickException("no option can meet the SLO: " + "; ".join(problems))
     return Planner(prices, chosen, caps, a), problems
+
+
+build_planner = _planner
+"""The planner ``tokenomy plan`` builds from its options (the advisor prices self-hosting with it)."""

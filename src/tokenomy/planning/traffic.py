@@ -89,6 +89,11 @@ def from_ledger(store: LedgerStore, since: float, until: float, tasks: list[str]
             f"the ledger has no successful requests{what} in the window: widen --since, check --task, "
             "or state the traffic with --requests-per-day, --input-tokens and --output-tokens"
         )
+    return from_totals(int(n), float(inp), float(cached), float(out), float(peak or 0), since, until)
+
+
+def from_totals(n: int, inp: float, cached: float, out: float, peak: float, since: float, until: float) -> Traffic:
+    """A month of traffic from a window's totals and its busiest hour's output tokens (``peak``)."""
     days = (until - since) / 86400
     scale = DAYS_PER_MONTH / days
     mean_hour = float(out) / (days * 24) if out else 0.0

@@ -69,7 +69,7 @@ def one_line(text: str) -> str:
 def run_query(store: LedgerStore, query: ReportQuery, progress: ProgressSink | None = None) -> Report:
     """Query ``store`` and assemble the report; raises :class:`ReportError`."""
     sink = progress or _Silent()
-    errors = _db_errors(store.dialect)
+    errors = db_errors(store.dialect)
     try:
         return _run(store, query, sink)
     except StoreUnavailable as exc:
@@ -79,7 +79,8 @@ def run_query(store: LedgerStore, query: ReportQuery, progress: ProgressSink | N
         raise ReportError(one_line(f"cannot read the ledger {store.description}: {exc}{hint}")) from None
 
 
-def _db_errors(dialect: Dialect) -> tuple[type[Exception], ...]:
+def db_errors(dialect: Dialect) -> tuple[type[Exception], ...]:
+    """The exception types a query on a ``dialect`` store raises."""
     if dialect == "postgres":
         import psycopg
 
@@ -218,7 +219,7 @@ def _latency(
     return grouped(_fetch(store, sql.latencies(dim, query.window, "sqlite", ts_index=plan.ts_index)))
 
 
-def _sums(values: Sequence[Any]) -> Sums:
+def sums_of(values: Sequence[Any]) -> Sums:
     """A :class:`Sums` from the :data:`~tokenomy.reports.sql.SUM_COLUMNS` (then ``FINISH_COLUMNS``) values of a row."""
     requests, errors, prompt, completion, cached, cost, baseline, *rest = values
     saved, finish = rest[: len(LEVERS)], rest[len(LEVERS) :]
@@ -241,7 +242,7 @@ def _roll_up(rows: list[tuple[Any, ...]], n_dims: int, roles: dict[str, int]) ->
     """Per role, the sums of the cube's rows by that role's dimension (keys as the database returned them)."""
     out: dict[str, dict[Any, Sums]] = {role: {} for role in roles}
     for row in rows:
-        sums = _sums(row[n_dims:])
+        sums = sums_of(row[n_dims:])
         for role, i in roles.items():
             acc = out[role].get(row[i])
             if acc is None:

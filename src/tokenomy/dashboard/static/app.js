@@ -13,7 +13,7 @@
     return Number(v).toLocaleString("en-US", { maximumFractionDigits: digits === undefined ? 0 : digits });
   }
   function pct(v) { return (100 * v).toFixed(1) + "%"; }
-  function ms(v) { return v === null || v === undefined ? "-" : num(v, 0) + " ms"; }
+  function ms(v) { return v === null || v === undefined ? "-" : num(v, Math.abs(v) < 10 ? 1 : 0) + " ms"; }
 
   async function call(path, options) {
     const headers = Object.assign({}, (options && options.headers) || {});
@@ -85,7 +85,11 @@
 
   async function loadOverview() {
     const q = windowQuery();
-    const [data, advice] = await Promise.all([call("/dashboard/api/overview?" + q), call("/dashboard/api/advice?" + q)]);
+    // the advice and the prompts read raw records (slower on a long window): asked for at once, drawn last
+    const advising = call("/dashboard/api/advice?" + q), pending = call("/dashboard/api/prompts?" + q);
+    advising.catch(() => {});
+    pending.catch(() => {});
+    const [data, budgets] = await Promise.all([call("/dashboard/api/overview?" + q), call("/dashboard/api/budgets")]);
     const t = data.total;
     const saved = t.saved_total_usd;
     const cards = $("cards");
@@ -102,6 +106,12 @@
       layers.push({ name: "saved by " + lever, color: COLORS[lever], values: data.series.map((p) => p.saved_usd[lever] || 0) });
     }
     C.timeStack($("cost-chart"), times, layers, null, data.bucket_s, money);
+    C.lines($("latency-chart"), times, [
+      { name: "latency p50", color: "#2f81f7", values: data.series.map((p) => p.p50_latency_ms) },
+      { name: "latency p95", color: "#2f81f7", dash: true, values: data.series.map((p) => p.p95_latency_ms) },
+      { name: "TTFT p50", color: "#3fb950", values: data.series.map((p) => p.p50_ttft_ms) },
+      { name: "TTFT p95", color: "#3fb950", dash: true, values: data.series.map((p) => p.p95_ttft_ms) },
+    ], data.bucket_s, (v) => ms(v));
     C.bars($("lever-chart"), data.levers, data.levers.map((l) => t.saved_usd[l]), money, COLORS.routing);
     const tasks = data.by_task.slice(0, 12);
     C.bars($("task-chart"), tasks.map((g) => g.group), tasks.map((g) => g.cost_per_1k_requests_usd), money, COLORS.spend);
@@ -109,9 +119,31 @@
     C.bars($("cache-chart"), outcomes.map((o) => o[0]), outcomes.map((o) => o[1]), (v) => num(v), COLORS.cache);
     table($("task-table"), GROUP_COLUMNS, data.by_task);
     table($("model-table"), GROUP_COLUMNS, data.by_model);
+    renderBudgets(budgets);
+    renderAdvice(await advising);
+    const prompts = await pending;
     table($("prompt-table"), [["prompt hash", (p) => p.prompt_hash], ["requests", (p) => num(p.requests)],
-      ["spend", (p) => money(p.cost_usd)], ["tokens", (p) => num(p.tokens)]], data.top_prompts);
-    renderAdvice(advice);
+      ["spend", (p) => money(p.cost_usd)], ["tokens", (p) => num(p.tokens)]], prompts.data);
+  }
+
+  function renderBudgets(budgets) {
+    const rows = budgets.data;
+    $("budget-panel").hidden = !rows.length;
+    const alerts = $("budget-alerts");
+    alerts.replaceChildren();
+    for (const b of rows.filter((r) => r.alert)) {
+      const p = document.createElement("p");
+      p.className = "alert " + b.alert;
+      p.textContent = (b.alert === "over" ? "Over budget: " : "Near the limit: ") + b.scope + " " + b.name + " has spent " +
+        money(b.spent_usd) + " of its " + money(b.limit_usd) + " " + b.period + " budget (" + pct(b.used) + ", " +
+        (b.action === "hard" ? "refused past it" : "downgraded past it") + "); resets " + b.resets_at + ".";
+      alerts.appendChild(p);
+    }
+    table($("budget-use-table"), [
+      ["budget", (b) => b.scope + " " + b.name], ["period", (b) => b.period], ["spent", (b) => money(b.spent_usd)],
+      ["limit", (b) => money(b.limit_usd) + " " + b.action], ["used", (b) => (b.used === null ? "-" : pct(b.used))],
+      ["alert", (b) => b.alert || ""], ["resets", (b) => b.resets_at],
+    ], rows);
   }
 
   function renderAdvice(advice) {

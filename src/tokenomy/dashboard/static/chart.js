@@ -63,17 +63,14 @@
     container.appendChild(p);
   }
 
-  /* layers: [{name, color, values:[...]}] stacked bottom-up over times (epoch s); line: optional
-     {name, color, values} drawn on top (the baseline). Bars, one per time bucket of width bucket_s. */
-  function timeStack(container, times, layers, line, bucket, format) {
-    if (!times.length) return empty(container);
+  /* The SVG, scales, value grid and time axis shared by the time charts: x(t) maps epoch s over the data's
+     own span [first time, last time + bucket], y(v) maps [0, top]. */
+  function timeFrame(container, times, bucket, top, format) {
     container.replaceChildren();
     const W = 640, H = 240, L = 64, R = 10, T = 10, B = 28;
     const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" }, container);
     const t0 = times[0], t1 = times[times.length - 1] + bucket;
     const span = Math.max(t1 - t0, 1);
-    const totals = times.map((_, i) => layers.reduce((s, l) => s + l.values[i], 0));
-    const top = niceMax(Math.max(...totals, ...(line ? line.values : [0])));
     const x = (t) => L + ((t - t0) / span) * (W - L - R);
     const y = (v) => H - B - (v / top) * (H - T - B);
     for (let k = 0; k <= 4; k++) {
@@ -86,6 +83,16 @@
       el("line", { x1: x(t), x2: x(t), y1: H - B, y2: H - B + 4, class: "axis" }, svg);
       text(svg, x(t), H - 8, timeLabel(t, span), "middle");
     }
+    return { svg, x, y, t0 };
+  }
+
+  /* layers: [{name, color, values:[...]}] stacked bottom-up over times (epoch s); line: optional
+     {name, color, values} drawn on top (the baseline). Bars, one per time bucket of width bucket_s. */
+  function timeStack(container, times, layers, line, bucket, format) {
+    if (!times.length) return empty(container);
+    const totals = times.map((_, i) => layers.reduce((s, l) => s + l.values[i], 0));
+    const top = niceMax(Math.max(...totals, ...(line ? line.values : [0])));
+    const { svg, x, y, t0 } = timeFrame(container, times, bucket, top, format);
     const bw = Math.max(1, x(t0 + bucket) - x(t0) - 1);
     times.forEach((t, i) => {
       let base = 0;
@@ -106,6 +113,38 @@
     legend(container, [...layers.map((l) => [l.name, l.color]), ...(line ? [[line.name, line.color]] : [])]);
   }
 
+  /* Lines over time (epoch s), one point per bucket; a null value leaves a gap. series: [{name, color,
+     values, dash?}]. Same time axis as timeStack; the value axis starts at 0. */
+  function lines(container, times, series, bucket, format) {
+    const all = series.flatMap((s) => s.values).filter((v) => v !== null && v !== undefined);
+    if (!times.length || !all.length) return empty(container);
+    const frame = timeFrame(container, times, bucket, niceMax(Math.max(...all)), format);
+    const svg = frame.svg, y = frame.y;
+    const x = (t) => frame.x(t + bucket / 2);  // a point in the middle of its bucket
+    for (const s of series) {
+      let run = [];
+      const flush = () => {
+        if (run.length > 1) {
+          const attrs = { points: run.join(" "), fill: "none", stroke: s.color, "stroke-width": 2 };
+          if (s.dash) attrs["stroke-dasharray"] = "5 3";
+          el("polyline", attrs, svg);
+        } else if (run.length === 1) {
+          const [cx, cy] = run[0].split(",");
+          el("circle", { cx: cx, cy: cy, r: 2.5, fill: s.color }, svg);
+        }
+        run = [];
+      };
+      times.forEach((t, i) => {
+        const v = s.values[i];
+        if (v === null || v === undefined) flush();
+        else run.push(`${x(t)},${y(v)}`);
+      });
+      flush();
+    }
+    const shown = series.filter((s) => s.values.some((v) => v !== null && v !== undefined));
+    legend(container, shown.map((s) => [s.name + (s.dash ? " (dashed)" : ""), s.color]));
+  }
+
   /* Horizontal bars with the value printed at the end of each bar. */
   function bars(container, labels, values, format, color) {
     if (!labels.length) return empty(container);
@@ -123,5 +162,5 @@
     });
   }
 
-  window.TokenomyChart = { money, timeStack, bars, legend, empty };
+  window.TokenomyChart = { money, timeStack, lines, bars, legend, empty };
 })();

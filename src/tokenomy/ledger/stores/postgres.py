@@ -17,6 +17,7 @@ import psycopg
 from msgspec.structs import astuple
 from psycopg.conninfo import conninfo_to_dict
 
+from tokenomy.ledger import rollup
 from tokenomy.ledger.record import COLUMNS, LedgerRecord
 from tokenomy.ledger.schema import VERSION_TABLE, Dialect, migrations
 from tokenomy.ledger.stores.base import StoreUnavailable
@@ -38,7 +39,12 @@ _COLS = ", ".join(COLUMNS)
 _STAGING = "tokenomy_ledger_staging"
 _CREATE_STAGING = f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (LIKE requests) ON COMMIT DELETE ROWS"
 _COPY = f"COPY {_STAGING} ({_COLS}) FROM STDIN (FORMAT BINARY)"
-_MOVE = f"INSERT INTO requests ({_COLS}) SELECT {_COLS} FROM {_STAGING} ON CONFLICT (request_id) DO NOTHING"
+_INSERTED = (
+    f"INSERT INTO requests ({_COLS}) SELECT {_COLS} FROM {_STAGING} ON CONFLICT (request_id) DO NOTHING RETURNING *"
+)
+# one statement: the rows actually inserted (a replayed request id adds nothing) also go into the rollup
+_ROLLUPS = ", ".join(f"r{i} AS ({s})" for i, s in enumerate(rollup.maintain("postgres", "ins", "1 = 1")[1:]))
+_MOVE = f"WITH ins AS ({_INSERTED}), {_ROLLUPS} {rollup.maintain('postgres', 'ins', '1 = 1')[0]}"
 
 
 class PostgresStore:

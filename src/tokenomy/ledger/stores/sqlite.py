@@ -8,11 +8,14 @@ from pathlib import Path
 
 import msgspec
 
+from tokenomy.ledger import rollup
 from tokenomy.ledger.record import COLUMNS, LedgerRecord
 from tokenomy.ledger.schema import VERSION_TABLE, Dialect, migrations
 from tokenomy.ledger.stores.base import StoreUnavailable
 
 _INSERT = f"INSERT OR IGNORE INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+# the batch's new rows are those past the largest rowid before it (a skipped duplicate gets none)
+_ROLLUP = rollup.maintain("sqlite", "requests", "rowid > ?")
 
 
 class SqliteStore:
@@ -32,6 +35,7 @@ class SqliteStore:
             conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            rollup.ensure_log2(conn)
             migrate(conn)
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot open the ledger {self.description}: {exc}") from exc
@@ -45,7 +49,10 @@ class SqliteStore:
         assert conn is not None
         try:
             conn.execute("BEGIN")
+            last = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM requests").fetchone()[0]
             conn.executemany(_INSERT, map(msgspec.structs.astuple, records))
+            for statement in _ROLLUP:
+                conn.execute(statement, (last,))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
@@ -57,6 +64,7 @@ class SqliteStore:
         if not self.path.exists():
             raise StoreUnavailable(f"no ledger at {self.path} (the gateway creates it on its first request)")
         conn = sqlite3.connect(self.path, timeout=30)
+        rollup.ensure_log2(conn)
         return conn
 
     def close(self) -> None:
