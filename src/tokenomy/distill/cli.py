@@ -21,7 +21,13 @@ def distill() -> None:
 @click.option(
     "--val", "val_path", type=_FILE, default=None, help="Labelled data to choose the abstention threshold on."
 )
-@click.option("--student", type=click.Choice(["minilm-head"]), default="minilm-head", show_default=True)
+@click.option(
+    "--student",
+    type=click.Choice(["minilm-ngram", "minilm-head"]),
+    default="minilm-ngram",
+    show_default=True,
+    help="minilm-head: a head on MiniLM vectors; minilm-ngram: that plus a head on word and character n-grams.",
+)
 @click.option(
     "--target-accuracy",
     type=click.FloatRange(0, 1),
@@ -38,7 +44,9 @@ def train(data_path: Path, out: Path, val_path: Path | None, student: str, targe
     try:
         examples = load_examples(data_path)
         val = load_examples(val_path) if val_path else None
-        trained = train_student(examples, Encoder().encode, val=val, target=target_accuracy)
+        trained = train_student(
+            examples, Encoder().encode, val=val, target=target_accuracy, lexical=student == "minilm-ngram"
+        )
     except DistillDataError as exc:
         raise click.ClickException(str(exc)) from None
     trained.save(out)
