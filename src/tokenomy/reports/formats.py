@@ -31,6 +31,8 @@ def group_object(group: Group) -> dict[str, Any]:
         "cost_per_1k_requests_usd": sums.cost_per_1k_requests_usd,
         "cached_tokens": sums.cached_tokens,
         "cached_input_share": sums.cached_input_share,
+        "cascade_requests": sums.cascade_requests,
+        "student_share": sums.student_share,
     }
 
 
@@ -55,6 +57,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "p50_latency_ms",
     "p95_latency_ms",
     "p99_latency_ms",
+    "student_share",
 )
 """The CSV header (``saved_usd`` is the total over levers)."""
 

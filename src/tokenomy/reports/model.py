@@ -35,6 +35,8 @@ class Sums:
     cost_usd: float = 0.0
     baseline_cost_usd: float = 0.0
     saved_usd: dict[str, float] = field(default_factory=_zero_levers)
+    cascade_requests: int = 0  # requests a cascade router served
+    first_step_answers: int = 0  # of those, answered by the cascade's first step (the student)
 
     def add(self, other: Sums) -> None:
         """Add ``other`` into these sums."""
@@ -47,6 +49,17 @@ class Sums:
         self.baseline_cost_usd += other.baseline_cost_usd
         for lever, amount in other.saved_usd.items():
             self.saved_usd[lever] = self.saved_usd.get(lever, 0.0) + amount
+        self.cascade_requests += other.cascade_requests
+        self.first_step_answers += other.first_step_answers
+
+    @property
+    def student_share(self) -> float | None:
+        """Share of cascade requests answered by the cascade's first step (``None`` without cascades).
+
+        In a student-first cascade the first step is the student: this is the share it answered
+        without the teacher.
+        """
+        return self.first_step_answers / self.cascade_requests if self.cascade_requests else None
 
     @property
     def tokens(self) -> int:

@@ -220,7 +220,8 @@ def _latency(
 
 def _sums(values: Sequence[Any]) -> Sums:
     """A :class:`Sums` from the :data:`~tokenomy.reports.sql.SUM_COLUMNS` values of a row."""
-    requests, errors, prompt, completion, cached, cost, baseline, *saved = values
+    requests, errors, prompt, completion, cached, cost, baseline, *rest = values
+    saved, (cascade, first_step) = rest[: len(LEVERS)], rest[len(LEVERS) : len(LEVERS) + 2]
     return Sums(
         requests=int(requests),
         errors=int(errors or 0),
@@ -230,6 +231,8 @@ def _sums(values: Sequence[Any]) -> Sums:
         cost_usd=float(cost or 0.0),
         baseline_cost_usd=float(baseline or 0.0),
         saved_usd={lever: float(v or 0.0) for lever, v in zip(LEVERS, saved, strict=True)},
+        cascade_requests=int(cascade or 0),
+        first_step_answers=int(first_step or 0),
     )
 
 

@@ -134,6 +134,7 @@ def economy_table(title: str, column: str, groups: list[Group]) -> Table:
     table.add_column(column, overflow="fold")
     for name in ("requests", "prompt/req", "completion/req", "tokens/req", "cached input", "$/1k req", "spend"):
         table.add_column(name, justify="right")
+    table.add_column("student share", justify="right")  # of cascade requests, answered by the first step
     for group in groups:
         sums = group.sums
         n = sums.requests or 1
@@ -146,6 +147,7 @@ def economy_table(title: str, column: str, groups: list[Group]) -> Table:
             f"{sums.cached_input_share:.1%}",
             money(sums.cost_per_1k_requests_usd),
             money(sums.cost_usd),
+            "-" if sums.student_share is None else f"{sums.student_share:.1%} of {sums.cascade_requests:,}",
         )
     return table
 

@@ -36,8 +36,13 @@ SUM_COLUMNS = (
     "SUM(cost_usd)",
     "SUM(baseline_cost_usd)",
     *(f"SUM(saved_{lever}_usd)" for lever in LEVERS),
+    # a cascade records its route as cascade:NAME->MODEL@STEP (then /INNER when the step routed again);
+    # written without LIKE patterns, whose % psycopg would read as a parameter marker
+    "SUM(CASE WHEN substr(route, 1, 8) = 'cascade:' THEN 1 ELSE 0 END)",
+    "SUM(CASE WHEN substr(route, 1, 8) = 'cascade:' AND replace(route || '/', '@0/', '') <> route || '/' "
+    "THEN 1 ELSE 0 END)",
 )
-"""The additive measures, in :class:`~tokenomy.reports.model.Sums` field order (levers last)."""
+"""The additive measures, in :class:`~tokenomy.reports.model.Sums` field order (levers, then cascades)."""
 
 
 def placeholder(dialect: Dialect) -> str:
