@@ -38,6 +38,10 @@ MODEL_YAML = """models:
 """
 
 
+# routes a cascade records (cascade:NAME->MODEL@STEP[/INNER]); step 0 is the student in a student-first cascade
+ROUTES = (None, "cascade:c->s@0", "cascade:c->t@1", "cascade:c->s@0/learned:x", "cascade:c->t@10", "learned:y")
+
+
 def records(n: int = 400, seed: int = 3, start: float = BASE, span_s: float = 5 * 86400) -> list[LedgerRecord]:
     """``n`` varied records between ``start`` and ``start + span_s`` (nulls, errors and repeats included)."""
     rng = random.Random(seed)
@@ -73,6 +77,7 @@ def records(n: int = 400, seed: int = 3, start: float = BASE, span_s: float = 5 
                 tenant=rng.choice(["team-a", "team-b", "default"]),
                 price_source=rng.choice(["config", "genai-prices", "default", "unknown"]),
                 finish_reason=FINISH_REASONS[i % len(FINISH_REASONS)],  # None: written before it was recorded
+                route=ROUTES[i % len(ROUTES)],
             )
         )
     return out
@@ -128,6 +133,11 @@ def expected(items: Iterable[LedgerRecord], by: str) -> dict[str, dict[str, Any]
             "p50_latency_ms": cuts[49],
             "p95_latency_ms": cuts[94],
             **_length_stops(rows),
+            "cascade_requests": sum(1 for r in rows if (r.route or "").startswith("cascade:")),
+            "student_share": (
+                sum(1 for r in rows if (r.route or "").split("/")[0].endswith("@0"))
+                / max(1, sum(1 for r in rows if (r.route or "").startswith("cascade:")))
+            ),
         }
     return out
 
@@ -178,8 +188,10 @@ def assert_groups(got: list[dict[str, object]], want: dict[str, dict[str, object
             "finished_answers",
             "length_stops",
             "length_stop_rate",
+            "cascade_requests",
         ):
             assert group[key] == exp[key], (group["group"], key, group[key], exp[key])
+        assert group["student_share"] == pytest.approx(exp["student_share"]), group["group"]
         for key in ("p50_latency_ms", "p95_latency_ms"):
             assert group[key] == pytest.approx(exp[key], rel=1e-9), (group["group"], key)
 

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+from tokenomy.reports.timeparse import HELP as WHEN_HELP
+from tokenomy.reports.timeparse import WhenType
+
+if TYPE_CHECKING:
+    from tokenomy.config import GatewayConfig
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -16,12 +23,29 @@ def distill() -> None:
 
 
 @distill.command("train")
-@click.option("--data", "data_path", type=_FILE, required=True, help='JSONL of {"text" | "messages", "label"}.')
+@click.option("--data", "data_path", type=_FILE, default=None, help='JSONL of {"text" | "messages", "label"}.')
+@click.option("--from-ledger", is_flag=True, help="Train on the teacher's logged answers for --task instead.")
+@click.option("--task", default=None, help="With --from-ledger: the task whose requests to learn.")
+@click.option("--since", type=WhenType(), default=None, help=f"With --from-ledger: {WHEN_HELP} (default 7d).")
+@click.option("--teacher", default=None, help="With --from-ledger: only answers served by this model.")
+@click.option(
+    "--config",
+    "config_path",
+    type=_FILE,
+    default=None,
+    help="With --from-ledger: the gateway config whose ledger to read (default: as `serve` finds it).",
+)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option(
     "--val", "val_path", type=_FILE, default=None, help="Labelled data to choose the abstention threshold on."
 )
-@click.option("--student", type=click.Choice(["minilm-head"]), default="minilm-head", show_default=True)
+@click.option(
+    "--student",
+    type=click.Choice(["minilm-ngram", "minilm-head"]),
+    default="minilm-ngram",
+    show_default=True,
+    help="minilm-head: a head on MiniLM vectors; minilm-ngram: that plus a head on word and character n-grams.",
+)
 @click.option(
     "--target-accuracy",
     type=click.FloatRange(0, 1),
@@ -29,22 +53,57 @@ def distill() -> None:
     show_default=True,
     help="Accuracy wanted on the answers the student gives; it abstains below the matching confidence.",
 )
-def train(data_path: Path, out: Path, val_path: Path | None, student: str, target_accuracy: float) -> None:
-    """Train a student on labelled examples and write it to OUT."""
+def train(
+    data_path: Path | None,
+    from_ledger: bool,
+    task: str | None,
+    since: float | None,
+    teacher: str | None,
+    config_path: Path | None,
+    out: Path,
+    val_path: Path | None,
+    student: str,
+    target_accuracy: float,
+) -> None:
+    """Train a student on labelled examples (or the ledger's teacher answers) and write it to OUT."""
     from tokenomy.distill.data import DistillDataError, load_examples
     from tokenomy.distill.embed import Encoder
     from tokenomy.distill.train import train_student
 
+    if from_ledger == (data_path is not None):
+        raise click.UsageError("give --data FILE or --from-ledger --task TASK (one of them)")
+    if from_ledger and not task:
+        raise click.UsageError("--from-ledger needs --task")
+    extra: dict[str, object] = {}
     try:
-        examples = load_examples(data_path)
+        if data_path is not None:
+            examples = load_examples(data_path)
+        else:
+            from tokenomy.distill.ledger import ledger_examples
+
+            assert task is not None
+            found = ledger_examples(_config(config_path), task, since=since, teacher=teacher)
+            examples = found.examples
+            extra = {"task": task, "logged_requests": found.logged, "left_out": found.skipped}
         val = load_examples(val_path) if val_path else None
-        trained = train_student(examples, Encoder().encode, val=val, target=target_accuracy)
+        trained = train_student(
+            examples, Encoder().encode, val=val, target=target_accuracy, lexical=student == "minilm-ngram"
+        )
     except DistillDataError as exc:
         raise click.ClickException(str(exc)) from None
+    trained.info |= {k: v for k, v in extra.items() if k == "task"}
     trained.save(out)
-    click.echo(
-        json.dumps({"out": str(out), "labels": len(trained.labels), "threshold": trained.threshold, **trained.info})
-    )
+    summary = {"out": str(out), "labels": len(trained.labels), "threshold": trained.threshold, **extra}
+    click.echo(json.dumps(summary | trained.info))
+
+
+def _config(path: Path | None) -> GatewayConfig:
+    from tokenomy.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise click.ClickException(f"{exc.source}: " + "; ".join(str(i) for i in exc.issues)) from None
 
 
 @distill.command("evaluate")

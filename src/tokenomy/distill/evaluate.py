@@ -21,13 +21,13 @@ def evaluate_student(student: Student, data: Examples, encoder: Encoder, directo
             f"the label set changed: the data has labels the student never saw: {', '.join(unknown[:5])}"
             + (f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else "")
         )
-    predictions = student.predict(encoder.encode(data.texts))
+    predictions = student.predict(encoder.encode(data.texts), data.texts)
     right = np.asarray([p.label == t for p, t in zip(predictions, data.labels, strict=True)])
     answered = np.asarray([not p.abstained for p in predictions])
     latencies = []
     for text in data.texts[: min(len(data.texts), 200)]:
         started = time.perf_counter()
-        student.predict(encoder.encode([text]))
+        student.predict(encoder.encode([text]), [text])
         latencies.append((time.perf_counter() - started) * 1000)
     size = sum(f.stat().st_size for f in directory.iterdir() if f.is_file())
     return {

@@ -1,8 +1,12 @@
 """A distilled student on disk and in memory: MiniLM sentence embeddings and a linear head.
 
+A student may also have a second, lexical head on hashed word and character n-grams
+(:mod:`tokenomy.distill.lexical`); its scores are added to the embedding head's (the blend weight
+and the calibration temperature are folded into both heads' weights at training).
+
 A student directory holds ``student.json`` (format version, labels, abstention threshold, the
 embedding model it was trained on, training figures, the SHA-256 of the head) and ``head.npz``
-(the head's weights). :func:`load_student` refuses a directory that is missing, truncated, from
+(the heads' weights). :func:`load_student` refuses a directory that is missing, truncated, from
 another format version or trained on another embedding model, naming the path and the reason.
 Serving needs ONNX Runtime and NumPy only.
 """
@@ -19,7 +23,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1: the embedding head only
 EMBEDDING = "all-minilm-l6-v2"
 MANIFEST = "student.json"
 HEAD = "head.npz"
@@ -41,6 +46,23 @@ class Prediction:
 
 
 @dataclass(slots=True)
+class LexicalHead:
+    """A linear head on hashed n-gram TF-IDF features: the kept columns, their IDF, the weights."""
+
+    columns: npt.NDArray[np.int64]
+    idf: FloatArray
+    weights: FloatArray  # (n_labels, len(columns))
+    bias: FloatArray  # (n_labels,)
+
+    def scores(self, texts: list[str]) -> FloatArray:
+        """The head's score per label, one row per text."""
+        from tokenomy.distill.lexical import features
+
+        out: FloatArray = np.asarray(features(texts, self.columns, self.idf) @ self.weights.T, dtype=np.float32)
+        return out + self.bias
+
+
+@dataclass(slots=True)
 class Student:
     """Labels, head weights and the abstention threshold; :meth:`predict` needs embeddings."""
 
@@ -49,18 +71,23 @@ class Student:
     bias: FloatArray  # (n_labels,)
     threshold: float
     info: dict[str, Any] = field(default_factory=dict)
+    lexical: LexicalHead | None = None
 
-    def probabilities(self, vectors: FloatArray) -> FloatArray:
-        """Softmax of the head's scores, one row per vector."""
+    def probabilities(self, vectors: FloatArray, texts: list[str] | None = None) -> FloatArray:
+        """Softmax of the heads' summed scores, one row per vector (``texts``: the inputs, for a lexical head)."""
         scores = vectors @ self.weights.T + self.bias
+        if self.lexical is not None:
+            if texts is None or len(texts) != len(vectors):
+                raise ValueError("this student has a lexical head: give the texts with their vectors")
+            scores = scores + self.lexical.scores(texts)
         scores -= scores.max(axis=1, keepdims=True)
         exp = np.exp(scores)
         probs: FloatArray = (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
         return probs
 
-    def predict(self, vectors: FloatArray) -> list[Prediction]:
-        """The most likely label per vector; abstain below the threshold."""
-        probs = self.probabilities(vectors)
+    def predict(self, vectors: FloatArray, texts: list[str] | None = None) -> list[Prediction]:
+        """The most likely label per input; abstain below the threshold."""
+        probs = self.probabilities(vectors, texts)
         best = probs.argmax(axis=1)
         return [
             Prediction(self.labels[int(i)], float(probs[row, i]), float(probs[row, i]) < self.threshold)
@@ -71,12 +98,16 @@ class Student:
         """Write ``head.npz`` and then ``student.json`` (the manifest last: it marks the directory whole)."""
         directory.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
-        np.savez(buffer, weights=self.weights, bias=self.bias)
+        arrays: dict[str, npt.NDArray[Any]] = {"weights": self.weights, "bias": self.bias}
+        if self.lexical is not None:
+            lex = self.lexical
+            arrays |= {"lex_columns": lex.columns, "lex_idf": lex.idf, "lex_weights": lex.weights, "lex_bias": lex.bias}
+        np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types the keywords as bool
         head = buffer.getvalue()
         (directory / HEAD).write_bytes(head)
         manifest = {
             "format_version": FORMAT_VERSION,
-            "kind": "embedding-head",
+            "kind": "embedding-head" if self.lexical is None else "embedding-and-ngram-heads",
             "embedding": EMBEDDING,
             "labels": self.labels,
             "threshold": self.threshold,
@@ -97,9 +128,10 @@ def load_student(directory: Path) -> Student:
         raise StudentError(f"{directory}: no {MANIFEST} (not a student, or training did not finish)") from None
     except (OSError, ValueError) as exc:
         raise StudentError(f"{manifest_path}: unreadable ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+    if not isinstance(manifest, dict) or manifest.get("format_version") not in READABLE_VERSIONS:
         version = manifest.get("format_version") if isinstance(manifest, dict) else None
-        raise StudentError(f"{directory}: student format version {version!r}; this Tokenomy reads {FORMAT_VERSION}")
+        readable = " and ".join(map(str, READABLE_VERSIONS))
+        raise StudentError(f"{directory}: student format version {version!r}; this Tokenomy reads {readable}")
     if manifest.get("embedding") != EMBEDDING:
         raise StudentError(f"{directory}: trained on embedding {manifest.get('embedding')!r}, not {EMBEDDING!r}")
     try:
@@ -113,5 +145,15 @@ def load_student(directory: Path) -> Student:
     weights, bias = arrays["weights"].astype(np.float32), arrays["bias"].astype(np.float32)
     if not isinstance(labels, list) or len(labels) != weights.shape[0] or bias.shape != (len(labels),):
         raise StudentError(f"{directory}: the label set does not match the head ({len(labels or [])} labels)")
+    lexical = None
+    if "lex_weights" in arrays:
+        lexical = LexicalHead(
+            arrays["lex_columns"].astype(np.int64),
+            arrays["lex_idf"].astype(np.float32),
+            arrays["lex_weights"].astype(np.float32),
+            arrays["lex_bias"].astype(np.float32),
+        )
+        if lexical.weights.shape != (len(labels), len(lexical.columns)) or lexical.idf.shape != lexical.columns.shape:
+            raise StudentError(f"{directory}: the lexical head's shapes do not match its labels and columns")
     info = {k: v for k, v in manifest.items() if k not in ("labels", "threshold", "head_sha256")}
-    return Student([str(x) for x in labels], weights, bias, float(manifest.get("threshold", 0.0)), info)
+    return Student([str(x) for x in labels], weights, bias, float(manifest.get("threshold", 0.0)), info, lexical)

@@ -9,7 +9,11 @@ import click
 
 @click.command("quantize")
 @click.argument("model")
-@click.option("--types", default="f16,q8_0,q6_k,q5_k_m,q4_k_m,q4_0", show_default=True, help="GGUF types to make.")
+@click.option(
+    "--types",
+    default=None,
+    help="GGUF: f16,q8_0,q6_k,q5_k_m,q4_k_m,q4_0 (default); ONNX encoder: int8,int8-per-channel,uint8 (default).",
+)
 @click.option(
     "--eval",
     "eval_path",
@@ -37,7 +41,7 @@ import click
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def quantize_command(
     model: str,
-    types: str,
+    types: str | None,
     eval_path: Path | None,
     scorer: str,
     min_quality: float | None,
@@ -47,13 +51,30 @@ def quantize_command(
     threads: int,
     fmt: str,
 ) -> None:
-    """Make GGUF variants of MODEL (a .gguf file or an embedded model name) and measure each."""
-    from tokenomy.quantize import evalset, run
+    """Make smaller variants of MODEL and measure each.
+
+    MODEL is a .gguf file or the embedded generator's name (llama.cpp types), or an ONNX sentence
+    encoder: an .onnx file or paraphrase-minilm-l3-v2 (int8 types, checked by cosine to full precision).
+    """
+    from tokenomy.quantize import evalset, onnx_encoder, run
     from tokenomy.quantize.gguf import QuantizeError
 
     try:
+        encoder = onnx_encoder.resolve_encoder(model)
+        if encoder is not None:
+            sentences = [i.prompt for i in evalset.load(eval_path)] if eval_path else list(onnx_encoder.SENTENCES)
+            rows = onnx_encoder.quantize_encoder(
+                encoder, onnx_encoder.parse_onnx_types(types or ",".join(onnx_encoder.ONNX_TYPES)), out, sentences
+            )
+            text = (
+                onnx_encoder.render_encoder_json(rows)
+                if fmt == "json"
+                else onnx_encoder.render_encoder_table(rows, len(sentences))
+            )
+            click.echo(text)
+            return
         source = run.resolve_source(model)
-        names = run.parse_types(types)
+        names = run.parse_types(types or "f16,q8_0,q6_k,q5_k_m,q4_k_m,q4_0")
         items = evalset.load(eval_path)
         reports = run.quantize(source, names, out, items, scorer, threads=threads, max_tokens=max_tokens)
     except (QuantizeError, evalset.EvalSetError) as exc:

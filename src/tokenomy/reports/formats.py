@@ -34,6 +34,8 @@ def group_object(group: Group) -> dict[str, Any]:
         "finished_answers": sums.finished,
         "length_stops": sums.length_stops,
         "length_stop_rate": sums.length_stop_rate,
+        "cascade_requests": sums.cascade_requests,
+        "student_share": sums.student_share,
     }
 
 
@@ -65,6 +67,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "p95_latency_ms",
     "p99_latency_ms",
     "length_stop_rate",
+    "student_share",
 )
 """The CSV header (``saved_usd`` is the total over levers)."""
 

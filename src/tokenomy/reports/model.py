@@ -37,6 +37,8 @@ class Sums:
     saved_usd: dict[str, float] = field(default_factory=_zero_levers)
     finished: int = 0  # answers whose finish reason the ledger recorded
     length_stops: int = 0  # of those, answers cut short at the output limit (``finish_reason: length``)
+    cascade_requests: int = 0  # requests a cascade router served
+    first_step_answers: int = 0  # of those, answered by the cascade's first step (the student)
 
     def add(self, other: Sums) -> None:
         """Add ``other`` into these sums."""
@@ -51,11 +53,22 @@ class Sums:
             self.saved_usd[lever] = self.saved_usd.get(lever, 0.0) + amount
         self.finished += other.finished
         self.length_stops += other.length_stops
+        self.cascade_requests += other.cascade_requests
+        self.first_step_answers += other.first_step_answers
 
     @property
     def length_stop_rate(self) -> float | None:
         """Share of answers cut short at the output limit (``None``: no finish reason recorded)."""
         return self.length_stops / self.finished if self.finished else None
+
+    @property
+    def student_share(self) -> float | None:
+        """Share of cascade requests answered by the cascade's first step (``None`` without cascades).
+
+        In a student-first cascade the first step is the student: this is the share it answered
+        without the teacher.
+        """
+        return self.first_step_answers / self.cascade_requests if self.cascade_requests else None
 
     @property
     def tokens(self) -> int:

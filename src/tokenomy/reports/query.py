@@ -220,10 +220,12 @@ def _latency(
 
 
 def sums_of(values: Sequence[Any]) -> Sums:
-    """A :class:`Sums` from the :data:`~tokenomy.reports.sql.SUM_COLUMNS` (then ``FINISH_COLUMNS``) values of a row."""
+    """A :class:`Sums` from a row of :data:`~tokenomy.reports.sql.SUM_COLUMNS` values, optionally followed by
+    the ``FINISH_COLUMNS`` and then the ``CASCADE_COLUMNS`` values (rollup rows stop after the levers)."""
     requests, errors, prompt, completion, cached, cost, baseline, *rest = values
-    saved, finish = rest[: len(LEVERS)], rest[len(LEVERS) :]
-    finished, length_stops = finish if finish else (0, 0)
+    saved, extra = rest[: len(LEVERS)], rest[len(LEVERS) :]
+    finished, length_stops = extra[0:2] if len(extra) >= 2 else (0, 0)
+    cascade, first_step = extra[2:4] if len(extra) >= 4 else (0, 0)
     return Sums(
         requests=int(requests),
         errors=int(errors or 0),
@@ -235,6 +237,8 @@ def sums_of(values: Sequence[Any]) -> Sums:
         saved_usd={lever: float(v or 0.0) for lever, v in zip(LEVERS, saved, strict=True)},
         finished=int(finished or 0),
         length_stops=int(length_stops or 0),
+        cascade_requests=int(cascade or 0),
+        first_step_answers=int(first_step or 0),
     )
 
 

@@ -135,6 +135,7 @@ def economy_table(title: str, column: str, groups: list[Group]) -> Table:
     for name in ("requests", "prompt/req", "completion/req", "tokens/req", "cached input", "$/1k req", "spend"):
         table.add_column(name, justify="right")
     table.add_column("cut at limit", justify="right")  # finish_reason length: an output cap too tight?
+    table.add_column("student share", justify="right")  # of cascade requests, answered by the first step
     for group in groups:
         sums = group.sums
         n = sums.requests or 1
@@ -148,6 +149,7 @@ def economy_table(title: str, column: str, groups: list[Group]) -> Table:
             money(sums.cost_per_1k_requests_usd),
             money(sums.cost_usd),
             length_stops(sums.length_stops, sums.finished),
+            "-" if sums.student_share is None else f"{sums.student_share:.1%} of {sums.cascade_requests:,}",
         )
     return table
 

@@ -45,6 +45,15 @@ FINISH_COLUMNS = (
 )
 """Answers with a recorded finish reason, and those cut short at the output limit (after the levers)."""
 
+CASCADE_COLUMNS = (
+    # a cascade records its route as cascade:NAME->MODEL@STEP (then /INNER when the step routed again);
+    # written without LIKE patterns, whose % psycopg would read as a parameter marker
+    "SUM(CASE WHEN substr(route, 1, 8) = 'cascade:' THEN 1 ELSE 0 END)",
+    "SUM(CASE WHEN substr(route, 1, 8) = 'cascade:' AND replace(route || '/', '@0/', '') <> route || '/' "
+    "THEN 1 ELSE 0 END)",
+)
+"""Requests a cascade served, and those its first step (a student) answered (after ``FINISH_COLUMNS``)."""
+
 
 def placeholder(dialect: Dialect) -> str:
     """The DB-API parameter marker: ``?`` (sqlite3) or ``%s`` (psycopg)."""
@@ -92,7 +101,7 @@ def cube(dims: list[str], window: Window, dialect: Dialect, *, ts_index: bool) -
     """Sums grouped by every dimension in ``dims`` at once (rolled up per dimension in Python)."""
     clause, params = where(window, dialect, ts_index=ts_index)
     positions = ", ".join(str(i + 1) for i in range(len(dims)))
-    select = ", ".join([*dims, *SUM_COLUMNS, *FINISH_COLUMNS])
+    select = ", ".join([*dims, *SUM_COLUMNS, *FINISH_COLUMNS, *CASCADE_COLUMNS])
     return f"SELECT {select} FROM requests{clause} GROUP BY {positions}", params
 
 

@@ -18,6 +18,10 @@ from tests.support.gateway import RunningGateway, running_gateway
 from tokenomy.config import parse_config
 from tokenomy.distill.student import StudentError
 from tokenomy.gateway import Gateway
+from tokenomy.ledger.stores import store_for
+from tokenomy.reports.formats import to_json
+from tokenomy.reports.model import ReportQuery
+from tokenomy.reports.query import run_query
 
 TEST = Path(__file__).parents[2] / "distill" / "data" / "banking77_test.jsonl"
 
@@ -114,6 +118,12 @@ async def test_student_first_cascade_sends_only_unsure_requests_to_the_teacher(
     assert student_row["route"].startswith("cascade:intents->intent-student")
     assert student_row["saved_routing_usd"] > 0 and student_row["cost_usd"] < student_row["baseline_cost_usd"]
     assert teacher_row["route"].startswith("cascade:intents->teacher")
+    # tokenomy report: per task, the share of cascade requests the student answered
+    store = store_for(parse_config(config(Path("unused"), "http://127.0.0.1:9/v1", ledger)).ledger)
+    report = json.loads(to_json(run_query(store, ReportQuery(by="task"))))
+    cascaded = [g for g in report if g["cascade_requests"]]
+    assert len(cascaded) == 1 and cascaded[0]["cascade_requests"] == len(rows)
+    assert cascaded[0]["student_share"] == pytest.approx(1 - teacher_share)
 
 
 def test_a_broken_student_stops_the_gateway_at_start_up(student_dir: Path, tmp_path: Path) -> None:

@@ -68,6 +68,7 @@ class MiniLMEmbedder:
         self._session: Any = None
         self._tokenizer: Any = None
         self._input_names: frozenset[str] = frozenset()
+        self._output = "last_hidden_state"
         self._cls = 101
         self._sep = 102
         self._pad = 0
@@ -102,9 +103,13 @@ class MiniLMEmbedder:
         missing = {"input_ids", "attention_mask"} - names
         if missing:
             raise RuntimeError(f"{self.model_path} lacks the inputs {sorted(missing)}")
-        width = session.get_outputs()[0].shape[-1]
-        if width != EMBEDDING_DIM:
+        # the token states: the first output shaped (batch, sequence, 384); exports differ in naming and order
+        outputs = session.get_outputs()
+        states = [o for o in outputs if len(o.shape) == 3 and o.shape[-1] == EMBEDDING_DIM]
+        if not states:
+            width = outputs[0].shape[-1]
             raise RuntimeError(f"{self.model_path} outputs width {width}, expected {EMBEDDING_DIM}")
+        self._output = states[0].name
         self._tokenizer = tokenizer
         self._input_names = names
         self._session = session
@@ -161,7 +166,7 @@ class MiniLMEmbedder:
         feed = {"input_ids": input_ids, "attention_mask": mask}
         if "token_type_ids" in self._input_names:
             feed["token_type_ids"] = np.zeros_like(input_ids)
-        hidden = np.asarray(self._session.run(None, feed)[0], dtype=np.float32)
+        hidden = np.asarray(self._session.run([self._output], feed)[0], dtype=np.float32)
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)

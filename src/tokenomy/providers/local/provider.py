@@ -159,8 +159,9 @@ class LocalProvider:
             raise GatewayError(503, f"The model {ctx.model!r} is not loaded.", "server_overloaded", code="overloaded")
         if ctx.stream:
             raise invalid_request("A distilled model answers whole responses; set stream to false.", param="stream")
-        (embedded,) = await self.batcher.submit([students.request_text(ctx)])
-        return students.answer(ctx, student, embedded.vector, embedded.tokens)
+        text = students.request_text(ctx)
+        (embedded,) = await self.batcher.submit([text])
+        return students.answer(ctx, student, text, embedded.vector, embedded.tokens)
 
     # --- chat and completions ------------------------------------------------------------------
 

@@ -52,9 +52,9 @@ def request_text(ctx: CallContext) -> str:
     return text
 
 
-def answer(ctx: CallContext, student: Student, vector: Any, tokens: int) -> Completion:
+def answer(ctx: CallContext, student: Student, text: str, vector: Any, tokens: int) -> Completion:
     """The label as the answer, with the confidence in the decisions (header) and the body."""
-    (prediction,) = student.predict(np.asarray(vector, dtype=np.float32)[None, :])
+    (prediction,) = student.predict(np.asarray(vector, dtype=np.float32)[None, :], [text])
     ctx.decisions["confidence"] = round(prediction.confidence, 4)
     ctx.usage = Usage(prompt_tokens=tokens, completion_tokens=1)
     builder = ResponseBuilder(chat=ctx.endpoint is Endpoint.CHAT, model=ctx.model, logprobs=False)
