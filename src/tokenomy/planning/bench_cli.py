@@ -15,6 +15,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from tokenomy.cli_options import config_option
 from tokenomy.planning import profiles, workload
 from tokenomy.planning.slo import SloError, parse_slo
 
@@ -178,14 +179,7 @@ async def _sweep(
 @click.option("--from-ledger", is_flag=True, help="Lengths drawn from the ledger's successful requests.")
 @click.option("--task", default=None, help="With --from-ledger: only this task's requests.")
 @click.option("--since", type=WhenType(), default=None, help=f"With --from-ledger: window start ({WHEN_HELP}).")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    envvar="TOKENOMY_CONFIG",
-    help="Config whose ledger --from-ledger reads.",
-)
+@config_option("Config whose ledger --from-ledger reads.")
 @click.option("--synthetic", default=None, metavar="in=N,out=M", help="Fixed lengths (default in=512,out=128).")
 @click.option("--rate", default=None, help="Poisson arrivals per second; a sweep: 5,10,20,inf.")
 @click.option("--concurrency", default=None, help="Closed-loop concurrent requests; a sweep: 1,8,32.")
