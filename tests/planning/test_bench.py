@@ -129,3 +129,15 @@ def test_ledger_workload_without_traffic_says_what_to_do() -> None:
         workload.from_lengths([], 5)
     picked = workload.from_lengths([(10, 3), (20, 7)], 50, seed=2)
     assert {r.max_tokens for r in picked} == {3, 7}
+
+
+def test_dataset_fields_beyond_the_prompt_are_sent(tmp_path: Path) -> None:
+    data = tmp_path / "w.jsonl"
+    line = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 9, "temperature": 0, "stream": False}
+    data.write_text(json.dumps({**line, "logit_bias": {"2": -100}}) + "\n")
+    (req,) = workload.from_jsonl(data, 1)
+    url, payload = loadgen._body(loadgen.Target("http://x/v1", "m"), req)
+    body = json.loads(payload)
+    assert url == "http://x/v1/chat/completions"
+    assert (body["temperature"], body["logit_bias"], body["max_tokens"]) == (0, {"2": -100}, 9)
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True} and body["model"] == "m"

@@ -80,7 +80,8 @@ _decode = msgspec.json.Decoder().decode
 
 
 def _body(target: Target, req: BenchRequest) -> tuple[str, bytes]:
-    body: dict[str, Any] = {"model": target.model, "stream": True, "stream_options": {"include_usage": True}}
+    body: dict[str, Any] = {**(req.extra or {}), "model": target.model, "stream": True}
+    body["stream_options"] = {"include_usage": True}
     if req.max_tokens is not None:
         body["max_tokens"] = req.max_tokens
         body["ignore_eos"] = True  # vLLM: produce exactly max_tokens (others ignore the field)
