@@ -133,8 +133,9 @@ async def _sweep(
     duration: float | None,
     slo: dict[str, float],
     err: Console,
+    processes: int = 1,
 ) -> list[Summary]:
-    from tokenomy.planning import loadgen
+    from tokenomy.planning import loadgen_procs
     from tokenomy.planning.metrics import summarize
 
     summaries = []
@@ -154,9 +155,10 @@ async def _sweep(
             def tick(_result: loadgen.RequestResult, task: TaskID = task) -> None:
                 progress.advance(task)
 
-            run = await loadgen.run(
+            run = await loadgen_procs.run(
                 target,
                 requests,
+                processes=processes,
                 rate=value if kind == "rate" else None,
                 concurrency=int(value) if kind == "concurrency" else None,
                 duration_s=duration,
@@ -190,6 +192,13 @@ async def _sweep(
     default=None,
     help="Stop sending after this many seconds per level.",
 )
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Generator processes sharing the load (when one core is not enough).",
+)
 @click.option("--slo", default=None, help="Bounds for goodput: ttft_ms=500,tpot_ms=50[,e2e_ms=..].")
 @click.option(
     "--out",
@@ -216,6 +225,7 @@ def bench(
     concurrency: str | None,
     num_requests: int,
     duration: float | None,
+    processes: int,
     slo: str | None,
     out: Path | None,
     fmt: str,
@@ -247,7 +257,7 @@ def bench(
     target = Target(base_url, model, api_key)
     err = Console(stderr=True)
     asyncio.run(_preflight(target))
-    summaries = asyncio.run(_sweep(target, requests, levels, duration, bounds, err))
+    summaries = asyncio.run(_sweep(target, requests, levels, duration, bounds, err, processes))
     title = f"tokenomy bench: {model} at {base_url} ({described}, {len(requests)} requests per level)"
     levels_doc = [s.to_dict() for s in summaries]
     doc = {"title": title, "slo": bounds, "levels": levels_doc}

@@ -56,6 +56,8 @@ class LoadResult:
     send_lateness_ms: list[float]
     loop_lag_ms: list[float]
     cpu_share: float
+    cpu_s: float = 0.0
+    """CPU seconds the generator used (all its processes)."""
 
     @property
     def client_saturated(self) -> bool:
@@ -243,4 +245,4 @@ async def run(
         cpu = time.process_time() - cpu0
         stop.set()
         await ticker
-    return LoadResult(results, wall, lateness, lags, cpu / wall if wall > 0 else 0.0)
+    return LoadResult(results, wall, lateness, lags, cpu / wall if wall > 0 else 0.0, cpu)
