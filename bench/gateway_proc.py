@@ -1,59 +1,29 @@
 """Helpers the gateway benchmarks share: a ``tokenomy serve`` subprocess and an open-loop load.
 
-Import with the repository root on ``sys.path`` (``from bench.gateway_proc import ...``).
+Import with the repository root on ``sys.path`` (``from bench.gateway_proc import ...``); the
+gateway process is the tests' (``tests/support/serve_process.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from tests.support.serve_process import free_port, start_serve
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["free_port", "open_loop", "pct", "start_gateway"]
 
 
 async def start_gateway(text: str, work: Path) -> tuple[asyncio.subprocess.Process, str]:
-    """Write config ``text`` into ``work`` and run ``tokenomy serve`` on it until ``/readyz`` answers 200.
-
-    The gateway's home (``TOKENOMY_HOME``) is ``work``; its source is this checkout's ``src``.
-    Returns the process and the gateway's base URL.
-    """
+    """Write config ``text`` into ``work`` and run ``tokenomy serve`` on it (one worker process, logs
+    discarded, home ``work``) until it is healthy; returns the process and the gateway's base URL."""
     path = work / "gateway.yaml"
     path.write_text(text)
-    port = free_port()
-    pythonpath = os.pathsep.join(p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH")) if p)
-    proc = await asyncio.create_subprocess_exec(
-        *[sys.executable, "-m", "tokenomy.cli", "serve", "--config", str(path), "--port", str(port)],
-        env={**os.environ, "TOKENOMY_HOME": str(work), "PYTHONPATH": pythonpath},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
-            try:
-                async with session.get(f"{url}/readyz") as resp:
-                    if resp.status == 200:
-                        return proc, url
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the gateway did not start")
+    return await start_serve(path, work, output=asyncio.subprocess.DEVNULL)
 
 
 async def open_loop(

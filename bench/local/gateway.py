@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -18,9 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def gateway_command(config: Path, port: int) -> list[str]:
-    script = Path(sys.executable).parent / "tokenomy"
-    head = [str(script)] if script.exists() else [sys.executable, "-m", "tokenomy.cli"]
-    return [*head, "serve", "--config", str(config), "--port", str(port)]
+    """``tokenomy serve`` of this checkout (its ``src`` first on the path, see ``gateway``)."""
+    return [sys.executable, "-m", "tokenomy.cli", "serve", "--config", str(config), "--port", str(port)]
 
 
 @contextmanager
@@ -44,7 +44,8 @@ models:{chat if generation else ""}
     )
     port = free_port()
     log = (workdir / f"gateway-{batch}.log").open("w")
-    proc = subprocess.Popen(gateway_command(config, port), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT / "src"), os.environ.get("PYTHONPATH"))))}
+    proc = subprocess.Popen(gateway_command(config, port), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
     url = f"http://127.0.0.1:{port}"
     QUIET.pids.add(proc.pid)
     try:

@@ -30,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
+from bench.local.agreement import agreement, agreement_table  # noqa: E402
 from bench.local.embeddings import Table, embedding_table, gateway_embeddings, inprocess_embeddings  # noqa: E402
 from bench.local.gateway import gateway  # noqa: E402
 from bench.local.generation import DirectModel, GatewayModel, generation, generation_table  # noqa: E402
@@ -57,20 +58,24 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--no-gateway", action="store_true", help="skip the runs through `tokenomy serve`")
     parser.add_argument("--quick", action="store_true", help="2 runs, 1 s per load step")
+    parser.add_argument("--no-embeddings", action="store_true", help="generation (and tokenomy bench) only")
     parser.add_argument("--out", type=Path, default=HERE / "results.md")
     args = parser.parse_args()
     if args.quick:
         args.runs, args.seconds, args.reps = 2, 1.0, 1
 
     notes: list[str] = []
-    print("in-process embeddings ...", flush=True)
-    local_unbatched, local_batched = asyncio.run(inprocess_embeddings(args.seconds, args.reps, args.threads))
+    local: tuple[Table, Table] | None = None
+    if not args.no_embeddings:
+        print("in-process embeddings ...", flush=True)
+        local = asyncio.run(inprocess_embeddings(args.seconds, args.reps, args.threads))
 
     print("generation ...", flush=True)
     model = DirectModel(args.threads)
     direct: dict[str, list[float]] = {}
     via: dict[str, list[float]] | None = None
     http: tuple[Table, Table] | None = None
+    agreed: dict[str, list[float]] | None = None
     if args.no_gateway:
         direct, _ = generation(model, None, args.runs, args.max_tokens)
     else:
@@ -79,10 +84,13 @@ def main() -> None:
             with gateway(32, args.threads, workdir) as batched_url:
                 remote = GatewayModel(batched_url)
                 direct, via = generation(model, remote, args.runs, args.max_tokens)
+                print("tokenomy bench against the same gateway ...", flush=True)
+                agreed = agreement(remote, batched_url, args.runs, args.max_tokens, workdir)
                 remote.close()
-                print("embeddings through the gateway ...", flush=True)
-                with gateway(1, args.threads, workdir, generation=False) as unbatched_url:
-                    http = asyncio.run(gateway_embeddings(unbatched_url, batched_url, args.seconds, args.reps))
+                if not args.no_embeddings:
+                    print("embeddings through the gateway ...", flush=True)
+                    with gateway(1, args.threads, workdir, generation=False) as unbatched_url:
+                        http = asyncio.run(gateway_embeddings(unbatched_url, batched_url, args.seconds, args.reps))
             shutil.rmtree(workdir, ignore_errors=True)
         except Exception as exc:  # the gateway is optional: report what ran
             notes.append(f"The gateway runs did not complete: {exc!r} (logs in {workdir}).")
@@ -94,19 +102,30 @@ def main() -> None:
         "# Local backend benchmark",
         "",
         f"Machine: {machine()}. Command: `.venv/bin/python bench/local/run.py"
-        f"{' --quick' if args.quick else ''}`; {args.threads} threads per model.",
+        f"{' --quick' if args.quick else ''}{' --no-embeddings' if args.no_embeddings else ''}`; "
+        f"{args.threads} threads per model; load average {os.getloadavg()[0]:.1f} at the end.",
         "",
         f"## Generation: SmolLM2-135M-Instruct Q4_1, {args.max_tokens} tokens, greedy (median of {args.runs} runs, "
         "direct and gateway runs interleaved)",
         "",
         *generation_table(direct, via),
         "",
-        f"## Embeddings: all-MiniLM-L6-v2, one sentence per request, in process (LocalProvider.send); "
-        f"{args.seconds:g} s per step, median of {args.reps} interleaved repetitions",
-        "",
-        *embedding_table(local_unbatched, local_batched),
-        "",
     ]
+    if agreed is not None:
+        report += [
+            f"## The same through `tokenomy bench` ({args.runs} alternating runs, one request each, same gateway)",
+            "",
+            *agreement_table(agreed),
+            "",
+        ]
+    if local is not None:
+        report += [
+            f"## Embeddings: all-MiniLM-L6-v2, one sentence per request, in process (LocalProvider.send); "
+            f"{args.seconds:g} s per step, median of {args.reps} interleaved repetitions",
+            "",
+            *embedding_table(*local),
+            "",
+        ]
     if http is not None:
         report += [
             "## Embeddings through the gateway (HTTP, aiohttp load generator on the same machine)",

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
 import sqlite3
-import sys
 from pathlib import Path
 
 import aiohttp
 from tests.conftest import OPENAI_KEY
 from tests.fakes.openai_upstream import OpenAIFake
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.serve_process import start_serve
 
 
 async def test_sigterm_under_load_loses_no_record(openai_fake: OpenAIFake, tmp_path: Path) -> None:
@@ -39,30 +31,15 @@ models:
           model: gpt-4o-mini, headers: {{x-fake-mode: slow_stream}}}}
 """
     )
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from tokenomy.cli import main; main()", "serve", "--config", str(config),
-        "--port", str(port), "--workers", "1", env={**os.environ, "TOKENOMY_HOME": str(tmp_path)},
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    proc, url = await start_serve(config, tmp_path)  # one worker process
     assert proc.stderr is not None
     # read the log as it comes (one access line per request): a full pipe would block the gateway
     log_read = asyncio.create_task(proc.stderr.read())
-    url = f"http://127.0.0.1:{port}"
     answered: list[str] = []
     stop = asyncio.Event()
     loaded = asyncio.Event()
 
     async with aiohttp.ClientSession() as http:
-        ready = False
-        deadline = asyncio.get_running_loop().time() + 120  # start-up is slow on a busy machine
-        while not ready and asyncio.get_running_loop().time() < deadline:
-            try:
-                async with http.get(f"{url}/healthz") as resp:
-                    ready = resp.status == 200
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.05)
-        assert ready, "the gateway did not start"
 
         async def worker(w: int) -> None:
             i = 0
