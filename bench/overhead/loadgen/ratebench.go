@@ -52,6 +52,7 @@ func main() {
 	maxInflight := flag.Int("maxinflight", 1024, "max concurrent requests (= max connections)")
 	timeout := flag.Duration("timeout", 30*time.Second, "per-request timeout")
 	expect := flag.String("expect", "", "substring the response body must contain")
+	newConn := flag.Bool("newconn", false, "a new connection for every request (no keep-alive)")
 	var headers hdrs
 	flag.Var(&headers, "H", "header 'Name: value' (repeatable)")
 	flag.Parse()
@@ -74,6 +75,7 @@ func main() {
 		MaxConnsPerHost:     0,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
+		DisableKeepAlives:   *newConn,
 	}
 	client := &http.Client{Transport: tr, Timeout: *timeout}
 	expectB := []byte(*expect)
