@@ -49,7 +49,7 @@ models:{chat if generation else ""}
     url = f"http://127.0.0.1:{port}"
     QUIET.pids.add(proc.pid)
     try:
-        deadline = time.time() + 90
+        deadline = time.time() + 300  # loading the models takes long on a busy machine
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"the gateway exited with {proc.returncode}: {log.name}")
