@@ -10,6 +10,10 @@ markdown report and writes it to ``bench/local/results.md``:
 2. Embeddings/s of all-MiniLM-L6-v2 with micro-batching (``max_batch_size`` 32) versus without
    (``max_batch_size`` 1) at 1, 8, 32 and 64 concurrent clients, with p50/p99 latency: in process
    against ``LocalProvider`` and through the gateway over HTTP.
+3. The streaming generation of 1. measured again by ``tokenomy bench`` against the same gateway,
+   alternating with this benchmark's own measurement (``bench/local/agreement.py``).
+
+``--no-embeddings`` runs 1. and 3. only. Each job is its own module in ``bench/local/``.
 
 Run it on an otherwise idle machine: the gateway, the model threads and the load generator share
 the same cores.
