@@ -34,6 +34,7 @@ def gateway(batch: int, threads: int, workdir: Path, generation: bool = True) ->
     deployments: [{{provider: local, model: {GENERATION_MODEL}}}]"""
     config.write_text(
         f"""server: {{host: 127.0.0.1, log_level: warning}}
+cache: {{exact: {{enabled: false}}}}  # every request must reach the model
 local:
   generation: {{n_threads: {threads}}}
   embeddings: {{max_batch_size: {batch}, n_threads: {threads}}}
