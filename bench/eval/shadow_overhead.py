@@ -18,28 +18,20 @@ import argparse
 import asyncio
 import os
 import platform
-import socket
 import sqlite3
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import aiohttp
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
+from bench.gateway_proc import open_loop, pct, start_gateway  # noqa: E402
 from tests.fakes.openai_upstream import OpenAIFake  # noqa: E402
 
 ROWS = [("off", None), ("5% copied", 0.05), ("every request copied", 1.0)]
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def config(url: str, ledger: Path, sample: float | None) -> str:
@@ -63,63 +55,13 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-async def start_gateway(text: str, work: Path) -> tuple[asyncio.subprocess.Process, str]:
-    path = work / "gateway.yaml"
-    path.write_text(text)
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tokenomy.cli",
-        "serve",
-        "--config",
-        str(path),
-        "--port",
-        str(port),
-        env={**os.environ, "TOKENOMY_HOME": str(work), "PYTHONPATH": str(ROOT / "src")},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
-            try:
-                async with session.get(f"{url}/readyz") as resp:
-                    if resp.status == 200:
-                        return proc, url
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the gateway did not start")
+def _question(i: int) -> dict[str, Any]:
+    return {"model": "big", "messages": [{"role": "user", "content": f"question {i}"}]}
 
 
 async def load(url: str, rate: int, duration: float) -> list[float]:
-    latencies: list[float] = []
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-
-        async def one(i: int) -> None:
-            body = {"model": "big", "messages": [{"role": "user", "content": f"question {i}"}]}
-            start = time.perf_counter()
-            async with session.post(f"{url}/v1/chat/completions", json=body, headers={"x-tokenomy-task": "qa"}) as r:
-                await r.read()
-                if r.status == 200:
-                    latencies.append((time.perf_counter() - start) * 1000)
-
-        t0 = time.perf_counter()
-        tasks = []
-        for i in range(int(rate * duration)):
-            delay = t0 + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*tasks)
+    latencies, _ = await open_loop(f"{url}/v1/chat/completions", rate, duration, _question, {"x-tokenomy-task": "qa"})
     return latencies
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
 
 
 async def main() -> None:

@@ -18,8 +18,9 @@ and ``tokenomy serve`` in front of it, each its own process, then:
    forwarded address (so per-address caps do not help).
 
 Every request is the same small chat completion with ``max_tokens``. The load generator is
-``loadgen.go`` (the overhead benchmark's open-loop ``ratebench`` plus the latency of 200s alone;
-built on first use with Debian's ``golang-go``); the attackers run in their own process. Timings
+the overhead benchmark's open-loop ``ratebench`` (``bench/overhead/loadgen``; its ``ok_lat_ms`` is
+the latency of 200s alone; built on first use with Debian's ``golang-go``); the attackers run in
+their own process. Timings
 depend on the machine: run it on a quiet one.
 """
 
@@ -129,16 +130,17 @@ def _python(*args: str, **popen: object) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, *args], env=env, text=True, **popen)  # type: ignore[call-overload,no-any-return]
 
 
-LOADGEN = Path(os.environ.get("LOADGEN", Path.home() / ".cache/gateway-anchors/bin/overload-loadgen"))
+LOADGEN = Path(os.environ.get("LOADGEN", Path.home() / ".cache/gateway-anchors/bin/ratebench"))
+LOADGEN_SRC = ROOT / "bench" / "overhead" / "loadgen" / "ratebench.go"
 
 
 def _loadgen() -> Path:
-    """The Go open-loop generator (``loadgen.go``), built once; Debian's golang-go is enough."""
-    if not LOADGEN.exists() or LOADGEN.stat().st_mtime < (Path(__file__).parent / "loadgen.go").stat().st_mtime:
+    """The Go open-loop generator (``ratebench.go``), built once; Debian's golang-go is enough."""
+    if not LOADGEN.exists() or LOADGEN.stat().st_mtime < LOADGEN_SRC.stat().st_mtime:
         LOADGEN.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "GO111MODULE": "off", "GOCACHE": str(LOADGEN.parent.parent / "gocache")}
-        here = Path(__file__).parent
-        subprocess.run(["go", "build", "-o", str(LOADGEN), "loadgen.go"], cwd=here, env=env, check=True)
+        build = ["go", "build", "-o", str(LOADGEN), LOADGEN_SRC.name]
+        subprocess.run(build, cwd=LOADGEN_SRC.parent, env=env, check=True)
     return LOADGEN
 
 

@@ -5,7 +5,7 @@ A gateway process (``tokenomy serve``) in front of three fake OpenAI upstreams (
 connection, or a reply slower than the deployment's timeout. An open-loop load generator sends
 chat completions at a fixed rate; each row is one routing setting. Prints a markdown table.
 
-    .venv/bin/python bench/routing/failover.py [--rate 200] [--duration 8]
+    PYTHONPATH=src python bench/routing/failover.py [--rate 200] [--duration 8]
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ import asyncio
 import os
 import platform
 import re
-import socket
 import sys
 import tempfile
-import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+from bench.gateway_proc import free_port, open_loop, pct, start_gateway  # noqa: E402
 from tests.fakes.openai_upstream import OpenAIFake, start_openai_fake  # noqa: E402
 
 SETTINGS = {  # name -> (routing: section, per-model keys)
@@ -48,12 +48,6 @@ ROWS = [  # (fault, setting)
 TIMEOUT_S = 1.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def config(urls: list[str], routing: str, model_keys: str) -> str:
     deps = "\n".join(
         f'      - {{provider: openai, base_url: "{url}", name: d{i}, model: gpt-4o-mini, timeout_s: {TIMEOUT_S}}}'
@@ -66,57 +60,8 @@ def config(urls: list[str], routing: str, model_keys: str) -> str:
     )
 
 
-async def start_gateway(text: str, work: Path) -> tuple[asyncio.subprocess.Process, str]:
-    path = work / "gateway.yaml"
-    path.write_text(text)
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        *[str(ROOT / ".venv/bin/tokenomy"), "serve", "--config", str(path), "--port", str(port)],
-        env={**os.environ, "TOKENOMY_HOME": str(work)},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
-            try:
-                async with session.get(f"{url}/readyz") as resp:
-                    if resp.status == 200:
-                        return proc, url
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the gateway did not start")
-
-
-async def load(url: str, rate: int, duration: float) -> tuple[list[float], int]:
-    """Send ``rate`` requests per second for ``duration`` s (open loop); return (latencies of 200s in ms, total)."""
-    latencies: list[float] = []
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
-
-        async def one(i: int) -> None:
-            body = {"model": "m", "messages": [{"role": "user", "content": f"question {i}"}]}
-            start = time.perf_counter()
-            try:
-                async with session.post(f"{url}/v1/chat/completions", json=body) as resp:
-                    await resp.read()
-                    if resp.status == 200:
-                        latencies.append((time.perf_counter() - start) * 1000)
-            except aiohttp.ClientError:
-                pass
-
-        total = int(rate * duration)
-        t0 = time.perf_counter()
-        tasks = []
-        for i in range(total):
-            delay = t0 + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*tasks)
-    return latencies, total
+def _question(i: int) -> dict[str, Any]:
+    return {"model": "m", "messages": [{"role": "user", "content": f"question {i}"}]}
 
 
 async def bad_attempts(url: str) -> int:
@@ -124,11 +69,6 @@ async def bad_attempts(url: str) -> int:
         text = await resp.text()
     pattern = r'tokenomy_route_attempts_total\{deployment="d0",outcome="[^"]+"\} ([0-9.e+]+)'
     return int(sum(float(m) for m in re.findall(pattern, text)))
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
 
 
 async def run_row(fault: str, setting: str, args: argparse.Namespace, work: Path) -> str:
@@ -143,7 +83,7 @@ async def run_row(fault: str, setting: str, args: argparse.Namespace, work: Path
     routing, keys = SETTINGS[setting]
     proc, url = await start_gateway(config(urls, routing, keys), work)
     try:
-        latencies, total = await load(url, args.rate, args.duration)
+        latencies, total = await open_loop(f"{url}/v1/chat/completions", args.rate, args.duration, _question)
         attempts = await bad_attempts(url)
     finally:
         proc.terminate()

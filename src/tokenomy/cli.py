@@ -10,6 +10,7 @@ import click
 
 from tokenomy import __version__
 from tokenomy.cache.cli import cache_group
+from tokenomy.cli_options import LEDGER_CONFIG_HELP, config_option
 from tokenomy.config import ConfigError, load_config
 from tokenomy.config.secrets import unset_secrets
 from tokenomy.distill.cli import distill
@@ -38,14 +39,7 @@ def version() -> None:
 
 
 @main.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    envvar="TOKENOMY_CONFIG",
-    help="YAML config file (default: the embedded local models).",
-)
+@config_option()
 @click.option("--host", default=None, help="Address to bind (default: server.host in the config).")
 @click.option("--port", type=int, default=None, help="Port to bind (default: server.port in the config).")
 @click.option(
@@ -81,14 +75,7 @@ def serve(
 
 
 @main.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    envvar="TOKENOMY_CONFIG",
-    help="YAML config file whose ledger to read (as for serve).",
-)
+@config_option(LEDGER_CONFIG_HELP)
 @click.option("--since", type=WhenType(), default=None, help=f"Start of the window: {WHEN_HELP}.")
 @click.option(
     "--until",
@@ -147,14 +134,7 @@ def report(
 
 
 @main.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    envvar="TOKENOMY_CONFIG",
-    help="YAML config file whose ledger to read (as for serve).",
-)
+@config_option(LEDGER_CONFIG_HELP)
 @click.option("--since", type=WhenType(), default=None, help=f"Start of the window: {WHEN_HELP}.")
 @click.option("--until", type=WhenType(end_of_day=True), default=None, help="End of the window (exclusive).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
@@ -207,8 +187,7 @@ def batch_group() -> None:
 @click.option("--ray", "ray_address", default=None, help="Shard over this Ray cluster ('local': Ray on this machine).")
 @click.option("--rpm", type=click.FloatRange(min=0, min_open=True), default=None,
               help="At most this many requests a minute for the whole job (across every Ray worker).")  # fmt: skip
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              envvar="TOKENOMY_CONFIG", help="YAML config file (default: the embedded local models).")  # fmt: skip
+@config_option()
 def batch_run(
     input_path: Path,
     model: str | None,

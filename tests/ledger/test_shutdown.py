@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
 import sqlite3
-import sys
 from pathlib import Path
 
 import aiohttp
 from tests.conftest import OPENAI_KEY
 from tests.fakes.openai_upstream import OpenAIFake
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.serve_process import start_serve
 
 
 async def test_sigterm_under_load_loses_no_record(openai_fake: OpenAIFake, tmp_path: Path) -> None:
@@ -33,29 +25,21 @@ models:
     deployments:
       - {{provider: openai, base_url: "{openai_fake.base_url}", api_key: "${{T_KEY:-{OPENAI_KEY}}}",
           model: gpt-4o-mini}}
+  - name: slow  # the same fake, told by a header to stream slowly: only the request that asks for it
+    deployments:
+      - {{provider: openai, base_url: "{openai_fake.base_url}", api_key: "${{T_KEY:-{OPENAI_KEY}}}",
+          model: gpt-4o-mini, headers: {{x-fake-mode: slow_stream}}}}
 """
     )
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from tokenomy.cli import main; main()", "serve", "--config", str(config),
-        "--port", str(port), "--workers", "1", env={**os.environ, "TOKENOMY_HOME": str(tmp_path)},
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    proc, url = await start_serve(config, tmp_path)  # one worker process
     assert proc.stderr is not None
     # read the log as it comes (one access line per request): a full pipe would block the gateway
     log_read = asyncio.create_task(proc.stderr.read())
-    url = f"http://127.0.0.1:{port}"
     answered: list[str] = []
     stop = asyncio.Event()
+    loaded = asyncio.Event()
 
     async with aiohttp.ClientSession() as http:
-        for _ in range(300):
-            try:
-                async with http.get(f"{url}/healthz") as resp:
-                    if resp.status == 200:
-                        break
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.05)
 
         async def worker(w: int) -> None:
             i = 0
@@ -69,13 +53,15 @@ models:
                         await resp.read()
                         if resp.status == 200:  # requests shed under load (503) are not recorded
                             answered.append(resp.headers["x-request-id"])
+                            if len(answered) >= 40:
+                                loaded.set()
                 except (aiohttp.ClientError, KeyError):
                     await asyncio.sleep(0.01)
                     if proc.returncode is not None:
                         return
 
         async def slow_stream() -> bytes:
-            body = {"model": "fast", "messages": [{"role": "user", "content": "slow"}], "stream": True}
+            body = {"model": "slow", "messages": [{"role": "user", "content": "slow"}], "stream": True}
             async with http.post(f"{url}/v1/chat/completions", json=body, headers={"x-request-id": "slow-1"}) as resp:
                 streaming.set()  # the response has started: the stream is in flight
                 data = await resp.read()
@@ -83,8 +69,8 @@ models:
                 return data
 
         workers = [asyncio.create_task(worker(w)) for w in range(8)]
-        await asyncio.sleep(0.8)
-        openai_fake.queue_modes("slow_stream")
+        # under load: a number of answers, not a fixed time (a busy machine answers fewer per second)
+        await asyncio.wait_for(loaded.wait(), 120)
         streaming = asyncio.Event()
         slow = asyncio.create_task(slow_stream())
         await asyncio.wait_for(streaming.wait(), 30)  # on a busy machine a fixed sleep may be too short
@@ -98,7 +84,9 @@ models:
     assert proc.returncode in (0, -signal.SIGTERM), stderr.decode()[-2000:]
     assert "Application shutdown complete" in stderr.decode()
     assert len(answered) > 20
-    assert b"data: [DONE]" in await slow, "the stream in flight at SIGTERM should have been completed"
+    slow_body = await slow
+    assert b"tick" in slow_body, "the slow request should have been the slow stream"
+    assert b"data: [DONE]" in slow_body, "the stream in flight at SIGTERM should have been completed"
     conn = sqlite3.connect(ledger)
     stored = {row[0] for row in conn.execute("SELECT client_request_id FROM requests")}
     conn.close()

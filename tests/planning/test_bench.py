@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from click.testing import CliRunner
 from tests.fakes.engine import FakeEngine
 
 from tokenomy.cli import main
-from tokenomy.planning import loadgen, profiles, workload
+from tokenomy.planning import loadgen, loadgen_procs, profiles, workload
 from tokenomy.planning.metrics import meets, request_metrics, summarize
 
 
@@ -129,3 +130,28 @@ def test_ledger_workload_without_traffic_says_what_to_do() -> None:
         workload.from_lengths([], 5)
     picked = workload.from_lengths([(10, 3), (20, 7)], 50, seed=2)
     assert {r.max_tokens for r in picked} == {3, 7}
+
+
+def test_dataset_fields_beyond_the_prompt_are_sent(tmp_path: Path) -> None:
+    data = tmp_path / "w.jsonl"
+    line = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 9, "temperature": 0, "stream": False}
+    data.write_text(json.dumps({**line, "logit_bias": {"2": -100}}) + "\n")
+    (req,) = workload.from_jsonl(data, 1)
+    url, payload = loadgen._body(loadgen.Target("http://x/v1", "m"), req)
+    body = json.loads(payload)
+    assert url == "http://x/v1/chat/completions"
+    assert (body["temperature"], body["logit_bias"], body["max_tokens"]) == (0, {"2": -100}, 9)
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True} and body["model"] == "m"
+
+
+def test_several_generator_processes_merge_into_one_run(engine: FakeEngine) -> None:
+    reqs = workload.synthetic("in=5,out=3", 12)
+    target = loadgen.Target(engine.base_url, "fake-llm")
+    run = asyncio.run(loadgen_procs.run(target, reqs, processes=2, rate=40.0))
+    s = summarize("rate=40/s", run, {})
+    assert (s.requests, s.succeeded) == (12, 12)
+    assert (s.ttft.p50 or 0) >= 199.0  # the engine's 200 ms, timed in the child processes (upper bound: load)
+    assert 0.2 < run.duration_s < 60  # first send to last answer across both processes
+    assert run.cpu_s > 0 and s.client_cpu_ms_per_request > 0
+    closed = asyncio.run(loadgen_procs.run(target, reqs[:4], processes=3, concurrency=2))  # 2 processes, 1 each
+    assert len(closed.results) == 4 and all(r.error is None for r in closed.results)

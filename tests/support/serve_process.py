@@ -18,23 +18,28 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def start_serve(config: Path, home: Path, *args: str) -> tuple[asyncio.subprocess.Process, str]:
-    """Start ``tokenomy serve --config CONFIG`` (stdout and stderr piped); return it and its URL once healthy."""
+async def start_serve(
+    config: Path, home: Path, *args: str, output: int = asyncio.subprocess.PIPE
+) -> tuple[asyncio.subprocess.Process, str]:
+    """Start ``tokenomy serve --config CONFIG`` (stdout and stderr to ``output``: piped, or ``DEVNULL`` for
+    long runs whose logs nobody reads); return it and its URL once healthy."""
     port = free_port()
     workers = () if "--workers" in args else ("--workers", "1")  # these tests look at one process
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "from tokenomy.cli import main; main()", "serve", "--config", str(config),
         "--port", str(port), *args, *workers, env={**os.environ, "TOKENOMY_HOME": str(home)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdout=output, stderr=output,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
+    deadline = asyncio.get_running_loop().time() + 120  # start-up is slow on a busy machine
     async with aiohttp.ClientSession() as http:
-        for _ in range(600):
+        while asyncio.get_running_loop().time() < deadline and proc.returncode is None:
             try:
                 async with http.get(f"{url}/healthz") as resp:
                     if resp.status == 200:
                         return proc, url
             except aiohttp.ClientError:
                 await asyncio.sleep(0.05)
-    proc.kill()
-    raise AssertionError("tokenomy serve did not become healthy")
+    if proc.returncode is None:
+        proc.kill()
+    raise AssertionError(f"tokenomy serve did not become healthy (exit code {proc.returncode})")

@@ -1,4 +1,6 @@
-// Copied unchanged from shared/anchors/gateway/loadgen/ratebench.go (gateway-overhead anchors).
+// From shared/anchors/gateway/loadgen/ratebench.go (gateway-overhead anchors), plus the latency of
+// 200 responses alone (ok_lat_ms): the overload benchmark (bench/overload/run.py) reports admitted
+// requests' latency apart from the fast 503s. One generator for both benchmarks.
 // ratebench: open-loop (fixed arrival rate) HTTP load generator, stdlib only.
 //
 // Requests are scheduled at t0 + i/rate regardless of how earlier requests fare
@@ -50,6 +52,7 @@ func main() {
 	maxInflight := flag.Int("maxinflight", 1024, "max concurrent requests (= max connections)")
 	timeout := flag.Duration("timeout", 30*time.Second, "per-request timeout")
 	expect := flag.String("expect", "", "substring the response body must contain")
+	newConn := flag.Bool("newconn", false, "a new connection for every request (no keep-alive)")
 	var headers hdrs
 	flag.Var(&headers, "H", "header 'Name: value' (repeatable)")
 	flag.Parse()
@@ -72,12 +75,14 @@ func main() {
 		MaxConnsPerHost:     0,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
+		DisableKeepAlives:   *newConn,
 	}
 	client := &http.Client{Transport: tr, Timeout: *timeout}
 	expectB := []byte(*expect)
 
 	var mu sync.Mutex
 	lat := make([]float64, 0, int(*rate*dur.Seconds())+16)
+	okLat := make([]float64, 0, int(*rate*dur.Seconds())+16)
 	svc := make([]float64, 0, int(*rate*dur.Seconds())+16)
 	late := make([]float64, 0, int(*rate*dur.Seconds())+16)
 	codes := map[string]int{}
@@ -145,6 +150,9 @@ func main() {
 					return
 				}
 				codes[fmt.Sprint(resp.StatusCode)]++
+				if resp.StatusCode == 200 {
+					okLat = append(okLat, float64(t2.Sub(t1).Microseconds())/1000)
+				}
 				if len(expectB) > 0 && !bytes.Contains(rb, expectB) {
 					badBody++
 				}
@@ -164,6 +172,7 @@ func main() {
 	wg.Wait()
 	elapsed := time.Since(t0) // until the last response (includes draining a backlog)
 	sort.Float64s(lat)
+	sort.Float64s(okLat)
 	sort.Float64s(svc)
 	sort.Float64s(late)
 	mean := 0.0
@@ -180,6 +189,7 @@ func main() {
 		"achieved_ok_rps":  float64(ok) / elapsed.Seconds(),
 		"elapsed_s":        elapsed.Seconds(),
 		"first_errors":     firstErrs,
+		"ok_lat_ms":        map[string]float64{"p50": pct(okLat, 50), "p99": pct(okLat, 99), "max": pct(okLat, 100)},
 		"lat_ms":           map[string]float64{"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99), "p999": pct(lat, 99.9), "max": pct(lat, 100), "mean": mean},
 		"sched_lat_ms":     map[string]float64{"p50": pct(svc, 50), "p90": pct(svc, 90), "p99": pct(svc, 99)},
 		"send_lateness_ms": map[string]float64{"p50": pct(late, 50), "p90": pct(late, 90), "p99": pct(late, 99)},

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
+from tokenomy.cli_options import config_option
 from tokenomy.config import ConfigError, load_config
 from tokenomy.reports.timeparse import HELP as WHEN_HELP
 from tokenomy.reports.timeparse import WhenType
@@ -30,14 +31,7 @@ def _models(value: str) -> list[str]:
 def _call_options(config_help: str) -> Callable[[F], F]:
     """The options both commands take: where the gateway is, how many calls at once, the budget."""
     options = [
-        click.option(
-            "--config",
-            "config_path",
-            type=click.Path(dir_okay=False, path_type=Path),
-            default=None,
-            envvar="TOKENOMY_CONFIG",
-            help=config_help,
-        ),
+        config_option(config_help),
         click.option("--gateway", "gateway_url", default=None, help="URL of a running gateway to call instead."),
         click.option(
             "--api-key", envvar="TOKENOMY_API_KEY", default=None, help="Key for the gateway ($TOKENOMY_API_KEY)."

@@ -11,6 +11,7 @@ from typing import Any
 import click
 import orjson
 
+from tokenomy.cli_options import LEDGER_CONFIG_HELP, config_option
 from tokenomy.config.optimize import MAX_COMPRESS_RATIO
 from tokenomy.optimize.compressor import METHODS, Method, compress
 from tokenomy.reports.timeparse import HELP as WHEN_HELP
@@ -118,14 +119,7 @@ def optimize_group() -> None:
 
 
 @optimize_group.command("caps")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    envvar="TOKENOMY_CONFIG",
-    help="YAML config file whose ledger to read (as for serve).",
-)
+@config_option(LEDGER_CONFIG_HELP)
 @click.option("--since", type=WhenType(), default=None, help=f"Only answers from then on: {WHEN_HELP}.")
 @click.option("--percentile", type=click.FloatRange(50, 100), default=99.0, show_default=True)
 @click.option(

@@ -15,6 +15,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from tokenomy.cli_options import config_option
 from tokenomy.planning import profiles, workload
 from tokenomy.planning.slo import SloError, parse_slo
 
@@ -132,8 +133,9 @@ async def _sweep(
     duration: float | None,
     slo: dict[str, float],
     err: Console,
+    processes: int = 1,
 ) -> list[Summary]:
-    from tokenomy.planning import loadgen
+    from tokenomy.planning import loadgen_procs
     from tokenomy.planning.metrics import summarize
 
     summaries = []
@@ -153,9 +155,10 @@ async def _sweep(
             def tick(_result: loadgen.RequestResult, task: TaskID = task) -> None:
                 progress.advance(task)
 
-            run = await loadgen.run(
+            run = await loadgen_procs.run(
                 target,
                 requests,
+                processes=processes,
                 rate=value if kind == "rate" else None,
                 concurrency=int(value) if kind == "concurrency" else None,
                 duration_s=duration,
@@ -178,14 +181,7 @@ async def _sweep(
 @click.option("--from-ledger", is_flag=True, help="Lengths drawn from the ledger's successful requests.")
 @click.option("--task", default=None, help="With --from-ledger: only this task's requests.")
 @click.option("--since", type=WhenType(), default=None, help=f"With --from-ledger: window start ({WHEN_HELP}).")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    envvar="TOKENOMY_CONFIG",
-    help="Config whose ledger --from-ledger reads.",
-)
+@config_option("Config whose ledger --from-ledger reads.")
 @click.option("--synthetic", default=None, metavar="in=N,out=M", help="Fixed lengths (default in=512,out=128).")
 @click.option("--rate", default=None, help="Poisson arrivals per second; a sweep: 5,10,20,inf.")
 @click.option("--concurrency", default=None, help="Closed-loop concurrent requests; a sweep: 1,8,32.")
@@ -195,6 +191,13 @@ async def _sweep(
     type=click.FloatRange(min=0, min_open=True),
     default=None,
     help="Stop sending after this many seconds per level.",
+)
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Generator processes sharing the load (when one core is not enough).",
 )
 @click.option("--slo", default=None, help="Bounds for goodput: ttft_ms=500,tpot_ms=50[,e2e_ms=..].")
 @click.option(
@@ -222,6 +225,7 @@ def bench(
     concurrency: str | None,
     num_requests: int,
     duration: float | None,
+    processes: int,
     slo: str | None,
     out: Path | None,
     fmt: str,
@@ -253,7 +257,7 @@ def bench(
     target = Target(base_url, model, api_key)
     err = Console(stderr=True)
     asyncio.run(_preflight(target))
-    summaries = asyncio.run(_sweep(target, requests, levels, duration, bounds, err))
+    summaries = asyncio.run(_sweep(target, requests, levels, duration, bounds, err, processes))
     title = f"tokenomy bench: {model} at {base_url} ({described}, {len(requests)} requests per level)"
     levels_doc = [s.to_dict() for s in summaries]
     doc = {"title": title, "slo": bounds, "levels": levels_doc}

@@ -60,7 +60,7 @@ def table(summaries: list[Summary], title: str, width: int = 200) -> str:
             console.print(
                 f"warning: at {s.load} the load generator itself was saturated ({s.client_cpu_share:.0%} of a core, "
                 f"event-loop lag p50 {s.client_loop_lag_ms_p50:.1f} ms): its latencies include client delay; "
-                "lower the load or run several generators"
+                "lower the load or add generator processes (--processes)"
             )
     return buffer.getvalue()
 

@@ -56,6 +56,8 @@ class LoadResult:
     send_lateness_ms: list[float]
     loop_lag_ms: list[float]
     cpu_share: float
+    cpu_s: float = 0.0
+    """CPU seconds the generator used (all its processes)."""
 
     @property
     def client_saturated(self) -> bool:
@@ -80,7 +82,8 @@ _decode = msgspec.json.Decoder().decode
 
 
 def _body(target: Target, req: BenchRequest) -> tuple[str, bytes]:
-    body: dict[str, Any] = {"model": target.model, "stream": True, "stream_options": {"include_usage": True}}
+    body: dict[str, Any] = {**(req.extra or {}), "model": target.model, "stream": True}
+    body["stream_options"] = {"include_usage": True}
     if req.max_tokens is not None:
         body["max_tokens"] = req.max_tokens
         body["ignore_eos"] = True  # vLLM: produce exactly max_tokens (others ignore the field)
@@ -242,4 +245,4 @@ async def run(
         cpu = time.process_time() - cpu0
         stop.set()
         await ticker
-    return LoadResult(results, wall, lateness, lags, cpu / wall if wall > 0 else 0.0)
+    return LoadResult(results, wall, lateness, lags, cpu / wall if wall > 0 else 0.0, cpu)

@@ -69,6 +69,7 @@ class Summary:
     client_loop_lag_ms_p50: float = 0.0
     client_send_lateness_ms_p99: float | None = None
     client_saturated: bool = False
+    client_cpu_ms_per_request: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data."""
@@ -139,4 +140,5 @@ def summarize(load: str, run: LoadResult, slo: dict[str, float]) -> Summary:
         client_loop_lag_ms_p50=lag[len(lag) // 2] if lag else 0.0,
         client_send_lateness_ms_p99=late[min(len(late) - 1, int(0.99 * len(late)))] if late else None,
         client_saturated=run.client_saturated,
+        client_cpu_ms_per_request=run.cpu_s * 1000 / len(run.results) if run.results else 0.0,
     )

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from tokenomy.cli_options import config_option
 from tokenomy.planning import catalog, plan, profiles, traffic
 from tokenomy.planning.slo import SloError, parse_slo
 from tokenomy.reports.timeparse import HELP as WHEN_HELP
@@ -121,14 +122,7 @@ def _capacities(
 
 
 @click.command("plan")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    envvar="TOKENOMY_CONFIG",
-    help="Config whose ledger holds the traffic.",
-)
+@config_option("Config whose ledger holds the traffic.")
 @click.option("--since", type=WhenType(), default="30d", show_default=True, help=f"Window start: {WHEN_HELP}.")
 @click.option("--until", type=WhenType(end_of_day=True), default=None, help="Window end (default: now).")
 @click.option("--task", "tasks", multiple=True, help="Only these tasks (repeatable).")

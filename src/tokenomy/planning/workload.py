@@ -19,17 +19,22 @@ from tokenomy.ledger.stores.base import LedgerStore
 _FILLER = ("the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "it", "rains")
 
 
+_OWN_FIELDS = frozenset({"messages", "prompt", "max_tokens", "model", "stream", "stream_options"})
+
+
 class WorkloadError(Exception):
     """The workload cannot be built; the message says what is missing and how to supply it."""
 
 
 @dataclass(frozen=True, slots=True)
 class BenchRequest:
-    """One request to send: chat ``messages`` or a completions ``prompt``, and ``max_tokens``."""
+    """One request to send: chat ``messages`` or a completions ``prompt``, ``max_tokens``, and other
+    body fields (``extra``: sampling parameters such as ``temperature`` or ``logit_bias``) as given."""
 
     messages: list[dict[str, Any]] | None
     prompt: str | None
     max_tokens: int | None
+    extra: dict[str, Any] | None = None
 
 
 def filler(tokens: int, seed: int) -> str:
@@ -53,7 +58,11 @@ def synthetic(spec: str, count: int) -> list[BenchRequest]:
 
 
 def from_jsonl(path: Path, count: int) -> list[BenchRequest]:
-    """Requests from a JSONL file (``messages`` or ``prompt``, optional ``max_tokens``), cycled to ``count``."""
+    """Requests from a JSONL file (``messages`` or ``prompt``, optional ``max_tokens``), cycled to ``count``.
+
+    Other fields of a line (``temperature``, ``logit_bias``, ...) are sent as they are; the
+    benchmark's own (``model``, ``stream``, ``stream_options``) cannot be overridden.
+    """
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -73,7 +82,8 @@ def from_jsonl(path: Path, count: int) -> list[BenchRequest]:
         max_tokens = row.get("max_tokens")
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
             raise WorkloadError(f"{path}:{number}: max_tokens must be a positive integer")
-        items.append(BenchRequest(row.get("messages"), row.get("prompt"), max_tokens))
+        extra = {k: v for k, v in row.items() if k not in _OWN_FIELDS}
+        items.append(BenchRequest(row.get("messages"), row.get("prompt"), max_tokens, extra or None))
     if not items:
         raise WorkloadError(f"{path} holds no requests")
     return [items[i % len(items)] for i in range(count)]
