@@ -186,3 +186,26 @@ async def test_budget_holds_and_revocation_reaches_every_worker(
     conn.close()
     assert admitted == statuses.count(200)
     assert spent <= limit + 1e-9, f"spent {spent} over the {limit} budget across workers"
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+async def test_workers_stop_when_the_supervisor_is_killed(openai_fake: OpenAIFake, tmp_path: Path) -> None:
+    config = gateway_config(openai_fake.base_url, tmp_path, admin=False)
+    async with supervisor(config, tmp_path) as (url, pid):
+        workers = children(pid, b"tokenomy.server.workers")
+        assert len(workers) == 2 and (await post(url))[0] == 200
+        os.kill(pid, signal.SIGKILL)  # no chance to stop its workers
+        for _ in range(1200):
+            alive = [w for w in workers if running(w)]
+            if not alive:
+                break
+            await asyncio.sleep(0.05)
+        assert not alive, f"workers {alive} outlived their supervisor (they would keep the port)"

@@ -19,6 +19,7 @@ refused at start (see :func:`shared_state_problems`).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import pickle
@@ -35,6 +36,7 @@ from tokenomy.config.models import GatewayConfig
 
 log = logging.getLogger("tokenomy.workers")
 _CHECK_S = 0.2
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _RESTART_BACKOFF_S = 1.0
 
 
@@ -181,8 +183,19 @@ def _reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _stop_with_parent() -> None:
+    """Ask the kernel for SIGTERM when the supervisor dies (even by SIGKILL), so no worker outlives it
+    holding the port; the worker then stops as on any SIGTERM (its records spool if the writer is gone)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() == 1:  # the supervisor died before the request took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
 def worker_main() -> None:
     """One worker: the gateway under uvicorn on a ``SO_REUSEPORT`` socket (settings pickled on stdin)."""
+    _stop_with_parent()
     config, host, port = pickle.load(sys.stdin.buffer)
     from tokenomy.server.run import serve_on
 
