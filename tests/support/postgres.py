@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import os
 import pwd
 import secrets
@@ -206,10 +207,29 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 def pgvector_bin() -> Path:
-    """The bin directory of the PostgreSQL that the ``pgserver`` package ships with pgvector."""
+    """The bin directory of the PostgreSQL that the ``pgserver`` package ships with pgvector.
+
+    The server runs as another user (PostgreSQL refuses root), who may not be able to reach a venv
+    inside a private directory (a clone under ``mktemp -d`` is mode 0700): the installation is
+    copied once to a world-readable directory under the system's temporary directory.
+    """
     import pgserver  # type: ignore[import-untyped]  # test dependency: PostgreSQL 16 + pgvector in a wheel
 
-    return Path(pgserver.__file__).parent / "pginstall" / "bin"
+    package = Path(pgserver.__file__).parent
+    if _run_as() is None:
+        return package / "pginstall" / "bin"
+    stamp = hashlib.sha256(str(package.resolve()).encode()).hexdigest()[:12]
+    target = Path(tempfile.gettempdir()) / f"tokenomy-pgserver-{stamp}"
+    if not (target / "pgserver" / "pginstall" / "bin" / "postgres").exists():
+        # the binaries find their libraries at $ORIGIN/../../../pgserver.libs: keep that layout
+        staging = Path(tempfile.mkdtemp(prefix="tokenomy-pgserver-"))
+        shutil.copytree(package / "pginstall", staging / "pgserver" / "pginstall", symlinks=True)
+        shutil.copytree(package.parent / "pgserver.libs", staging / "pgserver.libs", symlinks=True)
+        staging.chmod(0o755)
+        with contextlib.suppress(OSError):  # another session may have copied it first
+            staging.rename(target)
+        shutil.rmtree(staging, ignore_errors=True)
+    return target / "pgserver" / "pginstall" / "bin"
 
 
 @pytest.fixture(scope="session")
