@@ -16,7 +16,7 @@ from tests.cache.test_kv_api import config
 from tests.fakes.anthropic_upstream import AnthropicFake
 from tests.fakes.openai_upstream import OpenAIFake
 from tests.support.gateway import RunningGateway, running_gateway
-from tests.support.redis import free_port
+from tests.support.ports import free_port
 
 from tokenomy import client
 from tokenomy.client import RAW, CacheWarning, cached, key_for
