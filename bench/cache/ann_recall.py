@@ -102,8 +102,12 @@ def run(args: argparse.Namespace, entries: int, base: npt.NDArray[np.float32], s
         index.add_many(vectors[lo:hi], contexts[which[lo:hi]], [f"{i:040x}" for i in range(lo, hi)],
                        ["filler"] * (hi - lo))  # fmt: skip
     ctx0 = (int(contexts[0, 0]), int(contexts[0, 1]))
-    index.add_many(stored, np.repeat(contexts[:1], len(stored), axis=0),
-                   [f"{10**12 + i:040x}" for i in range(len(stored))], [f"stored {i}" for i in range(len(stored))])
+    index.add_many(
+        stored,
+        np.repeat(contexts[:1], len(stored), axis=0),
+        [f"{10**12 + i:040x}" for i in range(len(stored))],
+        [f"stored {i}" for i in range(len(stored))],
+    )
     build_cpu, build_wall = time.process_time() - cpu0, time.perf_counter() - wall0
     # exact truth: context 0's vectors, as float16 like the index holds them
     mine = np.concatenate([vectors[which == 0], stored]).astype(np.float16).astype(np.float32)
@@ -127,7 +131,8 @@ def run(args: argparse.Namespace, entries: int, base: npt.NDArray[np.float32], s
             found += bool(got)
             top1 += bool(got) and want != 0 and got[0].label == int(want)
         rows.append([f"{entries:,}", args.filler, str(args.connectivity), str(ef), f"{top1}/{answerable}",
-                     f"{found}", f"{pct(cpu, 50):.2f} / {pct(cpu, 99):.2f}", f"{pct(wall, 50):.2f} / {pct(wall, 99):.2f}"])  # fmt: skip
+                     f"{found}", f"{pct(cpu, 50):.2f} / {pct(cpu, 99):.2f}",
+                     f"{pct(wall, 50):.2f} / {pct(wall, 99):.2f}"])  # fmt: skip
     build = (f"{entries:,} entries ({args.filler}, connectivity {args.connectivity}): build {build_cpu:.0f} s CPU, "
              f"{build_wall:.0f} s wall; graph {index._graph.memory_usage / 2**20:,.0f} MiB")  # fmt: skip
     return [build], rows
@@ -162,8 +167,10 @@ def main() -> None:
         print("\n".join(n), file=sys.stderr, flush=True)
     print(f"Machine: {os.cpu_count()} cores; queries: {len(queries)} LangCache questions; cosine floor {COSINE_FLOOR}.")
     print("\n".join(f"- {n}" for n in notes))
-    print("\n| entries | filler | connectivity | expansion_search | top-1 = exact top-1 | queries with a candidate "
-          "| search CPU p50 / p99 ms | search wall p50 / p99 ms |")
+    print(
+        "\n| entries | filler | connectivity | expansion_search | top-1 = exact top-1 | queries with a candidate "
+        "| search CPU p50 / p99 ms | search wall p50 / p99 ms |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     print("\n".join("| " + " | ".join(r) + " |" for r in rows))
 

@@ -27,8 +27,8 @@ import argparse
 import csv
 import json
 from collections.abc import Callable
-from difflib import SequenceMatcher
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from pathlib import Path
 
 import numpy as np
@@ -256,7 +256,9 @@ def grid_for(column: str | None) -> list[float]:
     return GRID
 
 
-def choose(scores: npt.NDArray[np.float64], y: npt.NDArray[np.int64], grid: list[float], min_accepted: int = 0) -> float:
+def choose(
+    scores: npt.NDArray[np.float64], y: npt.NDArray[np.int64], grid: list[float], min_accepted: int = 0
+) -> float:
     """The calibration rule on out-of-fold scores; +inf (accept nothing) when no threshold qualifies.
     With ``min_accepted`` the precision is only required where at least that many pairs are accepted
     (above the threshold where fewer are, a single false hit decides the precision)."""
@@ -426,17 +428,24 @@ def main() -> None:
             print(line(name, source, y, acc, len(repeats)), flush=True)
     winner = rule(results)
     print(f"\nBy the declared rule (precision ≥ {TARGET} on both, LangCache recall ≥ incumbent + {MIN_GAIN}, "
-          f"STS-B train recall ≥ incumbent − {MAX_LOSS}) the shipped verifier is: {winner}")  # fmt: skip
+          f"STS-B train recall ≥ incumbent - {MAX_LOSS}) the shipped verifier is: {winner}")  # fmt: skip
     if opts.cv_only:
         return
     shipped: dict[str, tuple[Scorer, float]] = {}
     for name in dict.fromkeys([INCUMBENT, winner]):
         fit, column, _ = candidates[name]
         grid = grid_for(column)
-        threshold, per_repeat, scores, labels, sources = threshold_of(fit, grid, RULE_FLOOR.get(name, 0), oof, cos, repeats)
-        print(f"\nCurve of {name} (out-of-fold scores, all repeats pooled); its threshold {threshold}, "
-              f"the mean of the rule's choices {per_repeat}:")
-        print("| accept ≥ | LangCache precision | LangCache recall | LangCache accepted | STS-B precision | STS-B recall |")
+        threshold, per_repeat, scores, labels, sources = threshold_of(
+            fit, grid, RULE_FLOOR.get(name, 0), oof, cos, repeats
+        )
+        print(
+            f"\nCurve of {name} (out-of-fold scores, all repeats pooled); its threshold {threshold}, "
+            f"the mean of the rule's choices {per_repeat}:"
+        )
+        print(
+            "| accept ≥ | LangCache precision | LangCache recall | LangCache accepted | STS-B precision "
+            "| STS-B recall |"
+        )
         print("|---|---|---|---|---|---|")
         for t in [round(threshold + 0.5 * i, 2) for i in range(-4, 5)]:
             cells = []
