@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from tests.cache.semantic.fake_embedder import FakeEmbedder
 
+from tokenomy.cache.semantic import index as index_module
 from tokenomy.cache.semantic.index import VectorIndex, context_id
 
 EMBED = FakeEmbedder()
@@ -31,6 +32,30 @@ def test_search_filters_by_context_and_threshold() -> None:
     assert index.search(vec("what is the capital of France"), context_id("C"), 0.0) == []
     assert index.search(vec("something else entirely"), A, 0.9) == []
     assert index.has_context(A) and not index.has_context(context_id("C"))
+
+
+def test_a_search_that_finds_nothing_is_repeated_wider_once() -> None:
+    index = VectorIndex(1000, 384)
+    for i in range(100):
+        index.add(vec(f"question number {i}"), A, key(i + 1), f"question number {i}")
+    graph = index._graph
+    seen: list[int] = []
+    search = graph.search
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(graph.expansion_search)
+        return search(*args, **kwargs)
+
+    graph.search = spy  # type: ignore[method-assign]
+    assert index.search(vec("question number 7"), A, 0.9)[0].key == key(8)
+    assert seen == [index_module.EXPANSION_SEARCH]  # found at once: one search
+    seen.clear()
+    assert index.search(vec("nothing like any stored one"), A, 0.9) == []
+    assert seen == [index_module.EXPANSION_SEARCH, index_module.EXPANSION_WIDE]
+    assert graph.expansion_search == index_module.EXPANSION_SEARCH  # restored
+    seen.clear()
+    assert index.search(vec("nothing like any stored one"), A, 0.9, k=4, max_k=4) == []  # a duplicate check
+    assert seen == [index_module.EXPANSION_SEARCH]
 
 
 def test_crowded_neighbourhood_widens_the_search() -> None:
