@@ -39,11 +39,12 @@ import numpy.typing as npt
 from tokenomy.cache.semantic import calibrate as cal
 from tokenomy.cache.semantic import index as index_module
 from tokenomy.cache.semantic.index import VectorIndex, context_id
-from tokenomy.cache.semantic.verifier import COSINE_FLOOR
+from tokenomy.cache.semantic.verifier import COSINE_FLOOR, ModelCheck
 from tokenomy.providers.local.embeddings import MiniLMEmbedder
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTEXTS = 64
+SHIPPED = (index_module.EXPANSION_SEARCH, index_module.EXPANSION_WIDE)
 TIE = 1e-3
 """Similarities this close are the same (float16 vectors; the index computes in its own precision)."""
 
@@ -90,7 +91,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def run(args: argparse.Namespace, entries: int, base: npt.NDArray[np.float32], stored: npt.NDArray[np.float32],
-        queries: npt.NDArray[np.float32]) -> tuple[list[str], list[list[str]]]:  # fmt: skip
+        queries: npt.NDArray[np.float32], pairs: list[cal.Pair]) -> tuple[list[str], list[list[str]]]:  # fmt: skip
     rng = np.random.default_rng(0)
     cosine = 0.8 if args.filler == "perturbed" else 0.95
     vectors = fill(base, entries, cosine, rng)
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace, entries: int, base: npt.NDArray[np.float32], s
         stored,
         np.repeat(contexts[:1], len(stored), axis=0),
         [f"{10**12 + i:040x}" for i in range(len(stored))],
-        [f"stored {i}" for i in range(len(stored))],
+        [p.a for p in pairs],
     )
     build_cpu, build_wall = time.process_time() - cpu0, time.perf_counter() - wall0
     # exact truth: context 0's vectors, as float16 like the index holds them
@@ -146,9 +147,41 @@ def run(args: argparse.Namespace, entries: int, base: npt.NDArray[np.float32], s
                      f"{own}/{int(partner_ok.sum())}",
                      f"{found}", f"{pct(cpu, 50):.2f} / {pct(cpu, 99):.2f}",
                      f"{pct(wall, 50):.2f} / {pct(wall, 99):.2f}"])  # fmt: skip
+    if args.lookup:
+        rows.append(lookups(index, ctx0, pairs, entries, args))
     build = (f"{entries:,} entries ({args.filler}, connectivity {args.connectivity}): build {build_cpu:.0f} s CPU, "
              f"{build_wall:.0f} s wall; graph {index._graph.memory_usage / 2**20:,.0f} MiB")  # fmt: skip
     return [build], rows
+
+
+def lookups(index: VectorIndex, ctx0: tuple[int, int], pairs: list[cal.Pair], entries: int,
+            args: argparse.Namespace) -> list[str]:  # fmt: skip
+    """The whole lookup at the shipped settings, on this thread: embed the query (MiniLM, one
+    thread, no spinning), search, and run gates + cross-encoder + verifier on the candidates."""
+    index_module.EXPANSION_SEARCH, index_module.EXPANSION_WIDE = SHIPPED
+    index._graph.expansion_search = SHIPPED[0]
+    model = MiniLMEmbedder(n_threads=1, spin=False)
+    model.load()
+    check = ModelCheck(None, None, None)
+    assert check.load()
+    cpu: list[float] = []
+    wall: list[float] = []
+    hits = found = 0
+    for pair in pairs[:20]:  # warm-up
+        check.decide(pair.b, [(pair.a, 0.9)])
+    for pair in pairs:
+        c0, w0 = time.thread_time(), time.perf_counter()
+        vector = np.asarray(model.embed([pair.b])[0].vector, dtype=np.float32)
+        got = index.search(vector, ctx0, check.cosine_floor)
+        if got:
+            found += 1
+            decisions = check.decide(pair.b, [(c.text, c.similarity) for c in got])
+            hits += max(decisions) >= check.accept
+        cpu.append(time.thread_time() - c0)
+        wall.append(time.perf_counter() - w0)
+    return [f"{entries:,}", args.filler, str(args.connectivity), f"whole lookup (shipped: {SHIPPED[0]}, then "
+            f"{SHIPPED[1]}), {hits} hits", "", "", "", str(found), f"{pct(cpu, 50):.2f} / {pct(cpu, 99):.2f}",
+            f"{pct(wall, 50):.2f} / {pct(wall, 99):.2f}"]  # fmt: skip
 
 
 def main() -> None:
@@ -159,24 +192,25 @@ def main() -> None:
     ap.add_argument("--ef", type=int, nargs="*", default=[128, 512, 1024], help="one search at this expansion")
     ap.add_argument("--wide", type=int, nargs="*", default=[512, 1024, 2048],
                     help="the gateway's way: expansion 128, then this one when nothing is found")  # fmt: skip
+    ap.add_argument("--lookup", action="store_true", help="also time whole lookups (embedding + search + verifier)")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--cache", type=Path, default=ROOT / "build" / "ann-recall", help="embeddings kept between runs")
     args = ap.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     cached = args.cache / f"{args.filler}.npz"
+    pairs = cal.load_pairs(args.data / "langcache_query_pairs" / "pairs.csv")
     if cached.exists():
         with np.load(cached) as f:
             base, stored, queries = f["base"], f["stored"], f["queries"]
     else:
         model = MiniLMEmbedder()
         model.load()
-        pairs = cal.load_pairs(args.data / "langcache_query_pairs" / "pairs.csv")
         base = embed_all(model, sentences(args.data, args.filler))
         stored, queries = embed_all(model, [p.a for p in pairs]), embed_all(model, [p.b for p in pairs])
         np.savez(cached, base=base, stored=stored, queries=queries)
     notes, rows = [], []
     for entries in args.entries:
-        n, r = run(args, entries, base, stored, queries)
+        n, r = run(args, entries, base, stored, queries, pairs)
         notes += n
         rows += r
         print("\n".join(n), file=sys.stderr, flush=True)
