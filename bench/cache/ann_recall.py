@@ -149,8 +149,11 @@ def run(args: argparse.Namespace, entries: int, base: npt.NDArray[np.float32], s
                      f"{pct(wall, 50):.2f} / {pct(wall, 99):.2f}"])  # fmt: skip
     if args.lookup:
         rows.append(lookups(index, ctx0, pairs, entries, args))
+    per = entries // CONTEXTS
+    how = "exact comparison" if per <= index_module.EXACT_SCAN else "a wider graph search"
     build = (f"{entries:,} entries ({args.filler}, connectivity {args.connectivity}): build {build_cpu:.0f} s CPU, "
-             f"{build_wall:.0f} s wall; graph {index._graph.memory_usage / 2**20:,.0f} MiB")  # fmt: skip
+             f"{build_wall:.0f} s wall; graph {index._graph.memory_usage / 2**20:,.0f} MiB; ~{per:,} entries per "
+             f"context, so a search that finds nothing falls back to {how}")  # fmt: skip
     return [build], rows
 
 

@@ -53,7 +53,8 @@ KEY_BYTES = 20
 _ADD = struct.Struct("<cQQQ20sI")  # b"A", label, context (2 x u64), key, text bytes; then vector f16, text
 _REMOVE = struct.Struct("<c20s")  # b"R", key
 EXACT_SCAN = 4096
-"""A crowded context with at most this many entries is searched exactly."""
+"""A context with at most this many entries is compared exactly when the graph search finds nothing
+of it (crowded out, or missed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +166,9 @@ class VectorIndex:
 
         Searches the ``k`` nearest entries of any context. When none of them reaches the threshold,
         the graph search may have missed the query's region (HNSW is approximate; at a million
-        entries it does so often): it is searched once more with ``expansion_search``
-        :data:`EXPANSION_WIDE`. When none is of this context but the ``k``-th is still above the
+        entries it does so often): a context of at most :data:`EXACT_SCAN` entries is then compared
+        exactly, a larger one searched once more with ``expansion_search`` :data:`EXPANSION_WIDE`.
+        When none is of this context but the ``k``-th is still above the
         threshold, entries of other contexts may crowd this one's out (the same question asked by
         many tenants): then the context's own entries are compared exactly when there are at most
         :data:`EXACT_SCAN` of them, else ``k`` grows eightfold up to ``max_k``. ``max_k == k``
@@ -186,7 +188,11 @@ class VectorIndex:
                 if found or not len(keys):
                     return found
                 if sims[-1] < threshold:  # nothing of any context reached it: none, or the graph search missed
-                    if wide or k >= max_k or k >= size or EXPANSION_WIDE <= EXPANSION_SEARCH:
+                    if k >= max_k or k >= size:
+                        return found
+                    if self._counts[context[0] & (self._buckets - 1)] <= EXACT_SCAN:  # a small context: be sure
+                        return self._exact(query, self._slots_of(context), context, threshold)
+                    if wide or EXPANSION_WIDE <= EXPANSION_SEARCH:
                         return found
                     wide = True
                     continue
