@@ -42,16 +42,14 @@ from tokenomy.cache.semantic.index import VectorIndex, context_id
 from tokenomy.cache.semantic.verifier import COSINE_FLOOR, ModelCheck
 from tokenomy.providers.local.embeddings import MiniLMEmbedder
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from semantic import embed_all, synthetic  # the latency benchmark's filler and embedding
+
 ROOT = Path(__file__).resolve().parents[2]
 CONTEXTS = 64
 SHIPPED = (index_module.EXPANSION_SEARCH, index_module.EXPANSION_WIDE)
 TIE = 1e-3
 """Similarities this close are the same (float16 vectors; the index computes in its own precision)."""
-
-
-def embed_all(model: MiniLMEmbedder, texts: list[str]) -> npt.NDArray[np.float32]:
-    rows = [np.stack([e.vector for e in model.embed(list(texts[i : i + 64]))]) for i in range(0, len(texts), 64)]
-    return np.concatenate(rows).astype(np.float32)
 
 
 def sentences(data: Path, filler: str) -> list[str]:
@@ -74,18 +72,6 @@ def sentences(data: Path, filler: str) -> list[str]:
     return list(seen)
 
 
-def fill(base: npt.NDArray[np.float32], n: int, cosine: float, rng: np.random.Generator) -> npt.NDArray[np.float32]:
-    """``n`` noisy copies of the base vectors, unit length, cosine ≈ ``cosine`` to their base."""
-    out = np.empty((n, base.shape[1]), dtype=np.float32)
-    sigma = np.sqrt(1 / cosine**2 - 1) / np.sqrt(base.shape[1])
-    for start in range(0, n, 100_000):
-        stop = min(n, start + 100_000)
-        rows = base[np.arange(start, stop) % len(base)]
-        rows = rows + sigma * rng.standard_normal(rows.shape, dtype=np.float32)
-        out[start:stop] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
-    return out
-
-
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values) * 1000, q))
 
@@ -94,7 +80,7 @@ def run(args: argparse.Namespace, entries: int, base: npt.NDArray[np.float32], s
         queries: npt.NDArray[np.float32], pairs: list[cal.Pair]) -> tuple[list[str], list[list[str]]]:  # fmt: skip
     rng = np.random.default_rng(0)
     cosine = 0.8 if args.filler == "perturbed" else 0.95
-    vectors = fill(base, entries, cosine, rng)
+    vectors = synthetic(base, entries, rng, cosine)
     contexts = np.array([context_id(f"bench context {i}") for i in range(CONTEXTS)], dtype=np.uint64)
     which = np.arange(entries) % CONTEXTS
     index_module.CONNECTIVITY = args.connectivity  # read when the graph is made
