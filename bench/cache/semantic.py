@@ -60,10 +60,12 @@ def embed_all(model: MiniLMEmbedder, texts: list[str]) -> npt.NDArray[np.float32
     return np.concatenate(rows).astype(np.float32)
 
 
-def synthetic(base: npt.NDArray[np.float32], n: int, rng: np.random.Generator) -> npt.NDArray[np.float32]:
-    """``n`` perturbed copies of the base vectors, unit length (cosine ≈ 0.8 to their base)."""
+def synthetic(
+    base: npt.NDArray[np.float32], n: int, rng: np.random.Generator, cosine: float = 0.8
+) -> npt.NDArray[np.float32]:
+    """``n`` perturbed copies of the base vectors, unit length (cosine ≈ ``cosine`` to their base)."""
     out = np.empty((n, base.shape[1]), dtype=np.float32)
-    sigma = 0.75 / np.sqrt(base.shape[1])
+    sigma = np.sqrt(1 / cosine**2 - 1) / np.sqrt(base.shape[1])
     for start in range(0, n, 100_000):
         stop = min(n, start + 100_000)
         rows = base[np.arange(start, stop) % len(base)]

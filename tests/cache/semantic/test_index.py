@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from tests.cache.semantic.fake_embedder import FakeEmbedder
 
+from tokenomy.cache.semantic import index as index_module
 from tokenomy.cache.semantic.index import VectorIndex, context_id
 
 EMBED = FakeEmbedder()
@@ -31,6 +33,50 @@ def test_search_filters_by_context_and_threshold() -> None:
     assert index.search(vec("what is the capital of France"), context_id("C"), 0.0) == []
     assert index.search(vec("something else entirely"), A, 0.9) == []
     assert index.has_context(A) and not index.has_context(context_id("C"))
+
+
+def _spied(index: VectorIndex, miss: bool = False) -> list[int]:
+    """Record the ``expansion_search`` of each graph search; ``miss`` makes every one look elsewhere
+    (as an approximate search that missed the query's region)."""
+    graph = index._graph
+    seen: list[int] = []
+    search = graph.search
+    elsewhere = vec("an unrelated place in the vector space")
+
+    def spy(query: np.ndarray, count: int) -> object:
+        seen.append(graph.expansion_search)
+        return search(elsewhere if miss else query, count)
+
+    graph.search = spy  # type: ignore[method-assign]
+    return seen
+
+
+def test_a_large_context_searched_in_vain_is_searched_wider_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index_module, "EXACT_SCAN", 10)  # the context below counts as large
+    index = VectorIndex(1000, 384)
+    for i in range(100):
+        index.add(vec(f"question number {i}"), A, key(i + 1), f"question number {i}")
+    seen = _spied(index)
+    assert index.search(vec("question number 7"), A, 0.9)[0].key == key(8)
+    assert seen == [index_module.EXPANSION_SEARCH]  # found at once: one search
+    seen.clear()
+    assert index.search(vec("nothing like any stored one"), A, 0.9) == []
+    assert seen == [index_module.EXPANSION_SEARCH, index_module.EXPANSION_WIDE]
+    assert index._graph.expansion_search == index_module.EXPANSION_SEARCH  # restored
+    seen.clear()
+    assert index.search(vec("nothing like any stored one"), A, 0.9, k=4, max_k=4) == []  # a duplicate check
+    assert seen == [index_module.EXPANSION_SEARCH]
+
+
+def test_a_small_context_the_graph_search_missed_is_compared_exactly() -> None:
+    index = VectorIndex(1000, 384)
+    for i in range(100):
+        index.add(vec(f"question number {i}"), B, key(i + 1), f"question number {i}")
+    index.add(vec("what is the capital of France"), A, key(500), "what is the capital of France")
+    seen = _spied(index, miss=True)
+    found = index.search(vec("what is the capital of France"), A, 0.9)
+    assert [c.key for c in found] == [key(500)] and found[0].similarity > 0.99
+    assert seen == [index_module.EXPANSION_SEARCH]  # no wider graph search: exact at once
 
 
 def test_crowded_neighbourhood_widens_the_search() -> None:

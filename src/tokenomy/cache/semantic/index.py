@@ -45,12 +45,16 @@ log = logging.getLogger("tokenomy.cache")
 FORMAT = 1
 CONNECTIVITY = 16
 EXPANSION_ADD = 64
-EXPANSION_SEARCH = 128  # 64 finds ~83 %, 128 ~90 %, 256 ~96 % of the hits that exact search finds (bench)
+EXPANSION_SEARCH = 128
+EXPANSION_WIDE = 1024
+"""``expansion_search`` of the second search when the first found nothing above the threshold
+(chosen by ``bench/cache/ann_recall.py``; docs/semantic-cache.md, "ANN recall")."""
 KEY_BYTES = 20
 _ADD = struct.Struct("<cQQQ20sI")  # b"A", label, context (2 x u64), key, text bytes; then vector f16, text
 _REMOVE = struct.Struct("<c20s")  # b"R", key
 EXACT_SCAN = 4096
-"""A crowded context with at most this many entries is searched exactly."""
+"""A context with at most this many entries is compared exactly when the graph search finds nothing
+of it (crowded out, or missed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,29 +164,55 @@ class VectorIndex:
     ) -> list[Candidate]:  # fmt: skip
         """Entries of ``context`` with similarity ≥ ``threshold``, best first.
 
-        Searches the ``k`` nearest entries of any context. When none is of this context but the
-        ``k``-th is still above the threshold, entries of other contexts may crowd this one's out
-        (the same question asked by many tenants): then the context's own entries are compared
-        exactly when there are at most :data:`EXACT_SCAN` of them, else ``k`` grows eightfold up
-        to ``max_k``.
+        Searches the ``k`` nearest entries of any context. When none of them reaches the threshold,
+        the graph search may have missed the query's region (HNSW is approximate; at a million
+        entries it does so often): a context of at most :data:`EXACT_SCAN` entries is then compared
+        exactly, a larger one searched once more with ``expansion_search`` :data:`EXPANSION_WIDE`.
+        When none is of this context but the ``k``-th is still above the
+        threshold, entries of other contexts may crowd this one's out (the same question asked by
+        many tenants): then the context's own entries are compared exactly when there are at most
+        :data:`EXACT_SCAN` of them, else ``k`` grows eightfold up to ``max_k``. ``max_k == k``
+        (a quick duplicate check) does neither.
         """
         query = np.asarray(vector, dtype=np.float32)
-        with self._lock.read():
-            size = len(self._graph)
-            while size:
+        wide = False
+        while True:
+            with self._wide() if wide else self._lock.read():
+                size = len(self._graph)
+                if not size:
+                    return []
                 matches = self._graph.search(query, min(k, size))
                 keys = np.asarray(matches.keys, dtype=np.uint64)
                 sims = 1.0 - np.asarray(matches.distances, dtype=np.float32)
                 found = self._filter(keys, sims, context, threshold)
-                if found or not len(keys) or sims[-1] < threshold:
+                if found or not len(keys):
                     return found
+                if sims[-1] < threshold:  # nothing of any context reached it: none, or the graph search missed
+                    if k >= max_k or k >= size:
+                        return found
+                    if self._counts[context[0] & (self._buckets - 1)] <= EXACT_SCAN:  # a small context: be sure
+                        return self._exact(query, self._slots_of(context), context, threshold)
+                    if wide or EXPANSION_WIDE <= EXPANSION_SEARCH:
+                        return found
+                    wide = True
+                    continue
                 slots = self._slots_of(context)  # crowded: other contexts' entries fill the k nearest
                 if len(slots) <= EXACT_SCAN:
                     return self._exact(query, slots, context, threshold)
                 if k >= max_k or k >= size:
                     return found
                 k *= 8
-            return []
+
+    @contextmanager
+    def _wide(self) -> Iterator[None]:
+        """Exclusive use of the graph with ``expansion_search`` :data:`EXPANSION_WIDE` (a setting of the
+        whole graph, so no other search may run meanwhile)."""
+        with self._lock.write():
+            self._graph.expansion_search = EXPANSION_WIDE  # type: ignore[misc]  # settable
+            try:
+                yield
+            finally:
+                self._graph.expansion_search = EXPANSION_SEARCH  # type: ignore[misc]
 
     def _slots_of(self, context: tuple[int, int]) -> npt.NDArray[np.int64]:
         same = (self._contexts[:, 0] == np.uint64(context[0])) & (self._contexts[:, 1] == np.uint64(context[1]))
