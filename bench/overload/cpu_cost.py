@@ -21,7 +21,6 @@ its core does nothing else.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import sys
@@ -30,41 +29,20 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+import probes
 import run as bench  # the overload benchmark's upstream, gateway and load generator
 
 SECONDS = float(os.environ.get("SECONDS", "4"))
 CONNS = int(os.environ.get("CONNS", "8"))
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime of all the process's threads
-
-
-def _children(pid: int) -> list[int]:
-    out: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        out += [int(c) for c in text]
-    return out
-
-
-def _descendants_cpu_s(pid: int) -> float:
-    total = 0.0
-    for child in _children(pid):
-        with contextlib.suppress(OSError):
-            total += _cpu_s(child) + _descendants_cpu_s(child)
-    return total
 
 
 def _measure(gateway_pid: int, url: str, auth: list[str], new: bool) -> tuple[int, dict[str, int], float, float]:
-    before, before_kids = _cpu_s(gateway_pid), _descendants_cpu_s(gateway_pid)
+    before, before_kids = probes.cpu_s(gateway_pid), probes.descendantsprobes.cpu_s(gateway_pid)
     r = bench._load_run(url, 200_000, SECONDS, auth, in_flight=CONNS, warmup=0, new_connections=new)
     time.sleep(0.5)  # let the ledger writer catch up
     sent = int(r["sent"])  # type: ignore[call-overload]
     codes = dict(r["codes"])  # type: ignore[call-overload]
-    return sent, codes, _cpu_s(gateway_pid) - before, _descendants_cpu_s(gateway_pid) - before_kids
+    return sent, codes, probes.cpu_s(gateway_pid) - before, probes.descendantsprobes.cpu_s(gateway_pid) - before_kids
 
 
 def _hold(url: str, count: int) -> list[socket.socket]:

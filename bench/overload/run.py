@@ -20,7 +20,12 @@ and ``tokenomy serve`` in front of it, each its own process, then:
 Every request is the same small chat completion with ``max_tokens``. The load generator is
 the overhead benchmark's open-loop ``ratebench`` (``bench/overhead/loadgen``; its ``ok_lat_ms`` is
 the latency of 200s alone; built on first use with Debian's ``golang-go``); the attackers run in
-their own process. Timings
+their own process. The gateway (and its ledger writer) is pinned to CPU ``GW_CPU`` (1), the
+upstream, the generator and the attackers to ``LG_CPU`` (0); ``PIN=0`` pins nothing. A second
+table gives, per phase, what explains the first (``probes.py``): the connections the generator
+dialed and how many of those connects took 0.9 s or more (a SYN dropped by a full listen queue
+and retransmitted), the connections the gateway accepted, the kernel's listen-queue overflows,
+and the gateway's own latency for the admitted requests (ledger) beside the generator's. Timings
 depend on the machine: run it on a quiet one.
 """
 
@@ -35,6 +40,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import probes
 
 ROOT = Path(__file__).resolve().parents[2]
 DURATION = float(os.environ.get("DURATION", "5"))
@@ -125,9 +133,10 @@ async def _attack(url: str, count: int, hold: float, forwarded: bool) -> None:
 
 
 # -- the driver ---------------------------------------------------------------------------------------------
-def _python(*args: str, **popen: object) -> subprocess.Popen[str]:
+def _python(*args: str, cpu: int = probes.LG_CPU, **popen: object) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{os.environ.get('PYTHONPATH', '')}"}
-    return subprocess.Popen([sys.executable, *args], env=env, text=True, **popen)  # type: ignore[call-overload,no-any-return]
+    pin = probes.pinned(cpu)
+    return subprocess.Popen([sys.executable, *args], env=env, text=True, preexec_fn=pin, **popen)  # type: ignore[call-overload,no-any-return]
 
 
 LOADGEN = Path(os.environ.get("LOADGEN", Path.home() / ".cache/gateway-anchors/bin/ratebench"))
@@ -163,10 +172,16 @@ def _load_run(
         args += ["-H", header]
     if new_connections:
         args.append("-newconn")
-    out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    began = time.time()
+    pin = probes.pinned(probes.LG_CPU)
+    out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60, check=True, preexec_fn=pin).stdout
     data = json.loads(out.strip().splitlines()[-1])
     codes = {k: int(v) for k, v in data["codes"].items()}
     return {
+        "window": (float(data.get("recorded_from", began + warmup)), time.time()),
+        "warmup_sent": int(data.get("warmup_sent", 0)),
+        "conns_opened": int(data.get("conns_opened", -1)),
+        "slow_dials": int(data.get("slow_dials", -1)),
         "sent": int(data["sent"]),
         "offered_rps": data["sent"] / seconds,
         "ok_rps": float(data["achieved_ok_rps"]),
@@ -192,7 +207,7 @@ def _gateway(upstream: int, keys: bool, home: Path) -> tuple[subprocess.Popen[st
     )
     proc = _python(
         "-m", "tokenomy.cli", "serve", "--config", str(config), "--port", str(port), "--workers", WORKERS,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cpu=probes.GW_CPU, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
@@ -209,16 +224,19 @@ def _gateway(upstream: int, keys: bool, home: Path) -> tuple[subprocess.Popen[st
 
 def _settle(url: str, auth: list[str]) -> None:
     """Warm the gateway up (first requests load the ledger's language model and more), then wait
-    until it has drained: nothing in flight, the ledger writer's queue empty (a phase's records
-    would otherwise be enriched during the next one)."""
+    until it has drained (:func:`_drain`)."""
     _load_run(url, 200, 2, auth)
-    import urllib.request
+    _drain(url)
 
+
+def _drain(url: str) -> None:
+    """Wait until nothing is in flight and the ledger writer's queue is empty (a phase's records
+    would otherwise be enriched during the next one, and the ledger read after a phase would miss
+    some)."""
     for _ in range(300):
-        request = urllib.request.Request(f"{url}/metrics", headers={"authorization": "Bearer m"})
-        text = urllib.request.urlopen(request, timeout=5).read().decode()
-        values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line[:1] != "#"}
-        if values.get("tokenomy_ledger_queue_depth", 0) < 10 and values.get("tokenomy_in_flight_requests", 0) == 0:
+        values = probes.metrics(url)
+        if values.get("tokenomy_ledger_queue_depth", 0) < 1 and values.get("tokenomy_in_flight_requests", 0) == 0:
+            time.sleep(0.3)  # the last batch is committed
             return
         time.sleep(0.1)
 
@@ -236,6 +254,35 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _phase(url: str, pid: int, home: Path, rate: float, auth: list[str], in_flight: int = 4096) -> dict[str, object]:
+    """One load phase with what explains it: kernel counters, the gateway's counts, CPU time and
+    in-app latency."""
+    before_k, before_m = probes.nstat(), probes.metrics(url)
+    before_cpu = probes.cpu_s(pid) + probes.descendants_cpu_s(pid)
+    r = _load_run(url, rate, DURATION, auth, in_flight=in_flight)
+    cpu = probes.cpu_s(pid) + probes.descendants_cpu_s(pid) - before_cpu  # the warm-up second included
+    _drain(url)
+    after_k, after_m = probes.nstat(), probes.metrics(url)
+    r["cpu_us"] = 1e6 * cpu / max(int(r["sent"]) + int(r["warmup_sent"]), 1)  # type: ignore[call-overload]
+    since, until = r["window"]  # type: ignore[misc]
+    ledger = home / f"ledger-{url.rsplit(':', 1)[1]}.db"
+    r["app"] = probes.in_app_latency(ledger, since, until)
+    r["accepted"] = probes.delta(after_m, before_m, "tokenomy_connections_accepted_total")
+    r["overflows"] = probes.delta(after_k, before_k, "TcpExtListenOverflows")
+    r["drops"] = probes.delta(after_k, before_k, "TcpExtListenDrops")
+    r["syn_retrans"] = probes.delta(after_k, before_k, "TcpExtTCPSynRetrans")
+    return r
+
+
+def _diagnostics_row(label: str, r: dict[str, object]) -> str:
+    n, p50, p99 = r["app"]  # type: ignore[misc]
+    return (
+        f"| {label} | {r['p50']:.1f} / {r['p99']:.1f} | {p50:.1f} / {p99:.1f} ({n}) | {r['conns_opened']} "
+        f"({r['slow_dials']}) | {r['accepted']} | {r['overflows']} / {r['drops']} | {r['syn_retrans']} "
+        f"| {r['cpu_us']:.0f} |"
+    )
+
+
 def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="tokenomy-overload-"))
     upstream_port = free_port()
@@ -247,20 +294,23 @@ def main() -> None:
         procs.append(gateway)
         auth = [f"authorization: Bearer {KEY}"]
         _settle(url, auth)
-        sat = _load_run(url, 50_000, DURATION, auth, in_flight=64)
+        sat = _phase(url, gateway.pid, home, 50_000, auth, in_flight=64)
         saturation = float(sat["ok_rps"])  # type: ignore[arg-type]
         _settle(url, auth)
-        quiet = _load_run(url, 20, DURATION, auth)
+        quiet = _phase(url, gateway.pid, home, 20, auth)
+        phases = []
+        for factor in RATES:
+            _settle(url, auth)
+            phases.append((factor, _phase(url, gateway.pid, home, factor * saturation, auth)))
         sat_shed = dict(sat["codes"]).get("503", 0)  # type: ignore[call-overload]
-        print(f"saturation S = {saturation:.0f} rps (64 connections back to back, {DURATION:g} s, {sat_shed} shed); "
+        print(f"{probes.pinning()}; {WORKERS} worker(s); {DURATION:g} s per phase\n")
+        print(f"saturation S = {saturation:.0f} rps (64 connections back to back, {sat_shed} shed); "
               f"no-load p50 / p99 = {quiet['p50']:.1f} / {quiet['p99']:.1f} ms (20 rps)\n")  # fmt: skip
         print(
             "| offered | offered rps | goodput rps (% of S) | admitted p50 / p99 ms | p99 over no-load | 503 | other |"
         )
         print("|---|---|---|---|---|---|---|")
-        for factor in RATES:
-            _settle(url, auth)
-            r = _load_run(url, factor * saturation, DURATION, auth)
+        for factor, r in phases:
             codes = dict(r["codes"])  # type: ignore[call-overload]
             other = sum(v for k, v in codes.items() if k not in ("200", "503"))
             good = float(r["ok_rps"])  # type: ignore[arg-type]
@@ -269,6 +319,16 @@ def main() -> None:
                 f"| {r['p50']:.1f} / {r['p99']:.1f} | +{float(r['p99']) - float(quiet['p99']):.1f} "  # type: ignore[arg-type]
                 f"| {codes.get('503', 0)} | {other} |"
             )
+        print(
+            "\n| phase | admitted p50 / p99 ms, generator | in-app p50 / p99 ms (rows) | connections dialed "
+            "(connect >= 0.9 s) | connections accepted | listen overflows / drops | SYN retransmits "
+            "| gateway CPU µs per request |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        print(_diagnostics_row("saturation (closed loop)", sat))
+        print(_diagnostics_row("no load (20 rps)", quiet))
+        for factor, r in phases:
+            print(_diagnostics_row(f"{factor:g}x S", r))
         gateway.terminate()
         gateway.wait()
         print("\n| attack | stalled connections held | real requests | served 200 | share served | p99 ms |")

@@ -38,6 +38,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from tokenomy.telemetry import metrics
 
+_ACCEPTED = metrics.CONNECTIONS
 RECEIVED = "tokenomy.received"
 """Key in ``scope["state"]``: loop time when the request head was complete."""
 
@@ -91,6 +92,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # -- connection ----------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        _ACCEPTED.inc()
         address = self.client[0] if self.client else None
         limits = self.limits
         if address is not None and not (limits.trusted is not None and limits.trusted(address)):
