@@ -8,6 +8,8 @@
   the whole network namespace's: anything else on the machine that overflows a listen queue counts
   too.
 - **The gateway's own view** (``/metrics``): connections it accepted, requests it shed.
+- **The shedding controller's state** during a phase (:class:`Sampler`, ``/metrics`` twice a
+  second): the lowest in-progress limit, the highest event-loop lag and queue delay.
 - **CPU time** of the gateway process and of its children (the ledger writer), from
   ``/proc/<pid>/stat``: it holds on a loaded machine much better than wall-clock figures.
 - **In-app latency** of the admitted requests, from the ledger (``latency_ms``: from the request
@@ -21,6 +23,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import threading
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -106,3 +109,36 @@ def descendants_cpu_s(pid: int) -> float:
             with contextlib.suppress(OSError):
                 total += cpu_s(int(child)) + descendants_cpu_s(int(child))
     return total
+
+
+class Sampler:
+    """Polls the gateway's ``/metrics`` every ``interval_s`` in a thread while a phase runs."""
+
+    def __init__(self, url: str, interval_s: float = 0.5) -> None:
+        self.url = url
+        self.interval_s = interval_s
+        self.samples: list[dict[str, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            with contextlib.suppress(OSError):  # the gateway too busy to answer in time: the next sample
+                self.samples.append(metrics(self.url))
+
+    def summary(self) -> str:
+        """``lowest limit / highest loop lag ms / highest queue delay ms`` over the samples."""
+        if not self.samples:
+            return "-"
+        limit = min(s.get("tokenomy_in_flight_limit", 0) for s in self.samples)
+        lag = max(s.get("tokenomy_event_loop_lag_seconds", 0) for s in self.samples)
+        delay = max(s.get("tokenomy_queue_delay_seconds", 0) for s in self.samples)
+        return f"{limit:.0f} / {1000 * lag:.0f} / {1000 * delay:.0f}"

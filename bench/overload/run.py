@@ -1,6 +1,7 @@
 """Overload and the stalled-connection attack: one command, two tables.
 
     python bench/overload/run.py            # ~2 minutes; DURATION=5 RATES="0.5 1 2 4" WORKERS=1 by default
+                                            # (ATTACKERS=0: no attack table)
 
 It starts a fixed-answer upstream (a raw asyncio HTTP server, so the gateway is the bottleneck)
 and ``tokenomy serve`` in front of it, each its own process, then:
@@ -259,7 +260,9 @@ def _phase(url: str, pid: int, home: Path, rate: float, auth: list[str], in_flig
     in-app latency."""
     before_k, before_m = probes.nstat(), probes.metrics(url)
     before_cpu = probes.cpu_s(pid) + probes.descendants_cpu_s(pid)
-    r = _load_run(url, rate, DURATION, auth, in_flight=in_flight)
+    with probes.Sampler(url) as sampler:
+        r = _load_run(url, rate, DURATION, auth, in_flight=in_flight)
+    r["controller"] = sampler.summary()
     cpu = probes.cpu_s(pid) + probes.descendants_cpu_s(pid) - before_cpu  # the warm-up second included
     _drain(url)
     after_k, after_m = probes.nstat(), probes.metrics(url)
@@ -268,6 +271,7 @@ def _phase(url: str, pid: int, home: Path, rate: float, auth: list[str], in_flig
     ledger = home / f"ledger-{url.rsplit(':', 1)[1]}.db"
     r["app"] = probes.in_app_latency(ledger, since, until)
     r["accepted"] = probes.delta(after_m, before_m, "tokenomy_connections_accepted_total")
+    r["waited"] = probes.delta(after_m, before_m, 'tokenomy_edge_refusals_total{reason="waited"}')
     r["overflows"] = probes.delta(after_k, before_k, "TcpExtListenOverflows")
     r["drops"] = probes.delta(after_k, before_k, "TcpExtListenDrops")
     r["syn_retrans"] = probes.delta(after_k, before_k, "TcpExtTCPSynRetrans")
@@ -279,7 +283,7 @@ def _diagnostics_row(label: str, r: dict[str, object]) -> str:
     return (
         f"| {label} | {r['p50']:.1f} / {r['p99']:.1f} | {p50:.1f} / {p99:.1f} ({n}) | {r['conns_opened']} "
         f"({r['slow_dials']}) | {r['accepted']} | {r['overflows']} / {r['drops']} | {r['syn_retrans']} "
-        f"| {r['cpu_us']:.0f} |"
+        f"| {r['cpu_us']:.0f} | {r['waited']} | {r['controller']} |"
     )
 
 
@@ -322,15 +326,18 @@ def main() -> None:
         print(
             "\n| phase | admitted p50 / p99 ms, generator | in-app p50 / p99 ms (rows) | connections dialed "
             "(connect >= 0.9 s) | connections accepted | listen overflows / drops | SYN retransmits "
-            "| gateway CPU µs per request |"
+            "| gateway CPU µs per request | shed for waiting unread | lowest limit / highest loop lag ms / "
+            "highest queue delay ms |"
         )
-        print("|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         print(_diagnostics_row("saturation (closed loop)", sat))
         print(_diagnostics_row("no load (20 rps)", quiet))
         for factor, r in phases:
             print(_diagnostics_row(f"{factor:g}x S", r))
         gateway.terminate()
         gateway.wait()
+        if ATTACKERS <= 0:
+            return
         print("\n| attack | stalled connections held | real requests | served 200 | share served | p99 ms |")
         print("|---|---|---|---|---|---|")
         for keys, label in ((True, "no key, gateway requires keys"), (False, "open gateway, one address each")):
