@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -142,3 +143,9 @@ class Sampler:
         lag = max(s.get("tokenomy_event_loop_lag_seconds", 0) for s in self.samples)
         delay = max(s.get("tokenomy_queue_delay_seconds", 0) for s in self.samples)
         return f"{limit:.0f} / {1000 * lag:.0f} / {1000 * delay:.0f}"
+
+
+def children_cpu_s() -> float:
+    """CPU seconds of this process's waited-for children (the load generator's runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

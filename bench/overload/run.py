@@ -255,15 +255,23 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+UPSTREAM_PID = 0
+
+
 def _phase(url: str, pid: int, home: Path, rate: float, auth: list[str], in_flight: int = 4096) -> dict[str, object]:
     """One load phase with what explains it: kernel counters, the gateway's counts, CPU time and
     in-app latency."""
     before_k, before_m = probes.nstat(), probes.metrics(url)
     before_cpu = probes.cpu_s(pid) + probes.descendants_cpu_s(pid)
+    before_load = probes.cpu_s(UPSTREAM_PID) + probes.children_cpu_s()
+    began = time.monotonic()
     with probes.Sampler(url) as sampler:
         r = _load_run(url, rate, DURATION, auth, in_flight=in_flight)
+    wall = time.monotonic() - began
     r["controller"] = sampler.summary()
     cpu = probes.cpu_s(pid) + probes.descendants_cpu_s(pid) - before_cpu  # the warm-up second included
+    load = probes.cpu_s(UPSTREAM_PID) + probes.children_cpu_s() - before_load
+    r["busy"] = f"{100 * cpu / wall:.0f} / {100 * load / wall:.0f}"
     _drain(url)
     after_k, after_m = probes.nstat(), probes.metrics(url)
     r["cpu_us"] = 1e6 * cpu / max(int(r["sent"]) + int(r["warmup_sent"]), 1)  # type: ignore[call-overload]
@@ -272,6 +280,7 @@ def _phase(url: str, pid: int, home: Path, rate: float, auth: list[str], in_flig
     r["app"] = probes.in_app_latency(ledger, since, until)
     r["accepted"] = probes.delta(after_m, before_m, "tokenomy_connections_accepted_total")
     r["waited"] = probes.delta(after_m, before_m, 'tokenomy_edge_refusals_total{reason="waited"}')
+    r["closed_waiting"] = probes.delta(after_m, before_m, 'tokenomy_edge_refusals_total{reason="waiting_connections"}')
     r["overflows"] = probes.delta(after_k, before_k, "TcpExtListenOverflows")
     r["drops"] = probes.delta(after_k, before_k, "TcpExtListenDrops")
     r["syn_retrans"] = probes.delta(after_k, before_k, "TcpExtTCPSynRetrans")
@@ -282,8 +291,8 @@ def _diagnostics_row(label: str, r: dict[str, object]) -> str:
     n, p50, p99 = r["app"]  # type: ignore[misc]
     return (
         f"| {label} | {r['p50']:.1f} / {r['p99']:.1f} | {p50:.1f} / {p99:.1f} ({n}) | {r['conns_opened']} "
-        f"({r['slow_dials']}) | {r['accepted']} | {r['overflows']} / {r['drops']} | {r['syn_retrans']} "
-        f"| {r['cpu_us']:.0f} | {r['waited']} | {r['controller']} |"
+        f"({r['slow_dials']}) | {r['accepted']} ({r['closed_waiting']}) | {r['overflows']} / {r['drops']} "
+        f"| {r['syn_retrans']} | {r['cpu_us']:.0f} | {r['busy']} | {r['waited']} | {r['controller']} |"
     )
 
 
@@ -291,6 +300,8 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="tokenomy-overload-"))
     upstream_port = free_port()
     upstream = _python(__file__, "upstream", str(upstream_port))
+    global UPSTREAM_PID
+    UPSTREAM_PID = upstream.pid
     procs = [upstream]
     try:
         time.sleep(0.5)
@@ -324,12 +335,13 @@ def main() -> None:
                 f"| {codes.get('503', 0)} | {other} |"
             )
         print(
-            "\n| phase | admitted p50 / p99 ms, generator | in-app p50 / p99 ms (rows) | connections dialed "
-            "(connect >= 0.9 s) | connections accepted | listen overflows / drops | SYN retransmits "
-            "| gateway CPU µs per request | shed for waiting unread | lowest limit / highest loop lag ms / "
-            "highest queue delay ms |"
+            "\n| phase | admitted p50 / p99 ms, generator | in-app p50 / p99 ms (rows) "
+            "| connections dialed (connect >= 0.9 s) | connections accepted (closed at once: per-address cap) "
+            "| listen overflows / drops | SYN retransmits | gateway CPU µs per request "
+            "| CPU % gateway / upstream + generator | shed for waiting unread "
+            "| lowest limit / highest loop lag ms / highest queue delay ms |"
         )
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         print(_diagnostics_row("saturation (closed loop)", sat))
         print(_diagnostics_row("no load (20 rps)", quiet))
         for factor, r in phases:
