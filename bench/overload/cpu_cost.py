@@ -37,12 +37,12 @@ CONNS = int(os.environ.get("CONNS", "8"))
 
 
 def _measure(gateway_pid: int, url: str, auth: list[str], new: bool) -> tuple[int, dict[str, int], float, float]:
-    before, before_kids = probes.cpu_s(gateway_pid), probes.descendantsprobes.cpu_s(gateway_pid)
+    before, before_kids = probes.cpu_s(gateway_pid), probes.descendants_cpu_s(gateway_pid)
     r = bench._load_run(url, 200_000, SECONDS, auth, in_flight=CONNS, warmup=0, new_connections=new)
     time.sleep(0.5)  # let the ledger writer catch up
     sent = int(r["sent"])  # type: ignore[call-overload]
     codes = dict(r["codes"])  # type: ignore[call-overload]
-    return sent, codes, probes.cpu_s(gateway_pid) - before, probes.descendantsprobes.cpu_s(gateway_pid) - before_kids
+    return sent, codes, probes.cpu_s(gateway_pid) - before, probes.descendants_cpu_s(gateway_pid) - before_kids
 
 
 def _hold(url: str, count: int) -> list[socket.socket]:

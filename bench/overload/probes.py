@@ -19,12 +19,14 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import resource
 import shutil
 import sqlite3
 import subprocess
 import threading
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -113,27 +115,52 @@ def descendants_cpu_s(pid: int) -> float:
 
 
 class Sampler:
-    """Polls the gateway's ``/metrics`` every ``interval_s`` in a thread while a phase runs."""
+    """Polls the gateway's ``/metrics`` every ``interval_s`` in a thread while a phase runs, and the
+    CPU time of the gateway (``pid`` and its children), so that the CPU of the generator's recorded
+    window can be told apart from its warm-up (:meth:`cpu_between`)."""
 
-    def __init__(self, url: str, interval_s: float = 0.5) -> None:
+    def __init__(self, url: str, pid: int, interval_s: float = 0.5) -> None:
         self.url = url
+        self.pid = pid
         self.interval_s = interval_s
         self.samples: list[dict[str, float]] = []
+        self.cpu: list[tuple[float, float]] = []  # (wall time, CPU seconds so far)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> Sampler:
+        self._cpu_sample()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._cpu_sample()
+
+    def _cpu_sample(self) -> None:
+        with contextlib.suppress(OSError):
+            self.cpu.append((time.time(), cpu_s(self.pid) + descendants_cpu_s(self.pid)))
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
+            self._cpu_sample()
             with contextlib.suppress(OSError):  # the gateway too busy to answer in time: the next sample
                 self.samples.append(metrics(self.url))
+
+    def cpu_between(self, since: float, until: float) -> float:
+        """The gateway's CPU seconds from wall time ``since`` to ``until`` (linear between samples)."""
+
+        def at(t: float) -> float:
+            points = self.cpu
+            if t <= points[0][0]:
+                return points[0][1]
+            for (t0, c0), (t1, c1) in itertools.pairwise(points):
+                if t <= t1:
+                    return c0 + (c1 - c0) * (t - t0) / max(t1 - t0, 1e-9)
+            return points[-1][1]
+
+        return at(until) - at(since)
 
     def summary(self) -> str:
         """``lowest limit / highest loop lag ms / highest queue delay ms`` over the samples."""

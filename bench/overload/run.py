@@ -262,20 +262,20 @@ def _phase(url: str, pid: int, home: Path, rate: float, auth: list[str], in_flig
     """One load phase with what explains it: kernel counters, the gateway's counts, CPU time and
     in-app latency."""
     before_k, before_m = probes.nstat(), probes.metrics(url)
-    before_cpu = probes.cpu_s(pid) + probes.descendants_cpu_s(pid)
     before_load = probes.cpu_s(UPSTREAM_PID) + probes.children_cpu_s()
-    began = time.monotonic()
-    with probes.Sampler(url) as sampler:
+    with probes.Sampler(url, pid) as sampler:
         r = _load_run(url, rate, DURATION, auth, in_flight=in_flight)
-    wall = time.monotonic() - began
     r["controller"] = sampler.summary()
-    cpu = probes.cpu_s(pid) + probes.descendants_cpu_s(pid) - before_cpu  # the warm-up second included
+    since, until = r["window"]  # type: ignore[misc]
+    cpu = sampler.cpu_between(since, until)  # the generator's recorded window, its warm-up left out
+    wall = sampler.cpu[-1][0] - sampler.cpu[0][0]
     load = probes.cpu_s(UPSTREAM_PID) + probes.children_cpu_s() - before_load
-    r["busy"] = f"{100 * cpu / wall:.0f} / {100 * load / wall:.0f}"
+    r["busy"] = f"{100 * cpu / (until - since):.0f} / {100 * load / wall:.0f}"
     _drain(url)
     after_k, after_m = probes.nstat(), probes.metrics(url)
-    r["cpu_us"] = 1e6 * cpu / max(int(r["sent"]) + int(r["warmup_sent"]), 1)  # type: ignore[call-overload]
-    since, until = r["window"]  # type: ignore[misc]
+    codes = dict(r["codes"])  # type: ignore[call-overload]
+    r["cpu_us"] = 1e6 * cpu / max(sum(codes.values()), 1)
+    r["cpu_ok_us"] = 1e6 * cpu / max(codes.get("200", 0), 1)
     ledger = home / f"ledger-{url.rsplit(':', 1)[1]}.db"
     r["app"] = probes.in_app_latency(ledger, since, until)
     r["accepted"] = probes.delta(after_m, before_m, "tokenomy_connections_accepted_total")
@@ -292,7 +292,8 @@ def _diagnostics_row(label: str, r: dict[str, object]) -> str:
     return (
         f"| {label} | {r['p50']:.1f} / {r['p99']:.1f} | {p50:.1f} / {p99:.1f} ({n}) | {r['conns_opened']} "
         f"({r['slow_dials']}) | {r['accepted']} ({r['closed_waiting']}) | {r['overflows']} / {r['drops']} "
-        f"| {r['syn_retrans']} | {r['cpu_us']:.0f} | {r['busy']} | {r['waited']} | {r['controller']} |"
+        f"| {r['syn_retrans']} | {r['cpu_us']:.0f} / {r['cpu_ok_us']:.0f} | {r['busy']} | {r['waited']} "
+        f"| {r['controller']} |"
     )
 
 
@@ -337,7 +338,7 @@ def main() -> None:
         print(
             "\n| phase | admitted p50 / p99 ms, generator | in-app p50 / p99 ms (rows) "
             "| connections dialed (connect >= 0.9 s) | connections accepted (closed at once: per-address cap) "
-            "| listen overflows / drops | SYN retransmits | gateway CPU µs per request "
+            "| listen overflows / drops | SYN retransmits | gateway CPU µs per answer / per 200 "
             "| CPU % gateway / upstream + generator | shed for waiting unread "
             "| lowest limit / highest loop lag ms / highest queue delay ms |"
         )
