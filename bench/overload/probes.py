@@ -40,21 +40,31 @@ NSTAT = ("TcpExtListenOverflows", "TcpExtListenDrops", "TcpExtTCPSynRetrans", "T
 
 
 def pinned(cpu: int) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that pins the child to ``cpu`` (None when pinning is off)."""
-    if not PIN:
+    """A ``preexec_fn`` that pins the child to ``cpu`` (None when pinning is off); on the load core it
+    also sets the niceness to ``LOAD_NICE`` when that is given (root may lower it: the generator then
+    measures the gateway, not its own wait for a CPU on a busy machine)."""
+    nice = os.environ.get("LOAD_NICE") if cpu == LG_CPU else None
+    if not PIN and nice is None:
         return None
 
     def pin() -> None:
-        os.sched_setaffinity(0, {cpu})
+        if PIN:
+            os.sched_setaffinity(0, {cpu})
+        if nice is not None:
+            os.setpriority(os.PRIO_PROCESS, 0, int(nice))
 
     return pin
 
 
 def pinning() -> str:
     """One line saying what runs where."""
+    nice = os.environ.get("LOAD_NICE")
+    load = f" (niceness {nice})" if nice is not None else ""
     if not PIN:
-        return "nothing pinned"
-    return f"gateway and its ledger writer on CPU {GW_CPU}; upstream, load generator and attackers on CPU {LG_CPU}"
+        return "nothing pinned" + load
+    return (
+        f"gateway and its ledger writer on CPU {GW_CPU}; upstream, load generator and attackers on CPU {LG_CPU}{load}"
+    )
 
 
 def nstat() -> dict[str, int]:

@@ -1,7 +1,8 @@
 """Overload and the stalled-connection attack: one command, two tables.
 
     python bench/overload/run.py            # ~2 minutes; DURATION=5 RATES="0.5 1 2 4" WORKERS=1 by default
-                                            # (ATTACKERS=0: no attack table)
+                                            # (ATTACKERS=0: no attack table; STALL_MS=500: the
+                                            # gateway stopped that long mid-phase, 0.5x-4x S)
 
 It starts a fixed-answer upstream (a raw asyncio HTTP server, so the gateway is the bottleneck)
 and ``tokenomy serve`` in front of it, each its own process, then:
@@ -35,10 +36,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -49,7 +52,10 @@ ROOT = Path(__file__).resolve().parents[2]
 DURATION = float(os.environ.get("DURATION", "5"))
 RATES = [float(r) for r in os.environ.get("RATES", "0.5 1 2 4").split()]
 ATTACKERS = int(os.environ.get("ATTACKERS", "2300"))
-WORKERS = os.environ.get("WORKERS", "1")  # one event loop: the figures are per process
+WORKERS = os.environ.get("WORKERS", "1")
+STALL_MS = float(
+    os.environ.get("STALL_MS", "0")
+)  # stop the gateway this long mid-phase (a GC pause, a preemption)  # one event loop: the figures are per process
 KEY = "sk-bench-overload"
 BODY = json.dumps(
     {"model": "bench", "max_tokens": 16, "messages": [{"role": "user", "content": "Say hello in one word."}]}
@@ -258,13 +264,32 @@ def _sha256(text: str) -> str:
 UPSTREAM_PID = 0
 
 
+def _stall(pid: int, after_s: float) -> threading.Thread:
+    """Stop the gateway process for STALL_MS once ``after_s`` has passed (its ledger writer runs on):
+    what a long garbage collection or a preemption does, and what starts a pile-up of requests in
+    the kernel under an open loop."""
+
+    def stall() -> None:
+        time.sleep(after_s)
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(STALL_MS / 1000)
+        os.kill(pid, signal.SIGCONT)
+
+    thread = threading.Thread(target=stall, daemon=True)
+    thread.start()
+    return thread
+
+
 def _phase(url: str, pid: int, home: Path, rate: float, auth: list[str], in_flight: int = 4096) -> dict[str, object]:
     """One load phase with what explains it: kernel counters, the gateway's counts, CPU time and
     in-app latency."""
     before_k, before_m = probes.nstat(), probes.metrics(url)
     before_load = probes.cpu_s(UPSTREAM_PID) + probes.children_cpu_s()
+    stall = _stall(pid, 1.0 + DURATION / 2) if STALL_MS > 0 and rate != 20 and in_flight > 64 else None
     with probes.Sampler(url, pid) as sampler:
         r = _load_run(url, rate, DURATION, auth, in_flight=in_flight)
+    if stall is not None:
+        stall.join()
     r["controller"] = sampler.summary()
     since, until = r["window"]  # type: ignore[misc]
     cpu = sampler.cpu_between(since, until)  # the generator's recorded window, its warm-up left out
@@ -319,7 +344,8 @@ def main() -> None:
             _settle(url, auth)
             phases.append((factor, _phase(url, gateway.pid, home, factor * saturation, auth)))
         sat_shed = dict(sat["codes"]).get("503", 0)  # type: ignore[call-overload]
-        print(f"{probes.pinning()}; {WORKERS} worker(s); {DURATION:g} s per phase\n")
+        stalled = f"; the gateway stopped for {STALL_MS:g} ms mid-phase in each overload phase" if STALL_MS else ""
+        print(f"{probes.pinning()}; {WORKERS} worker(s); {DURATION:g} s per phase{stalled}\n")
         print(f"saturation S = {saturation:.0f} rps (64 connections back to back, {sat_shed} shed); "
               f"no-load p50 / p99 = {quiet['p50']:.1f} / {quiet['p99']:.1f} ms (20 rps)\n")  # fmt: skip
         print(
