@@ -2,7 +2,9 @@
 
     python bench/overload/run.py            # ~2 minutes; DURATION=5 RATES="0.5 1 2 4" WORKERS=1 by default
                                             # (ATTACKERS=0: no attack table; STALL_MS=500: the
-                                            # gateway stopped that long mid-phase, 0.5x-4x S)
+                                            # gateway stopped that long mid-phase, 0.5x-4x S;
+                                            # VARIANTS="|shed_waited_ms: 0": the overload tables
+                                            # once per "|"-separated variant of server settings)
 
 It starts a fixed-answer upstream (a raw asyncio HTTP server, so the gateway is the bottleneck)
 and ``tokenomy serve`` in front of it, each its own process, then:
@@ -53,6 +55,7 @@ DURATION = float(os.environ.get("DURATION", "5"))
 RATES = [float(r) for r in os.environ.get("RATES", "0.5 1 2 4").split()]
 ATTACKERS = int(os.environ.get("ATTACKERS", "2300"))
 WORKERS = os.environ.get("WORKERS", "1")
+VARIANTS = os.environ.get("VARIANTS", "").split("|")  # "|"-separated server settings to compare, "" the defaults
 STALL_MS = float(
     os.environ.get("STALL_MS", "0")
 )  # stop the gateway this long mid-phase (a GC pause, a preemption)  # one event loop: the figures are per process
@@ -198,11 +201,12 @@ def _load_run(
     }
 
 
-def _gateway(upstream: int, keys: bool, home: Path) -> tuple[subprocess.Popen[str], str]:
+def _gateway(upstream: int, keys: bool, home: Path, extra: str = "") -> tuple[subprocess.Popen[str], str]:
     port = free_port()
     auth = f'auth: {{keys: [{{name: bench, sha256: "{_sha256(KEY)}"}}]}}\n' if keys else ""
     server = ["metrics_key: '${BENCH_METRICS_KEY:-m}'", *([] if keys else ["trusted_proxies: ['127.0.0.1']"])]
     server += [part for part in os.environ.get("SERVER", "").split(";") if part]  # e.g. SERVER="max_in_flight: 256"
+    server += [part for part in extra.split(";") if part]
     proxies = "server: {" + ", ".join(server) + "}\n"
     config = home / f"tokenomy-{port}.yaml"
     config.write_text(
@@ -322,6 +326,55 @@ def _diagnostics_row(label: str, r: dict[str, object]) -> str:
     )
 
 
+def _overload(upstream_port: int, home: Path, procs: list[subprocess.Popen[str]], variant: str) -> float:
+    """Saturation, no load and the overload phases against one gateway (``variant``: extra
+    ``server:`` settings, ";"-separated); prints the two tables and returns S."""
+    gateway, url = _gateway(upstream_port, keys=True, home=home, extra=variant)
+    procs.append(gateway)
+    auth = [f"authorization: Bearer {KEY}"]
+    _settle(url, auth)
+    sat = _phase(url, gateway.pid, home, 50_000, auth, in_flight=64)
+    saturation = float(sat["ok_rps"])  # type: ignore[arg-type]
+    _settle(url, auth)
+    quiet = _phase(url, gateway.pid, home, 20, auth)
+    phases = []
+    for factor in RATES:
+        _settle(url, auth)
+        phases.append((factor, _phase(url, gateway.pid, home, factor * saturation, auth)))
+    gateway.terminate()
+    gateway.wait()
+    sat_shed = dict(sat["codes"]).get("503", 0)  # type: ignore[call-overload]
+    settings = "; ".join(part for part in (os.environ.get("SERVER", ""), variant) if part) or "defaults"
+    print(f"### server settings: {settings}\n")
+    print(f"saturation S = {saturation:.0f} rps (64 connections back to back, {sat_shed} shed); "
+          f"no-load p50 / p99 = {quiet['p50']:.1f} / {quiet['p99']:.1f} ms (20 rps)\n")  # fmt: skip
+    print("| offered | offered rps | goodput rps (% of S) | admitted p50 / p99 ms | p99 over no-load | 503 | other |")
+    print("|---|---|---|---|---|---|---|")
+    for factor, r in phases:
+        codes = dict(r["codes"])  # type: ignore[call-overload]
+        other = sum(v for k, v in codes.items() if k not in ("200", "503"))
+        good = float(r["ok_rps"])  # type: ignore[arg-type]
+        print(
+            f"| {factor:g}x S | {float(r['offered_rps']):.0f} | {good:.0f} ({100 * good / saturation:.0f}%) "  # type: ignore[arg-type]
+            f"| {r['p50']:.1f} / {r['p99']:.1f} | +{float(r['p99']) - float(quiet['p99']):.1f} "  # type: ignore[arg-type]
+            f"| {codes.get('503', 0)} | {other} |"
+        )
+    print(
+        "\n| phase | admitted p50 / p99 ms, generator | in-app p50 / p99 ms (rows) "
+        "| connections dialed (connect >= 0.9 s) | connections accepted (closed at once: per-address cap) "
+        "| listen overflows / drops | SYN retransmits | gateway CPU µs per answer / per 200 "
+        "| CPU % gateway / upstream + generator | shed for waiting unread "
+        "| lowest limit / highest loop lag ms / highest queue delay ms |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print(_diagnostics_row("saturation (closed loop)", sat))
+    print(_diagnostics_row("no load (20 rps)", quiet))
+    for factor, r in phases:
+        print(_diagnostics_row(f"{factor:g}x S", r))
+    print()
+    return saturation
+
+
 def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="tokenomy-overload-"))
     upstream_port = free_port()
@@ -329,52 +382,15 @@ def main() -> None:
     global UPSTREAM_PID
     UPSTREAM_PID = upstream.pid
     procs = [upstream]
+    auth = [f"authorization: Bearer {KEY}"]
     try:
         time.sleep(0.5)
-        gateway, url = _gateway(upstream_port, keys=True, home=home)
-        procs.append(gateway)
-        auth = [f"authorization: Bearer {KEY}"]
-        _settle(url, auth)
-        sat = _phase(url, gateway.pid, home, 50_000, auth, in_flight=64)
-        saturation = float(sat["ok_rps"])  # type: ignore[arg-type]
-        _settle(url, auth)
-        quiet = _phase(url, gateway.pid, home, 20, auth)
-        phases = []
-        for factor in RATES:
-            _settle(url, auth)
-            phases.append((factor, _phase(url, gateway.pid, home, factor * saturation, auth)))
-        sat_shed = dict(sat["codes"]).get("503", 0)  # type: ignore[call-overload]
         stalled = f"; the gateway stopped for {STALL_MS:g} ms mid-phase in each overload phase" if STALL_MS else ""
         print(f"{probes.pinning()}; {WORKERS} worker(s); {DURATION:g} s per phase{stalled}\n")
-        print(f"saturation S = {saturation:.0f} rps (64 connections back to back, {sat_shed} shed); "
-              f"no-load p50 / p99 = {quiet['p50']:.1f} / {quiet['p99']:.1f} ms (20 rps)\n")  # fmt: skip
-        print(
-            "| offered | offered rps | goodput rps (% of S) | admitted p50 / p99 ms | p99 over no-load | 503 | other |"
-        )
-        print("|---|---|---|---|---|---|---|")
-        for factor, r in phases:
-            codes = dict(r["codes"])  # type: ignore[call-overload]
-            other = sum(v for k, v in codes.items() if k not in ("200", "503"))
-            good = float(r["ok_rps"])  # type: ignore[arg-type]
-            print(
-                f"| {factor:g}x S | {float(r['offered_rps']):.0f} | {good:.0f} ({100 * good / saturation:.0f}%) "  # type: ignore[arg-type]
-                f"| {r['p50']:.1f} / {r['p99']:.1f} | +{float(r['p99']) - float(quiet['p99']):.1f} "  # type: ignore[arg-type]
-                f"| {codes.get('503', 0)} | {other} |"
-            )
-        print(
-            "\n| phase | admitted p50 / p99 ms, generator | in-app p50 / p99 ms (rows) "
-            "| connections dialed (connect >= 0.9 s) | connections accepted (closed at once: per-address cap) "
-            "| listen overflows / drops | SYN retransmits | gateway CPU µs per answer / per 200 "
-            "| CPU % gateway / upstream + generator | shed for waiting unread "
-            "| lowest limit / highest loop lag ms / highest queue delay ms |"
-        )
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
-        print(_diagnostics_row("saturation (closed loop)", sat))
-        print(_diagnostics_row("no load (20 rps)", quiet))
-        for factor, r in phases:
-            print(_diagnostics_row(f"{factor:g}x S", r))
-        gateway.terminate()
-        gateway.wait()
+        saturation = 0.0
+        for variant in VARIANTS:
+            s = _overload(upstream_port, home, procs, variant)
+            saturation = saturation or s
         if ATTACKERS <= 0:
             return
         print("\n| attack | stalled connections held | real requests | served 200 | share served | p99 ms |")
