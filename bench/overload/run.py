@@ -1,6 +1,10 @@
 """Overload and the stalled-connection attack: one command, two tables.
 
     python bench/overload/run.py            # ~2 minutes; DURATION=5 RATES="0.5 1 2 4" WORKERS=1 by default
+                                            # (ATTACKERS=0: no attack table; STALL_MS=500: the
+                                            # gateway stopped that long mid-phase, 0.5x-4x S;
+                                            # VARIANTS="|shed_waited_ms: 0": the overload tables
+                                            # once per "|"-separated variant of server settings)
 
 It starts a fixed-answer upstream (a raw asyncio HTTP server, so the gateway is the bottleneck)
 and ``tokenomy serve`` in front of it, each its own process, then:
@@ -20,7 +24,12 @@ and ``tokenomy serve`` in front of it, each its own process, then:
 Every request is the same small chat completion with ``max_tokens``. The load generator is
 the overhead benchmark's open-loop ``ratebench`` (``bench/overhead/loadgen``; its ``ok_lat_ms`` is
 the latency of 200s alone; built on first use with Debian's ``golang-go``); the attackers run in
-their own process. Timings
+their own process. The gateway (and its ledger writer) is pinned to CPU ``GW_CPU`` (1), the
+upstream, the generator and the attackers to ``LG_CPU`` (0); ``PIN=0`` pins nothing. A second
+table gives, per phase, what explains the first (``probes.py``): the connections the generator
+dialed and how many of those connects took 0.9 s or more (a SYN dropped by a full listen queue
+and retransmitted), the connections the gateway accepted, the kernel's listen-queue overflows,
+and the gateway's own latency for the admitted requests (ledger) beside the generator's. Timings
 depend on the machine: run it on a quiet one.
 """
 
@@ -29,18 +38,27 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import probes
 
 ROOT = Path(__file__).resolve().parents[2]
 DURATION = float(os.environ.get("DURATION", "5"))
 RATES = [float(r) for r in os.environ.get("RATES", "0.5 1 2 4").split()]
 ATTACKERS = int(os.environ.get("ATTACKERS", "2300"))
-WORKERS = os.environ.get("WORKERS", "1")  # one event loop: the figures are per process
+WORKERS = os.environ.get("WORKERS", "1")
+VARIANTS = os.environ.get("VARIANTS", "").split("|")  # "|"-separated server settings to compare, "" the defaults
+STALL_MS = float(
+    os.environ.get("STALL_MS", "0")
+)  # stop the gateway this long mid-phase (a GC pause, a preemption)  # one event loop: the figures are per process
 KEY = "sk-bench-overload"
 BODY = json.dumps(
     {"model": "bench", "max_tokens": 16, "messages": [{"role": "user", "content": "Say hello in one word."}]}
@@ -125,9 +143,10 @@ async def _attack(url: str, count: int, hold: float, forwarded: bool) -> None:
 
 
 # -- the driver ---------------------------------------------------------------------------------------------
-def _python(*args: str, **popen: object) -> subprocess.Popen[str]:
+def _python(*args: str, cpu: int = probes.LG_CPU, **popen: object) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{os.environ.get('PYTHONPATH', '')}"}
-    return subprocess.Popen([sys.executable, *args], env=env, text=True, **popen)  # type: ignore[call-overload,no-any-return]
+    pin = probes.pinned(cpu)
+    return subprocess.Popen([sys.executable, *args], env=env, text=True, preexec_fn=pin, **popen)  # type: ignore[call-overload,no-any-return]
 
 
 LOADGEN = Path(os.environ.get("LOADGEN", Path.home() / ".cache/gateway-anchors/bin/ratebench"))
@@ -163,10 +182,16 @@ def _load_run(
         args += ["-H", header]
     if new_connections:
         args.append("-newconn")
-    out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    began = time.time()
+    pin = probes.pinned(probes.LG_CPU)
+    out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60, check=True, preexec_fn=pin).stdout
     data = json.loads(out.strip().splitlines()[-1])
     codes = {k: int(v) for k, v in data["codes"].items()}
     return {
+        "window": (float(data.get("recorded_from", began + warmup)), time.time()),
+        "warmup_sent": int(data.get("warmup_sent", 0)),
+        "conns_opened": int(data.get("conns_opened", -1)),
+        "slow_dials": int(data.get("slow_dials", -1)),
         "sent": int(data["sent"]),
         "offered_rps": data["sent"] / seconds,
         "ok_rps": float(data["achieved_ok_rps"]),
@@ -176,11 +201,12 @@ def _load_run(
     }
 
 
-def _gateway(upstream: int, keys: bool, home: Path) -> tuple[subprocess.Popen[str], str]:
+def _gateway(upstream: int, keys: bool, home: Path, extra: str = "") -> tuple[subprocess.Popen[str], str]:
     port = free_port()
     auth = f'auth: {{keys: [{{name: bench, sha256: "{_sha256(KEY)}"}}]}}\n' if keys else ""
     server = ["metrics_key: '${BENCH_METRICS_KEY:-m}'", *([] if keys else ["trusted_proxies: ['127.0.0.1']"])]
     server += [part for part in os.environ.get("SERVER", "").split(";") if part]  # e.g. SERVER="max_in_flight: 256"
+    server += [part for part in extra.split(";") if part]
     proxies = "server: {" + ", ".join(server) + "}\n"
     config = home / f"tokenomy-{port}.yaml"
     config.write_text(
@@ -192,7 +218,7 @@ def _gateway(upstream: int, keys: bool, home: Path) -> tuple[subprocess.Popen[st
     )
     proc = _python(
         "-m", "tokenomy.cli", "serve", "--config", str(config), "--port", str(port), "--workers", WORKERS,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cpu=probes.GW_CPU, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
@@ -209,16 +235,19 @@ def _gateway(upstream: int, keys: bool, home: Path) -> tuple[subprocess.Popen[st
 
 def _settle(url: str, auth: list[str]) -> None:
     """Warm the gateway up (first requests load the ledger's language model and more), then wait
-    until it has drained: nothing in flight, the ledger writer's queue empty (a phase's records
-    would otherwise be enriched during the next one)."""
+    until it has drained (:func:`_drain`)."""
     _load_run(url, 200, 2, auth)
-    import urllib.request
+    _drain(url)
 
+
+def _drain(url: str) -> None:
+    """Wait until nothing is in flight and the ledger writer's queue is empty (a phase's records
+    would otherwise be enriched during the next one, and the ledger read after a phase would miss
+    some)."""
     for _ in range(300):
-        request = urllib.request.Request(f"{url}/metrics", headers={"authorization": "Bearer m"})
-        text = urllib.request.urlopen(request, timeout=5).read().decode()
-        values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line[:1] != "#"}
-        if values.get("tokenomy_ledger_queue_depth", 0) < 10 and values.get("tokenomy_in_flight_requests", 0) == 0:
+        values = probes.metrics(url)
+        if values.get("tokenomy_ledger_queue_depth", 0) < 1 and values.get("tokenomy_in_flight_requests", 0) == 0:
+            time.sleep(0.3)  # the last batch is committed
             return
         time.sleep(0.1)
 
@@ -236,41 +265,134 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+UPSTREAM_PID = 0
+
+
+def _stall(pid: int, after_s: float) -> threading.Thread:
+    """Stop the gateway process for STALL_MS once ``after_s`` has passed (its ledger writer runs on):
+    what a long garbage collection or a preemption does, and what starts a pile-up of requests in
+    the kernel under an open loop."""
+
+    def stall() -> None:
+        time.sleep(after_s)
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(STALL_MS / 1000)
+        os.kill(pid, signal.SIGCONT)
+
+    thread = threading.Thread(target=stall, daemon=True)
+    thread.start()
+    return thread
+
+
+def _phase(url: str, pid: int, home: Path, rate: float, auth: list[str], in_flight: int = 4096) -> dict[str, object]:
+    """One load phase with what explains it: kernel counters, the gateway's counts, CPU time and
+    in-app latency."""
+    before_k, before_m = probes.nstat(), probes.metrics(url)
+    before_load = probes.cpu_s(UPSTREAM_PID) + probes.children_cpu_s()
+    stall = _stall(pid, 1.0 + DURATION / 2) if STALL_MS > 0 and rate != 20 and in_flight > 64 else None
+    with probes.Sampler(url, pid) as sampler:
+        r = _load_run(url, rate, DURATION, auth, in_flight=in_flight)
+    if stall is not None:
+        stall.join()
+    r["controller"] = sampler.summary()
+    since, until = r["window"]  # type: ignore[misc]
+    cpu = sampler.cpu_between(since, until)  # the generator's recorded window, its warm-up left out
+    wall = sampler.cpu[-1][0] - sampler.cpu[0][0]
+    load = probes.cpu_s(UPSTREAM_PID) + probes.children_cpu_s() - before_load
+    r["busy"] = f"{100 * cpu / (until - since):.0f} / {100 * load / wall:.0f}"
+    _drain(url)
+    after_k, after_m = probes.nstat(), probes.metrics(url)
+    codes = dict(r["codes"])  # type: ignore[call-overload]
+    r["cpu_us"] = 1e6 * cpu / max(sum(codes.values()), 1)
+    r["cpu_ok_us"] = 1e6 * cpu / max(codes.get("200", 0), 1)
+    ledger = home / f"ledger-{url.rsplit(':', 1)[1]}.db"
+    r["app"] = probes.in_app_latency(ledger, since, until)
+    r["accepted"] = probes.delta(after_m, before_m, "tokenomy_connections_accepted_total")
+    r["waited"] = probes.delta(after_m, before_m, 'tokenomy_edge_refusals_total{reason="waited"}')
+    r["closed_waiting"] = probes.delta(after_m, before_m, 'tokenomy_edge_refusals_total{reason="waiting_connections"}')
+    r["overflows"] = probes.delta(after_k, before_k, "TcpExtListenOverflows")
+    r["drops"] = probes.delta(after_k, before_k, "TcpExtListenDrops")
+    r["syn_retrans"] = probes.delta(after_k, before_k, "TcpExtTCPSynRetrans")
+    return r
+
+
+def _diagnostics_row(label: str, r: dict[str, object]) -> str:
+    n, p50, p99 = r["app"]  # type: ignore[misc]
+    return (
+        f"| {label} | {r['p50']:.1f} / {r['p99']:.1f} | {p50:.1f} / {p99:.1f} ({n}) | {r['conns_opened']} "
+        f"({r['slow_dials']}) | {r['accepted']} ({r['closed_waiting']}) | {r['overflows']} / {r['drops']} "
+        f"| {r['syn_retrans']} | {r['cpu_us']:.0f} / {r['cpu_ok_us']:.0f} | {r['busy']} | {r['waited']} "
+        f"| {r['controller']} |"
+    )
+
+
+def _overload(upstream_port: int, home: Path, procs: list[subprocess.Popen[str]], variant: str) -> float:
+    """Saturation, no load and the overload phases against one gateway (``variant``: extra
+    ``server:`` settings, ";"-separated); prints the two tables and returns S."""
+    gateway, url = _gateway(upstream_port, keys=True, home=home, extra=variant)
+    procs.append(gateway)
+    auth = [f"authorization: Bearer {KEY}"]
+    _settle(url, auth)
+    sat = _phase(url, gateway.pid, home, 50_000, auth, in_flight=64)
+    saturation = float(sat["ok_rps"])  # type: ignore[arg-type]
+    _settle(url, auth)
+    quiet = _phase(url, gateway.pid, home, 20, auth)
+    phases = []
+    for factor in RATES:
+        _settle(url, auth)
+        phases.append((factor, _phase(url, gateway.pid, home, factor * saturation, auth)))
+    gateway.terminate()
+    gateway.wait()
+    sat_shed = dict(sat["codes"]).get("503", 0)  # type: ignore[call-overload]
+    settings = "; ".join(part for part in (os.environ.get("SERVER", ""), variant) if part) or "defaults"
+    print(f"### server settings: {settings}\n")
+    print(f"saturation S = {saturation:.0f} rps (64 connections back to back, {sat_shed} shed); "
+          f"no-load p50 / p99 = {quiet['p50']:.1f} / {quiet['p99']:.1f} ms (20 rps)\n")  # fmt: skip
+    print("| offered | offered rps | goodput rps (% of S) | admitted p50 / p99 ms | p99 over no-load | 503 | other |")
+    print("|---|---|---|---|---|---|---|")
+    for factor, r in phases:
+        codes = dict(r["codes"])  # type: ignore[call-overload]
+        other = sum(v for k, v in codes.items() if k not in ("200", "503"))
+        good = float(r["ok_rps"])  # type: ignore[arg-type]
+        print(
+            f"| {factor:g}x S | {float(r['offered_rps']):.0f} | {good:.0f} ({100 * good / saturation:.0f}%) "  # type: ignore[arg-type]
+            f"| {r['p50']:.1f} / {r['p99']:.1f} | +{float(r['p99']) - float(quiet['p99']):.1f} "  # type: ignore[arg-type]
+            f"| {codes.get('503', 0)} | {other} |"
+        )
+    print(
+        "\n| phase | admitted p50 / p99 ms, generator | in-app p50 / p99 ms (rows) "
+        "| connections dialed (connect >= 0.9 s) | connections accepted (closed at once: per-address cap) "
+        "| listen overflows / drops | SYN retransmits | gateway CPU µs per answer / per 200 "
+        "| CPU % gateway / upstream + generator | shed for waiting unread "
+        "| lowest limit / highest loop lag ms / highest queue delay ms |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print(_diagnostics_row("saturation (closed loop)", sat))
+    print(_diagnostics_row("no load (20 rps)", quiet))
+    for factor, r in phases:
+        print(_diagnostics_row(f"{factor:g}x S", r))
+    print()
+    return saturation
+
+
 def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="tokenomy-overload-"))
     upstream_port = free_port()
     upstream = _python(__file__, "upstream", str(upstream_port))
+    global UPSTREAM_PID
+    UPSTREAM_PID = upstream.pid
     procs = [upstream]
+    auth = [f"authorization: Bearer {KEY}"]
     try:
         time.sleep(0.5)
-        gateway, url = _gateway(upstream_port, keys=True, home=home)
-        procs.append(gateway)
-        auth = [f"authorization: Bearer {KEY}"]
-        _settle(url, auth)
-        sat = _load_run(url, 50_000, DURATION, auth, in_flight=64)
-        saturation = float(sat["ok_rps"])  # type: ignore[arg-type]
-        _settle(url, auth)
-        quiet = _load_run(url, 20, DURATION, auth)
-        sat_shed = dict(sat["codes"]).get("503", 0)  # type: ignore[call-overload]
-        print(f"saturation S = {saturation:.0f} rps (64 connections back to back, {DURATION:g} s, {sat_shed} shed); "
-              f"no-load p50 / p99 = {quiet['p50']:.1f} / {quiet['p99']:.1f} ms (20 rps)\n")  # fmt: skip
-        print(
-            "| offered | offered rps | goodput rps (% of S) | admitted p50 / p99 ms | p99 over no-load | 503 | other |"
-        )
-        print("|---|---|---|---|---|---|---|")
-        for factor in RATES:
-            _settle(url, auth)
-            r = _load_run(url, factor * saturation, DURATION, auth)
-            codes = dict(r["codes"])  # type: ignore[call-overload]
-            other = sum(v for k, v in codes.items() if k not in ("200", "503"))
-            good = float(r["ok_rps"])  # type: ignore[arg-type]
-            print(
-                f"| {factor:g}x S | {float(r['offered_rps']):.0f} | {good:.0f} ({100 * good / saturation:.0f}%) "  # type: ignore[arg-type]
-                f"| {r['p50']:.1f} / {r['p99']:.1f} | +{float(r['p99']) - float(quiet['p99']):.1f} "  # type: ignore[arg-type]
-                f"| {codes.get('503', 0)} | {other} |"
-            )
-        gateway.terminate()
-        gateway.wait()
+        stalled = f"; the gateway stopped for {STALL_MS:g} ms mid-phase in each overload phase" if STALL_MS else ""
+        print(f"{probes.pinning()}; {WORKERS} worker(s); {DURATION:g} s per phase{stalled}\n")
+        saturation = 0.0
+        for variant in VARIANTS:
+            s = _overload(upstream_port, home, procs, variant)
+            saturation = saturation or s
+        if ATTACKERS <= 0:
+            return
         print("\n| attack | stalled connections held | real requests | served 200 | share served | p99 ms |")
         print("|---|---|---|---|---|---|")
         for keys, label in ((True, "no key, gateway requires keys"), (False, "open gateway, one address each")):

@@ -12,6 +12,7 @@ from tests.fakes.openai_upstream import OpenAIFake
 from tests.support.gateway import running_gateway
 
 from tokenomy.server.overload import LoopLagMonitor, OverloadDetector
+from tokenomy.telemetry import metrics
 
 BODY = b'{"model": "fast", "messages": [{"role": "user", "content": "hi"}]}'
 
@@ -182,3 +183,78 @@ async def test_admitted_requests_do_not_queue_behind_a_backlog(
     assert sorted(statuses) == [200] * 4 + [503] * 36
     assert len(delays) == 4, "shed requests never reached the app"
     assert max(delays) < 0.5, "an admitted request started without waiting out another's upstream call"
+
+
+def test_waited_reads_how_long_a_request_sat_in_the_kernel() -> None:
+    """``waited`` is the age of the request's bytes in the kernel when the gateway reads them: here
+    a new connection's first request, left 500 ms in the listen queue before it is accepted."""
+    import socket
+
+    from tokenomy.server.protocol import GuardedHttpToolsProtocol
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(4)
+        with socket.create_connection(server.getsockname()) as client:
+            client.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}")
+            time.sleep(0.5)
+            accepted, _ = server.accept()
+            with accepted:
+
+                class Transport:
+                    def get_extra_info(self, name: str) -> object:
+                        return accepted if name == "socket" else None
+
+                protocol = GuardedHttpToolsProtocol.__new__(GuardedHttpToolsProtocol)
+                protocol.transport = Transport()  # type: ignore[assignment]
+                waited = protocol.waited()
+                client.sendall(b"POST")  # the next request's first bytes: just arrived
+                time.sleep(0.02)
+                fresh = protocol.waited()
+    assert 0.45 <= waited < 3.0, waited
+    assert fresh < 0.3, fresh
+
+
+async def test_requests_that_waited_too_long_unread_are_shed_while_overloaded(
+    openai_fake: OpenAIFake, anthropic_fake: AnthropicFake
+) -> None:
+    """While the in-progress limit is lowered (the gateway found itself late), a model call whose
+    bytes waited longer than ``shed_waited_ms`` in the kernel before the gateway read them -- here
+    600 ms, the event loop held -- is answered 503 from its head, and its kept-alive connection then
+    serves a fresh request; the same wait with the limit at its ceiling (a lone request on a host
+    that was busy elsewhere) is served."""
+    openai_fake.mode = "fast"
+    config = proxy_config(openai_fake.base_url, anthropic_fake.base_url, extra_server=", shed_waited_ms: 250")
+    async with running_gateway(config) as gw:
+        overload = gw.app.admission.overload
+        host, port = gw.url.removeprefix("http://").split(":")
+        request = (
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n%s" % (len(BODY), BODY)
+        )
+
+        async def after_a_wait(writer: asyncio.StreamWriter, reader: asyncio.StreamReader) -> bytes:
+            writer.write(request)  # sent at once: the loop (the gateway's too) is then held 600 ms
+            time.sleep(0.6)  # noqa: ASYNC251 -- holding the loop (the gateway's) is the point
+            status, _, _ = await _response(reader)
+            return status
+
+        overload.limit = overload.ceiling
+        reader, writer = await _raw(host, int(port))
+        assert await after_a_wait(writer, reader) == b"HTTP/1.1 200 OK", "not overloaded: a late request is served"
+        writer.close()
+
+        overload.limit = overload.ceiling // 2  # as the controller leaves it after a late window
+        refused = metrics.EDGE_REFUSALS.labels("waited")
+        before = refused._value.get()
+        reader, writer = await _raw(host, int(port))  # a new connection: the wait includes the listen queue
+        status = await after_a_wait(writer, reader)
+        assert status == b"HTTP/1.1 503 Service Unavailable", "it waited 600 ms unread: shed"
+        writer.write(request)
+        status, _, body = await _response(reader)
+        assert status == b"HTTP/1.1 200 OK" and b"chat.completion" in body, "a fresh request on the same connection"
+        status = await after_a_wait(writer, reader)
+        assert status == b"HTTP/1.1 503 Service Unavailable", "a kept-alive connection's request that waited: shed"
+        writer.close()
+        assert refused._value.get() - before == 2, "each counted, under its own reason"
+        assert gw.app.admission.active == 0

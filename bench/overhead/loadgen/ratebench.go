@@ -1,6 +1,8 @@
 // From shared/anchors/gateway/loadgen/ratebench.go (gateway-overhead anchors), plus the latency of
 // 200 responses alone (ok_lat_ms): the overload benchmark (bench/overload/run.py) reports admitted
-// requests' latency apart from the fast 503s. One generator for both benchmarks.
+// requests' latency apart from the fast 503s; and the connections it dialed while recording
+// (conns_opened, dial_ms, slow_dials: connects of 0.9 s or more, i.e. a retransmitted SYN).
+// One generator for both benchmarks.
 // ratebench: open-loop (fixed arrival rate) HTTP load generator, stdlib only.
 //
 // Requests are scheduled at t0 + i/rate regardless of how earlier requests fare
@@ -16,6 +18,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -68,8 +71,24 @@ func main() {
 		}
 		body = b
 	}
+	// Connections dialed while recording, and how long each connect took (a connect of 1 s or
+	// more is a SYN retransmitted after the server's listen queue dropped it).
+	var recording int32
+	var dialMu sync.Mutex
+	dialLat := []float64{}
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		t := time.Now()
+		c, err := dialer.DialContext(ctx, network, addr)
+		if atomic.LoadInt32(&recording) == 1 {
+			dialMu.Lock()
+			dialLat = append(dialLat, float64(time.Since(t).Microseconds())/1000)
+			dialMu.Unlock()
+		}
+		return c, err
+	}
 	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:         dial,
 		MaxIdleConns:        *maxInflight,
 		MaxIdleConnsPerHost: *maxInflight,
 		MaxConnsPerHost:     0,
@@ -163,13 +182,25 @@ func main() {
 		}
 		return time.Since(start), sent
 	}
+	var warmSent int64
 	if *warm > 0 {
-		run(*warm, false)
+		_, warmSent = run(*warm, false)
 		wg.Wait()
 	}
+	atomic.StoreInt32(&recording, 1)
 	t0 := time.Now()
 	_, sent := run(*dur, true)
 	wg.Wait()
+	atomic.StoreInt32(&recording, 0)
+	dialMu.Lock()
+	sort.Float64s(dialLat)
+	slowDials := 0
+	for _, v := range dialLat {
+		if v >= 900 {
+			slowDials++
+		}
+	}
+	dialMu.Unlock()
 	elapsed := time.Since(t0) // until the last response (includes draining a backlog)
 	sort.Float64s(lat)
 	sort.Float64s(okLat)
@@ -189,6 +220,11 @@ func main() {
 		"achieved_ok_rps":  float64(ok) / elapsed.Seconds(),
 		"elapsed_s":        elapsed.Seconds(),
 		"first_errors":     firstErrs,
+		"recorded_from":    float64(t0.UnixNano()) / 1e9,
+		"warmup_sent":      warmSent,
+		"conns_opened":     len(dialLat),
+		"slow_dials":       slowDials,
+		"dial_ms":          map[string]float64{"p50": pct(dialLat, 50), "p99": pct(dialLat, 99), "max": pct(dialLat, 100)},
 		"ok_lat_ms":        map[string]float64{"p50": pct(okLat, 50), "p99": pct(okLat, 99), "max": pct(okLat, 100)},
 		"lat_ms":           map[string]float64{"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99), "p999": pct(lat, 99.9), "max": pct(lat, 100), "mean": mean},
 		"sched_lat_ms":     map[string]float64{"p50": pct(svc, 50), "p90": pct(svc, 90), "p99": pct(svc, 99)},

@@ -12,7 +12,11 @@ In order, each step cheap and before the next:
 
 Before all of these, as soon as the head is parsed, the server protocol asks :meth:`Admission.edge_enter`
 whether to shed the request: model calls past the adaptive in-progress limit
-(``tokenomy.server.overload``) get a pre-built 503 there, before any request object exists.
+(``tokenomy.server.overload``) get a pre-built 503 there, before any request object exists; so do,
+while that limit is lowered (the gateway found itself late), model calls that already waited more
+than ``server.shed_waited_ms`` in the kernel before the gateway read them (in the listen queue or a
+socket buffer): they could no longer be answered in time, and serving them late would spend the
+core on answers that keep the backlog -- and every request behind it -- late.
 
 So a client that opens connections and stalls its headers or bodies holds no in-flight slot and
 cannot starve anyone; the head deadline and size limits are the server protocol's
@@ -22,6 +26,7 @@ cannot starve anyone; the head deadline and size limits are the server protocol'
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tokenomy.errors import GatewayError, overloaded
@@ -67,6 +72,7 @@ class Admission:
         self.active = 0  # model calls between their body's end and their answer (counted by the protocol)
         self.edge_counts = False  # the server protocol counts them (else admission alone decides)
         self._shed_counter = metrics.SHED
+        self.waited_s = server.shed_waited_ms / 1000
         self.max_in_flight = server.max_in_flight
         self.per_client = server.max_in_flight_per_client
         self.max_body = server.max_body_bytes
@@ -75,24 +81,33 @@ class Admission:
         self._by_client: dict[str, int] = {}
         self._loop_time: Any = None
 
-    def edge_enter(self, path: bytes) -> int:
+    def edge_enter(self, path: bytes, waited: Callable[[], float] | None = None) -> int:
         """For the server protocol, as a request head is parsed: :data:`SHED` (answer 503 now; counted),
         :data:`COUNTED` (a model call: count it from its body's end, :meth:`edge_hold`) or
         :data:`PASS` (not a model call: never shed, not counted).
 
-        Only model calls and the cache API are shed, when :attr:`active` has reached the adaptive
-        limit (``tokenomy.server.overload``); the in-flight cap is checked at admission, where the
-        request's own slot is known.
+        Only model calls and the cache API are shed: when :attr:`active` has reached the adaptive
+        limit (``tokenomy.server.overload``), or when that limit is lowered and ``waited()`` (seconds
+        the request sat in the kernel before it was read) is over ``server.shed_waited_ms``. The
+        in-flight cap is checked at admission, where the request's own slot is known.
         """
         if not path.startswith(SHEDDABLE) or path.startswith(b"/v1/models"):
             return PASS
         self.edge_counts = True
-        if self.active >= self.overload.limit:
-            self._shed_counter.inc()
-            if self.rows.take("shed"):
-                self.gateway.record_shed(path.decode("latin-1"))
-            return SHED
+        overload = self.overload
+        if self.active >= overload.limit:
+            return self._shed(path, "shed")
+        # only while the gateway's own queueing has lowered the limit (a request that waited on a
+        # host busy with other work is not refused for it), and only then the getsockopt
+        if overload.limit < overload.ceiling and self.waited_s and waited is not None and waited() > self.waited_s:
+            return self._shed(path, "waited")
         return COUNTED
+
+    def _shed(self, path: bytes, reason: str) -> int:
+        self._shed_counter.inc()
+        if self.rows.take(reason):
+            self.gateway.record_shed(path.decode("latin-1"))
+        return SHED
 
     def edge_hold(self) -> None:
         """A request :meth:`edge_enter` let through has its whole body and no answer yet: it counts in

@@ -18,9 +18,14 @@ connection:
 - the moment the head was complete, in ``scope["state"]["tokenomy.received"]`` (loop time): the
   app measures its own queueing delay from it (``tokenomy.server.overload``);
 - **early shedding**: when the app's admission says so (``EdgeLimits.enter``: the adaptive limit on
-  model calls in progress is reached), a model call is answered 503 (Anthropic: 529) from
-  pre-built bytes as soon as its head is parsed -- no request object, no task, no body parsed; on
-  a kept-alive connection the body is dropped as it arrives and the connection stays open;
+  model calls in progress is reached, or, while the gateway is overloaded, the request already
+  waited too long in the kernel before the gateway read it), a model call is answered 503
+  (Anthropic: 529) from pre-built bytes as soon as its head is parsed -- no request object, no
+  task, no body parsed; on a kept-alive connection the body is dropped as it arrives and the
+  connection stays open;
+- **how long a request waited before the gateway read it** (:meth:`GuardedHttpToolsProtocol.waited`,
+  asked only while overloaded): the age of its newest bytes in the kernel's socket buffer (Linux
+  ``TCP_INFO``), which for a new connection's first request includes its time in the listen queue;
 - the **count of model calls in progress** for that limit (``EdgeLimits.hold``/``leave``): from the
   end of a request's body (a body still arriving costs nothing and is not counted) to its answer.
 
@@ -30,6 +35,8 @@ Body deadlines are the app's (``Request.body``), so they hold under any ASGI ser
 from __future__ import annotations
 
 import asyncio
+import socket
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,9 +45,12 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from tokenomy.telemetry import metrics
 
+_ACCEPTED = metrics.CONNECTIONS
 RECEIVED = "tokenomy.received"
 """Key in ``scope["state"]``: loop time when the request head was complete."""
 
+
+_TCP_INFO: int | None = getattr(socket, "TCP_INFO", None)  # Linux only
 
 LINGER_S = 1.0
 """How long a refused connection is drained before it is closed."""
@@ -56,8 +66,9 @@ class EdgeLimits:
     max_waiting_per_address: int = 1024  # connections from one address that have not sent a whole head yet
     trusted: Callable[[str], bool] | None = None  # reverse proxies: exempt from the per-address cap
     # the app's admission (``Admission.edge_enter/edge_hold/edge_leave``): shed this path now? (it
-    # counts what it sheds) and the model calls in progress, from their body's end to their answer
-    enter: Callable[[bytes], int] | None = None
+    # counts what it sheds; it may ask how long the request waited before it was read) and the
+    # model calls in progress, from their body's end to their answer
+    enter: Callable[[bytes, Callable[[], float]], int] | None = None
     hold: Callable[[], None] | None = None
     leave: Callable[[], None] | None = None
 
@@ -91,6 +102,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # -- connection ----------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        _ACCEPTED.inc()
         address = self.client[0] if self.client else None
         limits = self.limits
         if address is not None and not (limits.trusted is not None and limits.trusted(address)):
@@ -159,7 +171,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_head_timer()
         enter = self.limits.enter
         if enter is not None:
-            verdict = enter(self.url)
+            verdict = enter(self.url, self.waited)
             if verdict < 0:
                 if self.cycle is None or self.cycle.response_complete:
                     self._shed()
@@ -173,6 +185,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._counted = verdict > 0
         self.scope["state"][RECEIVED] = self.loop.time()
         super().on_headers_complete()
+
+    def waited(self) -> float:
+        """Seconds the newest bytes of the request being parsed sat in the kernel before the gateway
+        read them (0 where the kernel does not say).
+
+        Linux's ``tcpi_last_data_recv`` (milliseconds since the connection last received data),
+        read while the request is parsed: the request's own wait in the socket buffer, and for the
+        first request on a new connection its wait in the listen queue as well (a client sends its
+        request as soon as the handshake completes, before the gateway accepts). One
+        ``getsockopt``, about 1-2 µs: admission asks only while the gateway is overloaded.
+        """
+        if _TCP_INFO is None:
+            return 0.0
+        try:
+            info = self.transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 56)
+        except (AttributeError, OSError):
+            return 0.0  # not TCP (a Unix socket), or the connection is gone
+        return int.from_bytes(info[52:56], sys.byteorder) / 1000  # struct tcp_info: tcpi_last_data_recv
 
     def _shed(self) -> None:
         """Answer 503 (Anthropic: 529) from pre-built bytes: no request object, no task, no body read.

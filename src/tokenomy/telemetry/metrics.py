@@ -160,6 +160,12 @@ UPSTREAM_ERRORS = Counter(
     registry=REGISTRY,
 )
 IN_FLIGHT = Gauge("tokenomy_in_flight_requests", "Requests in progress at the gateway.", registry=REGISTRY)
+CONNECTIONS = Counter(
+    "tokenomy_connections_accepted",
+    "Client connections the server accepted (refused ones included): many per request means clients "
+    "are not reusing connections.",
+    registry=REGISTRY,
+)
 SHED = Counter("tokenomy_shed_requests", "Requests refused with 503 because the gateway was full.", registry=REGISTRY)
 EDGE_REFUSALS = Counter(
     "tokenomy_edge_refusals",
