@@ -198,7 +198,7 @@ def _from_rollup(
     sums = ", ".join(f"SUM({name})" for name, _ in rollup.SUMS)
     hist = ", ".join(f"SUM({c})" for c in (*rollup.LATENCY, *rollup.TTFT))
     # histograms are kept on task-and-model rows only: the other kinds are summed without them
-    for kinds, measures in (("= 'tm'", f"{sums}, {hist}"), ("<> 'tm'", sums)):
+    for kinds, measures in (("= 'tm'", f"{sums}, {hist}"), ("IN ('lang', 'cache')", sums)):
         statement = f"SELECT dim, a, b, {measures} FROM {rollup.TABLE} WHERE {clause} AND dim {kinds} GROUP BY 1, 2, 3"
         for dim, a, b, *values in conn.execute(statement, params).fetchall():
             out.cell((str(dim), str(a), str(b))).add_row(tuple(values))
@@ -216,7 +216,7 @@ def _from_rollup(
 def _aggregates(conn: Any, store: LedgerStore, window: Window, seconds: int) -> Iterator[tuple[str, tuple[Any, ...]]]:
     """Raw records of the window aggregated as the rollup is, per ``seconds`` bucket: (dim, row)."""
     clause, params = _raw_where(store, window)
-    for dim in rollup.DIMS:
+    for dim in rollup.V4_DIMS:
         statement = rollup.aggregate(dim, "requests", clause, store.dialect, seconds=seconds)
         for row in conn.execute(statement, params).fetchall():
             yield dim, tuple(row)
