@@ -15,6 +15,7 @@ from tokenomy.ledger.schema import VERSION_TABLE, migrations
 from tokenomy.ledger.stores.base import LedgerStore
 from tokenomy.reports.model import ReportQuery, Sections, Window
 from tokenomy.reports.query import run_query
+from tokenomy.reports.sql import where
 
 __all__ = ["new_store"]  # the fixture, imported for pytest
 
@@ -147,6 +148,7 @@ def test_the_overview_equals_the_report_on_any_window(new_store: StoreFactory, w
         {g.name: g.sums.cost_usd for g in report.by_language}, abs=1e-12
     )
     assert overview["cache"] == explorer.cache_outcomes(store, window)
+    assert explorer.choices(store, window) == raw_choices(store, window)
     assert sum(p["requests"] for p in overview["series"]) == total["requests"]
     assert sum(p["cost_usd"] for p in overview["series"]) == pytest.approx(total["cost_usd"], abs=1e-12)
     by_model = run_query(store, ReportQuery("model", window))
@@ -161,6 +163,22 @@ def test_the_overview_equals_the_report_on_any_window(new_store: StoreFactory, w
     assert exact.p50 is not None and exact.p95 is not None
     assert exact.p50 / 1.26 <= total["p50_latency_ms"] <= exact.p50 * 1.26
     assert exact.p95 / 1.26 <= total["p95_latency_ms"] <= exact.p95 * 1.26
+
+
+def raw_choices(store: LedgerStore, window: Window) -> dict[str, list[str]]:
+    """The filter menus counted from the raw records (most used first, ties by name)."""
+    clause, params = where(window, store.dialect)
+    out = {}
+    for name, expr in (("task", "task"), ("model", explorer.MODEL), ("key", "api_key")):
+        sql = f"SELECT {expr}, COUNT(*) FROM requests{clause} GROUP BY 1"
+        conn = store.connect()
+        try:
+            found = conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+        rows = [(str(v), int(n)) for v, n in found if v is not None]
+        out[name] = [v for v, _ in sorted(rows, key=lambda r: (-r[1], r[0]))]
+    return out
 
 
 def test_percentiles_from_a_histogram() -> None:

@@ -80,7 +80,7 @@ def _advise(
         advice.notes.append("no successful requests in the window: nothing to advise on")
         return advice
     found: list[detectors.Found] = [
-        *detectors.duplicates(reader.duplicates()),
+        *detectors.duplicates(reader, usage),
         *detectors.prompt_prefixes(reader, usage, prices),
         *detectors.cheaper_models(usage, prices, evidence),
         *detectors.batchable(reader, usage, advice.first_ts, advice.span_s),

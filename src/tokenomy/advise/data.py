@@ -1,6 +1,14 @@
 """The ledger queries the advisor needs, for SQLite and PostgreSQL (aggregated in the database).
 
 Only successful records (status < 400) are read: an action can only save on calls that were paid for.
+Two kinds of query keep a large ledger fast (builds on the dashboard's hourly rollup, ledger version 6):
+
+- the sums per task, model and deployment, and the hourly arrival pattern, come from the rollup's
+  ``use`` rows (whole UTC hours) plus the raw records of the partial hours at the window's edges;
+- what needs single records (repeated prompt hashes, answer lengths, stored prompts) reads a bounded
+  sample: the :data:`SAMPLE` most recent successful records of the window (the ``ts`` index, newest
+  first). Figures from it are scaled to the window by :meth:`LedgerReader.scale`; when the window holds
+  no more records than the sample, the scale is 1 and the figures are exact.
 """
 
 from __future__ import annotations
@@ -8,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tokenomy.dashboard.rollup_query import raw_where, rollup_where, split
+from tokenomy.ledger import rollup
 from tokenomy.ledger.stores.base import LedgerStore
 from tokenomy.reports.model import Window
 from tokenomy.reports.sql import placeholder, where
@@ -15,6 +25,9 @@ from tokenomy.reports.sql import placeholder, where
 MODEL = "COALESCE(served_model, requested_model)"
 PREFIX_SAMPLE = 200
 """Prompts per task and model whose shared prefix is measured (the most recent ones)."""
+SAMPLE = 50_000
+"""Most recent successful records of the window read by the detectors that need single records."""
+_USE = {name: i for i, name in enumerate(rollup.columns("use"))}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +69,8 @@ class LedgerReader:
         self.store = store
         self.window = window
         self._mark = placeholder(store.dialect)
+        self._hours: list[tuple[int, str, str, tuple[Any, ...]]] | None = None
+        self._sampled: dict[tuple[str, str], float] | None = None
 
     def _rows(
         self,
@@ -76,39 +91,112 @@ class LedgerReader:
             conn.close()
         return rows
 
+    def _hourly(self) -> list[tuple[int, str, str, tuple[Any, ...]]]:
+        """Per UTC hour, task and ``b`` (model, deployment, provider): the ``use`` rollup columns."""
+        if self._hours is not None:
+            return self._hours
+        cols = rollup.columns("use")
+        merge = {"first_ts": "MIN", "last_ts": "MAX"}
+        measures = ", ".join(f"{merge.get(c, 'SUM')}({c})" for c in cols)
+        parts = split(self.window)
+        out: list[tuple[int, str, str, tuple[Any, ...]]] = []
+        conn = self.store.connect()
+        try:
+            if parts.hours is not None:
+                clause, params = rollup_where(self.store, self.window, parts.hours)
+                statement = f"SELECT hour, a, b, {measures} FROM {rollup.TABLE} WHERE {clause} AND dim = 'use'"
+                for hour, a, b, *values in conn.execute(f"{statement} GROUP BY 1, 2, 3", params).fetchall():
+                    out.append((int(hour), str(a), str(b), tuple(values)))
+            for since, until in parts.edges:
+                clause, params = raw_where(self.store, Window(since, until, self.window.tenant))
+                statement = rollup.aggregate("use", "requests", clause, self.store.dialect)
+                for hour, _tenant, a, b, *values in conn.execute(statement, params).fetchall():
+                    out.append((int(hour), str(a), str(b), tuple(values)))
+        finally:
+            conn.close()
+        self._hours = out
+        return out
+
     def usage(self) -> list[Usage]:
-        """Per task, model and deployment: requests, tokens, cost and time span."""
-        rows = self._rows(
-            f"SELECT task, {MODEL}, deployment, provider, COUNT(*), SUM(CASE WHEN stream THEN 1 ELSE 0 END), "
-            "SUM(prompt_tokens), SUM(completion_tokens), SUM(cached_tokens), SUM(cost_usd), MIN(ts), MAX(ts)",
-            tail="GROUP BY 1, 2, 3, 4",
-        )
-        return [
-            Usage(
-                str(t),
-                str(m),
-                d,
-                p,
-                int(n),
-                int(s or 0),
-                int(pt or 0),
-                int(ct or 0),
-                int(ca or 0),
-                float(c or 0),
-                float(lo),
-                float(hi),
+        """Per task, model and deployment: requests, tokens, cost and time span (from the hourly rollup)."""
+        sums: dict[tuple[str, str], list[Any]] = {}
+        for _hour, task, b, values in self._hourly():
+            acc = sums.get((task, b))
+            if acc is None:
+                sums[(task, b)] = list(values)
+                continue
+            for name, i in _USE.items():
+                if name == "first_ts":
+                    acc[i] = min(acc[i], values[i])
+                elif name == "last_ts":
+                    acc[i] = max(acc[i], values[i])
+                else:
+                    acc[i] = (acc[i] or 0) + (values[i] or 0)
+        out = []
+        for (task, b), v in sums.items():
+            model, deployment, provider = (b.split(rollup.SEP) + ["", ""])[:3]
+            out.append(
+                Usage(
+                    task,
+                    model,
+                    deployment or None,
+                    provider or None,
+                    int(v[_USE["requests"]]),
+                    int(v[_USE["streamed"]] or 0),
+                    int(v[_USE["prompt_tokens"]] or 0),
+                    int(v[_USE["completion_tokens"]] or 0),
+                    int(v[_USE["cached_tokens"]] or 0),
+                    float(v[_USE["cost_usd"]] or 0.0),
+                    float(v[_USE["first_ts"]]),
+                    float(v[_USE["last_ts"]]),
+                )
             )
-            for t, m, d, p, n, s, pt, ct, ca, c, lo, hi in rows
-        ]
+        return sorted(out, key=lambda u: (u.task, u.model, u.deployment or "", u.provider or ""))
+
+    def hourly_arrivals(self, first_hour: int, hours: int) -> dict[tuple[str, str], dict[int, int]]:
+        """Per task and model: requests per bucket of ``hours`` whole UTC hours, counted from ``first_hour``."""
+        out: dict[tuple[str, str], dict[int, int]] = {}
+        for hour, task, b, values in self._hourly():
+            counts = out.setdefault((task, b.split(rollup.SEP)[0]), {})
+            bucket = (hour - first_hour) // hours
+            counts[bucket] = counts.get(bucket, 0) + int(values[_USE["requests"]])
+        return out
+
+    def _sample(self, outer: str, inner: str, tail: str = "", params: tuple[Any, ...] = ()) -> list[Any]:
+        """``outer`` over the window's :data:`SAMPLE` most recent successful records (``inner`` columns)."""
+        clause, window_params = where(self.window, self.store.dialect, extra=("status < 400",))
+        recent = f"SELECT {inner} FROM requests{clause} ORDER BY ts DESC LIMIT {SAMPLE}"
+        conn = self.store.connect()
+        try:
+            rows: list[Any] = conn.execute(f"{outer} FROM ({recent}) AS s {tail}", [*window_params, *params]).fetchall()
+        finally:
+            conn.close()
+        return rows
+
+    def scale(self, task: str, model: str, usage: list[Usage]) -> float:
+        """How many times the window's spend on a task and model exceeds the sample's (1: all of it was read;
+        0: none of it was)."""
+        if self._sampled is None:
+            self._sampled = {
+                (str(t), str(m)): float(c or 0.0)
+                for t, m, c in self._sample("SELECT task, model, SUM(cost_usd)", f"task, {MODEL} AS model, cost_usd",
+                                            "GROUP BY 1, 2")
+            }
+        sampled = self._sampled.get((task, model), 0.0)
+        total = sum(u.cost_usd for u in usage if u.task == task and u.model == model)
+        if sampled <= 0:
+            return 0.0
+        return max(1.0, total / sampled)
 
     def duplicates(self) -> list[Duplicates]:
-        """Identical prompts (same hash, task and model) paid for more than once."""
-        inner = self._rows(
-            f"SELECT task, {MODEL}, prompt_hash, COUNT(*) AS n, SUM(cost_usd), "
+        """Identical prompts (same hash, task and model) paid for more than once, among the sample's records
+        (scale them with :meth:`scale`)."""
+        inner = self._sample(
+            "SELECT task, model, prompt_hash, COUNT(*) AS n, SUM(cost_usd), "
             "SUM(CASE WHEN cache = 'bypass' THEN 1 ELSE 0 END), SUM(CASE WHEN cache = 'miss' THEN 1 ELSE 0 END), "
             "SUM(CASE WHEN cache = 'none' THEN 1 ELSE 0 END)",
-            extra=("prompt_hash IS NOT NULL", "cache IN ('none', 'miss', 'bypass')"),
-            tail="GROUP BY 1, 2, 3 HAVING COUNT(*) > 1",
+            f"task, {MODEL} AS model, prompt_hash, cost_usd, cache",
+            "WHERE prompt_hash IS NOT NULL AND cache IN ('none', 'miss', 'bypass') GROUP BY 1, 2, 3 HAVING COUNT(*) > 1",
         )
         out: dict[tuple[str, str], list[float]] = {}
         for task, model, _hash, n, cost, bypassed, missed, none in inner:
@@ -126,37 +214,34 @@ class LedgerReader:
         ]
 
     def prompts(self, task: str, model: str) -> list[tuple[str, int]]:
-        """The most recent stored prompts of a task and model, with their prompt tokens."""
+        """The most recent stored prompts of a task and model (within the sample), with their prompt tokens."""
         mark = self._mark
         return [
             (str(p), int(t))
-            for p, t in self._rows(
+            for p, t in self._sample(
                 "SELECT prompt, prompt_tokens",
-                extra=("prompt IS NOT NULL", f"task = {mark}", f"{MODEL} = {mark}"),
-                tail=f"ORDER BY ts DESC LIMIT {PREFIX_SAMPLE}",
-                params=(task, model),
+                f"task, {MODEL} AS model, prompt, prompt_tokens, ts",
+                f"WHERE prompt IS NOT NULL AND task = {mark} AND model = {mark} ORDER BY ts DESC LIMIT {PREFIX_SAMPLE}",
+                (task, model),
             )
         ]
 
     def paid_prompts(self, task: str, model: str, limit: int) -> list[tuple[str, str, float]]:
         """The ``limit`` most recent stored prompts of a task and model that were paid for (not served from
-        the cache), oldest first: (prompt hash, prompt text, cost)."""
+        the cache), within the sample, oldest first: (prompt hash, prompt text, cost)."""
         mark = self._mark
-        rows = self._rows(
+        rows = self._sample(
             "SELECT prompt_hash, prompt, cost_usd, ts",
-            extra=(
-                "prompt IS NOT NULL",
-                "cache IN ('none', 'miss', 'bypass')",
-                f"task = {mark}",
-                f"{MODEL} = {mark}",
-            ),
-            tail=f"ORDER BY ts DESC LIMIT {int(limit)}",
-            params=(task, model),
+            f"task, {MODEL} AS model, prompt_hash, prompt, cost_usd, cache, ts",
+            f"WHERE prompt IS NOT NULL AND cache IN ('none', 'miss', 'bypass') AND task = {mark} AND model = {mark} "
+            f"ORDER BY ts DESC LIMIT {int(limit)}",
+            (task, model),
         )
         return [(str(h), str(p), float(c or 0.0)) for h, p, c, _ts in reversed(rows)]
 
     def arrivals(self, first_ts: float, bucket_s: float) -> dict[tuple[str, str], dict[int, int]]:
-        """Per task and model: requests per time bucket (``bucket_s`` long, counted from ``first_ts``)."""
+        """Per task and model: requests per time bucket (``bucket_s`` long, counted from ``first_ts``), from the
+        raw records (the detector uses it on short windows only; :meth:`hourly_arrivals` otherwise)."""
         mark = self._mark
         number = f"CAST((ts - {mark}) / {mark} AS INTEGER)"
         if self.store.dialect == "postgres":
@@ -170,8 +255,12 @@ class LedgerReader:
         return out
 
     def output_lengths(self) -> dict[tuple[str, str], dict[int, int]]:
-        """Per task and model: how many answers had each completion token count."""
-        rows = self._rows(f"SELECT task, {MODEL}, completion_tokens, COUNT(*)", tail="GROUP BY 1, 2, 3")
+        """Per task and model: how many answers had each completion token count (in the sample)."""
+        rows = self._sample(
+            "SELECT task, model, completion_tokens, COUNT(*)",
+            f"task, {MODEL} AS model, completion_tokens",
+            "GROUP BY 1, 2, 3",
+        )
         out: dict[tuple[str, str], dict[int, int]] = {}
         for task, model, tokens, n in rows:
             out.setdefault((str(task), str(model)), {})[int(tokens)] = int(n)
