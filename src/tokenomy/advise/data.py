@@ -69,7 +69,8 @@ class LedgerReader:
         self.store = store
         self.window = window
         self._mark = placeholder(store.dialect)
-        self._hours: list[tuple[int, str, str, tuple[Any, ...]]] | None = None
+        self._sums: list[tuple[Any, ...]] | None = None
+        self._sample_rows: list[tuple[str, str, str | None, float, str, int]] | None = None
         self._sampled: dict[tuple[str, str], float] | None = None
 
     def _rows(
@@ -91,47 +92,43 @@ class LedgerReader:
             conn.close()
         return rows
 
-    def _hourly(self) -> list[tuple[int, str, str, tuple[Any, ...]]]:
-        """Per UTC hour, task and ``b`` (model, deployment, provider): the ``use`` rollup columns."""
-        if self._hours is not None:
-            return self._hours
-        cols = rollup.columns("use")
-        merge = {"first_ts": "MIN", "last_ts": "MAX"}
-        measures = ", ".join(f"{merge.get(c, 'SUM')}({c})" for c in cols)
+    def _use(self, keys: str, measures: str) -> list[tuple[Any, ...]]:
+        """``keys`` (of ``hour, a, b``) and ``measures`` of the window's ``use`` rollup rows, grouped by the keys;
+        plus the same per hour from the raw records of the partial hours at the window's edges."""
         parts = split(self.window)
-        out: list[tuple[int, str, str, tuple[Any, ...]]] = []
+        group = ", ".join(str(i + 1) for i in range(keys.count(",") + 1))
+        out: list[tuple[Any, ...]] = []
         conn = self.store.connect()
         try:
             if parts.hours is not None:
                 clause, params = rollup_where(self.store, self.window, parts.hours)
-                statement = f"SELECT hour, a, b, {measures} FROM {rollup.TABLE} WHERE {clause} AND dim = 'use'"
-                for hour, a, b, *values in conn.execute(f"{statement} GROUP BY 1, 2, 3", params).fetchall():
-                    out.append((int(hour), str(a), str(b), tuple(values)))
+                statement = f"SELECT {keys}, {measures} FROM {rollup.TABLE} WHERE {clause} AND dim = 'use'"
+                out += [tuple(r) for r in conn.execute(f"{statement} GROUP BY {group}", params).fetchall()]
             for since, until in parts.edges:
                 clause, params = raw_where(self.store, Window(since, until, self.window.tenant))
-                statement = rollup.aggregate("use", "requests", clause, self.store.dialect)
-                for hour, _tenant, a, b, *values in conn.execute(statement, params).fetchall():
-                    out.append((int(hour), str(a), str(b), tuple(values)))
+                inner = rollup.aggregate("use", "requests", clause, self.store.dialect)
+                names = ", ".join(f"{c}_" if c in ("hour", "a", "b") else c for c in keys.split(", "))
+                statement = f"SELECT {names.replace('hour_', 'bucket_')}, {measures} FROM ({inner}) AS e GROUP BY {group}"
+                out += [tuple(r) for r in conn.execute(statement, params).fetchall()]
         finally:
             conn.close()
-        self._hours = out
         return out
 
     def usage(self) -> list[Usage]:
         """Per task, model and deployment: requests, tokens, cost and time span (from the hourly rollup)."""
+        merge = {"first_ts": "MIN", "last_ts": "MAX"}
+        measures = ", ".join(f"{merge.get(c, 'SUM')}({c})" for c in rollup.columns("use"))
+        if self._sums is None:
+            self._sums = self._use("a, b", measures)
         sums: dict[tuple[str, str], list[Any]] = {}
-        for _hour, task, b, values in self._hourly():
-            acc = sums.get((task, b))
+        for task, b, *values in self._sums:
+            acc = sums.get((str(task), str(b)))
             if acc is None:
-                sums[(task, b)] = list(values)
+                sums[(str(task), str(b))] = list(values)
                 continue
             for name, i in _USE.items():
-                if name == "first_ts":
-                    acc[i] = min(acc[i], values[i])
-                elif name == "last_ts":
-                    acc[i] = max(acc[i], values[i])
-                else:
-                    acc[i] = (acc[i] or 0) + (values[i] or 0)
+                pick = min if name == "first_ts" else max if name == "last_ts" else None
+                acc[i] = pick(acc[i], values[i]) if pick else (acc[i] or 0) + (values[i] or 0)
         out = []
         for (task, b), v in sums.items():
             model, deployment, provider = (b.split(rollup.SEP) + ["", ""])[:3]
@@ -156,16 +153,27 @@ class LedgerReader:
     def hourly_arrivals(self, first_hour: int, hours: int) -> dict[tuple[str, str], dict[int, int]]:
         """Per task and model: requests per bucket of ``hours`` whole UTC hours, counted from ``first_hour``."""
         out: dict[tuple[str, str], dict[int, int]] = {}
-        for hour, task, b, values in self._hourly():
-            counts = out.setdefault((task, b.split(rollup.SEP)[0]), {})
-            bucket = (hour - first_hour) // hours
-            counts[bucket] = counts.get(bucket, 0) + int(values[_USE["requests"]])
+        for hour, task, b, n in self._use("hour, a, b", "SUM(requests)"):
+            counts = out.setdefault((str(task), str(b).split(rollup.SEP)[0]), {})
+            bucket = (int(hour) - first_hour) // hours
+            counts[bucket] = counts.get(bucket, 0) + int(n)
         return out
+
+    def _recent(self) -> list[tuple[str, str, str | None, float, str, int]]:
+        """The window's :data:`SAMPLE` most recent successful records: (task, model, prompt hash, cost, cache
+        outcome, completion tokens), read once (on the ``ts`` index, newest first)."""
+        if self._sample_rows is None:
+            rows = self._rows(
+                f"SELECT task, {MODEL}, prompt_hash, cost_usd, cache, completion_tokens",
+                tail=f"ORDER BY ts DESC LIMIT {int(SAMPLE)}",
+            )
+            self._sample_rows = [(str(t), str(m), h, float(c or 0.0), str(k), int(n)) for t, m, h, c, k, n in rows]
+        return self._sample_rows
 
     def _sample(self, outer: str, inner: str, tail: str = "", params: tuple[Any, ...] = ()) -> list[Any]:
         """``outer`` over the window's :data:`SAMPLE` most recent successful records (``inner`` columns)."""
         clause, window_params = where(self.window, self.store.dialect, extra=("status < 400",))
-        recent = f"SELECT {inner} FROM requests{clause} ORDER BY ts DESC LIMIT {SAMPLE}"
+        recent = f"SELECT {inner} FROM requests{clause} ORDER BY ts DESC LIMIT {int(SAMPLE)}"
         conn = self.store.connect()
         try:
             rows: list[Any] = conn.execute(f"{outer} FROM ({recent}) AS s {tail}", [*window_params, *params]).fetchall()
@@ -177,11 +185,9 @@ class LedgerReader:
         """How many times the window's spend on a task and model exceeds the sample's (1: all of it was read;
         0: none of it was)."""
         if self._sampled is None:
-            self._sampled = {
-                (str(t), str(m)): float(c or 0.0)
-                for t, m, c in self._sample("SELECT task, model, SUM(cost_usd)", f"task, {MODEL} AS model, cost_usd",
-                                            "GROUP BY 1, 2")
-            }
+            self._sampled = {}
+            for t, m, _h, cost, _k, _n in self._recent():
+                self._sampled[(t, m)] = self._sampled.get((t, m), 0.0) + cost
         sampled = self._sampled.get((task, model), 0.0)
         total = sum(u.cost_usd for u in usage if u.task == task and u.model == model)
         if sampled <= 0:
@@ -191,23 +197,25 @@ class LedgerReader:
     def duplicates(self) -> list[Duplicates]:
         """Identical prompts (same hash, task and model) paid for more than once, among the sample's records
         (scale them with :meth:`scale`)."""
-        inner = self._sample(
-            "SELECT task, model, prompt_hash, COUNT(*) AS n, SUM(cost_usd), "
-            "SUM(CASE WHEN cache = 'bypass' THEN 1 ELSE 0 END), SUM(CASE WHEN cache = 'miss' THEN 1 ELSE 0 END), "
-            "SUM(CASE WHEN cache = 'none' THEN 1 ELSE 0 END)",
-            f"task, {MODEL} AS model, prompt_hash, cost_usd, cache",
-            "WHERE prompt_hash IS NOT NULL AND cache IN ('none', 'miss', 'bypass') GROUP BY 1, 2, 3 HAVING COUNT(*) > 1",
-        )
+        per_prompt: dict[tuple[str, str, str], list[Any]] = {}
+        for task, model, prompt_hash, cost, cache, _n in self._recent():
+            if prompt_hash is None or cache not in ("none", "miss", "bypass"):
+                continue
+            acc = per_prompt.setdefault((task, model, prompt_hash), [0, 0.0, 0, 0, 0])
+            acc[0] += 1
+            acc[1] += cost
+            acc[2 + ("bypass", "miss", "none").index(cache)] += 1
         out: dict[tuple[str, str], list[float]] = {}
-        for task, model, _hash, n, cost, bypassed, missed, none in inner:
-            acc = out.setdefault((str(task), str(model)), [0, 0, 0.0, 0, 0, 0])
-            n = int(n)
+        for (task, model, _hash), (n, cost, bypassed, missed, none) in per_prompt.items():
+            if n < 2:
+                continue
+            acc = out.setdefault((task, model), [0, 0, 0.0, 0, 0, 0])
             acc[0] += 1
             acc[1] += n
-            acc[2] += float(cost or 0.0) * (n - 1) / n  # the first of each prompt had to be paid for
-            acc[3] += int(bypassed or 0)
-            acc[4] += int(missed or 0)
-            acc[5] += int(none or 0)
+            acc[2] += cost * (n - 1) / n  # the first of each prompt had to be paid for
+            acc[3] += bypassed
+            acc[4] += missed
+            acc[5] += none
         return [
             Duplicates(t, m, int(a[0]), int(a[1]), float(a[2]), int(a[3]), int(a[4]), int(a[5]))
             for (t, m), a in out.items()
@@ -256,12 +264,8 @@ class LedgerReader:
 
     def output_lengths(self) -> dict[tuple[str, str], dict[int, int]]:
         """Per task and model: how many answers had each completion token count (in the sample)."""
-        rows = self._sample(
-            "SELECT task, model, completion_tokens, COUNT(*)",
-            f"task, {MODEL} AS model, completion_tokens",
-            "GROUP BY 1, 2, 3",
-        )
         out: dict[tuple[str, str], dict[int, int]] = {}
-        for task, model, tokens, n in rows:
-            out.setdefault((str(task), str(model)), {})[int(tokens)] = int(n)
+        for task, model, _h, _c, _k, tokens in self._recent():
+            counts = out.setdefault((task, model), {})
+            counts[tokens] = counts.get(tokens, 0) + 1
         return out
