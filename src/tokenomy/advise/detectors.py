@@ -84,18 +84,18 @@ def duplicates(reader: LedgerReader, usage: list[Usage]) -> Iterator[Found]:
             assumptions = ("a stored answer is acceptable for a repeated prompt",)
         yield Found(
             kind="cache",
-            title=f"Cache repeated prompts of task {d.task!r}",
+            title=f"Cache repeated prompts of task {d.task!r} on {d.model}",
             task=d.task,
             model=d.model,
             saving_usd=d.repeat_cost_usd * scale,
             confidence="high" if repeats >= MIN_REQUESTS else "medium",
             evidence=(
-                f"{d.prompts} distinct prompts were sent {d.requests} times: {repeats} repeats paid in full, "
+                f"{d.prompts:,} distinct prompts were sent {d.requests:,} times: {repeats:,} repeats paid in full, "
                 f"costing {short_money(d.repeat_cost_usd)}",
                 why,
-                f"replayed against this window: with the cache on, {repeats} requests would have hit"
+                f"replayed against this window: with the cache on, {repeats:,} requests would have hit"
                 if scale == 1.0
-                else f"replayed against the {SAMPLE:,} most recent requests: with the cache on, {repeats} would have "
+                else f"replayed against the {SAMPLE:,} most recent requests: with the cache on, {repeats:,} would have "
                 f"hit; scaled {scale:,.3g}x to the task's spend in the window: {short_money(d.repeat_cost_usd * scale)}",
             ),
             action=action,
@@ -145,7 +145,7 @@ def prompt_prefixes(reader: LedgerReader, usage: list[Usage], prices: Prices) ->
             saving_usd=saving,
             confidence="medium",
             evidence=(
-                f"{u.requests} requests averaging {u.prompt_tokens / u.requests:,.0f} prompt tokens; the most "
+                f"{u.requests:,} requests averaging {u.prompt_tokens / u.requests:,.0f} prompt tokens; the most "
                 f"recent {len(sample)} stored prompts share their first {share:.0%} (~{prefix_tokens:,.0f} tokens)",
                 f"{already:,.0f} tokens per request were billed as cached",
                 f"cached input costs {cached_price / price.input:.0%} of fresh input on {u.deployment or u.model}",
@@ -213,7 +213,7 @@ def cheaper_models(
                 evidence=(
                     f"{source}: {best.model} scores {best.quality:.2f} on task {task!r}, meeting its bar "
                     f"{policy.min_quality:.2f} ({model}: {quality})",
-                    f"{total.requests} requests cost {short_money(total.cost_usd)} on {model}; the same tokens on "
+                    f"{total.requests:,} requests cost {short_money(total.cost_usd)} on {model}; the same tokens on "
                     f"{best.model} cost {short_money(total.cost_usd - saving)}",
                 ),
                 action=(
@@ -241,7 +241,7 @@ def cheaper_models(
             saving_usd=total.cost_usd - cost,
             confidence="low",
             evidence=(
-                f"{total.requests} requests cost {short_money(total.cost_usd)} on {model}; the same tokens cost "
+                f"{total.requests:,} requests cost {short_money(total.cost_usd)} on {model}; the same tokens cost "
                 f"{short_money(cost)} on {name}",
                 "no evaluation result for this task says whether a cheaper model meets its bar",
             ),
@@ -305,7 +305,7 @@ def batchable(reader: LedgerReader, usage: list[Usage], first_ts: float | None, 
             saving_usd=saving,
             confidence="medium",
             evidence=(
-                f"{u.requests} requests, none streamed; {BURST_COVER:.0%} of them arrived within {width:,.3g} s, "
+                f"{u.requests:,} requests, none streamed; {BURST_COVER:.0%} of them arrived within {width:,.3g} s, "
                 f"{width / span_s:.1%} of the {span_s:,.0f} s the ledger covers",
                 f"they cost {short_money(u.cost_usd)}; the batch API bills {1 - BATCH_DISCOUNT:.0%} of that",
             ),

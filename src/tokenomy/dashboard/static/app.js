@@ -145,23 +145,26 @@
     const list = $("advice-list");
     list.replaceChildren();
     for (const note of advice.notes || []) {
-      const p = document.createElement("p"); p.textContent = "Note: " + note; list.appendChild(p);
+      const p = document.createElement("p"); p.className = "note"; p.textContent = "Note: " + note; list.appendChild(p);
     }
     if (!advice.recommendations.length) {
       const p = document.createElement("p"); p.textContent = "No action found that would have saved money in this window.";
       list.appendChild(p);
     }
+    // each action folds to its title and saving; the two largest start open
     advice.recommendations.slice(0, 8).forEach((r, i) => {
-      const box = document.createElement("div"); box.className = "rec";
+      const box = document.createElement("details"); box.className = "rec"; box.open = i < 2;
+      const head = document.createElement("summary");
       const h = document.createElement("h3"); h.textContent = (i + 1) + ". " + r.title;
-      const s = document.createElement("div"); s.className = "saving";
+      const s = document.createElement("span"); s.className = "saving";
       s.textContent = "~" + money(r.monthly_saving_usd) + "/month (" + money(r.window_saving_usd) + " in this window), confidence " + r.confidence;
+      head.append(h, s);
       const ev = document.createElement("ul");
       for (const line of r.evidence) { const li = document.createElement("li"); li.textContent = line; ev.appendChild(li); }
       const act = document.createElement("pre"); act.textContent = r.action;
       const as = document.createElement("ul");
       for (const line of r.assumptions) { const li = document.createElement("li"); li.textContent = "assumes " + line; as.appendChild(li); }
-      box.append(h, s, ev, act, as);
+      box.append(head, ev, act, as);
       list.appendChild(box);
     });
   }

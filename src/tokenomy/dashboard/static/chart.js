@@ -21,13 +21,15 @@
     return t;
   }
 
-  /* Money with enough digits: $1,234.56, $0.12, $0.0033, $0.000012. */
+  /* Money with enough digits: $1,234.56, $0.50, $0.12, then two significant digits under 10 cents:
+     $0.012, $0.0033, $0.000012. */
   function money(v) {
     if (v === null || v === undefined || isNaN(v)) return "-";
     if (v === 0) return "$0";
-    const a = Math.abs(v);
-    if (a >= 1) return (v < 0 ? "-$" : "$") + a.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-    return (v < 0 ? "-$" : "$") + String(Number(a.toPrecision(2)));
+    const a = Math.abs(v), r = a >= 0.1 ? a : Number(a.toPrecision(2));
+    const sign = v < 0 ? "-$" : "$";
+    if (r >= 0.1) return sign + r.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    return sign + String(r);
   }
 
   /* A count with thousands separators (and up to `digits` decimals). */
