@@ -127,7 +127,9 @@ def _table(store: LedgerStore, name: str, opts: argparse.Namespace, server: int 
     store.open()  # migrates a kept ledger to the current schema before anything is timed
     store.close()
     now = time.time()
-    print(f"\n| document ({opts.records:,} records, {name}) | window | best s | median s | CPU s | server CPU s | bytes |")
+    print(
+        f"\n| document ({opts.records:,} records, {name}) | window | best s | median s | CPU s | server CPU s | bytes |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|")
     for label, window in (("24 h", Window(now - 86400, None)), ("30 days", Window())):
         cases: dict[str, Callable[[], Any]] = {

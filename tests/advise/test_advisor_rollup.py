@@ -98,8 +98,20 @@ def raw_usage(store: LedgerStore, window: Window) -> list[Usage]:
 
 def _rounded(usage: list[Usage]) -> list[Usage]:
     return [
-        Usage(u.task, u.model, u.deployment, u.provider, u.requests, u.streamed, u.prompt_tokens, u.completion_tokens,
-              u.cached_tokens, round(u.cost_usd, 9), u.first_ts, u.last_ts)  # fmt: skip
+        Usage(
+            u.task,
+            u.model,
+            u.deployment,
+            u.provider,
+            u.requests,
+            u.streamed,
+            u.prompt_tokens,
+            u.completion_tokens,
+            u.cached_tokens,
+            round(u.cost_usd, 9),
+            u.first_ts,
+            u.last_ts,
+        )
         for u in usage
     ]
 

@@ -59,7 +59,9 @@ def records(n: int, seed: int = 3) -> list[LedgerRecord]:
     return out
 
 
-def rollup_by_dim(store: LedgerStore, dims: tuple[rollup.Dim, ...] = rollup.DIMS) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+def rollup_by_dim(
+    store: LedgerStore, dims: tuple[rollup.Dim, ...] = rollup.DIMS
+) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     out: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     for dim in dims:
         cols = ", ".join(rollup.columns(dim))
@@ -68,7 +70,9 @@ def rollup_by_dim(store: LedgerStore, dims: tuple[rollup.Dim, ...] = rollup.DIMS
     return out
 
 
-def raw_by_dim(store: LedgerStore, dims: tuple[rollup.Dim, ...] = rollup.DIMS) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+def raw_by_dim(
+    store: LedgerStore, dims: tuple[rollup.Dim, ...] = rollup.DIMS
+) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     out: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     for dim in dims:
         for row in query(store, rollup.aggregate(dim, "requests", "shadow_of IS NULL", store.dialect)):

@@ -119,7 +119,8 @@ async def test_wide_tables_fit_a_laptop_screen_and_no_labels_overlap(browser: An
         """() => {
         const found = [];
         for (const chart of document.querySelectorAll(".chart")) {
-            const boxes = [...chart.querySelectorAll("svg text, .legend span")].map((n) => [n.textContent, n.getBoundingClientRect()]);
+            const boxes = [...chart.querySelectorAll("svg text, .legend span")]
+                .map((n) => [n.textContent, n.getBoundingClientRect()]);
             for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
                 const [a, p] = boxes[i], [b, q] = boxes[j];
                 const w = Math.min(p.right, q.right) - Math.max(p.left, q.left);

@@ -108,7 +108,9 @@ class LedgerReader:
                 clause, params = raw_where(self.store, Window(since, until, self.window.tenant))
                 inner = rollup.aggregate("use", "requests", clause, self.store.dialect)
                 names = ", ".join(f"{c}_" if c in ("hour", "a", "b") else c for c in keys.split(", "))
-                statement = f"SELECT {names.replace('hour_', 'bucket_')}, {measures} FROM ({inner}) AS e GROUP BY {group}"
+                statement = (
+                    f"SELECT {names.replace('hour_', 'bucket_')}, {measures} FROM ({inner}) AS e GROUP BY {group}"
+                )
                 out += [tuple(r) for r in conn.execute(statement, params).fetchall()]
         finally:
             conn.close()
@@ -131,7 +133,7 @@ class LedgerReader:
                 acc[i] = pick(acc[i], values[i]) if pick else (acc[i] or 0) + (values[i] or 0)
         out = []
         for (task, b), v in sums.items():
-            model, deployment, provider = (b.split(rollup.SEP) + ["", ""])[:3]
+            model, deployment, provider = [*b.split(rollup.SEP), "", ""][:3]
             out.append(
                 Usage(
                     task,

@@ -95,12 +95,12 @@ def duplicates(reader: LedgerReader, usage: list[Usage]) -> Iterator[Found]:
                 why,
                 f"replayed against this window: with the cache on, {repeats:,} requests would have hit"
                 if scale == 1.0
-                else f"replayed against the {SAMPLE:,} most recent requests: with the cache on, {repeats:,} would have "
-                f"hit; scaled {scale:,.3g}x to the task's spend in the window: {short_money(d.repeat_cost_usd * scale)}",
+                else f"replayed against the {SAMPLE:,} most recent requests: with the cache on, {repeats:,} would "
+                f"have hit; scaled {scale:,.3g}x to the task's spend in the window: "
+                f"{short_money(d.repeat_cost_usd * scale)}",
             ),
             action=action,
-            assumptions=assumptions
-            + (() if scale == 1.0 else (SAMPLE_ASSUMPTION,)),
+            assumptions=assumptions + (() if scale == 1.0 else (SAMPLE_ASSUMPTION,)),
         )
 
 
@@ -364,7 +364,11 @@ def runaway_outputs(reader: LedgerReader, usage: list[Usage], prices: Prices) ->
             evidence=(
                 f"median answer {median:,.0f} tokens, p95 {cap:,.0f}, longest {longest:,.0f}",
                 f"{cut} answers ran past p95; their extra {excess:,.0f} tokens cost {short_money(saving / scale)}"
-                + ("" if scale == 1.0 else f" in the {SAMPLE:,} most recent requests ({scale:,.3g}x that in the window)"),
+                + (
+                    ""
+                    if scale == 1.0
+                    else f" in the {SAMPLE:,} most recent requests ({scale:,.3g}x that in the window)"
+                ),
             ),
             action=f'send max_tokens: {cap:.0f} with task "{u.task}" requests',
             assumptions=(

@@ -159,7 +159,9 @@ def upsert(dim: Dim, source: str, where: str, dialect: Dialect) -> str:
     """Add the aggregate of ``source`` rows into the rollup (insert new keys, add into existing ones)."""
     cols = columns(dim)
     names = ", ".join(["hour", "tenant", "dim", "a", "b", *cols])
-    merge = {"first_ts": "min", "last_ts": "max"} if dialect == "sqlite" else {"first_ts": "LEAST", "last_ts": "GREATEST"}
+    merge = (
+        {"first_ts": "min", "last_ts": "max"} if dialect == "sqlite" else {"first_ts": "LEAST", "last_ts": "GREATEST"}
+    )
     updates = ", ".join(
         f"{c} = {merge[c]}({TABLE}.{c}, excluded.{c})" if c in merge else f"{c} = {TABLE}.{c} + excluded.{c}"
         for c in cols
