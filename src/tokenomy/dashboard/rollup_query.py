@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,17 +105,24 @@ def split(window: Window) -> _Split:
     return _Split((lo, hi), tuple(edges))
 
 
+@contextmanager
+def reading(store: LedgerStore) -> Iterator[None]:
+    """Turn a store that cannot be read into a one-line :class:`~tokenomy.reports.query.ReportError`."""
+    try:
+        yield
+    except StoreUnavailable as exc:
+        raise ReportError(one_line(str(exc))) from None
+    except db_errors(store.dialect) as exc:
+        raise ReportError(one_line(f"cannot read the ledger {store.description}: {exc}")) from None
+
+
 def read(store: LedgerStore, window: Window) -> Rolled:
     """Every cell of the window, and the per-bucket series at a resolution fitting the data's span.
 
     Raises :class:`~tokenomy.reports.query.ReportError` when the ledger cannot be read.
     """
-    try:
+    with reading(store):
         return _read(store, window)
-    except StoreUnavailable as exc:
-        raise ReportError(one_line(str(exc))) from None
-    except db_errors(store.dialect) as exc:
-        raise ReportError(one_line(f"cannot read the ledger {store.description}: {exc}")) from None
 
 
 def _read(store: LedgerStore, window: Window) -> Rolled:
@@ -254,7 +262,7 @@ def counts(store: LedgerStore, window: Window, dims: tuple[rollup.Dim, ...]) -> 
     """
     parts = split(window)
     out: dict[tuple[str, str, str], int] = {}
-    try:
+    with reading(store):
         conn = store.connect()
         try:
             if parts.hours is not None:
@@ -272,8 +280,4 @@ def counts(store: LedgerStore, window: Window, dims: tuple[rollup.Dim, ...]) -> 
                         out[key] = out.get(key, 0) + int(n)
         finally:
             conn.close()
-    except StoreUnavailable as exc:
-        raise ReportError(one_line(str(exc))) from None
-    except db_errors(store.dialect) as exc:
-        raise ReportError(one_line(f"cannot read the ledger {store.description}: {exc}")) from None
     return out
