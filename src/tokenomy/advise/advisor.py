@@ -67,6 +67,19 @@ def _advise(
     store: LedgerStore, config: GatewayConfig, window: Window, evidence: dict[str, tuple[TaskPolicy, str]]
 ) -> Advice:
     reader = LedgerReader(store, window)
+    try:
+        return _advise_with(reader, store, config, window, evidence)
+    finally:
+        reader.close()
+
+
+def _advise_with(
+    reader: LedgerReader,
+    store: LedgerStore,
+    config: GatewayConfig,
+    window: Window,
+    evidence: dict[str, tuple[TaskPolicy, str]],
+) -> Advice:
     prices = Prices(config)
     usage = reader.usage()
     advice = Advice(

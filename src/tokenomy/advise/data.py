@@ -63,7 +63,7 @@ class Duplicates:
 
 
 class LedgerReader:
-    """Runs the advisor's queries on a store's connections."""
+    """Runs the advisor's queries on one connection of the store (opened at the first query; :meth:`close`)."""
 
     def __init__(self, store: LedgerStore, window: Window) -> None:
         self.store = store
@@ -72,6 +72,18 @@ class LedgerReader:
         self._sums: list[tuple[Any, ...]] | None = None
         self._sample_rows: list[tuple[str, str, str | None, float, str, int]] | None = None
         self._sampled: dict[tuple[str, str], float] | None = None
+        self._conn: Any = None
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            self._conn = self.store.connect()
+        return self._conn
+
+    def close(self) -> None:
+        """Close the connection, if one was opened."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
 
     def _rows(
         self,
@@ -82,14 +94,12 @@ class LedgerReader:
         select_params: tuple[Any, ...] = (),
     ) -> list[Any]:
         clause, window_params = where(self.window, self.store.dialect, extra=("status < 400", *extra))
-        conn = self.store.connect()
-        try:
-            # where() puts the extra conditions (and so their parameters) first
-            rows: list[Any] = conn.execute(
-                f"{select} FROM requests{clause} {tail}", [*select_params, *params, *window_params]
-            ).fetchall()
-        finally:
-            conn.close()
+        # where() puts the extra conditions (and so their parameters) first
+        rows: list[Any] = (
+            self._connection()
+            .execute(f"{select} FROM requests{clause} {tail}", [*select_params, *params, *window_params])
+            .fetchall()
+        )
         return rows
 
     def _use(self, keys: str, measures: str) -> list[tuple[Any, ...]]:
@@ -98,22 +108,17 @@ class LedgerReader:
         parts = split(self.window)
         group = ", ".join(str(i + 1) for i in range(keys.count(",") + 1))
         out: list[tuple[Any, ...]] = []
-        conn = self.store.connect()
-        try:
-            if parts.hours is not None:
-                clause, params = rollup_where(self.store, self.window, parts.hours)
-                statement = f"SELECT {keys}, {measures} FROM {rollup.TABLE} WHERE {clause} AND dim = 'use'"
-                out += [tuple(r) for r in conn.execute(f"{statement} GROUP BY {group}", params).fetchall()]
-            for since, until in parts.edges:
-                clause, params = raw_where(self.store, Window(since, until, self.window.tenant))
-                inner = rollup.aggregate("use", "requests", clause, self.store.dialect)
-                names = ", ".join(f"{c}_" if c in ("hour", "a", "b") else c for c in keys.split(", "))
-                statement = (
-                    f"SELECT {names.replace('hour_', 'bucket_')}, {measures} FROM ({inner}) AS e GROUP BY {group}"
-                )
-                out += [tuple(r) for r in conn.execute(statement, params).fetchall()]
-        finally:
-            conn.close()
+        conn = self._connection()
+        if parts.hours is not None:
+            clause, params = rollup_where(self.store, self.window, parts.hours)
+            statement = f"SELECT {keys}, {measures} FROM {rollup.TABLE} WHERE {clause} AND dim = 'use'"
+            out += [tuple(r) for r in conn.execute(f"{statement} GROUP BY {group}", params).fetchall()]
+        for since, until in parts.edges:
+            clause, params = raw_where(self.store, Window(since, until, self.window.tenant))
+            inner = rollup.aggregate("use", "requests", clause, self.store.dialect)
+            names = ", ".join(f"{c}_" if c in ("hour", "a", "b") else c for c in keys.split(", "))
+            statement = f"SELECT {names.replace('hour_', 'bucket_')}, {measures} FROM ({inner}) AS e GROUP BY {group}"
+            out += [tuple(r) for r in conn.execute(statement, params).fetchall()]
         return out
 
     def usage(self) -> list[Usage]:
@@ -176,11 +181,9 @@ class LedgerReader:
         """``outer`` over the window's :data:`SAMPLE` most recent successful records (``inner`` columns)."""
         clause, window_params = where(self.window, self.store.dialect, extra=("status < 400",))
         recent = f"SELECT {inner} FROM requests{clause} ORDER BY ts DESC LIMIT {int(SAMPLE)}"
-        conn = self.store.connect()
-        try:
-            rows: list[Any] = conn.execute(f"{outer} FROM ({recent}) AS s {tail}", [*window_params, *params]).fetchall()
-        finally:
-            conn.close()
+        rows: list[Any] = (
+            self._connection().execute(f"{outer} FROM ({recent}) AS s {tail}", [*window_params, *params]).fetchall()
+        )
         return rows
 
     def scale(self, task: str, model: str, usage: list[Usage]) -> float:
