@@ -7,6 +7,7 @@ import io
 import re
 import time
 from datetime import datetime
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -191,7 +192,8 @@ def test_html_report_is_one_self_contained_file_with_charts(ledger: Ledger, tmp_
     html = out.read_text()
     assert html.startswith("<!DOCTYPE html>")
     # the dashboard's chart module and the report's figures, inline (drawn in a browser: test_html_browser.py)
-    assert "window.TokenomyChart" in html and 'id="report-data"' in html
+    chart_module = resources.files("tokenomy.dashboard").joinpath("static", "chart.js").read_text("utf-8")
+    assert chart_module in html and 'id="report-data"' in html  # the dashboard's module, verbatim
     for chart in ("cost-chart", "lever-chart", "task-cost-chart", "language-token-chart"):
         assert f'id="{chart}"' in html
     assert not _EXTERNAL.search(html)
