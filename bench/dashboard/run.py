@@ -4,7 +4,8 @@
 
 Fills the ledger with the report benchmark's records (8 tasks, 5 models, 21 keys, 30 days), then times
 each API document as the gateway builds it (the query and JSON assembly, in process, no HTTP), as the
-admin (every tenant) and over the last 24 hours and the whole 30 days. Prints a markdown table with the
+admin (every tenant) and over the last 24 hours and the whole 30 days (the budgets panel reads the budget
+store, not the ledger, and is not timed). Prints a markdown table with the
 best and the median of ``--repeat`` runs: wall seconds, CPU seconds of this process, and for PostgreSQL
 the CPU seconds its server processes spent (read from /proc with psutil, ended backends included), whose
 sum with this process's is the work a call costs however loaded the machine is. PostgreSQL is a
@@ -141,6 +142,8 @@ def _table(store: LedgerStore, name: str, opts: argparse.Namespace, server: int 
                 store, w, Filters(task="rag", status="error"), 50, 0
             ),
             "choices": lambda w=window: explorer.choices(store, w),
+            "record (one, by id)": lambda w=window: explorer.record(store, w, "r500000", with_prompt=True),
+            f"requests.csv (up to {api.CSV_LIMIT:,} rows)": lambda w=window: api.requests_csv(store, w, Filters()),
         }
         for case, fn in cases.items():
             best, median, cpu, server_cpu, size = _time(fn, opts.repeat, server)
