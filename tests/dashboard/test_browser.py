@@ -15,13 +15,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from tests.dashboard.rig import HOSTILE_MODEL, HOSTILE_TASK, Rig
+from tests.support.browser import ARGS, CHROMIUM
+from tests.support.browser import SHOTS as ARTIFACTS
 
 from tokenomy.cli import main
 
-CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
-ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]  # fmt: skip
+SHOTS = ARTIFACTS / "dashboard"
 
 playwright_api = pytest.importorskip("playwright.async_api")
 if not Path(CHROMIUM).exists():  # scripts/install-test-servers.sh installs it

@@ -15,6 +15,7 @@ from tokenomy.ledger.schema import VERSION_TABLE, migrations
 from tokenomy.ledger.stores.base import LedgerStore
 from tokenomy.reports.model import ReportQuery, Sections, Window
 from tokenomy.reports.query import run_query
+from tokenomy.reports.sql import where
 
 __all__ = ["new_store"]  # the fixture, imported for pytest
 
@@ -35,8 +36,12 @@ def records(n: int, seed: int = 3) -> list[LedgerRecord]:
                 ts=START + rng.random() * 50 * 3600,
                 tenant=rng.choice(("red", "blue")),
                 task=rng.choice(TASKS),
+                api_key=rng.choice(("key-a", "key-b", None)),
                 requested_model="default",
                 served_model=rng.choice((*MODELS, None)),
+                deployment=rng.choice(("openai/m", None)),
+                provider=rng.choice(("openai", None)),
+                stream=stream,
                 status=rng.choice((200, 200, 200, 500)),
                 prompt_tokens=rng.randint(1, 900),
                 completion_tokens=rng.randint(0, 300),
@@ -54,18 +59,24 @@ def records(n: int, seed: int = 3) -> list[LedgerRecord]:
     return out
 
 
-def rollup_by_dim(store: LedgerStore) -> dict[tuple[Any, ...], tuple[Any, ...]]:
-    cols = ", ".join(rollup.columns("tm"))
-    rows = query(store, f"SELECT hour, tenant, dim, a, b, {cols} FROM {rollup.TABLE}")
-    return {tuple(r[:5]): _rounded(r[5:]) for r in rows}
-
-
-def raw_by_dim(store: LedgerStore) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+def rollup_by_dim(
+    store: LedgerStore, dims: tuple[rollup.Dim, ...] = rollup.DIMS
+) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     out: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-    for dim in rollup.DIMS:
+    for dim in dims:
+        cols = ", ".join(rollup.columns(dim))
+        rows = query(store, f"SELECT hour, tenant, dim, a, b, {cols} FROM {rollup.TABLE} WHERE dim = '{dim}'")
+        out.update({tuple(r[:5]): _rounded(r[5:]) for r in rows})
+    return out
+
+
+def raw_by_dim(
+    store: LedgerStore, dims: tuple[rollup.Dim, ...] = rollup.DIMS
+) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    out: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    for dim in dims:
         for row in query(store, rollup.aggregate(dim, "requests", "shadow_of IS NULL", store.dialect)):
-            hist = tuple(row[4:]) if dim == "tm" else (*row[4:], *([0] * 2 * rollup.BUCKETS))
-            out[(row[0], row[1], dim, row[2], row[3])] = _rounded(hist)
+            out[(row[0], row[1], dim, row[2], row[3])] = _rounded(tuple(row[4:]))
     return out
 
 
@@ -83,6 +94,9 @@ def test_writes_keep_the_rollup_in_step_and_a_replayed_batch_adds_nothing(new_st
     expected = raw_by_dim(store)
     assert rollup_by_dim(store) == expected
     assert sum(v[0] for k, v in expected.items() if k[2] == "tm") == sum(1 for r in batch if r.shadow_of is None)
+    served = [r for r in batch if r.shadow_of is None and r.status < 400]
+    assert sum(v[0] for k, v in expected.items() if k[2] == "use") == len(served)
+    assert sum(v[0] for k, v in expected.items() if k[2] == "key") == sum(1 for r in batch if r.shadow_of is None)
 
 
 def test_the_migration_builds_the_rollup_of_records_already_there(new_store: StoreFactory) -> None:
@@ -138,6 +152,7 @@ def test_the_overview_equals_the_report_on_any_window(new_store: StoreFactory, w
         {g.name: g.sums.cost_usd for g in report.by_language}, abs=1e-12
     )
     assert overview["cache"] == explorer.cache_outcomes(store, window)
+    assert explorer.choices(store, window) == raw_choices(store, window)
     assert sum(p["requests"] for p in overview["series"]) == total["requests"]
     assert sum(p["cost_usd"] for p in overview["series"]) == pytest.approx(total["cost_usd"], abs=1e-12)
     by_model = run_query(store, ReportQuery("model", window))
@@ -152,6 +167,22 @@ def test_the_overview_equals_the_report_on_any_window(new_store: StoreFactory, w
     assert exact.p50 is not None and exact.p95 is not None
     assert exact.p50 / 1.26 <= total["p50_latency_ms"] <= exact.p50 * 1.26
     assert exact.p95 / 1.26 <= total["p95_latency_ms"] <= exact.p95 * 1.26
+
+
+def raw_choices(store: LedgerStore, window: Window) -> dict[str, list[str]]:
+    """The filter menus counted from the raw records (most used first, ties by name)."""
+    clause, params = where(window, store.dialect)
+    out = {}
+    for name, expr in (("task", "task"), ("model", explorer.MODEL), ("key", "api_key")):
+        sql = f"SELECT {expr}, COUNT(*) FROM requests{clause} GROUP BY 1"
+        conn = store.connect()
+        try:
+            found = conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+        rows = [(str(v), int(n)) for v, n in found if v is not None]
+        out[name] = [v for v, _ in sorted(rows, key=lambda r: (-r[1], r[0]))]
+    return out
 
 
 def test_percentiles_from_a_histogram() -> None:

@@ -1,5 +1,6 @@
-"""The HTML report's charts fit the data: a short window's time axis spans minutes, not years;
-money under a cent keeps its digits; the group table stays narrow enough to read."""
+"""The HTML report's figures: money under a cent keeps its digits; the group table stays narrow enough to
+read; the charts' data covers the data's own span (the charts themselves are checked in a browser in
+``test_html_browser.py``)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ from tests.reports.helpers import BASE, records, sqlite_config, write_ledger
 
 from tokenomy.ledger.stores.sqlite import SqliteStore
 from tokenomy.reports.model import ReportQuery, Sections
-from tokenomy.reports.plots import cost_figure
 from tokenomy.reports.query import run_query
-from tokenomy.reports.render_html import render
+from tokenomy.reports.render_html import chart_data, render
 from tokenomy.reports.render_table import short_money
 
 
@@ -31,8 +31,8 @@ def test_fifteen_minutes_of_data_span_their_own_hour(tmp_path: Path) -> None:
     sqlite_config(tmp_path, path)
     report = run_query(SqliteStore(path), ReportQuery(sections=Sections(economy=True, series=True)))
     assert report.bucket_s == 3600 and len(report.series) == 1
-    low, high = cost_figure(report).axes[0].get_xlim()
-    assert high - low == pytest.approx(1 / 24)  # one hourly bucket, in matplotlib's days
+    data = chart_data(report)
+    assert data["bucket_s"] == 3600 and [p["t"] for p in data["series"]] == [BASE]  # one bucket: 00:00-01:00
     html = render(report)
     first_header = re.search(r"<thead><tr>(.*?)</tr></thead>", html)
     assert first_header is not None and first_header.group(1).count("<th>") <= 12

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 import re
 import time
 from datetime import datetime
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -184,19 +184,20 @@ _EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNO
 
 
 @pytest.mark.parametrize("show", [False, True])
-def test_html_report_is_one_self_contained_file_with_plots(ledger: Ledger, tmp_path: Path, show: bool) -> None:
+def test_html_report_is_one_self_contained_file_with_charts(ledger: Ledger, tmp_path: Path, show: bool) -> None:
     out = tmp_path / "report.html"
     args = ["report", "--config", str(ledger.config), "--format", "html", "--out", str(out)]
     result = invoke(*args, *(["--show-prompts"] if show else []))
     assert result.exit_code == 0, result.stderr
     html = out.read_text()
     assert html.startswith("<!DOCTYPE html>")
-    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(images) == 4  # cost over time, savings by lever, token economy by task and by language
-    for image in images:
-        assert base64.b64decode(image).startswith(b"\x89PNG\r\n\x1a\n")
+    # the dashboard's chart module and the report's figures, inline (drawn in a browser: test_html_browser.py)
+    chart_module = resources.files("tokenomy.dashboard").joinpath("static", "chart.js").read_text("utf-8")
+    assert chart_module in html and 'id="report-data"' in html  # the dashboard's module, verbatim
+    for chart in ("cost-chart", "lever-chart", "task-cost-chart", "language-token-chart"):
+        assert f'id="{chart}"' in html
     assert not _EXTERNAL.search(html)
-    assert "<link" not in html and "<script" not in html
+    assert "<link" not in html and "<script src" not in html
     for heading in ("Cost over time", "Savings by lever", "Token economy", "Most expensive prompts"):
         assert heading in html
     assert _spend_by_hash(ledger.records)[0] in html
@@ -209,7 +210,8 @@ def test_html_of_an_empty_window_still_renders(ledger: Ledger, tmp_path: Path) -
         "report", "--config", str(ledger.config), "--format", "html", "--since", "2030-01-01", "--out", str(out)
     )
     assert result.exit_code == 0, result.stderr
-    assert out.read_text().count("data:image/png;base64,") == 4
+    html = out.read_text()
+    assert 'id="report-data"' in html and '"series":[]' in html
 
 
 def test_html_goes_to_stdout_when_piped(ledger: Ledger) -> None:

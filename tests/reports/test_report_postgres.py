@@ -85,4 +85,4 @@ def test_table_and_html_on_postgres(pg_ledger: PgLedger, tmp_path: Path) -> None
     out = tmp_path / "r.html"
     html = invoke("report", "--config", str(pg_ledger.config), "--format", "html", "--out", str(out))
     assert html.exit_code == 0, html.stderr
-    assert out.read_text().count("data:image/png;base64,") == 4
+    assert 'id="report-data"' in out.read_text()

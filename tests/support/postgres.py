@@ -90,6 +90,11 @@ class PostgresServer:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The process id of the server's launcher (its backends are descendants), ``None`` when stopped."""
+        return self._proc.pid if self.running and self._proc is not None else None
+
     def start(self, timeout: float = 30.0) -> None:
         """Start the server (same data, same port) and wait until it accepts connections."""
         if self.running:

@@ -67,6 +67,19 @@ def _advise(
     store: LedgerStore, config: GatewayConfig, window: Window, evidence: dict[str, tuple[TaskPolicy, str]]
 ) -> Advice:
     reader = LedgerReader(store, window)
+    try:
+        return _advise_with(reader, store, config, window, evidence)
+    finally:
+        reader.close()
+
+
+def _advise_with(
+    reader: LedgerReader,
+    store: LedgerStore,
+    config: GatewayConfig,
+    window: Window,
+    evidence: dict[str, tuple[TaskPolicy, str]],
+) -> Advice:
     prices = Prices(config)
     usage = reader.usage()
     advice = Advice(
@@ -80,7 +93,7 @@ def _advise(
         advice.notes.append("no successful requests in the window: nothing to advise on")
         return advice
     found: list[detectors.Found] = [
-        *detectors.duplicates(reader.duplicates()),
+        *detectors.duplicates(reader, usage),
         *detectors.prompt_prefixes(reader, usage, prices),
         *detectors.cheaper_models(usage, prices, evidence),
         *detectors.batchable(reader, usage, advice.first_ts, advice.span_s),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokenomy.advise.data import Duplicates, LedgerReader, Usage
+from tokenomy.advise.data import SAMPLE, LedgerReader, Usage
 from tokenomy.advise.prices import Prices
 from tokenomy.config.policy import Candidate, TaskPolicy
 from tokenomy.reports.render_table import short_money
@@ -33,6 +33,14 @@ BURST_COVER = 0.9
 BURST_SPAN = 0.1
 """A task is bursty when 90% of its requests fall in at most 10% of the ledger's span."""
 
+SAMPLE_ASSUMPTION = (
+    "measured on the most recent requests of the window and scaled to its spend: the rest of the window "
+    "behaves like them (repeats that span the sample's edge are not counted, so a cache saving leans low)"
+)
+
+HOURLY_SPAN_S = 100 * 3600
+"""Windows at least this long find bursts in whole hours from the hourly rollup (shorter: raw records)."""
+
 RUNAWAY_TAIL = 4.0
 """Outputs count as runaway when the longest are this many times the median (the cap is set at p95)."""
 
@@ -52,11 +60,12 @@ class Found:
     assumptions: tuple[str, ...] = ()
 
 
-def duplicates(dups: list[Duplicates]) -> Iterator[Found]:
+def duplicates(reader: LedgerReader, usage: list[Usage]) -> Iterator[Found]:
     """Identical prompts paid for again → cache the task (at temperature > 0 too, if that is what skipped it)."""
-    for d in dups:
+    for d in reader.duplicates():
         repeats = d.requests - d.prompts
-        if d.repeat_cost_usd <= 0 or repeats <= 0:
+        scale = reader.scale(d.task, d.model, usage)
+        if d.repeat_cost_usd <= 0 or repeats <= 0 or scale <= 0:
             continue
         if d.bypassed >= max(d.missed, d.uncached):
             why = f"the cache skipped {d.bypassed} of them (temperature > 0 or a rule turns it off)"
@@ -75,19 +84,23 @@ def duplicates(dups: list[Duplicates]) -> Iterator[Found]:
             assumptions = ("a stored answer is acceptable for a repeated prompt",)
         yield Found(
             kind="cache",
-            title=f"Cache repeated prompts of task {d.task!r}",
+            title=f"Cache repeated prompts of task {d.task!r} on {d.model}",
             task=d.task,
             model=d.model,
-            saving_usd=d.repeat_cost_usd,
+            saving_usd=d.repeat_cost_usd * scale,
             confidence="high" if repeats >= MIN_REQUESTS else "medium",
             evidence=(
-                f"{d.prompts} distinct prompts were sent {d.requests} times: {repeats} repeats paid in full, "
+                f"{d.prompts:,} distinct prompts were sent {d.requests:,} times: {repeats:,} repeats paid in full, "
                 f"costing {short_money(d.repeat_cost_usd)}",
                 why,
-                f"replayed against this window: with the cache on, {repeats} requests would have hit",
+                f"replayed against this window: with the cache on, {repeats:,} requests would have hit"
+                if scale == 1.0
+                else f"replayed against the {SAMPLE:,} most recent requests: with the cache on, {repeats:,} would "
+                f"have hit; scaled {scale:,.3g}x to the task's spend in the window: "
+                f"{short_money(d.repeat_cost_usd * scale)}",
             ),
             action=action,
-            assumptions=assumptions,
+            assumptions=assumptions + (() if scale == 1.0 else (SAMPLE_ASSUMPTION,)),
         )
 
 
@@ -132,7 +145,7 @@ def prompt_prefixes(reader: LedgerReader, usage: list[Usage], prices: Prices) ->
             saving_usd=saving,
             confidence="medium",
             evidence=(
-                f"{u.requests} requests averaging {u.prompt_tokens / u.requests:,.0f} prompt tokens; the most "
+                f"{u.requests:,} requests averaging {u.prompt_tokens / u.requests:,.0f} prompt tokens; the most "
                 f"recent {len(sample)} stored prompts share their first {share:.0%} (~{prefix_tokens:,.0f} tokens)",
                 f"{already:,.0f} tokens per request were billed as cached",
                 f"cached input costs {cached_price / price.input:.0%} of fresh input on {u.deployment or u.model}",
@@ -200,7 +213,7 @@ def cheaper_models(
                 evidence=(
                     f"{source}: {best.model} scores {best.quality:.2f} on task {task!r}, meeting its bar "
                     f"{policy.min_quality:.2f} ({model}: {quality})",
-                    f"{total.requests} requests cost {short_money(total.cost_usd)} on {model}; the same tokens on "
+                    f"{total.requests:,} requests cost {short_money(total.cost_usd)} on {model}; the same tokens on "
                     f"{best.model} cost {short_money(total.cost_usd - saving)}",
                 ),
                 action=(
@@ -228,7 +241,7 @@ def cheaper_models(
             saving_usd=total.cost_usd - cost,
             confidence="low",
             evidence=(
-                f"{total.requests} requests cost {short_money(total.cost_usd)} on {model}; the same tokens cost "
+                f"{total.requests:,} requests cost {short_money(total.cost_usd)} on {model}; the same tokens cost "
                 f"{short_money(cost)} on {name}",
                 "no evaluation result for this task says whether a cheaper model meets its bar",
             ),
@@ -264,13 +277,19 @@ def batchable(reader: LedgerReader, usage: list[Usage], first_ts: float | None, 
     """Bursts of one task, none streamed → the provider's batch API at half price."""
     if first_ts is None or span_s <= 0:
         return
-    bucket_s = span_s / BURST_BUCKETS
+    hours = 0  # a short window counts raw records in fine buckets; a long one whole hours from the rollup
+    if span_s >= HOURLY_SPAN_S:
+        hours = int(np.ceil(span_s / BURST_BUCKETS / 3600))
+    bucket_s = hours * 3600.0 if hours else span_s / BURST_BUCKETS
     arrivals: dict[tuple[str, str], dict[int, int]] | None = None
     for u in usage:
         if u.requests < MIN_REQUESTS or u.streamed or u.cost_usd <= 0 or u.provider not in ("openai", "anthropic"):
             continue
         if arrivals is None:
-            arrivals = reader.arrivals(first_ts, bucket_s)
+            if hours:
+                arrivals = reader.hourly_arrivals(int(first_ts // 3600), hours)
+            else:
+                arrivals = reader.arrivals(first_ts, bucket_s)
         counts = arrivals.get((u.task, u.model))
         if not counts:
             continue
@@ -286,7 +305,7 @@ def batchable(reader: LedgerReader, usage: list[Usage], first_ts: float | None, 
             saving_usd=saving,
             confidence="medium",
             evidence=(
-                f"{u.requests} requests, none streamed; {BURST_COVER:.0%} of them arrived within {width:,.3g} s, "
+                f"{u.requests:,} requests, none streamed; {BURST_COVER:.0%} of them arrived within {width:,.3g} s, "
                 f"{width / span_s:.1%} of the {span_s:,.0f} s the ledger covers",
                 f"they cost {short_money(u.cost_usd)}; the batch API bills {1 - BATCH_DISCOUNT:.0%} of that",
             ),
@@ -309,7 +328,7 @@ def _percentile(values: np.ndarray, counts: np.ndarray, q: float) -> float:
 
 
 def runaway_outputs(reader: LedgerReader, usage: list[Usage], prices: Prices) -> Iterator[Found]:
-    """A long tail of very long answers → an output cap at the task's p95."""
+    """A long tail of very long answers → an output cap at the task's p95 (lengths from the reader's sample)."""
     lengths: dict[tuple[str, str], dict[int, int]] | None = None
     for u in usage:
         if u.requests < MIN_REQUESTS or u.completion_tokens == 0:
@@ -330,7 +349,8 @@ def runaway_outputs(reader: LedgerReader, usage: list[Usage], prices: Prices) ->
             continue
         over = values > cap
         excess = float(((values[over] - cap) * counts[over]).sum())
-        saving = excess * price.output
+        scale = reader.scale(u.task, u.model, usage)
+        saving = excess * price.output * scale
         if saving <= 0:
             continue
         cut = int(counts[over].sum())
@@ -343,8 +363,16 @@ def runaway_outputs(reader: LedgerReader, usage: list[Usage], prices: Prices) ->
             confidence="low",
             evidence=(
                 f"median answer {median:,.0f} tokens, p95 {cap:,.0f}, longest {longest:,.0f}",
-                f"{cut} answers ran past p95; their extra {excess:,.0f} tokens cost {short_money(saving)}",
+                f"{cut} answers ran past p95; their extra {excess:,.0f} tokens cost {short_money(saving / scale)}"
+                + (
+                    ""
+                    if scale == 1.0
+                    else f" in the {SAMPLE:,} most recent requests ({scale:,.3g}x that in the window)"
+                ),
             ),
             action=f'send max_tokens: {cap:.0f} with task "{u.task}" requests',
-            assumptions=("the longest answers are runaway (repetition, rambling), not answers that need the room",),
+            assumptions=(
+                "the longest answers are runaway (repetition, rambling), not answers that need the room",
+                *(() if scale == 1.0 else (SAMPLE_ASSUMPTION,)),
+            ),
         )

@@ -13,11 +13,10 @@ from tokenomy.dashboard import explorer, rollup_query
 from tokenomy.dashboard.explorer import Filters
 from tokenomy.dashboard.rollup_query import Cell
 from tokenomy.ledger.record import LEVERS
-from tokenomy.ledger.stores.base import LedgerStore, StoreUnavailable
+from tokenomy.ledger.stores.base import LedgerStore
 from tokenomy.reports import sql
 from tokenomy.reports.formats import group_object
 from tokenomy.reports.model import Group, Latency, Report, ReportQuery, Sums, Window
-from tokenomy.reports.query import ReportError, db_errors, one_line
 
 CSV_LIMIT = 100_000
 """Rows a CSV export holds at most (the newest first)."""
@@ -107,16 +106,12 @@ def top_prompts(store: LedgerStore, window: Window, limit: int = 10) -> dict[str
 
 def _top_prompts(store: LedgerStore, window: Window, limit: int) -> list[dict[str, Any]]:
     statement, params = sql.top_prompts(limit, window, store.dialect, ts_index=True, with_text=False)
-    try:
+    with rollup_query.reading(store):
         conn = store.connect()
         try:
             rows = conn.execute(statement, params).fetchall()
         finally:
             conn.close()
-    except StoreUnavailable as exc:
-        raise ReportError(one_line(str(exc))) from None
-    except db_errors(store.dialect) as exc:
-        raise ReportError(one_line(f"cannot read the ledger {store.description}: {exc}")) from None
     return [
         {"prompt_hash": str(h), "requests": int(n), "cost_usd": float(cost or 0.0), "tokens": int(tokens or 0)}
         for h, n, cost, tokens in rows

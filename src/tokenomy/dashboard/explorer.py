@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tokenomy.dashboard import rollup_query
 from tokenomy.ledger.record import COLUMNS, LEVERS
 from tokenomy.ledger.stores.base import LedgerStore
 from tokenomy.reports.model import Window
@@ -94,13 +95,21 @@ def record(store: LedgerStore, window: Window, request_id: str, *, with_prompt: 
 
 
 def choices(store: LedgerStore, window: Window, limit: int = 200) -> dict[str, list[str]]:
-    """Distinct tasks, models and keys in the window (for the filter menus), most used first."""
-    clause, params = where(window, store.dialect)
-    out: dict[str, list[str]] = {}
-    for name, expr in (("task", "task"), ("model", MODEL), ("key", "api_key")):
-        sql = f"SELECT {expr}, COUNT(*) FROM requests{clause} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {int(limit)}"
-        out[name] = [str(row[0]) for row in _rows(store, sql, params) if row[0] is not None]
-    return out
+    """Distinct tasks, models and keys in the window (for the filter menus), most used first.
+
+    Read from the hourly rollup's task-and-model and key rows (raw records only for the partial hours at
+    the window's edges), so the cost follows the hours and names in the window, not its records.
+    """
+    found: dict[str, dict[str, int]] = {"task": {}, "model": {}, "key": {}}
+    for (dim, a, b), n in rollup_query.counts(store, window, ("tm", "key")).items():
+        names = (("task", a), ("model", b)) if dim == "tm" else (("key", a),)
+        for menu, name in names:
+            if name:  # a record without a key has an empty one in the rollup
+                found[menu][name] = found[menu].get(name, 0) + n
+    return {
+        menu: [name for name, _ in sorted(seen.items(), key=lambda item: (-item[1], item[0]))[: int(limit)]]
+        for menu, seen in found.items()
+    }
 
 
 def cache_outcomes(store: LedgerStore, window: Window) -> dict[str, int]:

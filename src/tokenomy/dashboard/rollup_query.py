@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,17 +105,24 @@ def split(window: Window) -> _Split:
     return _Split((lo, hi), tuple(edges))
 
 
+@contextmanager
+def reading(store: LedgerStore) -> Iterator[None]:
+    """Turn a store that cannot be read into a one-line :class:`~tokenomy.reports.query.ReportError`."""
+    try:
+        yield
+    except StoreUnavailable as exc:
+        raise ReportError(one_line(str(exc))) from None
+    except db_errors(store.dialect) as exc:
+        raise ReportError(one_line(f"cannot read the ledger {store.description}: {exc}")) from None
+
+
 def read(store: LedgerStore, window: Window) -> Rolled:
     """Every cell of the window, and the per-bucket series at a resolution fitting the data's span.
 
     Raises :class:`~tokenomy.reports.query.ReportError` when the ledger cannot be read.
     """
-    try:
+    with reading(store):
         return _read(store, window)
-    except StoreUnavailable as exc:
-        raise ReportError(one_line(str(exc))) from None
-    except db_errors(store.dialect) as exc:
-        raise ReportError(one_line(f"cannot read the ledger {store.description}: {exc}")) from None
 
 
 def _read(store: LedgerStore, window: Window) -> Rolled:
@@ -140,7 +148,8 @@ def _read(store: LedgerStore, window: Window) -> Rolled:
     return out
 
 
-def _rollup_where(store: LedgerStore, window: Window, hours: tuple[int | None, int | None]) -> tuple[str, list[object]]:
+def rollup_where(store: LedgerStore, window: Window, hours: tuple[int | None, int | None]) -> tuple[str, list[object]]:
+    """The condition (no ``WHERE``) selecting rollup rows of whole ``hours`` ``[lo, hi)`` and the window's tenant."""
     mark = placeholder(store.dialect)
     conditions: list[str] = ["1 = 1"]
     params: list[object] = []
@@ -157,7 +166,8 @@ def _rollup_where(store: LedgerStore, window: Window, hours: tuple[int | None, i
     return " AND ".join(conditions), params
 
 
-def _raw_where(store: LedgerStore, window: Window) -> tuple[str, list[object]]:
+def raw_where(store: LedgerStore, window: Window) -> tuple[str, list[object]]:
+    """The condition (no ``WHERE``) selecting the window's production records (no shadow copies)."""
     mark = placeholder(store.dialect)
     conditions: list[str] = ["shadow_of IS NULL"]
     params: list[object] = []
@@ -175,17 +185,17 @@ def _span(conn: Any, store: LedgerStore, window: Window, parts: _Split) -> tuple
     """The first and last record time in the window (index lookups; one hour of raw rows at most)."""
     found: list[float] = []
     for since, until in parts.edges:
-        clause, params = _raw_where(store, Window(since, until, window.tenant))
+        clause, params = raw_where(store, Window(since, until, window.tenant))
         lo, hi = conn.execute(f"SELECT MIN(ts), MAX(ts) FROM requests WHERE {clause}", params).fetchone()
         found += [float(v) for v in (lo, hi) if v is not None]
     if parts.hours is not None:
-        clause, params = _rollup_where(store, window, parts.hours)
+        clause, params = rollup_where(store, window, parts.hours)
         lo, hi = conn.execute(f"SELECT MIN(hour), MAX(hour) FROM {rollup.TABLE} WHERE {clause}", params).fetchone()
         for hour in (lo, hi):
             if hour is None:
                 continue
             start = int(hour) * rollup.HOUR_S
-            clause, params = _raw_where(store, Window(float(start), float(start + rollup.HOUR_S), window.tenant))
+            clause, params = raw_where(store, Window(float(start), float(start + rollup.HOUR_S), window.tenant))
             row = conn.execute(f"SELECT MIN(ts), MAX(ts) FROM requests WHERE {clause}", params).fetchone()
             found += [float(v) for v in row if v is not None]
     return (min(found), max(found)) if found else (None, None)
@@ -194,11 +204,11 @@ def _span(conn: Any, store: LedgerStore, window: Window, parts: _Split) -> tuple
 def _from_rollup(
     conn: Any, store: LedgerStore, window: Window, hours: tuple[int | None, int | None], out: Rolled, *, series: bool
 ) -> None:
-    clause, params = _rollup_where(store, window, hours)
+    clause, params = rollup_where(store, window, hours)
     sums = ", ".join(f"SUM({name})" for name, _ in rollup.SUMS)
     hist = ", ".join(f"SUM({c})" for c in (*rollup.LATENCY, *rollup.TTFT))
     # histograms are kept on task-and-model rows only: the other kinds are summed without them
-    for kinds, measures in (("= 'tm'", f"{sums}, {hist}"), ("<> 'tm'", sums)):
+    for kinds, measures in (("= 'tm'", f"{sums}, {hist}"), ("IN ('lang', 'cache')", sums)):
         statement = f"SELECT dim, a, b, {measures} FROM {rollup.TABLE} WHERE {clause} AND dim {kinds} GROUP BY 1, 2, 3"
         for dim, a, b, *values in conn.execute(statement, params).fetchall():
             out.cell((str(dim), str(a), str(b))).add_row(tuple(values))
@@ -215,8 +225,8 @@ def _from_rollup(
 
 def _aggregates(conn: Any, store: LedgerStore, window: Window, seconds: int) -> Iterator[tuple[str, tuple[Any, ...]]]:
     """Raw records of the window aggregated as the rollup is, per ``seconds`` bucket: (dim, row)."""
-    clause, params = _raw_where(store, window)
-    for dim in rollup.DIMS:
+    clause, params = raw_where(store, window)
+    for dim in rollup.V4_DIMS:
         statement = rollup.aggregate(dim, "requests", clause, store.dialect, seconds=seconds)
         for row in conn.execute(statement, params).fetchall():
             yield dim, tuple(row)
@@ -233,7 +243,7 @@ def _from_raw(conn: Any, store: LedgerStore, window: Window, out: Rolled, *, ser
 
 def _raw_series(conn: Any, store: LedgerStore, window: Window, out: Rolled) -> None:
     """Sums per bucket, then latency and TTFT histograms as (bucket, histogram bucket, count) rows."""
-    clause, params = _raw_where(store, window)
+    clause, params = raw_where(store, window)
     number = rollup.hour_sql(store.dialect, out.bucket_s)
     sums = ", ".join(expr for _, expr in rollup.SUMS)
     for key, *values in conn.execute(f"SELECT {number}, {sums} FROM requests WHERE {clause} GROUP BY 1", params):
@@ -243,3 +253,31 @@ def _raw_series(conn: Any, store: LedgerStore, window: Window, out: Rolled) -> N
         statement = f"SELECT n, h, COUNT(*) FROM ({inner}) AS r WHERE h IS NOT NULL GROUP BY 1, 2"
         for key, index, count in conn.execute(statement, params).fetchall():
             getattr(out.bucket(int(key)), attr)[int(index)] += int(count)
+
+
+def counts(store: LedgerStore, window: Window, dims: tuple[rollup.Dim, ...]) -> dict[tuple[str, str, str], int]:
+    """Records per ``(dim, a, b)`` in the window: whole hours from the rollup, the edges from raw records.
+
+    Raises :class:`~tokenomy.reports.query.ReportError` when the ledger cannot be read.
+    """
+    parts = split(window)
+    out: dict[tuple[str, str, str], int] = {}
+    with reading(store):
+        conn = store.connect()
+        try:
+            if parts.hours is not None:
+                clause, params = rollup_where(store, window, parts.hours)
+                kinds = ", ".join(f"'{dim}'" for dim in dims)
+                statement = f"SELECT dim, a, b, SUM(requests) FROM {rollup.TABLE} WHERE {clause} AND dim IN ({kinds})"
+                for dim, a, b, n in conn.execute(f"{statement} GROUP BY 1, 2, 3", params).fetchall():
+                    out[(str(dim), str(a), str(b))] = int(n or 0)
+            for since, until in parts.edges:
+                clause, params = raw_where(store, Window(since, until, window.tenant))
+                for dim in dims:
+                    statement = rollup.aggregate(dim, "requests", clause, store.dialect)
+                    for _hour, _tenant, a, b, n, *_ in conn.execute(statement, params).fetchall():
+                        key = (dim, str(a), str(b))
+                        out[key] = out.get(key, 0) + int(n)
+        finally:
+            conn.close()
+    return out

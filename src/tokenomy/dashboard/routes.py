@@ -35,6 +35,7 @@ STATIC = {
     "app.js": b"text/javascript; charset=utf-8",
     "chart.js": b"text/javascript; charset=utf-8",
     "style.css": b"text/css; charset=utf-8",
+    "chart.css": b"text/css; charset=utf-8",
 }
 SECURITY = {
     "content-security-policy": (

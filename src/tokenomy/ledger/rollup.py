@@ -1,13 +1,18 @@
 """Hourly rollups of the ledger: one table of pre-summed records the dashboard reads instead of raw rows.
 
-``requests_rollup`` holds, per UTC hour and tenant, three kinds of rows (``dim``):
+``requests_rollup`` holds, per UTC hour and tenant, five kinds of rows (``dim``):
 
 - ``tm``: per task and model (``a``, ``b``): every additive measure plus latency and TTFT histograms;
 - ``lang``: per language (``a``; ``b`` empty): the additive measures;
-- ``cache``: per task and cache outcome (``a``, ``b``): the additive measures.
+- ``cache``: per task and cache outcome (``a``, ``b``): the additive measures;
+- ``key`` (schema version 6): per API key (``a``, empty for none; ``b`` empty): the additive measures;
+- ``use`` (schema version 6): successful records only (status < 400), per task (``a``) and model,
+  deployment and provider (``b``, joined by :data:`SEP`): the additive measures plus streamed records and
+  the first and last record time (what the advisor sums per deployment).
 
-Finer grains (per key, per language and model) would multiply the rows towards the raw count on
-mixed traffic, so the key stays a raw-row filter. Shadow copies are left out, as in the reports.
+Finer grains (key crossed with task and model, language crossed with model) would multiply the rows
+towards the raw count on mixed traffic, so those stay raw-row filters. Shadow copies are left out, as in
+the reports.
 
 The ledger stores keep the table in step in the same transaction as each batch of records (only the
 records actually inserted are added, so a replayed batch adds nothing); schema migration 4 builds it
@@ -36,8 +41,13 @@ BUCKETS = 62
 """Histogram buckets per measure (see the module docstring)."""
 PER_OCTAVE = 3
 
-Dim = Literal["tm", "lang", "cache"]
-DIMS: tuple[Dim, ...] = ("tm", "lang", "cache")
+Dim = Literal["tm", "lang", "cache", "key", "use"]
+DIMS: tuple[Dim, ...] = ("tm", "lang", "cache", "key", "use")
+"""Every kind of row the stores keep."""
+V4_DIMS: tuple[Dim, ...] = ("tm", "lang", "cache")
+"""The kinds of row of schema version 4 (its migration builds only these; version 6 adds the others)."""
+SEP = chr(31)
+"""Joins model, deployment and provider in the ``b`` of a ``use`` row (the unit separator: in no name)."""
 
 SUMS: tuple[tuple[str, str], ...] = (
     ("requests", "COUNT(*)"),
@@ -51,14 +61,30 @@ SUMS: tuple[tuple[str, str], ...] = (
 )
 """Additive measures: (rollup column, aggregate over ``requests``), in ``Sums`` field order."""
 
+USE_EXTRA: tuple[tuple[str, str], ...] = (
+    ("streamed", "SUM(CASE WHEN stream THEN 1 ELSE 0 END)"),
+    ("first_ts", "MIN(ts)"),
+    ("last_ts", "MAX(ts)"),
+)
+"""The columns only ``use`` rows fill (schema version 6): (rollup column, aggregate over ``requests``)."""
+
 LATENCY = tuple(f"lat_{i}" for i in range(BUCKETS))
 TTFT = tuple(f"ttft_{i}" for i in range(BUCKETS))
 
+_MODEL = "COALESCE(served_model, requested_model)"
 _KEYS = {
-    "tm": ("task", "COALESCE(served_model, requested_model)"),
+    "tm": ("task", _MODEL),
     "lang": ("COALESCE(NULLIF(language, ''), 'unknown')", "''"),
     "cache": ("task", "cache"),
+    "key": ("COALESCE(api_key, '')", "''"),
 }
+
+
+def _keys(dim: Dim, dialect: Dialect) -> tuple[str, str]:
+    if dim != "use":
+        return _KEYS[dim]
+    sep = "char(31)" if dialect == "sqlite" else "chr(31)"
+    return "task", f"{_MODEL} || {sep} || COALESCE(deployment, '') || {sep} || COALESCE(provider, '')"
 
 
 def hour_sql(dialect: Dialect, seconds: int = HOUR_S) -> str:
@@ -90,10 +116,19 @@ def create_table(dialect: Dialect) -> list[str]:
     return [f"CREATE TABLE IF NOT EXISTS {TABLE} (\n  {body}\n)"]
 
 
+def add_columns(dialect: Dialect) -> list[str]:
+    """Schema version 6's new columns (filled by ``use`` rows only)."""
+    real = "REAL" if dialect == "sqlite" else "DOUBLE PRECISION"
+    big = "INTEGER" if dialect == "sqlite" else "BIGINT"
+    if_new = "IF NOT EXISTS " if dialect == "postgres" else ""
+    add = f"ALTER TABLE {TABLE} ADD COLUMN {if_new}"
+    return [f"{add}streamed {big} NOT NULL DEFAULT 0", f"{add}first_ts {real}", f"{add}last_ts {real}"]
+
+
 def columns(dim: Dim) -> tuple[str, ...]:
     """The rollup columns a ``dim`` row fills (after its key)."""
-    hist = (*LATENCY, *TTFT) if dim == "tm" else ()
-    return (*(name for name, _ in SUMS), *hist)
+    extra = (*LATENCY, *TTFT) if dim == "tm" else tuple(n for n, _ in USE_EXTRA) if dim == "use" else ()
+    return (*(name for name, _ in SUMS), *extra)
 
 
 def aggregate(dim: Dim, source: str, where: str, dialect: Dialect, *, seconds: int = HOUR_S) -> str:
@@ -103,8 +138,11 @@ def aggregate(dim: Dim, source: str, where: str, dialect: Dialect, *, seconds: i
     ``bucket_`` the number of the ``seconds``-long time bucket. Ordered by key so that concurrent
     writers lock rollup rows in the same order (no deadlock).
     """
-    a, b = _KEYS[dim]
+    a, b = _keys(dim, dialect)
     measures = [f"{expr} AS {name}" for name, expr in SUMS]
+    if dim == "use":  # the advisor reads only what was paid for and served
+        measures += [f"{expr} AS {name}" for name, expr in USE_EXTRA]
+        where = f"({where}) AND status < 400"
     if dim == "tm":
         lat, ttft = bucket_sql("latency_ms", dialect), bucket_sql("ttft_ms", dialect)
         measures += [f"SUM(CASE WHEN lb = {i} THEN 1 ELSE 0 END) AS {LATENCY[i]}" for i in range(BUCKETS)]
@@ -121,7 +159,13 @@ def upsert(dim: Dim, source: str, where: str, dialect: Dialect) -> str:
     """Add the aggregate of ``source`` rows into the rollup (insert new keys, add into existing ones)."""
     cols = columns(dim)
     names = ", ".join(["hour", "tenant", "dim", "a", "b", *cols])
-    updates = ", ".join(f"{c} = {TABLE}.{c} + excluded.{c}" for c in cols)
+    merge = (
+        {"first_ts": "min", "last_ts": "max"} if dialect == "sqlite" else {"first_ts": "LEAST", "last_ts": "GREATEST"}
+    )
+    updates = ", ".join(
+        f"{c} = {merge[c]}({TABLE}.{c}, excluded.{c})" if c in merge else f"{c} = {TABLE}.{c} + excluded.{c}"
+        for c in cols
+    )
     return (
         f"INSERT INTO {TABLE} ({names}) SELECT bucket_, tenant_, '{dim}', a_, b_, {', '.join(cols)} FROM "
         f"({aggregate(dim, source, where, dialect)}) AS g WHERE 1 = 1 "
@@ -129,14 +173,19 @@ def upsert(dim: Dim, source: str, where: str, dialect: Dialect) -> str:
     )
 
 
-def maintain(dialect: Dialect, source: str, where: str) -> list[str]:
+def maintain(dialect: Dialect, source: str, where: str, dims: tuple[Dim, ...] = DIMS) -> list[str]:
     """The statements adding ``source`` rows (matching ``where``) into every kind of rollup row."""
-    return [upsert(dim, source, f"({where}) AND shadow_of IS NULL", dialect) for dim in DIMS]
+    return [upsert(dim, source, f"({where}) AND shadow_of IS NULL", dialect) for dim in dims]
 
 
 def rebuild(dialect: Dialect) -> list[str]:
-    """Migration 4's rebuild: the rollup of every record already in the ledger."""
-    return [f"DELETE FROM {TABLE}", *maintain(dialect, "requests", "1 = 1")]
+    """Migration 4's rebuild: the rollup of every record already in the ledger (version 4's kinds)."""
+    return [f"DELETE FROM {TABLE}", *maintain(dialect, "requests", "1 = 1", V4_DIMS)]
+
+
+def version_6(dialect: Dialect) -> list[str]:
+    """Migration 6: the new columns, then the ``key`` and ``use`` rows of the records already there."""
+    return [*add_columns(dialect), *maintain(dialect, "requests", "1 = 1", ("key", "use"))]
 
 
 def ensure_log2(conn: sqlite3.Connection) -> None:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 import io
 import shutil
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -97,9 +95,6 @@ def report(
     _config, store = open_ledger(config_path)
     sections = sections_for(fmt, top=top, show_prompts=show_prompts)
     query = ReportQuery(by=by, window=Window(since, until), sections=sections, compare_with=compare_with or None)
-    if fmt == "html":
-        # matplotlib takes a third of a second to import: do it while the database works
-        threading.Thread(target=importlib.import_module, args=("tokenomy.reports.render_html",), daemon=True).start()
     err = Console(stderr=True)
     with StderrProgress(err) as progress:
         try:
@@ -133,9 +128,8 @@ def render(report: Report, fmt: Format, *, to_terminal: bool = False, progress: 
     if fmt == "html":
         from tokenomy.reports import render_html
 
-        steps = ["cost over time", "savings by lever", "token economy by task", "token economy by language"]
         if progress is not None:
-            progress.start(steps)
+            progress.start(["charts"])
         return render_html.render(report, on_chart=progress.finish if progress is not None else None)
     from tokenomy.reports.render_table import render as render_table
 

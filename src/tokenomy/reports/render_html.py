@@ -1,20 +1,31 @@
-"""The HTML report: one self-contained file (inline CSS, charts as base64 PNG data URIs, no links out)."""
+"""The HTML report: one self-contained file (inline CSS and scripts, no links out).
+
+Its charts are drawn in the browser by the dashboard's own chart module (``dashboard/static/chart.js``,
+inlined with ``chart.css`` and ``report.js``) from the report's figures, embedded as one JSON block; so the
+report and the dashboard draw the same data with the same code. Tables are plain HTML and need no script.
+"""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Sequence
 from html import escape
+from importlib import resources
+from typing import Any
+
+import orjson
 
 from tokenomy.ledger.record import LEVERS
-from tokenomy.reports import plots
 from tokenomy.reports.model import Group, Report
 from tokenomy.reports.render_table import money, ms, percent, window_text
 from tokenomy.reports.timeparse import format_time
 
 _CSS = """
+:root { --muted: #57606a; --line: #d0d7de; color-scheme: light; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1100px;
        color: #222; padding: 0 1rem; }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 1rem; }
+.chart { min-width: 0; margin: 0.6rem 0; } .chart h3 { font-size: 0.95rem; margin: 0 0 0.3rem; }
+#cost-chart, #lever-chart { max-width: 820px; }
 h1 { margin-bottom: 0.2rem; } .meta { color: #666; margin-top: 0; }
 h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; }
 .wrap { overflow-x: auto; max-width: 100%; }
@@ -26,20 +37,54 @@ td:first-child { white-space: normal; overflow-wrap: anywhere; max-width: 16rem;
 tr.total td { font-weight: bold; border-top: 2px solid #ccc; }
 td.prompt { text-align: left; font-family: ui-monospace, monospace; white-space: pre-wrap; max-width: 40rem; }
 code { font-family: ui-monospace, monospace; }
-img { max-width: 100%; display: block; margin: 0.8rem 0; }
 .cards { display: flex; flex-wrap: wrap; gap: 0.8rem; }
 .card { border: 1px solid #ddd; border-radius: 6px; padding: 0.6rem 1rem; min-width: 9rem; }
 .card b { display: block; font-size: 1.3rem; }
 """
 
 
-def data_uri(png: bytes) -> str:
-    """A ``data:image/png;base64,...`` URI."""
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+def _asset(name: str) -> str:
+    return resources.files("tokenomy.dashboard").joinpath("static", name).read_text("utf-8")
 
 
-def _img(png: bytes, alt: str) -> str:
-    return f'<img src="{data_uri(png)}" alt="{escape(alt)}">'
+def _script(source: str) -> str:
+    if "</script" in source.lower():  # would end the inline block early
+        raise ValueError("a chart script holds '</script'")
+    return f"<script>{source}</script>"
+
+
+def chart_data(report: Report) -> dict[str, Any]:
+    """The figures the charts draw, in the shapes the dashboard's API gives its charts."""
+    total = report.total.sums
+
+    def group(g: Group) -> dict[str, Any]:
+        sums = g.sums
+        return {"group": g.name, "requests": sums.requests, "cost_per_1k_requests_usd": sums.cost_per_1k_requests_usd,
+                "tokens_per_request": sums.tokens_per_request}  # fmt: skip
+
+    return {
+        "bucket_s": report.bucket_s,
+        "levers": list(LEVERS),
+        "requests": total.requests,
+        "saved_usd": {lever: total.saved_usd.get(lever, 0.0) for lever in LEVERS},
+        "series": [
+            {"t": start, "cost_usd": s.cost_usd, "saved_usd": {lever: s.saved_usd.get(lever, 0.0) for lever in LEVERS}}
+            for start, s in report.series
+        ],
+        "by_task": [group(g) for g in report.by_task],
+        "by_language": [group(g) for g in report.by_language],
+    }
+
+
+def _data_block(data: dict[str, Any]) -> str:
+    """The figures as a JSON block; ``<``, ``>`` and ``&`` escaped so no ledger value can close it."""
+    text = orjson.dumps(data).decode()
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return f'<script type="application/json" id="report-data">{text}</script>'
+
+
+def _chart(node_id: str, title: str) -> str:
+    return f'<div class="chart"><h3>{escape(title)}</h3><div id="{node_id}"></div></div>'
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], total: Sequence[str] | None = None) -> str:
@@ -132,41 +177,41 @@ def _prompts(report: Report) -> str:
 
 
 def render(report: Report, on_chart: Callable[[str], None] | None = None) -> str:
-    """The whole report as one HTML document; ``on_chart`` is told as each chart is drawn."""
-    draws: list[tuple[str, Callable[[], bytes]]] = [
-        ("cost over time", lambda: plots.cost_over_time(report)),
-        ("savings by lever", lambda: plots.savings_by_lever(report)),
-        ("token economy by task", lambda: plots.token_economy(report.by_task, "task")),
-        ("token economy by language", lambda: plots.token_economy(report.by_language, "language")),
-    ]
-    charts = []
-    for name, draw in draws:
-        charts.append(_img(draw(), name))
-        if on_chart is not None:
-            on_chart(name)
-    cost_chart, levers_chart, task_chart, language_chart = charts
+    """The whole report as one HTML document (``on_chart``, if given, is told ``"charts"`` once their data is in)."""
+    charts = _data_block(chart_data(report))
+    if on_chart is not None:
+        on_chart("charts")
     meta = (f"{escape(report.source)} &middot; {escape(window_text(report))} &middot; "
             f"generated {escape(format_time(report.generated_at))}")
     sections = [
         f"<h1>Tokenomy report</h1><p class=meta>{meta}</p>",
         _cards(report),
         "<h2>Cost over time</h2>",
-        cost_chart,
+        '<div class="chart" id="cost-chart"></div>',
         "<h2>Savings by lever</h2>",
-        levers_chart,
+        '<div class="chart" id="lever-chart"></div>',
         f"<h2>By {escape(report.query.by)}</h2>",
         _groups(report),
         "<h2>Token economy</h2>",
-        task_chart,
+        '<div class="charts">',
+        _chart("task-cost-chart", "Cost per 1,000 requests by task"),
+        _chart("task-token-chart", "Tokens per request by task"),
+        "</div>",
         _economy(report.by_task, "task"),
-        language_chart,
+        '<div class="charts">',
+        _chart("language-cost-chart", "Cost per 1,000 requests by language"),
+        _chart("language-token-chart", "Tokens per request by language"),
+        "</div>",
         _economy(report.by_language, "language"),
         "<h2>Most expensive prompts</h2>",
         _prompts(report),
+        "<noscript><p class=meta>The charts need JavaScript; the tables above hold the same figures.</p></noscript>",
     ]
     body = "\n".join(sections)
+    scripts = charts + _script(_asset("chart.js")) + _script(_asset("report.js"))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Tokenomy report</title><style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
+        f"<title>Tokenomy report</title><style>{_CSS}{_asset('chart.css')}</style></head>\n"
+        f"<body>\n{body}\n{scripts}\n</body></html>\n"
     )

@@ -4,7 +4,7 @@
 (function () {
   const C = window.TokenomyChart;
   const money = C.money;
-  const COLORS = { spend: "#cf6a2e", cache: "#2f81f7", routing: "#3fb950", compression: "#a371f7", batching: "#d29922" };
+  const COLORS = C.COLORS;
   const state = { key: sessionStorage.getItem("tokenomy-key") || "", role: null, offset: 0, limit: 50, timer: null };
   const $ = (id) => document.getElementById(id);
 
@@ -101,20 +101,15 @@
     );
     for (const lever of data.levers) cards.appendChild(card("saved by " + lever, money(t.saved_usd[lever])));
     const times = data.series.map((p) => p.t);
-    const layers = [{ name: "spend", color: COLORS.spend, values: data.series.map((p) => p.cost_usd) }];
-    for (const lever of data.levers) {
-      layers.push({ name: "saved by " + lever, color: COLORS[lever], values: data.series.map((p) => p.saved_usd[lever] || 0) });
-    }
-    C.timeStack($("cost-chart"), times, layers, null, data.bucket_s, money);
+    C.costOverTime($("cost-chart"), data.series, data.levers, data.bucket_s);
     C.lines($("latency-chart"), times, [
       { name: "latency p50", color: "#2f81f7", values: data.series.map((p) => p.p50_latency_ms) },
       { name: "latency p95", color: "#2f81f7", dash: true, values: data.series.map((p) => p.p95_latency_ms) },
       { name: "TTFT p50", color: "#3fb950", values: data.series.map((p) => p.p50_ttft_ms) },
       { name: "TTFT p95", color: "#3fb950", dash: true, values: data.series.map((p) => p.p95_ttft_ms) },
     ], data.bucket_s, (v) => ms(v));
-    C.bars($("lever-chart"), data.levers, data.levers.map((l) => t.saved_usd[l]), money, COLORS.routing);
-    const tasks = data.by_task.slice(0, 12);
-    C.bars($("task-chart"), tasks.map((g) => g.group), tasks.map((g) => g.cost_per_1k_requests_usd), money, COLORS.spend);
+    C.leverBars($("lever-chart"), data.levers, t.saved_usd);
+    C.costPer1k($("task-chart"), data.by_task, 12);
     const outcomes = Object.entries(data.cache).sort((a, b) => b[1] - a[1]);
     C.bars($("cache-chart"), outcomes.map((o) => o[0]), outcomes.map((o) => o[1]), (v) => num(v), COLORS.cache);
     table($("task-table"), GROUP_COLUMNS, data.by_task);
@@ -150,23 +145,26 @@
     const list = $("advice-list");
     list.replaceChildren();
     for (const note of advice.notes || []) {
-      const p = document.createElement("p"); p.textContent = "Note: " + note; list.appendChild(p);
+      const p = document.createElement("p"); p.className = "note"; p.textContent = "Note: " + note; list.appendChild(p);
     }
     if (!advice.recommendations.length) {
       const p = document.createElement("p"); p.textContent = "No action found that would have saved money in this window.";
       list.appendChild(p);
     }
+    // each action folds to its title and saving; the two largest start open
     advice.recommendations.slice(0, 8).forEach((r, i) => {
-      const box = document.createElement("div"); box.className = "rec";
+      const box = document.createElement("details"); box.className = "rec"; box.open = i < 2;
+      const head = document.createElement("summary");
       const h = document.createElement("h3"); h.textContent = (i + 1) + ". " + r.title;
-      const s = document.createElement("div"); s.className = "saving";
+      const s = document.createElement("span"); s.className = "saving";
       s.textContent = "~" + money(r.monthly_saving_usd) + "/month (" + money(r.window_saving_usd) + " in this window), confidence " + r.confidence;
+      head.append(h, s);
       const ev = document.createElement("ul");
       for (const line of r.evidence) { const li = document.createElement("li"); li.textContent = line; ev.appendChild(li); }
       const act = document.createElement("pre"); act.textContent = r.action;
       const as = document.createElement("ul");
       for (const line of r.assumptions) { const li = document.createElement("li"); li.textContent = "assumes " + line; as.appendChild(li); }
-      box.append(h, s, ev, act, as);
+      box.append(head, ev, act, as);
       list.appendChild(box);
     });
   }

@@ -1,9 +1,12 @@
-/* Small SVG charts for the dashboard: a stacked time chart and horizontal bars.
+/* Small SVG charts shared by the dashboard and the HTML report (`tokenomy report --format html` inlines this
+   file): a stacked time chart, lines over time and horizontal bars, plus the charts both pages draw from the
+   same data shapes (cost over time by lever, savings by lever, per-group bars).
    Every label is set with textContent (never HTML), so ledger values cannot inject markup.
    The time axis spans the data's own first and last point, with ticks at a step that fits it. */
 "use strict";
 (function () {
   const NS = "http://www.w3.org/2000/svg";
+  const COLORS = { spend: "#cf6a2e", cache: "#2f81f7", routing: "#3fb950", compression: "#a371f7", batching: "#d29922" };
   const STEPS = [1, 5, 15, 30, 60, 300, 900, 1800, 3600, 10800, 21600, 43200, 86400, 172800, 604800, 2592000];
 
   function el(name, attrs, parent) {
@@ -18,13 +21,21 @@
     return t;
   }
 
-  /* Money with enough digits: $1,234.56, $0.12, $0.0033, $0.000012. */
+  /* Money with enough digits: $1,234.56, $0.50, $0.12, then two significant digits under 10 cents:
+     $0.012, $0.0033, $0.000012. */
   function money(v) {
     if (v === null || v === undefined || isNaN(v)) return "-";
     if (v === 0) return "$0";
-    const a = Math.abs(v);
-    if (a >= 1) return (v < 0 ? "-$" : "$") + a.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-    return (v < 0 ? "-$" : "$") + String(Number(a.toPrecision(2)));
+    const a = Math.abs(v), r = a >= 0.1 ? a : Number(a.toPrecision(2));
+    const sign = v < 0 ? "-$" : "$";
+    if (r >= 0.1) return sign + r.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    return sign + String(r);
+  }
+
+  /* A count with thousands separators (and up to `digits` decimals). */
+  function count(v, digits) {
+    if (v === null || v === undefined || isNaN(v)) return "-";
+    return Number(v).toLocaleString("en-US", { maximumFractionDigits: digits === undefined ? 0 : digits });
   }
 
   function niceMax(v) {
@@ -155,12 +166,43 @@
     labels.forEach((label, i) => {
       const y = 4 + i * row;
       const name = String(label);
-      text(svg, L - 6, y + 14, name.length > 22 ? name.slice(0, 21) + "…" : name, "end");
+      const shown = text(svg, L - 6, y + 14, name.length > 22 ? name.slice(0, 21) + "…" : name, "end");
+      el("title", {}, shown).textContent = name;
       const w = (values[i] / top) * (W - L - R);
       el("rect", { x: L, y: y + 3, width: Math.max(w, 0.5), height: row - 8, fill: color || "#4493f8" }, svg);
       text(svg, L + w + 4, y + 14, format(values[i]));
     });
   }
 
-  window.TokenomyChart = { money, timeStack, lines, bars, legend, empty };
+  /* Spend and each lever's saving per time bucket, stacked. series: [{t, cost_usd, saved_usd: {lever: usd}}]
+     (the dashboard's overview series and the report's), bucket: the bucket's length in seconds. */
+  function costOverTime(container, series, levers, bucket) {
+    const layers = [{ name: "spend", color: COLORS.spend, values: series.map((p) => p.cost_usd) }];
+    for (const lever of levers) {
+      const values = series.map((p) => (p.saved_usd && p.saved_usd[lever]) || 0);
+      layers.push({ name: "saved by " + lever, color: COLORS[lever] || "#8b949e", values: values });
+    }
+    timeStack(container, series.map((p) => p.t), layers, null, bucket, money);
+  }
+
+  /* The window's saving per lever. saved: {lever: usd}. */
+  function leverBars(container, levers, saved) {
+    bars(container, levers, levers.map((l) => saved[l] || 0), money, COLORS.routing);
+  }
+
+  /* Groups (report/overview group objects, highest spend first): cost per 1,000 requests. */
+  function costPer1k(container, groups, limit) {
+    const shown = groups.slice(0, limit || 12);
+    bars(container, shown.map((g) => g.group), shown.map((g) => g.cost_per_1k_requests_usd), money, COLORS.spend);
+  }
+
+  /* Groups: tokens (prompt plus completion) per request. */
+  function tokensPerRequest(container, groups, limit) {
+    const shown = groups.slice(0, limit || 12);
+    bars(container, shown.map((g) => g.group), shown.map((g) => g.tokens_per_request), (v) => count(v, 1), COLORS.cache);
+  }
+
+  window.TokenomyChart = {
+    COLORS, money, count, timeStack, lines, bars, legend, empty, costOverTime, leverBars, costPer1k, tokensPerRequest,
+  };
 })();
