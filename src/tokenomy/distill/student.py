@@ -18,7 +18,7 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +30,9 @@ MANIFEST = "student.json"
 HEAD = "head.npz"
 
 FloatArray = npt.NDArray[np.float32]
+
+if TYPE_CHECKING:
+    from tokenomy.distill.encoder_student import EncoderStudent
 
 
 class StudentError(ValueError):
@@ -117,8 +120,8 @@ class Student:
         (directory / MANIFEST).write_text(json.dumps(manifest, indent=1))
 
 
-def load_student(directory: Path) -> Student:
-    """Load and check a student directory; :class:`StudentError` naming the path and the problem."""
+def load_student(directory: Path) -> Student | EncoderStudent:
+    """Load and check a student directory of either kind; :class:`StudentError` naming the path and the problem."""
     manifest_path, head_path = directory / MANIFEST, directory / HEAD
     if not directory.is_dir():
         raise StudentError(f"{directory}: no such student directory")
@@ -128,6 +131,10 @@ def load_student(directory: Path) -> Student:
         raise StudentError(f"{directory}: no {MANIFEST} (not a student, or training did not finish)") from None
     except (OSError, ValueError) as exc:
         raise StudentError(f"{manifest_path}: unreadable ({exc})") from None
+    if isinstance(manifest, dict) and manifest.get("kind") == "fine-tuned-encoder":
+        from tokenomy.distill.encoder_student import load_encoder_student
+
+        return load_encoder_student(directory, manifest)
     if not isinstance(manifest, dict) or manifest.get("format_version") not in READABLE_VERSIONS:
         version = manifest.get("format_version") if isinstance(manifest, dict) else None
         readable = " and ".join(map(str, READABLE_VERSIONS))
