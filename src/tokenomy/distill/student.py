@@ -1,4 +1,7 @@
-"""A distilled student on disk and in memory: MiniLM sentence embeddings and a linear head.
+"""A distilled head student on disk and in memory: MiniLM sentence embeddings and a linear head.
+
+(The other kind, a fine-tuned encoder, lives in :mod:`tokenomy.distill.encoder_student`;
+:func:`load_student` reads either.)
 
 A student may also have a second, lexical head on hashed word and character n-grams
 (:mod:`tokenomy.distill.lexical`); its scores are added to the embedding head's (the blend weight
