@@ -31,8 +31,8 @@ import numpy as np
 
 from tokenomy.distill.data import DistillDataError, Examples
 from tokenomy.distill.encoder_student import MODEL_FILE, TOKENIZER_FILE, EncoderStudent
-from tokenomy.distill.student import MANIFEST
-from tokenomy.distill.train import choose_threshold, fit_temperature
+from tokenomy.distill.student import MANIFEST, LexicalHead
+from tokenomy.distill.train import LEXICAL_C, _blend, _choose_blend, _two_class, choose_threshold, fit_temperature
 
 BASE_MODEL = "all-minilm-l6-v2"
 EXTRA = "tokenomy[distill]"
@@ -53,6 +53,7 @@ class FineTuneSettings:
     head_lr: float = 2e-3
     warmup: float = 0.06
     holdout: float = 0.1
+    ngram: bool = True  # also fit an n-gram head and blend it in when the held-out data says it helps
     seed: int = 0
     max_steps: int | None = None  # stop early (tests)
 
@@ -103,8 +104,17 @@ def finetune_student(
     _export(model, out / MODEL_FILE)
     shutil.copyfile(base_model_dir() / TOKENIZER_FILE, out / TOKENIZER_FILE)
     student = EncoderStudent(out, labels, max_length=settings.max_length)
-    scores = student.scores(held.texts)
+    scores = student.model_scores(held.texts)
     truth = np.searchsorted(labels, np.asarray(held.labels))
+    model_accuracy = float((scores.argmax(axis=1) == truth).mean())
+    weight = 0.0
+    if settings.ngram:
+        ngram_scores, head = _ngram_head(fit, held, labels)
+        weight = _choose_blend(scores, ngram_scores, truth)
+        if weight > 0:
+            scores = _blend(scores, ngram_scores, weight)
+            student.encoder_weight = 1 - weight  # the blend folded in: a row constant apart, the same scores
+            student.lexical = LexicalHead(head.columns, head.idf, head.weights * weight, head.bias * weight)
     student.temperature = round(fit_temperature(scores, truth), 4)
     probs = student.probabilities(held.texts)
     predicted = probs.argmax(axis=1)
@@ -115,6 +125,8 @@ def finetune_student(
         "calibration_examples": len(held.texts),
         "threshold_from": held_from,
         "calibration_accuracy": round(float((predicted == truth).mean()), 4),
+        "model_calibration_accuracy": round(model_accuracy, 4),
+        "ngram_weight": weight,
         "target_accuracy": target,
         "settings": asdict(settings),
         "train_cpu_seconds": round(train_cpu, 1),
@@ -123,6 +135,27 @@ def finetune_student(
     }
     student.save_manifest()
     return student
+
+
+def _ngram_head(fit: Examples, held: Examples, labels: list[str]) -> tuple[np.ndarray[Any, Any], LexicalHead]:
+    """A logistic-regression head on hashed n-grams, fitted on ``fit``; its scores on ``held``."""
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    from tokenomy.distill import lexical
+
+    columns, idf = lexical.fit_vocabulary(fit.texts)
+    with threadpool_limits(1):
+        model = LogisticRegression(max_iter=2000, C=LEXICAL_C).fit(
+            lexical.features(fit.texts, columns, idf), fit.labels
+        )
+    weights, bias = _two_class(model.coef_, model.intercept_, len(labels))
+    full_w = np.zeros((len(labels), len(columns)), dtype=np.float32)  # a label missing from ``fit`` never wins
+    full_b = np.full(len(labels), -1e4, dtype=np.float32)
+    rows = np.searchsorted(labels, model.classes_)
+    full_w[rows], full_b[rows] = weights, bias
+    head = LexicalHead(columns, idf, full_w, full_b)
+    return np.asarray(head.scores(held.texts), dtype=np.float64), head
 
 
 def _split(train: Examples, val: Examples | None, settings: FineTuneSettings) -> tuple[Examples, Examples, str]:
@@ -186,7 +219,7 @@ def _bf16() -> bool:
         return False
 
 
-def _train(fit: Examples, labels: list[str], settings: FineTuneSettings) -> Any:
+def _train(fit: Examples, labels: list[str], settings: FineTuneSettings, after_epoch: Any = None) -> Any:
     import torch
     from tokenizers import Tokenizer
 
@@ -221,7 +254,11 @@ def _train(fit: Examples, labels: list[str], settings: FineTuneSettings) -> Any:
     model.train()
     step = 0
     lengths = [len(ids) for ids in encoded]
+    epoch = 0
     while step < total:
+        if after_epoch is not None and epoch > 0:
+            after_epoch(epoch, model)
+        epoch += 1
         for batch in _batches(lengths, settings.batch_size, rng):
             if step >= total:
                 break
