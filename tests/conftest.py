@@ -90,7 +90,7 @@ def student_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def finetuned_student_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fine-tuned MiniLM student (two epochs on the 12-intent subset; needs the ``distill`` extra)."""
+    """A fine-tuned MiniLM student, int8 (two epochs on the 12-intent subset; needs the ``distill`` extra)."""
     pytest.importorskip("torch", reason="the distill extra (PyTorch) is not installed; see docs/architecture.md")
     from click.testing import CliRunner
 
@@ -109,6 +109,7 @@ def finetuned_student_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "minilm-finetuned",
         "--epochs",
         "2",
+        "--int8",
     ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output

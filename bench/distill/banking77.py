@@ -6,7 +6,7 @@ it once on the 3,080 test queries, runs a student-first cascade offline (the tea
 label, so a request sent to the teacher is answered right), and compares costs per 1,000 requests.
 Prints a markdown table.
 
-    .venv/bin/python bench/distill/banking77.py [--student KIND] [--epochs 4] [--keep DIR] [--target 0.99]
+    .venv/bin/python bench/distill/banking77.py [--student KIND] [--epochs 4] [--int8] [--keep DIR] [--target 0.99]
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.99)
     parser.add_argument("--student", choices=KINDS, default=KINDS[0])
     parser.add_argument("--epochs", type=int, default=FineTuneSettings().epochs, help="minilm-finetuned only")
+    parser.add_argument("--int8", action="store_true", help="minilm-finetuned only: int8 weights")
     parser.add_argument("--keep", type=Path, default=None, help="write the student here (default: a temp dir)")
     args = parser.parse_args()
     train, test = read("train.csv.gz", args.train_limit), read("test.csv.gz")
@@ -58,8 +59,14 @@ def main() -> None:
         cpu0, wall0 = time.process_time(), time.perf_counter()
         if args.student == "minilm-finetuned":
             encoder = None
-            student = finetune_student(train, out, target=args.target, settings=FineTuneSettings(epochs=args.epochs))
-            fit_line = f"calibration accuracy {student.info['calibration_accuracy']:.4f}"
+            student = finetune_student(
+                train, out, target=args.target, settings=FineTuneSettings(epochs=args.epochs, int8=args.int8)
+            )
+            info = student.info
+            fit_line = (
+                f"held-out tenth of train: model accuracy {info['model_calibration_accuracy']:.4f}, "
+                f"with the n-gram head (weight {info['ngram_weight']}) {info['calibration_accuracy']:.4f}"
+            )
         else:
             encoder = Encoder()
             head = train_student(train, encoder.encode, target=args.target, lexical=args.student == "minilm-ngram")

@@ -50,7 +50,14 @@ def test_the_finetuned_student_evaluates_and_serves_without_pytorch(finetuned_st
     assert manifest["kind"] == "fine-tuned-encoder" and manifest["format_version"] == 3
     assert manifest["temperature"] > 0 and 0 < manifest["threshold"] <= 1.01 and len(manifest["labels"]) == 12
     assert "held-out" in manifest["threshold_from"]  # calibrated on training data, not the test file
-    assert sorted(p.name for p in finetuned_student_dir.iterdir()) == ["model.onnx", "student.json", "tokenizer.json"]
+    names = {p.name for p in finetuned_student_dir.iterdir()}
+    assert (
+        {"model.onnx", "student.json", "tokenizer.json"}
+        <= names
+        <= {"model.onnx", "student.json", "tokenizer.json", "ngram.npz"}
+    )
+    assert set(manifest["files"]) == names - {"student.json"}
+    assert (finetuned_student_dir / "model.onnx").stat().st_size < 30e6  # int8 weights: about 23 MB
 
 
 def test_a_truncated_or_foreign_finetuned_student_is_refused(finetuned_student_dir: Path, tmp_path: Path) -> None:
