@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from tokenomy.distill.data import DistillDataError, Examples
+from tokenomy.distill.data import Examples, check_labels
 from tokenomy.distill.encoder_student import MODEL_FILE, TOKENIZER_FILE, EncoderStudent
 from tokenomy.distill.student import MANIFEST, LexicalHead
 from tokenomy.distill.train import LEXICAL_C, _blend, _choose_blend, _two_class, choose_threshold, fit_temperature
@@ -88,13 +88,7 @@ def finetune_student(
     """Fine-tune, export to ``out`` (ONNX), calibrate and choose the threshold; return the loaded student."""
     require_torch()
     settings = settings or FineTuneSettings()
-    counts = Counter(train.labels)
-    if len(counts) < 2:
-        raise DistillDataError(f"the training data has one label ({next(iter(counts))!r}); a student needs two or more")
-    if val is not None:
-        unknown = sorted(set(val.labels) - set(counts))
-        if unknown:
-            raise DistillDataError(f"the validation data has labels the training data lacks: {', '.join(unknown[:5])}")
+    counts = check_labels(train, val)
     labels = sorted(counts)
     fit, held, held_from = _split(train, val, settings)
     started_wall, started_cpu = time.perf_counter(), time.process_time()
