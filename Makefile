@@ -41,8 +41,16 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PIP) install --no-deps $(NODEPS)
 	touch $@
 
+# The fine-tuned student's tests need the `distill` extra (PyTorch, CPU build). It is installed
+# only when a CPU wheel of torch is in TORCH_WHEELS (no GBs of CUDA from PyPI); without it those
+# tests skip. See docs/architecture.md ("Small models").
+TORCH_WHEELS ?= /opt/wheels
+
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(PIP) install --find-links $(WHEELS) -e '.[test]'
+	@if ls $(TORCH_WHEELS)/torch-*+cpu-*.whl >/dev/null 2>&1; then \
+	  $(PIP) install $$(ls $(TORCH_WHEELS)/torch-*+cpu-*.whl | tail -1) && $(PIP) install -e '.[distill]'; \
+	else echo "no CPU torch wheel in $(TORCH_WHEELS): the fine-tuned student's tests will skip"; fi
 	bash scripts/install-test-servers.sh
 	touch $@
 

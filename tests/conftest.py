@@ -86,3 +86,31 @@ def student_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = CliRunner().invoke(main, ["distill", "train", "--data", str(data), "--out", str(out)])
     assert result.exit_code == 0, result.output
     return out
+
+
+@pytest.fixture(scope="session")
+def finetuned_student_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fine-tuned MiniLM student, int8 (two epochs on the 12-intent subset; needs the ``distill`` extra)."""
+    pytest.importorskip("torch", reason="the distill extra (PyTorch) is not installed; see docs/architecture.md")
+    from click.testing import CliRunner
+
+    from tokenomy.cli import main
+
+    out = tmp_path_factory.mktemp("student") / "finetuned"
+    data = Path(__file__).parent / "distill" / "data" / "banking77_train.jsonl"
+    args = [
+        "distill",
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--student",
+        "minilm-finetuned",
+        "--epochs",
+        "2",
+        "--int8",
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import json
 import os
 import socket
 import statistics
@@ -80,6 +81,8 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=30)
     q = statistics.quantiles(times, n=100)
+    kind = json.loads((args.student / "student.json").read_text()).get("kind", "?")
+    print(f"student {args.student} ({kind})")
     print(f"{len(times)} requests one at a time; machine load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print()
     print("| p50 ms | p99 ms | gateway CPU ms / request |")

@@ -13,6 +13,10 @@ from tokenomy.reports.timeparse import WhenType
 
 if TYPE_CHECKING:
     from tokenomy.config import GatewayConfig
+    from tokenomy.distill.data import Examples
+    from tokenomy.distill.encoder_student import EncoderStudent
+    from tokenomy.distill.finetune import FineTuneSettings
+    from tokenomy.distill.student import Student
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -41,11 +45,20 @@ def distill() -> None:
 )
 @click.option(
     "--student",
-    type=click.Choice(["minilm-ngram", "minilm-head"]),
+    type=click.Choice(["minilm-ngram", "minilm-head", "minilm-finetuned"]),
     default="minilm-ngram",
     show_default=True,
-    help="minilm-head: a head on MiniLM vectors; minilm-ngram: that plus a head on word and character n-grams.",
+    help="minilm-head: a head on MiniLM vectors; minilm-ngram: that plus a head on word and character n-grams; "
+    "minilm-finetuned: MiniLM itself fine-tuned and exported to ONNX (needs the tokenomy[distill] extra).",
 )
+@click.option(
+    "--epochs",
+    type=click.IntRange(1, 50),
+    default=4,
+    show_default=True,
+    help="minilm-finetuned: passes over the training data.",
+)
+@click.option("--int8", is_flag=True, help="minilm-finetuned: serve int8 weights (a quarter of the size, less CPU).")
 @click.option(
     "--target-accuracy",
     type=click.FloatRange(0, 1),
@@ -63,11 +76,14 @@ def train(
     out: Path,
     val_path: Path | None,
     student: str,
+    epochs: int,
+    int8: bool,
     target_accuracy: float,
 ) -> None:
     """Train a student on labelled examples (or the ledger's teacher answers) and write it to OUT."""
     from tokenomy.distill.data import DistillDataError, load_examples
     from tokenomy.distill.embed import Encoder
+    from tokenomy.distill.finetune import FineTuneSettings
     from tokenomy.distill.train import train_student
 
     if from_ledger == (data_path is not None):
@@ -86,15 +102,43 @@ def train(
             examples = found.examples
             extra = {"task": task, "logged_requests": found.logged, "left_out": found.skipped}
         val = load_examples(val_path) if val_path else None
-        trained = train_student(
-            examples, Encoder().encode, val=val, target=target_accuracy, lexical=student == "minilm-ngram"
-        )
+        if student == "minilm-finetuned":
+            trained: Student | EncoderStudent = _finetune(
+                examples, out, val, target_accuracy, FineTuneSettings(epochs=epochs, int8=int8), extra
+            )
+        else:
+            trained = train_student(
+                examples, Encoder().encode, val=val, target=target_accuracy, lexical=student == "minilm-ngram"
+            )
+            trained.info |= {k: v for k, v in extra.items() if k == "task"}
+            trained.save(out)
     except DistillDataError as exc:
         raise click.ClickException(str(exc)) from None
-    trained.info |= {k: v for k, v in extra.items() if k == "task"}
-    trained.save(out)
     summary = {"out": str(out), "labels": len(trained.labels), "threshold": trained.threshold, **extra}
     click.echo(json.dumps(summary | trained.info))
+
+
+def _finetune(
+    examples: Examples,
+    out: Path,
+    val: Examples | None,
+    target: float,
+    settings: FineTuneSettings,
+    extra: dict[str, object],
+) -> EncoderStudent:
+    from tokenomy.distill.finetune import MissingExtraError, finetune_student
+
+    try:
+        return finetune_student(
+            examples,
+            out,
+            val=val,
+            target=target,
+            settings=settings,
+            info={k: v for k, v in extra.items() if k == "task"},
+        )
+    except MissingExtraError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _config(path: Path | None) -> GatewayConfig:
@@ -114,12 +158,14 @@ def evaluate(model_dir: Path, data_path: Path, fmt: str) -> None:
     """Accuracy, answered share and latency of a student on labelled data."""
     from tokenomy.distill.data import DistillDataError, load_examples
     from tokenomy.distill.embed import Encoder
+    from tokenomy.distill.encoder_student import EncoderStudent
     from tokenomy.distill.evaluate import evaluate_student
     from tokenomy.distill.student import StudentError, load_student
 
     try:
         student = load_student(model_dir)
-        figures = evaluate_student(student, load_examples(data_path), Encoder(), model_dir)
+        encoder = None if isinstance(student, EncoderStudent) else Encoder()
+        figures = evaluate_student(student, load_examples(data_path), encoder, model_dir)
     except (DistillDataError, StudentError) as exc:
         raise click.ClickException(str(exc)) from None
     if fmt == "json":

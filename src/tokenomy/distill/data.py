@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,3 +71,15 @@ def load_examples(path: Path, *, need_labels: bool = True) -> Examples:
     if not texts:
         raise DistillDataError(f"{path}: no examples")
     return Examples(texts, labels)
+
+
+def check_labels(train: Examples, val: Examples | None = None) -> Counter[str]:
+    """The training labels' counts; an error for one label, or validation labels training lacks."""
+    counts = Counter(train.labels)
+    if len(counts) < 2:
+        raise DistillDataError(f"the training data has one label ({next(iter(counts))!r}); a student needs two or more")
+    if val is not None:
+        unknown = sorted(set(val.labels) - set(counts))
+        if unknown:
+            raise DistillDataError(f"the validation data has labels the training data lacks: {', '.join(unknown[:5])}")
+    return counts

@@ -12,14 +12,13 @@ when given), never on test data.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from tokenomy.distill.data import DistillDataError, Examples
+from tokenomy.distill.data import Examples, check_labels
 from tokenomy.distill.student import FloatArray, LexicalHead, Student
 
 Encode = Callable[[list[str]], FloatArray]
@@ -148,13 +147,7 @@ def _train(train: Examples, encode: Encode, val: Examples | None, target: float,
 
     from tokenomy.distill import lexical as ngrams
 
-    counts = Counter(train.labels)
-    if len(counts) < 2:
-        raise DistillDataError(f"the training data has one label ({next(iter(counts))!r}); a student needs two or more")
-    if val is not None:
-        unknown = sorted(set(val.labels) - set(counts))
-        if unknown:
-            raise DistillDataError(f"the validation data has labels the training data lacks: {', '.join(unknown[:5])}")
+    counts = check_labels(train, val)
     started = time.perf_counter()
     x = encode(train.texts)
     y = np.asarray(train.labels)

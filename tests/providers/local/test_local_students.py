@@ -135,3 +135,37 @@ def test_a_broken_student_stops_the_gateway_at_start_up(student_dir: Path, tmp_p
         Gateway(parse_config(text))
     with pytest.raises(StudentError, match="no such student directory"):
         Gateway(parse_config(config(tmp_path / "missing", "http://127.0.0.1:9/v1", tmp_path / "l.db")))
+
+
+async def test_a_finetuned_student_answers_through_the_gateway(
+    finetuned_student_dir: Path, tmp_path: Path
+) -> None:
+    text = config(finetuned_student_dir, "http://127.0.0.1:9/v1", tmp_path / "l.db")
+    async with (
+        running_gateway(text) as running,
+        openai.AsyncOpenAI(base_url=running.v1, api_key="unused", max_retries=0) as client,
+    ):
+        right = 0
+        for example in examples()[:20]:
+            raw = await client.chat.completions.with_raw_response.create(
+                model="intent-student", messages=ask(example["text"])
+            )
+            reply = raw.parse()
+            assert 0 < float(raw.headers["x-tokenomy-confidence"]) <= 1
+            assert reply.usage is not None and reply.usage.prompt_tokens > 2 and reply.usage.completion_tokens == 1
+            right += reply.choices[0].message.content == example["label"]
+        with pytest.raises(openai.BadRequestError, match="set stream to false"):
+            await client.chat.completions.create(model="intent-student", messages=ask("card?"), stream=True)
+    assert right >= 15
+
+
+def test_a_truncated_finetuned_student_stops_the_gateway_at_start_up(
+    finetuned_student_dir: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(finetuned_student_dir, broken)
+    model = broken / "model.onnx"
+    model.write_bytes(model.read_bytes()[:-100])
+    text = config(broken, "http://127.0.0.1:9/v1", tmp_path / "l.db")
+    with pytest.raises(StudentError, match=f"{model}: truncated or changed"):
+        Gateway(parse_config(text))

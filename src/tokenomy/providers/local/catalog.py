@@ -58,7 +58,7 @@ CATALOG: dict[str, EmbeddedModel] = {
         name=DISTILLED_MODEL,
         endpoints=frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS}),
         package="tokenomy",
-        description="a distilled student (MiniLM embeddings + trained head) from `tokenomy distill train`",
+        description="a distilled student (MiniLM + head, or a fine-tuned MiniLM) from `tokenomy distill train`",
         context_length=256,
     ),
 }

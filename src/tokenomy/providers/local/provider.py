@@ -17,6 +17,7 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from tokenomy.config.models import Deployment, GatewayConfig
+from tokenomy.distill.encoder_student import EncoderStudent
 from tokenomy.errors import GatewayError, invalid_request
 from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Response, Stream, Usage
 from tokenomy.providers.local import embedding_api, students
@@ -59,7 +60,8 @@ class LocalProvider:
             )
         # Distilled students load here, so a broken one stops the gateway at start-up.
         self.students = students.load_students(config)
-        if EMBEDDING_MODEL in names or self.students:
+        head_students = any(not isinstance(s, EncoderStudent) for s in self.students.values())
+        if EMBEDDING_MODEL in names or head_students:
             self.embedder = MiniLMEmbedder(n_threads=local.embeddings.n_threads)
             self.batcher = MicroBatcher(
                 self.embedder.embed,
@@ -155,13 +157,18 @@ class LocalProvider:
 
     async def _classify(self, ctx: CallContext, deployment: Deployment) -> Completion:
         student = self.students.get(deployment.path or "")
-        if student is None or self.batcher is None or self.embedder is None or not self.embedder.loaded:
+        head = not isinstance(student, EncoderStudent)
+        if student is None or (head and (self.batcher is None or self.embedder is None or not self.embedder.loaded)):
             raise GatewayError(503, f"The model {ctx.model!r} is not loaded.", "server_overloaded", code="overloaded")
         if ctx.stream:
             raise invalid_request("A distilled model answers whole responses; set stream to false.", param="stream")
         text = students.request_text(ctx)
+        if isinstance(student, EncoderStudent):
+            prediction, tokens = await asyncio.to_thread(students.encoder_prediction, student, text)
+            return students.answer(ctx, prediction, tokens)
+        assert self.batcher is not None
         (embedded,) = await self.batcher.submit([text])
-        return students.answer(ctx, student, text, embedded.vector, embedded.tokens)
+        return students.answer(ctx, students.head_prediction(student, text, embedded.vector), embedded.tokens)
 
     # --- chat and completions ------------------------------------------------------------------
 

@@ -2,10 +2,11 @@
 
 Every student a config names is loaded and checked when the provider is built, so a gateway with
 a missing, truncated or incompatible student refuses to start (the error names the path and the
-reason) instead of serving half a model. A request's user text is embedded with the embedded
-MiniLM (through the shared micro-batcher) and the student's head picks a label; the answer is the
-label, its probability goes to the ``x-tokenomy-confidence`` header and to the body's ``tokenomy``
-field, which a cascade's ``confidence`` check reads.
+reason) instead of serving half a model. For a head student, a request's user text is embedded
+with the embedded MiniLM (through the shared micro-batcher) and the head picks a label; a
+fine-tuned encoder student reads the text with its own ONNX model. The answer is the label, its
+probability goes to the ``x-tokenomy-confidence`` header and to the body's ``tokenomy`` field,
+which a cascade's ``confidence`` check reads.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import numpy as np
 
 from tokenomy.config.models import GatewayConfig
 from tokenomy.distill.data import text_of
-from tokenomy.distill.student import Student, StudentError, load_student
+from tokenomy.distill.encoder_student import EncoderStudent
+from tokenomy.distill.student import Prediction, Student, StudentError, load_student
 from tokenomy.errors import invalid_request
 from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Usage
 from tokenomy.providers.local.responses import ResponseBuilder
@@ -25,9 +27,12 @@ from tokenomy.providers.local.responses import ResponseBuilder
 DISTILLED_MODEL = "distilled"
 
 
-def load_students(config: GatewayConfig) -> dict[str, Student]:
+AnyStudent = Student | EncoderStudent
+
+
+def load_students(config: GatewayConfig) -> dict[str, AnyStudent]:
     """Every student directory the config's local deployments name, loaded and checked."""
-    students: dict[str, Student] = {}
+    students: dict[str, AnyStudent] = {}
     for model in config.models:
         for dep in model.deployments:
             if dep.provider != "local" or dep.model != DISTILLED_MODEL:
@@ -52,9 +57,20 @@ def request_text(ctx: CallContext) -> str:
     return text
 
 
-def answer(ctx: CallContext, student: Student, text: str, vector: Any, tokens: int) -> Completion:
-    """The label as the answer, with the confidence in the decisions (header) and the body."""
+def head_prediction(student: Student, text: str, vector: Any) -> Prediction:
+    """A head student's answer for ``text`` from its MiniLM ``vector``."""
     (prediction,) = student.predict(np.asarray(vector, dtype=np.float32)[None, :], [text])
+    return prediction
+
+
+def encoder_prediction(student: EncoderStudent, text: str) -> tuple[Prediction, int]:
+    """A fine-tuned encoder student's answer for ``text`` and the tokens it read (blocking: run off the loop)."""
+    (prediction,) = student.predict_texts([text])
+    return prediction, student.count_tokens(text)
+
+
+def answer(ctx: CallContext, prediction: Prediction, tokens: int) -> Completion:
+    """The label as the answer, with the confidence in the decisions (header) and the body."""
     ctx.decisions["confidence"] = round(prediction.confidence, 4)
     ctx.usage = Usage(prompt_tokens=tokens, completion_tokens=1)
     builder = ResponseBuilder(chat=ctx.endpoint is Endpoint.CHAT, model=ctx.model, logprobs=False)
