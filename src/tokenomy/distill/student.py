@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from tokenomy.distill.errors import StudentError
+
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # version 1: the embedding head only
 EMBEDDING = "all-minilm-l6-v2"
@@ -30,10 +32,6 @@ MANIFEST = "student.json"
 HEAD = "head.npz"
 
 FloatArray = npt.NDArray[np.float32]
-
-
-class StudentError(ValueError):
-    """A student directory that cannot be loaded, with the path and the reason."""
 
 
 @dataclass(slots=True)

@@ -17,7 +17,8 @@ import numpy as np
 
 from tokenomy.config.models import GatewayConfig
 from tokenomy.distill.data import text_of
-from tokenomy.distill.student import Student, StudentError, load_student
+from tokenomy.distill.errors import StudentError
+from tokenomy.distill.student import Student, load_student
 from tokenomy.errors import invalid_request
 from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Usage
 from tokenomy.providers.local.responses import ResponseBuilder
