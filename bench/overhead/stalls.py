@@ -1,23 +1,24 @@
 """What holds up a request at low rates: garbage collection, the writer process, periodic work.
 
-    PYTHONPATH=src .venv/bin/python bench/overhead/stalls.py [--rates 50 200] [--writer-nice 0 10] [--reps 2]
+    PYTHONPATH=src .venv/bin/python bench/overhead/stalls.py [--rates 50 200] [--reps 2] [--variants ...]
 
 Runs ``tokenomy serve`` (this directory's ``tokenomy.yaml`` pointed at the aiohttp fake upstream of
 ``stage_profile.py``; one worker, pinned to ``--gw-cpu`` with its writer process, as in ``run.sh``)
 under a fixed request rate (``ratebench``, from ``install.sh``; miss path: ``Cache-Control:
-no-cache``) and reads, for each rate and writer niceness (interleaved, ``--reps`` times):
+no-cache``) and reads, for each rate and variant (interleaved, ``--reps`` times):
 
 - **scheduler** (``perf sched record``, needs root): for every wake-up of the gateway's event-loop
   thread, the time until it ran and which tasks held its CPU meanwhile -- its own writer process
-  or other processes. Unlike latency percentiles, the writer's share does not depend on how busy
-  the rest of the machine is.
+  or other processes; and, for the wake-ups that found the writer running, how long it kept the
+  CPU (the scheduler's decision between the two alone, so other people's load moves it little).
 - **garbage collection** (``gc.callbacks`` inside the gateway): collections per second and the
   longest one, in CPU time of the loop's thread.
 - **idle wake-ups**: how often the loop's thread runs with no traffic, and its CPU per second
   (``/proc/PID/task/PID/schedstat``).
 - latency from ``ratebench`` (send to last byte): wall-clock, so only meaningful on a quiet machine.
 
-``--writer-nice 0`` runs the writer at the gateway's priority (as before niceness was added).
+A variant is ``LABEL:VAR=VALUE,...``: environment for ``tokenomy serve`` (e.g. ``PYTHONPATH=`` another
+checkout's ``src`` for a before/after comparison); the default is this checkout as it is.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ def sched_delays(script: str, gateway: int, writer: int) -> dict[str, Any]:
     wake_cpu = -1
     held: collections.Counter[str] = collections.Counter()
     delays: list[tuple[float, collections.Counter[str]]] = []
+    found_writer: float | None = None  # a wake-up found the writer on the CPU: when
+    yields: list[float] = []  # ... and how long the writer kept it
     for line in script.splitlines():
         m = _LINE.match(line)
         if not m:
@@ -83,11 +86,16 @@ def sched_delays(script: str, gateway: int, writer: int) -> dict[str, Any]:
             wake_at, held = t, collections.Counter()
             target = re.search(r"target_cpu=(\d+)", rest)
             wake_cpu = int(target[1]) if target else cpu
+            if current.get(wake_cpu, (0, 0.0))[0] == writer:
+                found_writer = t
         elif event == "sched_switch":
             sw = re.search(r"prev_pid=(\d+) .*next_pid=(\d+)", rest)
             if sw is None:
                 continue
             nxt = int(sw[2])
+            if found_writer is not None and cpu == wake_cpu and int(sw[1]) == writer:
+                yields.append(t - found_writer)
+                found_writer = None
             if wake_at is not None and cpu == wake_cpu and cpu in current:
                 pid, since = current[cpu]
                 if pid not in (0, gateway):
@@ -98,7 +106,11 @@ def sched_delays(script: str, gateway: int, writer: int) -> dict[str, Any]:
                 wake_at = None
     values = sorted(d for d, _ in delays) or [0.0]
     by_writer = [h["writer"] for _, h in delays if h["writer"] > 0]
+    yields.sort()
     return {
+        "found_writer": len(yields),
+        "yield_p50_ms": yields[len(yields) // 2] * 1e3 if yields else 0.0,
+        "yield_max_ms": yields[-1] * 1e3 if yields else 0.0,
         "wakeups": len(delays),
         "p99_ms": values[min(len(values) - 1, int(0.99 * len(values)))] * 1e3,
         "writer_ms": sum(h["writer"] for _, h in delays) * 1e3,
@@ -123,12 +135,14 @@ def _post(url: str, body: bytes) -> bool:
         return False
 
 
-def run_one(rate: int, nice: int, args: argparse.Namespace, home: str) -> dict[str, Any]:
+def run_one(rate: int, variant: str, args: argparse.Namespace, home: str) -> dict[str, Any]:
     """One gateway start, an idle reading, then ``rate`` rps for ``args.duration`` seconds."""
     config = Path(home) / "gw.yaml"
     config.write_text(model_table(args.upstream_port))
     gc_file = Path(home) / "gc.json"
-    env = {**os.environ, "TOKENOMY_HOME": tempfile.mkdtemp(dir=home), "TOKENOMY_WRITER_NICE": str(nice)}
+    label, _, assignments = variant.partition(":")
+    env = {**os.environ, "TOKENOMY_HOME": tempfile.mkdtemp(dir=home)}
+    env.update(a.split("=", 1) for a in assignments.split(",") if a)
     env["STALLS_GC_FILE"] = str(gc_file)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     cmd = ["taskset", "-c", str(args.gw_cpu), sys.executable, "-c", GC_WRAPPER, "serve", "--config", str(config)]
@@ -179,7 +193,7 @@ def run_one(rate: int, nice: int, args: argparse.Namespace, home: str) -> dict[s
         collections_ = json.loads(gc_file.read_text())
         result = json.loads(out)
         return {
-            "rate": rate, "nice": nice, "ok_rps": result["achieved_ok_rps"], "lat": result["lat_ms"],
+            "rate": rate, "variant": label, "ok_rps": result["achieved_ok_rps"], "lat": result["lat_ms"],
             "sent": result["sent"], "idle_wakeups_s": (slices1 - slices0) / args.idle,
             "idle_cpu_ms_s": (cpu1 - cpu0) * 1e3 / args.idle, "gc": collections_, "sched": sched,
         }  # fmt: skip
@@ -205,18 +219,19 @@ def _median(values: list[float]) -> float:
 
 
 def table(runs: list[dict[str, Any]], duration: float) -> str:
-    """One row per (writer niceness, rate): medians over the repetitions."""
+    """One row per (variant, rate): medians over the repetitions."""
     head = (
-        "| writer nice | rate rps | requests | p50 / p99 ms (wall) | loop wake-up delay p99 ms | CPU held by the "
+        "| variant | rate rps | requests | p50 / p99 ms (wall) | loop wake-up delay p99 ms | CPU held by the "
         "writer while the loop waited, ms per 100 requests | wake-ups delayed by the writer, per 100 requests | "
         "longest such delay ms | CPU held by other processes, ms per 100 requests | GC collections/s gen0/1/2 | "
-        "longest GC ms (CPU) | idle wake-ups/s | idle CPU ms/s |"
+        "longest GC ms (CPU) | idle wake-ups/s | idle CPU ms/s | wake-ups that found the writer on the CPU, per 100 "
+        "requests | time the writer kept the CPU then, p50 / max ms |"
     )
-    lines = [head, "|" + "---:|" * 13]
-    groups: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    lines = [head, "|" + "---:|" * 15]
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for run in runs:
-        groups.setdefault((run["nice"], run["rate"]), []).append(run)
-    for (nice, rate), group in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        groups.setdefault((run["variant"], run["rate"]), []).append(run)
+    for (variant, rate), group in sorted(groups.items(), key=lambda kv: kv[0][1]):
         traced = [g for g in group if g["sched"]]
 
         def med(key: str, per_100: bool = False, runs: list[dict[str, Any]] = traced) -> str:
@@ -230,9 +245,10 @@ def table(runs: list[dict[str, Any]], duration: float) -> str:
         wakeups, cpu = (_median([g[k] for g in group]) for k in ("idle_wakeups_s", "idle_cpu_ms_s"))
         idle = f"{wakeups:.0f} | {cpu:.1f}"
         lines.append(
-            f"| {nice} | {rate} | {sum(g['sent'] for g in group)} | {lat} | {med('p99_ms')} | "
+            f"| {variant} | {rate} | {sum(g['sent'] for g in group)} | {lat} | {med('p99_ms')} | "
             f"{med('writer_ms', True)} | {med('writer_wakeups', True)} | {med('writer_max_ms')} | "
-            f"{med('other_ms', True)} | {rates} | {longest:.2f} | {idle} |"
+            f"{med('other_ms', True)} | {rates} | {longest:.2f} | {idle} | {med('found_writer', True)} | "
+            f"{med('yield_p50_ms')} / {med('yield_max_ms')} |"
         )
     return "\n".join(lines)
 
@@ -240,7 +256,12 @@ def table(runs: list[dict[str, Any]], duration: float) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", type=int, nargs="+", default=[50, 200])
-    parser.add_argument("--writer-nice", type=int, nargs="+", default=[0, 10])
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=["as is:"],
+        help="LABEL:VAR=VALUE,... (environment of tokenomy serve)",
+    )
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per run")
     parser.add_argument("--idle", type=float, default=3.0, help="seconds of the idle reading")
@@ -259,11 +280,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         for rep in range(args.reps):
             for rate in args.rates:
-                for nice in args.writer_nice:
-                    runs.append(run_one(rate, nice, args, home))
+                for variant in args.variants:
+                    runs.append(run_one(rate, variant, args, home))
                     r = runs[-1]
                     print(
-                        f"  rep {rep + 1} rate {rate} writer nice {nice}: p99 {r['lat']['p99']:.2f} ms, "
+                        f"  rep {rep + 1} rate {rate} {r['variant']}: p99 {r['lat']['p99']:.2f} ms, "
                         f"writer-held {r['sched'].get('writer_ms', float('nan')):.2f} ms",
                         file=sys.stderr,
                     )

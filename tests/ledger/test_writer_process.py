@@ -1,8 +1,7 @@
-"""The writer process: replaying a dead writer's journal (torn tail included) and the spool; its priority."""
+"""The writer process: replaying a dead writer's journal (torn tail included) and the spool."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from pathlib import Path
@@ -16,14 +15,13 @@ from tokenomy.ledger.process_ledger import ProcessLedger
 from tokenomy.ledger.record import LedgerRecord
 from tokenomy.ledger.spool import Spool
 from tokenomy.ledger.writer_launcher import WriterLauncher, new_socket_path, writer_settings
-from tokenomy.ledger.writer_process import WRITER_NICE
 
 
 def test_a_new_writer_replays_the_journal_and_the_spool_it_finds(tmp_path: Path) -> None:
     config = parse_config(
         f"""
-ledger: {{path: "{tmp_path / "ledger.db"}", flush_interval_ms: 20}}
-cache: {{exact: {{path: "{tmp_path / "cache.db"}"}}}}
+ledger: {{path: "{tmp_path / 'ledger.db'}", flush_interval_ms: 20}}
+cache: {{exact: {{path: "{tmp_path / 'cache.db'}"}}}}
 models:
   - name: m
     deployments: [{{provider: openai, base_url: "http://127.0.0.1:9/v1", api_key: "${{K:-x}}", model: gpt-4o-mini}}]
@@ -58,25 +56,3 @@ models:
     conn.close()
     assert dead.path.stat().st_size == 0
     assert not spool.pending()
-
-
-def test_the_writer_runs_below_the_gateway_priority(tmp_path: Path) -> None:
-    config = parse_config(
-        f"""
-ledger: {{path: "{tmp_path / "ledger.db"}"}}
-models:
-  - name: m
-    deployments: [{{provider: openai, base_url: "http://127.0.0.1:9/v1", api_key: "${{K:-x}}", model: gpt-4o-mini}}]
-"""
-    )
-    launcher = WriterLauncher(writer_settings(config, new_socket_path()))
-    launcher.start()
-    try:
-        assert launcher.pid is not None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not Path(launcher.socket_path).exists():  # past its start-up
-            time.sleep(0.05)
-        nice = int(Path(f"/proc/{launcher.pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
-        assert nice == min(19, os.nice(0) + WRITER_NICE)
-    finally:
-        launcher.stop()

@@ -48,10 +48,6 @@ _DRAIN_S = 5.0
 # buffer, where a gateway crash cannot lose them.
 _GATHER_S = 0.005  # on shutdown: how long to wait for gateway processes to close their connections
 
-WRITER_NICE = 10
-"""Niceness the writer process adds to its own (``TOKENOMY_WRITER_NICE`` overrides it; 0 keeps the
-gateway's): see :func:`_lower_priority`."""
-
 
 @dataclass(frozen=True)
 class WriterSettings:
@@ -269,25 +265,9 @@ class Writer:
             os.unlink(self.settings.socket_path)
 
 
-def _lower_priority() -> None:
-    """Run below the gateway processes, so that a request never waits for a commit.
-
-    Where the writer shares a core with a gateway process (one core, or the benchmark's pinning), a
-    request that arrives while the writer commits waits for it: Linux's scheduler (EEVDF) lets the
-    running task finish its time slice (about 1 ms at equal priority; the writer's commits take up to
-    about as long). At niceness +10 the writer's slice is about a tenth as long in real time, so the
-    gateway preempts it almost at once; the writer still gets about a tenth of a busy core, more than
-    the ~5% it needs at a gateway's saturation rate. Measured in ``docs/benchmarks.md``
-    (``bench/overhead/stalls.py``).
-    """
-    with contextlib.suppress(OSError, ValueError):
-        os.nice(int(os.environ.get("TOKENOMY_WRITER_NICE", str(WRITER_NICE))))
-
-
 def main() -> None:
     """Entry point: settings from stdin, then serve until stdin closes or SIGTERM."""
     settings: WriterSettings = pickle.load(sys.stdin.buffer)
-    _lower_priority()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s[writer]: %(message)s"
     )
