@@ -20,32 +20,23 @@ older checkout's ``src``), for a before/after table; the default is this checkou
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from benchtool import body as chat_body  # noqa: E402
+from benchtool import children, post_ok, stop  # noqa: E402
 from stage_profile import model_table, start_upstream  # noqa: E402
 
 HEAVY = re.compile(r"site-packages/(numpy|scipy|sklearn|onnxruntime|llama_cpp|usearch|torch)[/.]")
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(p) for p in text.split()]
 
 
 def _tree(root: int) -> list[int]:
@@ -53,7 +44,7 @@ def _tree(root: int) -> list[int]:
     while todo:
         pid = todo.pop(0)
         out.append(pid)
-        todo.extend(_children(pid))
+        todo.extend(children(pid))
     return out
 
 
@@ -87,18 +78,6 @@ def _heavy(pid: int) -> str:
     return ", ".join(names) or "none"
 
 
-def _post(url: str) -> bool:
-    body = json.dumps({"model": "fake-model", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 8})
-    req = urllib.request.Request(
-        url, body.encode(), {"content-type": "application/json", "cache-control": "no-cache"}, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
-
-
 def measure(label: str, src: str, workers: int, args: argparse.Namespace, home: str) -> list[list[str]]:
     config = Path(home) / f"gw-{workers}.yaml"
     config.write_text(model_table(args.upstream_port))
@@ -109,13 +88,14 @@ def measure(label: str, src: str, workers: int, args: argparse.Namespace, home: 
     log = open(Path(home) / f"serve-{label}-{workers}.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{args.port}/v1/chat/completions"
+    payload = chat_body("fake-model").encode()
     try:
         deadline = time.monotonic() + 120
-        while not _post(url):
+        while not post_ok(url, payload):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"tokenomy serve ({label}) did not answer; log: {log.name}")
             time.sleep(0.2)
-        ok = sum(_post(url) for _ in range(args.requests))
+        ok = sum(post_ok(url, payload) for _ in range(args.requests))
         time.sleep(args.settle)
         rows = []
         for pid in _tree(proc.pid):
@@ -125,12 +105,7 @@ def measure(label: str, src: str, workers: int, args: argparse.Namespace, home: 
         print(f"  {label}, {workers} worker(s): {ok + 1} requests answered", file=sys.stderr)
         return rows
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
 
 

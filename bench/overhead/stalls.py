@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from benchtool import body as chat_body  # noqa: E402
+from benchtool import children, post_ok, stop  # noqa: E402
 from stage_profile import model_table, start_upstream  # noqa: E402
 
 RATEBENCH = Path(os.environ.get("ANCHORS_HOME", Path.home() / ".cache/gateway-anchors")) / "bin/ratebench"
@@ -126,15 +126,6 @@ def _schedstat(pid: int) -> tuple[float, int]:
     return int(run_ns) / 1e9, int(slices)
 
 
-def _post(url: str, body: bytes) -> bool:
-    req = urllib.request.Request(url, body, {"content-type": "application/json", "cache-control": "no-cache"})
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
-
-
 def run_one(rate: int, variant: str, args: argparse.Namespace, home: str) -> dict[str, Any]:
     """One gateway start, an idle reading, then ``rate`` rps for ``args.duration`` seconds."""
     config = Path(home) / "gw.yaml"
@@ -153,13 +144,13 @@ def run_one(rate: int, variant: str, args: argparse.Namespace, home: str) -> dic
     body_file.write_text(chat_body("fake-model"))
     try:
         deadline = time.monotonic() + 120
-        while not _post(url, body_file.read_bytes()):
+        while not post_ok(url, body_file.read_bytes()):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("tokenomy serve did not answer")
             time.sleep(0.2)
         gateway = proc.pid
         writer = next(
-            (c for c in _children(gateway) if b"writer_process" in Path(f"/proc/{c}/cmdline").read_bytes()), -1
+            (c for c in children(gateway) if b"writer_process" in Path(f"/proc/{c}/cmdline").read_bytes()), -1
         )
         time.sleep(1)
         cpu0, slices0 = _schedstat(gateway)
@@ -198,19 +189,7 @@ def run_one(rate: int, variant: str, args: argparse.Namespace, home: str) -> dic
             "idle_cpu_ms_s": (cpu1 - cpu0) * 1e3 / args.idle, "gc": collections_, "sched": sched,
         }  # fmt: skip
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
+        stop(proc)
 
 
 def _median(values: list[float]) -> float:

