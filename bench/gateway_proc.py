@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from tests.support.serve_process import free_port, start_serve
+from tests.support.ports import free_port
+from tests.support.serve_process import start_serve
 
 __all__ = ["free_port", "open_loop", "pct", "start_gateway"]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import openai
 from tests.conftest import OPENAI_KEY
 from tests.fakes.openai_upstream import OpenAIFake
-from tests.support.serve_process import free_port
+from tests.support.ports import free_port
 
 LINES = int(os.environ.get("TOKENOMY_TEST_BATCH_LINES", "1500"))
 CONCURRENCY = 8

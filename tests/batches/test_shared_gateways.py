@@ -23,8 +23,8 @@ from tests.conftest import proxy_config
 from tests.fakes.anthropic_upstream import AnthropicFake
 from tests.fakes.openai_upstream import OpenAIFake
 from tests.support.gateway import RunningGateway, running_gateway
+from tests.support.ports import free_port
 from tests.support.postgres import PostgresServer
-from tests.support.serve_process import free_port
 
 LEASE_S = 1.0
 CONCURRENCY = 4

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sqlite3
 import sys
 from collections import Counter
@@ -22,12 +21,7 @@ from pathlib import Path
 import aiohttp
 from tests.conftest import OPENAI_KEY
 from tests.fakes.openai_upstream import OpenAIFake
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.ports import free_port
 
 
 def writer_pids(parent: int) -> list[int]:

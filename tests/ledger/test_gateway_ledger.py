@@ -134,7 +134,11 @@ async def test_client_disconnect_is_recorded(ledger_gw: tuple[RunningGateway, Pa
     task = asyncio.create_task(
         oai(gw).chat.completions.create(model="fast", messages=MSG, extra_headers={"x-request-id": "gone-1"})
     )
-    await asyncio.sleep(0.3)
+    seen = len(openai_fake.requests)
+    for _ in range(400):  # cancel once the call is upstream (the slow answer holds it there), not after a guess
+        if len(openai_fake.requests) > seen:
+            break
+        await asyncio.sleep(0.025)
     task.cancel()
     for _ in range(100):
         await gw.flush_ledger()

@@ -11,7 +11,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import sqlite3
 import sys
 import uuid
@@ -22,17 +21,13 @@ import aiohttp
 import yaml
 from tests.budgets.helpers import admin_headers, gateway_config
 from tests.fakes.openai_upstream import OpenAIFake
+from tests.support.ports import free_port
 from tests.support.redis import RedisServer
 
 from tokenomy.keys.record import hash_key
 
 KEY = "sk-workers-test"
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def children(pid: int, marker: bytes) -> list[int]:

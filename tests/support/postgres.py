@@ -15,7 +15,6 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,6 +25,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from tests.support.ports import free_port
 
 SUPERUSER = "tokenomy"
 FAST = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
@@ -54,12 +54,6 @@ def _run_as() -> pwd.struct_passwd | None:
             return pwd.getpwnam(name)
     raise RuntimeError("running as root and there is no 'postgres' or 'nobody' user to run PostgreSQL as")
 
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PostgresServer:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.support.ports import free_port
 
 
 def redis_bin() -> str:
@@ -27,12 +28,6 @@ def redis_bin() -> str:
         raise RuntimeError("redis-server is not installed: run scripts/install-test-servers.sh")
     return found
 
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RedisServer:
