@@ -111,6 +111,7 @@ def sched_delays(script: str, gateway: int, writer: int) -> dict[str, Any]:
         "found_writer": len(yields),
         "yield_p50_ms": yields[len(yields) // 2] * 1e3 if yields else 0.0,
         "yield_max_ms": yields[-1] * 1e3 if yields else 0.0,
+        "yields_over_1ms": sum(1 for y in yields if y > 1e-3),
         "wakeups": len(delays),
         "p99_ms": values[min(len(values) - 1, int(0.99 * len(values)))] * 1e3,
         "writer_ms": sum(h["writer"] for _, h in delays) * 1e3,
@@ -204,9 +205,9 @@ def table(runs: list[dict[str, Any]], duration: float) -> str:
         "writer while the loop waited, ms per 100 requests | wake-ups delayed by the writer, per 100 requests | "
         "longest such delay ms | CPU held by other processes, ms per 100 requests | GC collections/s gen0/1/2 | "
         "longest GC ms (CPU) | idle wake-ups/s | idle CPU ms/s | wake-ups that found the writer on the CPU, per 100 "
-        "requests | time the writer kept the CPU then, p50 / max ms |"
+        "requests | time the writer kept the CPU then, p50 / max ms | ... over 1 ms, per 100 requests |"
     )
-    lines = [head, "|" + "---:|" * 15]
+    lines = [head, "|" + "---:|" * 16]
     groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for run in runs:
         groups.setdefault((run["variant"], run["rate"]), []).append(run)
@@ -227,7 +228,7 @@ def table(runs: list[dict[str, Any]], duration: float) -> str:
             f"| {variant} | {rate} | {sum(g['sent'] for g in group)} | {lat} | {med('p99_ms')} | "
             f"{med('writer_ms', True)} | {med('writer_wakeups', True)} | {med('writer_max_ms')} | "
             f"{med('other_ms', True)} | {rates} | {longest:.2f} | {idle} | {med('found_writer', True)} | "
-            f"{med('yield_p50_ms')} / {med('yield_max_ms')} |"
+            f"{med('yield_p50_ms')} / {med('yield_max_ms')} | {med('yields_over_1ms', True)} |"
         )
     return "\n".join(lines)
 
