@@ -47,6 +47,31 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def post_ok(url: str, payload: bytes) -> bool:
+    """POST a chat completion on the miss path (``Cache-Control: no-cache``); True on a 200."""
+    import urllib.request
+
+    req = urllib.request.Request(url, payload, {"content-type": "application/json", "cache-control": "no-cache"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def stop(proc: Any, timeout: float = 30.0) -> None:
+    """SIGTERM a ``subprocess.Popen`` and wait; SIGKILL after ``timeout`` seconds."""
+    import signal
+    import subprocess
+
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def tree_ticks(root: int, exclude: frozenset[int] = frozenset()) -> int:
     tot, stack, seen = 0, [root], set(exclude)
     while stack:
@@ -262,9 +287,7 @@ def reps_table(paths: list[str], reference: str = "bare aiohttp+uvloop proxy", d
             lines.append(f"| {name} | FAILED |" + " |" * (len(hdr) - 2))
             continue
         sats = [v for rep in runs if (v := sat(rep, name)) is not None]
-        ratios = [
-            100 * a / b for rep in runs if (a := sat(rep, name)) is not None and (b := sat(rep, reference))
-        ]
+        ratios = [100 * a / b for rep in runs if (a := sat(rep, name)) is not None and (b := sat(rep, reference))]
         cells = [name, _spread(sats), _spread(ratios, "{:.0f}%") if name != reference else "100%"]
         for rate in rates:
             vals = [v for rep in runs if (v := p99(rep, name, rate)) is not None]

@@ -55,6 +55,8 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log
 
 CALLGRIND = False  # set in the child that valgrind runs (--callgrind)
 CPROFILE: Any = None  # --cprofile: a cProfile.Profile around the measured requests
+PER_REQUEST: list[float] = []  # --tail: main-thread CPU seconds of each request
+COLLECTIONS: list[tuple[int, float, int]] = []  # --tail: (generation, CPU seconds, request index) per collection
 
 CONFIGS: dict[str, str] = {
     "default": "",  # ledger on (SQLite), exact cache on (storing every miss: no-cache), metrics
@@ -130,7 +132,9 @@ async def drive(app: Any, body: bytes, headers: list[tuple[bytes, bytes]], n: in
             await asyncio.sleep(3600)
             return {"type": "http.disconnect"}
 
+        t0 = time.thread_time()
         await app(dict(scope_base), receive, send)
+        PER_REQUEST.append(time.thread_time() - t0)
     spent = time.thread_time() - start
     bad = [s for s in statuses if s != 200]
     if bad:
@@ -300,6 +304,43 @@ def instructions(names: list[str], args: argparse.Namespace, home: str) -> None:
         print(f"| {name} | {per:,.0f} | {per - base:+,.0f} |", flush=True)
 
 
+def tail(args: argparse.Namespace) -> str:
+    """Percentiles of the main thread's CPU per request (default config) and the collections among them."""
+    import gc
+
+    import uvloop
+
+    started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.thread_time()
+        else:
+            COLLECTIONS.append((info["generation"], time.thread_time() - started[0], len(PER_REQUEST)))
+
+    gc.callbacks.append(on_gc)
+    uvloop.run(profile(CONFIGS["default"] + model_table(args.port), args.requests, args.warmup))
+    gc.callbacks.remove(on_gc)
+    measured = sorted(PER_REQUEST[args.warmup :])
+    n = len(measured)
+
+    def pct(q: float) -> str:
+        return f"{measured[min(n - 1, int(q * n))] * 1e6:,.0f}"
+
+    own = [(gen, cpu) for gen, cpu, index in COLLECTIONS if index >= args.warmup]
+    per_gen = ", ".join(
+        f"gen{g}: {len(cpus)} (longest {max(cpus, default=0) * 1e6:,.0f} µs)"
+        for g in (0, 1, 2)
+        for cpus in [[c for x, c in own if x == g]]
+    )
+    return (
+        f"Main-thread CPU µs per request, default configuration on the miss path, {n} sequential requests after "
+        f"{args.warmup} warm-up (in process, through the ASGI interface):\n\n"
+        "| p50 | p90 | p99 | p99.9 | max | garbage collections during them |\n|---:|---:|---:|---:|---:|---|\n"
+        f"| {pct(0.5)} | {pct(0.9)} | {pct(0.99)} | {pct(0.999)} | {measured[-1] * 1e6:,.0f} | {per_gen} |"
+    )
+
+
 def merge(paths: list[str]) -> str:
     """One table from several ``--raw`` files (e.g. runs alternated with another source tree)."""
     results: dict[str, list[dict[str, float]]] = {}
@@ -320,6 +361,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cprofile", type=int, default=0, help="print the top N functions by own time instead")
     parser.add_argument("--callgrind", action="store_true", help="instructions per request per config instead")
     parser.add_argument("--inner-callgrind", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--tail", action="store_true", help="per-request CPU percentiles and GC, default config")
     parser.add_argument("--raw", default=None, help="also append every repetition's row to this JSON-lines file")
     parser.add_argument("--merge", nargs="+", default=None, help="print one table from --raw files and exit")
     args = parser.parse_args(argv)
@@ -346,6 +388,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.callgrind:
             instructions(names, args, home)
+            return
+        if args.tail:
+            os.environ["TOKENOMY_HOME"] = f"{home}/tail"
+            print(tail(args))
             return
         print(
             f"CPU µs per request by stage; {args.requests} sequential requests per repetition after "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -9,24 +10,47 @@ from pathlib import Path
 import click
 
 from tokenomy import __version__
-from tokenomy.cache.cli import cache_group
 from tokenomy.cli_options import LEDGER_CONFIG_HELP, config_option
 from tokenomy.config import ConfigError, load_config
 from tokenomy.config.secrets import unset_secrets
-from tokenomy.distill.cli import distill
-from tokenomy.evaluate.cli import eval_command, replay_command
-from tokenomy.keys.cli import keys
-from tokenomy.optimize.cli import compress_command, optimize_group
-from tokenomy.planning.bench_cli import bench
-from tokenomy.planning.plan_cli import plan_command
-from tokenomy.quantize.cli import quantize_command
 from tokenomy.reports.model import FORMATS, GROUP_BYS, Format, GroupBy
 from tokenomy.reports.timeparse import HELP as WHEN_HELP
 from tokenomy.reports.timeparse import WhenType
-from tokenomy.routing.cli import router
+
+LAZY_COMMANDS = {
+    "keys": "tokenomy.keys.cli:keys",
+    "router": "tokenomy.routing.cli:router",
+    "cache": "tokenomy.cache.cli:cache_group",
+    "eval": "tokenomy.evaluate.cli:eval_command",
+    "replay": "tokenomy.evaluate.cli:replay_command",
+    "compress": "tokenomy.optimize.cli:compress_command",
+    "optimize": "tokenomy.optimize.cli:optimize_group",
+    "bench": "tokenomy.planning.bench_cli:bench",
+    "plan": "tokenomy.planning.plan_cli:plan_command",
+    "quantize": "tokenomy.quantize.cli:quantize_command",
+    "distill": "tokenomy.distill.cli:distill",
+}
+"""Commands whose modules are imported only when they run (or for ``--help``): they bring numpy, rich
+and more, which ``tokenomy serve`` would otherwise hold in every gateway process."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A command group that imports the commands of :data:`LAZY_COMMANDS` when they are asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = LAZY_COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, attr = target.split(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="tokenomy", message="%(prog)s %(version)s")
 def main() -> None:
     """Tokenomy: an LLM gateway that makes every call cheaper and faster, and proves it."""
@@ -58,7 +82,7 @@ def serve(
     config_path: Path | None, host: str | None, port: int | None, log_format: str | None, workers: int | None
 ) -> None:
     """Run the gateway."""
-    from tokenomy.distill.student import StudentError
+    from tokenomy.distill.errors import StudentError
     from tokenomy.server.run import run
     from tokenomy.server.workers import default_workers
 
@@ -206,19 +230,6 @@ def batch_run(
         click.echo(str(exc), err=True)
         sys.exit(2)
     sys.exit(run_command(config, input_path, model, output, concurrency, ray_address, config_path, rpm))
-
-
-main.add_command(keys)
-main.add_command(router)
-main.add_command(cache_group)
-main.add_command(eval_command)
-main.add_command(replay_command)
-main.add_command(compress_command)
-main.add_command(optimize_group)
-main.add_command(bench)
-main.add_command(plan_command)
-main.add_command(quantize_command)
-main.add_command(distill)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -221,6 +221,20 @@ async def test_embeddings_are_cached_per_item(gw: RunningGateway, openai_fake: O
     assert raw.headers["x-tokenomy-cache"] == "hit-exact" and len(openai_fake.requests) == 2
 
 
+async def test_an_upstream_embedding_that_is_not_a_vector_is_a_502_and_is_not_cached(
+    gw: RunningGateway, openai_fake: OpenAIFake
+) -> None:
+    text = f"delta {uuid.uuid4().hex[:6]}"
+    openai_fake.reset()
+    openai_fake.queue_modes("bad_embedding")
+    with pytest.raises(openai.APIStatusError) as failed:
+        await client(gw).embeddings.create(model="embed", input=[text])
+    assert failed.value.status_code == 502
+    assert failed.value.body["code"] == "upstream_bad_response"  # type: ignore[index]
+    raw = await client(gw).embeddings.with_raw_response.create(model="embed", input=[text])
+    assert raw.headers["x-tokenomy-cache"] == "miss" and len(openai_fake.requests) == 2
+
+
 async def test_answers_survive_a_restart_and_corrupt_entries_are_misses(
     openai_fake: OpenAIFake, anthropic_fake: AnthropicFake, tmp_path: Path
 ) -> None:

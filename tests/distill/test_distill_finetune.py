@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from tokenomy.cli import main
 from tokenomy.distill.encoder_student import EncoderStudent
-from tokenomy.distill.student import StudentError, load_student
+from tokenomy.distill.errors import StudentError
+from tokenomy.distill.student import load_student
 
 DATA = Path(__file__).parent / "data"
 

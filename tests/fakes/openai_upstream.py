@@ -26,8 +26,8 @@ from tests.fakes.openai_responses import responses
 
 #: Modes this fake understands (plus any ``error_NNN``).
 #: ``mistral``: refuses ``stream_options`` (422 ``extra_forbidden``, as Mistral's API does) and puts the usage
-#: on the last chunk of every stream instead.
-MODES = (*COMMON_MODES, "no_usage_stream", "mistral")
+#: on the last chunk of every stream instead. ``bad_embedding``: embeddings answers whose vectors are ``null``.
+MODES = (*COMMON_MODES, "no_usage_stream", "mistral", "bad_embedding")
 TOOL_ARGUMENTS = '{"arg": "x"}'
 EMBEDDING_DIM = 8
 
@@ -370,7 +370,7 @@ def embedding_vector(item: str | list[int], dim: int = EMBEDDING_DIM) -> list[fl
 
 async def _embeddings(request: web.Request) -> web.StreamResponse:
     fake = _fake(request)
-    body, _mode = await fake.prelude(request)
+    body, mode = await fake.prelude(request)
     _require(
         fake, isinstance(body, dict) and isinstance(body.get("model"), str), "you must provide a model parameter", None
     )
@@ -390,6 +390,8 @@ async def _embeddings(request: web.Request) -> web.StreamResponse:
     for i, item in enumerate(items):
         vec = embedding_vector(item, dim)
         emb: Any = base64.b64encode(struct.pack(f"<{dim}f", *vec)).decode() if fmt == "base64" else vec
+        if mode == "bad_embedding":
+            emb = None
         data.append({"object": "embedding", "index": i, "embedding": emb})
     tokens = sum(count_words(x) if isinstance(x, str) else len(x) for x in items)
     return json_response(

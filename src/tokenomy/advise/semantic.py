@@ -16,9 +16,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import orjson
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from tokenomy.advise.data import LedgerReader, Usage
 from tokenomy.advise.detectors import MIN_REQUESTS, Found
@@ -63,6 +61,11 @@ def near_duplicates(prompts: list[tuple[str, str, float]]) -> tuple[int, float]:
     questions = [_normal(q) for _, q in parts]
     if sum(1 for q in questions if q) < 2:
         return 0, 0.0
+    # Imported here, not at the top: the dashboard's advice page imports this module in the serving
+    # process, and numpy, scipy and scikit-learn would add ~90 MB to every gateway process's idle memory.
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     vectors = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5)).fit_transform([q or " " for q in questions])
     by_context: dict[str, list[int]] = {}
     hits, cost = 0, 0.0

@@ -9,16 +9,17 @@ upstream's usage over the items it embedded, by length (token arrays: exactly).
 from __future__ import annotations
 
 import base64
+import sys
 import time
+from array import array
 from typing import Any
-
-import numpy as np
 
 from tokenomy.cache.control import Directives
 from tokenomy.cache.entry import CacheEntry
 from tokenomy.cache.key import item_key
 from tokenomy.cache.service import CacheService
 from tokenomy.config.models import LogicalModel
+from tokenomy.errors import GatewayError
 from tokenomy.pipeline.chain import Handler
 from tokenomy.pipeline.context import CallContext, Completion, Response, Usage
 
@@ -36,16 +37,31 @@ def _items(value: Any) -> tuple[list[Any], bool]:
     return [value], True
 
 
+_BIG_ENDIAN = sys.byteorder == "big"
+
+
 def _vector_bytes(embedding: Any) -> bytes:
-    if isinstance(embedding, str):
-        return base64.b64decode(embedding)
-    return np.asarray(embedding, dtype="<f4").tobytes()
+    """An upstream embedding as little-endian float32 bytes (502 when it is not one)."""
+    try:
+        if isinstance(embedding, str):
+            return base64.b64decode(embedding)
+        # the standard library's array, not numpy, which would add ~16 MB to the gateway process
+        vector = array("f", embedding)
+    except (TypeError, ValueError):
+        message = "The upstream answered an embedding that is neither a list of numbers nor base64."
+        raise GatewayError(502, message, "upstream_error", code="upstream_bad_response") from None
+    if _BIG_ENDIAN:  # pragma: no cover - x86 and ARM Linux are little-endian
+        vector.byteswap()
+    return vector.tobytes()
 
 
 def _as_wire(vector: bytes, encoding: str) -> Any:
     if encoding == "base64":
         return base64.b64encode(vector).decode()
-    return np.frombuffer(vector, dtype="<f4").astype(float).tolist()
+    floats = array("f", vector)
+    if _BIG_ENDIAN:  # pragma: no cover
+        floats.byteswap()
+    return floats.tolist()
 
 
 def _weight(item: Any) -> int:

@@ -7,7 +7,6 @@ import csv
 import io
 from typing import Any
 
-from tokenomy.advise.advisor import advise
 from tokenomy.config.models import GatewayConfig
 from tokenomy.dashboard import explorer, rollup_query
 from tokenomy.dashboard.explorer import Filters
@@ -135,6 +134,10 @@ def empty_overview() -> dict[str, Any]:
 
 def advice(store: LedgerStore, config: GatewayConfig, window: Window) -> dict[str, Any]:
     """The advisor's ranked recommendations for the window."""
+    # Imported on first use: the advisor brings numpy and rich, which the serving process needs for
+    # nothing else (they would add ~15 MB to every gateway process's idle memory).
+    from tokenomy.advise.advisor import advise
+
     return advise(store, config, window).to_json()
 
 

@@ -159,8 +159,9 @@ def evaluate(model_dir: Path, data_path: Path, fmt: str) -> None:
     from tokenomy.distill.data import DistillDataError, load_examples
     from tokenomy.distill.embed import Encoder
     from tokenomy.distill.encoder_student import EncoderStudent
+    from tokenomy.distill.errors import StudentError
     from tokenomy.distill.evaluate import evaluate_student
-    from tokenomy.distill.student import StudentError, load_student
+    from tokenomy.distill.student import load_student
 
     try:
         student = load_student(model_dir)

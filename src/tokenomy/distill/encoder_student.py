@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tokenomy.distill.student import MANIFEST, LexicalHead, Prediction, StudentError
+from tokenomy.distill.errors import StudentError
+from tokenomy.distill.student import MANIFEST, LexicalHead, Prediction
 
 ENCODER_FORMAT_VERSION = 3
 ENCODER_KIND = "fine-tuned-encoder"

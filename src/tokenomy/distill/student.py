@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from tokenomy.distill.errors import StudentError
+
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # version 1: the embedding head only
 EMBEDDING = "all-minilm-l6-v2"
@@ -36,10 +38,6 @@ FloatArray = npt.NDArray[np.float32]
 
 if TYPE_CHECKING:
     from tokenomy.distill.encoder_student import EncoderStudent
-
-
-class StudentError(ValueError):
-    """A student directory that cannot be loaded, with the path and the reason."""
 
 
 @dataclass(slots=True)

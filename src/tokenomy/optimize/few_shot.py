@@ -19,8 +19,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from tokenomy.optimize.messages import map_texts, role, text_of
 
 name = "few_shot"
@@ -98,6 +96,8 @@ def _pairs(messages: list[Any], named: list[int]) -> list[tuple[int, int]]:
 
 
 async def _top(texts: list[str], query: str, k: int, embed: Embed) -> list[int]:
+    import numpy as np  # here, not at the top: a gateway that selects no examples does not hold numpy
+
     vectors = np.asarray(await embed([*texts, query]), dtype=np.float32)
     similarity = vectors[:-1] @ vectors[-1]
     return sorted(int(i) for i in np.argsort(-similarity, kind="stable")[:k])

@@ -10,19 +10,19 @@ import logging
 import os
 import socket
 import sys
-from typing import Literal, cast
-
-import uvicorn
+from typing import TYPE_CHECKING, Literal, cast
 
 from tokenomy.config.models import GatewayConfig
 from tokenomy.config.secrets import unset_secrets
-from tokenomy.gateway import Gateway
 from tokenomy.server import logging_setup
-from tokenomy.server.app import TokenomyApp
-from tokenomy.server.edge import ClientAddresses
 from tokenomy.server.listen import CannotListen, bind
-from tokenomy.server.protocol import EdgeLimits, GuardedHttpToolsProtocol
-from tokenomy.server.shutdown import GracefulServer
+
+if TYPE_CHECKING:
+    from tokenomy.server.app import TokenomyApp
+    from tokenomy.server.protocol import GuardedHttpToolsProtocol
+
+# uvicorn, the gateway and the app are imported by the functions that serve: with --workers N the
+# supervisor runs `run` only to start the worker processes, and holds none of them (~25 MB less).
 
 log = logging.getLogger("tokenomy")
 
@@ -34,12 +34,18 @@ EXIT_STARTUP_FAILED = 3
 
 def create_app(config: GatewayConfig) -> TokenomyApp:
     """The ASGI app for ``config`` (providers start in the app's lifespan)."""
+    from tokenomy.gateway import Gateway
+    from tokenomy.server.app import TokenomyApp
+
     return TokenomyApp(Gateway(config))
 
 
 def http_protocol(config: GatewayConfig, app: TokenomyApp | None = None) -> type[GuardedHttpToolsProtocol]:
     """uvicorn's ``http`` protocol with the edge's head deadline and size limits from ``config``,
     shedding early on ``app``'s overload signals."""
+    from tokenomy.server.edge import ClientAddresses
+    from tokenomy.server.protocol import EdgeLimits, GuardedHttpToolsProtocol
+
     limits = EdgeLimits()
     if app is not None:
         admission = app.admission
@@ -103,6 +109,10 @@ def run(
 
 def serve_on(config: GatewayConfig, sockets: list[socket.socket], configure_logging: bool = True) -> None:
     """Serve on already-bound sockets until SIGTERM/SIGINT (also a worker of ``serve --workers``)."""
+    import uvicorn
+
+    from tokenomy.server.shutdown import GracefulServer
+
     if configure_logging:
         logging_setup.configure(config.server.log_level, config.server.log_format)
     # Background threads (the ledger writer) share the GIL with the event loop; a short switch

@@ -16,7 +16,7 @@ from tests.fakes.openai_upstream import OpenAIFake
 from tests.support.gateway import RunningGateway, running_gateway
 
 from tokenomy.config import parse_config
-from tokenomy.distill.student import StudentError
+from tokenomy.distill.errors import StudentError
 from tokenomy.gateway import Gateway
 from tokenomy.ledger.stores import store_for
 from tokenomy.reports.formats import to_json

@@ -19,7 +19,8 @@ import numpy as np
 from tokenomy.config.models import GatewayConfig
 from tokenomy.distill.data import text_of
 from tokenomy.distill.encoder_student import EncoderStudent
-from tokenomy.distill.student import Prediction, Student, StudentError, load_student
+from tokenomy.distill.errors import StudentError
+from tokenomy.distill.student import Prediction, Student, load_student
 from tokenomy.errors import invalid_request
 from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Usage
 from tokenomy.providers.local.responses import ResponseBuilder
