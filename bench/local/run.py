@@ -9,7 +9,8 @@ markdown report and writes it to ``bench/local/results.md``:
    decoding and the end-of-sequence tokens banned, so every run produces exactly ``max_tokens``.
 2. Embeddings/s of all-MiniLM-L6-v2 with micro-batching (``max_batch_size`` 32) versus without
    (``max_batch_size`` 1) at 1, 8, 32 and 64 concurrent clients, with p50/p99 latency: in process
-   against ``LocalProvider`` and through the gateway over HTTP.
+   against ``LocalProvider`` and through the gateway over HTTP; each with the default settings
+   (one-thread batches, as many at once as CPUs) and as before (one batch at a time on every CPU).
 3. The streaming generation of 1. measured again by ``tokenomy bench`` against the same gateway,
    alternating with this benchmark's own measurement (``bench/local/agreement.py``).
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import shutil
@@ -35,7 +37,7 @@ ROOT = HERE.parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
 from bench.local.agreement import agreement, agreement_table  # noqa: E402
-from bench.local.embeddings import Table, embedding_table, gateway_embeddings, inprocess_embeddings  # noqa: E402
+from bench.local.embeddings import Table, embedding_table, gateway_embeddings, inprocess_embeddings, modes  # noqa: E402
 from bench.local.gateway import gateway  # noqa: E402
 from bench.local.generation import DirectModel, GatewayModel, generation, generation_table  # noqa: E402
 from bench.local.quiet import QUIET  # noqa: E402
@@ -69,7 +71,7 @@ def main() -> None:
         args.runs, args.seconds, args.reps = 2, 1.0, 1
 
     notes: list[str] = []
-    local: tuple[Table, Table] | None = None
+    local: dict[str, Table] | None = None
     if not args.no_embeddings:
         print("in-process embeddings ...", flush=True)
         local = asyncio.run(inprocess_embeddings(args.seconds, args.reps, args.threads))
@@ -78,14 +80,14 @@ def main() -> None:
     model = DirectModel(args.threads)
     direct: dict[str, list[float]] = {}
     via: dict[str, list[float]] | None = None
-    http: tuple[Table, Table] | None = None
+    http: dict[str, Table] | None = None
     agreed: dict[str, list[float]] | None = None
     if args.no_gateway:
         direct, _ = generation(model, None, args.runs, args.max_tokens)
     else:
         workdir = Path(tempfile.mkdtemp(prefix="tokenomy-bench-"))
         try:
-            with gateway(32, args.threads, workdir) as batched_url:
+            with gateway("generation", args.threads, workdir) as batched_url:
                 remote = GatewayModel(batched_url)
                 direct, via = generation(model, remote, args.runs, args.max_tokens)
                 print("tokenomy bench against the same gateway ...", flush=True)
@@ -93,8 +95,14 @@ def main() -> None:
                 remote.close()
                 if not args.no_embeddings:
                     print("embeddings through the gateway ...", flush=True)
-                    with gateway(1, args.threads, workdir, generation=False) as unbatched_url:
-                        http = asyncio.run(gateway_embeddings(unbatched_url, batched_url, args.seconds, args.reps))
+                    with contextlib.ExitStack() as stack:
+                        urls = {
+                            mode: stack.enter_context(
+                                gateway(f"emb-{i}", args.threads, workdir, generation=False, embeddings=settings)
+                            )
+                            for i, (mode, settings) in enumerate(modes(args.threads).items())
+                        }
+                        http = asyncio.run(gateway_embeddings(urls, args.seconds, args.reps))
             shutil.rmtree(workdir, ignore_errors=True)
         except Exception as exc:  # the gateway is optional: report what ran
             notes.append(f"The gateway runs did not complete: {exc!r} (logs in {workdir}).")
@@ -127,14 +135,14 @@ def main() -> None:
             f"## Embeddings: all-MiniLM-L6-v2, one sentence per request, in process (LocalProvider.send); "
             f"{args.seconds:g} s per step, median of {args.reps} interleaved repetitions",
             "",
-            *embedding_table(*local),
+            *embedding_table(local),
             "",
         ]
     if http is not None:
         report += [
             "## Embeddings through the gateway (HTTP, aiohttp load generator on the same machine)",
             "",
-            *embedding_table(*http),
+            *embedding_table(http),
             "",
         ]
     notes.append(

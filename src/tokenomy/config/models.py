@@ -267,7 +267,12 @@ class LocalEmbeddingConfig(_Frozen):
     max_batch_size: int = Field(default=32, gt=0)
     max_wait_ms: float = Field(default=2.0, ge=0)
     max_queue: int = Field(default=4096, gt=0)
-    n_threads: int | None = Field(default=None, gt=0)
+    concurrency: int | None = Field(
+        default=None, gt=0, description="batches run at once, each on its own thread; default: usable CPUs / n_threads"
+    )
+    n_threads: int | None = Field(
+        default=None, gt=0, description="ONNX Runtime threads per batch; default: usable CPUs / concurrency"
+    )
     token_encoding: Literal["cl100k_base", "o200k_base"] | None = Field(
         default=None,
         description="tokenizer of clients' token-array inputs; default: the model name's, else cl100k_base",
