@@ -258,6 +258,12 @@ class LocalGenerationConfig(_Frozen):
     )
     loop_guard: bool = Field(default=True, description="end an answer whose tail repeats one short pattern")
     max_queue: int = Field(default=64, ge=0, description="waiting generation requests before 503")
+    parallel: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="requests decoded together, one sequence each (1: one at a time); see docs/benchmarks.md",
+    )
     max_tokens_default: int = Field(default=256, gt=0)
 
 

@@ -1,0 +1,105 @@
+"""Several chat requests to the embedded model decoded together (``local.generation.parallel``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from tests.providers.local.local_support import CHAT_MODEL, context, deployment, eventually, local_config
+
+from tokenomy.errors import GatewayError
+from tokenomy.pipeline.context import Completion, Endpoint, Stream
+from tokenomy.providers.local.batched import SequenceBatch, batchable
+from tokenomy.providers.local.params import GenerationParams
+from tokenomy.providers.local.provider import LocalProvider
+
+DEP = deployment(CHAT_MODEL)
+TOPICS = ["a cat", "the sea", "a city at night", "a mountain", "a robot", "the moon"]
+
+
+@pytest.fixture(scope="module")
+async def provider() -> AsyncIterator[LocalProvider]:
+    p = LocalProvider(local_config(CHAT_MODEL, generation={"n_threads": 2, "parallel": 4, "max_tokens_default": 24}))
+    await p.start()
+    yield p
+    await p.close()
+
+
+def batch_of(provider: LocalProvider) -> SequenceBatch:
+    assert provider.generator is not None and provider.generator.batch is not None
+    return provider.generator.batch
+
+
+async def chat(provider: LocalProvider, content: str, **extra: Any) -> Completion:
+    body = {"messages": [{"role": "user", "content": content}], "max_tokens": 24, **extra}
+    response = await provider.send(context(Endpoint.CHAT, body), DEP)
+    assert isinstance(response, Completion)
+    return response
+
+
+async def test_concurrent_requests_share_decode_steps(provider: LocalProvider) -> None:
+    batch = batch_of(provider)
+    before = batch.steps
+    answers = await asyncio.gather(
+        *(chat(provider, f"Write a long story about {topic}.", temperature=0) for topic in TOPICS[:4])
+    )
+    produced = sum(a.body["usage"]["completion_tokens"] for a in answers)
+    for answer in answers:
+        choice = answer.body["choices"][0]
+        assert choice["message"]["content"].strip() and choice["finish_reason"] in {"stop", "length"}
+    # one step advances every running answer: far fewer steps than tokens when they overlap
+    assert produced > 40 and batch.steps - before < 0.6 * produced, (batch.steps - before, produced)
+    assert sorted(batch.free) == [0, 1, 2, 3]  # every sequence was released
+
+
+async def test_more_requests_than_sequences_queue_and_complete(provider: LocalProvider) -> None:
+    answers = await asyncio.gather(
+        *(chat(provider, f"Say something about {topic}.", temperature=0.7, seed=7) for topic in TOPICS)
+    )
+    assert all(a.body["usage"]["completion_tokens"] > 0 for a in answers)
+    assert sorted(batch_of(provider).free) == [0, 1, 2, 3]
+
+
+async def test_grammar_request_waits_and_runs_alone(provider: LocalProvider) -> None:
+    plain = [chat(provider, f"Write a long story about {topic}.", temperature=0) for topic in TOPICS[:3]]
+    strict = chat(
+        provider, "Give a JSON object with a key name.", temperature=0, response_format={"type": "json_object"}
+    )
+    *stories, structured = await asyncio.gather(*plain, strict)
+    assert all(s.body["choices"][0]["message"]["content"] for s in stories)
+    text = structured.body["choices"][0]["message"]["content"]
+    if structured.body["choices"][0]["finish_reason"] == "stop":
+        assert isinstance(json.loads(text), dict)
+    else:
+        assert text.lstrip().startswith("{")
+
+
+async def test_a_closed_stream_frees_its_sequence(provider: LocalProvider) -> None:
+    body = {"messages": [{"role": "user", "content": "Count to one hundred."}], "max_tokens": 200, "stream": True}
+    response = await provider.send(context(Endpoint.CHAT, body), DEP)
+    assert isinstance(response, Stream)
+    chunks = response.chunks.__aiter__()
+    for _ in range(3):
+        await chunks.__anext__()
+    others = asyncio.gather(*(chat(provider, f"Describe {topic}.", temperature=0) for topic in TOPICS[:2]))
+    await response.aclose()
+    assert all(a.body["usage"]["completion_tokens"] > 0 for a in await others)
+    engine = provider.generator
+    assert engine is not None
+    await eventually(lambda: engine._outstanding == 0 and sorted(batch_of(provider).free) == [0, 1, 2, 3])
+
+
+async def test_too_long_prompt_is_a_400(provider: LocalProvider) -> None:
+    with pytest.raises(GatewayError) as info:
+        await chat(provider, "word " * 3000, temperature=0)
+    assert info.value.status == 400 and info.value.code == "context_length_exceeded"
+
+
+def test_what_runs_batched() -> None:
+    assert batchable(GenerationParams(max_tokens=8, temperature=0.5, top_p=0.9, seed=1, presence_penalty=0.5))
+    assert not batchable(GenerationParams(max_tokens=8, temperature=0, top_p=1, grammar="root ::= \"a\""))
+    assert not batchable(GenerationParams(max_tokens=8, temperature=0, top_p=1, logit_bias={2: -100.0}))
+    assert not batchable(GenerationParams(max_tokens=8, temperature=0, top_p=1, top_logprobs=0))
