@@ -35,8 +35,18 @@ def test_chat_defaults_and_honoured_params() -> None:
     assert prompt.messages == ({"role": "user", "content": "hi"},)
     assert params.max_tokens == 256 and params.temperature == 0.2 and params.top_logprobs is None
     _, params = parse_chat(
-        chat(temperature=0, top_p=0.5, max_completion_tokens=7, max_tokens=9, stop="x", seed=3,
-             logprobs=True, top_logprobs=2, logit_bias={"5": -100}, presence_penalty=1),
+        chat(
+            temperature=0,
+            top_p=0.5,
+            max_completion_tokens=7,
+            max_tokens=9,
+            stop="x",
+            seed=3,
+            logprobs=True,
+            top_logprobs=2,
+            logit_bias={"5": -100},
+            presence_penalty=1,
+        ),
         256,
         VOCAB,
     )
@@ -46,11 +56,13 @@ def test_chat_defaults_and_honoured_params() -> None:
 
 
 def test_chat_content_parts_and_developer_role() -> None:
-    body = chat(messages=[
-        {"role": "developer", "content": "be brief"},
-        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
-        {"role": "assistant", "content": None},
-    ])
+    body = chat(
+        messages=[
+            {"role": "developer", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+            {"role": "assistant", "content": None},
+        ]
+    )
     prompt, _ = parse_chat(body, 16, VOCAB)
     assert prompt.messages == (
         {"role": "system", "content": "be brief"},
@@ -93,8 +105,10 @@ def test_json_modes_become_grammars() -> None:
         ({"messages": []}, "messages"),
         ({"messages": [{"role": "tool", "content": "x", "tool_call_id": "1"}]}, "messages[0]"),
         ({"messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role"),
-        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "u"}}]}]},
-         "messages[0].content"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "u"}}]}]},
+            "messages[0].content",
+        ),
         ({"messages": [{"role": "user", "content": None}]}, "messages[0].content"),
     ],
 )
