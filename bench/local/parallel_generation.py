@@ -7,8 +7,8 @@ as before) and 8 (decoded together), and prints completion tokens/s of all reque
 (wall-clock) and process CPU ms per completion token (stable on a shared machine; prompt reading
 included). Both settings are loaded at once and their rounds alternate; each cell is the
 median-rate round of ``--reps``. With more than one llama.cpp thread the two settings run one
-after the other instead (two engines computing in one process slow each other down). The variant served is the one the gateway
-chooses on this CPU unless ``--model-path`` names a GGUF file.
+after the other instead (two engines computing in one process slow each other down). The variant
+served is the one the gateway chooses on this CPU unless ``--model-path`` names a GGUF file.
 """
 
 from __future__ import annotations
