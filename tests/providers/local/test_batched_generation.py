@@ -122,3 +122,22 @@ async def test_greedy_answers_match_the_one_at_a_time_engine(provider: LocalProv
     for one, other in zip(alone, together, strict=True):
         assert other.body["choices"][0]["message"] == one["choices"][0]["message"]
         assert other.body["usage"] == one["usage"]
+
+
+async def test_a_failed_step_fails_its_answers_and_the_engine_keeps_serving(
+    provider: LocalProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = batch_of(provider)
+    real = batch.step
+
+    def broken(running: Any) -> None:
+        monkeypatch.setattr(batch, "step", real)  # only the first step fails
+        raise RuntimeError("decode failed")
+
+    monkeypatch.setattr(batch, "step", broken)
+    with pytest.raises(GatewayError) as info:
+        await chat(provider, "Write a long story about a cat.", temperature=0)
+    assert info.value.status == 500
+    assert sorted(batch.free) == [0, 1, 2, 3]
+    answer = await chat(provider, "Write a long story about a cat.", temperature=0)
+    assert answer.body["usage"]["completion_tokens"] > 0

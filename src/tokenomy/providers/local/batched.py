@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import logging
 import queue
 import random
 from dataclasses import dataclass
@@ -26,9 +27,12 @@ from typing import TYPE_CHECKING, Any
 from tokenomy.errors import GatewayError
 from tokenomy.providers.local.params import GenerationParams
 from tokenomy.providers.local.sink import TokenSink
+from tokenomy.redaction import redact
 
 if TYPE_CHECKING:
     from tokenomy.providers.local.generation import GenerationHandle, LlamaEngine
+
+log = logging.getLogger("tokenomy.local")
 
 TYPICAL_P = 1.0  # llama-cpp-python's default: off
 PENALTY_LAST_N = 64  # llama-cpp-python's last_n_tokens_size
@@ -208,7 +212,17 @@ def work(engine: LlamaEngine, batch: SequenceBatch) -> None:
                     engine.run_alone(held)
                     held = None
                 continue
-            batch.step(running)
+            try:
+                batch.step(running)
+            except Exception as exc:  # the answers in flight fail; the worker keeps serving
+                log.exception("batched local generation failed")
+                failed = GatewayError(500, redact(f"Local generation failed: {exc}"), "server_error")
+                for seq in list(running):
+                    running.remove(seq)
+                    batch.release(seq)
+                    seq.sink.job.post(Failed(failed))
+                    engine.job_done(seq.sink.job)
+                continue
             for seq in list(running):
                 if seq.sink.take(seq.next_token):
                     end(seq)
@@ -241,6 +255,7 @@ def _start(engine: LlamaEngine, batch: SequenceBatch, job: GenerationHandle) -> 
     try:
         return batch.open(tokens, job.params, sink, engine.repeat_penalty)
     except Exception as exc:
-        job.post(Failed(GatewayError(500, f"Local generation failed: {exc}", "server_error")))
+        log.exception("batched local generation failed")
+        job.post(Failed(GatewayError(500, redact(f"Local generation failed: {exc}"), "server_error")))
         engine.job_done(job)
         return None
