@@ -1,8 +1,8 @@
 """Decoding several generation requests together: one llama.cpp step advances every sequence.
 
 With ``local.generation.parallel`` > 1 the engine's worker thread keeps up to that many answers
-in flight, each in its own sequence of one llama.cpp context (``n_ctx`` KV cells per
-sequence). A prompt is read as soon as its request arrives; then each step
+in flight, each in its own sequence of one llama.cpp context (one KV buffer of ``n_ctx``
+cells per sequence, shared). A prompt is read as soon as its request arrives; then each step
 is ONE ``llama_decode`` holding the next token of every running answer, and each answer samples
 from its own logits with its own sampler chain (the same chain, in the same order, as
 llama-cpp-python's ``Llama.generate``: penalties, top-k, typical, top-p, min-p, temperature,
@@ -67,7 +67,10 @@ class SequenceBatch:
         params.n_ctx = n_ctx * slots
         params.n_batch = params.n_ubatch = min(n_ctx, 512)
         params.n_seq_max = slots
-        params.kv_unified = False  # each sequence its own n_ctx cells
+        # One KV buffer shared by the sequences: measured with the F16 file, separate per-sequence
+        # buffers lost the gain (1.02x CPU per token at 4 answers instead of 1.73x). llama.cpp then
+        # warns that the context exceeds the training length; each sequence still stops at n_ctx.
+        params.kv_unified = True
         params.n_threads = params.n_threads_batch = n_threads
         self.ctx = llama_cpp.llama_init_from_model(llm._model.model, params)
         if not self.ctx:
