@@ -28,6 +28,21 @@ SENTENCES = [
 CLIENTS = (1, 8, 32, 64)
 
 
+def modes(threads: int) -> dict[str, dict[str, int]]:
+    """The embedding settings compared: batching off and on, with the defaults and as before.
+
+    "before" is how the gateway ran the model until batches ran in parallel: one batch at a time
+    on ``threads`` spinning ONNX Runtime threads.
+    """
+    before = {"concurrency": 1, "n_threads": threads}
+    return {
+        "before, off": {"max_batch_size": 1, **before},
+        "before, on": {"max_batch_size": 32, **before},
+        "off": {"max_batch_size": 1},
+        "on": {"max_batch_size": 32},
+    }
+
+
 @dataclass
 class LoadResult:
     """Throughput and latency of one load run."""
@@ -67,20 +82,18 @@ async def drive(clients: int, seconds: float, call: Callable[[int], Awaitable[No
     return LoadResult(len(latencies), time.perf_counter() - started, latencies)
 
 
-async def compare(unbatched: Caller, batched: Caller, seconds: float, reps: int) -> tuple[Table, Table]:
+async def compare(callers: dict[str, Caller], seconds: float, reps: int) -> dict[str, Table]:
     """For each client count: ``reps`` runs of each mode, interleaved; the median-throughput run is kept."""
-    out_u: Table = {}
-    out_b: Table = {}
+    out: dict[str, Table] = {mode: {} for mode in callers}
     for clients in CLIENTS:
-        runs_u: list[LoadResult] = []
-        runs_b: list[LoadResult] = []
+        runs: dict[str, list[LoadResult]] = {mode: [] for mode in callers}
         for _ in range(reps):
-            for call, runs in ((unbatched, runs_u), (batched, runs_b)):
+            for mode, call in callers.items():
                 await drive(clients, 0.2, call)  # settle
-                runs.append(await QUIET.arun(partial(drive, clients, seconds, call)))
-        out_u[clients] = sorted(runs_u, key=lambda r: r.rate)[len(runs_u) // 2]
-        out_b[clients] = sorted(runs_b, key=lambda r: r.rate)[len(runs_b) // 2]
-    return out_u, out_b
+                runs[mode].append(await QUIET.arun(partial(drive, clients, seconds, call)))
+        for mode, results in runs.items():
+            out[mode][clients] = sorted(results, key=lambda r: r.rate)[len(results) // 2]
+    return out
 
 
 def provider_caller(provider: LocalProvider) -> Caller:
@@ -94,27 +107,26 @@ def provider_caller(provider: LocalProvider) -> Caller:
     return call
 
 
-async def inprocess_embeddings(seconds: float, reps: int, threads: int) -> tuple[Table, Table]:
-    """LocalProvider with max_batch_size 1 against max_batch_size 32, in this process."""
-    providers = []
-    for batch in (1, 32):
+async def inprocess_embeddings(seconds: float, reps: int, threads: int) -> dict[str, Table]:
+    """LocalProvider in this process, once per mode of :func:`modes`."""
+    providers: dict[str, LocalProvider] = {}
+    for mode, settings in modes(threads).items():
         config = GatewayConfig.model_validate(
             {
                 "models": [{"name": EMBEDDING_MODEL, "deployments": [{"provider": "local", "model": EMBEDDING_MODEL}]}],
-                "local": {"embeddings": {"max_batch_size": batch, "n_threads": threads}},
+                "local": {"embeddings": settings},
             }
         )
-        provider = LocalProvider(config)
-        await provider.start()
-        providers.append(provider)
+        providers[mode] = LocalProvider(config)
+        await providers[mode].start()
     try:
-        return await compare(provider_caller(providers[0]), provider_caller(providers[1]), seconds, reps)
+        return await compare({mode: provider_caller(p) for mode, p in providers.items()}, seconds, reps)
     finally:
-        for provider in providers:
+        for provider in providers.values():
             await provider.close()
 
 
-async def gateway_embeddings(unbatched_url: str, batched_url: str, seconds: float, reps: int) -> tuple[Table, Table]:
+async def gateway_embeddings(urls: dict[str, str], seconds: float, reps: int) -> dict[str, Table]:
     """Single-sentence requests over HTTP (aiohttp as a light load generator)."""
     import aiohttp
 
@@ -130,18 +142,22 @@ async def gateway_embeddings(unbatched_url: str, batched_url: str, seconds: floa
 
             return call
 
-        return await compare(caller(unbatched_url), caller(batched_url), seconds, reps)
+        return await compare({mode: caller(url) for mode, url in urls.items()}, seconds, reps)
 
 
-def embedding_table(unbatched: dict[int, LoadResult], batched: dict[int, LoadResult]) -> list[str]:
+def embedding_table(tables: dict[str, Table]) -> list[str]:
+    """Embeddings/s per mode; batching on over off with the defaults, and over off as before."""
     lines = [
-        "| clients | no batching (emb/s) | p50 / p99 ms | micro-batching (emb/s) | p50 / p99 ms | speed-up |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| clients | before: off (emb/s) | before: on (emb/s) | off (emb/s) | p50 / p99 ms | on (emb/s) | "
+        "p50 / p99 ms | on / off | on / before: off |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for clients in CLIENTS:
-        u, b = unbatched[clients], batched[clients]
+        old_u, old_b = tables["before, off"][clients], tables["before, on"][clients]
+        u, b = tables["off"][clients], tables["on"][clients]
         lines.append(
-            f"| {clients} | {u.rate:.0f} | {u.pct(0.5):.1f} / {u.pct(0.99):.1f} | {b.rate:.0f} | "
-            f"{b.pct(0.5):.1f} / {b.pct(0.99):.1f} | {b.rate / u.rate:.2f}x |"
+            f"| {clients} | {old_u.rate:.0f} | {old_b.rate:.0f} | {u.rate:.0f} | {u.pct(0.5):.1f} / "
+            f"{u.pct(0.99):.1f} | {b.rate:.0f} | {b.pct(0.5):.1f} / {b.pct(0.99):.1f} | {b.rate / u.rate:.2f}x | "
+            f"{b.rate / old_u.rate:.2f}x |"
         )
     return lines

@@ -24,11 +24,17 @@ def gateway_command(config: Path, port: int) -> list[str]:
 
 
 @contextmanager
-def gateway(batch: int, threads: int, workdir: Path, generation: bool = True) -> Iterator[str]:
-    """``tokenomy serve`` with the embedded models; yields the OpenAI base URL once /readyz is 200."""
+def gateway(
+    name: str, threads: int, workdir: Path, generation: bool = True, embeddings: dict[str, int] | None = None
+) -> Iterator[str]:
+    """``tokenomy serve`` with the embedded models; yields the OpenAI base URL once /readyz is 200.
+
+    ``embeddings``: the ``local.embeddings`` settings (default: the gateway's own).
+    """
+    import json
     import urllib.request
 
-    config = workdir / f"gateway-{batch}.yaml"
+    config = workdir / f"gateway-{name}.yaml"
     chat = f"""
   - name: {GENERATION_MODEL}
     deployments: [{{provider: local, model: {GENERATION_MODEL}}}]"""
@@ -37,14 +43,14 @@ def gateway(batch: int, threads: int, workdir: Path, generation: bool = True) ->
 cache: {{exact: {{enabled: false}}}}  # every request must reach the model
 local:
   generation: {{n_threads: {threads}}}
-  embeddings: {{max_batch_size: {batch}, n_threads: {threads}}}
+  embeddings: {json.dumps(embeddings or {})}
 models:{chat if generation else ""}
   - name: {EMBEDDING_MODEL}
     deployments: [{{provider: local, model: {EMBEDDING_MODEL}}}]
 """
     )
     port = free_port()
-    log = (workdir / f"gateway-{batch}.log").open("w")
+    log = (workdir / f"gateway-{name}.log").open("w")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT / "src"), os.environ.get("PYTHONPATH"))))}
     proc = subprocess.Popen(gateway_command(config, port), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
     url = f"http://127.0.0.1:{port}"

@@ -264,6 +264,12 @@ class LocalGenerationConfig(_Frozen):
     )
     loop_guard: bool = Field(default=True, description="end an answer whose tail repeats one short pattern")
     max_queue: int = Field(default=64, ge=0, description="waiting generation requests before 503")
+    parallel: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="requests decoded together, one sequence each (1: one at a time); see docs/benchmarks.md",
+    )
     max_tokens_default: int = Field(default=256, gt=0)
 
 
@@ -273,7 +279,12 @@ class LocalEmbeddingConfig(_Frozen):
     max_batch_size: int = Field(default=32, gt=0)
     max_wait_ms: float = Field(default=2.0, ge=0)
     max_queue: int = Field(default=4096, gt=0)
-    n_threads: int | None = Field(default=None, gt=0)
+    concurrency: int | None = Field(
+        default=None, gt=0, description="batches run at once, each on its own thread; default: usable CPUs / n_threads"
+    )
+    n_threads: int | None = Field(
+        default=None, gt=0, description="ONNX Runtime threads per batch; default: usable CPUs / concurrency"
+    )
     token_encoding: Literal["cl100k_base", "o200k_base"] | None = Field(
         default=None,
         description="tokenizer of clients' token-array inputs; default: the model name's, else cl100k_base",

@@ -45,6 +45,7 @@ def make(model: FakeModel, **kwargs: float) -> MicroBatcher[int, int]:
         max_wait_ms=options["max_wait_ms"],
         max_queue=int(options["max_queue"]),
         name="test-batcher",
+        concurrency=int(options.get("concurrency", 1)),
     )
 
 
@@ -190,7 +191,46 @@ async def test_close_fails_waiting_submitters_and_refuses_new_ones() -> None:
         await batcher.submit([3])
 
 
+async def test_concurrency_runs_batches_side_by_side_and_no_more() -> None:
+    model = FakeModel()
+    model.gate = threading.Event()
+    batcher = make(model, max_batch_size=2, max_wait_ms=0, concurrency=2)
+    first = asyncio.ensure_future(batcher.submit([1, 2]))
+    await eventually(lambda: len(model.calls) == 1)
+    second = asyncio.ensure_future(batcher.submit([3, 4]))  # the second slot takes it while the first blocks
+    await eventually(lambda: len(model.calls) == 2)
+    third = asyncio.ensure_future(batcher.submit([5, 6, 7]))  # both slots busy: it waits
+    await asyncio.sleep(0.05)
+    assert len(model.calls) == 2 and batcher.queue_depth == 3
+    model.gate.set()
+    assert await first == [2, 4] and await second == [6, 8] and await third == [10, 12, 14]
+    assert len(model.threads) == 2  # the two blocked batches ran on two worker threads
+    await batcher.close()
+
+
+async def test_concurrent_batches_fail_alone_and_close_stops_them_all() -> None:
+    model = FakeModel(delay=0.01)
+    model.fail_on = 3
+    batcher = make(model, max_batch_size=2, max_wait_ms=0, concurrency=3)
+    outcomes = await asyncio.gather(*(batcher.submit([i]) for i in range(6)), return_exceptions=True)
+    assert isinstance(outcomes[3], ValueError)
+    assert [o for i, o in enumerate(outcomes) if i != 3 and not isinstance(o, ValueError)] != []
+    model.fail_on = None
+    model.gate = threading.Event()
+    running = [asyncio.ensure_future(batcher.submit([i])) for i in range(3)]
+    await eventually(lambda: sum(len(c) for c in model.calls) >= 6 + 3 - 1)
+    close = asyncio.ensure_future(batcher.close())
+    await asyncio.sleep(0.01)
+    model.gate.set()
+    await close
+    for future in running:
+        with pytest.raises(GatewayError):
+            await future
+
+
 def test_rejects_nonsense_settings() -> None:
+    with pytest.raises(ValueError):
+        MicroBatcher(FakeModel(), max_batch_size=1, max_wait_ms=1, max_queue=1, name="x", concurrency=0)
     with pytest.raises(ValueError):
         MicroBatcher(FakeModel(), max_batch_size=0, max_wait_ms=1, max_queue=1, name="x")
     with pytest.raises(ValueError):

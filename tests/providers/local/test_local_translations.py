@@ -35,8 +35,18 @@ def test_chat_defaults_and_honoured_params() -> None:
     assert prompt.messages == ({"role": "user", "content": "hi"},)
     assert params.max_tokens == 256 and params.temperature == 0.2 and params.top_logprobs is None
     _, params = parse_chat(
-        chat(temperature=0, top_p=0.5, max_completion_tokens=7, max_tokens=9, stop="x", seed=3,
-             logprobs=True, top_logprobs=2, logit_bias={"5": -100}, presence_penalty=1),
+        chat(
+            temperature=0,
+            top_p=0.5,
+            max_completion_tokens=7,
+            max_tokens=9,
+            stop="x",
+            seed=3,
+            logprobs=True,
+            top_logprobs=2,
+            logit_bias={"5": -100},
+            presence_penalty=1,
+        ),
         256,
         VOCAB,
     )
@@ -46,11 +56,13 @@ def test_chat_defaults_and_honoured_params() -> None:
 
 
 def test_chat_content_parts_and_developer_role() -> None:
-    body = chat(messages=[
-        {"role": "developer", "content": "be brief"},
-        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
-        {"role": "assistant", "content": None},
-    ])
+    body = chat(
+        messages=[
+            {"role": "developer", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+            {"role": "assistant", "content": None},
+        ]
+    )
     prompt, _ = parse_chat(body, 16, VOCAB)
     assert prompt.messages == (
         {"role": "system", "content": "be brief"},
@@ -93,8 +105,10 @@ def test_json_modes_become_grammars() -> None:
         ({"messages": []}, "messages"),
         ({"messages": [{"role": "tool", "content": "x", "tool_call_id": "1"}]}, "messages[0]"),
         ({"messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role"),
-        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "u"}}]}]},
-         "messages[0].content"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "u"}}]}]},
+            "messages[0].content",
+        ),
         ({"messages": [{"role": "user", "content": None}]}, "messages[0].content"),
     ],
 )
@@ -270,12 +284,18 @@ def test_embedding_response_shape() -> None:
     json.dumps(body)
 
 
-def test_length_groups_bound_padding() -> None:
+def test_length_groups_cover_every_input_once_at_the_least_cost() -> None:
     lengths = [3, 200, 4, 5, 9, 100, 3]
-    groups = _length_groups(lengths)
+    groups = _length_groups(lengths, run_cost=20)
     assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
-    for group in groups:
-        assert max(lengths[i] for i in group) <= 2 * min(lengths[i] for i in group)
+    # the short ones share a run, the long ones each get their own: no 3-token input padded to 100
+    assert [sorted(lengths[i] for i in g) for g in groups] == [[3, 3, 4, 5, 9], [100], [200]]
+
+
+def test_length_groups_merge_when_a_run_costs_more_than_the_padding() -> None:
+    assert len(_length_groups([10, 12, 14, 16], run_cost=20)) == 1
+    assert len(_length_groups([10, 12, 14, 16], run_cost=0)) == 4
+    assert _length_groups([]) == []
 
 
 def test_catalog() -> None:
@@ -284,3 +304,15 @@ def test_catalog() -> None:
     assert {m["id"] for m in catalog()} == set(CATALOG)
     with pytest.raises(ValueError, match="embedded models"):
         lookup("gpt-5")
+
+
+def test_embedding_threads_fill_the_usable_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tokenomy.providers.local import provider
+
+    monkeypatch.setattr(provider, "usable_cpus", lambda: 4)
+    assert provider.embedding_threads(None, None) == (4, 1)  # one-thread batches, one per CPU
+    assert provider.embedding_threads(None, 2) == (2, 2)
+    assert provider.embedding_threads(1, None) == (1, 4)  # one batch at a time on every CPU
+    assert provider.embedding_threads(3, 3) == (3, 3)  # both set: as given
+    monkeypatch.setattr(provider, "usable_cpus", lambda: 1)
+    assert provider.embedding_threads(None, 2) == (1, 2)

@@ -2,10 +2,11 @@
 
 Concurrent :meth:`MicroBatcher.submit` calls are gathered into one batch until ``max_batch_size``
 items are waiting or ``max_wait_ms`` have passed since the oldest waiting item arrived. The batch
-runs as ONE call of ``run_batch`` in a dedicated worker thread (never on the event loop), and its
-results are split back, in order, to each submitter. One batch runs at a time: while it runs, the
-next one fills up, so the batch size adapts to the load by itself. ``max_wait_ms`` is an upper
-bound: a lone item right after a single-item batch (no concurrency in sight) is run at once.
+runs as ONE call of ``run_batch`` in a worker thread (never on the event loop), and its results
+are split back, in order, to each submitter. At most ``concurrency`` batches run at once, each on
+its own thread (``run_batch`` must then be thread-safe): while they run, the next one fills up, so
+the batch size adapts to the load by itself. ``max_wait_ms`` is an upper bound: a lone item right
+after a single-item batch (no concurrency in sight) is run at once.
 
 - A submission with more items than ``max_batch_size`` is split across consecutive batches.
 - At most ``max_queue`` items wait; beyond that ``submit`` raises ``overloaded()`` (503). A
@@ -24,6 +25,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Generic, TypeVar, cast
 
 from tokenomy.errors import GatewayError, overloaded
@@ -65,7 +67,10 @@ class MicroBatcher(Generic[T, R]):
         max_wait_ms: float,
         max_queue: int,
         name: str,
+        concurrency: int = 1,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be at least 1")
         if max_queue < 1:
@@ -75,11 +80,14 @@ class MicroBatcher(Generic[T, R]):
         self.max_wait = max(0.0, max_wait_ms) / 1000.0
         self.max_queue = max_queue
         self.name = name
+        self.concurrency = concurrency
         self._pending: deque[_Entry[T, R]] = deque()
         self._executor: ThreadPoolExecutor | None = None
         self._task: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Event | None = None
         self._full: asyncio.Event | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._running: set[asyncio.Task[None]] = set()
         self._closed = False
         self._batch_seconds = 0.01  # running mean of one batch's duration, for Retry-After
         self.batches_run = 0
@@ -103,7 +111,7 @@ class MicroBatcher(Generic[T, R]):
             batches_ahead = (waiting + self.max_batch_size - 1) // self.max_batch_size + 1
             raise overloaded(
                 f"The {self.name} queue is full ({waiting} items waiting); retry shortly.",
-                batches_ahead * self._batch_seconds,
+                batches_ahead * self._batch_seconds / self.concurrency,
             )
         loop = asyncio.get_running_loop()
         self._ensure_started(loop)
@@ -131,6 +139,10 @@ class MicroBatcher(Generic[T, R]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        for running in list(self._running):
+            running.cancel()
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
         self._fail_pending(GatewayError(503, f"{self.name} shut down.", "server_overloaded", code="overloaded"))
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
@@ -140,9 +152,10 @@ class MicroBatcher(Generic[T, R]):
         if self._task is not None and not self._task.done():
             return
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{self.name}")
+            self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix=f"batch-{self.name}")
         self._wakeup = asyncio.Event()
         self._full = asyncio.Event()
+        self._slots = asyncio.Semaphore(self.concurrency)
         self._task = loop.create_task(self._dispatch(), name=f"batcher:{self.name}")
 
     def _drop(self, submission: _Submission[R]) -> None:
@@ -159,25 +172,35 @@ class MicroBatcher(Generic[T, R]):
         self._depth.set(0)
 
     async def _dispatch(self) -> None:
-        """The batching loop: wait for items, fill a batch, run it off the loop, hand back results."""
-        assert self._wakeup is not None and self._full is not None
+        """The batching loop: wait for items and a free slot, fill a batch, start it off the loop."""
+        assert self._wakeup is not None and self._full is not None and self._slots is not None
         loop = asyncio.get_running_loop()
+        slots = self._slots
         try:
             while True:
                 if not self._pending:
                     self._wakeup.clear()
                     await self._wakeup.wait()
                     continue
+                await slots.acquire()  # items pile up while every slot runs a batch
                 await self._fill(loop)
                 batch = self._take()
-                if batch:
-                    await self._run(loop, batch)
+                if not batch:
+                    slots.release()
+                    continue
+                task = loop.create_task(self._run(loop, batch), name=f"batch:{self.name}")
+                self._running.add(task)
+                task.add_done_callback(partial(self._finished, slots))
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # pragma: no cover - a bug here must not leave submitters hanging
             log.exception("micro-batcher %s failed", self.name)
             self._fail_pending(exc)
             raise
+
+    def _finished(self, slots: asyncio.Semaphore, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        slots.release()
 
     async def _fill(self, loop: asyncio.AbstractEventLoop) -> None:
         """Wait until a batch is full or the oldest item has waited ``max_wait``.

@@ -174,16 +174,32 @@ class MiniLMEmbedder:
         return unit
 
 
-def _length_groups(lengths: list[int]) -> list[list[int]]:
-    """Indices grouped by length so that no group pads an input to more than twice its length."""
+# What one ONNX run costs beyond its tokens, in tokens' worth of CPU: fitting run time against
+# rows x width on one thread (bench/local/embed_profile.py) gives ~3 ms per run (streaming the
+# ~87 MB of float32 weights) plus ~0.14 ms per padded token, so a run is worth ~20 tokens.
+RUN_COST_TOKENS = 20
+
+
+def _length_groups(lengths: list[int], run_cost: int = RUN_COST_TOKENS) -> list[list[int]]:
+    """Indices split into runs of similar length, at the least estimated cost.
+
+    The inputs are sorted by length and cut where padding would cost more than another run: the
+    cost of a run is ``run_cost`` plus its padded tokens (rows x longest), minimised exactly by
+    dynamic programming over the cut points (a batch holds at most a few hundred inputs).
+    """
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    n = len(order)
+    best = [0] + [0] * n  # best[j]: least cost of the first j sorted inputs
+    cut = [0] * (n + 1)  # cut[j]: where the last run of that best split starts
+    for j in range(1, n + 1):
+        width = lengths[order[j - 1]]
+        best[j], cut[j] = min((best[i] + run_cost + (j - i) * width, i) for i in range(j))
     groups: list[list[int]] = []
-    for i in order:
-        if groups and lengths[i] <= 2 * lengths[groups[-1][0]]:
-            groups[-1].append(i)
-        else:
-            groups.append([i])
-    return groups
+    j = n
+    while j > 0:
+        groups.append(order[cut[j] : j])
+        j = cut[j]
+    return groups[::-1]
 
 
 def _token_id(tokenizer: Any, token: str, default: int) -> int:

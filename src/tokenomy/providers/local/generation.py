@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from tokenomy.errors import GatewayError, invalid_request, overloaded
-from tokenomy.providers.local import llama_quiet
+from tokenomy.providers.local import batched, llama_quiet
+from tokenomy.providers.local.batched import SequenceBatch
 from tokenomy.providers.local.cpus import usable_cpus
 from tokenomy.providers.local.logits import LogprobRecorder, TokenLogprob, bias_processor
-from tokenomy.providers.local.loop_guard import CHECK_EVERY, repeating
 from tokenomy.providers.local.params import ChatPrompt, GenerationParams, TextPrompt
-from tokenomy.providers.local.textstream import TextAssembler
+from tokenomy.providers.local.sink import TokenSink
 from tokenomy.providers.local.variants import (
     MAX_TOKENS,
     QUESTIONS,
@@ -104,6 +104,7 @@ class GenerationHandle:
         self._events: asyncio.Queue[Event] = asyncio.Queue()
         self.finished: Finished | None = None
         self.submitted = time.perf_counter()
+        self.started = self.submitted  # when the worker took it
 
     def post(self, event: Event) -> None:
         """Hand an event to the event loop (called from the worker thread)."""
@@ -172,6 +173,7 @@ class LlamaEngine:
         repeat_penalty: float = 1.1,
         loop_guard: bool = True,
         select_variant: bool = False,
+        parallel: int = 1,
     ) -> None:
         self.model_path = Path(model_path) if model_path else default_model_path()
         self.select_variant = select_variant
@@ -183,6 +185,9 @@ class LlamaEngine:
         self.loop_guard = loop_guard
         self.loops_stopped = 0
         self.max_queue = max_queue
+        self.parallel = max(1, parallel)
+        self.batch: SequenceBatch | None = None  # with parallel > 1: the sequences decoded together
+        self.closing = threading.Event()
         self.n_vocab = 0
         self.generated_tokens = 0  # every token the worker produced (tests and benchmarks read it)
         self._llm: Any = None
@@ -228,6 +233,8 @@ class LlamaEngine:
             self._load()
             if warm_up:
                 self._warm_up()
+            if self.parallel > 1:
+                self.batch = SequenceBatch(self._llm, self.parallel, self.n_ctx, self.n_threads)
         except BaseException as exc:
             failure.append(exc)
             return
@@ -301,6 +308,7 @@ class LlamaEngine:
 
     def close(self) -> None:
         """Stop the worker thread (after its current token) and free the model."""
+        self.closing.set()
         if self._thread is not None:
             current = self._current
             if current is not None:
@@ -335,38 +343,71 @@ class LlamaEngine:
     # --- the worker thread -------------------------------------------------------------------
 
     def _work(self) -> None:
+        if self.batch is not None:
+            batched.work(self, self.batch)
+            return
         while True:
-            job = self._jobs.get()
+            job = self.next_job(block=True)
             if job is None:
                 return
-            started = time.perf_counter()
-            self._wait.observe(started - job.submitted)
-            self._current = job
-            try:
-                if job.cancelled.is_set():
-                    job.post(Failed(asyncio.CancelledError()))
-                else:
-                    self._run(job)
-            except Exception as exc:  # pragma: no cover - _run reports its own errors
-                log.exception("local generation failed")
-                job.post(Failed(exc))
-            finally:
-                self._current = None
-                with self._lock:
-                    self._outstanding -= 1
-                    self._depth.set(max(0, self._outstanding - 1))
-                self._job_seconds = 0.8 * self._job_seconds + 0.2 * (time.perf_counter() - started)
+            self.run_alone(job)
+
+    def next_job(self, block: bool) -> GenerationHandle | None:
+        """The next queued job (``None``: stop); ``queue.Empty`` when not blocking and none waits."""
+        job = self._jobs.get(block=block)
+        if job is not None:
+            job.started = time.perf_counter()
+            self._wait.observe(job.started - job.submitted)
+        return job
+
+    def run_alone(self, job: GenerationHandle) -> None:
+        """Run one job to its end on this thread (unless it was cancelled while waiting)."""
+        self._current = job
+        try:
+            if job.cancelled.is_set():
+                job.post(Failed(asyncio.CancelledError()))
+            else:
+                self._run(job)
+        except Exception as exc:  # pragma: no cover - _run reports its own errors
+            log.exception("local generation failed")
+            job.post(Failed(exc))
+        finally:
+            self._current = None
+            self.job_done(job)
+
+    def job_done(self, job: GenerationHandle) -> None:
+        """Account for a job that left the worker (finished, failed or cancelled)."""
+        with self._lock:
+            self._outstanding -= 1
+            self._depth.set(max(0, self._outstanding - 1))
+        seconds = (time.perf_counter() - job.started) / self.parallel  # answers in flight share the time
+        self._job_seconds = 0.8 * self._job_seconds + 0.2 * seconds
 
     def _run(self, job: GenerationHandle) -> None:
         """Read the prompt and generate, posting events; errors become a :class:`Failed` event."""
+        prepared = self.prepare(job)
+        if prepared is None:
+            return
+        tokens, stop = prepared
+        job.post(Started(len(tokens)))
+        try:
+            reason, produced = self._generate(job, tokens, stop)
+        except Exception as exc:
+            log.exception("local generation failed")
+            job.post(Failed(GatewayError(500, redact(f"Local generation failed: {exc}"), "server_error")))
+            return
+        job.post(Finished(reason, len(tokens), produced))
+
+    def prepare(self, job: GenerationHandle) -> tuple[list[int], tuple[str, ...]] | None:
+        """The prompt's tokens and the template's stop strings; ``None`` after posting why not."""
         try:
             tokens, stop = self._prompt_tokens(job.prompt)
         except GatewayError as exc:
             job.post(Failed(exc))
-            return
+            return None
         except Exception as exc:
             job.post(Failed(invalid_request(f"The prompt could not be prepared: {exc}", param="messages")))
-            return
+            return None
         if len(tokens) >= self.n_ctx:
             param = "messages" if isinstance(job.prompt, ChatPrompt) else "prompt"
             job.post(
@@ -379,15 +420,8 @@ class LlamaEngine:
                     )
                 )
             )
-            return
-        job.post(Started(len(tokens)))
-        try:
-            reason, produced = self._generate(job, tokens, stop)
-        except Exception as exc:
-            log.exception("local generation failed")
-            job.post(Failed(GatewayError(500, redact(f"Local generation failed: {exc}"), "server_error")))
-            return
-        job.post(Finished(reason, len(tokens), produced))
+            return None
+        return tokens, stop
 
     def _prompt_tokens(self, prompt: ChatPrompt | TextPrompt) -> tuple[list[int], tuple[str, ...]]:
         llm = self._llm
@@ -407,7 +441,6 @@ class LlamaEngine:
     def _generate(self, job: GenerationHandle, tokens: list[int], template_stop: tuple[str, ...]) -> tuple[str, int]:
         """The token loop: sample, check the cancel flag, decode, post deltas."""
         from llama_cpp.llama import LogitsProcessorList
-        from llama_cpp.llama_cpp import llama_vocab_is_eog
         from llama_cpp.llama_grammar import LlamaGrammar
 
         llm = self._llm
@@ -422,12 +455,9 @@ class LlamaEngine:
             processors.append(bias_processor(p.logit_bias))
         if recorder is not None:
             processors.append(recorder)
-        assembler: TextAssembler[TokenLogprob] = TextAssembler(p.stop + template_stop)
-        vocab = llm._model.vocab
-        produced = 0
-        reason = "length"
-        generated: list[int] = []
-        guard = self.loop_guard
+        sink = TokenSink(
+            llm, job, budget, p.stop + template_stop, counters=self, loop_guard=self.loop_guard, recorder=recorder
+        )
         for token in llm.generate(
             tokens,
             top_k=TOP_K,
@@ -440,33 +470,6 @@ class LlamaEngine:
             logits_processor=LogitsProcessorList(processors) if processors else None,
             grammar=LlamaGrammar.from_string(p.grammar, verbose=False) if p.grammar else None,
         ):
-            if job.cancelled.is_set():
-                reason = "cancelled"
+            if sink.take(token):
                 break
-            if llama_vocab_is_eog(vocab, token):
-                reason = "stop"
-                break
-            produced += 1
-            self.generated_tokens += 1
-            if guard:
-                generated.append(token)
-                if produced % CHECK_EVERY == 0 and repeating(generated):
-                    self.loops_stopped += 1
-                    log.debug("local generation stopped: the answer repeats itself")
-                    reason = "stop"
-                    break
-            piece: bytes = llm.detokenize([token])
-            entry = recorder.entry(llm, token, piece) if recorder is not None else None
-            text, items = assembler.feed(piece, entry)
-            if text or items:
-                job.post(Delta(text, items))
-            if assembler.stopped:
-                reason = "stop"
-                break
-            if produced >= budget:
-                break
-        if reason != "cancelled":
-            text, items = assembler.flush()
-            if text or items:
-                job.post(Delta(text, items))
-        return reason, produced
+        return sink.finish(), sink.produced

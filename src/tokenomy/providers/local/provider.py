@@ -23,6 +23,7 @@ from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Respons
 from tokenomy.providers.local import embedding_api, students
 from tokenomy.providers.local.batcher import MicroBatcher
 from tokenomy.providers.local.catalog import CATALOG, DISTILLED_MODEL, EMBEDDING_MODEL, GENERATION_MODEL, lookup
+from tokenomy.providers.local.cpus import usable_cpus
 from tokenomy.providers.local.embeddings import Embedded, EmbedItem, MiniLMEmbedder
 from tokenomy.providers.local.generation import Delta, Finished, GenerationHandle, LlamaEngine
 from tokenomy.providers.local.logits import TokenLogprob
@@ -56,19 +57,24 @@ class LocalProvider:
                 max_queue=local.generation.max_queue,
                 repeat_penalty=local.generation.repeat_penalty,
                 loop_guard=local.generation.loop_guard,
+                parallel=local.generation.parallel,
                 select_variant=local.generation.model_path is None and local.generation.select_variant,
             )
         # Distilled students load here, so a broken one stops the gateway at start-up.
         self.students = students.load_students(config)
         head_students = any(not isinstance(s, EncoderStudent) for s in self.students.values())
         if EMBEDDING_MODEL in names or head_students:
-            self.embedder = MiniLMEmbedder(n_threads=local.embeddings.n_threads)
+            # Several one-thread batches at once beat one batch on every thread: intra-op threads
+            # split small GEMMs poorly and spin while waiting (see docs/benchmarks.md).
+            concurrency, n_threads = embedding_threads(local.embeddings.concurrency, local.embeddings.n_threads)
+            self.embedder = MiniLMEmbedder(n_threads=n_threads)
             self.batcher = MicroBatcher(
                 self.embedder.embed,
                 max_batch_size=local.embeddings.max_batch_size,
                 max_wait_ms=local.embeddings.max_wait_ms,
                 max_queue=local.embeddings.max_queue,
                 name=EMBEDDING_MODEL,
+                concurrency=concurrency,
             )
         self._ready = False
 
@@ -246,3 +252,11 @@ async def _stream(
                 yield builder.usage_chunk(event.prompt_tokens, event.completion_tokens)
     finally:
         handle.cancel()
+
+
+def embedding_threads(concurrency: int | None, n_threads: int | None) -> tuple[int, int]:
+    """Batches at once and ONNX threads per batch: whichever is unset fills the usable CPUs."""
+    cpus = usable_cpus()
+    if concurrency is None:
+        concurrency = max(1, cpus // n_threads) if n_threads else cpus
+    return concurrency, n_threads or max(1, cpus // concurrency)
