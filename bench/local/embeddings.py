@@ -130,7 +130,11 @@ async def gateway_embeddings(urls: dict[str, str], seconds: float, reps: int) ->
     """Single-sentence requests over HTTP (aiohttp as a light load generator)."""
     import aiohttp
 
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+    # Idle connections are dropped after 1 s here, before the gateway's keep-alive timeout closes them:
+    # one session serves every mode in turn, so a connection idles through the other modes' phases, and
+    # a POST written to a connection the server is closing fails (clients retry only idempotent calls).
+    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=1.0)
+    async with aiohttp.ClientSession(connector=connector) as session:
 
         def caller(base_url: str) -> Caller:
             async def call(i: int) -> None:

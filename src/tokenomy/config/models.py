@@ -281,7 +281,7 @@ class LocalEmbeddingConfig(_Frozen):
     max_wait_ms: float = Field(default=2.0, ge=0)
     max_queue: int = Field(default=4096, gt=0)
     concurrency: int | None = Field(
-        default=None, gt=0, description="batches run at once, each on its own thread; default: usable CPUs / n_threads"
+        default=None, gt=0, description="batches run at once, each on its own thread; default: 1"
     )
     n_threads: int | None = Field(
         default=None, gt=0, description="ONNX Runtime threads per batch; default: usable CPUs / concurrency"

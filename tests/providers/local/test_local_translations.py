@@ -310,9 +310,10 @@ def test_embedding_threads_fill_the_usable_cpus(monkeypatch: pytest.MonkeyPatch)
     from tokenomy.providers.local import provider
 
     monkeypatch.setattr(provider, "usable_cpus", lambda: 4)
-    assert provider.embedding_threads(None, None) == (4, 1)  # one-thread batches, one per CPU
-    assert provider.embedding_threads(None, 2) == (2, 2)
-    assert provider.embedding_threads(1, None) == (1, 4)  # one batch at a time on every CPU
+    assert provider.embedding_threads(None, None) == (1, 4)  # one batch at a time on every CPU
+    assert provider.embedding_threads(None, 2) == (1, 2)
+    assert provider.embedding_threads(4, None) == (4, 1)  # one-thread batches, one per CPU
+    assert provider.embedding_threads(2, None) == (2, 2)
     assert provider.embedding_threads(3, 3) == (3, 3)  # both set: as given
     monkeypatch.setattr(provider, "usable_cpus", lambda: 1)
-    assert provider.embedding_threads(None, 2) == (1, 2)
+    assert provider.embedding_threads(2, None) == (2, 1)

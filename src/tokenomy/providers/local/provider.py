@@ -64,8 +64,6 @@ class LocalProvider:
         self.students = students.load_students(config)
         head_students = any(not isinstance(s, EncoderStudent) for s in self.students.values())
         if EMBEDDING_MODEL in names or head_students:
-            # Several one-thread batches at once beat one batch on every thread: intra-op threads
-            # split small GEMMs poorly and spin while waiting (see docs/benchmarks.md).
             concurrency, n_threads = embedding_threads(local.embeddings.concurrency, local.embeddings.n_threads)
             self.embedder = MiniLMEmbedder(n_threads=n_threads)
             self.batcher = MicroBatcher(
@@ -255,8 +253,12 @@ async def _stream(
 
 
 def embedding_threads(concurrency: int | None, n_threads: int | None) -> tuple[int, int]:
-    """Batches at once and ONNX threads per batch: whichever is unset fills the usable CPUs."""
-    cpus = usable_cpus()
+    """Batches at once (default one) and ONNX threads per batch (default: the usable CPUs over that).
+
+    One batch at a time on every CPU is the default: on a quiet 2-core machine it gave the higher
+    throughput up to 32 clients and the lower single-request latency; several one-thread batches
+    at once use less CPU per embedding and won at 64 clients (docs/benchmarks.md).
+    """
     if concurrency is None:
-        concurrency = max(1, cpus // n_threads) if n_threads else cpus
-    return concurrency, n_threads or max(1, cpus // concurrency)
+        concurrency = 1
+    return concurrency, n_threads or max(1, usable_cpus() // concurrency)
