@@ -267,7 +267,9 @@ async def test_a_larger_limit_extends_a_resumed_run(tmp_path: Path) -> None:
 async def test_ctrl_c_keeps_what_is_done(tmp_path: Path) -> None:
     items = routerbench_items()[:40]
     data = write_dataset(items, tmp_path / "d.jsonl")
-    async with RecordedFake(items, mode="slow", delay=0.05) as fake:
+    # 0.25 s per answer: the run must still be going when the interrupt lands (with 0.05 s it sometimes
+    # finished all 40 items first on a fast machine, and exited 0).
+    async with RecordedFake(items, mode="slow", delay=0.25) as fake:
         await fake.start()
         args, env, out = eval_command(tmp_path, data, fake.base_url)
         proc = await started_with_results(args, env, out, 5)
