@@ -57,8 +57,14 @@ async def started_with_results(
     args: list[str], env: dict[str, str], out: Path, count: int
 ) -> asyncio.subprocess.Process:
     """Start the command; return once it has written ``count`` results."""
+    # SIGINT back to its default in the child, as in a terminal: a test run started in the background of
+    # a non-interactive shell inherits SIGINT ignored, and the child would then finish instead of stopping.
     proc = await asyncio.create_subprocess_exec(
-        *args, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     for _ in range(600):
         if (out / "results.jsonl").exists() and len(results(out)) >= count:
@@ -267,9 +273,7 @@ async def test_a_larger_limit_extends_a_resumed_run(tmp_path: Path) -> None:
 async def test_ctrl_c_keeps_what_is_done(tmp_path: Path) -> None:
     items = routerbench_items()[:40]
     data = write_dataset(items, tmp_path / "d.jsonl")
-    # 0.25 s per answer: the run must still be going when the interrupt lands (with 0.05 s it sometimes
-    # finished all 40 items first on a fast machine, and exited 0).
-    async with RecordedFake(items, mode="slow", delay=0.25) as fake:
+    async with RecordedFake(items, mode="slow", delay=0.05) as fake:
         await fake.start()
         args, env, out = eval_command(tmp_path, data, fake.base_url)
         proc = await started_with_results(args, env, out, 5)
