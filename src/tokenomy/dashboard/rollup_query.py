@@ -150,34 +150,28 @@ def _read(store: LedgerStore, window: Window) -> Rolled:
 
 def rollup_where(store: LedgerStore, window: Window, hours: tuple[int | None, int | None]) -> tuple[str, list[object]]:
     """The condition (no ``WHERE``) selecting rollup rows of whole ``hours`` ``[lo, hi)`` and the window's tenant."""
-    mark = placeholder(store.dialect)
-    conditions: list[str] = ["1 = 1"]
-    params: list[object] = []
-    lo, hi = hours
-    if lo is not None:
-        conditions.append(f"hour >= {mark}")
-        params.append(lo)
-    if hi is not None:
-        conditions.append(f"hour < {mark}")
-        params.append(hi)
-    if window.tenant is not None:
-        conditions.append(f"tenant = {mark}")
-        params.append(window.tenant)
-    return " AND ".join(conditions), params
+    return _where(store, "1 = 1", "hour", hours, window.tenant)
 
 
 def raw_where(store: LedgerStore, window: Window) -> tuple[str, list[object]]:
     """The condition (no ``WHERE``) selecting the window's production records (no shadow copies)."""
+    return _where(store, "shadow_of IS NULL", "ts", (window.since, window.until), window.tenant)
+
+
+def _where(
+    store: LedgerStore, base: str, column: str, span: tuple[object | None, object | None], tenant: str | None
+) -> tuple[str, list[object]]:
+    """``base`` AND ``column`` in ``[lo, hi)`` (either end open when None) AND the tenant, with its parameters."""
     mark = placeholder(store.dialect)
-    conditions: list[str] = ["shadow_of IS NULL"]
+    conditions: list[str] = [base]
     params: list[object] = []
-    for op, value in ((">=", window.since), ("<", window.until)):
+    for op, value in zip((">=", "<"), span, strict=True):
         if value is not None:
-            conditions.append(f"ts {op} {mark}")
+            conditions.append(f"{column} {op} {mark}")
             params.append(value)
-    if window.tenant is not None:
+    if tenant is not None:
         conditions.append(f"tenant = {mark}")
-        params.append(window.tenant)
+        params.append(tenant)
     return " AND ".join(conditions), params
 
 
