@@ -18,7 +18,12 @@ seed. For each fold a model is trained on the other folds only, exported and qua
 the shipped one, and scores its fold: ``oof.csv`` holds those out-of-fold scores. The final model
 (all LangCache pairs + all of STS-B train) also scores STS-B dev and test (never trained on).
 
+Every pair is scored in both orders: ``score`` reads (query, stored) = (sentence2, sentence1), as a
+lookup does; ``score_reversed`` the other order (for a verifier that averages both).
+
 Writes to ``--out``: ``cross-encoder.int8.onnx``, ``oof.csv``, ``heldout.csv``, ``train.json``.
+``--final MODEL`` skips training the final model and scores STS-B dev/test with ``MODEL`` (e.g. the
+shipped one, trained by this same recipe).
 """
 
 from __future__ import annotations
@@ -187,6 +192,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="cross-validation repeats (fold seeds 0..n-1)")
     ap.add_argument("--limit", type=int, default=0, help="use only this many pairs per set (smoke test)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--final", type=Path, help="score STS-B dev/test with this model instead of training one")
     opts = ap.parse_args()
     if opts.threads:
         torch.set_num_threads(opts.threads)
@@ -204,20 +210,27 @@ def main() -> None:
     sts_soft = [(a, b, s / 5.0) for a, b, s in sts]
     opts.out.mkdir(parents=True, exist_ok=True)
     log: dict[str, Any] = {"device": device, "torch": torch.__version__, "repeats": opts.repeats, "models": []}
-    started = time.time()
-    final = train(base, tok, [(sts_soft, 1), (lc, 3)], device, seed=7)
-    shipped = opts.out / "cross-encoder.int8.onnx"
-    export_int8(final, shipped)
+    started, cpu_started = time.time(), time.process_time()
+    if opts.final:
+        shipped = opts.final
+    else:
+        final = train(base, tok, [(sts_soft, 1), (lc, 3)], device, seed=7)
+        shipped = opts.out / "cross-encoder.int8.onnx"
+        export_int8(final, shipped)
     held_rows = []
     for source, pairs in (("stsb-dev", sts_dev), ("stsb-test", sts_test)):
         labelled = [(a, b, s) for a, b, s in pairs if s >= 4 or s <= 2]
-        for (a, b, s), x in zip(labelled, score(shipped, tok, [(b, a) for a, b, _ in labelled]), strict=True):
-            held_rows.append({"source": source, "label": int(s >= 4), "score": x, "sentence1": a, "sentence2": b})
+        forward = score(shipped, tok, [(b, a) for a, b, _ in labelled])
+        backward = score(shipped, tok, [(a, b) for a, b, _ in labelled])
+        for (a, b, s), x, r in zip(labelled, forward, backward, strict=True):
+            held_rows.append({"source": source, "label": int(s >= 4), "score": x, "score_reversed": r,
+                              "sentence1": a, "sentence2": b})  # fmt: skip
     with open(opts.out / "heldout.csv", "w", encoding="utf-8", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(held_rows[0]))
         writer.writeheader()
         writer.writerows(held_rows)
     log["final_seconds"] = round(time.time() - started, 1)
+    log["final_cpu_seconds"] = round(time.process_time() - cpu_started, 1)
     log["max_len"] = MAX_LEN
     print(f"final model {shipped} ({shipped.stat().st_size / 1e6:.1f} MB)", flush=True)
     lc_groups, sts_groups = groups(lc), groups(sts)
@@ -225,7 +238,7 @@ def main() -> None:
     for repeat in range(opts.repeats):
         lc_fold, sts_fold = fold_of(lc_groups, 1000 + repeat), fold_of(sts_groups, 2000 + repeat)
         for k in range(FOLDS):
-            started = time.time()
+            started, cpu_started = time.time(), time.process_time()
             stages = [
                 ([p for p, f in zip(sts_soft, sts_fold, strict=True) if f != k], 1),
                 ([p for p, f in zip(lc, lc_fold, strict=True) if f != k], 3),
@@ -240,13 +253,16 @@ def main() -> None:
                 if f == k and (p[2] >= 4 or p[2] <= 2)
             ]
             scores = score(path, tok, [(b, a) for _, _, (a, b, _) in held])
-            for (source, i, (a, b, y)), s in zip(held, scores, strict=True):
+            reversed_ = score(path, tok, [(a, b) for _, _, (a, b, _) in held])
+            for (source, i, (a, b, y)), s, r in zip(held, scores, reversed_, strict=True):
                 group = (lc_groups if source == "langcache" else sts_groups)[i]
                 label = int(y) if source == "langcache" else int(y >= 4)
                 rows.append({"repeat": repeat, "fold": k, "source": source, "index": i, "group": group,
-                             "label": label, "score": s, "sentence1": a, "sentence2": b})  # fmt: skip
+                             "label": label, "score": s, "score_reversed": r, "sentence1": a,
+                             "sentence2": b})  # fmt: skip
             path.unlink()
-            log["models"].append({"repeat": repeat, "fold": k, "seconds": round(time.time() - started, 1)})
+            log["models"].append({"repeat": repeat, "fold": k, "seconds": round(time.time() - started, 1),
+                                  "cpu_seconds": round(time.process_time() - cpu_started, 1)})
             print(f"repeat {repeat} fold {k}: {len(held)} pairs scored, {time.time() - started:.0f} s", flush=True)
         with open(opts.out / "oof.csv", "w", encoding="utf-8", newline="") as f:  # after each repeat
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
