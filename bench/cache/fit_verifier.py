@@ -18,7 +18,9 @@ The shipped verifier is chosen by a rule declared in advance (:func:`rule`) from
 cross-validated counts alone. ``--write`` stores it, fit on all pairs, its threshold the mean
 over repeats of the calibration rule's choice on that repeat's out-of-fold predictions, as
 ``src/tokenomy/cache/semantic/models/verifier.json`` (plus ``verifier.lightgbm.txt`` for trees).
-``--cv-only`` stops before the held-out pairs are scored.
+``--cv-only`` stops before the held-out pairs are scored. ``--study`` adds the levers of the
+feasibility study (threshold or fit on LangCache alone; the cross-encoder in both orders when the
+scores have a ``score_reversed`` column).
 """
 
 from __future__ import annotations
@@ -118,11 +120,18 @@ def cosines(pairs: list[tuple[str, str]], cache: Path) -> dict[tuple[str, str], 
     return known
 
 
-def load(path: Path, cos: dict[tuple[str, str], float], repeat: int | None) -> Rows:
+def ce_score(row: dict[str, str], both_orders: bool) -> float:
+    """The cross-encoder feature of a scored pair: its logit, or the mean of both orders' logits."""
+    if both_orders:
+        return (float(row["score"]) + float(row["score_reversed"])) / 2
+    return float(row["score"])
+
+
+def load(path: Path, cos: dict[tuple[str, str], float], repeat: int | None, both_orders: bool = False) -> Rows:
     rows = [r for r in read_csv(path) if repeat is None or int(r["repeat"]) == repeat]
     a = [r["sentence2"] for r in rows]  # the query: sentence2 asked after sentence1 was stored
     b = [r["sentence1"] for r in rows]
-    x = np.stack([np.concatenate([features(q, s, cos[(s, q)], float(r["score"])), surface(q, s)])
+    x = np.stack([np.concatenate([features(q, s, cos[(s, q)], ce_score(r, both_orders)), surface(q, s)])
                   for q, s, r in zip(a, b, rows, strict=True)])  # fmt: skip
     return Rows(
         a, b, x, np.array([int(r["label"]) for r in rows]),
@@ -147,11 +156,17 @@ def degree2(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 
 def lr_fitter(
-    columns: list[str], c: float | None = 0.5, *, poly: bool = False, langcache_weight: float = 1.0
+    columns: list[str],
+    c: float | None = 0.5,
+    *,
+    poly: bool = False,
+    langcache_weight: float = 1.0,
+    only: str | None = None,
 ) -> Fitter:
     """Logistic regression over ``columns``; ``c=None`` chooses its strength from :data:`C_GRID` by
     leave-one-fold-out on the training folds only (the most recall at the calibration rule's threshold).
-    ``poly`` adds :func:`degree2` terms (all features); ``langcache_weight`` weighs LangCache pairs in the fit."""
+    ``poly`` adds :func:`degree2` terms (all features); ``langcache_weight`` weighs LangCache pairs in the fit;
+    ``only`` fits on the pairs of that source alone."""
     idx = [COLUMNS.index(col) for col in columns]
 
     def design(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -160,6 +175,8 @@ def lr_fitter(
     def fit(train: Rows) -> Scorer:
         strength = c if c is not None else choose_c(train, columns)
         keep = train.gated & (train.x[:, 0] >= COSINE_FLOOR)
+        if only is not None:
+            keep &= train.source == only
         x, y = design(train.x[keep]), train.y[keep]
         weight = np.where(train.source[keep] == "langcache", langcache_weight, 1.0)
         mean, scale = x.mean(0), x.std(0) + 1e-9
@@ -274,9 +291,10 @@ def choose(
     return best.threshold if best is not None else float("inf")
 
 
-def nested(rows: Rows, fit: Fitter, grid: list[float], fixed: float | None, min_accepted: int = 0
-           ) -> npt.NDArray[np.bool_]:  # fmt: skip
-    """Accepted or not, for every row, each by a matcher that never saw its fold."""
+def nested(rows: Rows, fit: Fitter, grid: list[float], fixed: float | None, min_accepted: int = 0,
+           calibrate_on: str | None = None) -> npt.NDArray[np.bool_]:  # fmt: skip
+    """Accepted or not, for every row, each by a matcher that never saw its fold. ``calibrate_on``
+    chooses the threshold on the inner out-of-fold pairs of that source alone."""
     accepted = np.zeros(len(rows.y), dtype=bool)
     for k in sorted(set(rows.fold.tolist())):
         train = rows.take(rows.fold != k)
@@ -285,7 +303,8 @@ def nested(rows: Rows, fit: Fitter, grid: list[float], fixed: float | None, min_
             inner = np.full(len(train.y), -np.inf)
             for j in sorted(set(train.fold.tolist())):
                 inner[train.fold == j] = fit(train.take(train.fold != j))(train.take(train.fold == j))
-            threshold = choose(inner, train.y, grid, min_accepted)
+            pick = train.source == calibrate_on if calibrate_on else np.ones(len(train.y), dtype=bool)
+            threshold = choose(inner[pick], train.y[pick], grid, min_accepted)
         test = rows.fold == k
         accepted[test] = fit(train)(rows.take(test)) >= threshold
     return accepted
@@ -341,8 +360,19 @@ EARLIER: dict[str, tuple[Fitter, str | None, float | None]] = {
     "gates + LR, LangCache pairs weighted 3x": (lr_fitter(LEXICAL_ALL, langcache_weight=3.0), None, None),
 }  # fmt: skip
 """Variants tried earlier and rejected (``--earlier`` runs them too)."""
+STUDY: dict[str, tuple[Fitter, str | None, float | None]] = {
+    "gates + LR(cosine, cross-encoder, lexical), threshold on LangCache alone": (lr_fitter(LEXICAL_ALL), None, None),
+    "gates + LR fit and threshold on LangCache alone": (lr_fitter(LEXICAL_ALL, only="langcache"), None, None),
+    "gates + LR(cosine, cross-encoder in both orders, lexical)": (lr_fitter(LEXICAL_ALL), None, None),
+}  # fmt: skip
+"""The feasibility study's levers (``--study``), declared with the rule below before they were scored."""
+CALIBRATE_ON = {n: "langcache" for n in STUDY if "LangCache alone" in n}
+"""Candidates whose threshold is chosen on the LangCache pairs alone."""
+BOTH_ORDERS = {n for n in STUDY if "both orders" in n}
+"""Candidates that read the cross-encoder in both orders (needs ``score_reversed`` in the scores)."""
 INCUMBENT = "gates + LR(cosine, cross-encoder, lexical)"
-CHALLENGERS = [n for n in CANDIDATES if n.startswith("gates + GBM") or "surface)" in n or n in RULE_FLOOR]
+CHALLENGERS = [n for n in [*CANDIDATES, *STUDY]
+               if n.startswith("gates + GBM") or "surface)" in n or n in RULE_FLOOR or n in STUDY]  # fmt: skip
 
 # The rule that picks the shipped verifier, declared before any held-out pair was scored by a
 # challenger: a challenger replaces the incumbent only if, in the nested cross-validation (both
@@ -378,20 +408,25 @@ def rule(results: dict[str, Counts]) -> str:
 
 
 def threshold_of(fit: Fitter, grid: list[float], min_accepted: int, oof: Path, cos: dict[tuple[str, str], float],
-                 repeats: list[int]) -> tuple[float, list[float], npt.NDArray[np.float64], npt.NDArray[np.int64],
-                                                npt.NDArray[np.str_]]:  # fmt: skip
+                 repeats: list[int], calibrate_on: str | None = None, both_orders: bool = False,
+                 ) -> tuple[float, list[float], npt.NDArray[np.float64], npt.NDArray[np.int64],
+                            npt.NDArray[np.str_]]:  # fmt: skip
     """The shipped threshold: the mean over repeats of the rule's choice on that repeat's out-of-fold
     scores (the rule is jumpy on this little data); also the pooled scores, labels and sources."""
     all_scores, all_labels, sources = [], [], []
     for repeat in repeats:
-        rows = load(oof, cos, repeat)
+        rows = load(oof, cos, repeat, both_orders)
         oof_scores = np.full(len(rows.y), -np.inf)
         for k in sorted(set(rows.fold.tolist())):
             oof_scores[rows.fold == k] = fit(rows.take(rows.fold != k))(rows.take(rows.fold == k))
         all_scores.append(oof_scores)
         all_labels.append(rows.y)
         sources.append(rows.source)
-    per_repeat = [choose(sc, y, grid, min_accepted) for sc, y in zip(all_scores, all_labels, strict=True)]
+    per_repeat = [
+        choose(sc[src == calibrate_on], y[src == calibrate_on], grid, min_accepted) if calibrate_on
+        else choose(sc, y, grid, min_accepted)
+        for sc, y, src in zip(all_scores, all_labels, sources, strict=True)
+    ]  # fmt: skip
     threshold = round(float(np.mean(per_repeat)), 2)
     return threshold, per_repeat, np.concatenate(all_scores), np.concatenate(all_labels), np.concatenate(sources)
 
@@ -402,12 +437,16 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="store the winner as the shipped verifier")
     ap.add_argument("--earlier", action="store_true", help="also run the variants rejected earlier")
     ap.add_argument("--cv-only", action="store_true", help="stop before scoring the held-out pairs")
+    ap.add_argument("--study", action="store_true", help="also run the feasibility study's levers")
     opts = ap.parse_args()
     oof, held = opts.scores / "oof.csv", opts.scores / "heldout.csv"
     pairs = [(r["sentence1"], r["sentence2"]) for f in (oof, held) for r in read_csv(f)]
     cos = cosines(pairs, opts.scores / "cosines.csv")
     repeats = sorted({int(r["repeat"]) for r in read_csv(oof)})
-    candidates = {**CANDIDATES, **(EARLIER if opts.earlier else {})}
+    candidates = {**CANDIDATES, **(EARLIER if opts.earlier else {}), **(STUDY if opts.study else {})}
+    if BOTH_ORDERS & set(candidates) and "score_reversed" not in read_csv(oof)[0]:
+        print(f"(skipped, {oof} has no score_reversed column: {', '.join(sorted(BOTH_ORDERS))})")
+        candidates = {n: c for n, c in candidates.items() if n not in BOTH_ORDERS}
     results: dict[str, Counts] = {}
     print("| matcher | pairs | accepted / pass | false hits / pass | precision [95 % CI] | recall [95 % CI] |")
     print("|---|---|---|---|---|---|")
@@ -415,8 +454,8 @@ def main() -> None:
         ys: dict[str, list[npt.NDArray[np.int64]]] = {}
         accs: dict[str, list[npt.NDArray[np.bool_]]] = {}
         for repeat in repeats:
-            rows = load(oof, cos, repeat)
-            acc = nested(rows, fit, grid_for(column), fixed, RULE_FLOOR.get(name, 0))
+            rows = load(oof, cos, repeat, name in BOTH_ORDERS)
+            acc = nested(rows, fit, grid_for(column), fixed, RULE_FLOOR.get(name, 0), CALIBRATE_ON.get(name))
             for source in ("langcache", "stsb-train"):
                 m = rows.source == source
                 ys.setdefault(source, []).append(rows.y[m])
@@ -436,7 +475,7 @@ def main() -> None:
         fit, column, _ = candidates[name]
         grid = grid_for(column)
         threshold, per_repeat, scores, labels, sources = threshold_of(
-            fit, grid, RULE_FLOOR.get(name, 0), oof, cos, repeats
+            fit, grid, RULE_FLOOR.get(name, 0), oof, cos, repeats, CALIBRATE_ON.get(name), name in BOTH_ORDERS
         )
         print(
             f"\nCurve of {name} (out-of-fold scores, all repeats pooled); its threshold {threshold}, "
@@ -455,12 +494,13 @@ def main() -> None:
                 tp, n = int((acc & (y == 1)).sum()), int(acc.sum())
                 cells += [f"{tp / n:.3f}" if n else "-", f"{tp / max(1, int(y.sum())):.3f}", str(n)]
             print(f"| {t} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} | {cells[4]} |")
-        shipped[name] = (fit(load(oof, cos, repeats[-1])), threshold)
-    heldout = load(held, cos, None)
+        shipped[name] = (fit(load(oof, cos, repeats[-1], name in BOTH_ORDERS)), threshold)
+    heldouts = {flag: load(held, cos, None, flag) for flag in {name in BOTH_ORDERS for name in shipped}}
     print("\nHeld out (STS-B dev and test, never used for any choice), each fit on all training pairs:")
     print("| matcher | pairs | accepted | false hits | precision [95 % CI] | recall [95 % CI] |")
     print("|---|---|---|---|---|---|")
     for name, (final, threshold) in shipped.items():
+        heldout = heldouts[name in BOTH_ORDERS]
         acc = final(heldout) >= threshold
         for source in ("stsb-dev", "stsb-test"):
             m = heldout.source == source

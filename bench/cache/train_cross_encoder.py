@@ -261,8 +261,14 @@ def main() -> None:
                              "label": label, "score": s, "score_reversed": r, "sentence1": a,
                              "sentence2": b})  # fmt: skip
             path.unlink()
-            log["models"].append({"repeat": repeat, "fold": k, "seconds": round(time.time() - started, 1),
-                                  "cpu_seconds": round(time.process_time() - cpu_started, 1)})
+            log["models"].append(
+                {
+                    "repeat": repeat,
+                    "fold": k,
+                    "seconds": round(time.time() - started, 1),
+                    "cpu_seconds": round(time.process_time() - cpu_started, 1),
+                }
+            )
             print(f"repeat {repeat} fold {k}: {len(held)} pairs scored, {time.time() - started:.0f} s", flush=True)
         with open(opts.out / "oof.csv", "w", encoding="utf-8", newline="") as f:  # after each repeat
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -51,7 +51,7 @@ def _spied(index: VectorIndex, miss: bool = False) -> list[int]:
     return seen
 
 
-def test_a_large_context_searched_in_vain_is_searched_wider_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_large_context_searched_in_vain_is_scanned_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(index_module, "EXACT_SCAN", 10)  # the context below counts as large
     index = VectorIndex(1000, 384)
     for i in range(100):
@@ -59,13 +59,59 @@ def test_a_large_context_searched_in_vain_is_searched_wider_once(monkeypatch: py
     seen = _spied(index)
     assert index.search(vec("question number 7"), A, 0.9)[0].key == key(8)
     assert seen == [index_module.EXPANSION_SEARCH]  # found at once: one search
-    seen.clear()
+    seen = _spied(index, miss=True)  # the graph search misses: the context's block is scanned
+    found = index.search(vec("question number 7"), A, 0.9)
+    assert found[0].key == key(8) and found[0].similarity > 0.99
+    assert seen == [index_module.EXPANSION_SEARCH]  # no wider graph search
+    assert index.search(vec("question number 7"), A, 0.9, k=4, max_k=4) == []  # a duplicate check: graph only
+
+
+def test_without_block_search_a_large_context_is_searched_wider_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index_module, "EXACT_SCAN", 10)
+    monkeypatch.setattr(index_module, "BLOCK_SEARCH", False)
+    index = VectorIndex(1000, 384)
+    for i in range(100):
+        index.add(vec(f"question number {i}"), A, key(i + 1), f"question number {i}")
+    seen = _spied(index)
     assert index.search(vec("nothing like any stored one"), A, 0.9) == []
     assert seen == [index_module.EXPANSION_SEARCH, index_module.EXPANSION_WIDE]
     assert index._graph.expansion_search == index_module.EXPANSION_SEARCH  # restored
     seen.clear()
     assert index.search(vec("nothing like any stored one"), A, 0.9, k=4, max_k=4) == []  # a duplicate check
     assert seen == [index_module.EXPANSION_SEARCH]
+
+
+def _block_finds(index: VectorIndex, live: set[int], gone: set[int]) -> None:
+    """Every live entry of A is found by a block scan (the graph search made to miss), no gone one."""
+    _spied(index, miss=True)
+    for i in live:
+        found = index.search(vec(f"question number {i}"), A, 0.99)
+        assert [c.key for c in found] == [key(i + 1)], i
+    for i in gone:
+        assert index.search(vec(f"question number {i}"), A, 0.99) == [], i
+
+
+def test_blocks_follow_eviction_removal_bulk_adds_and_reloads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+                                                              ) -> None:  # fmt: skip
+    monkeypatch.setattr(index_module, "EXACT_SCAN", 10)
+    index = VectorIndex(50, 384)
+    for i in range(40):  # one by one: the block appears at the 11th
+        index.add(vec(f"question number {i}"), A, key(i + 1), f"question number {i}")
+    texts = [f"question number {i}" for i in range(40, 70)]  # in bulk: evicts 0..19
+    index.add_many(EMBED.vectors(texts), np.array([A] * 30, dtype=np.uint64), [key(i + 1) for i in range(40, 70)],
+                   texts)  # fmt: skip
+    assert index.remove(key(31)) == 1  # question number 30
+    assert index._blocks.size(A) == 49
+    live, gone = set(range(20, 70)) - {30}, {*range(20), 30}
+    _block_finds(index, live, gone)
+    path = tmp_path / "semantic.usearch"
+    index.save(path)
+    again = VectorIndex.load(path, 50, 384)
+    assert again._blocks.size(A) == 49
+    _block_finds(again, live, gone)
+    for i in range(20, 60):  # the context shrinks below the bound: its block goes with its last entry
+        again.remove(key(i + 1))
+    assert again._blocks.size(A) == 10 and A in again._blocks
 
 
 def test_a_small_context_the_graph_search_missed_is_compared_exactly() -> None:

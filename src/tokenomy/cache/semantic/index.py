@@ -40,6 +40,8 @@ import numpy.typing as npt
 import onnxruntime  # noqa: F401  # must be loaded before usearch (see the module docstring)
 from usearch.index import Index
 
+from tokenomy.cache.semantic.context_blocks import ContextBlocks
+
 log = logging.getLogger("tokenomy.cache")
 
 FORMAT = 1
@@ -54,7 +56,11 @@ _ADD = struct.Struct("<cQQQ20sI")  # b"A", label, context (2 x u64), key, text b
 _REMOVE = struct.Struct("<c20s")  # b"R", key
 EXACT_SCAN = 4096
 """A context with at most this many entries is compared exactly when the graph search finds nothing
-of it (crowded out, or missed)."""
+of it (crowded out, or missed); a larger one keeps its vectors in a contiguous block
+(:mod:`~tokenomy.cache.semantic.context_blocks`) that is scanned exactly instead."""
+BLOCK_SEARCH = True
+"""Search a large context's block when the graph finds nothing of it (off: one wider graph search
+instead, the earlier behaviour; ``bench/cache/ann_recall.py`` compares the two)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +148,7 @@ class VectorIndex:
         self._contexts = np.zeros((capacity, 2), dtype=np.uint64)
         self._keys = np.zeros((capacity, KEY_BYTES), dtype=np.uint8)
         self._texts: list[str | None] = [None] * capacity
+        self._blocks = ContextBlocks(capacity, ndim)
         self._buckets = 1 << max(10, min(24, (4 * capacity - 1).bit_length()))
         self._counts = np.zeros(self._buckets, dtype=np.uint32)
         self._next = 1
@@ -167,12 +174,12 @@ class VectorIndex:
         Searches the ``k`` nearest entries of any context. When none of them reaches the threshold,
         the graph search may have missed the query's region (HNSW is approximate; at a million
         entries it does so often): a context of at most :data:`EXACT_SCAN` entries is then compared
-        exactly, a larger one searched once more with ``expansion_search`` :data:`EXPANSION_WIDE`.
-        When none is of this context but the ``k``-th is still above the
-        threshold, entries of other contexts may crowd this one's out (the same question asked by
-        many tenants): then the context's own entries are compared exactly when there are at most
-        :data:`EXACT_SCAN` of them, else ``k`` grows eightfold up to ``max_k``. ``max_k == k``
-        (a quick duplicate check) does neither.
+        exactly, a larger one's contiguous block scanned exactly. When none is of this context but
+        the ``k``-th is still above the threshold, entries of other contexts may crowd this one's
+        out (the same question asked by many tenants): then the context's own entries are compared
+        exactly the same way. ``max_k == k`` (a quick duplicate check) does neither.
+        (Without a block, or with :data:`BLOCK_SEARCH` off: one more graph search with
+        ``expansion_search`` :data:`EXPANSION_WIDE`, or ``k`` growing eightfold up to ``max_k``.)
         """
         query = np.asarray(vector, dtype=np.float32)
         wide = False
@@ -190,13 +197,17 @@ class VectorIndex:
                 if sims[-1] < threshold:  # nothing of any context reached it: none, or the graph search missed
                     if k >= max_k or k >= size:
                         return found
+                    if BLOCK_SEARCH and context in self._blocks:  # a large context: scan its block
+                        return self._filter(*self._blocks.search(context, query, k), context, threshold)
                     if self._counts[context[0] & (self._buckets - 1)] <= EXACT_SCAN:  # a small context: be sure
                         return self._exact(query, self._slots_of(context), context, threshold)
                     if wide or EXPANSION_WIDE <= EXPANSION_SEARCH:
                         return found
                     wide = True
                     continue
-                slots = self._slots_of(context)  # crowded: other contexts' entries fill the k nearest
+                if BLOCK_SEARCH and k < max_k and context in self._blocks:  # crowded: others fill the k nearest
+                    return self._filter(*self._blocks.search(context, query, k), context, threshold)
+                slots = self._slots_of(context)
                 if len(slots) <= EXACT_SCAN:
                     return self._exact(query, slots, context, threshold)
                 if k >= max_k or k >= size:
@@ -261,6 +272,7 @@ class VectorIndex:
             self._keys[slot] = np.frombuffer(raw, dtype=np.uint8)
             self._texts[slot] = text
             self._counts[context[0] & (self._buckets - 1)] += 1
+            self._into_block(context, np.array([label], dtype=np.uint64), vector)
             self._next = label + 1
             self.dirty = True
             self._append(label, context, raw, vector, text)
@@ -293,6 +305,10 @@ class VectorIndex:
             for slot, text in zip(slots.tolist(), texts, strict=True):
                 self._texts[slot] = text
             np.add.at(self._counts, (contexts[:, 0] & np.uint64(self._buckets - 1)).astype(np.int64), 1)
+            unique, which = np.unique(contexts, axis=0, return_inverse=True)
+            for i, (c0, c1) in enumerate(unique.tolist()):
+                mine = np.asarray(which).reshape(-1) == i
+                self._into_block((c0, c1), labels[mine], vectors[mine])
             self._next += n
             self.dirty = True
             for i in range(n):
@@ -372,11 +388,31 @@ class VectorIndex:
             self._log.close()
             self._log = None
 
+    def _into_block(
+        self, context: tuple[int, int], labels: npt.NDArray[np.uint64], vectors: npt.NDArray[np.float32]
+    ) -> None:
+        """Keep new entries (already stored) in their context's block; give a context that has grown
+        past :data:`EXACT_SCAN` one, from its stored vectors (caller holds the write lock)."""
+        if context in self._blocks:
+            self._blocks.add(context, labels, vectors)
+        elif self._counts[context[0] & (self._buckets - 1)] > EXACT_SCAN:  # maybe large (or a hash collision)
+            slots = self._slots_of(context)
+            if len(slots) > EXACT_SCAN:
+                self._block_from_slots(context, slots)
+
+    def _block_from_slots(self, context: tuple[int, int], slots: npt.NDArray[np.int64]) -> None:
+        labels = self._labels[slots]
+        for lo in range(0, len(labels), 65536):
+            part = labels[lo : lo + 65536]
+            vectors = np.asarray(self._graph.get(part), dtype=np.float32).reshape(len(part), -1)
+            self._blocks.add(context, part, vectors)
+
     def _clear(self, slot: int) -> None:
         """Empty a slot (caller holds the write lock)."""
         label = int(self._labels[slot])
         if not label:
             return
+        self._blocks.discard((int(self._contexts[slot, 0]), int(self._contexts[slot, 1])), slot)
         self._graph.remove(np.uint64(label))
         bucket = int(self._contexts[slot, 0]) & (self._buckets - 1)
         self._counts[bucket] = max(0, int(self._counts[bucket]) - 1)
@@ -458,3 +494,8 @@ class VectorIndex:
         if len(old):
             live = self._labels != 0
             np.add.at(self._counts, (self._contexts[live, 0] & np.uint64(self._buckets - 1)).astype(np.int64), 1)
+            slots = np.flatnonzero(live)
+            unique, which, counts = np.unique(self._contexts[slots], axis=0, return_inverse=True, return_counts=True)
+            for i in np.flatnonzero(counts > EXACT_SCAN):
+                c0, c1 = unique[i].tolist()
+                self._block_from_slots((c0, c1), slots[np.asarray(which).reshape(-1) == i])
