@@ -3,9 +3,10 @@
 One command (``--entries`` takes several sizes; the 1,000,000-entry build is CPU-heavy)::
 
     .venv/bin/python bench/cache/ann_recall.py --entries 100000 1000000
+    .venv/bin/python bench/cache/ann_recall.py --entries 200000 --contexts 13 --ef 128 --wide 1024 --per-context-graph
 
 The index (:class:`~tokenomy.cache.semantic.index.VectorIndex`, as the gateway builds it) holds
-``--entries`` filler vectors spread over 64 conversation contexts plus, in context 0, the stored
+``--entries`` filler vectors spread over ``--contexts`` (64) conversation contexts plus, in context 0, the stored
 side of each of the 346 LangCache pairs; the other sides are the queries (real MiniLM
 embeddings). Filler (``--filler``):
 
@@ -20,7 +21,11 @@ For each query the exact answer is the best entry of context 0 with cosine ≥ t
 (0.6), computed in float32 from the same float16 vectors the index holds. For each
 ``expansion_search`` the table gives how often ``VectorIndex.search`` returns that entry first
 (recall@1), how many queries got any candidate, and the CPU time per search (thread CPU time, which
-other jobs on a shared machine disturb less than wall-clock time; wall-clock too).
+other jobs on a shared machine disturb less than wall-clock time; wall-clock too). Rows with a
+wider second search have the index's block scan off (the earlier behaviour); the *block scan* row
+is the shipped one (a large context's contiguous vectors compared exactly when the graph finds
+nothing). ``--per-context-graph`` also builds a separate HNSW graph over context 0 alone (the
+alternative to the block) and searches it.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from usearch.index import Index
 
 from tokenomy.cache.semantic import calibrate as cal
 from tokenomy.cache.semantic import index as index_module
@@ -46,7 +52,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from semantic import embed_all, synthetic  # the latency benchmark's filler and embedding
 
 ROOT = Path(__file__).resolve().parents[2]
-CONTEXTS = 64
 SHIPPED = (index_module.EXPANSION_SEARCH, index_module.EXPANSION_WIDE)
 TIE = 1e-3
 """Similarities this close are the same (float16 vectors; the index computes in its own precision)."""
@@ -81,8 +86,8 @@ def run(args: argparse.Namespace, entries: int, base: npt.NDArray[np.float32], s
     rng = np.random.default_rng(0)
     cosine = 0.8 if args.filler == "perturbed" else 0.95
     vectors = synthetic(base, entries, rng, cosine)
-    contexts = np.array([context_id(f"bench context {i}") for i in range(CONTEXTS)], dtype=np.uint64)
-    which = np.arange(entries) % CONTEXTS
+    contexts = np.array([context_id(f"bench context {i}") for i in range(args.contexts)], dtype=np.uint64)
+    which = np.arange(entries) % args.contexts
     index_module.CONNECTIVITY = args.connectivity  # read when the graph is made
     index = VectorIndex(entries + len(stored) + 10, vectors.shape[1])
     cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -108,11 +113,18 @@ def run(args: argparse.Namespace, entries: int, base: npt.NDArray[np.float32], s
     own_sim = sims[np.arange(len(queries)), len(mine) - len(stored) + np.arange(len(stored))]  # own stored question
     partner_ok = own_sim >= COSINE_FLOOR
     answerable = int((truth != 0).sum())
-    del vectors, mine, sims
     rows = []
+    notes = []
+    if args.per_context_graph:
+        row, note = per_context_graph(mine, labels, queries, best_sim, truth, entries, args)
+        rows.append(row)
+        notes.append(note)
+    del vectors, mine, sims
     settings = [(ef, ef) for ef in args.ef] + [(index_module.EXPANSION_SEARCH, w) for w in args.wide]
-    for ef, wide in settings:  # wide > ef: a second, wider search when the first finds nothing (the gateway's)
-        index_module.EXPANSION_SEARCH, index_module.EXPANSION_WIDE = ef, wide
+    settings.append((index_module.EXPANSION_SEARCH, 0))  # 0: the block scan (shipped)
+    for ef, wide in settings:  # wide > ef: a second, wider search when the first finds nothing
+        index_module.BLOCK_SEARCH = wide == 0
+        index_module.EXPANSION_SEARCH, index_module.EXPANSION_WIDE = ef, wide or ef
         index._graph.expansion_search = ef
         found = top1 = within = own = 0
         cpu: list[float] = []
@@ -127,7 +139,7 @@ def run(args: argparse.Namespace, entries: int, base: npt.NDArray[np.float32], s
             top1 += bool(got) and want != 0 and got[0].similarity >= best_sim[i] - TIE
             within += want != 0 and any(c.similarity >= best_sim[i] - TIE for c in got)
             own += bool(partner_ok[i]) and any(abs(c.similarity - own_sim[i]) <= TIE for c in got)
-        setting = str(ef) if ef == wide else f"{ef}, then {wide}"
+        setting = str(ef) if ef == wide else f"{ef}, then {wide}" if wide else f"{ef}, then block scan (shipped)"
         rows.append([f"{entries:,}", args.filler, str(args.connectivity), setting, f"{top1}/{answerable}",
                      f"{within}/{answerable}",
                      f"{own}/{int(partner_ok.sum())}",
@@ -135,12 +147,48 @@ def run(args: argparse.Namespace, entries: int, base: npt.NDArray[np.float32], s
                      f"{pct(wall, 50):.2f} / {pct(wall, 99):.2f}"])  # fmt: skip
     if args.lookup:
         rows.append(lookups(index, ctx0, pairs, entries, args))
-    per = entries // CONTEXTS
-    how = "exact comparison" if per <= index_module.EXACT_SCAN else "a wider graph search"
+    per = entries // args.contexts
+    how = "exact comparison" if per <= index_module.EXACT_SCAN else "a scan of its block"
+    in_blocks = sum(index._blocks.size(c) for c in ((int(a), int(b)) for a, b in contexts))
     build = (f"{entries:,} entries ({args.filler}, connectivity {args.connectivity}): build {build_cpu:.0f} s CPU, "
              f"{build_wall:.0f} s wall; graph {index._graph.memory_usage / 2**20:,.0f} MiB; ~{per:,} entries per "
-             f"context, so a search that finds nothing falls back to {how}")  # fmt: skip
-    return [build], rows
+             f"context, so a search that finds nothing falls back to {how}; blocks "
+             f"{index._blocks.nbytes() / 2**20:,.0f} MiB for {in_blocks:,} entries in "
+             f"{len(index._blocks)} contexts ({index._blocks.nbytes() / max(1, in_blocks):.0f} bytes per entry, "
+             f"row table included)")  # fmt: skip
+    return [build, *notes], rows
+
+
+def per_context_graph(mine: npt.NDArray[np.float32], labels: npt.NDArray[np.int64], queries: npt.NDArray[np.float32],
+                      best_sim: npt.NDArray[np.float32], truth: npt.NDArray[np.int64], entries: int,
+                      args: argparse.Namespace) -> tuple[list[str], str]:  # fmt: skip
+    """The alternative to a block: a separate HNSW graph (the index's settings) over context 0 alone."""
+    graph = Index(ndim=mine.shape[1], metric="ip", dtype="f16", connectivity=args.connectivity,
+                  expansion_add=index_module.EXPANSION_ADD, expansion_search=index_module.EXPANSION_SEARCH)  # fmt: skip
+    c0, w0 = time.process_time(), time.perf_counter()
+    graph.add(labels.astype(np.uint64), mine, threads=0)
+    build_cpu, build_wall = time.process_time() - c0, time.perf_counter() - w0
+    top1 = found = 0
+    cpu: list[float] = []
+    wall: list[float] = []
+    for i, q in enumerate(queries):
+        c0, w0 = time.thread_time(), time.perf_counter()
+        m = graph.search(q, 32)
+        cpu.append(time.thread_time() - c0)
+        wall.append(time.perf_counter() - w0)
+        sims = 1.0 - np.asarray(m.distances, dtype=np.float32)
+        ok = sims >= COSINE_FLOOR
+        found += bool(ok.any())
+        top1 += bool(ok.any()) and truth[i] != 0 and sims[0] >= best_sim[i] - TIE
+    answerable = int((truth != 0).sum())
+    size = graph.memory_usage
+    note = (f"separate graph over context 0 ({len(mine):,} entries): build {build_cpu:.1f} s CPU, "
+            f"{build_wall:.1f} s wall; {size / 2**20:,.1f} MiB ({size / len(mine):.0f} bytes per entry)")  # fmt: skip
+    setting = f"separate graph of context 0, {index_module.EXPANSION_SEARCH}"
+    row = [f"{entries:,}", args.filler, str(args.connectivity), setting,
+           f"{top1}/{answerable}", "", "", str(found), f"{pct(cpu, 50):.2f} / {pct(cpu, 99):.2f}",
+           f"{pct(wall, 50):.2f} / {pct(wall, 99):.2f}"]  # fmt: skip
+    return row, note
 
 
 def lookups(index: VectorIndex, ctx0: tuple[int, int], pairs: list[cal.Pair], entries: int,
@@ -148,6 +196,7 @@ def lookups(index: VectorIndex, ctx0: tuple[int, int], pairs: list[cal.Pair], en
     """The whole lookup at the shipped settings, on this thread: embed the query (MiniLM, one
     thread, no spinning), search, and run gates + cross-encoder + verifier on the candidates."""
     index_module.EXPANSION_SEARCH, index_module.EXPANSION_WIDE = SHIPPED
+    index_module.BLOCK_SEARCH = True
     index._graph.expansion_search = SHIPPED[0]
     model = MiniLMEmbedder(n_threads=1, spin=False)
     model.load()
@@ -169,7 +218,7 @@ def lookups(index: VectorIndex, ctx0: tuple[int, int], pairs: list[cal.Pair], en
         cpu.append(time.thread_time() - c0)
         wall.append(time.perf_counter() - w0)
     return [f"{entries:,}", args.filler, str(args.connectivity), f"whole lookup (shipped: {SHIPPED[0]}, then "
-            f"{SHIPPED[1]}), {hits} hits", "", "", "", str(found), f"{pct(cpu, 50):.2f} / {pct(cpu, 99):.2f}",
+            f"block scan), {hits} hits", "", "", "", str(found), f"{pct(cpu, 50):.2f} / {pct(cpu, 99):.2f}",
             f"{pct(wall, 50):.2f} / {pct(wall, 99):.2f}"]  # fmt: skip
 
 
@@ -178,6 +227,8 @@ def main() -> None:
     ap.add_argument("--entries", type=int, nargs="+", default=[100_000])
     ap.add_argument("--filler", choices=["perturbed", "near-copies"], default="perturbed")
     ap.add_argument("--connectivity", type=int, default=index_module.CONNECTIVITY)
+    ap.add_argument("--contexts", type=int, default=64, help="contexts the entries are spread over")
+    ap.add_argument("--per-context-graph", action="store_true", help="also a separate graph over context 0")
     ap.add_argument("--ef", type=int, nargs="*", default=[128, 512, 1024], help="one search at this expansion")
     ap.add_argument("--wide", type=int, nargs="*", default=[512, 1024, 2048],
                     help="the gateway's way: expansion 128, then this one when nothing is found")  # fmt: skip

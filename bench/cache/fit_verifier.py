@@ -20,7 +20,7 @@ over repeats of the calibration rule's choice on that repeat's out-of-fold predi
 ``src/tokenomy/cache/semantic/models/verifier.json`` (plus ``verifier.lightgbm.txt`` for trees).
 ``--cv-only`` stops before the held-out pairs are scored. ``--study`` adds the levers of the
 feasibility study (threshold or fit on LangCache alone; the cross-encoder in both orders when the
-scores have a ``score_reversed`` column).
+scores have a ``score_reversed`` column); ``--study-only`` runs just those and the incumbent.
 """
 
 from __future__ import annotations
@@ -438,12 +438,15 @@ def main() -> None:
     ap.add_argument("--earlier", action="store_true", help="also run the variants rejected earlier")
     ap.add_argument("--cv-only", action="store_true", help="stop before scoring the held-out pairs")
     ap.add_argument("--study", action="store_true", help="also run the feasibility study's levers")
+    ap.add_argument("--study-only", action="store_true", help="only the incumbent and the study's levers")
     opts = ap.parse_args()
     oof, held = opts.scores / "oof.csv", opts.scores / "heldout.csv"
     pairs = [(r["sentence1"], r["sentence2"]) for f in (oof, held) for r in read_csv(f)]
     cos = cosines(pairs, opts.scores / "cosines.csv")
     repeats = sorted({int(r["repeat"]) for r in read_csv(oof)})
     candidates = {**CANDIDATES, **(EARLIER if opts.earlier else {}), **(STUDY if opts.study else {})}
+    if opts.study_only:
+        candidates = {INCUMBENT: CANDIDATES[INCUMBENT], **STUDY}
     if BOTH_ORDERS & set(candidates) and "score_reversed" not in read_csv(oof)[0]:
         print(f"(skipped, {oof} has no score_reversed column: {', '.join(sorted(BOTH_ORDERS))})")
         candidates = {n: c for n, c in candidates.items() if n not in BOTH_ORDERS}

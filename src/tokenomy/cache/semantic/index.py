@@ -305,10 +305,10 @@ class VectorIndex:
             for slot, text in zip(slots.tolist(), texts, strict=True):
                 self._texts[slot] = text
             np.add.at(self._counts, (contexts[:, 0] & np.uint64(self._buckets - 1)).astype(np.int64), 1)
-            unique, which = np.unique(contexts, axis=0, return_inverse=True)
-            for i, (c0, c1) in enumerate(unique.tolist()):
-                mine = np.asarray(which).reshape(-1) == i
-                self._into_block((c0, c1), labels[mine], vectors[mine])
+            unique, which, counts = np.unique(contexts, axis=0, return_inverse=True, return_counts=True)
+            order = np.argsort(np.asarray(which).reshape(-1), kind="stable")
+            for (c0, c1), rows in zip(unique.tolist(), np.split(order, np.cumsum(counts)[:-1]), strict=True):
+                self._into_block((c0, c1), labels[rows], vectors[rows])
             self._next += n
             self.dirty = True
             for i in range(n):
@@ -496,6 +496,7 @@ class VectorIndex:
             np.add.at(self._counts, (self._contexts[live, 0] & np.uint64(self._buckets - 1)).astype(np.int64), 1)
             slots = np.flatnonzero(live)
             unique, which, counts = np.unique(self._contexts[slots], axis=0, return_inverse=True, return_counts=True)
-            for i in np.flatnonzero(counts > EXACT_SCAN):
-                c0, c1 = unique[i].tolist()
-                self._block_from_slots((c0, c1), slots[np.asarray(which).reshape(-1) == i])
+            order = np.argsort(np.asarray(which).reshape(-1), kind="stable")
+            for (c0, c1), rows in zip(unique.tolist(), np.split(order, np.cumsum(counts)[:-1]), strict=True):
+                if len(rows) > EXACT_SCAN:
+                    self._block_from_slots((c0, c1), slots[rows])
