@@ -40,7 +40,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from usearch.index import Index
 
 from tokenomy.cache.semantic import calibrate as cal
 from tokenomy.cache.semantic import index as index_module
@@ -163,7 +162,7 @@ def per_context_graph(mine: npt.NDArray[np.float32], labels: npt.NDArray[np.int6
                       best_sim: npt.NDArray[np.float32], truth: npt.NDArray[np.int64], entries: int,
                       args: argparse.Namespace) -> tuple[list[str], str]:  # fmt: skip
     """The alternative to a block: a separate HNSW graph (the index's settings) over context 0 alone."""
-    graph = Index(ndim=mine.shape[1], metric="ip", dtype="f16", connectivity=args.connectivity,
+    graph = index_module.Index(ndim=mine.shape[1], metric="ip", dtype="f16", connectivity=args.connectivity,
                   expansion_add=index_module.EXPANSION_ADD, expansion_search=index_module.EXPANSION_SEARCH)  # fmt: skip
     c0, w0 = time.process_time(), time.perf_counter()
     graph.add(labels.astype(np.uint64), mine, threads=0)
