@@ -134,6 +134,20 @@ def test_crowded_neighbourhood_widens_the_search() -> None:
     assert [c.key for c in index.search(vec(text), A, 0.9, k=8)] == [key(1)]
 
 
+def test_a_crowded_large_context_is_scanned_in_its_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index_module, "EXACT_SCAN", 10)
+    index = VectorIndex(1000, 384)
+    text = "what is the capital of France"
+    for i in range(200):  # the same question in 200 other conversations
+        index.add(vec(text), context_id(f"other {i}"), key(i + 100), text)
+    for i in range(20):  # A is large: it has a block
+        index.add(vec(f"question number {i}"), A, key(i + 1), f"question number {i}")
+    index.add(vec(text), A, key(50), text)
+    seen = _spied(index)
+    assert [c.key for c in index.search(vec(text), A, 0.9, k=8)] == [key(50)]
+    assert seen == [index_module.EXPANSION_SEARCH]  # one graph search, then the block: no widening
+
+
 def test_oldest_entries_are_evicted() -> None:
     index = VectorIndex(3, 384)
     for i in range(4):
