@@ -9,7 +9,8 @@ each with the out-of-fold cross-encoder logit of a model that never saw its fold
 cosine. For every repeat and outer fold, each candidate matcher is fit on the other four folds,
 its acceptance threshold is chosen there by inner leave-one-fold-out predictions with the
 calibration rule (lowest threshold with precision ≥ 0.99 at and above it, on LangCache and STS-B
-pooled), and it is then applied once to the held-out fold. Counts are pooled over folds and repeats; the interval is the
+pooled, or on LangCache alone for the candidates in ``CALIBRATE_ON``, the shipped one among them),
+and it is then applied once to the held-out fold. Counts are pooled over folds and repeats; the interval is the
 Clopper-Pearson 95 % interval of the pooled precision (repeats reuse the same pairs, so it is
 optimistic by up to √repeats). STS-B dev and test are scored once by the shipped models, never
 used for any choice.
@@ -509,15 +510,16 @@ def main() -> None:
             m = heldout.source == source
             print(line(f"{name} at {threshold}", source, heldout.y[m], acc[m], 1))
     if opts.write:
-        write(*shipped[winner])
+        write(*shipped[winner], CALIBRATE_ON.get(winner, "langcache + stsb-train"))
 
 
-def write(final: Scorer, threshold: float) -> None:
-    """Store a fitted verifier as the shipped one."""
+def write(final: Scorer, threshold: float, calibrated_on: str) -> None:
+    """Store a fitted verifier as the shipped one (``calibrated_on``: the pairs its threshold was chosen on)."""
     out = ROOT / "src" / "tokenomy" / "cache" / "semantic" / "models" / "verifier.json"
     params = final.params  # type: ignore[attr-defined]
     common = {"threshold": threshold, "cosine_floor": COSINE_FLOOR, "target_precision": TARGET,
-              "trained_on": "LangCache pairs + STS-B train (labelled); cross-encoder logits out-of-fold"}  # fmt: skip
+              "trained_on": "LangCache pairs + STS-B train (labelled); cross-encoder logits out-of-fold",
+              "threshold_calibrated_on": calibrated_on}  # fmt: skip
     if len(params) == 5:
         columns, mean, scale, model, strength = params
         doc = {"kind": "logistic", "regularisation_c": strength, "features": columns, "mean": mean.tolist(),
