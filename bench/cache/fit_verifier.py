@@ -19,7 +19,7 @@ The shipped verifier is chosen by a rule declared in advance (:func:`rule`) from
 cross-validated counts alone. ``--write`` stores it, fit on all pairs, its threshold the mean
 over repeats of the calibration rule's choice on that repeat's out-of-fold predictions, as
 ``src/tokenomy/cache/semantic/models/verifier.json`` (plus ``verifier.lightgbm.txt`` for trees).
-``--cv-only`` stops before the held-out pairs are scored. ``--study`` adds the levers of the
+``--cv-only`` stops before the held-out pairs are scored. The candidates include the levers of the
 feasibility study (threshold or fit on LangCache alone; the cross-encoder in both orders when the
 scores have a ``score_reversed`` column); ``--study-only`` runs just those and the incumbent.
 """
@@ -366,7 +366,7 @@ STUDY: dict[str, tuple[Fitter, str | None, float | None]] = {
     "gates + LR fit and threshold on LangCache alone": (lr_fitter(LEXICAL_ALL, only="langcache"), None, None),
     "gates + LR(cosine, cross-encoder in both orders, lexical)": (lr_fitter(LEXICAL_ALL), None, None),
 }  # fmt: skip
-"""The feasibility study's levers (``--study``), declared with the rule below before they were scored."""
+"""The feasibility study's levers, declared with the rule below before they were scored."""
 CALIBRATE_ON = {n: "langcache" for n in STUDY if "LangCache alone" in n}
 """Candidates whose threshold is chosen on the LangCache pairs alone."""
 BOTH_ORDERS = {n for n in STUDY if "both orders" in n}
@@ -438,14 +438,13 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="store the winner as the shipped verifier")
     ap.add_argument("--earlier", action="store_true", help="also run the variants rejected earlier")
     ap.add_argument("--cv-only", action="store_true", help="stop before scoring the held-out pairs")
-    ap.add_argument("--study", action="store_true", help="also run the feasibility study's levers")
     ap.add_argument("--study-only", action="store_true", help="only the incumbent and the study's levers")
     opts = ap.parse_args()
     oof, held = opts.scores / "oof.csv", opts.scores / "heldout.csv"
     pairs = [(r["sentence1"], r["sentence2"]) for f in (oof, held) for r in read_csv(f)]
     cos = cosines(pairs, opts.scores / "cosines.csv")
     repeats = sorted({int(r["repeat"]) for r in read_csv(oof)})
-    candidates = {**CANDIDATES, **(EARLIER if opts.earlier else {}), **(STUDY if opts.study else {})}
+    candidates = {**CANDIDATES, **STUDY, **(EARLIER if opts.earlier else {})}
     if opts.study_only:
         candidates = {INCUMBENT: CANDIDATES[INCUMBENT], **STUDY}
     if BOTH_ORDERS & set(candidates) and "score_reversed" not in read_csv(oof)[0]:
