@@ -53,7 +53,8 @@ import asyncio, sys
 import orjson
 
 import socket, struct
-HOST, PORT, CONC, RECONNECT, RESET = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
+HOST, RESET = sys.argv[1], sys.argv[5] == "1"
+PORT, CONC, RECONNECT = (int(a) for a in sys.argv[2:5])
 HEAD = (b"POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\n"
         b"authorization: Bearer sk-growth\r\ncontent-length: %d\r\n\r\n")
 counter = 0
@@ -126,9 +127,7 @@ async def ratebench(port: int, rate: float, n: int) -> int:
     )  # fmt: skip
     out, _ = await proc.communicate()
     result = json.loads(out)
-    return int(result.get("bad_body", 0)) + sum(
-        n for code, n in result.get("codes", {}).items() if code != "200"
-    )
+    return int(result.get("bad_body", 0)) + sum(n for code, n in result.get("codes", {}).items() if code != "200")
 
 
 def rss_mb(pid: int) -> float:
@@ -195,7 +194,7 @@ async def run(args: argparse.Namespace) -> None:
         )
     )  # fmt: skip
     serving = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 (uvicorn offers no event for it)
         await asyncio.sleep(0.05)
     loadgen = await asyncio.create_subprocess_exec(
         sys.executable, "-c", LOADGEN, "127.0.0.1", str(port), str(args.concurrency), str(args.reconnect),
@@ -246,9 +245,10 @@ async def run(args: argparse.Namespace) -> None:
             delta = counts - first
             growth = total - sum(first.values())
             top = ", ".join(f"{name} +{d:,}" for name, d in delta.most_common(args.top))
+        writer_mb = rss_mb(writer_pid) if writer_pid else 0.0
         print(
-            f"| {sent:,} | {time.monotonic() - start:.0f} | {rss_mb(os.getpid()):.1f} | "
-            f"{rss_mb(writer_pid) if writer_pid else 0:.1f} | {entries:,} | {l1_mb:.1f} | {total:,} | {growth:+,} | {top} | {bad} |",
+            f"| {sent:,} | {time.monotonic() - start:.0f} | {rss_mb(os.getpid()):.1f} | {writer_mb:.1f} "
+            f"| {entries:,} | {l1_mb:.1f} | {total:,} | {growth:+,} | {top} | {bad} |",
             flush=True,
         )
     if args.show:
@@ -263,7 +263,8 @@ async def run(args: argparse.Namespace) -> None:
     if args.tracemalloc and snapshot0 is not None:
         print("\nAllocation sites that grew most since row 1 (tracemalloc):\n")
         for stat in tracemalloc.take_snapshot().compare_to(snapshot0, "traceback")[: args.top]:
-            print(f"- {stat.size_diff / 1024:+,.1f} KiB, {stat.count_diff:+,} blocks: {stat.traceback.format()[-1].strip()}")
+            where = stat.traceback.format()[-1].strip()
+            print(f"- {stat.size_diff / 1024:+,.1f} KiB, {stat.count_diff:+,} blocks: {where}")
     loadgen.stdin.write(b"\n")
     await loadgen.stdin.drain()
     await loadgen.wait()

@@ -134,7 +134,8 @@ def table(reps: list[list[dict[str, Any]]], args: argparse.Namespace) -> str:
             f"| {name} | {cell([r['streams_per_s'] for r in rows], '{:.0f}')} "
             f"| {cell([r['ttft_ms']['p50'] for r in rows])} | {cell([r['ttft_ms']['p90'] for r in rows])} "
             f"| {cell([r['ttft_ms']['p99'] for r in rows])} "
-            f"| {cell([r['total_ms']['p50'] for r in rows], '{:.0f}')} / {cell([r['total_ms']['p99'] for r in rows], '{:.0f}')} "
+            f"| {cell([r['total_ms']['p50'] for r in rows], '{:.0f}')} "
+            f"/ {cell([r['total_ms']['p99'] for r in rows], '{:.0f}')} "
             f"| {sum(r['errors'] for r in rows)} | {cpu} |"
         )
     over50 = [rep[1]["ttft_ms"]["p50"] - rep[0]["ttft_ms"]["p50"] for rep in reps]
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8201)
     parser.add_argument("--gw-cpu", type=int, default=1)
     parser.add_argument("--lg-cpu", type=int, default=0)
-    parser.add_argument("--tokenomy", default=str(Path(sys.executable).parent / "tokenomy"), help="the tokenomy command")
+    parser.add_argument("--tokenomy", default=str(Path(sys.executable).parent / "tokenomy"), help="tokenomy command")
     args = parser.parse_args(argv)
     build_loadgen()
     env = {**os.environ, "UPSTREAM_CPU": str(args.lg_cpu)}
@@ -169,9 +170,12 @@ def main(argv: list[str] | None = None) -> None:
         reps = []
         for rep in range(args.reps):
             reps.append(measure(args, rep, body_file, payload, tmp))
-            print(f"  repetition {rep + 1}: " + "; ".join(
-                f"{r['system']}: TTFT p50 {r['ttft_ms']['p50']:.2f} p99 {r['ttft_ms']['p99']:.2f} ms, "
-                f"{r['streams_per_s']:.0f} streams/s, {r['errors']} errors" for r in reps[-1]), file=sys.stderr)  # fmt: skip
+            for r in reps[-1]:
+                print(
+                    f"  repetition {rep + 1}: {r['system']}: TTFT p50 {r['ttft_ms']['p50']:.2f} "
+                    f"p99 {r['ttft_ms']['p99']:.2f} ms, {r['streams_per_s']:.0f} streams/s, {r['errors']} errors",
+                    file=sys.stderr,
+                )
         print(table(reps, args))
     finally:
         subprocess.run([str(HERE / "upstream/stop.sh")], check=False, capture_output=True)
