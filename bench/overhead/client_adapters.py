@@ -147,3 +147,4 @@ CLIENTS: dict[str, type[AiohttpClient] | type[PycurlClient] | type[PyreqwestClie
     "pycurl": PycurlClient,
     "pyreqwest": PyreqwestClient,
 }
+
