@@ -147,4 +147,3 @@ CLIENTS: dict[str, type[AiohttpClient] | type[PycurlClient] | type[PyreqwestClie
     "pycurl": PycurlClient,
     "pyreqwest": PyreqwestClient,
 }
-

@@ -124,12 +124,15 @@ def table(reps: list[list[dict[str, Any]]], args: argparse.Namespace) -> str:
         f"nginx and ttftbench on CPU {args.lg_cpu}.",
         "",
         "| system | streams/s | TTFT p50 ms | TTFT p90 ms | TTFT p99 ms | whole stream p50 / p99 ms | errors "
-        "| gateway CPU (cores) |",
+        "| gateway CPU: cores / ms per stream |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for i, name in enumerate(r["system"] for r in reps[0]):
         rows = [rep[i] for rep in reps]
-        cpu = cell([r["gateway_cpu"] for r in rows]) if "gateway_cpu" in rows[0] else "-"
+        cpu = "-"
+        if "gateway_cpu" in rows[0]:
+            per_stream = cell([r["gateway_cpu"] / r["streams_per_s"] * 1000 for r in rows])
+            cpu = f"{cell([r['gateway_cpu'] for r in rows])} / {per_stream}"
         lines.append(
             f"| {name} | {cell([r['streams_per_s'] for r in rows], '{:.0f}')} "
             f"| {cell([r['ttft_ms']['p50'] for r in rows])} | {cell([r['ttft_ms']['p90'] for r in rows])} "
