@@ -12,7 +12,10 @@ completion with a prompt no earlier request had (so each is looked up, stored an
 connection closed and reopened after ``--reconnect`` requests (clients come and go). Between two
 batches nothing is in flight: this process collects garbage and counts what is left.
 
-Prints one row per batch: the gateway process's RSS, its writer process's RSS, the level-1 cache
+Prints one row per batch: the gateway process's RSS; what glibc's malloc has handed out and what
+it holds from the system (``mallinfo2``; Python's small-object arenas are mapped apart from it and
+not included); the memory blocks Python has allocated (``sys.getallocatedblocks``: strings and
+bytes too, which the garbage collector does not track); its writer process's RSS, the level-1 cache
 (entries and the bytes it counts against its bound, 256 MB by default; ``--l1-mb`` to reach the
 bound sooner), the objects the garbage collector tracks, the types whose count grew most since the
 first batch (the first batch is the warm-up: pools, caches of compiled things and the like fill
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import gc
 import json
 import os
@@ -141,6 +145,23 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+class _MallInfo2(ctypes.Structure):
+    _names = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
+    _fields_ = [(name, ctypes.c_size_t) for name in _names.split()]
+
+
+def heap_mb() -> tuple[float, float]:
+    """(MB glibc's malloc has handed out and not had back, MB it holds from the system); (0, 0)
+    elsewhere. Python's own small-object arenas are mapped apart from malloc and not in these."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _MallInfo2
+        info = libc.mallinfo2()
+    except (OSError, AttributeError):
+        return 0.0, 0.0
+    return (info.uordblks + info.hblkhd) / 1e6, (info.arena + info.hblkhd) / 1e6
+
+
 def type_counts() -> Counter[str]:
     """Objects the garbage collector tracks, by type (after a full collection)."""
     gc.collect()
@@ -214,10 +235,10 @@ async def run(args: argparse.Namespace) -> None:
         "Growth is against the first row (the warm-up).\n"
     )
     print(
-        "| requests | s | gateway RSS MB | writer RSS MB | level-1 entries | level-1 MB counted "
-        "| tracked objects | growth since row 1 | top growing types (count) | not 200 |"
+        "| requests | s | gateway RSS MB | malloc in use / held MB | Python blocks | writer RSS MB | level-1 entries "
+        "| level-1 MB counted | tracked objects | growth since row 1 | top growing types (count) | not 200 |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     first: Counter[str] | None = None
     snapshot0 = None
     sent = 0
@@ -246,8 +267,10 @@ async def run(args: argparse.Namespace) -> None:
             growth = total - sum(first.values())
             top = ", ".join(f"{name} +{d:,}" for name, d in delta.most_common(args.top))
         writer_mb = rss_mb(writer_pid) if writer_pid else 0.0
+        used, held = heap_mb()
         print(
-            f"| {sent:,} | {time.monotonic() - start:.0f} | {rss_mb(os.getpid()):.1f} | {writer_mb:.1f} "
+            f"| {sent:,} | {time.monotonic() - start:.0f} | {rss_mb(os.getpid()):.1f} | {used:.1f} / {held:.1f} "
+            f"| {sys.getallocatedblocks():,} | {writer_mb:.1f} "
             f"| {entries:,} | {l1_mb:.1f} | {total:,} | {growth:+,} | {top} | {bad} |",
             flush=True,
         )
