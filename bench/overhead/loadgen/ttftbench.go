@@ -6,7 +6,8 @@
 // bursts of -streams requests at once, which measures queueing behind the burst, not the gateway. Per stream it records the time from the send
 // to the first SSE event ("data: " line) of the body (ttft_ms) and to the end of the body
 // (total_ms). A stream counts as failed when the status is not 200, the body has no "data: [DONE]"
-// or the connection fails. -warmup is run the same way and not recorded.
+// or the connection fails; its goroutine then waits -pause before the next send, as a client that
+// backs off would. -warmup is run the same way and not recorded.
 //
 // Output: one JSON object on stdout.
 package main
@@ -56,6 +57,7 @@ func main() {
 	dur := flag.Duration("duration", 10*time.Second, "measured duration")
 	warm := flag.Duration("warmup", 2*time.Second, "warm-up (not recorded)")
 	timeout := flag.Duration("timeout", 60*time.Second, "per-stream timeout")
+	pause := flag.Duration("pause", time.Second, "after a failed stream (a 503 while the gateway sheds load), wait this long")
 	stagger := flag.Duration("stagger", time.Second, "spread the streams' first sends over this long (about one stream's length)")
 	var headers hdrs
 	flag.Var(&headers, "H", "header 'Name: value' (repeatable)")
@@ -75,7 +77,7 @@ func main() {
 	var recording, stop int32
 	firstErr := ""
 
-	one := func() {
+	one := func() bool {
 		req, _ := http.NewRequest("POST", *url, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		for _, h := range headers {
@@ -97,13 +99,13 @@ func main() {
 		}
 		if err != nil {
 			fail(err.Error())
-			return
+			return false
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode != 200 {
 			io.Copy(io.Discard, resp.Body)
 			fail(fmt.Sprintf("status %d", resp.StatusCode))
-			return
+			return false
 		}
 		r := bufio.NewReaderSize(resp.Body, 16384)
 		var first time.Duration = -1
@@ -126,7 +128,7 @@ func main() {
 		end := time.Since(t0)
 		if first < 0 || !sawDone {
 			fail("stream without events or without data: [DONE]")
-			return
+			return false
 		}
 		if atomic.LoadInt32(&recording) == 1 {
 			mu.Lock()
@@ -135,6 +137,7 @@ func main() {
 			mu.Unlock()
 			atomic.AddInt64(&count, 1)
 		}
+		return true
 	}
 
 	var wg sync.WaitGroup
@@ -145,7 +148,9 @@ func main() {
 			defer wg.Done()
 			time.Sleep(delay)
 			for atomic.LoadInt32(&stop) == 0 {
-				one()
+				if !one() {
+					time.Sleep(*pause) // a client backs off; a tight retry loop would only measure 503s
+				}
 			}
 		}()
 	}
