@@ -30,11 +30,11 @@ CONNECTIONS = 40
 def _live_connections(port: int) -> int:
     """Connection objects of the gateway on ``port`` still alive (other tests' servers not counted)."""
     gc.collect()
-    return sum(
-        1
-        for obj in gc.get_objects()
-        if isinstance(obj, GuardedHttpToolsProtocol) and getattr(obj, "server", None) and obj.server[1] == port
-    )
+    live = 0
+    for obj in gc.get_objects():
+        if isinstance(obj, GuardedHttpToolsProtocol) and obj.server is not None and obj.server[1] == port:
+            live += 1
+    return live
 
 
 async def _one_connection(port: int, reset: bool, request: bool) -> None:
