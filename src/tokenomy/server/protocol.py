@@ -131,6 +131,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_head_timer()
         if self._closing_at is not None:
             self._closing_at.cancel()
+        # uvicorn cancels its keep-alive timer only when the connection ended cleanly: after a reset
+        # the timer kept the whole connection (protocol, last request, its buffers) alive for
+        # ``timeout_keep_alive`` (30 s), ~9 KB per connection (bench/overhead/growth.py --reset)
+        self._unset_keepalive_if_required()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
