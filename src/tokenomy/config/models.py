@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -265,11 +265,10 @@ class LocalGenerationConfig(_Frozen):
     )
     loop_guard: bool = Field(default=True, description="end an answer whose tail repeats one short pattern")
     max_queue: int = Field(default=64, ge=0, description="waiting generation requests before 503")
-    parallel: int = Field(
-        default=1,
-        ge=1,
-        le=64,
-        description="requests decoded together, one sequence each (1: one at a time); see docs/benchmarks.md",
+    parallel: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
+        default="auto",
+        description="requests decoded together, one sequence each (1: one at a time); auto: 4 when the "
+        "model file is f16, bf16 or f32, else 1 (docs/benchmarks.md)",
     )
     max_tokens_default: int = Field(default=256, gt=0)
 

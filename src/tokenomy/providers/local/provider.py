@@ -57,7 +57,7 @@ class LocalProvider:
                 max_queue=local.generation.max_queue,
                 repeat_penalty=local.generation.repeat_penalty,
                 loop_guard=local.generation.loop_guard,
-                parallel=local.generation.parallel,
+                parallel=None if local.generation.parallel == "auto" else local.generation.parallel,
                 select_variant=local.generation.model_path is None and local.generation.select_variant,
             )
         # Distilled students load here, so a broken one stops the gateway at start-up.
