@@ -65,7 +65,7 @@ class LocalProvider:
         head_students = any(not isinstance(s, EncoderStudent) for s in self.students.values())
         if EMBEDDING_MODEL in names or head_students:
             concurrency, n_threads = embedding_threads(local.embeddings.concurrency, local.embeddings.n_threads)
-            self.embedder = MiniLMEmbedder(n_threads=n_threads)
+            self.embedder = MiniLMEmbedder(n_threads=n_threads, arithmetic=local.embeddings.arithmetic)
             self.batcher = MicroBatcher(
                 self.embedder.embed,
                 max_batch_size=local.embeddings.max_batch_size,
@@ -109,6 +109,8 @@ class LocalProvider:
             entry["loaded"] = loaded is not None
             if name == GENERATION_MODEL:
                 entry["context_length"] = self._config.local.generation.n_ctx
+                if self.generator is not None:
+                    entry["parallel"] = self.generator.parallel  # requests decoded together
                 if self.generator is not None and self.generator.variant is not None:
                     entry["variant"] = self.generator.variant.describe()
             entries.append(entry)
