@@ -102,7 +102,9 @@ def cpu_per_1000(embedder: MiniLMEmbedder, sentences: list[str], batch: int) -> 
 
 
 def vectors(embedder: MiniLMEmbedder, sentences: list[str]) -> np.ndarray:
-    return np.stack([e.vector for start in range(0, len(sentences), 32) for e in embedder.embed(sentences[start : start + 32])])
+    return np.stack(
+        [e.vector for start in range(0, len(sentences), 32) for e in embedder.embed(sentences[start : start + 32])]
+    )
 
 
 def main() -> None:
