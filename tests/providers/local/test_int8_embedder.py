@@ -7,20 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tests.providers.local.local_support import EMBED_MODEL, context, deployment, local_config
+from tests.providers.local.test_local_embeddings import SENTENCES
 
 from tokenomy.pipeline.context import Completion, Endpoint
 from tokenomy.providers.local.embeddings import MiniLMEmbedder
 from tokenomy.providers.local.provider import LocalProvider
-
-SENTENCES = [
-    "The cat sits on the mat.",
-    "A kitten is resting on a rug.",
-    "Stock markets fell sharply after the central bank raised interest rates.",
-    "How do I reset my password?",
-    "I forgot my login credentials and need to change them.",
-    "emoji 🚀 and accents: café, naïve",
-    "short",
-]
 
 
 @pytest.fixture(scope="module")
