@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from bench.gateway_proc import free_port
 from bench.local.quiet import QUIET
@@ -25,7 +26,7 @@ def gateway_command(config: Path, port: int) -> list[str]:
 
 @contextmanager
 def gateway(
-    name: str, threads: int, workdir: Path, generation: bool = True, embeddings: dict[str, int] | None = None
+    name: str, threads: int, workdir: Path, generation: bool = True, embeddings: dict[str, Any] | None = None
 ) -> Iterator[str]:
     """``tokenomy serve`` with the embedded models; yields the OpenAI base URL once /readyz is 200.
 

@@ -3,7 +3,8 @@
 ``.venv/bin/python bench/local/parallel_generation.py`` sends N concurrent greedy chat requests
 (N = 1, 4, 8; different prompts that answer at length, ``max_tokens`` 48) straight into
 ``LocalProvider.send`` (no HTTP), with ``local.generation.parallel`` 1 (one request at a time,
-as before) and 8 (decoded together), and prints completion tokens/s of all requests together
+as before) and ``--parallel`` (default 8; the gateway's ``auto`` uses 4 for f16 files) (decoded
+together), and prints completion tokens/s of all requests together
 (wall-clock) and process CPU ms per completion token (stable on a shared machine; prompt reading
 included). Both settings are loaded at once and their rounds alternate; each cell is the
 median-rate round of ``--reps``. With more than one llama.cpp thread the two settings run one
@@ -97,29 +98,31 @@ async def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--parallel", type=int, default=8, help="sequences decoded together (2-64)")
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: usable CPUs)")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--model-path", default=None, help="a GGUF file (default: the variant chosen on this CPU)")
     args = parser.parse_args()
     if args.threads == 1:
-        served, results = asyncio.run(measure(args, (1, 8)))
+        served, results = asyncio.run(measure(args, (1, args.parallel)))
     else:  # two llama.cpp threads each running multi-threaded compute slow both down: one at a time
         served, results = asyncio.run(measure(args, (1,)))
-        results.update(asyncio.run(measure(args, (8,)))[1])
+        results.update(asyncio.run(measure(args, (args.parallel,)))[1])
     print(
         f"{served}, {args.max_tokens} tokens max per answer, greedy, {args.threads or 'all usable'} llama.cpp "
         f"thread(s), median of {args.reps} rounds; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}."
     )
     print()
     print(
-        "| concurrent requests | one at a time: tok/s | CPU ms / token | decoded together (parallel 8): tok/s | "
+        f"| concurrent requests | one at a time: tok/s | CPU ms / token | decoded together (parallel {args.parallel}): "
+        "tok/s | "
         "CPU ms / token | tok/s gain | CPU gain |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for n in CONCURRENCY:
-        (rate1, cpu1), (rate8, cpu8) = results[1][n], results[8][n]
-        gains = f"{rate8 / rate1:.2f}x | {cpu1 / cpu8:.2f}x"
-        print(f"| {n} | {rate1:.1f} | {cpu1:.2f} | {rate8:.1f} | {cpu8:.2f} | {gains} |")
+        (rate1, cpu1), (rate_n, cpu_n) = results[1][n], results[args.parallel][n]
+        gains = f"{rate_n / rate1:.2f}x | {cpu1 / cpu_n:.2f}x"
+        print(f"| {n} | {rate1:.1f} | {cpu1:.2f} | {rate_n:.1f} | {cpu_n:.2f} | {gains} |")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ markdown report and writes it to ``bench/local/results.md``:
    decoding and the end-of-sequence tokens banned, so every run produces exactly ``max_tokens``.
 2. Embeddings/s of all-MiniLM-L6-v2 with micro-batching (``max_batch_size`` 32) versus without
    (``max_batch_size`` 1) at 1, 8, 32 and 64 concurrent clients, with p50/p99 latency: in process
-   against ``LocalProvider`` and through the gateway over HTTP; each with the default settings
-   (one-thread batches, as many at once as CPUs) and as before (one batch at a time on every CPU).
+   against ``LocalProvider`` and through the gateway over HTTP; each with the default float32
+   arithmetic and with ``local.embeddings.arithmetic: int8`` (one batch at a time on every CPU).
 3. The streaming generation of 1. measured again by ``tokenomy bench`` against the same gateway,
    alternating with this benchmark's own measurement (``bench/local/agreement.py``).
 

@@ -8,13 +8,24 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from tests.providers.local.local_support import CHAT_MODEL, context, deployment, eventually, local_config
+from pydantic import ValidationError
+from tests.providers.local.local_support import (
+    CHAT_MODEL,
+    choose_embedded_variant,
+    context,
+    deployment,
+    eventually,
+    local_config,
+)
 
+from tokenomy.config.models import LocalGenerationConfig
 from tokenomy.errors import GatewayError
 from tokenomy.pipeline.context import Completion, Endpoint, Stream
-from tokenomy.providers.local.batched import SequenceBatch, batchable
+from tokenomy.providers.local.batched import AUTO_SEQUENCES, SequenceBatch, auto_sequences, batchable
+from tokenomy.providers.local.generation import LlamaEngine, default_model_path
 from tokenomy.providers.local.params import GenerationParams
 from tokenomy.providers.local.provider import LocalProvider
+from tokenomy.providers.local.variants import models_dir, variant_path
 
 DEP = deployment(CHAT_MODEL)
 TOPICS = ["a cat", "the sea", "a city at night", "a mountain", "a robot", "the moon"]
@@ -141,3 +152,67 @@ async def test_a_failed_step_fails_its_answers_and_the_engine_keeps_serving(
     assert sorted(batch.free) == [0, 1, 2, 3]
     answer = await chat(provider, "Write a long story about a cat.", temperature=0)
     assert answer.body["usage"]["completion_tokens"] > 0
+
+
+async def test_a_later_prompt_starts_from_the_cells_kept(provider: LocalProvider) -> None:
+    """The chat template's system prompt is read once; asking again gives the same greedy answer."""
+    batch = batch_of(provider)
+    first = await chat(provider, "What is the capital of Japan?", temperature=0, max_tokens=8)
+    before = batch.reused
+    again = await chat(provider, "What is the capital of Japan?", temperature=0, max_tokens=8)
+    prompt_tokens = again.body["usage"]["prompt_tokens"]
+    assert batch.reused - before == prompt_tokens - 1  # all but the last token, read for its logits
+    assert again.body["choices"][0]["message"] == first.body["choices"][0]["message"]
+    before = batch.reused
+    await chat(provider, "What is the capital of Italy?", temperature=0, max_tokens=4)
+    assert 10 < batch.reused - before < prompt_tokens - 1  # the shared beginning only
+
+
+async def test_concurrent_prompts_share_a_running_answers_cells(provider: LocalProvider) -> None:
+    batch = batch_of(provider)
+    body = {"messages": [{"role": "user", "content": "Count to one hundred."}], "max_tokens": 40, "stream": True}
+    response = await provider.send(context(Endpoint.CHAT, body), DEP)
+    assert isinstance(response, Stream)
+    chunks = response.chunks.__aiter__()
+    await chunks.__anext__()
+    await chunks.__anext__()
+    # every other sequence forgets its cells, so only the running answer can lend its prefix
+    running = [s for s in batch.held if s not in batch.free]
+    for slot in batch.free:
+        batch.held.pop(slot, None)
+    before = batch.reused
+    answer = await chat(provider, "Count to ten.", temperature=0, max_tokens=6)
+    assert batch.reused - before > 10 and answer.body["usage"]["completion_tokens"] > 0
+    assert len(running) == 1
+    await response.aclose()
+
+
+def test_auto_decodes_together_for_floating_point_files_only() -> None:
+    assert [auto_sequences(t) for t in ("0", "1", "32")] == [AUTO_SEQUENCES] * 3  # f32, f16, bf16
+    assert [auto_sequences(t) for t in ("2", "3", "7", "15")] == [1] * 4  # q4_0, q4_1, q8_0, q4_k_m
+    assert auto_sequences(None, "llama 256M F16") == AUTO_SEQUENCES
+    assert auto_sequences(None, "llama 256M Q4_1") == 1
+    assert auto_sequences("odd", "") == 1
+
+
+@pytest.mark.parametrize(("variant", "expected"), [("shipped", 1), ("f16", AUTO_SEQUENCES)])
+async def test_auto_follows_the_model_file(variant: str, expected: int) -> None:
+    await asyncio.to_thread(choose_embedded_variant)  # makes the f16 file (cached after the first run)
+    path = variant_path(default_model_path(), variant, models_dir())
+    engine = LlamaEngine(path, n_threads=1, parallel=None)
+    await asyncio.to_thread(engine.load, False)
+    try:
+        assert engine.parallel == expected
+        assert (engine.batch is not None) == (expected > 1)
+        if engine.batch is not None:
+            assert sorted(engine.batch.free) == list(range(expected))
+    finally:
+        await asyncio.to_thread(engine.close)
+
+
+def test_parallel_config() -> None:
+    assert LocalGenerationConfig().parallel == "auto"
+    assert LocalGenerationConfig(parallel=8).parallel == 8
+    for bad in (0, 65, "many"):
+        with pytest.raises(ValidationError):
+            LocalGenerationConfig(parallel=bad)

@@ -148,4 +148,5 @@ async def test_readme_question_is_answered_correctly_at_temperature_0(
     chosen = next(c for c in variant["checks"] if c["variant"] == variant["variant"])
     assert chosen["correct"] == "4/4" and chosen["tokens_per_s"] > 0
     assert {c["variant"] for c in variant["checks"]} == {"shipped", "q8_0", "f16"}
+    assert entry["tokenomy"]["parallel"] == (4 if variant["variant"] == "f16" else 1)  # parallel: auto
     assert "variant" not in next(m for m in listed if m["id"] == EMBED_MODEL)["tokenomy"]

@@ -8,6 +8,13 @@ from its own logits with its own sampler chain (the same chain, in the same orde
 llama-cpp-python's ``Llama.generate``: penalties, top-k, typical, top-p, min-p, temperature,
 then a seeded draw, or greedy at temperature 0).
 
+A prompt is not read again where the KV buffer already holds its beginning: a finished answer's
+cells stay with its sequence until the slot is reused, and a new prompt starts from the longest
+prefix it shares with any sequence, running or finished (for a chat model the template's default
+system prompt at least). llama-cpp-python's one-at-a-time path reuses the previous prompt's
+prefix the same way; without this the batched engine read every prompt whole, which with q4_1
+weights made up a third of its CPU per token.
+
 Requests that need what the chain cannot do per sequence here (a grammar, logit bias or
 logprobs) wait until the running answers finish and then run alone on the ordinary path.
 How much this gains depends on the model file's kernels: see docs/benchmarks.md "Decoding
@@ -38,6 +45,36 @@ TYPICAL_P = 1.0  # llama-cpp-python's default: off
 PENALTY_LAST_N = 64  # llama-cpp-python's last_n_tokens_size
 
 
+# ``local.generation.parallel: auto``: sequences decoded together when the model file's weights are
+# floating point. Measured on SmolLM2-135M (docs/benchmarks.md): with f16 weights llama.cpp's
+# multi-row kernels halve the CPU per token from 4 answers on; with q4_1 and q8_0 they gain little
+# or lose. Four, not eight: each sequence holds its own n_ctx KV cells (~45 MB at 2,048 for this
+# model), and 4 gave 1.8x where 8 gave 2.25x.
+AUTO_SEQUENCES = 4
+# llama.cpp's LLAMA_FTYPE values of files whose weights are all (or mostly) floating point
+FLOAT_FILE_TYPES = {0: "f32", 1: "f16", 32: "bf16"}
+
+
+def auto_sequences(file_type: str | None, description: str = "") -> int:
+    """Sequences for ``parallel: auto``, from the GGUF's ``general.file_type`` (else its llama.cpp description)."""
+    if file_type is not None:
+        try:
+            return AUTO_SEQUENCES if int(file_type) in FLOAT_FILE_TYPES else 1
+        except ValueError:
+            pass
+    words = description.upper().split()  # e.g. "llama 256M F16"
+    return AUTO_SEQUENCES if words and words[-1] in {"F16", "BF16", "F32"} else 1
+
+
+def model_sequences(llm: Any) -> int:
+    """:func:`auto_sequences` for a loaded ``llama_cpp.Llama``."""
+    import llama_cpp
+
+    buffer = ctypes.create_string_buffer(128)
+    llama_cpp.llama_model_desc(llm._model.model, buffer, len(buffer))
+    return auto_sequences(llm.metadata.get("general.file_type"), buffer.value.decode("utf-8", "replace"))
+
+
 def batchable(params: GenerationParams) -> bool:
     """True when the request's sampling fits a per-sequence sampler chain."""
     return params.grammar is None and params.top_logprobs is None and not params.logit_bias
@@ -52,6 +89,7 @@ class Sequence:
     sampler: Any
     sink: TokenSink
     prompt_tokens: int
+    tokens: list[int]  # what the sequence's KV cells hold, position by position
     next_token: int = -1
 
 
@@ -79,7 +117,9 @@ class SequenceBatch:
         self.batch = llama_cpp.llama_batch_init(max(self.n_batch, slots), 0, 1)
         self.memory = llama_cpp.llama_get_memory(self.ctx)
         self.free = list(range(slots))
+        self.held: dict[int, list[int]] = {}  # per sequence, running or free: the tokens its cells hold
         self.steps = 0  # llama_decode calls that advanced running answers (tests read it)
+        self.reused = 0  # prompt tokens not read again because their cells were kept (tests read it)
 
     def close(self) -> None:
         """Free the context and the batch."""
@@ -91,38 +131,71 @@ class SequenceBatch:
             self.ctx = None
 
     def open(self, tokens: list[int], params: GenerationParams, sink: TokenSink, repeat_penalty: float) -> Sequence:
-        """Read the prompt into a free sequence and sample its first token."""
-        seq = Sequence(self.free.pop(), 0, self._sampler(params, repeat_penalty), sink, len(tokens))
+        """Read the prompt into a free sequence (past the prefix its cells may share) and sample its first token."""
+        slot, kept = self._take_slot(tokens)
+        seq = Sequence(slot, kept, self._sampler(params, repeat_penalty), sink, len(tokens), tokens[:kept])
+        self.held[slot] = seq.tokens
+        self.reused += kept
         try:
             last = 0
-            for start in range(0, len(tokens), self.n_batch):
+            for start in range(kept, len(tokens), self.n_batch):
                 chunk = tokens[start : start + self.n_batch]
                 for k, token in enumerate(chunk):
                     self._put(k, token, start + k, seq.seq, start + k == len(tokens) - 1)
                 self._decode(len(chunk))
+                seq.tokens.extend(chunk)
                 last = len(chunk) - 1
             seq.pos = len(tokens)
             seq.next_token = self._sample(seq, last)
         except BaseException:
-            self.release(seq)
+            self.release(seq, keep=False)
             raise
         return seq
+
+    def _take_slot(self, tokens: list[int]) -> tuple[int, int]:
+        """A free sequence for ``tokens`` and how many of its first positions already hold them.
+
+        The free sequence sharing the longest prefix keeps its cells up to there; when a running
+        one shares more, its cells are shared into the free one (one KV buffer: cells can belong
+        to several sequences). At least the last prompt token is always read, for its logits.
+        """
+        import llama_cpp
+
+        limit = len(tokens) - 1
+        slot = max(self.free, key=lambda s: shared_prefix(self.held.get(s, []), tokens, limit))
+        kept = shared_prefix(self.held.get(slot, []), tokens, limit)
+        self.free.remove(slot)
+        others = [s for s in self.held if s not in self.free and s != slot]
+        source = max(others, key=lambda s: shared_prefix(self.held[s], tokens, limit), default=None)
+        if source is not None and shared_prefix(self.held[source], tokens, limit) > kept:
+            llama_cpp.llama_memory_seq_rm(self.memory, slot, -1, -1)
+            kept = shared_prefix(self.held[source], tokens, limit)
+            llama_cpp.llama_memory_seq_cp(self.memory, source, slot, 0, kept)
+        else:
+            llama_cpp.llama_memory_seq_rm(self.memory, slot, kept, -1)
+        return slot, kept
 
     def step(self, running: list[Sequence]) -> None:
         """Decode the pending token of every running sequence at once and sample each one's next."""
         for k, seq in enumerate(running):
             self._put(k, seq.next_token, seq.pos, seq.seq, True)
+            seq.tokens.append(seq.next_token)
             seq.pos += 1
         self._decode(len(running))
         self.steps += 1
         for k, seq in enumerate(running):
             seq.next_token = self._sample(seq, k)
 
-    def release(self, seq: Sequence) -> None:
-        """Forget the sequence's KV cells and sampler; its slot is free again."""
+    def release(self, seq: Sequence, keep: bool = True) -> None:
+        """Free the sequence's slot and sampler; its KV cells stay for a later prompt to start from.
+
+        ``keep=False`` (after a failed decode) forgets the cells too.
+        """
         import llama_cpp
 
-        llama_cpp.llama_memory_seq_rm(self.memory, seq.seq, -1, -1)
+        if not keep:
+            llama_cpp.llama_memory_seq_rm(self.memory, seq.seq, -1, -1)
+            self.held.pop(seq.seq, None)
         if seq.sampler is not None:
             llama_cpp.llama_sampler_free(seq.sampler)
             seq.sampler = None
@@ -175,6 +248,16 @@ class SequenceBatch:
         return chain
 
 
+def shared_prefix(held: list[int], tokens: list[int], limit: int) -> int:
+    """How many leading tokens ``held`` and ``tokens`` share, at most ``limit``."""
+    n = 0
+    for a, b in zip(held, tokens[:limit], strict=False):
+        if a != b:
+            break
+        n += 1
+    return n
+
+
 def work(engine: LlamaEngine, batch: SequenceBatch) -> None:
     """The worker loop with batched decoding (runs on the engine's one llama.cpp thread)."""
     from tokenomy.providers.local.generation import Failed, Finished
@@ -222,7 +305,7 @@ def work(engine: LlamaEngine, batch: SequenceBatch) -> None:
                 failed = GatewayError(500, redact(f"Local generation failed: {exc}"), "server_error")
                 for seq in list(running):
                     running.remove(seq)
-                    batch.release(seq)
+                    batch.release(seq, keep=False)
                     seq.sink.job.post(Failed(failed))
                     engine.job_done(seq.sink.job)
                 continue

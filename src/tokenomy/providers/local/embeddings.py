@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -59,7 +59,9 @@ class MiniLMEmbedder:
         n_threads: int | None = None,
         max_length: int = MAX_SEQ_LENGTH,
         spin: bool = True,
+        arithmetic: Literal["float32", "int8"] = "float32",
     ) -> None:
+        self.arithmetic = arithmetic
         self.model_path = Path(model_path) if model_path else default_model_path()
         self.tokenizer_path = Path(tokenizer_path) if tokenizer_path else default_tokenizer_path()
         self.n_threads = n_threads or os.cpu_count() or 1
@@ -84,6 +86,11 @@ class MiniLMEmbedder:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
+        if self.arithmetic == "int8":  # made once, then read from the models directory
+            from tokenomy.providers.local.int8_embedder import int8_model
+            from tokenomy.providers.local.variants import models_dir
+
+            self.model_path = int8_model(self.model_path, models_dir())
         tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
         tokenizer.no_padding()  # the shipped tokenizer.json pads every input to 128
         tokenizer.enable_truncation(max_length=self.max_length)

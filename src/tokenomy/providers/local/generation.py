@@ -173,7 +173,7 @@ class LlamaEngine:
         repeat_penalty: float = 1.1,
         loop_guard: bool = True,
         select_variant: bool = False,
-        parallel: int = 1,
+        parallel: int | None = 1,
     ) -> None:
         self.model_path = Path(model_path) if model_path else default_model_path()
         self.select_variant = select_variant
@@ -185,7 +185,8 @@ class LlamaEngine:
         self.loop_guard = loop_guard
         self.loops_stopped = 0
         self.max_queue = max_queue
-        self.parallel = max(1, parallel)
+        self.auto_parallel = parallel is None  # None: decide from the model file once it is loaded
+        self.parallel = max(1, parallel or 1)
         self.batch: SequenceBatch | None = None  # with parallel > 1: the sequences decoded together
         self.closing = threading.Event()
         self.n_vocab = 0
@@ -233,6 +234,9 @@ class LlamaEngine:
             self._load()
             if warm_up:
                 self._warm_up()
+            if self.auto_parallel:
+                self.parallel = batched.model_sequences(self._llm)
+                log.info("decoding up to %d requests together (local.generation.parallel: auto)", self.parallel)
             if self.parallel > 1:
                 self.batch = SequenceBatch(self._llm, self.parallel, self.n_ctx, self.n_threads)
         except BaseException as exc:

@@ -57,7 +57,7 @@ class LocalProvider:
                 max_queue=local.generation.max_queue,
                 repeat_penalty=local.generation.repeat_penalty,
                 loop_guard=local.generation.loop_guard,
-                parallel=local.generation.parallel,
+                parallel=None if local.generation.parallel == "auto" else local.generation.parallel,
                 select_variant=local.generation.model_path is None and local.generation.select_variant,
             )
         # Distilled students load here, so a broken one stops the gateway at start-up.
@@ -65,7 +65,7 @@ class LocalProvider:
         head_students = any(not isinstance(s, EncoderStudent) for s in self.students.values())
         if EMBEDDING_MODEL in names or head_students:
             concurrency, n_threads = embedding_threads(local.embeddings.concurrency, local.embeddings.n_threads)
-            self.embedder = MiniLMEmbedder(n_threads=n_threads)
+            self.embedder = MiniLMEmbedder(n_threads=n_threads, arithmetic=local.embeddings.arithmetic)
             self.batcher = MicroBatcher(
                 self.embedder.embed,
                 max_batch_size=local.embeddings.max_batch_size,
@@ -109,6 +109,8 @@ class LocalProvider:
             entry["loaded"] = loaded is not None
             if name == GENERATION_MODEL:
                 entry["context_length"] = self._config.local.generation.n_ctx
+                if self.generator is not None:
+                    entry["parallel"] = self.generator.parallel  # requests decoded together
                 if self.generator is not None and self.generator.variant is not None:
                     entry["variant"] = self.generator.variant.describe()
             entries.append(entry)
