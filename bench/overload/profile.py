@@ -1,6 +1,7 @@
 """Where the gateway's CPU goes under overload: one command, one table.
 
-    python bench/overload/profile.py        # FACTOR=2 SECONDS=6 RATE_HZ=250 by default (S=...: skip measuring S)
+    python bench/overload/profile.py        # FACTOR=2 SECONDS=6 RATE_HZ=250 by default (S=...: skip measuring S;
+                                            # FACTOR=0: profile the saturation loop itself)
 
 It starts the fixed-answer upstream and ``tokenomy serve`` (keys, ledger on, cache off) as
 ``run.py`` does, measures the saturation throughput S (64 connections back to back; or takes
@@ -65,15 +66,33 @@ def classify(stack: str) -> str:
         if any(marker in stack for marker in markers):
             return name
     frames = stack.split(";")
-    if frames and all(("runners.py" in f or "run.py" in f or "cli.py" in f or "click/" in f or "runpy" in f
-                       or "uvicorn/server.py" in f or "_compat.py" in f or "uvloop" in f or not f.strip())
-                      for f in frames):
+    if frames and all(
+        (
+            "runners.py" in f
+            or "run.py" in f
+            or "cli.py" in f
+            or "click/" in f
+            or "runpy" in f
+            or "uvicorn/server.py" in f
+            or "_compat.py" in f
+            or "uvloop" in f
+            or not f.strip()
+        )
+        for f in frames
+    ):
         return "event loop (no Python frame: uvloop C code, system calls)"
     return "other"
 
 
-IDLE = ("Condition.wait", "Event.wait", "SimpleQueue", "acquire_lock", "pthread_cond", "epoll_wait",
-        "_worker (concurrent/futures/thread.py:81)")
+IDLE = (
+    "Condition.wait",
+    "Event.wait",
+    "SimpleQueue",
+    "acquire_lock",
+    "pthread_cond",
+    "epoll_wait",
+    "_worker (concurrent/futures/thread.py:81)",
+)
 """A sample whose innermost frames are one of these is a thread waiting, not running (py-spy's own
 idle detection misses some)."""
 
@@ -108,7 +127,10 @@ def main() -> None:
         spy = [str(PY_SPY), "record", "--pid", str(gateway.pid), "--rate", str(RATE_HZ), "--format", "raw"]
         spy += ["-o", str(raw), "--duration", f"{SECONDS:.0f}"] + (["--native"] if NATIVE else ["--nonblocking"])
         sampler = subprocess.Popen(spy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        r = bench._load_run(url, FACTOR * saturation, SECONDS, auth, warmup=0)
+        if FACTOR > 0:
+            r = bench._load_run(url, FACTOR * saturation, SECONDS, auth, warmup=0)
+        else:  # FACTOR=0: the saturation loop itself (64 connections back to back), for comparison
+            r = bench._load_run(url, 50_000, SECONDS, auth, in_flight=64, warmup=0)
         cpu = probes.cpu_s(gateway.pid) - before_cpu
         sampler.wait()
         after_m = probes.metrics(url)
@@ -127,8 +149,11 @@ def main() -> None:
         "admitted request: upstream client callbacks": ("200", ok),
         "request bytes: head and body parsing (all requests)": ("request", ok + shed),
     }
+    load = (
+        f"open loop at {FACTOR:g} x S = {FACTOR * saturation:.0f} rps" if FACTOR > 0 else "64 connections back to back"
+    )
     print(
-        f"{probes.pinning()}; open loop at {FACTOR:g} x S = {FACTOR * saturation:.0f} rps for {SECONDS:g} s "
+        f"{probes.pinning()}; {load} for {SECONDS:g} s "
         f"(S = {saturation:.0f} rps); py-spy at {RATE_HZ} Hz{', native frames' if NATIVE else ''}\n"
     )
     print(

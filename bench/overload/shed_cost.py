@@ -1,7 +1,6 @@
 """CPU cost of the gateway's own code for a shed request and for a new connection, in process.
 
     PYTHONPATH=src .venv/bin/python bench/overload/shed_cost.py     # N=20000 REPS=5 by default
-    PYTHONPATH=src .venv/bin/python bench/overload/shed_cost.py --callgrind   # instructions instead
 
 ``cpu_cost.py`` measures whole requests over real sockets (the kernel and uvloop included), which
 a busy machine blurs by more than the differences worth measuring here. This builds the gateway
@@ -16,9 +15,8 @@ transport that only collects what is written (no kernel, no uvloop I/O):
   ``connection_lost``: the part of accepting a connection that is the gateway's Python code
   (uvloop's accept and transport, and ``getsockname``, come on top).
 
-It prints the main thread's CPU µs per request (median and range of REPS runs of N), or with
-``--callgrind`` the instructions per request under valgrind (all threads; deterministic, so a
-change of a few percent shows).
+It prints the main thread's CPU µs per request (median and range of REPS runs of N): Python work
+alone, in one thread, which a busy machine disturbs much less than wall-clock figures.
 """
 
 from __future__ import annotations
@@ -26,8 +24,6 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,9 +32,7 @@ from typing import Any
 N = int(os.environ.get("N", "20000"))
 REPS = int(os.environ.get("REPS", "5"))
 KEY = "sk-bench-overload"
-BODY = (
-    b'{"model": "bench", "max_tokens": 16, "messages": [{"role": "user", "content": "Say hello in one word."}]}'
-)
+BODY = b'{"model": "bench", "max_tokens": 16, "messages": [{"role": "user", "content": "Say hello in one word."}]}'
 REQUEST = (
     b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: Go-http-client/1.1\r\n"
     b"Content-Length: %d\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"
@@ -94,11 +88,7 @@ def _config(home: Path) -> Any:
     )
 
 
-def _callgrind(state: str) -> None:
-    subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=True, capture_output=True)
-
-
-async def measure(callgrind: bool) -> dict[str, list[float]]:
+async def measure() -> dict[str, list[float]]:
     import uvicorn
     from uvicorn.server import ServerState
 
@@ -137,62 +127,26 @@ async def measure(callgrind: bool) -> dict[str, list[float]]:
     kept_alive(2000)
     new_connections(2000)  # warm up
     await asyncio.sleep(0.2)
-    for _ in range(1 if callgrind else REPS):
+    for _ in range(REPS):
         for name, run in (("shed, kept-alive", kept_alive), ("new connection, shed", new_connections)):
-            if os.environ.get("ONLY", name) != name:
-                continue
-            if callgrind:
-                _callgrind("on")
             began = time.thread_time()
             run(N)
             spent = time.thread_time() - began
             await asyncio.sleep(0)  # the ledger rows' hand-offs run
-            if callgrind:
-                _callgrind("off")
-            else:
-                results[name].append(1e6 * spent / N)
+            results[name].append(1e6 * spent / N)
             await asyncio.sleep(1.0)  # the row budget refills as it would between runs
     await app.gateway.close()
     return results
 
 
 def main() -> None:
-    if "--callgrind-inner" in sys.argv:
-        import uvloop
-
-        uvloop.run(measure(callgrind=True))
-        return
-    if "--callgrind" in sys.argv:
-        out = Path(tempfile.mkdtemp(prefix="tokenomy-shed-cg-"))
-        rows = []
-        for name in ("shed, kept-alive", "new connection, shed"):
-            env = {**os.environ, "ONLY": name}
-            target = out / f"{abs(hash(name))}.out"
-            subprocess.run(
-                ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={target}",
-                 sys.executable, __file__, "--callgrind-inner"],
-                env=env, check=True, capture_output=True,
-            )  # fmt: skip
-            rows.append((name, _total(target)))
-        print(f"instructions per request (valgrind --tool=callgrind, all threads, {N} requests per row)\n")
-        print("| request | instructions per request |\n|---|---|")
-        for name, total in rows:
-            print(f"| {name} | {total / N:,.0f} |")
-        return
     import uvloop
 
-    results = uvloop.run(measure(callgrind=False))
+    results = uvloop.run(measure())
     print(f"main-thread CPU µs per request, median (min-max) of {REPS} runs of {N}\n")
     print("| request | CPU µs per request |\n|---|---|")
     for name, runs in results.items():
         print(f"| {name} | {statistics.median(runs):.2f} ({min(runs):.2f}-{max(runs):.2f}) |")
-
-
-def _total(path: Path) -> int:
-    for line in path.read_text().splitlines():
-        if line.startswith("summary:") or line.startswith("totals:"):
-            return int(line.split()[1])
-    return 0
 
 
 if __name__ == "__main__":
