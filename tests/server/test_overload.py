@@ -137,6 +137,13 @@ async def test_shed_at_the_edge_before_the_body_and_the_connection_stays(
             writer.write(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
             status, _, _ = await _response(reader)
             assert status == b"HTTP/1.1 200 OK", "what is not a model call is never shed"
+            # pipelined: a model call parsed while the request before it is still being answered
+            # is shed in its turn (it gets a scope of its own for that), after the first answer
+            writer.write(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n" + head + BODY)
+            status, _, _ = await _response(reader)
+            assert status == b"HTTP/1.1 200 OK"
+            status, headers, body = await _response(reader)
+            assert status == b"HTTP/1.1 503 Service Unavailable" and b"server_overloaded" in body
             writer.close()
             reader, writer = await _raw(host, int(port))  # a client that closes after each request
             writer.write(head.replace(b"host: x", b"host: x\r\nconnection: close") + BODY)
