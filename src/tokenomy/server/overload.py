@@ -137,6 +137,8 @@ class OverloadDetector:
         self.limit = ceiling
         self.queue_delay_s = 0.0  # the smallest delay of the last complete window
         self.completed = 0  # model calls answered (counted by the admission; :class:`GradientDetector` reads it)
+        self.rate = 0.0  # of those, per second, smoothed over windows (:class:`GradientDetector`)
+        self.floor = min_in_flight  # the lowest the limit may go now (:class:`GradientDetector`)
         self._window_min = float("inf")
         self._next = 0.0
 
@@ -149,14 +151,21 @@ class OverloadDetector:
         """Whether the gateway's own queueing is over the target now (loop lag, or the last window's delay)."""
         return self.lag.overloaded or self.queue_delay_s > self.delay_target_s
 
-    def tick(self, now: float, active: int) -> None:
-        """Move the limit once per window (``active``: model calls in progress, counted where they arrive)."""
+    def _window_over(self, now: float) -> bool:
+        """Close the window if its time is up (its smallest queue delay becomes the current one);
+        False while it runs (or with shedding off)."""
         if now < self._next or self.delay_target_s <= 0:
-            return
+            return False
         self._next = now + self.window_s
         self.queue_delay_s = 0.0 if self._window_min == float("inf") else self._window_min
         self._window_min = float("inf")
         metrics.QUEUE_DELAY.set(self.queue_delay_s)
+        return True
+
+    def tick(self, now: float, active: int) -> None:
+        """Move the limit once per window (``active``: model calls in progress, counted where they arrive)."""
+        if not self._window_over(now):
+            return
         if self.late():
             if active >= self.min_in_flight:  # lateness with this many of our own in progress: ours
                 self.limit = max(self.min_in_flight, int(min(self.limit, active) * self.backoff))
@@ -179,7 +188,8 @@ class GradientDetector(OverloadDetector):
 
     - **late** (over ``delay_target_s``, with at least ``min_in_flight`` calls of our own in
       progress): the limit falls to ``min(limit, active) x target / lateness`` -- a little late, a
-      little lower; twice the target, half -- but never by more than ``max_drop`` in one window, and
+      little lower; twice the target, half -- but by a factor no lower than ``max_drop`` (a half) in
+      one window, and
       never below the **floor**: the calls the gateway completes in one target period (its
       smoothed completion rate x the target; Little's law: that many in progress wait about the
       target). Work the limit does not govern (shedding a flood, accepting connections) can keep
@@ -192,24 +202,10 @@ class GradientDetector(OverloadDetector):
     :attr:`completed` is counted by the admission (one per answered model call).
     """
 
-    def __init__(
-        self,
-        lag: LoopLagMonitor,
-        delay_target_s: float,
-        min_in_flight: int,
-        ceiling: int = 1 << 30,
-        window_s: float = 0.05,
-        max_drop: float = 0.5,
-        growth: float = 1.25,
-        rate_smoothing: float = 0.25,
-    ) -> None:
-        super().__init__(lag, delay_target_s, min_in_flight, ceiling, window_s, max_drop, growth)
-        self.max_drop = max_drop
-        self.rate_smoothing = rate_smoothing
-        self.rate = 0.0  # answered per second, smoothed over windows
-        self.floor = min_in_flight
-        self._counted = 0
-        self._at: float | None = None
+    max_drop = 0.5  # the most the limit falls in one window (to half)
+    rate_smoothing = 0.25  # weight of the last window in the completion rate
+    _counted = 0  # :attr:`completed` at the last window
+    _at: float | None = None  # when the last window closed
 
     def lateness(self) -> float:
         """Seconds late now: the loop's own smoothed lag, or the last window's queue delay if larger."""
@@ -217,12 +213,8 @@ class GradientDetector(OverloadDetector):
 
     def tick(self, now: float, active: int) -> None:
         """Move the limit once per window (``active``: model calls in progress)."""
-        if now < self._next or self.delay_target_s <= 0:
+        if not self._window_over(now):
             return
-        self._next = now + self.window_s
-        self.queue_delay_s = 0.0 if self._window_min == float("inf") else self._window_min
-        self._window_min = float("inf")
-        metrics.QUEUE_DELAY.set(self.queue_delay_s)
         done, self._counted = self.completed - self._counted, self.completed
         if self._at is not None and now > self._at:
             self.rate += self.rate_smoothing * (done / (now - self._at) - self.rate)
