@@ -189,8 +189,7 @@ class GradientDetector(OverloadDetector):
     - **late** (over ``delay_target_s``, with at least ``min_in_flight`` calls of our own in
       progress): the limit falls to ``min(limit, active) x target / lateness`` -- a little late, a
       little lower; twice the target, half -- but by a factor no lower than ``max_drop`` (a half) in
-      one window, and
-      never below the **floor**: the calls the gateway completes in one target period (its
+      one window, and never below the **floor**: the calls the gateway completes in one target period (its
       smoothed completion rate x the target; Little's law: that many in progress wait about the
       target). Work the limit does not govern (shedding a flood, accepting connections) can keep
       the loop late whatever the limit; lowering it further would only shed requests the core could
