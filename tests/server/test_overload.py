@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import aiohttp
 from tests.conftest import proxy_config
@@ -363,3 +364,52 @@ def test_gradient_ignores_lateness_with_few_requests_of_its_own() -> None:
     for step in range(10):
         detector.tick(1.0 + step, active=3)
     assert detector.limit == 1000
+
+
+async def test_a_request_shed_at_its_head_gets_no_scope_and_keeps_no_headers() -> None:
+    """The shed verdict comes with the first header: a request to be shed is answered from
+    pre-built bytes without uvicorn's ASGI scope or its headers list (their cost, per shed, is what
+    a flood multiplies); an admitted one gets both, as uvicorn builds them."""
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from tokenomy.server.protocol import EdgeLimits, GuardedHttpToolsProtocol
+
+    class Transport(asyncio.Transport):
+        def __init__(self) -> None:
+            super().__init__()
+            self.out = b""
+
+        def get_extra_info(self, name: str, default: object = None) -> object:
+            return {"sockname": ("127.0.0.1", 8080), "peername": ("127.0.0.1", 40000)}.get(name, default)
+
+        def write(self, data: bytes | bytearray | memoryview) -> None:
+            self.out += bytes(data)
+
+        def is_closing(self) -> bool:
+            return False
+
+        def close(self) -> None:
+            pass
+
+    async def app(scope: object, receive: object, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    verdicts: list[bytes] = []
+    limits = EdgeLimits()
+    limits.enter = lambda url, waited: verdicts.append(url) or (-1 if url.startswith(b"/v1/") else 0)
+    protocol = type("P", (GuardedHttpToolsProtocol,), {"limits": limits})
+    config = uvicorn.Config(app, loop="none", http=protocol, access_log=False, log_config=None)
+    config.load()
+    proto = protocol(config, ServerState(), {}, asyncio.get_running_loop())
+    transport = Transport()
+    proto.connection_made(transport)
+    proto.data_received(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nx-a: 1\r\ncontent-length: 2\r\n\r\n{}")
+    assert transport.out.startswith(b"HTTP/1.1 503 ")
+    assert proto.scope is None and proto.headers == [], "no scope, no headers kept"
+    proto.data_received(b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-a: 1\r\n\r\n")
+    assert proto.scope["path"] == "/healthz" and proto.scope["headers"] == [(b"host", b"x"), (b"x-a", b"1")]
+    assert verdicts == [b"/v1/chat/completions", b"/healthz"], "one verdict per request"
+    await asyncio.sleep(0.01)  # the admitted request's task answers
+    proto.connection_lost(None)
