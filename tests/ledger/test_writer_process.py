@@ -56,3 +56,41 @@ models:
     conn.close()
     assert dead.path.stat().st_size == 0
     assert not spool.pending()
+
+
+def test_records_with_nothing_to_count_are_delivered_inline(tmp_path: Path) -> None:
+    """A shed request (or a 401, or bad input) never reached a deployment: its record has no
+    tokens to count and is built and handed over at once, in the caller's thread -- not through
+    the token-counting thread, whose hand-off and wake-up cost more than the record under a
+    flood of sheds. A served request without usage from its provider still goes to that thread."""
+    from concurrent.futures import Future
+    from typing import Any
+
+    from tokenomy.pipeline.context import CallContext, Endpoint
+
+    config = parse_config(
+        f"""
+ledger: {{path: "{tmp_path / 'ledger.db'}"}}
+models:
+  - name: m
+    deployments: [{{provider: openai, base_url: "http://127.0.0.1:9/v1", api_key: "${{K:-x}}", model: gpt-4o-mini}}]
+"""
+    )
+    ledger = ProcessLedger(Enricher(config), config.ledger, new_socket_path())  # no writer: records spill
+    counted: list[object] = []
+
+    def to_the_thread(fn: Any, *args: Any) -> Future[None]:
+        counted.append(args[0])
+        return Future()
+
+    ledger._slow.submit = to_the_thread  # type: ignore[method-assign]
+    shed = CallContext(request_id="shed-1", endpoint=Endpoint.CHAT, body={}, model="", wire="openai")
+    shed.status, shed.error_type = 503, "server_overloaded"
+    ledger.submit(shed)
+    assert counted == [] and ledger.spilled == 1, "recorded inline"
+    served = CallContext(request_id="ok-1", endpoint=Endpoint.CHAT, body={"messages": []}, model="m", wire="openai")
+    served.deployment = config.models[0].deployments[0]
+    served.status = 200
+    ledger.submit(served)
+    assert counted == [served], "a served request without provider usage is counted off the caller's thread"
+    ledger._slow.shutdown(wait=False)

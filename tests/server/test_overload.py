@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import aiohttp
 from tests.conftest import proxy_config
@@ -11,7 +12,7 @@ from tests.fakes.anthropic_upstream import AnthropicFake
 from tests.fakes.openai_upstream import OpenAIFake
 from tests.support.gateway import running_gateway
 
-from tokenomy.server.overload import LoopLagMonitor, OverloadDetector
+from tokenomy.server.overload import GradientDetector, LoopLagMonitor, OverloadDetector
 from tokenomy.telemetry import metrics
 
 BODY = b'{"model": "fast", "messages": [{"role": "user", "content": "hi"}]}'
@@ -137,6 +138,13 @@ async def test_shed_at_the_edge_before_the_body_and_the_connection_stays(
             writer.write(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
             status, _, _ = await _response(reader)
             assert status == b"HTTP/1.1 200 OK", "what is not a model call is never shed"
+            # pipelined: a model call parsed while the request before it is still being answered
+            # is shed in its turn (it gets a scope of its own for that), after the first answer
+            writer.write(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n" + head + BODY)
+            status, _, _ = await _response(reader)
+            assert status == b"HTTP/1.1 200 OK"
+            status, headers, body = await _response(reader)
+            assert status == b"HTTP/1.1 503 Service Unavailable" and b"server_overloaded" in body
             writer.close()
             reader, writer = await _raw(host, int(port))  # a client that closes after each request
             writer.write(head.replace(b"host: x", b"host: x\r\nconnection: close") + BODY)
@@ -258,3 +266,150 @@ async def test_requests_that_waited_too_long_unread_are_shed_while_overloaded(
         writer.close()
         assert refused._value.get() - before == 2, "each counted, under its own reason"
         assert gw.app.admission.active == 0
+
+
+# -- the gradient controller (server.shed_control: gradient), fed lag sequences --------------------------
+
+
+def _gradient(target_s: float = 0.02, ceiling: int = 2048) -> tuple[LoopLagMonitor, GradientDetector]:
+    lag = LoopLagMonitor(limit_s=target_s, smoothing=1.0)  # no smoothing: each sample is the lag
+    return lag, GradientDetector(lag, target_s, min_in_flight=8, ceiling=ceiling, window_s=0.05)
+
+
+def test_gradient_drops_in_proportion_to_lateness_and_at_most_by_half() -> None:
+    lag, detector = _gradient()
+    lag.observe(0.04)  # twice the target
+    detector.tick(1.0, active=100)
+    assert detector.limit == 50, "twice the target: half of the calls in progress"
+    lag.observe(0.025)
+    detector.tick(1.05, active=50)
+    assert detector.limit == 40, "a quarter over the target: 0.8x"
+    lag.observe(0.4)
+    detector.tick(1.1, active=40)
+    assert detector.limit == 20, "twenty times the target: never more than half in one window"
+    lag.observe(0.4)
+    detector.tick(1.11, active=20)
+    assert detector.limit == 20, "one move per window"
+
+
+def test_gradient_never_goes_below_what_the_gateway_completes_in_the_target() -> None:
+    """A shed flood keeps the loop 50 ms late whatever the limit; the gateway still answers 3,000
+    calls a second. The limit settles at 3,000 x 20 ms = 60 (Little's law), not at the minimum:
+    lower would shed calls the core could have answered in time."""
+    lag, detector = _gradient()
+    now = 1.0
+    for _ in range(200):  # 10 s of 50 ms windows
+        lag.observe(0.05)
+        detector.completed += 150  # 3,000 a second
+        detector.tick(now, active=detector.limit)
+        now += 0.05
+    assert detector.floor == 60
+    assert detector.limit == 60
+
+
+def _plant(
+    detector: GradientDetector | OverloadDetector, lag: LoopLagMonitor, seconds: float
+) -> list[tuple[int, float]]:
+    """A saturated gateway: every slot of the limit is taken; the core answers 3,000 calls a second
+    (5 ms each at best), so past 15 in progress calls queue and the loop lags by half their wait.
+    Returns (limit, lag) per 50 ms window."""
+    capacity, service = 3000.0, 0.005
+    now, trace = 1.0, []
+    for _ in range(int(seconds / 0.05)):
+        in_progress = detector.limit
+        throughput = min(capacity, in_progress / service)
+        late = max(0.0, in_progress / capacity - service) / 2
+        for _ in range(5):  # the monitor samples every 10 ms
+            lag.observe(late)
+        detector.completed += int(throughput * 0.05)
+        detector.tick(now, active=in_progress)
+        trace.append((detector.limit, late))
+        now += 0.05
+    return trace
+
+
+def test_gradient_holds_the_lag_near_its_target_without_collapsing() -> None:
+    """From the ceiling (2,048) into a saturated core: within a second the limit comes down to
+    where the loop's lag is near the target (135 in progress here) and stays there: it neither
+    collapses toward the minimum nor swings back to the ceiling."""
+    lag, detector = _gradient()
+    trace = _plant(detector, lag, seconds=10)
+    settled = trace[40:]  # after 2 s
+    limits = [limit for limit, _ in settled]
+    lags = [late for _, late in settled]
+    assert min(limits) >= 115 and max(limits) <= 160, (min(limits), max(limits))
+    assert 0.015 <= sum(lags) / len(lags) <= 0.025, sum(lags) / len(lags)
+    assert max(lags) <= 0.03, "never 50% over the target once settled"
+    assert all(limit >= 15 for limit, _ in trace), "never so low that the core idles (15 keep it busy)"
+
+
+def test_gradient_returns_to_the_ceiling_once_the_overload_is_over() -> None:
+    lag, detector = _gradient(ceiling=1000)
+    lag.observe(0.04)
+    detector.tick(1.0, active=100)
+    assert detector.limit == 50
+    lag.observe(0.0)
+    detector.tick(1.05, active=50)
+    assert detector.limit == 57, "on time with the limit in use: + sqrt(limit)"
+    now = 1.1
+    for _ in range(40):
+        detector.tick(now, active=3)  # on time, the limit unused
+        now += 0.05
+    assert detector.limit == 1000
+
+
+def test_gradient_ignores_lateness_with_few_requests_of_its_own() -> None:
+    lag, detector = _gradient(ceiling=1000)
+    lag.observe(0.5)  # the loop is late (a model loading, another process)
+    for step in range(10):
+        detector.tick(1.0 + step, active=3)
+    assert detector.limit == 1000
+
+
+async def test_a_request_shed_at_its_head_gets_no_scope_and_keeps_no_headers() -> None:
+    """The shed verdict comes with the first header: a request to be shed is answered from
+    pre-built bytes without uvicorn's ASGI scope or its headers list (their cost, per shed, is what
+    a flood multiplies); an admitted one gets both, as uvicorn builds them."""
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from tokenomy.server.protocol import EdgeLimits, GuardedHttpToolsProtocol
+
+    class Transport(asyncio.Transport):
+        def __init__(self) -> None:
+            super().__init__()
+            self.out = b""
+
+        def get_extra_info(self, name: str, default: object = None) -> object:
+            return {"sockname": ("127.0.0.1", 8080), "peername": ("127.0.0.1", 40000)}.get(name, default)
+
+        def write(self, data: bytes | bytearray | memoryview) -> None:
+            self.out += bytes(data)
+
+        def is_closing(self) -> bool:
+            return False
+
+        def close(self) -> None:
+            pass
+
+    async def app(scope: object, receive: object, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    verdicts: list[bytes] = []
+    limits = EdgeLimits()
+    limits.enter = lambda url, waited: verdicts.append(url) or (-1 if url.startswith(b"/v1/") else 0)
+    protocol = type("P", (GuardedHttpToolsProtocol,), {"limits": limits})
+    config = uvicorn.Config(app, loop="none", http=protocol, access_log=False, log_config=None)
+    config.load()
+    proto = protocol(config, ServerState(), {}, asyncio.get_running_loop())
+    transport = Transport()
+    proto.connection_made(transport)
+    proto.data_received(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nx-a: 1\r\ncontent-length: 2\r\n\r\n{}")
+    assert transport.out.startswith(b"HTTP/1.1 503 ")
+    assert proto.scope is None and proto.headers == [], "no scope, no headers kept"
+    proto.data_received(b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-a: 1\r\n\r\n")
+    assert proto.scope["path"] == "/healthz" and proto.scope["headers"] == [(b"host", b"x"), (b"x-a", b"1")]
+    assert verdicts == [b"/v1/chat/completions", b"/healthz"], "one verdict per request"
+    await asyncio.sleep(0.01)  # the admitted request's task answers
+    proto.connection_lost(None)

@@ -206,6 +206,12 @@ class ServerConfig(_Frozen):
         "queue, socket buffer) before the gateway read them get 503 at once (0, the default: off; the quiet-machine "
         "run did not show it helping)",
     )
+    shed_control: Literal["backoff", "gradient"] = Field(
+        default="backoff",
+        description="how the limit on model calls in progress follows the gateway's lateness: 'backoff' (0.8x the "
+        "calls in progress per late 50 ms window) or 'gradient' (target / lateness, floored at the calls completed "
+        "in one target period; docs/security.md, Overload)",
+    )
     shed_min_in_flight: int = Field(
         default=8, ge=1, description="lowest the in-progress limit goes (fewer requests than this are never overload)"
     )

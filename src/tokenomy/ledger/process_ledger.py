@@ -86,7 +86,7 @@ class ProcessLedger:
     def submit(self, ctx: CallContext) -> None:
         """Record a finished request (never blocks: at worst one file append)."""
         usage = ctx.usage
-        if usage is None or not (usage.prompt_tokens or usage.completion_tokens):
+        if (usage is None or not (usage.prompt_tokens or usage.completion_tokens)) and _counts_tokens(ctx):
             try:
                 self._slow.submit(self._submit_slow, ctx)  # tokens to count: off the event loop
                 return
@@ -378,3 +378,9 @@ def _on_thread_of(loop: asyncio.AbstractEventLoop) -> bool:
     except RuntimeError:
         return False
 
+
+def _counts_tokens(ctx: CallContext) -> bool:
+    """Whether building ``ctx``'s record counts tokens locally (the enricher's test: a deployment was
+    called and answered or streamed); a request refused before that (shed, 401, bad input) has
+    nothing to count and is recorded inline, without a hop to the counting thread."""
+    return ctx.deployment is not None and bool(ctx.streamed_text or ctx.status < 400)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from tokenomy.errors import GatewayError, overloaded
 from tokenomy.server.asgi import Request
 from tokenomy.server.edge import ClientAddresses, PendingCounter, RowBudget
-from tokenomy.server.overload import LoopLagMonitor, OverloadDetector
+from tokenomy.server.overload import GradientDetector, LoopLagMonitor, OverloadDetector
 from tokenomy.server.protocol import RECEIVED
 from tokenomy.telemetry import metrics
 
@@ -65,7 +65,8 @@ class Admission:
         self.pending = PendingCounter(server.max_pending_per_client)
         self.rows = RowBudget(server.edge_rows_per_s)
         self.lag = LoopLagMonitor(server.shed_loop_lag_ms / 1000)
-        self.overload = OverloadDetector(
+        control = GradientDetector if server.shed_control == "gradient" else OverloadDetector
+        self.overload = control(
             self.lag, server.shed_loop_lag_ms / 1000, server.shed_min_in_flight, ceiling=server.max_in_flight
         )
         self.lag.on_sample = self._tick
@@ -118,6 +119,7 @@ class Admission:
     def edge_leave(self) -> None:
         """A request :meth:`edge_hold` counted has its answer (or its connection is gone)."""
         self.active -= 1
+        self.overload.completed += 1
 
     def _tick(self) -> None:
         self.overload.tick(time.monotonic(), max(self.active, self.in_flight))
@@ -169,6 +171,8 @@ class Admission:
     def release(self, who: str) -> None:
         """The request holding a slot for ``who`` is done."""
         self.in_flight -= 1
+        if not self.edge_counts:  # no server protocol counts answers (another ASGI server)
+            self.overload.completed += 1
         metrics.IN_FLIGHT.dec()
         if self.per_client is not None:
             held = self._by_client.get(who, 1) - 1

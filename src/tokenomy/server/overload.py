@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -135,6 +136,9 @@ class OverloadDetector:
         self.growth = growth
         self.limit = ceiling
         self.queue_delay_s = 0.0  # the smallest delay of the last complete window
+        self.completed = 0  # model calls answered (counted by the admission; :class:`GradientDetector` reads it)
+        self.rate = 0.0  # of those, per second, smoothed over windows (:class:`GradientDetector`)
+        self.floor = min_in_flight  # the lowest the limit may go now (:class:`GradientDetector`)
         self._window_min = float("inf")
         self._next = 0.0
 
@@ -147,14 +151,21 @@ class OverloadDetector:
         """Whether the gateway's own queueing is over the target now (loop lag, or the last window's delay)."""
         return self.lag.overloaded or self.queue_delay_s > self.delay_target_s
 
-    def tick(self, now: float, active: int) -> None:
-        """Move the limit once per window (``active``: model calls in progress, counted where they arrive)."""
+    def _window_over(self, now: float) -> bool:
+        """Close the window if its time is up (its smallest queue delay becomes the current one);
+        False while it runs (or with shedding off)."""
         if now < self._next or self.delay_target_s <= 0:
-            return
+            return False
         self._next = now + self.window_s
         self.queue_delay_s = 0.0 if self._window_min == float("inf") else self._window_min
         self._window_min = float("inf")
         metrics.QUEUE_DELAY.set(self.queue_delay_s)
+        return True
+
+    def tick(self, now: float, active: int) -> None:
+        """Move the limit once per window (``active``: model calls in progress, counted where they arrive)."""
+        if not self._window_over(now):
+            return
         if self.late():
             if active >= self.min_in_flight:  # lateness with this many of our own in progress: ours
                 self.limit = max(self.min_in_flight, int(min(self.limit, active) * self.backoff))
@@ -165,3 +176,57 @@ class OverloadDetector:
     def overloaded(self, in_flight: int) -> bool:
         """Whether a new request, with ``in_flight`` in progress, should be shed now."""
         return in_flight >= self.limit
+
+
+class GradientDetector(OverloadDetector):
+    """The in-progress limit as a controller that holds the gateway's lateness near its target
+    (``server.shed_control: gradient``), in the style of Netflix's concurrency-limits gradient and
+    Envoy's adaptive concurrency, instead of backing off by a fixed factor while late.
+
+    Every window it reads the *lateness*: the loop's own smoothed lag, or the window's smallest
+    queue delay where that is larger. Then:
+
+    - **late** (over ``delay_target_s``, with at least ``min_in_flight`` calls of our own in
+      progress): the limit falls to ``min(limit, active) x target / lateness`` -- a little late, a
+      little lower; twice the target, half -- but by a factor no lower than ``max_drop`` (a half) in
+      one window, and never below the **floor**: the calls the gateway completes in one target period (its
+      smoothed completion rate x the target; Little's law: that many in progress wait about the
+      target). Work the limit does not govern (shedding a flood, accepting connections) can keep
+      the loop late whatever the limit; lowering it further would only shed requests the core could
+      have served in time.
+    - **on time**, with the limit in use (at least half of it in progress): it grows by
+      sqrt(limit), probing for room as a congestion window does;
+    - **on time and unused**: it grows by ``growth`` back toward ``ceiling`` (the overload is over).
+
+    :attr:`completed` is counted by the admission (one per answered model call).
+    """
+
+    max_drop = 0.5  # the most the limit falls in one window (to half)
+    rate_smoothing = 0.25  # weight of the last window in the completion rate
+    _counted = 0  # :attr:`completed` at the last window
+    _at: float | None = None  # when the last window closed
+
+    def lateness(self) -> float:
+        """Seconds late now: the loop's own smoothed lag, or the last window's queue delay if larger."""
+        return max(self.lag.own_lag_s, self.queue_delay_s)
+
+    def tick(self, now: float, active: int) -> None:
+        """Move the limit once per window (``active``: model calls in progress)."""
+        if not self._window_over(now):
+            return
+        done, self._counted = self.completed - self._counted, self.completed
+        if self._at is not None and now > self._at:
+            self.rate += self.rate_smoothing * (done / (now - self._at) - self.rate)
+        self._at = now
+        target = self.delay_target_s
+        self.floor = max(self.min_in_flight, math.ceil(self.rate * target))
+        late = self.lateness()
+        if late > target:
+            if active >= self.min_in_flight:  # lateness with this many of our own in progress: ours
+                gradient = max(self.max_drop, target / late)
+                self.limit = max(self.floor, min(self.limit, int(min(self.limit, active) * gradient)))
+        elif 2 * active >= self.limit:  # on time and the limit is what holds admission: probe upward
+            self.limit = min(self.ceiling, self.limit + max(1, int(math.sqrt(self.limit))))
+        elif self.limit < self.ceiling:  # on time and unused: back toward the ceiling
+            self.limit = min(self.ceiling, max(self.limit + 1, int(self.limit * self.growth)))
+        metrics.IN_FLIGHT_LIMIT.set(self.limit)

@@ -20,9 +20,10 @@ connection:
 - **early shedding**: when the app's admission says so (``EdgeLimits.enter``: the adaptive limit on
   model calls in progress is reached, or, while the gateway is overloaded, the request already
   waited too long in the kernel before the gateway read it), a model call is answered 503
-  (Anthropic: 529) from pre-built bytes as soon as its head is parsed -- no request object, no
-  task, no body parsed; on a kept-alive connection the body is dropped as it arrives and the
-  connection stays open;
+  (Anthropic: 529) from pre-built bytes as soon as its head is parsed -- the verdict is asked as
+  the first header arrives (the URL is whole then), and a request to be shed keeps none of its
+  headers and never gets an ASGI scope, request object or task; no body is parsed; on a
+  kept-alive connection the body is dropped as it arrives and the connection stays open;
 - **how long a request waited before the gateway read it** (:meth:`GuardedHttpToolsProtocol.waited`,
   asked only while overloaded): the age of its newest bytes in the kernel's socket buffer (Linux
   ``TCP_INFO``), which for a new connection's first request includes its time in the listen queue;
@@ -98,6 +99,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._shedding = False  # answered 503 at the head: the body is read and dropped
         self._counted = False  # a model call the admission counts once its body is complete
         self._holding = 0  # of this connection's requests, how many count as in progress (pipelining: >1)
+        self._verdict: int | None = None  # the admission's verdict on the request being parsed
 
     # -- connection ----------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -150,17 +152,40 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     # -- parser callbacks ----------------------------------------------------------------------------
     def on_message_begin(self) -> None:
-        super().on_message_begin()
+        # uvicorn builds the ASGI scope here; that waits for the head (:meth:`_open_scope`), so a
+        # request shed at its head never has one
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+        self._verdict = None
         self._began = True
         self._header_count = 0
         if self._head_timer is None:  # a pipelined request: its own deadline
             self._arm_head_timer()
+
+    def _open_scope(self) -> None:
+        """uvicorn's ASGI scope for the request whose head was just parsed."""
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()
+        self.url, self.headers, self.expect_100_continue = url, headers, expect
+        self.scope["headers"] = headers
+
+    def _decide(self) -> int:
+        """The admission's verdict on the request being parsed (asked once, when its URL is whole)."""
+        verdict = self._verdict
+        if verdict is None:
+            enter = self.limits.enter
+            verdict = self._verdict = enter(self.url, self.waited) if enter is not None else 0
+        return verdict
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_count += 1
         if self._header_count > self.limits.max_headers:
             self._refusal = (431, f"The request has more than {self.limits.max_headers} headers.")
             raise _Stop  # httptools stops parsing; uvicorn then calls send_400_response
+        verdict = self._decide() if self._header_count == 1 else self._verdict
+        if verdict is not None and verdict < 0:
+            return  # to be shed: its headers are not kept
         super().on_header(name, value)
 
     def send_400_response(self, msg: str) -> None:
@@ -173,20 +198,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._stop_waiting()
         self._in_head = False
         self._cancel_head_timer()
-        enter = self.limits.enter
-        if enter is not None:
-            verdict = enter(self.url, self.waited)
-            if verdict < 0:
-                if self.cycle is None or self.cycle.response_complete:
-                    self._shed()
-                else:  # a pipelined request: its answer must wait its turn behind the one in progress
-                    app, self.app = self.app, _shed_app(self.url)
-                    try:
-                        super().on_headers_complete()
-                    finally:
-                        self.app = app
-                return
-            self._counted = verdict > 0
+        verdict = self._decide()
+        if verdict < 0:
+            if self.cycle is None or self.cycle.response_complete:
+                self._shed()
+            else:  # a pipelined request: its answer must wait its turn behind the one in progress
+                self._open_scope()
+                app, self.app = self.app, _shed_app(self.url)
+                try:
+                    super().on_headers_complete()
+                finally:
+                    self.app = app
+            return
+        self._counted = verdict > 0
+        self._open_scope()
         self.scope["state"][RECEIVED] = self.loop.time()
         super().on_headers_complete()
 
