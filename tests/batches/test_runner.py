@@ -73,7 +73,8 @@ async def test_steady_live_traffic_leaves_batch_work_one_request_a_second(tmp_pa
         polls += 1
         return int(steady and polls % 2 == 0)
 
-    runner = BatchRunner(store, chain, BatchesConfig(yield_to_live=1))
+    # A quiet window far longer than a poll: a loop stalled by a loaded machine must not look quiet.
+    runner = BatchRunner(store, chain, BatchesConfig(yield_to_live=1, live_quiet_ms=400))
     runner.live_load = live_load
     await runner.start()
     await asyncio.sleep(2.5)
