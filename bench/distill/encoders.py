@@ -113,7 +113,8 @@ def mpnet_dir(cache: Path) -> Path:
     return folder
 
 
-def _mpnet(cache: Path, int8: bool = False) -> Encode:
+def _mpnet(cache: Path, int8: str | None = None) -> Encode:
+    """all-mpnet-base-v2; ``int8``: PyTorch's dynamic int8 linear layers, "tensor" or "channel" scales."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -122,7 +123,10 @@ def _mpnet(cache: Path, int8: bool = False) -> Encode:
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModel.from_pretrained(folder).eval()
     if int8:
-        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
+
+        qconfig = per_channel_dynamic_qconfig if int8 == "channel" else default_dynamic_qconfig
+        model = quantize_dynamic(model, {torch.nn.Linear: qconfig}, dtype=torch.qint8)
 
     def encode(texts: list[str]) -> npt.NDArray[np.float32]:
         order = np.argsort([len(t) for t in texts])
@@ -146,8 +150,8 @@ def encoder(name: str, cache: Path) -> Encode:
     """The encode function of ``name``."""
     if name == "mpnet":
         return _mpnet(cache)
-    if name == "mpnet-int8":
-        return _mpnet(cache, int8=True)
+    if name in ("mpnet-int8", "mpnet-int8-channel"):
+        return _mpnet(cache, int8="channel" if name.endswith("channel") else "tensor")
     return {"minilm": _minilm, "l3": _l3, "e5": _e5}[name]()
 
 
