@@ -2,7 +2,7 @@
 
 The layout is the one llama.cpp's ``convert_lora_to_gguf.py`` writes: ``general.type = adapter``,
 ``adapter.type = lora``, ``adapter.lora.alpha``, and for every adapted weight two tensors
-``blk.N.<tensor>.weight.lora_a`` (rank × inputs) and ``.lora_b`` (outputs × rank). llama.cpp
+``blk.N.<tensor>.weight.lora_a`` (rank x inputs) and ``.lora_b`` (outputs x rank). llama.cpp
 scales the product by ``alpha / rank``, as PEFT does. Llama-family GGUF files store the query and
 key projections with their rows permuted for llama.cpp's rotary embedding (transformers undoes
 this when it reads a GGUF file), so those adapters' ``lora_b`` rows get the same permutation.
@@ -38,7 +38,7 @@ def write_adapter(
     name: str,
 ) -> None:
     """Write ``pairs`` (a transformers module name such as ``model.layers.0.self_attn.q_proj`` to its
-    ``(A, B)`` matrices, A: rank × inputs, B: outputs × rank) as a GGUF LoRA adapter at ``path``."""
+    ``(A, B)`` matrices, A: rank x inputs, B: outputs x rank) as a GGUF LoRA adapter at ``path``."""
     import gguf
 
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_layers)

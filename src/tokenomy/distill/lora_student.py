@@ -137,7 +137,9 @@ def load_engine(student: LoraStudent, engine: LlamaEngine) -> None:
     try:
         engine.load()
     except Exception as exc:  # llama.cpp rejects an adapter for another architecture or shape
-        raise StudentError(f"{student.directory}: llama.cpp could not apply {ADAPTER_FILE} to the base ({exc})") from None
+        raise StudentError(
+            f"{student.directory}: llama.cpp could not apply {ADAPTER_FILE} to the base model ({exc})"
+        ) from None
 
 
 def greedy_answers(

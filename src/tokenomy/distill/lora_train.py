@@ -40,7 +40,7 @@ class LoraSettings:
     epochs: int = 1
     batch_size: int = 16
     rank: int = 8
-    alpha: float = 16.0
+    alpha: int = 16
     lr: float = 1e-3
     warmup: float = 0.06
     max_prompt_tokens: int = 128  # longer conversations keep their last tokens
@@ -69,7 +69,7 @@ def load_base() -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     logging.getLogger("transformers").setLevel(logging.ERROR)
     base = shipped_base()
     tokenizer = AutoTokenizer.from_pretrained(str(base.parent), gguf_file=base.name)
@@ -77,7 +77,9 @@ def load_base() -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def encode(tokenizer: Any, messages: list[dict[str, Any]], answer: str | None, max_prompt: int) -> tuple[list[int], int]:
+def encode(
+    tokenizer: Any, messages: list[dict[str, Any]], answer: str | None, max_prompt: int
+) -> tuple[list[int], int]:
     """Token ids of the rendered conversation (and the answer and end of turn, if given); where the answer starts."""
     prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     ids = tokenizer(prompt, add_special_tokens=False)["input_ids"][-max_prompt:]
@@ -106,7 +108,8 @@ def train_lora_student(
     started_wall, started_cpu = time.perf_counter(), time.process_time()
     model, tokenizer = load_base()
     load_cpu = time.process_time() - started_cpu
-    encoded = [encode(tokenizer, m, a, settings.max_prompt_tokens) for m, a in zip(data.messages, data.answers, strict=True)]
+    pairs = zip(data.messages, data.answers, strict=True)
+    encoded = [encode(tokenizer, m, a, settings.max_prompt_tokens) for m, a in pairs]
     model, steps, loss = _train(model, encoded, settings)
     if on_trained is not None:
         on_trained(model, tokenizer)
@@ -167,7 +170,7 @@ def _train(model: Any, encoded: list[tuple[list[int], int]], settings: LoraSetti
     torch.set_num_threads(1)
     torch.manual_seed(settings.seed)
     rng = random.Random(settings.seed)
-    config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=0.0, target_modules=list(TARGETS))
+    config = LoraConfig(r=settings.rank, lora_alpha=int(settings.alpha), lora_dropout=0.0, target_modules=list(TARGETS))
     model = get_peft_model(model, config)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=0.0)

@@ -248,8 +248,13 @@ class LlamaEngine:
         from llama_cpp import Llama, llama_chat_format
 
         llama_quiet.install()  # no process-wide stdout/stderr redirection while loading
-        lora = {"lora_path": str(self.lora_path)} if self.lora_path is not None else {}
-        llm = Llama(model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False, **lora)
+        llm = Llama(
+            model_path=str(self.model_path),
+            n_ctx=self.n_ctx,
+            n_threads=self.n_threads,
+            verbose=False,
+            lora_path=str(self.lora_path) if self.lora_path is not None else None,
+        )
         template = llm.metadata.get("tokenizer.chat_template")
         if template:
             eos, bos = llm.token_eos(), llm.token_bos()
