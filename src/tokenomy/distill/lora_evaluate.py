@@ -11,6 +11,11 @@ from tokenomy.distill.lora_student import LoraStudent, greedy_answers
 
 
 def evaluate_lora_student(student: LoraStudent, data: Dialogues, *, n_threads: int = 1) -> dict[str, Any]:
+    """:func:`lora_figures` without the answers."""
+    return lora_figures(student, data, n_threads=n_threads)[0]
+
+
+def lora_figures(student: LoraStudent, data: Dialogues, *, n_threads: int = 1) -> tuple[dict[str, Any], list[str]]:
     """The figures ``tokenomy distill evaluate`` prints for a LoRA student.
 
     Every example is answered once, greedily, one request at a time, through the engine the
@@ -23,7 +28,7 @@ def evaluate_lora_student(student: LoraStudent, data: Dialogues, *, n_threads: i
     latencies = np.asarray(seconds) * 1000
     size = sum(f.stat().st_size for f in student.directory.iterdir() if f.is_file())
     accuracy = float(right.mean())
-    return {
+    figures = {
         "accuracy": accuracy,
         "answered_share": 1.0,
         "accuracy_when_answered": accuracy,
@@ -36,3 +41,4 @@ def evaluate_lora_student(student: LoraStudent, data: Dialogues, *, n_threads: i
         "latency_samples": len(answers),
         "threads": n_threads,
     }
+    return figures, answers

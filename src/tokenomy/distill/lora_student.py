@@ -146,15 +146,25 @@ def greedy_answers(
     student: LoraStudent, conversations: list[list[dict[str, Any]]], *, n_threads: int = 1
 ) -> tuple[list[str], list[float], float]:
     """The student's greedy answers through the serving engine, each request's wall seconds, and CPU seconds in all."""
+    engine = student_engine(student, n_threads=n_threads)
+    load_engine(student, engine)
+    try:
+        return engine_answers(engine, conversations, student.max_answer_tokens)
+    finally:
+        engine.close()
+
+
+def engine_answers(
+    engine: LlamaEngine, conversations: list[list[dict[str, Any]]], max_tokens: int
+) -> tuple[list[str], list[float], float]:
+    """Greedy answers from a loaded engine, one request at a time: answers, wall seconds each, CPU seconds in all."""
     import asyncio
     import time
 
     from tokenomy.providers.local.generation import Delta
     from tokenomy.providers.local.params import ChatPrompt, GenerationParams
 
-    engine = student_engine(student, n_threads=n_threads)
-    load_engine(student, engine)
-    params = GenerationParams(max_tokens=student.max_answer_tokens, temperature=0.0, top_p=1.0)
+    params = GenerationParams(max_tokens=max_tokens, temperature=0.0, top_p=1.0)
 
     async def run() -> tuple[list[str], list[float], float]:
         answers, seconds = [], []
@@ -167,7 +177,4 @@ def greedy_answers(
             answers.append("".join(parts).strip())
         return answers, seconds, time.process_time() - cpu
 
-    try:
-        return asyncio.run(run())
-    finally:
-        engine.close()
+    return asyncio.run(run())
