@@ -37,7 +37,7 @@ import numpy as np
 from tokenomy.distill.dialogues import Dialogues
 from tokenomy.distill.lora_evaluate import lora_figures
 from tokenomy.distill.lora_gguf import ARCH
-from tokenomy.distill.lora_student import LoraStudent, engine_answers, load_engine, served_base, student_engine
+from tokenomy.distill.lora_student import LoraStudent, engine_answers, served_base
 from tokenomy.distill.student import MANIFEST, load_student
 
 DATA = Path(__file__).parent / "data"
@@ -105,19 +105,8 @@ def baseline_prompts(test: Dialogues, train_rows: list[dict[str, str]], intents:
     return [[{"role": "system", "content": system}, *shots, *messages] for messages in test.messages]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--train", type=int, default=4000, help="training queries (a fixed random subset)")
-    parser.add_argument("--test", type=int, default=300, help="test queries (a fixed random sample)")
-    parser.add_argument("--agree", type=int, default=50, help="test prompts for the PyTorch / llama.cpp check")
-    parser.add_argument("--baseline", type=int, default=100, help="test prompts for the base model, zero/few-shot")
-    parser.add_argument("--student-dir", type=Path, default=None, help="a trained smollm-lora directory to reuse")
-    parser.add_argument("--keep", type=Path, default=None, help="write the trained student here")
-    parser.add_argument("--encoder-student", type=Path, default=None, help="also score this encoder student")
-    args = parser.parse_args()
-    train_rows, test_rows = read("train.csv.gz"), read("test.csv.gz")
-    test = sample(test_rows, args.test)
-    rows: list[tuple[str, str]] = []
+def student_rows(args: argparse.Namespace, train_rows: list[dict[str, str]], test: Dialogues) -> list[tuple[str, str]]:
+    """Train (or reuse) the student; its accuracy, latency and size, and llama.cpp's agreement with PyTorch."""
     with tempfile.TemporaryDirectory() as tmp:
         out = args.student_dir or args.keep or Path(tmp) / "student"
         if args.student_dir is None:
@@ -130,48 +119,23 @@ def main() -> None:
         figures, answers = lora_figures(student, test)
         import torch
 
-        torch.set_num_threads(1)
         from tokenomy.distill.lora_train import torch_answers
 
+        torch.set_num_threads(1)
         model, tokenizer = torch_from_adapter(student)
         reference = torch_answers(model, tokenizer, test.messages[: args.agree], student.max_answer_tokens)
-        del model
-        agreement = float(np.mean([a == b for a, b in zip(answers, reference, strict=False)]))
-        base = student_engine(student)
-        base.lora_path = None
-        base.model_path = served_base()
-        load_engine(student, base)
-        intents = sorted({r["category"] for r in train_rows})
-        head = Dialogues(test.messages[: args.baseline], test.answers[: args.baseline])
-        baselines = {}
-        try:
-            for few in (False, True):
-                said, _, cpu = engine_answers(base, baseline_prompts(head, train_rows, intents, few), 24)
-                right = np.mean([a == b for a, b in zip(said, head.answers, strict=True)])
-                baselines[few] = (float(right), cpu * 1000 / len(said), said[:3])
-        finally:
-            base.close()
-        encoder_accuracy = None
-        if args.encoder_student is not None:
-            from tokenomy.distill.embed import Encoder
-            from tokenomy.distill.encoder_student import EncoderStudent
-            from tokenomy.distill.evaluate import classifier
-
-            enc = load_student(args.encoder_student)
-            assert not isinstance(enc, LoraStudent)
-            predict = classifier(enc, None if isinstance(enc, EncoderStudent) else Encoder())
-            texts = [m[-1]["content"] for m in test.messages]
-            encoder_accuracy = float(np.mean([p.label == t for p, t in zip(predict(texts), test.answers, strict=True)]))
+    agreement = float(np.mean([a == b for a, b in zip(answers, reference, strict=False)]))
+    intents = {r["category"] for r in train_rows}
+    cost = STUDENT_USD_PER_HOUR / 3600 * figures["cpu_ms_per_request"]  # per 1,000 requests
     n = len(test)
-    cost = STUDENT_USD_PER_HOUR / 3600 * figures["cpu_ms_per_request"] / 1000 * 1000
-    rows += [
+    return [
         (
             "training examples (random subset of the train split) / steps of 16",
             f"{info['trained_examples']} / {info['steps']}",
         ),
         (
-            "training CPU s (base load / LoRA steps) / wall s",
-            f"{info['load_cpu_seconds']} / {info['train_cpu_seconds']} / {info['train_seconds']}",
+            "training CPU s: base load / LoRA steps; wall s",
+            f"{info['load_cpu_seconds']} / {info['train_cpu_seconds']}; {info['train_seconds']}",
         ),
         ("adapter size MB (GGUF, float32)", f"{figures['size_mb']:.2f}"),
         (f"**LoRA student exact-match accuracy** ({n} test queries)", f"**{figures['accuracy']:.4f}**"),
@@ -182,19 +146,75 @@ def main() -> None:
             f"{figures['p50_latency_ms']:.0f} / {figures['p99_latency_ms']:.0f}",
         ),
         ("CPU ms per request, in process", f"{figures['cpu_ms_per_request']:.0f}"),
-        (
-            f"base model zero-shot accuracy (first {len(head)} test queries; intents listed)",
-            f"{baselines[False][0]:.4f}",
-        ),
-        (f"base model 5-shot accuracy (first {len(head)})", f"{baselines[True][0]:.4f}"),
-        ("base model CPU ms per request, zero- / 5-shot", f"{baselines[False][1]:.0f} / {baselines[True][1]:.0f}"),
         ("student cost per 1,000 requests at $0.05/hour of CPU", f"${cost:.5f}"),
     ]
-    if encoder_accuracy is not None:
-        rows.append((f"encoder student {args.encoder_student.name} on the same {n} queries", f"{encoder_accuracy:.4f}"))
+
+
+def baseline_rows(args: argparse.Namespace, train_rows: list[dict[str, str]], test: Dialogues) -> list[tuple[str, str]]:
+    """The base model without the adapter, zero-shot and 5-shot, on the first ``--baseline`` test queries."""
+    from tokenomy.providers.local.generation import LlamaEngine
+
+    base = LlamaEngine(served_base(), name="base", n_ctx=2048, n_threads=1, repeat_penalty=1.0, loop_guard=False)
+    base.load()
+    intents = sorted({r["category"] for r in train_rows})
+    head = Dialogues(test.messages[: args.baseline], test.answers[: args.baseline])
+    rows = []
+    try:
+        for few, name in ((False, "zero-shot"), (True, "5-shot")):
+            said, _, cpu = engine_answers(base, baseline_prompts(head, train_rows, intents, few), 24)
+            right = np.mean([a == b for a, b in zip(said, head.answers, strict=True)])
+            rows.append(
+                (f"base model {name} accuracy (first {len(head)} test queries; the 77 intents listed)", f"{right:.4f}")
+            )
+            rows.append(
+                (f"base model {name}: CPU ms per request; first answers", f"{cpu * 1000 / len(said):.0f}; {said[:2]}")
+            )
+    finally:
+        base.close()
+    return rows
+
+
+def encoder_rows(path: Path, test: Dialogues) -> list[tuple[str, str]]:
+    """A label student (head or fine-tuned encoder) on the same test queries."""
+    from tokenomy.distill.embed import Encoder
+    from tokenomy.distill.encoder_student import EncoderStudent
+    from tokenomy.distill.evaluate import classifier
+
+    enc = load_student(path)
+    assert not isinstance(enc, LoraStudent)
+    predict = classifier(enc, None if isinstance(enc, EncoderStudent) else Encoder())
+    texts = [m[-1]["content"] for m in test.messages]
+    accuracy = np.mean([p.label == t and not p.abstained for p, t in zip(predict(texts), test.answers, strict=True)])
+    right = np.mean([p.label == t for p, t in zip(predict(texts), test.answers, strict=True)])
+    return [
+        (
+            f"encoder student {path.name}: accuracy without abstention / abstentions wrong ({len(test)} queries)",
+            f"{right:.4f} / {accuracy:.4f}",
+        )
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--train", type=int, default=4000, help="training queries (a fixed random subset)")
+    parser.add_argument("--test", type=int, default=300, help="test queries (a fixed random sample; 0: no student)")
+    parser.add_argument("--agree", type=int, default=50, help="test prompts for the PyTorch / llama.cpp check")
+    parser.add_argument("--baseline", type=int, default=30, help="test prompts for the base model (0: none)")
+    parser.add_argument("--student-dir", type=Path, default=None, help="a trained smollm-lora directory to reuse")
+    parser.add_argument("--keep", type=Path, default=None, help="write the trained student here")
+    parser.add_argument("--encoder-student", type=Path, default=None, help="also score this encoder student")
+    args = parser.parse_args()
+    train_rows, test_rows = read("train.csv.gz"), read("test.csv.gz")
+    test = sample(test_rows, max(args.test, args.baseline))
+    rows: list[tuple[str, str]] = []
+    if args.test:
+        rows += student_rows(args, train_rows, Dialogues(test.messages[: args.test], test.answers[: args.test]))
+    if args.baseline:
+        rows += baseline_rows(args, train_rows, test)
+    if args.encoder_student is not None:
+        rows += encoder_rows(args.encoder_student, Dialogues(test.messages[: args.test], test.answers[: args.test]))
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(f"machine load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end; {when}")
-    print(f"base zero-shot answers (first 3): {baselines[False][2]}; 5-shot: {baselines[True][2]}")
     print()
     print("| figure | value |")
     print("|---|---|")
