@@ -15,6 +15,7 @@ path and the reason.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -112,8 +113,60 @@ def load_lora_student(directory: Path, manifest: dict[str, Any]) -> LoraStudent:
         served = served_base(base)
     except (OSError, ValueError) as exc:
         raise StudentError(f"{directory}: could not prepare the base model's {SERVE_VARIANT} variant ({exc})") from None
+    check_adapter(adapter, served)
     info = {k: v for k, v in manifest.items() if k not in ("files",)}
     return LoraStudent(directory, served, int(manifest.get("max_answer_tokens", 32)), info)
+
+
+def _text(reader: Any, key: str) -> str | None:
+    field = reader.fields.get(key)
+    return bytes(field.parts[field.data[0]]).decode() if field is not None else None
+
+
+@functools.lru_cache(maxsize=4)
+def _base_shapes(base: Path) -> tuple[str | None, dict[str, tuple[int, ...]]]:
+    import gguf
+
+    reader = gguf.GGUFReader(str(base))
+    return _text(reader, "general.architecture"), {t.name: tuple(int(n) for n in t.shape) for t in reader.tensors}
+
+
+def check_adapter(adapter: Path, base: Path) -> None:
+    """Refuse an adapter that is not a LoRA GGUF for ``base``'s architecture, or whose tensors fit none of the base's.
+
+    llama.cpp checks little of this when it loads an adapter: one with the wrong inner size loads and
+    then aborts the process at the first token.
+    """
+    import gguf
+
+    try:
+        reader = gguf.GGUFReader(str(adapter))
+    except Exception as exc:  # the reader raises ValueError, KeyError or struct errors on a broken file
+        raise StudentError(f"{adapter}: not a GGUF LoRA adapter ({exc})") from None
+    arch, shapes = _base_shapes(base)
+    if _text(reader, "general.type") != "adapter" or _text(reader, "adapter.type") != "lora":
+        raise StudentError(f"{adapter}: not a LoRA adapter (general.type {_text(reader, 'general.type')!r})")
+    if _text(reader, "general.architecture") != arch:
+        raise StudentError(f"{adapter}: an adapter for {_text(reader, 'general.architecture')!r}, the base is {arch!r}")
+    parts: dict[str, dict[str, tuple[int, ...]]] = {}
+    for tensor in reader.tensors:
+        name, _, part = tensor.name.rpartition(".")
+        if part not in ("lora_a", "lora_b"):
+            raise StudentError(f"{adapter}: unexpected tensor {tensor.name!r}")
+        parts.setdefault(name, {})[part] = tuple(int(n) for n in tensor.shape)
+    if not parts:
+        raise StudentError(f"{adapter}: no LoRA tensors")
+    for name, pair in parts.items():
+        if name not in shapes:
+            raise StudentError(f"{adapter}: {name} is not a tensor of the base model")
+        if set(pair) != {"lora_a", "lora_b"}:
+            raise StudentError(f"{adapter}: {name} lacks {({'lora_a', 'lora_b'} - set(pair)).pop()}")
+        (n_in, n_out), (a_in, rank), (b_rank, b_out) = shapes[name][:2], pair["lora_a"], pair["lora_b"]
+        if (a_in, b_out, b_rank) != (n_in, n_out, rank):
+            raise StudentError(
+                f"{adapter}: {name} adapts a {n_in}x{n_out} weight with {a_in}x{rank} and {b_rank}x{b_out} "
+                "matrices (an adapter for another base model)"
+            )
 
 
 def student_engine(student: LoraStudent, *, name: str = "distilled", n_threads: int | None = None) -> LlamaEngine:

@@ -14,6 +14,7 @@ Needs the ``distill`` extra (PyTorch, transformers, peft, gguf).
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -29,6 +30,8 @@ from tokenomy.distill.finetune import EXTRA, MissingExtraError, _batches, _bf16
 from tokenomy.distill.lora_gguf import write_adapter
 from tokenomy.distill.lora_student import ADAPTER_FILE, BASE_MODEL, LoraStudent, load_lora_student, shipped_base
 from tokenomy.distill.student import MANIFEST
+
+log = logging.getLogger("tokenomy.distill")
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -64,8 +67,6 @@ def require_lora_extra() -> None:
 
 def load_base() -> tuple[Any, Any]:
     """The base model (dequantised to float32) and its tokenizer, from the embedded GGUF file."""
-    import logging
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -214,6 +215,8 @@ def _train(model: Any, encoded: list[tuple[list[int], int]], settings: LoraSetti
             value = float(loss.detach())
             recent = value if step == 0 else 0.9 * recent + 0.1 * value
             step += 1
+            if step % 10 == 0 or step == total:
+                log.info("LoRA step %d/%d, loss %.3f, %.0f CPU s", step, total, recent, time.process_time())
     model.eval()
     return model, step, recent
 
