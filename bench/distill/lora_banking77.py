@@ -66,7 +66,7 @@ def torch_from_adapter(student: LoraStudent) -> tuple[Any, Any]:
 
     reader = gguf.GGUFReader(str(student.adapter_path))
     field = reader.fields[gguf.Keys.Adapter.LORA_ALPHA]
-    alpha = float(field.parts[field.data[0]][0])
+    alpha = int(field.parts[field.data[0]][0])
     assert bytes(reader.fields["general.architecture"].parts[-1]).decode() == ARCH
     tensors = {t.name: np.array(t.data, dtype=np.float32) for t in reader.tensors}
     model, tokenizer = load_base()

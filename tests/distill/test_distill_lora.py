@@ -169,3 +169,25 @@ def test_without_the_extra_the_error_names_it(tmp_path: Path, monkeypatch: pytes
     data.write_text('{"text": "a", "answer": "x"}\n{"text": "b", "answer": "y"}\n')
     code, out = run("train", "--data", str(data), "--out", str(tmp_path / "s"), "--student", "smollm-lora")
     assert code == 1 and "pip install 'tokenomy[distill]'" in out and "peft is not installed" in out
+
+
+async def test_the_gateway_serves_the_students_answers(trained: tuple[LoraStudent, list[str]]) -> None:
+    """Through the gateway (official client, loopback HTTP): the answers llama.cpp gave in process, greedily."""
+    import openai
+    from tests.support.gateway import running_gateway
+
+    student, _ = trained
+    conversations = labelled("banking77_test.jsonl").messages[:3]
+    expected, _, _ = greedy_answers(student, conversations)
+    text = (
+        "models:\n  - name: s\n    deployments:\n"
+        f'      - {{provider: local, model: distilled, path: "{student.directory}"}}\n'
+    )
+    async with (
+        running_gateway(text) as running,
+        openai.AsyncOpenAI(base_url=running.v1, api_key="unused", max_retries=0) as client,
+    ):
+        for messages, answer in zip(conversations, expected, strict=True):
+            reply = await client.chat.completions.create(model="s", messages=messages, temperature=1.5)  # type: ignore[arg-type]
+            assert (reply.choices[0].message.content or "").strip() == answer  # greedy whatever the request asks
+            assert reply.usage is not None and reply.usage.completion_tokens <= student.max_answer_tokens
