@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import sys
@@ -178,7 +179,7 @@ async def test_the_gateway_serves_the_students_answers(trained: tuple[LoraStuden
 
     student, _ = trained
     conversations = labelled("banking77_test.jsonl").messages[:3]
-    expected, _, _ = greedy_answers(student, conversations)
+    expected, _, _ = await asyncio.to_thread(greedy_answers, student, conversations)
     text = (
         "models:\n  - name: s\n    deployments:\n"
         f'      - {{provider: local, model: distilled, path: "{student.directory}"}}\n'
