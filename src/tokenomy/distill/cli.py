@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -151,6 +152,10 @@ def _train_lora(
     from tokenomy.distill.finetune import MissingExtraError
     from tokenomy.distill.lora_train import LoraSettings, train_lora_student
 
+    progress = logging.getLogger("tokenomy.distill")
+    if not progress.handlers and not logging.getLogger().handlers:  # the step count and loss, on stderr
+        progress.addHandler(logging.StreamHandler())
+        progress.setLevel(logging.INFO)
     extra: dict[str, object] = {}
     try:
         if data_path is not None:
