@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from tokenomy.distill.student import Student
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
+LORA_STUDENT = "smollm-lora"
 
 
 @click.group("distill")
@@ -27,7 +29,13 @@ def distill() -> None:
 
 
 @distill.command("train")
-@click.option("--data", "data_path", type=_FILE, default=None, help='JSONL of {"text" | "messages", "label"}.')
+@click.option(
+    "--data",
+    "data_path",
+    type=_FILE,
+    default=None,
+    help='JSONL of {"text" | "messages", "label"} ("answer" for smollm-lora).',
+)
 @click.option("--from-ledger", is_flag=True, help="Train on the teacher's logged answers for --task instead.")
 @click.option("--task", default=None, help="With --from-ledger: the task whose requests to learn.")
 @click.option("--since", type=WhenType(), default=None, help=f"With --from-ledger: {WHEN_HELP} (default 7d).")
@@ -45,18 +53,24 @@ def distill() -> None:
 )
 @click.option(
     "--student",
-    type=click.Choice(["minilm-ngram", "minilm-head", "minilm-finetuned"]),
+    type=click.Choice(["minilm-ngram", "minilm-head", "minilm-finetuned", LORA_STUDENT]),
     default="minilm-ngram",
     show_default=True,
     help="minilm-head: a head on MiniLM vectors; minilm-ngram: that plus a head on word and character n-grams; "
-    "minilm-finetuned: MiniLM itself fine-tuned and exported to ONNX (needs the tokenomy[distill] extra).",
+    "minilm-finetuned: MiniLM itself fine-tuned and exported to ONNX; smollm-lora: a LoRA adapter that teaches "
+    "the embedded SmolLM2 to answer in free text (these two need the tokenomy[distill] extra).",
 )
 @click.option(
     "--epochs",
     type=click.IntRange(1, 50),
-    default=4,
-    show_default=True,
-    help="minilm-finetuned: passes over the training data.",
+    default=None,
+    help="minilm-finetuned, smollm-lora: passes over the training data (default 4 and 1).",
+)
+@click.option(
+    "--max-steps",
+    type=click.IntRange(1),
+    default=None,
+    help="smollm-lora: stop after this many batches of 16 (a quick trial).",
 )
 @click.option("--int8", is_flag=True, help="minilm-finetuned: serve int8 weights (a quarter of the size, less CPU).")
 @click.option(
@@ -76,7 +90,8 @@ def train(
     out: Path,
     val_path: Path | None,
     student: str,
-    epochs: int,
+    epochs: int | None,
+    max_steps: int | None,
     int8: bool,
     target_accuracy: float,
 ) -> None:
@@ -90,6 +105,9 @@ def train(
         raise click.UsageError("give --data FILE or --from-ledger --task TASK (one of them)")
     if from_ledger and not task:
         raise click.UsageError("--from-ledger needs --task")
+    if student == LORA_STUDENT:
+        _train_lora(data_path, task, since, teacher, config_path, out, epochs, max_steps)
+        return
     extra: dict[str, object] = {}
     try:
         if data_path is not None:
@@ -104,7 +122,7 @@ def train(
         val = load_examples(val_path) if val_path else None
         if student == "minilm-finetuned":
             trained: Student | EncoderStudent = _finetune(
-                examples, out, val, target_accuracy, FineTuneSettings(epochs=epochs, int8=int8), extra
+                examples, out, val, target_accuracy, FineTuneSettings(epochs=epochs or 4, int8=int8), extra
             )
         else:
             trained = train_student(
@@ -116,6 +134,41 @@ def train(
         raise click.ClickException(str(exc)) from None
     summary = {"out": str(out), "labels": len(trained.labels), "threshold": trained.threshold, **extra}
     click.echo(json.dumps(summary | trained.info))
+
+
+def _train_lora(
+    data_path: Path | None,
+    task: str | None,
+    since: float | None,
+    teacher: str | None,
+    config_path: Path | None,
+    out: Path,
+    epochs: int | None,
+    max_steps: int | None,
+) -> None:
+    """``--student smollm-lora``: free-text answers (``answer``, or the teacher's logged answers as they were)."""
+    from tokenomy.distill.data import DistillDataError
+    from tokenomy.distill.dialogues import ledger_dialogues, load_dialogues
+    from tokenomy.distill.finetune import MissingExtraError
+    from tokenomy.distill.lora_train import LoraSettings, train_lora_student
+
+    progress = logging.getLogger("tokenomy.distill")
+    if not progress.handlers and not logging.getLogger().handlers:  # the step count and loss, on stderr
+        progress.addHandler(logging.StreamHandler())
+        progress.setLevel(logging.INFO)
+    extra: dict[str, object] = {}
+    try:
+        if data_path is not None:
+            data = load_dialogues(data_path)
+        else:
+            assert task is not None
+            data, logged, skipped = ledger_dialogues(_config(config_path), task, since=since, teacher=teacher)
+            extra = {"task": task, "logged_requests": logged, "left_out": skipped}
+        settings = LoraSettings(epochs=epochs or 1, max_steps=max_steps)
+        trained = train_lora_student(data, out, settings=settings, info={k: v for k, v in extra.items() if k == "task"})
+    except (DistillDataError, MissingExtraError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps({"out": str(out), **extra} | trained.info))
 
 
 def _finetune(
@@ -155,18 +208,24 @@ def _config(path: Path | None) -> GatewayConfig:
 @click.option("--data", "data_path", type=_FILE, required=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def evaluate(model_dir: Path, data_path: Path, fmt: str) -> None:
-    """Accuracy, answered share and latency of a student on labelled data."""
+    """Accuracy, answered share and latency of a student on labelled data (exact-match answers for smollm-lora)."""
     from tokenomy.distill.data import DistillDataError, load_examples
+    from tokenomy.distill.dialogues import load_dialogues
     from tokenomy.distill.embed import Encoder
     from tokenomy.distill.encoder_student import EncoderStudent
     from tokenomy.distill.errors import StudentError
     from tokenomy.distill.evaluate import evaluate_student
+    from tokenomy.distill.lora_evaluate import evaluate_lora_student
+    from tokenomy.distill.lora_student import LoraStudent
     from tokenomy.distill.student import load_student
 
     try:
         student = load_student(model_dir)
-        encoder = None if isinstance(student, EncoderStudent) else Encoder()
-        figures = evaluate_student(student, load_examples(data_path), encoder, model_dir)
+        if isinstance(student, LoraStudent):
+            figures = evaluate_lora_student(student, load_dialogues(data_path))
+        else:
+            encoder = None if isinstance(student, EncoderStudent) else Encoder()
+            figures = evaluate_student(student, load_examples(data_path), encoder, model_dir)
     except (DistillDataError, StudentError) as exc:
         raise click.ClickException(str(exc)) from None
     if fmt == "json":

@@ -1,7 +1,8 @@
 """A distilled head student on disk and in memory: MiniLM sentence embeddings and a linear head.
 
-(The other kind, a fine-tuned encoder, lives in :mod:`tokenomy.distill.encoder_student`;
-:func:`load_student` reads either.)
+(The other kinds, a fine-tuned encoder and a generative LoRA adapter, live in
+:mod:`tokenomy.distill.encoder_student` and :mod:`tokenomy.distill.lora_student`;
+:func:`load_student` reads any of them.)
 
 A student may also have a second, lexical head on hashed word and character n-grams
 (:mod:`tokenomy.distill.lexical`); its scores are added to the embedding head's (the blend weight
@@ -38,6 +39,7 @@ FloatArray = npt.NDArray[np.float32]
 
 if TYPE_CHECKING:
     from tokenomy.distill.encoder_student import EncoderStudent
+    from tokenomy.distill.lora_student import LoraStudent
 
 
 @dataclass(slots=True)
@@ -127,8 +129,8 @@ class Student:
         (directory / MANIFEST).write_text(json.dumps(manifest, indent=1))
 
 
-def load_student(directory: Path) -> Student | EncoderStudent:
-    """Load and check a student directory of either kind; :class:`StudentError` naming the path and the problem."""
+def load_student(directory: Path) -> Student | EncoderStudent | LoraStudent:
+    """Load and check a student directory of any kind; :class:`StudentError` naming the path and the problem."""
     manifest_path, head_path = directory / MANIFEST, directory / HEAD
     if not directory.is_dir():
         raise StudentError(f"{directory}: no such student directory")
@@ -142,6 +144,10 @@ def load_student(directory: Path) -> Student | EncoderStudent:
         from tokenomy.distill.encoder_student import load_encoder_student
 
         return load_encoder_student(directory, manifest)
+    if isinstance(manifest, dict) and manifest.get("kind") == "lora-adapter":
+        from tokenomy.distill.lora_student import load_lora_student
+
+        return load_lora_student(directory, manifest)
     if not isinstance(manifest, dict) or manifest.get("format_version") not in READABLE_VERSIONS:
         version = manifest.get("format_version") if isinstance(manifest, dict) else None
         readable = " and ".join(map(str, READABLE_VERSIONS))

@@ -58,7 +58,8 @@ CATALOG: dict[str, EmbeddedModel] = {
         name=DISTILLED_MODEL,
         endpoints=frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS}),
         package="tokenomy",
-        description="a distilled student (MiniLM + head, or a fine-tuned MiniLM) from `tokenomy distill train`",
+        description="a distilled student from `tokenomy distill train` (MiniLM + head, a fine-tuned MiniLM, "
+        "or a SmolLM2 LoRA adapter)",
         context_length=256,
     ),
 }

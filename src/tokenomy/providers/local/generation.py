@@ -174,8 +174,10 @@ class LlamaEngine:
         loop_guard: bool = True,
         select_variant: bool = False,
         parallel: int | None = 1,
+        lora_path: Path | None = None,
     ) -> None:
         self.model_path = Path(model_path) if model_path else default_model_path()
+        self.lora_path = lora_path  # a GGUF LoRA adapter applied at load (a generative distilled student)
         self.select_variant = select_variant
         self.variant: VariantChoice | None = None  # set when the variant was chosen by measurement
         self.name = name
@@ -250,7 +252,13 @@ class LlamaEngine:
         from llama_cpp import Llama, llama_chat_format
 
         llama_quiet.install()  # no process-wide stdout/stderr redirection while loading
-        llm = Llama(model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False)
+        llm = Llama(
+            model_path=str(self.model_path),
+            n_ctx=self.n_ctx,
+            n_threads=self.n_threads,
+            verbose=False,
+            lora_path=str(self.lora_path) if self.lora_path is not None else None,
+        )
         template = llm.metadata.get("tokenizer.chat_template")
         if template:
             eos, bos = llm.token_eos(), llm.token_bos()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncGenerator
@@ -18,6 +19,7 @@ from typing import Any
 
 from tokenomy.config.models import Deployment, GatewayConfig
 from tokenomy.distill.encoder_student import EncoderStudent
+from tokenomy.distill.lora_student import LoraStudent
 from tokenomy.errors import GatewayError, invalid_request
 from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Response, Stream, Usage
 from tokenomy.providers.local import embedding_api, students
@@ -62,7 +64,9 @@ class LocalProvider:
             )
         # Distilled students load here, so a broken one stops the gateway at start-up.
         self.students = students.load_students(config)
-        head_students = any(not isinstance(s, EncoderStudent) for s in self.students.values())
+        # A generative (LoRA) student gets its own llama.cpp engine, loaded here for the same reason.
+        self.lora_engines = students.lora_engines(self.students, local.generation.n_threads)
+        head_students = any(not isinstance(s, EncoderStudent | LoraStudent) for s in self.students.values())
         if EMBEDDING_MODEL in names or head_students:
             concurrency, n_threads = embedding_threads(local.embeddings.concurrency, local.embeddings.n_threads)
             self.embedder = MiniLMEmbedder(n_threads=n_threads, arithmetic=local.embeddings.arithmetic)
@@ -93,6 +97,8 @@ class LocalProvider:
             await self.batcher.close()
         if self.generator is not None:
             await asyncio.to_thread(self.generator.close)
+        for engine in self.lora_engines.values():
+            await asyncio.to_thread(engine.close)
         if self.embedder is not None:
             self.embedder.close()
 
@@ -161,8 +167,11 @@ class LocalProvider:
 
     # --- distilled students -------------------------------------------------------------------
 
-    async def _classify(self, ctx: CallContext, deployment: Deployment) -> Completion:
+    async def _classify(self, ctx: CallContext, deployment: Deployment) -> Response:
         student = self.students.get(deployment.path or "")
+        if isinstance(student, LoraStudent):  # a generative student answers with text, like the generator
+            engine = self.lora_engines[deployment.path or ""]
+            return await self._generate(ctx, engine, student.max_answer_tokens, greedy=True)
         head = not isinstance(student, EncoderStudent)
         if student is None or (head and (self.batcher is None or self.embedder is None or not self.embedder.loaded)):
             raise GatewayError(503, f"The model {ctx.model!r} is not loaded.", "server_overloaded", code="overloaded")
@@ -178,11 +187,14 @@ class LocalProvider:
 
     # --- chat and completions ------------------------------------------------------------------
 
-    async def _generate(self, ctx: CallContext) -> Response:
-        engine = self.generator
+    async def _generate(
+        self, ctx: CallContext, engine: LlamaEngine | None = None, default: int | None = None, greedy: bool = False
+    ) -> Response:
+        """Generate on ``engine`` (default: the embedded generator); ``greedy``: temperature 0 whatever was asked."""
+        engine = engine or self.generator
         if engine is None or engine.n_vocab == 0:
             raise GatewayError(503, f"The model {ctx.model!r} is not loaded.", "server_overloaded", code="overloaded")
-        default = self._config.local.generation.max_tokens_default
+        default = default or self._config.local.generation.max_tokens_default
         chat = ctx.endpoint is Endpoint.CHAT
         prompt: ChatPrompt | TextPrompt
         if chat:
@@ -191,6 +203,8 @@ class LocalProvider:
             prompt, params = parse_chat(ctx.body, default, engine.n_vocab)
         else:
             prompt, params = parse_completion(ctx.body, default, engine.n_vocab)
+        if greedy:
+            params = dataclasses.replace(params, temperature=0.0, top_p=1.0)
         handle = engine.submit(prompt, params)
         try:
             started = await handle.first()

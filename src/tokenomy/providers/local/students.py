@@ -2,7 +2,9 @@
 
 Every student a config names is loaded and checked when the provider is built, so a gateway with
 a missing, truncated or incompatible student refuses to start (the error names the path and the
-reason) instead of serving half a model. For a head student, a request's user text is embedded
+reason) instead of serving half a model. A generative (LoRA) student answers with generated text
+on its own llama.cpp engine (the base model with the adapter), greedily. For a head student, a
+request's user text is embedded
 with the embedded MiniLM (through the shared micro-batcher) and the head picks a label; a
 fine-tuned encoder student reads the text with its own ONNX model. The answer is the label, its
 probability goes to the ``x-tokenomy-confidence`` header and to the body's ``tokenomy`` field,
@@ -20,15 +22,17 @@ from tokenomy.config.models import GatewayConfig
 from tokenomy.distill.data import text_of
 from tokenomy.distill.encoder_student import EncoderStudent
 from tokenomy.distill.errors import StudentError
+from tokenomy.distill.lora_student import LoraStudent, load_engine, student_engine
 from tokenomy.distill.student import Prediction, Student, load_student
 from tokenomy.errors import invalid_request
 from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Usage
+from tokenomy.providers.local.generation import LlamaEngine
 from tokenomy.providers.local.responses import ResponseBuilder
 
 DISTILLED_MODEL = "distilled"
 
 
-AnyStudent = Student | EncoderStudent
+AnyStudent = Student | EncoderStudent | LoraStudent
 
 
 def load_students(config: GatewayConfig) -> dict[str, AnyStudent]:
@@ -43,6 +47,21 @@ def load_students(config: GatewayConfig) -> dict[str, AnyStudent]:
             if dep.path not in students:
                 students[dep.path] = load_student(Path(dep.path).expanduser())
     return students
+
+
+def lora_engines(loaded: dict[str, AnyStudent], n_threads: int | None) -> dict[str, LlamaEngine]:
+    """A loaded llama.cpp engine (base model and adapter) per generative student; :class:`StudentError` if one fails."""
+    engines: dict[str, LlamaEngine] = {}
+    try:
+        for path, student in loaded.items():
+            if isinstance(student, LoraStudent):
+                engines[path] = student_engine(student, name=f"distilled:{path}", n_threads=n_threads)
+                load_engine(student, engines[path])
+    except StudentError:
+        for engine in engines.values():
+            engine.close()
+        raise
+    return engines
 
 
 def request_text(ctx: CallContext) -> str:
