@@ -23,6 +23,8 @@ from tests.conftest import OPENAI_KEY
 from tests.fakes.openai_upstream import OpenAIFake
 from tests.support.ports import free_port
 
+CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=20)  # a hung request fails the test instead of stalling it
+
 
 def writer_pids(parent: int) -> list[int]:
     """Process ids of the ledger writer processes whose parent is ``parent``."""
@@ -80,6 +82,8 @@ models:
         self.answered: list[str] = []
         self.stop = asyncio.Event()
         self.proc: asyncio.subprocess.Process | None = None
+        self.stderr = bytearray()  # read as it comes: a full pipe would block the gateway's logging
+        self._drain: asyncio.Task[None] | None = None
 
     async def start(self) -> asyncio.subprocess.Process:
         self.proc = await asyncio.create_subprocess_exec(
@@ -87,6 +91,7 @@ models:
             "--port", str(self.port), "--workers", "1", env={**os.environ, "TOKENOMY_HOME": str(self.tmp_path)},
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
+        self._drain = asyncio.create_task(self._read_stderr(self.proc))
         async with aiohttp.ClientSession() as http:
             for _ in range(600):
                 try:
@@ -96,6 +101,20 @@ models:
                 except aiohttp.ClientError:
                     await asyncio.sleep(0.05)
         raise AssertionError("the gateway did not start")
+
+    async def _read_stderr(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stderr is not None
+        while chunk := await proc.stderr.read(65536):
+            self.stderr += chunk
+
+    async def stderr_until_exit(self, proc: asyncio.subprocess.Process) -> bytes:
+        """Everything the gateway wrote to stderr once it has exited (a writer it orphaned may hold
+        the pipe open, so the end of the stream is not waited for long)."""
+        await asyncio.wait_for(proc.wait(), 60)
+        if self._drain is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._drain), 5)
+        return bytes(self.stderr)
 
     async def client(self, http: aiohttp.ClientSession, w: int) -> None:
         i = 0
@@ -121,7 +140,9 @@ models:
         finally:
             if proc.returncode is None:
                 proc.kill()
-                await proc.wait()
+                await asyncio.wait_for(proc.wait(), 30)
+            if self._drain is not None:
+                self._drain.cancel()
             for pid in writers + writer_pids(proc.pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
@@ -141,13 +162,13 @@ async def test_kill_9_of_the_gateway_loses_no_answered_request(openai_fake: Open
 
 async def gateway_kill(load: Load, proc: asyncio.subprocess.Process) -> None:
     [writer] = writer_pids(proc.pid)
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(timeout=CLIENT_TIMEOUT) as http:
         clients = [asyncio.create_task(load.client(http, w)) for w in range(8)]
         await wait_for(lambda: len(load.answered) >= 150, 30, "traffic")
         proc.kill()  # SIGKILL mid-load: no shutdown code runs in the gateway
         await proc.wait()
         load.stop.set()
-        await asyncio.gather(*clients)
+        await asyncio.wait_for(asyncio.gather(*clients), 30)
     await wait_for(lambda: not alive(writer), 30, "the orphaned writer to drain and exit")
     stored = load.stored()
     missing = set(load.answered) - set(stored)
@@ -164,7 +185,7 @@ async def test_kill_9_of_the_writer_is_survived(openai_fake: OpenAIFake, tmp_pat
 
 async def writer_kill(load: Load, proc: asyncio.subprocess.Process) -> None:
     [first] = writer_pids(proc.pid)
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(timeout=CLIENT_TIMEOUT) as http:
         clients = [asyncio.create_task(load.client(http, w)) for w in range(8)]
         await wait_for(lambda: len(load.answered) >= 100, 30, "traffic")
         os.kill(first, signal.SIGKILL)
@@ -172,9 +193,9 @@ async def writer_kill(load: Load, proc: asyncio.subprocess.Process) -> None:
         killed_at = len(load.answered)
         await wait_for(lambda: len(load.answered) >= killed_at + 100, 30, "traffic after the restart")
         load.stop.set()
-        await asyncio.gather(*clients)
+        await asyncio.wait_for(asyncio.gather(*clients), 30)
     proc.send_signal(signal.SIGTERM)
-    _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    stderr = await load.stderr_until_exit(proc)
     assert b"ledger writer process exited" in stderr
     stored = load.stored()
     missing = set(load.answered) - set(stored)
