@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,16 +42,14 @@ def text_of(row: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def load_examples(path: Path, *, need_labels: bool = True) -> Examples:
-    """Read a JSONL file (``.gz`` too); every line needs a non-empty text and a label."""
+def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The JSON objects of a JSONL file (``.gz`` too) with their line numbers; blank lines skipped."""
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rt", encoding="utf-8") as handle:
             lines = handle.read().splitlines()
     except OSError as exc:
         raise DistillDataError(f"{path}: {exc.strerror or exc}") from None
-    texts: list[str] = []
-    labels: list[str] = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -60,6 +59,14 @@ def load_examples(path: Path, *, need_labels: bool = True) -> Examples:
             raise DistillDataError(f"{path}:{number}: not a JSON object") from None
         if not isinstance(row, dict):
             raise DistillDataError(f"{path}:{number}: not a JSON object")
+        yield number, row
+
+
+def load_examples(path: Path, *, need_labels: bool = True) -> Examples:
+    """Read a JSONL file (``.gz`` too); every line needs a non-empty text and a label."""
+    texts: list[str] = []
+    labels: list[str] = []
+    for number, row in read_rows(path):
         text = text_of(row)
         if not text.strip():
             raise DistillDataError(f'{path}:{number}: empty text (give "text" or user "messages")')

@@ -7,13 +7,11 @@ learns to answer with the text of ``answer``.
 
 from __future__ import annotations
 
-import gzip
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tokenomy.distill.data import DistillDataError, text_of
+from tokenomy.distill.data import DistillDataError, read_rows, text_of
 
 if TYPE_CHECKING:
     from tokenomy.config.models import GatewayConfig
@@ -48,23 +46,9 @@ def messages_of(row: dict[str, Any]) -> list[dict[str, Any]]:
 
 def load_dialogues(path: Path) -> Dialogues:
     """Read a JSONL file (``.gz`` too); every line needs user text and a non-empty answer."""
-    try:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except OSError as exc:
-        raise DistillDataError(f"{path}: {exc.strerror or exc}") from None
     conversations: list[list[dict[str, Any]]] = []
     answers: list[str] = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            raise DistillDataError(f"{path}:{number}: not a JSON object") from None
-        if not isinstance(row, dict):
-            raise DistillDataError(f"{path}:{number}: not a JSON object")
+    for number, row in read_rows(path):
         if not text_of(row).strip():
             raise DistillDataError(f'{path}:{number}: empty text (give "text" or user "messages")')
         answer = row.get("answer", row.get("label"))
