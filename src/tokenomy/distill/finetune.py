@@ -16,6 +16,7 @@ measured on the exported ONNX model, so they hold for what is served. Needs the 
 
 from __future__ import annotations
 
+import importlib
 import math
 import random
 import shutil
@@ -59,16 +60,21 @@ class FineTuneSettings:
     max_steps: int | None = None  # stop early (tests)
 
 
-def require_torch() -> None:
-    """Raise :class:`MissingExtraError` naming the extra when PyTorch or transformers is missing."""
+def require_extra(student: str, needs: str, modules: tuple[str, ...]) -> None:
+    """Raise :class:`MissingExtraError` naming the extra when one of ``modules`` cannot be imported."""
     try:
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
+        for module in modules:
+            importlib.import_module(module)
     except ImportError as exc:
         raise MissingExtraError(
-            f"the fine-tuned student needs PyTorch and transformers ({exc.name} is not installed): "
+            f"the {student} needs {needs} ({exc.name} is not installed): "
             f"pip install '{EXTRA}' (with the CPU build of PyTorch)"
         ) from None
+
+
+def require_torch() -> None:
+    """Raise :class:`MissingExtraError` naming the extra when PyTorch or transformers is missing."""
+    require_extra("fine-tuned student", "PyTorch and transformers", ("torch", "transformers"))
 
 
 def base_model_dir() -> Path:

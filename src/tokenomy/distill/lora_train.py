@@ -26,7 +26,7 @@ from typing import Any
 from tokenomy.distill.data import DistillDataError
 from tokenomy.distill.dialogues import Dialogues
 from tokenomy.distill.encoder_student import file_sha256
-from tokenomy.distill.finetune import EXTRA, MissingExtraError, _batches, _bf16
+from tokenomy.distill.finetune import _batches, _bf16, require_extra
 from tokenomy.distill.lora_gguf import write_adapter
 from tokenomy.distill.lora_student import ADAPTER_FILE, BASE_MODEL, LoraStudent, load_lora_student, shipped_base
 from tokenomy.distill.student import MANIFEST
@@ -53,16 +53,7 @@ class LoraSettings:
 
 def require_lora_extra() -> None:
     """Raise :class:`MissingExtraError` naming the extra when PyTorch, transformers, peft or gguf is missing."""
-    try:
-        import gguf  # noqa: F401
-        import peft  # noqa: F401
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError as exc:
-        raise MissingExtraError(
-            f"the LoRA student needs PyTorch, transformers, peft and gguf ({exc.name} is not installed): "
-            f"pip install '{EXTRA}' (with the CPU build of PyTorch)"
-        ) from None
+    require_extra("LoRA student", "PyTorch, transformers, peft and gguf", ("gguf", "peft", "torch", "transformers"))
 
 
 def load_base() -> tuple[Any, Any]:
