@@ -206,11 +206,18 @@ class ServerConfig(_Frozen):
         "queue, socket buffer) before the gateway read them get 503 at once (0, the default: off; the quiet-machine "
         "run did not show it helping)",
     )
-    shed_control: Literal["backoff", "gradient"] = Field(
+    shed_control: Literal["backoff", "gradient", "little"] = Field(
         default="backoff",
         description="how the limit on model calls in progress follows the gateway's lateness: 'backoff' (0.8x the "
-        "calls in progress per late 50 ms window) or 'gradient' (target / lateness, floored at the calls completed "
-        "in one target period; docs/security.md, Overload)",
+        "calls in progress per late 50 ms window), 'gradient' (target / lateness, floored at the calls completed "
+        "in one target period) or 'little' (down to the calls the gateway completes in its quickest in-progress "
+        "time plus the target, by Little's law; docs/security.md, Overload)",
+    )
+    shed_wait_ms: float = Field(
+        default=0.0,
+        ge=0,
+        description="a model call that finds that limit reached waits up to this long, first come first served, "
+        "for a call in progress to finish before it gets 503 (0: 503 at once)",
     )
     shed_min_in_flight: int = Field(
         default=8, ge=1, description="lowest the in-progress limit goes (fewer requests than this are never overload)"

@@ -31,18 +31,27 @@ from typing import TYPE_CHECKING, Any
 
 from tokenomy.errors import GatewayError, overloaded
 from tokenomy.server.asgi import Request
+from tokenomy.server.capacity import CapacityDetector
 from tokenomy.server.edge import ClientAddresses, PendingCounter, RowBudget
 from tokenomy.server.overload import GradientDetector, LoopLagMonitor, OverloadDetector
 from tokenomy.server.protocol import RECEIVED
+from tokenomy.server.slot_wait import SlotQueue
 from tokenomy.telemetry import metrics
 
 if TYPE_CHECKING:
     from tokenomy.gateway import Gateway
+    from tokenomy.server.protocol import GuardedHttpToolsProtocol
 
 SHED, PASS, COUNTED = -1, 0, 1
 """What :meth:`Admission.edge_enter` says of a request."""
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 SHEDDABLE = (b"/v1/chat/completions", b"/v1/completions", b"/v1/embeddings", b"/v1/messages", b"/v1/cache/")
+CONTROLLERS: dict[str, type[OverloadDetector]] = {
+    "backoff": OverloadDetector,
+    "gradient": GradientDetector,
+    "little": CapacityDetector,
+}
+"""``server.shed_control`` -> the class that moves the in-progress limit."""
 
 
 class Refused(Exception):
@@ -65,12 +74,18 @@ class Admission:
         self.pending = PendingCounter(server.max_pending_per_client)
         self.rows = RowBudget(server.edge_rows_per_s)
         self.lag = LoopLagMonitor(server.shed_loop_lag_ms / 1000)
-        control = GradientDetector if server.shed_control == "gradient" else OverloadDetector
+        control = CONTROLLERS[server.shed_control]
         self.overload = control(
             self.lag, server.shed_loop_lag_ms / 1000, server.shed_min_in_flight, ceiling=server.max_in_flight
         )
         self.lag.on_sample = self._tick
         self.active = 0  # model calls between their body's end and their answer (counted by the protocol)
+        self._busy_at = time.monotonic()  # when :attr:`active` last changed (the in-progress integral)
+        # requests that found no slot wait for one, oldest first, up to ``server.shed_wait_ms``
+        # (only with shedding on: the wait is bounded by the same lateness target's clock)
+        self.slots: SlotQueue[GuardedHttpToolsProtocol] | None = None
+        if server.shed_wait_ms > 0 and server.shed_loop_lag_ms > 0:
+            self.slots = SlotQueue(server.shed_wait_ms / 1000, self._admit_waiter, self._shed_waiter, _waiter_gone)
         self.edge_counts = False  # the server protocol counts them (else admission alone decides)
         self._shed_counter = metrics.SHED
         self.waited_s = server.shed_waited_ms / 1000
@@ -110,19 +125,60 @@ class Admission:
             self.gateway.record_shed(path.decode("latin-1"))
         return SHED
 
+    def edge_park(self, waiter: GuardedHttpToolsProtocol, data: bytes) -> bool:
+        """For the server protocol, as the first bytes of a request arrive on an idle connection:
+        True when the request is to wait for a slot (``server.shed_wait_ms``; the protocol then
+        keeps ``data`` unparsed and stops reading until :meth:`_admit_waiter` or
+        :meth:`_shed_waiter`). Only model calls wait, only when no slot is free or others already
+        wait (first come, first served), and at most as many as the limit allows in progress (more
+        could not get a slot in time); the rest go on to :meth:`edge_enter` as before.
+        """
+        slots = self.slots
+        if slots is None or (self.active < self.overload.limit and not len(slots)):
+            return False
+        space = data.find(b" ", 0, 16)
+        if space < 0 or not data.startswith(SHEDDABLE, space + 1) or data.startswith(b"/v1/models", space + 1):
+            return False
+        return slots.offer(waiter, time.monotonic(), max(self.overload.limit, self.overload.min_in_flight))
+
+    def _room(self) -> bool:
+        return self.active < self.overload.limit
+
+    def _admit_waiter(self, waiter: GuardedHttpToolsProtocol) -> None:
+        waiter.unpark(COUNTED)
+
+    def _shed_waiter(self, waiter: GuardedHttpToolsProtocol) -> None:
+        self._shed(waiter.parked_path(), "wait_expired")
+        waiter.unpark(SHED)
+
+    def _integrate(self) -> None:
+        """Add the calls in progress since the last change to the in-progress seconds (the
+        ``little`` controller's Little's-law estimate reads them)."""
+        now = time.monotonic()
+        self.overload.busy_s += (self.active if self.edge_counts else self.in_flight) * (now - self._busy_at)
+        self._busy_at = now
+
     def edge_hold(self) -> None:
         """A request :meth:`edge_enter` let through has its whole body and no answer yet: it counts in
         :attr:`active` until :meth:`edge_leave` (a request whose body is still arriving costs no CPU
         and is not counted, so stalled bodies cannot fill the limit)."""
+        self._integrate()
         self.active += 1
 
     def edge_leave(self) -> None:
-        """A request :meth:`edge_hold` counted has its answer (or its connection is gone)."""
+        """A request :meth:`edge_hold` counted has its answer (or its connection is gone): its slot
+        goes to the longest-waiting request, if one waits."""
+        self._integrate()
         self.active -= 1
         self.overload.completed += 1
+        if self.slots is not None and len(self.slots):
+            self.slots.serve(time.monotonic(), self._room)
 
     def _tick(self) -> None:
-        self.overload.tick(time.monotonic(), max(self.active, self.in_flight))
+        now = time.monotonic()
+        self.overload.tick(now, max(self.active, self.in_flight))
+        if self.slots is not None and len(self.slots):  # the limit may have grown; deadlines pass
+            self.slots.serve(now, self._room)
 
     def client_of(self, req: Request) -> str:
         """Set and return the request's client address."""
@@ -164,15 +220,18 @@ class Admission:
                 )
                 raise Refused(error, "in_flight_per_client")
             self._by_client[who] = held + 1
+        if not self.edge_counts:
+            self._integrate()
         self.in_flight += 1
         metrics.IN_FLIGHT.inc()
         return who
 
     def release(self, who: str) -> None:
         """The request holding a slot for ``who`` is done."""
-        self.in_flight -= 1
         if not self.edge_counts:  # no server protocol counts answers (another ASGI server)
+            self._integrate()
             self.overload.completed += 1
+        self.in_flight -= 1
         metrics.IN_FLIGHT.dec()
         if self.per_client is not None:
             held = self._by_client.get(who, 1) - 1
@@ -209,3 +268,7 @@ class Admission:
 
                 self._loop_time = asyncio.get_running_loop().time
             self.overload.observe(self._loop_time() - received)
+
+
+def _waiter_gone(waiter: GuardedHttpToolsProtocol) -> bool:
+    return not waiter.is_parked()

@@ -137,6 +137,7 @@ class OverloadDetector:
         self.limit = ceiling
         self.queue_delay_s = 0.0  # the smallest delay of the last complete window
         self.completed = 0  # model calls answered (counted by the admission; :class:`GradientDetector` reads it)
+        self.busy_s = 0.0  # in-progress seconds, the integral of the calls in progress (the admission's)
         self.rate = 0.0  # of those, per second, smoothed over windows (:class:`GradientDetector`)
         self.floor = min_in_flight  # the lowest the limit may go now (:class:`GradientDetector`)
         self._window_min = float("inf")

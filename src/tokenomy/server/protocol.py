@@ -28,7 +28,13 @@ connection:
   asked only while overloaded): the age of its newest bytes in the kernel's socket buffer (Linux
   ``TCP_INFO``), which for a new connection's first request includes its time in the listen queue;
 - the **count of model calls in progress** for that limit (``EdgeLimits.hold``/``leave``): from the
-  end of a request's body (a body still arriving costs nothing and is not counted) to its answer.
+  end of a request's body (a body still arriving costs nothing and is not counted) to its answer;
+- a **wait for a slot** (``EdgeLimits.park``, ``server.shed_wait_ms``): when the first bytes of a
+  request arrive on an idle connection and the admission says it is to wait (no slot free), they
+  are kept unparsed and the connection is not read until the admission either gives the request
+  a slot (:meth:`GuardedHttpToolsProtocol.unpark` with ``COUNTED``: parsed as usual) or sheds it
+  at its deadline (``SHED``: the pre-built 503, as above) -- a waiting request has no parser
+  state, scope or task (``tokenomy.server.slot_wait``).
 
 Body deadlines are the app's (``Request.body``), so they hold under any ASGI server.
 """
@@ -72,6 +78,8 @@ class EdgeLimits:
     enter: Callable[[bytes, Callable[[], float]], int] | None = None
     hold: Callable[[], None] | None = None
     leave: Callable[[], None] | None = None
+    # the admission's ``edge_park``: should this request (its first bytes, unparsed) wait for a slot?
+    park: Callable[[GuardedHttpToolsProtocol, bytes], bool] | None = None
 
     def __init__(self) -> None:
         self.waiting: dict[str, int] = {}  # address -> connections still waiting for their first head
@@ -100,6 +108,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._counted = False  # a model call the admission counts once its body is complete
         self._holding = 0  # of this connection's requests, how many count as in progress (pipelining: >1)
         self._verdict: int | None = None  # the admission's verdict on the request being parsed
+        self._parked: bytes | None = None  # a request's first bytes, kept unparsed while it waits for a slot
+        self._forced: int | None = None  # the verdict the admission gave a request that waited
 
     # -- connection ----------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -128,6 +138,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self.limits.waiting[address] = left
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._parked = None  # a waiter whose connection is gone: the queue drops it
         self._release(every=True)
         self._stop_waiting()
         self._cancel_head_timer()
@@ -142,6 +153,21 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._closing_at is not None:
             return  # refused: the rest is read and dropped until the connection closes
+        if self._parked is not None:  # waiting for a slot (reading is paused; anything in flight joins it)
+            self._parked += data
+            return
+        park = self.limits.park
+        if (
+            park is not None
+            and self._forced is None
+            and self._in_head
+            and not self._began
+            and (self.cycle is None or self.cycle.response_complete)
+            and park(self, data)
+        ):
+            self._parked = data
+            self.flow.pause_reading()
+            return
         if self._in_head:
             self._head_bytes += len(data)
         super().data_received(data)
@@ -174,8 +200,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """The admission's verdict on the request being parsed (asked once, when its URL is whole)."""
         verdict = self._verdict
         if verdict is None:
-            enter = self.limits.enter
-            verdict = self._verdict = enter(self.url, self.waited) if enter is not None else 0
+            forced, self._forced = self._forced, None
+            if forced is not None:  # it waited for a slot: the admission has decided already
+                verdict = self._verdict = forced
+            else:
+                enter = self.limits.enter
+                verdict = self._verdict = enter(self.url, self.waited) if enter is not None else 0
         return verdict
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -214,6 +244,29 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._open_scope()
         self.scope["state"][RECEIVED] = self.loop.time()
         super().on_headers_complete()
+
+    # -- waiting for a slot (``EdgeLimits.park``) ------------------------------------------------------
+    def is_parked(self) -> bool:
+        """Whether a request waits for a slot on this connection (and the connection is still there)."""
+        return self._parked is not None and not self.transport.is_closing()
+
+    def parked_path(self) -> bytes:
+        """The path of the waiting request (from its request line)."""
+        data = self._parked or b""
+        start = data.find(b" ") + 1
+        end = data.find(b" ", start)
+        return data[start:end] if start and end > start else b""
+
+    def unpark(self, verdict: int) -> None:
+        """The waiting request's turn: parse it with the admission's ``verdict`` (``COUNTED``: it has a
+        slot; ``SHED``: its deadline passed, answer the pre-built 503) and read the connection again."""
+        data, self._parked = self._parked, None
+        if data is None or self.transport.is_closing():
+            return
+        self._forced = verdict
+        self.flow.resume_reading()
+        self.data_received(data)
+        self._forced = None  # used by the first request (or not at all, if the bytes began none)
 
     def waited(self) -> float:
         """Seconds the newest bytes of the request being parsed sat in the kernel before the gateway

@@ -50,6 +50,7 @@ def http_protocol(config: GatewayConfig, app: TokenomyApp | None = None) -> type
     if app is not None:
         admission = app.admission
         limits.enter, limits.hold, limits.leave = admission.edge_enter, admission.edge_hold, admission.edge_leave
+        limits.park = admission.edge_park if admission.slots is not None else None
     limits.max_waiting_per_address = config.server.max_waiting_connections_per_address
     limits.trusted = ClientAddresses(config.server.trusted_proxies).is_trusted
     limits.header_timeout_s = config.server.header_timeout_s
