@@ -25,6 +25,7 @@ cannot starve anyone; the head deadline and size limits are the server protocol'
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -82,10 +83,11 @@ class Admission:
         self.active = 0  # model calls between their body's end and their answer (counted by the protocol)
         self._busy_at = time.monotonic()  # when :attr:`active` last changed (the in-progress integral)
         # requests that found no slot wait for one, oldest first, up to ``server.shed_wait_ms``
-        # (only with shedding on: the wait is bounded by the same lateness target's clock)
         self.slots: SlotQueue[GuardedHttpToolsProtocol] | None = None
-        if server.shed_wait_ms > 0 and server.shed_loop_lag_ms > 0:
+        if server.shed_wait_ms > 0:
             self.slots = SlotQueue(server.shed_wait_ms / 1000, self._admit_waiter, self._shed_waiter, _waiter_gone)
+        self._loop: asyncio.AbstractEventLoop | None = None  # the slot queue's clock and timer (set at first use)
+        self._expiry: asyncio.TimerHandle | None = None  # fires when the longest wait runs out
         self.edge_counts = False  # the server protocol counts them (else admission alone decides)
         self._shed_counter = metrics.SHED
         self.waited_s = server.shed_waited_ms / 1000
@@ -139,10 +141,32 @@ class Admission:
         space = data.find(b" ", 0, 16)
         if space < 0 or not data.startswith(SHEDDABLE, space + 1) or data.startswith(b"/v1/models", space + 1):
             return False
-        return slots.offer(waiter, time.monotonic(), max(self.overload.limit, self.overload.min_in_flight))
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        if not slots.offer(waiter, loop.time(), max(self.overload.limit, self.overload.min_in_flight)):
+            return False
+        if self._expiry is None:
+            self._expiry = loop.call_later(slots.wait_s, self._expire)
+        return True
 
     def _room(self) -> bool:
         return self.active < self.overload.limit
+
+    def _serve_waiters(self) -> None:
+        """Give free slots to waiting requests and shed those whose wait ran out."""
+        slots, loop = self.slots, self._loop
+        if slots is not None and loop is not None and len(slots):
+            slots.serve(loop.time(), self._room)
+
+    def _expire(self) -> None:
+        """The longest wait ran out: serve the queue, then wait for the next deadline."""
+        self._expiry = None
+        self._serve_waiters()
+        slots, loop = self.slots, self._loop
+        deadline = slots.next_deadline() if slots is not None else None
+        if deadline is not None and loop is not None:
+            self._expiry = loop.call_at(deadline, self._expire)
 
     def _admit_waiter(self, waiter: GuardedHttpToolsProtocol) -> None:
         waiter.unpark(COUNTED)
@@ -172,13 +196,12 @@ class Admission:
         self.active -= 1
         self.overload.completed += 1
         if self.slots is not None and len(self.slots):
-            self.slots.serve(time.monotonic(), self._room)
+            self._serve_waiters()
 
     def _tick(self) -> None:
-        now = time.monotonic()
-        self.overload.tick(now, max(self.active, self.in_flight))
-        if self.slots is not None and len(self.slots):  # the limit may have grown; deadlines pass
-            self.slots.serve(now, self._room)
+        self.overload.tick(time.monotonic(), max(self.active, self.in_flight))
+        if self.slots is not None and len(self.slots):  # the limit may have grown
+            self._serve_waiters()
 
     def client_of(self, req: Request) -> str:
         """Set and return the request's client address."""
@@ -264,8 +287,6 @@ class Admission:
         received = state.get(RECEIVED) if state else None
         if received is not None:
             if self._loop_time is None:
-                import asyncio
-
                 self._loop_time = asyncio.get_running_loop().time
             self.overload.observe(self._loop_time() - received)
 

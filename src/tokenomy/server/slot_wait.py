@@ -47,6 +47,10 @@ class SlotQueue(Generic[W]):
     def __len__(self) -> int:
         return len(self._waiting)
 
+    def next_deadline(self) -> float | None:
+        """When the longest-waiting request's wait runs out (None: no one waits)."""
+        return self._waiting[0][0] if self._waiting else None
+
     def offer(self, waiter: W, now: float, max_waiting: int) -> bool:
         """Queue ``waiter`` until ``now + wait_s``; False (not queued) when ``max_waiting`` already wait."""
         if len(self._waiting) >= max_waiting:
