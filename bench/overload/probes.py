@@ -9,7 +9,9 @@
   too.
 - **The gateway's own view** (``/metrics``): connections it accepted, requests it shed.
 - **The shedding controller's state** during a phase (:class:`Sampler`, ``/metrics`` twice a
-  second): the lowest in-progress limit, the highest event-loop lag and queue delay.
+  second): the lowest in-progress limit, the highest event-loop lag and queue delay, and the mean
+  number of model calls in progress and their mean time in progress (the gateway's in-progress
+  integral over the samples inside the recorded window).
 - **CPU time** of the gateway process and of its children (the ledger writer), from
   ``/proc/<pid>/stat``: it holds on a loaded machine much better than wall-clock figures.
 - **In-app latency** of the admitted requests, from the ledger (``latency_ms``: from the request
@@ -156,7 +158,9 @@ class Sampler:
         while not self._stop.wait(self.interval_s):
             self._cpu_sample()
             with contextlib.suppress(OSError):  # the gateway too busy to answer in time: the next sample
-                self.samples.append(metrics(self.url))
+                sample = metrics(self.url)
+                sample["_t"] = time.time()
+                self.samples.append(sample)
 
     def cpu_between(self, since: float, until: float) -> float:
         """The gateway's CPU seconds from wall time ``since`` to ``until`` (linear between samples)."""
@@ -171,6 +175,18 @@ class Sampler:
             return points[-1][1]
 
         return at(until) - at(since)
+
+    def in_progress(self, since: float, until: float) -> str:
+        """``mean calls in progress / their mean ms in progress`` over the samples within [since, until]
+        (from the gateway's in-progress integral; "-" without two samples there)."""
+        inside = [s for s in self.samples if since <= s["_t"] <= until and "tokenomy_in_progress_seconds" in s]
+        if len(inside) < 2:
+            return "-"
+        first, last = inside[0], inside[-1]
+        busy = last["tokenomy_in_progress_seconds"] - first["tokenomy_in_progress_seconds"]
+        answered = last.get("tokenomy_model_calls_answered", 0) - first.get("tokenomy_model_calls_answered", 0)
+        mean = busy / max(last["_t"] - first["_t"], 1e-9)
+        return f"{mean:.0f} / {1000 * busy / max(answered, 1):.1f}"
 
     def summary(self) -> str:
         """``lowest limit / highest loop lag ms / highest queue delay ms`` over the samples."""

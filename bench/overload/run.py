@@ -296,6 +296,7 @@ def _phase(url: str, pid: int, home: Path, rate: float, auth: list[str], in_flig
         stall.join()
     r["controller"] = sampler.summary()
     since, until = r["window"]  # type: ignore[misc]
+    r["in_progress"] = sampler.in_progress(since, until)
     cpu = sampler.cpu_between(since, until)  # the generator's recorded window, its warm-up left out
     wall = sampler.cpu[-1][0] - sampler.cpu[0][0]
     load = probes.cpu_s(UPSTREAM_PID) + probes.children_cpu_s() - before_load
@@ -309,6 +310,8 @@ def _phase(url: str, pid: int, home: Path, rate: float, auth: list[str], in_flig
     r["app"] = probes.in_app_latency(ledger, since, until)
     r["accepted"] = probes.delta(after_m, before_m, "tokenomy_connections_accepted_total")
     r["waited"] = probes.delta(after_m, before_m, 'tokenomy_edge_refusals_total{reason="waited"}')
+    r["slot_served"] = probes.delta(after_m, before_m, "tokenomy_slot_waits_served")
+    r["slot_expired"] = probes.delta(after_m, before_m, 'tokenomy_edge_refusals_total{reason="wait_expired"}')
     r["closed_waiting"] = probes.delta(after_m, before_m, 'tokenomy_edge_refusals_total{reason="waiting_connections"}')
     r["overflows"] = probes.delta(after_k, before_k, "TcpExtListenOverflows")
     r["drops"] = probes.delta(after_k, before_k, "TcpExtListenDrops")
@@ -322,7 +325,7 @@ def _diagnostics_row(label: str, r: dict[str, object]) -> str:
         f"| {label} | {r['p50']:.1f} / {r['p99']:.1f} | {p50:.1f} / {p99:.1f} ({n}) | {r['conns_opened']} "
         f"({r['slow_dials']}) | {r['accepted']} ({r['closed_waiting']}) | {r['overflows']} / {r['drops']} "
         f"| {r['syn_retrans']} | {r['cpu_us']:.0f} / {r['cpu_ok_us']:.0f} | {r['busy']} | {r['waited']} "
-        f"| {r['controller']} |"
+        f"| {r['controller']} | {r['in_progress']} | {r['slot_served']} / {r['slot_expired']} |"
     )
 
 
@@ -364,9 +367,10 @@ def _overload(upstream_port: int, home: Path, procs: list[subprocess.Popen[str]]
         "| connections dialed (connect >= 0.9 s) | connections accepted (closed at once: per-address cap) "
         "| listen overflows / drops | SYN retransmits | gateway CPU µs per answer / per 200 "
         "| CPU % gateway / upstream + generator | shed for waiting unread "
-        "| lowest limit / highest loop lag ms / highest queue delay ms |"
+        "| lowest limit / highest loop lag ms / highest queue delay ms "
+        "| mean in progress / mean ms in progress | waited for a slot: served / shed |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     print(_diagnostics_row("saturation (closed loop)", sat))
     print(_diagnostics_row("no load (20 rps)", quiet))
     for factor, r in phases:

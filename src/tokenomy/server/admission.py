@@ -88,6 +88,10 @@ class Admission:
             self.slots = SlotQueue(server.shed_wait_ms / 1000, self._admit_waiter, self._shed_waiter, _waiter_gone)
         self._loop: asyncio.AbstractEventLoop | None = None  # the slot queue's clock and timer (set at first use)
         self._expiry: asyncio.TimerHandle | None = None  # fires when the longest wait runs out
+        # read when /metrics is scraped, nothing on the request path
+        metrics.IN_PROGRESS_SECONDS.set_function(lambda: self.overload.busy_s)
+        metrics.ANSWERED.set_function(lambda: self.overload.completed)
+        metrics.SLOT_WAITS_SERVED.set_function(lambda: self.slots.admitted if self.slots is not None else 0)
         self.edge_counts = False  # the server protocol counts them (else admission alone decides)
         self._shed_counter = metrics.SHED
         self.waited_s = server.shed_waited_ms / 1000

@@ -194,6 +194,22 @@ IN_FLIGHT_LIMIT = Gauge(
     "Model calls allowed in progress now (adaptive: lowered while the gateway's own queueing is late).",
     registry=REGISTRY,
 )
+IN_PROGRESS_SECONDS = Gauge(
+    "tokenomy_in_progress_seconds",
+    "Model calls in progress integrated over time since start (its rise over an interval, divided by the "
+    "interval, is the mean number in progress; divided by the calls answered meanwhile, their mean time in progress).",
+    registry=REGISTRY,
+)
+ANSWERED = Gauge(
+    "tokenomy_model_calls_answered",
+    "Model calls answered since start, as the in-progress limit counts them.",
+    registry=REGISTRY,
+)
+SLOT_WAITS_SERVED = Gauge(
+    "tokenomy_slot_waits_served",
+    "Model calls that waited for an in-progress slot (server.shed_wait_ms) and got one, since start.",
+    registry=REGISTRY,
+)
 LOOP_LAG = Gauge(
     "tokenomy_event_loop_lag_seconds", "Smoothed lateness of the event loop (load shedding signal).", registry=REGISTRY
 )
