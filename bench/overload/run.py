@@ -4,7 +4,9 @@
                                             # (ATTACKERS=0: no attack table; STALL_MS=500: the
                                             # gateway stopped that long mid-phase, 0.5x-4x S;
                                             # VARIANTS="|shed_waited_ms: 0": the overload tables
-                                            # once per "|"-separated variant of server settings)
+                                            # once per "|"-separated variant of server settings;
+                                            # S=3000: offer multiples of that instead of each
+                                            # variant's own measured S, for comparing variants)
 
 It starts a fixed-answer upstream (a raw asyncio HTTP server, so the gateway is the bottleneck)
 and ``tokenomy serve`` in front of it, each its own process, then:
@@ -337,7 +339,7 @@ def _overload(upstream_port: int, home: Path, procs: list[subprocess.Popen[str]]
     auth = [f"authorization: Bearer {KEY}"]
     _settle(url, auth)
     sat = _phase(url, gateway.pid, home, 50_000, auth, in_flight=64)
-    saturation = float(sat["ok_rps"])  # type: ignore[arg-type]
+    saturation = float(os.environ.get("S", "0")) or float(sat["ok_rps"])  # type: ignore[arg-type]
     _settle(url, auth)
     quiet = _phase(url, gateway.pid, home, 20, auth)
     phases = []

@@ -216,6 +216,7 @@ class ServerConfig(_Frozen):
     shed_wait_ms: float = Field(
         default=0.0,
         ge=0,
+        le=10_000,
         description="a model call that finds that limit reached waits up to this long, first come first served, "
         "for a call in progress to finish before it gets 503 (0: 503 at once)",
     )

@@ -166,6 +166,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             and park(self, data)
         ):
             self._parked = data
+            self._unset_keepalive_if_required()  # it is a request now, not an idle kept-alive connection
             self.flow.pause_reading()
             return
         if self._in_head:
