@@ -100,9 +100,11 @@ async def test_stalled_bodies_without_a_key_are_refused_at_once(openai_fake: Ope
     assert statuses == [200] * 40
 
 
-async def test_stalled_bodies_hold_no_in_flight_slot_and_time_out(openai_fake: OpenAIFake) -> None:
-    """An open gateway (no keys): the stallers are pending, never in flight; legitimate traffic flows."""
-    async with running_gateway(_config(openai_fake.base_url, keys=False)) as gw:
+@pytest.mark.parametrize("wait_ms", [0, 200])
+async def test_stalled_bodies_hold_no_in_flight_slot_and_time_out(openai_fake: OpenAIFake, wait_ms: int) -> None:
+    """An open gateway (no keys): the stallers are pending, never in flight; legitimate traffic flows
+    (with a wait for a slot too: a stalled body waits for nothing and holds no slot)."""
+    async with running_gateway(_config(openai_fake.base_url, keys=False, shed_wait_ms=wait_ms)) as gw:
         admission = gw.app.admission
         async with _stalled(gw, STALLED, _head("10.9.9.9")) as readers:
             await asyncio.sleep(0.3)

@@ -223,6 +223,13 @@ class ServerConfig(_Frozen):
     shed_min_in_flight: int = Field(
         default=8, ge=1, description="lowest the in-progress limit goes (fewer requests than this are never overload)"
     )
+    gc_full_pass_every: int = Field(
+        default=100,
+        ge=1,
+        description="the garbage collector's full pass runs at most once per this many middle-generation passes "
+        "(Python's own default is 10): a full pass walks every live object, about 60 ms with 4,000 open "
+        "connections, and under overload ran about once a second (docs/benchmarks.md, Overload)",
+    )
     header_timeout_s: float = Field(default=10.0, gt=0, description="time allowed for a whole request head")
     body_timeout_s: float = Field(default=30.0, gt=0, description="time allowed for a whole request body")
     max_header_bytes: int = Field(default=32 * 1024, ge=1024, description="largest request head (431 beyond)")
@@ -404,6 +411,7 @@ class GatewayConfig(_Frozen):
         if names is not None:
             check_shadow(rules, [*names, *(r.name for r in routers)])
         return rules
+
     @field_validator("optimize")
     @classmethod
     def _optimize_references(cls, optimize: OptimizeConfig, info: ValidationInfo) -> OptimizeConfig:
@@ -411,7 +419,6 @@ class GatewayConfig(_Frozen):
         if names is not None:
             optimize.check_models(names)
         return optimize
-
 
     def model_names(self) -> list[str]:
         """Every name a client may ask for."""

@@ -16,7 +16,9 @@ whether to shed the request: model calls past the adaptive in-progress limit
 while that limit is lowered (the gateway found itself late), model calls that already waited more
 than ``server.shed_waited_ms`` in the kernel before the gateway read them (in the listen queue or a
 socket buffer): they could no longer be answered in time, and serving them late would spend the
-core on answers that keep the backlog -- and every request behind it -- late.
+core on answers that keep the backlog -- and every request behind it -- late. With
+``server.shed_wait_ms``, a model call that finds the limit reached first waits that long, first come
+first served, for a slot (:meth:`Admission.edge_park`, ``tokenomy.server.slot_wait``), unparsed.
 
 So a client that opens connections and stalls its headers or bodies holds no in-flight slot and
 cannot starve anyone; the head deadline and size limits are the server protocol's

@@ -109,6 +109,7 @@ class TokenomyApp:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.admission = Admission(gateway)
+        self._gc_threshold: tuple[int, int, int] | None = None  # the collector's thresholds before start-up
         self._arrivals = self._arrivals_seen = 0
         gateway.live_load = self._live_load  # batch work yields to live requests and to a lagging loop
 
@@ -234,12 +235,20 @@ class TokenomyApp:
                     # Everything allocated so far lives as long as the process: keep it out of the
                     # collector's full passes, which would otherwise rescan it every few seconds.
                     gc.freeze()
+                    # and run those passes less often: each walks every live object (connections,
+                    # calls in progress), and under overload they cost more per answer than the
+                    # little cyclic garbage they find (bench/overload/crowding.py)
+                    self._gc_threshold = gc.get_threshold()
+                    young, middle, _ = self._gc_threshold
+                    gc.set_threshold(young, middle, self.gateway.config.server.gc_full_pass_every)
                     log.info("gateway started in %.3f s", time.perf_counter() - started)
                 except Exception as exc:  # pragma: no cover - reported to the server
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self._gc_threshold is not None:
+                    gc.set_threshold(*self._gc_threshold)
                 await self.admission.lag.stop()
                 await self.gateway.close()
                 await send({"type": "lifespan.shutdown.complete"})
