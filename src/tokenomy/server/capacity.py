@@ -46,8 +46,9 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from typing import Any
 
-from tokenomy.server.overload import LoopLagMonitor, OverloadDetector
+from tokenomy.server.overload import OverloadDetector
 from tokenomy.telemetry import metrics
 
 
@@ -64,17 +65,9 @@ class CapacityDetector(OverloadDetector):
     headroom = 1.5  # while recently late, probing stops at this many times the bound
     hold_s = 2.0  # "recently late": within this long
 
-    def __init__(
-        self,
-        lag: LoopLagMonitor,
-        delay_target_s: float,
-        min_in_flight: int,
-        ceiling: int = 1 << 30,
-        window_s: float = 0.05,
-        backoff: float = 0.8,
-        growth: float = 1.25,
-    ) -> None:
-        super().__init__(lag, delay_target_s, min_in_flight, ceiling, window_s, backoff, growth)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """As :class:`OverloadDetector`."""
+        super().__init__(*args, **kwargs)
         self.quickest_s: float | None = None  # the quickest mean in-progress time (min filter)
         self.bound: int | None = None  # rate x (quickest + target): the limit a late window cuts to
         self._rates: deque[float] = deque(maxlen=self.rate_windows)
