@@ -148,6 +148,12 @@ async def test_a_request_waits_for_a_slot_then_is_served_or_shed_at_its_deadline
             assert await _response(second_r) == b"HTTP/1.1 200 OK", "it waited for the slot instead of a 503"
             assert slots.admitted == 1 and slots.expired == 0
 
+            def gauge(g: object) -> float:
+                return float(g.collect()[0].samples[0].value)  # type: ignore[attr-defined]
+
+            assert gauge(metrics.SLOT_WAITS_SERVED) == 1, "/metrics says so too"
+            assert gauge(metrics.ANSWERED) == 2 and gauge(metrics.IN_PROGRESS_SECONDS) > 0
+
             expired = metrics.EDGE_REFUSALS.labels("wait_expired")
             before = expired._value.get()
             slots.wait_s = 0.05  # shorter than the upstream's 0.3 s

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -90,10 +91,7 @@ class Admission:
             self.slots = SlotQueue(server.shed_wait_ms / 1000, self._admit_waiter, self._shed_waiter, _waiter_gone)
         self._loop: asyncio.AbstractEventLoop | None = None  # the slot queue's clock and timer (set at first use)
         self._expiry: asyncio.TimerHandle | None = None  # fires when the longest wait runs out
-        # read when /metrics is scraped, nothing on the request path
-        metrics.IN_PROGRESS_SECONDS.set_function(lambda: self.overload.busy_s)
-        metrics.ANSWERED.set_function(lambda: self.overload.completed)
-        metrics.SLOT_WAITS_SERVED.set_function(lambda: self.slots.admitted if self.slots is not None else 0)
+        _export(self)
         self.edge_counts = False  # the server protocol counts them (else admission alone decides)
         self._shed_counter = metrics.SHED
         self.waited_s = server.shed_waited_ms / 1000
@@ -299,3 +297,16 @@ class Admission:
 
 def _waiter_gone(waiter: GuardedHttpToolsProtocol) -> bool:
     return not waiter.is_parked()
+
+
+def _export(admission: Admission) -> None:
+    """Point the in-progress gauges at ``admission``: read when ``/metrics`` is scraped, nothing on the
+    request path (a weak reference: a stopped gateway is not kept alive by the registry)."""
+    ref = weakref.ref(admission)
+
+    def read(field: Callable[[Admission], float]) -> Callable[[], float]:
+        return lambda: field(a) if (a := ref()) is not None else 0.0
+
+    metrics.IN_PROGRESS_SECONDS.set_function(read(lambda a: a.overload.busy_s))
+    metrics.ANSWERED.set_function(read(lambda a: a.overload.completed))
+    metrics.SLOT_WAITS_SERVED.set_function(read(lambda a: a.slots.admitted if a.slots is not None else 0))
