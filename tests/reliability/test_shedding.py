@@ -55,10 +55,11 @@ class _Stutter:
             self._handle.cancel()
 
 
+@pytest.mark.parametrize("control", ["backoff", "little"])
 async def test_a_lone_request_on_a_late_loop_is_served(
-    openai_fake: OpenAIFake, anthropic_fake: AnthropicFake, cpu_hogs: None
+    openai_fake: OpenAIFake, anthropic_fake: AnthropicFake, cpu_hogs: None, control: str
 ) -> None:
-    config = proxy_config(openai_fake.base_url, anthropic_fake.base_url, SERVER)
+    config = proxy_config(openai_fake.base_url, anthropic_fake.base_url, f"{SERVER}, shed_control: {control}")
     async with running_gateway(config, shed_on_lag=True) as gw, httpx.AsyncClient(base_url=gw.url) as http:
         stutter = _Stutter(0.08, 0.02)  # the loop runs ~4x late: far past the 20 ms limit
         stutter.start()
@@ -71,10 +72,11 @@ async def test_a_lone_request_on_a_late_loop_is_served(
     assert statuses == [200] * 10, "one request at a time is never overload"
 
 
+@pytest.mark.parametrize("control", ["backoff", "gradient", "little"])
 async def test_a_late_loop_with_many_requests_of_our_own_sheds(
-    openai_fake: OpenAIFake, anthropic_fake: AnthropicFake
+    openai_fake: OpenAIFake, anthropic_fake: AnthropicFake, control: str
 ) -> None:
-    config = proxy_config(openai_fake.base_url, anthropic_fake.base_url, SERVER)
+    config = proxy_config(openai_fake.base_url, anthropic_fake.base_url, f"{SERVER}, shed_control: {control}")
     openai_fake.mode, openai_fake.delay = "slow", 1.5
     try:
         async with (
