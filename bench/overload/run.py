@@ -31,8 +31,10 @@ upstream, the generator and the attackers to ``LG_CPU`` (0); ``PIN=0`` pins noth
 table gives, per phase, what explains the first (``probes.py``): the connections the generator
 dialed and how many of those connects took 0.9 s or more (a SYN dropped by a full listen queue
 and retransmitted), the connections the gateway accepted, the kernel's listen-queue overflows,
-and the gateway's own latency for the admitted requests (ledger) beside the generator's. Timings
-depend on the machine: run it on a quiet one.
+the gateway's own latency for the admitted requests (ledger) beside the generator's, the mean
+model calls in progress and their mean time in progress, and the calls that waited for a slot
+(``server.shed_wait_ms``) and were then served or shed. Timings depend on the machine: run it on a
+quiet one.
 """
 
 from __future__ import annotations
