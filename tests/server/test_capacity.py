@@ -32,10 +32,14 @@ def test_bound_is_rate_times_quickest_in_progress_time_plus_target() -> None:
     assert detector.limit == 2048, "on time: the bound does not bind"
     lag.observe(0.05)  # late, with 400 in progress
     _window(detector, 1.25, 150, 400, 400)
-    assert detector.limit == 75, "late: straight down to the bound, not by a fixed factor"
+    assert detector.limit == 200, "late: toward the bound, by at most half in one window"
     assert detector.bound == 75, "a late window's slow calls do not raise the in-progress time estimate"
     lag.observe(0.05)
-    _window(detector, 1.3, 150, 75, 75)
+    _window(detector, 1.3, 150, 200, 200)
+    assert detector.limit == 100
+    _window(detector, 1.35, 150, 100, 100)
+    assert detector.limit == 75, "down to the bound, not by a fixed factor"
+    _window(detector, 1.4, 150, 75, 75)
     assert detector.limit == 75, "still late at the bound: no lower (the core would idle)"
 
 
@@ -45,7 +49,7 @@ def test_probing_stays_within_headroom_while_recently_late_then_returns_to_the_c
     for step in range(1, 5):
         _window(detector, 1.0 + step * 0.05, 150, 15, 15)
     lag.observe(0.05)
-    _window(detector, 1.25, 150, 300, 300)
+    _window(detector, 1.25, 150, 100, 100)
     assert detector.limit == 75
     lag.observe(0.0)
     now = 1.3

@@ -31,9 +31,10 @@ upstream's own latency (long streams make a large bound, not a low one).
 The limit moves once per window:
 
 - **late** (the loop's own lag or the window's smallest queue delay over the target, with at least
-  ``min_in_flight`` calls of our own in progress): down to ``bound`` (never up, never below
-  ``min_in_flight``). Lateness decides *when*; Little's law *how far*: work the limit does not
-  govern can keep the loop late, and cutting below the bound would only idle the core;
+  ``min_in_flight`` calls of our own in progress): down toward ``bound``, by at most half in one
+  window (never up, never below ``min_in_flight``). Lateness decides *when*; Little's law *how
+  far*: work the limit does not govern can keep the loop late, and cutting below the bound would
+  only idle the core;
 - **on time with the limit in use** (at least half of it in progress): up by sqrt(limit), as a
   congestion window probes, but while the gateway was late within the last 2 s no further than
   ``headroom`` x the bound (so the limit does not swing back to the ceiling between late windows);
@@ -64,6 +65,7 @@ class CapacityDetector(OverloadDetector):
     min_done = 10  # calls a window must answer for its mean in-progress time to count
     headroom = 1.5  # while recently late, probing stops at this many times the bound
     hold_s = 2.0  # "recently late": within this long
+    max_drop = 0.5  # the most the limit falls in one late window (to half)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """As :class:`OverloadDetector`."""
@@ -109,7 +111,10 @@ class CapacityDetector(OverloadDetector):
         if late:
             self._late_until = now + self.hold_s
             if active >= self.min_in_flight:  # lateness with this many of our own in progress: ours
-                cut = bound if bound is not None else int(min(limit, active) * self.backoff)
+                held = min(limit, active)
+                # at most halved in one window: a bound estimated from quick calls (cache hits, say)
+                # must not cut a gateway of long streams to a handful at once
+                cut = int(held * self.backoff) if bound is None else max(bound, int(held * self.max_drop))
                 self.limit = max(self.min_in_flight, min(limit, cut))
         elif 2 * active >= limit:  # on time and the limit is what holds admission: probe upward
             cap = self.ceiling
