@@ -17,7 +17,6 @@ from contextlib import aclosing
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 import orjson
 
 from tokenomy.config.models import Deployment
@@ -27,6 +26,7 @@ from tokenomy.providers import upstream_errors
 from tokenomy.providers.gemini import translate
 from tokenomy.providers.http_pool import HttpProvider, read_body
 from tokenomy.providers.sse import ended_early, json_events
+from tokenomy.providers.upstream_client import UpstreamResponse
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 
@@ -95,7 +95,7 @@ class GeminiProvider(HttpProvider):
 
 
 async def _chunks(
-    resp: aiohttp.ClientResponse, translator: translate.GeminiStreamTranslator, label: str
+    resp: UpstreamResponse, translator: translate.GeminiStreamTranslator, label: str
 ) -> AsyncIterator[dict[str, Any]]:
     async with aclosing(json_events(resp, label)) as events:
         async for _kind, payload in events:
