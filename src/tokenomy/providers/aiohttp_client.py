@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import urllib.request
 from collections.abc import AsyncIterator
 
@@ -90,11 +91,16 @@ class AiohttpClient:
         """Open the session (idempotent)."""
         if self._session is None:
             connector = aiohttp.TCPConnector(
-                limit=self._limit, limit_per_host=self._limit, ttl_dns_cache=300, keepalive_timeout=30
+                limit=self._limit,
+                limit_per_host=self._limit,
+                ttl_dns_cache=300,
+                keepalive_timeout=30,
+                ssl=ssl.create_default_context(),  # made now, so SSL_CERT_FILE/SSL_CERT_DIR are read at start
             )
             # No Accept-Encoding, so upstreams answer uncompressed and decompression is skipped:
             # measured ~5% of a request's CPU, for bodies that are small JSON or SSE anyway.
-            # Proxies from the environment: looked up per request only when some are set at start.
+            # Proxies from the environment: looked up per request only when some are set at start
+            # (aiohttp's trust_env reads them on every request).
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 auto_decompress=False,
@@ -109,9 +115,15 @@ class AiohttpClient:
             self._session = None
 
     async def post(
-        self, url: str, data: bytes, headers: dict[str, str], timeouts: Timeouts, exact: bool = False
+        self,
+        url: str,
+        data: bytes,
+        headers: dict[str, str],
+        timeouts: Timeouts,
+        exact: bool = False,
+        stream: bool = False,
     ) -> UpstreamResponse:
-        """POST ``data``; the response once its head is in."""
+        """POST ``data``; the response once its head is in (``stream`` makes no difference here)."""
         if self._session is None:
             await self.start()
         assert self._session is not None

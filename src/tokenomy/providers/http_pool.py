@@ -36,10 +36,12 @@ class HttpPool:
         deployment: Deployment,
         extra_headers: dict[str, str] | None = None,
         exact: bool = False,
+        stream: bool = False,
     ) -> UpstreamResponse:
         """POST ``data``; upstream HTTP errors and transport failures become ``GatewayError``.
 
-        ``exact``: ``url`` is already percent-encoded and goes out byte for byte (a signed request).
+        ``exact``: ``url`` is already percent-encoded and goes out byte for byte (a signed request);
+        ``stream``: the body will be read as it arrives (an event stream).
         """
         key = id(deployment)
         headers = self._headers.get(key)
@@ -50,7 +52,7 @@ class HttpPool:
         if extra_headers:
             headers = {**headers, **extra_headers}
         try:
-            resp = await self._client.post(url, data, headers, self._timeouts[key], exact)
+            resp = await self._client.post(url, data, headers, self._timeouts[key], exact, stream)
         except UpstreamTransportError as exc:
             raise upstream_errors.from_exception(exc, deployment.label) from None
         if resp.status >= 400:

@@ -82,10 +82,17 @@ class UpstreamClient(Protocol):
         """Close the pool and its connections."""
 
     async def post(
-        self, url: str, data: bytes, headers: dict[str, str], timeouts: Timeouts, exact: bool = False
+        self,
+        url: str,
+        data: bytes,
+        headers: dict[str, str],
+        timeouts: Timeouts,
+        exact: bool = False,
+        stream: bool = False,
     ) -> UpstreamResponse:
         """POST ``data``; returns once the response head is in. ``exact``: the URL is already
-        percent-encoded and goes out byte for byte (a signed request)."""
+        percent-encoded and goes out byte for byte (a signed request); ``stream``: the body will be
+        read as it comes (otherwise a client may read it whole before returning)."""
 
 
 def make_client(kind: str, connections: int) -> UpstreamClient:
@@ -94,4 +101,8 @@ def make_client(kind: str, connections: int) -> UpstreamClient:
         from tokenomy.providers.aiohttp_client import AiohttpClient
 
         return AiohttpClient(connections)
-    raise ValueError(f"unknown upstream client {kind!r}; known: aiohttp")
+    if kind == "pyreqwest":
+        from tokenomy.providers.pyreqwest_client import PyreqwestClient
+
+        return PyreqwestClient(connections)
+    raise ValueError(f"unknown upstream client {kind!r}; known: aiohttp, pyreqwest")

@@ -42,7 +42,9 @@ class AnthropicProvider(HttpProvider):
         if ctx.prompt_cache is not None:  # breakpoints the optimize stage planned (none where the client set its own)
             native = ctx.prompt_cache.apply(native)
         url = f"{deployment.base_url}/v1/messages"
-        resp = await self._pool.post(url, orjson.dumps(native), deployment, forwarded_headers(ctx.headers))
+        resp = await self._pool.post(
+            url, orjson.dumps(native), deployment, forwarded_headers(ctx.headers), stream=ctx.stream
+        )
         if ctx.stream:
             return Stream(_native_events(resp, ctx, deployment.label), resp.close)
         raw = await read_body(resp, deployment)
@@ -94,7 +96,7 @@ class AnthropicProvider(HttpProvider):
         if ctx.prompt_cache is not None:  # breakpoints the optimize stage planned (tokenomy.optimize.prompt_cache)
             body = ctx.prompt_cache.apply(body)
         url = f"{deployment.base_url}/v1/messages"
-        resp = await self._pool.post(url, orjson.dumps(body), deployment)
+        resp = await self._pool.post(url, orjson.dumps(body), deployment, stream=ctx.stream)
         created = int(time.time())
         if ctx.stream:
             translator = translate.AnthropicStreamTranslator(ctx.model, ctx.request_id, created, include_usage=True)

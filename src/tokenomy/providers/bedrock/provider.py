@@ -71,7 +71,8 @@ class BedrockProvider(HttpProvider):
         action = "converse-stream" if ctx.stream else "converse"
         url = f"{base_url(deployment)}/model/{quote(deployment.model, safe='')}/{action}"
         signed = await self._signed(url, body, deployment)
-        resp = await self._pool.post(url, body, deployment, signed, exact=True)  # the path exactly as signed
+        # the path exactly as signed
+        resp = await self._pool.post(url, body, deployment, signed, exact=True, stream=ctx.stream)
         if ctx.stream:
             translator = translate.ConverseStreamTranslator(ctx.model, ctx.request_id)
             return Stream(_chunks(resp, translator, deployment.label), resp.close)

@@ -67,7 +67,7 @@ class GeminiProvider(HttpProvider):
             raise invalid_request(str(exc), param=exc.param, code="unsupported_parameter") from None
         if ctx.stream:
             url = f"{self.url(deployment, 'streamGenerateContent')}?alt=sse"
-            resp = await self._pool.post(url, orjson.dumps(body), deployment)
+            resp = await self._pool.post(url, orjson.dumps(body), deployment, stream=True)
             translator = translate.GeminiStreamTranslator(ctx.model, ctx.request_id)
             return Stream(_chunks(resp, translator, deployment.label), resp.close)
         resp = await self._pool.post(self.url(deployment, "generateContent"), orjson.dumps(body), deployment)

@@ -41,7 +41,8 @@ class OpenAIProvider(HttpProvider):
         """POST the client's Responses API request upstream as it is (only the model id swapped)."""
         assert ctx.native is not None
         url = self.url(deployment, "/responses")
-        resp = await self._pool.post(url, orjson.dumps({**ctx.native.body, "model": deployment.model}), deployment)
+        data = orjson.dumps({**ctx.native.body, "model": deployment.model})
+        resp = await self._pool.post(url, data, deployment, stream=ctx.stream)
         if ctx.stream:
             _expect_event_stream(resp, deployment)
             return Stream(_response_events(resp, ctx, deployment.label), resp.close)
@@ -64,7 +65,7 @@ class OpenAIProvider(HttpProvider):
         if ctx.endpoint in PASSTHROUGH:
             return await passthrough.forward(self._pool, url, ctx, deployment)
         data = translate.request_body(ctx.body, deployment.model, ctx.stream, self.stream_options)
-        resp = await self._pool.post(url, data, deployment)
+        resp = await self._pool.post(url, data, deployment, stream=ctx.stream)
         if ctx.stream:
             _expect_event_stream(resp, deployment)
             return Stream(_chunks(resp, deployment.label), resp.close)
