@@ -6,8 +6,10 @@ Why: on a shared machine, wall-clock throughput and even CPU time per request mo
 people's load; instruction counts do not. ``stage_profile.py --callgrind`` counts the request path
 driven through ASGI in process; this counts the whole served path as a client sees it — uvicorn
 and its HTTP parser, the edge's admission, the pipeline, logging (the access log on, to a file),
-the upstream client (``server.upstream_client``; its Tokio thread included) — in the gateway process, with the overhead benchmark's config
-(``tokenomy.yaml``: default configuration) and the nginx fake upstream of ``upstream/`` on :8090.
+the upstream client (``server.upstream_client``; pyreqwest's Tokio thread included) — in the
+gateway process, with the overhead benchmark's config (``tokenomy.yaml``: default configuration)
+and the nginx fake upstream of ``upstream/`` on :8090. ``--only NAME`` (repeatable) runs only the
+configurations named (the rows of the table it prints).
 Every request is the benchmark body with ``Cache-Control: no-cache`` (the miss path), sent by an
 aiohttp client in this process, ``--concurrency`` at a time. Instrumentation is on only while the
 counted requests run. Not counted: system calls (kernel time) and the writer process (a child of
