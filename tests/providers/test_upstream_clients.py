@@ -186,10 +186,11 @@ async def test_gzip_is_neither_asked_for_nor_undone(make_pool: PoolFactory, upst
     assert "accept-encoding" not in upstream.seen[-1].headers
 
 
-async def test_http_error_keeps_retry_after(make_pool: PoolFactory, upstream: Upstream) -> None:
+@pytest.mark.parametrize("stream", [False, True])
+async def test_http_error_keeps_retry_after(make_pool: PoolFactory, upstream: Upstream, stream: bool) -> None:
     pool = await make_pool()
     with pytest.raises(GatewayError) as info:
-        await pool.post(f"{upstream.url}/rate", b"{}", deployment(upstream.url))
+        await pool.post(f"{upstream.url}/rate", b"{}", deployment(upstream.url), stream=stream)
     assert info.value.status == 429 and info.value.headers["retry-after"] == "7"
     assert "slow down" in info.value.message
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import urllib.request
 from collections.abc import AsyncIterator
@@ -17,6 +18,14 @@ from tokenomy.providers.upstream_client import (
     UpstreamTransportError,
     UpstreamUnreachable,
 )
+
+
+def tls_context() -> ssl.SSLContext:
+    """aiohttp's verified default context, made now so ``SSL_CERT_FILE``/``SSL_CERT_DIR`` are read at
+    start rather than when aiohttp was imported (it loads certificates: call it off the loop)."""
+    context = ssl.create_default_context()
+    context.set_alpn_protocols(("http/1.1",))
+    return context
 
 
 def neutral(exc: BaseException) -> UpstreamTransportError:
@@ -89,13 +98,16 @@ class AiohttpClient:
 
     async def start(self) -> None:
         """Open the session (idempotent)."""
-        if self._session is None:
+        if self._session is not None:
+            return
+        context = await asyncio.to_thread(tls_context)
+        if self._session is None:  # another caller may have opened it meanwhile
             connector = aiohttp.TCPConnector(
                 limit=self._limit,
                 limit_per_host=self._limit,
                 ttl_dns_cache=300,
                 keepalive_timeout=30,
-                ssl=ssl.create_default_context(),  # made now, so SSL_CERT_FILE/SSL_CERT_DIR are read at start
+                ssl=context,
             )
             # No Accept-Encoding, so upstreams answer uncompressed and decompression is skipped:
             # measured ~5% of a request's CPU, for bodies that are small JSON or SSE anyway.
