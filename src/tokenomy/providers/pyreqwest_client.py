@@ -4,7 +4,9 @@ About a third of aiohttp's instructions per call (``docs/benchmarks.md``, "Upstr
 A call that will be read whole is sent with the body read in one go (reqwest's fastest path); a
 stream is sent streamed, with no read-ahead so the head comes back as soon as it arrives. reqwest
 reads ``HTTP(S)_PROXY``/``ALL_PROXY``/``NO_PROXY`` and the CA store (``SSL_CERT_FILE``,
-``SSL_CERT_DIR``, else the system's) when the client is built, at start.
+``SSL_CERT_DIR``, else the system's) when a client is built (at its first call). A call cancelled
+before its response head is not aborted by pyreqwest 0.15.1: it runs on until the upstream answers
+(or the total timeout), which is why this is not the default client (``docs/architecture.md``).
 """
 
 from __future__ import annotations
