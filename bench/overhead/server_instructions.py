@@ -6,8 +6,10 @@ Why: on a shared machine, wall-clock throughput and even CPU time per request mo
 people's load; instruction counts do not. ``stage_profile.py --callgrind`` counts the request path
 driven through ASGI in process; this counts the whole served path as a client sees it — uvicorn
 and its HTTP parser, the edge's admission, the pipeline, logging (the access log on, to a file),
-the aiohttp upstream client — in the gateway process, with the overhead benchmark's config
-(``tokenomy.yaml``: default configuration) and the nginx fake upstream of ``upstream/`` on :8090.
+the upstream client (``server.upstream_client``; pyreqwest's Tokio thread included) — in the
+gateway process, with the overhead benchmark's config (``tokenomy.yaml``: default configuration)
+and the nginx fake upstream of ``upstream/`` on :8090. ``--only NAME`` (repeatable) runs only the
+configurations named (the rows of the table it prints).
 Every request is the benchmark body with ``Cache-Control: no-cache`` (the miss path), sent by an
 aiohttp client in this process, ``--concurrency`` at a time. Instrumentation is on only while the
 counted requests run. Not counted: system calls (kernel time) and the writer process (a child of
@@ -34,6 +36,8 @@ from benchtool import body as chat_body  # noqa: E402
 
 EXTRA = {
     "default": "",
+    "default, upstream client aiohttp": "  upstream_client: aiohttp\n",
+    "default, upstream client pyreqwest": "  upstream_client: pyreqwest\n",
     "default, access log off": "  access_log: false\n",
 }
 
@@ -115,7 +119,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--port", type=int, default=18240)
-    parser.add_argument("--only", default=None, help="run only configs whose name contains this")
+    parser.add_argument("--only", action="append", default=None, help="run only configs named this (repeatable)")
     args = parser.parse_args()
     subprocess.run([str(HERE / "upstream" / "start.sh")], check=True, capture_output=True)
     home = tempfile.mkdtemp(prefix="tokenomy-server-instr-")
@@ -127,7 +131,7 @@ def main() -> None:
     print("|---|---:|")
     try:
         for name in EXTRA:
-            if args.only and args.only not in name:
+            if args.only and name not in args.only:
                 continue
             print(f"| {name} | {measure(name, args, home):,.0f} |", flush=True)
     finally:

@@ -26,8 +26,8 @@ async def bedrock() -> AsyncIterator[BedrockFake]:
     await fake.close()
 
 
-@pytest.fixture(scope="module")
-async def gw(bedrock: BedrockFake) -> AsyncIterator[RunningGateway]:
+@pytest.fixture(scope="module", params=["aiohttp", "pyreqwest"])  # both upstream clients read the event stream
+async def gw(bedrock: BedrockFake, request: pytest.FixtureRequest) -> AsyncIterator[RunningGateway]:
     mp = pytest.MonkeyPatch()
     mp.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     mp.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
@@ -35,6 +35,7 @@ async def gw(bedrock: BedrockFake) -> AsyncIterator[RunningGateway]:
     mp.setenv("AWS_CONFIG_FILE", "/nonexistent")
     mp.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
     config = f"""
+server: {{upstream_client: {request.param}}}
 models:
   - name: br
     deployments: [{{provider: bedrock, region: eu-west-1, base_url: "{bedrock.url}", model: "{MODEL_ID}"}}]

@@ -26,10 +26,15 @@ async def gemini() -> AsyncIterator[GeminiFake]:
     await fake.close()
 
 
-@pytest.fixture(scope="module")
-async def gw(gemini: GeminiFake) -> AsyncIterator[RunningGateway]:
+@pytest.fixture(scope="module", params=["aiohttp", "pyreqwest"])  # both upstream clients
+async def gw(
+    gemini: GeminiFake, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningGateway]:
+    mp = pytest.MonkeyPatch()  # a home (cache, ledger) per gateway: the second must not hit the first's cache
+    mp.setenv("TOKENOMY_HOME", str(tmp_path_factory.mktemp("home")))
     k = f"${{T_G:-{KEY}}}"
     config = f"""
+server: {{upstream_client: {request.param}}}
 models:
   - name: gem
     deployments: [{{provider: gemini, base_url: "{gemini.base_url}", model: gemini-2.0-flash, api_key: "{k}"}}]
@@ -43,6 +48,7 @@ models:
 """
     async with running_gateway(config) as running:
         yield running
+    mp.undo()
 
 
 def client(gw: RunningGateway) -> openai.AsyncOpenAI:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 
@@ -42,9 +44,11 @@ async def running_gateway(
     """
     if isinstance(config, str):
         config = parse_config(config)
-    if not shed_on_lag:
-        server = config.server.model_copy(update={"shed_loop_lag_ms": 0.0})
-        config = config.model_copy(update={"server": server})
+    update: dict[str, Any] = {} if shed_on_lag else {"shed_loop_lag_ms": 0.0}
+    if os.environ.get("TOKENOMY_TEST_UPSTREAM_CLIENT"):  # run gateway tests on the other upstream client
+        update["upstream_client"] = os.environ["TOKENOMY_TEST_UPSTREAM_CLIENT"]
+    if update:
+        config = config.model_copy(update={"server": config.server.model_copy(update=update)})
     app = create_app(config)
     server = uvicorn.Server(
         uvicorn.Config(

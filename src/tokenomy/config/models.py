@@ -252,6 +252,10 @@ class ServerConfig(_Frozen):
         default=100.0, ge=0, description="ledger rows per second for requests refused at the edge (all are counted)"
     )
     upstream_connections: int = Field(default=1024, gt=0, description="pooled connections per upstream host")
+    upstream_client: Literal["aiohttp", "pyreqwest"] = Field(
+        default="aiohttp",
+        description="the HTTP client library that calls upstreams (docs/architecture.md, the upstream client)",
+    )
     metrics_key: SecretRef | None = Field(
         default=None, description="when set, GET /metrics needs this key as a bearer token, e.g. ${METRICS_KEY}"
     )

@@ -1,75 +1,66 @@
-"""The pooled upstream HTTP client shared by the HTTP providers (aiohttp, one session)."""
+"""The pooled upstream HTTP client shared by the HTTP providers (behind the port of ``upstream_client``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import aiohttp
-from yarl import URL
-
 from tokenomy.config.models import Deployment, GatewayConfig
 from tokenomy.providers import upstream_errors
+from tokenomy.providers.upstream_client import Timeouts, UpstreamResponse, UpstreamTransportError, make_client
 
 HeaderFactory = Callable[[Deployment], dict[str, str]]
 
 
 class HttpPool:
-    """One aiohttp session with per-deployment headers and timeouts computed once."""
+    """One pooled upstream client (``server.upstream_client``) with per-deployment headers and
+    timeouts computed once."""
 
     def __init__(self, config: GatewayConfig, header_factory: HeaderFactory) -> None:
-        self._limit = config.server.upstream_connections
+        self._client = make_client(config.server.upstream_client, config.server.upstream_connections)
         self._header_factory = header_factory
-        self._session: aiohttp.ClientSession | None = None
         self._headers: dict[int, dict[str, str]] = {}
-        self._timeouts: dict[int, aiohttp.ClientTimeout] = {}
+        self._timeouts: dict[int, Timeouts] = {}
 
     async def start(self) -> None:
-        """Open the session (idempotent)."""
-        if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self._limit, limit_per_host=self._limit, ttl_dns_cache=300, keepalive_timeout=30
-            )
-            # No Accept-Encoding, so upstreams answer uncompressed and decompression is skipped:
-            # measured ~5% of a request's CPU, for bodies that are small JSON or SSE anyway.
-            self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent", "Accept-Encoding")
-            )
+        """Open the pool (idempotent)."""
+        await self._client.start()
 
     async def close(self) -> None:
-        """Close the session and its connections."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Close the pool and its connections."""
+        await self._client.close()
 
     async def post(
-        self, url: str | URL, data: bytes, deployment: Deployment, extra_headers: dict[str, str] | None = None
-    ) -> aiohttp.ClientResponse:
-        """POST ``data``; upstream HTTP errors and transport failures become ``GatewayError``."""
-        if self._session is None:
-            await self.start()
-        assert self._session is not None
+        self,
+        url: str,
+        data: bytes,
+        deployment: Deployment,
+        extra_headers: dict[str, str] | None = None,
+        exact: bool = False,
+        stream: bool = False,
+    ) -> UpstreamResponse:
+        """POST ``data``; upstream HTTP errors and transport failures become ``GatewayError``.
+
+        ``exact``: ``url`` is already percent-encoded and goes out byte for byte (a signed request);
+        ``stream``: the body will be read as it arrives (an event stream).
+        """
         key = id(deployment)
         headers = self._headers.get(key)
         if headers is None:
             headers = {"content-type": "application/json", **self._header_factory(deployment), **deployment.headers}
             self._headers[key] = headers
-            self._timeouts[key] = aiohttp.ClientTimeout(
-                total=deployment.timeout_s, sock_connect=deployment.connect_timeout_s
-            )
+            self._timeouts[key] = Timeouts(total=deployment.timeout_s, connect=deployment.connect_timeout_s)
         if extra_headers:
             headers = {**headers, **extra_headers}
         try:
-            resp = await self._session.post(url, data=data, headers=headers, timeout=self._timeouts[key])
-        except (TimeoutError, aiohttp.ClientError) as exc:
+            resp = await self._client.post(url, data, headers, self._timeouts[key], exact, stream)
+        except UpstreamTransportError as exc:
             raise upstream_errors.from_exception(exc, deployment.label) from None
         if resp.status >= 400:
             try:
                 body = await resp.read()
-            except (TimeoutError, aiohttp.ClientError):
+            except UpstreamTransportError:
                 body = b""
-            finally:
-                resp.release()
-            raise upstream_errors.from_status(resp.status, body, resp.headers, deployment.label)
+            raise upstream_errors.from_status(resp.status, body, resp.header("retry-after"), deployment.label)
         return resp
 
 
@@ -97,11 +88,9 @@ class HttpProvider:
         return True
 
 
-async def read_body(resp: aiohttp.ClientResponse, deployment: Deployment) -> bytes:
+async def read_body(resp: UpstreamResponse, deployment: Deployment) -> bytes:
     """The whole body of ``resp``, releasing the connection; transport failures become ``GatewayError``."""
     try:
         return await resp.read()
-    except (aiohttp.ClientError, TimeoutError) as exc:
+    except UpstreamTransportError as exc:
         raise upstream_errors.from_read_exception(exc, deployment.label) from None
-    finally:
-        resp.release()

@@ -8,13 +8,12 @@ secret an upstream echoes (the gateway's own upstream key, say) never reaches a 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-import aiohttp
 import orjson
 
 from tokenomy.errors import GatewayError
+from tokenomy.providers.upstream_client import UpstreamCut, UpstreamTimeout, UpstreamTransportError, UpstreamUnreachable
 from tokenomy.redaction import redact
 from tokenomy.telemetry import metrics
 
@@ -32,16 +31,15 @@ def upstream_message(body: bytes) -> tuple[str | None, str | None]:
     return None, None
 
 
-def from_status(status: int, body: bytes, headers: Any, deployment: str) -> GatewayError:
+def from_status(status: int, body: bytes, retry_after: str | None, deployment: str) -> GatewayError:
     """The gateway error for an upstream HTTP error ``status``."""
     message, param = upstream_message(body)
     detail = f": {message}" if message else ""
     if status == 429:
         metrics.UPSTREAM_ERRORS.labels(deployment, "rate_limited").inc()
         extra = {}
-        retry = headers.get("retry-after")
-        if retry:
-            extra["retry-after"] = redact(str(retry))[:64]
+        if retry_after:
+            extra["retry-after"] = redact(retry_after)[:64]
         return GatewayError(
             429, f"Upstream rate limit reached{detail}", "rate_limit_error", code="rate_limit_exceeded", headers=extra
         )
@@ -66,14 +64,14 @@ def from_status(status: int, body: bytes, headers: Any, deployment: str) -> Gate
     return GatewayError(502, f"Upstream error (HTTP {status}){detail}", "upstream_error", code="upstream_error")
 
 
-def from_exception(exc: BaseException, deployment: str) -> GatewayError:
+def from_exception(exc: UpstreamTransportError, deployment: str) -> GatewayError:
     """The gateway error for a transport failure talking to an upstream."""
-    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+    if isinstance(exc, UpstreamTimeout):
         metrics.UPSTREAM_ERRORS.labels(deployment, "timeout").inc()
         return GatewayError(
             504, f"Upstream deployment {deployment!r} timed out.", "timeout_error", code="upstream_timeout"
         )
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, UpstreamUnreachable):
         metrics.UPSTREAM_ERRORS.labels(deployment, "unreachable").inc()
         return GatewayError(
             502, f"Upstream deployment {deployment!r} is unreachable.", "upstream_error", code="upstream_unreachable"
@@ -81,15 +79,15 @@ def from_exception(exc: BaseException, deployment: str) -> GatewayError:
     metrics.UPSTREAM_ERRORS.labels(deployment, "transport").inc()
     return GatewayError(
         502,
-        f"The connection to upstream deployment {deployment!r} failed ({type(exc).__name__}).",
+        f"The connection to upstream deployment {deployment!r} failed ({exc.cause}).",
         "upstream_error",
         code="upstream_connection_error",
     )
 
 
-def from_read_exception(exc: BaseException, deployment: str) -> GatewayError:
+def from_read_exception(exc: UpstreamTransportError, deployment: str) -> GatewayError:
     """A failure while reading an upstream body or stream (a cut connection is a broken stream)."""
-    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+    if isinstance(exc, UpstreamCut):
         return stream_error("Upstream closed the stream mid-way.", deployment)
     return from_exception(exc, deployment)
 

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
-import aiohttp
 import orjson
 
 from tokenomy.config.models import Deployment
@@ -17,6 +16,7 @@ from tokenomy.providers import upstream_errors
 from tokenomy.providers.anthropic import translate
 from tokenomy.providers.http_pool import HttpProvider, read_body
 from tokenomy.providers.sse import ended_early, json_events
+from tokenomy.providers.upstream_client import UpstreamResponse
 
 _MESSAGES = frozenset({"anthropic"})
 #: Client headers an Anthropic upstream gets as they are on native calls.
@@ -42,7 +42,9 @@ class AnthropicProvider(HttpProvider):
         if ctx.prompt_cache is not None:  # breakpoints the optimize stage planned (none where the client set its own)
             native = ctx.prompt_cache.apply(native)
         url = f"{deployment.base_url}/v1/messages"
-        resp = await self._pool.post(url, orjson.dumps(native), deployment, forwarded_headers(ctx.headers))
+        resp = await self._pool.post(
+            url, orjson.dumps(native), deployment, forwarded_headers(ctx.headers), stream=ctx.stream
+        )
         if ctx.stream:
             return Stream(_native_events(resp, ctx, deployment.label), resp.close)
         raw = await read_body(resp, deployment)
@@ -94,7 +96,7 @@ class AnthropicProvider(HttpProvider):
         if ctx.prompt_cache is not None:  # breakpoints the optimize stage planned (tokenomy.optimize.prompt_cache)
             body = ctx.prompt_cache.apply(body)
         url = f"{deployment.base_url}/v1/messages"
-        resp = await self._pool.post(url, orjson.dumps(body), deployment)
+        resp = await self._pool.post(url, orjson.dumps(body), deployment, stream=ctx.stream)
         created = int(time.time())
         if ctx.stream:
             translator = translate.AnthropicStreamTranslator(ctx.model, ctx.request_id, created, include_usage=True)
@@ -111,7 +113,7 @@ class AnthropicProvider(HttpProvider):
 
 
 async def _chunks(
-    resp: aiohttp.ClientResponse, translator: translate.AnthropicStreamTranslator, label: str
+    resp: UpstreamResponse, translator: translate.AnthropicStreamTranslator, label: str
 ) -> AsyncIterator[dict[str, Any]]:
     stopped = False
     try:
@@ -126,7 +128,7 @@ async def _chunks(
         raise ended_early(label)
 
 
-async def _native_events(resp: aiohttp.ClientResponse, ctx: CallContext, label: str) -> AsyncIterator[dict[str, Any]]:
+async def _native_events(resp: UpstreamResponse, ctx: CallContext, label: str) -> AsyncIterator[dict[str, Any]]:
     """Messages API events as they come; notes the first token and the usage on ``ctx``."""
     usage: dict[str, Any] = {}
     stopped = False

@@ -15,9 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 import orjson
-from yarl import URL
 
 from tokenomy.config.models import Deployment
 from tokenomy.errors import GatewayError, invalid_request
@@ -25,6 +23,7 @@ from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Respons
 from tokenomy.providers import upstream_errors
 from tokenomy.providers.bedrock import translate
 from tokenomy.providers.http_pool import HttpProvider, read_body
+from tokenomy.providers.upstream_client import UpstreamResponse, UpstreamTransportError
 
 
 def base_url(deployment: Deployment) -> str:
@@ -72,7 +71,8 @@ class BedrockProvider(HttpProvider):
         action = "converse-stream" if ctx.stream else "converse"
         url = f"{base_url(deployment)}/model/{quote(deployment.model, safe='')}/{action}"
         signed = await self._signed(url, body, deployment)
-        resp = await self._pool.post(URL(url, encoded=True), body, deployment, signed)  # the path exactly as signed
+        # the path exactly as signed
+        resp = await self._pool.post(url, body, deployment, signed, exact=True, stream=ctx.stream)
         if ctx.stream:
             translator = translate.ConverseStreamTranslator(ctx.model, ctx.request_id)
             return Stream(_chunks(resp, translator, deployment.label), resp.close)
@@ -86,13 +86,13 @@ class BedrockProvider(HttpProvider):
 
 
 async def _chunks(
-    resp: aiohttp.ClientResponse, translator: translate.ConverseStreamTranslator, label: str
+    resp: UpstreamResponse, translator: translate.ConverseStreamTranslator, label: str
 ) -> AsyncIterator[dict[str, Any]]:
     from botocore.eventstream import EventStreamBuffer, ParserError
 
     buffer = EventStreamBuffer()
     try:
-        async for data in resp.content.iter_any():
+        async for data in resp.chunks():
             buffer.add_data(data)
             for message in buffer:
                 headers = message.headers
@@ -107,7 +107,7 @@ async def _chunks(
             raise upstream_errors.stream_error("Upstream stream ended before the answer was complete.", label)
     except (ParserError, orjson.JSONDecodeError):
         raise upstream_errors.stream_error("Upstream sent a malformed event stream.", label) from None
-    except (TimeoutError, aiohttp.ClientError) as exc:
+    except UpstreamTransportError as exc:
         raise upstream_errors.from_read_exception(exc, label) from None
     finally:
         resp.close()

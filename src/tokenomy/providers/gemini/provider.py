@@ -17,7 +17,6 @@ from contextlib import aclosing
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 import orjson
 
 from tokenomy.config.models import Deployment
@@ -27,6 +26,7 @@ from tokenomy.providers import upstream_errors
 from tokenomy.providers.gemini import translate
 from tokenomy.providers.http_pool import HttpProvider, read_body
 from tokenomy.providers.sse import ended_early, json_events
+from tokenomy.providers.upstream_client import UpstreamResponse
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 
@@ -67,7 +67,7 @@ class GeminiProvider(HttpProvider):
             raise invalid_request(str(exc), param=exc.param, code="unsupported_parameter") from None
         if ctx.stream:
             url = f"{self.url(deployment, 'streamGenerateContent')}?alt=sse"
-            resp = await self._pool.post(url, orjson.dumps(body), deployment)
+            resp = await self._pool.post(url, orjson.dumps(body), deployment, stream=True)
             translator = translate.GeminiStreamTranslator(ctx.model, ctx.request_id)
             return Stream(_chunks(resp, translator, deployment.label), resp.close)
         resp = await self._pool.post(self.url(deployment, "generateContent"), orjson.dumps(body), deployment)
@@ -95,7 +95,7 @@ class GeminiProvider(HttpProvider):
 
 
 async def _chunks(
-    resp: aiohttp.ClientResponse, translator: translate.GeminiStreamTranslator, label: str
+    resp: UpstreamResponse, translator: translate.GeminiStreamTranslator, label: str
 ) -> AsyncIterator[dict[str, Any]]:
     async with aclosing(json_events(resp, label)) as events:
         async for _kind, payload in events:

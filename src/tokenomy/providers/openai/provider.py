@@ -1,4 +1,4 @@
-"""I/O for OpenAI-compatible upstreams: one pooled aiohttp session per gateway process."""
+"""I/O for OpenAI-compatible upstreams: one pooled upstream client per gateway process."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
-import aiohttp
 import orjson
 
 from tokenomy.config.models import Deployment
@@ -16,6 +15,7 @@ from tokenomy.providers import upstream_errors
 from tokenomy.providers.http_pool import HttpProvider, read_body
 from tokenomy.providers.openai import passthrough, translate
 from tokenomy.providers.sse import ended_early, iter_sse, json_events
+from tokenomy.providers.upstream_client import UpstreamResponse, UpstreamTransportError
 
 log = logging.getLogger("tokenomy.providers.openai")
 
@@ -41,7 +41,8 @@ class OpenAIProvider(HttpProvider):
         """POST the client's Responses API request upstream as it is (only the model id swapped)."""
         assert ctx.native is not None
         url = self.url(deployment, "/responses")
-        resp = await self._pool.post(url, orjson.dumps({**ctx.native.body, "model": deployment.model}), deployment)
+        data = orjson.dumps({**ctx.native.body, "model": deployment.model})
+        resp = await self._pool.post(url, data, deployment, stream=ctx.stream)
         if ctx.stream:
             _expect_event_stream(resp, deployment)
             return Stream(_response_events(resp, ctx, deployment.label), resp.close)
@@ -64,7 +65,7 @@ class OpenAIProvider(HttpProvider):
         if ctx.endpoint in PASSTHROUGH:
             return await passthrough.forward(self._pool, url, ctx, deployment)
         data = translate.request_body(ctx.body, deployment.model, ctx.stream, self.stream_options)
-        resp = await self._pool.post(url, data, deployment)
+        resp = await self._pool.post(url, data, deployment, stream=ctx.stream)
         if ctx.stream:
             _expect_event_stream(resp, deployment)
             return Stream(_chunks(resp, deployment.label), resp.close)
@@ -76,7 +77,7 @@ class OpenAIProvider(HttpProvider):
         return Completion(body, Usage.from_openai(body.get("usage")), raw)
 
 
-def _expect_event_stream(resp: aiohttp.ClientResponse, deployment: Deployment) -> None:
+def _expect_event_stream(resp: UpstreamResponse, deployment: Deployment) -> None:
     """A 502 (and the connection released) when a streaming request got something else back."""
     if not resp.content_type.startswith("text/event-stream"):
         resp.release()
@@ -86,10 +87,10 @@ def _expect_event_stream(resp: aiohttp.ClientResponse, deployment: Deployment) -
         )
 
 
-async def _chunks(resp: aiohttp.ClientResponse, label: str) -> AsyncIterator[dict[str, Any]]:
+async def _chunks(resp: UpstreamResponse, label: str) -> AsyncIterator[dict[str, Any]]:
     finished = False
     try:
-        async for _event, data in iter_sse(resp.content):
+        async for _event, data in iter_sse(resp.lines()):
             chunk = translate.parse_chunk(data)
             if chunk is None:  # [DONE]: a clean end only if the answer said how it finished
                 break
@@ -99,13 +100,13 @@ async def _chunks(resp: aiohttp.ClientResponse, label: str) -> AsyncIterator[dic
             raise upstream_errors.stream_error("Upstream stream ended before the answer was complete.", label)
     except translate.MalformedUpstream as exc:
         raise upstream_errors.stream_error(str(exc), label) from None
-    except (TimeoutError, aiohttp.ClientError) as exc:
+    except UpstreamTransportError as exc:
         raise upstream_errors.from_read_exception(exc, label) from None
     finally:
         resp.close()
 
 
-async def _response_events(resp: aiohttp.ClientResponse, ctx: CallContext, label: str) -> AsyncIterator[dict[str, Any]]:
+async def _response_events(resp: UpstreamResponse, ctx: CallContext, label: str) -> AsyncIterator[dict[str, Any]]:
     """Responses API events as they come; notes the first token and the final usage on ``ctx``."""
     finished = False
     async with aclosing(json_events(resp, label)) as events:
