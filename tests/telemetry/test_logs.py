@@ -170,3 +170,62 @@ def test_access_line_values_are_redacted_in_both_formats(fmt: str) -> None:
         logger.setLevel(old_level)
     out = stream.getvalue()
     assert secret not in out and out.count(MASK) >= 6 and out.count("acme") == 2, out
+
+
+async def test_serve_writes_one_redacted_access_line_per_request_from_the_writer(
+    openai_fake: OpenAIFake, tmp_path: Path
+) -> None:
+    """Under ``serve`` the writer process writes the access log for every worker, on the same
+    stderr and in the same text format: one line per request, secrets masked as in the gateway."""
+    secret = "plain-config-secret-4711"  # not key-shaped: only the configured value masks it
+    path = tmp_path / "gw.yaml"
+    text = config(openai_fake.base_url, extra=f'ledger: {{path: "{tmp_path / "l.db"}"}}')
+    text += f"""  - name: unused
+    deployments:
+      - {{provider: openai, base_url: "{openai_fake.base_url}", api_key: "${{T19_SECRET:-{secret}}}", model: m}}
+"""
+    path.write_text(text)
+    proc, url = await start_serve(path, tmp_path, "--workers", "2")
+    ids = [f"w-{i}" for i in range(8)]
+    async with aiohttp.ClientSession() as http:
+        for request_id in ids:
+            body = {"model": "fast", "messages": [{"role": "user", "content": "hi"}]}
+            headers = {"x-request-id": request_id, "x-tokenomy-task": f"t-{secret}"}
+            async with http.post(f"{url}/v1/chat/completions", json=body, headers=headers) as resp:
+                assert resp.status == 200
+    proc.send_signal(signal.SIGTERM)
+    _stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    access = [line for line in stderr.decode().splitlines() if " INFO tokenomy.access: access " in line]
+    assert sorted(line.split("client_request_id=")[1].split()[0] for line in access) == ids, access
+    assert secret not in stderr.decode() and all("task=t-[redacted]" in line for line in access), access
+
+
+def test_the_writer_writes_the_access_log_only_to_serves_own_log() -> None:
+    """The writer inherits stderr: it takes the access log over only when this process's log is
+    ``serve``'s handler on stderr, in the same format; a gateway whose lines go elsewhere (an
+    embedding program's handler, a test's capture) keeps writing them itself."""
+    from tokenomy.config import parse_config
+    from tokenomy.ledger.writer_launcher import writer_writes_access_log
+    from tokenomy.server import logging_setup
+
+    gw = parse_config(config("http://127.0.0.1:9/v1"))
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        assert not writer_writes_access_log(gw)  # nobody configured this process's log
+        logging_setup.configure("info", "text")
+        assert writer_writes_access_log(gw)
+        json_gw = gw.model_copy(update={"server": gw.server.model_copy(update={"log_format": "json"})})
+        assert not writer_writes_access_log(json_gw), "a different format: the gateway writes its own lines"
+        off = gw.model_copy(update={"server": gw.server.model_copy(update={"access_log": False})})
+        assert not writer_writes_access_log(off)
+        capture = logging.StreamHandler(io.StringIO())
+        logging.getLogger("tokenomy").addHandler(capture)
+        assert not writer_writes_access_log(gw), "lines captured in process stay in process"
+        logging.getLogger("tokenomy").removeHandler(capture)
+        logging_setup.configure("info", "text", io.StringIO())
+        assert not writer_writes_access_log(gw), "not standard error"
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        logging_setup._INSTALLED = None

@@ -1,16 +1,21 @@
 """The access log: one line per finished request on the ``tokenomy.access`` logger.
 
-Written when the request's usage record is built (a ledger hook, on the event loop), so it carries
-the tokens and the cost. Its values are redacted one by one (remembered: they repeat), so the
-line is not scanned for secrets again as a whole. Every field is documented in
-docs/observability.md. In text format the line is ``access key=value …`` (values with spaces are
-quoted); in JSON format the same fields are keys of the object.
+Built from the request's usage record, so it carries the tokens and the cost. Under
+``tokenomy serve`` with the default writer process, the writer writes it (it receives every record
+anyway; ``ledger/writer_process.py``), to the same standard error in the same format, and the
+request path pays nothing for it; otherwise (``ledger.writer: thread``, the ledger off, a gateway
+embedded in another program, a record the writer could not take) the gateway process writes it as
+a ledger hook. Its values are redacted one by one (remembered: they repeat), so the line is not
+scanned for secrets again as a whole. Every field is documented in docs/observability.md. In text
+format the line is ``access key=value …`` (values with spaces are quoted); in JSON format the same
+fields are keys of the object.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,13 +74,31 @@ def _text(value: Any) -> str:
     return text
 
 
+def access_line(fields: dict[str, Any]) -> Redacted:
+    """The text line for ``fields`` (already redacted value by value)."""
+    return Redacted("access " + " ".join([f"{k}={_text(v)}" for k, v in fields.items()]))
+
+
 class AccessLog:
-    """A ledger hook writing one INFO line per request (``server.access_log``)."""
+    """Writes one INFO line per request (``server.access_log``): a ledger hook in the gateway
+    process, or :meth:`write` in the writer process."""
 
     def __call__(self, record: LedgerRecord, _traceparent: str | None = None) -> None:
-        if not log.isEnabledFor(logging.INFO):
-            return
-        fields = access_fields(record)
-        line = Redacted("access " + " ".join([f"{k}={_text(v)}" for k, v in fields.items()]))
-        # log.info without its search of the stack for the caller (every line comes from here)
-        log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, line, (), None, extra=fields))
+        if log.isEnabledFor(logging.INFO):
+            _emit(record, None)
+
+    def write(self, records: Iterable[LedgerRecord]) -> None:
+        """One line per record, each stamped with its request's end (arrival plus latency), so a
+        line written a few milliseconds later by another process shows the same time."""
+        if log.isEnabledFor(logging.INFO):
+            for record in records:
+                _emit(record, record.ts + record.latency_ms / 1000.0)
+
+
+def _emit(record: LedgerRecord, created: float | None) -> None:
+    fields = access_fields(record)
+    # log.info without its search of the stack for the caller (every line comes from here)
+    entry = log.makeRecord(log.name, logging.INFO, __file__, 0, access_line(fields), (), None, extra=fields)
+    if created is not None:
+        entry.created, entry.msecs = created, int((created - int(created)) * 1000) + 0.0
+    log.handle(entry)
