@@ -229,3 +229,37 @@ def test_the_writer_writes_the_access_log_only_to_serves_own_log() -> None:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
         logging_setup._INSTALLED = None
+
+
+def test_the_writers_text_lines_are_the_handlers_lines() -> None:
+    """The writer formats text access lines itself (one write per batch): byte for byte what the
+    text handler writes for the same records, tricky values and secrets included."""
+    from tokenomy.ledger.record import LedgerRecord
+    from tokenomy.redaction import install_log_redaction
+    from tokenomy.telemetry.access_log import _emit, _ended, text_lines
+
+    install_log_redaction()
+    records = [
+        LedgerRecord(request_id="req_1", ts=1_700_000_000.0, latency_ms=12.5),
+        LedgerRecord(
+            request_id="req_2", ts=1_700_000_000.999, latency_ms=0.4, task='a "quoted" task=x', tenant="ténant",
+            requested_model="sk-proj-Q7w8E9r0T1y2U3i4", client_request_id="tab\there", api_key="k1",
+            served_model="m", deployment="openai/m", stream=True, status=499, error_type="client_closed",
+            ttft_ms=3.25, prompt_tokens=7, completion_tokens=1, cache="miss", cost_usd=1.5e-07, price_source="config",
+        ),  # fmt: skip
+        LedgerRecord(request_id="req_3", ts=1_700_003_599.9996, latency_ms=0.0, task=""),
+    ]
+    stream = io.StringIO()
+    handler = make_handler("text", stream)
+    logger = logging.getLogger("tokenomy.access")
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        for record in records:
+            _emit(record, _ended(record))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    assert text_lines(records) == stream.getvalue()
+    assert "sk-proj" not in stream.getvalue()

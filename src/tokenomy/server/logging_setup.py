@@ -98,6 +98,15 @@ def configure(level: str = "info", fmt: LogFormat = "text", stream: IO[str] | No
     return handler
 
 
+def stderr_handler(fmt: LogFormat) -> logging.StreamHandler[IO[str]] | None:
+    """The handler :func:`configure` installed, when :func:`stderr_format` is ``fmt``: lines may be
+    formatted without it and written to its stream directly (the writer's access lines)."""
+    if _INSTALLED is None or stderr_format() != fmt:
+        return None
+    handler = _INSTALLED[0]
+    return handler if isinstance(handler, logging.StreamHandler) else None
+
+
 def stderr_format() -> LogFormat | None:
     """The format of the log lines on standard error, when :func:`configure` set up this process's
     log (``tokenomy serve``) and its handler is still the one in use; None otherwise (a gateway
