@@ -34,7 +34,7 @@ def child(fmt: str, lines: int) -> None:
             deployment="openai/fake-model", provider="openai", prompt_tokens=20, completion_tokens=9,
             token_source="provider", language="en", cache="miss", route="round-robin:openai/fake-model",
             prompt_hash="a" * 32, latency_ms=1.234, price_source="unknown", client_request_id=None,
-        )  # fmt: skip
+        )
         for i in range(lines)
     ]
     access = AccessLog()

@@ -246,7 +246,7 @@ def test_the_writers_text_lines_are_the_handlers_lines() -> None:
             requested_model="sk-proj-Q7w8E9r0T1y2U3i4", client_request_id="tab\there", api_key="k1",
             served_model="m", deployment="openai/m", stream=True, status=499, error_type="client_closed",
             ttft_ms=3.25, prompt_tokens=7, completion_tokens=1, cache="miss", cost_usd=1.5e-07, price_source="config",
-        ),  # fmt: skip
+        ),
         LedgerRecord(request_id="req_3", ts=1_700_003_599.9996, latency_ms=0.0, task=""),
     ]
     stream = io.StringIO()

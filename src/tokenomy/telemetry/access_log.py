@@ -130,7 +130,7 @@ def _asctime(created: float) -> str:
     second = int(created)
     if _SECOND[0] != second:
         _SECOND[0], _SECOND[1] = second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created))
-    return "%s,%03d" % (_SECOND[1], int((created - second) * 1000))
+    return f"{_SECOND[1]},{int((created - second) * 1000):03d}"
 
 
 def _emit(record: LedgerRecord, created: float | None) -> None:
