@@ -14,7 +14,6 @@ fields are keys of the object.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -60,20 +59,21 @@ def _clean(value: str | None) -> str | None:
     return None if value is None else redact_value(value)
 
 
-_QUOTED = re.compile(r'[ "=\\]')
-
-
 def _text(value: Any) -> str:
+    """A value as the text line shows it: ``-`` for none, JSON-quoted when it has spaces, quotes,
+    ``=``, backslashes or unprintable characters (plain ``in`` tests: cheaper than a regex)."""
+    if value.__class__ is str:
+        plain = value and " " not in value and '"' not in value and "=" not in value and "\\" not in value
+        if plain and value.isprintable():
+            return value
+        return orjson.dumps(value).decode()
     if value is None:
         return "-"
     if value is True or value is False:
         return "true" if value else "false"
     if type(value) is int or type(value) is float:
         return str(value)
-    text = str(value)
-    if not text or _QUOTED.search(text) or not text.isprintable():
-        return orjson.dumps(text).decode()
-    return text
+    return _text(str(value))
 
 
 def access_line(fields: dict[str, Any]) -> Redacted:
