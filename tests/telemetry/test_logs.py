@@ -231,12 +231,13 @@ def test_the_writer_writes_the_access_log_only_to_serves_own_log() -> None:
         logging_setup._INSTALLED = None
 
 
-def test_the_writers_text_lines_are_the_handlers_lines() -> None:
-    """The writer formats text access lines itself (one write per batch): byte for byte what the
-    text handler writes for the same records, tricky values and secrets included."""
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_the_writers_lines_are_the_handlers_lines(fmt: str) -> None:
+    """The writer formats access lines itself (one write per batch): byte for byte what the
+    handler writes for the same records, in both formats, tricky values and secrets included."""
     from tokenomy.ledger.record import LedgerRecord
     from tokenomy.redaction import install_log_redaction
-    from tokenomy.telemetry.access_log import _emit, _ended, text_lines
+    from tokenomy.telemetry.access_log import _emit, _ended, json_lines, text_lines
 
     install_log_redaction()
     records = [
@@ -250,7 +251,7 @@ def test_the_writers_text_lines_are_the_handlers_lines() -> None:
         LedgerRecord(request_id="req_3", ts=1_700_003_599.9996, latency_ms=0.0, task=""),
     ]
     stream = io.StringIO()
-    handler = make_handler("text", stream)
+    handler = make_handler(fmt, stream)  # type: ignore[arg-type]
     logger = logging.getLogger("tokenomy.access")
     old_level = logger.level
     logger.addHandler(handler)
@@ -261,5 +262,5 @@ def test_the_writers_text_lines_are_the_handlers_lines() -> None:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
-    assert text_lines(records) == stream.getvalue()
+    assert (text_lines if fmt == "text" else json_lines)(records) == stream.getvalue()
     assert "sk-proj" not in stream.getvalue()

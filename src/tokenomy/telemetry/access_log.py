@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from json import dumps as _dumps
 from typing import Any
 
 import orjson
@@ -93,17 +94,18 @@ class AccessLog:
         """One line per record, each stamped with its request's end (arrival plus latency), so a
         line written a few milliseconds later by another process shows the same time.
 
-        With ``tokenomy serve``'s text log on standard error (the writer process's case), the
-        lines are formatted here, exactly as its handler would format them, and written with one
-        call: the same text for a fraction of the cost of a log record per line."""
+        With ``tokenomy serve``'s log on standard error (the writer process's case), the lines are
+        formatted here, exactly as its handler would format them (text or JSON), and written with
+        one call: the same text for a fraction of the cost of a log record per line."""
         if not records or not log.isEnabledFor(logging.INFO):
             return
-        handler = logging_setup.stderr_handler("text")
+        fmt = logging_setup.stderr_format()
+        handler = logging_setup.stderr_handler(fmt) if fmt is not None else None
         if handler is None:
             for record in records:
                 _emit(record, _ended(record))
             return
-        text = text_lines(records)
+        text = text_lines(records) if fmt == "text" else json_lines(records)
         handler.acquire()
         try:
             handler.stream.write(text)
@@ -116,6 +118,20 @@ def text_lines(records: Iterable[LedgerRecord]) -> str:
     """The text-format log lines of ``records`` (``time INFO tokenomy.access: access …``, as
     :class:`~tokenomy.server.logging_setup.TextFormatter` writes them), newline-terminated."""
     return "".join([f"{_asctime(_ended(r))} INFO tokenomy.access: {access_line(access_fields(r))}\n" for r in records])
+
+
+def json_lines(records: Iterable[LedgerRecord]) -> str:
+    """The JSON-format log lines of ``records``, as ``tokenomy serve``'s JSON handler writes them
+    (its key order and separators: ``time``, ``level``, ``logger``, ``message``, then the fields)."""
+    return "".join(
+        [
+            _dumps({"time": _asctime(_ended(r)), **_JSON_HEAD, **access_fields(r)}, ensure_ascii=False) + "\n"
+            for r in records
+        ]
+    )
+
+
+_JSON_HEAD = {"level": "INFO", "logger": "tokenomy.access", "message": "access"}
 
 
 def _ended(record: LedgerRecord) -> float:
