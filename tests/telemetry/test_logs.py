@@ -264,3 +264,27 @@ def test_the_writers_lines_are_the_handlers_lines(fmt: str) -> None:
         logger.setLevel(old_level)
     assert (text_lines if fmt == "text" else json_lines)(records) == stream.getvalue()
     assert "sk-proj" not in stream.getvalue()
+
+
+def test_the_gateways_own_access_lines_under_serve_take_the_direct_path(capsys: pytest.CaptureFixture[str]) -> None:
+    """Under ``serve`` with the ledger off or ``ledger.writer: thread`` (no writer process), the
+    gateway's hook writes the same direct lines to serve's handler, one per request."""
+    from tokenomy.ledger.record import LedgerRecord
+    from tokenomy.server import logging_setup
+    from tokenomy.telemetry.access_log import AccessLog, text_lines
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    record = LedgerRecord(request_id="req_9", ts=1_700_000_000.0, latency_ms=2.0, task="greet")
+    try:
+        logging_setup.configure("info", "text")
+        capsys.readouterr()
+        AccessLog()(record)
+        assert capsys.readouterr().err == text_lines([record])
+        logging_setup.configure("warning", "text")
+        AccessLog()(record)
+        assert capsys.readouterr().err == "", "INFO lines are off at level warning"
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        logging_setup._INSTALLED = None

@@ -84,19 +84,20 @@ def access_line(fields: dict[str, Any]) -> Redacted:
 
 class AccessLog:
     """Writes one INFO line per request (``server.access_log``): a ledger hook in the gateway
-    process, or :meth:`write` in the writer process."""
+    process (when the writer process does not write them), or :meth:`write` in the writer process."""
 
     def __call__(self, record: LedgerRecord, _traceparent: str | None = None) -> None:
-        if log.isEnabledFor(logging.INFO):
-            _emit(record, None)
+        self.write((record,))
 
     def write(self, records: Sequence[LedgerRecord]) -> None:
         """One line per record, each stamped with its request's end (arrival plus latency), so a
         line written a few milliseconds later by another process shows the same time.
 
-        With ``tokenomy serve``'s log on standard error (the writer process's case), the lines are
-        formatted here, exactly as its handler would format them (text or JSON), and written with
-        one call: the same text for a fraction of the cost of a log record per line."""
+        With ``tokenomy serve``'s log on standard error (the writer process's case, and the
+        gateway's own under ``serve`` with ``ledger.writer: thread`` or the ledger off), the lines
+        are formatted here, exactly as its handler would format them (text or JSON), and written
+        with one call: the same text for a fraction of the cost of a log record per line. Any
+        other log set-up gets log records through ``logging`` as usual."""
         if not records or not log.isEnabledFor(logging.INFO):
             return
         fmt = logging_setup.stderr_format()
@@ -138,21 +139,22 @@ def _ended(record: LedgerRecord) -> float:
     return record.ts + record.latency_ms / 1000.0
 
 
-_SECOND: list[Any] = [None, ""]  # the last second formatted, and its text
+_second: tuple[int, str] = (-1, "")  # the last second formatted, and its text (replaced whole: thread-safe)
 
 
 def _asctime(created: float) -> str:
     """``logging.Formatter.formatTime``'s default (local time, ``YYYY-mm-dd HH:MM:SS,mmm``)."""
+    global _second
     second = int(created)
-    if _SECOND[0] != second:
-        _SECOND[0], _SECOND[1] = second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created))
-    return f"{_SECOND[1]},{int((created - second) * 1000):03d}"
+    cached = _second
+    if cached[0] != second:
+        cached = _second = (second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created)))
+    return f"{cached[1]},{int((created - second) * 1000):03d}"
 
 
-def _emit(record: LedgerRecord, created: float | None) -> None:
+def _emit(record: LedgerRecord, created: float) -> None:
     fields = access_fields(record)
     # log.info without its search of the stack for the caller (every line comes from here)
     entry = log.makeRecord(log.name, logging.INFO, __file__, 0, access_line(fields), (), None, extra=fields)
-    if created is not None:
-        entry.created, entry.msecs = created, int((created - int(created)) * 1000) + 0.0
+    entry.created, entry.msecs = created, int((created - int(created)) * 1000) + 0.0
     log.handle(entry)
