@@ -17,25 +17,15 @@ from openai import AsyncOpenAI, InternalServerError
 from tests.conftest import OPENAI_KEY
 from tests.fakes.openai_upstream import OpenAIFake
 from tests.support.gateway import running_gateway
+from tests.support.logs import captured_access_log
 from tests.support.serve_process import start_serve
-
-from tokenomy.server.logging_setup import make_handler
 
 
 @pytest.fixture
 def json_log() -> Iterator[io.StringIO]:
     """Tokenomy's log lines as JSON, captured."""
-    stream = io.StringIO()
-    handler = make_handler("json", stream)
-    logger = logging.getLogger("tokenomy")
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
+    with captured_access_log("json", "tokenomy") as stream:
         yield stream
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
 
 
 def lines(stream: io.StringIO) -> list[dict[str, object]]:
@@ -153,21 +143,12 @@ def test_access_line_values_are_redacted_in_both_formats(fmt: str) -> None:
     from tokenomy.telemetry.access_log import AccessLog
 
     install_log_redaction()
-    stream = io.StringIO()
-    handler = make_handler(fmt, stream)  # type: ignore[arg-type]
-    logger = logging.getLogger("tokenomy.access")
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
     secret = "sk-proj-Q7w8E9r0T1y2U3i4"
-    try:
+    with captured_access_log(fmt) as stream:  # type: ignore[arg-type]
         for _ in range(2):  # the second line comes from the remembered redactions
             record = LedgerRecord(request_id="req_1", ts=0.0, task=f"t {secret}", requested_model=secret)
             record.client_request_id, record.tenant = secret, "acme"
             AccessLog()(record)
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
     out = stream.getvalue()
     assert secret not in out and out.count(MASK) >= 6 and out.count("acme") == 2, out
 
@@ -250,18 +231,9 @@ def test_the_writers_lines_are_the_handlers_lines(fmt: str) -> None:
         ),
         LedgerRecord(request_id="req_3", ts=1_700_003_599.9996, latency_ms=0.0, task=""),
     ]
-    stream = io.StringIO()
-    handler = make_handler(fmt, stream)  # type: ignore[arg-type]
-    logger = logging.getLogger("tokenomy.access")
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
+    with captured_access_log(fmt) as stream:  # type: ignore[arg-type]
         for record in records:
             _emit(record, _ended(record))
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
     assert (text_lines if fmt == "text" else json_lines)(records) == stream.getvalue()
     assert "sk-proj" not in stream.getvalue()
 
