@@ -12,8 +12,9 @@ lookup and stores every answer, and the ledger records every request: the path e
 takes. Each stage is wrapped in a timer that reads the main thread's CPU clock before and after
 it; a stage's own cost is its inclusive time minus the inclusive time of the stage it calls.
 "background threads" is the process's CPU time minus the main thread's (ledger writer, cache
-writer). Logging is set up as ``tokenomy serve`` sets it up (INFO, text lines, the access log on),
-writing to a file. The timers themselves cost ~0.3 µs each (the "timers" row).
+writer). Logging is set up as ``tokenomy serve`` sets it up (INFO, text lines, the access log on,
+on standard error, which the ledger writer process inherits and writes the access lines to), with
+standard error sent to a file. The timers themselves cost ~0.3 µs each (the "timers" row).
 
 Prints one markdown table per configuration: median µs per request over ``--reps`` repetitions,
 with min-max.
@@ -150,9 +151,14 @@ async def profile(config_text: str, n: int, warmup: int) -> dict[str, float]:
     from tokenomy.server.run import create_app
 
     config = parse_config(config_text)
-    # logging as `tokenomy serve` sets it up (INFO, text, the access log on), into a file
+    # logging as `tokenomy serve` sets it up (INFO, text, the access log on: standard error, which
+    # the ledger writer process inherits and writes the access lines to), with standard error sent
+    # to a file
     log_file = open(Path(os.environ["TOKENOMY_HOME"]).parent / "gateway.log", "a")  # noqa: SIM115, ASYNC230
-    logging_setup.configure(config.server.log_level, config.server.log_format, log_file)
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    os.dup2(log_file.fileno(), 2)
+    logging_setup.configure(config.server.log_level, config.server.log_format)
     server = config.server.model_copy(update={"shed_loop_lag_ms": 0.0})
     app: TokenomyApp = create_app(config.model_copy(update={"server": server}))
     gw = app.gateway
@@ -206,6 +212,9 @@ async def profile(config_text: str, n: int, warmup: int) -> dict[str, float]:
         time.thread_time()
     per_read = (time.thread_time() - t0) / 10_000
     await gw.close()
+    sys.stderr.flush()
+    os.dup2(saved_stderr, 2)
+    os.close(saved_stderr)
     log_file.close()
     us = 1e6 / n
     row: dict[str, float] = {}

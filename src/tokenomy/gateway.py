@@ -23,7 +23,14 @@ from tokenomy.ledger.enrich import Enricher
 from tokenomy.ledger.process_ledger import ProcessLedger
 from tokenomy.ledger.stores import NullStore, store_for
 from tokenomy.ledger.writer import LedgerWriter, NoLedger, RecordHook
-from tokenomy.ledger.writer_launcher import SOCKET_ENV, WriterLauncher, new_socket_path, writer_settings
+from tokenomy.ledger.writer_launcher import (
+    ACCESS_ENV,
+    SOCKET_ENV,
+    WriterLauncher,
+    new_socket_path,
+    writer_settings,
+    writer_writes_access_log,
+)
 from tokenomy.optimize.stage import OptimizeStage
 from tokenomy.optimize.summary import summarizer
 from tokenomy.pipeline.cache import CacheStage
@@ -218,19 +225,28 @@ Ledger = LedgerWriter | ProcessLedger | NoLedger
 
 
 def _ledger(config: GatewayConfig, hooks: list[RecordHook], access: list[RecordHook]) -> Ledger:
-    """The ledger writer the config asks for: a writer process (default), a thread, or none."""
+    """The ledger writer the config asks for: a writer process (default), a thread, or none.
+
+    With a writer process, the writer writes the access log when it writes to this process's log
+    (``writer_writes_access_log``); this process then writes only the lines of records the writer
+    could not take (spooled), so each request still gets exactly one line.
+    """
     if not config.ledger.enabled:
         # no ledger: records are still built for the access log, and stored nowhere
         return LedgerWriter(NullStore(), Enricher(config), config.ledger, access) if access else NoLedger()
-    hooks = [*hooks, *access]
     if config.ledger.writer == "thread" or not sys.platform.startswith("linux"):  # SOCK_SEQPACKET: Linux
-        return LedgerWriter(store_for(config.ledger), Enricher(config), config.ledger, hooks)
+        return LedgerWriter(store_for(config.ledger), Enricher(config), config.ledger, [*hooks, *access])
     shared = os.environ.get(SOCKET_ENV)  # a worker of `serve --workers`: its supervisor owns the writer
     if shared:
-        return ProcessLedger(Enricher(config), config.ledger, shared, hooks)
+        if os.environ.get(ACCESS_ENV) == "1":  # the supervisor's writer writes the access log
+            return ProcessLedger(Enricher(config), config.ledger, shared, hooks, spill_hooks=access)
+        return ProcessLedger(Enricher(config), config.ledger, shared, [*hooks, *access])
     path = new_socket_path()
-    launcher = WriterLauncher(writer_settings(config, path))
-    return ProcessLedger(Enricher(config), config.ledger, path, hooks, launcher)
+    in_writer = bool(access) and writer_writes_access_log(config)
+    launcher = WriterLauncher(writer_settings(config, path, access_log=in_writer))
+    if in_writer:
+        return ProcessLedger(Enricher(config), config.ledger, path, hooks, launcher, spill_hooks=access)
+    return ProcessLedger(Enricher(config), config.ledger, path, [*hooks, *access], launcher)
 
 
 class _ReadyCheck:

@@ -77,10 +77,15 @@ class Assembler:
             self._head = {k: chunk[k] for k in ("id", "created", "model", "system_fingerprint") if k in chunk}
         if chunk.get("usage"):
             self._usage = chunk["usage"]
+        finished = False
         for choice in chunk.get("choices") or ():
             if not isinstance(choice, dict):
                 continue
-            slot = self._choices.setdefault(int(choice.get("index", 0)), {"text": [], "tools": {}, "finish": None})
+            index = int(choice.get("index", 0))
+            slot = self._choices.get(index)
+            if slot is None:  # a new choice: not finished yet, so neither is the answer
+                slot = self._choices[index] = {"text": [], "tools": {}, "finish": None}
+                self.complete = False
             if self._chat:
                 delta = choice.get("delta") or {}
                 if isinstance(delta.get("content"), str):
@@ -96,7 +101,9 @@ class Assembler:
                 slot["text"].append(choice["text"])
             if choice.get("finish_reason"):
                 slot["finish"] = choice["finish_reason"]
-        self.complete = bool(self._choices) and all(s["finish"] for s in self._choices.values())
+                finished = True
+        if finished:  # only a finish reason can complete the answer (checked once per finishing chunk)
+            self.complete = all(s["finish"] for s in self._choices.values())
 
     def body(self) -> dict[str, Any]:
         """The whole response."""

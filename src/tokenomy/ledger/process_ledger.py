@@ -58,12 +58,14 @@ class ProcessLedger:
         socket_path: str,
         hooks: Sequence[RecordHook] = (),
         launcher: WriterLauncher | None = None,
+        spill_hooks: Sequence[RecordHook] = (),
     ) -> None:
         self.enricher = enricher
         self.spool = Spool(config.spool)
         self.socket_path = socket_path
         self.launcher = launcher  # set when this process owns the writer
         self._hooks = tuple(hooks)
+        self._spill_hooks = tuple(spill_hooks)  # what the writer does for records it receives (the access log)
         self._sock: socket | None = None
         self._next_connect = 0.0
         self._ticker: asyncio.TimerHandle | None = None
@@ -175,6 +177,11 @@ class ProcessLedger:
 
     def _spill(self, record: LedgerRecord, reason: str) -> None:
         self.spilled += 1
+        for hook in self._spill_hooks:  # the writer never sees this record live: done here instead
+            try:
+                hook(record, None)
+            except Exception:
+                log.exception("ledger hook %r failed", hook)
         try:
             self.spool.append([record])
             metrics.LEDGER_SPILLED.labels(reason).inc()

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from tokenomy.config.models import GatewayConfig
 from tokenomy.ledger.writer_process import WriterSettings
+from tokenomy.redaction import config_secrets
+from tokenomy.server.logging_setup import stderr_format
 from tokenomy.telemetry import metrics
 
 log = logging.getLogger("tokenomy.ledger")
@@ -27,13 +29,31 @@ SOCKET_ENV = "TOKENOMY_WRITER_SOCKET"
 _CHECK_S = 0.2
 
 
-def writer_settings(config: GatewayConfig, socket_path: str) -> WriterSettings:
-    """The writer's settings for a gateway config (paths resolved here, in the gateway's environment)."""
+ACCESS_ENV = "TOKENOMY_WRITER_ACCESS_LOG"
+"""Set to 1 for worker processes of ``serve --workers`` whose supervisor's writer writes the access log."""
+
+
+def writer_settings(config: GatewayConfig, socket_path: str, access_log: bool = False) -> WriterSettings:
+    """The writer's settings for a gateway config (paths and secrets resolved here, in the gateway's
+    environment); ``access_log``: the writer writes the access log (see :func:`writer_writes_access_log`)."""
     exact = config.cache.exact
     cache_path = str(exact.sqlite_path) if exact.enabled and exact.store == "sqlite" else None
     paths = {"path": str(config.ledger.sqlite_path), "spool_path": str(config.ledger.spool)}
     ledger = config.ledger.model_copy(update=paths)
-    return WriterSettings(socket_path, ledger, cache_path, config.server.log_level)
+    server = config.server
+    secrets = tuple(config_secrets(config))
+    return WriterSettings(socket_path, ledger, cache_path, server.log_level, server.log_format, access_log, secrets)
+
+
+def writer_writes_access_log(config: GatewayConfig) -> bool:
+    """Whether a writer process started now for ``config`` should write the access log.
+
+    Yes when the access log is on and this process's log is ``tokenomy serve``'s: lines in one
+    format on standard error, which the writer inherits and writes to in the same format. A
+    gateway embedded elsewhere (its log handled by another program, or captured by a test) keeps
+    writing the access log itself, to its own handlers.
+    """
+    return config.server.access_log and stderr_format() == config.server.log_format
 
 
 def new_socket_path() -> str:

@@ -37,6 +37,9 @@ from tokenomy.ledger.keeper import StoreKeeper
 from tokenomy.ledger.record import LedgerRecord
 from tokenomy.ledger.stores import store_for
 from tokenomy.ledger.stores.base import StoreUnavailable
+from tokenomy.redaction import REDACTOR, install_log_redaction
+from tokenomy.server import logging_setup
+from tokenomy.telemetry.access_log import AccessLog
 
 log = logging.getLogger("tokenomy.ledger.writer")
 _READS_PER_ROUND = 4096  # messages read from one connection before the others get their turn
@@ -57,6 +60,9 @@ class WriterSettings:
     ledger: LedgerConfig
     cache_path: str | None  # the SQLite level-2 cache file, when the cache writes come here
     log_level: str = "INFO"
+    log_format: str = "text"  # the gateway's: this process writes to the same standard error
+    access_log: bool = False  # write the gateway's access log (one line per record received)
+    secrets: tuple[str, ...] = ()  # the configured secrets, masked in every line (as in the gateway)
 
 
 class CacheFile:
@@ -83,6 +89,7 @@ class Writer:
         self.config = settings.ledger
         self.keeper = StoreKeeper(store_for(settings.ledger), settings.ledger)
         self.cache = CacheFile(settings.cache_path) if settings.cache_path else None
+        self.access = AccessLog() if settings.access_log else None
         self.journal = journal.Journal(Path(f"{settings.ledger.spool}.journal"))
         self.sel = selectors.DefaultSelector()
         self.lifeline = lifeline
@@ -197,11 +204,14 @@ class Writer:
         if messages:
             self.journal.append(messages)  # before anything is batched: a crash loses at most this read
             self._journalled = True
+            before = len(self.records)
             for raw in messages:
                 try:
                     self._take(channel.decode_message(raw), conn)
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     log.error("writer: unreadable message (%d bytes) skipped", len(raw))
+            if self.access is not None:  # records replayed from a journal or a spool were logged before
+                self.access.write(self.records[before:])
         if closed:
             self.sel.unregister(conn)
             self.conns.discard(conn)
@@ -268,9 +278,10 @@ class Writer:
 def main() -> None:
     """Entry point: settings from stdin, then serve until stdin closes or SIGTERM."""
     settings: WriterSettings = pickle.load(sys.stdin.buffer)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s[writer]: %(message)s"
-    )
+    # the gateway's log: same standard error, same format, same secrets masked
+    logging_setup.configure(settings.log_level, "json" if settings.log_format == "json" else "text")
+    REDACTOR.add(*settings.secrets)
+    install_log_redaction()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     writer = Writer(settings, sys.stdin.fileno())
 

@@ -246,10 +246,12 @@ class CacheStage:
     ) -> AsyncIterator[dict[str, Any]]:
         assembler = Assembler(store.ctx.endpoint.value)
         error: BaseException | None = None
+        shared = flight is not PRIVATE  # a private flight's push does nothing: skip its await per chunk
         try:
             async for chunk in response.chunks:
                 assembler.add(chunk)
-                await flight.push(chunk)
+                if shared:
+                    await flight.push(chunk)
                 yield chunk
         except BaseException as exc:
             error = exc

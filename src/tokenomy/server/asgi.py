@@ -204,6 +204,8 @@ async def send_event(send: Send, data: bytes, event: bytes | None = None) -> Non
     await send({"type": "http.response.body", "body": frame, "more_body": True})
 
 
-async def end_stream(send: Send) -> None:
-    """Close a streaming response."""
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
+async def end_stream(send: Send, last: bytes = b"") -> None:
+    """Close a streaming response, with its ``last`` event in the same write when given (an
+    already-serialized JSON or sentinel, as for :func:`send_event`)."""
+    body = b"data: " + last + b"\n\n" if last else b""
+    await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -20,6 +20,9 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("tokenomy_request_id", default=N
 CLIENT_REQUEST_ID: ContextVar[str | None] = ContextVar("tokenomy_client_request_id", default=None)
 """The client's own ``x-request-id`` for that request, when it sent one."""
 
+_INSTALLED: tuple[logging.Handler, LogFormat] | None = None
+"""The handler :func:`configure` installed, with its format, when it writes to standard error."""
+
 _UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -90,4 +93,34 @@ def configure(level: str = "info", fmt: LogFormat = "text", stream: IO[str] | No
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    global _INSTALLED
+    _INSTALLED = (handler, fmt) if stream is None else None
     return handler
+
+
+def stderr_handler(fmt: LogFormat) -> logging.StreamHandler[IO[str]] | None:
+    """The handler :func:`configure` installed, when :func:`stderr_format` is ``fmt``: lines may be
+    formatted without it and written to its stream directly (the writer's access lines)."""
+    if _INSTALLED is None or stderr_format() != fmt:
+        return None
+    handler = _INSTALLED[0]
+    return handler if isinstance(handler, logging.StreamHandler) else None
+
+
+def stderr_format() -> LogFormat | None:
+    """The format of the log lines on standard error, when :func:`configure` set up this process's
+    log (``tokenomy serve``) and its handler is still the one in use; None otherwise (a gateway
+    embedded in another program, or a test capturing lines in process).
+
+    Then another process writing to the same standard error in this format writes to the
+    gateway's log: the ledger writer process writes the access log this way.
+    """
+    if _INSTALLED is None:
+        return None
+    handler, fmt = _INSTALLED
+    access = logging.getLogger("tokenomy.access")
+    if logging.getLogger().handlers != [handler] or access.handlers or not access.propagate:
+        return None
+    if logging.getLogger("tokenomy").handlers or access.getEffectiveLevel() != logging.getLogger().level:
+        return None
+    return fmt

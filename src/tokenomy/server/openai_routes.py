@@ -140,8 +140,7 @@ async def send_openai(req: Request, ctx: CallContext, response: Response) -> Non
     if not started:
         await start_sse(send, headers)
     req.responded = True
-    await send_event(send, _DONE)
-    await end_stream(send)
+    await end_stream(send, _DONE)  # [DONE] and the end of the body in one write
 
 
 async def _maybe_await(value: Any) -> None:

@@ -121,12 +121,14 @@ class Supervisor:
     def _start_writer(self) -> None:
         if not self.config.ledger.enabled:
             return
-        from tokenomy.ledger.writer_launcher import SOCKET_ENV, WriterLauncher, new_socket_path, writer_settings
+        from tokenomy.ledger import writer_launcher as wl
 
-        path = new_socket_path()
-        self.launcher = WriterLauncher(writer_settings(self.config, path))
+        path = wl.new_socket_path()
+        access = wl.writer_writes_access_log(self.config)  # one writer writes every worker's access lines
+        self.launcher = wl.WriterLauncher(wl.writer_settings(self.config, path, access_log=access))
         self.launcher.start()
-        os.environ[SOCKET_ENV] = path
+        os.environ[wl.SOCKET_ENV] = path
+        os.environ[wl.ACCESS_ENV] = "1" if access else "0"
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen([sys.executable, "-m", "tokenomy.server.workers"], stdin=subprocess.PIPE)
