@@ -37,6 +37,7 @@ from tokenomy.pipeline.route import ModelTable, RouteStage
 from tokenomy.providers.base import Provider, provider_factory
 from tokenomy.redaction import install_log_redaction, register_config_secrets
 from tokenomy.state.responses import ResponseStore, response_store_for
+from tokenomy.state.shared_memory import worker_state
 from tokenomy.telemetry.access_log import AccessLog
 from tokenomy.telemetry.labels import TaskLabels
 
@@ -71,6 +72,9 @@ class Gateway:
         self.ledger: Ledger = _ledger(config, hooks, access)
         self.cache_store: CacheStore | None = cache_store_for(config.cache.exact)  # also the KV API's store
         self.cache = CacheService(config.cache.exact.memory_bytes, self.cache_store)
+        shared = worker_state()  # a worker of `serve --workers`: invalidations reach every worker's level 1
+        if shared is not None:
+            self.cache.share_invalidations(shared)
         if isinstance(self.ledger, ProcessLedger) and config.cache.exact.store == "sqlite":
             self.cache.send_writes_to(self.ledger.put_cache, self.ledger.flush)  # level-2 writes: writer process
         self.access = Access(config, self.table, self.ledger)  # keys, per-key limits, budgets

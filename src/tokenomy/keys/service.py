@@ -44,8 +44,9 @@ def key_store_for(config: KeyStoreConfig) -> KeyStore:
             raise ValueError(f"the key store's redis_url variable ${{{config.redis_url.env}}} is not set")
         return RedisKeyStore(url)
     from tokenomy.keys.store_sqlite import SqliteKeyStore
+    from tokenomy.state.shared_memory import worker_state
 
-    return SqliteKeyStore(config.sqlite_path, config.refresh_s)
+    return SqliteKeyStore(config.sqlite_path, config.refresh_s, worker_state())  # workers: changes reach all at once
 
 
 class KeyService:

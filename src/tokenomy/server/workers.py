@@ -10,9 +10,12 @@ the whole gateway. A worker that dies is replaced; SIGTERM or SIGINT stops the w
 finishes its requests), then the writer (which stores what it has).
 
 State that must be global: budgets and per-key rate limits need a shared store (``budgets.store:
-redis``) with more than one worker, keys created at run time are in the shared SQLite key store
-(revocations reach every worker within its refresh interval), the exact cache's level 2 is one
-SQLite file (level 1 stays per worker). Configurations that would silently be per-worker are
+redis``) with more than one worker; keys created at run time are in the shared SQLite key store;
+the exact cache's level 2 is one SQLite file (level 1 stays per worker). The supervisor also
+creates a small file the workers map into memory (``TOKENOMY_SHARED_STATE``,
+``tokenomy.state.shared_memory``): deployment RPM/TPM buckets taken atomically across the
+workers, and counters through which a cache invalidation or a key change on one worker reaches
+every worker's copy before its next use. Configurations that would silently be per-worker are
 refused at start (see :func:`shared_state_problems`).
 """
 
@@ -30,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from tokenomy.config.models import GatewayConfig
@@ -86,8 +90,6 @@ def run_workers(config: GatewayConfig, host: str, port: int, workers: int) -> No
     problems = shared_state_problems(config)
     if problems:
         raise SystemExit("cannot run several workers with this config:\n  - " + "\n  - ".join(problems))
-    if any(dep.rpm or dep.tpm for model in config.models for dep in model.deployments):
-        log.warning("deployment rpm/tpm limits are enforced by each worker separately (%d workers)", workers)
     Supervisor(config, host, port, workers).run()
 
 
@@ -100,11 +102,17 @@ class Supervisor:
         self.stopping = False
         self.replaced = 0
         self.metrics_dir = tempfile.mkdtemp(prefix="tokenomy-metrics-")
+        self.state_dir = tempfile.mkdtemp(prefix="tokenomy-shared-")
         self.launcher: Any = None
 
     def run(self) -> None:
         """Serve until SIGTERM/SIGINT."""
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = self.metrics_dir  # inherited by the writer and workers
+        from tokenomy.state.shared_memory import ENV, SharedState
+
+        state_path = Path(self.state_dir) / "state"
+        SharedState.create(state_path).close()  # each worker maps it (a replacement sees the same state)
+        os.environ[ENV] = str(state_path)
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         self._start_writer()
@@ -162,6 +170,7 @@ class Supervisor:
         if self.launcher is not None:
             self.launcher.stop()  # after the workers: it stores their last records, then exits
         shutil.rmtree(self.metrics_dir, ignore_errors=True)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
 def _mark_dead(pid: int) -> None:
