@@ -87,7 +87,7 @@ async def post(url: str, key: str | None = None, content: str = "hi") -> tuple[i
     async with (
         aiohttp.ClientSession() as http,
         http.post(f"{url}/v1/chat/completions", json=body, headers=headers) as r,
-    ):  # noqa: E501
+    ):
         await r.read()
         return r.status, headers["x-request-id"]
 
@@ -216,12 +216,12 @@ async def chat(url: str, key: str, content: str, model: str = "fast") -> tuple[i
     async with (
         aiohttp.ClientSession() as http,
         http.post(f"{url}/v1/chat/completions", json=body, headers=headers) as r,
-    ):  # noqa: E501
+    ):
         data = await r.json()
         return r.status, data.get("id") if r.status == 200 else None
 
 
-async def test_invalidations_and_deployment_rpm_reach_every_worker(
+async def test_an_invalidation_reaches_every_workers_level_one(
     openai_fake: OpenAIFake, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     keys = [{"name": f"w-{uuid.uuid4().hex[:8]}", "sha256": hash_key(KEY)}]
@@ -229,11 +229,8 @@ async def test_invalidations_and_deployment_rpm_reach_every_worker(
     base = gateway_config(openai_fake.base_url, tmp_path, keys=keys, budgets=budgets)
     config = yaml.safe_load(base)
     config["cache"] = {"exact": {"path": str(tmp_path / "cache.db")}}
-    config["routing"] = {"limits": {"max_wait_ms": 0}}
-    rpm = 12
-    config["models"][1]["deployments"][0]["rpm"] = rpm
     async with supervisor(yaml.safe_dump(config), tmp_path) as (url, _pid):
-        # 1. the same question on 40 new connections: both workers answer it, from upstream or a cache level
+        # the same question on 40 new connections: both workers answer it, from upstream or a cache level
         before = {rid for _ in range(2) for s, rid in await asyncio.gather(*(chat(url, KEY, "q") for _ in range(20)))}
         assert None not in before
         async with (
@@ -244,9 +241,22 @@ async def test_invalidations_and_deployment_rpm_reach_every_worker(
         after = [rid for s, rid in await asyncio.gather(*(chat(url, KEY, "q") for _ in range(20)))]
         assert None not in after and not before & set(after), "a worker served an answer cached before the invalidation"
 
-        # 2. a deployment's rpm holds for the whole gateway (each worker alone would admit rpm)
-        start = time.monotonic()
-        statuses = [s for s, _ in await asyncio.gather(*(chat(url, KEY, f"l{i}", "cheap") for i in range(3 * rpm)))]
-        refilled = (time.monotonic() - start) * rpm / 60
-        assert set(statuses) <= {200, 429}
-        assert rpm <= statuses.count(200) <= rpm + refilled, statuses
+
+async def test_key_and_deployment_rate_limits_hold_for_the_whole_gateway_without_redis(
+    openai_fake: OpenAIFake, tmp_path: Path
+) -> None:
+    key_rpm, dep_rpm, free = 6, 12, "sk-workers-unlimited"
+    keys = [{"name": "limited", "sha256": hash_key(KEY), "rpm": key_rpm}, {"name": "free", "sha256": hash_key(free)}]
+    config = yaml.safe_load(gateway_config(openai_fake.base_url, tmp_path, keys=keys, admin=False))
+    config["routing"] = {"limits": {"max_wait_ms": 0}}
+    config["models"][1]["deployments"][0]["rpm"] = dep_rpm
+    async with supervisor(yaml.safe_dump(config), tmp_path) as (url, _pid):
+        for key, model, rpm in ((KEY, "fast", key_rpm), (free, "cheap", dep_rpm)):
+            start = time.monotonic()
+            statuses = [
+                s for s, _ in await asyncio.gather(*(chat(url, key, f"{model}{i}", model) for i in range(3 * rpm)))
+            ]
+            refilled = (time.monotonic() - start) * rpm / 60
+            assert set(statuses) <= {200, 429}
+            # each worker counting alone would admit rpm requests, twice rpm in all
+            assert rpm <= statuses.count(200) <= rpm + refilled, (model, statuses)

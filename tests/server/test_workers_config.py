@@ -27,6 +27,10 @@ def test_state_that_would_be_per_worker_is_refused() -> None:
     assert "budgets.store: redis" in problem
     redis = budgets.replace("budgets: {", "budgets: {store: redis, redis_url: '${R:-redis://127.0.0.1:1}', ")
     assert workers.shared_state_problems(parse_config(redis)) == []
+    rated = REMOTE + "auth: {keys: [{name: ci, sha256: '" + "a" * 64 + "', rpm: 5, tpm: 900}]}\n"
+    assert workers.shared_state_problems(parse_config(rated)) == []  # rate limits: the workers' shared memory
+    budgeted = rated.replace("tpm: 900", "budget: {usd_per_day: 1}")
+    assert "budgets.store: redis" in workers.shared_state_problems(parse_config(budgeted))[0]
     semantic = REMOTE + "cache: {semantic: {enabled: true}}\n"
     assert "semantic" in workers.shared_state_problems(parse_config(semantic))[0]
     shared = REMOTE + "cache: {semantic: {enabled: true, store: pgvector, postgres_url: '${P:-postgresql://x}'}}\n"

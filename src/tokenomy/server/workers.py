@@ -9,14 +9,14 @@ included, writes its values to files there, and ``/metrics`` on any worker sums 
 the whole gateway. A worker that dies is replaced; SIGTERM or SIGINT stops the workers (each
 finishes its requests), then the writer (which stores what it has).
 
-State that must be global: budgets and per-key rate limits need a shared store (``budgets.store:
-redis``) with more than one worker; keys created at run time are in the shared SQLite key store;
-the exact cache's level 2 is one SQLite file (level 1 stays per worker). The supervisor also
-creates a small file the workers map into memory (``TOKENOMY_SHARED_STATE``,
-``tokenomy.state.shared_memory``): deployment RPM/TPM buckets taken atomically across the
-workers, and counters through which a cache invalidation or a key change on one worker reaches
-every worker's copy before its next use. Configurations that would silently be per-worker are
-refused at start (see :func:`shared_state_problems`).
+State that must be global: budgets need a shared store (``budgets.store: redis``) with more than
+one worker; keys created at run time are in the shared SQLite key store; the exact cache's level 2
+is one SQLite file (level 1 stays per worker). The supervisor also creates a small file the
+workers map into memory (``TOKENOMY_SHARED_STATE``, ``tokenomy.state.shared_memory``): deployment
+and per-key RPM/TPM buckets (unless Redis holds them) taken atomically across the workers, and
+counters through which a cache invalidation or a key change on one worker reaches every worker's
+copy before its next use. Configurations that would silently be per-worker are refused at start
+(see :func:`shared_state_problems`).
 """
 
 from __future__ import annotations
@@ -63,12 +63,12 @@ def default_workers(config: GatewayConfig) -> int:
 def shared_state_problems(config: GatewayConfig) -> list[str]:
     """What this config would keep per worker although it must be global (empty: fine)."""
     problems = []
-    keys_limited = any(
-        key.budget is not None or key.rpm is not None or key.tpm is not None for key in config.auth.keys
-    )
-    if config.budgets.store == "memory" and (config.budgets.rules or keys_limited or config.auth.admin_key):
+    # per-key rpm/tpm are shared through the workers' memory; USD budgets are not (keys created
+    # through the admin API may carry one)
+    keys_budgeted = any(key.budget is not None for key in config.auth.keys)
+    if config.budgets.store == "memory" and (config.budgets.rules or keys_budgeted or config.auth.admin_key):
         problems.append(
-            "budgets and per-key rate limits are counted per process with budgets.store: memory; "
+            "budgets are counted per process with budgets.store: memory; "
             "with several workers use budgets.store: redis (or --workers 1)"
         )
     semantic = config.cache.semantic
