@@ -110,24 +110,28 @@ class SharedState:
     def take(self, buckets: Sequence[Bucket], now: float | None = None) -> Refusal | None:
         """Take every bucket's cost, all or none; the first bucket short of it refuses."""
         now = time.monotonic() if now is None else now
-        with self.locked():
+        fcntl.flock(self._fd, fcntl.LOCK_EX)  # not `locked()`: this runs per request, and a with costs ~1 µs
+        try:
             slots = [self._slot(b, now) for b in buckets]
-            levels = []
-            for i, (bucket, slot) in enumerate(zip(buckets, slots, strict=True)):
-                level = self._level(slot, bucket, now)
-                if level < bucket.cost:
-                    return Refusal(i, (bucket.cost - level) * 60.0 / bucket.per_minute)
-                levels.append(level)
+            levels = [self._level(slot, b, now) for slot, b in zip(slots, buckets, strict=True)]
+            for i, bucket in enumerate(buckets):
+                if levels[i] < bucket.cost:
+                    return Refusal(i, (bucket.cost - levels[i]) * 60.0 / bucket.per_minute)
             for bucket, slot, level in zip(buckets, slots, levels, strict=True):
                 self._store(slot, bucket, level - bucket.cost, now)
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
         return None
 
     def charge(self, bucket: Bucket, now: float | None = None) -> None:
         """Take ``bucket.cost`` unconditionally (negative: give back); debt down to minus the limit."""
         now = time.monotonic() if now is None else now
-        with self.locked():
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
             slot = self._slot(bucket, now)
             self._store(slot, bucket, self._level(slot, bucket, now) - bucket.cost, now)
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def _level(self, slot: int | None, bucket: Bucket, now: float) -> float:
         cap = float(bucket.per_minute)
