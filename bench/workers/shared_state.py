@@ -14,6 +14,7 @@ wall time), median and range of 7 repetitions of 100,000 operations each, for
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -95,7 +96,8 @@ def main() -> None:
             )
         )
         state.close()
-    print(f"CPU µs per operation, median [min-max] of {REPEATS} repetitions of {N:,} ({sys.version.split()[0]})\n")
+    print(f"CPU µs per operation, median [min-max] of {REPEATS} repetitions of {N:,} ({sys.version.split()[0]})")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end\n")
     print("| operation | µs |")
     print("|---|---|")
     for name, values in rows:
