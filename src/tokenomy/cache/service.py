@@ -149,6 +149,8 @@ class CacheService:
                 self._seen += 1  # a read in progress here does not promote what it found
 
     async def _flush_writes(self) -> None:
+        if self._tasks:  # writes sent as tasks (Redis)
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
         flush = getattr(self.store, "flush", None)
         if flush is not None:
             await flush()
