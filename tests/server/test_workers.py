@@ -123,6 +123,8 @@ async def test_workers_share_one_ledger_metrics_add_up_and_a_killed_worker_is_re
         await asyncio.sleep(1.0)  # token and cost sums reach the counters every 0.25 s
         text = await scrape(url)
         assert metric_sum(text, "tokenomy_requests_total", status="2xx") == 120
+        # upstream attempts are plain integers in each worker, handed to the shared files every 0.25 s
+        assert metric_sum(text, "tokenomy_route_attempts_total", outcome="ok") == 120
         for _ in range(100):  # the writer stores every flush interval
             rows = ledger_rows(tmp_path)
             if len(rows) >= 120:

@@ -6,6 +6,7 @@ deployments come from the config, statuses from a fixed set.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import weakref
 from collections.abc import Iterable
@@ -17,6 +18,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))  # a process of `serve --workers`
+PUBLISH_S = 0.25
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -235,15 +238,28 @@ def render() -> tuple[bytes, str]:
 
     Under ``serve --workers`` (``PROMETHEUS_MULTIPROC_DIR`` set) the values of every process are
     summed from their files, so any worker shows the whole gateway; the route-attempt counters,
-    kept as plain integers, are this worker's own.
+    kept as plain integers, reach those files every ``PUBLISH_S`` (:func:`publish_attempts`), and
+    this worker's own just before it renders.
     """
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if MULTIPROCESS:
         from prometheus_client import multiprocess
 
+        ROUTE_ATTEMPTS.publish()
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry) + generate_latest(_LOCAL), CONTENT_TYPE_LATEST
+        return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+async def publish_attempts() -> None:
+    """Under ``serve --workers``: hand the route-attempt counts to the multiprocess files every
+    ``PUBLISH_S`` until cancelled (then once more), so ``/metrics`` on any worker sums every worker's."""
+    try:
+        while True:
+            await asyncio.sleep(PUBLISH_S)
+            ROUTE_ATTEMPTS.publish()
+    finally:
+        ROUTE_ATTEMPTS.publish()
 
 
 _children: dict[tuple[str, ...], Any] = {}
@@ -274,20 +290,36 @@ class SampledCounter(Collector):
     def __init__(self, name: str, documentation: str) -> None:
         self._name, self._doc = name, documentation
         self._sources: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._counter: Counter | None = None
+        self._published: dict[tuple[str, str], int] = {}
 
     def attach(self, source: AttemptSource) -> None:
         """Include ``source``'s counts while it lives."""
         self._sources.add(source)
 
-    def collect(self) -> Iterable[CounterMetricFamily]:
+    def totals(self) -> dict[tuple[str, str], int]:
+        """``(deployment, outcome) -> count`` over every live source."""
         totals: dict[tuple[str, str], int] = {}
         for source in list(self._sources):
             for deployment, outcome, count in source.attempt_counts():
                 totals[deployment, outcome] = totals.get((deployment, outcome), 0) + count
+        return totals
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
         family = CounterMetricFamily(self._name, self._doc, labels=list(self._labelnames))
-        for (deployment, outcome), count in sorted(totals.items()):
+        for (deployment, outcome), count in sorted(self.totals().items()):
             family.add_metric([deployment, outcome], count)
         yield family
+
+    def publish(self) -> None:
+        """Multiprocess mode: add what was counted since the last call to this process's metric file."""
+        if self._counter is None:  # a real counter only here: its file is what every worker sums
+            self._counter = Counter(self._name, self._doc, list(self._labelnames), registry=None)
+        for key, count in self.totals().items():
+            last = self._published.get(key)
+            if last is None or count > last:  # (a source that went away lowers the totals: nothing to take back)
+                self._counter.labels(*key).inc(count - (last or 0))  # a new series shows from 0, as in one process
+                self._published[key] = count
 
 
 ROUTE_ATTEMPTS = SampledCounter(
@@ -295,8 +327,6 @@ ROUTE_ATTEMPTS = SampledCounter(
     "Upstream attempts by deployment and outcome (ok, or the error code: upstream_error, upstream_timeout...).",
 )
 REGISTRY.register(ROUTE_ATTEMPTS)
-_LOCAL = CollectorRegistry(auto_describe=True)
-_LOCAL.register(ROUTE_ATTEMPTS)  # what multiprocess mode cannot sum (see render)
 CIRCUIT_STATE = Gauge(
     "tokenomy_circuit_state",
     "Circuit breaker of each deployment: 0 closed, 1 open, 2 half-open.",
