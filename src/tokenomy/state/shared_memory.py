@@ -41,9 +41,8 @@ KEYS_GENERATION = 1
 """Bumped after every key created or revoked through the admin API (each worker reloads its keys)."""
 
 _MAGIC = b"TKNSHR01"
-_COUNTERS = 8
 _COUNTER = struct.Struct("<Q")
-_TABLE = 128  # offset of the bucket table
+_TABLE = 128  # offset of the bucket table (before it: the magic, then 8-byte counters)
 _SLOT = struct.Struct("<Qdd")  # key hash (0: empty), level, last update (CLOCK_MONOTONIC, shared by all processes)
 _SLOT_SIZE = 32
 SLOTS = 65536  # two buckets per deployment or key with limits; 2 MB, pages touched only as used
