@@ -150,6 +150,9 @@ async def test_workers_share_one_ledger_metrics_add_up_and_a_killed_worker_is_re
             raise AssertionError("the killed worker was not replaced")
         more = [rid for status, rid in await asyncio.gather(*(post(url) for _ in range(60))) if status == 200]
         assert len(more) == 60
+        text = await scrape(url)
+        assert 'tokenomy_in_flight_requests{pid="' in text  # gauges: one series per live process ...
+        assert f'pid="{workers[0]}"' not in text  # ... and the killed worker's went with it
     rows = ledger_rows(tmp_path)  # after a clean stop: everything stored
     assert sorted(r[0] for r in rows) == sorted(answered + more)
     assert len({r[0] for r in rows}) == len(rows)

@@ -1,7 +1,9 @@
 """Prometheus metrics of the gateway.
 
 One registry per process, exposed at ``GET /metrics``. Label values are bounded: models and
-deployments come from the config, statuses from a fixed set.
+deployments come from the config, statuses from a fixed set. Under ``serve --workers`` counters and
+histograms are summed over every process; gauges show one series per live process (a ``pid``
+label, multiprocess mode ``liveall``), and a replaced worker's series go with it.
 """
 
 from __future__ import annotations
@@ -92,8 +94,12 @@ CACHE_STORE_ERRORS = Counter(
     ["store", "op"],
     registry=REGISTRY,
 )
-CACHE_STORE_UP = Gauge("tokenomy_cache_store_up", "1 when the level-2 cache store answers.", registry=REGISTRY)
-CACHE_MEMORY_BYTES = Gauge("tokenomy_cache_memory_bytes", "Bytes held by the in-process cache.", registry=REGISTRY)
+CACHE_STORE_UP = Gauge(
+    "tokenomy_cache_store_up", "1 when the level-2 cache store answers.", registry=REGISTRY, multiprocess_mode="liveall"
+)
+CACHE_MEMORY_BYTES = Gauge(
+    "tokenomy_cache_memory_bytes", "Bytes held by the in-process cache.", registry=REGISTRY, multiprocess_mode="liveall"
+)
 CACHE_SKIPPED = Counter(
     "tokenomy_cache_not_stored",
     "Answers not stored, by reason (too_large, no_store, incomplete, error).",
@@ -124,16 +130,23 @@ SEMANTIC_FALSE_HIT_RATE = Gauge(
     "Audited false-hit rate at the task's current threshold: estimate and 95 % bounds (low95, high95).",
     ["task", "bound"],
     registry=REGISTRY,
+    multiprocess_mode="liveall",
 )
 SEMANTIC_THRESHOLD_OFFSET = Gauge(
     "tokenomy_semantic_threshold_offset",
     "What the error budget adds to the semantic tier's acceptance threshold, by task.",
     ["task"],
     registry=REGISTRY,
+    multiprocess_mode="liveall",
 )
-LEDGER_QUEUE = Gauge("tokenomy_ledger_queue_depth", "Ledger records waiting in memory.", registry=REGISTRY)
+LEDGER_QUEUE = Gauge(
+    "tokenomy_ledger_queue_depth", "Ledger records waiting in memory.", registry=REGISTRY, multiprocess_mode="liveall"
+)
 LEDGER_LAG = Gauge(
-    "tokenomy_ledger_lag_seconds", "Age of the oldest record in the last batch written to the store.", registry=REGISTRY
+    "tokenomy_ledger_lag_seconds",
+    "Age of the oldest record in the last batch written to the store.",
+    registry=REGISTRY,
+    multiprocess_mode="liveall",
 )
 LEDGER_WRITTEN = Counter("tokenomy_ledger_records_written", "Records written to the ledger store.", registry=REGISTRY)
 LEDGER_SPILLED = Counter(
@@ -150,7 +163,12 @@ LEDGER_LOST = Counter(
     "Records that could be neither stored nor spooled (should stay 0; see logs).",
     registry=REGISTRY,
 )
-LEDGER_STORE_UP = Gauge("tokenomy_ledger_store_up", "1 when the ledger store accepts writes.", registry=REGISTRY)
+LEDGER_STORE_UP = Gauge(
+    "tokenomy_ledger_store_up",
+    "1 when the ledger store accepts writes.",
+    registry=REGISTRY,
+    multiprocess_mode="liveall",
+)
 LEDGER_WRITER_RESTARTS = Counter(
     "tokenomy_ledger_writer_restarts",
     "Times the ledger writer process died and was started again (records spool meanwhile).",
@@ -162,7 +180,12 @@ UPSTREAM_ERRORS = Counter(
     ["deployment", "type"],
     registry=REGISTRY,
 )
-IN_FLIGHT = Gauge("tokenomy_in_flight_requests", "Requests in progress at the gateway.", registry=REGISTRY)
+IN_FLIGHT = Gauge(
+    "tokenomy_in_flight_requests",
+    "Requests in progress at the gateway.",
+    registry=REGISTRY,
+    multiprocess_mode="liveall",
+)
 CONNECTIONS = Counter(
     "tokenomy_connections_accepted",
     "Client connections the server accepted (refused ones included): many per request means clients "
@@ -186,31 +209,39 @@ PENDING = Gauge(
     "tokenomy_pending_requests",
     "Requests whose body is still arriving (they hold no in-flight slot).",
     registry=REGISTRY,
+    multiprocess_mode="liveall",
 )
 QUEUE_DELAY = Gauge(
     "tokenomy_queue_delay_seconds",
     "Smallest wait, over the last window, between a request head arriving and the gateway starting on it.",
     registry=REGISTRY,
+    multiprocess_mode="liveall",
 )
 IN_FLIGHT_LIMIT = Gauge(
     "tokenomy_in_flight_limit",
     "Model calls allowed in progress now (adaptive: lowered while the gateway's own queueing is late).",
     registry=REGISTRY,
+    multiprocess_mode="liveall",
 )
 LOOP_LAG = Gauge(
-    "tokenomy_event_loop_lag_seconds", "Smoothed lateness of the event loop (load shedding signal).", registry=REGISTRY
+    "tokenomy_event_loop_lag_seconds",
+    "Smoothed lateness of the event loop (load shedding signal).",
+    registry=REGISTRY,
+    multiprocess_mode="liveall",
 )
 MODEL_LOAD = Gauge(
     "tokenomy_model_load_seconds",
     "Cold-start time of an embedded model (load plus warm-up).",
     ["model"],
     registry=REGISTRY,
+    multiprocess_mode="liveall",
 )
 QUEUE_DEPTH = Gauge(
     "tokenomy_local_queue_depth",
     "Requests waiting for an embedded model.",
     ["model"],
     registry=REGISTRY,
+    multiprocess_mode="liveall",
 )
 QUEUE_WAIT = Histogram(
     "tokenomy_local_queue_wait_seconds",
@@ -332,6 +363,7 @@ CIRCUIT_STATE = Gauge(
     "Circuit breaker of each deployment: 0 closed, 1 open, 2 half-open.",
     ["deployment"],
     registry=REGISTRY,
+    multiprocess_mode="liveall",
 )
 RATE_LIMIT_WAITS = Counter(
     "tokenomy_rate_limit_waits",
