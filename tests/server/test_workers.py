@@ -250,13 +250,23 @@ async def test_an_invalidation_reaches_every_workers_level_one(
 async def test_key_and_deployment_rate_limits_hold_for_the_whole_gateway_without_redis(
     openai_fake: OpenAIFake, tmp_path: Path
 ) -> None:
-    key_rpm, dep_rpm, free = 6, 12, "sk-workers-unlimited"
-    keys = [{"name": "limited", "sha256": hash_key(KEY), "rpm": key_rpm}, {"name": "free", "sha256": hash_key(free)}]
-    config = yaml.safe_load(gateway_config(openai_fake.base_url, tmp_path, keys=keys, admin=False))
+    key_rpm, dep_rpm = 6, 12
+    config = yaml.safe_load(
+        gateway_config(openai_fake.base_url, tmp_path, keys=[{"name": "ci", "sha256": hash_key(KEY)}])
+    )
     config["routing"] = {"limits": {"max_wait_ms": 0}}
     config["models"][1]["deployments"][0]["rpm"] = dep_rpm
     async with supervisor(yaml.safe_dump(config), tmp_path) as (url, _pid):
-        for key, model, rpm in ((KEY, "fast", key_rpm), (free, "cheap", dep_rpm)):
+        async with aiohttp.ClientSession() as http:  # budgets stay in memory: a key may have limits, not a budget
+            body = {"name": "budgeted", "budget": {"usd_per_day": 1}}
+            async with http.post(f"{url}/admin/keys", json=body, headers=admin_headers()) as r:
+                assert r.status == 400 and (await r.json())["error"]["param"] == "budget"
+            async with http.post(
+                f"{url}/admin/keys", json={"name": "rt", "rpm": key_rpm}, headers=admin_headers()
+            ) as r:
+                assert r.status == 201, await r.text()
+                limited = (await r.json())["key"]
+        for key, model, rpm in ((limited, "fast", key_rpm), (KEY, "cheap", dep_rpm)):
             start = time.monotonic()
             statuses = [
                 s for s, _ in await asyncio.gather(*(chat(url, key, f"{model}{i}", model) for i in range(3 * rpm)))

@@ -38,7 +38,11 @@ class Access:
         self.config = config
         managed = config.auth.admin_key is not None
         self.keys = KeyService(
-            config.auth, config.model_names(), key_store_for(config.auth.key_store) if managed else None
+            config.auth,
+            config.model_names(),
+            key_store_for(config.auth.key_store) if managed else None,
+            # several workers: rate limits share their memory, USD budgets only Redis
+            budgets_shared=config.budgets.store != "memory" or worker_state() is None,
         )
         self.budgets: BudgetService | None = None
         if config.budgets.rules or self.keys.any_limited:

@@ -193,5 +193,19 @@ class SqliteKeyStore:
                 log.exception("reloading the key store %s failed", self.path)
 
 
+def budgeted_key_names(path: Path) -> builtins.list[str]:
+    """Names of the active keys in the file at ``path`` that carry a budget (none if there is no file)."""
+    if not path.exists():
+        return []
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+    try:
+        sql = "SELECT name FROM keys WHERE revoked IS NULL AND json_extract(record, '$.budget') IS NOT NULL"
+        return [name for (name,) in conn.execute(sql)]
+    except sqlite3.OperationalError:  # no keys table yet
+        return []
+    finally:
+        conn.close()
+
+
 def _record(row: dict[str, Any]) -> KeyRecord:
     return KeyRecord.from_row(row)

@@ -63,14 +63,16 @@ def default_workers(config: GatewayConfig) -> int:
 def shared_state_problems(config: GatewayConfig) -> list[str]:
     """What this config would keep per worker although it must be global (empty: fine)."""
     problems = []
-    # per-key rpm/tpm are shared through the workers' memory; USD budgets are not (keys created
-    # through the admin API may carry one)
+    # per-key rpm/tpm are shared through the workers' memory; USD budgets are not (the admin API
+    # then refuses to create keys with one)
     keys_budgeted = any(key.budget is not None for key in config.auth.keys)
-    if config.budgets.store == "memory" and (config.budgets.rules or keys_budgeted or config.auth.admin_key):
+    if config.budgets.store == "memory" and (config.budgets.rules or keys_budgeted):
         problems.append(
             "budgets are counted per process with budgets.store: memory; "
             "with several workers use budgets.store: redis (or --workers 1)"
         )
+    elif config.budgets.store == "memory" and config.auth.admin_key is not None:
+        problems += _stored_budgets_problems(config)
     semantic = config.cache.semantic
     if semantic.enabled or any(rule.semantic for rule in config.cache.rules):
         if semantic.store == "usearch":
@@ -83,6 +85,22 @@ def shared_state_problems(config: GatewayConfig) -> list[str]:
     if config.ledger.enabled and config.ledger.writer == "thread":
         problems.append("ledger.writer: thread writes from every worker; use the default writer: process")
     return problems
+
+
+def _stored_budgets_problems(config: GatewayConfig) -> list[str]:
+    """Keys created earlier through the admin API that carry a budget (which memory budgets would count per worker)."""
+    if config.auth.key_store.store == "redis":
+        return ["keys kept in Redis may carry budgets, counted per process with budgets.store: memory; "
+                "with several workers use budgets.store: redis (or --workers 1)"]  # fmt: skip
+    from tokenomy.keys.store_sqlite import budgeted_key_names
+
+    names = budgeted_key_names(config.auth.key_store.sqlite_path)
+    if not names:
+        return []
+    return [
+        f"stored key(s) {', '.join(names[:5])} carry a budget, counted per process with budgets.store: memory; "
+        "with several workers use budgets.store: redis (or --workers 1, or revoke them)"
+    ]
 
 
 def run_workers(config: GatewayConfig, host: str, port: int, workers: int) -> None:
