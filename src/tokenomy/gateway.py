@@ -44,6 +44,8 @@ from tokenomy.pipeline.route import ModelTable, RouteStage
 from tokenomy.providers.base import Provider, provider_factory
 from tokenomy.redaction import install_log_redaction, register_config_secrets
 from tokenomy.state.responses import ResponseStore, response_store_for
+from tokenomy.state.shared_memory import worker_state
+from tokenomy.telemetry import metrics
 from tokenomy.telemetry.access_log import AccessLog
 from tokenomy.telemetry.labels import TaskLabels
 
@@ -78,6 +80,9 @@ class Gateway:
         self.ledger: Ledger = _ledger(config, hooks, access)
         self.cache_store: CacheStore | None = cache_store_for(config.cache.exact)  # also the KV API's store
         self.cache = CacheService(config.cache.exact.memory_bytes, self.cache_store)
+        shared = worker_state()  # a worker of `serve --workers`: invalidations reach every worker's level 1
+        if shared is not None:
+            self.cache.share_invalidations(shared)
         if isinstance(self.ledger, ProcessLedger) and config.cache.exact.store == "sqlite":
             self.cache.send_writes_to(self.ledger.put_cache, self.ledger.flush)  # level-2 writes: writer process
         self.access = Access(config, self.table, self.ledger)  # keys, per-key limits, budgets
@@ -117,6 +122,7 @@ class Gateway:
         self.batches = BatchService(config.batches) if config.batches.enabled else None  # the Batch API
         self.live_load: Callable[[], int] = lambda: 0  # live requests in flight (set by the HTTP edge)
         self._starting: list[asyncio.Task[None]] = []
+        self._publisher: asyncio.Task[None] | None = None
 
     def _semantic_tier(self, config: GatewayConfig) -> tuple[Any, Any]:
         """The semantic cache and its context function, when any request may use it."""
@@ -137,6 +143,8 @@ class Gateway:
         if isinstance(self.ledger, ProcessLedger):
             await self.ledger.connected()  # the writer process is up before traffic arrives
         await self.access.open()
+        if metrics.MULTIPROCESS:  # serve --workers: route-attempt counts reach the files every worker sums
+            self._publisher = asyncio.create_task(metrics.publish_attempts(), name="tokenomy-metrics-publish")
         for kind, provider in self.providers.items():
             task = asyncio.create_task(provider.start(), name=f"start:{kind}")
             task.add_done_callback(_log_start_failure)
@@ -175,6 +183,9 @@ class Gateway:
             await self.responses.close()
         except Exception:  # pragma: no cover - shutdown must go on
             log.exception("closing the response store failed")
+        if self._publisher is not None:
+            self._publisher.cancel()  # publishes the last counts as it stops
+            await asyncio.gather(self._publisher, return_exceptions=True)
         await asyncio.to_thread(self.ledger.close)  # drains the queue into the store (or the spool)
         if self.tracer is not None:
             await asyncio.to_thread(self.tracer.shutdown)  # exports the last spans

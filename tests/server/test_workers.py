@@ -13,6 +13,7 @@ import re
 import signal
 import sqlite3
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,7 +28,6 @@ from tests.support.redis import RedisServer
 from tokenomy.keys.record import hash_key
 
 KEY = "sk-workers-test"
-
 
 
 def children(pid: int, marker: bytes) -> list[int]:
@@ -84,7 +84,10 @@ async def post(url: str, key: str | None = None, content: str = "hi") -> tuple[i
         headers["authorization"] = f"Bearer {key}"
     body = {"model": "fast", "messages": [{"role": "user", "content": content}], "max_tokens": 8}
     # a new connection each time: SO_REUSEPORT picks a worker per connection
-    async with aiohttp.ClientSession() as http, http.post(f"{url}/v1/chat/completions", json=body, headers=headers) as r:  # noqa: E501
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{url}/v1/chat/completions", json=body, headers=headers) as r,
+    ):
         await r.read()
         return r.status, headers["x-request-id"]
 
@@ -120,6 +123,8 @@ async def test_workers_share_one_ledger_metrics_add_up_and_a_killed_worker_is_re
         await asyncio.sleep(1.0)  # token and cost sums reach the counters every 0.25 s
         text = await scrape(url)
         assert metric_sum(text, "tokenomy_requests_total", status="2xx") == 120
+        # upstream attempts are plain integers in each worker, handed to the shared files every 0.25 s
+        assert metric_sum(text, "tokenomy_route_attempts_total", outcome="ok") == 120
         for _ in range(100):  # the writer stores every flush interval
             rows = ledger_rows(tmp_path)
             if len(rows) >= 120:
@@ -127,9 +132,11 @@ async def test_workers_share_one_ledger_metrics_add_up_and_a_killed_worker_is_re
             await asyncio.sleep(0.05)
         assert sorted(r[0] for r in rows) == sorted(answered)
         tokens = sum(r[1] + r[2] for r in rows)
-        assert metric_sum(text, "tokenomy_tokens_total", direction="input") + metric_sum(
-            text, "tokenomy_tokens_total", direction="output"
-        ) == tokens
+        assert (
+            metric_sum(text, "tokenomy_tokens_total", direction="input")
+            + metric_sum(text, "tokenomy_tokens_total", direction="output")
+            == tokens
+        )
         assert abs(metric_sum(text, "tokenomy_cost_usd_total") - sum(r[3] for r in rows)) < 1e-9
 
         workers = children(pid, b"tokenomy.server.workers")
@@ -143,6 +150,9 @@ async def test_workers_share_one_ledger_metrics_add_up_and_a_killed_worker_is_re
             raise AssertionError("the killed worker was not replaced")
         more = [rid for status, rid in await asyncio.gather(*(post(url) for _ in range(60))) if status == 200]
         assert len(more) == 60
+        text = await scrape(url)
+        assert 'tokenomy_in_flight_requests{pid="' in text  # gauges: one series per live process ...
+        assert f'pid="{workers[0]}"' not in text  # ... and the killed worker's went with it
     rows = ledger_rows(tmp_path)  # after a clean stop: everything stored
     assert sorted(r[0] for r in rows) == sorted(answered + more)
     assert len({r[0] for r in rows}) == len(rows)
@@ -155,7 +165,7 @@ async def test_budget_holds_and_revocation_reaches_every_worker(
     limit = 0.15  # each request reserves ~$0.026 and costs ~$0.011 (see tests/budgets)
     keys = [{"name": name, "sha256": hash_key(KEY), "budget": {"usd_per_day": limit}}]
     budgets = {"store": "redis", "redis_url": f"${{T_NO_SUCH_URL:-{redis_server.url}}}"}
-    key_store = {"path": str(tmp_path / "keys.db"), "refresh_s": 0.5}
+    key_store = {"path": str(tmp_path / "keys.db"), "refresh_s": 3600}  # changes reach the workers at once
     config = gateway_config(openai_fake.base_url, tmp_path, keys=keys, budgets=budgets, key_store=key_store)
     openai_fake.mode, openai_fake.delay = "slow", 0.3  # many requests in flight at once, on both workers
     async with supervisor(config, tmp_path) as (url, _pid):
@@ -168,11 +178,9 @@ async def test_budget_holds_and_revocation_reaches_every_worker(
                 assert r.status == 201, await r.text()
                 created = await r.json()
             runtime_key, key_id = created["key"], created["id"]
-            await asyncio.sleep(1.0)  # each worker reloads its key snapshot within refresh_s (0.5): new keys too
             assert {s for s, _ in await asyncio.gather(*(post(url, runtime_key) for _ in range(20)))} == {200}
             async with http.delete(f"{url}/admin/keys/{key_id}", headers=admin_headers()) as r:
                 assert r.status == 200, await r.text()
-        await asyncio.sleep(1.0)  # each worker reloads its key snapshot within refresh_s
         assert {s for s, _ in await asyncio.gather(*(post(url, runtime_key) for _ in range(30)))} == {401}
     conn = sqlite3.connect(tmp_path / "ledger.db")
     [(spent, admitted)] = conn.execute(
@@ -204,3 +212,66 @@ async def test_workers_stop_when_the_supervisor_is_killed(openai_fake: OpenAIFak
                 break
             await asyncio.sleep(0.05)
         assert not alive, f"workers {alive} outlived their supervisor (they would keep the port)"
+
+
+async def chat(url: str, key: str, content: str, model: str = "fast") -> tuple[int, str | None]:
+    """One deterministic (cacheable) chat completion on a new connection: (status, the answer's id)."""
+    body = {"model": model, "messages": [{"role": "user", "content": content}], "max_tokens": 8, "temperature": 0}
+    headers = {"authorization": f"Bearer {key}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{url}/v1/chat/completions", json=body, headers=headers) as r,
+    ):
+        data = await r.json()
+        return r.status, data.get("id") if r.status == 200 else None
+
+
+async def test_an_invalidation_reaches_every_workers_level_one(
+    openai_fake: OpenAIFake, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    keys = [{"name": f"w-{uuid.uuid4().hex[:8]}", "sha256": hash_key(KEY)}]
+    budgets = {"store": "redis", "redis_url": f"${{T_NO_SUCH_URL:-{redis_server.url}}}"}
+    base = gateway_config(openai_fake.base_url, tmp_path, keys=keys, budgets=budgets)
+    config = yaml.safe_load(base)
+    config["cache"] = {"exact": {"path": str(tmp_path / "cache.db")}}
+    async with supervisor(yaml.safe_dump(config), tmp_path) as (url, _pid):
+        # the same question on 40 new connections: both workers answer it, from upstream or a cache level
+        before = {rid for _ in range(2) for s, rid in await asyncio.gather(*(chat(url, KEY, "q") for _ in range(20)))}
+        assert None not in before
+        async with (
+            aiohttp.ClientSession() as http,
+            http.delete(f"{url}/v1/cache?all=true", headers=admin_headers()) as r,
+        ):
+            assert r.status == 200, await r.text()
+        after = [rid for s, rid in await asyncio.gather(*(chat(url, KEY, "q") for _ in range(20)))]
+        assert None not in after and not before & set(after), "a worker served an answer cached before the invalidation"
+
+
+async def test_key_and_deployment_rate_limits_hold_for_the_whole_gateway_without_redis(
+    openai_fake: OpenAIFake, tmp_path: Path
+) -> None:
+    key_rpm, dep_rpm = 6, 12
+    config = yaml.safe_load(
+        gateway_config(openai_fake.base_url, tmp_path, keys=[{"name": "ci", "sha256": hash_key(KEY)}])
+    )
+    config["routing"] = {"limits": {"max_wait_ms": 0}}
+    config["models"][1]["deployments"][0]["rpm"] = dep_rpm
+    async with supervisor(yaml.safe_dump(config), tmp_path) as (url, _pid):
+        async with aiohttp.ClientSession() as http:  # budgets stay in memory: a key may have limits, not a budget
+            body = {"name": "budgeted", "budget": {"usd_per_day": 1}}
+            async with http.post(f"{url}/admin/keys", json=body, headers=admin_headers()) as r:
+                assert r.status == 400 and (await r.json())["error"]["param"] == "budget"
+            async with http.post(
+                f"{url}/admin/keys", json={"name": "rt", "rpm": key_rpm}, headers=admin_headers()
+            ) as r:
+                assert r.status == 201, await r.text()
+                limited = (await r.json())["key"]
+        for key, model, rpm in ((limited, "fast", key_rpm), (KEY, "cheap", dep_rpm)):
+            start = time.monotonic()
+            statuses = [
+                s for s, _ in await asyncio.gather(*(chat(url, key, f"{model}{i}", model) for i in range(3 * rpm)))
+            ]
+            refilled = (time.monotonic() - start) * rpm / 60
+            assert set(statuses) <= {200, 429}
+            # each worker counting alone would admit rpm requests, twice rpm in all
+            assert rpm <= statuses.count(200) <= rpm + refilled, (model, statuses)

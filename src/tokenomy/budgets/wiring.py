@@ -13,6 +13,7 @@ from tokenomy.pipeline.context import CallContext
 from tokenomy.pipeline.record import Sink
 from tokenomy.pipeline.route import ModelTable
 from tokenomy.pricing.prices import PriceBook
+from tokenomy.state.shared_memory import SharedRateLimiter, worker_state
 
 log = logging.getLogger("tokenomy.budgets")
 
@@ -37,7 +38,11 @@ class Access:
         self.config = config
         managed = config.auth.admin_key is not None
         self.keys = KeyService(
-            config.auth, config.model_names(), key_store_for(config.auth.key_store) if managed else None
+            config.auth,
+            config.model_names(),
+            key_store_for(config.auth.key_store) if managed else None,
+            # several workers: rate limits share their memory, USD budgets only Redis
+            budgets_shared=config.budgets.store != "memory" or worker_state() is None,
         )
         self.budgets: BudgetService | None = None
         if config.budgets.rules or self.keys.any_limited:
@@ -75,7 +80,9 @@ class Access:
 def _budget_service(config: GatewayConfig, cost: CostModel) -> BudgetService:
     budgets = config.budgets
     if budgets.store == "memory":
-        return BudgetService(budgets, cost)
+        # a worker of `serve --workers`: per-key rate limits in the memory the workers share
+        state = worker_state()
+        return BudgetService(budgets, cost, limiter=SharedRateLimiter(state) if state is not None else None)
     from tokenomy.budgets.store_redis import RedisBudgetStore
     from tokenomy.keys.limits import RedisRateLimiter
 

@@ -3,6 +3,11 @@
 Reads go through level 1, then level 2 (promoting what they find). Writes go to level 1 at
 once and to level 2 in the background. A level-2 store that is down is skipped (logged once,
 counted) until it answers again; a corrupted entry reads as a miss and is deleted.
+
+Under ``serve --workers N`` every worker has its own level 1: an invalidation received by one
+worker bumps a generation counter in the memory the workers share, and each worker compares it
+with the value it last saw (an 8-byte read) before it reads its level 1, emptying it when the
+counter moved.
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ from typing import Any
 from tokenomy.cache.entry import CacheEntry, CorruptEntry, pack, unpack
 from tokenomy.cache.memory import MemoryTier
 from tokenomy.cache.stores.base import CacheStore, CacheUnavailable, EntryMeta
+from tokenomy.state.shared_memory import CACHE_GENERATION, SharedState
 from tokenomy.telemetry import metrics
 
 log = logging.getLogger("tokenomy.cache")
 RemotePut = Callable[[str, bytes, str, str, str, float], bool]
 """(key, packed entry, namespace, model, task, expires) -> whether the writer process took it."""
 _RETRY_S = 1.0
+_INVALIDATE_FLUSH_S = 5.0  # longest an invalidation waits for this process's queued level-2 writes
 
 
 class CacheService:
@@ -38,13 +45,18 @@ class CacheService:
         self._put_nowait = getattr(store, "put_nowait", None)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._remote_put: RemotePut | None = None
-        self._remote_flush: Callable[[], bool] | None = None
+        self._remote_flush: Callable[[float], bool] | None = None
+        self._shared: SharedState | None = None  # serve --workers: invalidations other workers received
+        self._seen = 0
         if self._put_nowait is not None:
             store.on_error = self._queued_write_failed  # type: ignore[union-attr]
 
     async def get(self, key: str, max_age: float | None = None) -> tuple[CacheEntry | None, str]:
         """The fresh entry for ``key`` and the tier that had it (``memory``, ``store`` or ``miss``)."""
         now = time.time()
+        if self._shared is not None:
+            self._catch_up()
+        seen = self._seen
         entry = self.memory.get(key, now, max_age)
         if entry is not None:
             metrics.child(metrics.CACHE_LOOKUPS, "memory", "hit").inc()
@@ -70,7 +82,10 @@ class CacheService:
         if not entry.fresh(now, max_age):
             metrics.child(metrics.CACHE_LOOKUPS, "store", "miss").inc()
             return None, "miss"
-        self.memory.put(key, entry)
+        if self._shared is not None:
+            self._catch_up()
+        if seen == self._seen:  # not read from before an invalidation that came during the read
+            self.memory.put(key, entry)
         metrics.child(metrics.CACHE_LOOKUPS, "store", "hit").inc()
         return entry, "store"
 
@@ -91,22 +106,56 @@ class CacheService:
             else:
                 self.background(self._store_set(key, packed, meta))
 
-    def send_writes_to(self, put: RemotePut, flush: Callable[[], bool]) -> None:
+    def send_writes_to(self, put: RemotePut, flush: Callable[[float], bool]) -> None:
         """Hand level-2 writes to the writer process (``put`` returns False when it cannot take one;
-        ``flush`` blocks until it has stored what it took)."""
+        ``flush(timeout)`` blocks until it has stored what it took, False on timeout)."""
         self._remote_put = put
         self._remote_flush = flush
 
+    def share_invalidations(self, state: SharedState) -> None:
+        """Follow (and announce) invalidations through the memory the workers of ``serve --workers`` share."""
+        self._shared = state
+        self._seen = state.generation(CACHE_GENERATION)
+
+    def _catch_up(self) -> None:
+        """Empty level 1 if another worker invalidated since this one last looked."""
+        assert self._shared is not None
+        generation = self._shared.generation(CACHE_GENERATION)
+        if generation != self._seen:
+            self.memory.clear()
+            metrics.CACHE_MEMORY_BYTES.set(0)
+            self._seen = generation
+
     async def invalidate(self, *, namespace: str | None, model: str | None, task: str | None) -> int:
-        """Remove matching entries from level 2 and clear level 1; returns level 2's count."""
+        """Remove matching entries from level 2 and clear level 1 (every worker's); returns level 2's count.
+
+        This process's queued level-2 writes are stored first, so an answer cached before the
+        invalidation cannot reach level 2 after it."""
         self.memory.clear()
-        if self.store is None:
-            return 0
         try:
-            return await self.store.invalidate(namespace=namespace, model=model, task=task)
-        except CacheUnavailable as exc:
-            self._down("invalidate", exc)
-            raise
+            if self.store is None:
+                return 0
+            await self._flush_writes()
+            try:
+                return await self.store.invalidate(namespace=namespace, model=model, task=task)
+            except CacheUnavailable as exc:
+                self._down("invalidate", exc)
+                raise
+        finally:
+            self.memory.clear()  # again: a level-2 read during the deletion may have promoted an entry
+            if self._shared is not None:
+                self._seen = self._shared.bump(CACHE_GENERATION)  # the other workers empty their level 1
+            else:
+                self._seen += 1  # a read in progress here does not promote what it found
+
+    async def _flush_writes(self) -> None:
+        if self._tasks:  # writes sent as tasks (Redis)
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        flush = getattr(self.store, "flush", None)
+        if flush is not None:
+            await flush()
+        if self._remote_flush is not None:
+            await asyncio.to_thread(self._remote_flush, _INVALIDATE_FLUSH_S)
 
     async def drain(self) -> None:
         """Wait for background writes (tests, shutdown)."""
@@ -116,7 +165,7 @@ class CacheService:
         if flush is not None:
             await flush()
         if self._remote_flush is not None:
-            await asyncio.to_thread(self._remote_flush)
+            await asyncio.to_thread(self._remote_flush, 30.0)
 
     def _queued_write_failed(self, exc: CacheUnavailable) -> None:
         """From the store's writer thread: mark the store down on the event loop's thread."""

@@ -44,14 +44,17 @@ def key_store_for(config: KeyStoreConfig) -> KeyStore:
             raise ValueError(f"the key store's redis_url variable ${{{config.redis_url.env}}} is not set")
         return RedisKeyStore(url)
     from tokenomy.keys.store_sqlite import SqliteKeyStore
+    from tokenomy.state.shared_memory import worker_state
 
-    return SqliteKeyStore(config.sqlite_path, config.refresh_s)
+    return SqliteKeyStore(config.sqlite_path, config.refresh_s, worker_state())  # workers: changes reach all at once
 
 
 class KeyService:
     """Every key the gateway accepts: those of the config file and, with an admin key, the store's."""
 
-    def __init__(self, auth: AuthConfig, model_names: list[str], store: KeyStore | None) -> None:
+    def __init__(
+        self, auth: AuthConfig, model_names: list[str], store: KeyStore | None, budgets_shared: bool = True
+    ) -> None:
         self._config_keys: dict[str, KeyRecord] = {}
         for vkey in auth.keys:
             digest = vkey.sha256
@@ -64,6 +67,7 @@ class KeyService:
         self._models = model_names
         self.store = store
         self.enabled = bool(auth.keys) or store is not None
+        self._budgets_shared = budgets_shared  # False: a worker of `serve --workers` with budgets in memory
 
     @property
     def any_limited(self) -> bool:
@@ -119,6 +123,12 @@ class KeyService:
         """Validate ``body`` (a :class:`KeySpec`), store the new key; returns it and its secret."""
         store = self._require_store()
         spec = parse_spec(body)
+        if spec.budget is not None and not self._budgets_shared:
+            raise invalid_request(
+                "this gateway runs several worker processes with budgets.store: memory, where a budget would "
+                "be counted per worker: create keys with a budget once budgets.store is redis",
+                param="budget",
+            )
         unknown = [m for m in (*spec.models, *_target(spec)) if m not in self._models]
         if unknown:
             raise invalid_request(

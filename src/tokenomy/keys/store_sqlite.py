@@ -2,7 +2,9 @@
 
 Lookups read an in-memory snapshot (a dict by hash: no I/O on the request path). Keys created or
 revoked through this process apply at once; changes made by another process sharing the file
-apply within ``refresh_s`` (the snapshot reloads when SQLite's ``data_version`` moves).
+apply within ``refresh_s`` (the snapshot reloads when SQLite's ``data_version`` moves). The
+workers of ``serve --workers N`` apply each other's changes before their next lookup: a change
+bumps a counter in the memory they share, and a lookup that sees it moved reloads first.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import orjson
 
 from tokenomy.keys.record import KeyRecord
 from tokenomy.keys.store import KeyStoreUnavailable
+from tokenomy.state.shared_memory import KEYS_GENERATION, SharedState
 
 log = logging.getLogger("tokenomy.keys")
 
@@ -32,7 +35,7 @@ _SCHEMA = (
 class SqliteKeyStore:
     """Keys in one SQLite table; an in-memory snapshot answers lookups."""
 
-    def __init__(self, path: Path, refresh_s: float = 2.0) -> None:
+    def __init__(self, path: Path, refresh_s: float = 2.0, shared: SharedState | None = None) -> None:
         self.path = path
         self.description = f"sqlite:{path}"
         self._refresh_s = refresh_s
@@ -42,10 +45,15 @@ class SqliteKeyStore:
         self._version = -1
         self._changes = 0  # local writes: a snapshot read before one of them is stale
         self._task: asyncio.Task[None] | None = None
+        self._shared = shared  # serve --workers: changes other workers made
+        self._seen = 0
+        self._catching_up: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         """Open the file, load the snapshot and start refreshing it."""
         await asyncio.to_thread(self._open)
+        if self._shared is not None:
+            self._seen = self._shared.generation(KEYS_GENERATION)
         await self._refresh()
         self._task = asyncio.create_task(self._refresh_loop(), name="tokenomy-keys-refresh")
 
@@ -62,7 +70,11 @@ class SqliteKeyStore:
                 self._conn = None
 
     async def lookup(self, digest: str) -> KeyRecord | None:
-        """The active key with this hash (from the snapshot)."""
+        """The active key with this hash (from the snapshot, reloaded first if another worker changed keys)."""
+        if self._shared is not None and self._shared.generation(KEYS_GENERATION) != self._seen:
+            if self._catching_up is None:  # one reload for every lookup waiting on it
+                self._catching_up = asyncio.ensure_future(self._catch_up())
+            await asyncio.shield(self._catching_up)
         return self._by_hash.get(digest)
 
     def cached(self, digest: str) -> KeyRecord | None:
@@ -75,6 +87,7 @@ class SqliteKeyStore:
         await asyncio.to_thread(self._exec, "INSERT INTO keys VALUES (?, ?, ?, ?, ?, NULL)", row)
         self._changes += 1
         self._by_hash[digest] = record
+        self._announce()
 
     async def list(self, include_revoked: bool = False) -> list[KeyRecord]:
         """Every key, oldest first."""
@@ -89,7 +102,29 @@ class SqliteKeyStore:
         digest, record = found
         self._changes += 1
         self._by_hash.pop(digest, None)
+        self._announce()
         return record
+
+    def _announce(self) -> None:
+        """Tell the other workers that the keys changed (this one reloads too, which is harmless)."""
+        if self._shared is not None:
+            self._shared.bump(KEYS_GENERATION)
+
+    async def _catch_up(self) -> None:
+        """Reload the snapshot until it includes every change announced so far."""
+        assert self._shared is not None
+        try:
+            for _ in range(3):  # a local write racing the read makes _refresh give up once
+                generation = self._shared.generation(KEYS_GENERATION)
+                self._version = -1  # reload even if this connection's data_version has not moved yet
+                await self._refresh()
+                if self._version != -1:
+                    self._seen = generation
+                    return
+        except Exception:  # keep serving the last snapshot; the next lookup tries again
+            log.exception("reloading the key store %s failed", self.path)
+        finally:
+            self._catching_up = None
 
     # -- on a worker thread ---------------------------------------------------------------------
 
@@ -156,6 +191,20 @@ class SqliteKeyStore:
                 await self._refresh()
             except Exception:  # keep serving the last snapshot
                 log.exception("reloading the key store %s failed", self.path)
+
+
+def budgeted_key_names(path: Path) -> builtins.list[str]:
+    """Names of the active keys in the file at ``path`` that carry a budget (none if there is no file)."""
+    if not path.exists():
+        return []
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+    try:
+        sql = "SELECT name FROM keys WHERE revoked IS NULL AND json_extract(record, '$.budget') IS NOT NULL"
+        return [name for (name,) in conn.execute(sql)]
+    except sqlite3.OperationalError:  # no keys table yet
+        return []
+    finally:
+        conn.close()
 
 
 def _record(row: dict[str, Any]) -> KeyRecord:

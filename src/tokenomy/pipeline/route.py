@@ -27,6 +27,8 @@ from tokenomy.routing.health import CircuitState
 from tokenomy.routing.limits import LimiterFactory
 from tokenomy.routing.pool import EXHAUSTED, LIMITED, Plan, Pool, Slot, build_plans
 from tokenomy.routing.retry import Verdict, outcome_label, retry_after_s, verdict
+from tokenomy.routing.shared_limits import SharedLimiters
+from tokenomy.state.shared_memory import SharedRateLimiter, worker_state
 from tokenomy.telemetry import metrics
 from tokenomy.telemetry.log_limit import RateLimitedLog
 
@@ -322,15 +324,16 @@ def _unavailable(model: str, wait: float, limited: bool) -> GatewayError:
 
 
 def _shared_limiters(config: GatewayConfig) -> LimiterFactory | None:
-    """Redis-backed deployment buckets when ``routing.limits.store: redis`` (else in process)."""
+    """Redis-backed deployment buckets when ``routing.limits.store: redis``; in a worker of ``serve
+    --workers N``, buckets in the memory the workers share; else ``None`` (in process)."""
     limits = config.routing.limits
-    if limits.store != "redis" or limits.redis_url is None:
-        return None
-    url = limits.redis_url.resolve()
-    if not url:
-        raise ValueError(f"the rate-limit redis_url variable ${{{limits.redis_url.env}}} is not set")
-    from tokenomy.budgets.redis_client import redis_client
-    from tokenomy.keys.limits import RedisRateLimiter
-    from tokenomy.routing.shared_limits import SharedLimiters
+    if limits.store == "redis" and limits.redis_url is not None:
+        url = limits.redis_url.resolve()
+        if not url:
+            raise ValueError(f"the rate-limit redis_url variable ${{{limits.redis_url.env}}} is not set")
+        from tokenomy.budgets.redis_client import redis_client
+        from tokenomy.keys.limits import RedisRateLimiter
 
-    return SharedLimiters(RedisRateLimiter(redis_client(url)))
+        return SharedLimiters(RedisRateLimiter(redis_client(url)))
+    state = worker_state()
+    return None if state is None else SharedLimiters(SharedRateLimiter(state))

@@ -1,10 +1,12 @@
-"""Per-deployment RPM/TPM buckets shared by several gateway processes (Redis).
+"""Per-deployment RPM/TPM buckets shared by several gateway processes (Redis, or the workers' shared memory).
 
-Adapts the key limits' atomic Redis buckets (``tokenomy.keys.limits.RedisRateLimiter``: one Lua
-script checks and takes every bucket of a request) to the route stage's :class:`Limiter`. If
-Redis cannot be reached the limiter lets the request through (logged once): an upstream 429 is
-still handled by the health tracker, while refusing every request would turn a Redis outage
-into a gateway outage.
+Adapts a shared :class:`~tokenomy.keys.limits.RateLimiter` to the route stage's :class:`Limiter`:
+the key limits' atomic Redis buckets (``RedisRateLimiter``: one Lua script checks and takes every
+bucket of a request), shared by every gateway on that Redis, or the buckets in the memory the
+worker processes of ``serve --workers N`` share (``tokenomy.state.shared_memory``). If the store
+cannot be reached the limiter lets the request through (logged once): an upstream 429 is still
+handled by the health tracker, while refusing every request would turn a Redis outage into a
+gateway outage.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class SharedLimiter:
         self._rpm = Bucket(f"dep:{key}:rpm", rpm, 1.0) if rpm else None
         self._tpm_key, self._tpm = f"dep:{key}:tpm", tpm
         self._owner = owner
+        self._charge_now = getattr(rate, "charge_now", None)  # shared memory: settles without a task
 
     async def acquire(self, tokens: int) -> float:
         """Take one request and ``tokens`` tokens atomically, or say how long until they fit."""
@@ -44,7 +47,10 @@ class SharedLimiter:
         """Correct the TPM charge in the background."""
         if self._tpm and charged != used:
             bucket = Bucket(self._tpm_key, self._tpm, float(used - charged))
-            self._owner.background(self._rate.charge(bucket))
+            if self._charge_now is not None:
+                self._charge_now(bucket)
+            else:
+                self._owner.background(self._rate.charge(bucket))
 
 
 class SharedLimiters:

@@ -9,11 +9,14 @@ included, writes its values to files there, and ``/metrics`` on any worker sums 
 the whole gateway. A worker that dies is replaced; SIGTERM or SIGINT stops the workers (each
 finishes its requests), then the writer (which stores what it has).
 
-State that must be global: budgets and per-key rate limits need a shared store (``budgets.store:
-redis``) with more than one worker, keys created at run time are in the shared SQLite key store
-(revocations reach every worker within its refresh interval), the exact cache's level 2 is one
-SQLite file (level 1 stays per worker). Configurations that would silently be per-worker are
-refused at start (see :func:`shared_state_problems`).
+State that must be global: budgets need a shared store (``budgets.store: redis``) with more than
+one worker; keys created at run time are in the shared SQLite key store; the exact cache's level 2
+is one SQLite file (level 1 stays per worker). The supervisor also creates a small file the
+workers map into memory (``TOKENOMY_SHARED_STATE``, ``tokenomy.state.shared_memory``): deployment
+and per-key RPM/TPM buckets (unless Redis holds them) taken atomically across the workers, and
+counters through which a cache invalidation or a key change on one worker reaches every worker's
+copy before its next use. Configurations that would silently be per-worker are refused at start
+(see :func:`shared_state_problems`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from tokenomy.config.models import GatewayConfig
@@ -59,14 +63,16 @@ def default_workers(config: GatewayConfig) -> int:
 def shared_state_problems(config: GatewayConfig) -> list[str]:
     """What this config would keep per worker although it must be global (empty: fine)."""
     problems = []
-    keys_limited = any(
-        key.budget is not None or key.rpm is not None or key.tpm is not None for key in config.auth.keys
-    )
-    if config.budgets.store == "memory" and (config.budgets.rules or keys_limited or config.auth.admin_key):
+    # per-key rpm/tpm are shared through the workers' memory; USD budgets are not (the admin API
+    # then refuses to create keys with one)
+    keys_budgeted = any(key.budget is not None for key in config.auth.keys)
+    if config.budgets.store == "memory" and (config.budgets.rules or keys_budgeted):
         problems.append(
-            "budgets and per-key rate limits are counted per process with budgets.store: memory; "
+            "budgets are counted per process with budgets.store: memory; "
             "with several workers use budgets.store: redis (or --workers 1)"
         )
+    elif config.budgets.store == "memory" and config.auth.admin_key is not None:
+        problems += _stored_budgets_problems(config)
     semantic = config.cache.semantic
     if semantic.enabled or any(rule.semantic for rule in config.cache.rules):
         if semantic.store == "usearch":
@@ -81,13 +87,27 @@ def shared_state_problems(config: GatewayConfig) -> list[str]:
     return problems
 
 
+def _stored_budgets_problems(config: GatewayConfig) -> list[str]:
+    """Keys created earlier through the admin API that carry a budget (which memory budgets would count per worker)."""
+    if config.auth.key_store.store == "redis":
+        return ["keys kept in Redis may carry budgets, counted per process with budgets.store: memory; "
+                "with several workers use budgets.store: redis (or --workers 1)"]  # fmt: skip
+    from tokenomy.keys.store_sqlite import budgeted_key_names
+
+    names = budgeted_key_names(config.auth.key_store.sqlite_path)
+    if not names:
+        return []
+    return [
+        f"stored key(s) {', '.join(names[:5])} carry a budget, counted per process with budgets.store: memory; "
+        "with several workers use budgets.store: redis (or --workers 1, or revoke them)"
+    ]
+
+
 def run_workers(config: GatewayConfig, host: str, port: int, workers: int) -> None:
     """Supervise ``workers`` gateway processes until SIGTERM/SIGINT."""
     problems = shared_state_problems(config)
     if problems:
         raise SystemExit("cannot run several workers with this config:\n  - " + "\n  - ".join(problems))
-    if any(dep.rpm or dep.tpm for model in config.models for dep in model.deployments):
-        log.warning("deployment rpm/tpm limits are enforced by each worker separately (%d workers)", workers)
     Supervisor(config, host, port, workers).run()
 
 
@@ -100,11 +120,17 @@ class Supervisor:
         self.stopping = False
         self.replaced = 0
         self.metrics_dir = tempfile.mkdtemp(prefix="tokenomy-metrics-")
+        self.state_dir = tempfile.mkdtemp(prefix="tokenomy-shared-")
         self.launcher: Any = None
 
     def run(self) -> None:
         """Serve until SIGTERM/SIGINT."""
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = self.metrics_dir  # inherited by the writer and workers
+        from tokenomy.state.shared_memory import ENV, SharedState
+
+        state_path = Path(self.state_dir) / "state"
+        SharedState.create(state_path).close()  # each worker maps it (a replacement sees the same state)
+        os.environ[ENV] = str(state_path)
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         self._start_writer()
@@ -164,6 +190,7 @@ class Supervisor:
         if self.launcher is not None:
             self.launcher.stop()  # after the workers: it stores their last records, then exits
         shutil.rmtree(self.metrics_dir, ignore_errors=True)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
 def _mark_dead(pid: int) -> None:

@@ -1,11 +1,14 @@
 """Prometheus metrics of the gateway.
 
 One registry per process, exposed at ``GET /metrics``. Label values are bounded: models and
-deployments come from the config, statuses from a fixed set.
+deployments come from the config, statuses from a fixed set. Under ``serve --workers`` counters and
+histograms are summed over every process; gauges show one series per live process (a ``pid``
+label, multiprocess mode ``liveall``), and a replaced worker's series go with it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import weakref
 from collections.abc import Iterable
@@ -17,6 +20,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))  # a process of `serve --workers`
+PUBLISH_S = 0.25
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -89,8 +94,12 @@ CACHE_STORE_ERRORS = Counter(
     ["store", "op"],
     registry=REGISTRY,
 )
-CACHE_STORE_UP = Gauge("tokenomy_cache_store_up", "1 when the level-2 cache store answers.", registry=REGISTRY)
-CACHE_MEMORY_BYTES = Gauge("tokenomy_cache_memory_bytes", "Bytes held by the in-process cache.", registry=REGISTRY)
+CACHE_STORE_UP = Gauge(
+    "tokenomy_cache_store_up", "1 when the level-2 cache store answers.", registry=REGISTRY, multiprocess_mode="liveall"
+)
+CACHE_MEMORY_BYTES = Gauge(
+    "tokenomy_cache_memory_bytes", "Bytes held by the in-process cache.", registry=REGISTRY, multiprocess_mode="liveall"
+)
 CACHE_SKIPPED = Counter(
     "tokenomy_cache_not_stored",
     "Answers not stored, by reason (too_large, no_store, incomplete, error).",
@@ -121,16 +130,23 @@ SEMANTIC_FALSE_HIT_RATE = Gauge(
     "Audited false-hit rate at the task's current threshold: estimate and 95 % bounds (low95, high95).",
     ["task", "bound"],
     registry=REGISTRY,
+    multiprocess_mode="liveall",
 )
 SEMANTIC_THRESHOLD_OFFSET = Gauge(
     "tokenomy_semantic_threshold_offset",
     "What the error budget adds to the semantic tier's acceptance threshold, by task.",
     ["task"],
     registry=REGISTRY,
+    multiprocess_mode="liveall",
 )
-LEDGER_QUEUE = Gauge("tokenomy_ledger_queue_depth", "Ledger records waiting in memory.", registry=REGISTRY)
+LEDGER_QUEUE = Gauge(
+    "tokenomy_ledger_queue_depth", "Ledger records waiting in memory.", registry=REGISTRY, multiprocess_mode="liveall"
+)
 LEDGER_LAG = Gauge(
-    "tokenomy_ledger_lag_seconds", "Age of the oldest record in the last batch written to the store.", registry=REGISTRY
+    "tokenomy_ledger_lag_seconds",
+    "Age of the oldest record in the last batch written to the store.",
+    registry=REGISTRY,
+    multiprocess_mode="liveall",
 )
 LEDGER_WRITTEN = Counter("tokenomy_ledger_records_written", "Records written to the ledger store.", registry=REGISTRY)
 LEDGER_SPILLED = Counter(
@@ -147,7 +163,12 @@ LEDGER_LOST = Counter(
     "Records that could be neither stored nor spooled (should stay 0; see logs).",
     registry=REGISTRY,
 )
-LEDGER_STORE_UP = Gauge("tokenomy_ledger_store_up", "1 when the ledger store accepts writes.", registry=REGISTRY)
+LEDGER_STORE_UP = Gauge(
+    "tokenomy_ledger_store_up",
+    "1 when the ledger store accepts writes.",
+    registry=REGISTRY,
+    multiprocess_mode="liveall",
+)
 LEDGER_WRITER_RESTARTS = Counter(
     "tokenomy_ledger_writer_restarts",
     "Times the ledger writer process died and was started again (records spool meanwhile).",
@@ -159,7 +180,12 @@ UPSTREAM_ERRORS = Counter(
     ["deployment", "type"],
     registry=REGISTRY,
 )
-IN_FLIGHT = Gauge("tokenomy_in_flight_requests", "Requests in progress at the gateway.", registry=REGISTRY)
+IN_FLIGHT = Gauge(
+    "tokenomy_in_flight_requests",
+    "Requests in progress at the gateway.",
+    registry=REGISTRY,
+    multiprocess_mode="liveall",
+)
 CONNECTIONS = Counter(
     "tokenomy_connections_accepted",
     "Client connections the server accepted (refused ones included): many per request means clients "
@@ -183,16 +209,19 @@ PENDING = Gauge(
     "tokenomy_pending_requests",
     "Requests whose body is still arriving (they hold no in-flight slot).",
     registry=REGISTRY,
+    multiprocess_mode="liveall",
 )
 QUEUE_DELAY = Gauge(
     "tokenomy_queue_delay_seconds",
     "Smallest wait, over the last window, between a request head arriving and the gateway starting on it.",
     registry=REGISTRY,
+    multiprocess_mode="liveall",
 )
 IN_FLIGHT_LIMIT = Gauge(
     "tokenomy_in_flight_limit",
     "Model calls allowed in progress now (adaptive: lowered while the gateway's own queueing is late).",
     registry=REGISTRY,
+    multiprocess_mode="liveall",
 )
 IN_PROGRESS_SECONDS = Gauge(
     "tokenomy_in_progress_seconds",
@@ -211,19 +240,24 @@ SLOT_WAITS_SERVED = Gauge(
     registry=REGISTRY,
 )
 LOOP_LAG = Gauge(
-    "tokenomy_event_loop_lag_seconds", "Smoothed lateness of the event loop (load shedding signal).", registry=REGISTRY
+    "tokenomy_event_loop_lag_seconds",
+    "Smoothed lateness of the event loop (load shedding signal).",
+    registry=REGISTRY,
+    multiprocess_mode="liveall",
 )
 MODEL_LOAD = Gauge(
     "tokenomy_model_load_seconds",
     "Cold-start time of an embedded model (load plus warm-up).",
     ["model"],
     registry=REGISTRY,
+    multiprocess_mode="liveall",
 )
 QUEUE_DEPTH = Gauge(
     "tokenomy_local_queue_depth",
     "Requests waiting for an embedded model.",
     ["model"],
     registry=REGISTRY,
+    multiprocess_mode="liveall",
 )
 QUEUE_WAIT = Histogram(
     "tokenomy_local_queue_wait_seconds",
@@ -251,15 +285,28 @@ def render() -> tuple[bytes, str]:
 
     Under ``serve --workers`` (``PROMETHEUS_MULTIPROC_DIR`` set) the values of every process are
     summed from their files, so any worker shows the whole gateway; the route-attempt counters,
-    kept as plain integers, are this worker's own.
+    kept as plain integers, reach those files every ``PUBLISH_S`` (:func:`publish_attempts`), and
+    this worker's own just before it renders.
     """
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if MULTIPROCESS:
         from prometheus_client import multiprocess
 
+        ROUTE_ATTEMPTS.publish()
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry) + generate_latest(_LOCAL), CONTENT_TYPE_LATEST
+        return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+async def publish_attempts() -> None:
+    """Under ``serve --workers``: hand the route-attempt counts to the multiprocess files every
+    ``PUBLISH_S`` until cancelled (then once more), so ``/metrics`` on any worker sums every worker's."""
+    try:
+        while True:
+            await asyncio.sleep(PUBLISH_S)
+            ROUTE_ATTEMPTS.publish()
+    finally:
+        ROUTE_ATTEMPTS.publish()
 
 
 _children: dict[tuple[str, ...], Any] = {}
@@ -290,20 +337,36 @@ class SampledCounter(Collector):
     def __init__(self, name: str, documentation: str) -> None:
         self._name, self._doc = name, documentation
         self._sources: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._counter: Counter | None = None
+        self._published: dict[tuple[str, str], int] = {}
 
     def attach(self, source: AttemptSource) -> None:
         """Include ``source``'s counts while it lives."""
         self._sources.add(source)
 
-    def collect(self) -> Iterable[CounterMetricFamily]:
+    def totals(self) -> dict[tuple[str, str], int]:
+        """``(deployment, outcome) -> count`` over every live source."""
         totals: dict[tuple[str, str], int] = {}
         for source in list(self._sources):
             for deployment, outcome, count in source.attempt_counts():
                 totals[deployment, outcome] = totals.get((deployment, outcome), 0) + count
+        return totals
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
         family = CounterMetricFamily(self._name, self._doc, labels=list(self._labelnames))
-        for (deployment, outcome), count in sorted(totals.items()):
+        for (deployment, outcome), count in sorted(self.totals().items()):
             family.add_metric([deployment, outcome], count)
         yield family
+
+    def publish(self) -> None:
+        """Multiprocess mode: add what was counted since the last call to this process's metric file."""
+        if self._counter is None:  # a real counter only here: its file is what every worker sums
+            self._counter = Counter(self._name, self._doc, list(self._labelnames), registry=None)
+        for key, count in self.totals().items():
+            last = self._published.get(key)
+            if last is None or count > last:  # (a source that went away lowers the totals: nothing to take back)
+                self._counter.labels(*key).inc(count - (last or 0))  # a new series shows from 0, as in one process
+                self._published[key] = count
 
 
 ROUTE_ATTEMPTS = SampledCounter(
@@ -311,13 +374,12 @@ ROUTE_ATTEMPTS = SampledCounter(
     "Upstream attempts by deployment and outcome (ok, or the error code: upstream_error, upstream_timeout...).",
 )
 REGISTRY.register(ROUTE_ATTEMPTS)
-_LOCAL = CollectorRegistry(auto_describe=True)
-_LOCAL.register(ROUTE_ATTEMPTS)  # what multiprocess mode cannot sum (see render)
 CIRCUIT_STATE = Gauge(
     "tokenomy_circuit_state",
     "Circuit breaker of each deployment: 0 closed, 1 open, 2 half-open.",
     ["deployment"],
     registry=REGISTRY,
+    multiprocess_mode="liveall",
 )
 RATE_LIMIT_WAITS = Counter(
     "tokenomy_rate_limit_waits",
