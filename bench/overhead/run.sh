@@ -17,7 +17,8 @@
 #
 # Systems: direct, minimal (bare aiohttp pass-through), tokenomy (default config, miss path: every request
 # carries Cache-Control: no-cache, so it is stored in the cache and recorded in the ledger), tokenomy-hits
-# (same config and body: exact-cache hits), litellm. Every system runs REPS times, in turn.
+# (same config and body: exact-cache hits), tokenomy-pyreqwest (the miss path with the opt-in pyreqwest
+# upstream client; not in the default set), litellm. Every system runs REPS times, in turn.
 # Env knobs: SYSTEMS ['direct minimal tokenomy tokenomy-hits litellm'], REPS [3], RATES ['50 200 1000'], DURATION [10],
 #   WARMUP [3], RATE_DURATION [10], RATE_WARMUP [2], CONNS [64], SKIP_SATURATED [1: a fixed rate above
 #   the system's saturation rps is not run (its latency is only queueing) and shows as saturated],
@@ -63,6 +64,11 @@ system_def() {
       S_HEADERS="Cache-Control: no-cache"
       S_ENV=(FAKE_KEY=sk-fake TOKENOMY_HOME="$BENCH_TMP/tokenomy-$REP")
       S_CMD="$TOKENOMY_CMD";;
+    tokenomy-pyreqwest)  # the miss path with the opt-in pyreqwest upstream client (server.upstream_client)
+      S_LABEL="Tokenomy default + pyreqwest client, miss path"; S_URL="http://127.0.0.1:8200/v1/chat/completions"
+      S_HEADERS="Cache-Control: no-cache"
+      S_ENV=(FAKE_KEY=sk-fake TOKENOMY_HOME="$BENCH_TMP/tokenomy-pyreqwest-$REP")
+      S_CMD="$TOKENOMY_BIN serve --config $HERE/tokenomy-pyreqwest.yaml --host 127.0.0.1 --port 8200";;
     tokenomy-hits)  # same config and body: after the first request every answer is an exact-cache hit
       S_LABEL="Tokenomy default, exact-cache hits"; S_URL="http://127.0.0.1:8200/v1/chat/completions"
       S_ENV=(FAKE_KEY=sk-fake TOKENOMY_HOME="$BENCH_TMP/tokenomy-hits-$REP")
@@ -82,7 +88,7 @@ for REP in $(seq 1 "$REPS"); do
 OUT="$HERE/results/overhead-$TS-rep$REP.jsonl"; : > "$OUT"; OUTS+=("$OUT")
 echo "== repetition $REP of $REPS"
 for name in $SYSTEMS; do
-  system_def "$name" || { echo "unknown system $name (known: direct minimal tokenomy tokenomy-hits litellm)" >&2; continue; }
+  system_def "$name" || { echo "unknown system $name (known: direct minimal tokenomy tokenomy-pyreqwest tokenomy-hits litellm)" >&2; continue; }
   echo "== $S_LABEL"
   export HEADERS="$S_HEADERS"
   SUT_PID=""
