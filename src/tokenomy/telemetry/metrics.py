@@ -228,16 +228,19 @@ IN_PROGRESS_SECONDS = Gauge(
     "Model calls in progress integrated over time since start (its rise over an interval, divided by the "
     "interval, is the mean number in progress; divided by the calls answered meanwhile, their mean time in progress).",
     registry=REGISTRY,
+    multiprocess_mode="liveall",
 )
 ANSWERED = Gauge(
     "tokenomy_model_calls_answered",
     "Model calls answered since start, as the in-progress limit counts them.",
     registry=REGISTRY,
+    multiprocess_mode="liveall",
 )
 SLOT_WAITS_SERVED = Gauge(
     "tokenomy_slot_waits_served",
     "Model calls that waited for an in-progress slot (server.shed_wait_ms) and got one, since start.",
     registry=REGISTRY,
+    multiprocess_mode="liveall",
 )
 LOOP_LAG = Gauge(
     "tokenomy_event_loop_lag_seconds",
