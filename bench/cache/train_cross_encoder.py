@@ -178,12 +178,16 @@ def export_int8(model: CrossEncoder, path: Path, keep_fp32: bool = False) -> Pat
 
 
 def score(path: Path, tok: Tokenizer, pairs: list[tuple[str, str]]) -> list[float]:
-    """Logits of the exported model for (query, stored) pairs."""
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    """Logits of the exported model for (query, stored) pairs, one pair per call as a lookup scores a
+    candidate: the int8 model quantizes activations per batch, so a pair's logit depends on the other
+    pairs of its batch (up to 1.2 apart on the LangCache pairs between batches of 64 and one pair)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     out: list[float] = []
-    for i in range(0, len(pairs), 64):
-        ids, mask = encode_pairs(tok, pairs[i : i + 64])
-        out.extend(float(x) for x in session.run(None, {"input_ids": ids, "attention_mask": mask})[0])
+    for pair in pairs:
+        ids, mask = encode_pairs(tok, [pair])
+        out.append(float(session.run(None, {"input_ids": ids, "attention_mask": mask})[0][0]))
     return out
 
 
@@ -198,6 +202,7 @@ def main() -> None:
     ap.add_argument("--final", type=Path, help="score STS-B dev/test with this model instead of training one")
     ap.add_argument("--only", help="train only these fold models, e.g. 0:0,1:3 (repeat:fold)")
     ap.add_argument("--skip-heldout", action="store_true", help="do not train or score the final model")
+    ap.add_argument("--keep-models", action="store_true", help="keep each fold's ONNX files (int8 and float32)")
     opts = ap.parse_args()
     if opts.threads:
         torch.set_num_threads(opts.threads)
@@ -273,10 +278,11 @@ def main() -> None:
                 rows.append({"repeat": repeat, "fold": k, "source": source, "index": i, "group": group,
                              "label": label, **{c: v[j] for c, v in columns.items()}, "sentence1": a,
                              "sentence2": b})  # fmt: skip
-            path.unlink()
-            fp32.unlink()
-            for extra in path.parent.glob(fp32.name + "*"):
-                extra.unlink()
+            if not opts.keep_models:
+                path.unlink()
+                fp32.unlink()
+                for extra in path.parent.glob(fp32.name + "*"):
+                    extra.unlink()
             write_rows(done, rows)
             log["models"].append(
                 {
