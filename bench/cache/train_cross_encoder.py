@@ -18,10 +18,14 @@ seed. For each fold a model is trained on the other folds only, exported and qua
 the shipped one, and scores its fold: ``oof.csv`` holds those out-of-fold scores. The final model
 (all LangCache pairs + all of STS-B train) also scores STS-B dev and test (never trained on).
 
-Every pair is scored in both orders: ``score`` reads (query, stored) = (sentence2, sentence1), as a
-lookup does; ``score_reversed`` the other order (for a verifier that averages both).
+Every held-out pair is scored one pair per call (as a lookup does: the int8 model quantizes
+activations per batch) in both orders: ``score`` reads (query, stored) = (sentence2, sentence1),
+``score_reversed`` the other order; ``score_fp32`` and ``score_reversed_fp32`` are the same from the
+float32 model before quantization.
 
-Writes to ``--out``: ``cross-encoder.int8.onnx``, ``oof.csv``, ``heldout.csv``, ``train.json``.
+Writes to ``--out``: ``cross-encoder.int8.onnx``, ``heldout.csv``, ``train.json``, one
+``fold-R-K.csv`` per fold model (a rerun skips the folds whose file exists; ``--only R:K,...`` trains
+just those) and ``oof.csv``, all fold files so far.
 ``--final MODEL`` skips training the final model and scores STS-B dev/test with ``MODEL`` (e.g. the
 shipped one, trained by this same recipe).
 """
