@@ -121,18 +121,21 @@ def cosines(pairs: list[tuple[str, str]], cache: Path) -> dict[tuple[str, str], 
     return known
 
 
-def ce_score(row: dict[str, str], both_orders: bool) -> float:
-    """The cross-encoder feature of a scored pair: its logit, or the mean of both orders' logits."""
+def ce_score(row: dict[str, str], both_orders: bool, fp32: bool = False) -> float:
+    """The cross-encoder feature of a scored pair: its logit, or the mean of both orders' logits;
+    ``fp32``: of the float32 model before quantization (columns ``score_fp32``, ``score_reversed_fp32``)."""
+    suffix = "_fp32" if fp32 else ""
     if both_orders:
-        return (float(row["score"]) + float(row["score_reversed"])) / 2
-    return float(row["score"])
+        return (float(row["score" + suffix]) + float(row["score_reversed" + suffix])) / 2
+    return float(row["score" + suffix])
 
 
-def load(path: Path, cos: dict[tuple[str, str], float], repeat: int | None, both_orders: bool = False) -> Rows:
+def load(path: Path, cos: dict[tuple[str, str], float], repeat: int | None, both_orders: bool = False,
+         fp32: bool = False) -> Rows:  # fmt: skip
     rows = [r for r in read_csv(path) if repeat is None or int(r["repeat"]) == repeat]
     a = [r["sentence2"] for r in rows]  # the query: sentence2 asked after sentence1 was stored
     b = [r["sentence1"] for r in rows]
-    x = np.stack([np.concatenate([features(q, s, cos[(s, q)], ce_score(r, both_orders)), surface(q, s)])
+    x = np.stack([np.concatenate([features(q, s, cos[(s, q)], ce_score(r, both_orders, fp32)), surface(q, s)])
                   for q, s, r in zip(a, b, rows, strict=True)])  # fmt: skip
     return Rows(
         a, b, x, np.array([int(r["label"]) for r in rows]),
@@ -367,13 +370,30 @@ STUDY: dict[str, tuple[Fitter, str | None, float | None]] = {
     "gates + LR(cosine, cross-encoder in both orders, lexical)": (lr_fitter(LEXICAL_ALL), None, None),
 }  # fmt: skip
 """The feasibility study's levers, declared with the rule below before they were scored."""
-CALIBRATE_ON = {n: "langcache" for n in STUDY if "LangCache alone" in n}
+SHIPPED = "gates + LR(cosine, cross-encoder, lexical), threshold on LangCache alone"
+"""The shipped verifier (chosen from STUDY by the rule below): the incumbent of :data:`LEVERS`."""
+LEVERS: dict[str, tuple[Fitter, str | None, float | None]] = {
+    "gates + LR(cosine, cross-encoder in both orders, lexical), threshold on LangCache alone": (
+        lr_fitter(LEXICAL_ALL), None, None),
+    "gates + LR(cosine, cross-encoder float32, lexical), threshold on LangCache alone": (
+        lr_fitter(LEXICAL_ALL), None, None),
+    "gates + LR(cosine, cross-encoder float32 in both orders, lexical), threshold on LangCache alone": (
+        lr_fitter(LEXICAL_ALL), None, None),
+}  # fmt: skip
+"""The cross-encoder's scoring levers against the shipped verifier (``--levers``), declared with the rule
+below before they were scored: the same verifier and threshold rule reading the mean of both orders'
+logits, the float32 model's logit before quantization, or both. Scored on fold models that give all
+four columns, so the shipped verifier is rescored on the same models."""
+CALIBRATE_ON = {n: "langcache" for n in [*STUDY, *LEVERS] if "LangCache alone" in n}
 """Candidates whose threshold is chosen on the LangCache pairs alone."""
-BOTH_ORDERS = {n for n in STUDY if "both orders" in n}
+BOTH_ORDERS = {n for n in [*STUDY, *LEVERS] if "both orders" in n}
 """Candidates that read the cross-encoder in both orders (needs ``score_reversed`` in the scores)."""
+FLOAT32 = {n for n in LEVERS if "float32" in n}
+"""Candidates that read the float32 model's logits (needs ``score_fp32`` in the scores)."""
 INCUMBENT = "gates + LR(cosine, cross-encoder, lexical)"
-CHALLENGERS = [n for n in [*CANDIDATES, *STUDY]
-               if n.startswith("gates + GBM") or "surface)" in n or n in RULE_FLOOR or n in STUDY]  # fmt: skip
+CHALLENGERS = [n for n in [*CANDIDATES, *STUDY, *LEVERS]
+               if n.startswith("gates + GBM") or "surface)" in n or n in RULE_FLOOR or n in STUDY
+               or n in LEVERS]  # fmt: skip
 
 # The rule that picks the shipped verifier, declared before any held-out pair was scored by a
 # challenger: a challenger replaces the incumbent only if, in the nested cross-validation (both
@@ -387,7 +407,7 @@ MAX_LOSS = 0.02
 Counts = dict[str, tuple[int, int, int]]  # source -> (true hits, false hits, positives), pooled
 
 
-def rule(results: dict[str, Counts]) -> str:
+def rule(results: dict[str, Counts], incumbent: str = INCUMBENT) -> str:
     """The shipped verifier's name by the declared rule (the incumbent unless a challenger qualifies)."""
 
     def precision(c: tuple[int, int, int]) -> float:
@@ -396,27 +416,27 @@ def rule(results: dict[str, Counts]) -> str:
     def recall(c: tuple[int, int, int]) -> float:
         return c[0] / max(1, c[2])
 
-    base = results[INCUMBENT]
+    base = results[incumbent]
     qualified = [
-        name for name in CHALLENGERS if name in results
+        name for name in CHALLENGERS if name in results and name != incumbent
         and precision(results[name]["langcache"]) >= TARGET and precision(results[name]["stsb-train"]) >= TARGET
         and recall(results[name]["langcache"]) >= recall(base["langcache"]) + MIN_GAIN
         and recall(results[name]["stsb-train"]) >= recall(base["stsb-train"]) - MAX_LOSS
     ]  # fmt: skip
     if not qualified:
-        return INCUMBENT
+        return incumbent
     return max(qualified, key=lambda n: (recall(results[n]["langcache"]), recall(results[n]["stsb-train"])))
 
 
 def threshold_of(fit: Fitter, grid: list[float], min_accepted: int, oof: Path, cos: dict[tuple[str, str], float],
                  repeats: list[int], calibrate_on: str | None = None, both_orders: bool = False,
-                 ) -> tuple[float, list[float], npt.NDArray[np.float64], npt.NDArray[np.int64],
+                 fp32: bool = False) -> tuple[float, list[float], npt.NDArray[np.float64], npt.NDArray[np.int64],
                             npt.NDArray[np.str_]]:  # fmt: skip
     """The shipped threshold: the mean over repeats of the rule's choice on that repeat's out-of-fold
     scores (the rule is jumpy on this little data); also the pooled scores, labels and sources."""
     all_scores, all_labels, sources = [], [], []
     for repeat in repeats:
-        rows = load(oof, cos, repeat, both_orders)
+        rows = load(oof, cos, repeat, both_orders, fp32)
         oof_scores = np.full(len(rows.y), -np.inf)
         for k in sorted(set(rows.fold.tolist())):
             oof_scores[rows.fold == k] = fit(rows.take(rows.fold != k))(rows.take(rows.fold == k))
@@ -439,17 +459,27 @@ def main() -> None:
     ap.add_argument("--earlier", action="store_true", help="also run the variants rejected earlier")
     ap.add_argument("--cv-only", action="store_true", help="stop before scoring the held-out pairs")
     ap.add_argument("--study-only", action="store_true", help="only the incumbent and the study's levers")
+    ap.add_argument(
+        "--levers",
+        action="store_true",
+        help="only the shipped verifier and the cross-encoder's scoring levers (both orders, float32)",
+    )
     opts = ap.parse_args()
     oof, held = opts.scores / "oof.csv", opts.scores / "heldout.csv"
     pairs = [(r["sentence1"], r["sentence2"]) for f in (oof, held) for r in read_csv(f)]
     cos = cosines(pairs, opts.scores / "cosines.csv")
     repeats = sorted({int(r["repeat"]) for r in read_csv(oof)})
     candidates = {**CANDIDATES, **STUDY, **(EARLIER if opts.earlier else {})}
+    incumbent = INCUMBENT
     if opts.study_only:
         candidates = {INCUMBENT: CANDIDATES[INCUMBENT], **STUDY}
-    if BOTH_ORDERS & set(candidates) and "score_reversed" not in read_csv(oof)[0]:
-        print(f"(skipped, {oof} has no score_reversed column: {', '.join(sorted(BOTH_ORDERS))})")
-        candidates = {n: c for n, c in candidates.items() if n not in BOTH_ORDERS}
+    if opts.levers:
+        candidates, incumbent = {SHIPPED: STUDY[SHIPPED], **LEVERS}, SHIPPED
+    columns = set(read_csv(oof)[0])
+    for needed, names in (("score_reversed", BOTH_ORDERS), ("score_fp32", FLOAT32)):
+        if names & set(candidates) and needed not in columns:
+            print(f"(skipped, {oof} has no {needed} column: {', '.join(sorted(names & set(candidates)))})")
+            candidates = {n: c for n, c in candidates.items() if n not in names}
     results: dict[str, Counts] = {}
     print("| matcher | pairs | accepted / pass | false hits / pass | precision [95 % CI] | recall [95 % CI] |")
     print("|---|---|---|---|---|---|")
@@ -457,7 +487,7 @@ def main() -> None:
         ys: dict[str, list[npt.NDArray[np.int64]]] = {}
         accs: dict[str, list[npt.NDArray[np.bool_]]] = {}
         for repeat in repeats:
-            rows = load(oof, cos, repeat, name in BOTH_ORDERS)
+            rows = load(oof, cos, repeat, name in BOTH_ORDERS, name in FLOAT32)
             acc = nested(rows, fit, grid_for(column), fixed, RULE_FLOOR.get(name, 0), CALIBRATE_ON.get(name))
             for source in ("langcache", "stsb-train"):
                 m = rows.source == source
@@ -468,17 +498,28 @@ def main() -> None:
             results.setdefault(name, {})[source] = (int((acc & (y == 1)).sum()), int((acc & (y == 0)).sum()),
                                                     int(y.sum()))  # fmt: skip
             print(line(name, source, y, acc, len(repeats)), flush=True)
-    winner = rule(results)
+    winner = rule(results, incumbent)
     print(f"\nBy the declared rule (precision ≥ {TARGET} on both, LangCache recall ≥ incumbent + {MIN_GAIN}, "
-          f"STS-B train recall ≥ incumbent - {MAX_LOSS}) the shipped verifier is: {winner}")  # fmt: skip
+          f"STS-B train recall ≥ incumbent - {MAX_LOSS}; incumbent: {incumbent}) the shipped verifier is: "
+          f"{winner}")  # fmt: skip
     if opts.cv_only:
         return
     shipped: dict[str, tuple[Scorer, float]] = {}
-    for name in dict.fromkeys([INCUMBENT, winner]):
+    for name in dict.fromkeys([incumbent, winner]):
+        if name in FLOAT32 and "score_fp32" not in read_csv(held)[0]:
+            raise SystemExit(f"{name} won: its held-out scores need the float32 final model (not in {held})")
         fit, column, _ = candidates[name]
         grid = grid_for(column)
         threshold, per_repeat, scores, labels, sources = threshold_of(
-            fit, grid, RULE_FLOOR.get(name, 0), oof, cos, repeats, CALIBRATE_ON.get(name), name in BOTH_ORDERS
+            fit,
+            grid,
+            RULE_FLOOR.get(name, 0),
+            oof,
+            cos,
+            repeats,
+            CALIBRATE_ON.get(name),
+            name in BOTH_ORDERS,
+            name in FLOAT32,
         )
         print(
             f"\nCurve of {name} (out-of-fold scores, all repeats pooled); its threshold {threshold}, "
@@ -497,28 +538,29 @@ def main() -> None:
                 tp, n = int((acc & (y == 1)).sum()), int(acc.sum())
                 cells += [f"{tp / n:.3f}" if n else "-", f"{tp / max(1, int(y.sum())):.3f}", str(n)]
             print(f"| {t} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} | {cells[4]} |")
-        shipped[name] = (fit(load(oof, cos, repeats[-1], name in BOTH_ORDERS)), threshold)
-    heldouts = {flag: load(held, cos, None, flag) for flag in {name in BOTH_ORDERS for name in shipped}}
+        shipped[name] = (fit(load(oof, cos, repeats[-1], name in BOTH_ORDERS, name in FLOAT32)), threshold)
+    flags = {name: (name in BOTH_ORDERS, name in FLOAT32) for name in shipped}
+    heldouts = {flag: load(held, cos, None, *flag) for flag in set(flags.values())}
     print("\nHeld out (STS-B dev and test, never used for any choice), each fit on all training pairs:")
     print("| matcher | pairs | accepted | false hits | precision [95 % CI] | recall [95 % CI] |")
     print("|---|---|---|---|---|---|")
     for name, (final, threshold) in shipped.items():
-        heldout = heldouts[name in BOTH_ORDERS]
+        heldout = heldouts[flags[name]]
         acc = final(heldout) >= threshold
         for source in ("stsb-dev", "stsb-test"):
             m = heldout.source == source
             print(line(f"{name} at {threshold}", source, heldout.y[m], acc[m], 1))
     if opts.write:
-        write(*shipped[winner], CALIBRATE_ON.get(winner, "langcache + stsb-train"))
+        write(*shipped[winner], CALIBRATE_ON.get(winner, "langcache + stsb-train"), 2 if winner in BOTH_ORDERS else 1)
 
 
-def write(final: Scorer, threshold: float, calibrated_on: str) -> None:
+def write(final: Scorer, threshold: float, calibrated_on: str, orders: int = 1) -> None:
     """Store a fitted verifier as the shipped one (``calibrated_on``: the pairs its threshold was chosen on)."""
     out = ROOT / "src" / "tokenomy" / "cache" / "semantic" / "models" / "verifier.json"
     params = final.params  # type: ignore[attr-defined]
     common = {"threshold": threshold, "cosine_floor": COSINE_FLOOR, "target_precision": TARGET,
               "trained_on": "LangCache pairs + STS-B train (labelled); cross-encoder logits out-of-fold",
-              "threshold_calibrated_on": calibrated_on}  # fmt: skip
+              "threshold_calibrated_on": calibrated_on, "cross_encoder_orders": orders}  # fmt: skip
     if len(params) == 5:
         columns, mean, scale, model, strength = params
         doc = {"kind": "logistic", "regularisation_c": strength, "features": columns, "mean": mean.tolist(),

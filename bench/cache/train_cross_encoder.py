@@ -18,10 +18,14 @@ seed. For each fold a model is trained on the other folds only, exported and qua
 the shipped one, and scores its fold: ``oof.csv`` holds those out-of-fold scores. The final model
 (all LangCache pairs + all of STS-B train) also scores STS-B dev and test (never trained on).
 
-Every pair is scored in both orders: ``score`` reads (query, stored) = (sentence2, sentence1), as a
-lookup does; ``score_reversed`` the other order (for a verifier that averages both).
+Every held-out pair is scored one pair per call (as a lookup does: the int8 model quantizes
+activations per batch) in both orders: ``score`` reads (query, stored) = (sentence2, sentence1),
+``score_reversed`` the other order; ``score_fp32`` and ``score_reversed_fp32`` are the same from the
+float32 model before quantization.
 
-Writes to ``--out``: ``cross-encoder.int8.onnx``, ``oof.csv``, ``heldout.csv``, ``train.json``.
+Writes to ``--out``: ``cross-encoder.int8.onnx``, ``heldout.csv``, ``train.json``, one
+``fold-R-K.csv`` per fold model (a rerun skips the folds whose file exists; ``--only R:K,...`` trains
+just those) and ``oof.csv``, all fold files so far.
 ``--final MODEL`` skips training the final model and scores STS-B dev/test with ``MODEL`` (e.g. the
 shipped one, trained by this same recipe).
 """
@@ -151,8 +155,9 @@ def train(
     return model.cpu()
 
 
-def export_int8(model: CrossEncoder, path: Path) -> None:
-    """ONNX (inputs input_ids, attention_mask; output logit), then int8 MatMul + Gather weights."""
+def export_int8(model: CrossEncoder, path: Path, keep_fp32: bool = False) -> Path:
+    """ONNX (inputs input_ids, attention_mask; output logit), then int8 MatMul + Gather weights.
+    Returns the float32 file's path (removed unless ``keep_fp32``)."""
     fp32 = path.with_suffix(".fp32.onnx")
     ids = torch.ones((2, 16), dtype=torch.int64)
     args: dict[str, Any] = {
@@ -169,18 +174,24 @@ def export_int8(model: CrossEncoder, path: Path) -> None:
     quantize_dynamic(
         str(fp32), str(path), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul", "Gather"]
     )
-    fp32.unlink()
-    for extra in path.parent.glob(fp32.name + "*"):
-        extra.unlink()
+    if not keep_fp32:
+        fp32.unlink()
+        for extra in path.parent.glob(fp32.name + "*"):
+            extra.unlink()
+    return fp32
 
 
 def score(path: Path, tok: Tokenizer, pairs: list[tuple[str, str]]) -> list[float]:
-    """Logits of the exported model for (query, stored) pairs."""
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    """Logits of the exported model for (query, stored) pairs, one pair per call as a lookup scores a
+    candidate: the int8 model quantizes activations per batch, so a pair's logit depends on the other
+    pairs of its batch (up to 1.2 apart on the LangCache pairs between batches of 64 and one pair)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     out: list[float] = []
-    for i in range(0, len(pairs), 64):
-        ids, mask = encode_pairs(tok, pairs[i : i + 64])
-        out.extend(float(x) for x in session.run(None, {"input_ids": ids, "attention_mask": mask})[0])
+    for pair in pairs:
+        ids, mask = encode_pairs(tok, [pair])
+        out.append(float(session.run(None, {"input_ids": ids, "attention_mask": mask})[0][0]))
     return out
 
 
@@ -193,6 +204,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="use only this many pairs per set (smoke test)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--final", type=Path, help="score STS-B dev/test with this model instead of training one")
+    ap.add_argument("--only", help="train only these fold models, e.g. 0:0,1:3 (repeat:fold)")
+    ap.add_argument("--skip-heldout", action="store_true", help="do not train or score the final model")
+    ap.add_argument("--keep-models", action="store_true", help="keep each fold's ONNX files (int8 and float32)")
     opts = ap.parse_args()
     if opts.threads:
         torch.set_num_threads(opts.threads)
@@ -210,71 +224,97 @@ def main() -> None:
     sts_soft = [(a, b, s / 5.0) for a, b, s in sts]
     opts.out.mkdir(parents=True, exist_ok=True)
     log: dict[str, Any] = {"device": device, "torch": torch.__version__, "repeats": opts.repeats, "models": []}
-    started, cpu_started = time.time(), time.process_time()
-    if opts.final:
-        shipped = opts.final
-    else:
-        final = train(base, tok, [(sts_soft, 1), (lc, 3)], device, seed=7)
-        shipped = opts.out / "cross-encoder.int8.onnx"
-        export_int8(final, shipped)
-    held_rows = []
-    for source, pairs in (("stsb-dev", sts_dev), ("stsb-test", sts_test)):
-        labelled = [(a, b, s) for a, b, s in pairs if s >= 4 or s <= 2]
-        forward = score(shipped, tok, [(b, a) for a, b, _ in labelled])
-        backward = score(shipped, tok, [(a, b) for a, b, _ in labelled])
-        for (a, b, s), x, r in zip(labelled, forward, backward, strict=True):
-            held_rows.append({"source": source, "label": int(s >= 4), "score": x, "score_reversed": r,
-                              "sentence1": a, "sentence2": b})  # fmt: skip
-    with open(opts.out / "heldout.csv", "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(held_rows[0]))
-        writer.writeheader()
-        writer.writerows(held_rows)
-    log["final_seconds"] = round(time.time() - started, 1)
-    log["final_cpu_seconds"] = round(time.process_time() - cpu_started, 1)
     log["max_len"] = MAX_LEN
-    print(f"final model {shipped} ({shipped.stat().st_size / 1e6:.1f} MB)", flush=True)
+    if not opts.skip_heldout:
+        started, cpu_started = time.time(), time.process_time()
+        if opts.final:
+            shipped = opts.final
+        else:
+            final = train(base, tok, [(sts_soft, 1), (lc, 3)], device, seed=7)
+            shipped = opts.out / "cross-encoder.int8.onnx"
+            export_int8(final, shipped)
+        held_rows = []
+        for source, pairs in (("stsb-dev", sts_dev), ("stsb-test", sts_test)):
+            labelled = [(a, b, s) for a, b, s in pairs if s >= 4 or s <= 2]
+            forward = score(shipped, tok, [(b, a) for a, b, _ in labelled])
+            backward = score(shipped, tok, [(a, b) for a, b, _ in labelled])
+            for (a, b, s), x, r in zip(labelled, forward, backward, strict=True):
+                held_rows.append({"source": source, "label": int(s >= 4), "score": x, "score_reversed": r,
+                                  "sentence1": a, "sentence2": b})  # fmt: skip
+        write_rows(opts.out / "heldout.csv", held_rows)
+        log["final_seconds"] = round(time.time() - started, 1)
+        log["final_cpu_seconds"] = round(time.process_time() - cpu_started, 1)
+        print(f"final model {shipped} ({shipped.stat().st_size / 1e6:.1f} MB)", flush=True)
     lc_groups, sts_groups = groups(lc), groups(sts)
-    rows: list[dict[str, Any]] = []
+    only = {tuple(int(x) for x in item.split(":")) for item in opts.only.split(",")} if opts.only else None
     for repeat in range(opts.repeats):
         lc_fold, sts_fold = fold_of(lc_groups, 1000 + repeat), fold_of(sts_groups, 2000 + repeat)
         for k in range(FOLDS):
+            done = opts.out / f"fold-{repeat}-{k}.csv"
+            if done.exists() or (only is not None and (repeat, k) not in only):
+                continue
             started, cpu_started = time.time(), time.process_time()
             stages = [
                 ([p for p, f in zip(sts_soft, sts_fold, strict=True) if f != k], 1),
                 ([p for p, f in zip(lc, lc_fold, strict=True) if f != k], 3),
             ]
             model = train(base, tok, stages, device, seed=100 * repeat + k)
+            trained, cpu_trained = time.time() - started, time.process_time() - cpu_started
             path = opts.out / f"fold-{repeat}-{k}.int8.onnx"
-            export_int8(model, path)
+            fp32 = export_int8(model, path, keep_fp32=True)
             held = [("langcache", i, p) for i, (p, f) in enumerate(zip(lc, lc_fold, strict=True)) if f == k]
             held += [
                 ("stsb-train", i, p)
                 for i, (p, f) in enumerate(zip(sts, sts_fold, strict=True))
                 if f == k and (p[2] >= 4 or p[2] <= 2)
             ]
-            scores = score(path, tok, [(b, a) for _, _, (a, b, _) in held])
-            reversed_ = score(path, tok, [(a, b) for _, _, (a, b, _) in held])
-            for (source, i, (a, b, y)), s, r in zip(held, scores, reversed_, strict=True):
+            forward, backward = [(b, a) for _, _, (a, b, _) in held], [(a, b) for _, _, (a, b, _) in held]
+            columns = {
+                "score": score(path, tok, forward),
+                "score_reversed": score(path, tok, backward),
+                "score_fp32": score(fp32, tok, forward),
+                "score_reversed_fp32": score(fp32, tok, backward),
+            }
+            rows: list[dict[str, Any]] = []
+            for j, (source, i, (a, b, y)) in enumerate(held):
                 group = (lc_groups if source == "langcache" else sts_groups)[i]
                 label = int(y) if source == "langcache" else int(y >= 4)
                 rows.append({"repeat": repeat, "fold": k, "source": source, "index": i, "group": group,
-                             "label": label, "score": s, "score_reversed": r, "sentence1": a,
+                             "label": label, **{c: v[j] for c, v in columns.items()}, "sentence1": a,
                              "sentence2": b})  # fmt: skip
-            path.unlink()
+            if not opts.keep_models:
+                path.unlink()
+                fp32.unlink()
+                for extra in path.parent.glob(fp32.name + "*"):
+                    extra.unlink()
+            write_rows(done, rows)
             log["models"].append(
                 {
                     "repeat": repeat,
                     "fold": k,
                     "seconds": round(time.time() - started, 1),
                     "cpu_seconds": round(time.process_time() - cpu_started, 1),
+                    "train_seconds": round(trained, 1),
+                    "train_cpu_seconds": round(cpu_trained, 1),
                 }
             )
             print(f"repeat {repeat} fold {k}: {len(held)} pairs scored, {time.time() - started:.0f} s", flush=True)
-        with open(opts.out / "oof.csv", "w", encoding="utf-8", newline="") as f:  # after each repeat
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        (opts.out / "train.json").write_text(json.dumps(log, indent=1))
+            (opts.out / "train.json").write_text(json.dumps(log, indent=1))
+    parts = sorted(opts.out.glob("fold-*-*.csv"))
+    if parts:  # oof.csv: every fold scored so far (a fold's file is written when its model is done)
+        write_rows(opts.out / "oof.csv", [r for part in parts for r in read_rows(part)])
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
 
 
 if __name__ == "__main__":

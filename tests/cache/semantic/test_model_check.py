@@ -89,3 +89,42 @@ async def test_unloadable_model_turns_the_tier_off(
         assert await semantic.lookup(*ctx("What is the capital of Canada?")) is None
     assert semantic.off and "semantic cache off" in caplog.text
     semantic.close()
+
+
+def test_verifier_reading_both_orders(tmp_path: Path) -> None:
+    """A verifier file with ``cross_encoder_orders: 2`` is given the mean of both orders' logits."""
+    import json
+
+    from tokenomy.cache.semantic.verifier import ModelCheck, default_path
+
+    doc = json.loads(default_path().read_text())
+    path = tmp_path / "verifier.json"
+    path.write_text(json.dumps({**doc, "cross_encoder_orders": 2}))
+    one, two = ModelCheck(None, None, None), ModelCheck(None, path, None)
+    assert one.load() and two.load()
+    assert one.verifier is not None and two.verifier is not None and two.verifier.orders == 2
+    query, stored = "capital city of canada", "What is the capital city of Canada?"
+    forward, backward = one._encoder.score([(query, stored), (stored, query)])
+    assert forward != backward
+    got = two.decisions(query, [(stored, 0.9)])[0]
+    assert got == pytest.approx(two.verifier.decision(query, stored, 0.9, (forward + backward) / 2), abs=1e-4)
+    assert one.decisions(query, [(stored, 0.9)])[0] == pytest.approx(
+        one.verifier.decision(query, stored, 0.9, forward), abs=1e-4
+    )
+    path.write_text(json.dumps({**doc, "cross_encoder_orders": 3}))
+    broken = ModelCheck(None, path, None)
+    assert not broken.load() and broken.failed is not None and "cross_encoder_orders" in broken.failed
+
+
+def test_a_candidates_logit_does_not_depend_on_the_others() -> None:
+    """The int8 model quantizes activations per batch; each pair is scored alone, so its logit is the
+    same whatever else is scored with it."""
+    from tokenomy.cache.semantic.cross_encoder import CrossEncoder
+
+    encoder = CrossEncoder()
+    encoder.load()
+    query = "capital city of canada"
+    others = ["What is the capital city of Canada?", "How many people live in Toronto, Ontario, this year?"]
+    alone = encoder.score([(query, others[0])])[0]
+    assert encoder.score([(query, others[0]), (query, others[1])])[0] == alone
+    assert encoder.score([(query, others[1]), (query, others[0])])[1] == alone

@@ -66,11 +66,17 @@ class CrossEncoder:
         self._tokenizer, self._session = tokenizer, session
 
     def score(self, pairs: list[tuple[str, str]]) -> list[float]:
-        """One logit per (query, stored) pair; higher means the same question."""
+        """One logit per (query, stored) pair; higher means the same question.
+
+        Each pair is run alone: the int8 model quantizes activations per batch, so in a batch a
+        pair's logit would depend on the other pairs (up to 1.2 apart on the LangCache pairs between
+        batches of 64 and one pair). Alone, a candidate's decision is the one it was calibrated with
+        (``bench/cache/train_cross_encoder.py`` scores one pair per call too)."""
         if self._session is None:
             raise RuntimeError("the cross-encoder is not loaded")
-        if not pairs:
-            return []
-        ids, mask = encode_pairs(self._tokenizer, pairs)
-        logits = self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
-        return [float(x) for x in np.asarray(logits).reshape(-1)]
+        out = []
+        for pair in pairs:
+            ids, mask = encode_pairs(self._tokenizer, [pair])
+            logits = self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            out.append(float(np.asarray(logits).reshape(-1)[0]))
+        return out

@@ -40,6 +40,8 @@ class Verifier:
     intercept: float
     threshold: float
     cosine_floor: float = COSINE_FLOOR
+    orders: int = 1
+    """The cross-encoder feature: the logit of (query, stored) (1) or the mean with (stored, query) (2)."""
 
     @classmethod
     def load(cls, path: Path | None = None) -> Verifier:
@@ -47,10 +49,13 @@ class Verifier:
         doc = json.loads((path or default_path()).read_text())
         if list(doc["features"]) != list(FEATURES):
             raise ValueError(f"the verifier reads {doc['features']}, this version computes {list(FEATURES)}")
+        orders = int(doc.get("cross_encoder_orders", 1))
+        if orders not in (1, 2):
+            raise ValueError(f"cross_encoder_orders must be 1 or 2, not {orders}")
         return cls(
             np.asarray(doc["mean"], dtype=np.float64), np.asarray(doc["scale"], dtype=np.float64),
             np.asarray(doc["coef"], dtype=np.float64), float(doc["intercept"]), float(doc["threshold"]),
-            float(doc.get("cosine_floor", COSINE_FLOOR)),
+            float(doc.get("cosine_floor", COSINE_FLOOR)), orders,
         )  # fmt: skip
 
     def decision(self, query: str, stored: str, cosine: float, cross_encoder: float) -> float:
@@ -117,7 +122,12 @@ class ModelCheck:
             i for i, (text, cosine) in enumerate(candidates)
             if cosine >= verifier.cosine_floor and gate(query, text) and _same_language(language, text)
         ][:MAX_VERIFIED]  # fmt: skip
-        logits = self._encoder.score([(query, candidates[i][0]) for i in todo])
+        pairs = [(query, candidates[i][0]) for i in todo]
+        if verifier.orders == 2:  # (query, stored) and (stored, query), averaged
+            both = self._encoder.score(pairs + [(b, a) for a, b in pairs])
+            logits = [(x + y) / 2 for x, y in zip(both[: len(pairs)], both[len(pairs) :], strict=True)]
+        else:
+            logits = self._encoder.score(pairs)
         for i, logit in zip(todo, logits, strict=True):
             out[i] = verifier.decision(query, candidates[i][0], candidates[i][1], logit)
         return out
