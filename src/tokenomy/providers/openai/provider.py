@@ -90,7 +90,7 @@ def _expect_event_stream(resp: UpstreamResponse, deployment: Deployment) -> None
 async def _chunks(resp: UpstreamResponse, label: str) -> AsyncIterator[dict[str, Any]]:
     finished = False
     try:
-        async for _event, data in iter_sse(resp.lines()):
+        async for _event, data in iter_sse(resp.chunks()):
             chunk = translate.parse_chunk(data)
             if chunk is None:  # [DONE]: a clean end only if the answer said how it finished
                 break
