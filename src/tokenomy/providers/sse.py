@@ -108,20 +108,31 @@ async def json_events(resp: UpstreamResponse, label: str) -> AsyncGenerator[tupl
 
     A payload that is not a JSON object, and a broken connection, end the stream with the
     gateway's upstream error; the response is closed when the iteration ends, however it ends.
+    The splitter runs inline (not through :func:`iter_sse`): one generator fewer to wake per event.
     """
+    splitter = SseSplitter()
     try:
-        async for event, data in iter_sse(resp.chunks()):
-            try:
-                payload = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                raise upstream_errors.stream_error("Upstream sent a malformed event (not JSON).", label) from None
-            if not isinstance(payload, dict):
-                raise upstream_errors.stream_error("Upstream sent a stream event that is not an object.", label)
+        async for piece in resp.chunks():
+            for event, data in splitter.feed(piece):
+                payload = _json_object(data, label)
+                yield event or str(payload.get("type", "")), payload
+        for event, data in splitter.close():
+            payload = _json_object(data, label)
             yield event or str(payload.get("type", "")), payload
     except UpstreamTransportError as exc:
         raise upstream_errors.from_read_exception(exc, label) from None
     finally:
         resp.close()
+
+
+def _json_object(data: str, label: str) -> dict[str, Any]:
+    try:
+        payload = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise upstream_errors.stream_error("Upstream sent a malformed event (not JSON).", label) from None
+    if not isinstance(payload, dict):
+        raise upstream_errors.stream_error("Upstream sent a stream event that is not an object.", label)
+    return payload
 
 
 def ended_early(label: str) -> Exception:
