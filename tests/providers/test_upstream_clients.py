@@ -16,6 +16,7 @@ import orjson
 import pytest
 import trustme
 from aiohttp import web
+from tests.support.sse_bodies import EXPECTED, TRICKY
 
 from tokenomy.config.models import Deployment, GatewayConfig, ServerConfig
 from tokenomy.errors import GatewayError
@@ -80,6 +81,10 @@ class Upstream:
                           b"data: last"):  # fmt: skip
                 await resp.write(piece)
                 await asyncio.sleep(0.01)
+        elif route == "sse_bytes":  # every line end, comments, multi-byte UTF-8: one byte per write
+            for i in range(len(TRICKY)):
+                await resp.write(TRICKY[i : i + 1])
+                await asyncio.sleep(0.001)
         elif route == "chunked":
             for i in range(50):
                 await resp.write(b"%d," % i)
@@ -139,7 +144,7 @@ def deployment(base_url: str, **fields: Any) -> Deployment:
 async def events(pool: HttpPool, url: str, dep: Deployment) -> list[tuple[str | None, str]]:
     resp = await pool.post(url, b"{}", dep, stream=True)
     try:
-        return [event async for event in iter_sse(resp.lines())]
+        return [event async for event in iter_sse(resp.chunks())]
     finally:
         resp.close()
 
@@ -165,6 +170,11 @@ async def test_sse_split_anywhere(make_pool: PoolFactory, upstream: Upstream) ->
     pool, dep = await make_pool(), deployment(upstream.url)
     got = await events(pool, f"{upstream.url}/sse", dep)
     assert got == [(None, "one"), (None, "two"), ("x", "a\nb"), (None, "last")]
+
+
+async def test_sse_one_byte_per_write(make_pool: PoolFactory, upstream: Upstream) -> None:
+    pool, dep = await make_pool(), deployment(upstream.url)
+    assert await events(pool, f"{upstream.url}/sse_bytes", dep) == EXPECTED
 
 
 async def test_large_and_chunked_bodies(make_pool: PoolFactory, upstream: Upstream) -> None:

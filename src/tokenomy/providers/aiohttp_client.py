@@ -8,6 +8,7 @@ import urllib.request
 from collections.abc import AsyncIterator
 
 import aiohttp
+from aiohttp.streams import EofStream
 from yarl import URL
 
 from tokenomy.providers.upstream_client import (
@@ -72,10 +73,14 @@ class AiohttpResponse:
             raise neutral(exc) from None
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The body as it arrives."""
+        """The body as it arrives (``readany`` called directly: ``iter_any``'s iterator adds a
+        coroutine per piece)."""
+        read = self._resp.content.readany
         try:
-            async for data in self._resp.content.iter_any():
+            while data := await read():
                 yield data
+        except EofStream:
+            return
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise neutral(exc) from None
 

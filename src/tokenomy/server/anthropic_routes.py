@@ -13,15 +13,13 @@ import logging
 import secrets
 from typing import Any
 
-import orjson
-
 from tokenomy.errors import GatewayError, invalid_request
 from tokenomy.gateway import Gateway
 from tokenomy.pipeline.context import CallContext, Completion, Endpoint, NativeRequest, Response
 from tokenomy.pipeline.guard import GuardStage
 from tokenomy.server import anthropic_wire, schemas
 from tokenomy.server.anthropic_wire_stream import events_from_message
-from tokenomy.server.asgi import Request, encode_headers, end_stream, send_event, send_json, start_sse
+from tokenomy.server.asgi import Request, encode_headers, end_stream, send_events, send_json, start_sse
 from tokenomy.server.context import new_context, response_headers, stream_failure
 from tokenomy.tokens.count import TokenCounter, count_prompt
 
@@ -106,11 +104,11 @@ async def _send(req: Request, ctx: CallContext, response: Response) -> None:
                 if chunk.get("type") == "message_start" and isinstance(chunk.get("message"), dict):
                     chunk = {**chunk, "message": {**chunk["message"], "model": name}}
                 events = [(str(chunk.get("type")), chunk)]
-            for event, data in events:
+            if events:  # the events one chunk makes (the first chunk's three, say) go in one write
                 if not started:
                     await start_sse(send, headers)
                     started = True
-                await send_event(send, orjson.dumps(data), event.encode())
+                await send_events(send, events)
         events = encoder.finish() if translated else []
     except Exception as exc:
         if not started:
@@ -121,6 +119,4 @@ async def _send(req: Request, ctx: CallContext, response: Response) -> None:
     if not started:
         await start_sse(send, headers)
     req.responded = True
-    for event, data in events:
-        await send_event(send, orjson.dumps(data), event.encode())
-    await end_stream(send)
+    await end_stream(send, events=events)  # the closing events and the end of the body in one write

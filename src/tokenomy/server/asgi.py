@@ -198,14 +198,30 @@ async def start_sse(send: Send, headers: list[tuple[bytes, bytes]]) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
 
 
+def sse_frame(data: bytes, event: bytes | None = None) -> bytes:
+    """One SSE event on the wire (``data`` is already-serialized JSON or a sentinel)."""
+    return b"event: " + event + b"\ndata: " + data + b"\n\n" if event else b"data: " + data + b"\n\n"
+
+
 async def send_event(send: Send, data: bytes, event: bytes | None = None) -> None:
     """One SSE event (``data`` is already-serialized JSON or a sentinel)."""
-    frame = b"event: " + event + b"\ndata: " + data + b"\n\n" if event else b"data: " + data + b"\n\n"
-    await send({"type": "http.response.body", "body": frame, "more_body": True})
+    await send({"type": "http.response.body", "body": sse_frame(data, event), "more_body": True})
 
 
-async def end_stream(send: Send, last: bytes = b"") -> None:
+async def send_events(send: Send, events: list[tuple[str, Any]]) -> None:
+    """Named JSON events that are all ready at once, in one write (one ASGI send for the lot)."""
+    if len(events) == 1:
+        event, data = events[0]
+        body = sse_frame(orjson.dumps(data), event.encode())
+    else:
+        body = b"".join([sse_frame(orjson.dumps(data), event.encode()) for event, data in events])
+    await send({"type": "http.response.body", "body": body, "more_body": True})
+
+
+async def end_stream(send: Send, last: bytes = b"", events: list[tuple[str, Any]] | None = None) -> None:
     """Close a streaming response, with its ``last`` event in the same write when given (an
-    already-serialized JSON or sentinel, as for :func:`send_event`)."""
-    body = b"data: " + last + b"\n\n" if last else b""
+    already-serialized JSON or sentinel, as for :func:`send_event`), after named JSON ``events``."""
+    body = b"".join([sse_frame(orjson.dumps(data), event.encode()) for event, data in events]) if events else b""
+    if last:
+        body += b"data: " + last + b"\n\n"
     await send({"type": "http.response.body", "body": body, "more_body": False})

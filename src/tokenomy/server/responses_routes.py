@@ -15,14 +15,12 @@ import logging
 from typing import Any
 from urllib.parse import parse_qs
 
-import orjson
-
 from tokenomy.errors import GatewayError, invalid_request, not_found
 from tokenomy.gateway import Gateway
 from tokenomy.pipeline.context import CallContext, Completion, Endpoint, NativeRequest, Response
 from tokenomy.pipeline.guard import GuardStage
 from tokenomy.server import schemas
-from tokenomy.server.asgi import Request, encode_headers, end_stream, send_event, send_json, start_sse
+from tokenomy.server.asgi import Request, encode_headers, end_stream, send_events, send_json, start_sse
 from tokenomy.server.context import new_context, response_headers, stream_failure, task_tag
 from tokenomy.server.responses_events import Event, ResponsesStreamEncoder, events_from_response, response_from_chat
 from tokenomy.server.responses_wire import InvalidResponsesRequest, check_request, new_id, normalize_items, to_chat
@@ -215,12 +213,14 @@ async def _send(
                     if kind != "response.created" and kind != "response.in_progress":
                         final = chunk["response"]
                 events = [(kind, chunk)]
-            for event, data in events:
+            if not events:
+                continue
+            for _event, data in events:
                 last_seq = max(last_seq, int(data.get("sequence_number") or 0))
-                if not started:
-                    await start_sse(send, headers)
-                    started = True
-                await send_event(send, orjson.dumps(data), event.encode())
+            if not started:
+                await start_sse(send, headers)
+                started = True
+            await send_events(send, events)  # the events one chunk makes, in one write
         if encoder is not None:
             tail = encoder.finish()
             final = encoder.response
@@ -242,6 +242,4 @@ async def _send(
     if not started:
         await start_sse(send, headers)
     req.responded = True
-    for event, data in tail:
-        await send_event(send, orjson.dumps(data), event.encode())
-    await end_stream(send)
+    await end_stream(send, events=tail)  # the closing events and the end of the body in one write
