@@ -207,11 +207,11 @@ class ServerConfig(_Frozen):
         "run did not show it helping)",
     )
     shed_control: Literal["backoff", "gradient", "little"] = Field(
-        default="backoff",
-        description="how the limit on model calls in progress follows the gateway's lateness: 'backoff' (0.8x the "
-        "calls in progress per late 50 ms window), 'gradient' (target / lateness, floored at the calls completed "
-        "in one target period) or 'little' (down to the calls the gateway completes in its quickest in-progress "
-        "time plus the target, by Little's law; docs/security.md, Overload)",
+        default="little",
+        description="how the limit on model calls in progress follows the gateway's lateness: 'little' (the "
+        "default: down to the calls the gateway completes in its quickest in-progress time plus the target, by "
+        "Little's law; docs/security.md, Overload), 'backoff' (0.8x the calls in progress per late 50 ms window) "
+        "or 'gradient' (target / lateness, floored at the calls completed in one target period)",
     )
     shed_wait_ms: float = Field(
         default=0.0,
