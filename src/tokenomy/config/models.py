@@ -207,10 +207,10 @@ class ServerConfig(_Frozen):
         "run did not show it helping)",
     )
     shed_control: Literal["backoff", "gradient", "little"] = Field(
-        default="little",
-        description="how the limit on model calls in progress follows the gateway's lateness: 'little' (the "
-        "default: down to the calls the gateway completes in its quickest in-progress time plus the target, by "
-        "Little's law; docs/security.md, Overload), 'backoff' (0.8x the calls in progress per late 50 ms window) "
+        default="backoff",
+        description="how the limit on model calls in progress follows the gateway's lateness: 'backoff' (the "
+        "default: 0.8x the calls in progress per late 50 ms window), 'little' (down to the calls the gateway "
+        "completes in its quickest in-progress time plus the target, by Little's law; docs/security.md, Overload) "
         "or 'gradient' (target / lateness, floored at the calls completed in one target period)",
     )
     shed_wait_ms: float = Field(
