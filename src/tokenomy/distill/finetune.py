@@ -213,6 +213,23 @@ def _batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[li
     return batches
 
 
+def warmup_schedule(
+    optimizer: Any, examples: int, batch_size: int, epochs: int, max_steps: int | None, warmup_share: float
+) -> tuple[int, Any]:
+    """The number of optimizer steps and a linear warm-up then linear decay learning-rate schedule
+    (shared by the encoder and the LoRA students' training)."""
+    import torch
+
+    total = math.ceil(examples / batch_size) * epochs
+    if max_steps is not None:
+        total = min(total, max_steps)
+    warmup = max(1, int(warmup_share * total))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
+    )
+    return total, schedule
+
+
 def _bf16() -> bool:
     import torch
 
@@ -245,13 +262,8 @@ def _train(fit: Examples, labels: list[str], settings: FineTuneSettings, after_e
         ],
         weight_decay=0.01,
     )
-    steps_per_epoch = math.ceil(len(encoded) / settings.batch_size)
-    total = steps_per_epoch * settings.epochs
-    if settings.max_steps is not None:
-        total = min(total, settings.max_steps)
-    warmup = max(1, int(settings.warmup * total))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
+    total, schedule = warmup_schedule(
+        optimizer, len(encoded), settings.batch_size, settings.epochs, settings.max_steps, settings.warmup
     )
     autocast = _bf16()
     model.train()

@@ -15,7 +15,6 @@ Needs the ``distill`` extra (PyTorch, transformers, peft, gguf).
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from typing import Any
 from tokenomy.distill.data import DistillDataError
 from tokenomy.distill.dialogues import Dialogues
 from tokenomy.distill.encoder_student import file_sha256
-from tokenomy.distill.finetune import _batches, _bf16, require_extra
+from tokenomy.distill.finetune import _batches, _bf16, require_extra, warmup_schedule
 from tokenomy.distill.lora_gguf import write_adapter
 from tokenomy.distill.lora_student import ADAPTER_FILE, BASE_MODEL, LoraStudent, load_lora_student, shipped_base
 from tokenomy.distill.student import MANIFEST
@@ -166,12 +165,8 @@ def _train(model: Any, encoded: list[tuple[list[int], int]], settings: LoraSetti
     model = get_peft_model(model, config)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.lr, weight_decay=0.0)
-    total = math.ceil(len(encoded) / settings.batch_size) * settings.epochs
-    if settings.max_steps is not None:
-        total = min(total, settings.max_steps)
-    warmup = max(1, int(settings.warmup * total))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
+    total, schedule = warmup_schedule(
+        optimizer, len(encoded), settings.batch_size, settings.epochs, settings.max_steps, settings.warmup
     )
     autocast = _bf16()
     inner = model.base_model.model  # LlamaForCausalLM with the LoRA layers in place
