@@ -68,14 +68,9 @@ def ledger_dialogues(
     also how many requests were read and what was left out, by reason."""
     from collections import Counter
 
-    from tokenomy.distill.ledger import student_models
-    from tokenomy.evaluate.ledger_source import LedgerSourceError, logged_requests
+    from tokenomy.distill.ledger import teacher_requests
 
-    try:
-        requests = logged_requests(config, task, since=since)
-    except LedgerSourceError as exc:
-        raise DistillDataError(str(exc)) from None
-    students = student_models(config)
+    requests, students = teacher_requests(config, task, since)
     skipped: Counter[str] = Counter()
     conversations: list[list[dict[str, Any]]] = []
     answers: list[str] = []

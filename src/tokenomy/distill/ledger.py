@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from tokenomy.config.models import GatewayConfig
 from tokenomy.distill.data import DistillDataError, Examples, text_of
-from tokenomy.evaluate.ledger_source import LedgerSourceError, logged_requests
+from tokenomy.evaluate.ledger_source import LedgerSourceError, LoggedRequest, logged_requests
 
 MAX_LABEL_CHARS = 64
 """Longer answers are free text, not labels: they are skipped (and counted)."""
@@ -54,15 +54,21 @@ def student_models(config: GatewayConfig) -> set[str]:
     }
 
 
-def ledger_examples(
-    config: GatewayConfig, task: str, *, since: float | None = None, teacher: str | None = None, min_count: int = 2
-) -> LedgerExamples:
-    """The task's logged requests as labelled examples; labels seen fewer than ``min_count`` times are dropped."""
+def teacher_requests(config: GatewayConfig, task: str, since: float | None) -> tuple[list[LoggedRequest], set[str]]:
+    """The task's logged requests and the student models whose answers are to be left out; a ledger
+    that cannot be read is a :class:`DistillDataError`."""
     try:
         requests = logged_requests(config, task, since=since)
     except LedgerSourceError as exc:
         raise DistillDataError(str(exc)) from None
-    students = student_models(config)
+    return requests, student_models(config)
+
+
+def ledger_examples(
+    config: GatewayConfig, task: str, *, since: float | None = None, teacher: str | None = None, min_count: int = 2
+) -> LedgerExamples:
+    """The task's logged requests as labelled examples; labels seen fewer than ``min_count`` times are dropped."""
+    requests, students = teacher_requests(config, task, since)
     skipped: Counter[str] = Counter()
     pairs: list[tuple[str, str]] = []
     for req in requests:
