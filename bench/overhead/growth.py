@@ -187,10 +187,8 @@ def _name(obj: object) -> str:
 
 def l1_state(app: Any) -> tuple[int, float]:
     """Entries in the level-1 cache and the MB it counts against its bound."""
-    lru = getattr(app.gateway.cache.memory, "_lru", None)
-    if lru is None:
-        return 0, 0.0
-    return len(lru), lru.currsize / 1e6
+    memory = app.gateway.cache.memory
+    return len(memory), memory.bytes_used / 1e6
 
 
 async def run(args: argparse.Namespace) -> None:
