@@ -2,7 +2,8 @@
 
 As found: cached answers cost ~1.7x the bytes the level-1 limit counted; the level-2 SQLite
 cache had no size bound (~0.95 KB per distinct answer, kept 24 h); per-task budget counters grew
-with every task tag a client invented.
+with every task tag a client invented. The level-1 count against what the tier holds after its
+entries turn over (where 1.3x remained): tests/cache/test_memory.py.
 """
 
 from __future__ import annotations
