@@ -13,7 +13,8 @@ The bound counts what an entry really costs in the process, measured against the
   pointers) costs 68 to 136 bytes per entry there; the middle is counted.
 
 cachetools' ``LRUCache`` (used here before) keeps three such tables (entries, sizes, order): at
-256 MiB they grew by 55 MB at the first turnover, and RSS reached 1.32x what was counted.
+256 MiB they grew by 55 MB at the first turnover, and RSS reached 1.34x what was counted
+(100-character answers).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import msgspec
 
 from tokenomy.cache.entry import CacheEntry
 
-_OBJECTS = 352  # key (40-char str), entry struct, its floats and ints, the OrderedDict's node
+_OBJECTS = 352  # key (40-char str), entry struct, its floats and ints, body header, node (set by RSS)
 _TABLE = 100  # hash table and node pointers per entry, in the middle of their 68-136 at the bound
 OVERHEAD = _OBJECTS + _TABLE
 """Bytes counted per entry beyond its body."""
