@@ -93,7 +93,9 @@ class StoreKeeper:
         try:
             self.spool.append(records)
             metrics.LEDGER_SPILLED.labels(reason).inc(len(records))
-            self._spool_log.warning(reason, "ledger: %d record(s) spooled to %s (%s)", len(records), self.spool.path, reason)
+            self._spool_log.warning(
+                reason, "ledger: %d record(s) spooled to %s (%s)", len(records), self.spool.path, reason
+            )
         except OSError:
             metrics.LEDGER_LOST.inc(len(records))
             log.exception("ledger: %d record(s) could not be spooled to %s", len(records), self.spool.path)
