@@ -230,8 +230,8 @@ class Writer:
         elif isinstance(message, Flush) and conn is not None:
             self.flushes.append((conn, message.seq))
         elif isinstance(message, Stats) and conn is not None:
-            with contextlib.suppress(OSError):
-                conn.send(self._ack(0))
+            with contextlib.suppress(OSError):  # its read was journalled above: what came before is safe
+                conn.send(self._ack(0, journalled=message.seq))
 
     def _commit(self) -> None:
         records, self.records = self.records, []
@@ -251,8 +251,8 @@ class Writer:
                 with contextlib.suppress(OSError):  # that gateway process may be gone
                     conn.send(self._ack(seq))
 
-    def _ack(self, seq: int) -> bytes:
-        return channel.encode(Ack(seq, self.keeper.store_up, self.keeper.written, self.keeper.replayed))
+    def _ack(self, seq: int, journalled: int = 0) -> bytes:
+        return channel.encode(Ack(seq, self.keeper.store_up, self.keeper.written, self.keeper.replayed, journalled))
 
     def _housekeeping(self, now: float) -> None:
         if self.keeper.retry_due():
