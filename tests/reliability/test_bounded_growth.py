@@ -11,7 +11,12 @@ import asyncio
 import time
 from pathlib import Path
 
+import httpx
 import orjson
+import yaml
+from tests.budgets.helpers import gateway_config
+from tests.fakes.openai_upstream import OpenAIFake
+from tests.support.gateway import running_gateway
 
 from tokenomy.cache.entry import CacheEntry
 from tokenomy.cache.memory import MemoryTier
@@ -48,6 +53,30 @@ async def test_the_sqlite_store_stays_under_its_bound(tmp_path: Path) -> None:
     finally:
         await store.close()
     assert (tmp_path / "cache.db").stat().st_size <= bound * 2
+
+
+async def test_the_gateways_level_2_file_stays_under_its_bound(openai_fake: OpenAIFake, tmp_path: Path) -> None:
+    """Through a gateway, where level-2 entries are written by the ledger writer process (as found,
+    that path never evicted: the bound applied only to entries written one at a time)."""
+    bound = 1024 * 1024
+    config = yaml.safe_load(gateway_config(openai_fake.base_url, tmp_path, admin=False))
+    config["cache"] = {"exact": {"max_store_bytes": bound, "path": str(tmp_path / "cache.db"), "memory_bytes": 0}}
+    async with running_gateway(yaml.safe_dump(config)) as gw, httpx.AsyncClient(base_url=gw.url, timeout=30) as http:
+        for i in range(150):  # ~20 KB answers (the fake echoes the prompt): ~3 MB of distinct answers
+            prompt = f"request {i}: " + " ".join(f"word{j}" for j in range(2500))
+            body = {"model": "fast", "temperature": 0, "messages": [{"role": "user", "content": prompt}]}
+            assert (await http.post("/v1/chat/completions", json=body)).status_code == 200
+        await gw.flush_ledger()  # the writer has stored (and evicted) everything sent so far
+    store = SqliteCacheStore(tmp_path / "cache.db")
+    try:
+        used = await asyncio.get_running_loop().run_in_executor(store._pool, store.bytes_used)
+        rows = await asyncio.get_running_loop().run_in_executor(
+            store._pool, lambda: store._conn().execute("SELECT count(*) FROM cache").fetchone()[0]
+        )
+    finally:
+        await store.close()
+    assert used <= bound * 1.1, f"{used} bytes in use against a {bound} bound"
+    assert 20 <= rows < 100, f"{rows} entries kept: the oldest were evicted, the newest kept"
 
 
 def test_wildcard_budget_counters_are_bounded() -> None:

@@ -63,15 +63,16 @@ class WriterSettings:
     log_format: str = "text"  # the gateway's: this process writes to the same standard error
     access_log: bool = False  # write the gateway's access log (one line per record received)
     secrets: tuple[str, ...] = ()  # the configured secrets, masked in every line (as in the gateway)
+    cache_max_bytes: int | None = None  # the level-2 cache file's size bound (cache.exact.max_store_bytes)
 
 
 class CacheFile:
     """The level-2 cache table, written in one transaction per batch (schema: ``cache/stores/sqlite.py``)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, max_bytes: int | None = None) -> None:
         from tokenomy.cache.stores.sqlite import SqliteCacheStore
 
-        self._store = SqliteCacheStore(Path(path))
+        self._store = SqliteCacheStore(Path(path), max_bytes)  # evicts past the bound as it writes
 
     def write(self, puts: list[CachePut]) -> None:
         rows = [(p.key, p.value, p.namespace, p.model, p.task, p.expires) for p in puts]
@@ -88,7 +89,7 @@ class Writer:
         self.settings = settings
         self.config = settings.ledger
         self.keeper = StoreKeeper(store_for(settings.ledger), settings.ledger)
-        self.cache = CacheFile(settings.cache_path) if settings.cache_path else None
+        self.cache = CacheFile(settings.cache_path, settings.cache_max_bytes) if settings.cache_path else None
         self.access = AccessLog() if settings.access_log else None
         self.journal = journal.Journal(Path(f"{settings.ledger.spool}.journal"))
         self.sel = selectors.DefaultSelector()
