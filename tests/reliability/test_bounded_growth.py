@@ -101,3 +101,27 @@ def test_wildcard_budget_counters_are_bounded() -> None:
         keys |= {c.key for c in service.counters(None, ctx)}
     assert len(keys) <= 11, len(keys)
     assert any(":other:" in k for k in keys)
+
+
+async def test_tasks_past_the_limit_share_one_other_budget(openai_fake: OpenAIFake, tmp_path: Path) -> None:
+    """Through a gateway: a ``task: "*"`` rule gives the first tasks budgets of their own; every task a
+    client invents after them draws on one shared ``other`` budget, which runs out for all of them."""
+    rules = [{"scope": "task", "name": "*", "usd_per_day": 0.04}]  # room for 3 requests of "hi" each
+    config = gateway_config(
+        openai_fake.base_url, tmp_path, admin=False, budgets={"rules": rules, "max_wildcard_subjects": 2}
+    )
+    body = {"model": "fast", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10}
+    async with running_gateway(config) as gw, httpx.AsyncClient(base_url=gw.url) as http:
+
+        async def ask(task: str) -> int:
+            resp = await http.post("/v1/chat/completions", json=body, headers={"x-tokenomy-task": task})
+            if resp.status_code == 429:
+                assert resp.json()["error"]["code"] == "budget_exceeded"
+            return resp.status_code
+
+        own = [await ask(task) for task in ("a", "b")]
+        invented = [await ask(f"invented-{i}") for i in range(6)]
+        again = await ask("a")
+    assert own == [200, 200]
+    assert invented == [200, 200, 200, 429, 429, 429], "new tasks past the limit share one budget"
+    assert again == 200, "a task counted apart keeps its own budget"

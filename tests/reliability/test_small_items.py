@@ -145,7 +145,11 @@ async def test_a_stream_without_a_finish_reason_is_not_a_clean_200(openai_fake: 
 async def test_cache_invalidation_validates_the_tenant(openai_fake: OpenAIFake, tmp_path: Path) -> None:
     config = gateway_config(openai_fake.base_url, tmp_path, keys=KEYS)
     async with running_gateway(config) as gw, httpx.AsyncClient(base_url=gw.url) as http:
-        bad = await http.delete("/v1/cache", params={"tenant": "a/../b"}, headers=admin_headers())
+        bad = [
+            await http.delete("/v1/cache", params={"tenant": tenant}, headers=admin_headers())
+            for tenant in ("a/../b", "team-a/", "team\x00a", "t" * 129)
+        ]
         good = await http.delete("/v1/cache", params={"tenant": "team-a"}, headers=admin_headers(ADMIN_KEY))
-    assert bad.status_code == 400 and bad.json()["error"]["param"] == "tenant"
+    for resp in bad:
+        assert resp.status_code == 400 and resp.json()["error"]["param"] == "tenant", resp.text
     assert good.status_code in (200, 503)  # 503: no level-2 store in this config
