@@ -115,6 +115,29 @@ async def test_sheds_are_counted_exactly_when_their_rows_are_sampled(openai_fake
     assert 1 <= rows.count(503) <= 1 + elapsed, "rows are sampled at edge_rows_per_s (1 a second, a burst of 1)"
 
 
+async def test_requests_refused_at_the_edge_have_rows(openai_fake: OpenAIFake, tmp_path: Path) -> None:
+    """No key, a body too large, a body too slow, a body that is not JSON: each answered and recorded."""
+    config = gateway_config(openai_fake.base_url, tmp_path, keys=KEYS).replace(
+        "auth:", "server: {max_body_bytes: 2048, body_timeout_s: 0.5}\nauth:", 1
+    )
+    async with running_gateway(config) as gw, httpx.AsyncClient(base_url=gw.url) as http:
+        no_key = await http.post("/v1/chat/completions", json=BODY)
+        large = await http.post("/v1/chat/completions", json={**BODY, "user": "x" * 4096}, headers=AUTH)
+        not_json = await http.post("/v1/chat/completions", content=b"{nope", headers=AUTH)
+        host, port = gw.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"content-length: 500\r\nauthorization: Bearer " + KEY.encode() + b"\r\n\r\n{"
+        )
+        slow = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        await gw.flush_ledger()
+    assert (no_key.status_code, large.status_code, not_json.status_code) == (401, 413, 400)
+    assert slow.startswith(b"HTTP/1.1 408")
+    assert sorted(status for status, _ in _rows(tmp_path / "ledger.db")) == [400, 401, 408, 413]
+
+
 async def test_an_unhandled_error_before_the_pipeline_has_a_row(
     openai_fake: OpenAIFake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
