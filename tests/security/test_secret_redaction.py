@@ -85,6 +85,43 @@ async def test_an_upstream_echoing_its_request_leaks_no_key(
     assert MASK in resp.text
 
 
+@pytest.mark.parametrize("model", ["fast", "claude"])
+async def test_a_rate_limit_echoing_the_key_in_retry_after_leaks_nothing(model: str) -> None:
+    """429 is the one upstream answer whose header (``Retry-After``) reaches the client: an upstream
+    that puts the credentials it received there (and in its message) leaks nothing either.
+    A gateway of its own: the deployment cools down after a 429."""
+    from tests.fakes.anthropic_upstream import start_anthropic_fake
+    from tests.fakes.openai_upstream import start_openai_fake
+
+    oai: OpenAIFake = await start_openai_fake(mode="echo_headers_429")
+    ant: AnthropicFake = await start_anthropic_fake(api_key=ANTHROPIC_SECRET, mode="echo_headers_429")
+    config = f"""
+routing: {{retries: {{max_attempts: 1}}}}
+models:
+  - name: fast
+    deployments:
+      - {{provider: openai, base_url: "{oai.base_url}", api_key: "${{T_UNSET_OAI:-{OPENAI_SECRET}}}",
+          model: gpt-4o-mini}}
+  - name: claude
+    deployments:
+      - {{provider: anthropic, base_url: "{ant.base_url}", api_key: "${{T_UNSET_ANT:-{ANTHROPIC_SECRET}}}",
+          model: claude-3-5-haiku-latest}}
+"""
+    body = {"model": model, "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+    try:
+        async with running_gateway(config) as gw, httpx.AsyncClient(base_url=gw.url) as http:
+            resp = await http.post("/v1/chat/completions", json=body)
+        fake = ant if model == "claude" else oai
+        assert any(s in str(fake.requests[-1].headers) for s in (OPENAI_SECRET, ANTHROPIC_SECRET))
+    finally:
+        await oai.close()
+        await ant.close()
+    assert resp.status_code == 429 and "retry-after" in resp.headers, resp.text
+    for secret in SECRETS:
+        assert secret not in resp.text + str(resp.headers)
+    assert MASK in resp.headers["retry-after"] and MASK in resp.text
+
+
 def test_the_redactor_masks_configured_values_and_key_shapes() -> None:
     redact = Redactor()
     redact.add("my-configured-value-123", "", None, "short")
