@@ -89,6 +89,15 @@ async def _legit(gw: RunningGateway, n: int, **headers: str) -> list[int]:
     return statuses
 
 
+async def _drip(writer: asyncio.StreamWriter, byte: bytes, count: int) -> None:
+    """Send ``byte`` every 0.1 s, ``count`` times (until the gateway closes the connection)."""
+    with contextlib.suppress(ConnectionError):
+        for _ in range(count):
+            writer.write(byte)
+            await writer.drain()
+            await asyncio.sleep(0.1)
+
+
 async def test_stalled_bodies_without_a_key_are_refused_at_once(openai_fake: OpenAIFake) -> None:
     async with (
         running_gateway(_config(openai_fake.base_url, keys=True)) as gw,
@@ -125,15 +134,7 @@ async def test_a_slow_head_is_cut_at_the_deadline(openai_fake: OpenAIFake) -> No
         reader, writer = await _open(gw)
         started = time.monotonic()
         writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n")
-
-        async def drip() -> None:  # one header byte every 0.1 s: never a complete head
-            with contextlib.suppress(ConnectionError):
-                for _ in range(30):
-                    writer.write(b"x")
-                    await writer.drain()
-                    await asyncio.sleep(0.1)
-
-        dripping = asyncio.create_task(drip())
+        dripping = asyncio.create_task(_drip(writer, b"x", 30))  # never a complete head
         answer = await asyncio.wait_for(reader.read(), 4)
         dripping.cancel()
         writer.close()
@@ -228,15 +229,7 @@ async def test_a_body_sent_one_byte_at_a_time_is_cut_at_the_deadline(openai_fake
         reader, writer = await _open(gw)
         started = time.monotonic()
         writer.write(_head("10.2.2.2").replace(b"100000", b"1000"))
-
-        async def drip() -> None:  # a byte every 0.1 s: always something new, never the whole body
-            with contextlib.suppress(ConnectionError):
-                for _ in range(40):
-                    writer.write(b" ")
-                    await writer.drain()
-                    await asyncio.sleep(0.1)
-
-        dripping = asyncio.create_task(drip())
+        dripping = asyncio.create_task(_drip(writer, b" ", 40))  # always something new, never the whole body
         answer = await asyncio.wait_for(reader.read(), 5)
         dripping.cancel()
         writer.close()

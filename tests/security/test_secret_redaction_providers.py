@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from tests.fakes.azure_upstream import AzureFake, start_azure_fake
 from tests.fakes.base import FakeServer
 from tests.fakes.bedrock_upstream import API_KEY as BEDROCK_KEY
 from tests.fakes.bedrock_upstream import start_bedrock_fake
 from tests.fakes.gemini_upstream import start_gemini_fake
+from tests.security.test_secret_redaction import echoed_errors
 from tests.support.gateway import RunningGateway, running_gateway
 
 from tokenomy.redaction import MASK
@@ -64,15 +64,8 @@ async def test_an_upstream_echoing_its_request_leaks_no_key(
 ) -> None:
     gw, fakes = leaky
     fake = fakes[model]
-    body = {"model": model, "max_tokens": 8, "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
-    fake.mode = f"echo_headers_{status}"
-    try:
-        with caplog.at_level(logging.DEBUG, logger="tokenomy"):
-            async with httpx.AsyncClient(base_url=gw.url) as http:
-                resp = await http.post("/v1/chat/completions", json=body)
-                anthropic = await http.post("/v1/messages", json=body)
-    finally:
-        fake.mode = "ok"
+    with caplog.at_level(logging.DEBUG, logger="tokenomy"):
+        resp, anthropic = await echoed_errors(gw, fake, status, model, stream)
     received = fake.requests[-1].headers
     assert any(secret in str(received) for secret in SECRETS), "the upstream did receive the key it then echoed"
     assert resp.status_code == (400 if status == 400 else 502), resp.text
