@@ -242,7 +242,7 @@ async def test_one_key_cannot_hold_more_than_its_share_of_requests_in_progress(o
     config = _config(openai_fake.base_url, keys=True, max_in_flight_per_client=2).replace(
         "keys: [", f'keys: [{{name: other, sha256: "{hash_key(other)}"}}, ', 1
     )
-    openai_fake.mode, openai_fake.delay = "slow", 0.5
+    openai_fake.mode, openai_fake.delay = "slow", 1.0  # all six arrive while the first two are in progress
     try:
         async with running_gateway(config) as gw, httpx.AsyncClient(base_url=gw.url, timeout=10) as http:
 

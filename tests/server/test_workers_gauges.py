@@ -17,7 +17,7 @@ from tests.budgets.helpers import gateway_config
 from tests.fakes.openai_upstream import OpenAIFake
 from tests.server.test_workers import metric_sum, post, scrape, supervisor
 
-DELAY = 0.6  # every request of the burst reaches its worker while that worker's first is still in progress
+DELAY = 1.0  # every request of the burst reaches its worker while that worker's first is still in progress
 BURST = 5
 
 
