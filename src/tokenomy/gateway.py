@@ -143,8 +143,8 @@ class Gateway:
         if isinstance(self.ledger, ProcessLedger):
             await self.ledger.connected()  # the writer process is up before traffic arrives
         await self.access.open()
-        if metrics.MULTIPROCESS:  # serve --workers: route-attempt counts reach the files every worker sums
-            self._publisher = asyncio.create_task(metrics.publish_attempts(), name="tokenomy-metrics-publish")
+        if metrics.MULTIPROCESS:  # serve --workers: sampled counts and gauges reach the files every worker sums
+            self._publisher = asyncio.create_task(metrics.publish_sampled(), name="tokenomy-metrics-publish")
         for kind, provider in self.providers.items():
             task = asyncio.create_task(provider.start(), name=f"start:{kind}")
             task.add_done_callback(_log_start_failure)

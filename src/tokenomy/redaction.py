@@ -140,6 +140,17 @@ _MEMO_MAX = 4096
 _memo_generation = 0
 
 
+def redact_json(value: Any) -> Any:
+    """Parsed JSON with every string in it redacted (keys kept): an upstream's error object."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [redact_json(item) for item in value]
+    if isinstance(value, dict):
+        return {key: redact_json(item) for key, item in value.items()}
+    return value
+
+
 def redact_value(value: str) -> str:
     """``redact(value)`` for a short value that repeats (a model name, a tenant), remembered."""
     global _memo_generation

@@ -229,7 +229,11 @@ class FakeServer:
         echoed = _ECHO_MODE.fullmatch(mode)
         if echoed:  # an upstream that quotes what it received (credentials included) in its error
             received = dict(request.headers)
-            raise Reply(self.error(int(echoed.group(1)), f"Invalid request. Received headers: {received}"))
+            answer = self.error(int(echoed.group(1)), f"Invalid request. Received headers: {received}")
+            if answer.status == 429:  # and in Retry-After, the one upstream header relayed to clients
+                credentials = ("Authorization", "x-api-key", "api-key", "x-goog-api-key")
+                answer.headers["retry-after"] = " ".join(received[h] for h in credentials if h in received)
+            raise Reply(answer)
         streaming = isinstance(body, dict) and body.get("stream") is True
         if mode == "bad_json" or (mode == "malformed_stream" and not streaming):
             raise Reply(web.Response(text='{"id": "broken", "choices": [', content_type="application/json"))

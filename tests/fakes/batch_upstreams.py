@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 from tests.fakes.anthropic_upstream import AnthropicFake
-from tests.fakes.base import FAKE_KEY, Recorded, _headers, count_words, json_response
+from tests.fakes.base import FAKE_KEY, FakeServer, Recorded, _headers, count_words, json_response
 from tests.fakes.openai_upstream import OpenAIFake
 
 
@@ -35,6 +35,14 @@ def _user_text(messages: Any) -> str:
     if isinstance(content, list):
         return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
     return str(content or "")
+
+
+def _failure(fake: FakeServer, text: str) -> str:
+    """A failed request's error message; with ECHO in the prompt it quotes the headers (credentials
+    included) of the call the fake is answering, as a careless provider might."""
+    if "ECHO" in text:
+        return f"fake failure; received headers: {dict(fake.requests[-1].headers)}"
+    return "fake failure"
 
 
 def _finished(state: _BatchState, batch_id: str, status: str) -> str:
@@ -146,7 +154,8 @@ def _oa_results(fake: OpenAIBatchFake, batch: dict[str, Any]) -> None:
         body = line["body"]
         text = _user_text(body.get("messages"))
         if "FAIL" in text:
-            error = {"error": {"message": "fake failure", "type": "invalid_request_error", "param": None, "code": None}}
+            message = _failure(fake, text)
+            error = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}
             bad.append(json.dumps({"id": rid, "custom_id": line["custom_id"], "error": None,
                                    "response": {"status_code": 400, "request_id": rid, "body": error}}))  # fmt: skip
             continue
@@ -247,7 +256,7 @@ def _an_compute(fake: AnthropicBatchFake, batch: dict[str, Any]) -> None:
             result: dict[str, Any] = {"type": kind}
         elif "FAIL" in (text := _user_text(params["messages"])):
             kind = "errored"
-            inner = {"type": "invalid_request_error", "message": "fake failure"}
+            inner = {"type": "invalid_request_error", "message": _failure(fake, text)}
             result = {"type": "errored", "error": {"type": "error", "error": inner}}
         else:
             kind = "succeeded"

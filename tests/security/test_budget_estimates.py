@@ -3,7 +3,8 @@
 As found: the reservation counted only message text, so ``tools``, ``response_format`` schemas
 and image parts reserved nothing; 200 concurrent requests against a $0.50 hard budget spent
 $22.50 with a 40 KB ``tools`` array and $8.31 with four image parts. Now every billable part is
-estimated as an upper bound, and a request with no bound is refused under a hard budget.
+estimated as an upper bound (``n`` answers of ``max_tokens`` each included), and a request with no
+bound is refused under a hard budget.
 """
 
 from __future__ import annotations
@@ -50,10 +51,16 @@ def _tools() -> list[dict[str, Any]]:
 
 def _body(kind: str, i: int) -> dict[str, Any]:
     text = {"type": "text", "text": f"request {i}: what is in these pictures?"}
-    content: Any = f"request number {i}" if kind == "tools" else [text, IMAGE, IMAGE, IMAGE, IMAGE]
+    content: Any = {
+        "tools": f"request number {i}",
+        "images": [text, IMAGE, IMAGE, IMAGE, IMAGE],
+        "n": f"request number {i}: say all of these words back to me",  # 8 words of answer per choice
+    }[kind]
     body: dict[str, Any] = {"model": "fast", "messages": [{"role": "user", "content": content}], "max_tokens": 8}
     if kind == "tools":
         body["tools"] = _tools()
+    if kind == "n":  # 64 answers of max_tokens each: billed 64x
+        body["n"] = 64
     return body
 
 
@@ -77,7 +84,7 @@ async def _race(gw: RunningGateway, kind: str) -> list[int]:
     return [a.status_code for a in answers]
 
 
-@pytest.mark.parametrize("kind", ["tools", "images"])
+@pytest.mark.parametrize("kind", ["tools", "images", "n"])
 async def test_200_concurrent_requests_do_not_overspend(kind: str, openai_fake: OpenAIFake, tmp_path: Path) -> None:
     assert len(str(_tools())) > 40_000
     openai_fake.mode, openai_fake.delay = "slow", 0.5  # every request is in flight at once

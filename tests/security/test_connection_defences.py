@@ -89,6 +89,15 @@ async def _legit(gw: RunningGateway, n: int, **headers: str) -> list[int]:
     return statuses
 
 
+async def _drip(writer: asyncio.StreamWriter, byte: bytes, count: int) -> None:
+    """Send ``byte`` every 0.1 s, ``count`` times (until the gateway closes the connection)."""
+    with contextlib.suppress(ConnectionError):
+        for _ in range(count):
+            writer.write(byte)
+            await writer.drain()
+            await asyncio.sleep(0.1)
+
+
 async def test_stalled_bodies_without_a_key_are_refused_at_once(openai_fake: OpenAIFake) -> None:
     async with (
         running_gateway(_config(openai_fake.base_url, keys=True)) as gw,
@@ -125,15 +134,7 @@ async def test_a_slow_head_is_cut_at_the_deadline(openai_fake: OpenAIFake) -> No
         reader, writer = await _open(gw)
         started = time.monotonic()
         writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n")
-
-        async def drip() -> None:  # one header byte every 0.1 s: never a complete head
-            with contextlib.suppress(ConnectionError):
-                for _ in range(30):
-                    writer.write(b"x")
-                    await writer.drain()
-                    await asyncio.sleep(0.1)
-
-        dripping = asyncio.create_task(drip())
+        dripping = asyncio.create_task(_drip(writer, b"x", 30))  # never a complete head
         answer = await asyncio.wait_for(reader.read(), 4)
         dripping.cancel()
         writer.close()
@@ -219,3 +220,41 @@ async def test_one_address_cannot_hold_unlimited_silent_connections(openai_fake:
         statuses = await _legit(gw, 10)  # the silent ones gone, the address is welcome again
     assert closed == 10, "connections past 20 that sent nothing are closed at once"
     assert statuses == [200] * 10
+
+
+async def test_a_body_sent_one_byte_at_a_time_is_cut_at_the_deadline(openai_fake: OpenAIFake) -> None:
+    """As found, a client sending one byte a second was kept for the whole test: the body deadline is
+    for the whole body, not for each read."""
+    async with running_gateway(_config(openai_fake.base_url, keys=False)) as gw:
+        reader, writer = await _open(gw)
+        started = time.monotonic()
+        writer.write(_head("10.2.2.2").replace(b"100000", b"1000"))
+        dripping = asyncio.create_task(_drip(writer, b" ", 40))  # always something new, never the whole body
+        answer = await asyncio.wait_for(reader.read(), 5)
+        dripping.cancel()
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:60]
+    assert time.monotonic() - started < 3.0, "cut at the 1 s body deadline, not kept while bytes trickle in"
+
+
+async def test_one_key_cannot_hold_more_than_its_share_of_requests_in_progress(openai_fake: OpenAIFake) -> None:
+    other = "sk-other-client"
+    config = _config(openai_fake.base_url, keys=True, max_in_flight_per_client=2).replace(
+        "keys: [", f'keys: [{{name: other, sha256: "{hash_key(other)}"}}, ', 1
+    )
+    openai_fake.mode, openai_fake.delay = "slow", 1.0  # all six arrive while the first two are in progress
+    try:
+        async with running_gateway(config) as gw, httpx.AsyncClient(base_url=gw.url, timeout=10) as http:
+
+            def send(key: str) -> Any:
+                return http.post("/v1/chat/completions", json=BODY, headers={"authorization": f"Bearer {key}"})
+
+            greedy, [polite] = await asyncio.gather(
+                asyncio.gather(*(send(KEY) for _ in range(6))), asyncio.gather(send(other))
+            )
+    finally:
+        openai_fake.delay = 5.0
+    statuses = sorted(a.status_code for a in greedy)
+    assert statuses == [200, 200, 429, 429, 429, 429], statuses
+    assert {a.json()["error"]["code"] for a in greedy if a.status_code == 429} == {"too_many_in_flight"}
+    assert polite.status_code == 200, "another key is not held back by the greedy one"

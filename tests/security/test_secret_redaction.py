@@ -13,6 +13,7 @@ import httpx
 import pytest
 from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY
 from tests.fakes.anthropic_upstream import AnthropicFake
+from tests.fakes.base import FakeServer
 from tests.fakes.openai_upstream import OpenAIFake
 from tests.support.gateway import RunningGateway, running_gateway
 
@@ -24,14 +25,9 @@ ANTHROPIC_SECRET = "sk-ant-api03-Hq7Pz2Lw9Xc4Vb8Nm1Kj6Tr3"
 ODD_SECRET = "corp_internal_Y7u2K9p4Q1w8"  # no known key shape: masked because it is configured
 
 
-@pytest.fixture(scope="module")
-async def leaky() -> AsyncIterator[tuple[RunningGateway, OpenAIFake, AnthropicFake]]:
-    from tests.fakes.anthropic_upstream import start_anthropic_fake
-    from tests.fakes.openai_upstream import start_openai_fake
-
-    oai: OpenAIFake = await start_openai_fake()  # takes any key: "fast" and "odd" send different ones
-    ant: AnthropicFake = await start_anthropic_fake(api_key=ANTHROPIC_SECRET)
-    config = f"""
+def _config(oai: OpenAIFake, ant: AnthropicFake) -> str:
+    """Models ``fast`` (OpenAI format) and ``claude`` (Anthropic), each with its long, key-shaped key."""
+    return f"""
 models:
   - name: fast
     deployments:
@@ -40,11 +36,24 @@ models:
   - name: claude
     deployments:
       - {{provider: anthropic, base_url: "{ant.base_url}", api_key: "${{T_UNSET_ANT:-{ANTHROPIC_SECRET}}}",
-          model: claude-3-5-haiku-latest}}
+          model: claude-3-5-haiku-latest}}"""
+
+
+@pytest.fixture(scope="module")
+async def leaky() -> AsyncIterator[tuple[RunningGateway, OpenAIFake, AnthropicFake]]:
+    from tests.fakes.anthropic_upstream import start_anthropic_fake
+    from tests.fakes.openai_upstream import start_openai_fake
+
+    oai: OpenAIFake = await start_openai_fake()  # takes any key: "fast" and "odd" send different ones
+    ant: AnthropicFake = await start_anthropic_fake(api_key=ANTHROPIC_SECRET)
+    config = (
+        _config(oai, ant)
+        + f"""
   - name: odd
     deployments:
       - {{provider: openai, base_url: "{oai.base_url}", api_key: "${{T_UNSET_ODD:-{ODD_SECRET}}}", model: gpt-4o-mini}}
 """
+    )
     try:
         async with running_gateway(config) as gw:
             yield gw, oai, ant
@@ -54,6 +63,20 @@ models:
 
 
 SECRETS = (OPENAI_SECRET, ANTHROPIC_SECRET, ODD_SECRET)
+
+
+async def echoed_errors(
+    gw: RunningGateway, fake: FakeServer, status: int, model: str, stream: bool
+) -> tuple[httpx.Response, httpx.Response]:
+    """One request through each endpoint (OpenAI, Anthropic) while ``fake`` answers ``status`` with
+    an error that quotes every header it received."""
+    body = {"model": model, "max_tokens": 8, "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
+    fake.mode = f"echo_headers_{status}"
+    try:
+        async with httpx.AsyncClient(base_url=gw.url) as http:
+            return await http.post("/v1/chat/completions", json=body), await http.post("/v1/messages", json=body)
+    finally:
+        fake.mode = "ok"
 
 
 @pytest.mark.parametrize("model", ["fast", "claude", "odd"])
@@ -67,22 +90,41 @@ async def test_an_upstream_echoing_its_request_leaks_no_key(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     gw, oai, ant = leaky
-    body = {"model": model, "max_tokens": 8, "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
     fake = ant if model == "claude" else oai
-    fake.mode = f"echo_headers_{status}"
-    try:
-        with caplog.at_level(logging.DEBUG, logger="tokenomy"):
-            async with httpx.AsyncClient(base_url=gw.url) as http:
-                resp = await http.post("/v1/chat/completions", json=body)
-                anthropic = await http.post("/v1/messages", json=body)
-    finally:
-        fake.mode = "ok"
+    with caplog.at_level(logging.DEBUG, logger="tokenomy"):
+        resp, anthropic = await echoed_errors(gw, fake, status, model, stream)
     assert resp.status_code == (400 if status == 400 else 502)
     assert "Received headers" in resp.text, "the upstream's message is still relayed"
     everything = resp.text + str(resp.headers) + anthropic.text + str(anthropic.headers) + caplog.text
     for secret in SECRETS:
         assert secret not in everything
     assert MASK in resp.text
+
+
+@pytest.mark.parametrize("model", ["fast", "claude"])
+async def test_a_rate_limit_echoing_the_key_in_retry_after_leaks_nothing(model: str) -> None:
+    """429 is the one upstream answer whose header (``Retry-After``) reaches the client: an upstream
+    that puts the credentials it received there (and in its message) leaks nothing either.
+    A gateway of its own: the deployment cools down after a 429."""
+    from tests.fakes.anthropic_upstream import start_anthropic_fake
+    from tests.fakes.openai_upstream import start_openai_fake
+
+    oai: OpenAIFake = await start_openai_fake(mode="echo_headers_429")
+    ant: AnthropicFake = await start_anthropic_fake(api_key=ANTHROPIC_SECRET, mode="echo_headers_429")
+    config = "routing: {retries: {max_attempts: 1}}" + _config(oai, ant)
+    body = {"model": model, "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+    try:
+        async with running_gateway(config) as gw, httpx.AsyncClient(base_url=gw.url) as http:
+            resp = await http.post("/v1/chat/completions", json=body)
+        fake = ant if model == "claude" else oai
+        assert any(s in str(fake.requests[-1].headers) for s in (OPENAI_SECRET, ANTHROPIC_SECRET))
+    finally:
+        await oai.close()
+        await ant.close()
+    assert resp.status_code == 429 and "retry-after" in resp.headers, resp.text
+    for secret in SECRETS:
+        assert secret not in resp.text + str(resp.headers)
+    assert MASK in resp.headers["retry-after"] and MASK in resp.text
 
 
 def test_the_redactor_masks_configured_values_and_key_shapes() -> None:

@@ -2,7 +2,10 @@
 
 A batch for a model listed in ``batches.provider_models`` is sent whole to the provider's own
 batch API (billed at about half price), polled, and its results mapped back onto our items by
-``custom_id``. Pure translation lives in the functions here; the classes do the HTTP.
+``custom_id``. Pure translation lives in the functions here; the classes do the HTTP. Every error
+text taken from a provider (a failed call, the batch's ``errors``, a failed request's error) passes
+through the redactor, as on the live path: a provider that quotes the credentials it received
+leaks nothing to clients or logs.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import orjson
 from tokenomy.batches.store import Item
 from tokenomy.config.models import Deployment
 from tokenomy.providers.anthropic.translate import from_anthropic_response, to_anthropic_request
+from tokenomy.redaction import redact, redact_json
 
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 
@@ -61,7 +65,8 @@ class _Http:
         ):
             body = await resp.read()
             if resp.status >= 400:
-                raise RemoteError(f"{method} {path} answered {resp.status}: {body[:300].decode(errors='replace')}")
+                text = redact(body[:300].decode(errors="replace"))
+                raise RemoteError(f"{method} {path} answered {resp.status}: {text}")
             return body
 
 
@@ -90,7 +95,10 @@ class OpenAIBatches(_Http):
         self._files = (batch.get("output_file_id"), batch.get("error_file_id"))
         counts = batch.get("request_counts") or {}
         return RemoteStatus(
-            batch["status"], int(counts.get("completed") or 0), int(counts.get("failed") or 0), batch.get("errors")
+            batch["status"],
+            int(counts.get("completed") or 0),
+            int(counts.get("failed") or 0),
+            redact_json(batch.get("errors")),
         )
 
     async def results(self, remote_id: str) -> dict[str, dict[str, Any]]:
@@ -101,7 +109,7 @@ class OpenAIBatches(_Http):
                 for raw in (await self.call("GET", f"/files/{file_id}/content")).splitlines():
                     if raw.strip():
                         line = orjson.loads(raw)
-                        out[line["custom_id"]] = {"response": line.get("response"), "error": line.get("error")}
+                        out[line["custom_id"]] = openai_result(line)
         return out
 
     async def cancel(self, remote_id: str) -> None:
@@ -160,6 +168,15 @@ def openai_line(item: Item, endpoint: str, upstream_model: str) -> dict[str, Any
     return {"custom_id": item.custom_id, "method": "POST", "url": endpoint, "body": body}
 
 
+def openai_result(line: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI batch output line's ``{"response", "error"}``, its error parts redacted (a failed
+    request's response body is the provider's error)."""
+    response = line.get("response")
+    if isinstance(response, dict) and response.get("status_code") != 200:
+        response = redact_json(response)
+    return {"response": response, "error": redact_json(line.get("error"))}
+
+
 def anthropic_status(batch: dict[str, Any]) -> str:
     """Anthropic's ``processing_status`` (in_progress, canceling, ended) in OpenAI's words."""
     status = batch.get("processing_status")
@@ -185,8 +202,8 @@ def from_anthropic_result(entry: dict[str, Any], model_name: str) -> dict[str, A
         return {"response": {"status_code": 200, "request_id": message.get("id"), "body": body}, "error": None}
     if kind == "errored":
         error = (result.get("error") or {}).get("error") or result.get("error") or {}
-        body = {"error": {"message": error.get("message", "error"), "type": error.get("type"), "param": None,
-                          "code": None}}  # fmt: skip
+        body = {"error": {"message": redact(str(error.get("message", "error"))), "type": error.get("type"),
+                          "param": None, "code": None}}  # fmt: skip
         return {"response": {"status_code": 400, "request_id": None, "body": body}, "error": None}
     code = "batch_expired" if kind == "expired" else "batch_cancelled"
     return {"response": None, "error": {"code": code, "message": f"The provider reported this request {kind}."}}

@@ -49,7 +49,11 @@ class Flush(msgspec.Struct, tag="f", array_like=True, gc=False):
 
 
 class Stats(msgspec.Struct, tag="s", array_like=True, gc=False):
-    """Answer at once with an :class:`Ack` (``seq`` 0) carrying the store's state (for the metrics)."""
+    """Answer at once with an :class:`Ack` (``seq`` 0) carrying the store's state (for the metrics),
+    and ``journalled`` = this ``seq``: everything sent before it on the connection has been read and
+    journalled, so it survives the writer being killed."""
+
+    seq: int = 0
 
 
 class Ack(msgspec.Struct, array_like=True, gc=False):
@@ -59,6 +63,7 @@ class Ack(msgspec.Struct, array_like=True, gc=False):
     store_up: bool
     written: int
     replayed: int
+    journalled: int = 0
 
 
 Message = RecordMsg | CachePut | Batch | Flush | Stats

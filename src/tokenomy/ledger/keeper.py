@@ -20,7 +20,6 @@ from tokenomy.telemetry import metrics
 from tokenomy.telemetry.log_limit import RateLimitedLog
 
 log = logging.getLogger("tokenomy.ledger")
-_spool_log = RateLimitedLog(log, 60.0)  # spooling goes on for as long as the store is down
 _MAX_RETRY_S = 30.0
 
 
@@ -30,6 +29,7 @@ class StoreKeeper:
     def __init__(self, store: LedgerStore, config: LedgerConfig) -> None:
         self.store = store
         self.spool = Spool(config.spool)
+        self._spool_log = RateLimitedLog(log, 60.0)  # spooling goes on for as long as the store is down
         self._config = config
         self.store_up = False
         self._retry_at = 0.0
@@ -93,7 +93,9 @@ class StoreKeeper:
         try:
             self.spool.append(records)
             metrics.LEDGER_SPILLED.labels(reason).inc(len(records))
-            _spool_log.warning(reason, "ledger: %d record(s) spooled to %s (%s)", len(records), self.spool.path, reason)
+            self._spool_log.warning(
+                reason, "ledger: %d record(s) spooled to %s (%s)", len(records), self.spool.path, reason
+            )
         except OSError:
             metrics.LEDGER_LOST.inc(len(records))
             log.exception("ledger: %d record(s) could not be spooled to %s", len(records), self.spool.path)

@@ -5,7 +5,11 @@ in a dict, added to the counters every quarter second), and sends the msgpack-en
 the writer process with one non-blocking ``send`` on a Unix socket, before the response is
 written: a gateway process killed after answering has already handed its record over. When the
 writer cannot take it (not running, restarting, its socket buffer full) the record is appended to
-the spool file instead, which the writer replays. Records whose tokens must be counted locally (the
+the spool file instead, which the writer replays. A record sent is kept here until the writer
+confirms it has read and journalled it (its answer to the quarter-second :class:`Stats`); if the
+writer dies first (``kill -9``: the kernel discards what it had not read), the records it did not
+confirm are spooled, so the replacement stores them (a record also journalled is stored once: the
+stores ignore a request id they already hold). Records whose tokens must be counted locally (the
 provider reported no usage) are built on a helper thread, as counting a long prompt takes too long
 for the event loop.
 
@@ -44,7 +48,6 @@ log = logging.getLogger("tokenomy.ledger")
 T = TypeVar("T")
 _RECONNECT_S = 0.05
 _HOOK_FLUSH_S = 0.25
-_STATS = channel.encode(Stats())
 _MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))  # serve --workers: the writer exports its own
 
 
@@ -78,6 +81,10 @@ class ProcessLedger:
         self._reading: socket | None = None
         self._seen = (0, 0)
         self._seq = itertools.count(1)
+        # records sent since the last Stats, and those sent before each Stats not yet confirmed
+        self._held: list[LedgerRecord] = []
+        self._unconfirmed: dict[int, list[LedgerRecord]] = {}
+        self._stats_seq = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.store_up = False
         self.sent = 0
@@ -124,7 +131,7 @@ class ProcessLedger:
         except BlockingIOError:
             return False
         except OSError:
-            self._disconnect()
+            self._writer_lost()
             return False
 
     def _build(self, ctx: CallContext) -> LedgerRecord:
@@ -152,12 +159,14 @@ class ProcessLedger:
                 if len(data) <= channel.MAX_MESSAGE:
                     sock.send(data)
                     self.sent += 1
+                    if self._reading is sock:  # until the writer confirms it journalled it (answers read on the loop)
+                        self._held.append(record)
                     return
                 reason = "too_large"
             except BlockingIOError:
                 reason = "queue_full"
             except OSError:
-                self._disconnect()
+                self._writer_lost()
         self._spill(record, reason)
 
     def _send_puts_of(self, batch: Batch) -> None:
@@ -203,6 +212,22 @@ class ProcessLedger:
             self._reading = sock
         return sock
 
+    def _writer_lost(self) -> None:
+        """The writer went away: spool the records it had not confirmed, then disconnect.
+
+        It may have read some of them (a writer that exited cleanly read them all): those are
+        stored once all the same. Their access-log lines are not written again here."""
+        lost = [record for batch in self._unconfirmed.values() for record in batch] + self._held
+        self._unconfirmed, self._held = {}, []
+        if lost:
+            try:
+                self.spool.append(lost)
+                metrics.LEDGER_SPILLED.labels("writer_lost").inc(len(lost))
+            except OSError:
+                metrics.LEDGER_LOST.inc(len(lost))
+                log.exception("ledger: %d record(s) could not be spooled to %s", len(lost), self.spool.path)
+        self._disconnect()
+
     def _disconnect(self) -> None:
         sock, self._sock = self._sock, None
         if sock is not None:
@@ -224,13 +249,16 @@ class ProcessLedger:
                 data = b""
             if not data:
                 if sock is self._sock:
-                    self._disconnect()
+                    self._writer_lost()
                 return
             try:
                 ack = channel.decode_ack(data)
             except (msgspec.DecodeError, msgspec.ValidationError):
                 continue
             self._apply(ack)
+            if ack.journalled and sock is self._sock:
+                for seq in [seq for seq in self._unconfirmed if seq <= ack.journalled]:
+                    del self._unconfirmed[seq]
             if ack.seq:
                 with self._acked_cond:
                     self._acked = max(self._acked, ack.seq)
@@ -250,12 +278,17 @@ class ProcessLedger:
         self._seen = (ack.written, ack.replayed)
 
     def _tick(self) -> None:
-        """Every quarter second on the event loop: add the metric sums to the counters."""
+        """Every quarter second on the event loop: add the metric sums to the counters, and ask the
+        writer to confirm what it has journalled."""
         if self._closing or self._loop is None or self._loop.is_closed():
             return
         self._flush_hooks()
         if self._reading is not None:
-            self._send(_STATS)
+            seq = next(self._stats_seq)
+            held = self._held
+            if self._send(channel.encode(Stats(seq))) and held:
+                self._unconfirmed[seq] = held  # confirmed by the answer to this Stats
+                self._held = []
         self._ticker = self._loop.call_later(_HOOK_FLUSH_S, self._tick)
 
     def _flush_hooks(self) -> None:
@@ -279,7 +312,7 @@ class ProcessLedger:
         if self.launcher is not None:
             self.launcher.start()
         self._reconnect()
-        if self._loop is not None and self._hooks:
+        if self._loop is not None:  # metric sums, and the writer's confirmations of what it journalled
             self._ticker = self._loop.call_later(_HOOK_FLUSH_S, self._tick)
 
     async def connected(self, within_s: float = 10.0) -> bool:
@@ -321,7 +354,7 @@ class ProcessLedger:
                     elif self._await_ack(sock, seq, end):
                         return True
                 except OSError:
-                    self._on_loop(self._disconnect)
+                    self._on_loop(self._writer_lost)
             return False
 
     def _wait_acked(self, sock: socket, seq: int, end: float) -> bool:

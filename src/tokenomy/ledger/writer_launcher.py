@@ -42,7 +42,9 @@ def writer_settings(config: GatewayConfig, socket_path: str, access_log: bool = 
     ledger = config.ledger.model_copy(update=paths)
     server = config.server
     secrets = tuple(config_secrets(config))
-    return WriterSettings(socket_path, ledger, cache_path, server.log_level, server.log_format, access_log, secrets)
+    return WriterSettings(
+        socket_path, ledger, cache_path, server.log_level, server.log_format, access_log, secrets, exact.max_store_bytes
+    )
 
 
 def writer_writes_access_log(config: GatewayConfig) -> bool:

@@ -63,15 +63,16 @@ class WriterSettings:
     log_format: str = "text"  # the gateway's: this process writes to the same standard error
     access_log: bool = False  # write the gateway's access log (one line per record received)
     secrets: tuple[str, ...] = ()  # the configured secrets, masked in every line (as in the gateway)
+    cache_max_bytes: int | None = None  # the level-2 cache file's size bound (cache.exact.max_store_bytes)
 
 
 class CacheFile:
     """The level-2 cache table, written in one transaction per batch (schema: ``cache/stores/sqlite.py``)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, max_bytes: int | None = None) -> None:
         from tokenomy.cache.stores.sqlite import SqliteCacheStore
 
-        self._store = SqliteCacheStore(Path(path))
+        self._store = SqliteCacheStore(Path(path), max_bytes)  # evicts past the bound as it writes
 
     def write(self, puts: list[CachePut]) -> None:
         rows = [(p.key, p.value, p.namespace, p.model, p.task, p.expires) for p in puts]
@@ -88,7 +89,7 @@ class Writer:
         self.settings = settings
         self.config = settings.ledger
         self.keeper = StoreKeeper(store_for(settings.ledger), settings.ledger)
-        self.cache = CacheFile(settings.cache_path) if settings.cache_path else None
+        self.cache = CacheFile(settings.cache_path, settings.cache_max_bytes) if settings.cache_path else None
         self.access = AccessLog() if settings.access_log else None
         self.journal = journal.Journal(Path(f"{settings.ledger.spool}.journal"))
         self.sel = selectors.DefaultSelector()
@@ -230,8 +231,8 @@ class Writer:
         elif isinstance(message, Flush) and conn is not None:
             self.flushes.append((conn, message.seq))
         elif isinstance(message, Stats) and conn is not None:
-            with contextlib.suppress(OSError):
-                conn.send(self._ack(0))
+            with contextlib.suppress(OSError):  # its read was journalled above: what came before is safe
+                conn.send(self._ack(0, journalled=message.seq))
 
     def _commit(self) -> None:
         records, self.records = self.records, []
@@ -251,8 +252,8 @@ class Writer:
                 with contextlib.suppress(OSError):  # that gateway process may be gone
                     conn.send(self._ack(seq))
 
-    def _ack(self, seq: int) -> bytes:
-        return channel.encode(Ack(seq, self.keeper.store_up, self.keeper.written, self.keeper.replayed))
+    def _ack(self, seq: int, journalled: int = 0) -> bytes:
+        return channel.encode(Ack(seq, self.keeper.store_up, self.keeper.written, self.keeper.replayed, journalled))
 
     def _housekeeping(self, now: float) -> None:
         if self.keeper.retry_due():

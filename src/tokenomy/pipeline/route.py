@@ -32,7 +32,7 @@ from tokenomy.state.shared_memory import SharedRateLimiter, worker_state
 from tokenomy.telemetry import metrics
 from tokenomy.telemetry.log_limit import RateLimitedLog
 
-_upstream_log = RateLimitedLog(logging.getLogger("tokenomy.upstream"))  # one line per deployment and outcome per 10 s
+_UPSTREAM_LOG = logging.getLogger("tokenomy.upstream")
 
 Attempt = tuple[str, str, float]  # (deployment, "ok" or the error code, milliseconds)
 
@@ -80,6 +80,9 @@ class RouteStage:
         self._tokens = PromptTokens(config.local.generation.model_path)
         self._clock = clock
         self._sleep = sleep
+        # one line per deployment and outcome per 10 s, per gateway: a module-wide limiter would let
+        # one gateway's failures silence another's (two gateways in one process, e.g. embedded)
+        self._upstream_log = RateLimitedLog(_UPSTREAM_LOG)
 
     async def __call__(self, ctx: CallContext, call_next: Handler) -> Response:
         model = self._table.resolve(ctx.model)
@@ -184,7 +187,7 @@ class RouteStage:
         slot.failed[outcome] = slot.failed.get(outcome, 0) + 1
         kind = verdict(exc)
         if kind is not Verdict.CLIENT:
-            _upstream_log.warning(
+            self._upstream_log.warning(
                 f"{slot.label}|{outcome}",
                 "upstream %s failed after %.0f ms: %s (HTTP %d, %s)",
                 slot.label,

@@ -307,6 +307,6 @@ def _export(admission: Admission) -> None:
     def read(field: Callable[[Admission], float]) -> Callable[[], float]:
         return lambda: field(a) if (a := ref()) is not None else 0.0
 
-    metrics.IN_PROGRESS_SECONDS.set_function(read(lambda a: a.overload.busy_s))
-    metrics.ANSWERED.set_function(read(lambda a: a.overload.completed))
-    metrics.SLOT_WAITS_SERVED.set_function(read(lambda a: a.slots.admitted if a.slots is not None else 0))
+    metrics.read_at_scrape(metrics.IN_PROGRESS_SECONDS, read(lambda a: a.overload.busy_s))
+    metrics.read_at_scrape(metrics.ANSWERED, read(lambda a: a.overload.completed))
+    metrics.read_at_scrape(metrics.SLOT_WAITS_SERVED, read(lambda a: a.slots.admitted if a.slots is not None else 0))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -288,28 +288,53 @@ def render() -> tuple[bytes, str]:
 
     Under ``serve --workers`` (``PROMETHEUS_MULTIPROC_DIR`` set) the values of every process are
     summed from their files, so any worker shows the whole gateway; the route-attempt counters,
-    kept as plain integers, reach those files every ``PUBLISH_S`` (:func:`publish_attempts`), and
-    this worker's own just before it renders.
+    kept as plain integers, and the gauges read at scrape time (:func:`read_at_scrape`) reach those
+    files every ``PUBLISH_S`` (:func:`publish_sampled`), and this worker's own just before it renders.
     """
     if MULTIPROCESS:
         from prometheus_client import multiprocess
 
-        ROUTE_ATTEMPTS.publish()
+        _publish()
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
-async def publish_attempts() -> None:
-    """Under ``serve --workers``: hand the route-attempt counts to the multiprocess files every
-    ``PUBLISH_S`` until cancelled (then once more), so ``/metrics`` on any worker sums every worker's."""
+_readings: dict[str, tuple[Gauge, Callable[[], float]]] = {}
+
+
+def read_at_scrape(gauge: Gauge, read: Callable[[], float]) -> None:
+    """Show ``read()`` as ``gauge``'s value (replacing an earlier reader), read off the request path.
+
+    In one process that is ``set_function``: called when ``/metrics`` is scraped. Under ``serve
+    --workers`` the collector that sums the workers' files never calls a function (a gauge set only
+    by one read 0 on every worker), so the value is written to this process's file with the
+    route-attempt counts (:func:`publish_sampled`): every ``PUBLISH_S``, and just before this worker
+    renders. The sum over the workers' series is then the gateway's (another worker's at most
+    ``PUBLISH_S`` old)."""
+    if MULTIPROCESS:
+        _readings[gauge._name] = (gauge, read)
+    else:
+        gauge.set_function(read)
+
+
+def _publish() -> None:
+    ROUTE_ATTEMPTS.publish()
+    for gauge, read in list(_readings.values()):
+        gauge.set(read())
+
+
+async def publish_sampled() -> None:
+    """Under ``serve --workers``: hand the route-attempt counts and the gauges read at scrape time to
+    the multiprocess files every ``PUBLISH_S`` until cancelled (then once more), so ``/metrics`` on
+    any worker sums every worker's."""
     try:
         while True:
             await asyncio.sleep(PUBLISH_S)
-            ROUTE_ATTEMPTS.publish()
+            _publish()
     finally:
-        ROUTE_ATTEMPTS.publish()
+        _publish()
 
 
 _children: dict[tuple[str, ...], Any] = {}

@@ -25,7 +25,8 @@ from tokenomy.cache.stores.base import CacheUnavailable, EntryMeta
 log = logging.getLogger("tokenomy.cache")
 T = TypeVar("T")
 Pending = tuple[str, bytes, str, str, str, float]
-_PURGE_EVERY = 1000  # writes between deletions of expired rows
+_PURGE_EVERY = 1000  # writes between deletions of expired rows (and checks of the size bound)
+_BOUND_CHECK_SHARE = 20  # the size bound is also checked each time 1/20 of it has been written
 # Queued writes wait this long for others to join their batch: one thread wake-up and one commit
 # per batch instead of per answer. Level 1 serves the answer meanwhile.
 _WRITE_DELAY_S = 0.02
@@ -46,6 +47,7 @@ class SqliteCacheStore:
     def __init__(self, path: Path, max_bytes: int | None = None) -> None:
         self.path = path
         self.max_bytes = max_bytes  # bound on the pages in use; oldest entries are evicted beyond it
+        self._unchecked = 0  # value bytes written since the bound was last checked
         self._reader: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="tokenomy-cache-sqlite")
@@ -111,9 +113,6 @@ class SqliteCacheStore:
 
     def write_rows(self, rows: list[Pending]) -> None:
         """Store rows ``(key, value, namespace, model, task, expires)`` in one transaction (blocking)."""
-        self._writes += len(rows)
-        if self._writes // _PURGE_EVERY != (self._writes - len(rows)) // _PURGE_EVERY:
-            self.purge_expired()
         try:
             conn = self._conn()
             conn.execute("BEGIN")
@@ -123,6 +122,21 @@ class SqliteCacheStore:
             if self._writer is not None and self._writer.in_transaction:
                 self._writer.execute("ROLLBACK")
             raise CacheUnavailable(f"writing the cache failed: {exc}") from exc
+        self._housekeep(len(rows), sum(len(row[1]) for row in rows))
+
+    def _housekeep(self, rows: int, size: int) -> None:
+        """After writes: every ``_PURGE_EVERY`` writes drop the expired rows, and then, or whenever
+        a twentieth of ``max_bytes`` has been written since the last look, enforce the bound (a few
+        large answers must not take the file far past it before the thousandth write)."""
+        before, self._writes = self._writes, self._writes + rows
+        self._unchecked += size
+        check = self.max_bytes is not None and self._unchecked >= self.max_bytes // _BOUND_CHECK_SHARE
+        if self._writes // _PURGE_EVERY != before // _PURGE_EVERY:
+            self.purge_expired()  # expired rows are never read; this keeps the file from growing with them
+            check = True
+        if check:
+            self._unchecked = 0
+            self.evict_to_bound()
 
     async def delete(self, key: str) -> None:
         """Delete on the writer thread."""
@@ -155,14 +169,11 @@ class SqliteCacheStore:
         return self._writer
 
     def _set(self, key: str, value: bytes, meta: EntryMeta) -> None:
-        self._writes += 1
-        if self._writes % _PURGE_EVERY == 0:
-            self.purge_expired()  # expired rows are never read; this keeps the file from growing with them
-            self.evict_to_bound()
         try:
             self._conn().execute(_UPSERT, (key, value, meta.namespace, meta.model, meta.task, meta.expires))
         except sqlite3.Error as exc:
             raise CacheUnavailable(f"writing the cache failed: {exc}") from exc
+        self._housekeep(1, len(value))
 
     def _exec(self, sql: str, args: tuple[object, ...]) -> int:
         try:
