@@ -26,8 +26,9 @@ float32 model before quantization.
 Writes to ``--out``: ``cross-encoder.int8.onnx``, ``heldout.csv``, ``train.json``, one
 ``fold-R-K.csv`` per fold model (a rerun skips the folds whose file exists; ``--only R:K,...`` trains
 just those) and ``oof.csv``, all fold files so far.
-``--final MODEL`` skips training the final model and scores STS-B dev/test with ``MODEL`` (e.g. the
-shipped one, trained by this same recipe).
+``--keep-models`` also keeps the final model's float32 file and adds its scores (``score_fp32``,
+``score_reversed_fp32``) to ``heldout.csv``. ``--final MODEL`` skips training the final model and
+scores STS-B dev/test with ``MODEL`` (e.g. the shipped one, trained by this same recipe).
 """
 
 from __future__ import annotations
@@ -232,14 +233,18 @@ def main() -> None:
         else:
             final = train(base, tok, [(sts_soft, 1), (lc, 3)], device, seed=7)
             shipped = opts.out / "cross-encoder.int8.onnx"
-            export_int8(final, shipped)
+            export_int8(final, shipped, keep_fp32=opts.keep_models)
+        float32 = shipped.with_suffix(".fp32.onnx")  # kept with --keep-models: the float32 columns too
         held_rows = []
         for source, pairs in (("stsb-dev", sts_dev), ("stsb-test", sts_test)):
             labelled = [(a, b, s) for a, b, s in pairs if s >= 4 or s <= 2]
-            forward = score(shipped, tok, [(b, a) for a, b, _ in labelled])
-            backward = score(shipped, tok, [(a, b) for a, b, _ in labelled])
-            for (a, b, s), x, r in zip(labelled, forward, backward, strict=True):
-                held_rows.append({"source": source, "label": int(s >= 4), "score": x, "score_reversed": r,
+            columns = {"score": score(shipped, tok, [(b, a) for a, b, _ in labelled]),
+                       "score_reversed": score(shipped, tok, [(a, b) for a, b, _ in labelled])}  # fmt: skip
+            if float32.exists():
+                columns["score_fp32"] = score(float32, tok, [(b, a) for a, b, _ in labelled])
+                columns["score_reversed_fp32"] = score(float32, tok, [(a, b) for a, b, _ in labelled])
+            for i, (a, b, s) in enumerate(labelled):
+                held_rows.append({"source": source, "label": int(s >= 4), **{k: v[i] for k, v in columns.items()},
                                   "sentence1": a, "sentence2": b})  # fmt: skip
         write_rows(opts.out / "heldout.csv", held_rows)
         log["final_seconds"] = round(time.time() - started, 1)

@@ -12,7 +12,9 @@ apart) by the requests answered:
 - **served**: every request answered 200 by way of the upstream;
 - **shed at the edge**: ``server.max_in_flight: 4`` and four requests held in progress at a
   deliberately slow upstream answer, so every further model call finds the in-progress limit
-  reached and is answered 503 from the protocol.
+  reached and is answered 503 from the protocol; the same again as open loops at each rate of
+  ``OPEN`` (requests leave on schedule, spread in time, on as many kept-alive connections as the
+  generator needs: what a shed costs under overload, where the requests do not arrive in batches).
 
 On one core, goodput g at offered rate r satisfies g * served + (r - g) * shed <= 1 s: the last
 line but one is the share of saturation the gateway keeps at 2x saturation on kept-alive
@@ -38,11 +40,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 SECONDS = float(os.environ.get("SECONDS", "4"))
 CONNS = int(os.environ.get("CONNS", "8"))
+OPEN = [float(r) for r in os.environ.get("OPEN", "2000 6000").split()]  # open-loop rates for the shed rows
 
 
-def _measure(gateway_pid: int, url: str, auth: list[str], new: bool) -> tuple[int, dict[str, int], float, float]:
+def _measure(
+    gateway_pid: int, url: str, auth: list[str], new: bool, rate: float = 0
+) -> tuple[int, dict[str, int], float, float]:
+    """Closed loop of CONNS connections, or (``rate``) an open loop at that many requests a second."""
     before, before_kids = probes.cpu_s(gateway_pid), probes.descendants_cpu_s(gateway_pid)
-    r = bench._load_run(url, 200_000, SECONDS, auth, in_flight=CONNS, warmup=0, new_connections=new)
+    if rate:
+        r = bench._load_run(url, rate, SECONDS, auth, in_flight=4096, warmup=0)
+    else:
+        r = bench._load_run(url, 200_000, SECONDS, auth, in_flight=CONNS, warmup=0, new_connections=new)
     time.sleep(0.5)  # let the ledger writer catch up
     sent = int(r["sent"])  # type: ignore[call-overload]
     codes = dict(r["codes"])  # type: ignore[call-overload]
@@ -83,6 +92,9 @@ def main() -> None:
             for new in (False, True):
                 sent, codes, cpu, kids = _measure(gateway.pid, url, auth, new)
                 rows.append((label + (", a new connection each" if new else ""), sent, codes, cpu, kids))
+            for rate in OPEN if server else []:
+                sent, codes, cpu, kids = _measure(gateway.pid, url, auth, False, rate)
+                rows.append((f"{label}, open loop at {rate:.0f} rps", sent, codes, cpu, kids))
             for s in held:
                 s.close()
             gateway.terminate()

@@ -194,7 +194,9 @@ class ServerConfig(_Frozen):
         description="requests in progress (body received) beyond which the gateway answers 503 at once",
     )
     shed_loop_lag_ms: float = Field(
-        default=20.0,  # two quiet-machine runs: 74% / 70% goodput at 2x saturation against 59% / 50% at 50 ms
+        # quiet-machine runs (docs/benchmarks.md, Overload): at 2x saturation admitted p99 +41 to +54 ms over
+        # no-load in 4 of 4 runs at 5 ms, against +165 to +422 at 20 ms, with the same goodput
+        default=5.0,
         ge=0,
         description="the gateway's own queue delay / event-loop lag beyond which the limit on model calls "
         "in progress is lowered (past the limit new ones get 503 at once; 0: off)",
