@@ -12,7 +12,8 @@ It starts a fixed-answer upstream (a raw asyncio HTTP server, so the gateway is 
 and ``tokenomy serve`` in front of it, each its own process, then:
 
 1. **saturation**: a closed loop of 64 connections for DURATION s gives the throughput S (200s
-   per second);
+   per second), on a gateway of the same settings but with shedding off (``shed_loop_lag_ms: 0``):
+   what the gateway can serve, whatever the variant would shed at exactly that load;
 2. **no load**: an open loop at 20 rps gives the no-load p99;
 3. **overload**: open loops (requests leave on schedule whatever earlier ones do) at 0.5x, 1x, 2x
    and 4x S: goodput (200s per second) and the p50/p99 of the admitted (200) requests, with
@@ -336,12 +337,19 @@ def _diagnostics_row(label: str, r: dict[str, object]) -> str:
 def _overload(upstream_port: int, home: Path, procs: list[subprocess.Popen[str]], variant: str) -> float:
     """Saturation, no load and the overload phases against one gateway (``variant``: extra
     ``server:`` settings, ";"-separated); prints the two tables and returns S."""
-    gateway, url = _gateway(upstream_port, keys=True, home=home, extra=variant)
-    procs.append(gateway)
     auth = [f"authorization: Bearer {KEY}"]
+    # S is what the gateway can serve: measured with shedding off (a variant that sheds at exactly
+    # saturation would otherwise lower its own S, and so raise its goodput shares)
+    unshed = [part for part in variant.split(";") if part.strip() and not part.strip().startswith("shed_loop_lag_ms")]
+    gateway, url = _gateway(upstream_port, keys=True, home=home, extra=";".join([*unshed, "shed_loop_lag_ms: 0"]))
+    procs.append(gateway)
     _settle(url, auth)
     sat = _phase(url, gateway.pid, home, 50_000, auth, in_flight=64)
     saturation = float(os.environ.get("S", "0")) or float(sat["ok_rps"])  # type: ignore[arg-type]
+    gateway.terminate()
+    gateway.wait()
+    gateway, url = _gateway(upstream_port, keys=True, home=home, extra=variant)
+    procs.append(gateway)
     _settle(url, auth)
     quiet = _phase(url, gateway.pid, home, 20, auth)
     phases = []

@@ -194,8 +194,8 @@ class ServerConfig(_Frozen):
         description="requests in progress (body received) beyond which the gateway answers 503 at once",
     )
     shed_loop_lag_ms: float = Field(
-        # quiet-machine runs (docs/benchmarks.md, Overload): at 2x saturation admitted p99 +41 to +54 ms over
-        # no-load in 4 of 4 runs at 5 ms, against +165 to +422 at 20 ms, with the same goodput
+        # quiet-machine runs (docs/benchmarks.md, Overload): at 2x saturation the admitted p99 over no-load
+        # was +152 to +422 ms at 20 ms in every run; at 5 ms +32 to +55 with the default controller
         default=5.0,
         ge=0,
         description="the gateway's own queue delay / event-loop lag beyond which the limit on model calls "
@@ -209,10 +209,12 @@ class ServerConfig(_Frozen):
         "run did not show it helping)",
     )
     shed_control: Literal["backoff", "gradient", "little"] = Field(
-        default="backoff",
-        description="how the limit on model calls in progress follows the gateway's lateness: 'backoff' (the "
-        "default: 0.8x the calls in progress per late 50 ms window), 'little' (down to the calls the gateway "
-        "completes in its quickest in-progress time plus the target, by Little's law; docs/security.md, Overload) "
+        # quiet-machine runs at 2x saturation with the 5 ms target (docs/benchmarks.md, Overload): admitted p99
+        # +32 to +55 ms over no-load in 4 of 4 runs, against +41 to +212 (5 of 8 within 100 ms) for 'backoff'
+        default="little",
+        description="how the limit on model calls in progress follows the gateway's lateness: 'little' (the "
+        "default: down to the calls the gateway completes in its quickest in-progress time plus the target, by "
+        "Little's law; docs/security.md, Overload), 'backoff' (0.8x the calls in progress per late 50 ms window) "
         "or 'gradient' (target / lateness, floored at the calls completed in one target period)",
     )
     shed_wait_ms: float = Field(
