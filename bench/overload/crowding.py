@@ -21,9 +21,9 @@ from __future__ import annotations
 import os
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -68,13 +68,10 @@ def _step(url: str, pid: int, conns: int, auth: list[str]) -> tuple[float, float
 
 def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="tokenomy-crowding-"))
-    upstream_port = bench.free_port()
-    upstream = bench._python(bench.__file__, "upstream", str(upstream_port))
-    bench.UPSTREAM_PID = upstream.pid
-    procs = [upstream]
+    procs: list[subprocess.Popen[str]] = []
     auth = [f"authorization: Bearer {bench.KEY}"]
     try:
-        time.sleep(0.5)
+        upstream_port = bench.start_upstream(procs)
         ceiling = 2 * max(CONNS)
         gateway, url = bench._gateway(
             upstream_port, keys=True, home=home, extra=f"shed_loop_lag_ms: 0; max_in_flight: {ceiling}"

@@ -257,6 +257,17 @@ def _drain(url: str) -> None:
         time.sleep(0.1)
 
 
+def start_upstream(procs: list[subprocess.Popen[str]]) -> int:
+    """Start the fixed-answer upstream in its own process (appended to ``procs``); its port."""
+    global UPSTREAM_PID
+    port = free_port()
+    upstream = _python(__file__, "upstream", str(port))
+    UPSTREAM_PID = upstream.pid
+    procs.append(upstream)
+    time.sleep(0.5)
+    return port
+
+
 def kill_all(procs: list[subprocess.Popen[str]]) -> None:
     """Kill whatever of ``procs`` still runs."""
     for proc in procs:

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -104,13 +104,10 @@ def _fit(rows: list[dict[str, float]]) -> tuple[float, float]:
 
 def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="tokenomy-shed-marginal-"))
-    upstream_port = bench.free_port()
-    upstream = bench._python(bench.__file__, "upstream", str(upstream_port))
-    bench.UPSTREAM_PID = upstream.pid
-    procs = [upstream]
+    procs: list[subprocess.Popen[str]] = []
     auth = [f"authorization: Bearer {bench.KEY}"]
     try:
-        time.sleep(0.5)
+        upstream_port = bench.start_upstream(procs)
         gateway, url = bench._gateway(
             upstream_port, keys=True, home=home, extra=f"shed_loop_lag_ms: 0; max_in_flight: {CONNS}"
         )
