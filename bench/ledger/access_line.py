@@ -30,10 +30,22 @@ def child(fmt: str, lines: int) -> None:
     now = time.time()
     records = [
         LedgerRecord(
-            request_id=f"req_{i:032x}", ts=now, requested_model="fake-model", served_model="fake-model",
-            deployment="openai/fake-model", provider="openai", prompt_tokens=20, completion_tokens=9,
-            token_source="provider", language="en", cache="miss", route="round-robin:openai/fake-model",
-            prompt_hash="a" * 32, latency_ms=1.234, price_source="unknown", client_request_id=None,
+            request_id=f"req_{i:032x}",
+            ts=now,
+            requested_model="fake-model",
+            served_model="fake-model",
+            deployment="openai/fake-model",
+            provider="openai",
+            prompt_tokens=20,
+            completion_tokens=9,
+            token_source="provider",
+            language="en",
+            cache="miss",
+            route="round-robin:openai/fake-model",
+            prompt_hash="a" * 32,
+            latency_ms=1.234,
+            price_source="unknown",
+            client_request_id=None,
         )
         for i in range(lines)
     ]

@@ -167,16 +167,21 @@ def _bench(work: Path, opts: argparse.Namespace) -> None:
         ("`--by task` (table)", ["--by", "task"], ReportQuery(by="task", sections=table)),
         ("`--by task --format json`", ["--by", "task", "--format", "json"], ReportQuery(by="task")),
         ("`--by day --format json`", ["--by", "day", "--format", "json"], ReportQuery(by="day")),
-        ("`--by model --since 7d --format json`", ["--by", "model", "--since", "7d", "--format", "json"],
-         ReportQuery(by="model", window=week)),
+        (
+            "`--by model --since 7d --format json`",
+            ["--by", "model", "--since", "7d", "--format", "json"],
+            ReportQuery(by="model", window=week),
+        ),
         ("`--format html` (all sections, 4 plots)", ["--format", "html"], ReportQuery(by="task", sections=html)),
     ]
     cli = [sys.executable, "-m", "tokenomy.cli", "report", "--config", str(config), "--out", str(work / "out")]
     with contextlib.closing(SqliteStore(ledger).connect()) as conn:
         total = int(conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
     store = SqliteStore(ledger)
-    print(f"\nledger: {ledger} ({ledger.stat().st_size / 1e6:.0f} MB, {total:,} records), "
-          f"{os.cpu_count()} CPUs; best of {opts.repeat} after one warm-up run\n")
+    print(
+        f"\nledger: {ledger} ({ledger.stat().st_size / 1e6:.0f} MB, {total:,} records), "
+        f"{os.cpu_count()} CPUs; best of {opts.repeat} after one warm-up run\n"
+    )
     print("| case | end to end (s) | query only (s) | records |")
     print("|---|---|---|---|")
     for name, args, query in cases:

@@ -21,12 +21,15 @@ async def test_gateways_share_the_tier_and_an_outage_only_makes_misses(
         monkeypatch.setenv("TOKENOMY_TEST_SEMANTIC_PG", dsn)
 
         def config(name: str) -> str:  # one exact tier (the SQLite file), one semantic tier (PostgreSQL)
-            return proxy_config(openai_fake.base_url, anthropic_fake.base_url) + f"""
+            return (
+                proxy_config(openai_fake.base_url, anthropic_fake.base_url)
+                + f"""
 cache:
   exact: {{path: "{tmp_path / "cache.db"}"}}
   semantic: {{enabled: true, store: pgvector, postgres_url: "${{TOKENOMY_TEST_SEMANTIC_PG}}"}}
 ledger: {{path: "{tmp_path / name}", flush_interval_ms: 20}}
 """
+            )
 
         async with running_gateway(config("a.db")) as one, running_gateway(config("b.db")) as two:
             before = len(openai_fake.requests)
@@ -49,12 +52,15 @@ async def test_unset_store_url_turns_only_the_semantic_tier_off(
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
     monkeypatch.delenv("TOKENOMY_TEST_UNSET_PG", raising=False)
-    config = proxy_config(openai_fake.base_url, anthropic_fake.base_url) + f"""
+    config = (
+        proxy_config(openai_fake.base_url, anthropic_fake.base_url)
+        + f"""
 cache:
   exact: {{path: "{tmp_path / "cache.db"}"}}
   semantic: {{enabled: true, store: pgvector, postgres_url: "${{TOKENOMY_TEST_UNSET_PG}}"}}
 ledger: {{path: "{tmp_path / "ledger.db"}", flush_interval_ms: 20}}
 """
+    )
     async with running_gateway(config) as running:
         before = len(openai_fake.requests)
         _, first = await ask(running, user("Capital of Chile?"))

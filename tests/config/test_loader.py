@@ -82,8 +82,11 @@ def test_every_error_is_reported_with_path_line_and_hint() -> None:
         ("server: {port: 99999}\nmodels: [{name: a, deployments: [{provider: local, model: m}]}]", "server.port"),
         ("models: [{name: a, deployments: [{provider: openai, model: m}]}]", "needs a base_url"),
         ("models: [{name: a, deployments: [{provider: local, model: m, base_url: 'http://x'}]}]", "takes no base_url"),
-        ("models: [{name: a, deployments: [{provider: local, model: m}]}, {name: a, deployments: "
-         "[{provider: local, model: m}]}]", "declared twice"),
+        (
+            "models: [{name: a, deployments: [{provider: local, model: m}]}, {name: a, deployments: "
+            "[{provider: local, model: m}]}]",
+            "declared twice",
+        ),
         ("models: [{name: a, deployments: [{provider: openai, model: m, base_url: 'ftp://x'}]}]", "http://"),
         ("- just a list", "must be a mapping"),
         ("models: [unclosed", "not valid YAML"),

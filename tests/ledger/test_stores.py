@@ -102,7 +102,7 @@ FULL = LedgerRecord(
     prompt_hash="ab" * 32,
     prompt="héllo \"quoted\" 'single' \\ back\tslash\nnew line, comma; 中文 🙂",
     client_request_id="client-chosen-1",
-    response="the answer, \"quoted\"\n🙂",
+    response='the answer, "quoted"\n🙂',
     finish_reason="length",
 )
 SPARSE = LedgerRecord(request_id="req_sparse", ts=0.0, status=502, error_type="upstream_error")

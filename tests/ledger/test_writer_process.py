@@ -20,8 +20,8 @@ from tokenomy.ledger.writer_launcher import WriterLauncher, new_socket_path, wri
 def test_a_new_writer_replays_the_journal_and_the_spool_it_finds(tmp_path: Path) -> None:
     config = parse_config(
         f"""
-ledger: {{path: "{tmp_path / 'ledger.db'}", flush_interval_ms: 20}}
-cache: {{exact: {{path: "{tmp_path / 'cache.db'}"}}}}
+ledger: {{path: "{tmp_path / "ledger.db"}", flush_interval_ms: 20}}
+cache: {{exact: {{path: "{tmp_path / "cache.db"}"}}}}
 models:
   - name: m
     deployments: [{{provider: openai, base_url: "http://127.0.0.1:9/v1", api_key: "${{K:-x}}", model: gpt-4o-mini}}]
@@ -70,7 +70,7 @@ def test_records_with_nothing_to_count_are_delivered_inline(tmp_path: Path) -> N
 
     config = parse_config(
         f"""
-ledger: {{path: "{tmp_path / 'ledger.db'}"}}
+ledger: {{path: "{tmp_path / "ledger.db"}"}}
 models:
   - name: m
     deployments: [{{provider: openai, base_url: "http://127.0.0.1:9/v1", api_key: "${{K:-x}}", model: gpt-4o-mini}}]
@@ -154,7 +154,7 @@ def _one_model(tmp_path: Path) -> GatewayConfig:
     """A gateway config with its ledger under ``tmp_path`` and one (unreachable) model."""
     return parse_config(
         f"""
-ledger: {{path: "{tmp_path / 'ledger.db'}"}}
+ledger: {{path: "{tmp_path / "ledger.db"}"}}
 models:
   - name: m
     deployments: [{{provider: openai, base_url: "http://127.0.0.1:9/v1", api_key: "${{K:-x}}", model: gpt-4o-mini}}]

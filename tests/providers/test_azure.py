@@ -56,7 +56,11 @@ async def test_deployments_api(gw: RunningGateway, azure: AzureFake) -> None:
 
 async def test_v1_api_stream_tools_and_usage(gw: RunningGateway, azure: AzureFake) -> None:
     stream = await client(gw).chat.completions.create(
-        model="v1", messages=MSG, tools=TOOLS, stream=True, stream_options={"include_usage": True}  # type: ignore[arg-type]
+        model="v1",
+        messages=MSG,
+        tools=TOOLS,
+        stream=True,
+        stream_options={"include_usage": True},  # type: ignore[arg-type]
     )
     chunks = [c async for c in stream]
     calls = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or []]

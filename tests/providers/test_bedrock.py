@@ -56,7 +56,10 @@ def client(gw: RunningGateway) -> openai.AsyncOpenAI:
 
 async def test_signed_converse(gw: RunningGateway, bedrock: BedrockFake) -> None:
     reply = await client(gw).chat.completions.create(
-        model="br", messages=[{"role": "system", "content": "sys"}, *MSG], max_tokens=30, temperature=0.2  # type: ignore[list-item]
+        model="br",
+        messages=[{"role": "system", "content": "sys"}, *MSG],
+        max_tokens=30,
+        temperature=0.2,  # type: ignore[list-item]
     )
     assert reply.choices[0].message.content == "echo: hello there" and reply.model == "br"
     assert reply.usage is not None and reply.usage.prompt_tokens == 3 and reply.usage.completion_tokens == 3
@@ -69,7 +72,10 @@ async def test_signed_converse(gw: RunningGateway, bedrock: BedrockFake) -> None
 
 async def test_converse_stream_event_frames(gw: RunningGateway) -> None:
     stream = await client(gw).chat.completions.create(
-        model="br", messages=MSG, stream=True, stream_options={"include_usage": True}  # type: ignore[arg-type]
+        model="br",
+        messages=MSG,
+        stream=True,
+        stream_options={"include_usage": True},  # type: ignore[arg-type]
     )
     chunks = [c async for c in stream]
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo: hello there"

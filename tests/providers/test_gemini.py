@@ -57,7 +57,10 @@ def client(gw: RunningGateway) -> openai.AsyncOpenAI:
 
 async def test_chat(gw: RunningGateway, gemini: GeminiFake) -> None:
     reply = await client(gw).chat.completions.create(
-        model="gem", messages=[{"role": "system", "content": "sys"}, *MSG], max_tokens=20, temperature=0.3  # type: ignore[list-item]
+        model="gem",
+        messages=[{"role": "system", "content": "sys"}, *MSG],
+        max_tokens=20,
+        temperature=0.3,  # type: ignore[list-item]
     )
     assert reply.choices[0].message.content == "echo: hello there" and reply.choices[0].finish_reason == "stop"
     assert reply.usage is not None and reply.usage.prompt_tokens == 3 and reply.usage.completion_tokens == 3
@@ -69,7 +72,10 @@ async def test_chat(gw: RunningGateway, gemini: GeminiFake) -> None:
 
 async def test_stream_with_usage(gw: RunningGateway) -> None:
     stream = await client(gw).chat.completions.create(
-        model="gem", messages=MSG, stream=True, stream_options={"include_usage": True}  # type: ignore[arg-type]
+        model="gem",
+        messages=MSG,
+        stream=True,
+        stream_options={"include_usage": True},  # type: ignore[arg-type]
     )
     chunks = [c async for c in stream]
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo: hello there"

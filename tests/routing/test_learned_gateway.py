@@ -32,7 +32,7 @@ async def test_trained_router_picks_a_candidate_through_the_gateway(openai_fake:
         )
     )
     config = f"""
-ledger: {{path: "{tmp_path / 'l.db'}", flush_interval_ms: 20}}
+ledger: {{path: "{tmp_path / "l.db"}", flush_interval_ms: 20}}
 routers:
   - {{name: smart-auto, kind: learned, router_file: "{out}", candidates: ["{CHEAP}", "{DEAR}"]}}
 models:

@@ -39,9 +39,10 @@ async def test_two_gateways_share_a_deployment_rpm_in_redis(
 ) -> None:
     os.environ["T_LIMITS_REDIS_URL"] = redis_server.url
     model = f"m-{uuid.uuid4().hex[:8]}"  # a fresh bucket key per run
-    async with running_gateway(config(openai_fake, store, model)) as a, running_gateway(
-        config(openai_fake, store, model)
-    ) as b:
+    async with (
+        running_gateway(config(openai_fake, store, model)) as a,
+        running_gateway(config(openai_fake, store, model)) as b,
+    ):
         statuses = [await ask(a.v1), await ask(a.v1), await ask(b.v1)]
     if store == "redis":
         assert statuses == [200, 200, 429]  # the third request of the minute, whichever gateway it reaches

@@ -40,21 +40,32 @@ def client(gw: RunningGateway) -> anthropic.AsyncAnthropic:
 
 async def test_native_keeps_every_field_and_beta_header(proxy: RunningGateway, anthropic_fake: AnthropicFake) -> None:
     raw = await client(proxy).messages.with_raw_response.create(
-        model="claude", max_tokens=2000, extra_headers={"anthropic-beta": "prompt-caching-2024-07-31"},
-        extra_body={"top_k": 5, "brand_new_field": {"x": 1}}, **RICH,  # type: ignore[arg-type]
+        model="claude",
+        max_tokens=2000,
+        extra_headers={"anthropic-beta": "prompt-caching-2024-07-31"},
+        extra_body={"top_k": 5, "brand_new_field": {"x": 1}},
+        **RICH,  # type: ignore[arg-type]
     )
     message = await raw.parse()
     assert message.model == "claude" and raw.headers["x-tokenomy-deployment"].startswith("anthropic/")
     assert message.content[0].type == "text" and message.content[0].text == "echo: what colour is the sky"
     sent = anthropic_fake.last
-    assert sent.body == {**RICH, "model": "claude-3-5-haiku-latest", "max_tokens": 2000, "top_k": 5,
-                         "brand_new_field": {"x": 1}}
+    assert sent.body == {
+        **RICH,
+        "model": "claude-3-5-haiku-latest",
+        "max_tokens": 2000,
+        "top_k": 5,
+        "brand_new_field": {"x": 1},
+    }
     assert sent.headers["anthropic-beta"] == "prompt-caching-2024-07-31"
 
 
 async def test_native_stream_passes_events(proxy: RunningGateway, anthropic_fake: AnthropicFake) -> None:
     async with client(proxy).messages.stream(
-        model="claude", max_tokens=50, system=RICH["system"], messages=[{"role": "user", "content": "hi there"}],  # type: ignore[arg-type]
+        model="claude",
+        max_tokens=50,
+        system=RICH["system"],
+        messages=[{"role": "user", "content": "hi there"}],  # type: ignore[arg-type]
     ) as stream:
         final = await stream.get_final_message()
     assert final.model == "claude" and final.content[0].text == "echo: hi there"  # type: ignore[union-attr]
@@ -70,8 +81,12 @@ async def test_native_upstream_error_keeps_the_message(proxy: RunningGateway, an
 
 
 async def test_native_answers_are_cached_per_wire(proxy: RunningGateway, anthropic_fake: AnthropicFake) -> None:
-    ask = {"model": "claude", "max_tokens": 20, "messages": [{"role": "user", "content": "cache me"}],
-           "extra_body": {"temperature": 0}}
+    ask = {
+        "model": "claude",
+        "max_tokens": 20,
+        "messages": [{"role": "user", "content": "cache me"}],
+        "extra_body": {"temperature": 0},
+    }
     first = await client(proxy).messages.create(**ask)  # type: ignore[arg-type]
     calls = len(anthropic_fake.requests)
     again = await client(proxy).messages.with_raw_response.create(**ask)  # type: ignore[arg-type]
@@ -87,13 +102,18 @@ async def test_native_answers_are_cached_per_wire(proxy: RunningGateway, anthrop
 
 async def test_translated_fields_become_chat_fields(proxy: RunningGateway, openai_fake: OpenAIFake) -> None:
     message = await client(proxy).messages.create(
-        model="fast", max_tokens=5000, system=RICH["system"], thinking={"type": "enabled", "budget_tokens": 2000},  # type: ignore[arg-type]
+        model="fast",
+        max_tokens=5000,
+        system=RICH["system"],
+        thinking={"type": "enabled", "budget_tokens": 2000},  # type: ignore[arg-type]
         messages=[{"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": EPHEMERAL}]}],
     )
     assert message.content[0].text == "echo: hi"  # type: ignore[union-attr]
     sent = openai_fake.last.body
-    assert sent["reasoning_effort"] == "low" and sent["messages"][0] == {"role": "system",
-                                                                          "content": "You are terse.\n\nPolicy text."}
+    assert sent["reasoning_effort"] == "low" and sent["messages"][0] == {
+        "role": "system",
+        "content": "You are terse.\n\nPolicy text.",
+    }
 
 
 @pytest.mark.parametrize(
@@ -151,9 +171,13 @@ async def test_native_usage_reaches_the_ledger(proxy: RunningGateway) -> None:
     async with client(proxy).messages.stream(**ask, extra_headers={"x-request-id": "an-2"}) as stream:  # type: ignore[arg-type]
         await stream.get_final_message()
     await proxy.flush_ledger()
-    rows = sqlite3.connect(proxy.app.gateway.config.ledger.sqlite_path).execute(
-        "SELECT wire, prompt_tokens, completion_tokens, token_source FROM requests"
-        " WHERE client_request_id IN ('an-1', 'an-2') ORDER BY client_request_id"
-    ).fetchall()
+    rows = (
+        sqlite3.connect(proxy.app.gateway.config.ledger.sqlite_path)
+        .execute(
+            "SELECT wire, prompt_tokens, completion_tokens, token_source FROM requests"
+            " WHERE client_request_id IN ('an-1', 'an-2') ORDER BY client_request_id"
+        )
+        .fetchall()
+    )
     usage = plain.usage
     assert rows == [("anthropic", usage.input_tokens, usage.output_tokens, "provider")] * 2

@@ -28,6 +28,7 @@ def ant(gw: RunningGateway) -> anthropic.AsyncAnthropic:
 
 # -- OpenAI client -> gateway -> Anthropic upstream ---------------------------------------------------
 
+
 async def test_openai_client_reaches_anthropic_upstream(proxy: RunningGateway, anthropic_fake: AnthropicFake) -> None:
     reply = await oai(proxy).chat.completions.create(
         model="claude", messages=[{"role": "system", "content": "be brief"}, *MSG], max_tokens=50
@@ -76,6 +77,7 @@ async def test_anthropic_upstream_errors(proxy: RunningGateway, anthropic_fake: 
 
 # -- Anthropic client -> gateway /v1/messages -> any model --------------------------------------------
 
+
 @pytest.mark.parametrize("model", ["fast", "claude"])
 async def test_messages_api_any_model(proxy: RunningGateway, model: str) -> None:
     message = await ant(proxy).messages.create(model=model, max_tokens=64, messages=MSG)  # type: ignore[arg-type]
@@ -89,7 +91,10 @@ async def test_messages_api_any_model(proxy: RunningGateway, model: str) -> None
 
 async def test_messages_api_tools(proxy: RunningGateway, openai_fake: OpenAIFake) -> None:
     message = await ant(proxy).messages.create(
-        model="fast", max_tokens=64, messages=MSG, tools=ANTHROPIC_TOOLS  # type: ignore[arg-type]
+        model="fast",
+        max_tokens=64,
+        messages=MSG,
+        tools=ANTHROPIC_TOOLS,  # type: ignore[arg-type]
     )
     block = message.content[-1]
     assert block.type == "tool_use" and block.name == "lookup" and block.input == {"arg": "x"}

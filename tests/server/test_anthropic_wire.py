@@ -37,33 +37,58 @@ def to_openai(body: dict[str, Any]) -> dict[str, Any]:
 
 def test_request_to_openai() -> None:
     body = {
-        "model": "m", "max_tokens": 10, "system": [{"type": "text", "text": "sys"}, {"type": "text", "text": "more"}],
+        "model": "m",
+        "max_tokens": 10,
+        "system": [{"type": "text", "text": "sys"}, {"type": "text", "text": "more"}],
         "messages": [
-            {"role": "user", "content": [{"type": "text", "text": "hi "},
-                                         {"type": "image", "source": {"type": "url", "url": "http://x/i.png"}}]},
-            {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "s"},
-                                              {"type": "text", "text": "calling"},
-                                              {"type": "tool_use", "id": "t1", "name": "f", "input": {"a": 1}}]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
-                                          "content": [{"type": "text", "text": "42"}]},
-                                         {"type": "text", "text": "thanks"}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "hi "},
+                    {"type": "image", "source": {"type": "url", "url": "http://x/i.png"}},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "t", "signature": "s"},
+                    {"type": "text", "text": "calling"},
+                    {"type": "tool_use", "id": "t1", "name": "f", "input": {"a": 1}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "42"}]},
+                    {"type": "text", "text": "thanks"},
+                ],
+            },
         ],
         "tools": [{"name": "f", "description": "d", "input_schema": {"type": "object"}}],
         "tool_choice": {"type": "tool", "name": "f", "disable_parallel_tool_use": True},
-        "stop_sequences": ["X"], "metadata": {"user_id": "u"}, "stream": True, "top_k": 5,
-        "temperature": 0.3, "top_p": 0.8, "thinking": {"type": "disabled"},
+        "stop_sequences": ["X"],
+        "metadata": {"user_id": "u"},
+        "stream": True,
+        "top_k": 5,
+        "temperature": 0.3,
+        "top_p": 0.8,
+        "thinking": {"type": "disabled"},
     }
     out = to_openai(body)
     assert [m["role"] for m in out["messages"]] == ["system", "user", "assistant", "tool", "user"]
     assert out["messages"][0] == {"role": "system", "content": "sys\n\nmore"}
     assert out["messages"][1]["content"][1] == {"type": "image_url", "image_url": {"url": "http://x/i.png"}}
     assert out["messages"][2]["content"] == "calling"
-    assert out["messages"][2]["tool_calls"][0] == {"id": "t1", "type": "function",
-                                                   "function": {"name": "f", "arguments": '{"a": 1}'}}
+    assert out["messages"][2]["tool_calls"][0] == {
+        "id": "t1",
+        "type": "function",
+        "function": {"name": "f", "arguments": '{"a": 1}'},
+    }
     assert out["messages"][3] == {"role": "tool", "tool_call_id": "t1", "content": "42"}
     assert out["messages"][4] == {"role": "user", "content": "thanks"}
-    assert out["tools"] == [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"},
-                                                              "description": "d"}}]
+    assert out["tools"] == [
+        {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}, "description": "d"}}
+    ]
     assert out["tool_choice"] == {"type": "function", "function": {"name": "f"}}
     assert out["parallel_tool_calls"] is False and out["stop"] == ["X"] and out["user"] == "u"
     assert out["stream"] is True and out["stream_options"] == {"include_usage": True}
@@ -72,27 +97,65 @@ def test_request_to_openai() -> None:
 
 
 def test_plain_strings_and_no_optional_fields() -> None:
-    out = to_openai({"model": "m", "max_tokens": 3, "system": "be brief",
-                     "messages": [*HI, {"role": "assistant", "content": "hello"}, {"role": "user", "content": "bye"}]})
-    assert out == {"model": "m", "max_tokens": 3, "messages": [
-        {"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"},
-        {"role": "assistant", "content": "hello"}, {"role": "user", "content": "bye"}]}
+    out = to_openai(
+        {
+            "model": "m",
+            "max_tokens": 3,
+            "system": "be brief",
+            "messages": [*HI, {"role": "assistant", "content": "hello"}, {"role": "user", "content": "bye"}],
+        }
+    )
+    assert out == {
+        "model": "m",
+        "max_tokens": 3,
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello"},
+            {"role": "user", "content": "bye"},
+        ],
+    }
 
 
 def test_tool_results_errors_images_and_documents() -> None:
-    out = to_openai({"model": "m", "max_tokens": 5, "messages": [
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "a", "name": "f", "input": {}},
-                                          {"type": "tool_use", "id": "b", "name": "f", "input": {}}]},
-        {"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": "a", "is_error": True, "content": "timeout"},
-            {"type": "tool_result", "tool_use_id": "b", "content": [
-                {"type": "text", "text": "chart:"},
-                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBO"}}]},
-            {"type": "document", "title": "spec", "source": {"type": "base64", "media_type": "application/pdf",
-                                                              "data": "JVBE"}},
-            {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "notes"}},
-        ]},
-    ]})
+    out = to_openai(
+        {
+            "model": "m",
+            "max_tokens": 5,
+            "messages": [
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "tool_use", "id": "a", "name": "f", "input": {}},
+                        {"type": "tool_use", "id": "b", "name": "f", "input": {}},
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": "a", "is_error": True, "content": "timeout"},
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "b",
+                            "content": [
+                                {"type": "text", "text": "chart:"},
+                                {
+                                    "type": "image",
+                                    "source": {"type": "base64", "media_type": "image/png", "data": "iVBO"},
+                                },
+                            ],
+                        },
+                        {
+                            "type": "document",
+                            "title": "spec",
+                            "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"},
+                        },
+                        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "notes"}},
+                    ],
+                },
+            ],
+        }
+    )
     assistant, first, second, user = out["messages"]
     assert assistant["content"] is None and [c["id"] for c in assistant["tool_calls"]] == ["a", "b"]
     assert first == {"role": "tool", "tool_call_id": "a", "content": "Error: timeout"}
@@ -106,8 +169,12 @@ def test_tool_results_errors_images_and_documents() -> None:
 
 @pytest.mark.parametrize(
     ("choice", "expected"),
-    [({"type": "auto"}, "auto"), ({"type": "any"}, "required"), ({"type": "none"}, "none"),
-     ({"type": "tool", "name": "f"}, {"type": "function", "function": {"name": "f"}})],
+    [
+        ({"type": "auto"}, "auto"),
+        ({"type": "any"}, "required"),
+        ({"type": "none"}, "none"),
+        ({"type": "tool", "name": "f"}, {"type": "function", "function": {"name": "f"}}),
+    ],
 )
 def test_tool_choice(choice: dict[str, Any], expected: Any) -> None:
     tools = [{"name": "f", "input_schema": {"type": "object", "properties": {}}}]
@@ -116,15 +183,27 @@ def test_tool_choice(choice: dict[str, Any], expected: Any) -> None:
 
 
 def test_tool_choice_without_tools_is_left_out() -> None:
-    out = to_openai({"model": "m", "max_tokens": 5, "messages": HI,
-                     "tool_choice": {"type": "auto", "disable_parallel_tool_use": True}})
+    out = to_openai(
+        {
+            "model": "m",
+            "max_tokens": 5,
+            "messages": HI,
+            "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
+        }
+    )
     assert "tool_choice" not in out and "parallel_tool_calls" not in out
 
 
 def test_structured_output_becomes_response_format() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "string"}}}
-    out = to_openai({"model": "m", "max_tokens": 5, "messages": HI,
-                     "output_config": {"format": {"type": "json_schema", "schema": schema}, "effort": "low"}})
+    out = to_openai(
+        {
+            "model": "m",
+            "max_tokens": 5,
+            "messages": HI,
+            "output_config": {"format": {"type": "json_schema", "schema": schema}, "effort": "low"},
+        }
+    )
     assert out["response_format"] == {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
 
 
@@ -158,16 +237,22 @@ def _msgs(*content: Any, role: str = "user") -> dict[str, Any]:
         (_msgs({"type": "text", "text": 5}), "messages.0.content.0.text"),
         (_msgs({"type": "image", "source": {"type": "file", "file_id": "f"}}), "messages.0.content.0.source"),
         (_msgs({"type": "image", "source": {"type": "base64", "data": "x"}}), "messages.0.content.0.source.media_type"),
-        (_msgs({"type": "document", "source": {"type": "url", "url": "https://x/a.pdf"}}),
-         "messages.0.content.0.source"),
+        (
+            _msgs({"type": "document", "source": {"type": "url", "url": "https://x/a.pdf"}}),
+            "messages.0.content.0.source",
+        ),
         (_msgs({"type": "tool_result", "content": "x"}), "messages.0.content.0.tool_use_id"),
         (_msgs({"type": "tool_result", "tool_use_id": "a", "content": 5}), "messages.0.content.0.content"),
-        (_msgs({"type": "tool_result", "tool_use_id": "a", "content": [{"type": "tool_use"}]}),
-         "messages.0.content.0.content.0.type"),
+        (
+            _msgs({"type": "tool_result", "tool_use_id": "a", "content": [{"type": "tool_use"}]}),
+            "messages.0.content.0.content.0.type",
+        ),
         (_msgs({"type": "tool_result", "tool_use_id": "a"}, role="assistant"), "messages.0.content.0.type"),
         (_msgs({"type": "tool_use", "name": "f", "input": {}}, role="assistant"), "messages.0.content.0.id"),
-        (_msgs({"type": "tool_use", "id": "a", "name": "f", "input": "{}"}, role="assistant"),
-         "messages.0.content.0.input"),
+        (
+            _msgs({"type": "tool_use", "id": "a", "name": "f", "input": "{}"}, role="assistant"),
+            "messages.0.content.0.input",
+        ),
         (_req(system=5), "system"),
         (_req(system=[{"type": "image"}]), "system.0"),
         (_req(temperature=1.5), "temperature"),
@@ -204,9 +289,14 @@ def test_body_that_is_not_an_object() -> None:
 
 
 def _completion(message: dict[str, Any], finish: str | None, usage: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "x",
-            "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", **message}}],
-            "usage": usage or {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}}
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "x",
+        "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", **message}}],
+        "usage": usage or {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
+    }
 
 
 def test_text_response_to_message() -> None:
@@ -219,9 +309,11 @@ def test_text_response_to_message() -> None:
 
 def test_tool_response_to_message() -> None:
     usage = {"prompt_tokens": 9, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 2}}
-    calls = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "not json"}},
-             {"id": "c2", "type": "function", "function": {"name": "g", "arguments": '{"x": [1]}'}},
-             {"type": "function", "function": {"name": "h", "arguments": ""}}]
+    calls = [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "not json"}},
+        {"id": "c2", "type": "function", "function": {"name": "g", "arguments": '{"x": [1]}'}},
+        {"type": "function", "function": {"name": "h", "arguments": ""}},
+    ]
     resp = _completion({"content": "ok", "tool_calls": calls}, "tool_calls", usage)
     message = Message.model_validate(w.openai_response_to_messages(resp, "m"))
     assert message.stop_reason == "tool_use" and message.usage.input_tokens == 7
@@ -234,8 +326,14 @@ def test_tool_response_to_message() -> None:
 
 @pytest.mark.parametrize(
     ("finish", "calls", "stop"),
-    [("stop", False, "end_turn"), ("length", False, "max_tokens"), ("content_filter", False, "refusal"),
-     ("stop", True, "tool_use"), (None, False, "end_turn"), ("weird", False, "end_turn")],
+    [
+        ("stop", False, "end_turn"),
+        ("length", False, "max_tokens"),
+        ("content_filter", False, "refusal"),
+        ("stop", True, "tool_use"),
+        (None, False, "end_turn"),
+        ("weird", False, "end_turn"),
+    ],
 )
 def test_stop_reasons(finish: str | None, calls: bool, stop: str) -> None:
     tool_calls = [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}] if calls else None
@@ -252,10 +350,16 @@ def test_lenient_response_shapes() -> None:
 
 def test_round_trip_through_both_directions() -> None:
     anthropic_message = {
-        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude",
-        "content": [{"type": "text", "text": "Sure."}, {"type": "tool_use", "id": "t", "name": "f",
-                                                         "input": {"city": "Zürich"}}],
-        "stop_reason": "tool_use", "stop_sequence": None,
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude",
+        "content": [
+            {"type": "text", "text": "Sure."},
+            {"type": "tool_use", "id": "t", "name": "f", "input": {"city": "Zürich"}},
+        ],
+        "stop_reason": "tool_use",
+        "stop_sequence": None,
         "usage": {"input_tokens": 11, "output_tokens": 4, "cache_read_input_tokens": 5},
     }
     completion = translate.from_anthropic_response(anthropic_message, "claude", "r", 1)
@@ -263,11 +367,19 @@ def test_round_trip_through_both_directions() -> None:
     assert back.content == Message.model_validate(anthropic_message).content
     assert back.stop_reason == "tool_use" and back.usage.input_tokens == 11
     assert back.usage.cache_read_input_tokens == 5 and back.usage.output_tokens == 4
-    request = {"model": "claude", "max_tokens": 9, "system": "sys", "messages": [
-        *HI, {"role": "assistant", "content": anthropic_message["content"]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "3 degrees"}]}],
-        "tools": [{"name": "f", "input_schema": {"type": "object"}}], "tool_choice": {"type": "any"},
-        "stop_sequences": ["Z"]}
+    request = {
+        "model": "claude",
+        "max_tokens": 9,
+        "system": "sys",
+        "messages": [
+            *HI,
+            {"role": "assistant", "content": anthropic_message["content"]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "3 degrees"}]},
+        ],
+        "tools": [{"name": "f", "input_schema": {"type": "object"}}],
+        "tool_choice": {"type": "any"},
+        "stop_sequences": ["Z"],
+    }
     again = translate.to_anthropic_request(w.messages_request_to_openai(request), "claude")
     assert again["system"] == "sys" and again["tools"] == request["tools"] and again["tool_choice"] == {"type": "any"}
     assert again["messages"][1]["content"] == anthropic_message["content"]
@@ -279,8 +391,13 @@ def test_round_trip_through_both_directions() -> None:
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-    return {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "x",
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "x",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
 
 
 def _check(events: list[tuple[str, dict[str, Any]]]) -> ParsedMessage[Any]:
@@ -297,13 +414,20 @@ def _check(events: list[tuple[str, dict[str, Any]]]) -> ParsedMessage[Any]:
 
 TEXT_THEN_TOOL = [
     _chunk({"role": "assistant", "content": ""}),
-    _chunk({"content": "Hel"}), _chunk({"content": "lo"}),
+    _chunk({"content": "Hel"}),
+    _chunk({"content": "lo"}),
     _chunk({"tool_calls": [{"index": 0, "id": "c1", "type": "function", "function": {"name": "f", "arguments": ""}}]}),
     _chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"a":'}}]}),
     _chunk({"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]}),
     _chunk({}, "tool_calls"),
-    {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "x", "choices": [],
-     "usage": {"prompt_tokens": 4, "completion_tokens": 6, "total_tokens": 10}},
+    {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "x",
+        "choices": [],
+        "usage": {"prompt_tokens": 4, "completion_tokens": 6, "total_tokens": 10},
+    },
 ]
 
 
@@ -311,9 +435,18 @@ def test_stream_encoder_event_order() -> None:
     enc = w.MessagesStreamEncoder("m", "msg_1")
     events = [e for c in TEXT_THEN_TOOL for e in enc.feed(c)]
     assert [name for name, _ in events] == [
-        "message_start", "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
-        "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
-        "message_delta", "message_stop"]
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
     assert [d["index"] for n, d in events if n.startswith("content_block")] == [0, 0, 0, 0, 1, 1, 1, 1]
     assert events[-2][1]["delta"]["stop_reason"] == "tool_use" and events[-2][1]["usage"]["output_tokens"] == 6
     assert enc.finish() == [] and enc.feed(_chunk({"content": "late"})) == []
@@ -338,10 +471,12 @@ def test_stream_usage_in_the_finish_chunk_and_late_tool_names() -> None:
     enc = w.MessagesStreamEncoder("m", "msg_3")
     chunks = [
         _chunk({"tool_calls": [{"index": 0, "id": "a", "function": {"arguments": '{"k"'}}]}),  # name comes later
-        _chunk({"tool_calls": [{"index": 0, "function": {"name": "f", "arguments": ': 1}'}}]}),
+        _chunk({"tool_calls": [{"index": 0, "function": {"name": "f", "arguments": ": 1}"}}]}),
         _chunk({"tool_calls": [{"index": 1, "id": "b", "function": {"name": "g", "arguments": "{}"}}]}),
-        {**_chunk({}, "stop"), "usage": {"prompt_tokens": 8, "completion_tokens": 2,
-                                         "prompt_tokens_details": {"cached_tokens": 3}}},
+        {
+            **_chunk({}, "stop"),
+            "usage": {"prompt_tokens": 8, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 3}},
+        },
     ]
     events = [e for c in chunks for e in enc.feed(c)]
     assert events[-1][0] == "message_stop" and enc.finish() == []

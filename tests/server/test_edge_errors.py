@@ -60,13 +60,17 @@ async def _post(http: aiohttp.ClientSession, url: str, data: bytes) -> tuple[int
         (b"[]", 400, None),
         (b'{"messages": [{"role": "user", "content": "hi"}]}', 400, "model"),
         (b'{"model": 5, "messages": []}', 400, "model"),
-        (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}', 400,
-         "temperature"),
+        (
+            b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}',
+            400,
+            "temperature",
+        ),
         (b'{"model": "unknown-model", "messages": [{"role": "user", "content": "hi"}]}', 404, "model"),
     ],
 )
-async def test_bad_chat_requests(gateway: RunningGateway, http: aiohttp.ClientSession, data: bytes, status: int,
-                                 param: str | None) -> None:
+async def test_bad_chat_requests(
+    gateway: RunningGateway, http: aiohttp.ClientSession, data: bytes, status: int, param: str | None
+) -> None:
     got, error, request_id = await _post(http, f"{gateway.v1}/chat/completions", data)
     assert got == status
     assert error["type"] == "invalid_request_error"
@@ -75,8 +79,9 @@ async def test_bad_chat_requests(gateway: RunningGateway, http: aiohttp.ClientSe
 
 
 async def test_unknown_model_lists_available(gateway: RunningGateway, http: aiohttp.ClientSession) -> None:
-    _, error, _ = await _post(http, f"{gateway.v1}/chat/completions",
-                              b'{"model": "gpt-5", "messages": [{"role": "user", "content": "hi"}]}')
+    _, error, _ = await _post(
+        http, f"{gateway.v1}/chat/completions", b'{"model": "gpt-5", "messages": [{"role": "user", "content": "hi"}]}'
+    )
     assert "Available models: gpt-4o-mini" in str(error["message"])
 
 
@@ -100,8 +105,11 @@ async def test_missing_and_wrong_key_get_401_in_openai_format(gateway: RunningGa
     assert info.value.status_code == 401
     assert info.value.body["type"] == "authentication_error"  # type: ignore[index]
     async with aiohttp.ClientSession() as anonymous:
-        status, error, _ = await _post(anonymous, f"{gateway.v1}/chat/completions",
-                                       b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}')
+        status, error, _ = await _post(
+            anonymous,
+            f"{gateway.v1}/chat/completions",
+            b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}',
+        )
     assert status == 401 and "Missing API key" in str(error["message"])
 
 

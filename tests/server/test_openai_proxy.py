@@ -33,16 +33,33 @@ async def test_chat_round_trip_swaps_model_and_authenticates(proxy: RunningGatew
 
 async def test_parameters_are_carried_through(proxy: RunningGateway, openai_fake: OpenAIFake) -> None:
     reply = await client(proxy).chat.completions.create(
-        model="fast", messages=MSG, n=2, stop=["\n"], seed=7, temperature=0.2, max_completion_tokens=20,
-        user="u-1", metadata={"task": "greet"}, logprobs=True, top_logprobs=2,
+        model="fast",
+        messages=MSG,
+        n=2,
+        stop=["\n"],
+        seed=7,
+        temperature=0.2,
+        max_completion_tokens=20,
+        user="u-1",
+        metadata={"task": "greet"},
+        logprobs=True,
+        top_logprobs=2,
         extra_body={"brand_new_param": {"x": 1}},
     )
     assert len(reply.choices) == 2
     assert reply.choices[0].logprobs is not None and reply.choices[0].logprobs.content
     body = openai_fake.last.body
-    for key, value in {"n": 2, "stop": ["\n"], "seed": 7, "temperature": 0.2, "max_completion_tokens": 20,
-                       "user": "u-1", "metadata": {"task": "greet"}, "top_logprobs": 2,
-                       "brand_new_param": {"x": 1}}.items():
+    for key, value in {
+        "n": 2,
+        "stop": ["\n"],
+        "seed": 7,
+        "temperature": 0.2,
+        "max_completion_tokens": 20,
+        "user": "u-1",
+        "metadata": {"task": "greet"},
+        "top_logprobs": 2,
+        "brand_new_param": {"x": 1},
+    }.items():
         assert body[key] == value, key
 
 
@@ -102,11 +119,16 @@ async def test_completions_and_embeddings(proxy: RunningGateway) -> None:
 
 @pytest.mark.parametrize(
     ("mode", "status", "code"),
-    [("error_500", 502, "upstream_error"), ("error_400", 400, "upstream_invalid_request"),
-     ("bad_json", 502, "upstream_bad_stream"), ("cut_stream", 502, "upstream_connection_error")],
+    [
+        ("error_500", 502, "upstream_error"),
+        ("error_400", 400, "upstream_invalid_request"),
+        ("bad_json", 502, "upstream_bad_stream"),
+        ("cut_stream", 502, "upstream_connection_error"),
+    ],
 )
-async def test_upstream_errors_map_cleanly(proxy: RunningGateway, openai_fake: OpenAIFake, mode: str, status: int,
-                                           code: str) -> None:
+async def test_upstream_errors_map_cleanly(
+    proxy: RunningGateway, openai_fake: OpenAIFake, mode: str, status: int, code: str
+) -> None:
     openai_fake.queue_modes(mode)
     with pytest.raises(openai.APIStatusError) as info:
         await client(proxy).chat.completions.create(model="fast", messages=MSG)

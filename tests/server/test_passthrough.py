@@ -100,9 +100,13 @@ async def test_keys_routing_errors_and_ledger(gw: RunningGateway, openai_fake: O
         await client(gw).moderations.create(model="mod", input="x")
     assert "fake error_400" in upstream.value.message
     await gw.flush_ledger()
-    rows = sqlite3.connect(gw.app.gateway.config.ledger.sqlite_path).execute(
-        "SELECT endpoint, served_model, status, prompt_tokens FROM requests WHERE endpoint != 'chat' ORDER BY ts"
-    ).fetchall()
+    rows = (
+        sqlite3.connect(gw.app.gateway.config.ledger.sqlite_path)
+        .execute(
+            "SELECT endpoint, served_model, status, prompt_tokens FROM requests WHERE endpoint != 'chat' ORDER BY ts"
+        )
+        .fetchall()
+    )
     endpoints = {row[0] for row in rows}
     assert {"images", "speech", "transcriptions", "moderations", "rerank"} <= endpoints
     assert any(row[0] == "images" and row[3] == 3 for row in rows)  # priced from the reported usage

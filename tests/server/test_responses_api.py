@@ -65,8 +65,13 @@ def client(gw: RunningGateway, key: str = "sk-team-a") -> openai.AsyncOpenAI:
 
 async def test_native_create_passes_every_field_through(gw: RunningGateway, openai_fake: OpenAIFake) -> None:
     raw = await client(gw).responses.with_raw_response.create(
-        model="native", input="hello there", instructions="be brief", max_output_tokens=50,
-        extra_body={"x_brand_new": {"k": 1}}, tools=[{"type": "web_search"}], tool_choice="none",  # type: ignore[list-item]
+        model="native",
+        input="hello there",
+        instructions="be brief",
+        max_output_tokens=50,
+        extra_body={"x_brand_new": {"k": 1}},
+        tools=[{"type": "web_search"}],
+        tool_choice="none",  # type: ignore[list-item]
     )
     reply = raw.parse()
     assert reply.output_text == "echo: hello there"
@@ -122,8 +127,12 @@ async def test_translated_stream_has_the_responses_events(gw: RunningGateway, mo
 async def test_translated_request_shape(gw: RunningGateway, openai_fake: OpenAIFake) -> None:
     schema = {"type": "object", "properties": {"city": {"type": "string"}}}
     reply = await client(gw).responses.create(
-        model="chatted", input=[{"role": "user", "content": [{"type": "input_text", "text": "where"}]}],
-        instructions="sys", max_output_tokens=40, temperature=0.5, reasoning={"effort": "low"},
+        model="chatted",
+        input=[{"role": "user", "content": [{"type": "input_text", "text": "where"}]}],
+        instructions="sys",
+        max_output_tokens=40,
+        temperature=0.5,
+        reasoning={"effort": "low"},
         text={"format": {"type": "json_schema", "name": "place", "schema": schema, "strict": True}},
     )
     assert json.loads(reply.output_text) == {"city": "where"}
@@ -142,7 +151,9 @@ async def test_function_tools_and_outputs(gw: RunningGateway, model: str) -> Non
     calls = [item for item in first.output if item.type == "function_call"]
     assert len(calls) == 1 and calls[0].name == "lookup" and json.loads(calls[0].arguments) == {"arg": "x"}
     second = await client(gw).responses.create(
-        model=model, previous_response_id=first.id, tools=TOOLS,  # type: ignore[arg-type]
+        model=model,
+        previous_response_id=first.id,
+        tools=TOOLS,  # type: ignore[arg-type]
         input=[{"type": "function_call_output", "call_id": calls[0].call_id, "output": "42 degrees"}],
     )
     assert second.output_text.startswith("echo:")
@@ -275,10 +286,14 @@ async def test_ledger_records_native_and_translated_calls(gw: RunningGateway) ->
     _ = [e async for e in stream]
     await client(gw).responses.create(model="claude", input="ledger me too", extra_headers={"x-request-id": "rl-3"})
     await gw.flush_ledger()
-    rows = sqlite3.connect(gw.app.gateway.config.ledger.sqlite_path).execute(
-        "SELECT client_request_id, wire, tenant, provider, prompt_tokens, completion_tokens, token_source FROM requests"
-        " WHERE client_request_id IN ('rl-1', 'rl-2', 'rl-3') ORDER BY client_request_id"
-    ).fetchall()
+    rows = (
+        sqlite3.connect(gw.app.gateway.config.ledger.sqlite_path)
+        .execute(
+            "SELECT client_request_id, wire, tenant, provider, prompt_tokens, completion_tokens, token_source"
+            " FROM requests WHERE client_request_id IN ('rl-1', 'rl-2', 'rl-3') ORDER BY client_request_id"
+        )
+        .fetchall()
+    )
     assert [(r[0], r[1], r[2], r[3], r[6]) for r in rows] == [
         ("rl-1", "responses", "team-a", "openai", "provider"),
         ("rl-2", "responses", "team-a", "openai", "provider"),

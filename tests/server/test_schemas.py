@@ -45,8 +45,18 @@ def test_parse_json_rejects(raw: bytes) -> None:
 
 @pytest.mark.parametrize(
     ("value", "ok"),
-    [("a", True), (["a", "b"], True), ([1, 2], True), ([[1], [2, 3]], True), ([], False), ([1, "a"], False),
-     ([[1], []], False), ([True], False), ([-1], False), ([{"a": 1}], False)],
+    [
+        ("a", True),
+        (["a", "b"], True),
+        ([1, 2], True),
+        ([[1], [2, 3]], True),
+        ([], False),
+        ([1, "a"], False),
+        ([[1], []], False),
+        ([True], False),
+        ([-1], False),
+        ([{"a": 1}], False),
+    ],
 )
 def test_embedding_input_shapes(value: object, ok: bool) -> None:
     if ok:

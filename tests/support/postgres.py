@@ -55,7 +55,6 @@ def _run_as() -> pwd.struct_passwd | None:
     raise RuntimeError("running as root and there is no 'postgres' or 'nobody' user to run PostgreSQL as")
 
 
-
 class PostgresServer:
     """One PostgreSQL cluster in a temporary directory; ``dsn`` is its ``postgres`` database.
 

@@ -29,7 +29,6 @@ def redis_bin() -> str:
     return found
 
 
-
 class RedisServer:
     """One ``redis-server`` process; ``url`` is its database 0."""
 

@@ -68,11 +68,7 @@ def substitute(expr: str) -> str:
 
 def exposed() -> dict[str, set[str]]:
     """Every series name the gateway's registry exposes, with the labels of its metric."""
-    wrappers = {
-        w._name: w
-        for w in vars(metrics).values()
-        if isinstance(w, MetricWrapperBase | metrics.SampledCounter)
-    }
+    wrappers = {w._name: w for w in vars(metrics).values() if isinstance(w, MetricWrapperBase | metrics.SampledCounter)}
     names: dict[str, set[str]] = {}
     for family in metrics.REGISTRY.collect():
         labels = set(wrappers[family.name]._labelnames)

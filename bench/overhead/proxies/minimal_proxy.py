@@ -10,6 +10,7 @@ Usage: python minimal_proxy.py --port 8100 --route fake-model=http://127.0.0.1:8
 Copied from shared/anchors/gateway/proxies/minimal_proxy.py (the gateway-overhead anchors); only two
 long lines were wrapped for the project's line length.
 """
+
 import argparse
 import json
 
@@ -46,8 +47,9 @@ def build_app(routes, pool_limit):
             err = {"error": {"message": "unknown model", "type": "invalid_request_error"}}
             return web.json_response(err, status=400)
         session = app["session"]
-        async with session.post(base + "/v1/chat/completions", data=raw,
-                                headers={"Content-Type": "application/json"}) as up:
+        async with session.post(
+            base + "/v1/chat/completions", data=raw, headers={"Content-Type": "application/json"}
+        ) as up:
             ctype = up.headers.get("Content-Type", "application/json")
             if ctype.startswith("text/event-stream"):
                 hdrs = {"Content-Type": ctype, "Cache-Control": "no-cache"}
@@ -80,8 +82,15 @@ def main():
     if uvloop is not None and not a.no_uvloop:
         loop_factory = uvloop.new_event_loop
     print(f"minimal_proxy on {a.host}:{a.port} uvloop={loop_factory is not None} routes={routes}", flush=True)
-    web.run_app(build_app(routes, a.pool_limit), host=a.host, port=a.port, access_log=None,
-                print=None, backlog=4096, loop=loop_factory() if loop_factory else None)
+    web.run_app(
+        build_app(routes, a.pool_limit),
+        host=a.host,
+        port=a.port,
+        access_log=None,
+        print=None,
+        backlog=4096,
+        loop=loop_factory() if loop_factory else None,
+    )
 
 
 if __name__ == "__main__":

@@ -119,9 +119,7 @@ class _Refused(Exception):
         self.error = error
 
 
-async def read_upload(
-    req: Request, target_dir: Path, max_bytes: int, max_lines: int, idle_timeout_s: float
-) -> Upload:
+async def read_upload(req: Request, target_dir: Path, max_bytes: int, max_lines: int, idle_timeout_s: float) -> Upload:
     """Parse the request's multipart body as it arrives; the file part lands in ``target_dir``.
 
     The body is streamed (it may be far larger than ``server.max_body_bytes``), so the edge does not

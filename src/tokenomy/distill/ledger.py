@@ -95,6 +95,4 @@ def ledger_examples(
     if not pairs:
         reasons = ", ".join(f"{n} {why}" for why, n in skipped.items()) or "none"
         raise DistillDataError(f"no usable teacher answers for task {task!r} in the ledger (left out: {reasons})")
-    return LedgerExamples(
-        Examples([t for t, _ in pairs], [label for _, label in pairs]), len(requests), dict(skipped)
-    )
+    return LedgerExamples(Examples([t for t, _ in pairs], [label for _, label in pairs]), len(requests), dict(skipped))

@@ -200,9 +200,7 @@ def _train(train: Examples, encode: Encode, val: Examples | None, target: float,
     if lexical:
         lex_weights, lex_bias = _two_class(lex_head.coef_, lex_head.intercept_, len(classes))
         scale = weight / temperature
-        lex = LexicalHead(
-            columns, idf, (lex_weights * scale).astype(np.float32), (lex_bias * scale).astype(np.float32)
-        )
+        lex = LexicalHead(columns, idf, (lex_weights * scale).astype(np.float32), (lex_bias * scale).astype(np.float32))
     return Student(
         [str(c) for c in classes],
         (weights * emb_scale).astype(np.float32),

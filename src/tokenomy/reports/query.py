@@ -201,9 +201,7 @@ def _parallel(jobs: dict[str, Callable[[], Any]], sink: ProgressSink) -> dict[st
     return results
 
 
-def _latency(
-    store: LedgerStore, dim: str, query: ReportQuery, plan: _Plan
-) -> tuple[dict[Hashable, Latency], Latency]:
+def _latency(store: LedgerStore, dim: str, query: ReportQuery, plan: _Plan) -> tuple[dict[Hashable, Latency], Latency]:
     """Percentiles per raw group key, and over the whole window."""
     if store.dialect == "postgres":
         rows = _fetch(store, sql.percentiles(dim, query.window))

@@ -130,17 +130,33 @@ def _group_row(group: Group) -> list[str]:
 
 def _lever_row(group: Group) -> list[str]:
     sums = group.sums
-    return [group.name, *(money(sums.saved_usd.get(lever, 0.0)) for lever in LEVERS), money(sums.saved_total_usd),
-            percent(sums.saved_total_usd, sums.baseline_cost_usd)]
+    return [
+        group.name,
+        *(money(sums.saved_usd.get(lever, 0.0)) for lever in LEVERS),
+        money(sums.saved_total_usd),
+        percent(sums.saved_total_usd, sums.baseline_cost_usd),
+    ]
 
 
 def _groups(report: Report) -> str:
     """Two tables of readable width: the groups, then each group's savings by lever."""
-    header = [report.query.by, "requests", "error rate", "tokens/req", "spend", "$/1k req", "baseline", "saved",
-              "p50 ms", "p95 ms", "p99 ms"]
+    header = [
+        report.query.by,
+        "requests",
+        "error rate",
+        "tokens/req",
+        "spend",
+        "$/1k req",
+        "baseline",
+        "saved",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+    ]
     levers = [report.query.by, *(f"saved: {lever}" for lever in LEVERS), "saved", "saved %"]
-    return (_table(header, [_group_row(g) for g in report.groups], _group_row(report.total))
-            + _table(levers, [_lever_row(g) for g in report.groups], _lever_row(report.total)))
+    return _table(header, [_group_row(g) for g in report.groups], _group_row(report.total)) + _table(
+        levers, [_lever_row(g) for g in report.groups], _lever_row(report.total)
+    )
 
 
 def _economy(groups: list[Group], dimension: str) -> str:
@@ -148,10 +164,19 @@ def _economy(groups: list[Group], dimension: str) -> str:
     for group in groups:
         sums = group.sums
         n = sums.requests or 1
-        rows.append([group.name, f"{sums.requests:,}", f"{sums.prompt_tokens / n:,.1f}",
-                     f"{sums.completion_tokens / n:,.1f}", f"{sums.tokens_per_request:,.1f}",
-                     f"{sums.cached_input_share:.1%}", money(sums.cost_per_1k_requests_usd), money(sums.cost_usd),
-                     percent(sums.errors, sums.requests)])
+        rows.append(
+            [
+                group.name,
+                f"{sums.requests:,}",
+                f"{sums.prompt_tokens / n:,.1f}",
+                f"{sums.completion_tokens / n:,.1f}",
+                f"{sums.tokens_per_request:,.1f}",
+                f"{sums.cached_input_share:.1%}",
+                money(sums.cost_per_1k_requests_usd),
+                money(sums.cost_usd),
+                percent(sums.errors, sums.requests),
+            ]
+        )
     header = [dimension, "requests", "prompt/req", "completion/req", "tokens/req", "cached input", "$/1k req", "spend",
               "error rate"]  # fmt: skip
     return _table(header, rows)
@@ -164,8 +189,12 @@ def _prompts(report: Report) -> str:
         return "<p>No prompt hashes in this window.</p>"
     rows_html = []
     for row in report.top_prompts:
-        cells = [f"<td><code>{escape(row.prompt_hash)}</code></td>", f"<td>{row.requests:,}</td>",
-                 f"<td>{row.tokens:,}</td>", f"<td>{escape(money(row.cost_usd))}</td>"]
+        cells = [
+            f"<td><code>{escape(row.prompt_hash)}</code></td>",
+            f"<td>{row.requests:,}</td>",
+            f"<td>{row.tokens:,}</td>",
+            f"<td>{escape(money(row.cost_usd))}</td>",
+        ]
         if show:
             text = row.prompt if row.prompt is not None else "(not stored: ledger.store_prompts is off)"
             cells.append(f'<td class="prompt">{escape(text)}</td>')
@@ -181,8 +210,10 @@ def render(report: Report, on_chart: Callable[[str], None] | None = None) -> str
     charts = _data_block(chart_data(report))
     if on_chart is not None:
         on_chart("charts")
-    meta = (f"{escape(report.source)} &middot; {escape(window_text(report))} &middot; "
-            f"generated {escape(format_time(report.generated_at))}")
+    meta = (
+        f"{escape(report.source)} &middot; {escape(window_text(report))} &middot; "
+        f"generated {escape(format_time(report.generated_at))}"
+    )
     sections = [
         f"<h1>Tokenomy report</h1><p class=meta>{meta}</p>",
         _cards(report),

@@ -31,8 +31,11 @@ def anthropic_request(body: dict[str, Any]) -> dict[str, Any]:
 
 def test_minimal_text_request() -> None:
     out = anthropic_request({"model": "claude", "messages": HI})
-    assert out == {"model": "claude-x", "max_tokens": t.DEFAULT_MAX_TOKENS,
-                   "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}
+    assert out == {
+        "model": "claude-x",
+        "max_tokens": t.DEFAULT_MAX_TOKENS,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+    }
 
 
 def test_request_maps_system_turns_tools_and_images() -> None:
@@ -41,17 +44,32 @@ def test_request_maps_system_turns_tools_and_images() -> None:
         "messages": [
             {"role": "system", "content": "be brief"},
             {"role": "developer", "content": [{"type": "text", "text": "and kind"}]},
-            {"role": "user", "content": [{"type": "text", "text": "look"},
-                                         {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,AAA="}}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "look"},
+                    {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,AAA="}},
+                ],
+            },
             {"role": "user", "content": "second user turn merges"},
-            {"role": "assistant", "content": None,
-             "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}]},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}],
+            },
             {"role": "tool", "tool_call_id": "c1", "content": "42"},
         ],
-        "tools": [{"type": "function",
-                   "function": {"name": "f", "description": "d", "parameters": {"type": "object"}}}],
-        "tool_choice": "required", "parallel_tool_calls": False,
-        "temperature": 1.7, "top_p": 0.9, "stop": "END", "max_tokens": 99, "user": "u", "stream": True,
+        "tools": [
+            {"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}}}
+        ],
+        "tool_choice": "required",
+        "parallel_tool_calls": False,
+        "temperature": 1.7,
+        "top_p": 0.9,
+        "stop": "END",
+        "max_tokens": 99,
+        "user": "u",
+        "stream": True,
     }
     out = anthropic_request(body)
     assert out["model"] == "claude-x" and out["system"] == "be brief\n\nand kind" and out["max_tokens"] == 99
@@ -68,20 +86,27 @@ def test_request_maps_system_turns_tools_and_images() -> None:
 
 
 def test_multi_turn_merges_and_orders_tool_results_first() -> None:
-    body = {"messages": [
-        {"role": "user", "content": "weather in Paris and Rome?"},
-        {"role": "assistant", "content": "Checking both.", "tool_calls": [
-            {"id": "a", "type": "function", "function": {"name": "w", "arguments": '{"city": "Paris"}'}},
-            {"id": "b", "type": "function", "function": {"name": "w", "arguments": ""}},
-        ]},
-        {"role": "tool", "tool_call_id": "a", "content": [{"type": "text", "text": "sunny"}]},
-        {"role": "tool", "tool_call_id": "b", "content": ""},
-        {"role": "user", "content": "and tomorrow?"},
-        {"role": "assistant", "content": " \n"},  # blank turns are dropped (Anthropic rejects them)
-        {"role": "assistant", "content": [{"type": "text", "text": "Tomorrow: rain."}]},
-        {"role": "system", "content": "late system text is hoisted"},
-        {"role": "user", "content": "thanks"},
-    ], "tools": [{"type": "function", "function": {"name": "w"}}]}
+    body = {
+        "messages": [
+            {"role": "user", "content": "weather in Paris and Rome?"},
+            {
+                "role": "assistant",
+                "content": "Checking both.",
+                "tool_calls": [
+                    {"id": "a", "type": "function", "function": {"name": "w", "arguments": '{"city": "Paris"}'}},
+                    {"id": "b", "type": "function", "function": {"name": "w", "arguments": ""}},
+                ],
+            },
+            {"role": "tool", "tool_call_id": "a", "content": [{"type": "text", "text": "sunny"}]},
+            {"role": "tool", "tool_call_id": "b", "content": ""},
+            {"role": "user", "content": "and tomorrow?"},
+            {"role": "assistant", "content": " \n"},  # blank turns are dropped (Anthropic rejects them)
+            {"role": "assistant", "content": [{"type": "text", "text": "Tomorrow: rain."}]},
+            {"role": "system", "content": "late system text is hoisted"},
+            {"role": "user", "content": "thanks"},
+        ],
+        "tools": [{"type": "function", "function": {"name": "w"}}],
+    }
     out = anthropic_request(body)
     assert out["system"] == "late system text is hoisted"
     assert [m["role"] for m in out["messages"]] == ["user", "assistant", "user", "assistant", "user"]
@@ -95,22 +120,31 @@ def test_multi_turn_merges_and_orders_tool_results_first() -> None:
 
 
 def test_images_files_and_cache_control() -> None:
-    body = {"messages": [
-        {"role": "system",
-         "content": [{"type": "text", "text": "long prefix", "cache_control": {"type": "ephemeral"}}]},
-        {"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": "https://example.com/cat.png", "detail": "high"}},
-            {"type": "image_url", "image_url": {"url": "data:image/PNG;base64,iVBO"}},
-            {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBE"}},
-        ]},
-    ]}
+    body = {
+        "messages": [
+            {
+                "role": "system",
+                "content": [{"type": "text", "text": "long prefix", "cache_control": {"type": "ephemeral"}}],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": "https://example.com/cat.png", "detail": "high"}},
+                    {"type": "image_url", "image_url": {"url": "data:image/PNG;base64,iVBO"}},
+                    {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBE"}},
+                ],
+            },
+        ]
+    }
     out = anthropic_request(body)
     assert out["system"] == [{"type": "text", "text": "long prefix", "cache_control": {"type": "ephemeral"}}]
     blocks = out["messages"][0]["content"]
     assert blocks[0] == {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}}
     assert blocks[1]["source"] == {"type": "base64", "media_type": "image/png", "data": "iVBO"}
-    assert blocks[2] == {"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
-                                                        "data": "JVBE"}}
+    assert blocks[2] == {
+        "type": "document",
+        "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"},
+    }
 
 
 @pytest.mark.parametrize(
@@ -120,8 +154,11 @@ def test_images_files_and_cache_control() -> None:
         ("none", False, {"type": "none"}),
         ("required", None, {"type": "any"}),
         ({"type": "function", "function": {"name": "f"}}, None, {"type": "tool", "name": "f"}),
-        ({"type": "function", "function": {"name": "f"}}, False, {"type": "tool", "name": "f",
-                                                                 "disable_parallel_tool_use": True}),
+        (
+            {"type": "function", "function": {"name": "f"}},
+            False,
+            {"type": "tool", "name": "f", "disable_parallel_tool_use": True},
+        ),
         (None, False, {"type": "auto", "disable_parallel_tool_use": True}),
         (None, None, None),
     ],
@@ -164,9 +201,17 @@ def test_json_modes_become_an_instruction() -> None:
 
 @pytest.mark.parametrize(
     ("param", "value"),
-    [("n", 2), ("logprobs", True), ("top_logprobs", 3), ("seed", 1), ("frequency_penalty", 0.5),
-     ("presence_penalty", -1), ("logit_bias", {"1": 1}), ("modalities", ["text", "audio"]),
-     ("functions", [{"name": "f"}])],
+    [
+        ("n", 2),
+        ("logprobs", True),
+        ("top_logprobs", 3),
+        ("seed", 1),
+        ("frequency_penalty", 0.5),
+        ("presence_penalty", -1),
+        ("logit_bias", {"1": 1}),
+        ("modalities", ["text", "audio"]),
+        ("functions", [{"name": "f"}]),
+    ],
 )
 def test_unsupported_parameters_are_named(param: str, value: Any) -> None:
     with pytest.raises(t.UnsupportedParameter) as info:
@@ -176,8 +221,15 @@ def test_unsupported_parameters_are_named(param: str, value: Any) -> None:
 
 
 def test_harmless_defaults_are_accepted() -> None:
-    body = {"messages": HI, "n": 1, "logprobs": False, "frequency_penalty": 0, "presence_penalty": 0.0,
-            "logit_bias": {}, "modalities": ["text"]}
+    body = {
+        "messages": HI,
+        "n": 1,
+        "logprobs": False,
+        "frequency_penalty": 0,
+        "presence_penalty": 0.0,
+        "logit_bias": {},
+        "modalities": ["text"],
+    }
     assert anthropic_request(body)["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
 
 
@@ -191,14 +243,22 @@ def test_harmless_defaults_are_accepted() -> None:
         ([{"role": "robot", "content": "x"}], "messages[0].role"),
         ([{"role": "user", "content": 5}], "messages[0].content"),
         ([{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}], "messages[0].content[0].type"),
-        ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/bmp;base64,AA"}}]}],
-         "messages[0].content[0].image_url"),
-        ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x/y.png"}}]}],
-         "messages[0].content[0].image_url"),
-        ([{"role": "system", "content": [{"type": "image_url", "image_url": {"url": "https://x"}}]}],
-         "messages[0].content[0].type"),
-        ([{"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "f"}}]}],
-         "messages[0].tool_calls[0].id"),
+        (
+            [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/bmp;base64,AA"}}]}],
+            "messages[0].content[0].image_url",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x/y.png"}}]}],
+            "messages[0].content[0].image_url",
+        ),
+        (
+            [{"role": "system", "content": [{"type": "image_url", "image_url": {"url": "https://x"}}]}],
+            "messages[0].content[0].type",
+        ),
+        (
+            [{"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "f"}}]}],
+            "messages[0].tool_calls[0].id",
+        ),
         ([{"role": "tool", "content": "x"}], "messages[0].tool_call_id"),
     ],
 )
@@ -219,8 +279,10 @@ def test_malformed_tools_and_tool_choice() -> None:
 
 
 def test_tool_arguments_that_are_not_an_object_are_kept_raw() -> None:
-    calls = [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{broken"}},
-             {"id": "d", "type": "function", "function": {"name": "f", "arguments": "[1]"}}]
+    calls = [
+        {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{broken"}},
+        {"id": "d", "type": "function", "function": {"name": "f", "arguments": "[1]"}},
+    ]
     out = anthropic_request({"messages": [*HI, {"role": "assistant", "tool_calls": calls}]})
     inputs = [b["input"] for b in out["messages"][1]["content"]]
     assert inputs == [{"_raw": "{broken"}, {"_raw": "[1]"}]
@@ -230,13 +292,22 @@ def test_tool_arguments_that_are_not_an_object_are_kept_raw() -> None:
 
 
 def _message(content: list[dict[str, Any]], stop: str = "end_turn", **usage: int) -> dict[str, Any]:
-    return {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude", "content": content,
-            "stop_reason": stop, "stop_sequence": None, "usage": {"input_tokens": 10, "output_tokens": 5, **usage}}
+    return {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude",
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 10, "output_tokens": 5, **usage},
+    }
 
 
 def test_text_response() -> None:
-    raw = t.from_anthropic_response(_message([{"type": "text", "text": "Hello"}, {"type": "text", "text": "!"}]),
-                                    "claude", "req_1", 123)
+    raw = t.from_anthropic_response(
+        _message([{"type": "text", "text": "Hello"}, {"type": "text", "text": "!"}]), "claude", "req_1", 123
+    )
     out = ChatCompletion.model_validate(raw)
     assert out.id == "chatcmpl-req_1" and out.created == 123 and out.model == "claude"
     assert out.choices[0].message.content == "Hello!" and out.choices[0].message.tool_calls is None
@@ -247,10 +318,14 @@ def test_text_response() -> None:
 
 def test_tool_use_response_and_cache_usage() -> None:
     message = _message(
-        [{"type": "thinking", "thinking": "hmm", "signature": "sig"},
-         {"type": "text", "text": "let me check"},
-         {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"q": "x", "é": 1}}],
-        stop="tool_use", cache_read_input_tokens=4, cache_creation_input_tokens=6,
+        [
+            {"type": "thinking", "thinking": "hmm", "signature": "sig"},
+            {"type": "text", "text": "let me check"},
+            {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"q": "x", "é": 1}},
+        ],
+        stop="tool_use",
+        cache_read_input_tokens=4,
+        cache_creation_input_tokens=6,
     )
     raw = t.from_anthropic_response(message, "claude", "req", 1)
     out = ChatCompletion.model_validate(raw)
@@ -266,9 +341,16 @@ def test_tool_use_response_and_cache_usage() -> None:
 
 @pytest.mark.parametrize(
     ("stop", "finish"),
-    [("end_turn", "stop"), ("stop_sequence", "stop"), ("max_tokens", "length"), ("tool_use", "tool_calls"),
-     ("refusal", "content_filter"), ("model_context_window_exceeded", "length"), ("pause_turn", "stop"),
-     ("something_new", "stop")],
+    [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("max_tokens", "length"),
+        ("tool_use", "tool_calls"),
+        ("refusal", "content_filter"),
+        ("model_context_window_exceeded", "length"),
+        ("pause_turn", "stop"),
+        ("something_new", "stop"),
+    ],
 )
 def test_finish_reasons(stop: str, finish: str) -> None:
     raw = t.from_anthropic_response(_message([{"type": "text", "text": "x"}], stop=stop), "m", "r", 1)
@@ -277,9 +359,15 @@ def test_finish_reasons(stop: str, finish: str) -> None:
 
 @pytest.mark.parametrize(
     "resp",
-    [[], {"type": "error", "error": {"type": "api_error", "message": "boom"}}, {"content": "text"},
-     {"content": ["text"]}, {"content": [{"type": "tool_use", "name": "f", "input": {}}]},
-     {"content": [{"type": "text", "text": None}]}, {"content": [], "usage": {"input_tokens": "many"}}],
+    [
+        [],
+        {"type": "error", "error": {"type": "api_error", "message": "boom"}},
+        {"content": "text"},
+        {"content": ["text"]},
+        {"content": [{"type": "tool_use", "name": "f", "input": {}}]},
+        {"content": [{"type": "text", "text": None}]},
+        {"content": [], "usage": {"input_tokens": "many"}},
+    ],
 )
 def test_malformed_responses(resp: Any) -> None:
     with pytest.raises(t.UpstreamStreamError):
@@ -290,26 +378,71 @@ def test_malformed_responses(resp: Any) -> None:
 
 # Recorded from the Messages API (the weather example of Anthropic's streaming docs), with cache reads.
 RECORDED: list[tuple[str, dict[str, Any]]] = [
-    ("message_start", {"type": "message_start", "message": {
-        "id": "msg_014p7gG3wDgGV9EUtLvnow3U", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
-        "stop_sequence": None, "content": [], "stop_reason": None,
-        "usage": {"input_tokens": 472, "output_tokens": 2, "cache_creation_input_tokens": 0,
-                  "cache_read_input_tokens": 100}}}),
+    (
+        "message_start",
+        {
+            "type": "message_start",
+            "message": {
+                "id": "msg_014p7gG3wDgGV9EUtLvnow3U",
+                "type": "message",
+                "role": "assistant",
+                "model": "claude-sonnet-4-5",
+                "stop_sequence": None,
+                "content": [],
+                "stop_reason": None,
+                "usage": {
+                    "input_tokens": 472,
+                    "output_tokens": 2,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 100,
+                },
+            },
+        },
+    ),
     ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
     ("ping", {"type": "ping"}),
-    ("content_block_delta", {"type": "content_block_delta", "index": 0,
-                             "delta": {"type": "text_delta", "text": "Okay, let's check the weather"}}),
-    ("content_block_delta", {"type": "content_block_delta", "index": 0,
-                             "delta": {"type": "text_delta", "text": " for San Francisco, CA:"}}),
+    (
+        "content_block_delta",
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "text_delta", "text": "Okay, let's check the weather"},
+        },
+    ),
+    (
+        "content_block_delta",
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": " for San Francisco, CA:"}},
+    ),
     ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-    ("content_block_start", {"type": "content_block_start", "index": 1, "content_block": {
-        "type": "tool_use", "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "name": "get_weather", "input": {}}}),
-    *[("content_block_delta", {"type": "content_block_delta", "index": 1,
-                               "delta": {"type": "input_json_delta", "partial_json": piece}})
-      for piece in ["", '{"location":', ' "San Fra', 'ncisco, CA"', ', "unit": "fah', 'renheit"}']],
+    (
+        "content_block_start",
+        {
+            "type": "content_block_start",
+            "index": 1,
+            "content_block": {
+                "type": "tool_use",
+                "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6",
+                "name": "get_weather",
+                "input": {},
+            },
+        },
+    ),
+    *[
+        (
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": piece}},
+        )
+        for piece in ["", '{"location":', ' "San Fra', 'ncisco, CA"', ', "unit": "fah', 'renheit"}']
+    ],
     ("content_block_stop", {"type": "content_block_stop", "index": 1}),
-    ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None},
-                       "usage": {"output_tokens": 89}}),
+    (
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+            "usage": {"output_tokens": 89},
+        },
+    ),
     ("message_stop", {"type": "message_stop"}),
 ]
 
@@ -340,8 +473,10 @@ def test_recorded_stream_translation() -> None:
     message = final.choices[0].message
     assert message.content == "Okay, let's check the weather for San Francisco, CA:"
     assert message.tool_calls is not None and message.tool_calls[0].function.name == "get_weather"
-    assert json.loads(message.tool_calls[0].function.arguments) == {"location": "San Francisco, CA",
-                                                                    "unit": "fahrenheit"}
+    assert json.loads(message.tool_calls[0].function.arguments) == {
+        "location": "San Francisco, CA",
+        "unit": "fahrenheit",
+    }
     assert final.choices[0].finish_reason == "tool_calls"
 
 
@@ -349,14 +484,20 @@ def test_parallel_tool_calls_get_their_own_index() -> None:
     events: list[tuple[str, dict[str, Any]]] = [("message_start", {"message": {"usage": {"input_tokens": 3}}})]
     for block in (0, 1):
         events += [
-            ("content_block_start", {"index": block, "content_block": {"type": "tool_use", "id": f"t{block}",
-                                                                       "name": "f", "input": {}}}),
-            ("content_block_delta", {"index": block, "delta": {"type": "input_json_delta",
-                                                               "partial_json": f'{{"n": {block}}}'}}),
+            (
+                "content_block_start",
+                {"index": block, "content_block": {"type": "tool_use", "id": f"t{block}", "name": "f", "input": {}}},
+            ),
+            (
+                "content_block_delta",
+                {"index": block, "delta": {"type": "input_json_delta", "partial_json": f'{{"n": {block}}}'}},
+            ),
             ("content_block_stop", {"index": block}),
         ]
-    events += [("message_delta", {"delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}}),
-               ("message_stop", {})]
+    events += [
+        ("message_delta", {"delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}}),
+        ("message_stop", {}),
+    ]
     chunks = _translate(events, include_usage=False)
     calls = [tc for c in chunks for tc in c.choices[0].delta.tool_calls or []]
     assert [(tc.index, tc.id) for tc in calls if tc.id] == [(0, "t0"), (1, "t1")]

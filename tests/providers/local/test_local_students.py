@@ -137,9 +137,7 @@ def test_a_broken_student_stops_the_gateway_at_start_up(student_dir: Path, tmp_p
         Gateway(parse_config(config(tmp_path / "missing", "http://127.0.0.1:9/v1", tmp_path / "l.db")))
 
 
-async def test_a_finetuned_student_answers_through_the_gateway(
-    finetuned_student_dir: Path, tmp_path: Path
-) -> None:
+async def test_a_finetuned_student_answers_through_the_gateway(finetuned_student_dir: Path, tmp_path: Path) -> None:
     text = config(finetuned_student_dir, "http://127.0.0.1:9/v1", tmp_path / "l.db")
     async with (
         running_gateway(text) as running,

@@ -80,4 +80,3 @@ def is_final(chunk: dict[str, Any]) -> bool:
     if not isinstance(choices, list):
         return False
     return any(isinstance(c, dict) and c.get("finish_reason") for c in choices)
-
