@@ -16,7 +16,7 @@ import orjson
 
 from tokenomy.ledger.record import LEVERS
 from tokenomy.reports.model import Group, Report
-from tokenomy.reports.render_table import money, ms, percent, window_text
+from tokenomy.reports.render_table import economy_cells, money, ms, percent, window_text
 from tokenomy.reports.timeparse import format_time
 
 _CSS = """
@@ -162,21 +162,7 @@ def _groups(report: Report) -> str:
 def _economy(groups: list[Group], dimension: str) -> str:
     rows = []
     for group in groups:
-        sums = group.sums
-        n = sums.requests or 1
-        rows.append(
-            [
-                group.name,
-                f"{sums.requests:,}",
-                f"{sums.prompt_tokens / n:,.1f}",
-                f"{sums.completion_tokens / n:,.1f}",
-                f"{sums.tokens_per_request:,.1f}",
-                f"{sums.cached_input_share:.1%}",
-                money(sums.cost_per_1k_requests_usd),
-                money(sums.cost_usd),
-                percent(sums.errors, sums.requests),
-            ]
-        )
+        rows.append([*economy_cells(group), percent(group.sums.errors, group.sums.requests)])
     header = [dimension, "requests", "prompt/req", "completion/req", "tokens/req", "cached input", "$/1k req", "spend",
               "error rate"]  # fmt: skip
     return _table(header, rows)

@@ -16,6 +16,23 @@ PROMPT_WIDTH = 80
 """Characters of prompt text shown in the terminal table."""
 
 
+def economy_cells(group: Group) -> list[str]:
+    """A group's name, requests, tokens per request, cached-input share, $/1k requests and spend
+    (the economy table's common cells, in the terminal and the HTML report)."""
+    sums = group.sums
+    n = sums.requests or 1
+    return [
+        group.name,
+        f"{sums.requests:,}",
+        f"{sums.prompt_tokens / n:,.1f}",
+        f"{sums.completion_tokens / n:,.1f}",
+        f"{sums.tokens_per_request:,.1f}",
+        f"{sums.cached_input_share:.1%}",
+        money(sums.cost_per_1k_requests_usd),
+        money(sums.cost_usd),
+    ]
+
+
 def money(value: float) -> str:
     """``$1,234.56``, ``$0.0042``, ``$0.0000123``: small amounts keep their significant digits."""
     return usd(value)
@@ -138,16 +155,8 @@ def economy_table(title: str, column: str, groups: list[Group]) -> Table:
     table.add_column("student share", justify="right")  # of cascade requests, answered by the first step
     for group in groups:
         sums = group.sums
-        n = sums.requests or 1
         table.add_row(
-            group.name,
-            f"{sums.requests:,}",
-            f"{sums.prompt_tokens / n:,.1f}",
-            f"{sums.completion_tokens / n:,.1f}",
-            f"{sums.tokens_per_request:,.1f}",
-            f"{sums.cached_input_share:.1%}",
-            money(sums.cost_per_1k_requests_usd),
-            money(sums.cost_usd),
+            *economy_cells(group),
             length_stops(sums.length_stops, sums.finished),
             "-" if sums.student_share is None else f"{sums.student_share:.1%} of {sums.cascade_requests:,}",
         )
