@@ -121,21 +121,21 @@ def cosines(pairs: list[tuple[str, str]], cache: Path) -> dict[tuple[str, str], 
     return known
 
 
-def ce_score(row: dict[str, str], both_orders: bool, fp32: bool = False) -> float:
+def ce_score(row: dict[str, str], both_orders: bool, variant: str = "") -> float:
     """The cross-encoder feature of a scored pair: its logit, or the mean of both orders' logits;
-    ``fp32``: of the float32 model before quantization (columns ``score_fp32``, ``score_reversed_fp32``)."""
-    suffix = "_fp32" if fp32 else ""
+    ``variant``: the column suffix of the model read (``""`` dynamic int8, ``"_fp32"`` float32 before
+    quantization, ``"_w8"`` weight-only 8-bit)."""
     if both_orders:
-        return (float(row["score" + suffix]) + float(row["score_reversed" + suffix])) / 2
-    return float(row["score" + suffix])
+        return (float(row["score" + variant]) + float(row["score_reversed" + variant])) / 2
+    return float(row["score" + variant])
 
 
 def load(path: Path, cos: dict[tuple[str, str], float], repeat: int | None, both_orders: bool = False,
-         fp32: bool = False) -> Rows:  # fmt: skip
+         variant: str = "") -> Rows:  # fmt: skip
     rows = [r for r in read_csv(path) if repeat is None or int(r["repeat"]) == repeat]
     a = [r["sentence2"] for r in rows]  # the query: sentence2 asked after sentence1 was stored
     b = [r["sentence1"] for r in rows]
-    x = np.stack([np.concatenate([features(q, s, cos[(s, q)], ce_score(r, both_orders, fp32)), surface(q, s)])
+    x = np.stack([np.concatenate([features(q, s, cos[(s, q)], ce_score(r, both_orders, variant)), surface(q, s)])
                   for q, s, r in zip(a, b, rows, strict=True)])  # fmt: skip
     return Rows(
         a, b, x, np.array([int(r["label"]) for r in rows]),
@@ -379,21 +379,30 @@ LEVERS: dict[str, tuple[Fitter, str | None, float | None]] = {
         lr_fitter(LEXICAL_ALL), None, None),
     "gates + LR(cosine, cross-encoder float32 in both orders, lexical), threshold on LangCache alone": (
         lr_fitter(LEXICAL_ALL), None, None),
+    "gates + LR(cosine, cross-encoder weight-only 8-bit, lexical), threshold on LangCache alone": (
+        lr_fitter(LEXICAL_ALL), None, None),
+    "gates + LR(cosine, cross-encoder weight-only 8-bit in both orders, lexical), threshold on LangCache alone": (
+        lr_fitter(LEXICAL_ALL), None, None),
 }  # fmt: skip
 """The cross-encoder's scoring levers against the shipped verifier (``--levers``), declared with the rule
 below before they were scored: the same verifier and threshold rule reading the mean of both orders'
 logits, the float32 model's logit before quantization, or both. Scored on fold models that give all
-four columns, so the shipped verifier is rescored on the same models."""
+four columns, so the shipped verifier is rescored on the same models. The weight-only 8-bit levers
+(``train_cross_encoder.export_w8``) were added, with :data:`NOT_DEPLOYABLE`, before their scores
+existed: the float32 file is too slow and too large to ship (``bench/cache/cross_encoder_cost.py``),
+the weight-only 8-bit model is the way to read it within the lookup budget."""
+NOT_DEPLOYABLE = {n for n in LEVERS if "float32" in n}
+"""Scored for reference, never shipped: 90 MB and 13.5 ms CPU p50 per lookup of three candidates."""
 CALIBRATE_ON = {n: "langcache" for n in [*STUDY, *LEVERS] if "LangCache alone" in n}
 """Candidates whose threshold is chosen on the LangCache pairs alone."""
 BOTH_ORDERS = {n for n in [*STUDY, *LEVERS] if "both orders" in n}
 """Candidates that read the cross-encoder in both orders (needs ``score_reversed`` in the scores)."""
-FLOAT32 = {n for n in LEVERS if "float32" in n}
-"""Candidates that read the float32 model's logits (needs ``score_fp32`` in the scores)."""
+VARIANT = {n: "_fp32" if "float32" in n else "_w8" for n in LEVERS if "float32" in n or "weight-only 8-bit" in n}
+"""Candidates that read another model's logits than dynamic int8: the column suffix (``score_fp32``, ``score_w8``)."""
 INCUMBENT = "gates + LR(cosine, cross-encoder, lexical)"
 CHALLENGERS = [n for n in [*CANDIDATES, *STUDY, *LEVERS]
-               if n.startswith("gates + GBM") or "surface)" in n or n in RULE_FLOOR or n in STUDY
-               or n in LEVERS]  # fmt: skip
+               if (n.startswith("gates + GBM") or "surface)" in n or n in RULE_FLOOR or n in STUDY
+               or n in LEVERS) and n not in NOT_DEPLOYABLE]  # fmt: skip
 
 # The rule that picks the shipped verifier, declared before any held-out pair was scored by a
 # challenger: a challenger replaces the incumbent only if, in the nested cross-validation (both
@@ -430,13 +439,13 @@ def rule(results: dict[str, Counts], incumbent: str = INCUMBENT) -> str:
 
 def threshold_of(fit: Fitter, grid: list[float], min_accepted: int, oof: Path, cos: dict[tuple[str, str], float],
                  repeats: list[int], calibrate_on: str | None = None, both_orders: bool = False,
-                 fp32: bool = False) -> tuple[float, list[float], npt.NDArray[np.float64], npt.NDArray[np.int64],
+                 variant: str = "") -> tuple[float, list[float], npt.NDArray[np.float64], npt.NDArray[np.int64],
                             npt.NDArray[np.str_]]:  # fmt: skip
     """The shipped threshold: the mean over repeats of the rule's choice on that repeat's out-of-fold
     scores (the rule is jumpy on this little data); also the pooled scores, labels and sources."""
     all_scores, all_labels, sources = [], [], []
     for repeat in repeats:
-        rows = load(oof, cos, repeat, both_orders, fp32)
+        rows = load(oof, cos, repeat, both_orders, variant)
         oof_scores = np.full(len(rows.y), -np.inf)
         for k in sorted(set(rows.fold.tolist())):
             oof_scores[rows.fold == k] = fit(rows.take(rows.fold != k))(rows.take(rows.fold == k))
@@ -476,7 +485,9 @@ def main() -> None:
     if opts.levers:
         candidates, incumbent = {SHIPPED: STUDY[SHIPPED], **LEVERS}, SHIPPED
     columns = set(read_csv(oof)[0])
-    for needed, names in (("score_reversed", BOTH_ORDERS), ("score_fp32", FLOAT32)):
+    needs = [("score_reversed", BOTH_ORDERS)] + [("score" + v, {n for n in VARIANT if VARIANT[n] == v})
+                                                 for v in set(VARIANT.values())]  # fmt: skip
+    for needed, names in needs:
         if names & set(candidates) and needed not in columns:
             print(f"(skipped, {oof} has no {needed} column: {', '.join(sorted(names & set(candidates)))})")
             candidates = {n: c for n, c in candidates.items() if n not in names}
@@ -487,7 +498,7 @@ def main() -> None:
         ys: dict[str, list[npt.NDArray[np.int64]]] = {}
         accs: dict[str, list[npt.NDArray[np.bool_]]] = {}
         for repeat in repeats:
-            rows = load(oof, cos, repeat, name in BOTH_ORDERS, name in FLOAT32)
+            rows = load(oof, cos, repeat, name in BOTH_ORDERS, VARIANT.get(name, ""))
             acc = nested(rows, fit, grid_for(column), fixed, RULE_FLOOR.get(name, 0), CALIBRATE_ON.get(name))
             for source in ("langcache", "stsb-train"):
                 m = rows.source == source
@@ -506,8 +517,8 @@ def main() -> None:
         return
     shipped: dict[str, tuple[Scorer, float]] = {}
     for name in dict.fromkeys([incumbent, winner]):
-        if name in FLOAT32 and "score_fp32" not in read_csv(held)[0]:
-            raise SystemExit(f"{name} won: its held-out scores need the float32 final model (not in {held})")
+        if name in VARIANT and "score" + VARIANT[name] not in read_csv(held)[0]:
+            raise SystemExit(f"{name}: its held-out scores need score{VARIANT[name]} (not in {held})")
         fit, column, _ = candidates[name]
         grid = grid_for(column)
         threshold, per_repeat, scores, labels, sources = threshold_of(
@@ -519,7 +530,7 @@ def main() -> None:
             repeats,
             CALIBRATE_ON.get(name),
             name in BOTH_ORDERS,
-            name in FLOAT32,
+            VARIANT.get(name, ""),
         )
         print(
             f"\nCurve of {name} (out-of-fold scores, all repeats pooled); its threshold {threshold}, "
@@ -538,8 +549,8 @@ def main() -> None:
                 tp, n = int((acc & (y == 1)).sum()), int(acc.sum())
                 cells += [f"{tp / n:.3f}" if n else "-", f"{tp / max(1, int(y.sum())):.3f}", str(n)]
             print(f"| {t} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} | {cells[4]} |")
-        shipped[name] = (fit(load(oof, cos, repeats[-1], name in BOTH_ORDERS, name in FLOAT32)), threshold)
-    flags = {name: (name in BOTH_ORDERS, name in FLOAT32) for name in shipped}
+        shipped[name] = (fit(load(oof, cos, repeats[-1], name in BOTH_ORDERS, VARIANT.get(name, ""))), threshold)
+    flags = {name: (name in BOTH_ORDERS, VARIANT.get(name, "")) for name in shipped}
     heldouts = {flag: load(held, cos, None, *flag) for flag in set(flags.values())}
     print("\nHeld out (STS-B dev and test, never used for any choice), each fit on all training pairs:")
     print("| matcher | pairs | accepted | false hits | precision [95 % CI] | recall [95 % CI] |")

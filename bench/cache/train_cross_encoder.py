@@ -21,7 +21,9 @@ the shipped one, and scores its fold: ``oof.csv`` holds those out-of-fold scores
 Every held-out pair is scored one pair per call (as a lookup does: the int8 model quantizes
 activations per batch) in both orders: ``score`` reads (query, stored) = (sentence2, sentence1),
 ``score_reversed`` the other order; ``score_fp32`` and ``score_reversed_fp32`` are the same from the
-float32 model before quantization.
+float32 model before quantization; ``score_w8`` and ``score_reversed_w8`` from the weight-only 8-bit
+model (:func:`export_w8`: weights in blocks of 32 with a scale each, activations quantized per row,
+so a pair's logit does not depend on its batch and a lookup can score all its candidates at once).
 
 Writes to ``--out``: ``cross-encoder.int8.onnx``, ``heldout.csv``, ``train.json``, one
 ``fold-R-K.csv`` per fold model (a rerun skips the folds whose file exists; ``--only R:K,...`` trains
@@ -182,6 +184,26 @@ def export_int8(model: CrossEncoder, path: Path, keep_fp32: bool = False) -> Pat
     return fp32
 
 
+def export_w8(fp32: Path, path: Path) -> None:
+    """Weight-only 8-bit from the float32 file: MatMul weights in blocks of 32 (``MatMulNBits``,
+    int8 arithmetic with per-row activation scales), embeddings (Gather) int8 per channel. ~24 MB.
+    Marked ``batch_independent`` in the ONNX metadata: the semantic tier then batches candidates."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(fp32)), bits=8, block_size=32, is_symmetric=True, accuracy_level=4)
+    quantizer.process()
+    matmuls = path.with_suffix(".matmul.onnx")
+    quantizer.model.save_model_to_file(str(matmuls), use_external_data_format=False)
+    quantize_dynamic(
+        str(matmuls), str(path), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["Gather"]
+    )
+    matmuls.unlink()
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(model, {"batch_independent": "1"})
+    onnx.save(model, str(path))
+
+
 def score(path: Path, tok: Tokenizer, pairs: list[tuple[str, str]]) -> list[float]:
     """Logits of the exported model for (query, stored) pairs, one pair per call as a lookup scores a
     candidate: the int8 model quantizes activations per batch, so a pair's logit depends on the other
@@ -243,6 +265,11 @@ def main() -> None:
             if float32.exists():
                 columns["score_fp32"] = score(float32, tok, [(b, a) for a, b, _ in labelled])
                 columns["score_reversed_fp32"] = score(float32, tok, [(a, b) for a, b, _ in labelled])
+                w8 = shipped.with_name("cross-encoder.w8.onnx")
+                if not w8.exists():
+                    export_w8(float32, w8)
+                columns["score_w8"] = score(w8, tok, [(b, a) for a, b, _ in labelled])
+                columns["score_reversed_w8"] = score(w8, tok, [(a, b) for a, b, _ in labelled])
             for i, (a, b, s) in enumerate(labelled):
                 held_rows.append({"source": source, "label": int(s >= 4), **{k: v[i] for k, v in columns.items()},
                                   "sentence1": a, "sentence2": b})  # fmt: skip
@@ -267,6 +294,8 @@ def main() -> None:
             trained, cpu_trained = time.time() - started, time.process_time() - cpu_started
             path = opts.out / f"fold-{repeat}-{k}.int8.onnx"
             fp32 = export_int8(model, path, keep_fp32=True)
+            w8 = opts.out / f"fold-{repeat}-{k}.w8.onnx"
+            export_w8(fp32, w8)
             held = [("langcache", i, p) for i, (p, f) in enumerate(zip(lc, lc_fold, strict=True)) if f == k]
             held += [
                 ("stsb-train", i, p)
@@ -279,6 +308,8 @@ def main() -> None:
                 "score_reversed": score(path, tok, backward),
                 "score_fp32": score(fp32, tok, forward),
                 "score_reversed_fp32": score(fp32, tok, backward),
+                "score_w8": score(w8, tok, forward),
+                "score_reversed_w8": score(w8, tok, backward),
             }
             rows: list[dict[str, Any]] = []
             for j, (source, i, (a, b, y)) in enumerate(held):
@@ -290,6 +321,7 @@ def main() -> None:
             if not opts.keep_models:
                 path.unlink()
                 fp32.unlink()
+                w8.unlink()
                 for extra in path.parent.glob(fp32.name + "*"):
                     extra.unlink()
             write_rows(done, rows)

@@ -1,19 +1,26 @@
 """Overload and the stalled-connection attack: one command, two tables.
 
-    python bench/overload/run.py            # ~2 minutes; DURATION=5 RATES="0.5 1 2 4" WORKERS=1 by default
+    python bench/overload/run.py            # ~3 minutes; DURATION=5 RATES="0.5 1 2 4" WORKERS=1 by default
                                             # (ATTACKERS=0: no attack table; STALL_MS=500: the
                                             # gateway stopped that long mid-phase, 0.5x-4x S;
                                             # VARIANTS="|shed_waited_ms: 0": the overload tables
                                             # once per "|"-separated variant of server settings;
                                             # S=3000: offer multiples of that instead of each
-                                            # variant's own measured S, for comparing variants)
+                                            # variant's own measured S, for comparing variants;
+                                            # SATURATION=closed: multiples of the closed-loop S)
 
 It starts a fixed-answer upstream (a raw asyncio HTTP server, so the gateway is the bottleneck)
 and ``tokenomy serve`` in front of it, each its own process, then:
 
-1. **saturation**: a closed loop of 64 connections for DURATION s gives the throughput S (200s
-   per second), on a gateway of the same settings but with shedding off (``shed_loop_lag_ms: 0``):
-   what the gateway can serve, whatever the variant would shed at exactly that load;
+1. **saturation**, on a gateway of the same settings but with shedding off (``shed_loop_lag_ms:
+   0``): what the gateway can serve, whatever the variant would shed at exactly that load. Two
+   figures: a closed loop of 64 connections for DURATION s gives the closed-loop S (200s per
+   second); then a bisection (``STEPS``, 5 by default) between 0.5x and 1.05x that finds the
+   highest *open-loop* rate the gateway keeps up with (every request answered 200, 98% of them
+   within the phase, p99 under 500 ms: a queue that grows for the whole phase shows seconds). Its
+   goodput is the open-loop S, what the same arrivals as the overload phases can get served: the
+   S of the overload targets. The phases offer multiples of it (``SATURATION=closed``: of the closed-loop S, as before
+   2026-12-05); goodput is printed as a share of both;
 2. **no load**: an open loop at 20 rps gives the no-load p99;
 3. **overload**: open loops (requests leave on schedule whatever earlier ones do) at 0.5x, 1x, 2x
    and 4x S: goodput (200s per second) and the p50/p99 of the admitted (200) requests, with
@@ -61,6 +68,8 @@ RATES = [float(r) for r in os.environ.get("RATES", "0.5 1 2 4").split()]
 ATTACKERS = int(os.environ.get("ATTACKERS", "2300"))
 WORKERS = os.environ.get("WORKERS", "1")
 VARIANTS = os.environ.get("VARIANTS", "").split("|")  # "|"-separated server settings to compare, "" the defaults
+SATURATION = os.environ.get("SATURATION", "open")  # which S the overload phases offer multiples of
+STEPS = int(os.environ.get("STEPS", "5"))  # bisection steps for the open-loop S (0: skip it)
 STALL_MS = float(
     os.environ.get("STALL_MS", "0")
 )  # stop the gateway this long mid-phase (a GC pause, a preemption)  # one event loop: the figures are per process
@@ -345,6 +354,28 @@ def _diagnostics_row(label: str, r: dict[str, object]) -> str:
     )
 
 
+def _sustainable(url: str, closed: float, auth: list[str]) -> tuple[float, list[str]]:
+    """The open-loop S: the goodput at the highest open-loop rate (bisection between 0.5x and 1.05x
+    the closed-loop S) the gateway keeps up with -- every request answered 200, at least 98% of them
+    within the phase, and a p99 under 500 ms (a queue that grows for the whole phase reaches seconds;
+    a single stall of a few hundred ms does not count) -- on a gateway that does not shed; and one
+    line per rate tried."""
+    low, high, best, tried = 0.5 * closed, 1.05 * closed, 0.0, []
+    for _ in range(STEPS):
+        rate = (low + high) / 2
+        _settle(url, auth)
+        r = _load_run(url, rate, DURATION, auth)
+        codes = dict(r["codes"])  # type: ignore[call-overload]
+        good, p99 = float(r["ok_rps"]), float(r["p99"])  # type: ignore[arg-type]
+        kept = codes.get("200", 0) == sum(codes.values()) and good >= 0.98 * rate and p99 < 500
+        tried.append(f"{rate:.0f} rps: {good:.0f} 200/s, p99 {p99:.1f} ms, {'kept up' if kept else 'fell behind'}")
+        if kept:
+            low, best = rate, max(best, good)
+        else:
+            high = rate
+    return best, tried
+
+
 def _overload(upstream_port: int, home: Path, procs: list[subprocess.Popen[str]], variant: str) -> float:
     """Saturation, no load and the overload phases against one gateway (``variant``: extra
     ``server:`` settings, ";"-separated); prints the two tables and returns S."""
@@ -356,7 +387,10 @@ def _overload(upstream_port: int, home: Path, procs: list[subprocess.Popen[str]]
     procs.append(gateway)
     _settle(url, auth)
     sat = _phase(url, gateway.pid, home, 50_000, auth, in_flight=64)
-    saturation = float(os.environ.get("S", "0")) or float(sat["ok_rps"])  # type: ignore[arg-type]
+    closed = float(sat["ok_rps"])  # type: ignore[arg-type]
+    s_open, tried = _sustainable(url, closed, auth) if STEPS > 0 else (0.0, [])
+    chosen = s_open if SATURATION == "open" and s_open > 0 else closed
+    saturation = float(os.environ.get("S", "0")) or chosen
     gateway.terminate()
     gateway.wait()
     gateway, url = _gateway(upstream_port, keys=True, home=home, extra=variant)
@@ -372,16 +406,19 @@ def _overload(upstream_port: int, home: Path, procs: list[subprocess.Popen[str]]
     sat_shed = dict(sat["codes"]).get("503", 0)  # type: ignore[call-overload]
     settings = "; ".join(part for part in (os.environ.get("SERVER", ""), variant) if part) or "defaults"
     print(f"### server settings: {settings}\n")
-    print(f"saturation S = {saturation:.0f} rps (64 connections back to back, {sat_shed} shed); "
-          f"no-load p50 / p99 = {quiet['p50']:.1f} / {quiet['p99']:.1f} ms (20 rps)\n")  # fmt: skip
-    print("| offered | offered rps | goodput rps (% of S) | admitted p50 / p99 ms | p99 over no-load | 503 | other |")
+    print(f"closed-loop S = {closed:.0f} rps (64 connections back to back, {sat_shed} shed); open-loop S = "
+          f"{s_open:.0f} rps ({'; '.join(tried) or 'not measured'}); the phases offer multiples of "
+          f"{saturation:.0f} rps; no-load p50 / p99 = {quiet['p50']:.1f} / {quiet['p99']:.1f} ms\n")  # fmt: skip
+    print("| offered | offered rps | goodput rps (% of closed-loop S / of open-loop S) | admitted p50 / p99 ms "
+          "| p99 over no-load | 503 | other |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
     for factor, r in phases:
         codes = dict(r["codes"])  # type: ignore[call-overload]
         other = sum(v for k, v in codes.items() if k not in ("200", "503"))
         good = float(r["ok_rps"])  # type: ignore[arg-type]
         print(
-            f"| {factor:g}x S | {float(r['offered_rps']):.0f} | {good:.0f} ({100 * good / saturation:.0f}%) "  # type: ignore[arg-type]
+            f"| {factor:g}x S | {float(r['offered_rps']):.0f} | {good:.0f} ({100 * good / closed:.0f}% / "  # type: ignore[arg-type]
+            f"{f'{100 * good / s_open:.0f}%' if s_open else '-'}) "
             f"| {r['p50']:.1f} / {r['p99']:.1f} | +{float(r['p99']) - float(quiet['p99']):.1f} "  # type: ignore[arg-type]
             f"| {codes.get('503', 0)} | {other} |"
         )

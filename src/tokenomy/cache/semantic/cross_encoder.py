@@ -47,6 +47,9 @@ class CrossEncoder:
         self.tokenizer_path = Path(tokenizer_path) if tokenizer_path else default_tokenizer_path()
         self._session: Any = None
         self._tokenizer: Any = None
+        self.batched = False
+        """Whether a pair's logit is independent of its batch (the model says so in its ONNX metadata):
+        then :meth:`score` runs all pairs as one batch."""
 
     def load(self) -> None:
         """Create the session and the tokenizer; raises when the files are missing or unreadable."""
@@ -64,16 +67,23 @@ class CrossEncoder:
         if {i.name for i in session.get_inputs()} != {"input_ids", "attention_mask"}:
             raise RuntimeError(f"{self.model_path} is not a cross-encoder of this format")
         self._tokenizer, self._session = tokenizer, session
+        self.batched = session.get_modelmeta().custom_metadata_map.get("batch_independent") == "1"
 
     def score(self, pairs: list[tuple[str, str]]) -> list[float]:
         """One logit per (query, stored) pair; higher means the same question.
 
-        Each pair is run alone: the int8 model quantizes activations per batch, so in a batch a
-        pair's logit would depend on the other pairs (up to 1.2 apart on the LangCache pairs between
-        batches of 64 and one pair). Alone, a candidate's decision is the one it was calibrated with
-        (``bench/cache/train_cross_encoder.py`` scores one pair per call too)."""
+        A model marked ``batch_independent`` (weights quantized, activations quantized per row, as
+        the shipped one) runs all pairs as one batch. Any other runs each pair alone: a dynamically
+        quantized int8 model quantizes activations per batch, so in a batch a pair's logit would
+        depend on the other pairs (up to 1.2 apart on the LangCache pairs between batches of 64 and
+        one pair). Either way a candidate's logit is the one it was calibrated with
+        (``bench/cache/train_cross_encoder.py`` scores one pair per call)."""
         if self._session is None:
             raise RuntimeError("the cross-encoder is not loaded")
+        if self.batched and pairs:
+            ids, mask = encode_pairs(self._tokenizer, pairs)
+            logits = self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            return [float(x) for x in np.asarray(logits).reshape(-1)]
         out = []
         for pair in pairs:
             ids, mask = encode_pairs(self._tokenizer, [pair])
