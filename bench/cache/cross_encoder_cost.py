@@ -1,12 +1,14 @@
 """What scoring a lookup's candidates costs with each cross-encoder variant: one command, one table.
 
     PYTHONPATH=src .venv/bin/python bench/cache/cross_encoder_cost.py \
-        --float32 build/ce-final/cross-encoder.int8.fp32.onnx
+        --float32 build/ce-final/cross-encoder.int8.fp32.onnx [--int8 FILE] [--w8 FILE]
 
 The shipped int8 model (one pair per call, one order: what a lookup does today) against a float32
 model (``train_cross_encoder.py --keep-models`` keeps one) read in both orders, either one pair per
 call or all of a lookup's candidates in both orders as one batch (safe in float32: it has no
-per-batch quantization). For each of ``--questions`` LangCache questions the candidates are
+per-batch quantization), and a weight-only 8-bit model (``train_cross_encoder.export_w8``; default:
+the shipped one if it is that kind) in one order and in both, as one batch per lookup, as the
+semantic tier runs it. For each of ``--questions`` LangCache questions the candidates are
 ``--candidates`` stored questions (its partner and the next ones in the file), as the semantic tier
 verifies its top candidates. Prints the thread CPU time per lookup (p50 / p99 over the questions;
 one ONNX thread, as the tier runs it) and the wall time: CPU time holds on a busy machine, wall
@@ -42,6 +44,8 @@ def _pct(values: list[float], q: float) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--float32", type=Path, required=True, help="a float32 cross-encoder ONNX file")
+    ap.add_argument("--int8", type=Path, help="a dynamically quantized int8 file (default: the shipped model)")
+    ap.add_argument("--w8", type=Path, help="a weight-only 8-bit file (default: the shipped model)")
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--questions", type=int, default=150)
     ap.add_argument("--candidates", type=int, default=3)
@@ -49,9 +53,11 @@ def main() -> None:
     with opts.data.open() as f:
         rows = list(csv.DictReader(f))
     stored = [r["sentence1"] for r in rows]
-    int8, fp32 = CrossEncoder(), CrossEncoder(opts.float32)
-    int8.load()
-    fp32.load()
+    int8, fp32, w8 = CrossEncoder(opts.int8), CrossEncoder(opts.float32), CrossEncoder(opts.w8)
+    for model in (int8, fp32, w8):
+        model.load()
+    if int8.batched or not w8.batched:
+        raise SystemExit("--int8 must be a dynamically quantized file and --w8 a weight-only 8-bit one")
     session, tokenizer = fp32._session, fp32._tokenizer
 
     def fp32_batch(pairs: list[tuple[str, str]]) -> None:
@@ -60,9 +66,11 @@ def main() -> None:
         session.run(None, {"input_ids": ids, "attention_mask": mask})
 
     variants: dict[str, Callable[[list[tuple[str, str]]], object]] = {
-        "int8, one order, one pair per call (shipped)": int8.score,
+        "int8, one order, one pair per call (shipped before 2026-12-05)": int8.score,
         "float32, both orders, one pair per call": lambda p: fp32.score(p + [(b, a) for a, b in p]),
         "float32, both orders, one batch per lookup": fp32_batch,
+        "weight-only 8-bit, one order, one batch per lookup": w8.score,
+        "weight-only 8-bit, both orders, one batch per lookup": lambda p: w8.score(p + [(b, a) for a, b in p]),
     }
     results: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in variants}
     for i, row in enumerate(rows[: opts.questions]):
