@@ -116,15 +116,38 @@ def test_verifier_reading_both_orders(tmp_path: Path) -> None:
     assert not broken.load() and broken.failed is not None and "cross_encoder_orders" in broken.failed
 
 
-def test_a_candidates_logit_does_not_depend_on_the_others() -> None:
-    """The int8 model quantizes activations per batch; each pair is scored alone, so its logit is the
-    same whatever else is scored with it."""
-    from tokenomy.cache.semantic.cross_encoder import CrossEncoder
+@pytest.mark.parametrize("marked", [True, False])
+def test_a_candidates_logit_does_not_depend_on_the_others(marked: bool, tmp_path: Path) -> None:
+    """A candidate's logit is the same whatever else is scored with it. The shipped weight-only
+    8-bit model says in its ONNX metadata that it quantizes activations per row, and a lookup's
+    pairs run as one batch (one session call); a model without that mark (a dynamically quantized
+    int8 one, with per-batch activation scales) has each pair run alone."""
+    import onnx
 
-    encoder = CrossEncoder()
+    from tokenomy.cache.semantic.cross_encoder import CrossEncoder, default_model_path
+
+    path = default_model_path()
+    if not marked:
+        model = onnx.load(str(path))
+        del model.metadata_props[:]
+        path = tmp_path / "unmarked.onnx"
+        onnx.save(model, str(path))
+    encoder = CrossEncoder(path)
     encoder.load()
+    assert encoder.batched is marked
+    calls = []
+    session = encoder._session
+
+    class Counting:
+        def run(self, *args: object) -> object:
+            calls.append(1)
+            return session.run(*args)
+
+    encoder._session = Counting()
     query = "capital city of canada"
     others = ["What is the capital city of Canada?", "How many people live in Toronto, Ontario, this year?"]
     alone = encoder.score([(query, others[0])])[0]
-    assert encoder.score([(query, others[0]), (query, others[1])])[0] == alone
-    assert encoder.score([(query, others[1]), (query, others[0])])[1] == alone
+    both = encoder.score([(query, others[0]), (query, others[1])])
+    assert len(calls) == (2 if marked else 3)
+    assert both[0] == pytest.approx(alone, abs=1e-4)
+    assert encoder.score([(query, others[1]), (query, others[0])])[1] == pytest.approx(alone, abs=1e-4)
