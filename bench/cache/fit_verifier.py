@@ -284,16 +284,28 @@ def main() -> None:
             m = heldout.source == source
             print(line(f"{name} at {threshold}", source, heldout.y[m], acc[m], 1))
     if opts.write:
-        write(*shipped[winner], CALIBRATE_ON.get(winner, "langcache + stsb-train"), 2 if winner in BOTH_ORDERS else 1)
+        suffix = VARIANT.get(winner, "")
+        columns = ["score" + suffix, *(["score_reversed" + suffix] if winner in BOTH_ORDERS else [])]
+        ceiling = round(max(float(r[c]) for r in read_csv(oof) for c in columns) + CEILING_MARGIN, 2)
+        orders = 2 if winner in BOTH_ORDERS else 1
+        write(*shipped[winner], CALIBRATE_ON.get(winner, "langcache + stsb-train"), orders, ceiling)
 
 
-def write(final: Scorer, threshold: float, calibrated_on: str, orders: int = 1) -> None:
+CEILING_MARGIN = 1.0
+"""The verifier's ``cross_encoder_ceiling`` is the highest logit the cross-encoder gave a training pair
+(out of fold, in either order it is read in) plus this: a candidate that could not be accepted even
+with its logits there skips the model, or its second order (a skip can only lose a hit, never make a
+false one)."""
+
+
+def write(final: Scorer, threshold: float, calibrated_on: str, orders: int = 1, ceiling: float | None = None) -> None:
     """Store a fitted verifier as the shipped one (``calibrated_on``: the pairs its threshold was chosen on)."""
     out = ROOT / "src" / "tokenomy" / "cache" / "semantic" / "models" / "verifier.json"
     params = final.params  # type: ignore[attr-defined]
     common = {"threshold": threshold, "cosine_floor": COSINE_FLOOR, "target_precision": TARGET,
               "trained_on": "LangCache pairs + STS-B train (labelled); cross-encoder logits out-of-fold",
-              "threshold_calibrated_on": calibrated_on, "cross_encoder_orders": orders}  # fmt: skip
+              "threshold_calibrated_on": calibrated_on, "cross_encoder_orders": orders,
+              **({} if ceiling is None else {"cross_encoder_ceiling": ceiling})}  # fmt: skip
     if len(params) == 5:
         columns, mean, scale, model, strength = params
         doc = {"kind": "logistic", "regularisation_c": strength, "features": columns, "mean": mean.tolist(),

@@ -198,7 +198,7 @@ async def latency(args: argparse.Namespace, path: Path) -> list[list[str]]:
             searches.append(time.perf_counter() - t0)
             if found:
                 t0 = time.perf_counter()
-                semantic.check.decisions(text, [(c.text, c.similarity) for c in found])
+                semantic.check.decide(text, [(c.text, c.similarity) for c in found], semantic.check.accept)
                 encoder.append(time.perf_counter() - t0)
         label = "spinning" if spin else "no spinning"
         n = str(len(queries))

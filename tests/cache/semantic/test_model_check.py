@@ -154,3 +154,42 @@ def test_a_candidates_logit_does_not_depend_on_the_others(marked: bool, tmp_path
     assert len(calls) == (2 if marked else 3)
     assert both[0] == pytest.approx(alone, abs=1e-4)
     assert encoder.score([(query, others[1]), (query, others[0])])[1] == pytest.approx(alone, abs=1e-4)
+
+
+def test_a_candidate_that_cannot_reach_the_threshold_skips_the_cross_encoder() -> None:
+    """With the decision a hit needs given, a candidate whose decision would stay below it even with
+    the cross-encoder's logits at the verifier's ceiling is rejected without running the model; one
+    whose first order's logit already rules it out (the second order at the ceiling) skips the
+    second order; one that can still pass is read in both orders. Without ``needed``
+    (calibration) every gated candidate is read in both orders."""
+    from tokenomy.cache.semantic.verifier import ModelCheck
+
+    check = ModelCheck(None, None, None)
+    assert check.load() and check.verifier is not None
+    verifier = check.verifier
+    assert verifier.orders == 2 and verifier.ceiling < float("inf")
+    calls: list[list[tuple[str, str]]] = []
+    encoder = check._encoder
+    score = encoder.score
+
+    def counting(pairs: list[tuple[str, str]]) -> list[float]:
+        calls.append(pairs)
+        return score(pairs)
+
+    encoder.score = counting  # type: ignore[method-assign]
+    query = "what is the capital city of canada"
+    far = ("which river runs through the capital of canada", 0.62)  # unreachable before any model
+    ruled_out = ("what is the largest city of canada", 0.85)  # reachable, until its first order is read
+    near = ("capital city of canada?", 0.97)
+    needed = verifier.threshold
+    assert verifier.decision(query, far[0], far[1], verifier.ceiling) < needed
+    assert verifier.decision(query, ruled_out[0], ruled_out[1], verifier.ceiling) >= needed
+
+    assert check.decisions(query, [far], needed) == [float("-inf")] and calls == []
+    got = check.decisions(query, [far, ruled_out, near], needed)
+    assert calls == [[(query, ruled_out[0]), (query, near[0])], [(near[0], query)]]
+    assert got[:2] == [float("-inf")] * 2 and got[2] >= needed
+    calls.clear()
+    unpruned = check.decisions(query, [far, ruled_out], None)
+    assert len(calls) == 2 and all(len(c) == 2 for c in calls)
+    assert all(d > float("-inf") for d in unpruned)

@@ -170,7 +170,7 @@ class SemanticCache:
         assert self.check is not None
         if not candidates:
             return None
-        decisions = self.check.decide(text, [(c.text, c.similarity) for c in candidates])
+        decisions = self.check.decide(text, [(c.text, c.similarity) for c in candidates], accept)
         best = max(range(len(candidates)), key=lambda i: decisions[i])
         if decisions[best] < accept:
             return None

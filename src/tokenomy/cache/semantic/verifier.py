@@ -42,6 +42,9 @@ class Verifier:
     cosine_floor: float = COSINE_FLOOR
     orders: int = 1
     """The cross-encoder feature: the logit of (query, stored) (1) or the mean with (stored, query) (2)."""
+    ceiling: float = float("inf")
+    """A cross-encoder feature no pair exceeds (the most seen in training plus a margin): a candidate
+    whose decision could not reach the threshold even at it is rejected without running the model."""
 
     @classmethod
     def load(cls, path: Path | None = None) -> Verifier:
@@ -55,7 +58,7 @@ class Verifier:
         return cls(
             np.asarray(doc["mean"], dtype=np.float64), np.asarray(doc["scale"], dtype=np.float64),
             np.asarray(doc["coef"], dtype=np.float64), float(doc["intercept"]), float(doc["threshold"]),
-            float(doc.get("cosine_floor", COSINE_FLOOR)), orders,
+            float(doc.get("cosine_floor", COSINE_FLOOR)), orders, float(doc.get("cross_encoder_ceiling", "inf")),
         )  # fmt: skip
 
     def decision(self, query: str, stored: str, cosine: float, cross_encoder: float) -> float:
@@ -112,8 +115,14 @@ class ModelCheck:
             return False
         return True
 
-    def decisions(self, query: str, candidates: list[tuple[str, float]]) -> list[float]:
-        """Decision values for (stored text, cosine) candidates (blocking; -inf where a gate fails)."""
+    def decisions(self, query: str, candidates: list[tuple[str, float]], needed: float | None = None) -> list[float]:
+        """Decision values for (stored text, cosine) candidates (blocking; -inf where a gate fails).
+
+        With ``needed`` (the decision a hit needs), a candidate that could not reach it even with the
+        cross-encoder at the verifier's ceiling is -inf without running the model; read in both
+        orders, one that could not reach it with the second order's logit at the ceiling is -inf
+        after the first order alone. A skip can only lose a hit the ceiling wrongly bounds, never
+        make a false one."""
         assert self.verifier is not None
         verifier = self.verifier
         out = [float("-inf")] * len(candidates)
@@ -121,22 +130,31 @@ class ModelCheck:
         todo = [
             i for i, (text, cosine) in enumerate(candidates)
             if cosine >= verifier.cosine_floor and gate(query, text) and _same_language(language, text)
+            and (needed is None or verifier.decision(query, text, cosine, verifier.ceiling) >= needed)
         ][:MAX_VERIFIED]  # fmt: skip
-        pairs = [(query, candidates[i][0]) for i in todo]
-        if verifier.orders == 2:  # (query, stored) and (stored, query), averaged
-            both = self._encoder.score(pairs + [(b, a) for a, b in pairs])
-            logits = [(x + y) / 2 for x, y in zip(both[: len(pairs)], both[len(pairs) :], strict=True)]
-        else:
-            logits = self._encoder.score(pairs)
+        if not todo:
+            return out
+        logits = self._encoder.score([(query, candidates[i][0]) for i in todo])
+        if verifier.orders == 2:  # the mean with (stored, query), for the candidates that can still pass
+            if needed is not None:  # the other order's logit is at most the ceiling too
+                reach = [verifier.decision(query, candidates[i][0], candidates[i][1], (x + verifier.ceiling) / 2)
+                         for i, x in zip(todo, logits, strict=True)]  # fmt: skip
+                todo, logits = (
+                    [i for i, r in zip(todo, reach, strict=True) if r >= needed],
+                    [x for x, r in zip(logits, reach, strict=True) if r >= needed],
+                )
+            if todo:
+                others = self._encoder.score([(candidates[i][0], query) for i in todo])
+                logits = [(x + y) / 2 for x, y in zip(logits, others, strict=True)]
         for i, logit in zip(todo, logits, strict=True):
             out[i] = verifier.decision(query, candidates[i][0], candidates[i][1], logit)
         return out
 
-    def decide(self, query: str, candidates: list[tuple[str, float]]) -> list[float]:
+    def decide(self, query: str, candidates: list[tuple[str, float]], needed: float | None = None) -> list[float]:
         """:meth:`decisions`, except that a candidate equal to the query up to case, punctuation and
         contractions is certain (+inf) without running the models."""
         same = normalized(query)
         certain = [i for i, (text, _) in enumerate(candidates) if normalized(text) == same]
         if certain:
             return [float("inf") if i in certain else float("-inf") for i in range(len(candidates))]
-        return self.decisions(query, candidates)
+        return self.decisions(query, candidates, needed)
