@@ -146,8 +146,8 @@ def build(args: argparse.Namespace, model: MiniLMEmbedder, home: Path) -> tuple[
 
 
 async def latency(args: argparse.Namespace, path: Path) -> list[list[str]]:
-    """Lookups through ``SemanticCache`` with MiniLM on a worker thread, ONNX spinning on (the
-    gateway's setting) and off."""
+    """Lookups through ``SemanticCache`` with MiniLM on a worker thread, ONNX spinning on and off
+    (the gateway's setting since 2026-12-05: its request-path embedder does not spin)."""
     pairs = cal.load_pairs(args.data / "langcache_query_pairs" / "pairs.csv")
     thread = ThreadPoolExecutor(max_workers=1)
     embed_times: list[float] = []

@@ -121,7 +121,12 @@ def embed_tails(embed: Embed, tails: Sequence[str]) -> FloatArray:
 
 def minilm_embed(batch_size: int = 32) -> Embed:
     """An :data:`Embed` over the embedded all-MiniLM-L6-v2 (created and loaded on first use, so a caller
-    whose texts are all in a cache never needs the model; callable from threads)."""
+    whose texts are all in a cache never needs the model; callable from threads).
+
+    Its ONNX threads do not spin: this embedder serves the request path (the semantic cache's
+    lookups, the learned router), one short text at a time, beside the event loop. Spinning
+    threads gave the same lookup p50 at a million semantic entries on 2 cores but about twice the
+    CPU per lookup and a worse p99 (docs/benchmarks.md, the weight-only 8-bit cross-encoder)."""
     holder: list[MiniLMEmbedder] = []
     lock = threading.Lock()
 
@@ -129,7 +134,7 @@ def minilm_embed(batch_size: int = 32) -> Embed:
         if not holder or not holder[0].loaded:
             with lock:  # thread-safe: one load even when the first calls race
                 if not holder:
-                    holder.append(MiniLMEmbedder())
+                    holder.append(MiniLMEmbedder(spin=False))
                 if not holder[0].loaded:
                     holder[0].load()
         embedder = holder[0]

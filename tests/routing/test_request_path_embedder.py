@@ -1,0 +1,25 @@
+"""The embedder the semantic cache and the learned router share runs on the request path: its
+ONNX threads must not spin (docs/benchmarks.md: same lookup p50, half the CPU, a better p99)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tokenomy.providers.local.embeddings import MiniLMEmbedder
+from tokenomy.routing.learned import features
+
+
+def test_the_request_path_embedder_does_not_spin(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[MiniLMEmbedder] = []
+
+    class Recording(MiniLMEmbedder):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(features, "MiniLMEmbedder", Recording)
+    vectors = features.minilm_embed()(["What is the capital of Canada?"])
+    assert vectors.shape == (1, 384)
+    assert len(made) == 1 and made[0].spin is False and made[0].loaded
