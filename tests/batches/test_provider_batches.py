@@ -16,6 +16,7 @@ from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY
 from tests.fakes.batch_upstreams import (
     AnthropicBatchFake,
     OpenAIBatchFake,
+    provider_batch_config,
     start_anthropic_batch_fake,
     start_openai_batch_fake,
 )
@@ -38,18 +39,8 @@ async def gw(
     fakes: tuple[OpenAIBatchFake, AnthropicBatchFake], tmp_path: Path
 ) -> AsyncIterator[tuple[RunningGateway, Path]]:
     oa, an = fakes
-    config = f"""
-batches: {{dir: "{tmp_path / "b"}", provider_models: [gpt-batch, claude-batch], poll_interval_s: 0.05}}
-ledger: {{path: "{tmp_path / "ledger.db"}", flush_interval_ms: 20}}
-models:
-  - name: gpt-batch
-    deployments:
-      - {{provider: openai, base_url: "{oa.base_url}", api_key: "${{T_OA:-{OPENAI_KEY}}}", model: gpt-4o-mini}}
-  - name: claude-batch
-    deployments:
-      - {{provider: anthropic, base_url: "{an.base_url}", api_key: "${{T_AN:-{ANTHROPIC_KEY}}}",
-          model: claude-3-5-haiku-latest}}
-"""
+    ledger = f'ledger: {{path: "{tmp_path / "ledger.db"}", flush_interval_ms: 20}}'
+    config = provider_batch_config(tmp_path / "b", oa, an, OPENAI_KEY, ANTHROPIC_KEY, ledger)
     async with running_gateway(config) as running:
         yield running, tmp_path
 

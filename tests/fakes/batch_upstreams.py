@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -292,3 +293,22 @@ async def _an_cancel(request: web.Request) -> web.StreamResponse:
 async def start_anthropic_batch_fake(**opts: Any) -> AnthropicBatchFake:
     """Start an :class:`AnthropicBatchFake`."""
     return await AnthropicBatchFake(**opts).start()
+
+
+def provider_batch_config(
+    batch_dir: Path, oa: OpenAIBatchFake, an: AnthropicBatchFake, oa_key: str, an_key: str, extra: str = ""
+) -> str:
+    """A gateway config whose ``gpt-batch`` and ``claude-batch`` models run on these fakes' batch APIs
+    (keys from variables that are unset in tests, so the defaults ``oa_key`` and ``an_key`` apply)."""
+    return f"""
+batches: {{dir: "{batch_dir}", provider_models: [gpt-batch, claude-batch], poll_interval_s: 0.05}}
+{extra}
+models:
+  - name: gpt-batch
+    deployments:
+      - {{provider: openai, base_url: "{oa.base_url}", api_key: "${{T_UNSET_OA:-{oa_key}}}", model: gpt-4o-mini}}
+  - name: claude-batch
+    deployments:
+      - {{provider: anthropic, base_url: "{an.base_url}", api_key: "${{T_UNSET_AN:-{an_key}}}",
+          model: claude-3-5-haiku-latest}}
+"""

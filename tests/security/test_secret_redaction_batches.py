@@ -18,6 +18,7 @@ from tests.batches.test_provider_batches import run_batch
 from tests.fakes.batch_upstreams import (
     AnthropicBatchFake,
     OpenAIBatchFake,
+    provider_batch_config,
     start_anthropic_batch_fake,
     start_openai_batch_fake,
 )
@@ -33,17 +34,7 @@ ANTHROPIC_SECRET = "sk-ant-api03-Rf3Gd8Ks2Lq7Wm5Xn9Bc1Vt4"
 async def leaky(tmp_path: Path) -> AsyncIterator[tuple[RunningGateway, OpenAIBatchFake, AnthropicBatchFake]]:
     oa = await start_openai_batch_fake(api_key=OPENAI_SECRET)
     an = await start_anthropic_batch_fake(api_key=ANTHROPIC_SECRET)
-    config = f"""
-batches: {{dir: "{tmp_path / "b"}", provider_models: [gpt-batch, claude-batch], poll_interval_s: 0.05}}
-models:
-  - name: gpt-batch
-    deployments:
-      - {{provider: openai, base_url: "{oa.base_url}", api_key: "${{T_UNSET_OA:-{OPENAI_SECRET}}}", model: gpt-4o-mini}}
-  - name: claude-batch
-    deployments:
-      - {{provider: anthropic, base_url: "{an.base_url}", api_key: "${{T_UNSET_AN:-{ANTHROPIC_SECRET}}}",
-          model: claude-3-5-haiku-latest}}
-"""
+    config = provider_batch_config(tmp_path / "b", oa, an, OPENAI_SECRET, ANTHROPIC_SECRET)
     try:
         async with running_gateway(config) as gw:
             yield gw, oa, an
