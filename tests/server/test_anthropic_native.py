@@ -6,8 +6,6 @@ Callers are the official ``anthropic`` client; ``claude`` is served by the Anthr
 
 from __future__ import annotations
 
-import sqlite3
-
 import anthropic
 import pytest
 from tests.fakes.anthropic_upstream import AnthropicFake
@@ -170,14 +168,9 @@ async def test_native_usage_reaches_the_ledger(proxy: RunningGateway) -> None:
     plain = await client(proxy).messages.create(**ask, extra_headers={"x-request-id": "an-1"})  # type: ignore[arg-type]
     async with client(proxy).messages.stream(**ask, extra_headers={"x-request-id": "an-2"}) as stream:  # type: ignore[arg-type]
         await stream.get_final_message()
-    await proxy.flush_ledger()
-    rows = (
-        sqlite3.connect(proxy.app.gateway.config.ledger.sqlite_path)
-        .execute(
-            "SELECT wire, prompt_tokens, completion_tokens, token_source FROM requests"
-            " WHERE client_request_id IN ('an-1', 'an-2') ORDER BY client_request_id"
-        )
-        .fetchall()
+    rows = await proxy.ledger_rows(
+        "SELECT wire, prompt_tokens, completion_tokens, token_source FROM requests"
+        " WHERE client_request_id IN ('an-1', 'an-2') ORDER BY client_request_id"
     )
     usage = plain.usage
     assert rows == [("anthropic", usage.input_tokens, usage.output_tokens, "provider")] * 2

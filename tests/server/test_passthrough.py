@@ -4,7 +4,6 @@ budgets, routing and a ledger record (official ``openai`` client, or plain HTTP 
 from __future__ import annotations
 
 import base64
-import sqlite3
 from collections.abc import AsyncIterator
 
 import httpx
@@ -99,13 +98,8 @@ async def test_keys_routing_errors_and_ledger(gw: RunningGateway, openai_fake: O
     with pytest.raises(openai.BadRequestError) as upstream:
         await client(gw).moderations.create(model="mod", input="x")
     assert "fake error_400" in upstream.value.message
-    await gw.flush_ledger()
-    rows = (
-        sqlite3.connect(gw.app.gateway.config.ledger.sqlite_path)
-        .execute(
-            "SELECT endpoint, served_model, status, prompt_tokens FROM requests WHERE endpoint != 'chat' ORDER BY ts"
-        )
-        .fetchall()
+    rows = await gw.ledger_rows(
+        "SELECT endpoint, served_model, status, prompt_tokens FROM requests WHERE endpoint != 'chat' ORDER BY ts"
     )
     endpoints = {row[0] for row in rows}
     assert {"images", "speech", "transcriptions", "moderations", "rerank"} <= endpoints

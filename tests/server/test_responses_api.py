@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import AsyncIterator
 
 import openai
@@ -285,14 +284,9 @@ async def test_ledger_records_native_and_translated_calls(gw: RunningGateway) ->
     )
     _ = [e async for e in stream]
     await client(gw).responses.create(model="claude", input="ledger me too", extra_headers={"x-request-id": "rl-3"})
-    await gw.flush_ledger()
-    rows = (
-        sqlite3.connect(gw.app.gateway.config.ledger.sqlite_path)
-        .execute(
-            "SELECT client_request_id, wire, tenant, provider, prompt_tokens, completion_tokens, token_source"
-            " FROM requests WHERE client_request_id IN ('rl-1', 'rl-2', 'rl-3') ORDER BY client_request_id"
-        )
-        .fetchall()
+    rows = await gw.ledger_rows(
+        "SELECT client_request_id, wire, tenant, provider, prompt_tokens, completion_tokens, token_source"
+        " FROM requests WHERE client_request_id IN ('rl-1', 'rl-2', 'rl-3') ORDER BY client_request_id"
     )
     assert [(r[0], r[1], r[2], r[3], r[6]) for r in rows] == [
         ("rl-1", "responses", "team-a", "openai", "provider"),

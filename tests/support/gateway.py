@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,12 @@ class RunningGateway:
     async def flush_ledger(self) -> None:
         """Wait until every finished request is in the ledger store (or its spool)."""
         assert await asyncio.to_thread(self.app.gateway.ledger.flush), "the ledger did not flush in time"
+
+    async def ledger_rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """Flush the ledger, then the rows ``sql`` selects from its SQLite file."""
+        await self.flush_ledger()
+        with closing(sqlite3.connect(self.app.gateway.config.ledger.sqlite_path)) as conn:
+            return conn.execute(sql).fetchall()
 
 
 @asynccontextmanager

@@ -86,23 +86,16 @@ async def test_chat_on_the_embedding_model_is_a_400(client: openai.AsyncOpenAI) 
 
 
 async def test_embedded_models_are_priced_by_default(gateway: RunningGateway, client: openai.AsyncOpenAI) -> None:
-    import sqlite3
-
     await client.chat.completions.create(
         model=CHAT_MODEL, messages=QUESTION, max_tokens=8, extra_headers={"x-request-id": "priced-chat"}
     )
     await client.embeddings.create(
         model=EMBED_MODEL, input="a sentence no other test embeds", extra_headers={"x-request-id": "priced-embed"}
     )
-    await gateway.flush_ledger()
-    conn = sqlite3.connect(gateway.app.gateway.config.ledger.sqlite_path)
-    rows = dict(
-        (rid, (source, cost))
-        for rid, source, cost in conn.execute(
-            "SELECT client_request_id, price_source, cost_usd FROM requests WHERE client_request_id LIKE 'priced-%'"
-        )
+    selected = await gateway.ledger_rows(
+        "SELECT client_request_id, price_source, cost_usd FROM requests WHERE client_request_id LIKE 'priced-%'"
     )
-    conn.close()
+    rows = {rid: (source, cost) for rid, source, cost in selected}
     assert set(rows) == {"priced-chat", "priced-embed"}
     for source, cost in rows.values():
         assert source == "default" and cost > 0, rows
