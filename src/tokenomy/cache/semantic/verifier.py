@@ -61,12 +61,25 @@ class Verifier:
             float(doc.get("cosine_floor", COSINE_FLOOR)), orders, float(doc.get("cross_encoder_ceiling", "inf")),
         )  # fmt: skip
 
+    def line(self, query: str, stored: str, cosine: float) -> tuple[float, float] | None:
+        """The decision as a line in the cross-encoder feature: (value at 0, slope); ``None`` when a
+        gate fails or the cosine is below the floor. The lexical features are computed once."""
+        if cosine < self.cosine_floor or not gate(query, stored):
+            return None
+        x = (features(query, stored, cosine, 0.0) - self.mean) / self.scale
+        return float(x @ self.coef + self.intercept), float(self.coef[1] / self.scale[1])
+
     def decision(self, query: str, stored: str, cosine: float, cross_encoder: float) -> float:
         """The logit of "same question" (-inf when a gate fails or the cosine is below the floor)."""
-        if cosine < self.cosine_floor or not gate(query, stored):
-            return float("-inf")
-        x = (features(query, stored, cosine, cross_encoder) - self.mean) / self.scale
-        return float(x @ self.coef + self.intercept)
+        line = self.line(query, stored, cosine)
+        return float("-inf") if line is None else line[0] + line[1] * cross_encoder
+
+    def reachable(self, line: tuple[float, float], needed: float, known: float | None = None) -> bool:
+        """Whether a candidate on ``line`` could reach ``needed`` with its cross-encoder logits at most
+        :attr:`ceiling` (``known``: the first order's logit, when the feature is the mean of two).
+        True whenever the bound does not apply (a slope that is not positive)."""
+        at_most = self.ceiling if known is None else (known + self.ceiling) / 2
+        return line[1] <= 0 or line[0] + line[1] * at_most >= needed
 
 
 def _same_language(language: str | None, text: str) -> bool:
@@ -127,27 +140,27 @@ class ModelCheck:
         verifier = self.verifier
         out = [float("-inf")] * len(candidates)
         language = detect(query)
-        todo = [
-            i for i, (text, cosine) in enumerate(candidates)
-            if cosine >= verifier.cosine_floor and gate(query, text) and _same_language(language, text)
-            and (needed is None or verifier.decision(query, text, cosine, verifier.ceiling) >= needed)
-        ][:MAX_VERIFIED]  # fmt: skip
-        if not todo:
+        lines: dict[int, tuple[float, float]] = {}
+        for i, (text, cosine) in enumerate(candidates):
+            line = verifier.line(query, text, cosine)
+            if line is None or not _same_language(language, text):
+                continue
+            if needed is None or verifier.reachable(line, needed):
+                lines[i] = line
+                if len(lines) == MAX_VERIFIED:
+                    break
+        if not lines:
             return out
-        logits = self._encoder.score([(query, candidates[i][0]) for i in todo])
+        logits = dict(zip(lines, self._encoder.score([(query, candidates[i][0]) for i in lines]), strict=True))
         if verifier.orders == 2:  # the mean with (stored, query), for the candidates that can still pass
             if needed is not None:  # the other order's logit is at most the ceiling too
-                reach = [verifier.decision(query, candidates[i][0], candidates[i][1], (x + verifier.ceiling) / 2)
-                         for i, x in zip(todo, logits, strict=True)]  # fmt: skip
-                todo, logits = (
-                    [i for i, r in zip(todo, reach, strict=True) if r >= needed],
-                    [x for x, r in zip(logits, reach, strict=True) if r >= needed],
-                )
-            if todo:
-                others = self._encoder.score([(candidates[i][0], query) for i in todo])
-                logits = [(x + y) / 2 for x, y in zip(logits, others, strict=True)]
-        for i, logit in zip(todo, logits, strict=True):
-            out[i] = verifier.decision(query, candidates[i][0], candidates[i][1], logit)
+                logits = {i: x for i, x in logits.items() if verifier.reachable(lines[i], needed, x)}
+            if logits:
+                others = self._encoder.score([(candidates[i][0], query) for i in logits])
+                logits = {i: (x + y) / 2 for (i, x), y in zip(logits.items(), others, strict=True)}
+        for i, logit in logits.items():
+            at_zero, slope = lines[i]
+            out[i] = at_zero + slope * logit
         return out
 
     def decide(self, query: str, candidates: list[tuple[str, float]], needed: float | None = None) -> list[float]:
