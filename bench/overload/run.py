@@ -69,6 +69,8 @@ ATTACKERS = int(os.environ.get("ATTACKERS", "2300"))
 WORKERS = os.environ.get("WORKERS", "1")
 VARIANTS = os.environ.get("VARIANTS", "").split("|")  # "|"-separated server settings to compare, "" the defaults
 SATURATION = os.environ.get("SATURATION", "open")  # which S the overload phases offer multiples of
+if SATURATION not in ("open", "closed"):
+    raise SystemExit(f"SATURATION is open or closed, not {SATURATION!r}")
 STEPS = int(os.environ.get("STEPS", "5"))  # bisection steps for the open-loop S (0: skip it)
 STALL_MS = float(
     os.environ.get("STALL_MS", "0")

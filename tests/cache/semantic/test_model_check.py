@@ -117,6 +117,9 @@ def test_verifier_reading_both_orders(tmp_path: Path) -> None:
     path.write_text(json.dumps({**doc, "cross_encoder_orders": 3}))
     broken = ModelCheck(None, path, None)
     assert not broken.load() and broken.failed is not None and "cross_encoder_orders" in broken.failed
+    path.write_text(json.dumps({**doc, "cross_encoder_ceiling": "high"}))
+    unreadable = ModelCheck(None, path, None)
+    assert not unreadable.load() and unreadable.failed is not None and "high" in unreadable.failed
 
 
 @pytest.mark.parametrize("marked", [True, False])
