@@ -230,6 +230,12 @@ def main() -> None:
     ap.add_argument("--only", help="train only these fold models, e.g. 0:0,1:3 (repeat:fold)")
     ap.add_argument("--skip-heldout", action="store_true", help="do not train or score the final model")
     ap.add_argument("--keep-models", action="store_true", help="keep each fold's ONNX files (int8 and float32)")
+    ap.add_argument(
+        "--sts-target",
+        choices=("soft", "strict"),
+        default="soft",
+        help="STS-B training targets: score/5 (soft, shipped) or min(1, max(0, score - 3)) (strict: only 4-5 same)",
+    )
     opts = ap.parse_args()
     if opts.threads:
         torch.set_num_threads(opts.threads)
@@ -244,7 +250,10 @@ def main() -> None:
     sts_test = read_stsb(opts.data / "stsb" / "sts-test.csv")
     if opts.limit:
         lc, sts, sts_dev, sts_test = (x[: opts.limit] for x in (lc, sts, sts_dev, sts_test))
-    sts_soft = [(a, b, s / 5.0) for a, b, s in sts]
+    if opts.sts_target == "strict":  # a cache's "same question" is STS-B's 4-5; 3 means important details differ
+        sts_soft = [(a, b, min(1.0, max(0.0, s - 3.0))) for a, b, s in sts]
+    else:
+        sts_soft = [(a, b, s / 5.0) for a, b, s in sts]
     opts.out.mkdir(parents=True, exist_ok=True)
     log: dict[str, Any] = {"device": device, "torch": torch.__version__, "repeats": opts.repeats, "models": []}
     log["max_len"] = MAX_LEN

@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""The semantic cache as a new user meets it: a real gateway, default settings, labelled pairs.
+
+``tokenomy serve`` runs with ``cache.semantic.enabled: true`` and every other setting at its
+default, in front of a fake OpenAI upstream (``tests/fakes``, a real HTTP server). For each
+labelled pair (``sentence1,sentence2,label``, 1 = same question; or an STS-B file: score >= 4 same,
+<= 2 different) the official ``openai`` client asks the first question (``temperature: 0``: only
+deterministic requests are cached by default), then -- as soon as the
+answer has arrived -- the second, both in a namespace of their own
+(``x-tokenomy-cache-namespace``), so no pair sees another's entries. A hit on the second question
+(``x-tokenomy-cache``: ``hit-semantic`` or ``hit-exact``) predicts "same question".
+
+It also asks **follow-ups in another conversation**: two conversations that differ in their first
+question and end with the same follow-up ("Why is that?"), the second must never hit the first.
+
+Prints, per pair file, precision and recall with Clopper-Pearson 95 % intervals and how many
+accepted hits each rests on, the false hits' texts, and the follow-up result::
+
+    .venv/bin/python bench/cache/end_to_end.py --pairs FILE.csv [FILE ...] [--limit N] [--concurrency 4]
+
+Any pair file works: this is the command to check the defaults on pairs from your own traffic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "src")]
+
+import openai  # noqa: E402
+from bench.gateway_proc import pct, start_gateway  # noqa: E402
+from scipy.stats import beta  # noqa: E402
+from tests.fakes.openai_upstream import OpenAIFake  # noqa: E402
+
+from tokenomy.cache.semantic.calibrate import Pair, load_pairs  # noqa: E402
+
+FOLLOW_UPS = (
+    "Why is that?",
+    "Can you explain that in more detail?",
+    "Give me an example.",
+    "And how long does that take?",
+    "What about the second one?",
+    "Is there a cheaper option?",
+    "Summarize that in one sentence.",
+    "What are the risks?",
+)
+
+
+@dataclass
+class Tally:
+    """Outcomes of one pair file."""
+
+    tp: int = 0
+    fp: int = 0
+    positives: int = 0
+    negatives: int = 0
+    semantic_hits: int = 0
+    errors: int = 0
+    false_hits: list[tuple[str, str]] = field(default_factory=list)
+    lookup_ms: list[float] = field(default_factory=list)
+
+
+def config(upstream: str) -> str:
+    """Every setting at its default but the semantic tier (on) and the upstream (the fake)."""
+    return f"""
+cache:
+  semantic: {{enabled: true}}
+models:
+  - {{name: assistant, deployments: [{{provider: openai, base_url: "{upstream}", model: assistant-up}}]}}
+"""
+
+
+def cp(k: int, n: int) -> tuple[float, float]:
+    """Clopper-Pearson 95 % interval of ``k`` successes in ``n``."""
+    if n == 0:
+        return 0.0, 1.0
+    low = 0.0 if k == 0 else float(beta.ppf(0.025, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(0.975, k + 1, n - k))
+    return low, high
+
+
+async def ask(client: openai.AsyncOpenAI, namespace: str, messages: list[dict[str, str]]) -> tuple[str, str, float]:
+    """One chat completion; returns the answer, the cache header and the latency in ms."""
+    start = time.perf_counter()
+    raw = await client.chat.completions.with_raw_response.create(
+        model="assistant",
+        messages=messages,  # type: ignore[arg-type]
+        temperature=0,  # only deterministic requests are cached by default (docs/caching.md)
+        extra_headers={"x-tokenomy-cache-namespace": namespace},
+    )
+    elapsed = (time.perf_counter() - start) * 1000
+    reply = raw.parse()
+    return reply.choices[0].message.content or "", raw.headers.get("x-tokenomy-cache", ""), elapsed
+
+
+async def run_pairs(client: openai.AsyncOpenAI, tag: str, pairs: list[Pair], concurrency: int) -> Tally:
+    """Ask every pair, first question then second, ``concurrency`` pairs at a time."""
+    tally = Tally()
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int, pair: Pair) -> None:
+        namespace = f"{tag}-{i}"
+        async with gate:
+            try:
+                await ask(client, namespace, [{"role": "user", "content": pair.a}])
+                _, cache, ms = await ask(client, namespace, [{"role": "user", "content": pair.b}])
+            except openai.APIError:
+                tally.errors += 1
+                return
+        hit = cache.startswith("hit")
+        tally.lookup_ms.append(ms)
+        tally.semantic_hits += cache == "hit-semantic"
+        if pair.label == 1:
+            tally.positives += 1
+            tally.tp += hit
+        else:
+            tally.negatives += 1
+            if hit:
+                tally.fp += 1
+                tally.false_hits.append((pair.a, pair.b))
+
+    await asyncio.gather(*(one(i, pair) for i, pair in enumerate(pairs)))
+    return tally
+
+
+async def run_follow_ups(client: openai.AsyncOpenAI, pairs: list[Pair], count: int) -> tuple[int, int]:
+    """Conversations that share only their last turn; returns (asked, hits)."""
+    firsts = [p.a for p in pairs if p.label == 0] or [p.a for p in pairs]
+    hits = asked = 0
+    for i in range(min(count, len(firsts) // 2)):
+        follow = FOLLOW_UPS[i % len(FOLLOW_UPS)]
+        namespace = f"follow-{i}"
+        for k, first in enumerate((firsts[2 * i], firsts[2 * i + 1])):
+            answer, _, _ = await ask(client, namespace, [{"role": "user", "content": first}])
+            convo = [
+                {"role": "user", "content": first},
+                {"role": "assistant", "content": answer},
+                {"role": "user", "content": follow},
+            ]
+            _, cache, _ = await ask(client, namespace, convo)
+            if k == 1:
+                asked += 1
+                hits += cache.startswith("hit")
+    return asked, hits
+
+
+def row(name: str, t: Tally) -> str:
+    accepted = t.tp + t.fp
+    precision = t.tp / accepted if accepted else float("nan")
+    p_low, p_high = cp(t.tp, accepted)
+    r_low, r_high = cp(t.tp, t.positives)
+    recall = t.tp / t.positives if t.positives else float("nan")
+    return (
+        f"| {name} | {t.positives} / {t.positives + t.negatives} | {accepted} ({t.semantic_hits} semantic) | {t.fp} | "
+        f"{precision:.3f} [{p_low:.3f}, {p_high:.3f}] | {recall:.3f} [{r_low:.3f}, {r_high:.3f}] | "
+        f"{pct(t.lookup_ms, 0.5):.1f} / {pct(t.lookup_ms, 0.99):.1f} | {t.errors} |"
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pairs", type=Path, nargs="+", required=True, help="CSV (sentence1,sentence2,label) or STS-B")
+    parser.add_argument("--limit", type=int, default=0, help="first N pairs of each file (0: all)")
+    parser.add_argument("--concurrency", type=int, default=4, help="pairs in flight at once")
+    parser.add_argument("--follow-ups", type=int, default=40, help="conversation pairs sharing a follow-up")
+    args = parser.parse_args()
+    rows, notes = [], []
+    async with OpenAIFake() as fake:
+        await fake.start()
+        with tempfile.TemporaryDirectory() as tmp:
+            proc, url = await start_gateway(config(fake.base_url), Path(tmp))
+            client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=60)
+            try:
+                await run_pairs(client, "warm-up", [Pair("What is 2 + 2?", "what is 2+2", 1)], 1)  # models load
+                for n, path in enumerate(args.pairs):
+                    pairs = load_pairs(path)
+                    pairs = pairs[: args.limit] if args.limit else pairs
+                    tally = await run_pairs(client, f"f{n}", pairs, args.concurrency)
+                    rows.append(row(path.name, tally))
+                    notes += [f"- false hit ({path.name}): {a!r} / {b!r}" for a, b in tally.false_hits]
+                asked, hits = await run_follow_ups(client, load_pairs(args.pairs[0]), args.follow_ups)
+            finally:
+                await client.close()
+                proc.terminate()
+                await proc.wait()
+    print("Gateway at its defaults with `cache.semantic.enabled: true`; second question asked as soon as the")
+    print("first answer arrived, each pair in its own namespace. n = accepted hits; 95 % Clopper-Pearson intervals.\n")
+    print(
+        "| pairs | same / all | hits on the second question | false hits | precision [95 % CI] | recall [95 % CI] "
+        "| second request ms p50 / p99 | errors |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    print(f"\nFollow-ups in another conversation: {hits} hits of {asked} asked.")
+    if notes:
+        print("\n" + "\n".join(notes))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
