@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
 import openai  # noqa: E402
+from bench.cache.verifier_cv import cp  # noqa: E402
 from bench.gateway_proc import pct, start_gateway  # noqa: E402
-from scipy.stats import beta  # noqa: E402
 from tests.fakes.openai_upstream import OpenAIFake  # noqa: E402
 
 from tokenomy.cache.semantic.calibrate import Pair, load_pairs  # noqa: E402
@@ -75,15 +75,6 @@ cache:
 models:
   - {{name: assistant, deployments: [{{provider: openai, base_url: "{upstream}", model: assistant-up}}]}}
 """
-
-
-def cp(k: int, n: int) -> tuple[float, float]:
-    """Clopper-Pearson 95 % interval of ``k`` successes in ``n``."""
-    if n == 0:
-        return 0.0, 1.0
-    low = 0.0 if k == 0 else float(beta.ppf(0.025, k, n - k + 1))
-    high = 1.0 if k == n else float(beta.ppf(0.975, k + 1, n - k))
-    return low, high
 
 
 async def ask(client: openai.AsyncOpenAI, namespace: str, messages: list[dict[str, str]]) -> tuple[str, str, float]:
