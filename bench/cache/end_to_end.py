@@ -64,7 +64,8 @@ class Tally:
     semantic_hits: int = 0
     errors: int = 0
     false_hits: list[tuple[str, str]] = field(default_factory=list)
-    lookup_ms: list[float] = field(default_factory=list)
+    hit_ms: list[float] = field(default_factory=list)
+    miss_ms: list[float] = field(default_factory=list)
 
 
 def config(upstream: str) -> str:
@@ -106,7 +107,7 @@ async def run_pairs(client: openai.AsyncOpenAI, tag: str, pairs: list[Pair], con
                 tally.errors += 1
                 return
         hit = cache.startswith("hit")
-        tally.lookup_ms.append(ms)
+        (tally.hit_ms if hit else tally.miss_ms).append(ms)
         tally.semantic_hits += cache == "hit-semantic"
         if pair.label == 1:
             tally.positives += 1
@@ -151,7 +152,9 @@ def row(name: str, t: Tally) -> str:
     return (
         f"| {name} | {t.positives} / {t.positives + t.negatives} | {accepted} ({t.semantic_hits} semantic) | {t.fp} | "
         f"{precision:.3f} [{p_low:.3f}, {p_high:.3f}] | {recall:.3f} [{r_low:.3f}, {r_high:.3f}] | "
-        f"{pct(t.lookup_ms, 0.5):.1f} / {pct(t.lookup_ms, 0.99):.1f} | {t.errors} |"
+        f"{pct(t.hit_ms, 0.5):.1f} / {pct(t.hit_ms, 0.99):.1f} | "
+        f"{pct(t.miss_ms, 0.5):.1f} / {pct(t.miss_ms, 0.99):.1f} "
+        f"| {t.errors} |"
     )
 
 
@@ -185,9 +188,9 @@ async def main() -> None:
     print("first answer arrived, each pair in its own namespace. n = accepted hits; 95 % Clopper-Pearson intervals.\n")
     print(
         "| pairs | same / all | hits on the second question | false hits | precision [95 % CI] | recall [95 % CI] "
-        "| second request ms p50 / p99 | errors |"
+        "| second request ms p50 / p99: hit | miss | errors |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     print(f"\nFollow-ups in another conversation: {hits} hits of {asked} asked.")
     if notes:
