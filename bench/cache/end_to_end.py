@@ -4,9 +4,9 @@
 ``tokenomy serve`` runs with ``cache.semantic.enabled: true`` and every other setting at its
 default, in front of a fake OpenAI upstream (``tests/fakes``, a real HTTP server). For each
 labelled pair (``sentence1,sentence2,label``, 1 = same question; or an STS-B file: score >= 4 same,
-<= 2 different) the official ``openai`` client asks the first question (``temperature: 0``: only
-deterministic requests are cached by default), then -- as soon as the
-answer has arrived -- the second, both in a namespace of their own
+<= 2 different, or as ``--positive-min`` / ``--negative-max`` say) the official ``openai`` client
+asks the first question (``temperature: 0``: only deterministic requests are cached by default),
+then -- as soon as the answer has arrived -- the second, both in a namespace of their own
 (``x-tokenomy-cache-namespace``), so no pair sees another's entries. A hit on the second question
 (``x-tokenomy-cache``: ``hit-semantic`` or ``hit-exact``) predicts "same question".
 
@@ -164,6 +164,10 @@ async def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="first N pairs of each file (0: all)")
     parser.add_argument("--concurrency", type=int, default=4, help="pairs in flight at once")
     parser.add_argument("--follow-ups", type=int, default=40, help="conversation pairs sharing a follow-up")
+    parser.add_argument("--positive-min", type=float, default=4.0, help="STS-B: score counted as the same question")
+    parser.add_argument(
+        "--negative-max", type=float, default=2.0, help="STS-B: score counted as different (3.99: the middle too)"
+    )
     args = parser.parse_args()
     rows, notes = [], []
     async with OpenAIFake() as fake:
@@ -174,7 +178,7 @@ async def main() -> None:
             try:
                 await run_pairs(client, "warm-up", [Pair("What is 2 + 2?", "what is 2+2", 1)], 1)  # models load
                 for n, path in enumerate(args.pairs):
-                    pairs = load_pairs(path)
+                    pairs = load_pairs(path, positive_min=args.positive_min, negative_max=args.negative_max)
                     pairs = pairs[: args.limit] if args.limit else pairs
                     tally = await run_pairs(client, f"f{n}", pairs, args.concurrency)
                     rows.append(row(path.name, tally))
