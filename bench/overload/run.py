@@ -50,6 +50,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -174,6 +175,8 @@ def _loadgen() -> Path:
     if not LOADGEN.exists() or LOADGEN.stat().st_mtime < LOADGEN_SRC.stat().st_mtime:
         LOADGEN.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "GO111MODULE": "off", "GOCACHE": str(LOADGEN.parent.parent / "gocache")}
+        if shutil.which("go") is None:
+            raise SystemExit("the load generator needs Go: run bench/overhead/install.sh (Debian's golang-go)")
         build = ["go", "build", "-o", str(LOADGEN), LOADGEN_SRC.name]
         subprocess.run(build, cwd=LOADGEN_SRC.parent, env=env, check=True)
     return LOADGEN
