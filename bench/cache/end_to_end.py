@@ -158,6 +158,19 @@ def row(name: str, t: Tally) -> str:
     )
 
 
+def read(parser: argparse.ArgumentParser, path: Path, args: argparse.Namespace) -> list[Pair]:
+    """The labelled pairs of ``path`` (the first ``--limit``); a missing or unreadable file is a usage error."""
+    try:
+        pairs = load_pairs(path, positive_min=args.positive_min, negative_max=args.negative_max)
+    except OSError as exc:
+        parser.error(f"{path}: {exc.strerror or exc}")
+    except (KeyError, ValueError) as exc:
+        parser.error(f"{path}: not a pairs file ({exc})")
+    if not pairs:
+        parser.error(f"{path}: no labelled pairs (a CSV needs the header sentence1,sentence2,label)")
+    return pairs[: args.limit] if args.limit else pairs
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=Path, nargs="+", required=True, help="CSV (sentence1,sentence2,label) or STS-B")
@@ -169,6 +182,7 @@ async def main() -> None:
         "--negative-max", type=float, default=2.0, help="STS-B: score counted as different (3.99: the middle too)"
     )
     args = parser.parse_args()
+    sets = [(path, read(parser, path, args)) for path in args.pairs]  # every file checked before the gateway starts
     rows, notes = [], []
     async with OpenAIFake() as fake:
         await fake.start()
@@ -177,13 +191,11 @@ async def main() -> None:
             client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=60)
             try:
                 await run_pairs(client, "warm-up", [Pair("What is 2 + 2?", "what is 2+2", 1)], 1)  # models load
-                for n, path in enumerate(args.pairs):
-                    pairs = load_pairs(path, positive_min=args.positive_min, negative_max=args.negative_max)
-                    pairs = pairs[: args.limit] if args.limit else pairs
+                for n, (path, pairs) in enumerate(sets):
                     tally = await run_pairs(client, f"f{n}", pairs, args.concurrency)
                     rows.append(row(path.name, tally))
                     notes += [f"- false hit ({path.name}): {a!r} / {b!r}" for a, b in tally.false_hits]
-                asked, hits = await run_follow_ups(client, load_pairs(args.pairs[0]), args.follow_ups)
+                asked, hits = await run_follow_ups(client, sets[0][1], args.follow_ups)
             finally:
                 await client.close()
                 proc.terminate()
