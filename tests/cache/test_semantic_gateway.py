@@ -145,3 +145,45 @@ ledger: {{path: "{tmp_path / "ledger.db"}", flush_interval_ms: 20}}
         assert estimate is not None and 0 < estimate <= 1
     saved = (tmp_path / "semantic-audits.json").read_text()  # for tokenomy report, written by the first audit
     assert '"total_false_hits": 1' in saved
+
+
+async def test_suspended_task_goes_upstream_and_its_answer_audits_the_hit_for_free(
+    openai_fake: OpenAIFake, anthropic_fake: AnthropicFake, tmp_path: Path
+) -> None:
+    from tokenomy.cache.semantic.live import MAX_TIGHTEN, TaskStats
+    from tokenomy.telemetry.metrics import REGISTRY
+
+    # no audit share: while suspended every would-be hit is compared with the answer fetched anyway
+    config = (
+        proxy_config(openai_fake.base_url, anthropic_fake.base_url)
+        + f"""
+cache:
+  exact: {{path: "{tmp_path / "cache.db"}"}}
+  semantic: {{enabled: true, index_path: "{tmp_path / "s.usearch"}"}}
+ledger: {{path: "{tmp_path / "ledger.db"}", flush_interval_ms: 20}}
+"""
+    )
+
+    def count(name: str, labels: dict[str, str]) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    def audits() -> float:
+        labels = ({"task": "untagged", "outcome": o} for o in ("agree", "false"))
+        return sum(count("tokenomy_semantic_audits_total", label) for label in labels)
+
+    async with running_gateway(config) as running:
+        live = running.app.gateway.semantic.live
+        _, first = await ask(running, user("What is the capital city of Canada?"))
+        live.tasks["untagged"] = TaskStats(offset=MAX_TIGHTEN, suspended=True)  # as the error budget leaves it
+        before, audits_before = len(openai_fake.requests), audits()
+        suspended_before = count("tokenomy_cache_lookups_total", {"tier": "semantic", "outcome": "suspended"})
+        # the same question up to case and punctuation: a hit at any threshold, were the task not suspended
+        answer, second = await ask(running, user("what is the capital city of canada"))
+        assert first["x-tokenomy-cache"] == "miss" and second["x-tokenomy-cache"] == "miss"
+        assert answer == "echo: what is the capital city of canada"  # the fresh answer, not the cached one
+        assert len(openai_fake.requests) == before + 1  # the request itself: the shadow audit costs no call
+        assert audits() == audits_before + 1
+        assert count("tokenomy_cache_lookups_total", {"tier": "semantic", "outcome": "suspended"}) == (
+            suspended_before + 1
+        )
+        assert live.tasks["untagged"].suspended and live.tasks["untagged"].total_audits == 1

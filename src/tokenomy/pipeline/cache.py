@@ -43,7 +43,7 @@ class SemanticTier(Protocol):
 
     @property
     def live(self) -> Any:
-        """The live-precision estimator (``record(task, false_hit)``)."""
+        """The live-precision estimator (``record(task, false_hit)``, ``suspended(task)``)."""
 
     def add(self, context: str, text: str, key: str, vector: Any = None) -> Coroutine[Any, Any, None]:
         """Make an answer stored under ``key`` findable at once; the coroutine indexes it."""
@@ -153,7 +153,9 @@ class CacheStage:
 
     async def _semantic_lookup(
         self, ctx: CallContext, namespace: str, model: str, rule: Any, directives: control.Directives
-    ) -> tuple[CacheEntry | None, Any, str, str] | None:
+    ) -> tuple[CacheEntry | None, Any, str, str, CacheEntry | None] | None:
+        """``(entry to serve, hit, context, text, shadow)``; ``shadow`` is the entry a hit found while
+        the task's hits are suspended by its error budget: not served, compared with the fresh answer."""
         enabled = self._config.semantic.enabled if rule is None or rule.semantic is None else rule.semantic
         if self._semantic is None or self._context_fn is None or not enabled or ctx.endpoint is not Endpoint.CHAT:
             return None
@@ -170,14 +172,18 @@ class CacheStage:
         hit = await self._semantic.lookup(context, text, threshold, task=ctx.task)
         if hit is None:
             metrics.child(metrics.CACHE_LOOKUPS, "semantic", "miss").inc()
-            return None, None, context, text
+            return None, None, context, text, None
         entry, _tier = await self._service.get(hit.key, directives.max_age)
         if entry is None:
             metrics.child(metrics.CACHE_LOOKUPS, "semantic", "miss").inc()
-            return None, hit, context, text
+            return None, hit, context, text, None
+        if self._semantic.live.suspended(ctx.task):  # answered upstream; the answer is a free audit
+            metrics.child(metrics.CACHE_LOOKUPS, "semantic", "suspended").inc()
+            ctx.decisions["semantic_suspended"] = True
+            return None, hit, context, text, entry
         metrics.child(metrics.CACHE_LOOKUPS, "semantic", "hit").inc()
         ctx.decisions["cache_similarity"] = round(float(hit.similarity), 4)
-        return entry, hit, context, text
+        return entry, hit, context, text, None
 
     def _maybe_audit(self, ctx: CallContext, entry: CacheEntry, call_next: Handler) -> None:
         """Send a share of semantic hits upstream too, in the background (live precision)."""
@@ -195,17 +201,26 @@ class CacheStage:
         self._service.background(self._audit(audit, entry, handler))
 
     async def _audit(self, audit: CallContext, entry: CacheEntry, handler: Handler) -> None:
-        assert self._semantic is not None
         try:
             response = await handler(audit)
-            if not isinstance(response, Completion):
-                return
-            cached, fresh = _answer_text(orjson.loads(entry.body)), _answer_text(response.body)
-            if cached is None or fresh is None:
-                return
-            self._semantic.live.record(audit.task, not await self._semantic.agree(cached, fresh))
+            if isinstance(response, Completion):
+                await self._judge(audit.task, entry, response.body)
         except Exception as exc:  # an audit never affects a request
             log.warning("semantic hit audit failed: %s", exc)
+
+    async def _shadow_audit(self, task: str, entry: CacheEntry, fresh: dict[str, Any]) -> None:
+        """Compare an answer with the entry a suspended semantic hit would have served."""
+        try:
+            await self._judge(task, entry, fresh)
+        except Exception as exc:  # an audit never affects a request
+            log.warning("semantic shadow audit failed: %s", exc)
+
+    async def _judge(self, task: str, entry: CacheEntry, fresh_body: dict[str, Any]) -> None:
+        """Record whether the cached ``entry`` says what the fresh answer says (live precision)."""
+        assert self._semantic is not None
+        cached, fresh = _answer_text(orjson.loads(entry.body)), _answer_text(fresh_body)
+        if cached is not None and fresh is not None:
+            self._semantic.live.record(task, not await self._semantic.agree(cached, fresh))
 
     def _hit(self, ctx: CallContext, entry: CacheEntry, outcome: str, model: Any) -> Response:
         ctx.cache = outcome
@@ -293,12 +308,20 @@ class _Store:
         self.ctx, self.ttl, self.allowed, self.semantic = ctx, ttl, allowed, semantic
 
     def completion(self, response: Completion) -> None:
+        self._shadow(response.body)
         if self.allowed:
             self._put(response.raw or orjson.dumps(response.body), response.usage, response.body)
 
     def body(self, body: dict[str, Any]) -> None:
+        self._shadow(body)
         if self.allowed:
             self._put(orjson.dumps(body), Usage.from_openai(body.get("usage")), body)
+
+    def _shadow(self, body: dict[str, Any]) -> None:
+        """The shadow audit of a suspended semantic hit (see ``CacheStage._semantic_lookup``)."""
+        shadow = self.semantic[4] if self.semantic is not None else None
+        if shadow is not None and self.stage._semantic is not None:
+            self.stage._service.background(self.stage._shadow_audit(self.ctx.task, shadow, body))
 
     def _put(self, raw: bytes, usage: Usage | None, body: dict[str, Any]) -> None:
         if not self.allowed:
@@ -319,6 +342,6 @@ class _Store:
         self.stage._service.put(self.key, entry)
         semantic = self.semantic
         if semantic is not None and self.stage._semantic is not None:
-            _entry, hit, context, text = semantic
+            _entry, hit, context, text, _shadow = semantic
             vector = getattr(hit, "vector", None)
             self.stage._service.background(self.stage._semantic.add(context, text, self.key, vector))

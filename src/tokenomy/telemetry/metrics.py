@@ -139,6 +139,13 @@ SEMANTIC_THRESHOLD_OFFSET = Gauge(
     registry=REGISTRY,
     multiprocess_mode="liveall",
 )
+SEMANTIC_SUSPENDED = Gauge(
+    "tokenomy_semantic_suspended",
+    "1 while a task's semantic hits are suspended by its error budget (its requests go upstream).",
+    ["task"],
+    registry=REGISTRY,
+    multiprocess_mode="liveall",
+)
 LEDGER_QUEUE = Gauge(
     "tokenomy_ledger_queue_depth", "Ledger records waiting in memory.", registry=REGISTRY, multiprocess_mode="liveall"
 )

@@ -9,10 +9,12 @@ within it — tightening when the start is too loose, loosening when it is needl
 
 from __future__ import annotations
 
+import json
 import math
 import random
+from pathlib import Path
 
-from tokenomy.cache.semantic.live import LivePrecision
+from tokenomy.cache.semantic.live import LivePrecision, read_audits
 from tokenomy.cache.semantic.stats import lower_bound, needed_for, upper_bound
 
 
@@ -79,3 +81,38 @@ def test_coverage_of_the_interval_over_many_runs() -> None:
         _rate, low, high = live.tasks["t"].estimate()
         covered += low <= 0.03 <= high
     assert covered >= 36
+
+
+def test_a_task_no_threshold_can_fix_is_suspended_then_resumed_by_shadow_audits() -> None:
+    """Near misses the matcher cannot tell apart: 10 % false at every threshold. Tightening cannot
+    help, so the task is suspended at the strictest offset; clean shadow audits resume it."""
+    from tokenomy.cache.semantic.live import MAX_TIGHTEN
+    from tokenomy.telemetry.metrics import REGISTRY
+
+    rng = random.Random(3)
+    live = LivePrecision(0.01)
+    for _ in range(2_000):
+        if live.suspended("medical"):
+            break
+        live.record("medical", rng.random() < 0.10)
+    stats = live.tasks["medical"]
+    assert live.suspended("medical") and stats.offset == MAX_TIGHTEN and stats.audits == 0
+    assert REGISTRY.get_sample_value("tokenomy_semantic_suspended", {"task": "medical"}) == 1.0
+    live.record("medical", True)  # more bad evidence while suspended changes nothing
+    assert live.suspended("medical") and stats.offset == MAX_TIGHTEN
+    clean = 0
+    while live.suspended("medical") and clean < 2_000:  # the comparisons now agree (the traffic changed)
+        live.record("medical", False)
+        clean += 1
+    assert needed_for(0.01) < clean <= 16 + min(n for n in range(1, 2_000) if upper_bound(1, n + 1) <= 0.01)
+    assert not live.suspended("medical") and stats.offset == MAX_TIGHTEN
+    assert REGISTRY.get_sample_value("tokenomy_semantic_suspended", {"task": "medical"}) == 0.0
+    assert not live.suspended("other task")
+
+
+def test_an_audit_file_from_before_suspension_still_reads(tmp_path: Path) -> None:
+    path = tmp_path / "semantic-audits.json"
+    row = {"audits": 3, "false_hits": 1, "total_audits": 3, "total_false_hits": 1, "offset": 0.5}
+    path.write_text(json.dumps({"budget": 0.01, "tasks": {"faq": row}}))
+    read = read_audits(path)
+    assert read is not None and read[1]["faq"].offset == 0.5 and not read[1]["faq"].suspended

@@ -13,6 +13,13 @@ or not (a disagreement counts as a false hit). Per task this keeps:
   ``-max_loosen``). Either change starts a new window, so the estimate always describes the
   threshold in force. This is the per-task form of the idea in vCache (learning the threshold
   online to keep a user-set error rate).
+- **suspension**: when the offset is already at ``max_tighten`` and the evidence still says the
+  budget is exceeded, the task's semantic hits are **suspended**: its requests go upstream, and
+  each answer that a semantic hit would have replaced is compared with the fresh one instead (a
+  *shadow audit*, which costs no upstream call). On traffic whose near misses the matcher cannot
+  tell apart, a stricter threshold does not raise precision, it only removes hits
+  (docs/semantic-cache.md); suspension is what keeps such a task within its budget. Once shadow
+  audits bound the rate below the budget, hits resume at the strictest threshold.
 
 With a ``path``, the per-task counts are also written there as JSON (at most every
 :data:`WRITE_EVERY_S` seconds, and by :meth:`LivePrecision.save`), which ``tokenomy report``
@@ -35,6 +42,11 @@ log = logging.getLogger("tokenomy.cache")
 
 WRITE_EVERY_S = 5.0
 """Counts are written to the audit file at most this often (and at shutdown)."""
+STEP = 0.5
+"""How far one tightening or loosening moves a task's acceptance threshold (decision values, logits)."""
+MAX_TIGHTEN = 2.0
+"""The strictest offset; past it the task is suspended. On the near-miss pairs of the training pools
+(docs/semantic-cache.md, "Live precision") precision does not rise beyond +2, only recall falls."""
 MAX_WINDOW = 4096
 """A window this full is halved (older audits weigh less; bounds stay cheap to compute)."""
 
@@ -48,6 +60,7 @@ class TaskStats:
     total_audits: int = 0
     total_false_hits: int = 0
     offset: float = 0.0
+    suspended: bool = False
 
     def estimate(self) -> tuple[float | None, float, float]:
         """(rate, low, high) of the current window; rate ``None`` before the first audit."""
@@ -61,8 +74,8 @@ class LivePrecision:
     """Per-task false-hit estimates and threshold offsets (see the module docstring)."""
 
     def __init__(
-        self, max_false_hit_rate: float, *, step: float = 0.25, max_tighten: float = 4.0, max_loosen: float = 1.0,
-        path: Path | None = None,
+        self, max_false_hit_rate: float, *, step: float = STEP, max_tighten: float = MAX_TIGHTEN,
+        max_loosen: float = 1.0, path: Path | None = None,
     ) -> None:  # fmt: skip
         self.path = path
         self._written = 0.0
@@ -78,6 +91,11 @@ class LivePrecision:
         stats = self.tasks.get(task)
         return stats.offset if stats is not None else 0.0
 
+    def suspended(self, task: str) -> bool:
+        """Whether ``task``'s semantic hits are suspended (shadow audits only; see the module docstring)."""
+        stats = self.tasks.get(task)
+        return stats is not None and stats.suspended
+
     def record(self, task: str, false_hit: bool) -> None:
         """One audited hit; adjusts the task's offset when the evidence says so."""
         stats = self.tasks.setdefault(task, TaskStats())
@@ -88,14 +106,19 @@ class LivePrecision:
         metrics.child(metrics.SEMANTIC_AUDITS, task, "false" if false_hit else "agree").inc()
         k, n = stats.false_hits, stats.audits
         # the lower bound only rises with a false hit, the upper bound only falls without one
-        if false_hit and k / n > self.budget:
-            if stats.offset < self.max_tighten and lower_bound(k, n) > self.budget:
+        if false_hit and k / n > self.budget and not stats.suspended and lower_bound(k, n) > self.budget:
+            if stats.offset < self.max_tighten:
                 self._move(stats, self.step)
+            else:
+                self._suspend(task, stats, True)
         elif (
             not false_hit and n >= self._loosen_after > 0 and n % 16 == 0 and k / n < self.budget
-            and stats.offset > -self.max_loosen and upper_bound(k, n) <= self.budget
+            and (stats.suspended or stats.offset > -self.max_loosen) and upper_bound(k, n) <= self.budget
         ):  # fmt: skip
-            self._move(stats, -self.step)
+            if stats.suspended:
+                self._suspend(task, stats, False)
+            else:
+                self._move(stats, -self.step)
         if stats.audits >= MAX_WINDOW:
             stats.audits //= 2
             stats.false_hits //= 2
@@ -119,6 +142,21 @@ class LivePrecision:
         except OSError as exc:
             log.warning("semantic audit counts not written to %s: %s", self.path, exc)
 
+    def _suspend(self, task: str, stats: TaskStats, on: bool) -> None:
+        stats.suspended = on
+        stats.audits = stats.false_hits = 0
+        if on:
+            log.warning(
+                "semantic hits of task %r suspended: audits put its false-hit rate above the %.3g budget even at "
+                "the strictest threshold (+%.2f); its requests go upstream and are compared with what the cache "
+                "would have answered, and hits resume once %d such comparisons bound the rate below the budget",
+                task, self.budget, stats.offset, self._loosen_after,
+            )  # fmt: skip
+        else:
+            log.warning("semantic hits of task %r resumed: shadow audits bound its false-hit rate below %.3g",
+                        task, self.budget)  # fmt: skip
+        self._publish(task, stats)
+
     def _move(self, stats: TaskStats, delta: float) -> None:
         stats.offset = max(-self.max_loosen, min(self.max_tighten, stats.offset + delta))
         stats.audits = stats.false_hits = 0
@@ -129,13 +167,14 @@ class LivePrecision:
         metrics.child(metrics.SEMANTIC_FALSE_HIT_RATE, task, "low95").set(low)
         metrics.child(metrics.SEMANTIC_FALSE_HIT_RATE, task, "high95").set(high)
         metrics.child(metrics.SEMANTIC_THRESHOLD_OFFSET, task).set(stats.offset)
+        metrics.child(metrics.SEMANTIC_SUSPENDED, task).set(float(stats.suspended))
 
 
 def read_audits(path: Path) -> tuple[float, dict[str, TaskStats]] | None:
     """The budget and per-task counts an audit file holds; ``None`` when there is none (or it is unreadable)."""
     try:
         doc = json.loads(path.read_text())
-        tasks = {str(task): TaskStats(**{k: type(v)(row[k]) for k, v in asdict(TaskStats()).items()})
+        tasks = {str(task): TaskStats(**{k: type(v)(row.get(k, v)) for k, v in asdict(TaskStats()).items()})
                  for task, row in doc["tasks"].items()}  # fmt: skip
         return float(doc["budget"]), tasks
     except (OSError, ValueError, KeyError, TypeError):
