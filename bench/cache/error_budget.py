@@ -235,19 +235,24 @@ async def main() -> None:
     parser.add_argument("--audit-share", type=float, default=0.25, help="share of semantic hits audited")
     parser.add_argument("--budget", type=float, default=0.01, help="max_false_hit_rate")
     parser.add_argument("--window", type=int, default=250, help="pairs per printed row")
-    parser.add_argument("--limit", type=int, default=0, help="first N pairs after shuffling (0: all)")
+    parser.add_argument("--limit", type=int, default=0, help="first N pairs of the file (0: all)")
+    parser.add_argument("--passes", type=int, default=1, help="ask the pairs this many times, each in a new order")
     parser.add_argument("--concurrency", type=int, default=4, help="pairs in flight at once")
     parser.add_argument("--seed", type=int, default=0, help="shuffle and answer seed")
     parser.add_argument("--positive-min", type=float, default=4.0, help="STS-B: score counted as the same question")
     parser.add_argument("--negative-max", type=float, default=2.0, help="STS-B: score counted as different")
     args = parser.parse_args()
-    if not 0 <= args.audit_share <= 1 or not 0 < args.budget < 1 or args.window < 1:
-        parser.error("--audit-share must be in [0, 1], --budget in (0, 1), --window at least 1")
+    if not 0 <= args.audit_share <= 1 or not 0 < args.budget < 1 or args.window < 1 or args.passes < 1:
+        parser.error("--audit-share must be in [0, 1], --budget in (0, 1), --window and --passes at least 1")
     pairs = read(parser, args.pairs, argparse.Namespace(**{**vars(args), "limit": 0}))
     answers = Answers(pairs, args.seed)
-    consistent = [p for p in pairs if p.label == 1 or not answers.same(p.a, p.b)]
-    random.Random(args.seed).shuffle(consistent)
-    consistent = consistent[: args.limit] if args.limit else consistent
+    kept = [p for p in pairs if p.label == 1 or not answers.same(p.a, p.b)]
+    kept = kept[: args.limit] if args.limit else kept
+    consistent: list[Pair] = []
+    for n in range(args.passes):  # each pass in a new order; every pair asked has a namespace of its own
+        order = list(kept)
+        random.Random(args.seed + n).shuffle(order)
+        consistent += order
     rows, total = [], Window()
     async with LabelledFake(answers) as fake:
         await fake.start()
@@ -271,8 +276,9 @@ async def main() -> None:
                 proc.terminate()
                 await proc.wait()
     skipped = len(pairs) - len([p for p in pairs if p.label == 1 or not answers.same(p.a, p.b)])
-    print(f"{args.pairs.name}: {len(consistent)} pairs in a shuffled order (seed {args.seed}; {skipped} pairs labelled "
-          f"different but joined by 'same' pairs left out), audit_share {args.audit_share}, "
+    print(f"{args.pairs.name}: {len(kept)} pairs x {args.passes} passes, each in a shuffled order (seeds from "
+          f"{args.seed}; {skipped} pairs labelled different but joined by 'same' pairs left out), "
+          f"audit_share {args.audit_share}, "
           f"max_false_hit_rate {args.budget}; each pair in its own namespace.\n")  # fmt: skip
     print("| pairs | hits | false hits (labels) | precision [95 % CI] | recall | audits | audits finding a false hit "
           "| threshold offset at the end, or suspended | errors |")  # fmt: skip

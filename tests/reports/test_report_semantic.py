@@ -38,6 +38,19 @@ def test_audits_per_task_reach_the_table_and_the_json(ledger: Ledger, tmp_path: 
     assert "Semantic cache: live precision" in text and "2/40" in text
 
 
+def test_a_suspended_task_says_so(ledger: Ledger, tmp_path: Path) -> None:
+    live = LivePrecision(0.01, path=tmp_path / "semantic-audits.json")
+    for _ in range(200):  # half the audits false: tightened to the strictest threshold, then suspended
+        live.record("chat", false_hit=True)
+        live.record("chat", false_hit=False)
+    live.save()
+    assert live.suspended("chat")
+    config = config_with_index(ledger, tmp_path)
+    rows = {g["group"]: g for g in report_json(config, "--by", "task")}
+    assert rows["chat"]["semantic_audits"]["suspended"] is True
+    assert "suspended" in invoke("report", "--config", str(config)).output
+
+
 def test_no_audit_file_leaves_the_report_as_it_was(ledger: Ledger, tmp_path: Path) -> None:
     config = config_with_index(ledger, tmp_path)
     assert all("semantic_audits" not in g for g in report_json(config, "--by", "task"))

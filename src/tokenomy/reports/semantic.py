@@ -4,7 +4,8 @@ The gateway's semantic tier audits a share of its hits (``cache.semantic.audit_s
 per-task counts in ``semantic-audits.json`` beside its index file
 (:mod:`tokenomy.cache.semantic.live`); this section reads that file. The estimate and its
 95 % Clopper-Pearson interval describe the acceptance threshold now in force (the window since
-the error budget last moved it); the totals count every audit.
+the error budget last moved it); the totals count every audit. A task whose hits the error budget
+has suspended shows "suspended" instead of its offset.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class SemanticAudit:
     threshold_offset: float  # what the error budget adds to the acceptance threshold now
     total_audits: int
     total_false_hits: int
+    suspended: bool = False  # hits suspended by the error budget (audits are then shadow audits)
 
     def as_json(self) -> dict[str, Any]:
         """The JSON object of this row (the report's group objects carry it under ``semantic_audits``)."""
@@ -38,7 +40,7 @@ class SemanticAudit:
             "audits": self.audits, "false_hits": self.false_hits, "false_hit_rate": self.rate,
             "false_hit_rate_low95": self.low95, "false_hit_rate_high95": self.high95,
             "threshold_offset": self.threshold_offset, "total_audits": self.total_audits,
-            "total_false_hits": self.total_false_hits,
+            "total_false_hits": self.total_false_hits, "suspended": self.suspended,
         }  # fmt: skip
 
 
@@ -52,7 +54,7 @@ def load(path: Path) -> tuple[float | None, list[SemanticAudit]]:
     for task, stats in sorted(tasks.items()):
         rate, low, high = stats.estimate()
         rows.append(SemanticAudit(task, stats.audits, stats.false_hits, rate, low, high, stats.offset,
-                                  stats.total_audits, stats.total_false_hits))  # fmt: skip
+                                  stats.total_audits, stats.total_false_hits, stats.suspended))  # fmt: skip
     return budget, rows
 
 
@@ -68,5 +70,6 @@ def table(rows: list[SemanticAudit], budget: float | None) -> Table:
     for row in rows:
         rate = "-" if row.rate is None else f"{row.rate:.2%}"
         out.add_row(row.task, f"{row.audits:,}", f"{row.false_hits:,}", rate, f"{row.low95:.2%} to {row.high95:.2%}",
-                    f"{row.threshold_offset:+.2f}", f"{row.total_false_hits:,}/{row.total_audits:,}")  # fmt: skip
+                    "suspended" if row.suspended else f"{row.threshold_offset:+.2f}",
+                    f"{row.total_false_hits:,}/{row.total_audits:,}")  # fmt: skip
     return out

@@ -116,3 +116,18 @@ def test_an_audit_file_from_before_suspension_still_reads(tmp_path: Path) -> Non
     path.write_text(json.dumps({"budget": 0.01, "tasks": {"faq": row}}))
     read = read_audits(path)
     assert read is not None and read[1]["faq"].offset == 0.5 and not read[1]["faq"].suspended
+
+
+def test_offsets_and_suspensions_survive_a_restart_but_not_a_new_budget(tmp_path: Path) -> None:
+    path = tmp_path / "semantic-audits.json"
+    live = LivePrecision(0.01, path=path)
+    for _ in range(200):
+        live.record("medical", True)
+        live.record("medical", False)
+    live.save()
+    assert live.suspended("medical")
+    again = LivePrecision(0.01, path=path)
+    assert again.suspended("medical") and again.offset("medical") == live.offset("medical")
+    assert again.tasks["medical"].total_audits == 400
+    other = LivePrecision(0.05, path=path)  # another budget: the old offsets mean nothing
+    assert not other.suspended("medical") and other.tasks == {}

@@ -23,7 +23,8 @@ or not (a disagreement counts as a false hit). Per task this keeps:
 
 With a ``path``, the per-task counts are also written there as JSON (at most every
 :data:`WRITE_EVERY_S` seconds, and by :meth:`LivePrecision.save`), which ``tokenomy report``
-reads for its live-precision section (:func:`read_audits`).
+reads for its live-precision section (:func:`read_audits`), and which a restarted gateway reads
+back, so offsets and suspensions survive a restart (not a change of the budget).
 """
 
 from __future__ import annotations
@@ -85,6 +86,15 @@ class LivePrecision:
         self.max_loosen = max_loosen
         self._loosen_after = needed_for(max_false_hit_rate) if 0 < max_false_hit_rate < 1 else 0
         self.tasks: dict[str, TaskStats] = {}
+        saved = read_audits(path) if path is not None and path.exists() else None
+        if saved is not None and saved[0] == max_false_hit_rate:  # offsets and suspensions survive a restart
+            self.tasks = {task: stats for task, stats in saved[1].items()
+                          if -max_loosen <= stats.offset <= max_tighten}  # fmt: skip
+            for task, stats in self.tasks.items():
+                self._publish(task, stats)
+        elif saved is not None:
+            log.warning("semantic audit counts in %s were kept under another budget (%.3g); starting afresh",
+                        path, saved[0])  # fmt: skip
 
     def offset(self, task: str) -> float:
         """What to add to the acceptance threshold for ``task``."""
