@@ -20,6 +20,7 @@ from tokenomy.dashboard import api, explorer
 from tokenomy.dashboard.access import Viewer, viewer
 from tokenomy.dashboard.budgets import budget_use
 from tokenomy.dashboard.explorer import Filters
+from tokenomy.dashboard.semantic import semantic_precision
 from tokenomy.errors import GatewayError, invalid_request, not_found
 from tokenomy.gateway import Gateway
 from tokenomy.ledger.stores import StoreUnavailable, store_for
@@ -203,6 +204,11 @@ async def _budgets(gw: Gateway, who: Viewer, query: dict[str, str]) -> tuple[byt
     return _json(await budget_use(gw, who))
 
 
+async def _semantic(gw: Gateway, who: Viewer, query: dict[str, str]) -> tuple[bytes, bytes]:
+    del query
+    return _json(semantic_precision(gw, who))
+
+
 async def _choices(gw: Gateway, who: Viewer, query: dict[str, str]) -> tuple[bytes, bytes]:
     store, window = _store(gw), _window(query, who)
     empty: dict[str, list[str]] = {"task": [], "model": [], "key": []}
@@ -219,4 +225,5 @@ _API: dict[str, tuple[Callable[[Gateway, Viewer, dict[str, str]], Any], set[str]
     "record": (_record, {"id"}),
     "choices": (_choices, _WINDOW),
     "budgets": (_budgets, set()),
+    "semantic": (_semantic, set()),
 }

@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.table import Table
 
-from tokenomy.cache.semantic.live import read_audits
+from tokenomy.cache.semantic.live import TaskStats, read_audits
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +50,17 @@ def load(path: Path) -> tuple[float | None, list[SemanticAudit]]:
     if found is None:
         return None, []
     budget, tasks = found
+    return budget, rows_of(tasks)
+
+
+def rows_of(tasks: dict[str, TaskStats]) -> list[SemanticAudit]:
+    """One row per task of per-task counts (from the audit file, or a running gateway's)."""
     rows = []
     for task, stats in sorted(tasks.items()):
         rate, low, high = stats.estimate()
         rows.append(SemanticAudit(task, stats.audits, stats.false_hits, rate, low, high, stats.offset,
                                   stats.total_audits, stats.total_false_hits, stats.suspended))  # fmt: skip
-    return budget, rows
+    return rows
 
 
 def table(rows: list[SemanticAudit], budget: float | None) -> Table:

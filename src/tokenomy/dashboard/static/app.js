@@ -89,7 +89,9 @@
     const advising = call("/dashboard/api/advice?" + q), pending = call("/dashboard/api/prompts?" + q);
     advising.catch(() => {});
     pending.catch(() => {});
-    const [data, budgets] = await Promise.all([call("/dashboard/api/overview?" + q), call("/dashboard/api/budgets")]);
+    const [data, budgets, semantic] = await Promise.all([
+      call("/dashboard/api/overview?" + q), call("/dashboard/api/budgets"), call("/dashboard/api/semantic"),
+    ]);
     const t = data.total;
     const saved = t.saved_total_usd;
     const cards = $("cards");
@@ -115,6 +117,7 @@
     table($("task-table"), GROUP_COLUMNS, data.by_task);
     table($("model-table"), GROUP_COLUMNS, data.by_model);
     renderBudgets(budgets);
+    renderSemantic(semantic);
     renderAdvice(await advising);
     const prompts = await pending;
     table($("prompt-table"), [["prompt hash", (p) => p.prompt_hash], ["requests", (p) => num(p.requests)],
@@ -138,6 +141,31 @@
       ["budget", (b) => b.scope + " " + b.name], ["period", (b) => b.period], ["spent", (b) => money(b.spent_usd)],
       ["limit", (b) => money(b.limit_usd) + " " + b.action], ["used", (b) => (b.used === null ? "-" : pct(b.used))],
       ["alert", (b) => b.alert || ""], ["resets", (b) => b.resets_at],
+    ], rows);
+  }
+
+  // audited semantic hits per task (counts since the task's threshold last moved, and all ever)
+  function renderSemantic(semantic) {
+    const rows = semantic.data;
+    $("semantic-panel").hidden = !rows.length;
+    $("semantic-note").textContent = "Error budget " + pct(semantic.budget) + " false hits per task; " +
+      pct(semantic.audit_share) + " of semantic hits are also answered upstream to check them.";
+    const alerts = $("semantic-alerts");
+    alerts.replaceChildren();
+    for (const r of rows.filter((x) => x.suspended)) {
+      const p = document.createElement("p");
+      p.className = "alert over";
+      p.textContent = "Semantic hits of task " + r.task + " are suspended: audits put its false-hit rate above the " +
+        "budget even at the strictest threshold. Its requests go upstream, and each answer is compared with what " +
+        "the cache would have served (" + num(r.audits) + " compared so far, " + num(r.false_hits) + " different).";
+      alerts.appendChild(p);
+    }
+    table($("semantic-table"), [
+      ["task", (r) => r.task], ["audits", (r) => num(r.audits)], ["false hits", (r) => num(r.false_hits)],
+      ["false-hit rate", (r) => (r.false_hit_rate === null ? "-" : pct(r.false_hit_rate))],
+      ["95% interval", (r) => pct(r.false_hit_rate_low95) + " to " + pct(r.false_hit_rate_high95)],
+      ["threshold", (r) => (r.suspended ? "suspended" : (r.threshold_offset >= 0 ? "+" : "") + r.threshold_offset.toFixed(2))],
+      ["all audits", (r) => num(r.total_false_hits) + " false of " + num(r.total_audits)],
     ], rows);
   }
 
