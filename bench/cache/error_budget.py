@@ -36,104 +36,47 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
 import httpx  # noqa: E402
+import numpy as np  # noqa: E402
 import openai  # noqa: E402
 from bench.cache.end_to_end import ask, read  # noqa: E402
 from bench.cache.verifier_cv import cp  # noqa: E402
 from bench.gateway_proc import start_gateway  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+from scipy.sparse import coo_matrix  # noqa: E402
+from scipy.sparse.csgraph import connected_components  # noqa: E402
 from tests.fakes.openai_upstream import OpenAIFake  # noqa: E402
 
 from tokenomy.cache.semantic.calibrate import Pair  # noqa: E402
 
+# fmt: off
 WORDS = (
-    "amber",
-    "basket",
-    "candle",
-    "desert",
-    "engine",
-    "falcon",
-    "garden",
-    "harbor",
-    "island",
-    "jacket",
-    "kettle",
-    "ladder",
-    "marble",
-    "needle",
-    "orchard",
-    "pepper",
-    "quarry",
-    "ribbon",
-    "saddle",
-    "tunnel",
-    "umbrella",
-    "valley",
-    "walnut",
-    "yogurt",
-    "zipper",
-    "anchor",
-    "blanket",
-    "cactus",
-    "dolphin",
-    "feather",
-    "glacier",
-    "hammer",
-    "igloo",
-    "jungle",
-    "kitten",
-    "lantern",
-    "meadow",
-    "noodle",
-    "oyster",
-    "pillow",
-    "quilt",
-    "rocket",
-    "spider",
-    "tractor",
-    "violin",
-    "wagon",
-    "yacht",
-    "bicycle",
-    "carpet",
-    "diamond",
-    "elbow",
-    "forest",
-    "guitar",
-    "helmet",
-    "insect",
-    "jelly",
-    "lemon",
-    "mirror",
-    "nickel",
-    "onion",
-    "parrot",
-    "radio",
-    "salmon",
-    "tomato",
-    "velvet",
-    "window",
+    "amber", "basket", "candle", "desert", "engine", "falcon", "garden", "harbor", "island", "jacket", "kettle",
+    "ladder", "marble", "needle", "orchard", "pepper", "quarry", "ribbon", "saddle", "tunnel", "umbrella", "valley",
+    "walnut", "yogurt", "zipper", "anchor", "blanket", "cactus", "dolphin", "feather", "glacier", "hammer", "igloo",
+    "jungle", "kitten", "lantern", "meadow", "noodle", "oyster", "pillow", "quilt", "rocket", "spider", "tractor",
+    "violin", "wagon", "yacht", "bicycle", "carpet", "diamond", "elbow", "forest", "guitar", "helmet", "insect",
+    "jelly", "lemon", "mirror", "nickel", "onion", "parrot", "radio", "salmon", "tomato", "velvet", "window",
 )
+# fmt: on
 
 
 class Answers:
     """Which answer each question gets: one per class of questions joined by pairs labelled "same"."""
 
     def __init__(self, pairs: list[Pair], seed: int) -> None:
-        parent: dict[str, str] = {}
+        texts = list(dict.fromkeys(t for p in pairs for t in (p.a, p.b)))
+        index = {t: i for i, t in enumerate(texts)}
+        same = [(index[p.a], index[p.b]) for p in pairs if p.label == 1]
+        rows, cols = [a for a, _ in same], [b for _, b in same]
+        graph = coo_matrix((np.ones(len(same)), (rows, cols)), shape=(len(texts), len(texts)))
+        _, labels = connected_components(graph, directed=False)
+        self._class = {t: int(labels[i]) for t, i in index.items()}
+        self._text: dict[int, str] = {}
+        self._rng = random.Random(seed)
 
-        def find(x: str) -> str:
-            while parent.setdefault(x, x) != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-
-        for p in pairs:
-            if p.label == 1:
-                parent[find(p.a)] = find(p.b)
-        self.find = find
-        rng = random.Random(seed)
-        self._text: dict[str, str] = {}
-        self._rng = rng
+    def find(self, question: str) -> int:
+        """The question's class (questions not in any pair get one of their own)."""
+        return self._class.get(question, -1 - hash(question) % (1 << 30))
 
     def same(self, a: str, b: str) -> bool:
         """Whether the two questions get the same answer."""

@@ -118,15 +118,7 @@ async def test_audited_hit_is_answered_from_cache_and_checked_upstream(
     from tokenomy.telemetry.metrics import REGISTRY
 
     # every hit audited; the fake echoes the question, so only identical questions' answers agree
-    config = (
-        proxy_config(openai_fake.base_url, anthropic_fake.base_url)
-        + f"""
-cache:
-  exact: {{path: "{tmp_path / "cache.db"}"}}
-  semantic: {{enabled: true, index_path: "{tmp_path / "s.usearch"}", audit_share: 1.0, audit_agreement: 0.999}}
-ledger: {{path: "{tmp_path / "ledger.db"}", flush_interval_ms: 20}}
-"""
-    )
+    config = semantic_config(openai_fake, anthropic_fake, tmp_path, "audit_share: 1.0, audit_agreement: 0.999")
 
     def audits(outcome: str) -> float:
         labels = {"task": "untagged", "outcome": outcome}
@@ -154,15 +146,7 @@ async def test_suspended_task_goes_upstream_and_its_answer_audits_the_hit_for_fr
     from tokenomy.telemetry.metrics import REGISTRY
 
     # no audit share: while suspended every would-be hit is compared with the answer fetched anyway
-    config = (
-        proxy_config(openai_fake.base_url, anthropic_fake.base_url)
-        + f"""
-cache:
-  exact: {{path: "{tmp_path / "cache.db"}"}}
-  semantic: {{enabled: true, index_path: "{tmp_path / "s.usearch"}"}}
-ledger: {{path: "{tmp_path / "ledger.db"}", flush_interval_ms: 20}}
-"""
-    )
+    config = semantic_config(openai_fake, anthropic_fake, tmp_path, "audit_share: 0")
 
     def count(name: str, labels: dict[str, str]) -> float:
         return REGISTRY.get_sample_value(name, labels) or 0.0
@@ -187,3 +171,16 @@ ledger: {{path: "{tmp_path / "ledger.db"}", flush_interval_ms: 20}}
             suspended_before + 1
         )
         assert live.tasks["untagged"].suspended and live.tasks["untagged"].total_audits == 1
+
+
+def semantic_config(openai_fake: OpenAIFake, anthropic_fake: AnthropicFake, home: Path, semantic: str) -> str:
+    """A gateway config with the semantic tier on in ``home``, plus ``semantic``'s extra settings."""
+    return (
+        proxy_config(openai_fake.base_url, anthropic_fake.base_url)
+        + f"""
+cache:
+  exact: {{path: "{home / "cache.db"}"}}
+  semantic: {{enabled: true, index_path: "{home / "s.usearch"}", {semantic}}}
+ledger: {{path: "{home / "ledger.db"}", flush_interval_ms: 20}}
+"""
+    )
