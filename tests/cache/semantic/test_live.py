@@ -131,3 +131,11 @@ def test_offsets_and_suspensions_survive_a_restart_but_not_a_new_budget(tmp_path
     assert again.tasks["medical"].total_audits == 400
     other = LivePrecision(0.05, path=path)  # another budget: the old offsets mean nothing
     assert not other.suspended("medical") and other.tasks == {}
+
+
+def test_a_malformed_audit_file_starts_afresh(tmp_path: Path) -> None:
+    path = tmp_path / "semantic-audits.json"
+    for doc in ("{not json", '{"budget": 0.01, "tasks": {"faq": [1, 2]}}', '{"budget": 0.01, "tasks": []}', "[]"):
+        path.write_text(doc)
+        assert read_audits(path) is None
+        assert LivePrecision(0.01, path=path).tasks == {}

@@ -88,9 +88,9 @@ class LivePrecision:
         self.tasks: dict[str, TaskStats] = {}
         saved = read_audits(path) if path is not None and path.exists() else None
         if saved is not None and saved[0] == max_false_hit_rate:  # offsets and suspensions survive a restart
-            self.tasks = {task: stats for task, stats in saved[1].items()
-                          if -max_loosen <= stats.offset <= max_tighten}  # fmt: skip
+            self.tasks = saved[1]
             for task, stats in self.tasks.items():
+                stats.offset = max(-max_loosen, min(max_tighten, stats.offset))  # the limits may have changed
                 self._publish(task, stats)
         elif saved is not None:
             log.warning("semantic audit counts in %s were kept under another budget (%.3g); starting afresh",
@@ -163,8 +163,8 @@ class LivePrecision:
                 task, self.budget, stats.offset, self._loosen_after,
             )  # fmt: skip
         else:
-            log.warning("semantic hits of task %r resumed: shadow audits bound its false-hit rate below %.3g",
-                        task, self.budget)  # fmt: skip
+            log.info("semantic hits of task %r resumed: shadow audits bound its false-hit rate below %.3g",
+                     task, self.budget)  # fmt: skip
         self._publish(task, stats)
 
     def _move(self, stats: TaskStats, delta: float) -> None:
@@ -187,5 +187,5 @@ def read_audits(path: Path) -> tuple[float, dict[str, TaskStats]] | None:
         tasks = {str(task): TaskStats(**{k: type(v)(row.get(k, v)) for k, v in asdict(TaskStats()).items()})
                  for task, row in doc["tasks"].items()}  # fmt: skip
         return float(doc["budget"]), tasks
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
