@@ -111,7 +111,8 @@ def semantic_cache(reader: LedgerReader, usage: list[Usage]) -> Iterator[Found]:
             ),
             action=(
                 "cache:\n  semantic:\n    enabled: true\n    audit_share: 0.05   "
-                "# answer 5% of hits upstream too: the report shows the measured precision"
+                "# answer 5% of hits upstream too: the report shows the measured precision,\n"
+                "                        # and a task the error budget cannot keep within 1% is suspended"
             ),
             assumptions=(
                 "the semantic cache accepts these rewordings (its verifier may refuse some; others with fewer "
