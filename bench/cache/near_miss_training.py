@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Would near misses in the cross-encoder's training help on near misses it never saw? One probe model.
+
+Trains one model the way ``train_cross_encoder.py`` trains the fold model of repeat 0, fold 0
+(STS-B train and LangCache without their fold 0, same seeds) with one more stage between them: one
+epoch of the labelled pairs of ``--near-misses`` (hard targets 0/1). Then scores, in both orders
+with the weight-only 8-bit export (the shipped encoding), the LangCache pairs of fold 0 and every
+``--heldout`` file, and compares the logit (mean of both orders) with a baseline: for LangCache the
+shipped fold model's out-of-fold scores (``cross_encoder_w8/fold-0-0.csv``), for the other files
+the shipped cross-encoder. Prints the AUC and the precision at a few recalls, each before -> after::
+
+    .venv/bin/python bench/cache/near_miss_training.py --near-misses MRPC_TRAIN.csv \\
+        --heldout mrpc-test=MRPC_TEST.csv mqp=MQP.csv
+
+Needs the training extras of ``train_cross_encoder.py`` (torch CPU build, transformers, onnx). A
+probe, not a shipping procedure: a model that ships needs all the fold models and the verifier's
+nested cross-validation (docs/semantic-cache.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from sklearn.metrics import roc_auc_score
+from tokenizers import Tokenizer
+
+sys.path.insert(0, str(Path(__file__).parent))
+import train_cross_encoder as tce
+
+from tokenomy.cache.semantic.cross_encoder import CrossEncoder
+
+RECALLS = (0.1, 0.2, 0.3, 0.5)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def labelled(path: Path) -> list[tuple[str, str, float]]:
+    with open(path, encoding="utf-8", newline="") as f:
+        return [(r["sentence1"].strip(), r["sentence2"].strip(), float(r["label"])) for r in csv.DictReader(f)]
+
+
+def precision_at(y: npt.NDArray[np.int64], s: npt.NDArray[np.float64], recall: float) -> float:
+    """Precision of the top-scored pairs that reach ``recall``."""
+    hits = np.cumsum(y[np.argsort(-s)])
+    k = min(int(np.searchsorted(hits, recall * y.sum())), len(y) - 1)
+    return float(hits[k] / (k + 1))
+
+
+def compare(name: str, y: list[int], before: list[float], after: list[float]) -> str:
+    yy, b, a = np.array(y), np.array(before), np.array(after)
+    cells = [f"{roc_auc_score(yy, b):.3f} -> {roc_auc_score(yy, a):.3f}"]
+    cells += [f"{precision_at(yy, b, r):.3f} -> {precision_at(yy, a, r):.3f}" for r in RECALLS]
+    return f"| {name} | {len(y)} | " + " | ".join(cells) + " |"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--near-misses", type=Path, required=True, help="labelled pairs for the extra training stage")
+    ap.add_argument("--heldout", nargs="+", default=[], metavar="NAME=FILE", help="labelled pairs to score")
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--threads", type=int, default=2)
+    opts = ap.parse_args()
+    heldout = [(n, Path(f)) for n, _, f in (item.partition("=") for item in opts.heldout)]
+    for name, path in heldout:
+        if not name or not path.is_file():
+            ap.error(f"--heldout {name}={path}: expected NAME=FILE with an existing file")
+    torch.set_num_threads(opts.threads)
+    base = tce.base_dir(None)
+    tok = Tokenizer.from_file(str(base / "tokenizer.json"))
+    tok.no_padding()
+    tok.enable_truncation(tce.MAX_LEN)
+    lc, sts = tce.read_langcache(opts.data), tce.read_stsb(opts.data / "stsb" / "sts-train.csv")
+    lc_fold, sts_fold = tce.fold_of(tce.groups(lc), 1000), tce.fold_of(tce.groups(sts), 2000)  # repeat 0
+    stages = [
+        ([(a, b, s / 5.0) for (a, b, s), f in zip(sts, sts_fold, strict=True) if f != 0], 1),
+        (labelled(opts.near_misses), 1),
+        ([p for p, f in zip(lc, lc_fold, strict=True) if f != 0], 3),
+    ]
+    started = time.time()
+    model = tce.train(base, tok, stages, "cpu", seed=0)
+    print(f"trained in {time.time() - started:.0f} s on {opts.threads} threads", flush=True)
+    shipped = CrossEncoder()
+    shipped.load()
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = tce.export_int8(model, Path(tmp) / "probe.int8.onnx", keep_fp32=True)
+        w8 = Path(tmp) / "probe.w8.onnx"
+        tce.export_w8(fp32, w8)
+
+        def mean_logit(pairs: list[tuple[str, str, float]]) -> list[float]:
+            forward = tce.score(w8, tok, [(b, a) for a, b, _ in pairs])
+            backward = tce.score(w8, tok, [(a, b) for a, b, _ in pairs])
+            return [(x + y) / 2 for x, y in zip(forward, backward, strict=True)]
+
+        rows = []
+        fold0 = {(r["sentence1"], r["sentence2"]): r for r in tce.read_rows(ROOT / "bench" / "cache" /
+                 "cross_encoder_w8" / "fold-0-0.csv") if r["source"] == "langcache"}  # fmt: skip
+        held = [p for p, f in zip(lc, lc_fold, strict=True) if f == 0]
+        before = [
+            (float(fold0[(a, b)]["score_w8"]) + float(fold0[(a, b)]["score_reversed_w8"])) / 2 for a, b, _ in held
+        ]
+        rows.append(compare("LangCache fold 0 (baseline: its fold model)", [int(y) for *_, y in held], before,
+                            mean_logit(held)))  # fmt: skip
+        for name, path in heldout:
+            pairs = labelled(path)
+            before = []
+            for i in range(0, len(pairs), 32):  # the shipped model's logits do not depend on the batch
+                chunk = pairs[i : i + 32]
+                forward, backward = (
+                    shipped.score([(b, a) for a, b, _ in chunk]),
+                    shipped.score([(a, b) for a, b, _ in chunk]),
+                )
+                before += [(x + y) / 2 for x, y in zip(forward, backward, strict=True)]
+            rows.append(compare(f"{name} (baseline: the shipped model)", [int(y) for *_, y in pairs], before,
+                                mean_logit(pairs)))  # fmt: skip
+    print("| pairs | n | AUC | " + " | ".join(f"precision at recall {r}" for r in RECALLS) + " |")
+    print("|---|---|---|" + "---|" * len(RECALLS))
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
