@@ -171,6 +171,17 @@ async def test_suspended_task_goes_upstream_and_its_answer_audits_the_hit_for_fr
             suspended_before + 1
         )
         assert live.tasks["untagged"].suspended and live.tasks["untagged"].total_audits == 1
+        # streamed: the answer assembled from the stream is the one compared
+        client = openai.AsyncOpenAI(base_url=running.v1, api_key="unused", max_retries=0)
+        stream = await client.chat.completions.create(
+            model="fast",
+            messages=user("What is the capital city of Canada"),  # type: ignore[arg-type]
+            temperature=0,
+            stream=True,
+        )
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        await running.app.gateway.cache.drain()
+        assert text == "echo: What is the capital city of Canada" and audits() == audits_before + 2
 
 
 def semantic_config(openai_fake: OpenAIFake, anthropic_fake: AnthropicFake, home: Path, semantic: str) -> str:
