@@ -143,6 +143,7 @@ async def test_suspended_task_goes_upstream_and_its_answer_audits_the_hit_for_fr
     openai_fake: OpenAIFake, anthropic_fake: AnthropicFake, tmp_path: Path
 ) -> None:
     from tokenomy.cache.semantic.live import MAX_TIGHTEN, TaskStats
+    from tokenomy.pipeline.cache import MAX_SHADOW_AUDITS, CacheStage
     from tokenomy.telemetry.metrics import REGISTRY
 
     # no audit share: while suspended every would-be hit is compared with the answer fetched anyway
@@ -182,6 +183,18 @@ async def test_suspended_task_goes_upstream_and_its_answer_audits_the_hit_for_fr
         text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
         await running.app.gateway.cache.drain()
         assert text == "echo: What is the capital city of Canada" and audits() == audits_before + 2
+        # a busy suspended task: past MAX_SHADOW_AUDITS running at once, comparisons are skipped
+        stage = next(st for st in running.app.gateway.stages if isinstance(st, CacheStage))
+        skipped_before = count("tokenomy_cache_lookups_total", {"tier": "semantic", "outcome": "shadow_skipped"})
+        stage.shadow_audits = MAX_SHADOW_AUDITS
+        try:
+            _, third = await ask(running, user("What is the capital city of Canada ?"))
+        finally:
+            stage.shadow_audits = 0
+        assert third["x-tokenomy-cache"] == "miss" and audits() == audits_before + 2
+        assert count("tokenomy_cache_lookups_total", {"tier": "semantic", "outcome": "shadow_skipped"}) == (
+            skipped_before + 1
+        )
 
 
 def semantic_config(openai_fake: OpenAIFake, anthropic_fake: AnthropicFake, home: Path, semantic: str) -> str:

@@ -52,6 +52,9 @@ class SemanticTier(Protocol):
 log = logging.getLogger("tokenomy.cache")
 
 ContextFn = Any  # (namespace, model, body) -> (context fingerprint, last user text) | None
+MAX_SHADOW_AUDITS = 4
+"""Shadow audits (of a suspended task's would-be hits) running at once; more are skipped, so a busy
+suspended task cannot spend the gateway's CPU on comparing answers (each embeds two answers)."""
 
 
 class CacheStage:
@@ -78,6 +81,7 @@ class CacheStage:
         self._shared = frozenset(config.shared_namespaces)
         self.embeddings = EmbeddingsCache(service, self._ttl, self._max_bytes)
         self.audit_handler: Handler | None = None  # the gateway's whole chain, for audits of semantic hits
+        self.shadow_audits = 0  # running now (MAX_SHADOW_AUDITS at most)
 
     async def __call__(self, ctx: CallContext, call_next: Handler) -> Response:
         model = self._table.resolve(ctx.model)  # unknown models fail here, as they would in route
@@ -208,12 +212,22 @@ class CacheStage:
         except Exception as exc:  # an audit never affects a request
             log.warning("semantic hit audit failed: %s", exc)
 
+    def shadow_audit(self, task: str, entry: CacheEntry, fresh: dict[str, Any]) -> None:
+        """Compare, in the background, an answer with the entry a suspended semantic hit would have
+        served (skipped while :data:`MAX_SHADOW_AUDITS` are running)."""
+        if self._semantic is None or self.shadow_audits >= MAX_SHADOW_AUDITS:
+            metrics.child(metrics.CACHE_LOOKUPS, "semantic", "shadow_skipped").inc()
+            return
+        self.shadow_audits += 1
+        self._service.background(self._shadow_audit(task, entry, fresh))
+
     async def _shadow_audit(self, task: str, entry: CacheEntry, fresh: dict[str, Any]) -> None:
-        """Compare an answer with the entry a suspended semantic hit would have served."""
         try:
             await self._judge(task, entry, fresh)
         except Exception as exc:  # an audit never affects a request
             log.warning("semantic shadow audit failed: %s", exc)
+        finally:
+            self.shadow_audits -= 1
 
     async def _judge(self, task: str, entry: CacheEntry, fresh_body: dict[str, Any]) -> None:
         """Record whether the cached ``entry`` says what the fresh answer says (live precision)."""
@@ -320,8 +334,8 @@ class _Store:
     def _shadow(self, body: dict[str, Any]) -> None:
         """The shadow audit of a suspended semantic hit (see ``CacheStage._semantic_lookup``)."""
         shadow = self.semantic[4] if self.semantic is not None else None
-        if shadow is not None and self.stage._semantic is not None:
-            self.stage._service.background(self.stage._shadow_audit(self.ctx.task, shadow, body))
+        if shadow is not None:
+            self.stage.shadow_audit(self.ctx.task, shadow, body)
 
     def _put(self, raw: bytes, usage: Usage | None, body: dict[str, Any]) -> None:
         if not self.allowed:
