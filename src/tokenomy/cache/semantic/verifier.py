@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tokenomy.cache.semantic.features import FEATURES, features, gate, normalized
+from tokenomy.cache.semantic.float_cross_encoder import Arithmetic
 from tokenomy.ledger.language import detect
 
 COSINE_FLOOR = 0.6
@@ -95,10 +96,13 @@ MAX_VERIFIED = 3
 class ModelCheck:
     """The cross-encoder and the verifier, loaded once on the worker thread (see :meth:`load`)."""
 
-    def __init__(self, model_path: Path | None, verifier_path: Path | None, accept: float | None) -> None:
+    def __init__(
+        self, model_path: Path | None, verifier_path: Path | None, accept: float | None,
+        arithmetic: Arithmetic = "auto",
+    ) -> None:  # fmt: skip
         from tokenomy.cache.semantic.cross_encoder import CrossEncoder
 
-        self._encoder = CrossEncoder(model_path)
+        self._encoder = CrossEncoder(model_path, arithmetic=arithmetic)
         self._verifier_path = verifier_path
         self._accept = accept
         self.verifier: Verifier | None = None
