@@ -20,7 +20,8 @@ PAIRS = [
 
 def cpuinfo(tmp_path: Path, flags: str) -> Path:
     path = tmp_path / "cpuinfo"
-    path.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
+    cpu = f"model name\t: Some CPU\nflags\t\t: {flags}\n"
+    path.write_text(f"processor\t: 0\n{cpu}\nprocessor\t: 1\n{cpu}")
     return path
 
 
