@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -49,15 +48,14 @@ def float32_model(source: Path, directory: Path) -> Path:
     """The float32-arithmetic variant of ``source`` in ``directory`` (made now if missing)."""
     import onnx
 
+    from tokenomy.providers.local.variants import made_once
+
     stat = source.stat()
     key = f"{source}|{stat.st_size}|{stat.st_mtime_ns}|{onnx.__version__}"
     path = directory / f"{source.stem}-float32-{hashlib.sha256(key.encode()).hexdigest()[:12]}.onnx"
     if path.is_file():
         return path
-    directory.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.partial")
-    onnx.save(_dequantized(onnx.load(str(source))), str(partial))
-    partial.replace(path)
+    made_once(path, lambda partial: onnx.save(_dequantized(onnx.load(str(source))), str(partial)))
     log.info("made the float32-arithmetic cross-encoder %s", path.name)
     return path
 

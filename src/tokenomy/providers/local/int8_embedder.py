@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import tempfile
 import time
 from pathlib import Path
+
+from tokenomy.providers.local.variants import made_once
 
 log = logging.getLogger("tokenomy.local")
 
@@ -40,11 +41,12 @@ def int8_model(source: Path, directory: Path) -> Path:
     if path.is_file():
         return path
     started = time.perf_counter()
-    directory.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.partial")
-    with tempfile.TemporaryDirectory(dir=directory) as tmp:
-        _quantize(_folded(source, Path(tmp) / "float32.onnx"), partial)
-    partial.replace(path)
+
+    def make(partial: Path) -> None:
+        with tempfile.TemporaryDirectory(dir=directory) as tmp:
+            _quantize(_folded(source, Path(tmp) / "float32.onnx"), partial)
+
+    made_once(path, make)
     log.info("made the int8-arithmetic embedding model %s in %.1f s", path.name, time.perf_counter() - started)
     return path
 

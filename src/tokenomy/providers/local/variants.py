@@ -114,6 +114,18 @@ class VariantChoice:
         }
 
 
+def made_once(path: Path, make: Callable[[Path], None]) -> Path:
+    """``path``, made by ``make(partial file)`` unless it exists; the partial file is renamed into place,
+    so a crash or a concurrent start never leaves a half-written model behind."""
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    make(partial)
+    partial.replace(path)
+    return path
+
+
 def models_dir() -> Path:
     """Where variants and verdicts are kept: ``$TOKENOMY_MODELS_DIR`` or ``<data dir>/models``."""
     configured = os.environ.get("TOKENOMY_MODELS_DIR")
