@@ -65,3 +65,15 @@ def test_arithmetic_float32_loads_the_variant_from_the_models_directory(
     shipped = CrossEncoder(arithmetic="int8")
     shipped.load()
     assert shipped.model_path == default_model_path()
+
+
+def test_a_models_directory_that_cannot_be_written_keeps_the_shipped_arithmetic(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the models directory should be")
+    monkeypatch.setenv("TOKENOMY_MODELS_DIR", str(blocker / "models"))
+    encoder = CrossEncoder(arithmetic="float32")
+    encoder.load()  # no exception: the semantic tier stays on
+    assert encoder.model_path == default_model_path()
+    assert len(encoder.score(PAIRS[:2])) == 2

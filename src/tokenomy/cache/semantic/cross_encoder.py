@@ -74,8 +74,11 @@ class CrossEncoder:
         if self.model_path == default_model_path() and resolve(self.arithmetic) == "float32":
             from tokenomy.providers.local.variants import models_dir
 
-            self.model_path = float32_model(self.model_path, models_dir())
-            log.info("semantic cache: the cross-encoder computes in float32 (this CPU has no VNNI)")
+            try:
+                self.model_path = float32_model(self.model_path, models_dir())
+                log.info("semantic cache: the cross-encoder computes in float32 (%s)", self.model_path.name)
+            except (OSError, ValueError) as exc:  # e.g. a read-only models directory: the shipped file still works
+                log.warning("semantic cache: no float32 cross-encoder (%s); computing in int8 as shipped", exc)
         tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=MAX_LENGTH)

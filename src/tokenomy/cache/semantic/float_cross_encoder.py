@@ -32,16 +32,14 @@ INT8_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 
 def resolve(arithmetic: Arithmetic, cpuinfo: Path = Path("/proc/cpuinfo")) -> Literal["int8", "float32"]:
     """``auto``: float32 on an x86 CPU that lists its flags and has none of :data:`INT8_FLAGS`, else int8."""
+    from tokenomy.providers.local.variants import cpu_info
+
     if arithmetic != "auto":
         return arithmetic
-    try:
-        text = cpuinfo.read_text(errors="replace")
-    except OSError:
-        return "int8"  # not Linux, or no access: keep the shipped arithmetic
-    flags = next((line.partition(":")[2].split() for line in text.splitlines() if line.startswith("flags")), None)
-    if flags is None or "avx2" not in flags:
-        return "int8"  # not an x86 CPU we measured
-    return "int8" if INT8_FLAGS & set(flags) else "float32"
+    flags = set(cpu_info(cpuinfo)[1])
+    if "avx2" not in flags:
+        return "int8"  # not Linux, no access, or not an x86 CPU we measured: keep the shipped arithmetic
+    return "int8" if INT8_FLAGS & flags else "float32"
 
 
 def float32_model(source: Path, directory: Path) -> Path:

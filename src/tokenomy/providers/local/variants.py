@@ -132,11 +132,11 @@ def models_dir() -> Path:
     return Path(configured).expanduser() if configured else data_dir() / "models"
 
 
-def cpu_fingerprint() -> str:
-    """The CPU model and a digest of its feature flags (what decides which kernels llama.cpp runs)."""
+def cpu_info(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, list[str]]:
+    """The CPU's model name and feature flags as ``/proc/cpuinfo`` lists them (empty where it cannot be read)."""
     name, flags = "", ""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
             key, _, value = line.partition(":")
             if key.strip() == "model name" and not name:
                 name = value.strip()
@@ -144,8 +144,14 @@ def cpu_fingerprint() -> str:
                 flags = value.strip()
     except OSError:
         pass
+    return name, flags.split()
+
+
+def cpu_fingerprint() -> str:
+    """The CPU model and a digest of its feature flags (what decides which kernels llama.cpp runs)."""
+    name, flags = cpu_info()
     name = name or platform.processor() or platform.machine()
-    return f"{name} [{hashlib.sha256(flags.encode()).hexdigest()[:12]}]"
+    return f"{name} [{hashlib.sha256(' '.join(flags).encode()).hexdigest()[:12]}]"
 
 
 def _fingerprint(source: Path) -> str:
