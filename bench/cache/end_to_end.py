@@ -19,6 +19,13 @@ accepted hits each rests on, the false hits' texts, and the follow-up result::
     .venv/bin/python bench/cache/end_to_end.py --pairs FILE.csv [FILE ...] [--limit N] [--concurrency 4]
 
 Any pair file works: this is the command to check the defaults on pairs from your own traffic.
+``--exclude SEEN.csv`` drops the pairs that also occur in ``SEEN.csv`` (e.g. the public half the
+matcher was trained on), and ``--exclude-sentences`` also those sharing a question with it, so the
+rest is data the matcher never saw::
+
+    git clone https://github.com/redislabsdev/langcache-customer-data-eval /tmp/lc
+    .venv/bin/python bench/cache/end_to_end.py --pairs /tmp/lc/dataset/chatgpt.csv \
+        --exclude ../shared/data/langcache_query_pairs/pairs.csv
 """
 
 from __future__ import annotations
@@ -168,7 +175,20 @@ def read(parser: argparse.ArgumentParser, path: Path, args: argparse.Namespace) 
         parser.error(f"{path}: not a pairs file ({exc})")
     if not pairs:
         parser.error(f"{path}: no labelled pairs (a CSV needs the header sentence1,sentence2,label)")
+    if args.exclude:
+        pairs = unseen(pairs, [p for path in args.exclude for p in load_pairs(path)], args.exclude_sentences)
     return pairs[: args.limit] if args.limit else pairs
+
+
+def unseen(pairs: list[Pair], seen: list[Pair], by_sentence: bool) -> list[Pair]:
+    """``pairs`` less those in ``seen`` (in either order) or, ``by_sentence``, sharing a question with it."""
+    key = lambda text: " ".join(text.lower().split())  # noqa: E731
+    known = {(key(p.a), key(p.b)) for p in seen} | {(key(p.b), key(p.a)) for p in seen}
+    sentences = {key(t) for p in seen for t in (p.a, p.b)}
+    return [
+        p for p in pairs
+        if (key(p.a), key(p.b)) not in known and not (by_sentence and {key(p.a), key(p.b)} & sentences)
+    ]  # fmt: skip
 
 
 async def main() -> None:
@@ -180,6 +200,10 @@ async def main() -> None:
     parser.add_argument("--positive-min", type=float, default=4.0, help="STS-B: score counted as the same question")
     parser.add_argument(
         "--negative-max", type=float, default=2.0, help="STS-B: score counted as different (3.99: the middle too)"
+    )
+    parser.add_argument("--exclude", type=Path, nargs="+", default=[], help="pairs files whose pairs to leave out")
+    parser.add_argument(
+        "--exclude-sentences", action="store_true", help="with --exclude: also leave out pairs sharing a question"
     )
     args = parser.parse_args()
     sets = [(path, read(parser, path, args)) for path in args.pairs]  # every file checked before the gateway starts
