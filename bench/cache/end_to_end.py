@@ -19,6 +19,9 @@ accepted hits each rests on, the false hits' texts, and the follow-up result::
     .venv/bin/python bench/cache/end_to_end.py --pairs FILE.csv [FILE ...] [--limit N] [--concurrency 4]
 
 Any pair file works: this is the command to check the defaults on pairs from your own traffic.
+``--overlap S --upstream-delay D`` asks the second question S seconds after the first was *sent*,
+while the upstream takes D seconds to answer: with S < D the first is still in flight, which is
+where ``coalesce`` (on by default; ``--no-coalesce`` to compare) lets the second wait for it.
 ``--exclude SEEN.csv`` drops the pairs that also occur in ``SEEN.csv`` (e.g. the public half the
 matcher was trained on), and ``--exclude-sentences`` also those sharing a question with it, so the
 rest is data the matcher never saw::
@@ -75,11 +78,11 @@ class Tally:
     miss_ms: list[float] = field(default_factory=list)
 
 
-def config(upstream: str) -> str:
+def config(upstream: str, coalesce: bool = True) -> str:
     """Every setting at its default but the semantic tier (on) and the upstream (the fake)."""
     return f"""
 cache:
-  semantic: {{enabled: true}}
+  semantic: {{enabled: true{"" if coalesce else ", coalesce: false"}}}
 models:
   - {{name: assistant, deployments: [{{provider: openai, base_url: "{upstream}", model: assistant-up}}]}}
 """
@@ -99,17 +102,28 @@ async def ask(client: openai.AsyncOpenAI, namespace: str, messages: list[dict[st
     return reply.choices[0].message.content or "", raw.headers.get("x-tokenomy-cache", ""), elapsed
 
 
-async def run_pairs(client: openai.AsyncOpenAI, tag: str, pairs: list[Pair], concurrency: int) -> Tally:
-    """Ask every pair, first question then second, ``concurrency`` pairs at a time."""
+async def run_pairs(
+    client: openai.AsyncOpenAI, tag: str, pairs: list[Pair], concurrency: int, overlap: float | None = None
+) -> Tally:
+    """Ask every pair, first question then second, ``concurrency`` pairs at a time (the second
+    ``overlap`` seconds after the first was sent, else once its answer arrived)."""
     tally = Tally()
     gate = asyncio.Semaphore(concurrency)
+
+    async def second(namespace: str, text: str) -> tuple[str, str, float]:
+        await asyncio.sleep(overlap or 0.0)
+        return await ask(client, namespace, [{"role": "user", "content": text}])
 
     async def one(i: int, pair: Pair) -> None:
         namespace = f"{tag}-{i}"
         async with gate:
             try:
-                await ask(client, namespace, [{"role": "user", "content": pair.a}])
-                _, cache, ms = await ask(client, namespace, [{"role": "user", "content": pair.b}])
+                if overlap is None:
+                    await ask(client, namespace, [{"role": "user", "content": pair.a}])
+                    _, cache, ms = await ask(client, namespace, [{"role": "user", "content": pair.b}])
+                else:
+                    first = ask(client, namespace, [{"role": "user", "content": pair.a}])
+                    _, (_, cache, ms) = await asyncio.gather(first, second(namespace, pair.b))
             except openai.APIError:
                 tally.errors += 1
                 return
@@ -150,7 +164,7 @@ async def run_follow_ups(client: openai.AsyncOpenAI, pairs: list[Pair], count: i
     return asked, hits
 
 
-def row(name: str, t: Tally) -> str:
+def row(name: str, t: Tally, upstream: int) -> str:
     accepted = t.tp + t.fp
     precision = t.tp / accepted if accepted else float("nan")
     p_low, p_high = cp(t.tp, accepted)
@@ -161,7 +175,7 @@ def row(name: str, t: Tally) -> str:
         f"{precision:.3f} [{p_low:.3f}, {p_high:.3f}] | {recall:.3f} [{r_low:.3f}, {r_high:.3f}] | "
         f"{pct(t.hit_ms, 0.5):.1f} / {pct(t.hit_ms, 0.99):.1f} | "
         f"{pct(t.miss_ms, 0.5):.1f} / {pct(t.miss_ms, 0.99):.1f} "
-        f"| {t.errors} |"
+        f"| {t.errors} | {upstream} |"
     )
 
 
@@ -201,6 +215,9 @@ async def main() -> None:
     parser.add_argument(
         "--negative-max", type=float, default=2.0, help="STS-B: score counted as different (3.99: the middle too)"
     )
+    parser.add_argument("--overlap", type=float, default=None, help="send the second question S s after the first")
+    parser.add_argument("--upstream-delay", type=float, default=0.0, help="the fake upstream answers after D s")
+    parser.add_argument("--no-coalesce", action="store_true", help="cache.semantic.coalesce: false")
     parser.add_argument("--exclude", type=Path, nargs="+", default=[], help="pairs files whose pairs to leave out")
     parser.add_argument(
         "--exclude-sentences", action="store_true", help="with --exclude: also leave out pairs sharing a question"
@@ -208,29 +225,32 @@ async def main() -> None:
     args = parser.parse_args()
     sets = [(path, read(parser, path, args)) for path in args.pairs]  # every file checked before the gateway starts
     rows, notes = [], []
-    async with OpenAIFake() as fake:
+    async with OpenAIFake(mode="slow" if args.upstream_delay else "ok", delay=args.upstream_delay) as fake:
         await fake.start()
         with tempfile.TemporaryDirectory() as tmp:
-            proc, url = await start_gateway(config(fake.base_url), Path(tmp))
+            proc, url = await start_gateway(config(fake.base_url, not args.no_coalesce), Path(tmp))
             client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=60)
             try:
                 await run_pairs(client, "warm-up", [Pair("What is 2 + 2?", "what is 2+2", 1)], 1)  # models load
                 for n, (path, pairs) in enumerate(sets):
-                    tally = await run_pairs(client, f"f{n}", pairs, args.concurrency)
-                    rows.append(row(path.name, tally))
+                    before = len(fake.requests)
+                    tally = await run_pairs(client, f"f{n}", pairs, args.concurrency, args.overlap)
+                    rows.append(row(path.name, tally, len(fake.requests) - before))
                     notes += [f"- false hit ({path.name}): {a!r} / {b!r}" for a, b in tally.false_hits]
                 asked, hits = await run_follow_ups(client, sets[0][1], args.follow_ups)
             finally:
                 await client.close()
                 proc.terminate()
                 await proc.wait()
-    print("Gateway at its defaults with `cache.semantic.enabled: true`; second question asked as soon as the")
-    print("first answer arrived, each pair in its own namespace. n = accepted hits; 95 % Clopper-Pearson intervals.\n")
+    when = "as soon as the first answer arrived" if args.overlap is None else f"{args.overlap} s after the first"
+    print(f"Gateway at its defaults with `cache.semantic.enabled: true`{', coalesce: false' * args.no_coalesce};")
+    print(f"second question asked {when}; upstream answers after {args.upstream_delay} s; each pair in its own")
+    print("namespace. n = accepted hits; 95 % Clopper-Pearson intervals.\n")
     print(
         "| pairs | same / all | hits on the second question | false hits | precision [95 % CI] | recall [95 % CI] "
-        "| second request ms p50 / p99: hit | miss | errors |"
+        "| second request ms p50 / p99: hit | miss | errors | upstream calls |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     print(f"\nFollow-ups in another conversation: {hits} hits of {asked} asked.")
     if notes:

@@ -1,7 +1,9 @@
-"""The semantic tier through a real gateway: paraphrases hit, other conversations and entities do not."""
+"""The semantic tier through a real gateway: paraphrases hit (also while the first is in flight), other
+conversations and entities do not."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,8 @@ from tests.conftest import proxy_config
 from tests.fakes.anthropic_upstream import AnthropicFake
 from tests.fakes.openai_upstream import OpenAIFake
 from tests.support.gateway import RunningGateway, running_gateway
+
+from tokenomy.telemetry.metrics import REGISTRY
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +119,6 @@ ledger: {{path: "{tmp_path / "ledger.db"}", flush_interval_ms: 20}}
 async def test_audited_hit_is_answered_from_cache_and_checked_upstream(
     openai_fake: OpenAIFake, anthropic_fake: AnthropicFake, tmp_path: Path
 ) -> None:
-    from tokenomy.telemetry.metrics import REGISTRY
 
     # every hit audited; the fake echoes the question, so only identical questions' answers agree
     config = semantic_config(openai_fake, anthropic_fake, tmp_path, "audit_share: 1.0, audit_agreement: 0.999")
@@ -144,7 +147,6 @@ async def test_suspended_task_goes_upstream_and_its_answer_audits_the_hit_for_fr
 ) -> None:
     from tokenomy.cache.semantic.live import MAX_TIGHTEN, TaskStats
     from tokenomy.pipeline.cache import MAX_SHADOW_AUDITS, CacheStage
-    from tokenomy.telemetry.metrics import REGISTRY
 
     # no audit share: while suspended every would-be hit is compared with the answer fetched anyway
     config = semantic_config(openai_fake, anthropic_fake, tmp_path, "audit_share: 0")
@@ -208,3 +210,102 @@ cache:
 ledger: {{path: "{home / "ledger.db"}", flush_interval_ms: 20}}
 """
     )
+
+
+def waits(result: str) -> float:
+    return REGISTRY.get_sample_value("tokenomy_semantic_in_flight_waits_total", {"result": result}) or 0.0
+
+
+def client(gw: RunningGateway) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=gw.v1, api_key="unused", max_retries=0)
+
+
+# -- paraphrases of a question still in flight ------------------------------------------------
+
+
+async def ask_later(gw: RunningGateway, text: str, system: str, *, after: float = 0.0) -> tuple[str, dict[str, str]]:
+    """(answer, response headers) of one question, sent ``after`` seconds from now."""
+    await asyncio.sleep(after)
+    messages = [{"role": "system", "content": system}, *user(text)]
+    raw = await client(gw).chat.completions.with_raw_response.create(
+        model="fast",
+        messages=messages,
+        temperature=0,  # type: ignore[arg-type]
+    )
+    reply = raw.parse()
+    return reply.choices[0].message.content or "", dict(raw.headers)
+
+
+async def streamed(gw: RunningGateway, text: str, system: str, *, after: float) -> str:
+    await asyncio.sleep(after)
+    messages = [{"role": "system", "content": system}, *user(text)]
+    stream = await client(gw).chat.completions.create(
+        model="fast",
+        messages=messages,
+        temperature=0,
+        stream=True,  # type: ignore[arg-type]
+    )
+    return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
+
+@pytest.fixture
+async def slow_first(gw: RunningGateway, openai_fake: OpenAIFake) -> AsyncIterator[None]:
+    """Models loaded (a paraphrase pair asked once), then a slow upstream for the questions queued "slow"."""
+    await ask_later(gw, "What is the capital city of Peru?", "Warm-up.")
+    await ask_later(gw, "capital city of peru", "Warm-up.")
+    await gw.app.gateway.cache.drain()
+    openai_fake.reset()
+    openai_fake.delay = 0.8
+    yield
+    openai_fake.delay = 5.0
+
+
+async def test_paraphrase_waits_for_the_answer_in_flight(
+    gw: RunningGateway,
+    openai_fake: OpenAIFake,
+    slow_first: None,
+) -> None:
+    openai_fake.queue_modes("slow")  # the first question takes 0.8 s upstream
+    served = waits("served")
+    (first, h1), (second, h2), third = await asyncio.gather(
+        ask_later(gw, "What is the capital city of Japan?", "In-flight test one."),
+        ask_later(gw, "capital city of japan", "In-flight test one.", after=0.3),
+        streamed(gw, "What's the capital city of Japan?", "In-flight test one.", after=0.3),
+    )
+    assert (h1["x-tokenomy-cache"], h2["x-tokenomy-cache"]) == ("miss", "hit-semantic") and second == first == third
+    assert int(h2["x-tokenomy-cache-waited-ms"]) > 0 and "x-tokenomy-cache-waited-ms" not in h1
+    assert len(openai_fake.requests) == 1 and waits("served") == served + 2
+    await gw.app.gateway.cache.drain()
+
+
+async def test_paraphrase_goes_upstream_when_the_question_in_flight_fails(
+    gw: RunningGateway,
+    openai_fake: OpenAIFake,
+    slow_first: None,
+) -> None:
+    openai_fake.queue_modes("slow+error_500")  # 0.8 s, then an error: nothing is stored
+    missed = waits("missed")
+    first, second = await asyncio.gather(
+        ask_later(gw, "What is the capital city of Chile?", "In-flight test two."),
+        ask_later(gw, "capital city of chile", "In-flight test two.", after=0.3),
+        return_exceptions=True,
+    )
+    assert isinstance(first, openai.InternalServerError) and first.status_code == 502
+    assert isinstance(second, tuple) and second[1]["x-tokenomy-cache"] == "miss" and second[0]  # upstream, alone
+    assert len(openai_fake.requests) == 2 and waits("missed") == missed + 1
+    await gw.app.gateway.cache.drain()
+
+
+async def test_identical_requests_in_flight_still_coalesce_exactly(
+    gw: RunningGateway,
+    openai_fake: OpenAIFake,
+    slow_first: None,
+) -> None:
+    openai_fake.queue_modes("slow")
+    served = waits("served")
+    results = await asyncio.gather(*(ask_later(gw, "Capital city of Kenya?", "In-flight test three.", after=i * 0.2)
+                                     for i in range(3)))  # fmt: skip
+    assert [h["x-tokenomy-cache"] for _, h in results] == ["miss", "coalesced", "coalesced"]
+    assert len(openai_fake.requests) == 1
+    assert waits("served") == served  # joined the identical flight, no semantic wait
+    await gw.app.gateway.cache.drain()

@@ -81,7 +81,8 @@ class FakeServer:
     """A fake provider on ``127.0.0.1:<free port>``; subclasses add routes, auth and the error format.
 
     Attributes: ``url`` (``http://127.0.0.1:PORT``), ``base_url`` (what the SDK takes), ``requests``
-    (list of :class:`Recorded`), ``mode`` (default mode, mutable), ``delay`` (seconds for ``slow``),
+    (list of :class:`Recorded`), ``mode`` (default mode, mutable), ``delay`` (seconds for ``slow``;
+    ``slow+MODE`` waits as long, then acts as ``MODE``),
     ``stream_chunks``/``stream_interval`` (``slow_stream`` pacing), ``cancelled_streams`` (streams whose
     client went away mid-stream), ``cancelled_requests`` (any handler that saw its client go away).
     """
@@ -221,8 +222,9 @@ class FakeServer:
         if denied is not None:
             raise Reply(denied)
         mode = self.take_mode(request)
-        if mode == "slow":
+        if mode == "slow" or mode.startswith("slow+"):  # "slow+error_500": wait, then that mode
             await asyncio.sleep(float(request.headers.get("x-fake-delay", self.delay)))
+            mode = mode.removeprefix("slow+")
         matched = _ERROR_MODE.fullmatch(mode)
         if matched:
             raise Reply(self.error(int(matched.group(1))))

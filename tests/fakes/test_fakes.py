@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -219,6 +220,15 @@ async def test_openai_error_modes(
         assert info.value.response.headers["retry-after"] == "7" and info.value.code == "rate_limit_exceeded"
     if mode == "error_400":
         assert info.value.param == "messages"
+
+
+async def test_openai_slow_then_error(oc: openai.AsyncOpenAI) -> None:
+    started = time.perf_counter()
+    with pytest.raises(openai.InternalServerError):
+        await oc.chat.completions.create(
+            model="m", messages=USER, extra_headers={"x-fake-mode": "slow+error_500", "x-fake-delay": "0.3"}
+        )
+    assert time.perf_counter() - started >= 0.3
 
 
 async def test_openai_auth_validation_and_mode_precedence() -> None:

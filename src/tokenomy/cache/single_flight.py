@@ -143,5 +143,8 @@ class Flights:
         if self._flights.get(key) is flight:
             del self._flights[key]
 
+    def __contains__(self, key: str) -> bool:
+        return key in self._flights
+
     def __len__(self) -> int:
         return len(self._flights)

@@ -77,6 +77,11 @@ class SemanticCacheConfig(_Frozen):
     )
     index_path: str | None = Field(default=None, description="vector index file; default: data dir/semantic.usearch")
     max_entries: int = Field(default=1_000_000, gt=0)
+    coalesce: bool = Field(
+        default=True,
+        description="a paraphrase of a question on its way upstream waits for that answer instead of asking too "
+        "(with single_flight)",
+    )
     audit_share: float = Field(
         default=0.0, ge=0, le=1, description="share of semantic hits also answered upstream in the background"
     )

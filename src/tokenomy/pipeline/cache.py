@@ -48,6 +48,12 @@ class SemanticTier(Protocol):
     def add(self, context: str, text: str, key: str, vector: Any = None) -> Coroutine[Any, Any, None]:
         """Make an answer stored under ``key`` findable at once; the coroutine indexes it."""
 
+    def fly(self, context: str, text: str, key: str) -> Any:
+        """Register a question going upstream after a miss (or ``None``); paraphrases may wait for it."""
+
+    def landed(self, flight: Any) -> None:
+        """The question of :meth:`fly` is answered and stored, or failed."""
+
 
 log = logging.getLogger("tokenomy.cache")
 
@@ -119,13 +125,19 @@ class CacheStage:
             if entry is not None:
                 metrics.child(metrics.CACHE_LOOKUP_SECONDS, tier).observe(time.perf_counter() - started)
                 return self._hit(ctx, entry, "hit-exact", model)
+            alone = False  # an identical request in flight went away: call upstream on our own
+            if self._config.single_flight and key in self._flights:  # no semantic lookup needed
+                try:
+                    return await self._follow(ctx, self._flights.join(key)[0], model)
+                except LeaderGone:
+                    alone = True
             semantic = await self._semantic_lookup(ctx, namespace, model.name, rule, directives)
             if semantic is not None and semantic[0] is not None:
                 metrics.child(metrics.CACHE_LOOKUP_SECONDS, "semantic").observe(time.perf_counter() - started)
                 self._maybe_audit(ctx, semantic[0], call_next)
                 return self._hit(ctx, semantic[0], "hit-semantic", model)
             metrics.child(metrics.CACHE_LOOKUP_SECONDS, "miss").observe(time.perf_counter() - started)
-            if self._config.single_flight:
+            if self._config.single_flight and not alone:
                 flight, leader = self._flights.join(key)
                 if not leader:
                     try:
@@ -134,16 +146,20 @@ class CacheStage:
                         flight = PRIVATE  # the leader's client went away: try once on our own
         ctx.cache = "miss"
         store = _Store(self, key, namespace, model.name, ctx, ttl, directives.store, semantic)
+        if flight is not PRIVATE and directives.store:  # paraphrases arriving meanwhile wait for this answer
+            store.fly()
         try:
             response = await call_next(ctx)
         except BaseException as exc:
             flight.fail(exc)
             self._flights.land(key, flight)
+            store.landed()
             raise
         if isinstance(response, Completion):
             flight.resolve(response)
             self._flights.land(key, flight)
             store.completion(response)
+            store.landed()
             return response
         flight.start_stream()
         return Stream(self._lead_stream(key, flight, response, store), response.aclose)
@@ -178,6 +194,9 @@ class CacheStage:
             metrics.child(metrics.CACHE_LOOKUPS, "semantic", "miss").inc()
             return None, None, context, text, None
         entry, _tier = await self._service.get(hit.key, directives.max_age)
+        if hit.waited_ms is not None:  # the match was a question in flight: its answer is stored, or not
+            metrics.child(metrics.SEMANTIC_IN_FLIGHT, "missed" if entry is None else "served").inc()
+            ctx.decisions["cache_waited_ms"] = round(hit.waited_ms)
         if entry is None:
             metrics.child(metrics.CACHE_LOOKUPS, "semantic", "miss").inc()
             return None, hit, context, text, None
@@ -292,6 +311,7 @@ class CacheStage:
                 store.body(assembler.body())
             else:
                 metrics.child(metrics.CACHE_SKIPPED, "incomplete").inc()
+            store.landed()
 
 
 def _answer_text(body: dict[str, Any]) -> str | None:
@@ -320,6 +340,19 @@ class _Store:
     ) -> None:
         self.stage, self.key, self.namespace, self.model = stage, key, namespace, model
         self.ctx, self.ttl, self.allowed, self.semantic = ctx, ttl, allowed, semantic
+        self._flying: Any = None
+
+    def fly(self) -> None:
+        """After a semantic miss, make this question one that paraphrases may wait for (:meth:`landed`)."""
+        tier, semantic = self.stage._semantic, self.semantic
+        if tier is not None and semantic is not None and semantic[1] is None:
+            self._flying = tier.fly(semantic[2], semantic[3], self.key)
+
+    def landed(self) -> None:
+        """The answer is stored (or will not be): wake the paraphrases waiting for it."""
+        if self._flying is not None and self.stage._semantic is not None:
+            self.stage._semantic.landed(self._flying)
+            self._flying = None
 
     def completion(self, response: Completion) -> None:
         self._shadow(response.body)
@@ -358,4 +391,6 @@ class _Store:
         if semantic is not None and self.stage._semantic is not None:
             _entry, hit, context, text, _shadow = semantic
             vector = getattr(hit, "vector", None)
+            if vector is None and self._flying is not None:
+                vector = self._flying.vector  # embedded while in flight
             self.stage._service.background(self.stage._semantic.add(context, text, self.key, vector))

@@ -77,6 +77,9 @@ def response_headers(ctx: CallContext) -> dict[str, str]:
         similarity = ctx.decisions.get("cache_similarity")
         if similarity is not None:
             out["x-tokenomy-cache-similarity"] = str(similarity)
+        waited = ctx.decisions.get("cache_waited_ms")  # a semantic match that was still in flight
+        if waited is not None:
+            out["x-tokenomy-cache-waited-ms"] = str(waited)
         items = ctx.decisions.get("cache_items")
         if items is not None:
             out["x-tokenomy-cache-items"] = str(items)

@@ -139,6 +139,13 @@ SEMANTIC_THRESHOLD_OFFSET = Gauge(
     registry=REGISTRY,
     multiprocess_mode="liveall",
 )
+SEMANTIC_IN_FLIGHT = Counter(
+    "tokenomy_semantic_in_flight_waits",
+    "Semantic lookups whose match was a question still on its way upstream, by result: served (its answer was "
+    "served), missed (it was not stored: the request went upstream) or timeout.",
+    ["result"],
+    registry=REGISTRY,
+)
 SEMANTIC_SUSPENDED = Gauge(
     "tokenomy_semantic_suspended",
     "1 while a task's semantic hits are suspended by its error budget (its requests go upstream).",

@@ -18,16 +18,23 @@ lookup's embedding instead of embedding the text again.
 set before it returns (the cache stage calls it before the response completes); lookups compare
 against the pending entries of their context exactly, so the very next request finds an answer
 even while its embedding and index insertion are still running in the background.
+
+**Paraphrases in flight** (``coalesce``): a question whose lookup missed and which goes upstream
+is registered with :meth:`SemanticCache.fly` until its answer is stored (:meth:`SemanticCache.landed`).
+A later lookup in the same context verifies those questions like stored ones; when one is the best
+accepted match, the lookup waits for its answer and returns it as the hit, so concurrent
+paraphrases share one upstream call. An answer that is not stored makes that lookup a miss.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -41,6 +48,7 @@ from tokenomy.cache.semantic.store import SemanticStore, open_store
 from tokenomy.cache.semantic.verifier import ModelCheck
 from tokenomy.cache.semantic.verify import same_question
 from tokenomy.config.cache import DEFAULT_SEMANTIC_THRESHOLD, SemanticCacheConfig
+from tokenomy.telemetry import metrics
 
 log = logging.getLogger("tokenomy.cache")
 
@@ -53,6 +61,8 @@ MAX_PENDING = 4096
 """Entries waiting for the index; past this many, new ones are indexed without read-your-writes."""
 PENDING_WAIT_S = 2.0
 """How long a lookup waits for a pending entry's embedding before it skips that entry."""
+IN_FLIGHT_WAIT_S = 120.0
+"""How long a lookup waits for the answer to a matching question in flight before it misses."""
 T = TypeVar("T")
 
 
@@ -65,6 +75,8 @@ class SemanticHit:
     similarity: float
     vector: npt.NDArray[np.float32]
     decision: float | None = None
+    waited_ms: float | None = None
+    """How long the lookup waited for the answer, when the match was a question in flight."""
 
 
 @dataclass(eq=False, slots=True)
@@ -75,6 +87,18 @@ class _Pending:
     text: str
     vector: npt.NDArray[np.float32] | None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(eq=False, slots=True)
+class InFlight:
+    """A question on its way upstream after a miss (see :meth:`SemanticCache.fly`)."""
+
+    ctx: tuple[int, int]
+    key: str
+    text: str
+    vector: npt.NDArray[np.float32] | None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    embedding: asyncio.Task[None] | None = None
 
 
 async def _nothing() -> None:
@@ -102,6 +126,8 @@ class SemanticCache:
         self._recent: OrderedDict[tuple[tuple[int, int], str], npt.NDArray[np.float32]] = OrderedDict()
         self._pending: dict[tuple[int, int], list[_Pending]] = {}
         self._pending_count = 0
+        self._flying: dict[tuple[int, int], list[InFlight]] = {}
+        self._flying_count = 0
         self._broken: str | None = None
         try:
             self.index: SemanticStore = open_store(config, dim)
@@ -137,32 +163,82 @@ class SemanticCache:
         """
         ctx = context_id(context)
         pending = self._pending.get(ctx)
-        if self.off or (not pending and not self.index.remote and not self.index.has_context(ctx)):
+        flying = None if self.live.suspended(task) else self._flying.get(ctx)  # waiting would only add latency
+        if self.off or (not pending and not flying and not self.index.remote and not self.index.has_context(ctx)):
             return None
         if threshold is None:
             threshold = self.check.cosine_floor if self.check is not None else DEFAULT_SEMANTIC_THRESHOLD
         try:
-            if not pending and self.index.remote and not await self._run(self.index.has_context, ctx):
+            if not pending and not flying and self.index.remote and not await self._run(self.index.has_context, ctx):
                 return None
             if self.check is not None and not await self._run(self._load_check):
                 return None
             vector = await self._vector(ctx, text)
             candidates = await self._run(self.index.search, vector, ctx, threshold)
-            if pending:
-                candidates = sorted(
-                    [*candidates, *await self._search_pending(list(pending), vector, threshold)],
-                    key=lambda c: -c.similarity,
-                )
+            extra = await self._search_pending(list(pending), vector, threshold) if pending else []
+            flights: dict[str, InFlight] = {}
+            for flight in flying or ():  # questions on their way upstream (vector None: still embedding)
+                similarity = -1.0 if flight.vector is None else float(flight.vector @ vector)
+                if similarity >= threshold:
+                    flights[flight.key] = flight
+                    extra.append(Candidate(-1, similarity, flight.key, flight.text))
+            if extra:
+                candidates = sorted([*candidates, *extra], key=lambda c: -c.similarity)
             if self.check is not None:
                 needed = (self.check.accept if accept is None else accept) + self.live.offset(task)
-                return await self._run(self._verified, text, candidates, vector, needed)
+                return await self._answered(await self._run(self._verified, text, candidates, vector, needed), flights)
         except Exception as exc:  # a cache lookup never fails the request
             log.warning("semantic lookup failed: %s", exc)
             return None
         for candidate in candidates:
             if not self._verify or same_question(text, candidate.text):
-                return SemanticHit(candidate.key, candidate.similarity, vector)
+                return await self._answered(SemanticHit(candidate.key, candidate.similarity, vector), flights)
         return None
+
+    async def _answered(self, hit: SemanticHit | None, flights: dict[str, InFlight]) -> SemanticHit | None:
+        """``hit``, after waiting for its answer when it matched a question still in flight."""
+        flight = None if hit is None else flights.get(hit.key)
+        if hit is None or flight is None:
+            return hit
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(flight.done.wait(), IN_FLIGHT_WAIT_S)
+        except TimeoutError:
+            metrics.child(metrics.SEMANTIC_IN_FLIGHT, "timeout").inc()
+            return None
+        return replace(hit, waited_ms=(time.perf_counter() - started) * 1000)
+
+    def fly(self, context: str, text: str, key: str) -> InFlight | None:
+        """Register a question going upstream after its lookup missed, so that paraphrases arriving
+        meanwhile wait for its answer (``coalesce``); call :meth:`landed` once its answer is stored
+        or it failed. Its vector is the lookup's, or (a lookup in a context with no entries does not
+        embed) computed in the background, and given to :meth:`add` with the answer. ``None``
+        (nothing registered) when coalescing is off or too many questions are in flight."""
+        if not self._config.coalesce or self.off or self._flying_count >= MAX_PENDING:
+            return None
+        ctx = context_id(context)
+        flight = InFlight(ctx, key, text, self._recent.get((ctx, text)))
+        if flight.vector is None:
+            flight.embedding = asyncio.get_running_loop().create_task(self._embed_flight(flight))
+        self._flying.setdefault(ctx, []).append(flight)
+        self._flying_count += 1
+        return flight
+
+    async def _embed_flight(self, flight: InFlight) -> None:
+        try:
+            flight.vector = await self._vector(flight.ctx, flight.text, remember=False)
+        except Exception as exc:  # the question is just not matched while in flight
+            log.warning("semantic embedding failed: %s", exc)
+
+    def landed(self, flight: InFlight) -> None:
+        """The question of :meth:`fly` is answered (and stored, when it could be) or failed: wake its waiters."""
+        flight.done.set()
+        flights = self._flying.get(flight.ctx)
+        if flights is not None and flight in flights:
+            flights.remove(flight)
+            self._flying_count -= 1
+            if not flights:
+                del self._flying[flight.ctx]
 
     def _verified(
         self, text: str, candidates: list[Candidate], vector: npt.NDArray[np.float32], accept: float
