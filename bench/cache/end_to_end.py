@@ -194,6 +194,14 @@ def read(parser: argparse.ArgumentParser, path: Path, args: argparse.Namespace) 
     return pairs[: args.limit] if args.limit else pairs
 
 
+def exclusion_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--exclude`` and ``--exclude-sentences``, which :func:`read` applies."""
+    parser.add_argument("--exclude", type=Path, nargs="+", default=[], help="pairs files whose pairs to leave out")
+    parser.add_argument(
+        "--exclude-sentences", action="store_true", help="with --exclude: also leave out pairs sharing a question"
+    )
+
+
 def unseen(pairs: list[Pair], seen: list[Pair], by_sentence: bool) -> list[Pair]:
     """``pairs`` less those in ``seen`` (in either order) or, ``by_sentence``, sharing a question with it."""
     key = lambda text: " ".join(text.lower().split())  # noqa: E731
@@ -218,10 +226,7 @@ async def main() -> None:
     parser.add_argument("--overlap", type=float, default=None, help="send the second question S s after the first")
     parser.add_argument("--upstream-delay", type=float, default=0.0, help="the fake upstream answers after D s")
     parser.add_argument("--no-coalesce", action="store_true", help="cache.semantic.coalesce: false")
-    parser.add_argument("--exclude", type=Path, nargs="+", default=[], help="pairs files whose pairs to leave out")
-    parser.add_argument(
-        "--exclude-sentences", action="store_true", help="with --exclude: also leave out pairs sharing a question"
-    )
+    exclusion_arguments(parser)
     args = parser.parse_args()
     sets = [(path, read(parser, path, args)) for path in args.pairs]  # every file checked before the gateway starts
     rows, notes = [], []

@@ -38,7 +38,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import openai  # noqa: E402
-from bench.cache.end_to_end import ask, read  # noqa: E402
+from bench.cache.end_to_end import ask, exclusion_arguments, read  # noqa: E402
 from bench.cache.verifier_cv import cp  # noqa: E402
 from bench.gateway_proc import start_gateway  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
@@ -182,6 +182,7 @@ async def main() -> None:
     parser.add_argument("--passes", type=int, default=1, help="ask the pairs this many times, each in a new order")
     parser.add_argument("--concurrency", type=int, default=4, help="pairs in flight at once")
     parser.add_argument("--seed", type=int, default=0, help="shuffle and answer seed")
+    exclusion_arguments(parser)
     parser.add_argument("--positive-min", type=float, default=4.0, help="STS-B: score counted as the same question")
     parser.add_argument("--negative-max", type=float, default=2.0, help="STS-B: score counted as different")
     args = parser.parse_args()
