@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
-"""Would near misses in the cross-encoder's training help on near misses it never saw? One probe model.
+"""One probe model of a change to the cross-encoder's recipe: near misses in training, fewer layers.
 
 Trains one model the way ``train_cross_encoder.py`` trains the fold model of repeat 0, fold 0
-(STS-B train and LangCache without their fold 0, same seeds) with one more stage between them: one
-epoch of the labelled pairs of ``--near-misses`` (hard targets 0/1). Then scores, in both orders
-with the weight-only 8-bit export (the shipped encoding), the LangCache pairs of fold 0 and every
-``--heldout`` file, and compares the logit (mean of both orders) with a baseline: for LangCache the
-shipped fold model's out-of-fold scores (``cross_encoder_w8/fold-0-0.csv``), for the other files
-the shipped cross-encoder. Prints the AUC and the precision at a few recalls, each before -> after::
+(STS-B train and LangCache without their fold 0, same seeds), changed by ``--near-misses FILE`` (one
+more stage between them: one epoch of those labelled pairs, hard targets 0/1) and/or ``--layers N``
+(only the first N of MiniLM's 6 transformer layers: a cheaper model to read). Then scores, in both
+orders with the weight-only 8-bit export (the shipped encoding), the LangCache and labelled STS-B
+train pairs of fold 0 and every ``--heldout`` file, and compares the logit (mean of both orders)
+with a baseline: for fold 0 the shipped fold model's out-of-fold scores
+(``cross_encoder_w8/fold-0-0.csv``), for the other files the shipped cross-encoder. Prints the AUC
+and the precision at a few recalls, each before -> after, and what a pair costs each model
+(float32 arithmetic, one thread, both orders as one batch)::
 
     .venv/bin/python bench/cache/near_miss_training.py --near-misses MRPC_TRAIN.csv \\
         --heldout mrpc-test=MRPC_TEST.csv mqp=MQP.csv
+    .venv/bin/python bench/cache/near_miss_training.py --layers 3
 
 Needs the training extras of ``train_cross_encoder.py`` (torch CPU build, transformers, onnx). A
 probe, not a shipping procedure: a model that ships needs all the fold models and the verifier's
@@ -36,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import train_cross_encoder as tce
 
 from tokenomy.cache.semantic.cross_encoder import CrossEncoder
+from tokenomy.cache.semantic.float_cross_encoder import float32_model
 
 RECALLS = (0.1, 0.2, 0.3, 0.5)
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +67,8 @@ def compare(name: str, y: list[int], before: list[float], after: list[float]) ->
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--near-misses", type=Path, required=True, help="labelled pairs for the extra training stage")
+    ap.add_argument("--near-misses", type=Path, help="labelled pairs for an extra training stage")
+    ap.add_argument("--layers", type=int, default=0, help="keep only the first N transformer layers (0: all)")
     ap.add_argument("--heldout", nargs="+", default=[], metavar="NAME=FILE", help="labelled pairs to score")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--threads", type=int, default=2)
@@ -80,11 +86,11 @@ def main() -> None:
     lc_fold, sts_fold = tce.fold_of(tce.groups(lc), 1000), tce.fold_of(tce.groups(sts), 2000)  # repeat 0
     stages = [
         ([(a, b, s / 5.0) for (a, b, s), f in zip(sts, sts_fold, strict=True) if f != 0], 1),
-        (labelled(opts.near_misses), 1),
+        *([(labelled(opts.near_misses), 1)] if opts.near_misses else []),
         ([p for p, f in zip(lc, lc_fold, strict=True) if f != 0], 3),
     ]
     started = time.time()
-    model = tce.train(base, tok, stages, "cpu", seed=0)
+    model = tce.train(base, tok, stages, "cpu", seed=0, layers=opts.layers)
     print(f"trained in {time.time() - started:.0f} s on {opts.threads} threads", flush=True)
     shipped = CrossEncoder()
     shipped.load()
@@ -99,14 +105,16 @@ def main() -> None:
             return [(x + y) / 2 for x, y in zip(forward, backward, strict=True)]
 
         rows = []
-        fold0 = {(r["sentence1"], r["sentence2"]): r for r in tce.read_rows(ROOT / "bench" / "cache" /
-                 "cross_encoder_w8" / "fold-0-0.csv") if r["source"] == "langcache"}  # fmt: skip
-        held = [p for p, f in zip(lc, lc_fold, strict=True) if f == 0]
-        before = [
-            (float(fold0[(a, b)]["score_w8"]) + float(fold0[(a, b)]["score_reversed_w8"])) / 2 for a, b, _ in held
-        ]
-        rows.append(compare("LangCache fold 0 (baseline: its fold model)", [int(y) for *_, y in held], before,
-                            mean_logit(held)))  # fmt: skip
+        oof = tce.read_rows(ROOT / "bench" / "cache" / "cross_encoder_w8" / "fold-0-0.csv")
+        for source, pairs, folds in (("langcache", lc, lc_fold), ("stsb-train", sts, sts_fold)):
+            fold0 = {(r["sentence1"], r["sentence2"]): r for r in oof if r["source"] == source}
+            held = [(a, b, float(fold0[(a, b)]["label"])) for (a, b, _), f in zip(pairs, folds, strict=True)
+                    if f == 0 and (a, b) in fold0]  # fmt: skip
+            before = [
+                (float(fold0[(a, b)]["score_w8"]) + float(fold0[(a, b)]["score_reversed_w8"])) / 2 for a, b, _ in held
+            ]
+            rows.append(compare(f"{source} fold 0 (baseline: its fold model)", [int(y) for *_, y in held], before,
+                                mean_logit(held)))  # fmt: skip
         for name, path in heldout:
             pairs = labelled(path)
             before = []
@@ -119,9 +127,27 @@ def main() -> None:
                 before += [(x + y) / 2 for x, y in zip(forward, backward, strict=True)]
             rows.append(compare(f"{name} (baseline: the shipped model)", [int(y) for *_, y in pairs], before,
                                 mean_logit(pairs)))  # fmt: skip
+        shipped32, probe32 = CrossEncoder(arithmetic="float32"), CrossEncoder(float32_model(w8, Path(tmp)))
+        costs = [(name, cost(model, [(a, b) for a, b, _ in lc[:200]])) for name, model in
+                 (("the shipped model, float32", shipped32), ("this probe, float32", probe32))]  # fmt: skip
     print("| pairs | n | AUC | " + " | ".join(f"precision at recall {r}" for r in RECALLS) + " |")
     print("|---|---|---|" + "---|" * len(RECALLS))
     print("\n".join(rows))
+    print("\n| model | thread CPU ms per pair, both orders in one batch: p50 / p99 |\n|---|---|")
+    print("\n".join(f"| {name} | {p50:.2f} / {p99:.2f} |" for name, (p50, p99) in costs))
+
+
+def cost(model: CrossEncoder, pairs: list[tuple[str, str]]) -> tuple[float, float]:
+    """Thread CPU ms to score each pair in both orders (one batch, one thread, as a lookup does)."""
+    model.load()
+    for pair in pairs[:20]:  # warm-up
+        model.score([pair, pair[::-1]])
+    spent = []
+    for a, b in pairs:
+        started = time.thread_time()
+        model.score([(a, b), (b, a)])
+        spent.append(1000 * (time.thread_time() - started))
+    return float(np.percentile(spent, 50)), float(np.percentile(spent, 99))
 
 
 if __name__ == "__main__":

@@ -120,20 +120,31 @@ class CrossEncoder(nn.Module):
         return self.head(pooled).squeeze(-1)
 
 
-def load_bert(base: Path) -> BertModel:
+def load_bert(base: Path, layers: int = 0) -> BertModel:
+    """The base weights; with ``layers``, only the first that many transformer layers (the rest dropped)."""
     try:
-        return BertModel.from_pretrained(str(base), dtype=torch.float32, attn_implementation="eager")
+        bert = BertModel.from_pretrained(str(base), dtype=torch.float32, attn_implementation="eager")
     except TypeError:  # transformers < 4.56 names it torch_dtype
-        return BertModel.from_pretrained(str(base), torch_dtype=torch.float32, attn_implementation="eager")
+        bert = BertModel.from_pretrained(str(base), torch_dtype=torch.float32, attn_implementation="eager")
+    if 0 < layers < len(bert.encoder.layer):
+        bert.encoder.layer = bert.encoder.layer[:layers]
+        bert.config.num_hidden_layers = layers
+    return bert
 
 
 def train(
-    base: Path, tok: Tokenizer, stages: list[tuple[list[tuple[str, str, float]], int]], device: str, seed: int
+    base: Path,
+    tok: Tokenizer,
+    stages: list[tuple[list[tuple[str, str, float]], int]],
+    device: str,
+    seed: int,
+    layers: int = 0,
 ) -> CrossEncoder:
-    """Fine-tune from the base weights: each stage is (pairs with targets in [0, 1], epochs)."""
+    """Fine-tune from the base weights (``layers``: see :func:`load_bert`): each stage is (pairs with
+    targets in [0, 1], epochs)."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    model = CrossEncoder(load_bert(base)).to(device)
+    model = CrossEncoder(load_bert(base, layers)).to(device)
     model.train()
     for pairs, epochs in stages:
         examples = [(a, b, y) for a, b, y in pairs] + [(b, a, y) for a, b, y in pairs]
