@@ -4,7 +4,8 @@
 Trains one model the way ``train_cross_encoder.py`` trains the fold model of repeat 0, fold 0
 (STS-B train and LangCache without their fold 0, same seeds), changed by ``--near-misses FILE`` (one
 more stage between them: one epoch of those labelled pairs, hard targets 0/1) and/or ``--layers N``
-(only the first N of MiniLM's 6 transformer layers: a cheaper model to read). Then scores, in both
+(only the first N of MiniLM's 6 transformer layers: a cheaper model to read; with ``--distill``
+trained on the probabilities of a full-depth model trained first, instead of on the labels). Then scores, in both
 orders with the weight-only 8-bit export (the shipped encoding), the LangCache and labelled STS-B
 train pairs of fold 0 and every ``--heldout`` file, and compares the logit (mean of both orders)
 with a baseline: for fold 0 the shipped fold model's out-of-fold scores
@@ -39,7 +40,7 @@ from tokenizers import Tokenizer
 sys.path.insert(0, str(Path(__file__).parent))
 import train_cross_encoder as tce
 
-from tokenomy.cache.semantic.cross_encoder import CrossEncoder
+from tokenomy.cache.semantic.cross_encoder import CrossEncoder, encode_pairs
 from tokenomy.cache.semantic.float_cross_encoder import float32_model
 
 RECALLS = (0.1, 0.2, 0.3, 0.5)
@@ -69,6 +70,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--near-misses", type=Path, help="labelled pairs for an extra training stage")
     ap.add_argument("--layers", type=int, default=0, help="keep only the first N transformer layers (0: all)")
+    ap.add_argument("--distill", action="store_true", help="with --layers: learn a full-depth teacher's probabilities")
     ap.add_argument("--heldout", nargs="+", default=[], metavar="NAME=FILE", help="labelled pairs to score")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--threads", type=int, default=2)
@@ -90,6 +92,11 @@ def main() -> None:
         ([p for p, f in zip(lc, lc_fold, strict=True) if f != 0], 3),
     ]
     started = time.time()
+    if opts.distill:  # a full-depth teacher first; the smaller model learns its probabilities
+        teacher = tce.train(base, tok, stages, "cpu", seed=0)
+        stages = [([(a, b, y) for (a, b, _), y in zip(pairs, taught(teacher, tok, pairs), strict=True)], epochs)
+                  for pairs, epochs in stages]  # fmt: skip
+        print(f"teacher trained in {time.time() - started:.0f} s", flush=True)
     model = tce.train(base, tok, stages, "cpu", seed=0, layers=opts.layers)
     print(f"trained in {time.time() - started:.0f} s on {opts.threads} threads", flush=True)
     shipped = CrossEncoder()
@@ -135,6 +142,19 @@ def main() -> None:
     print("\n".join(rows))
     print("\n| model | thread CPU ms per pair, both orders in one batch: p50 / p99 |\n|---|---|")
     print("\n".join(f"| {name} | {p50:.2f} / {p99:.2f} |" for name, (p50, p99) in costs))
+
+
+def taught(teacher: torch.nn.Module, tok: Tokenizer, pairs: list[tuple[str, str, float]]) -> list[float]:
+    """The teacher's probability of "same question" for each pair, the mean over both orders."""
+    out: list[float] = []
+    with torch.no_grad():
+        for i in range(0, len(pairs), 64):
+            chunk = pairs[i : i + 64]
+            both = [(a, b) for a, b, _ in chunk] + [(b, a) for a, b, _ in chunk]
+            ids, mask = encode_pairs(tok, both)
+            p = torch.sigmoid(teacher(torch.from_numpy(ids), torch.from_numpy(mask))).numpy()
+            out += [float(x + y) / 2 for x, y in zip(p[: len(chunk)], p[len(chunk) :], strict=True)]
+    return out
 
 
 def cost(model: CrossEncoder, pairs: list[tuple[str, str]]) -> tuple[float, float]:
