@@ -80,3 +80,18 @@ async def test_nothing_waits_when_coalescing_is_off_or_the_task_is_suspended(tmp
     assert await asyncio.wait_for(semantic.lookup(*ctx(chat(PARAPHRASE)), 0.9, task="faq"), 1) is None
     semantic.landed(flight)
     semantic.close()
+
+
+async def test_many_paraphrases_wait_for_one_answer(tmp_path: Path) -> None:
+    semantic, _ = cache(tmp_path)
+    flight = semantic.fly(*ctx(chat(QUESTION)), KEY1)
+    assert flight is not None and flight.embedding is not None
+    await flight.embedding
+    variants = [PARAPHRASE, PARAPHRASE.upper(), PARAPHRASE + "?", "What is the capital of France", QUESTION.lower()]
+    waiting = [asyncio.ensure_future(semantic.lookup(*ctx(chat(v)), 0.9)) for v in variants * 4]
+    await asyncio.sleep(0.05)
+    assert not any(w.done() for w in waiting)
+    semantic.landed(flight)  # failed or stored: every waiter wakes (the cache stage then reads the answer)
+    hits = await asyncio.gather(*waiting)
+    assert all(h is not None and h.key == KEY1 and h.waited_ms is not None for h in hits)
+    semantic.close()
