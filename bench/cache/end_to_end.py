@@ -22,8 +22,10 @@ Any pair file works: this is the command to check the defaults on pairs from you
 ``--overlap S --upstream-delay D`` asks the second question S seconds after the first was *sent*,
 while the upstream takes D seconds to answer: with S < D the first is still in flight, which is
 where ``coalesce`` (on by default; ``--no-coalesce`` to compare) lets the second wait for it.
-``--exclude SEEN.csv`` drops the pairs that also occur in ``SEEN.csv`` (e.g. the public half the
-matcher was trained on), and ``--exclude-sentences`` also those sharing a question with it, so the
+``--arithmetic int8|float32`` overrides ``cache.semantic.arithmetic`` (decisions can differ by a pair
+or two between the two; the output says which one ran). ``--exclude SEEN.csv`` drops the pairs that
+also occur in ``SEEN.csv`` (e.g. the public half the matcher was trained on), and
+``--exclude-sentences`` also those sharing a question with it, so the
 rest is data the matcher never saw::
 
     git clone https://github.com/redislabsdev/langcache-customer-data-eval /tmp/lc
@@ -50,6 +52,8 @@ from bench.gateway_proc import pct, start_gateway  # noqa: E402
 from tests.fakes.openai_upstream import OpenAIFake  # noqa: E402
 
 from tokenomy.cache.semantic.calibrate import Pair, load_pairs  # noqa: E402
+from tokenomy.cache.semantic.float_cross_encoder import INT8_FLAGS, resolve  # noqa: E402
+from tokenomy.providers.local.variants import cpu_info  # noqa: E402
 
 FOLLOW_UPS = (
     "Why is that?",
@@ -78,11 +82,12 @@ class Tally:
     miss_ms: list[float] = field(default_factory=list)
 
 
-def config(upstream: str, coalesce: bool = True) -> str:
-    """Every setting at its default but the semantic tier (on) and the upstream (the fake)."""
+def config(upstream: str, coalesce: bool = True, arithmetic: str = "auto") -> str:
+    """Every setting at its default but the semantic tier (on), the upstream (the fake) and what the options change."""
+    extra = ("" if coalesce else ", coalesce: false") + ("" if arithmetic == "auto" else f", arithmetic: {arithmetic}")
     return f"""
 cache:
-  semantic: {{enabled: true{"" if coalesce else ", coalesce: false"}}}
+  semantic: {{enabled: true{extra}}}
 models:
   - {{name: assistant, deployments: [{{provider: openai, base_url: "{upstream}", model: assistant-up}}]}}
 """
@@ -226,6 +231,9 @@ async def main() -> None:
     parser.add_argument("--overlap", type=float, default=None, help="send the second question S s after the first")
     parser.add_argument("--upstream-delay", type=float, default=0.0, help="the fake upstream answers after D s")
     parser.add_argument("--no-coalesce", action="store_true", help="cache.semantic.coalesce: false")
+    parser.add_argument(
+        "--arithmetic", choices=["auto", "int8", "float32"], default="auto", help="cache.semantic.arithmetic"
+    )
     exclusion_arguments(parser)
     args = parser.parse_args()
     sets = [(path, read(parser, path, args)) for path in args.pairs]  # every file checked before the gateway starts
@@ -233,7 +241,7 @@ async def main() -> None:
     async with OpenAIFake(mode="slow" if args.upstream_delay else "ok", delay=args.upstream_delay) as fake:
         await fake.start()
         with tempfile.TemporaryDirectory() as tmp:
-            proc, url = await start_gateway(config(fake.base_url, not args.no_coalesce), Path(tmp))
+            proc, url = await start_gateway(config(fake.base_url, not args.no_coalesce, args.arithmetic), Path(tmp))
             client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=60)
             try:
                 await run_pairs(client, "warm-up", [Pair("What is 2 + 2?", "what is 2+2", 1)], 1)  # models load
@@ -248,7 +256,11 @@ async def main() -> None:
                 proc.terminate()
                 await proc.wait()
     when = "as soon as the first answer arrived" if args.overlap is None else f"{args.overlap} s after the first"
-    print(f"Gateway at its defaults with `cache.semantic.enabled: true`{', coalesce: false' * args.no_coalesce};")
+    changed = ", coalesce: false" * args.no_coalesce + f", arithmetic: {args.arithmetic}" * (args.arithmetic != "auto")
+    print(f"Gateway at its defaults with `cache.semantic.enabled: true`{changed}; the cross-encoder computes in")
+    name, flags = cpu_info()
+    vnni = "with" if INT8_FLAGS & set(flags) else "without"
+    print(f"{resolve(args.arithmetic)} on this CPU ({name or 'model unknown'}, {vnni} VNNI);")
     print(f"second question asked {when}; upstream answers after {args.upstream_delay} s; each pair in its own")
     print("namespace. n = accepted hits; 95 % Clopper-Pearson intervals.\n")
     print(

@@ -166,7 +166,9 @@ async def latency(args: argparse.Namespace, path: Path) -> list[list[str]]:
         return await asyncio.get_running_loop().run_in_executor(thread, embed_sync, texts)
 
     started = time.perf_counter()
-    config = SemanticCacheConfig(enabled=True, index_path=str(path), max_entries=args.entries + 10_000)  # defaults
+    config = SemanticCacheConfig(  # the defaults, but for --arithmetic
+        enabled=True, index_path=str(path), max_entries=args.entries + 10_000, arithmetic=args.arithmetic
+    )
     semantic = SemanticCache(config, embed)
     open_s = time.perf_counter() - started
     context = "bench context 0"
@@ -259,6 +261,9 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=346)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument(
+        "--arithmetic", choices=["auto", "int8", "float32"], default="auto", help="the cross-encoder's (default: auto)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "cache" / "results-semantic.md")
     args = parser.parse_args()
     model = MiniLMEmbedder()
