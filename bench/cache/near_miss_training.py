@@ -5,7 +5,9 @@ Trains one model the way ``train_cross_encoder.py`` trains the fold model of rep
 (STS-B train and LangCache without their fold 0, same seeds), changed by ``--near-misses FILE`` (one
 more stage between them: one epoch of those labelled pairs, hard targets 0/1) and/or ``--layers N``
 (only the first N of MiniLM's 6 transformer layers: a cheaper model to read; with ``--distill``
-trained on the probabilities of a full-depth model trained first, instead of on the labels). Then scores, in both
+trained on the probabilities of a full-depth model trained first, instead of on the labels; with
+``--unlabelled FILE`` also, first, on the teacher's probabilities for pairs of questions from FILE and
+their ``--neighbours`` nearest others by MiniLM cosine, pairs no label covers). Then scores, in both
 orders with the weight-only 8-bit export (the shipped encoding), the LangCache and labelled STS-B
 train pairs of fold 0 and every ``--heldout`` file, and compares the logit (mean of both orders)
 with a baseline: for fold 0 the shipped fold model's out-of-fold scores
@@ -16,6 +18,8 @@ and the precision at a few recalls, each before -> after, and what a pair costs 
     .venv/bin/python bench/cache/near_miss_training.py --near-misses MRPC_TRAIN.csv \\
         --heldout mrpc-test=MRPC_TEST.csv mqp=MQP.csv
     .venv/bin/python bench/cache/near_miss_training.py --layers 3
+    .venv/bin/python bench/cache/near_miss_training.py --layers 3 --distill \\
+        --unlabelled ../shared/data/banking77/train.csv.gz
 
 Needs the training extras of ``train_cross_encoder.py`` (torch CPU build, transformers, onnx). A
 probe, not a shipping procedure: a model that ships needs all the fold models and the verifier's
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import sys
 import tempfile
 import time
@@ -71,6 +76,13 @@ def main() -> None:
     ap.add_argument("--near-misses", type=Path, help="labelled pairs for an extra training stage")
     ap.add_argument("--layers", type=int, default=0, help="keep only the first N transformer layers (0: all)")
     ap.add_argument("--distill", action="store_true", help="with --layers: learn a full-depth teacher's probabilities")
+    ap.add_argument(
+        "--unlabelled",
+        type=Path,
+        help="with --distill: questions (CSV, column text; .gz too) paired with their "
+        "nearest neighbours and scored by the teacher, a first stage for the student",
+    )
+    ap.add_argument("--neighbours", type=int, default=2, help="with --unlabelled: pairs per question")
     ap.add_argument("--heldout", nargs="+", default=[], metavar="NAME=FILE", help="labelled pairs to score")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--threads", type=int, default=2)
@@ -96,6 +108,10 @@ def main() -> None:
         teacher = tce.train(base, tok, stages, "cpu", seed=0)
         stages = [([(a, b, y) for (a, b, _), y in zip(pairs, taught(teacher, tok, pairs), strict=True)], epochs)
                   for pairs, epochs in stages]  # fmt: skip
+        if opts.unlabelled:  # more pairs than the labels have, the teacher's probabilities as targets
+            extra = neighbour_pairs(questions(opts.unlabelled), opts.neighbours)
+            stages.insert(0, ([(a, b, y) for (a, b, _), y in zip(extra, taught(teacher, tok, extra), strict=True)], 1))
+            print(f"{len(extra)} unlabelled pairs scored by the teacher", flush=True)
         print(f"teacher trained in {time.time() - started:.0f} s", flush=True)
     model = tce.train(base, tok, stages, "cpu", seed=0, layers=opts.layers)
     print(f"trained in {time.time() - started:.0f} s on {opts.threads} threads", flush=True)
@@ -142,6 +158,29 @@ def main() -> None:
     print("\n".join(rows))
     print("\n| model | thread CPU ms per pair, both orders in one batch: p50 / p99 |\n|---|---|")
     print("\n".join(f"| {name} | {p50:.2f} / {p99:.2f} |" for name, (p50, p99) in costs))
+
+
+def questions(path: Path) -> list[str]:
+    """The distinct ``text`` column of a CSV file (gzipped where the name ends in .gz)."""
+    with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8") as f:
+        return sorted({r["text"].strip() for r in csv.DictReader(f) if r["text"].strip()})
+
+
+def neighbour_pairs(texts: list[str], k: int) -> list[tuple[str, str, float]]:
+    """Each text with its ``k`` nearest others by MiniLM cosine (each unordered pair once; target 0 unused)."""
+    from tokenomy.providers.local.embeddings import MiniLMEmbedder
+
+    embedder = MiniLMEmbedder()
+    embedder.load()
+    vectors = np.stack([e.vector for i in range(0, len(texts), 256) for e in embedder.embed(texts[i : i + 256])])
+    seen: set[tuple[int, int]] = set()
+    for start in range(0, len(texts), 1024):
+        sims = vectors[start : start + 1024] @ vectors.T
+        for row, i in enumerate(range(start, min(start + 1024, len(texts)))):
+            sims[row, i] = -2.0
+            for j in np.argpartition(-sims[row], k)[:k]:
+                seen.add((min(i, int(j)), max(i, int(j))))
+    return [(texts[i], texts[j], 0.0) for i, j in sorted(seen)]
 
 
 def taught(teacher: torch.nn.Module, tok: Tokenizer, pairs: list[tuple[str, str, float]]) -> list[float]:
