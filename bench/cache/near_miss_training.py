@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gzip
 import sys
 import tempfile
 import time
@@ -43,6 +42,7 @@ from sklearn.metrics import roc_auc_score
 from tokenizers import Tokenizer
 
 sys.path.insert(0, str(Path(__file__).parent))
+import intent_pairs
 import train_cross_encoder as tce
 
 from tokenomy.cache.semantic.cross_encoder import CrossEncoder, encode_pairs
@@ -109,7 +109,8 @@ def main() -> None:
         stages = [([(a, b, y) for (a, b, _), y in zip(pairs, taught(teacher, tok, pairs), strict=True)], epochs)
                   for pairs, epochs in stages]  # fmt: skip
         if opts.unlabelled:  # more pairs than the labels have, the teacher's probabilities as targets
-            extra = neighbour_pairs(questions(opts.unlabelled), opts.neighbours)
+            texts = list(intent_pairs.questions(opts.unlabelled))
+            extra = [(texts[i], texts[j], 0.0) for i, j in intent_pairs.neighbour_pairs(texts, opts.neighbours)]
             stages.insert(0, ([(a, b, y) for (a, b, _), y in zip(extra, taught(teacher, tok, extra), strict=True)], 1))
             print(f"{len(extra)} unlabelled pairs scored by the teacher", flush=True)
         print(f"teacher trained in {time.time() - started:.0f} s", flush=True)
@@ -158,29 +159,6 @@ def main() -> None:
     print("\n".join(rows))
     print("\n| model | thread CPU ms per pair, both orders in one batch: p50 / p99 |\n|---|---|")
     print("\n".join(f"| {name} | {p50:.2f} / {p99:.2f} |" for name, (p50, p99) in costs))
-
-
-def questions(path: Path) -> list[str]:
-    """The distinct ``text`` column of a CSV file (gzipped where the name ends in .gz)."""
-    with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8") as f:
-        return sorted({r["text"].strip() for r in csv.DictReader(f) if r["text"].strip()})
-
-
-def neighbour_pairs(texts: list[str], k: int) -> list[tuple[str, str, float]]:
-    """Each text with its ``k`` nearest others by MiniLM cosine (each unordered pair once; target 0 unused)."""
-    from tokenomy.providers.local.embeddings import MiniLMEmbedder
-
-    embedder = MiniLMEmbedder()
-    embedder.load()
-    vectors = np.stack([e.vector for i in range(0, len(texts), 256) for e in embedder.embed(texts[i : i + 256])])
-    seen: set[tuple[int, int]] = set()
-    for start in range(0, len(texts), 1024):
-        sims = vectors[start : start + 1024] @ vectors.T
-        for row, i in enumerate(range(start, min(start + 1024, len(texts)))):
-            sims[row, i] = -2.0
-            for j in np.argpartition(-sims[row], k)[:k]:
-                seen.add((min(i, int(j)), max(i, int(j))))
-    return [(texts[i], texts[j], 0.0) for i, j in sorted(seen)]
 
 
 def taught(teacher: torch.nn.Module, tok: Tokenizer, pairs: list[tuple[str, str, float]]) -> list[float]:
