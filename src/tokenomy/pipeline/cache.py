@@ -158,8 +158,10 @@ class CacheStage:
         if isinstance(response, Completion):
             flight.resolve(response)
             self._flights.land(key, flight)
-            store.completion(response)
-            store.landed()
+            try:
+                store.completion(response)
+            finally:  # paraphrases waiting for this answer must never be left waiting
+                store.landed()
             return response
         flight.start_stream()
         return Stream(self._lead_stream(key, flight, response, store), response.aclose)
@@ -305,13 +307,15 @@ class CacheStage:
             error = exc
             raise
         finally:
-            self._flights.land(key, flight)
-            await flight.end(error if error is not None else (None if assembler.complete else LeaderGone("cut")))
-            if error is None and assembler.complete:
-                store.body(assembler.body())
-            else:
-                metrics.child(metrics.CACHE_SKIPPED, "incomplete").inc()
-            store.landed()
+            try:
+                self._flights.land(key, flight)
+                await flight.end(error if error is not None else (None if assembler.complete else LeaderGone("cut")))
+                if error is None and assembler.complete:
+                    store.body(assembler.body())
+                else:
+                    metrics.child(metrics.CACHE_SKIPPED, "incomplete").inc()
+            finally:  # even when cancelled while waking followers: no paraphrase is left waiting
+                store.landed()
 
 
 def _answer_text(body: dict[str, Any]) -> str | None:
