@@ -35,7 +35,11 @@ def questions(path: Path, label: str = "") -> dict[str, str]:
     out: dict[str, str] = {}
     clash: set[str] = set()
     with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8") as f:
-        for row in csv.DictReader(f):
+        reader = csv.DictReader(f)
+        missing = [c for c in ("text", label) if c and c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: no {' or '.join(missing)} column (it has: {', '.join(reader.fieldnames or [])})")
+        for row in reader:
             text, intent = row["text"].strip(), row.get(label, "") if label else ""
             if text and out.setdefault(text, intent) != intent:
                 clash.add(text)
@@ -67,8 +71,13 @@ def main() -> None:
     ap.add_argument("--balance", action="store_true", help="keep as many same-intent pairs as others (seed 0)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    labelled = questions(args.source, args.intent)
+    try:
+        labelled = questions(args.source, args.intent)
+    except (OSError, UnicodeDecodeError, ValueError, csv.Error) as exc:
+        ap.error(str(exc))
     texts = list(labelled)
+    if len(texts) <= args.neighbours:
+        ap.error(f"{args.source}: {len(texts)} distinct questions, need more than --neighbours {args.neighbours}")
     pairs = neighbour_pairs(texts, args.neighbours)
     if args.balance:  # all pairs of the rarer label, an equal random sample of the other
         same = [p for p in pairs if labelled[texts[p[0]]] == labelled[texts[p[1]]]]

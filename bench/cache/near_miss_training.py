@@ -87,6 +87,15 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--threads", type=int, default=2)
     opts = ap.parse_args()
+    if opts.unlabelled and not opts.distill:
+        ap.error("--unlabelled needs --distill (its pairs are scored by the teacher)")
+    if opts.unlabelled:  # checked before anything trains
+        try:
+            unlabelled = list(intent_pairs.questions(opts.unlabelled))
+        except (OSError, UnicodeDecodeError, ValueError, csv.Error) as exc:
+            ap.error(str(exc))
+        if len(unlabelled) <= opts.neighbours:
+            ap.error(f"{opts.unlabelled}: {len(unlabelled)} distinct questions, need more than --neighbours")
     heldout = [(n, Path(f)) for n, _, f in (item.partition("=") for item in opts.heldout)]
     for name, path in heldout:
         if not name or not path.is_file():
@@ -109,8 +118,8 @@ def main() -> None:
         stages = [([(a, b, y) for (a, b, _), y in zip(pairs, taught(teacher, tok, pairs), strict=True)], epochs)
                   for pairs, epochs in stages]  # fmt: skip
         if opts.unlabelled:  # more pairs than the labels have, the teacher's probabilities as targets
-            texts = list(intent_pairs.questions(opts.unlabelled))
-            extra = [(texts[i], texts[j], 0.0) for i, j in intent_pairs.neighbour_pairs(texts, opts.neighbours)]
+            near = intent_pairs.neighbour_pairs(unlabelled, opts.neighbours)
+            extra = [(unlabelled[i], unlabelled[j], 0.0) for i, j in near]
             stages.insert(0, ([(a, b, y) for (a, b, _), y in zip(extra, taught(teacher, tok, extra), strict=True)], 1))
             print(f"{len(extra)} unlabelled pairs scored by the teacher", flush=True)
         print(f"teacher trained in {time.time() - started:.0f} s", flush=True)
