@@ -23,7 +23,8 @@ Any pair file works: this is the command to check the defaults on pairs from you
 while the upstream takes D seconds to answer: with S < D the first is still in flight, which is
 where ``coalesce`` (on by default; ``--no-coalesce`` to compare) lets the second wait for it.
 ``--arithmetic int8|float32`` overrides ``cache.semantic.arithmetic`` (decisions can differ by a pair
-or two between the two; the output says which one ran). ``--exclude SEEN.csv`` drops the pairs that
+or two between the two; the output says which one ran). ``--tuned DIR`` serves the model and
+verifier ``tokenomy cache tune --out DIR`` wrote. ``--exclude SEEN.csv`` drops the pairs that
 also occur in ``SEEN.csv`` (e.g. the public half the matcher was trained on), and
 ``--exclude-sentences`` also those sharing a question with it, so the
 rest is data the matcher never saw::
@@ -82,9 +83,12 @@ class Tally:
     miss_ms: list[float] = field(default_factory=list)
 
 
-def config(upstream: str, coalesce: bool = True, arithmetic: str = "auto") -> str:
+def config(upstream: str, coalesce: bool = True, arithmetic: str = "auto", tuned: Path | None = None) -> str:
     """Every setting at its default but the semantic tier (on), the upstream (the fake) and what the options change."""
     extra = ("" if coalesce else ", coalesce: false") + ("" if arithmetic == "auto" else f", arithmetic: {arithmetic}")
+    if tuned is not None:  # the files `tokenomy cache tune --out DIR` writes
+        extra += f', model_path: "{tuned.resolve() / "cross-encoder.w8.onnx"}"'
+        extra += f', verifier_path: "{tuned.resolve() / "verifier.json"}"'
     return f"""
 cache:
   semantic: {{enabled: true{extra}}}
@@ -234,14 +238,19 @@ async def main() -> None:
     parser.add_argument(
         "--arithmetic", choices=["auto", "int8", "float32"], default="auto", help="cache.semantic.arithmetic"
     )
+    parser.add_argument("--tuned", type=Path, help="serve the model `tokenomy cache tune --out DIR` wrote to DIR")
     exclusion_arguments(parser)
     args = parser.parse_args()
+    if args.tuned is not None and not (args.tuned / "verifier.json").is_file():
+        parser.error(f"--tuned {args.tuned}: no verifier.json there (run tokenomy cache tune --out {args.tuned})")
     sets = [(path, read(parser, path, args)) for path in args.pairs]  # every file checked before the gateway starts
     rows, notes = [], []
     async with OpenAIFake(mode="slow" if args.upstream_delay else "ok", delay=args.upstream_delay) as fake:
         await fake.start()
         with tempfile.TemporaryDirectory() as tmp:
-            proc, url = await start_gateway(config(fake.base_url, not args.no_coalesce, args.arithmetic), Path(tmp))
+            proc, url = await start_gateway(
+                config(fake.base_url, not args.no_coalesce, args.arithmetic, args.tuned), Path(tmp)
+            )
             client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=60)
             try:
                 await run_pairs(client, "warm-up", [Pair("What is 2 + 2?", "what is 2+2", 1)], 1)  # models load
@@ -257,6 +266,7 @@ async def main() -> None:
                 await proc.wait()
     when = "as soon as the first answer arrived" if args.overlap is None else f"{args.overlap} s after the first"
     changed = ", coalesce: false" * args.no_coalesce + f", arithmetic: {args.arithmetic}" * (args.arithmetic != "auto")
+    changed += f", the model and verifier tuned in {args.tuned}" * (args.tuned is not None)
     print(f"Gateway at its defaults with `cache.semantic.enabled: true`{changed}; the cross-encoder computes in")
     name, flags = cpu_info()
     vnni = "with" if INT8_FLAGS & set(flags) else "without"

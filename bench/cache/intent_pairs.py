@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gzip
-import random
 import sys
 from pathlib import Path
 
@@ -28,39 +26,22 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
+from tokenomy.cache.semantic.tuning.intents import intent_pairs, read_questions  # noqa: E402
+from tokenomy.cache.semantic.tuning.intents import neighbour_pairs as nearest  # noqa: E402
+
 
 def questions(path: Path, label: str = "") -> dict[str, str]:
-    """The distinct ``text`` column of a CSV file (gzipped where the name ends in .gz), each with
-    its ``label`` column ("" without one); a text listed under two labels is dropped."""
-    out: dict[str, str] = {}
-    clash: set[str] = set()
-    with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in ("text", label) if c and c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: no {' or '.join(missing)} column (it has: {', '.join(reader.fieldnames or [])})")
-        for row in reader:
-            text, intent = row["text"].strip(), row.get(label, "") if label else ""
-            if text and out.setdefault(text, intent) != intent:
-                clash.add(text)
-    return {t: i for t, i in sorted(out.items()) if t not in clash}
+    """The distinct ``text`` column of a CSV file, each with its ``label`` column (see ``read_questions``)."""
+    return read_questions(path, label)
 
 
 def neighbour_pairs(texts: list[str], k: int) -> list[tuple[int, int]]:
     """Index pairs of each text with its ``k`` nearest others by MiniLM cosine, each unordered pair once."""
-    from tokenomy.providers.local.embeddings import MiniLMEmbedder
+    from tokenomy.cache.cli import embedder
 
-    embedder = MiniLMEmbedder()
-    embedder.load()
-    vectors = np.stack([e.vector for i in range(0, len(texts), 256) for e in embedder.embed(texts[i : i + 256])])
-    seen: set[tuple[int, int]] = set()
-    for start in range(0, len(texts), 1024):
-        sims = vectors[start : start + 1024] @ vectors.T
-        for row, i in enumerate(range(start, min(start + 1024, len(texts)))):
-            sims[row, i] = -2.0
-            for j in np.argpartition(-sims[row], k)[:k]:
-                seen.add((min(i, int(j)), max(i, int(j))))
-    return sorted(seen)
+    embed = embedder()
+    vectors = np.concatenate([embed(texts[i : i + 256]) for i in range(0, len(texts), 256)])
+    return nearest(vectors, k)
 
 
 def main() -> None:
@@ -78,18 +59,16 @@ def main() -> None:
     texts = list(labelled)
     if len(texts) <= args.neighbours:
         ap.error(f"{args.source}: {len(texts)} distinct questions, need more than --neighbours {args.neighbours}")
-    pairs = neighbour_pairs(texts, args.neighbours)
-    if args.balance:  # all pairs of the rarer label, an equal random sample of the other
-        same = [p for p in pairs if labelled[texts[p[0]]] == labelled[texts[p[1]]]]
-        other = [p for p in pairs if labelled[texts[p[0]]] != labelled[texts[p[1]]]]
-        few, many = sorted((same, other), key=len)
-        pairs = sorted(few + random.Random(0).sample(many, len(few)))
+    from tokenomy.cache.cli import embedder
+
+    embed = embedder()
+    vectors = np.concatenate([embed(texts[i : i + 256]) for i in range(0, len(texts), 256)])
+    pairs = intent_pairs(labelled, vectors, args.neighbours, args.balance)
     with open(args.out, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["sentence1", "sentence2", "label"])
-        for i, j in pairs:
-            writer.writerow([texts[i], texts[j], int(labelled[texts[i]] == labelled[texts[j]])])
-    same = sum(labelled[texts[i]] == labelled[texts[j]] for i, j in pairs)
+        writer.writerows(pairs)
+    same = sum(y for *_, y in pairs)
     print(f"{len(texts)} questions, {len(pairs)} pairs: {same} same intent, {len(pairs) - same} not -> {args.out}")
 
 

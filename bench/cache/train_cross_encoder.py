@@ -49,9 +49,13 @@ import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from tokenizers import Tokenizer
 from torch import nn
-from transformers import BertModel
 
 from tokenomy.cache.semantic.cross_encoder import encode_pairs
+from tokenomy.cache.semantic.tuning import folds
+from tokenomy.cache.semantic.tuning.export import export_float32, export_w8
+from tokenomy.cache.semantic.tuning.pair_model import load_bert, pair_model
+
+__all__ = ["export_w8", "load_bert"]  # used by near_miss_training.py
 
 MAX_LEN = 128
 FOLDS = 5
@@ -83,53 +87,11 @@ def read_stsb(path: Path) -> list[tuple[str, str, float]]:
 
 def groups(pairs: list[tuple[str, str, float]]) -> list[int]:
     """Connected components of the graph whose nodes are (normalised) sentences and edges pairs."""
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        while parent.setdefault(x, x) != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b, _ in pairs:
-        parent[find(a.strip().lower())] = find(b.strip().lower())
-    roots = [find(a.strip().lower()) for a, _, _ in pairs]
-    ids = {r: i for i, r in enumerate(dict.fromkeys(roots))}
-    return [ids[r] for r in roots]
+    return folds.groups([(a, b) for a, b, _ in pairs])
 
 
 def fold_of(group_ids: list[int], seed: int) -> list[int]:
-    order = sorted(set(group_ids))
-    random.Random(seed).shuffle(order)
-    fold = {g: i % FOLDS for i, g in enumerate(order)}
-    return [fold[g] for g in group_ids]
-
-
-class CrossEncoder(nn.Module):
-    """MiniLM over a sentence pair, mean pooling, one logit."""
-
-    def __init__(self, bert: BertModel) -> None:
-        super().__init__()
-        self.bert = bert
-        self.head = nn.Linear(bert.config.hidden_size, 1)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return self.head(pooled).squeeze(-1)
-
-
-def load_bert(base: Path, layers: int = 0) -> BertModel:
-    """The base weights; with ``layers``, only the first that many transformer layers (the rest dropped)."""
-    try:
-        bert = BertModel.from_pretrained(str(base), dtype=torch.float32, attn_implementation="eager")
-    except TypeError:  # transformers < 4.56 names it torch_dtype
-        bert = BertModel.from_pretrained(str(base), torch_dtype=torch.float32, attn_implementation="eager")
-    if 0 < layers < len(bert.encoder.layer):
-        bert.encoder.layer = bert.encoder.layer[:layers]
-        bert.config.num_hidden_layers = layers
-    return bert
+    return folds.fold_of(group_ids, FOLDS, seed)
 
 
 def train(
@@ -139,12 +101,12 @@ def train(
     device: str,
     seed: int,
     layers: int = 0,
-) -> CrossEncoder:
+) -> Any:
     """Fine-tune from the base weights (``layers``: see :func:`load_bert`): each stage is (pairs with
     targets in [0, 1], epochs)."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    model = CrossEncoder(load_bert(base, layers)).to(device)
+    model = pair_model(load_bert(base, layers)).to(device)
     model.train()
     for pairs, epochs in stages:
         examples = [(a, b, y) for a, b, y in pairs] + [(b, a, y) for a, b, y in pairs]
@@ -169,22 +131,11 @@ def train(
     return model.cpu()
 
 
-def export_int8(model: CrossEncoder, path: Path, keep_fp32: bool = False) -> Path:
+def export_int8(model: Any, path: Path, keep_fp32: bool = False) -> Path:
     """ONNX (inputs input_ids, attention_mask; output logit), then int8 MatMul + Gather weights.
     Returns the float32 file's path (removed unless ``keep_fp32``)."""
     fp32 = path.with_suffix(".fp32.onnx")
-    ids = torch.ones((2, 16), dtype=torch.int64)
-    args: dict[str, Any] = {
-        "input_names": ["input_ids", "attention_mask"],
-        "output_names": ["logit"],
-        "dynamic_axes": {"input_ids": {0: "b", 1: "s"}, "attention_mask": {0: "b", 1: "s"}, "logit": {0: "b"}},
-        "opset_version": 17,
-    }
-    with torch.no_grad():
-        try:
-            torch.onnx.export(model, (ids, torch.ones_like(ids)), str(fp32), dynamo=False, **args)
-        except Exception:  # a torch whose TorchScript exporter is gone: the dynamo exporter
-            torch.onnx.export(model, (ids, torch.ones_like(ids)), str(fp32), dynamo=True, **args)
+    export_float32(model, fp32)
     quantize_dynamic(
         str(fp32), str(path), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul", "Gather"]
     )
@@ -193,26 +144,6 @@ def export_int8(model: CrossEncoder, path: Path, keep_fp32: bool = False) -> Pat
         for extra in path.parent.glob(fp32.name + "*"):
             extra.unlink()
     return fp32
-
-
-def export_w8(fp32: Path, path: Path) -> None:
-    """Weight-only 8-bit from the float32 file: MatMul weights in blocks of 32 (``MatMulNBits``,
-    int8 arithmetic with per-row activation scales), embeddings (Gather) int8 per channel. ~24 MB.
-    Marked ``batch_independent`` in the ONNX metadata: the semantic tier then batches candidates."""
-    import onnx
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
-
-    quantizer = MatMulNBitsQuantizer(onnx.load(str(fp32)), bits=8, block_size=32, is_symmetric=True, accuracy_level=4)
-    quantizer.process()
-    matmuls = path.with_suffix(".matmul.onnx")
-    quantizer.model.save_model_to_file(str(matmuls), use_external_data_format=False)
-    quantize_dynamic(
-        str(matmuls), str(path), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["Gather"]
-    )
-    matmuls.unlink()
-    model = onnx.load(str(path))
-    onnx.helper.set_model_props(model, {"batch_independent": "1"})
-    onnx.save(model, str(path))
 
 
 def score(path: Path, tok: Tokenizer, pairs: list[tuple[str, str]]) -> list[float]:

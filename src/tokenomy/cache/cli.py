@@ -1,4 +1,4 @@
-"""``tokenomy cache``: maintenance commands of the cache (``calibrate``).
+"""``tokenomy cache``: maintenance commands of the cache (``calibrate``; ``tune``: :mod:`tokenomy.cache.tune_cli`).
 
 ``tokenomy cache calibrate --pairs FILE`` scores labelled question pairs as lookups do and prints
 precision and recall at each threshold, and the threshold that meets ``--target-precision``: with
@@ -38,7 +38,8 @@ import orjson
 from tokenomy.cache.semantic import calibrate as cal
 
 
-def _embedder() -> Callable[[list[str]], npt.NDArray[np.float32]]:
+def embedder() -> Callable[[list[str]], npt.NDArray[np.float32]]:
+    """The semantic tier's embedder as a function of a list of texts (unit vectors), loaded now."""
     from tokenomy.providers.local.embeddings import MiniLMEmbedder
 
     model = MiniLMEmbedder()
@@ -115,7 +116,7 @@ def calibrate(
         max_threshold if max_threshold is not None else (8.0 if model else 0.99),
         step if step is not None else (0.1 if model else 0.01),
     )
-    scores = cal.decisions(_embedder(), pairs, _model_check()) if model else cal.similarities(_embedder(), pairs)
+    scores = cal.decisions(embedder(), pairs, _model_check()) if model else cal.similarities(embedder(), pairs)
     points = cal.curve(pairs, scores, verify == "entities", grid)
     chosen = cal.recommend(points, target_precision, recall_slack)
     warning = cal.small_sample_warning(chosen, target_precision)
@@ -141,3 +142,12 @@ def calibrate(
         )
     if warning:
         click.echo(f"warning: {warning}", err=True)
+
+
+def _register() -> None:
+    from tokenomy.cache.tune_cli import tune
+
+    cache_group.add_command(tune)
+
+
+_register()

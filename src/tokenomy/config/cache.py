@@ -65,7 +65,7 @@ class SemanticCacheConfig(_Frozen):
     verifier_path: str | None = Field(default=None, description="verifier JSON file; default: the shipped one")
     arithmetic: Literal["auto", "int8", "float32"] = Field(
         default="auto",
-        description="the shipped cross-encoder's arithmetic: int8 (as shipped), float32 (same weights; faster "
+        description="the cross-encoder's arithmetic: int8 (as shipped), float32 (same weights; faster "
         "without VNNI), auto (float32 on x86 CPUs without VNNI)",
     )
     store: Literal["usearch", "pgvector"] = Field(

@@ -230,6 +230,14 @@ def warmup_schedule(
     return total, schedule
 
 
+def descend(loss: Any, optimizer: Any, schedule: Any) -> None:
+    """One optimizer step on ``loss`` and one step of the learning-rate schedule."""
+    loss.backward()
+    optimizer.step()
+    schedule.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def _bf16() -> bool:
     import torch
 
@@ -286,10 +294,7 @@ def _train(fit: Examples, labels: list[str], settings: FineTuneSettings, after_e
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
                 scores = model(ids, mask)
             loss = torch.nn.functional.cross_entropy(scores.float(), torch.tensor([targets[r] for r in batch]))
-            loss.backward()  # type: ignore[no-untyped-call]
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
+            descend(loss, optimizer, schedule)
             step += 1
     model.eval()
     return model

@@ -57,8 +57,8 @@ class CrossEncoder:
 
         self.model_path = Path(model_path) if model_path else default_model_path()
         self.arithmetic = arithmetic
-        """For the shipped model: ``int8`` (as shipped), ``float32`` (the same weights dequantized:
-        faster without VNNI) or ``auto`` (by the CPU; :mod:`~tokenomy.cache.semantic.float_cross_encoder`)."""
+        """``int8`` (as the file computes), ``float32`` (the same weights dequantized: faster without
+        VNNI) or ``auto`` (by the CPU; :mod:`~tokenomy.cache.semantic.float_cross_encoder`)."""
         self.tokenizer_path = Path(tokenizer_path) if tokenizer_path else default_tokenizer_path()
         self._session: Any = None
         self._tokenizer: Any = None
@@ -71,7 +71,7 @@ class CrossEncoder:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        if self.model_path == default_model_path() and resolve(self.arithmetic) == "float32":
+        if resolve(self.arithmetic) == "float32":  # the shipped model or one from `tokenomy cache tune`
             from tokenomy.providers.local.variants import models_dir
 
             try:

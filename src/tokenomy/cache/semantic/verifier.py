@@ -83,7 +83,7 @@ class Verifier:
         return line[1] <= 0 or line[0] + line[1] * at_most >= needed
 
 
-def _same_language(language: str | None, text: str) -> bool:
+def same_language(language: str | None, text: str) -> bool:
     """False only when both languages are known and differ (same-language matching only)."""
     other = detect(text)
     return language is None or other is None or language == other
@@ -147,7 +147,7 @@ class ModelCheck:
         lines: dict[int, tuple[float, float]] = {}
         for i, (text, cosine) in enumerate(candidates):
             line = verifier.line(query, text, cosine)
-            if line is None or not _same_language(language, text):
+            if line is None or not same_language(language, text):
                 continue
             if needed is None or verifier.reachable(line, needed):
                 lines[i] = line

@@ -1,0 +1,76 @@
+"""Precision and recall with exact 95 % intervals, at a fixed threshold or one chosen per fold (nested)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tokenomy.cache.semantic import calibrate as cal
+from tokenomy.cache.semantic.calibrate import Pair
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """Accepted pairs, false ones among them, precision and recall with Clopper-Pearson 95 % intervals."""
+
+    accepted: int
+    false: int
+    same: int
+    precision: float | None
+    precision_95: tuple[float, float] | None
+    recall: float
+    recall_95: tuple[float, float]
+    thresholds: tuple[float | None, ...] = ()
+
+
+def _interval(k: int, n: int) -> tuple[float, float]:
+    from scipy.stats import binomtest
+
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+    return round(float(ci.low), 4), round(float(ci.high), 4)
+
+
+def estimate(
+    accepted: npt.NDArray[np.bool_], labels: npt.NDArray[np.bool_], thresholds: Sequence[float | None] = ()
+) -> Estimate:
+    """The :class:`Estimate` of accepting ``accepted`` given the true ``labels``."""
+    n, tp, same = int(accepted.sum()), int((accepted & labels).sum()), int(labels.sum())
+    return Estimate(
+        n, n - tp, same,
+        round(tp / n, 4) if n else None, _interval(tp, n) if n else None,
+        round(tp / same, 4) if same else 0.0, _interval(tp, same) if same else (0.0, 1.0),
+        tuple(thresholds),
+    )  # fmt: skip
+
+
+def nested(
+    pairs: Sequence[Pair], scores: npt.NDArray[np.float64], fold: npt.NDArray[np.int64], grid: Sequence[float],
+    target: float,
+) -> Estimate:  # fmt: skip
+    """What choosing the threshold gives on pairs it was not chosen on: for each fold, the threshold
+    ``tokenomy cache calibrate`` would recommend from the other folds' scores, applied to that fold."""
+    accepted = np.zeros(len(pairs), dtype=bool)
+    chosen: list[float | None] = []
+    for k in sorted(set(fold.tolist())):
+        rest = np.flatnonzero(fold != k).tolist()
+        point = cal.recommend(cal.curve([pairs[i] for i in rest], scores[rest], False, grid), target)
+        chosen.append(None if point is None else point.threshold)
+        if point is not None:
+            held = fold == k
+            accepted[held] = scores[held] >= point.threshold
+    return estimate(accepted, np.array([p.label for p in pairs], dtype=bool), chosen)
+
+
+TABLE_HEADER = "| model | accepted | false | precision [95 % CI] | recall [95 % CI] |\n|---|---|---|---|---|"
+
+
+def table_row(name: str, row: dict[str, Any]) -> str:
+    """A Markdown table row (:data:`TABLE_HEADER`) of an :class:`Estimate` as a dict (``asdict``)."""
+    ci, rci = row["precision_95"], row["recall_95"]
+    precision = "-" if row["precision"] is None else f"{row['precision']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+    recall = f"{row['recall']:.3f} [{rci[0]:.3f}, {rci[1]:.3f}]"
+    return f"| {name} | {row['accepted']} | {row['false']} | {precision} | {recall} |"

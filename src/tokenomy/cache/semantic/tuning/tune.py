@@ -1,0 +1,274 @@
+"""``tokenomy cache tune``: continue the cross-encoder's training on a team's own labelled pairs.
+
+The shipped cross-encoder learned "same question" from public pairs (LangCache, STS-B). Its
+precision falls on near misses of a domain it never saw (88-92 % on medical and news pairs against
+98-99 % on short LLM-style questions; docs/semantic-cache.md). Near misses in training fix that
+mostly within their own domain (BANKING77's own test pairs: AUC 0.709 -> 0.820), so the lever is
+training on the user's domain. This module:
+
+1. embeds every question (the semantic tier's embedder) for the cosine feature and the gates;
+2. scores every pair with the starting model (the shipped one, or ``start``) as a lookup would;
+3. cross-validates: for each of ``folds`` grouped folds (:mod:`.folds`) it fine-tunes a copy of the
+   starting model on the other folds (both orders of every pair, binary cross-entropy, AdamW with
+   linear warm-up and decay, word-embedding table frozen), exports it in the shipped encoding and
+   scores the held-out fold: out-of-fold decision values under the shipped verifier's coefficients;
+4. chooses the acceptance threshold on those out-of-fold decisions (the lowest at which precision
+   reaches the target there and above, as ``tokenomy cache calibrate`` does), and estimates what
+   that choice gives on unseen pairs by choosing it again without each fold and applying it to
+   that fold (nested), for the starting model too;
+5. trains the final model on all pairs and writes ``cross-encoder.w8.onnx``, ``verifier.json`` (the
+   shipped coefficients, this threshold, a new logit ceiling) and ``report.json``.
+
+The scoring uses int8 arithmetic, as the shipped threshold was calibrated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tokenomy.cache.semantic import calibrate as cal
+from tokenomy.cache.semantic.calibrate import Pair
+from tokenomy.cache.semantic.tuning.folds import fold_of, groups
+from tokenomy.cache.semantic.tuning.report import Estimate, estimate, nested
+from tokenomy.cache.semantic.verifier import Verifier, default_path, same_language
+
+log = logging.getLogger("tokenomy.cache")
+
+MODEL_FILE = "cross-encoder.w8.onnx"
+VERIFIER_FILE = "verifier.json"
+REPORT_FILE = "report.json"
+CEILING_MARGIN = 1.0
+"""The tuned verifier's logit ceiling: the highest out-of-fold logit in either order plus this (a
+candidate that could not pass even there skips the model: a skip can lose a hit, never add a false one)."""
+GRID = cal.thresholds(0.0, 8.0, 0.1)
+PROGRESS_STEPS = 100
+
+Embed = Callable[[list[str]], npt.NDArray[np.float32]]
+Progress = Callable[[str], None]
+
+
+class TuneError(ValueError):
+    """The pairs cannot be tuned on (too few, one label only, too few groups for the folds)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TuneSettings:
+    """Training and validation settings (defaults measured on BANKING77: docs/semantic-cache.md)."""
+
+    epochs: int = 2
+    learning_rate: float = 2e-5
+    batch_size: int = 32
+    warmup: float = 0.1
+    folds: int = 5
+    target: float = 0.99
+    seed: int = 0
+    threads: int = 1
+    min_accepted: int = 100
+    """Write a model only when the threshold rests on at least this many accepted out-of-fold pairs."""
+    max_steps: int | None = None  # stop each training early (tests)
+
+
+def check_pairs(pairs: Sequence[Pair], folds: int) -> None:
+    """Raise :class:`TuneError` unless the pairs can be cross-validated in ``folds`` folds."""
+    if folds < 2:
+        raise TuneError(f"--folds must be at least 2, not {folds}")
+    positives = sum(p.label for p in pairs)
+    if positives == 0 or positives == len(pairs):
+        raise TuneError(f"{len(pairs)} pairs, all labelled {int(positives > 0)}: both labels are needed")
+    n_groups = len(set(groups([(p.a, p.b) for p in pairs])))
+    if n_groups < folds:
+        raise TuneError(f"the pairs form {n_groups} groups of connected questions, fewer than the {folds} folds")
+
+
+def fine_tune(start: Path, pairs: Sequence[Pair], settings: TuneSettings, progress: Progress | None = None) -> Any:
+    """The module of ``start`` (an ONNX cross-encoder) trained further on ``pairs``, both orders
+    (``progress``: a line every :data:`PROGRESS_STEPS` optimizer steps)."""
+    import torch
+
+    from tokenomy.cache.semantic.cross_encoder import encode_pairs
+    from tokenomy.cache.semantic.tuning.pair_model import from_onnx
+    from tokenomy.distill.finetune import descend, warmup_schedule
+
+    torch.set_num_threads(max(1, settings.threads))
+    torch.manual_seed(settings.seed)
+    rng = random.Random(settings.seed)
+    tokenizer = _tokenizer()
+    model = from_onnx(start)
+    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)  # the largest tensor; kept as shipped
+    examples = [(p.b, p.a, float(p.label)) for p in pairs] + [(p.a, p.b, float(p.label)) for p in pairs]
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=settings.learning_rate, weight_decay=0.01
+    )
+    total, schedule = warmup_schedule(
+        optimizer, len(examples), settings.batch_size, settings.epochs, settings.max_steps, settings.warmup
+    )
+    model.train()
+    step, began = 0, time.perf_counter()
+    while step < total:
+        rng.shuffle(examples)
+        for i in range(0, len(examples), settings.batch_size):
+            if step >= total:
+                break
+            batch = examples[i : i + settings.batch_size]
+            ids, mask = encode_pairs(tokenizer, [(a, b) for a, b, _ in batch])
+            logits = model(torch.from_numpy(ids), torch.from_numpy(mask))
+            target = torch.tensor([y for _, _, y in batch], dtype=torch.float32)
+            descend(torch.nn.functional.binary_cross_entropy_with_logits(logits, target), optimizer, schedule)
+            step += 1
+            if progress is not None and step % PROGRESS_STEPS == 0:
+                progress(f"  step {step}/{total}, {time.perf_counter() - began:.0f} s")
+    model.eval()
+    return model
+
+
+def _tokenizer() -> Any:
+    from tokenizers import Tokenizer
+
+    from tokenomy.cache.semantic.cross_encoder import MAX_LENGTH
+    from tokenomy.providers.local.embeddings import default_tokenizer_path
+
+    tokenizer = Tokenizer.from_file(str(default_tokenizer_path()))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=MAX_LENGTH)
+    return tokenizer
+
+
+def logits(model_file: Path, pairs: Sequence[Pair]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The model's logits for each pair read as a lookup reads it, ``sentence2`` asked after ``sentence1``
+    was stored: (query, stored) and (stored, query). int8 arithmetic, 64 pairs per run."""
+    from tokenomy.cache.semantic.cross_encoder import CrossEncoder
+
+    encoder = CrossEncoder(model_file, arithmetic="int8")
+    encoder.load()
+    forward: list[float] = []
+    backward: list[float] = []
+    for i in range(0, len(pairs), 64):
+        chunk = pairs[i : i + 64]
+        forward += encoder.score([(p.b, p.a) for p in chunk])
+        backward += encoder.score([(p.a, p.b) for p in chunk])
+    return np.array(forward), np.array(backward)
+
+
+def decisions(
+    verifier: Verifier, pairs: Sequence[Pair], cosines: npt.NDArray[Any],
+    forward: npt.NDArray[np.float64], backward: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:  # fmt: skip
+    """The verifier's decision value of each pair (-inf where a gate fails, the cosine is below the
+    floor or the two questions are in different languages), as a lookup computes it."""
+    from tokenomy.ledger.language import detect
+
+    out = np.full(len(pairs), -np.inf)
+    for i, pair in enumerate(pairs):
+        if not same_language(detect(pair.b), pair.a):
+            continue
+        logit = (forward[i] + backward[i]) / 2 if verifier.orders == 2 else forward[i]
+        out[i] = verifier.decision(pair.b, pair.a, float(cosines[i]), float(logit))
+    return out
+
+
+def tune(
+    pairs: Sequence[Pair], out: Path, embed: Embed, settings: TuneSettings | None = None, *,
+    start: Path | None = None, verifier_path: Path | None = None, progress: Progress | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Cross-validate, train the final model and write it with its verifier to ``out`` (see the module
+    docstring). Returns the report (also written as ``report.json``); ``report["written"]`` is False,
+    and no model is written, when no threshold reaches the target out of fold or the one that does
+    rests on fewer than ``settings.min_accepted`` accepted pairs (``report["not_written_because"]``)."""
+    from tokenomy.cache.semantic.cross_encoder import default_model_path
+    from tokenomy.cache.semantic.tuning.export import export
+
+    settings = settings or TuneSettings()
+    say = progress or (lambda line: log.info("%s", line))
+    check_pairs(pairs, settings.folds)
+    start = start or default_model_path()
+    verifier = Verifier.load(verifier_path)
+    started = time.perf_counter()
+    cosines = cal.similarities(embed, pairs)
+    base = decisions(verifier, pairs, cosines, *logits(start, pairs))
+    fold = np.array(fold_of(groups([(p.a, p.b) for p in pairs]), settings.folds, settings.seed))
+    forward, backward = np.zeros(len(pairs)), np.zeros(len(pairs))
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in range(settings.folds):
+            held = np.flatnonzero(fold == k)
+            trained_on = [pairs[i] for i in np.flatnonzero(fold != k).tolist()]
+            t0 = time.perf_counter()
+            path = Path(tmp) / f"fold-{k}.onnx"
+            export(fine_tune(start, trained_on, replace(settings, seed=settings.seed + k), say), path)
+            forward[held], backward[held] = logits(path, [pairs[i] for i in held.tolist()])
+            say(f"fold {k + 1}/{settings.folds}: trained on {len(trained_on)} pairs, "
+                f"scored {len(held)}, {time.perf_counter() - t0:.0f} s")  # fmt: skip
+    tuned = decisions(verifier, pairs, cosines, forward, backward)
+    labels = np.array([p.label for p in pairs], dtype=bool)
+    chosen = cal.recommend(cal.curve(pairs, tuned, False, GRID), settings.target)
+    shipped_at = verifier.threshold
+    report: dict[str, Any] = {
+        "pairs": len(pairs), "positives": int(labels.sum()), "folds": settings.folds,
+        "settings": asdict(settings), "start": str(start), "target_precision": settings.target,
+        "threshold": None if chosen is None else chosen.threshold,
+        "models": {
+            "start, its own threshold": _row(estimate(base >= shipped_at, labels), shipped_at),
+            "start, threshold chosen per fold (nested)": _row(nested(pairs, base, fold, GRID, settings.target)),
+            "tuned, out of fold, threshold chosen per fold (nested)":
+                _row(nested(pairs, tuned, fold, GRID, settings.target)),
+        },
+        "auc": {"start": _auc(labels, base), "tuned, out of fold": _auc(labels, tuned)},
+        "warning": cal.small_sample_warning(chosen, settings.target),
+        "written": False,
+        "not_written_because": _refusal(chosen, settings),
+    }  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    if chosen is not None and report["not_written_because"] is None:
+        t0 = time.perf_counter()
+        partial = out / (MODEL_FILE + ".partial")
+        export(fine_tune(start, pairs, replace(settings, seed=settings.seed + settings.folds), say), partial)
+        partial.replace(out / MODEL_FILE)
+        say(f"final model: trained on {len(pairs)} pairs, {time.perf_counter() - t0:.0f} s")
+        ceiling = float(max(forward.max(), backward.max())) + CEILING_MARGIN
+        doc = json.loads((verifier_path or default_path()).read_text())
+        doc.update(
+            threshold=chosen.threshold, target_precision=settings.target, cross_encoder_ceiling=round(ceiling, 2),
+            threshold_calibrated_on=f"out-of-fold decisions on {len(pairs)} tuning pairs",
+            tuned_on=f"{len(pairs)} labelled pairs, from {start.name}",
+        )  # fmt: skip
+        (out / VERIFIER_FILE).write_text(json.dumps(doc, indent=1))
+        report["written"] = True
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    (out / REPORT_FILE).write_text(json.dumps(report, indent=1))
+    return report
+
+
+def _refusal(chosen: cal.Point | None, settings: TuneSettings) -> str | None:
+    """Why no model is written, or ``None``."""
+    if chosen is None:
+        return f"no threshold reaches precision {settings.target} out of fold"
+    if chosen.accepted < settings.min_accepted:
+        return (f"the threshold would rest on {chosen.accepted} accepted out-of-fold pairs, fewer than "
+                f"{settings.min_accepted} (--min-accepted): label more pairs")  # fmt: skip
+    return None
+
+
+def _row(e: Estimate, threshold: float | None = None) -> dict[str, Any]:
+    row = asdict(e)
+    if threshold is not None:
+        row["threshold"] = threshold
+    return row
+
+
+def _auc(labels: npt.NDArray[np.bool_], scores: npt.NDArray[np.float64]) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    if labels.all() or not labels.any():
+        return None
+    finite = np.where(np.isfinite(scores), scores, -1e9)
+    return round(float(roc_auc_score(labels, finite)), 4)

@@ -1,0 +1,131 @@
+"""``tokenomy cache tune``: fine-tune the semantic tier's cross-encoder on your own labelled questions.
+
+``--pairs FILE`` (``sentence1,sentence2,label`` or STS-B, as ``tokenomy cache calibrate`` reads) or
+``--intents FILE`` (a CSV with a ``text`` column and an intent column: each question is paired with
+its nearest others, 1 = same intent; :mod:`~tokenomy.cache.semantic.tuning.intents`). Writes
+``cross-encoder.w8.onnx``, ``verifier.json`` and ``report.json`` to ``--out`` and prints the
+cross-validated comparison with the starting model and the configuration that serves the result.
+Exit status 1, and no model written, when no threshold reaches ``--target-precision`` out of fold,
+or the one that does rests on fewer than ``--min-accepted`` accepted pairs.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import click
+import orjson
+
+from tokenomy.cache.semantic import calibrate as cal
+
+_PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@click.command("tune")
+@click.option("--pairs", "pairs_path", type=_PATH, help="Labelled pairs: sentence1,sentence2,label (or STS-B).")
+@click.option(
+    "--intents", "intents_path", type=_PATH, help="Questions with intents: CSV with text and an intent column."
+)
+@click.option("--intent-column", default="intent", show_default=True, help="--intents: the intent column.")
+@click.option(
+    "--neighbours", type=click.IntRange(1, 20), default=2, show_default=True, help="--intents: pairs per question."
+)
+@click.option(
+    "--balance/--no-balance",
+    default=True,
+    show_default=True,
+    help="--intents: as many same-intent pairs as others (a seeded sample of the commoner label).",
+)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output directory.")
+@click.option("--epochs", type=click.IntRange(1, 20), default=2, show_default=True)
+@click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True)
+@click.option("--target-precision", type=click.FloatRange(0.5, 1), default=0.99, show_default=True)
+@click.option(
+    "--min-accepted",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="Write a model only if its threshold rests on this many accepted out-of-fold pairs.",
+)
+@click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True, help="PyTorch threads.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--from", "start", type=_PATH, help="Start from this cross-encoder ONNX file [the shipped one].")
+@click.option("--max-steps", type=click.IntRange(1), default=None, hidden=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def tune(
+    pairs_path: Path | None, intents_path: Path | None, intent_column: str, neighbours: int, balance: bool,
+    out: Path, epochs: int, folds: int, target_precision: float, min_accepted: int, threads: int, seed: int,
+    start: Path | None, max_steps: int | None, fmt: Literal["table", "json"],
+) -> None:  # fmt: skip
+    """Fine-tune the semantic cache's cross-encoder on your labelled questions, cross-validated."""
+    from tokenomy.cache.cli import embedder
+    from tokenomy.cache.semantic.tuning.tune import TuneError, TuneSettings
+    from tokenomy.cache.semantic.tuning.tune import tune as run
+    from tokenomy.distill.finetune import MissingExtraError, require_extra
+
+    if (pairs_path is None) == (intents_path is None):
+        raise click.UsageError("give one of --pairs FILE or --intents FILE")
+    try:
+        require_extra("cross-encoder tuning", "PyTorch, transformers and onnx", ("torch", "transformers", "onnx"))
+    except MissingExtraError as exc:
+        raise click.ClickException(str(exc)) from None
+    embed = embedder()
+    pairs = _pairs(pairs_path, intents_path, intent_column, neighbours, balance, embed)
+    settings = TuneSettings(epochs=epochs, folds=folds, target=target_precision, seed=seed, threads=threads,
+                            min_accepted=min_accepted, max_steps=max_steps)  # fmt: skip
+    try:
+        report = run(pairs, out, embed, settings, start=start, progress=lambda line: click.echo(line, err=True))
+    except (TuneError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if fmt == "json":
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        _table(report, out)
+    if report["warning"]:
+        click.echo(f"warning: {report['warning']}", err=True)
+    if not report["written"]:
+        raise click.ClickException(f"{report['not_written_because']}; nothing written")
+
+
+def _pairs(
+    pairs_path: Path | None, intents_path: Path | None, column: str, neighbours: int, balance: bool, embed: Any
+) -> list[cal.Pair]:
+    import csv
+
+    if pairs_path is not None:
+        try:
+            pairs = cal.load_pairs(pairs_path)
+        except (KeyError, ValueError, UnicodeDecodeError, csv.Error) as exc:
+            raise click.ClickException(f"{pairs_path}: not a pairs file ({exc})") from None
+    else:
+        assert intents_path is not None
+        from tokenomy.cache.semantic.tuning.intents import intent_pairs, read_questions
+
+        try:
+            labelled = read_questions(intents_path, column)
+        except (OSError, ValueError, UnicodeDecodeError, csv.Error) as exc:
+            raise click.ClickException(str(exc)) from None
+        texts = list(labelled)
+        if len(texts) <= neighbours:
+            raise click.ClickException(f"{intents_path}: {len(texts)} distinct questions, need more than {neighbours}")
+        vectors = embed(texts)
+        pairs = [cal.Pair(a, b, y) for a, b, y in intent_pairs(labelled, vectors, neighbours, balance)]
+    if not pairs:
+        raise click.ClickException(f"{pairs_path or intents_path}: no labelled pairs")
+    return pairs
+
+
+def _table(report: dict[str, Any], out: Path) -> None:
+    click.echo(f"{report['pairs']} pairs ({report['positives']} same), {report['folds']} folds; "
+               f"AUC {report['auc']['start']} -> {report['auc']['tuned, out of fold']} (out of fold)")  # fmt: skip
+    from tokenomy.cache.semantic.tuning.report import TABLE_HEADER, table_row
+
+    click.echo(TABLE_HEADER)
+    for name, row in report["models"].items():
+        click.echo(table_row(name, row))
+    if report["written"]:
+        click.echo(f"\nthreshold {report['threshold']} (out of fold). Serve it with:\n\ncache:\n  semantic:\n"
+                   f"    enabled: true\n    model_path: {(out / 'cross-encoder.w8.onnx').resolve()}\n"
+                   f"    verifier_path: {(out / 'verifier.json').resolve()}")  # fmt: skip

@@ -1,0 +1,92 @@
+"""``tune``: cross-validated fine-tuning that writes a model and a verifier the semantic tier serves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from tokenomy.cache.semantic.calibrate import Pair, load_pairs
+from tokenomy.cache.semantic.cross_encoder import default_model_path
+from tokenomy.cache.semantic.tuning.export import export
+from tokenomy.cache.semantic.tuning.tune import TuneError, TuneSettings, fine_tune, logits, tune
+from tokenomy.cache.semantic.verifier import ModelCheck
+
+DATA = Path(__file__).parents[1] / "data" / "langcache_sample.csv"
+QUICK = TuneSettings(epochs=1, folds=2, threads=2, max_steps=2, min_accepted=1)
+
+
+def fake_embed(texts: list[str]) -> np.ndarray:
+    """Unit vectors that make every pair look close (cosine ≥ 0.6) so the model decides."""
+    rng = np.random.default_rng(abs(hash(tuple(texts))) % 2**32)
+    base = np.ones((len(texts), 8), dtype=np.float32) + 0.1 * rng.standard_normal((len(texts), 8)).astype(np.float32)
+    return base / np.linalg.norm(base, axis=1, keepdims=True)
+
+
+def test_training_moves_the_logits_the_way_the_labels_point(tmp_path: Path) -> None:
+    # Label every pair the opposite of the truth: a few steps must push the logits that way.
+    pairs = [Pair(p.a, p.b, 1 - p.label) for p in load_pairs(DATA)]
+    labels = np.array([p.label for p in pairs], dtype=bool)
+
+    def margin(path: Path) -> float:
+        forward, backward = logits(path, pairs)
+        mean = (forward + backward) / 2
+        return float(mean[labels].mean() - mean[~labels].mean())
+
+    trained = tmp_path / "trained.onnx"
+    export(fine_tune(default_model_path(), pairs, TuneSettings(epochs=2, learning_rate=1e-4, threads=2)), trained)
+    assert margin(default_model_path()) < 0  # the shipped model disagrees with the flipped labels
+    assert margin(trained) > margin(default_model_path()) + 1.0
+
+
+def test_tune_writes_a_model_and_a_verifier_that_the_semantic_tier_loads(tmp_path: Path) -> None:
+    pairs = load_pairs(DATA)
+    report = tune(pairs, tmp_path, fake_embed, QUICK)
+    assert report["written"] and report["not_written_because"] is None
+    assert report["pairs"] == len(pairs) and report["folds"] == 2
+    assert set(report["models"]) == {
+        "start, its own threshold", "start, threshold chosen per fold (nested)",
+        "tuned, out of fold, threshold chosen per fold (nested)",
+    }  # fmt: skip
+    nested = report["models"]["tuned, out of fold, threshold chosen per fold (nested)"]
+    assert len(nested["thresholds"]) == 2 and nested["same"] == sum(p.label for p in pairs)
+    verifier = json.loads((tmp_path / "verifier.json").read_text())
+    shipped = json.loads((default_model_path().parent / "verifier.json").read_text())
+    assert verifier["threshold"] == report["threshold"] and verifier["coef"] == shipped["coef"]
+    assert verifier["cross_encoder_ceiling"] != shipped["cross_encoder_ceiling"]
+    assert json.loads((tmp_path / "report.json").read_text())["threshold"] == report["threshold"]
+    check = ModelCheck(tmp_path / "cross-encoder.w8.onnx", tmp_path / "verifier.json", None, "int8")
+    assert check.load(), check.failed
+    assert check.accept == report["threshold"]
+    same = check.decide("SQL: number of rows in orders table", [("SQL: count rows in table orders", 0.95)])
+    other = check.decide("python reverse sort list", [("python sort list ascending", 0.95)])
+    assert same[0] > other[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cross-encoder.w8.onnx", "report.json", "verifier.json"]
+
+
+def test_too_few_accepted_pairs_write_no_model(tmp_path: Path) -> None:
+    report = tune(
+        load_pairs(DATA), tmp_path, fake_embed, TuneSettings(epochs=1, folds=2, max_steps=1, min_accepted=10_000)
+    )
+    assert not report["written"] and "label more pairs" in report["not_written_because"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+@pytest.mark.parametrize(
+    ("pairs", "folds", "message"),
+    [
+        ([Pair("a b", "a c", 1), Pair("d e", "d f", 1)], 2, "both labels"),
+        ([Pair("a", "b", 1), Pair("b", "c", 0)], 2, "1 groups"),
+        ([Pair("a", "b", 1), Pair("c", "d", 0)], 1, "at least 2"),
+    ],
+)
+def test_pairs_that_cannot_be_cross_validated_are_refused(
+    tmp_path: Path, pairs: list[Pair], folds: int, message: str
+) -> None:
+    with pytest.raises(TuneError, match=message):
+        tune(pairs, tmp_path, fake_embed, TuneSettings(folds=folds))
+    assert not tmp_path.joinpath("cross-encoder.w8.onnx").exists()

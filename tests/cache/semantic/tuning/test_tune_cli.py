@@ -1,0 +1,68 @@
+"""``tokenomy cache tune`` with the real embedding model on small samples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("torch")
+
+from tokenomy.cache.cli import cache_group
+
+DATA = Path(__file__).parents[1] / "data"
+QUICK = ["--folds", "2", "--max-steps", "1", "--threads", "2"]
+INTENTS = {
+    "card_arrival": ["my card has not arrived yet", "when will my new card arrive", "card still not delivered",
+                     "how long until my card comes", "waiting for my card to arrive"],
+    "card_lost": ["I lost my card", "my card is lost what do I do", "can't find my card anywhere",
+                  "I misplaced my bank card", "what to do about a lost card"],
+    "weather_paris": ["weather in Paris today", "is it raining in Paris", "Paris forecast for today",
+                      "how warm is Paris today", "Paris weather right now"],
+    "weather_london": ["weather in London today", "is it raining in London", "London forecast for today",
+                       "how warm is London today", "London weather right now"],
+}  # fmt: skip
+
+
+def test_pairs_in_json_write_a_model_and_say_how_to_serve_it(tmp_path: Path) -> None:
+    out = tmp_path / "tuned"
+    args = ["tune", "--pairs", str(DATA / "langcache_sample.csv"), "--out", str(out), "--format", "json"]
+    result = CliRunner().invoke(cache_group, [*args, *QUICK, "--min-accepted", "1"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["written"] and report["pairs"] == 29 and report["positives"] == 12
+    assert (out / "cross-encoder.w8.onnx").is_file() and (out / "verifier.json").is_file()
+    assert "fold 2/2" in result.stderr and "label more pairs" in result.stderr  # 29 pairs certify nothing
+
+
+def test_intents_too_few_for_the_threshold_exit_1_and_write_no_model(tmp_path: Path) -> None:
+    questions = tmp_path / "questions.csv"
+    questions.write_text("text,intent\n" + "".join(f"{q},{i}\n" for i, qs in INTENTS.items() for q in qs))
+    out = tmp_path / "tuned"
+    args = ["tune", "--intents", str(questions), "--out", str(out), "--neighbours", "3", "--no-balance", *QUICK]
+    result = CliRunner().invoke(cache_group, args)
+    assert result.exit_code == 1, result.output
+    assert "fewer than 100 (--min-accepted): label more pairs; nothing written" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["report.json"]
+    report = json.loads((out / "report.json").read_text())
+    assert 0 < report["positives"] < report["pairs"]  # same-intent pairs and near misses of another intent
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "give one of --pairs FILE or --intents FILE"),
+        (["--pairs", "P", "--intents", "P"], "give one of --pairs FILE or --intents FILE"),
+        (["--intents", "P", "--intent-column", "category"], "no category column"),
+        (["--pairs", "Q"], "not a pairs file"),
+    ],
+)
+def test_bad_input_is_a_clear_error(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "P").write_text("text,intent\na,b\n")
+    (tmp_path / "Q").write_text("sentence1,sentence2,label\na,b,yes\n")
+    args = [str(tmp_path / a) if a in ("P", "Q") else a for a in args]
+    result = CliRunner().invoke(cache_group, ["tune", "--out", str(tmp_path / "out"), *args])
+    assert result.exit_code in (1, 2) and message in result.output, result.output
+    assert "Traceback" not in result.output
