@@ -154,7 +154,8 @@ async def run_pairs(
 
 async def run_follow_ups(client: openai.AsyncOpenAI, pairs: list[Pair], count: int) -> tuple[int, int]:
     """Conversations that share only their last turn; returns (asked, hits)."""
-    firsts = [p.a for p in pairs if p.label == 0] or [p.a for p in pairs]
+    # distinct first questions: two conversations that are the same throughout would rightly hit
+    firsts = list(dict.fromkeys(p.a for p in pairs if p.label == 0)) or list(dict.fromkeys(p.a for p in pairs))
     hits = asked = 0
     for i in range(min(count, len(firsts) // 2)):
         follow = FOLLOW_UPS[i % len(FOLLOW_UPS)]

@@ -78,7 +78,7 @@ def main() -> None:
     for name, row in report["models"].items():
         print(table_row(name, row))
     if not report["written"]:
-        print(f"\nno threshold reaches {settings.target} out of fold: nothing to measure")
+        print(f"\nNo model written: {report['not_written_because']}.")
         return
     sets = {
         f"BANKING77 test (unseen questions, {len(test)} pairs)": test,

@@ -53,7 +53,9 @@ def test_an_onnx_file_of_another_model_is_refused() -> None:
         from_onnx(embedder_path())
 
 
-def test_exported_again_it_is_the_shipped_encoding_with_the_same_logits(tmp_path: Path) -> None:
+def test_exported_again_it_is_the_shipped_encoding_with_the_same_logits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "again.onnx"
     export(from_onnx(default_model_path()), path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["again.onnx"]  # nothing left behind
@@ -62,3 +64,9 @@ def test_exported_again_it_is_the_shipped_encoding_with_the_same_logits(tmp_path
     shipped.load()
     assert again.batched  # marked batch-independent, like the shipped file
     assert again.score(PAIRS) == pytest.approx(shipped.score(PAIRS), abs=0.05)
+    # arithmetic float32 (auto on CPUs without VNNI) applies to a file other than the shipped one too
+    monkeypatch.setenv("TOKENOMY_MODELS_DIR", str(tmp_path / "models"))
+    as_float32 = CrossEncoder(path, arithmetic="float32")
+    as_float32.load()
+    assert as_float32.model_path.parent == tmp_path / "models" and "float32" in as_float32.model_path.name
+    assert as_float32.score(PAIRS) == pytest.approx(again.score(PAIRS), abs=0.25)
