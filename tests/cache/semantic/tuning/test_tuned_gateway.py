@@ -14,10 +14,10 @@ from tests.support.gateway import RunningGateway, running_gateway
 
 pytest.importorskip("torch")
 
-from tokenomy.cache.cli import embedder  # noqa: E402
-from tokenomy.cache.semantic.calibrate import Pair, load_pairs, similarities  # noqa: E402
-from tokenomy.cache.semantic.tuning.tune import TuneSettings, tune  # noqa: E402
-from tokenomy.cache.semantic.verifier import ModelCheck  # noqa: E402
+from tokenomy.cache.cli import embedder
+from tokenomy.cache.semantic.calibrate import Pair, load_pairs, similarities
+from tokenomy.cache.semantic.tuning.tune import TuneSettings, tune
+from tokenomy.cache.semantic.verifier import ModelCheck
 
 DATA = Path(__file__).parents[1] / "data" / "langcache_sample.csv"
 
