@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -65,7 +66,13 @@ def test_tune_writes_a_model_and_a_verifier_that_the_semantic_tier_loads(tmp_pat
     same = check.decide("SQL: number of rows in orders table", [("SQL: count rows in table orders", 0.95)])
     other = check.decide("python reverse sort list", [("python sort list ascending", 0.95)])
     assert same[0] > other[0]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cross-encoder.w8.onnx", "report.json", "verifier.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "cross-encoder.w8.onnx", "report.json", "scores.csv", "verifier.json"
+    ]  # fmt: skip
+    with open(tmp_path / "scores.csv", encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["sentence1"], r["sentence2"], int(r["label"])) for r in rows] == [(p.a, p.b, p.label) for p in pairs]
+    assert {r["fold"] for r in rows} == {"0", "1"} and all(float(r["cosine"]) > 0.6 for r in rows)
 
 
 def test_too_few_accepted_pairs_write_no_model(tmp_path: Path) -> None:
@@ -73,7 +80,7 @@ def test_too_few_accepted_pairs_write_no_model(tmp_path: Path) -> None:
         load_pairs(DATA), tmp_path, fake_embed, TuneSettings(epochs=1, folds=2, max_steps=1, min_accepted=10_000)
     )
     assert not report["written"] and "label more pairs" in report["not_written_because"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "scores.csv"]
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,7 @@ def test_intents_too_few_for_the_threshold_exit_1_and_write_no_model(tmp_path: P
     result = CliRunner().invoke(cache_group, args)
     assert result.exit_code == 1, result.output
     assert "fewer than 100 (--min-accepted): label more pairs; nothing written" in result.output
-    assert sorted(p.name for p in out.iterdir()) == ["report.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["report.json", "scores.csv"]
     report = json.loads((out / "report.json").read_text())
     assert 0 < report["positives"] < report["pairs"]  # same-intent pairs and near misses of another intent
 

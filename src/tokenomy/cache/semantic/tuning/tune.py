@@ -17,7 +17,8 @@ training on the user's domain. This module:
    that choice gives on unseen pairs by choosing it again without each fold and applying it to
    that fold (nested), for the starting model too;
 5. trains the final model on all pairs and writes ``cross-encoder.w8.onnx``, ``verifier.json`` (the
-   shipped coefficients, this threshold, a new logit ceiling) and ``report.json``.
+   shipped coefficients, this threshold, a new logit ceiling), ``report.json`` and ``scores.csv``
+   (every pair's fold, cosine, decisions and out-of-fold logits; written even when no model is).
 
 The scoring uses int8 arithmetic, as the shipped threshold was calibrated.
 """
@@ -48,6 +49,7 @@ log = logging.getLogger("tokenomy.cache")
 MODEL_FILE = "cross-encoder.w8.onnx"
 VERIFIER_FILE = "verifier.json"
 REPORT_FILE = "report.json"
+SCORES_FILE = "scores.csv"
 CEILING_MARGIN = 1.0
 """The tuned verifier's logit ceiling: the highest out-of-fold logit in either order plus this (a
 candidate that could not pass even there skips the model: a skip can lose a hit, never add a false one)."""
@@ -245,7 +247,21 @@ def tune(
         report["written"] = True
     report["seconds"] = round(time.perf_counter() - started, 1)
     (out / REPORT_FILE).write_text(json.dumps(report, indent=1))
+    _write_scores(out / SCORES_FILE, pairs, fold, cosines, base, forward, backward, tuned)
     return report
+
+
+def _write_scores(path: Path, pairs: Sequence[Pair], fold: npt.NDArray[np.int64], *columns: npt.NDArray[Any]) -> None:
+    """Every pair with its fold, cosine, the starting model's decision and the tuned model's out-of-fold
+    logits and decision (``-inf``: a gate failed), to see which pairs fail and why."""
+    import csv
+
+    names = ["fold", "cosine", "decision_start", "logit_forward", "logit_backward", "decision_tuned"]
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["sentence1", "sentence2", "label", *names])
+        for i, p in enumerate(pairs):
+            writer.writerow([p.a, p.b, p.label, int(fold[i]), *(round(float(c[i]), 4) for c in columns)])
 
 
 def _refusal(chosen: cal.Point | None, settings: TuneSettings) -> str | None:
