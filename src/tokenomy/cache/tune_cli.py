@@ -77,7 +77,7 @@ def tune(
                             min_accepted=min_accepted, max_steps=max_steps)  # fmt: skip
     try:
         report = run(pairs, out, embed, settings, start=start, progress=lambda line: click.echo(line, err=True))
-    except (TuneError, ValueError) as exc:
+    except (TuneError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     if fmt == "json":
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")

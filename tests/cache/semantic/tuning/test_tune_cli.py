@@ -11,6 +11,7 @@ from click.testing import CliRunner
 pytest.importorskip("torch")
 
 from tokenomy.cache.cli import cache_group
+from tokenomy.providers.local.embeddings import default_model_path as embedder_model
 
 DATA = Path(__file__).parents[1] / "data"
 QUICK = ["--folds", "2", "--max-steps", "1", "--threads", "2"]
@@ -57,12 +58,16 @@ def test_intents_too_few_for_the_threshold_exit_1_and_write_no_model(tmp_path: P
         (["--pairs", "P", "--intents", "P"], "give one of --pairs FILE or --intents FILE"),
         (["--intents", "P", "--intent-column", "category"], "no category column"),
         (["--pairs", "Q"], "not a pairs file"),
+        (["--pairs", "S", "--from", "E"], "not a cross-encoder this command can start from"),
+        (["--pairs", "S", "--out", "/proc/no/such/dir"], "cannot write there"),
     ],
 )
 def test_bad_input_is_a_clear_error(tmp_path: Path, args: list[str], message: str) -> None:
     (tmp_path / "P").write_text("text,intent\na,b\n")
     (tmp_path / "Q").write_text("sentence1,sentence2,label\na,b,yes\n")
-    args = [str(tmp_path / a) if a in ("P", "Q") else a for a in args]
+    files = {"P": str(tmp_path / "P"), "Q": str(tmp_path / "Q"), "S": str(DATA / "langcache_sample.csv"),
+             "E": str(embedder_model())}  # fmt: skip
+    args = [files.get(a, a) for a in args]
     result = CliRunner().invoke(cache_group, ["tune", "--out", str(tmp_path / "out"), *args])
     assert result.exit_code in (1, 2) and message in result.output, result.output
     assert "Traceback" not in result.output

@@ -195,9 +195,16 @@ def tune(
     check_pairs(pairs, settings.folds)
     start = start or default_model_path()
     verifier = Verifier.load(verifier_path)
+    try:  # before anything trains: a directory that cannot be written to fails now, not after an hour
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TuneError(f"{out}: cannot write there ({exc})") from None
     started = time.perf_counter()
     cosines = cal.similarities(embed, pairs)
-    base = decisions(verifier, pairs, cosines, *logits(start, pairs))
+    try:
+        base = decisions(verifier, pairs, cosines, *logits(start, pairs))
+    except RuntimeError as exc:  # not an ONNX file, or not a cross-encoder of this format
+        raise TuneError(f"{start}: not a cross-encoder this command can start from ({exc})") from None
     fold = np.array(fold_of(groups([(p.a, p.b) for p in pairs]), settings.folds, settings.seed))
     forward, backward = np.zeros(len(pairs)), np.zeros(len(pairs))
     with tempfile.TemporaryDirectory() as tmp:
@@ -229,7 +236,6 @@ def tune(
         "written": False,
         "not_written_because": _refusal(chosen, settings),
     }  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
     if chosen is not None and report["not_written_because"] is None:
         t0 = time.perf_counter()
         partial = out / (MODEL_FILE + ".partial")
