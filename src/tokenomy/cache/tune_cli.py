@@ -40,6 +40,7 @@ _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output directory.")
 @click.option("--epochs", type=click.IntRange(1, 20), default=2, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(1e-7, 1e-2), default=2e-5, show_default=True)
 @click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True)
 @click.option("--target-precision", type=click.FloatRange(0.5, 1), default=0.99, show_default=True)
 @click.option(
@@ -56,8 +57,8 @@ _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def tune(
     pairs_path: Path | None, intents_path: Path | None, intent_column: str, neighbours: int, balance: bool,
-    out: Path, epochs: int, folds: int, target_precision: float, min_accepted: int, threads: int, seed: int,
-    start: Path | None, max_steps: int | None, fmt: Literal["table", "json"],
+    out: Path, epochs: int, learning_rate: float, folds: int, target_precision: float, min_accepted: int,
+    threads: int, seed: int, start: Path | None, max_steps: int | None, fmt: Literal["table", "json"],
 ) -> None:  # fmt: skip
     """Fine-tune the semantic cache's cross-encoder on your labelled questions, cross-validated."""
     from tokenomy.cache.cli import embedder
@@ -73,8 +74,16 @@ def tune(
         raise click.ClickException(str(exc)) from None
     embed = embedder()
     pairs = _pairs(pairs_path, intents_path, intent_column, neighbours, balance, embed)
-    settings = TuneSettings(epochs=epochs, folds=folds, target=target_precision, seed=seed, threads=threads,
-                            min_accepted=min_accepted, max_steps=max_steps)  # fmt: skip
+    settings = TuneSettings(
+        epochs=epochs,
+        learning_rate=learning_rate,
+        folds=folds,
+        target=target_precision,
+        seed=seed,
+        threads=threads,
+        min_accepted=min_accepted,
+        max_steps=max_steps,
+    )
     try:
         report = run(pairs, out, embed, settings, start=start, progress=lambda line: click.echo(line, err=True))
     except (TuneError, ValueError, OSError) as exc:
