@@ -41,6 +41,19 @@ def encode_pairs(tokenizer: Any, pairs: list[tuple[str, str]]) -> tuple[npt.NDAr
     return ids, mask
 
 
+def pair_tokenizer(path: Path | None = None) -> Any:
+    """The tokenizer the cross-encoder reads pairs with (``path``: default the embedder package's), as
+    lookups and training use it: no padding, truncated to :data:`MAX_LENGTH` tokens."""
+    from tokenizers import Tokenizer
+
+    from tokenomy.providers.local.embeddings import default_tokenizer_path
+
+    tokenizer = Tokenizer.from_file(str(path or default_tokenizer_path()))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=MAX_LENGTH)
+    return tokenizer
+
+
 def default_model_path() -> Path:
     """The shipped weight-only 8-bit ONNX cross-encoder."""
     return Path(str(files("tokenomy.cache.semantic") / "models" / "cross-encoder.w8.onnx"))
@@ -69,7 +82,6 @@ class CrossEncoder:
     def load(self) -> None:
         """Create the session and the tokenizer; raises when the files are missing or unreadable."""
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         if resolve(self.arithmetic) == "float32":  # the shipped model or one from `tokenomy cache tune`
             from tokenomy.providers.local.variants import models_dir
@@ -79,9 +91,7 @@ class CrossEncoder:
                 log.info("semantic cache: the cross-encoder computes in float32 (%s)", self.model_path.name)
             except (OSError, ValueError) as exc:  # e.g. a read-only models directory: the shipped file still works
                 log.warning("semantic cache: no float32 cross-encoder (%s); computing in int8 as shipped", exc)
-        tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
-        tokenizer.no_padding()
-        tokenizer.enable_truncation(max_length=MAX_LENGTH)
+        tokenizer = pair_tokenizer(self.tokenizer_path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1

@@ -98,14 +98,14 @@ def fine_tune(start: Path, pairs: Sequence[Pair], settings: TuneSettings, progre
     (``progress``: a line every :data:`PROGRESS_STEPS` optimizer steps)."""
     import torch
 
-    from tokenomy.cache.semantic.cross_encoder import encode_pairs
+    from tokenomy.cache.semantic.cross_encoder import encode_pairs, pair_tokenizer
     from tokenomy.cache.semantic.tuning.pair_model import from_onnx
     from tokenomy.distill.finetune import descend, warmup_schedule
 
     torch.set_num_threads(max(1, settings.threads))
     torch.manual_seed(settings.seed)
     rng = random.Random(settings.seed)
-    tokenizer = _tokenizer()
+    tokenizer = pair_tokenizer()
     model = from_onnx(start)
     model.bert.embeddings.word_embeddings.weight.requires_grad_(False)  # the largest tensor; kept as shipped
     examples = [(p.b, p.a, float(p.label)) for p in pairs] + [(p.a, p.b, float(p.label)) for p in pairs]
@@ -132,18 +132,6 @@ def fine_tune(start: Path, pairs: Sequence[Pair], settings: TuneSettings, progre
                 progress(f"  step {step}/{total}, {time.perf_counter() - began:.0f} s")
     model.eval()
     return model
-
-
-def _tokenizer() -> Any:
-    from tokenizers import Tokenizer
-
-    from tokenomy.cache.semantic.cross_encoder import MAX_LENGTH
-    from tokenomy.providers.local.embeddings import default_tokenizer_path
-
-    tokenizer = Tokenizer.from_file(str(default_tokenizer_path()))
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(max_length=MAX_LENGTH)
-    return tokenizer
 
 
 def logits(model_file: Path, pairs: Sequence[Pair]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
