@@ -69,12 +69,38 @@ async def supervisor(config_yaml: str, home: Path, workers: int = 2) -> AsyncIte
                 await asyncio.sleep(0.05)
             else:
                 raise AssertionError("the workers did not start")
+            # one worker answered; the other may still be loading. A burst on new connections reaches
+            # both (SO_REUSEPORT spreads them), so once a whole burst is answered both serve.
+            for _ in range(600):
+                if await _all_answered(http, f"{url}/healthz", 16):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the workers did not all start serving")
         yield url, proc.pid
-    finally:
+    except BaseException as exc:  # show what the supervisor and its workers logged
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 90)
+        exc.add_note("the gateway's log:\n" + stderr.decode()[-6000:])
+        raise
+    else:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
             _, stderr = await asyncio.wait_for(proc.communicate(), 90)
             assert proc.returncode == 0, stderr.decode()[-2000:]
+
+
+async def _all_answered(http: aiohttp.ClientSession, url: str, n: int) -> bool:
+    """Whether ``n`` concurrent GETs, each on a new connection, all answer 200."""
+
+    async def one() -> bool:
+        with contextlib.suppress(aiohttp.ClientError):
+            async with http.get(url, headers={"connection": "close"}) as resp:
+                return resp.status == 200
+        return False
+
+    return all(await asyncio.gather(*(one() for _ in range(n))))
 
 
 async def post(url: str, key: str | None = None, content: str = "hi") -> tuple[int, str]:
