@@ -50,6 +50,13 @@ _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
     show_default=True,
     help="Write a model only if its threshold rests on this many accepted out-of-fold pairs.",
 )
+@click.option(
+    "--verifier",
+    type=click.Choice(["refit", "shipped"]),
+    default="refit",
+    show_default=True,
+    help="refit: fit the verifier's regression on these pairs too (gates become a feature); shipped: keep it.",
+)
 @click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True, help="PyTorch threads.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--from", "start", type=_PATH, help="Start from this cross-encoder ONNX file [the shipped one].")
@@ -58,7 +65,8 @@ _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
 def tune(
     pairs_path: Path | None, intents_path: Path | None, intent_column: str, neighbours: int, balance: bool,
     out: Path, epochs: int, learning_rate: float, folds: int, target_precision: float, min_accepted: int,
-    threads: int, seed: int, start: Path | None, max_steps: int | None, fmt: Literal["table", "json"],
+    verifier: Literal["refit", "shipped"], threads: int, seed: int, start: Path | None, max_steps: int | None,
+    fmt: Literal["table", "json"],
 ) -> None:  # fmt: skip
     """Fine-tune the semantic cache's cross-encoder on your labelled questions, cross-validated."""
     from tokenomy.cache.cli import embedder
@@ -82,6 +90,7 @@ def tune(
         seed=seed,
         threads=threads,
         min_accepted=min_accepted,
+        verifier=verifier,
         max_steps=max_steps,
     )
     try:

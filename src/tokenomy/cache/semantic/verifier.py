@@ -5,7 +5,9 @@ is accepted when :func:`~tokenomy.cache.semantic.features.gate` passes and the v
 decision value (the logit of "same question", from the cosine, the cross-encoder's logit and the
 lexical features) reaches the threshold. The coefficients and the default threshold ship in
 ``models/verifier.json``, written by ``bench/cache/fit_verifier.py`` from grouped, nested
-cross-validation on public labelled pairs (docs/semantic-cache.md).
+cross-validation on public labelled pairs (docs/semantic-cache.md). A verifier that
+``tokenomy cache tune`` refitted on a team's pairs (``"gates": "feature"``) reads the gate's
+verdict as one more feature instead of refusing on it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -46,13 +49,20 @@ class Verifier:
     ceiling: float = float("inf")
     """A cross-encoder feature no pair exceeds (the most seen in training plus a margin): a candidate
     whose decision could not reach the threshold even at it is rejected without running the model."""
+    gates: Literal["hard", "feature"] = "hard"
+    """``hard``: a pair the gate refuses is never a hit; ``feature``: the gate's verdict (1 or 0) is
+    the last feature, weighed like the others (a verifier refitted by ``tokenomy cache tune``)."""
 
     @classmethod
     def load(cls, path: Path | None = None) -> Verifier:
         """Read a verifier file; raises ``ValueError`` when it does not fit these features."""
         doc = json.loads((path or default_path()).read_text())
-        if list(doc["features"]) != list(FEATURES):
-            raise ValueError(f"the verifier reads {doc['features']}, this version computes {list(FEATURES)}")
+        gates = doc.get("gates", "hard")
+        if gates not in ("hard", "feature"):
+            raise ValueError(f"gates must be 'hard' or 'feature', not {gates!r}")
+        expected = [*FEATURES, "gate"] if gates == "feature" else list(FEATURES)
+        if list(doc["features"]) != expected:
+            raise ValueError(f"the verifier reads {doc['features']}, this version computes {expected}")
         orders = int(doc.get("cross_encoder_orders", 1))
         if orders not in (1, 2):
             raise ValueError(f"cross_encoder_orders must be 1 or 2, not {orders}")
@@ -60,18 +70,25 @@ class Verifier:
             np.asarray(doc["mean"], dtype=np.float64), np.asarray(doc["scale"], dtype=np.float64),
             np.asarray(doc["coef"], dtype=np.float64), float(doc["intercept"]), float(doc["threshold"]),
             float(doc.get("cosine_floor", COSINE_FLOOR)), orders, float(doc.get("cross_encoder_ceiling", "inf")),
+            gates,
         )  # fmt: skip
 
     def line(self, query: str, stored: str, cosine: float) -> tuple[float, float] | None:
         """The decision as a line in the cross-encoder feature: (value at 0, slope); ``None`` when a
-        gate fails or the cosine is below the floor. The lexical features are computed once."""
-        if cosine < self.cosine_floor or not gate(query, stored):
+        hard gate fails or the cosine is below the floor. The lexical features are computed once."""
+        if cosine < self.cosine_floor:
             return None
-        x = (features(query, stored, cosine, 0.0) - self.mean) / self.scale
+        passes = gate(query, stored)
+        row = features(query, stored, cosine, 0.0)
+        if self.gates == "feature":
+            row = np.append(row, float(passes))
+        elif not passes:
+            return None
+        x = (row - self.mean) / self.scale
         return float(x @ self.coef + self.intercept), float(self.coef[1] / self.scale[1])
 
     def decision(self, query: str, stored: str, cosine: float, cross_encoder: float) -> float:
-        """The logit of "same question" (-inf when a gate fails or the cosine is below the floor)."""
+        """The logit of "same question" (-inf when a hard gate fails or the cosine is below the floor)."""
         line = self.line(query, stored, cosine)
         return float("-inf") if line is None else line[0] + line[1] * cross_encoder
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -52,12 +53,17 @@ def test_tune_writes_a_model_and_a_verifier_that_the_semantic_tier_loads(tmp_pat
     assert set(report["models"]) == {
         "start, its own threshold", "start, threshold chosen per fold (nested)",
         "tuned, out of fold, threshold chosen per fold (nested)",
+        "tuned, verifier refitted, both chosen per fold (nested)",
     }  # fmt: skip
-    nested = report["models"]["tuned, out of fold, threshold chosen per fold (nested)"]
-    assert len(nested["thresholds"]) == 2 and nested["same"] == sum(p.label for p in pairs)
+    for name in ("tuned, out of fold, threshold chosen per fold (nested)",
+                 "tuned, verifier refitted, both chosen per fold (nested)"):  # fmt: skip
+        nested = report["models"][name]
+        assert len(nested["thresholds"]) == 2 and nested["same"] == sum(p.label for p in pairs)
     verifier = json.loads((tmp_path / "verifier.json").read_text())
     shipped = json.loads((default_model_path().parent / "verifier.json").read_text())
-    assert verifier["threshold"] == report["threshold"] and verifier["coef"] == shipped["coef"]
+    assert verifier["threshold"] == report["threshold"] and report["verifier"] == "refit"
+    assert verifier["gates"] == "feature" and verifier["features"][-1] == "gate"
+    assert len(verifier["coef"]) == len(shipped["coef"]) + 1 and verifier["coef"][:-1] != shipped["coef"]
     assert verifier["cross_encoder_ceiling"] != shipped["cross_encoder_ceiling"]
     assert json.loads((tmp_path / "report.json").read_text())["threshold"] == report["threshold"]
     check = ModelCheck(tmp_path / "cross-encoder.w8.onnx", tmp_path / "verifier.json", None, "int8")
@@ -73,6 +79,16 @@ def test_tune_writes_a_model_and_a_verifier_that_the_semantic_tier_loads(tmp_pat
         rows = list(csv.DictReader(f))
     assert [(r["sentence1"], r["sentence2"], int(r["label"])) for r in rows] == [(p.a, p.b, p.label) for p in pairs]
     assert {r["fold"] for r in rows} == {"0", "1"} and all(float(r["cosine"]) > 0.6 for r in rows)
+
+
+def test_with_the_shipped_verifier_only_the_threshold_and_ceiling_change(tmp_path: Path) -> None:
+    report = tune(load_pairs(DATA), tmp_path, fake_embed, replace(QUICK, verifier="shipped"))
+    assert report["written"] and report["verifier"] == "shipped"
+    verifier = json.loads((tmp_path / "verifier.json").read_text())
+    shipped = json.loads((default_model_path().parent / "verifier.json").read_text())
+    assert verifier["coef"] == shipped["coef"] and "gates" not in verifier
+    assert verifier["threshold"] == report["threshold"]
+    assert ModelCheck(tmp_path / "cross-encoder.w8.onnx", tmp_path / "verifier.json", None, "int8").load()
 
 
 def test_too_few_accepted_pairs_write_no_model(tmp_path: Path) -> None:

@@ -12,12 +12,16 @@ training on the user's domain. This module:
    starting model on the other folds (both orders of every pair, binary cross-entropy, AdamW with
    linear warm-up and decay, word-embedding table frozen), exports it in the shipped encoding and
    scores the held-out fold: out-of-fold decision values under the shipped verifier's coefficients;
-4. chooses the acceptance threshold on those out-of-fold decisions (the lowest at which precision
+4. refits the verifier on those out-of-fold logits (``verifier="refit"``, the default;
+   :mod:`.refit`): the logistic regression over the cosine, the logit and the lexical features,
+   with the hard gate turned into a feature, each fold's decisions from a fit without that fold;
+5. chooses the acceptance threshold on the out-of-fold decisions (the lowest at which precision
    reaches the target there and above, as ``tokenomy cache calibrate`` does), and estimates what
-   that choice gives on unseen pairs by choosing it again without each fold and applying it to
-   that fold (nested), for the starting model too;
-5. trains the final model on all pairs and writes ``cross-encoder.w8.onnx``, ``verifier.json`` (the
-   shipped coefficients, this threshold, a new logit ceiling), ``report.json`` and ``scores.csv``
+   that choice gives on unseen pairs by choosing it again -- refitting the verifier too -- without
+   each fold and applying it to that fold (nested), for the starting model too;
+6. trains the final model on all pairs and writes ``cross-encoder.w8.onnx``, ``verifier.json`` (the
+   regression fitted on all out-of-fold logits, or the shipped coefficients with
+   ``verifier="shipped"``; this threshold; a new logit ceiling), ``report.json`` and ``scores.csv``
    (every pair's fold, cosine, decisions and out-of-fold logits; written even when no model is).
 
 The scoring uses int8 arithmetic, as the shipped threshold was calibrated.
@@ -33,13 +37,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from tokenomy.cache.semantic import calibrate as cal
 from tokenomy.cache.semantic.calibrate import Pair
+from tokenomy.cache.semantic.tuning import refit
 from tokenomy.cache.semantic.tuning.folds import fold_of, groups
 from tokenomy.cache.semantic.tuning.report import Estimate, estimate, nested
 from tokenomy.cache.semantic.verifier import Verifier, default_path, same_language
@@ -78,6 +83,8 @@ class TuneSettings:
     threads: int = 1
     min_accepted: int = 100
     """Write a model only when the threshold rests on at least this many accepted out-of-fold pairs."""
+    verifier: Literal["refit", "shipped"] = "refit"
+    """``refit``: fit the verifier's regression on the pairs, gate as a feature; ``shipped``: keep its coefficients."""
     max_steps: int | None = None  # stop each training early (tests)
 
 
@@ -207,7 +214,11 @@ def tune(
                 f"scored {len(held)}, {time.perf_counter() - t0:.0f} s")  # fmt: skip
     tuned = decisions(verifier, pairs, cosines, forward, backward)
     labels = np.array([p.label for p in pairs], dtype=bool)
-    chosen = cal.recommend(cal.curve(pairs, tuned, False, GRID), settings.target)
+    x = refit.feature_matrix(pairs, cosines, (forward + backward) / 2 if verifier.orders == 2 else forward)
+    usable = _usable(pairs, cosines, verifier.cosine_floor)
+    refitted, refitted_nested = refit.cross_fitted(pairs, x, fold, usable, settings.target)
+    decided, grid = (refitted, refit.GRID) if settings.verifier == "refit" else (tuned, GRID)
+    chosen = cal.recommend(cal.curve(pairs, decided, False, grid), settings.target)
     shipped_at = verifier.threshold
     report: dict[str, Any] = {
         "pairs": len(pairs), "positives": int(labels.sum()), "folds": settings.folds,
@@ -218,8 +229,12 @@ def tune(
             "start, threshold chosen per fold (nested)": _row(nested(pairs, base, fold, GRID, settings.target)),
             "tuned, out of fold, threshold chosen per fold (nested)":
                 _row(nested(pairs, tuned, fold, GRID, settings.target)),
+            "tuned, verifier refitted, both chosen per fold (nested)": _row(refitted_nested),
         },
-        "auc": {"start": _auc(labels, base), "tuned, out of fold": _auc(labels, tuned)},
+        "auc": {"start": _auc(labels, base), "tuned, out of fold": _auc(labels, tuned),
+                "tuned, verifier refitted, out of fold": _auc(labels, refitted),
+                "tuned cross-encoder logit, out of fold": _auc(labels, (forward + backward) / 2)},
+        "verifier": settings.verifier,
         "warning": cal.small_sample_warning(chosen, settings.target),
         "written": False,
         "not_written_because": _refusal(chosen, settings),
@@ -232,6 +247,9 @@ def tune(
         say(f"final model: trained on {len(pairs)} pairs, {time.perf_counter() - t0:.0f} s")
         ceiling = float(max(forward.max(), backward.max())) + CEILING_MARGIN
         doc = json.loads((verifier_path or default_path()).read_text())
+        if settings.verifier == "refit":
+            doc.update(refit.fit(x[usable], labels[usable]).document())
+            doc["trained_on"] = f"{int(usable.sum())} tuning pairs; cross-encoder logits out of fold"
         doc.update(
             threshold=chosen.threshold, target_precision=settings.target, cross_encoder_ceiling=round(ceiling, 2),
             threshold_calibrated_on=f"out-of-fold decisions on {len(pairs)} tuning pairs",
@@ -241,16 +259,25 @@ def tune(
         report["written"] = True
     report["seconds"] = round(time.perf_counter() - started, 1)
     (out / REPORT_FILE).write_text(json.dumps(report, indent=1))
-    _write_scores(out / SCORES_FILE, pairs, fold, cosines, base, forward, backward, tuned)
+    _write_scores(out / SCORES_FILE, pairs, fold, cosines, base, forward, backward, tuned, refitted)
     return report
+
+
+def _usable(pairs: Sequence[Pair], cosines: npt.NDArray[Any], floor: float) -> npt.NDArray[np.bool_]:
+    """Pairs a lookup would verify at all: cosine at the floor or above, both questions in one language."""
+    from tokenomy.ledger.language import detect
+
+    return np.array([c >= floor and same_language(detect(p.b), p.a) for p, c in zip(pairs, cosines, strict=True)])
 
 
 def _write_scores(path: Path, pairs: Sequence[Pair], fold: npt.NDArray[np.int64], *columns: npt.NDArray[Any]) -> None:
     """Every pair with its fold, cosine, the starting model's decision and the tuned model's out-of-fold
-    logits and decision (``-inf``: a gate failed), to see which pairs fail and why."""
+    logits and decisions under the shipped and the refitted verifier (``-inf``: a gate failed), to see
+    which pairs fail and why."""
     import csv
 
-    names = ["fold", "cosine", "decision_start", "logit_forward", "logit_backward", "decision_tuned"]
+    names = ["fold", "cosine", "decision_start", "logit_forward", "logit_backward", "decision_tuned",
+             "decision_refitted"]  # fmt: skip
     with open(path, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["sentence1", "sentence2", "label", *names])
