@@ -49,6 +49,8 @@ def main() -> None:
     ap.add_argument("--intent-column", default="category")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--learning-rate", type=float, default=t.TuneSettings().learning_rate)
+    ap.add_argument("--verifier", choices=["refit", "shipped"], default="refit")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--data", type=Path, default=data, help="the shared data (LangCache, STS-B)")
@@ -66,14 +68,18 @@ def main() -> None:
         writer = csv.writer(f)
         writer.writerow(["sentence1", "sentence2", "label"])
         writer.writerows([p.a, p.b, p.label] for p in test)
-    settings = t.TuneSettings(epochs=opts.epochs, folds=opts.folds, threads=opts.threads)
+    settings = t.TuneSettings(
+        epochs=opts.epochs, learning_rate=opts.learning_rate, folds=opts.folds, threads=opts.threads,
+        verifier=opts.verifier,
+    )  # fmt: skip
     started = time.perf_counter()
     report = t.tune(train, opts.out, embed, settings, progress=lambda line: print(line, file=sys.stderr, flush=True))
     spent = time.perf_counter() - started
     print(f"Tuned on {len(train)} BANKING77 training pairs ({report['positives']} same intent), {opts.folds} folds, "
-          f"{opts.epochs} epochs, {opts.threads} PyTorch thread(s): {spent:.0f} s in all.\n")  # fmt: skip
+          f"{opts.epochs} epochs, learning rate {opts.learning_rate}, verifier {opts.verifier}, "
+          f"{opts.threads} PyTorch thread(s): {spent:.0f} s in all.\n")  # fmt: skip
     print("Cross-validation on the training pairs (out of fold; the threshold chosen without each fold):\n")
-    print(f"AUC {report['auc']['start']} -> {report['auc']['tuned, out of fold']}\n")
+    print("AUC: " + ", ".join(f"{name} {auc}" for name, auc in report["auc"].items()) + "\n")
     print(TABLE_HEADER)
     for name, row in report["models"].items():
         print(table_row(name, row))
