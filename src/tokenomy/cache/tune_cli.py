@@ -143,6 +143,8 @@ def _table(report: dict[str, Any], out: Path) -> None:
     click.echo(TABLE_HEADER)
     for name, row in report["models"].items():
         click.echo(table_row(name, row))
+    for target, row in report["other_targets"].items():  # nested too: what a lower target would give
+        click.echo(table_row(f"{report['verifier']} verifier, target {target} (nested)", row))
     if report["written"]:
         click.echo(f"\nthreshold {report['threshold']} (out of fold). Serve it with:\n\ncache:\n  semantic:\n"
                    f"    enabled: true\n    model_path: {(out / 'cross-encoder.w8.onnx').resolve()}\n"

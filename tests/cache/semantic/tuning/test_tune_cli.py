@@ -30,7 +30,7 @@ INTENTS = {
 def test_pairs_in_json_write_a_model_and_say_how_to_serve_it(tmp_path: Path) -> None:
     out = tmp_path / "tuned"
     args = ["tune", "--pairs", str(DATA / "langcache_sample.csv"), "--out", str(out), "--format", "json"]
-    result = CliRunner().invoke(cache_group, [*args, *QUICK, "--min-accepted", "1"])
+    result = CliRunner().invoke(cache_group, [*args, *QUICK, "--min-accepted", "1", "--target-precision", "0.5"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["written"] and report["pairs"] == 29 and report["positives"] == 12

@@ -59,6 +59,8 @@ CEILING_MARGIN = 1.0
 """The tuned verifier's logit ceiling: the highest out-of-fold logit in either order plus this (a
 candidate that could not pass even there skips the model: a skip can lose a hit, never add a false one)."""
 GRID = cal.thresholds(0.0, 8.0, 0.1)
+LOWER_TARGETS = (0.9, 0.95, 0.97, 0.98)
+"""Precision targets below the requested one whose nested estimates the report also gives (no retraining)."""
 PROGRESS_STEPS = 100
 
 Embed = Callable[[list[str]], npt.NDArray[np.float32]]
@@ -196,6 +198,11 @@ def tune(
         raise TuneError(f"{out}: cannot write there ({exc})") from None
     started = time.perf_counter()
     cosines = cal.similarities(embed, pairs)
+    usable = _usable(pairs, cosines, verifier.cosine_floor)
+    if settings.verifier == "refit" and len(set(labels_of(pairs)[usable].tolist())) < 2:
+        raise TuneError(f"of the {int(usable.sum())} pairs with cosine ≥ {verifier.cosine_floor} (the rest never "
+                        "reach the verifier) not both labels occur: the verifier cannot be refitted on them "
+                        "(--verifier shipped keeps it)")  # fmt: skip
     try:
         base = decisions(verifier, pairs, cosines, *logits(start, pairs))
     except RuntimeError as exc:  # not an ONNX file, or not a cross-encoder of this format
@@ -213,12 +220,20 @@ def tune(
             say(f"fold {k + 1}/{settings.folds}: trained on {len(trained_on)} pairs, "
                 f"scored {len(held)}, {time.perf_counter() - t0:.0f} s")  # fmt: skip
     tuned = decisions(verifier, pairs, cosines, forward, backward)
-    labels = np.array([p.label for p in pairs], dtype=bool)
+    labels = labels_of(pairs)
     x = refit.feature_matrix(pairs, cosines, (forward + backward) / 2 if verifier.orders == 2 else forward)
-    usable = _usable(pairs, cosines, verifier.cosine_floor)
     refitted, refitted_nested = refit.cross_fitted(pairs, x, fold, usable, settings.target)
-    decided, grid = (refitted, refit.GRID) if settings.verifier == "refit" else (tuned, GRID)
-    chosen = cal.recommend(cal.curve(pairs, decided, False, grid), settings.target)
+    tuned_nested = nested(pairs, tuned, fold, GRID, settings.target)
+    final_fit = refit.fit(x[usable], labels[usable]) if settings.verifier == "refit" else None
+    if final_fit is not None:  # as validated: fitted on all pairs, threshold chosen on its own decisions
+        in_sample = np.full(len(pairs), -np.inf)
+        in_sample[usable] = final_fit.decision(x[usable])
+        chosen, validated = (
+            cal.recommend(cal.curve(pairs, in_sample, False, refit.GRID), settings.target),
+            refitted_nested,
+        )
+    else:  # as validated: the threshold chosen on out-of-fold decisions
+        chosen, validated = cal.recommend(cal.curve(pairs, tuned, False, GRID), settings.target), tuned_nested
     shipped_at = verifier.threshold
     report: dict[str, Any] = {
         "pairs": len(pairs), "positives": int(labels.sum()), "folds": settings.folds,
@@ -227,17 +242,21 @@ def tune(
         "models": {
             "start, its own threshold": _row(estimate(base >= shipped_at, labels), shipped_at),
             "start, threshold chosen per fold (nested)": _row(nested(pairs, base, fold, GRID, settings.target)),
-            "tuned, out of fold, threshold chosen per fold (nested)":
-                _row(nested(pairs, tuned, fold, GRID, settings.target)),
+            "tuned, out of fold, threshold chosen per fold (nested)": _row(tuned_nested),
             "tuned, verifier refitted, both chosen per fold (nested)": _row(refitted_nested),
         },
         "auc": {"start": _auc(labels, base), "tuned, out of fold": _auc(labels, tuned),
                 "tuned, verifier refitted, out of fold": _auc(labels, refitted),
                 "tuned cross-encoder logit, out of fold": _auc(labels, (forward + backward) / 2)},
         "verifier": settings.verifier,
+        "other_targets": {
+            str(target): _row(refit.cross_fitted(pairs, x, fold, usable, target)[1] if final_fit is not None
+                              else nested(pairs, tuned, fold, GRID, target))
+            for target in LOWER_TARGETS if target < settings.target
+        },
         "warning": cal.small_sample_warning(chosen, settings.target),
         "written": False,
-        "not_written_because": _refusal(chosen, settings),
+        "not_written_because": _refusal(chosen, validated, settings),
     }  # fmt: skip
     if chosen is not None and report["not_written_because"] is None:
         t0 = time.perf_counter()
@@ -247,12 +266,12 @@ def tune(
         say(f"final model: trained on {len(pairs)} pairs, {time.perf_counter() - t0:.0f} s")
         ceiling = float(max(forward.max(), backward.max())) + CEILING_MARGIN
         doc = json.loads((verifier_path or default_path()).read_text())
-        if settings.verifier == "refit":
-            doc.update(refit.fit(x[usable], labels[usable]).document())
+        if final_fit is not None:
+            doc.update(final_fit.document())
             doc["trained_on"] = f"{int(usable.sum())} tuning pairs; cross-encoder logits out of fold"
         doc.update(
             threshold=chosen.threshold, target_precision=settings.target, cross_encoder_ceiling=round(ceiling, 2),
-            threshold_calibrated_on=f"out-of-fold decisions on {len(pairs)} tuning pairs",
+            threshold_calibrated_on=f"{len(pairs)} tuning pairs, cross-encoder logits out of fold",
             tuned_on=f"{len(pairs)} labelled pairs, from {start.name}",
         )  # fmt: skip
         (out / VERIFIER_FILE).write_text(json.dumps(doc, indent=1))
@@ -261,6 +280,11 @@ def tune(
     (out / REPORT_FILE).write_text(json.dumps(report, indent=1))
     _write_scores(out / SCORES_FILE, pairs, fold, cosines, base, forward, backward, tuned, refitted)
     return report
+
+
+def labels_of(pairs: Sequence[Pair]) -> npt.NDArray[np.bool_]:
+    """Each pair's label as a boolean array."""
+    return np.array([p.label for p in pairs], dtype=bool)
 
 
 def _usable(pairs: Sequence[Pair], cosines: npt.NDArray[Any], floor: float) -> npt.NDArray[np.bool_]:
@@ -285,13 +309,19 @@ def _write_scores(path: Path, pairs: Sequence[Pair], fold: npt.NDArray[np.int64]
             writer.writerow([p.a, p.b, p.label, int(fold[i]), *(round(float(c[i]), 4) for c in columns)])
 
 
-def _refusal(chosen: cal.Point | None, settings: TuneSettings) -> str | None:
-    """Why no model is written, or ``None``."""
+def _refusal(chosen: cal.Point | None, validated: Estimate, settings: TuneSettings) -> str | None:
+    """Why no model is written, or ``None``: the threshold must reach the target, rest on at least
+    ``min_accepted`` pairs, and reach it in the nested estimate too (what the user would get)."""
     if chosen is None:
-        return f"no threshold reaches precision {settings.target} out of fold"
+        return f"no threshold reaches precision {settings.target} on the tuning pairs"
     if chosen.accepted < settings.min_accepted:
-        return (f"the threshold would rest on {chosen.accepted} accepted out-of-fold pairs, fewer than "
+        return (f"the threshold would rest on {chosen.accepted} accepted pairs, fewer than "
                 f"{settings.min_accepted} (--min-accepted): label more pairs")  # fmt: skip
+    if validated.precision is None or validated.precision < settings.target:
+        low, high = validated.precision_95 or (0.0, 1.0)
+        return (f"chosen without each fold, the threshold gives precision {validated.precision} [{low}, {high}] on "
+                f"{validated.accepted} accepted pairs there, below {settings.target}; the report's other_targets "
+                "say what a lower --target-precision gives")  # fmt: skip
     return None
 
 
