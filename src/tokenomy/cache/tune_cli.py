@@ -60,13 +60,20 @@ _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True, help="PyTorch threads.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--from", "start", type=_PATH, help="Start from this cross-encoder ONNX file [the shipped one].")
+@click.option(
+    "--scores",
+    "reuse",
+    type=_PATH,
+    help="An earlier run's scores.csv (same pairs, folds, seed, training settings): reuse its out-of-fold "
+    "logits instead of training the folds again.",
+)
 @click.option("--max-steps", type=click.IntRange(1), default=None, hidden=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def tune(
     pairs_path: Path | None, intents_path: Path | None, intent_column: str, neighbours: int, balance: bool,
     out: Path, epochs: int, learning_rate: float, folds: int, target_precision: float, min_accepted: int,
-    verifier: Literal["refit", "shipped"], threads: int, seed: int, start: Path | None, max_steps: int | None,
-    fmt: Literal["table", "json"],
+    verifier: Literal["refit", "shipped"], threads: int, seed: int, start: Path | None, reuse: Path | None,
+    max_steps: int | None, fmt: Literal["table", "json"],
 ) -> None:  # fmt: skip
     """Fine-tune the semantic cache's cross-encoder on your labelled questions, cross-validated."""
     from tokenomy.cache.cli import embedder
@@ -94,7 +101,9 @@ def tune(
         max_steps=max_steps,
     )
     try:
-        report = run(pairs, out, embed, settings, start=start, progress=lambda line: click.echo(line, err=True))
+        report = run(
+            pairs, out, embed, settings, start=start, reuse=reuse, progress=lambda line: click.echo(line, err=True)
+        )
     except (TuneError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     if fmt == "json":
@@ -143,6 +152,8 @@ def _table(report: dict[str, Any], out: Path) -> None:
     click.echo(TABLE_HEADER)
     for name, row in report["models"].items():
         click.echo(table_row(name, row))
+    click.echo(table_row(f"{report['verifier']} verifier, rule aiming at {report['rule_target']} (nested)",
+                         report["validated"]))  # fmt: skip
     for target, row in report["other_targets"].items():  # nested too: what a lower target would give
         click.echo(table_row(f"{report['verifier']} verifier, target {target} (nested)", row))
     if report["written"]:

@@ -16,7 +16,16 @@ from tokenomy.cache.cli import embedder
 from tokenomy.cache.semantic.calibrate import Pair, load_pairs
 from tokenomy.cache.semantic.cross_encoder import default_model_path
 from tokenomy.cache.semantic.tuning.export import export
-from tokenomy.cache.semantic.tuning.tune import TuneError, TuneSettings, fine_tune, logits, tune
+from tokenomy.cache.semantic.tuning.report import Estimate
+from tokenomy.cache.semantic.tuning.tune import (
+    TuneError,
+    TuneSettings,
+    fine_tune,
+    logits,
+    rule_target,
+    rule_targets,
+    tune,
+)
 from tokenomy.cache.semantic.verifier import ModelCheck
 
 DATA = Path(__file__).parents[1] / "data" / "langcache_sample.csv"
@@ -141,3 +150,38 @@ def test_pairs_that_cannot_be_cross_validated_are_refused(
     with pytest.raises(TuneError, match=message):
         tune(pairs, tmp_path, fake_embed, TuneSettings(folds=folds))
     assert not tmp_path.joinpath("cross-encoder.w8.onnx").exists()
+
+
+def test_a_second_run_reuses_the_first_runs_out_of_fold_logits(tmp_path: Path) -> None:
+    pairs = load_pairs(DATA)
+    first = tune(pairs, tmp_path / "first", fake_embed, replace(QUICK, verifier="shipped"))
+    lines: list[str] = []
+    again = tune(pairs, tmp_path / "again", fake_embed, QUICK, reuse=tmp_path / "first" / "scores.csv",
+                 progress=lines.append)  # fmt: skip
+    assert not any(line.startswith("fold ") for line in lines), "no fold is trained again"
+    assert (
+        again["auc"]["tuned cross-encoder logit, out of fold"] == first["auc"]["tuned cross-encoder logit, out of fold"]
+    )
+    columns = ("fold", "logit_forward", "logit_backward")
+    with open(tmp_path / "first" / "scores.csv") as f, open(tmp_path / "again" / "scores.csv") as g:
+        assert [[r[c] for c in columns] for r in csv.DictReader(f)] == [
+            [r[c] for c in columns] for r in csv.DictReader(g)
+        ]
+    with pytest.raises(TuneError, match="other pairs"):
+        tune(pairs[1:], tmp_path / "x", fake_embed, QUICK, reuse=tmp_path / "first" / "scores.csv")
+    with pytest.raises(TuneError, match="not 3"):
+        tune(pairs, tmp_path / "x", fake_embed, replace(QUICK, folds=3), reuse=tmp_path / "first" / "scores.csv")
+    with pytest.raises(TuneError, match=r"not a scores\.csv"):
+        tune(pairs, tmp_path / "x", fake_embed, QUICK, reuse=DATA)
+
+
+def test_the_rule_aims_above_the_required_precision_as_far_as_the_nested_estimate_needs() -> None:
+    def validate(rule: float) -> Estimate:  # out of sample one point under whatever the rule aims at
+        accepted = round(1000 * (1 - rule))
+        return Estimate(accepted, 0, 100, round(rule - 0.01, 4), None, 0.5, (0.4, 0.6))
+
+    assert rule_targets(0.95)[:3] == [0.95, 0.955, 0.96] and rule_targets(0.95)[-1] == 0.995
+    rule, validated = rule_target(TuneSettings(target=0.95, min_accepted=10), validate)
+    assert rule == 0.96 and validated.precision is not None and validated.precision >= 0.95
+    rule, validated = rule_target(TuneSettings(target=0.95, min_accepted=45), validate)
+    assert rule == 0.95 and validated.precision is not None and validated.precision < 0.95  # none qualifies

@@ -59,6 +59,8 @@ CEILING_MARGIN = 1.0
 """The tuned verifier's logit ceiling: the highest out-of-fold logit in either order plus this (a
 candidate that could not pass even there skips the model: a skip can lose a hit, never add a false one)."""
 GRID = cal.thresholds(0.0, 8.0, 0.1)
+RULE_STEP, RULE_MAX = 0.005, 0.999
+"""The calibration rule's targets tried, in these steps up to this (:func:`rule_target`)."""
 LOWER_TARGETS = (0.9, 0.95, 0.97, 0.98)
 """Precision targets below the requested one whose nested estimates the report also gives (no retraining)."""
 PROGRESS_STEPS = 100
@@ -179,11 +181,15 @@ def decisions(
 def tune(
     pairs: Sequence[Pair], out: Path, embed: Embed, settings: TuneSettings | None = None, *,
     start: Path | None = None, verifier_path: Path | None = None, progress: Progress | None = None,
+    reuse: Path | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Cross-validate, train the final model and write it with its verifier to ``out`` (see the module
     docstring). Returns the report (also written as ``report.json``); ``report["written"]`` is False,
-    and no model is written, when no threshold reaches the target out of fold or the one that does
-    rests on fewer than ``settings.min_accepted`` accepted pairs (``report["not_written_because"]``)."""
+    and no model is written, unless a threshold reaches the target, rests on at least
+    ``settings.min_accepted`` accepted pairs and reaches the target in the nested estimate too
+    (``report["not_written_because"]``). ``reuse``: the ``scores.csv`` of an earlier run on the same
+    pairs with the same folds, seed and training settings; its out-of-fold logits are read instead
+    of training the folds again."""
     from tokenomy.cache.semantic.cross_encoder import default_model_path
     from tokenomy.cache.semantic.tuning.export import export
 
@@ -207,33 +213,30 @@ def tune(
         base = decisions(verifier, pairs, cosines, *logits(start, pairs))
     except RuntimeError as exc:  # not an ONNX file, or not a cross-encoder of this format
         raise TuneError(f"{start}: not a cross-encoder this command can start from ({exc})") from None
-    fold = np.array(fold_of(groups([(p.a, p.b) for p in pairs]), settings.folds, settings.seed))
-    forward, backward = np.zeros(len(pairs)), np.zeros(len(pairs))
-    with tempfile.TemporaryDirectory() as tmp:
-        for k in range(settings.folds):
-            held = np.flatnonzero(fold == k)
-            trained_on = [pairs[i] for i in np.flatnonzero(fold != k).tolist()]
-            t0 = time.perf_counter()
-            path = Path(tmp) / f"fold-{k}.onnx"
-            export(fine_tune(start, trained_on, replace(settings, seed=settings.seed + k), say), path)
-            forward[held], backward[held] = logits(path, [pairs[i] for i in held.tolist()])
-            say(f"fold {k + 1}/{settings.folds}: trained on {len(trained_on)} pairs, "
-                f"scored {len(held)}, {time.perf_counter() - t0:.0f} s")  # fmt: skip
+    if reuse is not None:
+        fold, forward, backward = reused(reuse, pairs, settings.folds)
+        say(f"out-of-fold logits read from {reuse}")
+    else:
+        fold, forward, backward = _cross_validate(pairs, start, settings, say)
     tuned = decisions(verifier, pairs, cosines, forward, backward)
     labels = labels_of(pairs)
     x = refit.feature_matrix(pairs, cosines, (forward + backward) / 2 if verifier.orders == 2 else forward)
     refitted, refitted_nested = refit.cross_fitted(pairs, x, fold, usable, settings.target)
     tuned_nested = nested(pairs, tuned, fold, GRID, settings.target)
     final_fit = refit.fit(x[usable], labels[usable]) if settings.verifier == "refit" else None
+
+    def validate(rule: float) -> Estimate:  # the nested estimate of choosing the threshold for ``rule``
+        if final_fit is not None:
+            return refit.cross_fitted(pairs, x, fold, usable, rule)[1]
+        return nested(pairs, tuned, fold, GRID, rule)
+
+    rule, validated = rule_target(settings, validate)
     if final_fit is not None:  # as validated: fitted on all pairs, threshold chosen on its own decisions
         in_sample = np.full(len(pairs), -np.inf)
         in_sample[usable] = final_fit.decision(x[usable])
-        chosen, validated = (
-            cal.recommend(cal.curve(pairs, in_sample, False, refit.GRID), settings.target),
-            refitted_nested,
-        )
+        chosen = cal.recommend(cal.curve(pairs, in_sample, False, refit.GRID), rule)
     else:  # as validated: the threshold chosen on out-of-fold decisions
-        chosen, validated = cal.recommend(cal.curve(pairs, tuned, False, GRID), settings.target), tuned_nested
+        chosen = cal.recommend(cal.curve(pairs, tuned, False, GRID), rule)
     shipped_at = verifier.threshold
     report: dict[str, Any] = {
         "pairs": len(pairs), "positives": int(labels.sum()), "folds": settings.folds,
@@ -249,6 +252,8 @@ def tune(
                 "tuned, verifier refitted, out of fold": _auc(labels, refitted),
                 "tuned cross-encoder logit, out of fold": _auc(labels, (forward + backward) / 2)},
         "verifier": settings.verifier,
+        "rule_target": rule,
+        "validated": _row(validated),
         "other_targets": {
             str(target): _row(refit.cross_fitted(pairs, x, fold, usable, target)[1] if final_fit is not None
                               else nested(pairs, tuned, fold, GRID, target))
@@ -280,6 +285,75 @@ def tune(
     (out / REPORT_FILE).write_text(json.dumps(report, indent=1))
     _write_scores(out / SCORES_FILE, pairs, fold, cosines, base, forward, backward, tuned, refitted)
     return report
+
+
+def _cross_validate(
+    pairs: Sequence[Pair], start: Path, settings: TuneSettings, say: Progress
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Grouped folds and each pair's logits in both orders from a model trained without its fold."""
+    from tokenomy.cache.semantic.tuning.export import export
+
+    fold = np.array(fold_of(groups([(p.a, p.b) for p in pairs]), settings.folds, settings.seed))
+    forward, backward = np.zeros(len(pairs)), np.zeros(len(pairs))
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in range(settings.folds):
+            held = np.flatnonzero(fold == k)
+            trained_on = [pairs[i] for i in np.flatnonzero(fold != k).tolist()]
+            t0 = time.perf_counter()
+            path = Path(tmp) / f"fold-{k}.onnx"
+            export(fine_tune(start, trained_on, replace(settings, seed=settings.seed + k), say), path)
+            forward[held], backward[held] = logits(path, [pairs[i] for i in held.tolist()])
+            say(f"fold {k + 1}/{settings.folds}: trained on {len(trained_on)} pairs, "
+                f"scored {len(held)}, {time.perf_counter() - t0:.0f} s")  # fmt: skip
+    return fold, forward, backward
+
+
+def reused(
+    path: Path, pairs: Sequence[Pair], folds: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Folds and out-of-fold logits from an earlier run's ``scores.csv`` (:class:`TuneError` unless it
+    lists these pairs, in this order, in ``folds`` folds)."""
+    import csv
+
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+        listed = [(r["sentence1"], r["sentence2"], int(r["label"])) for r in rows]
+        fold = np.array([int(r["fold"]) for r in rows])
+        forward = np.array([float(r["logit_forward"]) for r in rows])
+        backward = np.array([float(r["logit_backward"]) for r in rows])
+    except (OSError, KeyError, ValueError, TypeError, csv.Error) as exc:
+        raise TuneError(f"{path}: not a scores.csv written by tokenomy cache tune ({exc})") from None
+    if listed != [(p.a, p.b, p.label) for p in pairs]:
+        raise TuneError(f"{path}: lists other pairs (or another order) than these {len(pairs)}")
+    if set(fold.tolist()) != set(range(folds)):
+        raise TuneError(f"{path}: its pairs are in {len(set(fold.tolist()))} folds, not {folds} (--folds)")
+    return fold, forward, backward
+
+
+def rule_targets(target: float) -> list[float]:
+    """The calibration rule's targets tried for a required precision: from it up to :data:`RULE_MAX`."""
+    out = [target]
+    while out[-1] + RULE_STEP <= RULE_MAX + 1e-9:
+        out.append(round(out[-1] + RULE_STEP, 4))
+    return out
+
+
+def rule_target(settings: TuneSettings, validate: Callable[[float], Estimate]) -> tuple[float, Estimate]:
+    """The lowest rule target whose nested estimate reaches ``settings.target`` on at least
+    ``settings.min_accepted`` accepted pairs, with that estimate; the required target itself (and
+    its estimate) when none does. The threshold sits where precision just reaches the rule's
+    target, so out of sample it lands a little under it: the rule aims higher, as cross-validation
+    on the user's pairs shows it must."""
+    for rule in rule_targets(settings.target):
+        estimated = validate(rule)
+        if (
+            estimated.precision is not None
+            and estimated.precision >= settings.target
+            and estimated.accepted >= settings.min_accepted
+        ):
+            return rule, estimated
+    return settings.target, validate(settings.target)
 
 
 def labels_of(pairs: Sequence[Pair]) -> npt.NDArray[np.bool_]:
@@ -319,8 +393,9 @@ def _refusal(chosen: cal.Point | None, validated: Estimate, settings: TuneSettin
                 f"{settings.min_accepted} (--min-accepted): label more pairs")  # fmt: skip
     if validated.precision is None or validated.precision < settings.target:
         low, high = validated.precision_95 or (0.0, 1.0)
-        return (f"chosen without each fold, the threshold gives precision {validated.precision} [{low}, {high}] on "
-                f"{validated.accepted} accepted pairs there, below {settings.target}; the report's other_targets "
+        return (f"chosen without each fold, no threshold reaches precision {settings.target} on the fold with "
+                f"{settings.min_accepted} accepted pairs (aiming at {settings.target} itself: "
+                f"{validated.precision} [{low}, {high}] on {validated.accepted}); the report's other_targets "
                 "say what a lower --target-precision gives")  # fmt: skip
     return None
 
