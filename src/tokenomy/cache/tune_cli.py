@@ -155,8 +155,9 @@ def _table(report: dict[str, Any], out: Path) -> None:
     click.echo(table_row(f"{report['verifier']} verifier, rule aiming at {report['rule_target']} (nested)",
                          report["validated"]))  # fmt: skip
     for target, row in report["other_targets"].items():  # nested too: what a lower target would give
-        click.echo(table_row(f"{report['verifier']} verifier, target {target} (nested)", row))
+        click.echo(table_row(f"{report['verifier']} verifier, rule aiming at {target} (nested)", row))
     if report["written"]:
-        click.echo(f"\nthreshold {report['threshold']} (out of fold). Serve it with:\n\ncache:\n  semantic:\n"
+        click.echo(f"\nthreshold {report['threshold']} (the rule aiming at {report['rule_target']}). "
+                   "Serve it with:\n\ncache:\n  semantic:\n"
                    f"    enabled: true\n    model_path: {(out / 'cross-encoder.w8.onnx').resolve()}\n"
                    f"    verifier_path: {(out / 'verifier.json').resolve()}")  # fmt: skip
