@@ -15,10 +15,12 @@ training on the user's domain. This module:
 4. refits the verifier on those out-of-fold logits (``verifier="refit"``, the default;
    :mod:`.refit`): the logistic regression over the cosine, the logit and the lexical features,
    with the hard gate turned into a feature, each fold's decisions from a fit without that fold;
-5. chooses the acceptance threshold on the out-of-fold decisions (the lowest at which precision
-   reaches the target there and above, as ``tokenomy cache calibrate`` does), and estimates what
-   that choice gives on unseen pairs by choosing it again -- refitting the verifier too -- without
-   each fold and applying it to that fold (nested), for the starting model too;
+5. chooses the acceptance threshold as ``tokenomy cache calibrate`` does (the lowest at which
+   precision reaches the rule's target there and above) -- on the final regression's own
+   decisions, or with the shipped verifier on the out-of-fold ones -- and estimates what that gives
+   on unseen pairs by making the same choice without each fold and applying it to that fold
+   (nested), for the starting model too. ``settings.target`` is what the nested estimate must
+   reach; the rule aims higher as far as that takes (:func:`rule_target`);
 6. trains the final model on all pairs and writes ``cross-encoder.w8.onnx``, ``verifier.json`` (the
    regression fitted on all out-of-fold logits, or the shipped coefficients with
    ``verifier="shipped"``; this threshold; a new logit ceiling), ``report.json`` and ``scores.csv``
