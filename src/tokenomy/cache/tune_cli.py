@@ -28,6 +28,11 @@ _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option(
     "--intents", "intents_path", type=_PATH, help="Questions with intents: CSV with text and an intent column."
 )
+@click.option(
+    "--group-column",
+    help="--pairs: a CSV column naming who or where each pair comes from (a writer, a source). Folds keep "
+    "each group whole, so the estimate is one for groups never trained on; the report breaks it down by group.",
+)
 @click.option("--intent-column", default="intent", show_default=True, help="--intents: the intent column.")
 @click.option(
     "--neighbours", type=click.IntRange(1, 20), default=2, show_default=True, help="--intents: pairs per question."
@@ -70,9 +75,10 @@ _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--max-steps", type=click.IntRange(1), default=None, hidden=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def tune(
-    pairs_path: Path | None, intents_path: Path | None, intent_column: str, neighbours: int, balance: bool,
-    out: Path, epochs: int, learning_rate: float, folds: int, target_precision: float, min_accepted: int,
-    verifier: Literal["refit", "shipped"], threads: int, seed: int, start: Path | None, reuse: Path | None,
+    pairs_path: Path | None, intents_path: Path | None, group_column: str | None, intent_column: str,
+    neighbours: int, balance: bool, out: Path, epochs: int, learning_rate: float, folds: int,
+    target_precision: float, min_accepted: int, verifier: Literal["refit", "shipped"], threads: int, seed: int,
+    start: Path | None, reuse: Path | None,
     max_steps: int | None, fmt: Literal["table", "json"],
 ) -> None:  # fmt: skip
     """Fine-tune the semantic cache's cross-encoder on your labelled questions, cross-validated."""
@@ -83,12 +89,14 @@ def tune(
 
     if (pairs_path is None) == (intents_path is None):
         raise click.UsageError("give one of --pairs FILE or --intents FILE")
+    if group_column is not None and pairs_path is None:
+        raise click.UsageError("--group-column goes with --pairs FILE")
     try:
         require_extra("cross-encoder tuning", "PyTorch, transformers and onnx", ("torch", "transformers", "onnx"))
     except MissingExtraError as exc:
         raise click.ClickException(str(exc)) from None
     embed = embedder()
-    pairs = _pairs(pairs_path, intents_path, intent_column, neighbours, balance, embed)
+    pairs = _pairs(pairs_path, intents_path, group_column, intent_column, neighbours, balance, embed)
     settings = TuneSettings(
         epochs=epochs,
         learning_rate=learning_rate,
@@ -117,13 +125,14 @@ def tune(
 
 
 def _pairs(
-    pairs_path: Path | None, intents_path: Path | None, column: str, neighbours: int, balance: bool, embed: Any
-) -> list[cal.Pair]:
+    pairs_path: Path | None, intents_path: Path | None, group_column: str | None, column: str, neighbours: int,
+    balance: bool, embed: Any,
+) -> list[cal.Pair]:  # fmt: skip
     import csv
 
     if pairs_path is not None:
         try:
-            pairs = cal.load_pairs(pairs_path)
+            pairs = cal.load_pairs(pairs_path, group_column=group_column)
         except (KeyError, ValueError, UnicodeDecodeError, csv.Error) as exc:
             raise click.ClickException(f"{pairs_path}: not a pairs file ({exc})") from None
     else:
@@ -156,8 +165,23 @@ def _table(report: dict[str, Any], out: Path) -> None:
                          report["validated"]))  # fmt: skip
     for target, row in report["other_targets"].items():  # nested too: what a lower target would give
         click.echo(table_row(f"{report['verifier']} verifier, rule aiming at {target} (nested)", row))
+    _group_table(report["validated"])
     if report["written"]:
         click.echo(f"\nthreshold {report['threshold']} (the rule aiming at {report['rule_target']}). "
                    "Serve it with:\n\ncache:\n  semantic:\n"
                    f"    enabled: true\n    model_path: {(out / 'cross-encoder.w8.onnx').resolve()}\n"
                    f"    verifier_path: {(out / 'verifier.json').resolve()}")  # fmt: skip
+
+
+def _group_table(validated: dict[str, Any]) -> None:
+    """The nested estimate at the rule's aim, group by group, and its interval over whole groups."""
+    if not validated["by_group"]:
+        return
+    click.echo("\n| group | accepted | false | precision | same | recall |\n|---|---|---|---|---|---|")
+    for group, accepted, false, same in validated["by_group"]:
+        precision = f"{(accepted - false) / accepted:.3f}" if accepted else "-"
+        recall = f"{(accepted - false) / same:.3f}" if same else "-"
+        click.echo(f"| {group} | {accepted} | {false} | {precision} | {same} | {recall} |")
+    if validated["precision_95_groups"] is not None:
+        low, high = validated["precision_95_groups"]
+        click.echo(f"\nprecision {validated['precision']}, 95 % interval resampling whole groups [{low}, {high}]")

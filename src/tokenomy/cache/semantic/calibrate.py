@@ -35,6 +35,9 @@ class Pair:
     a: str
     b: str
     label: int
+    group: str = ""
+    """Who or what the pair comes from (a writer, a source, a tenant): cross-validation keeps a group
+    in one fold, so an estimate says what a new group's pairs would get. "" = none given."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,16 +60,27 @@ def _detect(path: Path) -> Literal["csv", "stsb"]:
 
 
 def load_pairs(
-    path: Path, fmt: InputFormat = "auto", positive_min: float = 4.0, negative_max: float = 2.0
+    path: Path,
+    fmt: InputFormat = "auto",
+    positive_min: float = 4.0,
+    negative_max: float = 2.0,
+    group_column: str | None = None,
 ) -> list[Pair]:
-    """Labelled pairs from a CSV (sentence1, sentence2, label) or an STS-B file."""
+    """Labelled pairs from a CSV (sentence1, sentence2, label) or an STS-B file; ``group_column``: a
+    CSV column naming each pair's group (:attr:`Pair.group`; ``ValueError`` when there is none)."""
     kind = _detect(path) if fmt == "auto" else fmt
     pairs: list[Pair] = []
     with open(path, encoding="utf-8", newline="") as f:
         if kind == "csv":
-            for row in csv.DictReader(f):
-                pairs.append(Pair(row["sentence1"], row["sentence2"], int(float(row["label"]))))
+            reader = csv.DictReader(f)
+            if group_column is not None and group_column not in (reader.fieldnames or []):
+                raise ValueError(f"no {group_column} column (it has: {', '.join(reader.fieldnames or [])})")
+            for row in reader:
+                group = (row[group_column] or "").strip() if group_column is not None else ""
+                pairs.append(Pair(row["sentence1"], row["sentence2"], int(float(row["label"])), group))
             return pairs
+        if group_column is not None:
+            raise ValueError("an STS-B file has no group column: give the pairs as a CSV")
         for line in f:
             fields = line.rstrip("\r\n").split("\t")
             if len(fields) < 7:

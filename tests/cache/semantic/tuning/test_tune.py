@@ -169,8 +169,12 @@ def test_a_second_run_reuses_the_first_runs_out_of_fold_logits(tmp_path: Path) -
         ]
     with pytest.raises(TuneError, match="other pairs"):
         tune(pairs[1:], tmp_path / "x", fake_embed, QUICK, reuse=tmp_path / "first" / "scores.csv")
-    with pytest.raises(TuneError, match="not 3"):
-        tune(pairs, tmp_path / "x", fake_embed, replace(QUICK, folds=3), reuse=tmp_path / "first" / "scores.csv")
+    for other in (replace(QUICK, folds=3), replace(QUICK, seed=1)):
+        with pytest.raises(TuneError, match="other folds"):
+            tune(pairs, tmp_path / "x", fake_embed, other, reuse=tmp_path / "first" / "scores.csv")
+    grouped = [replace(p, group=str(i % 2)) for i, p in enumerate(pairs)]  # now one fold per group
+    with pytest.raises(TuneError, match="other folds"):
+        tune(grouped, tmp_path / "x", fake_embed, QUICK, reuse=tmp_path / "first" / "scores.csv")
     with pytest.raises(TuneError, match=r"not a scores\.csv"):
         tune(pairs, tmp_path / "x", fake_embed, QUICK, reuse=DATA)
 
@@ -185,3 +189,23 @@ def test_the_rule_aims_above_the_required_precision_as_far_as_the_nested_estimat
     assert rule == 0.96 and validated.precision is not None and validated.precision >= 0.95
     rule, validated = rule_target(TuneSettings(target=0.95, min_accepted=45), validate)
     assert rule == 0.95 and validated.precision is not None and validated.precision < 0.95  # none qualifies
+
+
+def test_named_groups_stay_in_one_fold_and_the_report_breaks_the_estimate_down_by_group(tmp_path: Path) -> None:
+    pairs = [replace(p, group=f"writer {i % 4}") for i, p in enumerate(load_pairs(DATA))]
+    report = tune(pairs, tmp_path, fake_embed, replace(QUICK, verifier="shipped"))
+    with open(tmp_path / "scores.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["group"] for r in rows] == [p.group for p in pairs]
+    folds_of = {g: {r["fold"] for r in rows if r["group"] == g} for g in {p.group for p in pairs}}
+    assert all(len(f) == 1 for f in folds_of.values()) and len(set().union(*folds_of.values())) == 2
+    assert report["named_groups"] == 4
+    for row in (report["validated"], *report["models"].values()):
+        by_group = row["by_group"]
+        assert [g for g, *_ in by_group] == ["writer 0", "writer 1", "writer 2", "writer 3"]
+        assert sum(n for _, n, _, _ in by_group) == row["accepted"]
+        assert sum(f for _, _, f, _ in by_group) == row["false"]
+        assert sum(s for *_, s in by_group) == row["same"]
+        if row["accepted"]:
+            low, high = row["precision_95_groups"]
+            assert 0 <= low <= high <= 1

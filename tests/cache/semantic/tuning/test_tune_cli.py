@@ -59,6 +59,8 @@ def test_intents_too_few_for_the_threshold_exit_1_and_write_no_model(tmp_path: P
         (["--pairs", "P", "--intents", "P"], "give one of --pairs FILE or --intents FILE"),
         (["--intents", "P", "--intent-column", "category"], "no category column"),
         (["--pairs", "Q"], "not a pairs file"),
+        (["--pairs", "S", "--group-column", "writer"], "no writer column (it has: sentence1, sentence2, label)"),
+        (["--intents", "P", "--group-column", "writer"], "--group-column goes with --pairs FILE"),
         (["--pairs", "S", "--from", "E"], "not a cross-encoder this command can start from"),
         (["--pairs", "S", "--out", "/proc/no/such/dir"], "cannot write there"),
     ],
@@ -72,3 +74,15 @@ def test_bad_input_is_a_clear_error(tmp_path: Path, args: list[str], message: st
     result = CliRunner().invoke(cache_group, ["tune", "--out", str(tmp_path / "out"), *args])
     assert result.exit_code in (1, 2) and message in result.output, result.output
     assert "Traceback" not in result.output
+
+
+def test_a_group_column_keeps_groups_in_their_folds_and_breaks_the_table_down_by_group(tmp_path: Path) -> None:
+    source = (DATA / "langcache_sample.csv").read_text().splitlines()
+    grouped = tmp_path / "grouped.csv"
+    grouped.write_text("\n".join([source[0] + ",writer"] + [f"{line},w{i % 3}" for i, line in enumerate(source[1:])]))
+    args = ["tune", "--pairs", str(grouped), "--group-column", "writer", "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(cache_group, [*args, *QUICK, "--min-accepted", "1", "--target-precision", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert "| group | accepted | false | precision | same | recall |" in result.stdout
+    assert all(f"\n| w{i} | " in result.stdout for i in range(3))
+    assert "interval resampling whole groups" in result.stdout

@@ -33,3 +33,20 @@ def test_nested_applies_to_each_fold_a_threshold_chosen_without_it() -> None:
     e = nested(pairs, scores, fold, [float(t) for t in np.arange(0, 5, 0.5)], 0.99)
     assert e.thresholds == (4.0, 1.5)  # without fold 0: above fold 1's negative at 3.5; without fold 1: 1.5
     assert (e.accepted, e.false) == (1 + 3, 1)
+
+
+def test_groups_get_their_own_counts_and_a_wider_interval_when_they_disagree() -> None:
+    # Two writers: one whose accepted pairs are all right, one whose are mostly wrong. Pooled, 80
+    # accepted pairs look like a tight binomial; resampling whole writers shows how far a new
+    # writer's precision can fall.
+    labels = np.array([True] * 40 + [True] * 10 + [False] * 30)
+    accepted = np.ones(80, dtype=bool)
+    groups = ["w10"] * 40 + ["w2"] * 40
+    e = estimate(accepted, labels, (), groups)
+    assert e.by_group == (("w2", 40, 30, 10), ("w10", 40, 0, 40))  # "2" before "10"
+    assert e.precision_95 is not None and e.precision_95_groups is not None
+    assert e.precision_95_groups[0] < e.precision_95[0] and e.precision_95_groups[0] == pytest.approx(0.25)
+    assert e.precision_95_groups[1] == 1.0
+    alone = estimate(accepted, labels, (), ["w"] * 80)
+    assert alone.by_group == (("w", 80, 30, 50),) and alone.precision_95_groups is None  # one group: no spread
+    assert estimate(accepted, labels).by_group == () and estimate(accepted, labels).precision_95_groups is None

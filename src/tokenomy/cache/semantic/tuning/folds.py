@@ -3,6 +3,8 @@
 Pairs are grouped by the connected components of the graph whose nodes are questions (compared
 case-insensitively, trimmed) and whose edges are pairs; whole groups are dealt to folds in a seeded
 random order. Otherwise a model could be measured on a question it was trained on, paired anew.
+Where pairs also name a group of their own (a writer, a source), pairs of one such group are joined
+too, so each fold's estimate is one for groups the model never saw.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import random
 from collections.abc import Sequence
 
 
-def groups(pairs: Sequence[tuple[str, str]]) -> list[int]:
-    """The connected component of each (question, question) pair, numbered in order of first appearance."""
+def groups(pairs: Sequence[tuple[str, str]], named: Sequence[str] = ()) -> list[int]:
+    """The connected component of each (question, question) pair, numbered in order of first appearance;
+    ``named``: each pair's own group ("" = none), whose pairs are joined as well."""
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -21,9 +24,15 @@ def groups(pairs: Sequence[tuple[str, str]]) -> list[int]:
             x = parent[x]
         return x
 
+    def question(text: str) -> str:  # "q" and "g" keep questions and group names apart
+        return "q" + text.strip().lower()
+
     for a, b in pairs:
-        parent[find(a.strip().lower())] = find(b.strip().lower())
-    roots = [find(a.strip().lower()) for a, _ in pairs]
+        parent[find(question(a))] = find(question(b))
+    for (a, _), name in zip(pairs, named, strict=False):
+        if name:
+            parent[find(question(a))] = find("g" + name)
+    roots = [find(question(a)) for a, _ in pairs]
     ids = {r: i for i, r in enumerate(dict.fromkeys(roots))}
     return [ids[r] for r in roots]
 

@@ -108,4 +108,4 @@ def cross_fitted(
             out[held] = model.decision(x[held])
             if point is not None:
                 accepted[held] = out[held] >= point.threshold
-    return out, estimate(accepted, y, chosen)
+    return out, estimate(accepted, y, chosen, [p.group for p in pairs])

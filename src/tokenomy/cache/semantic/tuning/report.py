@@ -1,4 +1,10 @@
-"""Precision and recall with exact 95 % intervals, at a fixed threshold or one chosen per fold (nested)."""
+"""Precision and recall with exact 95 % intervals, at a fixed threshold or one chosen per fold (nested).
+
+Where the pairs name groups (writers, sources), accepted pairs of one group are not independent
+draws: a group whose questions all score high contributes many hits and many near misses at once.
+The estimate then also gives each group's counts and a 95 % interval for precision from a bootstrap
+over whole groups (the precision of pairs from groups like these, not from these groups only).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +31,10 @@ class Estimate:
     recall: float
     recall_95: tuple[float, float]
     thresholds: tuple[float | None, ...] = ()
+    by_group: tuple[tuple[str, int, int, int], ...] = ()
+    """Where the pairs name groups: (group, accepted, false, same) of each."""
+    precision_95_groups: tuple[float, float] | None = None
+    """Where the pairs name at least two groups: precision's 95 % interval resampling whole groups."""
 
 
 def _interval(k: int, n: int) -> tuple[float, float]:
@@ -34,16 +44,50 @@ def _interval(k: int, n: int) -> tuple[float, float]:
     return round(float(ci.low), 4), round(float(ci.high), 4)
 
 
+BOOTSTRAP_RESAMPLES = 10_000
+
+
+def _by_group(
+    accepted: npt.NDArray[np.bool_], labels: npt.NDArray[np.bool_], named: Sequence[str]
+) -> tuple[tuple[str, int, int, int], ...]:
+    names = np.array(named, dtype=object)
+    out = []
+    for name in sorted(set(named) - {""}, key=lambda g: (len(g), g)):  # "2" before "10"
+        mine = names == name
+        n, tp = int((accepted & mine).sum()), int((accepted & labels & mine).sum())
+        out.append((name, n, n - tp, int((labels & mine).sum())))
+    return tuple(out)
+
+
+def _group_interval(rows: tuple[tuple[str, int, int, int], ...]) -> tuple[float, float] | None:
+    """Percentile interval of pooled precision over resamples of whole groups (seeded; resamples that
+    accept nothing are left out)."""
+    if len(rows) < 2:
+        return None
+    n = np.array([r[1] for r in rows], dtype=np.float64)
+    tp = n - np.array([r[2] for r in rows], dtype=np.float64)
+    draws = np.random.default_rng(0).integers(0, len(rows), size=(BOOTSTRAP_RESAMPLES, len(rows)))
+    accepted, right = n[draws].sum(axis=1), tp[draws].sum(axis=1)
+    some = accepted > 0
+    if not some.any():
+        return None
+    low, high = np.percentile(right[some] / accepted[some], [2.5, 97.5])
+    return round(float(low), 4), round(float(high), 4)
+
+
 def estimate(
-    accepted: npt.NDArray[np.bool_], labels: npt.NDArray[np.bool_], thresholds: Sequence[float | None] = ()
-) -> Estimate:
-    """The :class:`Estimate` of accepting ``accepted`` given the true ``labels``."""
+    accepted: npt.NDArray[np.bool_], labels: npt.NDArray[np.bool_], thresholds: Sequence[float | None] = (),
+    groups: Sequence[str] = (),
+) -> Estimate:  # fmt: skip
+    """The :class:`Estimate` of accepting ``accepted`` given the true ``labels`` (``groups``: each
+    pair's :attr:`~tokenomy.cache.semantic.calibrate.Pair.group`, for the per-group figures)."""
     n, tp, same = int(accepted.sum()), int((accepted & labels).sum()), int(labels.sum())
+    rows = _by_group(accepted, labels, groups) if any(groups) else ()
     return Estimate(
         n, n - tp, same,
         round(tp / n, 4) if n else None, _interval(tp, n) if n else None,
         round(tp / same, 4) if same else 0.0, _interval(tp, same) if same else (0.0, 1.0),
-        tuple(thresholds),
+        tuple(thresholds), rows, _group_interval(rows),
     )  # fmt: skip
 
 
@@ -62,7 +106,7 @@ def nested(
         if point is not None:
             held = fold == k
             accepted[held] = scores[held] >= point.threshold
-    return estimate(accepted, np.array([p.label for p in pairs], dtype=bool), chosen)
+    return estimate(accepted, np.array([p.label for p in pairs], dtype=bool), chosen, [p.group for p in pairs])
 
 
 TABLE_HEADER = "| model | accepted | false | precision [95 % CI] | recall [95 % CI] |\n|---|---|---|---|---|"

@@ -8,7 +8,8 @@ training on the user's domain. This module:
 
 1. embeds every question (the semantic tier's embedder) for the cosine feature and the gates;
 2. scores every pair with the starting model (the shipped one, or ``start``) as a lookup would;
-3. cross-validates: for each of ``folds`` grouped folds (:mod:`.folds`) it fine-tunes a copy of the
+3. cross-validates: for each of ``folds`` grouped folds (:mod:`.folds`: connected questions, and
+   the pairs of one :attr:`Pair.group` where the pairs name groups) it fine-tunes a copy of the
    starting model on the other folds (both orders of every pair, binary cross-entropy, AdamW with
    linear warm-up and decay, word-embedding table frozen), exports it in the shipped encoding and
    scores the held-out fold: out-of-fold decision values under the shipped verifier's coefficients;
@@ -101,9 +102,15 @@ def check_pairs(pairs: Sequence[Pair], folds: int) -> None:
     positives = sum(p.label for p in pairs)
     if positives == 0 or positives == len(pairs):
         raise TuneError(f"{len(pairs)} pairs, all labelled {int(positives > 0)}: both labels are needed")
-    n_groups = len(set(groups([(p.a, p.b) for p in pairs])))
+    n_groups = len(set(pair_groups(pairs)))
     if n_groups < folds:
-        raise TuneError(f"the pairs form {n_groups} groups of connected questions, fewer than the {folds} folds")
+        named = " (pairs of one named group joined)" if any(p.group for p in pairs) else ""
+        raise TuneError(f"the pairs form {n_groups} groups of connected questions{named}, fewer than the {folds} folds")
+
+
+def pair_groups(pairs: Sequence[Pair]) -> list[int]:
+    """Each pair's group for the folds: connected questions, and pairs of one :attr:`Pair.group`."""
+    return groups([(p.a, p.b) for p in pairs], [p.group for p in pairs])
 
 
 def fine_tune(start: Path, pairs: Sequence[Pair], settings: TuneSettings, progress: Progress | None = None) -> Any:
@@ -215,13 +222,15 @@ def tune(
         base = decisions(verifier, pairs, cosines, *logits(start, pairs))
     except RuntimeError as exc:  # not an ONNX file, or not a cross-encoder of this format
         raise TuneError(f"{start}: not a cross-encoder this command can start from ({exc})") from None
+    fold = np.array(fold_of(pair_groups(pairs), settings.folds, settings.seed))
     if reuse is not None:
-        fold, forward, backward = reused(reuse, pairs, settings.folds)
+        forward, backward = reused(reuse, pairs, fold)
         say(f"out-of-fold logits read from {reuse}")
     else:
-        fold, forward, backward = _cross_validate(pairs, start, settings, say)
+        forward, backward = _cross_validate(pairs, fold, start, settings, say)
     tuned = decisions(verifier, pairs, cosines, forward, backward)
     labels = labels_of(pairs)
+    named = [p.group for p in pairs]
     x = refit.feature_matrix(pairs, cosines, (forward + backward) / 2 if verifier.orders == 2 else forward)
     refitted, refitted_nested = refit.cross_fitted(pairs, x, fold, usable, settings.target)
     tuned_nested = nested(pairs, tuned, fold, GRID, settings.target)
@@ -242,10 +251,11 @@ def tune(
     shipped_at = verifier.threshold
     report: dict[str, Any] = {
         "pairs": len(pairs), "positives": int(labels.sum()), "folds": settings.folds,
+        "named_groups": len(set(named) - {""}),
         "settings": asdict(settings), "start": str(start), "target_precision": settings.target,
         "threshold": None if chosen is None else chosen.threshold,
         "models": {
-            "start, its own threshold": _row(estimate(base >= shipped_at, labels), shipped_at),
+            "start, its own threshold": _row(estimate(base >= shipped_at, labels, (), named), shipped_at),
             "start, threshold chosen per fold (nested)": _row(nested(pairs, base, fold, GRID, settings.target)),
             "tuned, out of fold, threshold chosen per fold (nested)": _row(tuned_nested),
             "tuned, verifier refitted, both chosen per fold (nested)": _row(refitted_nested),
@@ -290,12 +300,11 @@ def tune(
 
 
 def _cross_validate(
-    pairs: Sequence[Pair], start: Path, settings: TuneSettings, say: Progress
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Grouped folds and each pair's logits in both orders from a model trained without its fold."""
+    pairs: Sequence[Pair], fold: npt.NDArray[np.int64], start: Path, settings: TuneSettings, say: Progress
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Each pair's logits in both orders from a model trained without its fold."""
     from tokenomy.cache.semantic.tuning.export import export
 
-    fold = np.array(fold_of(groups([(p.a, p.b) for p in pairs]), settings.folds, settings.seed))
     forward, backward = np.zeros(len(pairs)), np.zeros(len(pairs))
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(settings.folds):
@@ -307,30 +316,33 @@ def _cross_validate(
             forward[held], backward[held] = logits(path, [pairs[i] for i in held.tolist()])
             say(f"fold {k + 1}/{settings.folds}: trained on {len(trained_on)} pairs, "
                 f"scored {len(held)}, {time.perf_counter() - t0:.0f} s")  # fmt: skip
-    return fold, forward, backward
+    return forward, backward
 
 
 def reused(
-    path: Path, pairs: Sequence[Pair], folds: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Folds and out-of-fold logits from an earlier run's ``scores.csv`` (:class:`TuneError` unless it
-    lists these pairs, in this order, in ``folds`` folds)."""
+    path: Path, pairs: Sequence[Pair], fold: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Out-of-fold logits from an earlier run's ``scores.csv`` (:class:`TuneError` unless it lists
+    these pairs, in this order, in these folds: the same groups, ``--folds`` and ``--seed``)."""
     import csv
 
     try:
         with open(path, encoding="utf-8", newline="") as f:
             rows = list(csv.DictReader(f))
         listed = [(r["sentence1"], r["sentence2"], int(r["label"])) for r in rows]
-        fold = np.array([int(r["fold"]) for r in rows])
+        listed_fold = np.array([int(r["fold"]) for r in rows])
         forward = np.array([float(r["logit_forward"]) for r in rows])
         backward = np.array([float(r["logit_backward"]) for r in rows])
     except (OSError, KeyError, ValueError, TypeError, csv.Error) as exc:
         raise TuneError(f"{path}: not a scores.csv written by tokenomy cache tune ({exc})") from None
     if listed != [(p.a, p.b, p.label) for p in pairs]:
         raise TuneError(f"{path}: lists other pairs (or another order) than these {len(pairs)}")
-    if set(fold.tolist()) != set(range(folds)):
-        raise TuneError(f"{path}: its pairs are in {len(set(fold.tolist()))} folds, not {folds} (--folds)")
-    return fold, forward, backward
+    if not np.array_equal(listed_fold, fold):
+        raise TuneError(
+            f"{path}: its pairs were dealt to other folds ({len(set(listed_fold.tolist()))} of them) than these "
+            f"{len(set(fold.tolist()))}: another --folds, --seed or --group-column"
+        )
+    return forward, backward
 
 
 def rule_targets(target: float) -> list[float]:
@@ -371,7 +383,7 @@ def _usable(pairs: Sequence[Pair], cosines: npt.NDArray[Any], floor: float) -> n
 
 
 def _write_scores(path: Path, pairs: Sequence[Pair], fold: npt.NDArray[np.int64], *columns: npt.NDArray[Any]) -> None:
-    """Every pair with its fold, cosine, the starting model's decision and the tuned model's out-of-fold
+    """Every pair with its group, fold, cosine, the starting model's decision and the tuned model's out-of-fold
     logits and decisions under the shipped and the refitted verifier (``-inf``: a gate failed), to see
     which pairs fail and why."""
     import csv
@@ -380,9 +392,9 @@ def _write_scores(path: Path, pairs: Sequence[Pair], fold: npt.NDArray[np.int64]
              "decision_refitted"]  # fmt: skip
     with open(path, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["sentence1", "sentence2", "label", *names])
+        writer.writerow(["sentence1", "sentence2", "label", "group", *names])
         for i, p in enumerate(pairs):
-            writer.writerow([p.a, p.b, p.label, int(fold[i]), *(round(float(c[i]), 4) for c in columns)])
+            writer.writerow([p.a, p.b, p.label, p.group, int(fold[i]), *(round(float(c[i]), 4) for c in columns)])
 
 
 def _refusal(chosen: cal.Point | None, validated: Estimate, settings: TuneSettings) -> str | None:
