@@ -32,6 +32,7 @@ The scoring uses int8 arithmetic, as the shipped threshold was calibrated.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -232,14 +233,20 @@ def tune(
     labels = labels_of(pairs)
     named = [p.group for p in pairs]
     x = refit.feature_matrix(pairs, cosines, (forward + backward) / 2 if verifier.orders == 2 else forward)
-    refitted, refitted_nested = refit.cross_fitted(pairs, x, fold, usable, settings.target)
-    tuned_nested = nested(pairs, tuned, fold, GRID, settings.target)
+
+    @functools.cache
+    def cross_fitted(rule: float) -> tuple[npt.NDArray[np.float64], Estimate]:
+        return refit.cross_fitted(pairs, x, fold, usable, rule)
+
+    @functools.cache
+    def tuned_nested(rule: float) -> Estimate:
+        return nested(pairs, tuned, fold, GRID, rule)
+
+    refitted = cross_fitted(settings.target)[0]
     final_fit = refit.fit(x[usable], labels[usable]) if settings.verifier == "refit" else None
 
     def validate(rule: float) -> Estimate:  # the nested estimate of choosing the threshold for ``rule``
-        if final_fit is not None:
-            return refit.cross_fitted(pairs, x, fold, usable, rule)[1]
-        return nested(pairs, tuned, fold, GRID, rule)
+        return cross_fitted(rule)[1] if final_fit is not None else tuned_nested(rule)
 
     rule, validated = rule_target(settings, validate)
     if final_fit is not None:  # as validated: fitted on all pairs, threshold chosen on its own decisions
@@ -257,8 +264,8 @@ def tune(
         "models": {
             "start, its own threshold": _row(estimate(base >= shipped_at, labels, (), named), shipped_at),
             "start, threshold chosen per fold (nested)": _row(nested(pairs, base, fold, GRID, settings.target)),
-            "tuned, out of fold, threshold chosen per fold (nested)": _row(tuned_nested),
-            "tuned, verifier refitted, both chosen per fold (nested)": _row(refitted_nested),
+            "tuned, out of fold, threshold chosen per fold (nested)": _row(tuned_nested(settings.target)),
+            "tuned, verifier refitted, both chosen per fold (nested)": _row(cross_fitted(settings.target)[1]),
         },
         "auc": {"start": _auc(labels, base), "tuned, out of fold": _auc(labels, tuned),
                 "tuned, verifier refitted, out of fold": _auc(labels, refitted),
@@ -266,11 +273,7 @@ def tune(
         "verifier": settings.verifier,
         "rule_target": rule,
         "validated": _row(validated),
-        "other_targets": {
-            str(target): _row(refit.cross_fitted(pairs, x, fold, usable, target)[1] if final_fit is not None
-                              else nested(pairs, tuned, fold, GRID, target))
-            for target in LOWER_TARGETS if target < settings.target
-        },
+        "other_targets": {str(target): _row(validate(target)) for target in LOWER_TARGETS if target < settings.target},
         "warning": cal.small_sample_warning(chosen, settings.target),
         "written": False,
         "not_written_because": _refusal(chosen, validated, settings),
