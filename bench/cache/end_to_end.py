@@ -27,7 +27,9 @@ or two between the two; the output says which one ran). ``--tuned DIR`` serves t
 verifier ``tokenomy cache tune --out DIR`` wrote. ``--exclude SEEN.csv`` drops the pairs that
 also occur in ``SEEN.csv`` (e.g. the public half the matcher was trained on), and
 ``--exclude-sentences`` also those sharing a question with it, so the
-rest is data the matcher never saw::
+rest is data the matcher never saw. ``--group-column NAME`` (CSV pairs with a column saying who or
+where each pair comes from, e.g. the writer) adds each group's hits and false hits and a precision
+interval that resamples whole groups::
 
     git clone https://github.com/redislabsdev/langcache-customer-data-eval /tmp/lc
     .venv/bin/python bench/cache/end_to_end.py --pairs /tmp/lc/dataset/chatgpt.csv \
@@ -79,6 +81,8 @@ class Tally:
     semantic_hits: int = 0
     errors: int = 0
     false_hits: list[tuple[str, str]] = field(default_factory=list)
+    outcomes: list[tuple[str, bool, bool]] = field(default_factory=list)
+    """(group, hit, same question) of every pair answered."""
     hit_ms: list[float] = field(default_factory=list)
     miss_ms: list[float] = field(default_factory=list)
 
@@ -137,6 +141,7 @@ async def run_pairs(
                 tally.errors += 1
                 return
         hit = cache.startswith("hit")
+        tally.outcomes.append((pair.group, hit, pair.label == 1))
         (tally.hit_ms if hit else tally.miss_ms).append(ms)
         tally.semantic_hits += cache == "hit-semantic"
         if pair.label == 1:
@@ -189,10 +194,33 @@ def row(name: str, t: Tally, upstream: int) -> str:
     )
 
 
+def by_group(name: str, t: Tally) -> list[str]:
+    """Rows of each group's outcomes, then the pooled precision with an interval over whole groups."""
+    import numpy as np
+
+    from tokenomy.cache.semantic.tuning.report import estimate
+
+    hit = np.array([h for _, h, _ in t.outcomes], dtype=bool)
+    same = np.array([s for _, _, s in t.outcomes], dtype=bool)
+    e = estimate(hit, same, (), [g for g, _, _ in t.outcomes])
+    out = [
+        f"| {name} | {g} | {n_same} | {n} | {false} | "
+        f"{(n - false) / n if n else float('nan'):.3f} | {(n - false) / n_same if n_same else float('nan'):.3f} |"
+        for g, n, false, n_same in e.by_group
+    ]
+    low, high = e.precision_95_groups or (float("nan"), float("nan"))
+    precision = e.precision if e.precision is not None else float("nan")
+    out.append(f"| {name} | all ({len(e.by_group)} groups) | {e.same} | {e.accepted} | {e.false} | "
+               f"{precision:.3f} [{low:.3f}, {high:.3f}] over whole groups | {e.recall:.3f} |")  # fmt: skip
+    return out
+
+
 def read(parser: argparse.ArgumentParser, path: Path, args: argparse.Namespace) -> list[Pair]:
     """The labelled pairs of ``path`` (the first ``--limit``); a missing or unreadable file is a usage error."""
     try:
-        pairs = load_pairs(path, positive_min=args.positive_min, negative_max=args.negative_max)
+        pairs = load_pairs(
+            path, positive_min=args.positive_min, negative_max=args.negative_max, group_column=args.group_column
+        )
     except OSError as exc:
         parser.error(f"{path}: {exc.strerror or exc}")
     except (KeyError, ValueError) as exc:
@@ -240,12 +268,13 @@ async def main() -> None:
         "--arithmetic", choices=["auto", "int8", "float32"], default="auto", help="cache.semantic.arithmetic"
     )
     parser.add_argument("--tuned", type=Path, help="serve the model `tokenomy cache tune --out DIR` wrote to DIR")
+    parser.add_argument("--group-column", help="CSV column naming each pair's group (writer, source): per-group rows")
     exclusion_arguments(parser)
     args = parser.parse_args()
     if args.tuned is not None and not (args.tuned / "verifier.json").is_file():
         parser.error(f"--tuned {args.tuned}: no verifier.json there (run tokenomy cache tune --out {args.tuned})")
     sets = [(path, read(parser, path, args)) for path in args.pairs]  # every file checked before the gateway starts
-    rows, notes = [], []
+    rows, notes, groups = [], [], []
     async with OpenAIFake(mode="slow" if args.upstream_delay else "ok", delay=args.upstream_delay) as fake:
         await fake.start()
         with tempfile.TemporaryDirectory() as tmp:
@@ -259,6 +288,7 @@ async def main() -> None:
                     before = len(fake.requests)
                     tally = await run_pairs(client, f"f{n}", pairs, args.concurrency, args.overlap)
                     rows.append(row(path.name, tally, len(fake.requests) - before))
+                    groups += by_group(path.name, tally) if args.group_column else []
                     notes += [f"- false hit ({path.name}): {a!r} / {b!r}" for a, b in tally.false_hits]
                 asked, hits = await run_follow_ups(client, sets[0][1], args.follow_ups)
             finally:
@@ -281,6 +311,9 @@ async def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     print(f"\nFollow-ups in another conversation: {hits} hits of {asked} asked.")
+    if groups:
+        print("\n| pairs | group | same | hits | false hits | precision | recall |\n|---|---|---|---|---|---|---|")
+        print("\n".join(groups))
     if notes:
         print("\n" + "\n".join(notes))
 
