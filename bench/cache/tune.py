@@ -48,7 +48,7 @@ def main() -> None:
     ap.add_argument("--test", type=Path, default=data / "banking77" / "test.csv")
     ap.add_argument("--intent-column", default="category")
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=t.TuneSettings().epochs)
     ap.add_argument("--learning-rate", type=float, default=t.TuneSettings().learning_rate)
     ap.add_argument("--verifier", choices=["refit", "shipped"], default="refit")
     ap.add_argument("--folds", type=int, default=5)

@@ -44,8 +44,8 @@ _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
     help="--intents: as many same-intent pairs as others (a seeded sample of the commoner label).",
 )
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output directory.")
-@click.option("--epochs", type=click.IntRange(1, 20), default=2, show_default=True)
-@click.option("--learning-rate", type=click.FloatRange(1e-7, 1e-2), default=2e-5, show_default=True)
+@click.option("--epochs", type=click.IntRange(1, 20), default=3, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(1e-7, 1e-2), default=1e-4, show_default=True)
 @click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True)
 @click.option("--target-precision", type=click.FloatRange(0.5, 1), default=0.99, show_default=True)
 @click.option(

@@ -34,7 +34,7 @@ def test_pairs_in_json_write_a_model_and_say_how_to_serve_it(tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["written"] and report["pairs"] == 29 and report["positives"] == 12
-    assert report["settings"]["learning_rate"] == 2e-5 and report["settings"]["epochs"] == 2
+    assert report["settings"]["learning_rate"] == 1e-4 and report["settings"]["epochs"] == 3
     assert (out / "cross-encoder.w8.onnx").is_file() and (out / "verifier.json").is_file()
     assert "fold 2/2" in result.stderr and "label more pairs" in result.stderr  # 29 pairs certify nothing
 
