@@ -84,7 +84,7 @@ class TuneSettings:
     epochs: int = 3
     learning_rate: float = 1e-4
     """3 epochs at 1e-4 against 2 at 2e-5: out of fold, more recall at the same precision on both
-    public sets it was compared on (docs/benchmarks.md, "Choosing the learning rate")."""
+    public sets it was compared on (docs/benchmarks.md, "Folds by writer, and the learning rate")."""
     batch_size: int = 32
     warmup: float = 0.1
     folds: int = 5
