@@ -24,7 +24,7 @@ import numpy.typing as npt
 from tokenomy.cache.semantic import calibrate as cal
 from tokenomy.cache.semantic.calibrate import Pair
 from tokenomy.cache.semantic.features import FEATURES, features, gate
-from tokenomy.cache.semantic.tuning.report import Estimate, estimate
+from tokenomy.cache.semantic.tuning.report import Estimate, estimate, labels_of
 
 GATE_FEATURE = "gate"
 """The extra feature: 1.0 when :func:`~tokenomy.cache.semantic.features.gate` passes, else 0.0."""
@@ -89,7 +89,7 @@ def cross_fitted(
     below the cosine floor, another language), and the nested estimate: each fold accepted at the
     threshold ``tokenomy cache calibrate``'s rule chooses on the other folds' decisions under the
     regression fitted on them."""
-    y = np.array([p.label for p in pairs], dtype=bool)
+    y = labels_of(pairs)
     out = np.full(len(pairs), -np.inf)
     accepted = np.zeros(len(pairs), dtype=bool)
     chosen: list[float | None] = []

@@ -44,6 +44,11 @@ def _interval(k: int, n: int) -> tuple[float, float]:
     return round(float(ci.low), 4), round(float(ci.high), 4)
 
 
+def labels_of(pairs: Sequence[Pair]) -> npt.NDArray[np.bool_]:
+    """Each pair's label as a boolean array."""
+    return np.array([p.label for p in pairs], dtype=bool)
+
+
 BOOTSTRAP_RESAMPLES = 10_000
 
 
@@ -106,7 +111,7 @@ def nested(
         if point is not None:
             held = fold == k
             accepted[held] = scores[held] >= point.threshold
-    return estimate(accepted, np.array([p.label for p in pairs], dtype=bool), chosen, [p.group for p in pairs])
+    return estimate(accepted, labels_of(pairs), chosen, [p.group for p in pairs])
 
 
 TABLE_HEADER = "| model | accepted | false | precision [95 % CI] | recall [95 % CI] |\n|---|---|---|---|---|"

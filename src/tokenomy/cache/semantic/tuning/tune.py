@@ -50,7 +50,7 @@ from tokenomy.cache.semantic import calibrate as cal
 from tokenomy.cache.semantic.calibrate import Pair
 from tokenomy.cache.semantic.tuning import refit
 from tokenomy.cache.semantic.tuning.folds import fold_of, groups
-from tokenomy.cache.semantic.tuning.report import Estimate, estimate, nested
+from tokenomy.cache.semantic.tuning.report import Estimate, estimate, labels_of, nested
 from tokenomy.cache.semantic.verifier import Verifier, default_path, same_language
 
 log = logging.getLogger("tokenomy.cache")
@@ -173,17 +173,25 @@ def logits(model_file: Path, pairs: Sequence[Pair]) -> tuple[npt.NDArray[np.floa
     return np.array(forward), np.array(backward)
 
 
+def languages_match(pairs: Sequence[Pair]) -> npt.NDArray[np.bool_]:
+    """Whether each pair's two questions are in one language, as a lookup decides it."""
+    from tokenomy.ledger.language import detect
+
+    return np.array([same_language(detect(p.b), p.a) for p in pairs], dtype=bool)
+
+
 def decisions(
     verifier: Verifier, pairs: Sequence[Pair], cosines: npt.NDArray[Any],
     forward: npt.NDArray[np.float64], backward: npt.NDArray[np.float64],
+    same: npt.NDArray[np.bool_] | None = None,
 ) -> npt.NDArray[np.float64]:  # fmt: skip
     """The verifier's decision value of each pair (-inf where a gate fails, the cosine is below the
-    floor or the two questions are in different languages), as a lookup computes it."""
-    from tokenomy.ledger.language import detect
-
+    floor or the two questions are in different languages), as a lookup computes it; ``same``:
+    :func:`languages_match` of the pairs, when already known."""
+    same = languages_match(pairs) if same is None else same
     out = np.full(len(pairs), -np.inf)
     for i, pair in enumerate(pairs):
-        if not same_language(detect(pair.b), pair.a):
+        if not same[i]:
             continue
         logit = (forward[i] + backward[i]) / 2 if verifier.orders == 2 else forward[i]
         out[i] = verifier.decision(pair.b, pair.a, float(cosines[i]), float(logit))
@@ -216,13 +224,14 @@ def tune(
         raise TuneError(f"{out}: cannot write there ({exc})") from None
     started = time.perf_counter()
     cosines = cal.similarities(embed, pairs)
-    usable = _usable(pairs, cosines, verifier.cosine_floor)
+    same = languages_match(pairs)
+    usable = (cosines >= verifier.cosine_floor) & same  # the pairs a lookup verifies at all
     if settings.verifier == "refit" and len(set(labels_of(pairs)[usable].tolist())) < 2:
         raise TuneError(f"of the {int(usable.sum())} pairs with cosine ≥ {verifier.cosine_floor} (the rest never "
                         "reach the verifier) not both labels occur: the verifier cannot be refitted on them "
                         "(--verifier shipped keeps it)")  # fmt: skip
     try:
-        base = decisions(verifier, pairs, cosines, *logits(start, pairs))
+        base = decisions(verifier, pairs, cosines, *logits(start, pairs), same)
     except RuntimeError as exc:  # not an ONNX file, or not a cross-encoder of this format
         raise TuneError(f"{start}: not a cross-encoder this command can start from ({exc})") from None
     fold = np.array(fold_of(pair_groups(pairs), settings.folds, settings.seed))
@@ -231,7 +240,7 @@ def tune(
         say(f"out-of-fold logits read from {reuse}")
     else:
         forward, backward = _cross_validate(pairs, fold, start, settings, say)
-    tuned = decisions(verifier, pairs, cosines, forward, backward)
+    tuned = decisions(verifier, pairs, cosines, forward, backward, same)
     labels = labels_of(pairs)
     named = [p.group for p in pairs]
     x = refit.feature_matrix(pairs, cosines, (forward + backward) / 2 if verifier.orders == 2 else forward)
@@ -373,18 +382,6 @@ def rule_target(settings: TuneSettings, validate: Callable[[float], Estimate]) -
         ):
             return rule, estimated
     return settings.target, validate(settings.target)
-
-
-def labels_of(pairs: Sequence[Pair]) -> npt.NDArray[np.bool_]:
-    """Each pair's label as a boolean array."""
-    return np.array([p.label for p in pairs], dtype=bool)
-
-
-def _usable(pairs: Sequence[Pair], cosines: npt.NDArray[Any], floor: float) -> npt.NDArray[np.bool_]:
-    """Pairs a lookup would verify at all: cosine at the floor or above, both questions in one language."""
-    from tokenomy.ledger.language import detect
-
-    return np.array([c >= floor and same_language(detect(p.b), p.a) for p, c in zip(pairs, cosines, strict=True)])
 
 
 def _write_scores(path: Path, pairs: Sequence[Pair], fold: npt.NDArray[np.int64], *columns: npt.NDArray[Any]) -> None:
