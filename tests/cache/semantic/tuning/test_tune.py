@@ -13,13 +13,15 @@ import pytest
 pytest.importorskip("torch")
 
 from tokenomy.cache.cli import embedder
-from tokenomy.cache.semantic.calibrate import Pair, load_pairs
+from tokenomy.cache.semantic.calibrate import Pair, Point, load_pairs
 from tokenomy.cache.semantic.cross_encoder import default_model_path
+from tokenomy.cache.semantic.tuning import refit
 from tokenomy.cache.semantic.tuning.export import export
 from tokenomy.cache.semantic.tuning.report import Estimate
 from tokenomy.cache.semantic.tuning.tune import (
     TuneError,
     TuneSettings,
+    final_point,
     fine_tune,
     logits,
     rule_target,
@@ -77,6 +79,8 @@ def test_tune_writes_a_model_and_a_verifier_that_the_semantic_tier_loads(tmp_pat
     assert len(verifier["coef"]) == len(shipped["coef"]) + 1 and verifier["coef"][:-1] != shipped["coef"]
     assert verifier["cross_encoder_ceiling"] != shipped["cross_encoder_ceiling"]
     assert json.loads((tmp_path / "report.json").read_text())["threshold"] == report["threshold"]
+    per_fold = [t for t in report["validated"]["thresholds"] if t is not None]
+    assert report["threshold"] == min(t for t in refit.GRID if t >= np.median(per_fold) - 1e-9)
     assert report["other_targets"] == {}  # the lower targets it estimates are all above 0.5
     check = ModelCheck(tmp_path / "cross-encoder.w8.onnx", tmp_path / "verifier.json", None, "int8")
     assert check.load(), check.failed
@@ -107,10 +111,28 @@ def test_a_threshold_that_misses_the_target_without_each_fold_writes_no_model(tm
     report = tune(load_pairs(DATA), tmp_path, fake_embed, replace(QUICK, target=0.99))
     nested = report["models"]["tuned, verifier refitted, both chosen per fold (nested)"]
     assert not report["written"] and nested["precision"] < 0.99
-    assert report["not_written_because"].startswith(("chosen without each fold", "no threshold reaches"))
+    assert report["not_written_because"].startswith(("chosen without each fold", "in no fold does"))
     assert set(report["other_targets"]) == {"0.9", "0.95", "0.97", "0.98"}
     assert all(row["same"] == nested["same"] for row in report["other_targets"].values())
     assert not (tmp_path / "cross-encoder.w8.onnx").exists()
+
+
+def test_the_final_threshold_is_the_median_of_the_folds() -> None:
+    """The model ships at the median of the thresholds the nested estimate chose fold by fold (the
+    next grid value up between two), not at one chosen again on the final decisions alone."""
+    points = [Point(round(t / 10, 1), 10, 9, 1, 0, 0.9, 0.5) for t in range(0, 31)]
+
+    def at(*thresholds: float | None) -> float | None:
+        validated = Estimate(10, 1, 10, 0.9, (0.5, 1.0), 0.5, (0.2, 0.8), thresholds)
+        point = final_point(points, validated)
+        return None if point is None else point.threshold
+
+    assert at(1.8, 1.9, 2.0) == 1.9
+    assert at(2.2, 2.5, 2.8, 2.2, 2.9, 2.3) == 2.4
+    assert at(2.3, 2.4) == 2.4  # 2.35: the next one up
+    assert at(None, 2.0, 2.2) == 2.1 and at(2.0, None) == 2.0
+    assert at(None, None) is None and at() is None
+    assert at(3.5) is None  # above the grid
 
 
 def test_refitting_needs_both_labels_among_the_pairs_the_verifier_sees(tmp_path: Path) -> None:
