@@ -167,7 +167,9 @@ def _table(report: dict[str, Any], out: Path) -> None:
         click.echo(table_row(f"{report['verifier']} verifier, rule aiming at {target} (nested)", row))
     _group_table(report["validated"])
     if report["written"]:
-        click.echo(f"\nthreshold {report['threshold']} (the rule aiming at {report['rule_target']}). "
+        folds = ", ".join("-" if t is None else str(t) for t in report["validated"]["thresholds"])
+        click.echo(f"\nthreshold {report['threshold']} (the rule aiming at {report['rule_target']}; the median of "
+                   f"the folds' {folds}). "
                    "Serve it with:\n\ncache:\n  semantic:\n"
                    f"    enabled: true\n    model_path: {(out / 'cross-encoder.w8.onnx').resolve()}\n"
                    f"    verifier_path: {(out / 'verifier.json').resolve()}")  # fmt: skip

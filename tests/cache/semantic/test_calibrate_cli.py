@@ -46,11 +46,20 @@ def test_entities_matcher_and_small_sample_warning_on_stderr(runner: CliRunner) 
 
 def test_small_sample_bound() -> None:
     from tokenomy.cache.semantic.calibrate import small_sample_warning
-    from tokenomy.cache.semantic.stats import needed_for, upper_bound
+    from tokenomy.cache.semantic.stats import needed_at, needed_for, upper_bound
 
     assert needed_for(0.01) == 299 and abs(upper_bound(0, 299) - 0.00997) < 1e-4
     assert small_sample_warning(Point(4.0, 400, 400, 0, 0, 1.0, 1.0), 0.99) is None
-    assert small_sample_warning(Point(4.0, 100, 100, 0, 0, 1.0, 1.0), 0.99) is not None
+    none_false = small_sample_warning(Point(4.0, 100, 100, 0, 0, 1.0, 1.0), 0.99)
+    assert "299 accepted pairs with no false one" in str(none_false)
+    # 23 false in 574 (4.0 %): certifying 5 % takes more pairs at that rate, not "59 with no false one"
+    warning = str(small_sample_warning(Point(1.9, 574, 551, 23, 0, 0.96, 0.3), 0.95))
+    needed = needed_at(0.05, 23 / 574)
+    assert needed is not None and f"about {needed} accepted pairs false at the rate seen (4.0%)" in warning
+    share = 23 / 574
+    assert upper_bound(round(needed * share), needed) < 0.05 <= upper_bound(round((needed - 1) * share), needed - 1)
+    assert needed_at(0.05, 0.0) == needed_for(0.05) and needed_at(0.05, 0.05) is None
+    assert "not under the 5.00% asked for" in str(small_sample_warning(Point(1.0, 100, 90, 10, 0, 0.9, 0.3), 0.95))
 
 
 def test_table_and_stsb_input(runner: CliRunner) -> None:

@@ -119,18 +119,21 @@ def decisions(
 
 def small_sample_warning(chosen: Point | None, target: float) -> str | None:
     """A warning when the accepted pairs are too few to certify the target precision at 95 %."""
-    from tokenomy.cache.semantic.stats import needed_for, upper_bound
+    from tokenomy.cache.semantic.stats import needed_at, upper_bound
 
     if chosen is None:
         return None
     bound = upper_bound(chosen.fp, chosen.accepted)
     if bound <= 1.0 - target:
         return None
-    return (
-        f"only {chosen.accepted} accepted pairs ({chosen.fp} false): the false-hit rate may be up to "
-        f"{bound:.1%} (95 % upper bound); certifying {1.0 - target:.1%} needs at least "
-        f"{needed_for(1.0 - target)} accepted pairs with no false one — label more pairs"
-    )
+    head = (f"only {chosen.accepted} accepted pairs ({chosen.fp} false): the false-hit rate may be up to "
+            f"{bound:.1%} (95 % upper bound)")  # fmt: skip
+    seen = chosen.fp / chosen.accepted if chosen.accepted else 0.0
+    needed = needed_at(1.0 - target, seen)
+    if needed is None:
+        return f"{head}, and the {seen:.2%} seen is not under the {1.0 - target:.2%} asked for"
+    at = "with no false one" if chosen.fp == 0 else f"false at the rate seen ({seen:.1%})"
+    return f"{head}; certifying {1.0 - target:.1%} needs about {needed} accepted pairs {at} — label more pairs"
 
 
 def thresholds(low: float = 0.5, high: float = 0.99, step: float = 0.01) -> list[float]:

@@ -60,3 +60,25 @@ def lower_bound(k: int, n: int, confidence: float = 0.95) -> float:
 def needed_for(rate: float, confidence: float = 0.95) -> int:
     """Checked hits with no false one that bound the false-hit rate below ``rate``."""
     return math.ceil(math.log(1.0 - confidence) / math.log1p(-rate))
+
+
+def needed_at(rate: float, observed: float, confidence: float = 0.95) -> int | None:
+    """Checked hits that bound the false-hit rate below ``rate`` when a share ``observed`` of them
+    is false (about: false hits counted as the nearest whole number); ``None`` when ``observed`` is
+    not below ``rate``, which no number of checks at that share certifies."""
+    if observed >= rate:
+        return None
+    if observed <= 0.0:
+        return needed_for(rate, confidence)
+
+    def enough(n: int) -> bool:
+        return upper_bound(round(observed * n), n, confidence) < rate
+
+    high = needed_for(rate, confidence)
+    while not enough(high):
+        high *= 2
+    low = high // 2
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if enough(mid) else (mid, high)
+    return high

@@ -86,3 +86,4 @@ def test_a_group_column_keeps_groups_in_their_folds_and_breaks_the_table_down_by
     assert "| group | accepted | false | precision | same | recall |" in result.stdout
     assert all(f"\n| w{i} | " in result.stdout for i in range(3))
     assert "interval resampling whole groups" in result.stdout
+    assert "the median of the folds' " in result.stdout and "Serve it with:" in result.stdout
