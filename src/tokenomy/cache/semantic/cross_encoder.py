@@ -32,9 +32,10 @@ MAX_LENGTH = 128
 THREADS = 2
 """ONNX Runtime threads per call (at most one per core). Lookups run one at a time on one worker
 thread, so with one thread the second core sat idle while a lookup waited for the model: with two,
-a lookup at a million entries took 12.0 ms p50 / 27.5-28.1 ms p99 instead of 13.6 / 31.8 on an AMD
-EPYC with VNNI (docs/benchmarks.md, "Two threads for the cross-encoder"). ONNX Runtime splits each
-matmul's output between the threads, so a pair's logit is bit for bit the one-thread logit."""
+its part of a lookup at a million entries took 6.0-6.6 ms p50 instead of 7.1-7.5 on an AMD EPYC with
+VNNI, and the whole lookup 0.2-1.5 ms less (docs/benchmarks.md, "Two threads for the cross-encoder").
+ONNX Runtime splits each matmul's output between the threads, so a pair's logit is bit for bit the
+one-thread logit."""
 
 
 def encode_pairs(tokenizer: Any, pairs: list[tuple[str, str]]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
