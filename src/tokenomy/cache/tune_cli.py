@@ -19,7 +19,9 @@ import click
 import orjson
 
 from tokenomy.cache.semantic import calibrate as cal
+from tokenomy.cache.semantic.tuning.settings import TuneSettings
 
+_DEFAULT = TuneSettings()
 _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
@@ -44,26 +46,28 @@ _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
     help="--intents: as many same-intent pairs as others (a seeded sample of the commoner label).",
 )
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output directory.")
-@click.option("--epochs", type=click.IntRange(1, 20), default=3, show_default=True)
-@click.option("--learning-rate", type=click.FloatRange(1e-7, 1e-2), default=1e-4, show_default=True)
-@click.option("--folds", type=click.IntRange(2, 20), default=5, show_default=True)
-@click.option("--target-precision", type=click.FloatRange(0.5, 1), default=0.99, show_default=True)
+@click.option("--epochs", type=click.IntRange(1, 20), default=_DEFAULT.epochs, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(1e-7, 1e-2), default=_DEFAULT.learning_rate, show_default=True)
+@click.option("--folds", type=click.IntRange(2, 20), default=_DEFAULT.folds, show_default=True)
+@click.option("--target-precision", type=click.FloatRange(0.5, 1), default=_DEFAULT.target, show_default=True)
 @click.option(
     "--min-accepted",
     type=click.IntRange(1),
-    default=100,
+    default=_DEFAULT.min_accepted,
     show_default=True,
     help="Write a model only if its threshold rests on this many accepted out-of-fold pairs.",
 )
 @click.option(
     "--verifier",
     type=click.Choice(["refit", "shipped"]),
-    default="refit",
+    default=_DEFAULT.verifier,
     show_default=True,
     help="refit: fit the verifier's regression on these pairs too (gates become a feature); shipped: keep it.",
 )
-@click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True, help="PyTorch threads.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--threads", type=click.IntRange(1, 256), default=_DEFAULT.threads, show_default=True, help="PyTorch threads."
+)
+@click.option("--seed", type=int, default=_DEFAULT.seed, show_default=True)
 @click.option("--from", "start", type=_PATH, help="Start from this cross-encoder ONNX file [the shipped one].")
 @click.option(
     "--scores",
@@ -83,7 +87,7 @@ def tune(
 ) -> None:  # fmt: skip
     """Fine-tune the semantic cache's cross-encoder on your labelled questions, cross-validated."""
     from tokenomy.cache.cli import embedder
-    from tokenomy.cache.semantic.tuning.tune import TuneError, TuneSettings
+    from tokenomy.cache.semantic.tuning.tune import TuneError
     from tokenomy.cache.semantic.tuning.tune import tune as run
     from tokenomy.distill.finetune import MissingExtraError, require_extra
 

@@ -40,9 +40,9 @@ import random
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -52,6 +52,7 @@ from tokenomy.cache.semantic.calibrate import Pair
 from tokenomy.cache.semantic.tuning import refit
 from tokenomy.cache.semantic.tuning.folds import fold_of, groups
 from tokenomy.cache.semantic.tuning.report import Estimate, estimate, labels_of, nested
+from tokenomy.cache.semantic.tuning.settings import TuneSettings
 from tokenomy.cache.semantic.verifier import Verifier, default_path, same_language
 
 log = logging.getLogger("tokenomy.cache")
@@ -76,27 +77,6 @@ Progress = Callable[[str], None]
 
 class TuneError(ValueError):
     """The pairs cannot be tuned on (too few, one label only, too few groups for the folds)."""
-
-
-@dataclass(frozen=True, slots=True)
-class TuneSettings:
-    """Training and validation settings (defaults measured on BANKING77: docs/semantic-cache.md)."""
-
-    epochs: int = 3
-    learning_rate: float = 1e-4
-    """3 epochs at 1e-4 against 2 at 2e-5: out of fold, more recall at the same precision on both
-    public sets it was compared on (docs/benchmarks.md, "Folds by writer, and the learning rate")."""
-    batch_size: int = 32
-    warmup: float = 0.1
-    folds: int = 5
-    target: float = 0.99
-    seed: int = 0
-    threads: int = 1
-    min_accepted: int = 100
-    """Write a model only when the threshold rests on at least this many accepted out-of-fold pairs."""
-    verifier: Literal["refit", "shipped"] = "refit"
-    """``refit``: fit the verifier's regression on the pairs, gate as a feature; ``shipped``: keep its coefficients."""
-    max_steps: int | None = None  # stop each training early (tests)
 
 
 def check_pairs(pairs: Sequence[Pair], folds: int) -> None:
