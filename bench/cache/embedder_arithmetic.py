@@ -16,26 +16,18 @@ shares the embedder.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
-import numpy.typing as npt
 
+from tokenomy.cache.cli import embedder
 from tokenomy.cache.semantic import calibrate as cal
 from tokenomy.cache.semantic.tuning.report import labels_of
 from tokenomy.cache.semantic.verifier import ModelCheck
-from tokenomy.providers.local.embeddings import MiniLMEmbedder
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-ARITHMETICS = ("float32", "int8")
-
-
-def embedder(arithmetic: str) -> Callable[[list[str]], npt.NDArray[np.float32]]:
-    """The MiniLM embedder in this arithmetic, as a function of texts (unit vectors)."""
-    model = MiniLMEmbedder(arithmetic="int8" if arithmetic == "int8" else "float32")
-    model.load()
-    return lambda texts: np.stack([e.vector for e in model.embed(list(texts))])
+ARITHMETICS: tuple[Literal["float32", "int8"], ...] = ("float32", "int8")
 
 
 def main() -> None:

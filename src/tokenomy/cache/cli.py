@@ -38,11 +38,12 @@ import orjson
 from tokenomy.cache.semantic import calibrate as cal
 
 
-def embedder() -> Callable[[list[str]], npt.NDArray[np.float32]]:
-    """The semantic tier's embedder as a function of a list of texts (unit vectors), loaded now."""
+def embedder(arithmetic: Literal["float32", "int8"] = "float32") -> Callable[[list[str]], npt.NDArray[np.float32]]:
+    """The semantic tier's embedder as a function of a list of texts (unit vectors), loaded now
+    (``arithmetic``: ``int8`` to measure that variant; the semantic tier computes in float32)."""
     from tokenomy.providers.local.embeddings import MiniLMEmbedder
 
-    model = MiniLMEmbedder()
+    model = MiniLMEmbedder(arithmetic=arithmetic)
     model.load()
 
     def embed(texts: list[str]) -> npt.NDArray[np.float32]:
