@@ -82,7 +82,7 @@ class CrossEncoder:
         """``int8`` (as the file computes), ``float32`` (the same weights dequantized: faster without
         VNNI) or ``auto`` (by the CPU; :mod:`~tokenomy.cache.semantic.float_cross_encoder`)."""
         self.tokenizer_path = Path(tokenizer_path) if tokenizer_path else default_tokenizer_path()
-        self.threads = threads or max(1, min(THREADS, os.cpu_count() or 1))
+        self.threads = threads or min(THREADS, os.cpu_count() or 1)
         self._session: Any = None
         self._tokenizer: Any = None
         self.batched = False
