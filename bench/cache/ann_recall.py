@@ -197,7 +197,7 @@ def lookups(index: VectorIndex, ctx0: tuple[int, int], pairs: list[cal.Pair], en
     index_module.EXPANSION_SEARCH, index_module.EXPANSION_WIDE = SHIPPED
     index_module.BLOCK_SEARCH = True
     index._graph.expansion_search = SHIPPED[0]
-    model = MiniLMEmbedder(n_threads=1, spin=False)
+    model = MiniLMEmbedder(n_threads=1, spin="never")
     model.load()
     check = ModelCheck(None, None, None)
     assert check.load()

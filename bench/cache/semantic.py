@@ -12,7 +12,8 @@ It prints markdown tables and writes them to ``bench/cache/results-semantic.md``
    texts (LangCache pairs) in a context that holds ~1/64 of the entries plus the other side of
    each pair; p50/p99 of the whole lookup (wall clock, and the process's CPU time per lookup,
    which other jobs on a shared machine disturb less), and of the embedding, the search and the
-   cross-encoder alone.
+   cross-encoder alone. Once for each way the ONNX threads may wait between operators
+   (``--spinning``: spin within a run only, the gateway's setting; never; always).
 3. **Precision/recall** on the LangCache pairs and STS-B (score ≥ 4 same, ≤ 2 different; train,
    dev and test separately): cosine threshold 0.90 alone and with the word check (the earlier
    default), and the default matcher at its shipped setting. The shipped cross-encoder and
@@ -38,11 +39,13 @@ import numpy as np
 import numpy.typing as npt
 
 from tokenomy.cache.semantic import calibrate as cal
+from tokenomy.cache.semantic import cross_encoder
 from tokenomy.cache.semantic.index import VectorIndex, context_id
 from tokenomy.cache.semantic.matcher import SemanticCache
 from tokenomy.cache.semantic.verifier import ModelCheck
 from tokenomy.config.cache import DEFAULT_SEMANTIC_THRESHOLD, SemanticCacheConfig
-from tokenomy.providers.local.embeddings import MiniLMEmbedder
+from tokenomy.providers.local.embeddings import FloatArray, MiniLMEmbedder
+from tokenomy.providers.local.onnx_threads import Spinning
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTEXTS = 64
@@ -145,41 +148,44 @@ def build(args: argparse.Namespace, model: MiniLMEmbedder, home: Path) -> tuple[
     return rows, path
 
 
+SPINNINGS: tuple[Spinning, ...] = ("in-run", "never", "always")
+"""How the ONNX threads of the query embedder and the cross-encoder wait between operators: the
+gateway's setting (``in-run``, since 2026-12-06) first, then the two it was chosen over."""
+
+
 async def latency(args: argparse.Namespace, path: Path) -> list[list[str]]:
-    """Lookups through ``SemanticCache`` with MiniLM on a worker thread, ONNX spinning on and off
-    (the gateway's setting since 2026-12-05: its request-path embedder does not spin)."""
+    """Lookups through ``SemanticCache`` with MiniLM on a worker thread, for each way of spinning of the
+    embedder's and the cross-encoder's ONNX threads (:data:`SPINNINGS`, the gateway's first)."""
     pairs = cal.load_pairs(args.data / "langcache_query_pairs" / "pairs.csv")
-    thread = ThreadPoolExecutor(max_workers=1)
-    embed_times: list[float] = []
-    models = {spin: MiniLMEmbedder(spin=spin) for spin in (True, False)}
-    for model in models.values():
-        model.load()
-    current = [models[True]]
-
-    def embed_sync(texts: list[str]) -> npt.NDArray[np.float32]:
-        started = time.perf_counter()
-        out = np.stack([e.vector for e in current[0].embed(list(texts))])
-        embed_times.append(time.perf_counter() - started)
-        return out
-
-    async def embed(texts: list[str]) -> npt.NDArray[np.float32]:
-        return await asyncio.get_running_loop().run_in_executor(thread, embed_sync, texts)
-
-    started = time.perf_counter()
-    config = SemanticCacheConfig(  # the defaults, but for --arithmetic
-        enabled=True, index_path=str(path), max_entries=args.entries + 10_000, arithmetic=args.arithmetic
-    )
-    semantic = SemanticCache(config, embed)
-    open_s = time.perf_counter() - started
-    context = "bench context 0"
-    for i, pair in enumerate(pairs):  # the stored side of each pair, in the measured context
-        await semantic.add(context, pair.a, f"{10**12 + i:040x}")
     queries = [p.b for p in pairs][: args.queries]
+    context = "bench context 0"
     rows: list[list[str]] = []
-    assert semantic.check is not None and semantic.check.load()
-    floor = semantic.check.cosine_floor
-    for spin, model in models.items():
-        current[0] = model
+    for spinning in args.spinning:
+        thread = ThreadPoolExecutor(max_workers=1)
+        embed_times: list[float] = []
+        model = MiniLMEmbedder(spin=spinning)
+        model.load()
+
+        def embed_sync(texts: list[str], model: MiniLMEmbedder = model, times: list[float] = embed_times) -> FloatArray:
+            started = time.perf_counter()
+            out = np.stack([e.vector for e in model.embed(list(texts))])
+            times.append(time.perf_counter() - started)
+            return out
+
+        async def embed(texts: list[str], thread: ThreadPoolExecutor = thread) -> FloatArray:
+            return await asyncio.get_running_loop().run_in_executor(thread, embed_sync, texts)
+
+        cross_encoder.SPINNING = spinning  # read when the semantic tier creates its cross-encoder
+        started = time.perf_counter()
+        config = SemanticCacheConfig(  # the defaults, but for --arithmetic
+            enabled=True, index_path=str(path), max_entries=args.entries + 10_000, arithmetic=args.arithmetic
+        )
+        semantic = SemanticCache(config, embed)
+        open_s = time.perf_counter() - started
+        for i, pair in enumerate(pairs):  # the stored side of each pair, in the measured context
+            await semantic.add(context, pair.a, f"{10**12 + i:040x}")
+        assert semantic.check is not None and semantic.check.load()
+        floor = semantic.check.cosine_floor
         for text in queries[:20]:  # warm-up
             await semantic.lookup(context, text)
         embed_times.clear()
@@ -202,19 +208,20 @@ async def latency(args: argparse.Namespace, path: Path) -> list[list[str]]:
                 t0 = time.perf_counter()
                 semantic.check.decide(text, [(c.text, c.similarity) for c in found], semantic.check.accept)
                 encoder.append(time.perf_counter() - t0)
-        label = "spinning" if spin else "no spinning"
+        label = f"ONNX threads spin {spinning}" + (" (the default)" if spinning == SPINNINGS[0] else "")
         n = str(len(queries))
         rows += [
-            [f"lookup at the defaults, wall (ONNX {label})", f"{pct(totals, 50):.2f}", f"{pct(totals, 99):.2f}", n],
-            [f"lookup at the defaults, process CPU (ONNX {label})", f"{pct(cpu, 50):.2f}", f"{pct(cpu, 99):.2f}", n],
-            [f"embedding alone (ONNX {label})", f"{pct(embed_times, 50):.2f}", f"{pct(embed_times, 99):.2f}", n],
+            [f"lookup at the defaults, wall ({label})", f"{pct(totals, 50):.2f}", f"{pct(totals, 99):.2f}", n],
+            [f"lookup at the defaults, process CPU ({label})", f"{pct(cpu, 50):.2f}", f"{pct(cpu, 99):.2f}", n],
+            [f"embedding alone ({label})", f"{pct(embed_times, 50):.2f}", f"{pct(embed_times, 99):.2f}", n],
             ["search alone (HNSW top-32 + context filter)", f"{pct(searches, 50):.2f}", f"{pct(searches, 99):.2f}", n],
-            ["gates + cross-encoder + verifier alone (lookups with a candidate)", f"{pct(encoder, 50):.2f}",
+            [f"gates + cross-encoder + verifier alone, lookups with a candidate ({label})", f"{pct(encoder, 50):.2f}",
              f"{pct(encoder, 99):.2f}", str(len(encoder))],
+            [f"SemanticCache open (index load; {label})", f"{open_s * 1000:.0f}", "", f"hits: {hits}/{len(queries)}"],
         ]  # fmt: skip
-    rows.append(["SemanticCache open (index load)", f"{open_s * 1000:.0f}", "", f"hits: {hits}/{len(queries)}"])
-    semantic.close()
-    thread.shutdown()
+        semantic.close()
+        model.close()
+        thread.shutdown()
     return rows
 
 
@@ -263,6 +270,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument(
         "--arithmetic", choices=["auto", "int8", "float32"], default="auto", help="the cross-encoder's (default: auto)"
+    )
+    parser.add_argument(
+        "--spinning", nargs="+", choices=SPINNINGS, default=list(SPINNINGS), help="thread waits to time (default: all)"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "cache" / "results-semantic.md")
     args = parser.parse_args()

@@ -133,15 +133,15 @@ def main() -> None:
     )
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for n in [] if args.only_batcher else threads:
-        for spin in (True, False):
-            if n == 1 and not spin:
+        for spin in ("always", "in-run", "never"):
+            if n == 1 and spin != "never":
                 continue  # one thread never spins
             embedder = MiniLMEmbedder(n_threads=n, spin=spin)
             embedder.load()
             for b in batches:
                 r = profile(embedder, b, args.total)
                 print(
-                    f"| {n} | {'on' if spin and n > 1 else 'off'} | {b} | {r['cpu']:.2f} | {r['run_cpu']:.2f} | "
+                    f"| {n} | {spin} | {b} | {r['cpu']:.2f} | {r['run_cpu']:.2f} | "
                     f"{r['run_wall']:.2f} | {r['wall']:.2f} | {1000 / r['wall']:.0f} | {r['padding']:.2f} |",
                     flush=True,
                 )

@@ -276,11 +276,14 @@ def main() -> None:
     parser.add_argument("--only", choices=["routerbench", "mmlu"], default=None)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="smaller hyperparameter grids (a smoke run)")
+    parser.add_argument(
+        "--arithmetic", choices=["float32", "int8"], default="float32", help="the embedder's (give each its own cache)"
+    )
     args = parser.parse_args()
     for path in (ROUTERBENCH, MMLU):
         if not path.is_file():
             sys.exit(f"{path}: not found (the public RouterBench subset and RouteLLM MMLU outcomes)")
-    embed = cached_embed(minilm_embed(), args.embedding_cache)
+    embed = cached_embed(minilm_embed(arithmetic=args.arithmetic), args.embedding_cache)
     options = TrainOptions(mf_ranks=(4,), mf_penalties=(30.0,), knn_ks=(10, 40)) if args.quick else TrainOptions()
     families = ["logistic", "knn", "mf"]
     print("# Learned router families on held-out prompts\n")

@@ -12,7 +12,7 @@ class Encoder:
     """Loads the embedded MiniLM once; :meth:`encode` returns unit vectors, one row per text."""
 
     def __init__(self, n_threads: int = 1, batch_size: int = 64) -> None:
-        self._model = MiniLMEmbedder(n_threads=n_threads, spin=False)
+        self._model = MiniLMEmbedder(n_threads=n_threads, spin="never")
         self.batch_size = batch_size
 
     def encode(self, texts: list[str]) -> FloatArray:

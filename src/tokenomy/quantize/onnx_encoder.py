@@ -133,7 +133,7 @@ def _embed(path: Path, sentences: list[str]) -> tuple[np.ndarray, float]:
     """Unit vectors, one sentence at a time, and CPU ms per sentence (after one warm-up)."""
     from tokenomy.providers.local.embeddings import MiniLMEmbedder
 
-    model = MiniLMEmbedder(path, n_threads=1, spin=False)
+    model = MiniLMEmbedder(path, n_threads=1, spin="never")
     try:
         model.load()
     except Exception as exc:  # ONNX Runtime's errors for a file that is not a model, or a wrong output

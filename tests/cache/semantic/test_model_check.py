@@ -202,18 +202,22 @@ def test_a_candidate_that_cannot_reach_the_threshold_skips_the_cross_encoder() -
 
 @pytest.mark.parametrize("arithmetic", ["int8", "float32"])
 def test_two_threads_give_the_logits_of_one(arithmetic: Literal["int8", "float32"]) -> None:
-    """The cross-encoder runs on two ONNX Runtime threads where there are two cores; each pair's logit,
-    alone or in a lookup's batch, is exactly the one-thread logit the verifier was calibrated with."""
+    """The cross-encoder runs on two ONNX Runtime threads where there are two cores, spinning only within
+    a run; each pair's logit, alone or in a lookup's batch, is exactly the one-thread logit the verifier
+    was calibrated with, however the threads wait."""
     from tokenomy.cache.semantic.cross_encoder import CrossEncoder
 
     default = CrossEncoder(arithmetic=arithmetic)
-    one, two = CrossEncoder(arithmetic=arithmetic, threads=1), CrossEncoder(arithmetic=arithmetic, threads=2)
     assert default.threads == min(2, os.cpu_count() or 1)
-    for encoder in (one, two):
+    assert default.spinning == "in-run"
+    one = CrossEncoder(arithmetic=arithmetic, threads=1)
+    twos = [CrossEncoder(arithmetic=arithmetic, threads=2, spinning=s) for s in ("in-run", "never", "always")]
+    for encoder in (one, *twos):
         encoder.load()
     query = "capital city of canada"
     others = ["What is the capital city of Canada?", "How many people live in Toronto, Ontario, this year?",
               "Which river runs through Ottawa?"]  # fmt: skip
     pairs = [(query, o) for o in others] + [(o, query) for o in others]
-    assert two.score(pairs) == one.score(pairs)
-    assert two.score(pairs[:1]) == one.score(pairs[:1])
+    for two in twos:
+        assert two.score(pairs) == one.score(pairs), two.spinning
+        assert two.score(pairs[:1]) == one.score(pairs[:1]), two.spinning

@@ -10,7 +10,8 @@ On a CPU without VNNI the same weights are computed in float32 instead (``arithm
 :mod:`~tokenomy.cache.semantic.float_cross_encoder`). The lookup runs it on the semantic tier's
 worker thread, for at most three candidates per lookup: their (query, stored) order as one batch,
 then the (stored, query) order of those that can still pass as another. Each call uses
-:data:`THREADS` ONNX Runtime threads that do not spin, like the query embedder before it.
+:data:`THREADS` ONNX Runtime threads that spin only within a run (:data:`SPINNING`), like the
+query embedder before it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tokenomy.cache.semantic.float_cross_encoder import Arithmetic, float32_model, resolve
+from tokenomy.providers.local.onnx_threads import Spinning, set_threads
 
 log = logging.getLogger("tokenomy.cache")
 
@@ -36,6 +38,10 @@ its part of a lookup at a million entries took 6.0-6.6 ms p50 instead of 7.1-7.5
 VNNI, and the whole lookup 0.2-1.5 ms less (docs/benchmarks.md, "Two threads for the cross-encoder").
 ONNX Runtime splits each matmul's output between the threads, so a pair's logit is bit for bit the
 one-thread logit."""
+SPINNING: Spinning = "in-run"
+"""The threads spin between the operators of a run and sleep when it returns: with the query
+embedder doing the same, a lookup at a million entries took 9.3-9.7 ms p50 instead of 12.0 on an
+AMD EPYC with VNNI, for about the same CPU (docs/benchmarks.md, "Spinning within a run")."""
 
 
 def encode_pairs(tokenizer: Any, pairs: list[tuple[str, str]]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
@@ -73,7 +79,7 @@ class CrossEncoder:
 
     def __init__(
         self, model_path: str | Path | None = None, tokenizer_path: str | Path | None = None,
-        arithmetic: Arithmetic = "auto", threads: int | None = None,
+        arithmetic: Arithmetic = "auto", threads: int | None = None, spinning: Spinning | None = None,
     ) -> None:  # fmt: skip
         from tokenomy.providers.local.embeddings import default_tokenizer_path
 
@@ -83,6 +89,7 @@ class CrossEncoder:
         VNNI) or ``auto`` (by the CPU; :mod:`~tokenomy.cache.semantic.float_cross_encoder`)."""
         self.tokenizer_path = Path(tokenizer_path) if tokenizer_path else default_tokenizer_path()
         self.threads = threads or min(THREADS, os.cpu_count() or 1)
+        self.spinning: Spinning = spinning or SPINNING
         self._session: Any = None
         self._tokenizer: Any = None
         self.batched = False
@@ -103,9 +110,7 @@ class CrossEncoder:
                 log.warning("semantic cache: no float32 cross-encoder (%s); computing in int8 as shipped", exc)
         tokenizer = pair_tokenizer(self.tokenizer_path)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        set_threads(options, self.threads, self.spinning)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
         if {i.name for i in session.get_inputs()} != {"input_ids", "attention_mask"}:

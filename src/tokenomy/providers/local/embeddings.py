@@ -21,6 +21,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from tokenomy.providers.local.onnx_threads import Spinning, set_threads
+
 EMBEDDING_DIM = 384
 MAX_SEQ_LENGTH = 256
 
@@ -58,7 +60,7 @@ class MiniLMEmbedder:
         *,
         n_threads: int | None = None,
         max_length: int = MAX_SEQ_LENGTH,
-        spin: bool = True,
+        spin: Spinning = "always",
         arithmetic: Literal["float32", "int8"] = "float32",
     ) -> None:
         self.arithmetic = arithmetic
@@ -67,6 +69,7 @@ class MiniLMEmbedder:
         self.n_threads = n_threads or os.cpu_count() or 1
         self.max_length = max_length
         self.spin = spin
+        """How the ONNX threads wait between operators (:mod:`~tokenomy.providers.local.onnx_threads`)."""
         self._session: Any = None
         self._tokenizer: Any = None
         self._input_names: frozenset[str] = frozenset()
@@ -100,11 +103,9 @@ class MiniLMEmbedder:
         self.vocab_size = int(tokenizer.get_vocab_size(with_added_tokens=True))
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self.n_threads
-        options.inter_op_num_threads = 1
+        set_threads(options, self.n_threads, self.spin)
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spin else "0")
         session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
         names = frozenset(i.name for i in session.get_inputs())
         missing = {"input_ids", "attention_mask"} - names

@@ -18,7 +18,7 @@ import math
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -119,14 +119,17 @@ def embed_tails(embed: Embed, tails: Sequence[str]) -> FloatArray:
     return out
 
 
-def minilm_embed(batch_size: int = 32) -> Embed:
+def minilm_embed(batch_size: int = 32, arithmetic: Literal["float32", "int8"] = "float32") -> Embed:
     """An :data:`Embed` over the embedded all-MiniLM-L6-v2 (created and loaded on first use, so a caller
-    whose texts are all in a cache never needs the model; callable from threads).
+    whose texts are all in a cache never needs the model; callable from threads). ``arithmetic``:
+    the embedder's (``int8``: see ``local.embeddings.arithmetic``; the request path computes in float32).
 
-    Its ONNX threads do not spin: this embedder serves the request path (the semantic cache's
-    lookups, the learned router), one short text at a time, beside the event loop. Spinning
-    threads gave the same lookup p50 at a million semantic entries on 2 cores but about twice the
-    CPU per lookup and a worse p99 (docs/benchmarks.md, the weight-only 8-bit cross-encoder)."""
+    Its ONNX threads spin only within a run (``in-run``): this embedder serves the request path
+    (the semantic cache's lookups, the learned router), one short text at a time, beside the event
+    loop. Threads that kept spinning after a run gave the same lookup p50 at a million semantic
+    entries on 2 cores as sleeping ones but about twice the CPU per lookup and a worse p99; spinning
+    only within a run took a lookup from 12.0 to 9.3-9.7 ms p50 for about the same CPU
+    (docs/benchmarks.md, "Spinning within a run")."""
     holder: list[MiniLMEmbedder] = []
     lock = threading.Lock()
 
@@ -134,7 +137,7 @@ def minilm_embed(batch_size: int = 32) -> Embed:
         if not holder or not holder[0].loaded:
             with lock:  # thread-safe: one load even when the first calls race
                 if not holder:
-                    holder.append(MiniLMEmbedder(spin=False))
+                    holder.append(MiniLMEmbedder(spin="in-run", arithmetic=arithmetic))
                 if not holder[0].loaded:
                     holder[0].load()
         embedder = holder[0]
