@@ -13,7 +13,8 @@ It prints markdown tables and writes them to ``bench/cache/results-semantic.md``
    each pair; p50/p99 of the whole lookup (wall clock, and the process's CPU time per lookup,
    which other jobs on a shared machine disturb less), and of the embedding, the search and the
    cross-encoder alone. Once for each way the ONNX threads may wait between operators
-   (``--spinning``: spin within a run only, the gateway's setting; never; always).
+   (``--spinning``: spin within a run only, the gateway's setting; never; always), and for each
+   arithmetic of the query embedder (``--embedder-arithmetic``; default the gateway's choice).
 3. **Precision/recall** on the LangCache pairs and STS-B (score ≥ 4 same, ≤ 2 different; train,
    dev and test separately): cosine threshold 0.90 alone and with the word check (the earlier
    default), and the default matcher at its shipped setting. The shipped cross-encoder and
@@ -40,6 +41,7 @@ import numpy.typing as npt
 
 from tokenomy.cache.semantic import calibrate as cal
 from tokenomy.cache.semantic import cross_encoder
+from tokenomy.cache.semantic.embedder_choice import embedder_arithmetic
 from tokenomy.cache.semantic.index import VectorIndex, context_id
 from tokenomy.cache.semantic.matcher import SemanticCache
 from tokenomy.cache.semantic.verifier import ModelCheck
@@ -160,10 +162,11 @@ async def latency(args: argparse.Namespace, path: Path) -> list[list[str]]:
     queries = [p.b for p in pairs][: args.queries]
     context = "bench context 0"
     rows: list[list[str]] = []
-    for spinning in args.spinning:
+    runs = [(s, embedder_arithmetic(a, False)) for a in args.embedder_arithmetic for s in args.spinning]
+    for spinning, arithmetic in runs:
         thread = ThreadPoolExecutor(max_workers=1)
         embed_times: list[float] = []
-        model = MiniLMEmbedder(spin=spinning)
+        model = MiniLMEmbedder(spin=spinning, arithmetic=arithmetic)
         model.load()
 
         def embed_sync(texts: list[str], model: MiniLMEmbedder = model, times: list[float] = embed_times) -> FloatArray:
@@ -209,6 +212,7 @@ async def latency(args: argparse.Namespace, path: Path) -> list[list[str]]:
                 semantic.check.decide(text, [(c.text, c.similarity) for c in found], semantic.check.accept)
                 encoder.append(time.perf_counter() - t0)
         label = f"ONNX threads spin {spinning}" + (" (the default)" if spinning == SPINNINGS[0] else "")
+        label += f", embedder in {arithmetic}"
         n = str(len(queries))
         rows += [
             [f"lookup at the defaults, wall ({label})", f"{pct(totals, 50):.2f}", f"{pct(totals, 99):.2f}", n],
@@ -274,6 +278,10 @@ def main() -> None:
     parser.add_argument(
         "--spinning", nargs="+", choices=SPINNINGS, default=list(SPINNINGS), help="thread waits to time (default: all)"
     )
+    parser.add_argument(
+        "--embedder-arithmetic", nargs="+", choices=["auto", "float32", "int8"], default=["auto"],
+        help="the query embedder's, each timed (default: auto, the gateway's choice without a learned router)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "cache" / "results-semantic.md")
     args = parser.parse_args()
     model = MiniLMEmbedder()

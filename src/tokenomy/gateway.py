@@ -130,11 +130,17 @@ class Gateway:
         if not (config.cache.semantic.enabled or any(rule.semantic for rule in config.cache.rules)):
             return None, None
         from tokenomy.cache.semantic.context import conversation_context
+        from tokenomy.cache.semantic.embedder_choice import embedder_arithmetic
         from tokenomy.cache.semantic.matcher import SemanticCache
+        from tokenomy.config.policy import LearnedRouterConfig
         from tokenomy.providers.local.shared_embed import shared_embedder
 
-        # the embedded all-MiniLM-L6-v2, shared with the learned router (a prompt is embedded once)
-        self.semantic = SemanticCache(config.cache.semantic, shared_embedder().aembed)
+        # the embedded all-MiniLM-L6-v2, shared with a learned router (a prompt is embedded once);
+        # without one, in int8 where the CPU has VNNI (cache/semantic/embedder_choice.py)
+        learned = any(isinstance(r, LearnedRouterConfig) for r in config.routers)
+        arithmetic = embedder_arithmetic(config.cache.semantic.embedder_arithmetic, learned)
+        log.info("semantic cache: the query embedder computes in %s", arithmetic)
+        self.semantic = SemanticCache(config.cache.semantic, shared_embedder(arithmetic).aembed)
         return self.semantic, conversation_context
 
     async def start(self) -> None:

@@ -38,12 +38,15 @@ import orjson
 from tokenomy.cache.semantic import calibrate as cal
 
 
-def embedder(arithmetic: Literal["float32", "int8"] = "float32") -> Callable[[list[str]], npt.NDArray[np.float32]]:
+def embedder(
+    arithmetic: Literal["auto", "float32", "int8"] = "auto",
+) -> Callable[[list[str]], npt.NDArray[np.float32]]:
     """The semantic tier's embedder as a function of a list of texts (unit vectors), loaded now
-    (``arithmetic``: ``int8`` to measure that variant; the semantic tier computes in float32)."""
+    (``arithmetic``: ``auto`` computes as a gateway without a learned router does on this CPU)."""
+    from tokenomy.cache.semantic.embedder_choice import embedder_arithmetic
     from tokenomy.providers.local.embeddings import MiniLMEmbedder
 
-    model = MiniLMEmbedder(arithmetic=arithmetic)
+    model = MiniLMEmbedder(arithmetic=embedder_arithmetic(arithmetic, False))
     model.load()
 
     def embed(texts: list[str]) -> npt.NDArray[np.float32]:

@@ -68,6 +68,12 @@ class SemanticCacheConfig(_Frozen):
         description="the cross-encoder's arithmetic: int8 (as shipped), float32 (same weights; faster "
         "without VNNI), auto (float32 on x86 CPUs without VNNI)",
     )
+    embedder_arithmetic: Literal["auto", "int8", "float32"] = Field(
+        default="auto",
+        description="the query embedder's arithmetic: float32, int8 (8-bit weights, each text's activations "
+        "in 8 bits: about 1 ms less per lookup where the CPU has VNNI), auto (int8 on x86 CPUs with VNNI, "
+        "unless a learned router is configured, which shares float32 vectors with the semantic tier)",
+    )
     store: Literal["usearch", "pgvector"] = Field(
         default="usearch",
         description="usearch: an index file of this gateway; pgvector: PostgreSQL, shared by gateways",

@@ -23,23 +23,20 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     import onnx
 
+from tokenomy.providers.local.cpus import INT8_FLAGS, fast_int8
+
 log = logging.getLogger("tokenomy.cache")
 
 Arithmetic = Literal["auto", "int8", "float32"]
-INT8_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
-"""CPU flags (``/proc/cpuinfo``) under which ONNX Runtime's int8 matmuls beat float32."""
+__all__ = ["INT8_FLAGS", "Arithmetic", "float32_model", "resolve"]
 
 
 def resolve(arithmetic: Arithmetic, cpuinfo: Path = Path("/proc/cpuinfo")) -> Literal["int8", "float32"]:
     """``auto``: float32 on an x86 CPU that lists its flags and has none of :data:`INT8_FLAGS`, else int8."""
-    from tokenomy.providers.local.variants import cpu_info
-
     if arithmetic != "auto":
         return arithmetic
-    flags = set(cpu_info(cpuinfo)[1])
-    if "avx2" not in flags:
-        return "int8"  # not Linux, no access, or not an x86 CPU we measured: keep the shipped arithmetic
-    return "int8" if INT8_FLAGS & flags else "float32"
+    # not Linux, no access, or not an x86 CPU we measured (None): keep the shipped arithmetic
+    return "float32" if fast_int8(cpuinfo) is False else "int8"
 
 
 def float32_model(source: Path, directory: Path) -> Path:

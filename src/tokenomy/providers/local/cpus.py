@@ -1,4 +1,5 @@
-"""How many CPUs this process may really use: its CPU affinity and its cgroup's CPU quota.
+"""What the CPUs are: how many this process may really use (its CPU affinity and its cgroup's CPU
+quota), and their model and feature flags.
 
 ``os.cpu_count()`` counts the machine's cores; in a container limited to two CPUs, or on a host
 where the process is pinned to a few cores, a thread per core oversubscribes the CPUs and every
@@ -44,3 +45,31 @@ def usable_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
     if limit is not None:
         cpus = min(cpus, max(1, math.ceil(limit)))
     return max(1, cpus)
+
+
+def cpu_info(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, list[str]]:
+    """The CPU's model name and feature flags as ``/proc/cpuinfo`` lists them (empty where it cannot be read)."""
+    name, flags = "", ""
+    try:
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and not name:
+                name = value.strip()
+            elif key.strip() in ("flags", "Features") and not flags:
+                flags = value.strip()
+    except OSError:
+        pass
+    return name, flags.split()
+
+
+INT8_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+"""CPU flags (``/proc/cpuinfo``) under which ONNX Runtime's int8 matmuls beat float32."""
+
+
+def fast_int8(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
+    """Whether the CPU has int8 dot-product instructions (:data:`INT8_FLAGS`); ``None`` when that
+    cannot be told (not Linux, no access, or not an x86 CPU with AVX2, the kind measured)."""
+    flags = set(cpu_info(cpuinfo)[1])
+    if "avx2" not in flags:
+        return None
+    return bool(INT8_FLAGS & flags)

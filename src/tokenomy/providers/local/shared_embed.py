@@ -9,19 +9,25 @@ import asyncio
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float32]
+Arithmetic = Literal["float32", "int8"]
 _RECENT = 4096
 
 
 class SharedEmbedder:
     """Texts to unit vectors; recent texts are answered from memory without a thread hop."""
 
-    def __init__(self, compute: Callable[[list[str]], FloatArray] | None = None) -> None:
+    def __init__(
+        self, compute: Callable[[list[str]], FloatArray] | None = None, arithmetic: Arithmetic = "float32"
+    ) -> None:
         self._compute = compute
+        self.arithmetic: Arithmetic = arithmetic
+        """The model's arithmetic (``local.embeddings.arithmetic``'s meaning), when ``compute`` is not given."""
         self._lock = threading.Lock()
         self._recent: OrderedDict[str, FloatArray] = OrderedDict()
         self.computed = 0  # texts embedded for real (the rest came from the LRU)
@@ -31,7 +37,7 @@ class SharedEmbedder:
             if self._compute is None:
                 from tokenomy.routing.learned.features import minilm_embed
 
-                self._compute = minilm_embed()
+                self._compute = minilm_embed(arithmetic=self.arithmetic)
             return self._compute
 
     def embed(self, texts: list[str]) -> FloatArray:
@@ -57,12 +63,13 @@ class SharedEmbedder:
         return await asyncio.to_thread(self.embed, texts)
 
 
-_shared: SharedEmbedder | None = None
+_shared: dict[Arithmetic, SharedEmbedder] = {}
 
 
-def shared_embedder() -> SharedEmbedder:
-    """The process's embedder (created on first use; the model loads on the first text)."""
-    global _shared
-    if _shared is None:
-        _shared = SharedEmbedder()
-    return _shared
+def shared_embedder(arithmetic: Arithmetic = "float32") -> SharedEmbedder:
+    """The process's embedder in that arithmetic (created on first use; the model loads on the first
+    text). Everything shares the float32 one but a semantic tier set to int8
+    (``cache.semantic.embedder_arithmetic``)."""
+    if arithmetic not in _shared:
+        _shared[arithmetic] = SharedEmbedder(arithmetic=arithmetic)
+    return _shared[arithmetic]

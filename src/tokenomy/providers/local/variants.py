@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenomy.config.observability import data_dir
+from tokenomy.providers.local.cpus import cpu_info
 from tokenomy.quantize.gguf import quantize_gguf
 
 log = logging.getLogger("tokenomy.local")
@@ -130,21 +131,6 @@ def models_dir() -> Path:
     """Where variants and verdicts are kept: ``$TOKENOMY_MODELS_DIR`` or ``<data dir>/models``."""
     configured = os.environ.get("TOKENOMY_MODELS_DIR")
     return Path(configured).expanduser() if configured else data_dir() / "models"
-
-
-def cpu_info(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, list[str]]:
-    """The CPU's model name and feature flags as ``/proc/cpuinfo`` lists them (empty where it cannot be read)."""
-    name, flags = "", ""
-    try:
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and not name:
-                name = value.strip()
-            elif key.strip() in ("flags", "Features") and not flags:
-                flags = value.strip()
-    except OSError:
-        pass
-    return name, flags.split()
 
 
 def cpu_fingerprint() -> str:
