@@ -70,6 +70,5 @@ def shared_embedder(arithmetic: Arithmetic = "float32") -> SharedEmbedder:
     """The process's embedder in that arithmetic (created on first use; the model loads on the first
     text). Everything shares the float32 one but a semantic tier set to int8
     (``cache.semantic.embedder_arithmetic``)."""
-    if arithmetic not in _shared:
-        _shared[arithmetic] = SharedEmbedder(arithmetic=arithmetic)
-    return _shared[arithmetic]
+    found = _shared.get(arithmetic)
+    return found if found is not None else _shared.setdefault(arithmetic, SharedEmbedder(arithmetic=arithmetic))
