@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import sys
@@ -42,6 +43,7 @@ from tokenomy.pipeline.policy import PolicyStage
 from tokenomy.pipeline.record import RecordStage
 from tokenomy.pipeline.route import ModelTable, RouteStage
 from tokenomy.providers.base import Provider, provider_factory
+from tokenomy.providers.local.onnx_threads import Spinning
 from tokenomy.redaction import install_log_redaction, register_config_secrets
 from tokenomy.state.responses import ResponseStore, response_store_for
 from tokenomy.state.shared_memory import worker_state
@@ -105,7 +107,7 @@ class Gateway:
             OptimizeStage(
                 config.optimize,
                 self.table,
-                _shared_embed,
+                functools.partial(_shared_embed, config.server.onnx_spinning),
                 tasks,
                 config.local.generation.model_path,
                 summarizer(internal),
@@ -140,7 +142,9 @@ class Gateway:
         learned = any(isinstance(r, LearnedRouterConfig) for r in config.routers)
         arithmetic = embedder_arithmetic(config.cache.semantic.embedder_arithmetic, learned)
         log.info("semantic cache: the query embedder computes in %s", arithmetic)
-        self.semantic = SemanticCache(config.cache.semantic, shared_embedder(arithmetic).aembed)
+        spinning = config.server.onnx_spinning
+        embed = shared_embedder(arithmetic, spinning).aembed
+        self.semantic = SemanticCache(config.cache.semantic, embed, spinning=spinning)
         return self.semantic, conversation_context
 
     async def start(self) -> None:
@@ -280,11 +284,11 @@ class _ReadyCheck:
         return await self._dispatch(ctx)
 
 
-def _shared_embed() -> Any:
+def _shared_embed(spinning: Spinning) -> Any:
     """The embedded MiniLM's ``aembed`` (imported when few-shot selection first needs it)."""
     from tokenomy.providers.local.shared_embed import shared_embedder
 
-    return shared_embedder().aembed
+    return shared_embedder("float32", spinning).aembed
 
 
 def _log_start_failure(task: asyncio.Task[None]) -> None:

@@ -260,6 +260,12 @@ class ServerConfig(_Frozen):
         default="aiohttp",
         description="the HTTP client library that calls upstreams (docs/architecture.md, the upstream client)",
     )
+    onnx_spinning: Literal["in-run", "never"] = Field(
+        default="in-run",
+        description="how the threads of the request path's embedded models (the semantic cache's query embedder "
+        "and cross-encoder, the learned router's embedder) wait between operators: in-run (spin within a run: "
+        "lowest lookup latency) or never (sleep: leaves the core to a saturated event loop); docs/semantic-cache.md",
+    )
     metrics_key: SecretRef | None = Field(
         default=None, description="when set, GET /metrics needs this key as a bearer token, e.g. ${METRICS_KEY}"
     )

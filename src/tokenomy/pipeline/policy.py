@@ -39,6 +39,7 @@ from tokenomy.ledger.language import last_user_text
 from tokenomy.pipeline.chain import Handler
 from tokenomy.pipeline.context import CallContext, Completion, Endpoint, Response, Stream, Usage
 from tokenomy.pricing.prices import PriceBook
+from tokenomy.providers.local.onnx_threads import Spinning
 from tokenomy.routing import cascade as checks
 from tokenomy.routing.policy import PolicyRouter, load_policy_file
 
@@ -68,7 +69,7 @@ class PolicyStage:
             elif isinstance(router, CascadeRouterConfig):
                 self._cascades[router.name] = router
             else:
-                self._learned[router.name] = _Learned(router, set(self._deployments))
+                self._learned[router.name] = _Learned(router, set(self._deployments), config.server.onnx_spinning)
         self.names = frozenset((*self._policies, *self._cascades, *self._learned))
 
     async def __call__(self, ctx: CallContext, call_next: Handler) -> Response:
@@ -242,6 +243,7 @@ class _Learned:
 
     config: LearnedRouterConfig
     known: set[str]
+    spinning: Spinning = "in-run"  # the shared embedder's ONNX threads (server.onnx_spinning)
 
     def __post_init__(self) -> None:
         from tokenomy.routing.learned.artifact import load_router
@@ -261,7 +263,7 @@ class _Learned:
             if self._embed is None:  # shared with the semantic cache: the prompt is embedded once
                 from tokenomy.providers.local.shared_embed import shared_embedder
 
-                self._embed = shared_embedder().aembed
+                self._embed = shared_embedder("float32", self.spinning).aembed
             # the tail after a known preamble (the whole prompt when none): shared with the cache then
             vectors = await self._embed(self.router.embedding_texts(text))
             choice = self.router.choose(vectors, text, self.candidates or None, self.config.threshold)

@@ -42,15 +42,17 @@ def _make_dirs(tmp_path: Path) -> None:
         (tmp_path / name).mkdir()
 
 
-@pytest.mark.parametrize("arithmetic", ["int8", "float32"])
+@pytest.mark.parametrize(("arithmetic", "spinning"), [("int8", "in-run"), ("float32", "never")])
 async def test_the_gateway_looks_up_with_the_embedder_it_chose(
-    tmp_path: Path, arithmetic: str, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, arithmetic: str, spinning: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A repeated question written differently hits through the embedder of the configured arithmetic,
-    and the gateway says at start which one it is."""
+    whose threads, and the cross-encoder's, wait as ``server.onnx_spinning`` says; the gateway says at
+    start which arithmetic it is."""
     fake = await start_openai_fake()
     keys = [{"name": "app", "sha256": hash_key(KEY), "tenant": "acme"}]
     config = yaml.safe_load(gateway_config(fake.base_url, tmp_path, keys=keys))
+    config.setdefault("server", {})["onnx_spinning"] = spinning
     config["cache"] = {
         "exact": {"path": str(tmp_path / "cache.db")},
         "semantic": {"enabled": True, "index_path": str(tmp_path / "s.usearch"), "embedder_arithmetic": arithmetic},
@@ -58,8 +60,10 @@ async def test_the_gateway_looks_up_with_the_embedder_it_chose(
     try:
         with caplog.at_level(logging.INFO, logger="tokenomy.gateway"):
             async with running_gateway(yaml.safe_dump(config)) as gw:
-                embedder = shared_embedder(arithmetic)  # type: ignore[arg-type]
-                assert gw.app.gateway.semantic._embed == embedder.aembed
+                embedder = shared_embedder(arithmetic, spinning)  # type: ignore[arg-type]
+                semantic = gw.app.gateway.semantic
+                assert semantic._embed == embedder.aembed
+                assert semantic.check._encoder.spinning == spinning
                 async with openai.AsyncOpenAI(base_url=gw.v1, api_key=KEY, max_retries=0) as client:
                     first = await client.chat.completions.create(
                         model="fast", temperature=0,

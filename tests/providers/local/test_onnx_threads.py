@@ -35,3 +35,16 @@ def test_every_mode_gives_the_same_vectors() -> None:
         vectors.append(np.stack([e.vector for e in model.embed(texts)]))
         model.close()
     assert np.array_equal(vectors[0], vectors[1]) and np.array_equal(vectors[1], vectors[2])
+
+
+def test_one_shared_embedder_per_arithmetic_and_wait() -> None:
+    """The semantic tier, learned routers and few-shot selection of a gateway share one embedder: the
+    same arithmetic and ``server.onnx_spinning`` give the same object, another gives its own."""
+    from tokenomy.providers.local.shared_embed import shared_embedder
+
+    default = shared_embedder()
+    assert shared_embedder("float32", "in-run") is default
+    assert (default.arithmetic, default.spinning) == ("float32", "in-run")
+    never = shared_embedder("float32", "never")
+    assert never is not default and never.spinning == "never" and shared_embedder("float32", "never") is never
+    assert shared_embedder("int8", "in-run") is not default

@@ -48,6 +48,7 @@ from tokenomy.cache.semantic.store import SemanticStore, open_store
 from tokenomy.cache.semantic.verifier import ModelCheck
 from tokenomy.cache.semantic.verify import same_question
 from tokenomy.config.cache import DEFAULT_SEMANTIC_THRESHOLD, SemanticCacheConfig
+from tokenomy.providers.local.onnx_threads import Spinning
 from tokenomy.telemetry import metrics
 
 log = logging.getLogger("tokenomy.cache")
@@ -108,7 +109,9 @@ async def _nothing() -> None:
 class SemanticCache:
     """Nearest earlier question in the same conversation context (see the module docstring)."""
 
-    def __init__(self, config: SemanticCacheConfig, embed: EmbedFn, *, dim: int = DIM) -> None:
+    def __init__(
+        self, config: SemanticCacheConfig, embed: EmbedFn, *, dim: int = DIM, spinning: Spinning | None = None
+    ) -> None:
         self._config = config
         self._embed = embed
         self._verify = config.verify == "entities"
@@ -120,6 +123,7 @@ class SemanticCache:
                 Path(config.verifier_path) if config.verifier_path else None,
                 config.accept,
                 config.arithmetic,
+                spinning,  # the cross-encoder's ONNX threads (server.onnx_spinning; default in-run)
             )
         self._path = config.index_file
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="semantic-index")

@@ -24,6 +24,7 @@ import numpy.typing as npt
 from tokenomy.cache.semantic.features import FEATURES, features, gate, normalized
 from tokenomy.cache.semantic.float_cross_encoder import Arithmetic
 from tokenomy.ledger.language import detect
+from tokenomy.providers.local.onnx_threads import Spinning
 
 COSINE_FLOOR = 0.6
 """Candidates below this cosine are never verified (the cosine retrieves; the verifier decides)."""
@@ -115,11 +116,11 @@ class ModelCheck:
 
     def __init__(
         self, model_path: Path | None, verifier_path: Path | None, accept: float | None,
-        arithmetic: Arithmetic = "auto",
+        arithmetic: Arithmetic = "auto", spinning: Spinning | None = None,
     ) -> None:  # fmt: skip
         from tokenomy.cache.semantic.cross_encoder import CrossEncoder
 
-        self._encoder = CrossEncoder(model_path, arithmetic=arithmetic)
+        self._encoder = CrossEncoder(model_path, arithmetic=arithmetic, spinning=spinning)
         self._verifier_path = verifier_path
         self._accept = accept
         self.verifier: Verifier | None = None

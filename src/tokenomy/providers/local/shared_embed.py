@@ -14,6 +14,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from tokenomy.providers.local.onnx_threads import Spinning
+
 FloatArray = npt.NDArray[np.float32]
 Arithmetic = Literal["float32", "int8"]
 _RECENT = 4096
@@ -23,11 +25,14 @@ class SharedEmbedder:
     """Texts to unit vectors; recent texts are answered from memory without a thread hop."""
 
     def __init__(
-        self, compute: Callable[[list[str]], FloatArray] | None = None, arithmetic: Arithmetic = "float32"
-    ) -> None:
+        self, compute: Callable[[list[str]], FloatArray] | None = None, arithmetic: Arithmetic = "float32",
+        spinning: Spinning = "in-run",
+    ) -> None:  # fmt: skip
         self._compute = compute
         self.arithmetic: Arithmetic = arithmetic
         """The model's arithmetic (``local.embeddings.arithmetic``'s meaning), when ``compute`` is not given."""
+        self.spinning: Spinning = spinning
+        """How its ONNX threads wait (``server.onnx_spinning``), when ``compute`` is not given."""
         self._lock = threading.Lock()
         self._recent: OrderedDict[str, FloatArray] = OrderedDict()
         self.computed = 0  # texts embedded for real (the rest came from the LRU)
@@ -37,7 +42,7 @@ class SharedEmbedder:
             if self._compute is None:
                 from tokenomy.routing.learned.features import minilm_embed
 
-                self._compute = minilm_embed(arithmetic=self.arithmetic)
+                self._compute = minilm_embed(arithmetic=self.arithmetic, spin=self.spinning)
             return self._compute
 
     def embed(self, texts: list[str]) -> FloatArray:
@@ -63,12 +68,14 @@ class SharedEmbedder:
         return await asyncio.to_thread(self.embed, texts)
 
 
-_shared: dict[Arithmetic, SharedEmbedder] = {}
+_shared: dict[tuple[Arithmetic, Spinning], SharedEmbedder] = {}
 
 
-def shared_embedder(arithmetic: Arithmetic = "float32") -> SharedEmbedder:
-    """The process's embedder in that arithmetic (created on first use; the model loads on the first
-    text). Everything shares the float32 one but a semantic tier set to int8
+def shared_embedder(arithmetic: Arithmetic = "float32", spinning: Spinning = "in-run") -> SharedEmbedder:
+    """The process's embedder in that arithmetic whose threads wait that way (created on first use; the
+    model loads on the first text). A gateway's semantic tier, learned routers and few-shot selection
+    share one (``server.onnx_spinning``), but for a semantic tier that computes in int8
     (``cache.semantic.embedder_arithmetic``)."""
-    found = _shared.get(arithmetic)
-    return found if found is not None else _shared.setdefault(arithmetic, SharedEmbedder(arithmetic=arithmetic))
+    key = (arithmetic, spinning)
+    found = _shared.get(key)
+    return found if found is not None else _shared.setdefault(key, SharedEmbedder(None, arithmetic, spinning))

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tokenomy.providers.local.embeddings import EMBEDDING_DIM, MiniLMEmbedder
+from tokenomy.providers.local.onnx_threads import Spinning
 from tokenomy.routing.learned.preamble import Preambles
 
 FloatArray = npt.NDArray[np.float32]
@@ -119,12 +120,15 @@ def embed_tails(embed: Embed, tails: Sequence[str]) -> FloatArray:
     return out
 
 
-def minilm_embed(batch_size: int = 32, arithmetic: Literal["float32", "int8"] = "float32") -> Embed:
+def minilm_embed(
+    batch_size: int = 32, arithmetic: Literal["float32", "int8"] = "float32", spin: Spinning = "in-run"
+) -> Embed:
     """An :data:`Embed` over the embedded all-MiniLM-L6-v2 (created and loaded on first use, so a caller
     whose texts are all in a cache never needs the model; callable from threads). ``arithmetic``:
     the embedder's (``int8``: see ``local.embeddings.arithmetic``; the request path computes in float32).
 
-    Its ONNX threads spin only within a run (``in-run``): this embedder serves the request path
+    Its ONNX threads spin only within a run by default (``spin``, ``server.onnx_spinning`` in a
+    gateway): this embedder serves the request path
     (the semantic cache's lookups, the learned router), one short text at a time, beside the event
     loop. Threads that kept spinning after a run gave the same lookup p50 at a million semantic
     entries on 2 cores as sleeping ones but about twice the CPU per lookup and a worse p99; spinning
@@ -137,7 +141,7 @@ def minilm_embed(batch_size: int = 32, arithmetic: Literal["float32", "int8"] = 
         if not holder or not holder[0].loaded:
             with lock:  # thread-safe: one load even when the first calls race
                 if not holder:
-                    holder.append(MiniLMEmbedder(spin="in-run", arithmetic=arithmetic))
+                    holder.append(MiniLMEmbedder(spin=spin, arithmetic=arithmetic))
                 if not holder[0].loaded:
                     holder[0].load()
         embedder = holder[0]
