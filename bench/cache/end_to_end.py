@@ -56,8 +56,8 @@ from tests.fakes.openai_upstream import OpenAIFake  # noqa: E402
 
 from tokenomy.cache.semantic.calibrate import Pair, load_pairs  # noqa: E402
 from tokenomy.cache.semantic.embedder_choice import embedder_arithmetic  # noqa: E402
-from tokenomy.cache.semantic.float_cross_encoder import INT8_FLAGS, resolve  # noqa: E402
-from tokenomy.providers.local.variants import cpu_info  # noqa: E402
+from tokenomy.cache.semantic.float_cross_encoder import resolve  # noqa: E402
+from tokenomy.providers.local.cpus import cpu_info, fast_int8  # noqa: E402
 
 FOLLOW_UPS = (
     "Why is that?",
@@ -300,8 +300,8 @@ async def main() -> None:
     changed = ", coalesce: false" * args.no_coalesce + f", arithmetic: {args.arithmetic}" * (args.arithmetic != "auto")
     changed += f", the model and verifier tuned in {args.tuned}" * (args.tuned is not None)
     print(f"Gateway at its defaults with `cache.semantic.enabled: true`{changed}; the cross-encoder computes in")
-    name, flags = cpu_info()
-    vnni = "with" if INT8_FLAGS & set(flags) else "without"
+    name = cpu_info()[0]
+    vnni = "with" if fast_int8() else "without"
     print(f"{resolve(args.arithmetic)} on this CPU ({name or 'model unknown'}, {vnni} VNNI), the query embedder in")
     print(f"{embedder_arithmetic('auto', False)} (`embedder_arithmetic: auto`, no learned router);")
     print(f"second question asked {when}; upstream answers after {args.upstream_delay} s; each pair in its own")

@@ -40,7 +40,6 @@ import numpy as np
 import numpy.typing as npt
 
 from tokenomy.cache.semantic import calibrate as cal
-from tokenomy.cache.semantic import cross_encoder
 from tokenomy.cache.semantic.embedder_choice import embedder_arithmetic
 from tokenomy.cache.semantic.index import VectorIndex, context_id
 from tokenomy.cache.semantic.matcher import SemanticCache
@@ -178,12 +177,11 @@ async def latency(args: argparse.Namespace, path: Path) -> list[list[str]]:
         async def embed(texts: list[str], thread: ThreadPoolExecutor = thread) -> FloatArray:
             return await asyncio.get_running_loop().run_in_executor(thread, embed_sync, texts)
 
-        cross_encoder.SPINNING = spinning  # read when the semantic tier creates its cross-encoder
         started = time.perf_counter()
         config = SemanticCacheConfig(  # the defaults, but for --arithmetic
             enabled=True, index_path=str(path), max_entries=args.entries + 10_000, arithmetic=args.arithmetic
         )
-        semantic = SemanticCache(config, embed)
+        semantic = SemanticCache(config, embed, spinning=spinning)  # the cross-encoder's threads wait so too
         open_s = time.perf_counter() - started
         for i, pair in enumerate(pairs):  # the stored side of each pair, in the measured context
             await semantic.add(context, pair.a, f"{10**12 + i:040x}")

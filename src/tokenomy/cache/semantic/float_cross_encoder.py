@@ -23,16 +23,16 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     import onnx
 
-from tokenomy.providers.local.cpus import INT8_FLAGS, fast_int8
+from tokenomy.providers.local.cpus import fast_int8
 
 log = logging.getLogger("tokenomy.cache")
 
 Arithmetic = Literal["auto", "int8", "float32"]
-__all__ = ["INT8_FLAGS", "Arithmetic", "float32_model", "resolve"]
 
 
 def resolve(arithmetic: Arithmetic, cpuinfo: Path = Path("/proc/cpuinfo")) -> Literal["int8", "float32"]:
-    """``auto``: float32 on an x86 CPU that lists its flags and has none of :data:`INT8_FLAGS`, else int8."""
+    """``auto``: float32 on an x86 CPU that lists its flags and has none of
+    :data:`~tokenomy.providers.local.cpus.INT8_FLAGS`, else int8."""
     if arithmetic != "auto":
         return arithmetic
     # not Linux, no access, or not an x86 CPU we measured (None): keep the shipped arithmetic
