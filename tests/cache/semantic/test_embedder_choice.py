@@ -80,3 +80,20 @@ async def test_the_gateway_looks_up_with_the_embedder_it_chose(
         assert f"the query embedder computes in {arithmetic}" in caplog.text
     finally:
         await fake.close()
+
+
+def test_unknown_values_are_refused_with_their_line() -> None:
+    """A misspelt arithmetic or way of waiting stops the gateway at start with one line each."""
+    from tokenomy.config import ConfigError, parse_config
+
+    text = """server: {onnx_spinning: always}
+cache:
+  semantic: {enabled: true, embedder_arithmetic: int4}
+models:
+  - {name: m, deployments: [{provider: openai, base_url: "http://127.0.0.1:9", model: x}]}
+"""
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "x.yaml")
+    issues = [str(i) for i in info.value.issues]
+    assert any("line 1" in i and "server.onnx_spinning" in i and "'in-run' or 'never'" in i for i in issues)
+    assert any("line 3" in i and "cache.semantic.embedder_arithmetic" in i for i in issues)
