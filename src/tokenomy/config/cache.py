@@ -83,6 +83,13 @@ class SemanticCacheConfig(_Frozen):
     )
     index_path: str | None = Field(default=None, description="vector index file; default: data dir/semantic.usearch")
     max_entries: int = Field(default=1_000_000, gt=0)
+    exact_scan_limit: int = Field(
+        default=32_768,
+        ge=0,
+        description="a context (conversation prefix) of up to this many entries is scanned exactly when the "
+        "graph search finds nothing in it; a larger one by its vectors' sign bits first, then the 256 nearest "
+        "exactly (a scan reads every vector: ~56 ms at a million)",
+    )
     coalesce: bool = Field(
         default=True,
         description="a paraphrase of a question on its way upstream waits for that answer instead of asking too "

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from tests.cache.semantic.fake_embedder import FakeEmbedder
 
+from tokenomy.cache.semantic import context_blocks as blocks_module
 from tokenomy.cache.semantic import index as index_module
 from tokenomy.cache.semantic.index import VectorIndex, context_id
 
@@ -64,6 +65,44 @@ def test_a_large_context_searched_in_vain_is_scanned_exactly(monkeypatch: pytest
     assert found[0].key == key(8) and found[0].similarity > 0.99
     assert seen == [index_module.EXPANSION_SEARCH]  # no wider graph search
     assert index.search(vec("question number 7"), A, 0.9, k=4, max_k=4) == []  # a duplicate check: graph only
+
+
+def test_a_block_over_the_scan_limit_is_searched_by_sign_bits_then_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index_module, "EXACT_SCAN", 10)
+    monkeypatch.setattr(blocks_module, "PREFILTER", 8)  # so few that the sign bits must do the choosing
+    index = VectorIndex(1000, 384, scan_limit=50)
+    texts = [f"question number {i}" for i in range(300)]
+    index.add_many(EMBED.vectors(texts), np.array([A] * 300, dtype=np.uint64), [key(i + 1) for i in range(300)], texts)
+    index.add_many(EMBED.vectors(texts[:40]), np.array([B] * 40, dtype=np.uint64), [key(500 + i) for i in range(40)],
+                   texts[:40])  # fmt: skip
+    exact: list[int] = []
+    scan = blocks_module.exact_search
+
+    def spy(vectors: np.ndarray, *args: object, **kwargs: object) -> object:
+        exact.append(len(vectors))
+        return scan(vectors, *args, **kwargs)
+
+    monkeypatch.setattr(blocks_module, "exact_search", spy)
+    seen = _spied(index, miss=True)
+    for i in (7, 150, 299):  # the graph misses; the 300-entry block is searched in two stages
+        found = index.search(vec(f"question number {i}"), A, 0.9)
+        assert found[0].key == key(i + 1) and found[0].similarity > 0.99
+    assert exact == [] and seen == [index_module.EXPANSION_SEARCH] * 3  # no full scan, no wider search
+    assert index.search(vec("question number 7"), B, 0.9)[0].key == key(507)  # 40 entries: scanned exactly
+    assert exact == [40]
+    got = index._blocks.search(A, vec("question number 42"), 3)  # the best k of the prefiltered, best first
+    assert len(got[0]) == 3 and got[0][0] == 43 and list(got[1]) == sorted(got[1], reverse=True)
+
+
+def test_the_configured_scan_limit_reaches_the_index(tmp_path: Path) -> None:
+    from tokenomy.cache.semantic.store import open_store
+    from tokenomy.config.cache import SemanticCacheConfig
+
+    assert SemanticCacheConfig().exact_scan_limit == blocks_module.SCAN_LIMIT
+    config = SemanticCacheConfig(enabled=True, index_path=str(tmp_path / "s.usearch"), exact_scan_limit=5)
+    store = open_store(config, 384)
+    assert isinstance(store, VectorIndex) and store._blocks.exact_up_to == 5
+    store.close_log()
 
 
 def test_without_block_search_a_large_context_is_searched_wider_once(monkeypatch: pytest.MonkeyPatch) -> None:

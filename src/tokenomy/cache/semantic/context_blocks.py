@@ -5,8 +5,17 @@ search can miss the query's region altogether, and a context small enough is the
 exactly from its scattered slots. For a context of many thousand entries that gather is too slow,
 so the index keeps, per large context, its vectors in one float16 block (768 bytes per
 384-dimensional entry, plus its 8-byte label) and scans the block with usearch's exact search
-(SIMD; ~1.5 ms of CPU for 15,600 vectors). Chosen over a separate graph per context by
-``bench/cache/ann_recall.py`` (docs/benchmarks.md, "ANN recall"): exact, and no graph to build.
+(SIMD; ~1.5 ms for 15,600 vectors on one thread, ~0.9 ms on the two of :data:`SCAN_THREADS`).
+Chosen over a separate graph per context by ``bench/cache/ann_recall.py`` (docs/benchmarks.md,
+"ANN recall"): exact, and no graph to build.
+
+A scan reads every vector: for one context of a million entries (an application with one system
+prompt) it took 56-98 ms. So a block of more than ``exact_up_to`` entries is searched in two
+stages: the :data:`PREFILTER` entries nearest by Hamming distance between the vectors' sign bits
+(48 bytes per entry, kept beside the block; faiss's SIMD ``knn_hamming``, ~3.3 ms for a million),
+then those exactly. On a million entries in one context it found the exact best entry for all 306
+LangCache questions that have one above 0.6 (docs/benchmarks.md, "One context of a million
+entries"); it is approximate where many entries sit close to the best.
 
 Rows are kept dense: removing a row moves the block's last row into its place. ``rows[slot]`` is
 the row of the entry in ``slot`` (-1 when its context has no block). The caller (the index) holds
@@ -15,7 +24,10 @@ its write lock for changes and its read lock for searches.
 
 from __future__ import annotations
 
+import functools
+import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,12 +36,37 @@ from usearch.compiled import MetricKind
 from usearch.index import search as exact_search
 
 Context = tuple[int, int]
+SCAN_THREADS = min(2, os.cpu_count() or 1)
+"""Threads of an exact scan. The lookup waits for it on the semantic tier's one worker thread, so the
+second core would sit idle: on an AMD EPYC a scan of 15,625 vectors took 0.90 ms on two threads and
+1.53 ms on one (3.5 against 6.1 ms for 62,500). The result is the same exact top ``k``."""
+SCAN_LIMIT = 32_768
+"""The most entries a block may hold and still be scanned exactly (``exact_scan_limit``; about 2 ms on
+two threads): a larger one is searched by its vectors' sign bits first."""
+PREFILTER = 256
+"""Entries a large block's sign-bit search passes on to the exact comparison (at least ``k``)."""
+
+
+@functools.cache
+def _faiss() -> Any:
+    """faiss, loaded on first use (only a block past the limit needs it; after usearch, see index.py),
+    on one OpenMP thread: a search is one query, and idle OpenMP threads spin against ONNX Runtime's."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    return faiss
+
+
+def sign_bits(vectors: npt.NDArray[np.float32] | npt.NDArray[np.float16]) -> npt.NDArray[np.uint8]:
+    """Each vector's signs, one bit per dimension, packed (rows of ``ceil(ndim / 8)`` bytes)."""
+    return np.packbits(np.asarray(vectors, dtype=np.float32) > 0, axis=-1)
 
 
 @dataclass
 class _Block:
     vectors: npt.NDArray[np.float16]
     labels: npt.NDArray[np.uint64]
+    bits: npt.NDArray[np.uint8]
     n: int = 0
 
     def grow(self, extra: int) -> None:
@@ -39,16 +76,20 @@ class _Block:
         size = max(need, 2 * len(self.labels))
         vectors = np.zeros((size, self.vectors.shape[1]), dtype=np.float16)
         labels = np.zeros(size, dtype=np.uint64)
+        bits = np.zeros((size, self.bits.shape[1]), dtype=np.uint8)
         vectors[: self.n], labels[: self.n] = self.vectors[: self.n], self.labels[: self.n]
-        self.vectors, self.labels = vectors, labels
+        bits[: self.n] = self.bits[: self.n]
+        self.vectors, self.labels, self.bits = vectors, labels, bits
 
 
 class ContextBlocks:
     """Per large context, its vectors in one contiguous float16 block; see the module docstring."""
 
-    def __init__(self, capacity: int, ndim: int) -> None:
+    def __init__(self, capacity: int, ndim: int, exact_up_to: int = SCAN_LIMIT) -> None:
         self.capacity = capacity
         self.ndim = ndim
+        self.exact_up_to = exact_up_to
+        """A block of at most this many entries is scanned exactly; a larger one in two stages."""
         self.rows = np.full(capacity, -1, dtype=np.int32)
         self._blocks: dict[Context, _Block] = {}
 
@@ -65,17 +106,21 @@ class ContextBlocks:
 
     def nbytes(self) -> int:
         """Memory held by the blocks and the row table."""
-        return int(self.rows.nbytes + sum(b.vectors.nbytes + b.labels.nbytes for b in self._blocks.values()))
+        held = sum(b.vectors.nbytes + b.labels.nbytes + b.bits.nbytes for b in self._blocks.values())
+        return int(self.rows.nbytes + held)
 
     def add(self, context: Context, labels: npt.NDArray[np.uint64], vectors: npt.NDArray[np.float32]) -> None:
         """Append entries to the context's block, creating it when there is none."""
         count = len(labels)
         block = self._blocks.get(context)
         if block is None:
-            block = _Block(np.zeros((0, self.ndim), dtype=np.float16), np.zeros(0, dtype=np.uint64))
+            empty_bits = np.zeros((0, (self.ndim + 7) // 8), dtype=np.uint8)
+            block = _Block(np.zeros((0, self.ndim), dtype=np.float16), np.zeros(0, dtype=np.uint64), empty_bits)
             self._blocks[context] = block
         block.grow(count)
-        block.vectors[block.n : block.n + count] = np.asarray(vectors, dtype=np.float32).reshape(count, self.ndim)
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(count, self.ndim)
+        block.vectors[block.n : block.n + count] = vectors
+        block.bits[block.n : block.n + count] = sign_bits(vectors)
         block.labels[block.n : block.n + count] = labels
         slots = ((np.asarray(labels, dtype=np.uint64) - np.uint64(1)) % np.uint64(self.capacity)).astype(np.int64)
         self.rows[slots] = np.arange(block.n, block.n + count, dtype=np.int32)
@@ -91,6 +136,7 @@ class ContextBlocks:
         last = block.n - 1
         if row != last:
             block.vectors[row] = block.vectors[last]
+            block.bits[row] = block.bits[last]
             block.labels[row] = block.labels[last]
             self.rows[int((int(block.labels[row]) - 1) % self.capacity)] = row
         block.n = last
@@ -100,13 +146,29 @@ class ContextBlocks:
     def search(
         self, context: Context, query: npt.NDArray[np.float32], k: int
     ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.float32]]:
-        """The ``k`` most similar entries of the context's block, exactly: (labels, similarities), best first."""
+        """The ``k`` most similar entries of the context's block: (labels, similarities), best first.
+        Exact up to :attr:`exact_up_to` entries; beyond, the exact best of the :data:`PREFILTER`
+        nearest by sign bits."""
         block = self._blocks.get(context)
         if block is None or not block.n:
             return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float32)
+        query = np.asarray(query, dtype=np.float32).reshape(self.ndim)
+        if block.n > self.exact_up_to:
+            return self._two_stage(block, query, k)
         matches = exact_search(
-            block.vectors[: block.n], np.asarray(query, dtype=np.float16), min(k, block.n), MetricKind.IP,
-            exact=True, threads=1,
+            block.vectors[: block.n], query.astype(np.float16), min(k, block.n), MetricKind.IP,
+            exact=True, threads=SCAN_THREADS,
         )  # fmt: skip
         rows = np.asarray(matches.keys, dtype=np.int64)
         return block.labels[rows], (1.0 - np.asarray(matches.distances, dtype=np.float32)).astype(np.float32)
+
+    @staticmethod
+    def _two_stage(
+        block: _Block, query: npt.NDArray[np.float32], k: int
+    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.float32]]:
+        _, found = _faiss().knn_hamming(sign_bits(query)[None, :], block.bits[: block.n], min(max(k, PREFILTER), block.n))
+        rows = np.asarray(found[0], dtype=np.int64)
+        rows = rows[rows >= 0]
+        sims = (block.vectors[rows].astype(np.float32) @ query).astype(np.float32)
+        best = np.argsort(-sims, kind="stable")[:k]
+        return block.labels[rows[best]], sims[best]

@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import struct
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,7 +39,8 @@ import numpy.typing as npt
 import onnxruntime  # noqa: F401  # must be loaded before usearch (see the module docstring)
 from usearch.index import Index
 
-from tokenomy.cache.semantic.context_blocks import ContextBlocks
+from tokenomy.cache.semantic.context_blocks import SCAN_LIMIT, ContextBlocks
+from tokenomy.cache.semantic.rwlock import RWLock
 
 log = logging.getLogger("tokenomy.cache")
 
@@ -73,41 +73,6 @@ class Candidate:
     text: str
 
 
-class _RWLock:
-    """Many readers or one writer."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writer = False
-
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        with self._cond:
-            while self._writer:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                self._cond.notify_all()
-
-    @contextmanager
-    def write(self) -> Iterator[None]:
-        with self._cond:
-            while self._writer or self._readers:
-                self._cond.wait()
-            self._writer = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writer = False
-                self._cond.notify_all()
-
-
 def context_id(context: str) -> tuple[int, int]:
     """The 16-byte fingerprint of a context string, as two integers."""
     digest = hashlib.blake2b(context.encode(), digest_size=16).digest()
@@ -138,7 +103,7 @@ class VectorIndex:
     remote = False
     """In this process's memory (:meth:`has_context` is cheap enough for the event loop)."""
 
-    def __init__(self, capacity: int, ndim: int) -> None:
+    def __init__(self, capacity: int, ndim: int, scan_limit: int = SCAN_LIMIT) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
@@ -148,11 +113,11 @@ class VectorIndex:
         self._contexts = np.zeros((capacity, 2), dtype=np.uint64)
         self._keys = np.zeros((capacity, KEY_BYTES), dtype=np.uint8)
         self._texts: list[str | None] = [None] * capacity
-        self._blocks = ContextBlocks(capacity, ndim)
+        self._blocks = ContextBlocks(capacity, ndim, scan_limit)
         self._buckets = 1 << max(10, min(24, (4 * capacity - 1).bit_length()))
         self._counts = np.zeros(self._buckets, dtype=np.uint32)
         self._next = 1
-        self._lock = _RWLock()
+        self._lock = RWLock()
         self._log: BinaryIO | None = None
         self.dirty = False
 
@@ -174,7 +139,8 @@ class VectorIndex:
         Searches the ``k`` nearest entries of any context. When none of them reaches the threshold,
         the graph search may have missed the query's region (HNSW is approximate; at a million
         entries it does so often): a context of at most :data:`EXACT_SCAN` entries is then compared
-        exactly, a larger one's contiguous block scanned exactly. When none is of this context but
+        exactly, a larger one's contiguous block scanned (exactly up to the index's ``scan_limit``
+        entries, beyond by sign bits first). When none is of this context but
         the ``k``-th is still above the threshold, entries of other contexts may crowd this one's
         out (the same question asked by many tenants): then the context's own entries are compared
         exactly the same way. ``max_k == k`` (a quick duplicate check) does neither.
@@ -448,9 +414,9 @@ class VectorIndex:
                 os.fsync(self._log.fileno())
 
     @classmethod
-    def load(cls, path: Path, capacity: int, ndim: int) -> VectorIndex:
+    def load(cls, path: Path, capacity: int, ndim: int, scan_limit: int = SCAN_LIMIT) -> VectorIndex:
         """The saved index at ``path``, or a new empty one (missing, unreadable or mismatched files)."""
-        index = cls(capacity, ndim)
+        index = cls(capacity, ndim, scan_limit)
         meta = Path(f"{path}.meta.npz")
         if not path.exists() or not meta.exists():
             return index

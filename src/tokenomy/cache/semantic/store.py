@@ -52,7 +52,7 @@ def open_store(config: SemanticCacheConfig, dim: int) -> SemanticStore:
             raise ValueError(f"the semantic store's postgres_url variable ${{{config.postgres_url.env}}} is not set")
         return PgVectorStore(url, config.max_entries, dim)
     path = config.index_file
-    index = VectorIndex.load(path, config.max_entries, dim)
+    index = VectorIndex.load(path, config.max_entries, dim, config.exact_scan_limit)
     try:
         index.open_log(Path(f"{path}.log"))  # adds since the last save survive a crash
     except (OSError, ValueError) as exc:
