@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from tokenomy.routing.learned import LearnedRouter, Outcomes, load_outcomes, train_router
-from tokenomy.routing.learned.evaluate import POSITIONS, mix_accuracy, mix_frontier, router_embeddings
+from tokenomy.routing.learned.evaluate import POSITIONS, Point, mix_accuracy, mix_frontier, router_embeddings
 from tokenomy.routing.learned.features import Embed, cached_embed, minilm_embed
 from tokenomy.routing.learned.knob import mix_draws, picks_at
 from tokenomy.routing.learned.outcomes import CostSpec
@@ -132,7 +132,7 @@ def report(title: str, held: dict[str, Held], models: list[str]) -> None:
     best = max(single, key=lambda m: single[m][0])
     best_acc, best_cost = single[best]
     lo = min(c for _, c in single.values())
-    hull = mix_frontier({m: _P(a, c) for m, (a, c) in single.items()})
+    hull = mix_frontier({m: Point(a, c) for m, (a, c) in single.items()})
     mix_area = _area([(c, a) for a, c in single.values()], lo, best_cost)
     print(f"\n### {title}\n\n{n} held-out prompts; best single model {best}: accuracy {best_acc:.3f}, "
           f"cost {best_cost:.3f} USD; area of the single models (no mixing) {mix_area:.4f}\n")  # fmt: skip
@@ -176,8 +176,10 @@ def _expected(h: Held, best: int) -> str:
         order = np.argsort(x, kind="stable")
         x, y = x[order], np.maximum.accumulate(y[order])  # the best accuracy reachable at that cost share
         curve += n * np.interp(shares, x, y)
-        single = {str(m): _P(float(scores[:, m].mean()), float(costs[:, m].sum()) / ref) for m in range(costs.shape[1])}
-        frontier = mix_frontier(single)  # type: ignore[arg-type]
+        single = {
+            str(m): Point(float(scores[:, m].mean()), float(costs[:, m].sum()) / ref) for m in range(costs.shape[1])
+        }
+        frontier = mix_frontier(single)
         mix += n * np.array([mix_accuracy(frontier, float(c)) for c in shares])
         best_acc += float(scores[:, best].sum())
         total += n
@@ -205,12 +207,6 @@ def _mix_noise(
             cost = float(costs[rows, pick].sum())
             worst = min(worst, float(scores[rows, pick].mean()) - mix_accuracy(hull, cost))
     return worst
-
-
-@dataclass(frozen=True)
-class _P:
-    accuracy: float
-    cost_usd: float
 
 
 def _at(curve: list[tuple[float, float]], accuracy: float, ref_cost: float) -> str:

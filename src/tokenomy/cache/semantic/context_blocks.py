@@ -166,7 +166,8 @@ class ContextBlocks:
     def _two_stage(
         block: _Block, query: npt.NDArray[np.float32], k: int
     ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.float32]]:
-        _, found = _faiss().knn_hamming(sign_bits(query)[None, :], block.bits[: block.n], min(max(k, PREFILTER), block.n))
+        count = min(max(k, PREFILTER), block.n)
+        _, found = _faiss().knn_hamming(sign_bits(query)[None, :], block.bits[: block.n], count)
         rows = np.asarray(found[0], dtype=np.int64)
         rows = rows[rows >= 0]
         sims = (block.vectors[rows].astype(np.float32) @ query).astype(np.float32)
