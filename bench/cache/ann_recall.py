@@ -43,6 +43,7 @@ import numpy.typing as npt
 
 from tokenomy.cache.semantic import calibrate as cal
 from tokenomy.cache.semantic import index as index_module
+from tokenomy.cache.semantic.context_blocks import SCAN_LIMIT
 from tokenomy.cache.semantic.index import VectorIndex, context_id
 from tokenomy.cache.semantic.verifier import COSINE_FLOOR, ModelCheck
 from tokenomy.providers.local.embeddings import MiniLMEmbedder
@@ -119,12 +120,13 @@ def run(args: argparse.Namespace, entries: int, base: npt.NDArray[np.float32], s
         rows.append(row)
         notes.append(note)
     del vectors, mine, sims
-    settings = [(ef, ef) for ef in args.ef] + [(index_module.EXPANSION_SEARCH, w) for w in args.wide]
-    settings.append((index_module.EXPANSION_SEARCH, 0))  # 0: the block scan (shipped)
-    for ef, wide in settings:  # wide > ef: a second, wider search when the first finds nothing
+    settings = [(ef, ef, 0) for ef in args.ef] + [(index_module.EXPANSION_SEARCH, w, 0) for w in args.wide]
+    settings += [(index_module.EXPANSION_SEARCH, 0, limit) for limit in args.scan_limits]  # wide 0: the block
+    for ef, wide, limit in settings:  # wide > ef: a second, wider search when the first finds nothing
         index_module.BLOCK_SEARCH = wide == 0
+        index._blocks.exact_up_to = limit or SCAN_LIMIT
         index_module.EXPANSION_SEARCH, index_module.EXPANSION_WIDE = ef, wide or ef
-        index._graph.expansion_search = ef
+        index._graph.expansion_search = ef  # type: ignore[misc]  # settable
         found = top1 = within = own = 0
         cpu: list[float] = []
         wall: list[float] = []
@@ -138,7 +140,9 @@ def run(args: argparse.Namespace, entries: int, base: npt.NDArray[np.float32], s
             top1 += bool(got) and want != 0 and got[0].similarity >= best_sim[i] - TIE
             within += want != 0 and any(c.similarity >= best_sim[i] - TIE for c in got)
             own += bool(partner_ok[i]) and any(abs(c.similarity - own_sim[i]) <= TIE for c in got)
-        setting = str(ef) if ef == wide else f"{ef}, then {wide}" if wide else f"{ef}, then block scan (shipped)"
+        block = "block scan" if limit >= 2**62 else f"block (sign bits past {limit:,})"
+        shipped = " (shipped)" if limit == SCAN_LIMIT else ""
+        setting = str(ef) if ef == wide else f"{ef}, then {wide}" if wide else f"{ef}, then {block}{shipped}"
         rows.append([f"{entries:,}", args.filler, str(args.connectivity), setting, f"{top1}/{answerable}",
                      f"{within}/{answerable}",
                      f"{own}/{int(partner_ok.sum())}",
@@ -162,7 +166,9 @@ def per_context_graph(mine: npt.NDArray[np.float32], labels: npt.NDArray[np.int6
                       best_sim: npt.NDArray[np.float32], truth: npt.NDArray[np.int64], entries: int,
                       args: argparse.Namespace) -> tuple[list[str], str]:  # fmt: skip
     """The alternative to a block: a separate HNSW graph (the index's settings) over context 0 alone."""
-    graph = index_module.Index(ndim=mine.shape[1], metric="ip", dtype="f16", connectivity=args.connectivity,
+    from usearch.index import Index  # after onnxruntime (see tokenomy/cache/semantic/index.py)
+
+    graph = Index(ndim=mine.shape[1], metric="ip", dtype="f16", connectivity=args.connectivity,
                   expansion_add=index_module.EXPANSION_ADD, expansion_search=index_module.EXPANSION_SEARCH)  # fmt: skip
     c0, w0 = time.process_time(), time.perf_counter()
     graph.add(labels.astype(np.uint64), mine, threads=0)
@@ -196,7 +202,7 @@ def lookups(index: VectorIndex, ctx0: tuple[int, int], pairs: list[cal.Pair], en
     thread, no spinning), search, and run gates + cross-encoder + verifier on the candidates."""
     index_module.EXPANSION_SEARCH, index_module.EXPANSION_WIDE = SHIPPED
     index_module.BLOCK_SEARCH = True
-    index._graph.expansion_search = SHIPPED[0]
+    index._graph.expansion_search = SHIPPED[0]  # type: ignore[misc]  # settable
     model = MiniLMEmbedder(n_threads=1, spin="never")
     model.load()
     check = ModelCheck(None, None, None)
@@ -231,6 +237,8 @@ def main() -> None:
     ap.add_argument("--ef", type=int, nargs="*", default=[128, 512, 1024], help="one search at this expansion")
     ap.add_argument("--wide", type=int, nargs="*", default=[512, 1024, 2048],
                     help="the gateway's way: expansion 128, then this one when nothing is found")  # fmt: skip
+    ap.add_argument("--scan-limits", type=int, nargs="*", default=[SCAN_LIMIT],
+                    help="exact_scan_limit of the block rows (2**62 or more: always an exact scan)")  # fmt: skip
     ap.add_argument("--lookup", action="store_true", help="also time whole lookups (embedding + search + verifier)")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--cache", type=Path, default=ROOT / "build" / "ann-recall", help="embeddings kept between runs")
