@@ -94,6 +94,24 @@ def test_a_block_over_the_scan_limit_is_searched_by_sign_bits_then_exactly(monke
     assert len(got[0]) == 3 and got[0][0] == 43 and list(got[1]) == sorted(got[1], reverse=True)
 
 
+def test_without_faiss_a_block_over_the_limit_is_scanned_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(blocks_module, "_faiss", lambda: None)  # as where faiss cannot be imported
+    blocks = blocks_module.ContextBlocks(100, 384, exact_up_to=5)
+    texts = [f"question number {i}" for i in range(20)]
+    blocks.add(A, np.arange(1, 21, dtype=np.uint64), EMBED.vectors(texts))
+    scanned: list[int] = []
+    scan = blocks_module.exact_search
+
+    def spy(vectors: np.ndarray, *args: object, **kwargs: object) -> object:
+        scanned.append(len(vectors))
+        return scan(vectors, *args, **kwargs)
+
+    monkeypatch.setattr(blocks_module, "exact_search", spy)
+    labels, sims = blocks.search(A, vec("question number 12"), 2)
+    assert list(labels[:1]) == [13] and sims[0] > 0.99 and len(labels) == 2
+    assert scanned == [20]
+
+
 def test_the_configured_scan_limit_reaches_the_index(tmp_path: Path) -> None:
     from tokenomy.cache.semantic.store import open_store
     from tokenomy.config.cache import SemanticCacheConfig

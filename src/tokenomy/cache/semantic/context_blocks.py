@@ -25,6 +25,7 @@ its write lock for changes and its read lock for searches.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,8 @@ import numpy.typing as npt
 import onnxruntime  # noqa: F401  # must be loaded before usearch (see index.py)
 from usearch.compiled import MetricKind
 from usearch.index import search as exact_search
+
+log = logging.getLogger("tokenomy.cache")
 
 Context = tuple[int, int]
 SCAN_THREADS = min(2, os.cpu_count() or 1)
@@ -50,9 +53,13 @@ PREFILTER = 256
 @functools.cache
 def _faiss() -> Any:
     """faiss, loaded on first use (only a block past the limit needs it; after usearch, see index.py),
-    on one OpenMP thread: a search is one query, and idle OpenMP threads spin against ONNX Runtime's."""
-    import faiss
-
+    on one OpenMP thread: a search is one query, and idle OpenMP threads spin against ONNX Runtime's.
+    None, logged once, where it cannot be imported: large blocks are then scanned exactly."""
+    try:
+        import faiss
+    except ImportError as exc:
+        log.warning("semantic cache: faiss not usable (%s); contexts past exact_scan_limit are scanned exactly", exc)
+        return None
     faiss.omp_set_num_threads(1)
     return faiss
 
@@ -153,7 +160,7 @@ class ContextBlocks:
         if block is None or not block.n:
             return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float32)
         query = np.asarray(query, dtype=np.float32).reshape(self.ndim)
-        if block.n > self.exact_up_to:
+        if block.n > self.exact_up_to and _faiss() is not None:
             return self._two_stage(block, query, k)
         matches = exact_search(
             block.vectors[: block.n], query.astype(np.float16), min(k, block.n), MetricKind.IP,
