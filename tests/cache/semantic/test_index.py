@@ -67,6 +67,19 @@ def test_a_large_context_searched_in_vain_is_scanned_exactly(monkeypatch: pytest
     assert index.search(vec("question number 7"), A, 0.9, k=4, max_k=4) == []  # a duplicate check: graph only
 
 
+def _spied_scans(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the size of every exact block scan."""
+    sizes: list[int] = []
+    scan = blocks_module.exact_search
+
+    def spy(vectors: np.ndarray, *args: object, **kwargs: object) -> object:
+        sizes.append(len(vectors))
+        return scan(vectors, *args, **kwargs)
+
+    monkeypatch.setattr(blocks_module, "exact_search", spy)
+    return sizes
+
+
 def test_a_block_over_the_scan_limit_is_searched_by_sign_bits_then_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(index_module, "EXACT_SCAN", 10)
     monkeypatch.setattr(blocks_module, "PREFILTER", 8)  # so few that the sign bits must do the choosing
@@ -75,14 +88,7 @@ def test_a_block_over_the_scan_limit_is_searched_by_sign_bits_then_exactly(monke
     index.add_many(EMBED.vectors(texts), np.array([A] * 300, dtype=np.uint64), [key(i + 1) for i in range(300)], texts)
     index.add_many(EMBED.vectors(texts[:40]), np.array([B] * 40, dtype=np.uint64), [key(500 + i) for i in range(40)],
                    texts[:40])  # fmt: skip
-    exact: list[int] = []
-    scan = blocks_module.exact_search
-
-    def spy(vectors: np.ndarray, *args: object, **kwargs: object) -> object:
-        exact.append(len(vectors))
-        return scan(vectors, *args, **kwargs)
-
-    monkeypatch.setattr(blocks_module, "exact_search", spy)
+    exact = _spied_scans(monkeypatch)
     seen = _spied(index, miss=True)
     for i in (7, 150, 299):  # the graph misses; the 300-entry block is searched in two stages
         found = index.search(vec(f"question number {i}"), A, 0.9)
@@ -99,14 +105,7 @@ def test_without_faiss_a_block_over_the_limit_is_scanned_exactly(monkeypatch: py
     blocks = blocks_module.ContextBlocks(100, 384, exact_up_to=5)
     texts = [f"question number {i}" for i in range(20)]
     blocks.add(A, np.arange(1, 21, dtype=np.uint64), EMBED.vectors(texts))
-    scanned: list[int] = []
-    scan = blocks_module.exact_search
-
-    def spy(vectors: np.ndarray, *args: object, **kwargs: object) -> object:
-        scanned.append(len(vectors))
-        return scan(vectors, *args, **kwargs)
-
-    monkeypatch.setattr(blocks_module, "exact_search", spy)
+    scanned = _spied_scans(monkeypatch)
     labels, sims = blocks.search(A, vec("question number 12"), 2)
     assert list(labels[:1]) == [13] and sims[0] > 0.99 and len(labels) == 2
     assert scanned == [20]
