@@ -147,10 +147,14 @@ def _block_finds(index: VectorIndex, live: set[int], gone: set[int]) -> None:
         assert index.search(vec(f"question number {i}"), A, 0.99) == [], i
 
 
-def test_blocks_follow_eviction_removal_bulk_adds_and_reloads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-                                                              ) -> None:  # fmt: skip
+@pytest.mark.parametrize("limit", [blocks_module.SCAN_LIMIT, 5], ids=["scanned", "sign-bits"])
+def test_blocks_follow_eviction_removal_bulk_adds_and_reloads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                              limit: int) -> None:  # fmt: skip
+    """With ``limit`` 5 the sign bits alone pick the one entry compared exactly, so they must follow
+    every add, eviction, removal (the last row moved into the gap) and reload too."""
     monkeypatch.setattr(index_module, "EXACT_SCAN", 10)
-    index = VectorIndex(50, 384)
+    monkeypatch.setattr(blocks_module, "PREFILTER", 1)
+    index = VectorIndex(50, 384, scan_limit=limit)
     for i in range(40):  # one by one: the block appears at the 11th
         index.add(vec(f"question number {i}"), A, key(i + 1), f"question number {i}")
     texts = [f"question number {i}" for i in range(40, 70)]  # in bulk: evicts 0..19
@@ -162,7 +166,7 @@ def test_blocks_follow_eviction_removal_bulk_adds_and_reloads(monkeypatch: pytes
     _block_finds(index, live, gone)
     path = tmp_path / "semantic.usearch"
     index.save(path)
-    again = VectorIndex.load(path, 50, 384)
+    again = VectorIndex.load(path, 50, 384, scan_limit=limit)
     assert again._blocks.size(A) == 49
     _block_finds(again, live, gone)
     for i in range(20, 60):  # the context shrinks below the bound: its block goes with its last entry
