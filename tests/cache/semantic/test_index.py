@@ -122,6 +122,19 @@ def test_the_configured_scan_limit_reaches_the_index(tmp_path: Path) -> None:
     store.close_log()
 
 
+def test_a_negative_scan_limit_is_refused_with_its_line() -> None:
+    from tokenomy.config import ConfigError, parse_config
+
+    text = """cache:
+  semantic: {enabled: true, exact_scan_limit: -1}
+models:
+  - {name: m, deployments: [{provider: openai, base_url: "http://127.0.0.1:9", model: x}]}
+"""
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "x.yaml")
+    assert any("line 2" in str(i) and "cache.semantic.exact_scan_limit" in str(i) for i in info.value.issues)
+
+
 def test_without_block_search_a_large_context_is_searched_wider_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(index_module, "EXACT_SCAN", 10)
     monkeypatch.setattr(index_module, "BLOCK_SEARCH", False)
