@@ -160,8 +160,9 @@ class ContextBlocks:
         if block is None or not block.n:
             return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float32)
         query = np.asarray(query, dtype=np.float32).reshape(self.ndim)
-        if block.n > self.exact_up_to and _faiss() is not None:
-            return self._two_stage(block, query, k)
+        faiss = _faiss() if block.n > self.exact_up_to else None
+        if faiss is not None:
+            return self._two_stage(faiss, block, query, k)
         matches = exact_search(
             block.vectors[: block.n], query.astype(np.float16), min(k, block.n), MetricKind.IP,
             exact=True, threads=SCAN_THREADS,
@@ -171,10 +172,10 @@ class ContextBlocks:
 
     @staticmethod
     def _two_stage(
-        block: _Block, query: npt.NDArray[np.float32], k: int
+        faiss: Any, block: _Block, query: npt.NDArray[np.float32], k: int
     ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.float32]]:
         count = min(max(k, PREFILTER), block.n)
-        _, found = _faiss().knn_hamming(sign_bits(query)[None, :], block.bits[: block.n], count)
+        _, found = faiss.knn_hamming(sign_bits(query)[None, :], block.bits[: block.n], count)
         rows = np.asarray(found[0], dtype=np.int64)
         rows = rows[rows >= 0]
         sims = (block.vectors[rows].astype(np.float32) @ query).astype(np.float32)
