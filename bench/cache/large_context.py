@@ -1,18 +1,19 @@
 #!/usr/bin/env python3
-"""A semantic-cache lookup when one context holds most entries: exact scan against sign bits first.
+"""A semantic-cache lookup when one context holds most entries: exact scan against sign bits.
 
 An application with one system prompt that sends single questions puts every semantic entry in one
-context (docs/semantic-cache.md, "The context rule"). When the HNSW graph search finds nothing for
-a lookup, the index searches that context's own copy of its vectors: exactly up to
-``cache.semantic.exact_scan_limit`` entries, beyond by sign bits first (the 256 nearest by Hamming
-distance, then those exactly). This fills an index with ``--entries`` filler vectors (the latency
-benchmark's: perturbed STS-B embeddings, ``bench/cache/semantic.py``) in ``--contexts`` contexts,
-stores the 346 LangCache questions in context 0, and asks the other side of each pair through
-``SemanticCache.lookup`` at the defaults, alternating lookup by lookup between the
-``--limits`` given (default: a whole-block exact scan and the shipped limit). Prints wall-clock
-and process-CPU p50/p99 and the hits::
+context (docs/semantic-cache.md, "The context rule"). A context of more than
+``cache.semantic.exact_scan_limit`` entries is searched by its vectors' sign bits at once (the 256
+nearest by Hamming distance, then those exactly); a smaller one by the HNSW graph first, and when
+that finds nothing, by an exact scan of the context's own copy of its vectors. This fills an index
+with ``--entries`` filler vectors (the latency benchmark's: perturbed STS-B embeddings,
+``bench/cache/semantic.py``) in ``--contexts`` contexts, stores the 346 LangCache questions in
+context 0, and asks the other side of each pair through ``SemanticCache.lookup`` at the defaults,
+alternating lookup by lookup between the ``--limits`` given (default: no limit, i.e. the graph and
+then a whole-block exact scan, and the shipped limit; ``--graph-first`` adds the sign bits only
+after the graph, the way until 2026-12-06). Prints wall-clock and process-CPU p50/p99 and the hits::
 
-    .venv/bin/python bench/cache/large_context.py [--entries 1000000] [--contexts 1] [--limits N ...]
+    .venv/bin/python bench/cache/large_context.py [--entries 1000000] [--contexts 1] [--limits N ...] [--graph-first]
 
 A hit on a pair labelled different is counted as false even when the hit is another pair's entry.
 """
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import semantic as latency_bench
 
 from tokenomy.cache.semantic import calibrate as cal
+from tokenomy.cache.semantic import index as index_module
 from tokenomy.cache.semantic.context_blocks import SCAN_LIMIT, ContextBlocks
 from tokenomy.cache.semantic.embedder_choice import embedder_arithmetic
 from tokenomy.cache.semantic.index import context_id
@@ -62,15 +64,21 @@ def recall(blocks: ContextBlocks, queries: list[FloatArray], limits: list[int]) 
     return counts
 
 
-def label(limit: int) -> str:
-    """How a block past the graph search is searched at this ``exact_scan_limit``."""
-    if limit >= 2**62:
-        return "exact scan of the whole block"
-    default = " (the default)" if limit == SCAN_LIMIT else ""
-    return f"sign bits past {limit:,} entries{default}"
+def ways(limits: list[int], graph_first: bool) -> dict[str, tuple[int, bool]]:
+    """The ways to alternate: label -> (``exact_scan_limit``, whether the graph is searched first)."""
+    out: dict[str, tuple[int, bool]] = {}
+    for limit in limits:
+        if limit >= 2**62:
+            out["graph, then an exact scan of the whole block"] = (limit, True)
+            continue
+        default = " (the default)" if limit == SCAN_LIMIT else ""
+        if graph_first:
+            out[f"graph, then sign bits past {limit:,} entries (until 2026-12-06)"] = (limit, True)
+        out[f"sign bits at once past {limit:,} entries{default}"] = (limit, False)
+    return out
 
 
-async def run(entries: int, contexts: int, limits: list[int], data: Path) -> str:
+async def run(entries: int, contexts: int, limits: list[int], graph_first: bool, data: Path) -> str:
     latency_bench.CONTEXTS = contexts
     args = argparse.Namespace(entries=entries, data=data)
     model = MiniLMEmbedder(spin="in-run", arithmetic=embedder_arithmetic("auto", False))
@@ -93,13 +101,14 @@ async def run(entries: int, contexts: int, limits: list[int], data: Path) -> str
         for pair in pairs[:20]:  # warm-up
             await semantic.lookup(CONTEXT, pair.b)
         blocks = semantic.index._blocks  # type: ignore[attr-defined]  # the usearch store's
-        ways = {label(limit): limit for limit in limits}
-        wall: dict[str, list[float]] = {w: [] for w in ways}
-        cpu: dict[str, list[float]] = {w: [] for w in ways}
-        hits = {w: [0, 0] for w in ways}
+        rows = ways(limits, graph_first)
+        wall: dict[str, list[float]] = {w: [] for w in rows}
+        cpu: dict[str, list[float]] = {w: [] for w in rows}
+        hits = {w: [0, 0] for w in rows}
         for j, pair in enumerate(pairs):
-            for way in list(ways) if j % 2 == 0 else list(ways)[::-1]:  # alternated
-                blocks.exact_up_to = ways[way]
+            for way in list(rows) if j % 2 == 0 else list(rows)[::-1]:  # alternated
+                blocks.exact_up_to, first = rows[way]
+                index_module.SIGN_BITS_FIRST = not first
                 started, cpu_started = time.perf_counter(), time.process_time()
                 hit = await semantic.lookup(CONTEXT, pair.b)
                 wall[way].append((time.perf_counter() - started) * 1e3)
@@ -107,7 +116,8 @@ async def run(entries: int, contexts: int, limits: list[int], data: Path) -> str
                 if hit is not None:
                     hits[way][0] += 1
                     hits[way][1] += pair.label != 1
-        found = recall(blocks, [embed_sync([p.b])[0] for p in pairs], list(ways.values()))
+        index_module.SIGN_BITS_FIRST = True
+        found = recall(blocks, [embed_sync([p.b])[0] for p in pairs], sorted({lim for lim, _ in rows.values()}))
         semantic.close()
     model.close()
     thread.shutdown()
@@ -118,16 +128,16 @@ async def run(entries: int, contexts: int, limits: list[int], data: Path) -> str
         f"search alone returns the exact best entry first, of the {found['answerable']} queries with one "
         f"of cosine >= {FLOOR}.",
         "",
-        "| block past the graph search | wall p50 / p99 ms | process CPU p50 / p99 ms | hits "
+        "| search of the context | wall p50 / p99 ms | process CPU p50 / p99 ms | hits "
         "| on pairs labelled different | found |",
         "|---|---|---|---|---|---|",
     ]
-    for way in ways:
+    for way in rows:
         w, c = np.array(wall[way]), np.array(cpu[way])
         lines.append(
             f"| {way} | {np.percentile(w, 50):.2f} / {np.percentile(w, 99):.2f} | "
             f"{np.percentile(c, 50):.2f} / {np.percentile(c, 99):.2f} | {hits[way][0]} | {hits[way][1]} "
-            f"| {found[str(ways[way])]} |"
+            f"| {found[str(rows[way][0])]} |"
         )
     return "\n".join(lines)
 
@@ -140,9 +150,13 @@ def main() -> None:
         "--limits", type=int, nargs="+", default=[2**62, SCAN_LIMIT],
         help="exact_scan_limit values to alternate (default: none, i.e. always exact, and the default)",
     )  # fmt: skip
+    parser.add_argument(
+        "--graph-first", action="store_true",
+        help="also the way until 2026-12-06: the graph search first, the sign bits when it finds nothing",
+    )  # fmt: skip
     parser.add_argument("--data", type=Path, default=latency_bench.ROOT.parent / "shared" / "data")
     args = parser.parse_args()
-    print(asyncio.run(run(args.entries, args.contexts, args.limits, args.data)))
+    print(asyncio.run(run(args.entries, args.contexts, args.limits, args.graph_first, args.data)))
 
 
 if __name__ == "__main__":

@@ -89,15 +89,39 @@ def test_a_block_over_the_scan_limit_is_searched_by_sign_bits_then_exactly(monke
     index.add_many(EMBED.vectors(texts[:40]), np.array([B] * 40, dtype=np.uint64), [key(500 + i) for i in range(40)],
                    texts[:40])  # fmt: skip
     exact = _spied_scans(monkeypatch)
-    seen = _spied(index, miss=True)
-    for i in (7, 150, 299):  # the graph misses; the 300-entry block is searched in two stages
+    seen = _spied(index)
+    for i in (7, 150, 299):  # the 300-entry block is searched in two stages, without the graph
         found = index.search(vec(f"question number {i}"), A, 0.9)
         assert found[0].key == key(i + 1) and found[0].similarity > 0.99
-    assert exact == [] and seen == [index_module.EXPANSION_SEARCH] * 3  # no full scan, no wider search
-    assert index.search(vec("question number 7"), B, 0.9)[0].key == key(507)  # 40 entries: scanned exactly
+    assert exact == [] and seen == []  # no full scan, no graph search
+    assert index.search(vec("question number 7"), A, 0.999, k=4, max_k=4)[0].key == key(8)  # duplicate check
+    assert seen == [index_module.EXPANSION_SEARCH]  # ... by the graph alone
+    seen.clear()
+    assert index.search(vec("question number 7"), B, 0.9)[0].key == key(507)  # 40 entries: the graph first
+    assert exact == [] and seen == [index_module.EXPANSION_SEARCH]
+    seen = _spied(index, miss=True)
+    assert index.search(vec("question number 7"), B, 0.9)[0].key == key(507)  # ... missed: scanned exactly
     assert exact == [40]
+    monkeypatch.setattr(index_module, "SIGN_BITS_FIRST", False)  # the graph first, then the sign bits
+    assert index.search(vec("question number 9"), A, 0.9)[0].key == key(10)
+    assert exact == [40] and seen == [index_module.EXPANSION_SEARCH] * 2
     got = index._blocks.search(A, vec("question number 42"), 3)  # the best k of the prefiltered, best first
     assert len(got[0]) == 3 and got[0][0] == 43 and list(got[1]) == sorted(got[1], reverse=True)
+
+
+@pytest.mark.parametrize("ndim", [12, 100, 384, 700])
+def test_sign_bits_are_padded_to_a_faiss_code_size_without_changing_distances(ndim: int) -> None:
+    size = blocks_module.code_bytes(ndim)
+    assert size >= (ndim + 7) // 8 and (size in (16, 32, 64) or (size > 64 and size % 8 == 0))
+    rng = np.random.default_rng(ndim)
+    vectors = rng.standard_normal((50, ndim)).astype(np.float32)
+    bits = blocks_module.sign_bits(vectors, size)
+    assert bits.shape == (50, size)
+    signs = vectors > 0
+    want = (signs[0] != signs).sum(axis=1)  # Hamming distances from the signs themselves
+    got = np.unpackbits(bits[0] ^ bits, axis=1).sum(axis=1)
+    assert list(got) == list(want)
+    assert blocks_module.sign_bits(vectors[0], size).shape == (size,)
 
 
 def test_without_faiss_a_block_over_the_limit_is_scanned_exactly(monkeypatch: pytest.MonkeyPatch) -> None:

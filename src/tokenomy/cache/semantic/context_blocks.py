@@ -64,9 +64,25 @@ def _faiss() -> Any:
     return faiss
 
 
-def sign_bits(vectors: npt.NDArray[np.float32] | npt.NDArray[np.float16]) -> npt.NDArray[np.uint8]:
-    """Each vector's signs, one bit per dimension, packed (rows of ``ceil(ndim / 8)`` bytes)."""
-    return np.packbits(np.asarray(vectors, dtype=np.float32) > 0, axis=-1)
+def code_bytes(ndim: int) -> int:
+    """Bytes of a vector's sign bits: ``ceil(ndim / 8)`` padded with zero bytes to a size faiss has a
+    dedicated Hamming routine for (16, 32 or 64 bytes, else a multiple of 8). Padding leaves every
+    distance as it was, and the dedicated routine is faster: a million 384-dimensional entries took
+    2.3-2.6 ms in 64 bytes against 3.6-3.7 ms in their 48 (``bench/cache/sign_codes.py``)."""
+    raw = (ndim + 7) // 8
+    for size in (16, 32, 64):
+        if raw <= size:
+            return size
+    return -(-raw // 8) * 8
+
+
+def sign_bits(vectors: npt.NDArray[np.float32] | npt.NDArray[np.float16], nbytes: int = 0) -> npt.NDArray[np.uint8]:
+    """Each vector's signs, one bit per dimension, packed; rows padded with zero bytes to ``nbytes``."""
+    bits = np.packbits(np.asarray(vectors, dtype=np.float32) > 0, axis=-1)
+    if nbytes > bits.shape[-1]:
+        pad = [(0, 0)] * (bits.ndim - 1) + [(0, nbytes - bits.shape[-1])]
+        bits = np.pad(bits, pad)
+    return bits
 
 
 @dataclass
@@ -95,6 +111,7 @@ class ContextBlocks:
     def __init__(self, capacity: int, ndim: int, exact_up_to: int = SCAN_LIMIT) -> None:
         self.capacity = capacity
         self.ndim = ndim
+        self.code_bytes = code_bytes(ndim)
         self.exact_up_to = exact_up_to
         """A block of at most this many entries is scanned exactly; a larger one in two stages."""
         self.rows = np.full(capacity, -1, dtype=np.int32)
@@ -121,13 +138,13 @@ class ContextBlocks:
         count = len(labels)
         block = self._blocks.get(context)
         if block is None:
-            empty_bits = np.zeros((0, (self.ndim + 7) // 8), dtype=np.uint8)
+            empty_bits = np.zeros((0, self.code_bytes), dtype=np.uint8)
             block = _Block(np.zeros((0, self.ndim), dtype=np.float16), np.zeros(0, dtype=np.uint64), empty_bits)
             self._blocks[context] = block
         block.grow(count)
         vectors = np.asarray(vectors, dtype=np.float32).reshape(count, self.ndim)
         block.vectors[block.n : block.n + count] = vectors
-        block.bits[block.n : block.n + count] = sign_bits(vectors)
+        block.bits[block.n : block.n + count] = sign_bits(vectors, self.code_bytes)
         block.labels[block.n : block.n + count] = labels
         slots = ((np.asarray(labels, dtype=np.uint64) - np.uint64(1)) % np.uint64(self.capacity)).astype(np.int64)
         self.rows[slots] = np.arange(block.n, block.n + count, dtype=np.int32)
@@ -149,6 +166,11 @@ class ContextBlocks:
         block.n = last
         if not block.n:
             del self._blocks[context]
+
+    def two_stage(self, context: Context) -> bool:
+        """Whether the context's block is searched by sign bits first (past the limit, faiss usable)."""
+        block = self._blocks.get(context)
+        return block is not None and block.n > self.exact_up_to and _faiss() is not None
 
     def search(
         self, context: Context, query: npt.NDArray[np.float32], k: int
@@ -175,7 +197,7 @@ class ContextBlocks:
         faiss: Any, block: _Block, query: npt.NDArray[np.float32], k: int
     ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.float32]]:
         count = min(max(k, PREFILTER), block.n)
-        _, found = faiss.knn_hamming(sign_bits(query)[None, :], block.bits[: block.n], count)
+        _, found = faiss.knn_hamming(sign_bits(query, block.bits.shape[1])[None, :], block.bits[: block.n], count)
         rows = np.asarray(found[0], dtype=np.int64)
         rows = rows[rows >= 0]
         sims = (block.vectors[rows].astype(np.float32) @ query).astype(np.float32)

@@ -61,6 +61,9 @@ of it (crowded out, or missed); a larger one keeps its vectors in a contiguous b
 BLOCK_SEARCH = True
 """Search a large context's block when the graph finds nothing of it (off: one wider graph search
 instead, the earlier behaviour; ``bench/cache/ann_recall.py`` compares the two)."""
+SIGN_BITS_FIRST = True
+"""A context whose block is past the scan limit is searched by its sign bits at once, without the graph
+search first (off: the graph first, as until 2026-12-06; ``bench/cache/large_context.py`` compares)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,11 +146,17 @@ class VectorIndex:
         entries, beyond by sign bits first). When none is of this context but
         the ``k``-th is still above the threshold, entries of other contexts may crowd this one's
         out (the same question asked by many tenants): then the context's own entries are compared
-        exactly the same way. ``max_k == k`` (a quick duplicate check) does neither.
+        exactly the same way. A context past the scan limit is searched by sign bits at once (the graph
+        search found the exact best entry for a third of the queries there, and the sign bits find it
+        anyway). ``max_k == k`` (a quick duplicate check) does none of this.
         (Without a block, or with :data:`BLOCK_SEARCH` off: one more graph search with
         ``expansion_search`` :data:`EXPANSION_WIDE`, or ``k`` growing eightfold up to ``max_k``.)
         """
         query = np.asarray(vector, dtype=np.float32)
+        if SIGN_BITS_FIRST and k < max_k:
+            with self._lock.read():  # a context too large to scan: the graph would only be a detour
+                if self._blocks.two_stage(context):
+                    return self._filter(*self._blocks.search(context, query, k), context, threshold)
         wide = False
         while True:
             with self._wide() if wide else self._lock.read():
