@@ -87,8 +87,8 @@ class SemanticCacheConfig(_Frozen):
         default=32_768,
         ge=0,
         description="a context (conversation prefix) of up to this many entries is scanned exactly when the "
-        "graph search finds nothing in it; a larger one by its vectors' sign bits first, then the 256 nearest "
-        "exactly (a scan reads every vector: ~56 ms at a million)",
+        "graph search finds nothing in it; a larger one is searched by its vectors' sign bits at once, then the "
+        "256 nearest exactly (a scan reads every vector: ~56 ms at a million)",
     )
     coalesce: bool = Field(
         default=True,
