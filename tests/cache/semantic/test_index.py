@@ -124,6 +124,17 @@ def test_sign_bits_are_padded_to_a_faiss_code_size_without_changing_distances(nd
     assert blocks_module.sign_bits(vectors[0], size).shape == (size,)
 
 
+def test_a_code_of_the_first_dimensions_is_made_and_searched_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(blocks_module, "CODE_DIMS", 256)  # a benchmark's variant: 32-byte codes
+    monkeypatch.setattr(blocks_module, "PREFILTER", 4)
+    blocks = blocks_module.ContextBlocks(100, 384, exact_up_to=5)
+    texts = [f"question number {i}" for i in range(60)]
+    blocks.add(A, np.arange(1, 61, dtype=np.uint64), EMBED.vectors(texts))
+    assert blocks.code_bytes == 32 and blocks._blocks[A].bits.shape[1] == 32
+    labels, sims = blocks.search(A, vec("question number 33"), 2)
+    assert list(labels[:1]) == [34] and sims[0] > 0.99
+
+
 def test_without_faiss_a_block_over_the_limit_is_scanned_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(blocks_module, "_faiss", lambda: None)  # as where faiss cannot be imported
     blocks = blocks_module.ContextBlocks(100, 384, exact_up_to=5)

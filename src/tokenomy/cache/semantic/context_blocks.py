@@ -48,6 +48,9 @@ SCAN_LIMIT = 32_768
 two threads): a larger one is searched by its vectors' sign bits first."""
 PREFILTER = 256
 """Entries a large block's sign-bit search passes on to the exact comparison (at least ``k``)."""
+CODE_DIMS: int | None = None
+"""The dimensions whose signs make an entry's code: all (None), or the first ``CODE_DIMS``
+(``bench/cache/large_context.py --codes`` compares; read when codes are made and searched)."""
 
 
 @functools.cache
@@ -111,7 +114,7 @@ class ContextBlocks:
     def __init__(self, capacity: int, ndim: int, exact_up_to: int = SCAN_LIMIT) -> None:
         self.capacity = capacity
         self.ndim = ndim
-        self.code_bytes = code_bytes(ndim)
+        self.code_bytes = code_bytes(min(ndim, CODE_DIMS or ndim))
         self.exact_up_to = exact_up_to
         """A block of at most this many entries is scanned exactly; a larger one in two stages."""
         self.rows = np.full(capacity, -1, dtype=np.int32)
@@ -144,7 +147,7 @@ class ContextBlocks:
         block.grow(count)
         vectors = np.asarray(vectors, dtype=np.float32).reshape(count, self.ndim)
         block.vectors[block.n : block.n + count] = vectors
-        block.bits[block.n : block.n + count] = sign_bits(vectors, self.code_bytes)
+        block.bits[block.n : block.n + count] = sign_bits(vectors[:, :CODE_DIMS], self.code_bytes)
         block.labels[block.n : block.n + count] = labels
         slots = ((np.asarray(labels, dtype=np.uint64) - np.uint64(1)) % np.uint64(self.capacity)).astype(np.int64)
         self.rows[slots] = np.arange(block.n, block.n + count, dtype=np.int32)
@@ -197,7 +200,8 @@ class ContextBlocks:
         faiss: Any, block: _Block, query: npt.NDArray[np.float32], k: int
     ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.float32]]:
         count = min(max(k, PREFILTER), block.n)
-        _, found = faiss.knn_hamming(sign_bits(query, block.bits.shape[1])[None, :], block.bits[: block.n], count)
+        code = sign_bits(query[:CODE_DIMS], block.bits.shape[1])
+        _, found = faiss.knn_hamming(code[None, :], block.bits[: block.n], count)
         rows = np.asarray(found[0], dtype=np.int64)
         rows = rows[rows >= 0]
         sims = (block.vectors[rows].astype(np.float32) @ query).astype(np.float32)
