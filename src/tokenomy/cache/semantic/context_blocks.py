@@ -11,11 +11,12 @@ Chosen over a separate graph per context by ``bench/cache/ann_recall.py`` (docs/
 
 A scan reads every vector: for one context of a million entries (an application with one system
 prompt) it took 56-98 ms. So a block of more than ``exact_up_to`` entries is searched in two
-stages: the :data:`PREFILTER` entries nearest by Hamming distance between the vectors' sign bits
-(48 bytes per entry, kept beside the block; faiss's SIMD ``knn_hamming``, ~3.3 ms for a million),
-then those exactly. On a million entries in one context it found the exact best entry for all 306
-LangCache questions that have one above 0.6 (docs/benchmarks.md, "One context of a million
-entries"); it is approximate where many entries sit close to the best.
+stages (the index then skips its graph search, :meth:`two_stage`): the :data:`PREFILTER` entries
+nearest by Hamming distance between the vectors' sign bits (48 bytes padded to 64 per entry, kept
+beside the block; faiss's SIMD ``knn_hamming``, ~2.4 ms for a million), then those exactly. On a
+million entries in one context it found the exact best entry for all 306 LangCache questions that
+have one above 0.6 (docs/benchmarks.md, "One context of a million entries"); it is approximate
+where many entries sit close to the best (``bench/cache/sign_codes.py``).
 
 Rows are kept dense: removing a row moves the block's last row into its place. ``rows[slot]`` is
 the row of the entry in ``slot`` (-1 when its context has no block). The caller (the index) holds
@@ -45,7 +46,7 @@ second core would sit idle: on an AMD EPYC a scan of 15,625 vectors took 0.90 ms
 1.53 ms on one (3.5 against 6.1 ms for 62,500). The result is the same exact top ``k``."""
 SCAN_LIMIT = 32_768
 """The most entries a block may hold and still be scanned exactly (``exact_scan_limit``; about 2 ms on
-two threads): a larger one is searched by its vectors' sign bits first."""
+two threads): a larger one is searched by its vectors' sign bits, then the nearest of those exactly."""
 PREFILTER = 256
 """Entries a large block's sign-bit search passes on to the exact comparison (at least ``k``)."""
 CODE_DIMS: int | None = None
