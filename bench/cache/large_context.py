@@ -86,7 +86,7 @@ def use(way: Way, blocks: ContextBlocks, codes: dict[int | None, npt.NDArray[np.
     """Search the queried context ``way`` from now on (the codes of its block swapped in)."""
     blocks.exact_up_to = way.limit
     index_module.SIGN_BITS_FIRST = not way.graph_first
-    blocks_module.CODE_DIMS, blocks_module.PREFILTER = way.code_dims, way.prefilter
+    blocks.code_dims, blocks_module.PREFILTER = way.code_dims, way.prefilter
     blocks._blocks[context_id(CONTEXT)].bits = codes[way.code_dims]
 
 

@@ -51,7 +51,7 @@ PREFILTER = 256
 """Entries a large block's sign-bit search passes on to the exact comparison (at least ``k``)."""
 CODE_DIMS: int | None = None
 """The dimensions whose signs make an entry's code: all (None), or the first ``CODE_DIMS``
-(``bench/cache/large_context.py --codes`` compares; read when codes are made and searched)."""
+(``bench/cache/large_context.py --codes`` compares; read when a :class:`ContextBlocks` is made)."""
 
 
 @functools.cache
@@ -115,6 +115,8 @@ class ContextBlocks:
     def __init__(self, capacity: int, ndim: int, exact_up_to: int = SCAN_LIMIT) -> None:
         self.capacity = capacity
         self.ndim = ndim
+        self.code_dims = CODE_DIMS
+        """The dimensions whose signs make a code (None: all)."""
         self.code_bytes = code_bytes(min(ndim, CODE_DIMS or ndim))
         self.exact_up_to = exact_up_to
         """A block of at most this many entries is scanned exactly; a larger one in two stages."""
@@ -148,7 +150,7 @@ class ContextBlocks:
         block.grow(count)
         vectors = np.asarray(vectors, dtype=np.float32).reshape(count, self.ndim)
         block.vectors[block.n : block.n + count] = vectors
-        block.bits[block.n : block.n + count] = sign_bits(vectors[:, :CODE_DIMS], self.code_bytes)
+        block.bits[block.n : block.n + count] = sign_bits(vectors[:, : self.code_dims], self.code_bytes)
         block.labels[block.n : block.n + count] = labels
         slots = ((np.asarray(labels, dtype=np.uint64) - np.uint64(1)) % np.uint64(self.capacity)).astype(np.int64)
         self.rows[slots] = np.arange(block.n, block.n + count, dtype=np.int32)
@@ -171,10 +173,14 @@ class ContextBlocks:
         if not block.n:
             del self._blocks[context]
 
+    def _two_stage_faiss(self, block: _Block) -> Any:
+        """faiss when ``block`` is searched in two stages (past the limit, faiss usable), else None."""
+        return _faiss() if block.n > self.exact_up_to else None
+
     def two_stage(self, context: Context) -> bool:
         """Whether the context's block is searched by sign bits first (past the limit, faiss usable)."""
         block = self._blocks.get(context)
-        return block is not None and block.n > self.exact_up_to and _faiss() is not None
+        return block is not None and self._two_stage_faiss(block) is not None
 
     def search(
         self, context: Context, query: npt.NDArray[np.float32], k: int
@@ -186,7 +192,7 @@ class ContextBlocks:
         if block is None or not block.n:
             return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float32)
         query = np.asarray(query, dtype=np.float32).reshape(self.ndim)
-        faiss = _faiss() if block.n > self.exact_up_to else None
+        faiss = self._two_stage_faiss(block)
         if faiss is not None:
             return self._two_stage(faiss, block, query, k)
         matches = exact_search(
@@ -196,12 +202,11 @@ class ContextBlocks:
         rows = np.asarray(matches.keys, dtype=np.int64)
         return block.labels[rows], (1.0 - np.asarray(matches.distances, dtype=np.float32)).astype(np.float32)
 
-    @staticmethod
     def _two_stage(
-        faiss: Any, block: _Block, query: npt.NDArray[np.float32], k: int
+        self, faiss: Any, block: _Block, query: npt.NDArray[np.float32], k: int
     ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.float32]]:
         count = min(max(k, PREFILTER), block.n)
-        code = sign_bits(query[:CODE_DIMS], block.bits.shape[1])
+        code = sign_bits(query[: self.code_dims], block.bits.shape[1])
         _, found = faiss.knn_hamming(code[None, :], block.bits[: block.n], count)
         rows = np.asarray(found[0], dtype=np.int64)
         rows = rows[rows >= 0]

@@ -153,16 +153,14 @@ class VectorIndex:
         ``expansion_search`` :data:`EXPANSION_WIDE`, or ``k`` growing eightfold up to ``max_k``.)
         """
         query = np.asarray(vector, dtype=np.float32)
-        if SIGN_BITS_FIRST and k < max_k:
-            with self._lock.read():  # a context too large to scan: the graph would only be a detour
-                if self._blocks.two_stage(context):
-                    return self._filter(*self._blocks.search(context, query, k), context, threshold)
         wide = False
         while True:
             with self._wide() if wide else self._lock.read():
                 size = len(self._graph)
                 if not size:
                     return []
+                if SIGN_BITS_FIRST and k < max_k and self._blocks.two_stage(context):  # the graph: a detour
+                    return self._filter(*self._blocks.search(context, query, k), context, threshold)
                 matches = self._graph.search(query, min(k, size))
                 keys = np.asarray(matches.keys, dtype=np.uint64)
                 sims = 1.0 - np.asarray(matches.distances, dtype=np.float32)
