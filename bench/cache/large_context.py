@@ -202,7 +202,10 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--data", type=Path, default=latency_bench.ROOT.parent / "shared" / "data")
     args = parser.parse_args()
-    code_list = [(None if d == "all" else int(d), int(k)) for d, k in (c.split(":") for c in args.codes)]
+    try:
+        code_list = [(None if d == "all" else int(d), int(k)) for d, k in (c.split(":") for c in args.codes)]
+    except ValueError:
+        parser.error(f"--codes takes DIMS:K pairs such as all:256 or 256:1024, not {' '.join(args.codes)}")
     print(asyncio.run(run(args.entries, args.contexts, args.limits, args.graph_first, code_list, args.data)))
 
 
