@@ -14,7 +14,10 @@ It also asks **follow-ups in another conversation**: two conversations that diff
 question and end with the same follow-up ("Why is that?"), the second must never hit the first.
 
 Prints, per pair file, precision and recall with Clopper-Pearson 95 % intervals and how many
-accepted hits each rests on, the false hits' texts, and the follow-up result::
+accepted hits each rests on, the false hits' texts, and the follow-up result. A label check says
+how many pairs are the same text up to case and punctuation yet labelled different (a floor on the
+file's label noise), and marks false hits that are the same text or share all their numbers and
+content words (``[same text]``, ``[same words]``: where a label is most likely disputed)::
 
     .venv/bin/python bench/cache/end_to_end.py --pairs FILE.csv [FILE ...] [--limit N] [--concurrency 4]
 
@@ -56,7 +59,9 @@ from tests.fakes.openai_upstream import OpenAIFake  # noqa: E402
 
 from tokenomy.cache.semantic.calibrate import Pair, load_pairs  # noqa: E402
 from tokenomy.cache.semantic.embedder_choice import embedder_arithmetic  # noqa: E402
+from tokenomy.cache.semantic.features import normalized  # noqa: E402
 from tokenomy.cache.semantic.float_cross_encoder import resolve  # noqa: E402
+from tokenomy.cache.semantic.verify import signature  # noqa: E402
 from tokenomy.providers.local.cpus import cpu_info, fast_int8  # noqa: E402
 
 FOLLOW_UPS = (
@@ -195,6 +200,28 @@ def row(name: str, t: Tally, upstream: int) -> str:
     )
 
 
+def alike(a: str, b: str) -> str:
+    """``same text`` (equal up to case, punctuation and contractions), ``same words`` (the same numbers
+    and content words: only function words, framing words or order differ) or ``""``."""
+    if normalized(a) == normalized(b):
+        return "same text"
+    x, y = signature(a), signature(b)
+    return "same words" if x.numbers == y.numbers and x.words == y.words else ""
+
+
+def label_check(name: str, pairs: list[Pair], t: Tally) -> str:
+    """How many pairs labelled different are the same text (a floor on the file's label noise), and
+    how many false hits are such pairs or share all their content words (where labels are disputed)."""
+    identical = [p for p in pairs if alike(p.a, p.b) == "same text"]
+    kinds = [alike(a, b) for a, b in t.false_hits]
+    return (
+        f"- labels ({name}): {len(identical)} pairs are the same text up to case, punctuation and contractions, "
+        f"{sum(p.label == 0 for p in identical)} of them labelled different; of the {len(kinds)} false hits: "
+        f"{kinds.count('same text')} the same text, {kinds.count('same words')} more with the same numbers and "
+        "content words"
+    )
+
+
 def by_group(name: str, t: Tally) -> list[str]:
     """Rows of each group's outcomes, then the pooled precision with an interval over whole groups."""
     import numpy as np
@@ -275,7 +302,7 @@ async def main() -> None:
     if args.tuned is not None and not (args.tuned / "verifier.json").is_file():
         parser.error(f"--tuned {args.tuned}: no verifier.json there (run tokenomy cache tune --out {args.tuned})")
     sets = [(path, read(parser, path, args)) for path in args.pairs]  # every file checked before the gateway starts
-    rows, notes, groups = [], [], []
+    rows, notes, groups, checks = [], [], [], []
     async with OpenAIFake(mode="slow" if args.upstream_delay else "ok", delay=args.upstream_delay) as fake:
         await fake.start()
         with tempfile.TemporaryDirectory() as tmp:
@@ -290,7 +317,11 @@ async def main() -> None:
                     tally = await run_pairs(client, f"f{n}", pairs, args.concurrency, args.overlap)
                     rows.append(row(path.name, tally, len(fake.requests) - before))
                     groups += by_group(path.name, tally) if args.group_column else []
-                    notes += [f"- false hit ({path.name}): {a!r} / {b!r}" for a, b in tally.false_hits]
+                    checks.append(label_check(path.name, pairs, tally))
+                    notes += [
+                        f"- false hit ({path.name}): {a!r} / {b!r}" + (f" [{kind}]" if (kind := alike(a, b)) else "")
+                        for a, b in tally.false_hits
+                    ]
                 asked, hits = await run_follow_ups(client, sets[0][1], args.follow_ups)
             finally:
                 await client.close()
@@ -316,6 +347,7 @@ async def main() -> None:
     if groups:
         print("\n| pairs | group | same | hits | false hits | precision | recall |\n|---|---|---|---|---|---|---|")
         print("\n".join(groups))
+    print("\n" + "\n".join(checks))
     if notes:
         print("\n" + "\n".join(notes))
 
