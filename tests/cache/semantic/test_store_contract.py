@@ -10,8 +10,9 @@ import pytest
 from tests.cache.semantic.fake_embedder import FakeEmbedder
 from tests.support.postgres import PostgresServer
 
+from tokenomy.cache.semantic import pgvector_store
 from tokenomy.cache.semantic.index import VectorIndex, context_id
-from tokenomy.cache.semantic.pgvector_store import PgVectorStore, StoreDown
+from tokenomy.cache.semantic.pgvector_store import PgVectorStore, StoreDown, StoreSlow
 from tokenomy.cache.semantic.store import SemanticStore
 
 EMBED = FakeEmbedder()
@@ -74,6 +75,17 @@ def test_results_are_best_first_and_above_the_threshold(make: Factory) -> None:
     assert np.allclose(sims, exact, atol=2e-3)  # the store finds what exact search finds (f16 rounding)
 
 
+def test_stored_says_whether_this_text_is_under_this_key_in_this_context(make: Factory) -> None:
+    store = make(100)
+    text = "what is the capital of France"
+    store.add(vec(text), A, key(1), text)
+    assert store.stored(vec(text), A, key(1), text)
+    assert not store.stored(vec(text), B, key(1), text)  # another context
+    assert not store.stored(vec(text), A, key(2), text)  # another key
+    other = "what is the capital of Spain"
+    assert not store.stored(vec(other), A, key(1), other)  # another text
+
+
 def test_oldest_entries_are_evicted(make: Factory) -> None:
     store = make(3)
     for i in range(4):
@@ -124,6 +136,23 @@ def test_pgvector_outage_fails_fast_and_recovers(pgvector_server: PostgresServer
             pgvector_server.start()
         store._down_until = 0.0  # skip the retry pause instead of sleeping through it
         assert [c.key for c in store.search(vec("capital of France"), A, 0.9)] == [key(7)]
+        store.close_log()
+
+
+def test_pgvector_statement_timeout_is_not_an_outage(
+    pgvector_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A statement cancelled by the server's timeout (one huge context's scan) fails that call only:
+    the connection stays open and the next call runs at once, with no retry pause."""
+    monkeypatch.setattr(pgvector_store, "STATEMENT_TIMEOUT_MS", 200)
+    with pgvector_server.database() as dsn:
+        store = PgVectorStore(dsn, 100, 384)
+        store.add(vec("capital of France"), A, key(7), "capital of France")
+        with pytest.raises(StoreSlow, match="ran past 200 ms"):
+            store._execute("SELECT pg_sleep(1)", ())  # stands in for a scan the server cancels
+        started = time.monotonic()
+        assert [c.key for c in store.search(vec("capital of France"), A, 0.9)] == [key(7)]
+        assert time.monotonic() - started < 0.5 and store._down_until == 0.0
         store.close_log()
 
 

@@ -133,6 +133,10 @@ class VectorIndex:
         """False when no entry has this context (true may be a hash collision)."""
         return bool(self._counts[context[0] & (self._buckets - 1)])
 
+    def stored(self, vector: npt.NDArray[np.float32], context: tuple[int, int], key: str, text: str) -> bool:
+        """Whether ``text`` is already stored under ``key`` in ``context`` (a quick graph search)."""
+        return any(c.key == key and c.text == text for c in self.search(vector, context, 0.999, k=4, max_k=4))
+
     def search(
         self, vector: npt.NDArray[np.float32], context: tuple[int, int], threshold: float, k: int = 32,
         max_k: int = 2048,

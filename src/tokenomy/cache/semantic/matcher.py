@@ -329,10 +329,8 @@ class SemanticCache:
 
     def _add(self, vector: npt.NDArray[np.float32], ctx: tuple[int, int], key: str, text: str) -> None:
         """Add unless the same text is already stored under the same key in this context."""
-        for candidate in self.index.search(vector, ctx, 0.999, k=4, max_k=4):
-            if candidate.key == key and candidate.text == text:
-                return
-        self.index.add(vector, ctx, key, text)
+        if not self.index.stored(vector, ctx, key, text):
+            self.index.add(vector, ctx, key, text)
 
     async def agree(self, cached: str, fresh: str) -> bool:
         """Whether an audited hit's cached answer says what the fresh upstream answer says

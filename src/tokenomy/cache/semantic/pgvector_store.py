@@ -11,7 +11,9 @@ the entries more than ``max_entries`` labels older than itself.
 **Outages.** Every call runs on the semantic worker thread with a 2 s connect and statement
 timeout. When the server cannot be reached the call raises :class:`StoreDown`, which the cache
 turns into a miss (lookups) or a warning (adds); for :data:`RETRY_S` after a failure calls fail
-at once instead of waiting on the network again, then one call tries to reconnect.
+at once instead of waiting on the network again, then one call tries to reconnect. A statement
+that runs past its timeout (a scan of one very large context) raises :class:`StoreSlow`: that
+call misses, and the connection and every other context's calls go on.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ log = logging.getLogger("tokenomy.cache")
 
 TABLE = "tokenomy_semantic"
 TIMEOUT_S = 2
+"""Seconds to connect."""
+STATEMENT_TIMEOUT_MS = 2000
+"""The longest a statement may run before the server cancels it (:class:`StoreSlow`)."""
 RETRY_S = 5.0
 """After a failure, calls fail at once for this long before one tries to reconnect."""
 
@@ -45,6 +50,11 @@ def _signed(value: int) -> int:
 
 class StoreDown(RuntimeError):
     """The PostgreSQL server cannot be reached (the lookup misses, the request goes on)."""
+
+
+class StoreSlow(StoreDown):
+    """A statement ran past :data:`STATEMENT_TIMEOUT_MS` and was cancelled: this call fails (a lookup
+    misses), but the server is up, so the connection stays open and other calls go on at once."""
 
 
 class PgVectorStore:
@@ -75,7 +85,7 @@ class PgVectorStore:
         try:
             conn = psycopg.connect(
                 self._dsn, autocommit=True, connect_timeout=TIMEOUT_S,
-                options=f"-c statement_timeout={TIMEOUT_S * 1000}",
+                options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
             )  # fmt: skip
             if not self._ready:
                 self._create(conn)
@@ -103,6 +113,8 @@ class PgVectorStore:
             try:
                 cur = conn.execute(sql, params)
                 return cur.fetchall() if cur.description is not None else []
+            except psycopg.errors.QueryCanceled as exc:  # not an outage: the autocommit connection is still good
+                raise StoreSlow(f"the semantic store's statement ran past {STATEMENT_TIMEOUT_MS} ms: {exc}") from exc
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 conn.close()
                 self._conn = None
@@ -136,6 +148,15 @@ class PgVectorStore:
         )
         return [Candidate(int(label), float(sim), bytes(key).hex(), str(text)) for label, sim, key, text in rows]
 
+    def stored(self, vector: npt.NDArray[np.float32], context: tuple[int, int], key: str, text: str) -> bool:
+        """Whether ``text`` is already stored under ``key`` in ``context`` (by the key's index, not a scan)."""
+        del vector  # the key and text say it exactly
+        rows = self._execute(
+            f"SELECT EXISTS (SELECT 1 FROM {TABLE} WHERE key = %s AND ctx0 = %s AND ctx1 = %s AND text = %s)",
+            (key_bytes(key), _signed(context[0]), _signed(context[1]), text),
+        )
+        return bool(rows[0][0])
+
     # -- writes --------------------------------------------------------------------------------
 
     def add(self, vector: npt.NDArray[np.float32], context: tuple[int, int], key: str, text: str) -> int:
@@ -165,7 +186,7 @@ class PgVectorStore:
                                   np.asarray(vectors[i], dtype=np.float32)))  # fmt: skip
             conn.execute(f"DELETE FROM {TABLE} WHERE label <= (SELECT max(label) FROM {TABLE}) - %s", (self.capacity,))
             conn.execute(f"ANALYZE {TABLE}")
-            conn.execute(f"SET statement_timeout = {TIMEOUT_S * 1000}")
+            conn.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
 
     def remove(self, key: str) -> int:
         """Forget every entry stored under ``key``; how many there were."""

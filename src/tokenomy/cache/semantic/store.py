@@ -32,6 +32,7 @@ class SemanticStore(Protocol):
         self, vector: npt.NDArray[np.float32], context: tuple[int, int], threshold: float, k: int = 32,
         max_k: int = 2048,
     ) -> list[Candidate]: ...  # fmt: skip
+    def stored(self, vector: npt.NDArray[np.float32], context: tuple[int, int], key: str, text: str) -> bool: ...
     def add(self, vector: npt.NDArray[np.float32], context: tuple[int, int], key: str, text: str) -> int: ...
     def add_many(
         self, vectors: npt.NDArray[np.float32], contexts: npt.NDArray[np.uint64], keys: list[str], texts: list[str]
