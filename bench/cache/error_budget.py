@@ -188,7 +188,7 @@ async def main() -> None:
     args = parser.parse_args()
     if not 0 <= args.audit_share <= 1 or not 0 < args.budget < 1 or args.window < 1 or args.passes < 1:
         parser.error("--audit-share must be in [0, 1], --budget in (0, 1), --window and --passes at least 1")
-    pairs = read(parser, args.pairs, argparse.Namespace(**{**vars(args), "limit": 0}))
+    pairs = read(parser, args.pairs, argparse.Namespace(**{**vars(args), "limit": 0, "group_column": None}))
     answers = Answers(pairs, args.seed)
     kept = [p for p in pairs if p.label == 1 or not answers.same(p.a, p.b)]
     kept = kept[: args.limit] if args.limit else kept
