@@ -144,8 +144,9 @@ def calibrate(
             f"recommended {setting}: {chosen.threshold:.3f} "
             f"(precision {_fmt(chosen.precision)} on {chosen.accepted} accepted, recall {chosen.recall:.3f})"
         )
-    if warning:
-        click.echo(f"warning: {warning}", err=True)
+    for note in (warning, cal.conflict_warning(pairs)):
+        if note:
+            click.echo(f"warning: {note}", err=True)
 
 
 def _register() -> None:

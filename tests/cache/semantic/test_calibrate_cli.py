@@ -44,6 +44,28 @@ def test_entities_matcher_and_small_sample_warning_on_stderr(runner: CliRunner) 
     assert "recommended threshold:" in result.output and "warning: only" in result.output
 
 
+def test_same_text_labelled_different_is_flagged(runner: CliRunner, tmp_path: Path) -> None:
+    rows = [("How do I overcome my fear ?", "how do i overcome my fear?", 0),  # the same text: a label to check
+            ("What's the capital of France?", "What is the capital of France", 1),
+            ("Capital of France", "Population of France", 0)]  # fmt: skip
+    path = tmp_path / "pairs.csv"
+    path.write_text("sentence1,sentence2,label\n" + "".join(f'"{a}","{b}",{y}\n' for a, b, y in rows))
+    from tokenomy.cache.semantic.calibrate import label_conflicts
+
+    assert [(p.a, p.label) for p in label_conflicts(load_pairs(path))] == [("How do I overcome my fear ?", 0)]
+    result = runner.invoke(cache_group, ["calibrate", "--pairs", str(path), "--verify", "none", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["label_conflicts"] == 1 and "check those labels" in doc["label_warning"]
+    table = runner.invoke(cache_group, ["calibrate", "--pairs", str(path), "--verify", "none"])
+    assert table.exit_code == 0 and "1 pair(s) labelled different are the same text" in table.output
+    clean = tmp_path / "clean.csv"
+    clean.write_text("sentence1,sentence2,label\n" + "".join(f'"{a}","{b}",{y}\n' for a, b, y in rows[1:]))
+    doc = json.loads(runner.invoke(cache_group, ["calibrate", "--pairs", str(clean), "--verify", "none",
+                                                 "--format", "json"]).output)  # fmt: skip
+    assert doc["label_conflicts"] == 0 and doc["label_warning"] is None
+
+
 def test_small_sample_bound() -> None:
     from tokenomy.cache.semantic.calibrate import small_sample_warning
     from tokenomy.cache.semantic.stats import needed_at, needed_for, upper_bound

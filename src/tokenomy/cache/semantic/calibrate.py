@@ -175,6 +175,28 @@ def recommend(points: Sequence[Point], target: float, recall_slack: float = 0.0)
     return max(raised, key=lambda p: p.threshold)
 
 
+def label_conflicts(pairs: Sequence[Pair]) -> list[Pair]:
+    """Pairs labelled different whose two questions are the same text up to case, punctuation and
+    contractions. The default matcher accepts such a pair whatever its settings, so each one is a
+    false hit at every threshold: they cap the precision a curve can show (public sets have them)."""
+    from tokenomy.cache.semantic.features import normalized
+
+    return [p for p in pairs if p.label == 0 and normalized(p.a) == normalized(p.b)]
+
+
+def conflict_warning(pairs: Sequence[Pair]) -> str | None:
+    """What to tell the user about :func:`label_conflicts`, or ``None`` when there are none."""
+    found = label_conflicts(pairs)
+    if not found:
+        return None
+    first = found[0]
+    return (
+        f"{len(found)} pair(s) labelled different are the same text up to case, punctuation and contractions "
+        f"(e.g. {first.a!r} / {first.b!r}); the matcher accepts such a pair at any setting, so each is a false hit "
+        "at every threshold: check those labels"
+    )
+
+
 def report(
     pairs: Sequence[Pair], points: Sequence[Point], chosen: Point | None, target: float, verify: str, slack: float
 ) -> dict[str, Any]:
@@ -194,5 +216,7 @@ def report(
         "recommended": asdict(chosen) if chosen is not None else None,
         "false_hit_rate_upper_95": upper_bound(chosen.fp, chosen.accepted) if chosen is not None else None,
         "warning": small_sample_warning(chosen, target),
+        "label_conflicts": len(label_conflicts(pairs)),
+        "label_warning": conflict_warning(pairs),
         "thresholds": [asdict(p) for p in points],
     }
