@@ -49,7 +49,10 @@ from tokenomy.providers.local.embeddings import FloatArray, MiniLMEmbedder
 from tokenomy.providers.local.onnx_threads import Spinning
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
 CONTEXTS = 64
+
+from bench.quantiles import quantile_interval  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -78,8 +81,10 @@ def synthetic(
     return out
 
 
-def pct(values: list[float], q: float) -> float:
-    return float(np.percentile(np.array(values) * 1000, q))
+def pct(values: list[float], q: float) -> str:
+    """The ``q``-th percentile of ``values`` (seconds) in ms, with its 95 % interval (order statistics)."""
+    low, high = quantile_interval([v * 1000 for v in values], q / 100)
+    return f"{float(np.percentile(np.array(values) * 1000, q)):.2f} [{low:.2f}, {high:.2f}]"
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -213,12 +218,12 @@ async def latency(args: argparse.Namespace, path: Path) -> list[list[str]]:
         label += f", embedder in {arithmetic}"
         n = str(len(queries))
         rows += [
-            [f"lookup at the defaults, wall ({label})", f"{pct(totals, 50):.2f}", f"{pct(totals, 99):.2f}", n],
-            [f"lookup at the defaults, process CPU ({label})", f"{pct(cpu, 50):.2f}", f"{pct(cpu, 99):.2f}", n],
-            [f"embedding alone ({label})", f"{pct(embed_times, 50):.2f}", f"{pct(embed_times, 99):.2f}", n],
-            ["search alone (HNSW top-32 + context filter)", f"{pct(searches, 50):.2f}", f"{pct(searches, 99):.2f}", n],
-            [f"gates + cross-encoder + verifier alone, lookups with a candidate ({label})", f"{pct(encoder, 50):.2f}",
-             f"{pct(encoder, 99):.2f}", str(len(encoder))],
+            [f"lookup at the defaults, wall ({label})", pct(totals, 50), pct(totals, 99), n],
+            [f"lookup at the defaults, process CPU ({label})", pct(cpu, 50), pct(cpu, 99), n],
+            [f"embedding alone ({label})", pct(embed_times, 50), pct(embed_times, 99), n],
+            ["search alone (HNSW top-32 + context filter)", pct(searches, 50), pct(searches, 99), n],
+            [f"gates + cross-encoder + verifier alone, lookups with a candidate ({label})", pct(encoder, 50),
+             pct(encoder, 99), str(len(encoder))],
             [f"SemanticCache open (index load; {label})", f"{open_s * 1000:.0f}", "", f"hits: {hits}/{len(queries)}"],
         ]  # fmt: skip
         semantic.close()
@@ -293,7 +298,7 @@ def main() -> None:
             "# Semantic cache benchmark",
             f"Machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; default settings (verify: model).",
             "## Index at size\n\n" + table(["", "value"], index_rows),
-            "## Lookup latency (ms)\n\n" + table(["", "p50", "p99", "n"], latency_rows),
+            "## Lookup latency (ms)\n\n" + table(["", "p50 [95 % interval]", "p99 [95 % interval]", "n"], latency_rows),
             "## Precision and recall\n\n"
             + table(["pairs", "same/all", "accept by", "precision", "recall", "tp/accepted", "fp"], quality_rows),
         ]
