@@ -57,7 +57,7 @@ from bench.cache.verifier_cv import cp  # noqa: E402
 from bench.gateway_proc import pct, start_gateway  # noqa: E402
 from tests.fakes.openai_upstream import OpenAIFake  # noqa: E402
 
-from tokenomy.cache.semantic.calibrate import Pair, load_pairs  # noqa: E402
+from tokenomy.cache.semantic.calibrate import Pair, label_conflicts, load_pairs  # noqa: E402
 from tokenomy.cache.semantic.embedder_choice import embedder_arithmetic  # noqa: E402
 from tokenomy.cache.semantic.features import normalized  # noqa: E402
 from tokenomy.cache.semantic.float_cross_encoder import resolve  # noqa: E402
@@ -212,11 +212,11 @@ def alike(a: str, b: str) -> str:
 def label_check(name: str, pairs: list[Pair], t: Tally) -> str:
     """How many pairs labelled different are the same text (a floor on the file's label noise), and
     how many false hits are such pairs or share all their content words (where labels are disputed)."""
-    identical = [p for p in pairs if alike(p.a, p.b) == "same text"]
+    identical = sum(alike(p.a, p.b) == "same text" for p in pairs)
     kinds = [alike(a, b) for a, b in t.false_hits]
     return (
-        f"- labels ({name}): {len(identical)} pairs are the same text up to case, punctuation and contractions, "
-        f"{sum(p.label == 0 for p in identical)} of them labelled different; of the {len(kinds)} false hits: "
+        f"- labels ({name}): {identical} pairs are the same text up to case, punctuation and contractions, "
+        f"{len(label_conflicts(pairs))} of them labelled different; of the {len(kinds)} false hits: "
         f"{kinds.count('same text')} the same text, {kinds.count('same words')} more with the same numbers and "
         "content words"
     )

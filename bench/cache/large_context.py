@@ -35,8 +35,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).parent))
 import semantic as latency_bench
+from bench.quantiles import quantile_interval
 
 from tokenomy.cache.semantic import calibrate as cal
 from tokenomy.cache.semantic import context_blocks as blocks_module
@@ -173,7 +175,7 @@ async def run(
     ]
     for way in rows:
         w, c, s = np.array(wall[way]), np.array(cpu[way]), np.array(search[way])
-        low, high = latency_bench.quantile_interval(list(w), 0.99)
+        low, high = quantile_interval(list(w), 0.99)
         lines.append(
             f"| {way} | {np.percentile(w, 50):.2f} / {np.percentile(w, 99):.2f} [{low:.2f}, {high:.2f}] | "
             f"{np.percentile(c, 50):.2f} / {np.percentile(c, 99):.2f} | "

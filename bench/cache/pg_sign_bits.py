@@ -52,6 +52,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=30)
     ap.add_argument("--index-only", action="store_true", help="codes in the context index, sequential scans off")
     args = ap.parse_args()
+    if args.entries < 4 or args.queries < 1:
+        ap.error("--entries must be at least 4 and --queries at least 1")
     rng = np.random.default_rng(1)
     vectors = rng.standard_normal((args.entries, 384)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
