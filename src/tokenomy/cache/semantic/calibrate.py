@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from tokenomy.cache.semantic.features import normalized
 from tokenomy.cache.semantic.verify import same_question
 
 InputFormat = Literal["auto", "csv", "stsb"]
@@ -179,8 +180,6 @@ def label_conflicts(pairs: Sequence[Pair]) -> list[Pair]:
     """Pairs labelled different whose two questions are the same text up to case, punctuation and
     contractions. The default matcher accepts such a pair whatever its settings, so each one is a
     false hit at every threshold: they cap the precision a curve can show (public sets have them)."""
-    from tokenomy.cache.semantic.features import normalized
-
     return [p for p in pairs if p.label == 0 and normalized(p.a) == normalized(p.b)]
 
 
