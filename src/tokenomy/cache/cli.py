@@ -144,7 +144,7 @@ def calibrate(
             f"recommended {setting}: {chosen.threshold:.3f} "
             f"(precision {_fmt(chosen.precision)} on {chosen.accepted} accepted, recall {chosen.recall:.3f})"
         )
-    for note in (warning, cal.conflict_warning(pairs)):
+    for note in (warning, cal.conflict_warning(cal.label_conflicts(pairs))):
         if note:
             click.echo(f"warning: {note}", err=True)
 

@@ -154,7 +154,7 @@ def _pairs(
         pairs = [cal.Pair(a, b, y) for a, b, y in intent_pairs(labelled, vectors, neighbours, balance)]
     if not pairs:
         raise click.ClickException(f"{pairs_path or intents_path}: no labelled pairs")
-    conflicts = cal.conflict_warning(pairs)
+    conflicts = cal.conflict_warning(cal.label_conflicts(pairs))
     if conflicts:
         click.echo(f"warning: {conflicts}", err=True)
     return pairs

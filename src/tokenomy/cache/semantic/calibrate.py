@@ -183,9 +183,8 @@ def label_conflicts(pairs: Sequence[Pair]) -> list[Pair]:
     return [p for p in pairs if p.label == 0 and normalized(p.a) == normalized(p.b)]
 
 
-def conflict_warning(pairs: Sequence[Pair]) -> str | None:
-    """What to tell the user about :func:`label_conflicts`, or ``None`` when there are none."""
-    found = label_conflicts(pairs)
+def conflict_warning(found: Sequence[Pair]) -> str | None:
+    """What to tell the user about the :func:`label_conflicts` ``found``, or ``None`` when there are none."""
     if not found:
         return None
     first = found[0]
@@ -201,6 +200,7 @@ def report(
 ) -> dict[str, Any]:
     """The JSON document of ``tokenomy cache calibrate --format json``."""
     positives = sum(p.label for p in pairs)
+    conflicts = label_conflicts(pairs)
     from tokenomy.cache.semantic.stats import upper_bound
 
     return {
@@ -215,7 +215,7 @@ def report(
         "recommended": asdict(chosen) if chosen is not None else None,
         "false_hit_rate_upper_95": upper_bound(chosen.fp, chosen.accepted) if chosen is not None else None,
         "warning": small_sample_warning(chosen, target),
-        "label_conflicts": len(label_conflicts(pairs)),
-        "label_warning": conflict_warning(pairs),
+        "label_conflicts": len(conflicts),
+        "label_warning": conflict_warning(conflicts),
         "thresholds": [asdict(p) for p in points],
     }
