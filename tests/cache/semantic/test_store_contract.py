@@ -29,18 +29,23 @@ def vec(text: str) -> np.ndarray:
     return EMBED.vectors([text])[0]
 
 
-@pytest.fixture(params=["usearch", "pgvector"])
+@pytest.fixture(params=["usearch", "pgvector-0.8", "pgvector-0.6"])
 def make(request: pytest.FixtureRequest) -> Iterator[Factory]:
-    """Stores of a given capacity, of the parametrised kind (pgvector: one fresh database per test)."""
+    """Stores of a given capacity, of the parametrised kind (pgvector: one fresh database per test).
+
+    On pgvector 0.8 every context with an entry counts as large (``large_context=0``), so the
+    searches go through the sign-bit index; pgvector 0.6 has none and scans every context."""
     if request.param == "usearch":
         yield lambda capacity: VectorIndex(capacity, 384)
         return
-    server: PostgresServer = request.getfixturevalue("pgvector_server")
+    server: PostgresServer = request.getfixturevalue(
+        "pgvector_server" if request.param == "pgvector-0.8" else "pgvector06_server"
+    )
     with server.database() as dsn:
         opened: list[PgVectorStore] = []
 
         def factory(capacity: int) -> SemanticStore:
-            opened.append(PgVectorStore(dsn, capacity, 384))
+            opened.append(PgVectorStore(dsn, capacity, 384, large_context=0 if request.param == "pgvector-0.8" else 1))
             return opened[-1]
 
         yield factory
@@ -165,3 +170,54 @@ def test_bulk_add_is_searchable_and_bounded(make: Factory) -> None:
     assert store.search(vec(texts[0]), A, 0.99) == []
     assert [c.key for c in store.search(vec(texts[3]), A, 0.99)] == [key(3)]
     assert [c.key for c in store.search(vec(texts[4]), HIGH, 0.99)] == [key(4)]
+
+
+def test_large_context_is_searched_through_the_sign_bit_index(
+    pgvector_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``large_context`` entries a context is searched by sign bits (HNSW), then exactly; a
+    small one by a scan. Both find what exact search finds."""
+    texts = [f"question number {i} about topic {i % 7} and item {i * 13 % 101}" for i in range(400)]
+    vectors = EMBED.vectors(texts)
+    contexts = np.array([A if i < 390 else B for i in range(400)], dtype=np.uint64)
+    with pgvector_server.database() as dsn:
+        store = PgVectorStore(dsn, 10_000, 384, large_context=50)
+        statements: list[str] = []
+        execute = store._execute
+        monkeypatch.setattr(store, "_execute", lambda sql, params: statements.append(sql) or execute(sql, params))
+        store.add_many(vectors, contexts, [key(i) for i in range(400)], texts)
+        assert store.signs
+        for i in (*range(0, 390, 13), *range(390, 400)):
+            context = A if i < 390 else B
+            statements.clear()
+            found = store.search(vectors[i], context, 0.5)
+            mine = np.arange(390) if context == A else np.arange(390, 400)
+            sims = vectors[mine] @ vectors[i]
+            exact = [key(int(j)) for j in mine[np.argsort(-sims)] if float(vectors[j] @ vectors[i]) >= 0.5][:32]
+            assert [c.key for c in found] == exact
+            assert any("binary_quantize" in sql for sql in statements) == (context == A)
+        store.close_log()
+
+
+def test_old_pgvector_scans_every_context(pgvector06_server: PostgresServer) -> None:
+    with pgvector06_server.database() as dsn:
+        store = PgVectorStore(dsn, 100, 384, large_context=0)
+        store.add(vec("capital of France"), A, key(7), "capital of France")
+        assert not store.signs  # pgvector 0.6 has no binary_quantize
+        assert [c.key for c in store.search(vec("capital of France"), A, 0.9)] == [key(7)]
+        store.close_log()
+
+
+def test_sign_bit_index_too_slow_to_build_leaves_scans(
+    pgvector_server: PostgresServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Building the index on a big existing table would run past the statement timeout: the store
+    says what to run and scans, instead of failing to connect."""
+    monkeypatch.setattr(pgvector_store, "STATEMENT_TIMEOUT_MS", 200)
+    monkeypatch.setattr(pgvector_store, "sign_index_sql", lambda ndim: "SELECT pg_sleep(1)")
+    with pgvector_server.database() as dsn:
+        store = PgVectorStore(dsn, 100, 384, large_context=0)
+        store.add(vec("capital of France"), A, key(7), "capital of France")
+        assert not store.signs and "sign-bit index" in caplog.text and "SELECT pg_sleep(1)" in caplog.text
+        assert [c.key for c in store.search(vec("capital of France"), A, 0.9)] == [key(7)]
+        store.close_log()

@@ -4,9 +4,13 @@ One table holds every entry: a sequence number (the label), the 16-byte context 
 two integers, the 20-byte exact-tier key, the question's text and its unit vector
 (``vector(384)``). A lookup reads only its own context's rows — a B-tree index on the context
 finds them, and their inner products are computed exactly — so the store finds every entry an
-exact search finds; one context with very many entries (a single shared namespace with no
-earlier turns) costs a scan of that context. ``max_entries`` bounds the table: each add deletes
-the entries more than ``max_entries`` labels older than itself.
+exact search finds. A context with more than ``large_context`` entries (a single shared
+namespace with no earlier turns) would cost a scan of all its rows; where the server's pgvector
+is 0.8 or newer the store builds an HNSW index over the vectors' sign bits
+(``binary_quantize``) and searches such a context through it, then compares the
+:data:`SIGN_CANDIDATES` nearest by sign bits exactly, as the usearch store does past
+``exact_scan_limit``. With an older pgvector every context is scanned. ``max_entries`` bounds the
+table: each add deletes the entries more than ``max_entries`` labels older than itself.
 
 **Outages.** Every call runs on the semantic worker thread with a 2 s connect and statement
 timeout. When the server cannot be reached the call raises :class:`StoreDown`, which the cache
@@ -21,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -40,7 +45,34 @@ STATEMENT_TIMEOUT_MS = 2000
 RETRY_S = 5.0
 """After a failure, calls fail at once for this long before one tries to reconnect."""
 
+SIGN_CANDIDATES = 256
+"""Entries of a large context compared exactly: the nearest by their sign bits."""
+EF_SEARCH = 400
+"""``hnsw.ef_search`` for the sign-bit index (pgvector's default, 40, finds fewer of the nearest)."""
+SIZE_TTL_S = 60.0
+"""How long a context's size class (larger than ``large_context`` or not) is remembered."""
+SIZES_KEPT = 4096
+"""The most contexts whose size class is remembered (the least recently asked are forgotten)."""
+SIGNS_VERSION = (0, 8)
+"""The pgvector that has ``binary_quantize``, HNSW over ``bit`` and iterative index scans (needed
+when a filter on the context drops index matches)."""
+
 _SIGN = 1 << 63
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """``"0.8.5"`` as ``(0, 8, 5)``."""
+    return tuple(int(part) for part in text.split(".") if part.isdigit())
+
+
+def sign_bits(ndim: int) -> str:
+    """The SQL expression the sign-bit index is built on (a query must spell it the same way)."""
+    return f"(binary_quantize(embedding)::bit({ndim}))"
+
+
+def sign_index_sql(ndim: int) -> str:
+    """The statement that creates the sign-bit index (Hamming distance, HNSW)."""
+    return f"CREATE INDEX IF NOT EXISTS {TABLE}_signs ON {TABLE} USING hnsw ({sign_bits(ndim)} bit_hamming_ops)"
 
 
 def _signed(value: int) -> int:
@@ -63,11 +95,16 @@ class PgVectorStore:
     remote = True
     dirty = False
 
-    def __init__(self, dsn: str, capacity: int, ndim: int) -> None:
+    def __init__(self, dsn: str, capacity: int, ndim: int, large_context: int = 32_768) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
         self.ndim = ndim
+        self.large_context = large_context
+        """Contexts with more entries are searched through the sign-bit index, where there is one."""
+        self.signs = False
+        """Whether the server has the sign-bit index (pgvector 0.8+); known once connected."""
+        self._sizes: OrderedDict[tuple[int, int], tuple[bool, float]] = OrderedDict()
         self._dsn = dsn
         self._conn: psycopg.Connection[Any] | None = None
         self._lock = threading.Lock()
@@ -90,6 +127,9 @@ class PgVectorStore:
             if not self._ready:
                 self._create(conn)
             register_vector(conn)
+            if self.signs:
+                conn.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
+                conn.execute("SET hnsw.iterative_scan = relaxed_order")  # the context filter drops matches
         except psycopg.OperationalError as exc:
             self._down_until = time.monotonic() + RETRY_S
             raise StoreDown(f"the semantic store's PostgreSQL server cannot be reached: {exc}") from exc
@@ -104,7 +144,23 @@ class PgVectorStore:
         )
         conn.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_context ON {TABLE} (ctx0, ctx1)")
         conn.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_key ON {TABLE} (key)")
+        found = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+        self.signs = found is not None and _version(str(found[0])) >= SIGNS_VERSION and self._sign_index(conn)
         self._ready = True
+
+    def _sign_index(self, conn: psycopg.Connection[Any]) -> bool:
+        """Create the sign-bit index if missing; False (with a warning) when that takes too long."""
+        sql = sign_index_sql(self.ndim)
+        try:
+            conn.execute(sql)
+        except psycopg.errors.QueryCanceled:
+            log.warning(
+                "semantic store: building the sign-bit index on an existing table ran past %d ms and was "
+                "cancelled; large contexts are scanned in full until an administrator runs: %s",
+                STATEMENT_TIMEOUT_MS, sql,
+            )  # fmt: skip
+            return False
+        return True
 
     def _execute(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
         """Run one statement; a connection failure becomes :class:`StoreDown`."""
@@ -139,14 +195,43 @@ class PgVectorStore:
         max_k: int = 2048,
     ) -> list[Candidate]:  # fmt: skip
         """Up to ``k`` entries of ``context`` with similarity ≥ ``threshold``, best first (exact)."""
-        del max_k  # the search is exact within the context: nothing is crowded out
+        del max_k  # exact within the context, or within its SIGN_CANDIDATES nearest by sign bits
         query = np.asarray(vector, dtype=np.float32)
-        rows = self._execute(  # the vector goes once, in binary (%b)
-            f"SELECT label, sim, key, text FROM (SELECT label, key, text, -(embedding <#> %b) AS sim FROM {TABLE} "
-            "WHERE ctx0 = %s AND ctx1 = %s) AS mine WHERE sim >= %s ORDER BY sim DESC LIMIT %s",
-            (query, _signed(context[0]), _signed(context[1]), float(threshold), int(k)),
-        )
+        ctx = (_signed(context[0]), _signed(context[1]))
+        if self.signs and self._large(ctx):
+            bits = f"binary_quantize(%b)::bit({self.ndim})"
+            rows = self._execute(  # the HNSW index orders the context's rows by sign bits; the nearest, exactly
+                f"SELECT label, sim, key, text FROM (SELECT label, key, text, -(embedding <#> %b) AS sim FROM "
+                f"(SELECT label, key, text, embedding FROM {TABLE} WHERE ctx0 = %s AND ctx1 = %s "
+                f"ORDER BY {sign_bits(self.ndim)} <~> {bits} LIMIT {SIGN_CANDIDATES}) AS near) AS scored "
+                "WHERE sim >= %s ORDER BY sim DESC LIMIT %s",
+                (query, *ctx, query, float(threshold), int(k)),
+            )
+        else:
+            rows = self._execute(  # the vector goes once, in binary (%b)
+                f"SELECT label, sim, key, text FROM (SELECT label, key, text, -(embedding <#> %b) AS sim FROM {TABLE} "
+                "WHERE ctx0 = %s AND ctx1 = %s) AS mine WHERE sim >= %s ORDER BY sim DESC LIMIT %s",
+                (query, *ctx, float(threshold), int(k)),
+            )
         return [Candidate(int(label), float(sim), bytes(key).hex(), str(text)) for label, sim, key, text in rows]
+
+    def _large(self, ctx: tuple[int, int]) -> bool:
+        """Whether the context holds more than ``large_context`` entries (remembered for a while)."""
+        now = time.monotonic()
+        known = self._sizes.get(ctx)
+        if known is not None and known[1] > now:
+            self._sizes.move_to_end(ctx)
+            return known[0]
+        rows = self._execute(  # counts no further than it needs to (the context index, up to the limit)
+            f"SELECT count(*) FROM (SELECT 1 FROM {TABLE} WHERE ctx0 = %s AND ctx1 = %s LIMIT %s) AS capped",
+            (*ctx, self.large_context + 1),
+        )
+        large = int(rows[0][0]) > self.large_context
+        self._sizes[ctx] = (large, now + SIZE_TTL_S)
+        self._sizes.move_to_end(ctx)
+        while len(self._sizes) > SIZES_KEPT:
+            self._sizes.popitem(last=False)
+        return large
 
     def stored(self, vector: npt.NDArray[np.float32], context: tuple[int, int], key: str, text: str) -> bool:
         """Whether ``text`` is already stored under ``key`` in ``context`` (by the key's index, not a scan)."""

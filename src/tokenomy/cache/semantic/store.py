@@ -51,7 +51,7 @@ def open_store(config: SemanticCacheConfig, dim: int) -> SemanticStore:
         url = config.postgres_url.resolve()
         if not url:
             raise ValueError(f"the semantic store's postgres_url variable ${{{config.postgres_url.env}}} is not set")
-        return PgVectorStore(url, config.max_entries, dim)
+        return PgVectorStore(url, config.max_entries, dim, config.exact_scan_limit)
     path = config.index_file
     index = VectorIndex.load(path, config.max_entries, dim, config.exact_scan_limit)
     try:
