@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
+import psycopg
 import pytest
 from tests.cache.semantic.fake_embedder import FakeEmbedder
 from tests.support.postgres import PostgresServer
@@ -220,4 +221,16 @@ def test_sign_bit_index_too_slow_to_build_leaves_scans(
         store.add(vec("capital of France"), A, key(7), "capital of France")
         assert not store.signs and "sign-bit index" in caplog.text and "SELECT pg_sleep(1)" in caplog.text
         assert [c.key for c in store.search(vec("capital of France"), A, 0.9)] == [key(7)]
+        store.close_log()
+
+
+def test_failed_bulk_add_restores_the_statement_timeout(pgvector_server: PostgresServer) -> None:
+    with pgvector_server.database() as dsn:
+        store = PgVectorStore(dsn, 100, 384)
+        store.add(vec("capital of France"), A, key(7), "capital of France")
+        wrong = np.ones((2, 3), dtype=np.float32)  # 3 dimensions where the table has 384
+        with pytest.raises(psycopg.Error):
+            store.add_many(wrong, np.array([A, A], dtype=np.uint64), [key(1), key(2)], ["a", "b"])
+        assert store._execute("SHOW statement_timeout", ()) == [("2s",)]
+        assert len(store) == 1 and [c.key for c in store.search(vec("capital of France"), A, 0.9)] == [key(7)]
         store.close_log()

@@ -262,16 +262,27 @@ class PgVectorStore:
         raw = [key_bytes(k) for k in keys]
         with self._lock:
             conn = self._connect()
-            conn.execute("SET statement_timeout = 0")  # a bulk load may take long; reset below
-            copy = f"COPY {TABLE} (ctx0, ctx1, key, text, embedding) FROM STDIN WITH (FORMAT BINARY)"
-            with conn.cursor().copy(copy) as cp:
-                cp.set_types(["int8", "int8", "bytea", "text", "vector"])
-                for i in range(len(raw)):
-                    cp.write_row((_signed(int(contexts[i, 0])), _signed(int(contexts[i, 1])), raw[i], texts[i],
-                                  np.asarray(vectors[i], dtype=np.float32)))  # fmt: skip
-            conn.execute(f"DELETE FROM {TABLE} WHERE label <= (SELECT max(label) FROM {TABLE}) - %s", (self.capacity,))
-            conn.execute(f"ANALYZE {TABLE}")
-            conn.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
+            try:
+                conn.execute("SET statement_timeout = 0")  # a bulk load may take long; reset below
+                copy = f"COPY {TABLE} (ctx0, ctx1, key, text, embedding) FROM STDIN WITH (FORMAT BINARY)"
+                with conn.cursor().copy(copy) as cp:
+                    cp.set_types(["int8", "int8", "bytea", "text", "vector"])
+                    for i in range(len(raw)):
+                        cp.write_row((_signed(int(contexts[i, 0])), _signed(int(contexts[i, 1])), raw[i], texts[i],
+                                      np.asarray(vectors[i], dtype=np.float32)))  # fmt: skip
+                conn.execute(
+                    f"DELETE FROM {TABLE} WHERE label <= (SELECT max(label) FROM {TABLE}) - %s", (self.capacity,)
+                )
+                conn.execute(f"ANALYZE {TABLE}")
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                conn.close()
+                self._conn = None
+                self._down_until = time.monotonic() + RETRY_S
+                raise StoreDown(f"the semantic store's PostgreSQL server failed during a bulk add: {exc}") from exc
+            finally:
+                self._sizes.clear()  # contexts may have grown past large_context
+                if not conn.closed:
+                    conn.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
 
     def remove(self, key: str) -> int:
         """Forget every entry stored under ``key``; how many there were."""
