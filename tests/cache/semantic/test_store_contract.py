@@ -209,17 +209,24 @@ def test_old_pgvector_scans_every_context(pgvector06_server: PostgresServer) -> 
         store.close_log()
 
 
-def test_sign_bit_index_too_slow_to_build_leaves_scans(
-    pgvector_server: PostgresServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+NOT_OWNER = (
+    "DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege', "
+    "MESSAGE = 'must be owner of table tokenomy_semantic'; END $$"
+)
+
+
+@pytest.mark.parametrize("statement", ["SELECT pg_sleep(1)", NOT_OWNER], ids=["too-slow", "not-owner"])
+def test_sign_bit_index_that_cannot_be_built_leaves_scans(
+    pgvector_server: PostgresServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, statement: str
 ) -> None:
-    """Building the index on a big existing table would run past the statement timeout: the store
-    says what to run and scans, instead of failing to connect."""
+    """Building the index on a big existing table would run past the statement timeout, or the role
+    does not own the table: the store says what to run and scans, instead of failing to connect."""
     monkeypatch.setattr(pgvector_store, "STATEMENT_TIMEOUT_MS", 200)
-    monkeypatch.setattr(pgvector_store, "sign_index_sql", lambda ndim: "SELECT pg_sleep(1)")
+    monkeypatch.setattr(pgvector_store, "sign_index_sql", lambda ndim: statement)
     with pgvector_server.database() as dsn:
         store = PgVectorStore(dsn, 100, 384, large_context=0)
         store.add(vec("capital of France"), A, key(7), "capital of France")
-        assert not store.signs and "sign-bit index" in caplog.text and "SELECT pg_sleep(1)" in caplog.text
+        assert not store.signs and "sign-bit index could not be built" in caplog.text and statement in caplog.text
         assert [c.key for c in store.search(vec("capital of France"), A, 0.9)] == [key(7)]
         store.close_log()
 

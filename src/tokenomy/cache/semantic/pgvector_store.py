@@ -157,15 +157,16 @@ class PgVectorStore:
         self._ready = True
 
     def _sign_index(self, conn: psycopg.Connection[Any]) -> bool:
-        """Create the sign-bit index if missing; False (with a warning) when that takes too long."""
+        """Create the sign-bit index if missing; False (with a warning) when that takes too long or
+        this role may not (only the table's owner may index it)."""
         sql = sign_index_sql(self.ndim)
         try:
             conn.execute(sql)
-        except psycopg.errors.QueryCanceled:
+        except (psycopg.errors.QueryCanceled, psycopg.errors.InsufficientPrivilege) as exc:
             log.warning(
-                "semantic store: building the sign-bit index on an existing table ran past %d ms and was "
-                "cancelled; large contexts are scanned in full until an administrator runs: %s",
-                STATEMENT_TIMEOUT_MS, sql,
+                "semantic store: the sign-bit index could not be built (%s); large contexts are scanned in full "
+                "until an administrator runs: %s",
+                str(exc).strip(), sql,
             )  # fmt: skip
             return False
         return True
