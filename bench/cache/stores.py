@@ -121,6 +121,8 @@ def main() -> None:
     ap.add_argument("--postgres-url", default=None)
     ap.add_argument("--pgvector", default="0.8", help="pgvector versions of the throwaway servers: 0.8, 0.6 or both")
     opts = ap.parse_args()
+    if unknown := set(opts.pgvector.split(",")) - {"0.6", "0.8"}:
+        ap.error(f"--pgvector: {', '.join(sorted(unknown))} is not 0.6 or 0.8 (the versions the test servers ship)")
     rng = np.random.default_rng(0)
     vectors, contexts = data(opts.entries, opts.contexts, rng)
     keys = [secrets.token_hex(20) for _ in range(opts.entries)]

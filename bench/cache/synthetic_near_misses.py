@@ -165,7 +165,10 @@ def main() -> None:
 
     lc, sts = tce.read_langcache(opts.data), tce.read_stsb(opts.data / "stsb" / "sts-train.csv")
     if opts.exclude_fold:
-        repeat, k = (int(x) for x in opts.exclude_fold.split(":"))
+        parts = opts.exclude_fold.split(":")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts) or int(parts[1]) >= tce.FOLDS:
+            ap.error(f"--exclude-fold {opts.exclude_fold}: expected REPEAT:FOLD, the fold below {tce.FOLDS}")
+        repeat, k = int(parts[0]), int(parts[1])
         lc_fold, sts_fold = tce.fold_of(tce.groups(lc), 1000 + repeat), tce.fold_of(tce.groups(sts), 2000 + repeat)
         lc = [p for p, f in zip(lc, lc_fold, strict=True) if f != k]
         sts = [p for p, f in zip(sts, sts_fold, strict=True) if f != k]
