@@ -241,3 +241,28 @@ def test_failed_bulk_add_restores_the_statement_timeout(pgvector_server: Postgre
         assert store._execute("SHOW statement_timeout", ()) == [("2s",)]
         assert len(store) == 1 and [c.key for c in store.search(vec("capital of France"), A, 0.9)] == [key(7)]
         store.close_log()
+
+
+def test_has_context_also_tells_the_search_whether_the_context_is_large(
+    pgvector_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lookup asks has_context, then searches: with the sign-bit index one capped count answers
+    both, and a large context counted within the last minute needs no query at all."""
+    texts = [f"question {i}" for i in range(12)]
+    contexts = np.array([A] * 10 + [B] * 2, dtype=np.uint64)
+    with pgvector_server.database() as dsn:
+        store = PgVectorStore(dsn, 1000, 384, large_context=5)
+        store.add_many(EMBED.vectors(texts), contexts, [key(i) for i in range(12)], texts)
+        statements: list[str] = []
+        execute = store._execute
+        monkeypatch.setattr(store, "_execute", lambda sql, params: statements.append(sql) or execute(sql, params))
+        for context, text in ((A, texts[0]), (B, texts[11])):
+            statements.clear()
+            assert store.has_context(context)
+            assert store.search(vec(text), context, 0.9)[0].text == text
+            assert sum("count(*)" in sql for sql in statements) == 1 and len(statements) == 2
+        statements.clear()
+        assert store.has_context(A) and statements == []  # large, and counted moments ago
+        assert store.remove(key(11)) == 1 and store.remove(key(10)) == 1
+        assert not store.has_context(B)  # a removal forgets the counts
+        store.close_log()

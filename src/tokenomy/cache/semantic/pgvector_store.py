@@ -192,11 +192,15 @@ class PgVectorStore:
         return int(self._execute(f"SELECT count(*) FROM {TABLE}", ())[0][0])
 
     def has_context(self, context: tuple[int, int]) -> bool:
-        """Whether any entry has this context (a query: call it off the event loop)."""
-        rows = self._execute(
-            f"SELECT EXISTS (SELECT 1 FROM {TABLE} WHERE ctx0 = %s AND ctx1 = %s)",
-            (_signed(context[0]), _signed(context[1])),
-        )
+        """Whether any entry has this context (a query: call it off the event loop). With the sign-bit
+        index the same query also tells whether the context is large, so the search asks nothing more."""
+        ctx = (_signed(context[0]), _signed(context[1]))
+        if self.signs:
+            known = self._sizes.get(ctx)
+            if known is not None and known[0] and known[1] > time.monotonic():
+                return True  # a large context, counted within the last minute
+            return self._count(ctx) > 0
+        rows = self._execute(f"SELECT EXISTS (SELECT 1 FROM {TABLE} WHERE ctx0 = %s AND ctx1 = %s)", ctx)
         return bool(rows[0][0])
 
     def search(
@@ -226,21 +230,25 @@ class PgVectorStore:
 
     def _large(self, ctx: tuple[int, int]) -> bool:
         """Whether the context holds more than ``large_context`` entries (remembered for a while)."""
-        now = time.monotonic()
         known = self._sizes.get(ctx)
-        if known is not None and known[1] > now:
+        if known is not None and known[1] > time.monotonic():
             self._sizes.move_to_end(ctx)
             return known[0]
-        rows = self._execute(  # counts no further than it needs to (the context index, up to the limit)
+        return self._count(ctx) > self.large_context
+
+    def _count(self, ctx: tuple[int, int]) -> int:
+        """The context's entries, counted no further than ``large_context`` + 1 (the context index);
+        remembers whether it is large."""
+        rows = self._execute(
             f"SELECT count(*) FROM (SELECT 1 FROM {TABLE} WHERE ctx0 = %s AND ctx1 = %s LIMIT %s) AS capped",
             (*ctx, self.large_context + 1),
         )
-        large = int(rows[0][0]) > self.large_context
-        self._sizes[ctx] = (large, now + SIZE_TTL_S)
+        count = int(rows[0][0])
+        self._sizes[ctx] = (count > self.large_context, time.monotonic() + SIZE_TTL_S)
         self._sizes.move_to_end(ctx)
         while len(self._sizes) > SIZES_KEPT:
             self._sizes.popitem(last=False)
-        return large
+        return count
 
     def stored(self, vector: npt.NDArray[np.float32], context: tuple[int, int], key: str, text: str) -> bool:
         """Whether ``text`` is already stored under ``key`` in ``context`` (by the key's index, not a scan)."""
@@ -297,6 +305,7 @@ class PgVectorStore:
         """Forget every entry stored under ``key``; how many there were."""
         rows = self._execute(f"WITH gone AS (DELETE FROM {TABLE} WHERE key = %s RETURNING 1) SELECT count(*) FROM gone",
                              (key_bytes(key),))  # fmt: skip
+        self._sizes.clear()  # a context may have shrunk, or emptied
         return int(rows[0][0])
 
     def save(self, path: object = None) -> None:
