@@ -79,8 +79,16 @@ class Verifier:
         hard gate fails or the cosine is below the floor. The lexical features are computed once."""
         if cosine < self.cosine_floor:
             return None
-        passes = gate(query, stored)
-        row = features(query, stored, cosine, 0.0)
+        return self.line_from(features(query, stored, cosine, 0.0), gate(query, stored))
+
+    def line_from(self, row: npt.NDArray[np.float64], passes: bool) -> tuple[float, float] | None:
+        """:meth:`line` from a pair's :func:`~tokenomy.cache.semantic.features.features` row (its
+        cross-encoder value ignored) and :func:`~tokenomy.cache.semantic.features.gate` verdict, for
+        callers that read the same pairs under several logits."""
+        if row[0] < self.cosine_floor:
+            return None
+        row = np.array(row, dtype=np.float64)
+        row[1] = 0.0
         if self.gates == "feature":
             row = np.append(row, float(passes))
         elif not passes:

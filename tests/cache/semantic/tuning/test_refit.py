@@ -96,3 +96,29 @@ def test_a_verifier_file_that_does_not_fit_is_refused(tmp_path: Path, change: di
     path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
     with pytest.raises(ValueError, match=message):
         Verifier.load(path)
+
+
+@pytest.mark.parametrize("refitted", [False, True])
+def test_rows_computed_once_give_the_decisions_a_lookup_computes(refitted: bool, tmp_path: Path) -> None:
+    from tokenomy.cache.semantic.tuning.refit import PairRows
+    from tokenomy.cache.semantic.tuning.tune import decisions
+
+    verifier = Verifier.load(refitted_file(tmp_path) if refitted else None)
+    pairs = [
+        Pair(DIFFERENT_NUMBERS[1], DIFFERENT_NUMBERS[0], 0),
+        Pair("reset my password", "how to reset a password", 1),
+        Pair("price of a flight to Rome", "flight to Rome price", 1),
+        Pair("what is a cat", "what is a dog", 0),
+    ]
+    cosines = np.array([0.95, 0.9, 0.55, 0.8])  # the third below the floor
+    forward, backward = np.array([3.0, 2.5, 4.0, -1.0]), np.array([2.0, 3.5, 4.0, 0.5])
+    rows = PairRows.of(pairs, cosines)
+    logit = (forward + backward) / 2 if verifier.orders == 2 else forward
+    expected = [verifier.decision(p.b, p.a, float(c), float(z)) for p, c, z in zip(pairs, cosines, logit, strict=True)]
+    same = np.ones(len(pairs), dtype=bool)
+    assert decisions(verifier, pairs, cosines, forward, backward, same, rows).tolist() == pytest.approx(expected)
+    assert decisions(verifier, pairs, cosines, forward, backward, same).tolist() == pytest.approx(expected)
+    assert np.isneginf(expected[2]) and np.isfinite(expected[1]) and np.isfinite(expected[3])
+    assert np.isneginf(expected[0]) != refitted  # the shipped verifier's gate refuses different numbers
+    x = feature_matrix(pairs, cosines, logit, rows=rows)
+    assert x.tolist() == feature_matrix(pairs, cosines, logit).tolist()

@@ -34,16 +34,36 @@ GRID = cal.thresholds(-4.0, 12.0, 0.1)
 """Thresholds tried for a refitted verifier's decision values."""
 
 
+@dataclass(frozen=True, slots=True)
+class PairRows:
+    """Each pair's verifier features as a lookup reads it (``sentence2`` asked after ``sentence1`` was
+    stored), the cross-encoder column 0, and its gate verdict: the lexical part, computed once for
+    all the logits a tuning run reads the pairs under."""
+
+    rows: npt.NDArray[np.float64]
+    gates: npt.NDArray[np.bool_]
+
+    @classmethod
+    def of(cls, pairs: Sequence[Pair], cosines: npt.NDArray[Any]) -> PairRows:
+        """The rows of ``pairs`` with their MiniLM ``cosines``."""
+        rows = [features(p.b, p.a, float(c), 0.0) for p, c in zip(pairs, cosines, strict=True)]
+        return cls(
+            np.stack(rows) if rows else np.zeros((0, len(FEATURES))),
+            np.array([gate(p.b, p.a) for p in pairs], dtype=bool),
+        )
+
+
 def feature_matrix(
-    pairs: Sequence[Pair], cosines: npt.NDArray[Any], logit: npt.NDArray[np.float64], with_gate: bool = True
-) -> npt.NDArray[np.float64]:
+    pairs: Sequence[Pair], cosines: npt.NDArray[Any], logit: npt.NDArray[np.float64], with_gate: bool = True,
+    rows: PairRows | None = None,
+) -> npt.NDArray[np.float64]:  # fmt: skip
     """One row of the verifier's features per pair, read as a lookup reads it (``sentence2`` asked
-    after ``sentence1`` was stored), plus the gate's verdict when ``with_gate``."""
-    rows = [features(p.b, p.a, float(c), float(z)) for p, c, z in zip(pairs, cosines, logit, strict=True)]
-    x = np.stack(rows) if rows else np.zeros((0, len(FEATURES)))
-    if not with_gate:
-        return x
-    return np.column_stack([x, [float(gate(p.b, p.a)) for p in pairs]])
+    after ``sentence1`` was stored), plus the gate's verdict when ``with_gate``; ``rows``: the pairs'
+    :class:`PairRows`, when already computed."""
+    rows = rows or PairRows.of(pairs, cosines)
+    x = rows.rows.copy()
+    x[:, 1] = logit
+    return np.column_stack([x, rows.gates.astype(np.float64)]) if with_gate else x
 
 
 @dataclass(frozen=True, slots=True)

@@ -164,18 +164,20 @@ def languages_match(pairs: Sequence[Pair]) -> npt.NDArray[np.bool_]:
 def decisions(
     verifier: Verifier, pairs: Sequence[Pair], cosines: npt.NDArray[Any],
     forward: npt.NDArray[np.float64], backward: npt.NDArray[np.float64],
-    same: npt.NDArray[np.bool_] | None = None,
+    same: npt.NDArray[np.bool_] | None = None, rows: refit.PairRows | None = None,
 ) -> npt.NDArray[np.float64]:  # fmt: skip
     """The verifier's decision value of each pair (-inf where a gate fails, the cosine is below the
     floor or the two questions are in different languages), as a lookup computes it; ``same``:
-    :func:`languages_match` of the pairs, when already known."""
+    :func:`languages_match` of the pairs and ``rows`` their :class:`~.refit.PairRows`, when already
+    known."""
     same = languages_match(pairs) if same is None else same
+    rows = rows or refit.PairRows.of(pairs, cosines)
     out = np.full(len(pairs), -np.inf)
-    for i, pair in enumerate(pairs):
-        if not same[i]:
-            continue
-        logit = (forward[i] + backward[i]) / 2 if verifier.orders == 2 else forward[i]
-        out[i] = verifier.decision(pair.b, pair.a, float(cosines[i]), float(logit))
+    for i in range(len(pairs)):
+        line = verifier.line_from(rows.rows[i], bool(rows.gates[i])) if same[i] else None
+        if line is not None:
+            logit = (forward[i] + backward[i]) / 2 if verifier.orders == 2 else forward[i]
+            out[i] = line[0] + line[1] * float(logit)
     return out
 
 
@@ -206,13 +208,14 @@ def tune(
     started = time.perf_counter()
     cosines = cal.similarities(embed, pairs)
     same = languages_match(pairs)
+    rows = refit.PairRows.of(pairs, cosines)  # the lexical features, computed once for every reading below
     usable = (cosines >= verifier.cosine_floor) & same  # the pairs a lookup verifies at all
     if settings.verifier == "refit" and len(set(labels_of(pairs)[usable].tolist())) < 2:
         raise TuneError(f"of the {int(usable.sum())} pairs with cosine ≥ {verifier.cosine_floor} (the rest never "
                         "reach the verifier) not both labels occur: the verifier cannot be refitted on them "
                         "(--verifier shipped keeps it)")  # fmt: skip
     try:
-        base = decisions(verifier, pairs, cosines, *logits(start, pairs), same)
+        base = decisions(verifier, pairs, cosines, *logits(start, pairs), same, rows)
     except RuntimeError as exc:  # not an ONNX file, or not a cross-encoder of this format
         raise TuneError(f"{start}: not a cross-encoder this command can start from ({exc})") from None
     fold = np.array(fold_of(pair_groups(pairs), settings.folds, settings.seed))
@@ -221,10 +224,10 @@ def tune(
         say(f"out-of-fold logits read from {reuse}")
     else:
         forward, backward = _cross_validate(pairs, fold, start, settings, say)
-    tuned = decisions(verifier, pairs, cosines, forward, backward, same)
+    tuned = decisions(verifier, pairs, cosines, forward, backward, same, rows)
     labels = labels_of(pairs)
     named = [p.group for p in pairs]
-    x = refit.feature_matrix(pairs, cosines, (forward + backward) / 2 if verifier.orders == 2 else forward)
+    x = refit.feature_matrix(pairs, cosines, (forward + backward) / 2 if verifier.orders == 2 else forward, rows=rows)
 
     @functools.cache
     def cross_fitted(rule: float) -> tuple[npt.NDArray[np.float64], Estimate]:
