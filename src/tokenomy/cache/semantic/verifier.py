@@ -79,7 +79,7 @@ class Verifier:
         hard gate fails or the cosine is below the floor. The lexical features are computed once."""
         if cosine < self.cosine_floor:
             return None
-        return self.line_from(features(query, stored, cosine, 0.0), gate(query, stored))
+        return self._line(features(query, stored, cosine, 0.0), gate(query, stored))
 
     def line_from(self, row: npt.NDArray[np.float64], passes: bool) -> tuple[float, float] | None:
         """:meth:`line` from a pair's :func:`~tokenomy.cache.semantic.features.features` row (its
@@ -89,6 +89,9 @@ class Verifier:
             return None
         row = np.array(row, dtype=np.float64)
         row[1] = 0.0
+        return self._line(row, passes)
+
+    def _line(self, row: npt.NDArray[np.float64], passes: bool) -> tuple[float, float] | None:
         if self.gates == "feature":
             row = np.append(row, float(passes))
         elif not passes:
