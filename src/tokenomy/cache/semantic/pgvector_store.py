@@ -164,8 +164,8 @@ class PgVectorStore:
             conn.execute(sql)
         except (psycopg.errors.QueryCanceled, psycopg.errors.InsufficientPrivilege) as exc:
             log.warning(
-                "semantic store: the sign-bit index could not be built (%s); large contexts are scanned in full "
-                "until an administrator runs: %s",
+                "semantic store: the sign-bit index could not be built (%s); large contexts are scanned in full. "
+                "An administrator can run, once: %s; gateways started after that use the index",
                 str(exc).strip(), sql,
             )  # fmt: skip
             return False
@@ -196,10 +196,7 @@ class PgVectorStore:
         index the same query also tells whether the context is large, so the search asks nothing more."""
         ctx = (_signed(context[0]), _signed(context[1]))
         if self.signs:
-            known = self._sizes.get(ctx)
-            if known is not None and known[0] and known[1] > time.monotonic():
-                return True  # a large context, counted within the last minute
-            return self._count(ctx) > 0
+            return bool(self._remembered(ctx)) or self._count(ctx) > 0  # a large context counted lately has some
         rows = self._execute(f"SELECT EXISTS (SELECT 1 FROM {TABLE} WHERE ctx0 = %s AND ctx1 = %s)", ctx)
         return bool(rows[0][0])
 
@@ -230,11 +227,16 @@ class PgVectorStore:
 
     def _large(self, ctx: tuple[int, int]) -> bool:
         """Whether the context holds more than ``large_context`` entries (remembered for a while)."""
+        known = self._remembered(ctx)
+        return self._count(ctx) > self.large_context if known is None else known
+
+    def _remembered(self, ctx: tuple[int, int]) -> bool | None:
+        """Whether the context is large, as counted within the last :data:`SIZE_TTL_S`; None if not."""
         known = self._sizes.get(ctx)
-        if known is not None and known[1] > time.monotonic():
-            self._sizes.move_to_end(ctx)
-            return known[0]
-        return self._count(ctx) > self.large_context
+        if known is None or known[1] <= time.monotonic():
+            return None
+        self._sizes.move_to_end(ctx)
+        return known[0]
 
     def _count(self, ctx: tuple[int, int]) -> int:
         """The context's entries, counted no further than ``large_context`` + 1 (the context index);
