@@ -114,12 +114,9 @@ def main() -> None:
     tok.enable_truncation(tce.MAX_LEN)
     lc, sts = tce.read_langcache(opts.data), tce.read_stsb(opts.data / "stsb" / "sts-train.csv")
 
-    def sts_target(score: float) -> float:
-        return min(1.0, max(0.0, score - 3.0)) if opts.sts_target == "strict" else score / 5.0
-
     lc_fold, sts_fold = tce.fold_of(tce.groups(lc), 1000), tce.fold_of(tce.groups(sts), 2000)  # repeat 0
     stages = [
-        ([(a, b, sts_target(s)) for (a, b, s), f in zip(sts, sts_fold, strict=True) if f != 0], 1),
+        ([(a, b, tce.sts_target(s, opts.sts_target)) for (a, b, s), f in zip(sts, sts_fold, strict=True) if f != 0], 1),
         *([(labelled(opts.near_misses), 1)] if opts.near_misses else []),
         ([p for p, f in zip(lc, lc_fold, strict=True) if f != 0], 3),
     ]

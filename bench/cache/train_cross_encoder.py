@@ -75,6 +75,12 @@ def read_langcache(data: Path) -> list[tuple[str, str, float]]:
         return [(r["sentence1"], r["sentence2"], float(r["label"])) for r in csv.DictReader(f)]
 
 
+def sts_target(score: float, kind: str) -> float:
+    """An STS-B score (0-5) as a training target: ``soft`` score/5 (shipped); ``strict`` only 4-5 the
+    same (a cache's "same question" is STS-B's 4-5; 3 means important details differ)."""
+    return min(1.0, max(0.0, score - 3.0)) if kind == "strict" else score / 5.0
+
+
 def read_stsb(path: Path) -> list[tuple[str, str, float]]:
     rows = []
     with open(path, encoding="utf-8") as f:
@@ -192,10 +198,7 @@ def main() -> None:
     sts_test = read_stsb(opts.data / "stsb" / "sts-test.csv")
     if opts.limit:
         lc, sts, sts_dev, sts_test = (x[: opts.limit] for x in (lc, sts, sts_dev, sts_test))
-    if opts.sts_target == "strict":  # a cache's "same question" is STS-B's 4-5; 3 means important details differ
-        sts_soft = [(a, b, min(1.0, max(0.0, s - 3.0))) for a, b, s in sts]
-    else:
-        sts_soft = [(a, b, s / 5.0) for a, b, s in sts]
+    sts_soft = [(a, b, sts_target(s, opts.sts_target)) for a, b, s in sts]
     opts.out.mkdir(parents=True, exist_ok=True)
     log: dict[str, Any] = {"device": device, "torch": torch.__version__, "repeats": opts.repeats, "models": []}
     log["max_len"] = MAX_LEN
