@@ -73,8 +73,9 @@ _PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
     "--scores",
     "reuse",
     type=_PATH,
-    help="An earlier run's scores.csv (same pairs, folds, seed, training settings): reuse its out-of-fold "
-    "logits instead of training the folds again.",
+    help="An earlier run's scores.csv: reuse its out-of-fold logits instead of training the folds again. "
+    "Refused unless it lists the same pairs in the same folds and the report.json beside it names the same "
+    "--from model, --seed, --epochs and --learning-rate.",
 )
 @click.option("--max-steps", type=click.IntRange(1), default=None, hidden=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)

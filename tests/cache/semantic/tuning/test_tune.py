@@ -191,14 +191,33 @@ def test_a_second_run_reuses_the_first_runs_out_of_fold_logits(tmp_path: Path) -
         ]
     with pytest.raises(TuneError, match="other pairs"):
         tune(pairs[1:], tmp_path / "x", fake_embed, QUICK, reuse=tmp_path / "first" / "scores.csv")
-    for other in (replace(QUICK, folds=3), replace(QUICK, seed=1)):
-        with pytest.raises(TuneError, match="other folds"):
-            tune(pairs, tmp_path / "x", fake_embed, other, reuse=tmp_path / "first" / "scores.csv")
+    with pytest.raises(TuneError, match="other folds"):
+        tune(pairs, tmp_path / "x", fake_embed, replace(QUICK, folds=3), reuse=tmp_path / "first" / "scores.csv")
+    with pytest.raises(TuneError, match="other settings: seed 0 \\(now 1\\)"):  # it deals the folds and seeds training
+        tune(pairs, tmp_path / "x", fake_embed, replace(QUICK, seed=1), reuse=tmp_path / "first" / "scores.csv")
     grouped = [replace(p, group=str(i % 2)) for i, p in enumerate(pairs)]  # now one fold per group
     with pytest.raises(TuneError, match="other folds"):
         tune(grouped, tmp_path / "x", fake_embed, QUICK, reuse=tmp_path / "first" / "scores.csv")
-    with pytest.raises(TuneError, match=r"not a scores\.csv"):
+    with pytest.raises(TuneError, match=r"report\.json is needed"):
         tune(pairs, tmp_path / "x", fake_embed, QUICK, reuse=DATA)
+
+
+def test_logits_of_another_model_or_training_are_not_reused(tmp_path: Path) -> None:
+    pairs = load_pairs(DATA)
+    tune(pairs, tmp_path / "first", fake_embed, replace(QUICK, verifier="shipped"))
+    scores, report_path = tmp_path / "first" / "scores.csv", tmp_path / "first" / "report.json"
+    report = json.loads(report_path.read_text())
+    assert len(report["start_sha256"]) == 64
+    for other in (replace(QUICK, epochs=2), replace(QUICK, learning_rate=3e-5), replace(QUICK, max_steps=3)):
+        with pytest.raises(TuneError, match="other settings"):
+            tune(pairs, tmp_path / "x", fake_embed, other, reuse=scores)
+    tune(pairs, tmp_path / "y", fake_embed, replace(QUICK, target=0.6, threads=1), reuse=scores)  # not training
+    report_path.write_text(json.dumps(report | {"start_sha256": "0" * 64}))  # as if trained from another model
+    with pytest.raises(TuneError, match="another model"):
+        tune(pairs, tmp_path / "x", fake_embed, QUICK, reuse=scores)
+    report_path.unlink()
+    with pytest.raises(TuneError, match=r"report\.json is needed"):
+        tune(pairs, tmp_path / "x", fake_embed, QUICK, reuse=scores)
 
 
 def test_the_rule_aims_above_the_required_precision_as_far_as_the_nested_estimate_needs() -> None:

@@ -67,6 +67,8 @@ candidate that could not pass even there skips the model: a skip can lose a hit,
 GRID = cal.thresholds(0.0, 8.0, 0.1)
 RULE_STEP, RULE_MAX = 0.005, 0.999
 """The calibration rule's targets tried, in these steps up to this (:func:`rule_target`)."""
+TRAINING_SETTINGS = ("epochs", "learning_rate", "batch_size", "warmup", "seed", "max_steps")
+"""The settings a reused run's out-of-fold logits depend on besides the folds (:func:`reused`)."""
 LOWER_TARGETS = (0.9, 0.95, 0.97, 0.98)
 """Precision targets below the requested one whose nested estimates the report also gives (no retraining)."""
 PROGRESS_STEPS = 100
@@ -220,7 +222,7 @@ def tune(
         raise TuneError(f"{start}: not a cross-encoder this command can start from ({exc})") from None
     fold = np.array(fold_of(pair_groups(pairs), settings.folds, settings.seed))
     if reuse is not None:
-        forward, backward = reused(reuse, pairs, fold)
+        forward, backward = reused(reuse, pairs, fold, settings, file_digest(start))
         say(f"out-of-fold logits read from {reuse}")
     else:
         forward, backward = _cross_validate(pairs, fold, start, settings, say)
@@ -254,7 +256,8 @@ def tune(
     report: dict[str, Any] = {
         "pairs": len(pairs), "positives": int(labels.sum()), "folds": settings.folds,
         "named_groups": len(set(named) - {""}),
-        "settings": asdict(settings), "start": str(start), "target_precision": settings.target,
+        "settings": asdict(settings), "start": str(start), "start_sha256": file_digest(start),
+        "target_precision": settings.target,
         "threshold": None if chosen is None else chosen.threshold,
         "models": {
             "start, its own threshold": _row(estimate(base >= shipped_at, labels, (), named), shipped_at),
@@ -317,12 +320,23 @@ def _cross_validate(
     return forward, backward
 
 
+def file_digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes (the starting model a run's logits come from)."""
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 def reused(
-    path: Path, pairs: Sequence[Pair], fold: npt.NDArray[np.int64]
+    path: Path, pairs: Sequence[Pair], fold: npt.NDArray[np.int64], settings: TuneSettings, start_sha256: str
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Out-of-fold logits from an earlier run's ``scores.csv`` (:class:`TuneError` unless it lists
-    these pairs, in this order, in these folds: the same groups, ``--folds`` and ``--seed``)."""
+    these pairs, in this order, in these folds: the same groups, ``--folds`` and ``--seed``; and
+    unless the ``report.json`` beside it names the same starting model and training settings)."""
     import csv
+
+    _check_same_training(path.parent / REPORT_FILE, settings, start_sha256)
 
     try:
         with open(path, encoding="utf-8", newline="") as f:
@@ -341,6 +355,27 @@ def reused(
             f"{len(set(fold.tolist()))}: another --folds, --seed or --group-column"
         )
     return forward, backward
+
+
+def _check_same_training(report_path: Path, settings: TuneSettings, start_sha256: str) -> None:
+    """:class:`TuneError` unless the earlier run's report names this starting model (by its bytes) and
+    these :data:`TRAINING_SETTINGS`: logits from another model or another training are not these."""
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+        earlier_settings, earlier_start = dict(report["settings"]), report.get("start_sha256")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise TuneError(
+            f"{report_path}: the earlier run's report.json is needed beside its scores.csv, to check that its "
+            f"logits come from the same starting model and training settings ({exc})"
+        ) from None
+    if earlier_start != start_sha256:
+        raise TuneError(f"{report_path}: the earlier run started from another model ({report.get('start')}); "
+                        "its logits are not this run's (--from)")  # fmt: skip
+    now = asdict(settings)
+    differ = [f"{name} {earlier_settings.get(name)!r} (now {now[name]!r})" for name in TRAINING_SETTINGS
+              if earlier_settings.get(name) != now[name]]  # fmt: skip
+    if differ:
+        raise TuneError(f"{report_path}: the earlier run trained with other settings: {', '.join(differ)}")
 
 
 def rule_targets(target: float) -> list[float]:
