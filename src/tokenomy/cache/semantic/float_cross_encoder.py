@@ -4,7 +4,7 @@ The shipped file stores its MatMul weights as ONNX Runtime ``MatMulNBits`` (8 bi
 blocks of 32) and computes them with int8 arithmetic (``accuracy_level`` 4). That is fast where
 the CPU has VNNI dot-product instructions (AVX512-VNNI, AVX-VNNI, AMX), and slower than float32
 where it has only AVX2: on an AMD EPYC without VNNI a pair took 8.0 ms p50 this way and 5.8 ms in
-float32 (docs/semantic-cache.md). This variant replaces each ``MatMulNBits`` by a ``MatMul`` over
+float32 (docs/semantic-cache-measurements.md). This variant replaces each ``MatMulNBits`` by a ``MatMul`` over
 the *same* weights, dequantized exactly (``(q - 128) * scale``), so only the activations are no
 longer rounded to int8: on the 3,048 Medical Question Pairs the verifier's decision moved by 0.008
 on average and one decision in 3,048 changed.

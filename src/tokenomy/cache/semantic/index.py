@@ -49,8 +49,8 @@ CONNECTIVITY = 16
 EXPANSION_ADD = 64
 EXPANSION_SEARCH = 128
 EXPANSION_WIDE = 1024
-"""``expansion_search`` of a second search when the first found nothing above the threshold in a large
-context without a block to scan (only with :data:`BLOCK_SEARCH` off; docs/semantic-cache.md, "ANN recall")."""
+"""``expansion_search`` of a second search when the first found nothing above the threshold in a large context
+without a block to scan (only with :data:`BLOCK_SEARCH` off; docs/semantic-cache-measurements.md, "ANN recall")."""
 KEY_BYTES = 20
 _ADD = struct.Struct("<cQQQ20sI")  # b"A", label, context (2 x u64), key, text bytes; then vector f16, text
 _REMOVE = struct.Struct("<c20s")  # b"R", key

@@ -4,7 +4,7 @@ The shipped verifier (:mod:`tokenomy.cache.semantic.verifier`) refuses outright 
 numbers, negation or word roles differ (:func:`~tokenomy.cache.semantic.features.gate`) and weighs
 the rest with coefficients fitted on LangCache and STS-B. On another domain both can be wrong: on
 medical question pairs the gate refused 41 % of the pairs that ask the same thing, and a tuned
-cross-encoder's better logits barely moved the decisions (docs/semantic-cache.md, "Tuning"). Here
+cross-encoder's better logits barely moved the decisions (docs/semantic-cache-measurements.md, "Tuning"). Here
 the logistic regression is fitted again on the user's pairs, with the gate's verdict as a feature
 it may weigh (``"gates": "feature"`` in the written ``verifier.json``).
 

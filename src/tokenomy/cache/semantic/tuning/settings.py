@@ -9,7 +9,7 @@ from typing import Literal
 
 @dataclass(frozen=True, slots=True)
 class TuneSettings:
-    """Training and validation settings (defaults measured on BANKING77: docs/semantic-cache.md)."""
+    """Training and validation settings (defaults measured on BANKING77: docs/semantic-cache-measurements.md)."""
 
     epochs: int = 3
     learning_rate: float = 1e-4
