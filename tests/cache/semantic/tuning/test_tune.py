@@ -200,6 +200,15 @@ def test_a_second_run_reuses_the_first_runs_out_of_fold_logits(tmp_path: Path) -
         tune(grouped, tmp_path / "x", fake_embed, QUICK, reuse=tmp_path / "first" / "scores.csv")
     with pytest.raises(TuneError, match=r"report\.json is needed"):
         tune(pairs, tmp_path / "x", fake_embed, QUICK, reuse=DATA)
+    (tmp_path / "first" / "scores.csv").write_text(DATA.read_text())  # beside its report, but not its scores
+    with pytest.raises(TuneError, match=r"not a scores\.csv"):
+        tune(
+            pairs,
+            tmp_path / "x",
+            fake_embed,
+            replace(QUICK, verifier="shipped"),
+            reuse=tmp_path / "first" / "scores.csv",
+        )
 
 
 def test_logits_of_another_model_or_training_are_not_reused(tmp_path: Path) -> None:

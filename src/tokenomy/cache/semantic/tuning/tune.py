@@ -54,6 +54,7 @@ from tokenomy.cache.semantic.tuning.folds import fold_of, groups
 from tokenomy.cache.semantic.tuning.report import Estimate, estimate, labels_of, nested
 from tokenomy.cache.semantic.tuning.settings import TuneSettings
 from tokenomy.cache.semantic.verifier import Verifier, default_path, same_language
+from tokenomy.distill.encoder_student import file_sha256
 
 log = logging.getLogger("tokenomy.cache")
 
@@ -202,6 +203,7 @@ def tune(
     say = progress or (lambda line: log.info("%s", line))
     check_pairs(pairs, settings.folds)
     start = start or default_model_path()
+    start_sha256 = file_sha256(start)  # what a later run's --scores checks its logits came from
     verifier = Verifier.load(verifier_path)
     try:  # before anything trains: a directory that cannot be written to fails now, not after an hour
         out.mkdir(parents=True, exist_ok=True)
@@ -222,7 +224,7 @@ def tune(
         raise TuneError(f"{start}: not a cross-encoder this command can start from ({exc})") from None
     fold = np.array(fold_of(pair_groups(pairs), settings.folds, settings.seed))
     if reuse is not None:
-        forward, backward = reused(reuse, pairs, fold, settings, file_digest(start))
+        forward, backward = reused(reuse, pairs, fold, settings, start_sha256)
         say(f"out-of-fold logits read from {reuse}")
     else:
         forward, backward = _cross_validate(pairs, fold, start, settings, say)
@@ -256,7 +258,7 @@ def tune(
     report: dict[str, Any] = {
         "pairs": len(pairs), "positives": int(labels.sum()), "folds": settings.folds,
         "named_groups": len(set(named) - {""}),
-        "settings": asdict(settings), "start": str(start), "start_sha256": file_digest(start),
+        "settings": asdict(settings), "start": str(start), "start_sha256": start_sha256,
         "target_precision": settings.target,
         "threshold": None if chosen is None else chosen.threshold,
         "models": {
@@ -318,14 +320,6 @@ def _cross_validate(
             say(f"fold {k + 1}/{settings.folds}: trained on {len(trained_on)} pairs, "
                 f"scored {len(held)}, {time.perf_counter() - t0:.0f} s")  # fmt: skip
     return forward, backward
-
-
-def file_digest(path: Path) -> str:
-    """The SHA-256 of a file's bytes (the starting model a run's logits come from)."""
-    import hashlib
-
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def reused(
