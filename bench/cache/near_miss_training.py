@@ -113,7 +113,6 @@ def main() -> None:
     tok.no_padding()
     tok.enable_truncation(tce.MAX_LEN)
     lc, sts = tce.read_langcache(opts.data), tce.read_stsb(opts.data / "stsb" / "sts-train.csv")
-
     lc_fold, sts_fold = tce.fold_of(tce.groups(lc), 1000), tce.fold_of(tce.groups(sts), 2000)  # repeat 0
     stages = [
         ([(a, b, tce.sts_target(s, opts.sts_target)) for (a, b, s), f in zip(sts, sts_fold, strict=True) if f != 0], 1),
